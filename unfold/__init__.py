@@ -1,0 +1,21 @@
+"""unfold — a graph-based automatic-differentiation engine for recurrent networks.
+
+Write a recurrence ``h(t) = f(h(t-1), x(t); θ)`` once, symbolically; unfold it into an explicit
+τ-step graph with a dummy copy ``W(t)`` of every shared weight per step; differentiate it in reverse
+mode (back-propagation through time). Chapter 10 of Goodfellow, Bengio & Courville, made
+executable.
+"""
+from __future__ import annotations
+
+from .errors import (DTypeError, FeedError, GradcheckError, GradError, RecurrenceError, ShapeError,
+                     UnfoldError)
+from .graph import Node, Op
+from .ops import (abs, add, add_n, batch_sum, cast, concat, constant, cross_entropy, divide, equal,
+                  exp, getitem, greater, greater_equal, input, less, less_equal, log, log_softmax,
+                  matmul, max, maximum, mean, mse, multiply, neg, not_equal, one_hot, param, power,
+                  relu, reshape, sigmoid, sign, softmax, sqrt, stack, stop_gradient, subtract, sum,
+                  tanh, transpose, where)
+from .grad import grad
+from .evaluate import Program, compile, evaluate
+
+__version__ = "0.1.0"

@@ -1,0 +1,39 @@
+"""The library's exceptions.
+
+Each subclasses the builtin a caller would expect (``except ValueError`` keeps working), and each
+message names the node (and its time step when it has one), the shapes involved, and the fix.
+"""
+from __future__ import annotations
+
+
+class UnfoldError(Exception):
+    """Base class of every exception raised by unfold."""
+
+
+class ShapeError(UnfoldError, ValueError):
+    """Operand shapes break an op's shape rule."""
+
+
+class DTypeError(UnfoldError, TypeError):
+    """Operand dtypes break an op's dtype rule."""
+
+
+class FeedError(UnfoldError, ValueError):
+    """A feed given to ``evaluate`` is missing, unknown, ambiguous or of the wrong shape."""
+
+
+class GradError(UnfoldError, ValueError):
+    """``grad`` was asked something it cannot answer (e.g. a non-scalar output without a seed)."""
+
+
+class RecurrenceError(UnfoldError, ValueError):
+    """A ``Recurrence`` is not a valid folded graph."""
+
+
+class GradcheckError(UnfoldError, AssertionError):
+    """Reverse-mode gradients disagree with central finite differences."""
+
+
+def describe(node) -> str:
+    """``'h(3)' [tanh, shape (4,), float64]`` — how messages name a node."""
+    return f"{node.label!r} [{node.op.name}, shape {node.shape}, {node.dtype}]"

@@ -1,0 +1,233 @@
+"""The executor: a graph compiled once into a flat schedule, then run on numpy arrays.
+
+``compile(nodes)`` orders the graph (inputs before users), finds each value's last reader so it can
+be freed right after, and learns how the graph may be fed: by placeholder node, by name, or — for
+an unfolded recurrence — by the folded sequence node, whose array is sliced along time for the
+per-step inputs ``x(1) … x(τ)``. For each pattern of batched feeds it then fixes, once, which op
+runs batched and which bookkeeping ops reduce to aliases.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import FeedError, UnfoldError, describe
+from .graph import Node, gc_paused, topological
+from .ops.base import CONSTANT, PARAM, is_placeholder
+
+_FORWARD, _BATCHED, _ALIAS = 0, 1, 2
+
+
+class Program:
+    """A compiled graph: call it with a feed to get the outputs' values."""
+
+    def __init__(self, outputs: Sequence[Node]) -> None:
+        self.outputs = tuple(outputs)
+        self.order = topological(self.outputs)
+        index = {node: i for i, node in enumerate(self.order)}
+        self._index = index
+        self.placeholders = [n for n in self.order if is_placeholder(n)]
+        # feed keys: placeholders themselves, and the folded nodes that per-step copies come from
+        self._sliced: dict[Node, list[Node]] = {}
+        for p in self.placeholders:
+            if p.step is not None and p.source is not None:
+                self._sliced.setdefault(p.source, []).append(p)
+        self._by_name: dict[str, set[Node]] = {}
+        for p in self.placeholders:
+            key = p.source if p in self._sliced.get(p.source, ()) else p
+            if key.name is not None:
+                self._by_name.setdefault(key.name, set()).add(key)
+        # each node's inputs as positions; the extra last slot always holds None and stands for
+        # inputs whose value is never read (``Op.meta_inputs``), so they are not kept alive
+        none = len(self.order)
+        self._positions = [tuple(index[x] for x in node.inputs) for node in self.order]
+        self._reads = [p if not node.op.meta_inputs else
+                       tuple(none if k in node.op.meta_inputs else j for k, j in enumerate(p))
+                       for node, p in zip(self.order, self._positions)]
+        # liveness: free each value right after its last reader (outputs are kept)
+        last = {}
+        for i, reads in enumerate(self._reads):
+            for j in reads:
+                last[j] = i
+        last.pop(none, None)
+        for node in self.outputs:
+            last.pop(index[node], None)
+        self._frees: list[tuple[int, ...]] = [() for _ in self.order]
+        for j, i in last.items():
+            self._frees[i] += (j,)
+        self._plans: dict[tuple, list] = {}
+
+    # --- feeding --------------------------------------------------------------------------------
+
+    def _resolve(self, feed: Mapping[Any, Any]) -> dict[Node, np.ndarray]:
+        """Placeholder → array, checked for completeness, shape and dtype before any work."""
+        values: dict[Node, Any] = {}
+        for key, value in feed.items():
+            node = self._key(key)
+            if node in self._sliced:
+                copies = self._sliced[node]
+                array = np.asarray(value)
+                steps = max(c.step for c in copies)
+                if array.ndim == 0 or array.shape[0] != steps:
+                    got = "a scalar" if array.ndim == 0 else f"{array.shape[0]} steps"
+                    raise FeedError(f"sequence {node.name!r} is fed with {got} (shape "
+                                    f"{array.shape}) but the graph is unfolded over {steps} steps;"
+                                    f" feed an array of shape ({steps}, …) or ({steps}, batch, …),"
+                                    f" or unfold the recurrence to {array.shape[:1]} steps")
+                for c in copies:
+                    if c in values:
+                        raise FeedError(f"{c.label!r} is fed twice (directly and by its sequence)")
+                    values[c] = array[c.step - 1]
+            else:
+                if node in values:
+                    raise FeedError(f"{node.label!r} is fed twice (by node and by name)")
+                values[node] = value
+        missing = [p for p in self.placeholders if p not in values]
+        if missing:
+            listed = ", ".join(repr(p.source.name if p.source is not None and p.step else p.label)
+                               for p in missing[:8])
+            raise FeedError(f"missing feed for {len(missing)} placeholder(s): {listed}"
+                            f"{' …' if len(missing) > 8 else ''}; every input and param the "
+                            f"outputs depend on must be fed")
+        return {p: _check_value(p, values[p]) for p in self.placeholders}
+
+    def _key(self, key: Any) -> Node:
+        if isinstance(key, str):
+            found = self._by_name.get(key)
+            if not found:
+                raise FeedError(f"unknown feed name {key!r}: the graph's placeholders are "
+                                f"{sorted(self._by_name)}")
+            if len(found) > 1:
+                raise FeedError(f"the name {key!r} is shared by {len(found)} placeholders "
+                                f"({', '.join(describe(n) for n in found)}); feed them by node")
+            return next(iter(found))
+        if isinstance(key, Node):
+            if key in self._sliced or (key in self._index and is_placeholder(key)):
+                return key
+            if key in self._index:
+                raise FeedError(f"{describe(key)} is computed by the graph, not fed; only inputs "
+                                f"and params can be fed")
+            raise FeedError(f"{describe(key)} is fed but the requested outputs do not depend "
+                            f"on it; remove it from the feed")
+        raise FeedError(f"feed keys must be nodes or names, got {type(key).__name__} {key!r}")
+
+    # --- running --------------------------------------------------------------------------------
+
+    def __call__(self, feed: Mapping[Any, Any]) -> list[np.ndarray]:
+        with gc_paused():
+            return self._run(self._resolve(feed))
+
+    def _run(self, values: dict[Node, np.ndarray]) -> list[np.ndarray]:
+        batch, signature = None, []
+        for p in self.placeholders:
+            batched = values[p].ndim == p.ndim + 1
+            signature.append(batched)
+            if batched:
+                if batch is None:
+                    batch = values[p].shape[0]
+                elif values[p].shape[0] != batch:
+                    raise FeedError(f"{p.label!r} is fed with a batch of {values[p].shape[0]} but "
+                                    f"another input with a batch of {batch}; all batched inputs "
+                                    f"of one evaluation share the batch size")
+        signature = tuple(signature)
+        plan = self._plans.get(signature)
+        if plan is None:
+            plan = self._plans[signature] = self._plan(signature)
+        slots: list[Any] = [None] * (len(self.order) + 1)    # the last slot stays None
+        for p in self.placeholders:
+            slots[self._index[p]] = values[p]
+        node = None
+        try:
+            for i, mode, node, op, ins, flags, frees in plan:
+                args = [slots[j] for j in ins]
+                if mode == _FORWARD:
+                    slots[i] = op.forward(node, *args)
+                elif mode == _BATCHED:
+                    slots[i] = op.batched(node, args, flags, batch)
+                else:
+                    slots[i] = args[0]
+                for j in frees:
+                    slots[j] = None
+        except UnfoldError:
+            raise
+        except Exception as exc:  # a numpy failure deep inside: say where it happened
+            raise UnfoldError(f"evaluating {describe(node)} failed: {type(exc).__name__}: "
+                              f"{exc}") from exc
+        return [np.asarray(slots[self._index[n]]) for n in self.outputs]
+
+    def _plan(self, signature: tuple[bool, ...]) -> list:
+        """The schedule for one pattern of batched feeds: ``(position, mode, node, op, reads,
+        flags, frees)`` per computed node."""
+        batched = [False] * len(self.order)
+        for p, flag in zip(self.placeholders, signature):
+            batched[self._index[p]] = flag
+        plan = []
+        for i, node in enumerate(self.order):
+            op = node.op
+            if not node.inputs and op is not CONSTANT:
+                continue                                     # a placeholder: fed
+            flags = tuple(batched[j] for j in self._positions[i])
+            batched[i] = op.out_batched(node, flags)
+            if op.is_identity(node, flags):
+                mode = _ALIAS
+            else:
+                mode = _BATCHED if batched[i] or any(flags) else _FORWARD
+            plan.append((i, mode, node, op, self._reads[i], flags, self._frees[i]))
+        return plan
+
+
+def _check_value(p: Node, value: Any) -> np.ndarray:
+    array = np.asarray(value)
+    kind = p.dtype.kind
+    ok = (array.dtype.kind in "fiub" if kind == "f" else
+          array.dtype.kind in "iub" if kind in "iu" else array.dtype.kind == kind)
+    if not ok:
+        raise FeedError(f"{describe(p)} is fed an array of dtype {array.dtype}, which cannot be "
+                        f"converted to {p.dtype} without loss; convert it before feeding")
+    if array.dtype != p.dtype:
+        array = array.astype(p.dtype)
+    if array.shape == p.shape:
+        return array
+    if array.shape[1:] == p.shape and array.ndim == p.ndim + 1:
+        if p.op is PARAM:
+            raise FeedError(f"param {describe(p)} is fed with shape {array.shape}: parameters "
+                            f"are shared by every example and never take a batch axis")
+        return array
+    raise FeedError(f"{describe(p)} is fed with shape {array.shape}; expected {p.shape} for one "
+                    f"example, or (batch,) + {p.shape} for a batch")
+
+
+_CACHE: OrderedDict[tuple, Program] = OrderedDict()
+_CACHE_SIZE = 16
+
+
+def compile(nodes: Sequence[Node]) -> Program:  # noqa: A001 - the verb is the point
+    """The compiled program of ``nodes`` (cached: compiling the same outputs again is free)."""
+    key = tuple(nodes)
+    program = _CACHE.get(key)
+    if program is None:
+        for n in key:
+            if not isinstance(n, Node):
+                raise TypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
+        with gc_paused():
+            program = _CACHE[key] = Program(key)
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    else:
+        _CACHE.move_to_end(key)
+    return program
+
+
+def evaluate(nodes: Node | Sequence[Node], feed: Mapping[Any, Any] | None = None
+             ) -> list[np.ndarray]:
+    """The values of ``nodes`` (a list of arrays, one per node) given ``feed``.
+
+    ``feed`` maps placeholders — or their names — to arrays. An ``input`` may carry one extra
+    leading batch axis; an unfolded recurrence's sequence is fed as one array of shape (τ, …) or
+    (τ, batch, …) under its folded node or name.
+    """
+    if isinstance(nodes, Node):
+        nodes = [nodes]
+    return compile(list(nodes))(feed or {})

@@ -1,0 +1,97 @@
+"""Reverse mode: ``grad(y, wrt)`` builds the gradient graph of ``y``.
+
+Walking the graph from ``y`` back to its leaves (section 10.2.2 of the book: "first the internal
+nodes, then the parameters"), each node's gradient is the sum of what its users send it,
+
+    ∇x y = Σ_{users u of x} (∂u/∂x)ᵀ ∇u y,
+
+and each op's ``vjp`` writes its term with other ops. Gradients are therefore ordinary nodes: they
+can be evaluated, drawn, and differentiated again (Hessian-vector products).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import GradError, describe
+from .graph import Node, gc_paused, topological
+from .ops import add_n, constant, lift, sum_like
+from .ops.base import fit
+
+
+def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
+    """∂y/∂x for each node ``x`` of ``wrt`` (a node gives a node, a sequence a list).
+
+    ``y`` must be a scalar unless a ``seed`` (∂L/∂y, of ``y``'s shape) is given; the result is
+    then the vector-Jacobian product ``seedᵀ ∂y/∂x``. ``wrt`` may hold any nodes of the graph:
+    parameters, inputs, or intermediate values such as a hidden state. A node that ``y`` does not
+    depend on gets zeros of its shape.
+
+    On a batch, ``y`` is per example: gradients of parameters (and anything shared by the
+    examples) are summed over the batch, those of batched nodes stay per example.
+    """
+    single = isinstance(wrt, Node)
+    targets = [wrt] if single else list(wrt)
+    for x in targets:
+        if not isinstance(x, Node):
+            raise TypeError(f"grad: wrt must hold nodes, got {type(x).__name__} {x!r}")
+    if not isinstance(y, Node):
+        raise TypeError(f"grad: y must be a node, got {type(y).__name__}")
+    if y.dtype.kind != "f":
+        raise GradError(f"grad: {describe(y)} is not floating-point; nothing to differentiate")
+    seed = _seed(y, seed)
+    with gc_paused():
+        results = _backward(y, seed, targets)
+    return results[0] if single else results
+
+
+def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
+    wanted = set(targets)
+    order = topological([y])
+    on_path: set[Node] = set()        # nodes through which y depends on some target
+    for node in order:
+        if node in wanted or any(i in on_path for i in node.inputs):
+            on_path.add(node)
+
+    pending: dict[Node, list[Node]] = {y: [seed]}
+    found: dict[Node, Node] = {}
+    for node in reversed(order):
+        if node not in on_path or node not in pending:
+            continue
+        g = add_n(pending.pop(node))
+        if node in wanted:
+            found[node] = g
+        if not node.inputs or not node.op.differentiable:
+            continue
+        terms = node.op.vjp(node, g)
+        for x, term in zip(node.inputs, terms):
+            if term is not None and x in on_path and x.dtype.kind == "f":
+                pending.setdefault(x, []).append(fit(term, x))
+
+    return [_finish(found.get(x), x) for x in targets]
+
+
+def _seed(y: Node, seed: Any) -> Node:
+    if seed is None:
+        if y.shape != ():
+            raise GradError(f"grad: {describe(y)} is not a scalar; pass seed= (an array or node "
+                            f"of shape {y.shape}, ∂L/∂y) to get a vector-Jacobian product, or "
+                            f"reduce y first, e.g. unfold.sum(y)")
+        return constant(np.ones((), y.dtype))
+    seed = lift(seed, (y,))
+    if seed.shape != y.shape:
+        raise GradError(f"grad: the seed {describe(seed)} must have the shape of y, "
+                        f"{describe(y)}")
+    if seed.dtype != y.dtype:
+        raise GradError(f"grad: the seed's dtype {seed.dtype} differs from y's {y.dtype}")
+    return seed
+
+
+def _finish(g: Node | None, x: Node) -> Node:
+    if x.dtype.kind != "f":
+        raise GradError(f"grad: {describe(x)} is not floating-point and has no gradient")
+    if g is None:
+        g = constant(np.zeros(x.shape, x.dtype))
+    # a batched x gets its gradient per example, even where that gradient is the same for all
+    return sum_like(g, x) if x.may_batch else g

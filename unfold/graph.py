@@ -1,0 +1,188 @@
+"""The IR: an immutable ``Node`` made by applying an ``Op`` to other nodes.
+
+A node records *what* is computed (its op, inputs and static attributes), the per-example shape
+and dtype that the op's shape rule inferred when the node was built, an optional user-facing name,
+and — for nodes of an unfolded recurrence — its time step and the folded node it was copied from.
+
+Shapes are per example, as the book writes them: ``W @ h`` is "W times h". A batch is a property
+of an evaluation, not of the graph: an ``input`` may be fed with one extra leading axis, and every
+op then runs on the whole batch with its per-example meaning (see ``Op.batched``).
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import itertools
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import describe
+
+Shape = tuple[int, ...]
+
+_serial = itertools.count()
+_NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
+
+
+class Op:
+    """One primitive: its shape rule, its numpy forward and its vector-Jacobian product.
+
+    Subclasses define
+      * ``infer(inputs, attrs) -> (shape, dtype)`` — the shape rule, raising a library error;
+      * ``forward(node, *values)`` — numpy on per-example (unbatched) values;
+      * ``batched(node, values, flags, batch)`` — the same on values whose leading axis is the
+        batch where ``flags[i]`` is true (called only when some flag is);
+      * ``vjp(node, g) -> tuple`` — one gradient node (or ``None``) per input, written with ops,
+        so that gradients are themselves graphs.
+    """
+
+    name: str = "op"
+    #: whether any input can carry a gradient; integer and boolean ops say False.
+    differentiable: bool = True
+    #: indices of inputs whose *value* the op never reads (only their shape and batch flag).
+    meta_inputs: tuple[int, ...] = ()
+    #: true for ops whose result is never batched (a sum over the batch).
+    unbatches: bool = False
+
+    def infer(self, inputs: Sequence["Node"], attrs: Mapping[str, Any]) -> tuple[Shape, np.dtype]:
+        raise NotImplementedError
+
+    def forward(self, node: "Node", *values: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def batched(self, node: "Node", values, flags, batch: int):
+        raise NotImplementedError(f"op {self.name} has no batching rule")
+
+    def out_batched(self, node: "Node", flags) -> bool:
+        """Whether the output carries the batch axis, given the inputs' batch flags."""
+        return not self.unbatches and any(flags)
+
+    def is_identity(self, node: "Node", flags) -> bool:
+        """True when, for these batch flags, the output is the first input unchanged."""
+        return False
+
+    def vjp(self, node: "Node", g: "Node") -> tuple:
+        raise NotImplementedError(f"op {self.name} is not differentiable")
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Node:
+    """An immutable vertex of the graph. Hashes and compares by identity."""
+
+    __slots__ = ("op", "inputs", "shape", "dtype", "name", "attrs", "step", "source",
+                 "may_batch", "serial", "__weakref__")
+
+    # numpy must hand mixed expressions (``array * node``) back to Node's reflected operators.
+    __array_ufunc__ = None
+
+    def __init__(self, op: Op, inputs: Sequence["Node"], shape: Shape, dtype: np.dtype,
+                 name: str | None = None, attrs: Mapping[str, Any] | None = None,
+                 step: int | None = None, source: "Node | None" = None,
+                 may_batch: bool | None = None) -> None:
+        inputs = tuple(inputs)
+        if may_batch is None:
+            may_batch = False
+            for i in inputs:
+                if i.may_batch:
+                    may_batch = True
+                    break
+        init = object.__setattr__
+        init(self, "op", op)
+        init(self, "inputs", inputs)
+        init(self, "shape", shape if type(shape) is tuple else tuple(shape))
+        init(self, "dtype", dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
+        init(self, "name", name)
+        init(self, "attrs", MappingProxyType(attrs) if attrs else _NO_ATTRS)
+        init(self, "step", step)
+        init(self, "source", source)
+        init(self, "may_batch", may_batch)
+        init(self, "serial", next(_serial))
+
+    def __setattr__(self, key, value):
+        raise AttributeError("unfold nodes are immutable; build a new node instead")
+
+    __delattr__ = __setattr__
+
+    # identity semantics, stated explicitly since comparison operators are overloaded.
+    __hash__ = object.__hash__
+
+    def __eq__(self, other):
+        return self is other
+
+    def __ne__(self, other):
+        return self is not other
+
+    def __bool__(self):
+        raise TypeError(f"the truth value of node {self.label!r} is only known at evaluation; "
+                        "use unfold.where for a data-dependent choice")
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def label(self) -> str:
+        """The name used in messages and drawings: ``h``, ``h(3)`` or ``tanh#17``."""
+        base = self.name if self.name is not None else f"{self.op.name}#{self.serial}"
+        return base if self.step is None else f"{base}({self.step})"
+
+    def __repr__(self) -> str:
+        return f"<Node {describe(self)}>"
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError(f"len() of a scalar node {self.label!r}")
+        return self.shape[0]
+
+    def __iter__(self):
+        raise TypeError(f"node {self.label!r} is symbolic and cannot be iterated; index it instead")
+
+
+def apply(op: Op, *inputs: Node, name: str | None = None, **attrs: Any) -> Node:
+    """Build the node ``op(*inputs)``, running the op's shape rule now."""
+    shape, dtype = op.infer(inputs, attrs)
+    return Node(op, inputs, shape, dtype, name=name, attrs=attrs,
+                may_batch=False if op.unbatches else None)
+
+
+def topological(outputs: Iterable[Node]) -> list[Node]:
+    """Every ancestor of ``outputs``, inputs before users; iterative, so depth is unbounded."""
+    order: list[Node] = []
+    done: set[Node] = set()
+    for root in outputs:
+        if root in done:
+            continue
+        stack = [(root, iter(root.inputs))]
+        done.add(root)
+        while stack:
+            node, it = stack[-1]
+            for child in it:
+                if child not in done:
+                    done.add(child)
+                    stack.append((child, iter(child.inputs)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector while building or running a large graph: its
+    passes over millions of young nodes cost more than the work itself (nodes form no cycles)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -1,0 +1,34 @@
+"""Every op of unfold, and the Python operators that build them (``+ - * / ** @``, ``-x``,
+indexing, comparisons). Each op lives in one place: shape rule, numpy forward and derivative."""
+from __future__ import annotations
+
+from ..graph import Node
+from .base import constant, input, is_placeholder, lift, param, sum_like, broadcast_like
+from .elementwise import (abs, add, add_n, cast, divide, equal, exp, greater, greater_equal, less,
+                          less_equal, log, maximum, multiply, neg, not_equal, power, relu, sigmoid,
+                          sign, sqrt, stop_gradient, subtract, tanh, where)
+from .linalg import matmul
+from .nn import cross_entropy, log_softmax, mse, one_hot, softmax
+from .reduce import batch_sum, max, mean, sum
+from .shape import concat, getitem, reshape, stack, transpose
+
+
+def _reflected(fn):
+    return lambda self, other: fn(other, self)
+
+
+for _name, _fn in {"add": add, "sub": subtract, "mul": multiply, "truediv": divide,
+                   "pow": power, "matmul": matmul}.items():
+    setattr(Node, f"__{_name}__", _fn)
+    setattr(Node, f"__r{_name}__", _reflected(_fn))
+for _name, _fn in {"gt": greater, "ge": greater_equal, "lt": less, "le": less_equal}.items():
+    setattr(Node, f"__{_name}__", _fn)
+Node.__neg__ = neg
+Node.__pos__ = lambda self: self
+Node.__abs__ = abs
+Node.__getitem__ = getitem
+Node.T = property(transpose)
+Node.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)
+Node.sum = sum
+Node.mean = mean
+Node.max = max

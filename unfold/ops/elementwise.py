@@ -1,0 +1,292 @@
+"""Element-by-element ops with numpy broadcasting. Each states its derivative in its ``vjp``:
+``g`` is ∂L/∂(output); the engine sums each returned term back to its operand's shape."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import DTypeError, describe
+from ..graph import Node, apply
+from .base import (CONSTANT, Elementwise, broadcast_shapes, common_float_dtype, lift, lift_all)
+
+
+class Unary(Elementwise):
+    def __init__(self, name, fn, vjp):
+        self.name, self._fn, self._vjp = name, fn, vjp
+
+    def forward(self, node, x):
+        return self._fn(x)
+
+    def vjp(self, node, g):
+        return (self._vjp(node, node.inputs[0], g),)
+
+
+def _sigmoid(x):
+    # exp of a non-positive number only: no overflow warning for large |x|
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+NEG = Unary("neg", np.negative, lambda y, x, g: -g)
+EXP = Unary("exp", np.exp, lambda y, x, g: g * y)
+LOG = Unary("log", np.log, lambda y, x, g: g / x)
+TANH = Unary("tanh", np.tanh, lambda y, x, g: g * (1 - y * y))
+SIGMOID = Unary("sigmoid", _sigmoid, lambda y, x, g: g * (y * (1 - y)))
+SQRT = Unary("sqrt", np.sqrt, lambda y, x, g: g / (2 * y))
+RELU = Unary("relu", lambda x: np.maximum(x, 0), lambda y, x, g: g * cast(x > 0, g.dtype))
+ABS = Unary("abs", np.abs, lambda y, x, g: g * sign(x))
+SIGN = Unary("sign", np.sign, lambda y, x, g: None)
+
+
+def neg(x: Node) -> Node:
+    """−x"""
+    return apply(NEG, lift(x))
+
+
+def exp(x: Node) -> Node:
+    """eˣ; d/dx = eˣ"""
+    return apply(EXP, lift(x))
+
+
+def log(x: Node) -> Node:
+    """ln x; d/dx = 1/x"""
+    return apply(LOG, lift(x))
+
+
+def tanh(x: Node) -> Node:
+    """tanh x; d/dx = 1 − tanh² x (the book's diag(1 − h²))"""
+    return apply(TANH, lift(x))
+
+
+def sigmoid(x: Node) -> Node:
+    """σ(x) = 1/(1 + e⁻ˣ), computed without overflow; d/dx = σ(1 − σ)"""
+    return apply(SIGMOID, lift(x))
+
+
+def sqrt(x: Node) -> Node:
+    """√x; d/dx = 1/(2√x)"""
+    return apply(SQRT, lift(x))
+
+
+def relu(x: Node) -> Node:
+    """max(x, 0); d/dx = [x > 0]"""
+    return apply(RELU, lift(x))
+
+
+def abs(x: Node) -> Node:  # noqa: A001 - numpy's name
+    """|x|; d/dx = sign x"""
+    return apply(ABS, lift(x))
+
+
+def sign(x: Node) -> Node:
+    """sign x (zero derivative)"""
+    return apply(SIGN, lift(x))
+
+
+class Binary(Elementwise):
+    def __init__(self, name, fn, vjp):
+        self.name, self._fn, self._vjp = name, fn, vjp
+
+    def forward(self, node, a, b):
+        return self._fn(a, b)
+
+    def vjp(self, node, g):
+        a, b = node.inputs
+        return self._vjp(node, a, b, g)
+
+
+def _pow_vjp(y, a, b, g):
+    ga = g * b * a ** (b - 1)
+    # a constant exponent needs no gradient (and log a may not exist for a < 0)
+    gb = None if b.op is CONSTANT else g * y * log(a)
+    return ga, gb
+
+
+ADD = Binary("add", np.add, lambda y, a, b, g: (g, g))
+SUB = Binary("sub", np.subtract, lambda y, a, b, g: (g, -g))
+MUL = Binary("mul", np.multiply, lambda y, a, b, g: (g * b, g * a))
+DIV = Binary("div", np.divide, lambda y, a, b, g: (g / b, -g * y / b))
+POW = Binary("pow", np.power, _pow_vjp)
+MAXIMUM = Binary("maximum", np.maximum, lambda y, a, b, g: (
+    g * cast(a >= b, g.dtype), g * cast(a < b, g.dtype)))
+
+
+def _binary(op, a, b) -> Node:
+    if a.__class__ is not Node or b.__class__ is not Node:
+        a, b = lift_all((a, b))
+    return apply(op, a, b)
+
+
+def add(a, b) -> Node:
+    return _binary(ADD, a, b)
+
+
+def subtract(a, b) -> Node:
+    return _binary(SUB, a, b)
+
+
+def multiply(a, b) -> Node:
+    return _binary(MUL, a, b)
+
+
+def divide(a, b) -> Node:
+    return _binary(DIV, a, b)
+
+
+def power(a, b) -> Node:
+    """aᵇ; ∂/∂a = b aᵇ⁻¹, ∂/∂b = aᵇ ln a"""
+    return _binary(POW, a, b)
+
+
+def maximum(a, b) -> Node:
+    """Element-wise maximum; the gradient goes to the larger operand (to ``a`` on ties)."""
+    return _binary(MAXIMUM, a, b)
+
+
+class AddN(Elementwise):
+    """x₁ + … + xₙ in one op — how gradients accumulate, e.g. ∇W = Σₜ ∇W(t)."""
+
+    name = "add_n"
+
+    def forward(self, node, *xs):
+        out = xs[0] + xs[1]
+        for x in xs[2:]:
+            out += x
+        return out
+
+    def vjp(self, node, g):
+        return (g,) * len(node.inputs)
+
+
+ADD_N = AddN()
+
+
+def add_n(xs) -> Node:
+    xs = lift_all(list(xs))
+    if len(xs) == 1:
+        return xs[0]
+    return apply(ADD_N, *xs)
+
+
+# --- non-differentiable element-wise ops ---------------------------------------------------------
+
+class Compare(Elementwise):
+    differentiable = False
+
+    def __init__(self, name, fn):
+        self.name, self._fn = name, fn
+
+    def infer(self, inputs, attrs):
+        if len({n.dtype for n in inputs}) > 1:
+            raise DTypeError(f"{self.name}: operands have different dtypes "
+                             f"({', '.join(describe(n) for n in inputs)})")
+        return broadcast_shapes(self.name, inputs), np.dtype(bool)
+
+    def forward(self, node, a, b):
+        return self._fn(a, b)
+
+    def vjp(self, node, g):
+        return (None, None)
+
+
+GREATER, GREATER_EQUAL = Compare("greater", np.greater), Compare("greater_equal", np.greater_equal)
+LESS, LESS_EQUAL = Compare("less", np.less), Compare("less_equal", np.less_equal)
+EQUAL, NOT_EQUAL = Compare("equal", np.equal), Compare("not_equal", np.not_equal)
+
+
+def greater(a, b) -> Node:
+    return _binary(GREATER, a, b)
+
+
+def greater_equal(a, b) -> Node:
+    return _binary(GREATER_EQUAL, a, b)
+
+
+def less(a, b) -> Node:
+    return _binary(LESS, a, b)
+
+
+def less_equal(a, b) -> Node:
+    return _binary(LESS_EQUAL, a, b)
+
+
+def equal(a, b) -> Node:
+    return _binary(EQUAL, a, b)
+
+
+def not_equal(a, b) -> Node:
+    return _binary(NOT_EQUAL, a, b)
+
+
+class Where(Elementwise):
+    """``where(c, a, b)``: a where c holds, else b; the gradient follows the chosen branch."""
+
+    name = "where"
+
+    def infer(self, inputs, attrs):
+        cond, a, b = inputs
+        if cond.dtype != np.bool_:
+            raise DTypeError(f"where: the condition {describe(cond)} must be boolean; build it "
+                             f"with a comparison such as x > 0")
+        return broadcast_shapes(self.name, inputs), common_float_dtype(self.name, (a, b))
+
+    def forward(self, node, c, a, b):
+        return np.where(c, a, b)
+
+    def vjp(self, node, g):
+        c = node.inputs[0]
+        zero = lift(0.0, (g,))
+        return None, where(c, g, zero), where(c, zero, g)
+
+
+WHERE = Where()
+
+
+def where(condition, a, b) -> Node:
+    condition, a, b = lift_all((condition, a, b))
+    return apply(WHERE, condition, a, b)
+
+
+class Cast(Elementwise):
+    name = "cast"
+
+    def infer(self, inputs, attrs):
+        return inputs[0].shape, np.dtype(attrs["dtype"])
+
+    def forward(self, node, x):
+        return x.astype(node.dtype, copy=False)
+
+    def vjp(self, node, g):
+        x = node.inputs[0]
+        return (cast(g, x.dtype) if x.dtype.kind == "f" else None,)
+
+
+class StopGradient(Elementwise):
+    """The identity, with a zero derivative: gradients do not flow through it."""
+
+    name = "stop_gradient"
+
+    def infer(self, inputs, attrs):
+        return inputs[0].shape, inputs[0].dtype
+
+    def forward(self, node, x):
+        return x
+
+    def vjp(self, node, g):
+        return (None,)
+
+
+CAST, STOP_GRADIENT = Cast(), StopGradient()
+
+
+def cast(x, dtype: Any) -> Node:
+    """x converted to ``dtype`` (the gradient is cast back)."""
+    x = lift(x)
+    if x.dtype == np.dtype(dtype):
+        return x
+    return apply(CAST, x, dtype=np.dtype(dtype))
+
+
+def stop_gradient(x: Node) -> Node:
+    return apply(STOP_GRADIENT, lift(x))

@@ -1,0 +1,89 @@
+"""Matrix product with numpy's ``@`` semantics per example."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError, describe
+from ..graph import Node, Op, apply
+from .base import align, common_float_dtype, lift_all
+from .shape import reshape, swap_last
+
+
+class MatMul(Op):
+    """``a @ b``. For ``W`` (n×m) and a vector ``h`` (m): ``W @ h`` is the book's ``W h``.
+
+    Derivatives (matrices; vectors are promoted as numpy does, then the promoted axis dropped):
+    ``∂L/∂a = g bᵀ`` and ``∂L/∂b = aᵀ g``.
+    """
+
+    name = "matmul"
+
+    def infer(self, inputs, attrs):
+        a, b = inputs
+        dtype = common_float_dtype("matmul", inputs)
+        if a.ndim == 0 or b.ndim == 0:
+            raise ShapeError(f"matmul: {describe(a)} @ {describe(b)} — an operand is a scalar; "
+                             f"use * for scaling")
+        sa = (1,) + a.shape if a.ndim == 1 else a.shape
+        sb = b.shape + (1,) if b.ndim == 1 else b.shape
+        if sa[-1] != sb[-2]:
+            raise ShapeError(f"matmul: {describe(a)} @ {describe(b)} — the inner dimensions "
+                             f"{sa[-1]} and {sb[-2]} differ")
+        try:
+            lead = np.broadcast_shapes(sa[:-2], sb[:-2])
+        except ValueError:
+            raise ShapeError(f"matmul: {describe(a)} @ {describe(b)} — the stacked (leading) "
+                             f"dimensions do not broadcast") from None
+        shape = tuple(lead) + (() if a.ndim == 1 else (sa[-2],)) + (() if b.ndim == 1 else
+                                                                     (sb[-1],))
+        return shape, dtype
+
+    def forward(self, node, a, b):
+        return a @ b
+
+    def batched(self, node, values, flags, batch):
+        (a, b), (fa, fb) = values, flags
+        na, nb = node.inputs[0].ndim, node.inputs[1].ndim
+        # the common shapes of a recurrent net, as single GEMMs
+        if nb == 1 and fb and not fa and na == 2:       # W @ h(t) for every example
+            return b @ a.T
+        if na == 1 and fa and not fb and nb == 2:       # hᵀ W for every example
+            return a @ b
+        if na == 1 and nb == 1:                         # per-example dot products
+            return np.einsum("...i,...i->...", a if fa else a[None], b if fb else b[None])
+        # general case: make both operands at least matrices, align the batch, multiply
+        a = a[..., None, :] if na == 1 else a
+        b = b[..., :, None] if nb == 1 else b
+        rank = max(na if na > 1 else 2, nb if nb > 1 else 2)
+        a = align(a, fa, rank)
+        b = align(b, fb, rank)
+        out = a @ b
+        if na == 1:
+            out = out[..., 0, :]
+        if nb == 1:
+            out = out[..., 0]
+        return out
+
+    def vjp(self, node, g):
+        a, b = node.inputs
+        if a.ndim == 1 and b.ndim == 1:                 # g is a scalar
+            return g * b, g * a
+        if a.ndim == 1:                                 # (k) @ (…, k, m) → (…, m)
+            g2 = reshape(g, g.shape[:-1] + (1, g.shape[-1]))                # (…, 1, m)
+            ga = reshape(g2 @ swap_last(b), g.shape[:-1] + (a.shape[0],))
+            gb = reshape(a, (a.shape[0], 1)) * g2
+            return ga, gb
+        if b.ndim == 1:                                 # (…, n, k) @ (k) → (…, n)
+            g2 = reshape(g, g.shape + (1,))                                  # (…, n, 1)
+            ga = g2 * b
+            gb = reshape(swap_last(a) @ g2, g.shape[:-1] + (b.shape[0],))
+            return ga, gb
+        return g @ swap_last(b), swap_last(a) @ g
+
+
+MATMUL = MatMul()
+
+
+def matmul(a, b) -> Node:
+    a, b = lift_all((a, b))
+    return apply(MATMUL, a, b)

@@ -1,0 +1,138 @@
+"""Softmax, losses and one-hot targets — the book's output layer (eqs. 10.9–10.11)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DTypeError, FeedError, ShapeError, describe
+from ..graph import Node, Op, apply
+from .base import common_float_dtype, lift, normalize_axes
+from .elementwise import exp
+from .reduce import mean, sum
+
+
+class LogSoftmax(Op):
+    """``log softmax(x) = x − log Σ exp x`` along ``axis``, computed from ``x − max x``: finite
+    for any finite logits. ``∂/∂x: g − softmax(x) Σ g``."""
+
+    name = "log_softmax"
+
+    def infer(self, inputs, attrs):
+        return inputs[0].shape, common_float_dtype(self.name, inputs)
+
+    def _compute(self, x, axis):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+    def forward(self, node, x):
+        return self._compute(x, node.attrs["axis"])
+
+    def batched(self, node, values, flags, batch):
+        return self._compute(values[0], node.attrs["axis"] + 1)
+
+    def vjp(self, node, g):
+        axis = node.attrs["axis"]
+        return (g - exp(node) * sum(g, axis=axis, keepdims=True),)
+
+
+LOG_SOFTMAX = LogSoftmax()
+
+
+def _axis(x: Node, axis: int, op: str) -> int:
+    if x.ndim == 0:
+        raise ShapeError(f"{op}: {describe(x)} is a scalar; it needs an axis of classes")
+    (axis,) = normalize_axes(op, x, axis)
+    return axis
+
+
+def log_softmax(x, axis: int = -1) -> Node:
+    x = lift(x)
+    return apply(LOG_SOFTMAX, x, axis=_axis(x, axis, "log_softmax"))
+
+
+def softmax(x, axis: int = -1) -> Node:
+    """``ŷ = softmax(o)`` (eq. 10.11), as ``exp(log_softmax(o))``: stable, and sums to 1."""
+    return exp(log_softmax(x, axis))
+
+
+class OneHot(Op):
+    """``one_hot(y, k)``: 1 at each integer class, 0 elsewhere (the book's 1_y). Integer inputs
+    carry no gradient."""
+
+    name = "one_hot"
+    differentiable = False
+
+    def infer(self, inputs, attrs):
+        (y,) = inputs
+        if y.dtype.kind not in "iu":
+            raise DTypeError(f"one_hot: targets {describe(y)} must be integers (class indices), "
+                             f"e.g. unfold.input('y', shape, dtype='int64')")
+        return y.shape + (attrs["classes"],), np.dtype(attrs["dtype"])
+
+    def forward(self, node, y):
+        k = node.attrs["classes"]
+        if y.size and (y.min() < 0 or y.max() >= k):
+            bad = y[(y < 0) | (y >= k)].ravel()[0]
+            raise FeedError(f"one_hot: target value {bad} in {node.inputs[0].label!r} is not a "
+                            f"class index in [0, {k}); check the targets fed for it")
+        return (y[..., None] == np.arange(k)).astype(node.dtype)
+
+    def batched(self, node, values, flags, batch):
+        return self.forward(node, values[0])
+
+    def vjp(self, node, g):
+        return (None,)
+
+
+ONE_HOT = OneHot()
+
+
+def one_hot(y: Node, classes: int, dtype=np.float64) -> Node:
+    return apply(ONE_HOT, lift(y), classes=int(classes), dtype=np.dtype(dtype))
+
+
+_REDUCTIONS = ("sum", "mean", "none")
+
+
+def _reduce(losses: Node, reduction: str, op: str) -> Node:
+    if reduction == "sum":
+        return sum(losses)
+    if reduction == "mean":
+        return mean(losses)
+    if reduction == "none":
+        return losses
+    raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def cross_entropy(logits, targets, axis: int = -1, reduction: str = "sum") -> Node:
+    """``L = −log softmax(o)_y`` for integer targets ``y`` (eq. 10.12's per-step term).
+
+    ``logits`` has the class axis ``axis`` (last by default); ``targets`` has the other axes.
+    ``reduction`` sums (the book's ``L = Σ_t L(t)``), averages, or keeps the per-position losses.
+    The gradient with respect to the logits is ``softmax(o) − 1_y`` (eq. 10.18).
+    """
+    logits, targets = lift(logits), lift(targets)
+    axis = _axis(logits, axis, "cross_entropy")
+    expected = logits.shape[:axis] + logits.shape[axis + 1:]
+    if targets.shape != expected:
+        raise ShapeError(f"cross_entropy: targets {describe(targets)} must have the logits' shape "
+                         f"without the class axis {axis}, i.e. {expected}; logits are "
+                         f"{describe(logits)}")
+    k = logits.shape[axis]
+    hot = one_hot(targets, k, logits.dtype)
+    if axis != logits.ndim - 1:
+        from .shape import transpose
+        order = list(range(logits.ndim))
+        order.insert(axis, order.pop())
+        hot = transpose(hot, order)
+    return _reduce(-sum(hot * log_softmax(logits, axis), axis=axis), reduction, "cross_entropy")
+
+
+def mse(prediction, target, reduction: str = "mean") -> Node:
+    """Squared error ``(ŷ − y)²``, averaged by default (``reduction='sum'`` for the book's
+    Gaussian negative log-likelihood up to constants, section 10.2.3)."""
+    prediction, target = lift(prediction), lift(target, (prediction,))
+    if prediction.shape != target.shape:
+        raise ShapeError(f"mse: {describe(prediction)} and {describe(target)} must have one shape")
+    common_float_dtype("mse", (prediction, target))
+    diff = prediction - target
+    return _reduce(diff * diff, reduction, "mse")

@@ -1,0 +1,236 @@
+"""Ops that move elements without arithmetic: reshape, transpose, indexing, concatenation."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import DTypeError, ShapeError, describe
+from ..graph import Node, Op, apply
+from .base import lift, lift_all, normalize_axes
+
+
+class Reshape(Op):
+    name = "reshape"
+
+    def infer(self, inputs, attrs):
+        return attrs["shape"], inputs[0].dtype
+
+    def forward(self, node, x):
+        return x.reshape(node.shape)
+
+    def batched(self, node, values, flags, batch):
+        return values[0].reshape((values[0].shape[0],) + node.shape)
+
+    def vjp(self, node, g):
+        return (reshape(g, node.inputs[0].shape),)
+
+
+RESHAPE = Reshape()
+
+
+def reshape(x, shape: Sequence[int] | int) -> Node:
+    """The same elements in a new per-example shape (one dimension may be -1)."""
+    x = lift(x)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
+    try:
+        shape = np.empty(x.shape, dtype=np.int8).reshape(shape).shape
+    except ValueError:
+        raise ShapeError(f"reshape: cannot reshape {describe(x)} ({x.size} elements) into "
+                         f"{shape}") from None
+    if shape == x.shape:
+        return x
+    return apply(RESHAPE, x, shape=tuple(shape))
+
+
+class Transpose(Op):
+    name = "transpose"
+
+    def infer(self, inputs, attrs):
+        return tuple(inputs[0].shape[a] for a in attrs["axes"]), inputs[0].dtype
+
+    def forward(self, node, x):
+        return x.transpose(node.attrs["axes"])
+
+    def batched(self, node, values, flags, batch):
+        return values[0].transpose((0,) + tuple(a + 1 for a in node.attrs["axes"]))
+
+    def vjp(self, node, g):
+        return (transpose(g, tuple(np.argsort(node.attrs["axes"]))),)
+
+
+TRANSPOSE = Transpose()
+
+
+def transpose(x, axes: Sequence[int] | None = None) -> Node:
+    """Permute per-example axes (reverse them by default), as ``numpy.transpose``."""
+    x = lift(x)
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    axes = tuple(int(a) % x.ndim if x.ndim else int(a) for a in axes)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ShapeError(f"transpose: axes {axes} are not a permutation of the "
+                         f"{x.ndim} axes of {describe(x)}")
+    if axes == tuple(range(x.ndim)):
+        return x
+    return apply(TRANSPOSE, x, axes=axes)
+
+
+def swap_last(x: Node) -> Node:
+    """Swap the last two axes (the matrix transpose of a stack of matrices)."""
+    axes = list(range(x.ndim))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return transpose(x, axes)
+
+
+# --- indexing -----------------------------------------------------------------------------------
+
+def _normalize_key(x: Node, key: Any) -> tuple:
+    key = key if isinstance(key, tuple) else (key,)
+    for k in key:
+        if not (k is None or k is Ellipsis or isinstance(k, (slice, int, np.integer))):
+            raise TypeError(f"indexing {describe(x)} with {type(k).__name__} {k!r}: only "
+                            f"basic indexing (ints, slices, None, ...) is supported")
+    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if sum(1 for k in key if k is Ellipsis) > 1:
+        raise ShapeError(f"indexing {describe(x)}: at most one Ellipsis")
+    if n_real > x.ndim:
+        raise ShapeError(f"indexing {describe(x)} with {n_real} indices: too many for "
+                         f"per-example rank {x.ndim}")
+    if Ellipsis in key:
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
+    else:
+        key = key + (slice(None),) * (x.ndim - n_real)
+    out, axis = [], 0
+    for k in key:
+        if isinstance(k, (int, np.integer)):
+            d = x.shape[axis]
+            if not -d <= k < d:
+                raise ShapeError(f"index {k} is out of bounds for axis {axis} of {describe(x)}")
+            out.append(int(k) % d)
+        else:
+            out.append(k)
+        axis += k is not None
+    return tuple(out)
+
+
+class GetItem(Op):
+    name = "getitem"
+
+    def infer(self, inputs, attrs):
+        shape = np.broadcast_to(np.empty((), np.int8), inputs[0].shape)[attrs["key"]].shape
+        return shape, inputs[0].dtype
+
+    def forward(self, node, x):
+        return x[node.attrs["key"]]
+
+    def batched(self, node, values, flags, batch):
+        return values[0][(slice(None),) + node.attrs["key"]]
+
+    def vjp(self, node, g):
+        return (apply(SCATTER, g, node.inputs[0], key=node.attrs["key"]),)
+
+
+class Scatter(Op):
+    """``scatter(g, x)``: zeros shaped like ``x`` with ``g`` written at ``key`` — the adjoint of
+    ``x[key]``."""
+
+    name = "scatter"
+    meta_inputs = (1,)
+
+    def infer(self, inputs, attrs):
+        return inputs[1].shape, inputs[0].dtype
+
+    def forward(self, node, g, x=None):
+        out = np.zeros(node.shape, g.dtype)
+        out[node.attrs["key"]] = g
+        return out
+
+    def batched(self, node, values, flags, batch):
+        g = values[0]
+        out = np.zeros((batch,) + node.shape, g.dtype)
+        key = node.attrs["key"]
+        if flags[0]:
+            out[(slice(None),) + key] = g
+        else:
+            out[(slice(None),) + key] = g[None]
+        return out
+
+    def vjp(self, node, g):
+        return apply(GETITEM, g, key=node.attrs["key"]), None
+
+
+GETITEM, SCATTER = GetItem(), Scatter()
+
+
+def getitem(x: Node, key: Any) -> Node:
+    return apply(GETITEM, x, key=_normalize_key(x, key))
+
+
+# --- joining ------------------------------------------------------------------------------------
+
+class Concat(Op):
+    name = "concat"
+
+    def infer(self, inputs, attrs):
+        axis, first = attrs["axis"], inputs[0]
+        for node in inputs[1:]:
+            if node.dtype != first.dtype:
+                raise DTypeError(f"concat: {describe(node)} and {describe(first)} differ in dtype")
+            if node.ndim != first.ndim or any(
+                    a != b for i, (a, b) in enumerate(zip(node.shape, first.shape)) if i != axis):
+                raise ShapeError(f"concat along axis {axis}: {describe(node)} and "
+                                 f"{describe(first)} must agree on every other axis")
+        shape = list(first.shape)
+        shape[axis] = builtins_sum(n.shape[axis] for n in inputs)
+        return tuple(shape), first.dtype
+
+    def forward(self, node, *xs):
+        return np.concatenate(xs, axis=node.attrs["axis"])
+
+    def batched(self, node, values, flags, batch):
+        values = [v if f else np.broadcast_to(v, (batch,) + v.shape)
+                  for v, f in zip(values, flags)]
+        return np.concatenate(values, axis=node.attrs["axis"] + 1)
+
+    def vjp(self, node, g):
+        axis, start, grads = node.attrs["axis"], 0, []
+        for x in node.inputs:
+            stop = start + x.shape[axis]
+            grads.append(getitem(g, (slice(None),) * axis + (slice(start, stop),)))
+            start = stop
+        return tuple(grads)
+
+
+CONCAT = Concat()
+builtins_sum = sum
+
+
+def concat(xs: Sequence[Any], axis: int = 0) -> Node:
+    """Join nodes along an existing per-example axis, as ``numpy.concatenate``."""
+    xs = lift_all(list(xs))
+    if not xs:
+        raise ShapeError("concat needs at least one node")
+    if xs[0].ndim == 0:
+        raise ShapeError(f"concat: {describe(xs[0])} is a scalar; use unfold.stack")
+    (axis,) = normalize_axes("concat", xs[0], axis)
+    if len(xs) == 1:
+        return xs[0]
+    return apply(CONCAT, *xs, axis=axis)
+
+
+def stack(xs: Sequence[Any], axis: int = 0) -> Node:
+    """Join nodes of one shape along a new per-example axis, as ``numpy.stack``."""
+    xs = lift_all(list(xs))
+    if not xs:
+        raise ShapeError("stack needs at least one node")
+    for x in xs[1:]:
+        if x.shape != xs[0].shape:
+            raise ShapeError(f"stack: {describe(x)} and {describe(xs[0])} must have one shape")
+    ndim = xs[0].ndim + 1
+    if not -ndim <= axis < ndim:
+        raise ShapeError(f"stack: axis {axis} is out of range for rank {ndim}")
+    axis %= ndim
+    shape = xs[0].shape[:axis] + (1,) + xs[0].shape[axis:]
+    return concat([reshape(x, shape) for x in xs], axis=axis)
