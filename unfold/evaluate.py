@@ -66,6 +66,8 @@ class Program:
         values: dict[Node, Any] = {}
         for key, value in feed.items():
             node = self._key(key)
+            if node is None:
+                continue
             if node in self._sliced:
                 copies = self._sliced[node]
                 array = np.asarray(value)
@@ -93,7 +95,7 @@ class Program:
                             f"outputs depend on must be fed")
         return {p: _check_value(p, values[p]) for p in self.placeholders}
 
-    def _key(self, key: Any) -> Node:
+    def _key(self, key: Any) -> Node | None:
         if isinstance(key, str):
             found = self._by_name.get(key)
             if not found:
@@ -109,8 +111,7 @@ class Program:
             if key in self._index:
                 raise FeedError(f"{describe(key)} is computed by the graph, not fed; only inputs "
                                 f"and params can be fed")
-            raise FeedError(f"{describe(key)} is fed but the requested outputs do not depend "
-                            f"on it; remove it from the feed")
+            return None     # a leaf these outputs do not need: feeds may be shared across calls
         raise FeedError(f"feed keys must be nodes or names, got {type(key).__name__} {key!r}")
 
     # --- running --------------------------------------------------------------------------------

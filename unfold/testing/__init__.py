@@ -1,0 +1,149 @@
+"""Gradient checks for users' own graphs: reverse mode against central finite differences.
+
+    from unfold.testing import gradcheck
+    gradcheck(loss, [W, U, x], feed)       # raises GradcheckError naming the worst element
+
+Hypothesis strategies for shapes, arrays, random expression graphs and random recurrences are in
+``unfold.testing.strategies``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import GradcheckError, describe
+from ..evaluate import compile, evaluate
+from ..grad import grad
+from ..graph import Node
+from ..ops import batch_sum, constant, sum
+from ..ops.base import is_placeholder
+
+__all__ = ["gradcheck", "gradgradcheck", "GradcheckReport", "numeric_grad"]
+
+
+@dataclass(frozen=True)
+class GradcheckReport:
+    """The outcome of a check: the worst element over all checked leaves."""
+
+    node: str
+    index: tuple
+    analytic: float
+    numeric: float
+    error: float
+    checked: int
+
+    def __str__(self) -> str:
+        return (f"worst element: {self.node}{list(self.index)} analytic {self.analytic:.10g}, "
+                f"numeric {self.numeric:.10g} (|diff| {self.error:.3g}); "
+                f"{self.checked} elements checked")
+
+
+def _scalarize(y: Node, seed: int) -> Node:
+    """``y`` itself if it is a scalar, else ``Σ r ⊙ y`` for a fixed random ``r``; summed over the
+    batch either way."""
+    y = batch_sum(y)
+    if y.shape == ():
+        return y
+    r = np.random.default_rng(seed).uniform(0.5, 1.5, size=y.shape) * \
+        np.random.default_rng(seed + 1).choice([-1.0, 1.0], size=y.shape)
+    return sum(y * constant(r.astype(y.dtype)))
+
+
+def _leaf_arrays(program, wrt: Sequence[Node], feed: Mapping[Any, Any]) -> dict:
+    """Private float64 copies of the fed values of ``wrt``, keyed as the feed keys them."""
+    values = dict(feed)
+    keys = {}
+    for x in wrt:
+        if not isinstance(x, Node) or not is_placeholder(x):
+            raise TypeError(f"gradcheck perturbs fed values: {x!r} must be an input or param "
+                            f"(to check ∂y/∂h for an inner h, make h an input of a subgraph)")
+        if x.dtype != np.float64:
+            raise TypeError(f"gradcheck needs float64 for finite differences; {describe(x)} is "
+                            f"{x.dtype} — build the graph with dtype=np.float64 for the check")
+        key = x if x in values else x.name
+        if key not in values:
+            raise KeyError(f"gradcheck: {describe(x)} is not in the feed")
+        values[key] = np.array(values[key], dtype=np.float64)     # a private copy to perturb
+        keys[x] = key
+    return values, keys
+
+
+def numeric_grad(y: Node, wrt: Sequence[Node], feed: Mapping[Any, Any], eps: float = 1e-6,
+                 seed: int = 0) -> list[np.ndarray]:
+    """Central finite differences ``(f(x + ε) − f(x − ε)) / 2ε`` of the scalarized ``y``, element
+    by element, for each fed leaf in ``wrt``."""
+    f = _scalarize(y, seed)
+    program = compile([f])
+    values, keys = _leaf_arrays(program, wrt, feed)
+    out = []
+    for x in wrt:
+        array = values[keys[x]]
+        g = np.zeros_like(array)
+        for index in np.ndindex(array.shape):
+            old = array[index]
+            array[index] = old + eps
+            plus = float(program(values)[0])
+            array[index] = old - eps
+            minus = float(program(values)[0])
+            array[index] = old
+            g[index] = (plus - minus) / (2 * eps)
+        out.append(g)
+    return out
+
+
+def gradcheck(y: Node, wrt: Sequence[Node] | Node, feed: Mapping[Any, Any], *,
+              eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-5,
+              seed: int = 0) -> GradcheckReport:
+    """Check ``unfold.grad`` of ``y`` with respect to the fed leaves ``wrt`` against central
+    finite differences, in float64.
+
+    A non-scalar ``y`` is reduced to ``Σ r ⊙ y`` with fixed random weights ``r`` (from ``seed``),
+    and a batched one is summed over the batch. Passes when every element satisfies
+    ``|analytic − numeric| ≤ atol + rtol·|numeric|``; otherwise raises ``GradcheckError`` naming
+    the worst element (which leaf, which index, both values). Returns the report either way.
+    """
+    wrt = [wrt] if isinstance(wrt, Node) else list(wrt)
+    f = _scalarize(y, seed)
+    analytic = evaluate(grad(f, wrt), feed)
+    numeric = numeric_grad(y, wrt, feed, eps=eps, seed=seed)
+    worst, worst_excess, checked = None, -np.inf, 0
+    for x, a, n in zip(wrt, analytic, numeric):
+        if a.shape != n.shape:
+            raise GradcheckError(f"gradient of {x.label!r} has shape {a.shape}, but its fed value "
+                                 f"has shape {n.shape}")
+        checked += n.size
+        if n.size == 0:
+            continue
+        excess = np.abs(a - n) - (atol + rtol * np.abs(n))
+        excess = np.where(np.isfinite(a) & np.isfinite(n), excess, np.inf)
+        i = np.unravel_index(int(np.argmax(excess)), n.shape)
+        if excess[i] > worst_excess:
+            worst_excess = float(excess[i])
+            worst = GradcheckReport(x.label, tuple(int(k) for k in i), float(a[i]), float(n[i]),
+                                    float(abs(a[i] - n[i])), 0)
+    if worst is None:
+        return GradcheckReport("", (), 0.0, 0.0, 0.0, checked)
+    report = GradcheckReport(worst.node, worst.index, worst.analytic, worst.numeric, worst.error,
+                             checked)
+    if worst_excess > 0:
+        raise GradcheckError(f"reverse mode disagrees with finite differences (atol {atol}, "
+                             f"rtol {rtol}, eps {eps}); {report}")
+    return report
+
+
+def gradgradcheck(y: Node, wrt: Sequence[Node] | Node, feed: Mapping[Any, Any], *,
+                  eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-4,
+                  seed: int = 0) -> GradcheckReport:
+    """Second order: check the Hessian-vector products ``∇ₓ (vᵀ ∇ₓ y)`` that ``grad(grad(…))``
+    builds, for a fixed random ``v``, against finite differences of the first gradient."""
+    wrt = [wrt] if isinstance(wrt, Node) else list(wrt)
+    f = _scalarize(y, seed)
+    first = grad(f, wrt)
+    rng = np.random.default_rng(seed + 2)
+    projected = [sum(batch_sum(g) * constant(rng.uniform(-1, 1, g.shape))) for g in first]
+    total = projected[0]
+    for p in projected[1:]:
+        total = total + p
+    return gradcheck(total, wrt, feed, eps=eps, atol=atol, rtol=rtol, seed=seed)
