@@ -19,3 +19,4 @@ from .grad import grad
 from .evaluate import Program, compile, evaluate
 
 __version__ = "0.1.0"
+from .recurrence import Recurrence, Unfolded, named

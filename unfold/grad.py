@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import GradError, describe
-from .graph import Node, gc_paused, topological
+from .graph import Node, _adjoint_of, gc_paused, topological
 from .ops import add_n, constant, lift, sum_like
 from .ops.base import fit
 
@@ -56,19 +56,22 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
 
     pending: dict[Node, list[Node]] = {y: [seed]}
     found: dict[Node, Node] = {}
-    for node in reversed(order):
-        if node not in on_path or node not in pending:
-            continue
-        g = add_n(pending.pop(node))
-        if node in wanted:
-            found[node] = g
-        if not node.inputs or not node.op.differentiable:
-            continue
-        terms = node.op.vjp(node, g)
-        for x, term in zip(node.inputs, terms):
-            if term is not None and x in on_path and x.dtype.kind == "f":
-                pending.setdefault(x, []).append(fit(term, x))
-
+    try:
+        for node in reversed(order):
+            if node not in on_path or node not in pending:
+                continue
+            _adjoint_of.append(node)    # tag what is built here as part of node's adjoint
+            g = add_n(pending.pop(node))
+            if node in wanted:
+                found[node] = g
+            if node.inputs and node.op.differentiable:
+                terms = node.op.vjp(node, g)
+                for x, term in zip(node.inputs, terms):
+                    if term is not None and x in on_path and x.dtype.kind == "f":
+                        pending.setdefault(x, []).append(fit(term, x))
+            _adjoint_of.pop()
+    finally:
+        del _adjoint_of[1:]
     return [_finish(found.get(x), x) for x in targets]
 
 

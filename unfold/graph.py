@@ -3,6 +3,7 @@
 A node records *what* is computed (its op, inputs and static attributes), the per-example shape
 and dtype that the op's shape rule inferred when the node was built, an optional user-facing name,
 and — for nodes of an unfolded recurrence — its time step and the folded node it was copied from.
+Nodes of a gradient graph record the forward node whose derivative they compute (``adjoint``).
 
 Shapes are per example, as the book writes them: ``W @ h`` is "W times h". A batch is a property
 of an evaluation, not of the graph: an ``input`` may be fed with one extra leading axis, and every
@@ -24,6 +25,7 @@ Shape = tuple[int, ...]
 
 _serial = itertools.count()
 _NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
+_adjoint_of: list = [None]
 
 
 class Op:
@@ -74,7 +76,7 @@ class Node:
     """An immutable vertex of the graph. Hashes and compares by identity."""
 
     __slots__ = ("op", "inputs", "shape", "dtype", "name", "attrs", "step", "source",
-                 "may_batch", "serial", "__weakref__")
+                 "adjoint", "may_batch", "serial", "__weakref__")
 
     # numpy must hand mixed expressions (``array * node``) back to Node's reflected operators.
     __array_ufunc__ = None
@@ -96,8 +98,13 @@ class Node:
         init(self, "shape", shape if type(shape) is tuple else tuple(shape))
         init(self, "dtype", dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
         init(self, "name", name)
-        init(self, "attrs", MappingProxyType(attrs) if attrs else _NO_ATTRS)
-        init(self, "step", step)
+        init(self, "attrs", _NO_ATTRS if not attrs else
+             attrs if type(attrs) is MappingProxyType else MappingProxyType(attrs))
+        # a node built while differentiating forward node n is part of n's adjoint (backward)
+        # computation: it records n, and n's time step
+        adjoint = _adjoint_of[-1] if inputs else None
+        init(self, "adjoint", adjoint)
+        init(self, "step", step if step is not None or adjoint is None else adjoint.step)
         init(self, "source", source)
         init(self, "may_batch", may_batch)
         init(self, "serial", next(_serial))
@@ -144,6 +151,16 @@ class Node:
 
     def __iter__(self):
         raise TypeError(f"node {self.label!r} is symbolic and cannot be iterated; index it instead")
+
+
+@contextlib.contextmanager
+def adjoint_of(node: Node):
+    """Nodes built inside belong to the backward computation of ``node`` (see ``Node.adjoint``)."""
+    _adjoint_of.append(node)
+    try:
+        yield
+    finally:
+        _adjoint_of.pop()
 
 
 def apply(op: Op, *inputs: Node, name: str | None = None, **attrs: Any) -> Node:

@@ -1,0 +1,461 @@
+"""Recurrences: the folded graph of section 10.1, and its unfolding into τ explicit steps.
+
+A user writes the step ``h(t) = f(h(t-1), x(t); θ)`` once::
+
+    rec = Recurrence("rnn")
+    x = rec.sequence("x", (m,))              # x(t), one per step
+    y = rec.sequence("y", (), dtype="int64")  # targets are sequences too
+    h = rec.state("h", (n,))                  # what step t reads: h(t-1) (zeros at t = 1)
+    W, U, b = rec.param("W", (n, n)), rec.param("U", (n, m)), rec.param("b", (n,))
+    V, c = rec.param("V", (k, n)), rec.param("c", (k,))
+    h_t = rec.update(h, unfold.tanh(b + W @ h + U @ x))   # the delay edge h(t) → h(t+1)
+    o = rec.output("o", c + V @ h_t)
+    rec.loss("L", unfold.cross_entropy(o, y))
+
+``rec.unfold(τ)`` copies the step τ times. State reads become the previous step's values, every
+sequence gets a per-step input ``x(t)``, and every shared parameter ``W`` reaches step ``t`` only
+through its dummy copy ``W(t)`` (section 10.2.2), so that back-propagation through time yields
+``∇W = Σ_t ∇W(t)`` as explicit nodes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import RecurrenceError, describe
+from .graph import Node, Op, gc_paused, topological
+from .ops import add_n, batch_sum, constant, stop_gradient
+from .ops.base import CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape
+
+
+class Alias(Op):
+    """The identity, under another name: a parameter's per-step dummy copy ``W(t)``, or a name
+    given to a value (``h``, a gate ``f``). Runs as an alias: no copy is made."""
+
+    name = "alias"
+
+    def infer(self, inputs, attrs):
+        return inputs[0].shape, inputs[0].dtype
+
+    def forward(self, node, x):
+        return x
+
+    def is_identity(self, node, flags):
+        return True
+
+    def out_batched(self, node, flags):
+        return flags[0]
+
+    def vjp(self, node, g):
+        return (g,)
+
+
+ALIAS = Alias()
+#: the leaf standing for a state's past value, h(t−d), inside the folded step
+STATE = Placeholder("state")
+
+
+def named(value: Node, name: str) -> Node:
+    """``value`` under ``name``: a variable of the book's drawings (``h``, ``o``, a gate ``f``)."""
+    return Node(ALIAS, (value,), value.shape, value.dtype, name=_check_name(name))
+
+
+@dataclass
+class _State:
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    init: Node
+    backward: bool
+    reads: dict[int, Node] = field(default_factory=dict)     # delay d → the leaf h(t−d)
+    value: Node | None = None                                # the update h(t)
+
+
+class Recurrence:
+    """The folded graph of a recurrence: per-step sequences, states with delays, shared
+    parameters, context inputs, per-step outputs and losses."""
+
+    def __init__(self, name: str = "recurrence") -> None:
+        self.name = name
+        self.sequences: dict[str, Node] = {}
+        self.contexts: dict[str, Node] = {}
+        self.params: dict[str, Node] = {}
+        self.outputs: dict[str, Node] = {}
+        self.losses: dict[str, tuple[Node, tuple[int, ...] | str | None]] = {}
+        self.named: dict[str, Node] = {}
+        self._states: dict[str, _State] = {}
+        self._state_of: dict[Node, _State] = {}
+
+    # --- declarations ----------------------------------------------------------------------------
+
+    def _fresh(self, name: str) -> str:
+        name = _check_name(name)
+        taken = (self.sequences, self.contexts, self.params, self.outputs, self.losses,
+                 self.named, self._states)
+        if any(name in d for d in taken):
+            raise RecurrenceError(f"recurrence {self.name!r}: the name {name!r} is already "
+                                  f"declared; every variable needs its own name")
+        return name
+
+    def sequence(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
+        """A per-step input ``x(t)`` (inputs and targets alike), fed as one array (τ, …)."""
+        name = self._fresh(name)
+        node = Node(INPUT, (), _check_shape(shape, f"sequence {name!r}"), np.dtype(dtype),
+                    name=name, may_batch=True)
+        self.sequences[name] = node
+        return node
+
+    def context(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
+        """An input that is the same at every step (the fixed vector ``x`` of Fig. 10.9)."""
+        name = self._fresh(name)
+        node = Node(INPUT, (), _check_shape(shape, f"context {name!r}"), np.dtype(dtype),
+                    name=name, may_batch=True)
+        self.contexts[name] = node
+        return node
+
+    def param(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
+        """A parameter shared by every step; unfolding gives it a dummy copy per step."""
+        name = self._fresh(name)
+        node = Node(PARAM, (), _check_shape(shape, f"param {name!r}"), np.dtype(dtype),
+                    name=name, may_batch=False)
+        self.params[name] = node
+        return node
+
+    def state(self, name: str, shape: Sequence[int] = (), init: Node | None = None,
+              dtype: Any = np.float64, backward: bool = False) -> Node:
+        """A state ``h``; returns what step ``t`` reads, ``h(t−1)`` (``h(t+1)`` when the
+        recurrence runs ``backward`` in time, as the ``g`` of a bidirectional RNN).
+
+        ``init`` is the value before the first step: zeros by default, or any node of the state's
+        shape (a param for a learned initial state, a context input, an encoder's output).
+        """
+        name = self._fresh(name)
+        shape = _check_shape(shape, f"state {name!r}")
+        dtype = np.dtype(dtype)
+        if init is None:
+            init = constant(np.zeros(shape, dtype))
+        elif not isinstance(init, Node):
+            init = constant(np.asarray(init, dtype))
+        if init.shape != shape or init.dtype != dtype:
+            raise RecurrenceError(f"state {name!r} is {shape} {dtype} but its init is "
+                                  f"{describe(init)}; give an init of the state's shape and dtype")
+        st = self._states[name] = _State(name, shape, dtype, init, bool(backward))
+        return self.past(st.name, 1)
+
+    def past(self, state: Node | str, delay: int) -> Node:
+        """``h(t−d)``: a state read ``delay`` steps back (a skip connection through time,
+        section 10.9); ``h(t+d)`` for a backward state."""
+        st = self._lookup(state)
+        if not isinstance(delay, (int, np.integer)) or delay < 1:
+            raise RecurrenceError(f"state {st.name!r}: delay {delay!r} is not a positive integer;"
+                                  f" a cycle through a state must pass through a delay of at "
+                                  f"least one step")
+        delay = int(delay)
+        if delay not in st.reads:
+            leaf = Node(STATE, (), st.shape, st.dtype, name=st.name, attrs={"delay": delay},
+                        may_batch=True)
+            st.reads[delay] = leaf
+            self._state_of[leaf] = st
+        return st.reads[delay]
+
+    def update(self, state: Node | str, value: Node) -> Node:
+        """Declare ``h(t) = value`` (the delay edge); returns ``value`` named as the state, the
+        node to use downstream (e.g. ``o = c + V @ rec.update(h, tanh(a))``)."""
+        st = self._lookup(state)
+        if not isinstance(value, Node):
+            raise TypeError(f"update of state {st.name!r}: the value must be a node")
+        if st.value is not None:
+            raise RecurrenceError(f"state {st.name!r} is updated twice; a state has exactly one "
+                                  f"update per step")
+        if value.shape != st.shape or value.dtype != st.dtype:
+            raise RecurrenceError(f"state {st.name!r} is {st.shape} {st.dtype} but its update is "
+                                  f"{describe(value)}; the update must have the state's shape "
+                                  f"and dtype")
+        if value.name != st.name:
+            value = named(value, st.name)
+        st.value = value
+        return value
+
+    def output(self, name: str, value: Node) -> Node:
+        """A per-step output ``o(t)``."""
+        name = self._fresh(name)
+        self.outputs[name] = value = named(value, name)
+        return value
+
+    def loss(self, name: str, value: Node, steps: Iterable[int] | str | None = None) -> Node:
+        """A per-step loss ``L(t)`` (a scalar per example). ``steps`` limits it to some steps:
+        ``"last"`` for a single output at the end of the sequence (Fig. 10.5), or a list."""
+        name = self._fresh(name)
+        if value.shape != ():
+            raise RecurrenceError(f"loss {name!r} must be a scalar per example, got "
+                                  f"{describe(value)}; reduce it, e.g. with unfold.sum")
+        if steps is not None and steps not in ("last", "first"):
+            steps = tuple(int(t) for t in steps)
+        value = named(value, name)
+        self.losses[name] = (value, steps)
+        return value
+
+    def name_node(self, name: str, value: Node) -> Node:
+        """Give a name to an inner value so that drawings show it (an LSTM's gates)."""
+        name = self._fresh(name)
+        self.named[name] = value = named(value, name)
+        return value
+
+    def _lookup(self, state: Node | str) -> _State:
+        if isinstance(state, str):
+            if state not in self._states:
+                raise RecurrenceError(f"recurrence {self.name!r} has no state {state!r}; "
+                                      f"states: {sorted(self._states)}")
+            return self._states[state]
+        if state in self._state_of:
+            return self._state_of[state]
+        raise RecurrenceError(f"{describe(state)} is not a state of recurrence {self.name!r}")
+
+    # --- introspection ---------------------------------------------------------------------------
+
+    @property
+    def states(self) -> dict[str, "_State"]:
+        return dict(self._states)
+
+    def roots(self) -> list[Node]:
+        """The folded graph's sinks: state updates, outputs, losses and named values."""
+        roots = [st.value for st in self._states.values() if st.value is not None]
+        roots += list(self.outputs.values())
+        roots += [v for v, _ in self.losses.values()]
+        roots += list(self.named.values())
+        return roots
+
+    def body(self) -> list[Node]:
+        """Every node of the folded step, inputs before users."""
+        return topological(self.roots())
+
+    def check(self) -> None:
+        """Validate the folded graph (``unfold`` calls it): every state updated once, no
+        undeclared inputs, and no cycle across time between forward and backward states."""
+        for st in self._states.values():
+            if st.value is None:
+                raise RecurrenceError(f"state {st.name!r} of recurrence {self.name!r} is never "
+                                      f"updated; call rec.update({st.name!r}, new_value)")
+        if not self.roots():
+            raise RecurrenceError(f"recurrence {self.name!r} is empty: declare a state update, "
+                                  f"an output or a loss")
+        declared = set(self.sequences.values()) | set(self.contexts.values())
+        backward_leaves = {leaf for st in self._states.values() if st.backward
+                           for leaf in st.reads.values()}
+        reads_backward: set[Node] = set()
+        for node in self.body():
+            if node.op is INPUT and node not in declared:
+                raise RecurrenceError(f"{describe(node)} is used in the step of {self.name!r} "
+                                      f"but not declared; create it with rec.sequence (one value "
+                                      f"per step) or rec.context (the same at every step)")
+            if node.op is STATE and node not in self._state_of:
+                raise RecurrenceError(f"{describe(node)} is a state of another recurrence")
+            if node in backward_leaves or any(i in reads_backward for i in node.inputs):
+                reads_backward.add(node)
+        for st in self._states.values():
+            if not st.backward and st.value in reads_backward:
+                raise RecurrenceError(
+                    f"state {st.name!r} runs forward in time but its update reads a backward "
+                    f"state: h(t) would need g(t+1), which needs h(t+1) — a cycle through time "
+                    f"that no delay breaks; let only outputs combine the two directions")
+        self._reads_backward = reads_backward
+
+    # --- unfolding -------------------------------------------------------------------------------
+
+    def unfold(self, steps: int, *, truncate: int | None = None, mask: bool = False
+               ) -> "Unfolded":
+        """The τ-step computational graph (an ordinary graph of unfold's IR).
+
+        ``truncate=k`` cuts the gradient through states at every k-th step (truncated BPTT: the
+        sequence is processed in chunks of k steps, the state carried forward between chunks, and
+        gradients flow back only within a chunk). ``mask=True`` adds a sequence ``mask`` (1 for
+        real steps, 0 for padding, shape (τ,) or (τ, batch)) for sequences of different lengths:
+        padded steps add no loss and carry the state unchanged.
+        """
+        if not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise RecurrenceError(f"unfold: steps must be a positive integer, got {steps!r}")
+        if truncate is not None and (not isinstance(truncate, (int, np.integer)) or truncate < 1):
+            raise RecurrenceError(f"unfold: truncate must be a positive integer, got {truncate!r}")
+        self.check()
+        with gc_paused():
+            return Unfolded(self, int(steps), truncate, mask)
+
+
+class Unfolded:
+    """A recurrence unfolded over τ steps: every node tagged with its step and folded source.
+
+    ``at(node, t)`` is the copy of folded ``node`` at step ``t`` (1-based, as in the book);
+    ``copies(W)`` lists ``W(1) … W(τ)``; ``loss`` is ``L = Σ_t L(t)``, summed over the batch.
+    """
+
+    def __init__(self, rec: Recurrence, steps: int, truncate: int | None, mask: bool) -> None:
+        self.recurrence, self.steps, self.truncate = rec, steps, truncate
+        self._at: dict[tuple[Node, int], Node] = {}
+        body = rec.body()
+        self.mask = None
+        if mask:
+            floats = [n.dtype for n in body if n.dtype.kind == "f"]
+            self.mask = Node(INPUT, (), (), floats[0] if floats else np.float64, name="mask",
+                             may_batch=True)
+            for t in range(1, steps + 1):
+                self._at[(self.mask, t)] = Node(INPUT, (), (), self.mask.dtype, name="mask",
+                                                step=t, source=self.mask, may_batch=True)
+        first = [n for n in body if n not in rec._reads_backward]
+        second = [n for n in body if n in rec._reads_backward]
+        for t in range(1, steps + 1):
+            self._copy_step(first, t)
+        for t in range(steps, 0, -1):
+            self._copy_step(second, t)
+        self._losses: dict[str, list[Node]] = {}
+        for name, (value, which) in rec.losses.items():
+            chosen = (range(1, steps + 1) if which is None else [steps] if which == "last" else
+                      [1] if which == "first" else which)
+            per_step = []
+            for t in chosen:
+                if not 1 <= t <= steps:
+                    raise RecurrenceError(f"loss {name!r} is asked at step {t}, outside 1…{steps}")
+                per_step.append(self.at(value, t))
+            self._losses[name] = per_step
+
+    # --- building --------------------------------------------------------------------------------
+
+    def _copy_step(self, nodes: list[Node], t: int) -> None:
+        rec, at = self.recurrence, self._at
+        for node in nodes:
+            op = node.op
+            if op is STATE:
+                continue                      # resolved by _read when a user needs it
+            if op is PARAM:
+                copy = Node(ALIAS, (node,), node.shape, node.dtype, name=node.name, step=t,
+                            source=node, may_batch=False)
+            elif op is INPUT:
+                if node.name in rec.contexts and rec.contexts[node.name] is node:
+                    continue                  # a context is the same node at every step
+                copy = Node(INPUT, (), node.shape, node.dtype, name=node.name, step=t,
+                            source=node, may_batch=True)
+            elif op is CONSTANT:
+                continue
+            else:
+                inputs = tuple(self._input(i, t) for i in node.inputs)
+                copy = Node(op, inputs, node.shape, node.dtype, name=node.name, attrs=node.attrs,
+                            step=t, source=node)
+                if self.mask is not None and node in self._updates():
+                    copy = self._masked_update(node, copy, t)
+            at[(node, t)] = copy
+
+    def _updates(self) -> dict[Node, _State]:
+        cached = self.__dict__.get("_update_states")
+        if cached is None:
+            cached = self._update_states = {st.value: st for st in
+                                            self.recurrence._states.values()}
+        return cached
+
+    def _masked_update(self, folded: Node, new: Node, t: int) -> Node:
+        """h(t) = h(t∓1) + m(t) (h_new − h(t∓1)): padding carries the state unchanged."""
+        st = self._updates()[folded]
+        previous = self._state_value(st, t + (1 if st.backward else -1), t)
+        m = self.at(self.mask, t)
+        return Node(ALIAS, (previous + m * (new - previous),), new.shape, new.dtype,
+                    name=new.name, step=t, source=folded)
+
+    def _input(self, node: Node, t: int) -> Node:
+        op = node.op
+        if op is CONSTANT or (op is INPUT and node.step is None and
+                              self.recurrence.contexts.get(node.name) is node):
+            return node
+        if op is STATE:
+            st = self.recurrence._state_of[node]
+            d = node.attrs["delay"]
+            return self._state_value(st, t + d if st.backward else t - d, t)
+        return self._at[(node, t)]
+
+    def _state_value(self, st: _State, source_step: int, t: int) -> Node:
+        """The value of state ``st`` at ``source_step`` as read at step ``t``."""
+        if not 1 <= source_step <= self.steps:
+            return st.init
+        value = self._at[(st.value, source_step)]
+        k = self.truncate
+        if k is not None and (source_step - 1) // k != (t - 1) // k:
+            value = stop_gradient(value)
+        return value
+
+    # --- lookups ---------------------------------------------------------------------------------
+
+    def at(self, node: Node | str, t: int) -> Node:
+        """The copy of folded ``node`` (or the variable of that name) at step ``t``: ``h(t)`` for
+        a state's update, ``h(t−1)`` for the state itself, ``W(t)`` for a parameter."""
+        node = self._resolve(node)
+        if not 1 <= t <= self.steps:
+            raise RecurrenceError(f"step {t} is outside 1…{self.steps}")
+        if node.op is STATE:
+            return self._input(node, t)
+        if node.op is INPUT and node.step is None and \
+                self.recurrence.contexts.get(node.name) is node:
+            return node
+        try:
+            return self._at[(node, t)]
+        except KeyError:
+            raise RecurrenceError(f"{describe(node)} is not part of the step of recurrence "
+                                  f"{self.recurrence.name!r}") from None
+
+    def _resolve(self, node: Node | str) -> Node:
+        if isinstance(node, Node):
+            return node
+        rec = self.recurrence
+        for table in (rec.outputs, rec.named, rec.sequences, rec.contexts, rec.params):
+            if node in table:
+                return table[node]
+        if node in rec.losses:
+            return rec.losses[node][0]
+        if node in rec._states:
+            return rec._states[node].value
+        if node == "mask" and self.mask is not None:
+            return self.mask
+        raise RecurrenceError(f"recurrence {rec.name!r} has no variable named {node!r}")
+
+    def over_time(self, node: Node | str) -> list[Node]:
+        """``[node(1), …, node(τ)]``."""
+        return [self.at(node, t) for t in range(1, self.steps + 1)]
+
+    def copies(self, param: Node | str) -> list[Node]:
+        """The dummy copies ``W(1) … W(τ)`` of a shared parameter."""
+        param = self._resolve(param)
+        if param.op is not PARAM:
+            raise RecurrenceError(f"{describe(param)} is not a parameter")
+        found = [self._at.get((param, t)) for t in range(1, self.steps + 1)]
+        return [c for c in found if c is not None]
+
+    def final(self, state: Node | str) -> Node:
+        """The state after the last step: ``h(τ)`` (``g(1)`` for a backward state)."""
+        st = self.recurrence._lookup(state)
+        return self._at[(st.value, 1 if st.backward else self.steps)]
+
+    def losses(self, name: str | None = None) -> list[Node]:
+        """The per-step losses ``L(t)`` (of one named loss, or of all)."""
+        if name is not None:
+            return list(self._losses[name])
+        return [n for per_step in self._losses.values() for n in per_step]
+
+    @property
+    def loss(self) -> Node:
+        """``L = Σ_t L(t)``, summed over every declared loss and over the batch."""
+        cached = self.__dict__.get("_loss")
+        if cached is None:
+            terms = self.losses()
+            if not terms:
+                raise RecurrenceError(f"recurrence {self.recurrence.name!r} declares no loss")
+            if self.mask is not None:
+                terms = [l * self.at(self.mask, l.step) for l in terms]
+            cached = self._loss = Node(ALIAS, (batch_sum(add_n(terms)),), (),
+                                       terms[0].dtype, name="L")
+        return cached
+
+    @property
+    def params(self) -> list[Node]:
+        """The shared parameters of the step, in the order they first appear."""
+        return [n for n in self.recurrence.body() if n.op is PARAM]
+
+    def __repr__(self) -> str:
+        return f"<Unfolded {self.recurrence.name!r}, {self.steps} steps>"
