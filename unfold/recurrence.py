@@ -80,6 +80,7 @@ class Recurrence:
     def __init__(self, name: str = "recurrence") -> None:
         self.name = name
         self.sequences: dict[str, Node] = {}
+        self.targets: set[str] = set()          # sequences that are targets (y), not inputs
         self.contexts: dict[str, Node] = {}
         self.params: dict[str, Node] = {}
         self.outputs: dict[str, Node] = {}
@@ -105,6 +106,13 @@ class Recurrence:
         node = Node(INPUT, (), _check_shape(shape, f"sequence {name!r}"), np.dtype(dtype),
                     name=name, may_batch=True)
         self.sequences[name] = node
+        return node
+
+    def target(self, name: str, shape: Sequence[int] = (), dtype: Any = np.int64) -> Node:
+        """A per-step target ``y(t)``: a sequence that losses compare outputs with (drawn above
+        the losses, as in Fig. 10.3). Integer class indices by default."""
+        node = self.sequence(name, shape, dtype)
+        self.targets.add(name)
         return node
 
     def context(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
