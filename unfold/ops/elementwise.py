@@ -152,7 +152,12 @@ class AddN(Elementwise):
     def forward(self, node, *xs):
         out = xs[0] + xs[1]
         for x in xs[2:]:
-            out += x
+            # in place only when ``x`` fits into ``out``: on a batch, a term shared by every
+            # example (unbatched) may come before a batched one
+            if x.ndim <= out.ndim and np.broadcast_shapes(out.shape, x.shape) == out.shape:
+                out += x
+            else:
+                out = out + x
         return out
 
     def vjp(self, node, g):

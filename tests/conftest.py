@@ -1,0 +1,39 @@
+"""Shared pytest configuration: hypothesis profiles.
+
+Every property test is derandomized: hypothesis derives its examples from the test's name, so a
+run is reproducible and a failure shows the falsifying example — including the integer seeds from
+which the arrays of that example are generated (see ``unfold.testing.strategies.array``).
+
+    HYPOTHESIS_PROFILE=heavy pytest      # many more examples per property (``make test-heavy``)
+"""
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default",
+    derandomize=True,
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.register_profile(
+    "heavy",
+    derandomize=True,
+    deadline=None,
+    max_examples=300,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
+settings.load_profile(PROFILE)
+
+
+def pytest_report_header(config):
+    current = settings()
+    return (f"hypothesis profile {PROFILE!r}: max_examples={current.max_examples}, "
+            f"derandomize={current.derandomize} (examples are fixed by the test name; arrays "
+            f"come from integer seeds printed with any falsifying example)")
