@@ -8,14 +8,16 @@ runs batched and which bookkeeping ops reduce to aliases.
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import schedule
 from .errors import FeedError, UnfoldError, describe
 from .graph import Node, gc_paused, topological
-from .ops.base import CONSTANT, PARAM, is_placeholder
+from .ops.base import PARAM, is_placeholder
 
 _FORWARD, _BATCHED, _ALIAS = 0, 1, 2
 
@@ -23,7 +25,7 @@ _FORWARD, _BATCHED, _ALIAS = 0, 1, 2
 class Program:
     """A compiled graph: call it with a feed to get the outputs' values."""
 
-    def __init__(self, outputs: Sequence[Node]) -> None:
+    def __init__(self, outputs: Sequence[Node], checkpoint: int | str | None = None) -> None:
         self.outputs = tuple(outputs)
         self.order = topological(self.outputs)
         index = {node: i for i, node in enumerate(self.order)}
@@ -46,18 +48,28 @@ class Program:
         self._reads = [p if not node.op.meta_inputs else
                        tuple(none if k in node.op.meta_inputs else j for k, j in enumerate(p))
                        for node, p in zip(self.order, self._positions)]
-        # liveness: free each value right after its last reader (outputs are kept)
-        last = {}
-        for i, reads in enumerate(self._reads):
-            for j in reads:
-                last[j] = i
-        last.pop(none, None)
-        for node in self.outputs:
-            last.pop(index[node], None)
-        self._frees: list[tuple[int, ...]] = [() for _ in self.order]
-        for j, i in last.items():
-            self._frees[i] += (j,)
+        # the order of computation (with recomputations when checkpointing) and the frees
+        keep = {index[node] for node in self.outputs}
+        fed = [index[p] for p in self.placeholders]
+        if checkpoint is None:
+            self._sequence = schedule.plain(self.order)
+        else:
+            if checkpoint == "sqrt":
+                steps = max((n.step for n in self.order if n.step is not None), default=1)
+                checkpoint = max(1, math.isqrt(steps - 1) + 1)
+            if not isinstance(checkpoint, int) or checkpoint < 1:
+                raise ValueError(f"checkpoint must be a positive number of steps or 'sqrt', got "
+                                 f"{checkpoint!r}")
+            self._sequence = schedule.checkpointed(self.order, self._reads, keep, checkpoint)
+        self.checkpoint = checkpoint
+        self._frees = schedule.frees(self._sequence, self._reads, keep, fed)
         self._plans: dict[tuple, list] = {}
+
+    def peak_elements(self) -> int:
+        """The most array elements (per example) this program holds at once: what liveness and
+        checkpointing save."""
+        fed = [self._index[p] for p in self.placeholders]
+        return schedule.peak(self._sequence, self._frees, [n.size for n in self.order], fed)
 
     # --- feeding --------------------------------------------------------------------------------
 
@@ -160,23 +172,23 @@ class Program:
 
     def _plan(self, signature: tuple[bool, ...]) -> list:
         """The schedule for one pattern of batched feeds: ``(position, mode, node, op, reads,
-        flags, frees)`` per computed node."""
+        flags, frees)`` per entry of the sequence."""
         batched = [False] * len(self.order)
         for p, flag in zip(self.placeholders, signature):
             batched[self._index[p]] = flag
-        plan = []
-        for i, node in enumerate(self.order):
-            op = node.op
-            if not node.inputs and op is not CONSTANT:
-                continue                                     # a placeholder: fed
+        modes: list[int] = [_FORWARD] * len(self.order)
+        flags_of: list[tuple] = [()] * len(self.order)
+        for i in self._sequence:
+            node, op = self.order[i], self.order[i].op
             flags = tuple(batched[j] for j in self._positions[i])
             batched[i] = op.out_batched(node, flags)
             if op.is_identity(node, flags):
-                mode = _ALIAS
-            else:
-                mode = _BATCHED if batched[i] or any(flags) else _FORWARD
-            plan.append((i, mode, node, op, self._reads[i], flags, self._frees[i]))
-        return plan
+                modes[i] = _ALIAS
+            elif batched[i] or any(flags):
+                modes[i] = _BATCHED
+            flags_of[i] = flags
+        return [(i, modes[i], self.order[i], self.order[i].op, self._reads[i], flags_of[i], frees)
+                for i, frees in zip(self._sequence, self._frees)]
 
 
 def _check_value(p: Node, value: Any) -> np.ndarray:
@@ -204,16 +216,21 @@ _CACHE: OrderedDict[tuple, Program] = OrderedDict()
 _CACHE_SIZE = 16
 
 
-def compile(nodes: Sequence[Node]) -> Program:  # noqa: A001 - the verb is the point
-    """The compiled program of ``nodes`` (cached: compiling the same outputs again is free)."""
-    key = tuple(nodes)
+def compile(nodes: Sequence[Node], checkpoint: int | str | None = None) -> Program:  # noqa: A001
+    """The compiled program of ``nodes`` (cached: compiling the same outputs again is free).
+
+    ``checkpoint=k`` (or ``"sqrt"`` for k ≈ √τ) schedules an unfolded graph's backward pass with
+    checkpointing: only every k-th step's states are stored, the rest is recomputed when needed —
+    the same values, in O(√τ) memory.
+    """
+    key = (tuple(nodes), checkpoint)
     program = _CACHE.get(key)
     if program is None:
-        for n in key:
+        for n in key[0]:
             if not isinstance(n, Node):
                 raise TypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
         with gc_paused():
-            program = _CACHE[key] = Program(key)
+            program = _CACHE[key] = Program(key[0], checkpoint)
         if len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     else:
@@ -221,14 +238,14 @@ def compile(nodes: Sequence[Node]) -> Program:  # noqa: A001 - the verb is the p
     return program
 
 
-def evaluate(nodes: Node | Sequence[Node], feed: Mapping[Any, Any] | None = None
-             ) -> list[np.ndarray]:
+def evaluate(nodes: Node | Sequence[Node], feed: Mapping[Any, Any] | None = None, *,
+             checkpoint: int | str | None = None) -> list[np.ndarray]:
     """The values of ``nodes`` (a list of arrays, one per node) given ``feed``.
 
     ``feed`` maps placeholders — or their names — to arrays. An ``input`` may carry one extra
     leading batch axis; an unfolded recurrence's sequence is fed as one array of shape (τ, …) or
-    (τ, batch, …) under its folded node or name.
+    (τ, batch, …) under its folded node or name. See ``compile`` for ``checkpoint``.
     """
     if isinstance(nodes, Node):
         nodes = [nodes]
-    return compile(list(nodes))(feed or {})
+    return compile(list(nodes), checkpoint)(feed or {})

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import GradError, describe
 from .graph import Node, _adjoint_of, gc_paused, topological
-from .ops import add_n, constant, lift, sum_like
+from .ops import add, constant, lift, sum_like
 from .ops.base import fit
 
 
@@ -54,21 +54,24 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
         if node in wanted or any(i in on_path for i in node.inputs):
             on_path.add(node)
 
-    pending: dict[Node, list[Node]] = {y: [seed]}
+    # ∂y/∂node so far; each term is added as soon as it is built (an accumulation chain
+    # ((t₁ + t₂) + t₃) + …), so ∇W = Σ_t ∇W(t) never holds all τ terms at once
+    pending: dict[Node, Node] = {y: seed}
     found: dict[Node, Node] = {}
     try:
         for node in reversed(order):
             if node not in on_path or node not in pending:
                 continue
             _adjoint_of.append(node)    # tag what is built here as part of node's adjoint
-            g = add_n(pending.pop(node))
+            g = pending.pop(node)
             if node in wanted:
                 found[node] = g
             if node.inputs and node.op.differentiable:
                 terms = node.op.vjp(node, g)
                 for x, term in zip(node.inputs, terms):
                     if term is not None and x in on_path and x.dtype.kind == "f":
-                        pending.setdefault(x, []).append(fit(term, x))
+                        term = fit(term, x)
+                        pending[x] = add(pending[x], term) if x in pending else term
             _adjoint_of.pop()
     finally:
         del _adjoint_of[1:]

@@ -171,25 +171,24 @@ def apply(op: Op, *inputs: Node, name: str | None = None, **attrs: Any) -> Node:
 
 
 def topological(outputs: Iterable[Node]) -> list[Node]:
-    """Every ancestor of ``outputs``, inputs before users; iterative, so depth is unbounded."""
-    order: list[Node] = []
-    done: set[Node] = set()
-    for root in outputs:
-        if root in done:
-            continue
-        stack = [(root, iter(root.inputs))]
-        done.add(root)
-        while stack:
-            node, it = stack[-1]
-            for child in it:
-                if child not in done:
-                    done.add(child)
-                    stack.append((child, iter(child.inputs)))
-                    break
-            else:
-                stack.pop()
-                order.append(node)
-    return order
+    """Every ancestor of ``outputs``, inputs before users, in the order the nodes were built.
+
+    A node's inputs exist before it does, so creation order is a topological order — and a good
+    schedule: an unfolded graph runs step after step, and a gradient graph in the order reverse
+    mode built it, each accumulation right after the term it adds. Iterative: depth is unbounded.
+    """
+    seen: set[Node] = set()
+    stack = [n for n in outputs]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(node.inputs)
+    return sorted(seen, key=_serial_of)
+
+
+def _serial_of(node: Node) -> int:
+    return node.serial
 
 
 @contextlib.contextmanager

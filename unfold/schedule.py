@@ -1,0 +1,136 @@
+"""Schedules: in which order a compiled graph computes its nodes, and when each value is freed.
+
+The plain schedule computes every node once, inputs before users, and frees each value right after
+its last reader — so back-propagation through time holds O(τ) values, not O(nodes).
+
+The checkpointed schedule (``checkpoint=k``) trades compute for memory on an unfolded graph. Steps
+are cut into segments of k; a forward value is stored only if a later segment reads it (the state
+at every k-th step: the checkpoints). Every other forward value is freed after its last forward
+reader, and when the backward pass first needs a value of segment s, the forward nodes of s that
+the backward pass reads are recomputed from the checkpoints. The gradient graph is unchanged and
+the recomputation runs the same ops on the same inputs, so the results are bit-identical to the
+plain schedule; with k ≈ √τ the memory is O(√τ).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .graph import Node
+
+
+def plain(order: Sequence[Node]) -> list[int]:
+    """Every computed node once, in topological order (placeholders are fed, not scheduled)."""
+    return [i for i, node in enumerate(order) if node.inputs or not _is_fed(node)]
+
+
+def _is_fed(node: Node) -> bool:
+    from .ops.base import is_placeholder
+    return is_placeholder(node)
+
+
+def checkpointed(order: Sequence[Node], reads: Sequence[tuple[int, ...]], keep: set[int],
+                 k: int) -> list[int]:
+    """The plain order, with segments of forward nodes recomputed before the backward pass reads
+    them (see the module docstring)."""
+    n = len(order)
+    forward = [node.step is not None and node.adjoint is None and bool(node.inputs)
+               for node in order]
+    segment = [(node.step - 1) // k if f else -1 for node, f in zip(order, forward)]
+    backward_read = [False] * n
+    last_forward_read = [-1] * n
+    kept = [i in keep for i in range(n)]
+    for i, node in enumerate(order):
+        for j in reads[i]:
+            if j >= n:
+                continue
+            if node.adjoint is not None:
+                backward_read[j] = True
+            else:
+                last_forward_read[j] = i
+                if forward[j] and (not forward[i] or segment[i] != segment[j]):
+                    kept[j] = True                   # crosses a segment boundary: a checkpoint
+    recomputable = [forward[i] and not kept[i] for i in range(n)]
+    wanted: dict[int, list[int]] = {}                # segment → its values the backward reads
+    for i in range(n):
+        if recomputable[i] and backward_read[i]:
+            wanted.setdefault(segment[i], []).append(i)
+
+    live = [False] * n
+    done: set[int] = set()
+    sequence: list[int] = []
+
+    def recompute(s: int) -> None:
+        need, stack = set(), [j for j in wanted.get(s, ()) if not live[j]]
+        while stack:
+            j = stack.pop()
+            if j in need:
+                continue
+            need.add(j)
+            stack.extend(x for x in reads[j] if x < n and recomputable[x] and not live[x])
+        for j in sorted(need):
+            sequence.append(j)
+            live[j] = True
+        done.add(s)
+
+    for i, node in enumerate(order):
+        if not node.inputs and _is_fed(node):
+            live[i] = True
+            continue
+        for j in reads[i]:
+            if j < n and not live[j]:
+                if not recomputable[j] or segment[j] in done:
+                    raise AssertionError(f"checkpoint schedule lost {order[j]!r}")
+                recompute(segment[j])
+        sequence.append(i)
+        live[i] = True
+        for j in reads[i] + (i,):
+            # a forward instance dies after its last forward reader (the backward pass will read
+            # a recomputed instance); recomputed instances live until liveness frees them
+            if j < n and recomputable[j] and segment[j] not in done and \
+                    last_forward_read[j] <= i:
+                live[j] = False
+    return sequence
+
+
+def frees(sequence: Sequence[int], reads: Sequence[tuple[int, ...]], keep: set[int],
+          fed: Sequence[int]) -> list[tuple[int, ...]]:
+    """For each entry of ``sequence``, the values to free right after it: each instance of a
+    value (a computation, or a recomputation) dies after its last reader; ``keep`` (the outputs)
+    is never freed."""
+    n = len(reads)
+    writer = [-2] * (n + 1)                   # value → the entry that wrote its live instance
+    for j in fed:
+        writer[j] = -1
+    last_read = [-1] * len(sequence)          # entry → the last entry reading what it wrote
+    fed_last: dict[int, int] = {}
+    for p, i in enumerate(sequence):
+        for j in reads[i]:
+            w = writer[j]
+            if w >= 0:
+                last_read[w] = p
+            elif w == -1:
+                fed_last[j] = p
+        writer[i] = p
+    out: list[list[int]] = [[] for _ in sequence]
+    for p, i in enumerate(sequence):
+        if i in keep and writer[i] == p:
+            continue                          # an output's final value is returned
+        out[max(last_read[p], p)].append(i)   # never read: freed right after it is computed
+    for j, p in fed_last.items():
+        if j not in keep:
+            out[p].append(j)
+    return [tuple(f) for f in out]
+
+
+def peak(sequence: Sequence[int], free_lists: Sequence[tuple[int, ...]], sizes: Sequence[int],
+         fed: Sequence[int]) -> int:
+    """The largest number of elements (per example) held at once by a schedule."""
+    held = {j: sizes[j] for j in fed}
+    total = best = sum(held.values())
+    for i, gone in zip(sequence, free_lists):
+        total += sizes[i] - held.get(i, 0)
+        held[i] = sizes[i]
+        best = max(best, total)
+        for j in gone:
+            total -= held.pop(j, 0)
+    return best
