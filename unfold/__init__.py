@@ -19,4 +19,5 @@ from .grad import grad
 from .evaluate import Program, compile, evaluate
 
 __version__ = "0.1.0"
-from .recurrence import Recurrence, Unfolded, named
+from .recurrence import Recurrence, Unfolded
+from .ops.base import named

@@ -17,7 +17,7 @@ import numpy as np
 from . import schedule
 from .errors import FeedError, UnfoldError, describe
 from .graph import Node, gc_paused, topological
-from .ops.base import PARAM, is_placeholder
+from .ops.base import ALIAS, PARAM, is_placeholder
 
 _FORWARD, _BATCHED, _ALIAS = 0, 1, 2
 
@@ -66,10 +66,10 @@ class Program:
         self._plans: dict[tuple, list] = {}
 
     def peak_elements(self) -> int:
-        """The most array elements (per example) this program holds at once: what liveness and
-        checkpointing save."""
-        fed = [self._index[p] for p in self.placeholders]
-        return schedule.peak(self._sequence, self._frees, [n.size for n in self.order], fed)
+        """The most array elements (per example) this program computes and holds at once — what
+        liveness and checkpointing save. Fed values and aliases (which share memory) count 0."""
+        sizes = [0 if n.op is ALIAS or is_placeholder(n) else n.size for n in self.order]
+        return schedule.peak(self._sequence, self._frees, sizes, [])
 
     # --- feeding --------------------------------------------------------------------------------
 

@@ -25,41 +25,14 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .errors import RecurrenceError, describe
-from .graph import Node, Op, gc_paused, topological
+from .graph import Node, gc_paused, topological
 from .ops import add_n, batch_sum, constant, stop_gradient
-from .ops.base import CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape
+from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
+                       named)
 
 
-class Alias(Op):
-    """The identity, under another name: a parameter's per-step dummy copy ``W(t)``, or a name
-    given to a value (``h``, a gate ``f``). Runs as an alias: no copy is made."""
-
-    name = "alias"
-
-    def infer(self, inputs, attrs):
-        return inputs[0].shape, inputs[0].dtype
-
-    def forward(self, node, x):
-        return x
-
-    def is_identity(self, node, flags):
-        return True
-
-    def out_batched(self, node, flags):
-        return flags[0]
-
-    def vjp(self, node, g):
-        return (g,)
-
-
-ALIAS = Alias()
 #: the leaf standing for a state's past value, h(t−d), inside the folded step
 STATE = Placeholder("state")
-
-
-def named(value: Node, name: str) -> Node:
-    """``value`` under ``name``: a variable of the book's drawings (``h``, ``o``, a gate ``f``)."""
-    return Node(ALIAS, (value,), value.shape, value.dtype, name=_check_name(name))
 
 
 @dataclass

@@ -261,6 +261,36 @@ def broadcast_like(g: Node, x: Node) -> Node:
     return apply(BROADCAST_LIKE, g, x)
 
 
+class Alias(Op):
+    """The identity, under another name: a parameter's per-step dummy copy ``W(t)``, or a name
+    given to a value (``h``, a gate ``f``). Runs as an alias: no copy is made."""
+
+    name = "alias"
+
+    def infer(self, inputs, attrs):
+        return inputs[0].shape, inputs[0].dtype
+
+    def forward(self, node, x):
+        return x
+
+    def is_identity(self, node, flags):
+        return True
+
+    def out_batched(self, node, flags):
+        return flags[0]
+
+    def vjp(self, node, g):
+        return (g,)
+
+
+ALIAS = Alias()
+
+
+def named(value: Node, name: str) -> Node:
+    """``value`` under ``name``: a variable of the book's drawings (``h``, ``o``, a gate ``f``)."""
+    return Node(ALIAS, (value,), value.shape, value.dtype, name=_check_name(name))
+
+
 def fit(contribution: Node, x: Node) -> Node:
     """A gradient contribution brought to ``x``'s shape; summed over the batch when ``x`` is
     shared by all examples (a parameter or anything computed from parameters only)."""
