@@ -350,6 +350,8 @@ CASES: list[OpCase] = [
            second_order=False, tol=dict(eps=1e-3, atol=1e-4, rtol=1e-3), rtol=1e-6),
     OpCase("cast_int", lambda d: ([Arg(s := _shape(d), "int", classes=5), Arg(s)], {}),
            lambda t, x: uf.cast(t, "float64") * x, lambda t, x: t.astype(np.float64) * x),
+    OpCase("named", lambda d: ([Arg(_shape(d))], {}), lambda x: uf.named(uf.tanh(x), "h") * x,
+           lambda x: np.tanh(x) * x),
     OpCase("stop_gradient", lambda d: ([Arg(s := _shape(d)), Arg(s)], {}),
            lambda x, y: x * uf.stop_gradient(y), lambda x, y: x * y, wrt=(0,)),
 ]
@@ -362,4 +364,4 @@ COVERED = {"add", "subtract", "multiply", "divide", "power", "neg", "matmul", "g
            "log", "tanh", "sigmoid", "relu", "abs", "sqrt", "sign", "sum", "mean", "max",
            "reshape", "transpose", "concat", "stack", "maximum", "where", "softmax",
            "log_softmax", "cross_entropy", "mse", "cast", "stop_gradient", "one_hot", "add_n",
-           "greater", "greater_equal", "less", "less_equal", "equal", "not_equal"}
+           "greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "named"}

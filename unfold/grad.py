@@ -17,7 +17,7 @@ import numpy as np
 from .errors import GradError, describe
 from .graph import Node, _adjoint_of, gc_paused, topological
 from .ops import add, constant, lift, sum_like
-from .ops.base import fit
+from .ops.base import broadcast_like, fit
 
 
 def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
@@ -84,14 +84,18 @@ def _seed(y: Node, seed: Any) -> Node:
             raise GradError(f"grad: {describe(y)} is not a scalar; pass seed= (an array or node "
                             f"of shape {y.shape}, ∂L/∂y) to get a vector-Jacobian product, or "
                             f"reduce y first, e.g. unfold.sum(y)")
-        return constant(np.ones((), y.dtype))
-    seed = lift(seed, (y,))
-    if seed.shape != y.shape:
-        raise GradError(f"grad: the seed {describe(seed)} must have the shape of y, "
-                        f"{describe(y)}")
-    if seed.dtype != y.dtype:
-        raise GradError(f"grad: the seed's dtype {seed.dtype} differs from y's {y.dtype}")
-    return seed
+        seed = constant(np.ones((), y.dtype))
+    else:
+        seed = lift(seed, (y,))
+        if seed.shape != y.shape:
+            raise GradError(f"grad: the seed {describe(seed)} must have the shape of y, "
+                            f"{describe(y)}")
+        if seed.dtype != y.dtype:
+            raise GradError(f"grad: the seed's dtype {seed.dtype} differs from y's {y.dtype}")
+    # on a batch y is per example, and so is its seed: every example's y is differentiated,
+    # and a shared node (a param) reached without passing a batched value (y = f(x) + ‖W‖²)
+    # still gets the sum over the batch
+    return broadcast_like(seed, y)
 
 
 def _finish(g: Node | None, x: Node) -> Node:
