@@ -1,0 +1,38 @@
+"""The networks of chapter 10 as builders: each returns an ordinary ``unfold.Recurrence`` (draw
+it, change it, unfold it) with parameters named in the book's notation and the book's equations
+in its docstring.
+
+    rec = unfold.models.lstm(n_in=8, n_hidden=16, n_out=8)
+    net = rec.unfold(20)
+    loss, *grads = unfold.evaluate([net.loss, *unfold.grad(net.loss, net.params)], feed)
+
+==========================  ==========================================================
+``rnn``                     Fig. 10.3, eqs. 10.8–10.11 (cross-entropy or squared error)
+``rnn_single_output``       Fig. 10.5: one output, at the end
+``output_to_hidden``        Fig. 10.4: recurrence through the output only
+``teacher_forcing``         Fig. 10.6: train / free-running / scheduled-sampling modes
+``context_rnn``             Fig. 10.9: a fixed context vector x through R
+``conditional_rnn``         Fig. 10.10: an input sequence, previous target fed back
+``lstm``                    Fig. 10.16, eqs. 10.40–10.44 (book and common variants)
+``gru``                     eqs. 10.45–10.47 (book and common variants)
+``leaky_rnn``               section 10.9.2: leaky units with time constant α
+``skip_rnn``                sections 10.9.1, 10.9.3: delay-d connections, length-one removed
+``language_model``          section 10.2.3: end symbol or Bernoulli stop output
+==========================  ==========================================================
+"""
+from __future__ import annotations
+
+from ._parts import (FEEDBACKS, LOSSES, MODES, affine, chain, fed_back, new_state, readout,
+                     scheduled_mask)
+from .conditioning import conditional_rnn, context_rnn
+from .gated import gru, gru_cell, lstm, lstm_cell
+from .rnn import output_to_hidden, rnn, rnn_cell, rnn_single_output
+from .sequence_length import CELLS, encode, language_model, stop_output
+from .teacher_forcing import teacher_forcing
+from .time_scales import leaky_cell, leaky_rnn, skip_cell, skip_rnn
+
+__all__ = ["rnn", "rnn_single_output", "output_to_hidden", "teacher_forcing", "context_rnn",
+           "conditional_rnn", "lstm", "gru", "leaky_rnn", "skip_rnn", "language_model",
+           "encode", "scheduled_mask", "rnn_cell", "lstm_cell", "gru_cell", "leaky_cell",
+           "skip_cell", "stop_output", "chain", "affine", "readout", "new_state", "fed_back",
+           "CELLS", "LOSSES", "MODES", "FEEDBACKS"]

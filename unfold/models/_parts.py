@@ -1,0 +1,172 @@
+"""The pieces every chain model of chapter 10 is made of, written once.
+
+* ``input_sequence`` — the per-step input ``x(t)``: a real vector, or a token id seen as its
+  one-hot vector (so that ``U x(t)`` is a column of ``U``);
+* ``new_state`` — a state that starts at zeros, or (``carry=True``) at a context input named
+  ``<state>0`` (``h0``, ``s0``) so a long stream can be processed in chunks with the final state
+  of one chunk fed as the initial state of the next (truncated BPTT, ``unfold.train``);
+* ``affine`` — ``b + Σ M v`` with the parameters named as the book names them;
+* ``readout`` — the output layer ``o = c + V h`` and its loss (eqs. 10.10–10.12, or squared error);
+* ``feedback_state`` — a fed-back previous target or output (Figs. 10.4, 10.6, 10.9, 10.10);
+* ``chain`` — a recurrence from a cell: input, cell, output layer and loss.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .. import ops
+from ..graph import Node
+from ..recurrence import Recurrence
+
+LOSSES = ("cross_entropy", "squared_error")
+OUTPUTS = ("every", "last")
+INPUTS = ("vectors", "tokens")
+
+#: ``cell(rec, x, n_hidden, carry=...) -> h(t)``: declares its states and params, returns h(t)
+Cell = Callable[..., Node]
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {choices}, got {value!r}")
+
+
+def input_sequence(rec: Recurrence, n_in: int, inputs: str = "vectors",
+                   dtype: Any = np.float64) -> Node:
+    """The input ``x(t)`` as a vector of size ``n_in``: a sequence ``x`` of real vectors, or of
+    integer token ids in ``[0, n_in)`` turned into one-hot vectors inside the step."""
+    _check_choice("inputs", inputs, INPUTS)
+    if inputs == "tokens":
+        return ops.one_hot(rec.sequence("x", (), dtype=np.int64), n_in, dtype)
+    return rec.sequence("x", (n_in,), dtype)
+
+
+def new_state(rec: Recurrence, name: str, n: int, dtype: Any = np.float64,
+              carry: bool = False) -> Node:
+    """A state of ``n`` units; returns what step t reads, ``name(t−1)``. It starts at zeros, or
+    with ``carry`` at the context input ``<name>0`` (fed by the caller)."""
+    init = rec.context(f"{name}0", (n,), dtype) if carry else None
+    return rec.state(name, (n,), init=init, dtype=dtype)
+
+
+def affine(rec: Recurrence, n: int, bias: str | None, weights: Mapping[str, Node]) -> Node:
+    """``bias + Σ_M M v`` for each ``M: v`` of ``weights``, declaring the parameters: ``bias``
+    of shape (n,) and each ``M`` of shape (n, size of v). The book's ``b + W h + U x`` is
+    ``affine(rec, n, "b", {"W": h, "U": x})``."""
+    terms = []
+    dtype = next(iter(weights.values())).dtype if weights else np.float64
+    if bias is not None:
+        terms.append(rec.param(bias, (n,), dtype))
+    for name, v in weights.items():
+        terms.append(rec.param(name, (n, v.shape[0]), dtype) @ v)
+    return terms[0] if len(terms) == 1 else ops.add_n(terms)
+
+
+def output_loss(o: Node, y: Node, loss: str) -> Node:
+    """``L(t)``: softmax cross-entropy ``−log softmax(o)_y`` (eqs. 10.11–10.12) for an integer
+    target, or the squared error ``Σ_i (o_i − y_i)²`` for a real-valued one (the negative
+    log-likelihood of a unit Gaussian up to a factor ½ and a constant, section 10.2.3)."""
+    _check_choice("loss", loss, LOSSES)
+    if loss == "cross_entropy":
+        return ops.cross_entropy(o, y)
+    return ops.mse(o, y, reduction="sum")
+
+
+def target_sequence(rec: Recurrence, n_out: int, loss: str, dtype: Any = np.float64) -> Node:
+    """The target ``y(t)``: a class index for cross-entropy, a vector of ``n_out`` for squared
+    error."""
+    _check_choice("loss", loss, LOSSES)
+    if loss == "cross_entropy":
+        return rec.target("y", (), np.int64)
+    return rec.target("y", (n_out,), dtype)
+
+
+def readout(rec: Recurrence, h: Node, n_out: int, loss: str = "cross_entropy",
+            outputs: str = "every", state: Node | None = None) -> Node:
+    """``o(t) = c + V h(t)`` (eq. 10.10), declared as output ``o`` (or as the update of
+    ``state`` when the output is itself fed back, Fig. 10.4), with the loss ``L`` against the
+    target ``y`` at every step (Fig. 10.3) or only at the last (Fig. 10.5). Returns ``o``."""
+    _check_choice("outputs", outputs, OUTPUTS)
+    y = target_sequence(rec, n_out, loss, h.dtype)
+    value = affine(rec, n_out, "c", {"V": h})
+    o = rec.output("o", value) if state is None else rec.update(state, value)
+    rec.loss("L", output_loss(o, y, loss), steps=None if outputs == "every" else "last")
+    return o
+
+
+def one_hot_like(y: Node, k: int, dtype: Any) -> Node:
+    """A target as the vector the network is fed: one-hot for a class, itself for a vector."""
+    return ops.one_hot(y, k, dtype) if y.dtype.kind in "iu" else y
+
+
+FEEDBACKS = ("argmax", "softmax")
+
+
+def as_feedback(o: Node, loss: str, feedback: str = "argmax") -> Node:
+    """What the model feeds back of its own output ``o`` in place of a target: for classes, the
+    one-hot vector of its most probable class (``argmax``, not differentiable, like a sampled
+    symbol) or its whole distribution ``softmax(o)`` (differentiable); for real vectors, ``o``."""
+    _check_choice("feedback", feedback, FEEDBACKS)
+    if loss == "squared_error":
+        return o
+    if feedback == "softmax":
+        return ops.softmax(o)
+    return ops.cast(ops.equal(o, ops.max(o, axis=-1, keepdims=True)), o.dtype)
+
+
+def chain(name: str, cell: Cell, n_in: int, n_hidden: int, n_out: int, *,
+          loss: str = "cross_entropy", outputs: str = "every", inputs: str = "vectors",
+          carry: bool = False, dtype: Any = np.float64, **cell_options: Any) -> Recurrence:
+    """A chain model: ``x(t) → cell → h(t) → o(t) = c + V h(t) → L(t)`` (Fig. 10.3's shape)."""
+    rec = Recurrence(name)
+    x = input_sequence(rec, n_in, inputs, dtype)
+    h = cell(rec, x, n_hidden, carry=carry, **cell_options)
+    readout(rec, h, n_out, loss, outputs)
+    return rec
+
+
+MODES = ("train", "free", "scheduled")
+
+
+def fed_back(rec: Recurrence, k: int, dtype: Any = np.float64, mode: str = "train",
+             carry: bool = False) -> tuple[Node, Callable[[Node, Node], None]]:
+    """What a step is fed of the previous one in place of ``y(t−1)``, and the function that
+    closes the loop once the step has computed the true target's vector and the model's own.
+
+    * ``"train"`` — teacher forcing (Fig. 10.6, left): a state ``y_prev`` holding the true
+      previous target;
+    * ``"free"`` — free running, the closed loop of test time (Fig. 10.6, right): the state
+      ``y_prev`` holds the model's own previous output;
+    * ``"scheduled"`` — a random choice per step and example (scheduled sampling): states
+      ``y_true`` and ``y_model`` hold both, and a sequence ``z`` of 0/1 picks what step t reads,
+      ``y_prev = z(t) y_model(t−1) + (1 − z(t)) y_true(t−1)`` (a ``where``). Draw ``z`` with
+      ``scheduled_mask(τ, batch, p)``, ``p`` being the probability of feeding the model's own
+      output: ``p = 0`` is teacher forcing, ``p = 1`` free running.
+
+    Every state starts at zeros (or at the inputs ``<state>0`` with ``carry``).
+    """
+    _check_choice("mode", mode, MODES)
+    if mode != "scheduled":
+        fed = new_state(rec, "y_prev", k, dtype, carry)
+        return fed, lambda truth, model: rec.update(fed, truth if mode == "train" else model)
+    true, own = (new_state(rec, name, k, dtype, carry) for name in ("y_true", "y_model"))
+    z = rec.sequence("z", (), dtype)
+    fed = rec.name_node("y_prev", ops.where(z > 0.5, own, true))
+
+    def close(truth: Node, model: Node) -> None:
+        rec.update(true, truth)
+        rec.update(own, model)
+    return fed, close
+
+
+def scheduled_mask(steps: int, batch: int | None = None, p: float = 0.5,
+                   rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """The sequence ``z`` of a scheduled-sampling model: ``z(t) ~ Bernoulli(p)``, 1 meaning "feed
+    the model's own output at the next step". Shape (τ,) or (τ, batch)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"scheduled_mask: p must be a probability in [0, 1], got {p!r}")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    shape = (steps,) if batch is None else (steps, batch)
+    return (rng.random(shape) < p).astype(np.float64)
