@@ -51,10 +51,10 @@ def _scalarize(y: Node, seed: int) -> Node:
     return sum(y * constant(r.astype(y.dtype)))
 
 
-def _leaf_arrays(program, wrt: Sequence[Node], feed: Mapping[Any, Any]) -> dict:
-    """Private float64 copies of the fed values of ``wrt``, keyed as the feed keys them."""
-    values = dict(feed)
-    keys = {}
+def _perturbable(wrt: Sequence[Node], feed: Mapping[Any, Any]) -> tuple[dict, dict]:
+    """A float64 copy of the feed, and for each leaf of ``wrt`` a view into it to perturb — for
+    a step copy ``x(t)`` of a sequence fed whole, slice ``t`` of the sequence's array."""
+    values, views, copied = dict(feed), {}, set()
     for x in wrt:
         if not isinstance(x, Node) or not is_placeholder(x):
             raise TypeError(f"gradcheck perturbs fed values: {x!r} must be an input or param "
@@ -62,25 +62,27 @@ def _leaf_arrays(program, wrt: Sequence[Node], feed: Mapping[Any, Any]) -> dict:
         if x.dtype != np.float64:
             raise TypeError(f"gradcheck needs float64 for finite differences; {describe(x)} is "
                             f"{x.dtype} — build the graph with dtype=np.float64 for the check")
-        key = x if x in values else x.name
-        if key not in values:
+        owner = x.source if x.step is not None and x.source is not None else x
+        key = next((k for k in (x, owner, owner.name) if k in values), None)
+        if key is None:
             raise KeyError(f"gradcheck: {describe(x)} is not in the feed")
-        values[key] = np.array(values[key], dtype=np.float64)     # a private copy to perturb
-        keys[x] = key
-    return values, keys
+        if key not in copied:
+            values[key] = np.array(values[key], dtype=np.float64)
+            copied.add(key)
+        views[x] = values[key] if owner is x or key is x else values[key][x.step - 1]
+    return values, views
 
 
 def numeric_grad(y: Node, wrt: Sequence[Node], feed: Mapping[Any, Any], eps: float = 1e-6,
                  seed: int = 0) -> list[np.ndarray]:
     """Central finite differences ``(f(x + ε) − f(x − ε)) / 2ε`` of the scalarized ``y``, element
-    by element, for each fed leaf in ``wrt``."""
-    f = _scalarize(y, seed)
-    program = compile([f])
-    values, keys = _leaf_arrays(program, wrt, feed)
+    by element, for each fed leaf in ``wrt`` (a sequence's step copy ``x(t)`` included)."""
+    program = compile([_scalarize(y, seed)])
+    values, views = _perturbable(wrt, feed)
     out = []
     for x in wrt:
-        array = values[keys[x]]
-        g = np.zeros_like(array)
+        array = views[x]
+        g = np.zeros(array.shape)
         for index in np.ndindex(array.shape):
             old = array[index]
             array[index] = old + eps
