@@ -1,0 +1,62 @@
+"""Parameter initialisation: scaled Gaussian weights, orthogonal recurrent weights, zero biases."""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from ..graph import Node
+from ..recurrence import Recurrence
+
+#: gate biases that start open: the LSTM forget gate and the GRU update gate keep the state at
+#: first (σ(1) ≈ 0.73), so gradients flow through time from the first step of training
+GATE_BIASES = {"b_f": 1.0, "b_u": 1.0}
+
+
+def orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random orthogonal matrix (QR of a Gaussian one, signs fixed so it is uniform): all its
+    eigenvalues have modulus 1, so ``Wᵗ`` neither explodes nor vanishes (section 10.7)."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def _is_bias(name: str, shape: tuple[int, ...]) -> bool:
+    return len(shape) <= 1 and name[:1] in ("b", "c")
+
+
+def init_params(params: Recurrence | Iterable[Node] | Mapping[str, tuple[int, ...]], *,
+                seed: int | np.random.Generator = 0, recurrent: str = "orthogonal",
+                gain: float = 1.0, biases: Mapping[str, float] | None = None,
+                dtype=None) -> dict[str, np.ndarray]:
+    """Initial values for the parameters of a recurrence (or nodes, or ``name → shape``):
+
+    * biases (``b…``, ``c…`` vectors and scalars): zeros, except ``biases`` (default
+      ``GATE_BIASES``: forget and update gates open);
+    * square weights named ``W…`` (recurrent): ``recurrent="orthogonal"`` (default),
+      ``"gaussian"`` (scaled as below) or ``"identity"``, times ``gain``;
+    * every other weight: scaled Gaussian ``N(0, gain² / fan_in)``, fan_in = last dimension.
+    """
+    if recurrent not in ("orthogonal", "gaussian", "identity"):
+        raise ValueError(f"recurrent must be 'orthogonal', 'gaussian' or 'identity', "
+                         f"got {recurrent!r}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if isinstance(params, Recurrence):
+        params = list(params.params.values())
+    if isinstance(params, Mapping):
+        specs = [(k, tuple(s), np.dtype(dtype or np.float64)) for k, s in params.items()]
+    else:
+        specs = [(p.name, p.shape, np.dtype(dtype or p.dtype)) for p in params]
+    biases = GATE_BIASES if biases is None else biases
+    out = {}
+    for name, shape, dt in specs:
+        if _is_bias(name, shape):
+            value = np.full(shape, biases.get(name, 0.0))
+        elif name.startswith("W") and len(shape) == 2 and shape[0] == shape[1] \
+                and recurrent != "gaussian":
+            value = gain * (orthogonal(shape[0], rng) if recurrent == "orthogonal"
+                            else np.eye(shape[0]))
+        else:
+            fan_in = shape[-1] if shape else 1
+            value = rng.standard_normal(shape) * gain / np.sqrt(fan_in)
+        out[name] = np.asarray(value, dt)
+    return out
