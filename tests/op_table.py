@@ -72,7 +72,8 @@ class OpCase:
 def draw_arrays(data, args: list[Arg], lead: tuple[int, ...] = (), label: str = "seeds"
                 ) -> list[np.ndarray]:
     """One array per operand, each from its own drawn (and printed) seed."""
-    seeds = data.draw(st.lists(SEEDS, min_size=len(args), max_size=len(args)), label=label)
+    seeds = data.draw(st.lists(SEEDS, min_size=len(args), max_size=len(args), unique=True),
+                      label=label)
     return [a.make(s, lead) for a, s in zip(args, seeds)]
 
 
