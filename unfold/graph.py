@@ -112,7 +112,8 @@ class Node:
     def __setattr__(self, key, value):
         raise AttributeError("unfold nodes are immutable; build a new node instead")
 
-    __delattr__ = __setattr__
+    def __delattr__(self, key):
+        raise AttributeError("unfold nodes are immutable; build a new node instead")
 
     # identity semantics, stated explicitly since comparison operators are overloaded.
     __hash__ = object.__hash__
