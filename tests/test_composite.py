@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import unfold as uf
 from unfold.testing import gradcheck, gradgradcheck
@@ -72,3 +73,43 @@ def test_python_numbers_take_the_dtype_of_the_other_operand(dtype):
         assert e.dtype == dtype, e
     for v in values:
         assert v.dtype == dtype
+
+
+def _batched(expr, data):
+    """The expression's feed with some leaves given a batch of 3 examples."""
+    mask = data.draw(st.lists(st.booleans(), min_size=len(expr.leaves),
+                              max_size=len(expr.leaves)), label="batched leaves")
+    feed = {}
+    for i, (leaf, value) in enumerate(expr.feed.items()):
+        if mask[i]:
+            shifts = np.array([0.0, 0.37, -0.61]).reshape((3,) + (1,) * value.ndim)
+            value = value[None] + shifts
+        feed[leaf] = value
+    return feed
+
+
+@given(expr=expressions(), data=st.data())
+def test_random_graphs_pass_gradcheck_on_a_batch(expr, data):
+    feed = _batched(expr, data)
+    report = gradcheck(expr.output, expr.leaves, feed)
+    assert report.checked == sum(np.size(v) for v in feed.values())
+
+
+@settings(max_examples=max(5, settings().max_examples // 2))
+@given(expr=expressions(max_ops=5), data=st.data())
+def test_random_graphs_pass_gradgradcheck_on_a_batch(expr, data):
+    feed = _batched(expr, data)
+    report = gradgradcheck(expr.output, expr.leaves, feed)
+    assert report.checked == sum(np.size(v) for v in feed.values())
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8])
+def test_python_integers_take_the_dtype_of_integer_operands(dtype):
+    t = uf.input("t", (4,), dtype=dtype)
+    masks = [t > 0, uf.equal(t, 2), uf.not_equal(1, t), t <= 1]
+    values = uf.evaluate(masks, {t: np.array([0, 1, 2, 3], dtype=dtype)})
+    expected = [[False, True, True, True], [False, False, True, False],
+                [True, False, True, True], [True, True, False, False]]
+    for m, v, e in zip(masks, values, expected):
+        assert m.dtype == np.bool_
+        np.testing.assert_array_equal(v, e)

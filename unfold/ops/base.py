@@ -104,6 +104,11 @@ def lift(x: Any, like: Sequence[Node] = ()) -> Node:
     if isinstance(x, (Number, np.bool_)) and not isinstance(x, np.ndarray):
         floats = [n.dtype for n in like if isinstance(n, Node) and n.dtype.kind == "f"]
         dtype = floats[0] if floats else (np.float64 if isinstance(x, float) else None)
+        if dtype is None and isinstance(x, (int, np.integer)):
+            # an integer among integer operands (``t > 0`` for int32 targets) takes their dtype
+            ints = [n.dtype for n in like if isinstance(n, Node) and n.dtype.kind in "iu"]
+            if ints and np.iinfo(ints[0]).min <= x <= np.iinfo(ints[0]).max:
+                dtype = ints[0]
         return constant(x, dtype=dtype)
     if isinstance(x, (np.ndarray, list, tuple, np.generic)):
         return constant(x)
