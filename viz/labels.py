@@ -1,0 +1,77 @@
+"""Safe text for DOT: node ids, plain attribute strings and the book's HTML-like labels.
+
+Every user-supplied name passes through one of these functions, so a name can never inject DOT or
+markup: ids are percent-encoded, plain strings have their backslashes doubled (DOT's escString
+would otherwise expand ``\\N``, ``\\G``…) and are marked as non-HTML, and HTML labels escape
+``& < > " '``.
+"""
+from __future__ import annotations
+
+import html
+import re
+
+from graphviz import nohtml
+
+#: the serif face of the book's figures (fontconfig maps it to Times or a metric clone)
+FONT = "Times-Roman"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+\-]")
+
+
+def _encode(text: str) -> str:
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)
+
+
+def node_id(name: str, step: str | int | None = None) -> str:
+    """A DOT node id derived from a variable's name and step: ``h``, ``h(3)``, ``h(t-1)``.
+    Other characters than ``[A-Za-z0-9_.+-]`` are percent-encoded, so ids are plain and injective."""
+    base = _encode(name)
+    return base if step is None else f"{base}({_encode(str(step))})"
+
+
+def plain(text: str) -> str:
+    """``text`` as a literal DOT string attribute (a tooltip, a plain label)."""
+    return nohtml(str(text).replace("\\", "\\\\"))
+
+
+def esc(text: str) -> str:
+    """``text`` escaped for use inside an HTML-like label."""
+    return html.escape(str(text), quote=True)
+
+
+def step_text(step: str | int) -> str:
+    """How a step is written in a superscript: ``3``, ``t−1`` (a true minus), ``…``."""
+    return str(step).replace("...", "…").replace("-", "−")
+
+
+def _italic_letters(text: str) -> str:
+    """Escaped ``text`` with its letters in italics, as the book writes ``t−1`` and ``τ``."""
+    parts = re.split(r"([^\W\d_]+)", text)
+    return "".join(f"<I>{esc(p)}</I>" if i % 2 else esc(p) for i, p in enumerate(parts))
+
+
+def _small(markup: str, size: float, tag: str) -> str:
+    return f'<FONT FACE="{FONT}" POINT-SIZE="{size:g}"><{tag}>{markup}</{tag}></FONT>'
+
+
+def symbol(name: str, size: float = 14) -> str:
+    """A variable or parameter name in the book's style, as HTML-label markup: bold italic, and
+    what follows the first ``_`` as a subscript (``W_f`` → 𝑾_f)."""
+    base, _, sub = name.partition("_")
+    out = f"<B><I>{esc(base)}</I></B>"
+    if sub:
+        out += _small(f"<I>{esc(sub)}</I>", round(0.7 * size, 1), "SUB")
+    return out
+
+
+def variable(name: str, step: str | int | None = None, size: float = 14) -> str:
+    """The HTML label of a variable: ``h`` folded, ``h`` with superscript ``(t)`` unfolded."""
+    out = symbol(name, size)
+    if step is not None:
+        out += _small(f"({_italic_letters(step_text(step))})", round(0.7 * size, 1), "SUP")
+    return f"<{out}>"
+
+
+def params(names: tuple[str, ...] | list[str], size: float = 14) -> str:
+    """The HTML label of an edge: its parameters, comma-separated (``U``, ``W``, ``U, W``)."""
+    return "<" + ", ".join(symbol(n, size) for n in names) + ">"
