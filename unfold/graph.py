@@ -115,14 +115,8 @@ class Node:
     def __delattr__(self, key):
         raise AttributeError("unfold nodes are immutable; build a new node instead")
 
-    # identity semantics, stated explicitly since comparison operators are overloaded.
-    __hash__ = object.__hash__
-
-    def __eq__(self, other):
-        return self is other
-
-    def __ne__(self, other):
-        return self is not other
+    # ``==``, ``!=`` and hashing are object identity (Python's defaults, kept on purpose: users
+    # keep nodes in dicts and sets); use unfold.equal for element-wise comparison.
 
     def __bool__(self):
         raise TypeError(f"the truth value of node {self.label!r} is only known at evaluation; "

@@ -273,22 +273,29 @@ class Unfolded:
 
     def __init__(self, rec: Recurrence, steps: int, truncate: int | None, mask: bool) -> None:
         self.recurrence, self.steps, self.truncate = rec, steps, truncate
-        self._at: dict[tuple[Node, int], Node] = {}
         body = rec.body()
+        # folded node → [None, copy at step 1, …, copy at step τ]
+        self._copies: dict[Node, list[Node | None]] = {}
+        self._update_states = {st.value: st for st in rec._states.values()}
         self.mask = None
         if mask:
             floats = [n.dtype for n in body if n.dtype.kind == "f"]
             self.mask = Node(INPUT, (), (), floats[0] if floats else np.float64, name="mask",
                              may_batch=True)
-            for t in range(1, steps + 1):
-                self._at[(self.mask, t)] = Node(INPUT, (), (), self.mask.dtype, name="mask",
-                                                step=t, source=self.mask, may_batch=True)
-        first = [n for n in body if n not in rec._reads_backward]
-        second = [n for n in body if n in rec._reads_backward]
-        for t in range(1, steps + 1):
-            self._copy_step(first, t)
-        for t in range(steps, 0, -1):
-            self._copy_step(second, t)
+            self._copies[self.mask] = [None] + [
+                Node(INPUT, (), (), self.mask.dtype, name="mask", step=t, source=self.mask,
+                     may_batch=True) for t in range(1, steps + 1)]
+        shared = {n for n in body if n.op is CONSTANT or n in rec.contexts.values()}
+        copied = [n for n in body if n not in shared and n.op is not STATE]
+        for n in copied:
+            self._copies[n] = [None] * (steps + 1)
+        first = [n for n in copied if n not in rec._reads_backward]
+        second = [n for n in copied if n in rec._reads_backward]
+        for nodes, times in ((first, range(1, steps + 1)), (second, range(steps, 0, -1))):
+            recipes = [(n, self._copies[n], [self._resolver(i, shared) for i in n.inputs])
+                       for n in nodes]
+            for t in times:
+                self._copy_step(recipes, t)
         self._losses: dict[str, list[Node]] = {}
         for name, (value, which) in rec.losses.items():
             chosen = (range(1, steps + 1) if which is None else [steps] if which == "last" else
@@ -302,61 +309,48 @@ class Unfolded:
 
     # --- building --------------------------------------------------------------------------------
 
-    def _copy_step(self, nodes: list[Node], t: int) -> None:
-        rec, at = self.recurrence, self._at
-        for node in nodes:
+    def _resolver(self, node: Node, shared: set[Node]):
+        """How a step finds its copy of input ``node``: the node itself (constants, contexts), the
+        same step's copy (a list indexed by step), or a state read (state, delay)."""
+        if node in shared:
+            return node
+        if node.op is STATE:
+            return (self.recurrence._state_of[node], node.attrs["delay"])
+        return self._copies[node]
+
+    def _copy_step(self, recipes, t: int) -> None:
+        for node, copies, resolvers in recipes:
             op = node.op
-            if op is STATE:
-                continue                      # resolved by _read when a user needs it
             if op is PARAM:
                 copy = Node(ALIAS, (node,), node.shape, node.dtype, name=node.name, step=t,
                             source=node, may_batch=False)
             elif op is INPUT:
-                if node.name in rec.contexts and rec.contexts[node.name] is node:
-                    continue                  # a context is the same node at every step
                 copy = Node(INPUT, (), node.shape, node.dtype, name=node.name, step=t,
                             source=node, may_batch=True)
-            elif op is CONSTANT:
-                continue
             else:
-                inputs = tuple(self._input(i, t) for i in node.inputs)
+                inputs = tuple(r[t] if r.__class__ is list else r if r.__class__ is Node else
+                               self._read(r[0], r[1], t) for r in resolvers)
                 copy = Node(op, inputs, node.shape, node.dtype, name=node.name, attrs=node.attrs,
                             step=t, source=node)
-                if self.mask is not None and node in self._updates():
+                if self.mask is not None and node in self._update_states:
                     copy = self._masked_update(node, copy, t)
-            at[(node, t)] = copy
-
-    def _updates(self) -> dict[Node, _State]:
-        cached = self.__dict__.get("_update_states")
-        if cached is None:
-            cached = self._update_states = {st.value: st for st in
-                                            self.recurrence._states.values()}
-        return cached
+            copies[t] = copy
 
     def _masked_update(self, folded: Node, new: Node, t: int) -> Node:
         """h(t) = h(t∓1) + m(t) (h_new − h(t∓1)): padding carries the state unchanged."""
-        st = self._updates()[folded]
-        previous = self._state_value(st, t + (1 if st.backward else -1), t)
-        m = self.at(self.mask, t)
+        st = self._update_states[folded]
+        previous = self._read(st, 1, t)
+        m = self._copies[self.mask][t]
         return Node(ALIAS, (previous + m * (new - previous),), new.shape, new.dtype,
                     name=new.name, step=t, source=folded)
 
-    def _input(self, node: Node, t: int) -> Node:
-        op = node.op
-        if op is CONSTANT or (op is INPUT and node.step is None and
-                              self.recurrence.contexts.get(node.name) is node):
-            return node
-        if op is STATE:
-            st = self.recurrence._state_of[node]
-            d = node.attrs["delay"]
-            return self._state_value(st, t + d if st.backward else t - d, t)
-        return self._at[(node, t)]
-
-    def _state_value(self, st: _State, source_step: int, t: int) -> Node:
-        """The value of state ``st`` at ``source_step`` as read at step ``t``."""
+    def _read(self, st: _State, delay: int, t: int) -> Node:
+        """What step ``t`` reads of state ``st`` ``delay`` steps back (ahead, when backward):
+        the state's value at that step, or its init before the first step."""
+        source_step = t + delay if st.backward else t - delay
         if not 1 <= source_step <= self.steps:
             return st.init
-        value = self._at[(st.value, source_step)]
+        value = self._copies[st.value][source_step]
         k = self.truncate
         if k is not None and (source_step - 1) // k != (t - 1) // k:
             value = stop_gradient(value)
@@ -370,13 +364,12 @@ class Unfolded:
         node = self._resolve(node)
         if not 1 <= t <= self.steps:
             raise RecurrenceError(f"step {t} is outside 1…{self.steps}")
-        if node.op is STATE:
-            return self._input(node, t)
-        if node.op is INPUT and node.step is None and \
-                self.recurrence.contexts.get(node.name) is node:
+        if node.op is STATE and node in self.recurrence._state_of:
+            return self._read(self.recurrence._state_of[node], node.attrs["delay"], t)
+        if node.op is CONSTANT or node in self.recurrence.contexts.values():
             return node
         try:
-            return self._at[(node, t)]
+            return self._copies[node][t]
         except KeyError:
             raise RecurrenceError(f"{describe(node)} is not part of the step of recurrence "
                                   f"{self.recurrence.name!r}") from None
@@ -405,13 +398,12 @@ class Unfolded:
         param = self._resolve(param)
         if param.op is not PARAM:
             raise RecurrenceError(f"{describe(param)} is not a parameter")
-        found = [self._at.get((param, t)) for t in range(1, self.steps + 1)]
-        return [c for c in found if c is not None]
+        return [c for c in self._copies.get(param, ())[1:] if c is not None]
 
     def final(self, state: Node | str) -> Node:
         """The state after the last step: ``h(τ)`` (``g(1)`` for a backward state)."""
         st = self.recurrence._lookup(state)
-        return self._at[(st.value, 1 if st.backward else self.steps)]
+        return self._copies[st.value][1 if st.backward else self.steps]
 
     def losses(self, name: str | None = None) -> list[Node]:
         """The per-step losses ``L(t)`` (of one named loss, or of all)."""
