@@ -76,34 +76,33 @@ class _Drawer:
         """Declare the circle of ``name`` (at ``step``, whose id part is ``key``)."""
         node = L.node_id(name, key if key is not None else step) + suffix
         tip = name if step is None else f"{name}({L.step_text(step)})"
-        self.dot.node(node, L.variable(name, step), width=self.width,
-                      tooltip=L.plain(tip), **attrs)
+        self.dot.node(node, L.variable(name, step), **{"width": self.width,
+                                                        "tooltip": L.plain(tip), **attrs})
         self.ranks.setdefault(self.row[name], []).append(node)
         return node
 
     def connect(self, tail: str, head: str, e: Edge, *, leftward: bool = False,
-                same_column: bool = True) -> None:
-        """The visible edge of ``e`` from node ``tail`` to node ``head``, written so that dot
-        keeps the rows and columns:
+                tip: str = "") -> None:
+        """The visible edge of ``e`` from node ``tail`` to node ``head``.
 
-        * inside a row, an edge running right to left (a backward state) is written left to
-          right with ``dir=back``, so that it agrees with the row's time order;
-        * down the rows inside a column (a target into its loss) likewise, reversed with
-          ``dir=back`` (a ``constraint=false`` edge there would pull its column out of line);
-        * down the rows across columns (``o(t−1) → h(t)``) it does not rank its ends;
-        * an edge that jumps over a row does not pull its ends into line (weight 0): the
-          invisible column edges do that, and it must bend around the row it crosses anyway.
-
-        Labels of edges inside a row or not ranked are ``xlabel``s: dot routes true labels of
-        such edges badly (loops, and lost edges when other edges cross the row)."""
+        Every edge is written the way the layout runs, up the rows and left to right inside a
+        row, so that dot keeps rows and columns straight; one whose data flows the other way (a
+        target into its loss, ``o(t−1) → h(t)``, a backward state's ``g(t+1) → g(t)``) is
+        written reversed and drawn with ``dir=back``, its arrow where the data arrives. (A
+        ``constraint=false`` edge instead pulls columns out of line and is routed in loops.)
+        An edge that jumps over a row does not pull its ends into line (weight 0): the
+        invisible column edges do that, and it bends around the row it crosses anyway. Labels
+        of edges inside a row are ``xlabel``s: dot's true labels there break its routing when
+        other edges cross the row."""
         up = self.row[e.dst] - self.row[e.src]
-        if (up == 0 and leftward) or (up < 0 and same_column):
-            self.edge(head, tail, dir="back", **self.edge_label(e, free=up == 0))
-        elif up < 0:
-            self.edge(tail, head, constraint="false", weight="0", **self.edge_label(e, True))
+        attrs = {**self.edge_label(e, free=up == 0), "tooltip": L.plain(tip)} if tip else \
+            self.edge_label(e, free=up == 0)
+        if abs(up) > 1:
+            attrs["weight"] = "0"
+        if up < 0 or (up == 0 and leftward):
+            self.edge(head, tail, dir="back", **attrs)
         else:
-            self.edge(tail, head, **self.edge_label(e, free=up == 0),
-                      **({"weight": "0"} if up > 1 else {}))
+            self.edge(tail, head, **attrs)
 
     def close(self) -> None:
         """One ``rank=same`` subgraph per row, and invisible edges stacking the rows in order."""
@@ -185,15 +184,16 @@ class _Drawer:
         overlay). Returns the node id of each cell (contexts under column ``None``)."""
         cols = placement.columns
         ids: dict[tuple[str, int | None], str] = {}
-        for name in placement.contexts:
-            ids[(name, None)] = self.variable(name)
+        steps = [c.index for c in cols if c.kind == "step"]
+        for name in placement.contexts:         # under the middle column
+            ids[(name, None)] = self.variable(name, group=f"c{steps[len(steps) // 2]}")
         for name, c in placement.cells:
             col = cols[c]
             extra = dict(style.get((name, c), {})) if style else {}
             ids[(name, c)] = self.variable(name, col.step, col.key, group=f"c{c}", **extra)
         for (src, s), (dst, c), e in placement.edges:
-            self.connect(ids[(src, s)], ids[(dst, c)], e, leftward=s is not None and s > c,
-                         same_column=s is None or s == c)
+            a, b = ids[(src, s)], ids[(dst, c)]
+            self.connect(a, b, e, leftward=s is not None and s > c, tip=f"{a} → {b}")
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         return ids
@@ -208,10 +208,15 @@ class _Drawer:
                 self.invisible(a, b)
 
     def stack_columns(self, placement: Placement, ids: dict) -> None:
-        """Invisible heavy edges: the cells of one column stand on one vertical line."""
+        """Invisible heavy edges: the cells of one column stand on one vertical line; context
+        inputs (one node for all steps, Fig. 10.9's x) stand under the middle column."""
         by_col: dict[int, dict[int, str]] = {}
         for name, c in placement.cells:
             by_col.setdefault(c, {}).setdefault(self.row[name], ids[(name, c)])
+        steps = [c.index for c in placement.columns if c.kind == "step"]
+        middle = steps[len(steps) // 2]         # (the group of context nodes)
+        for name in placement.contexts:
+            by_col.setdefault(middle, {}).setdefault(self.row[name], ids[(name, None)])
         for stack in by_col.values():
             chain = [stack[r] for r in sorted(stack)]
             for a, b in zip(chain, chain[1:]):
