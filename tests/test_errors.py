@@ -266,8 +266,8 @@ def test_grad_of_or_with_respect_to_integers():
 
 def test_a_node_in_an_if_raises_type_error():
     x = uf.input("x", (2,))
-    with pytest.raises(TypeError, match=r"truth value of node 'gt#\d+'|truth value of node "
-                                        r"'greater#\d+'.*unfold.where"):
+    with pytest.raises(TypeError, match=r"truth value of node 'greater#\d+' is only known at "
+                                        r"evaluation; use unfold.where"):
         if x > 0.0:
             pass
     with pytest.raises(TypeError, match=r"truth value of node 'x' is only known at evaluation"):
