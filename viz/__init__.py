@@ -1,4 +1,25 @@
-"""viz — draw unfold's graphs the way chapter 10 of the Deep Learning book does."""
-from .views import folded, unfolded, unfolding
-from .figures import figure
+"""viz — draw unfold's graphs the way chapter 10 of Goodfellow, Bengio & Courville's *Deep
+Learning* does.
+
+Book view of any ``unfold.Recurrence`` (named variables as circles, parameters on the edges,
+delays as a black square, time left to right):
+
+    viz.folded(rec)                          # the folded graph (Fig. 10.2, left)
+    viz.unfolded(rec, steps=4)               # steps 1…4; or window=("...", "t-1", "t", "t+1", "...")
+    viz.unfolding(rec)                       # folded, an "Unfold" arrow, unfolded (Fig. 10.2)
+    viz.unfolded(rec, steps=8, gradients=g)  # coloured by log10 ‖∇‖ (viz.overlay)
+
+Op view of any graph, gradient graphs included: ``viz.graph(nodes, backward=…)``. The book's
+figures from live models: ``viz.figure("10.3")``; all of them: ``python -m viz.gallery DIR``.
+Every drawing is a ``graphviz.Digraph`` (``.source`` is its DOT text, Jupyter displays it); see
+``viz.output`` for SVG, PNG, PDF and files.
+"""
+from .figures import FIGURES, figure
 from .ops_view import graph
+from .output import DotNotFoundError, layout, pdf, png, save, source, svg
+from .overlay import gradient_norms
+from .views import folded, side_by_side, unfolded, unfolding
+
+__all__ = ["folded", "unfolded", "unfolding", "side_by_side", "graph", "figure", "FIGURES",
+           "gradient_norms", "save", "source", "svg", "png", "pdf", "layout",
+           "DotNotFoundError"]

@@ -20,6 +20,15 @@ from . import views
 N, M, K = 4, 3, 2          # hidden, input and output sizes
 
 
+def fig_10_1() -> Recurrence:
+    """s(t) = f(s(t−1); θ): a classical dynamical system, no input; the edges are labelled f."""
+    rec = Recurrence("10.1 classical dynamical system")
+    s = rec.state("s", (N,), init=rec.param("s0", (N,)))
+    f = rec.param("f", (N, N))
+    rec.update(s, uf.tanh(f @ s))
+    return rec
+
+
 def fig_10_2() -> Recurrence:
     """h(t) = f(h(t−1), x(t)): a state and its input, no output; the loop is labelled f."""
     rec = Recurrence("10.2 dynamical system driven by x")
@@ -178,6 +187,41 @@ def fig_10_16() -> Recurrence:
     return rec
 
 
+def fig_10_13a() -> Recurrence:
+    """Fig. 10.13 (a): a deep RNN whose hidden state is a hierarchy of two recurrent layers."""
+    rec = Recurrence("10.13a hierarchical hidden state")
+    x = rec.sequence("x", (M,))
+    h, z = rec.state("h", (N,)), rec.state("z", (N,))
+    W, U = rec.param("W", (N, N)), rec.param("U", (N, M))
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    Wz, R = rec.param("W_z", (N, N)), rec.param("R", (N, N))
+    z_t = rec.update(z, uf.tanh(Wz @ z + R @ h_t))
+    rec.output("y", rec.param("V", (K, N)) @ z_t)
+    return rec
+
+
+def _deep_transition(name: str, skip: bool) -> Recurrence:
+    """Figs. 10.13 (b), (c): a layer z inside the hidden-to-hidden transition, and (c) a skip
+    connection h(t−1) → h(t) around it."""
+    rec = Recurrence(name)
+    x = rec.sequence("x", (M,))
+    h = rec.state("h", (N,))
+    W, U, R = rec.param("W", (N, N)), rec.param("U", (N, M)), rec.param("R", (N, N))
+    z = rec.name_node("z", uf.tanh(W @ h + U @ x))
+    a = R @ z
+    h_t = rec.update(h, uf.tanh(a + rec.param("S", (N, N)) @ h if skip else a))
+    rec.output("y", rec.param("V", (K, N)) @ h_t)
+    return rec
+
+
+def fig_10_13b() -> Recurrence:
+    return _deep_transition("10.13b deep transition", skip=False)
+
+
+def fig_10_13c() -> Recurrence:
+    return _deep_transition("10.13c deep transition with a skip connection", skip=True)
+
+
 @dataclass(frozen=True)
 class Figure:
     """A gallery entry: the book's figure id, its caption, and how it is drawn."""
@@ -190,6 +234,8 @@ class Figure:
 _TRIPLET = ("...", "t-1", "t", "t+1", "...")
 
 FIGURES: dict[str, Figure] = {f.id: f for f in [
+    Figure("10.1", "A classical dynamical system s(t) = f(s(t−1)), unfolded",
+           lambda: views.unfolded(fig_10_1())),
     Figure("10.2", "A recurrent network with no outputs, folded and unfolded",
            lambda: views.unfolding(fig_10_2())),
     Figure("10.3", "RNN with hidden-to-hidden recurrence, an output and a loss at each step",
@@ -198,6 +244,11 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            lambda: views.unfolding(fig_10_4())),
     Figure("10.5", "RNN with a single output at the end of the sequence",
            lambda: views.unfolded(fig_10_5(), window=("...", "t-1", "t", "...", "τ"))),
+    Figure("10.6", "Teacher forcing: at train time the target y(t−1) feeds h(t), at test time "
+           "the model's own output o(t−1) does",
+           lambda: views.side_by_side("10.6 teacher forcing", [
+               ("Train time", fig_10_6_train(), {"window": ("t-1", "t")}),
+               ("Test time", fig_10_6_test(), {"window": ("t-1", "t")})])),
     Figure("10.6-train", "Teacher forcing, train time",
            lambda: views.unfolded(fig_10_6_train(), window=("t-1", "t"))),
     Figure("10.6-test", "Teacher forcing, test time",
@@ -208,9 +259,25 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            lambda: views.unfolded(fig_10_10(), window=_TRIPLET)),
     Figure("10.11", "A bidirectional RNN",
            lambda: views.unfolded(fig_10_11(), window=("t-1", "t", "t+1"))),
+    Figure("10.13a", "A deep RNN: the hidden state as a hierarchy of recurrent layers h, z",
+           lambda: views.folded(fig_10_13a())),
+    Figure("10.13b", "A deep RNN: a layer z inside the hidden-to-hidden transition",
+           lambda: views.folded(fig_10_13b())),
+    Figure("10.13c", "A deep transition with a skip connection (S) around it",
+           lambda: views.folded(fig_10_13c())),
     Figure("10.16", "The LSTM cell, with its gates named",
            lambda: views.folded(fig_10_16(), params=False)),
 ]}
+
+
+#: figures whose model cannot be built yet, and why
+ABSENT = {
+    "10.12": "the encoder-decoder chains two recurrences of different lengths through a "
+             "context C; a Recurrence is one step function, and drawing two at once waits for "
+             "a model that composes them",
+    "10.14": "a recursive network is a tree, not a sequence: unfold.Recurrence has no tree "
+             "structure to unfold",
+}
 
 
 def figure(id: str) -> graphviz.Digraph:

@@ -51,6 +51,7 @@ class _Drawer:
         self.show_params, self.show_biases = params, biases
         self.ranks: dict[int, list[str]] = {}
         self.joined: set[frozenset] = set()     # pairs of nodes joined by a visible edge
+        self.suffix = ""                         # keeps node ids of several panels apart
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
         """A visible edge (``a`` and ``b`` may carry a port)."""
@@ -74,7 +75,7 @@ class _Drawer:
     def variable(self, name: str, step: str | None = None, key: str | None = None,
                  suffix: str = "", **attrs: str) -> str:
         """Declare the circle of ``name`` (at ``step``, whose id part is ``key``)."""
-        node = L.node_id(name, key if key is not None else step) + suffix
+        node = L.node_id(name, key if key is not None else step) + suffix + self.suffix
         tip = name if step is None else f"{name}({L.step_text(step)})"
         self.dot.node(node, L.variable(name, step), **{"width": self.width,
                                                         "tooltip": L.plain(tip), **attrs})
@@ -124,7 +125,8 @@ class _Drawer:
         for name in self.book.variables:         # the first variable of each row: one column
             first = self.row[name] not in spine
             spine.add(self.row[name])
-            ids[name] = self.variable(name, suffix=suffix, **({"group": "folded"} if first else {}))
+            ids[name] = self.variable(name, suffix=suffix,
+                                      **({"group": f"folded{self.suffix}"} if first else {}))
         delayed: dict[tuple, list[Edge]] = {}
         for e in self.book.edges:
             if e.delay:
@@ -166,7 +168,7 @@ class _Drawer:
                 self.invisible(node, square)
         self.ranks.setdefault(row, []).append(square)
         if loop:   # these ports leave dot no choice but a loop on the right of the state
-            self.edge(f"{src}:e", f"{square}:e", arrowhead="none")
+            self.edge(f"{src}:e", square, arrowhead="none")
             self.edge(square, f"{src}:n", constraint="false", **self.edge_label(e, free=True))
             return
         self.edge(src, square, arrowhead="none",
@@ -186,11 +188,12 @@ class _Drawer:
         ids: dict[tuple[str, int | None], str] = {}
         steps = [c.index for c in cols if c.kind == "step"]
         for name in placement.contexts:         # under the middle column
-            ids[(name, None)] = self.variable(name, group=f"c{steps[len(steps) // 2]}")
+            ids[(name, None)] = self.variable(name, group=f"c{steps[len(steps) // 2]}{self.suffix}")
         for name, c in placement.cells:
             col = cols[c]
             extra = dict(style.get((name, c), {})) if style else {}
-            ids[(name, c)] = self.variable(name, col.step, col.key, group=f"c{c}", **extra)
+            ids[(name, c)] = self.variable(name, col.step, col.key, group=f"c{c}{self.suffix}",
+                                           **extra)
         for (src, s), (dst, c), e in placement.edges:
             a, b = ids[(src, s)], ids[(dst, c)]
             self.connect(a, b, e, leftward=s is not None and s > c, tip=f"{a} → {b}")
@@ -264,6 +267,37 @@ def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | 
         from .overlay import overlay
         overlay(d, placement, gradients)
     d.close()
+    return dot
+
+
+def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str, Any]]]
+                 ) -> graphviz.Digraph:
+    """Unfolded views of several recurrences in one drawing, left to right, each titled (the
+    "Train time" and "Test time" of Fig. 10.6). A panel is ``(title, rec, options)`` where the
+    options are those of ``unfolded`` (``steps``, ``window``, ``params``, ``biases``)."""
+    dot = new_graph(name)
+    firsts = []
+    for k, (title, rec, options) in enumerate(panels):
+        options = dict(options)
+        columns = axis(options.pop("steps", None), options.pop("window", None))
+        with dot.subgraph(name=f"cluster_panel{k}") as part:
+            part.attr(label=L.plain(title), pencolor="transparent", fontname=L.FONT,
+                      fontsize="16", labelloc="t")
+            d = _drawer(part, rec, columns, options.pop("params", True),
+                        options.pop("biases", False))
+            if options:
+                raise TypeError(f"unknown options for panel {title!r}: {sorted(options)}")
+            d.suffix = f"[{k}]"
+            d.unfolded(place(d.book, columns))
+            d.close()
+        firsts.append(d.ranks[min(d.ranks)])
+    with dot.subgraph() as bottom:                # the bottom rows side by side
+        bottom.attr(rank="same")
+        for nodes in firsts:
+            for node in nodes:
+                bottom.node(node)
+    for left, right in zip(firsts, firsts[1:]):   # panels in order, left to right
+        dot.edge(left[-1], right[0], style="invis", weight="0")
     return dot
 
 
