@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import unfold as uf
 from unfold.testing import gradcheck, gradgradcheck
-from unfold.testing.strategies import expressions
+from unfold.testing.strategies import arrays, broadcastable_shapes, expressions, shapes
 
 
 @given(expr=expressions())
@@ -113,3 +113,28 @@ def test_python_integers_take_the_dtype_of_integer_operands(dtype):
     for m, v, e in zip(masks, values, expected):
         assert m.dtype == np.bool_
         np.testing.assert_array_equal(v, e)
+
+
+# --- the strategies themselves -------------------------------------------------------------------
+
+@given(value=arrays(shapes(max_dims=3), dtype=np.float32, low=-1.0, high=1.5,
+                    away_from_zero=0.25))
+def test_arrays_strategy_respects_dtype_bounds_and_distance_from_zero(value):
+    assert value.dtype == np.float32 and value.ndim <= 3
+    assert np.all(np.isfinite(value))
+    assert np.all(np.abs(value) >= np.float32(0.25) * (1 - 1e-6))
+    assert np.all(value >= -1.0 - 0.25) and np.all(value <= 1.5 + 0.25)
+
+
+@given(shapes_=broadcastable_shapes(3, max_dims=3))
+def test_broadcastable_shapes_broadcast(shapes_):
+    assert len(shapes_) == 3
+    np.broadcast_shapes(*shapes_)                       # raises if they do not
+
+
+@given(expr=expressions())
+def test_expressions_are_scalar_graphs_over_their_fed_leaves(expr):
+    assert expr.output.shape == ()
+    assert set(expr.feed) == set(expr.leaves)
+    assert all(expr.feed[leaf].shape == leaf.shape for leaf in expr.leaves)
+    assert np.isfinite(uf.evaluate(expr.output, expr.feed)[0])
