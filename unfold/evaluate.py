@@ -38,7 +38,7 @@ class Program:
                 self._sliced.setdefault(p.source, []).append(p)
         self._by_name: dict[str, set[Node]] = {}
         for p in self.placeholders:
-            key = p.source if p in self._sliced.get(p.source, ()) else p
+            key = p.source if p.step is not None and p.source is not None else p
             if key.name is not None:
                 self._by_name.setdefault(key.name, set()).add(key)
         # each node's inputs as positions; the extra last slot always holds None and stands for
