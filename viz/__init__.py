@@ -16,10 +16,10 @@ Every drawing is a ``graphviz.Digraph`` (``.source`` is its DOT text, Jupyter di
 """
 from .figures import FIGURES, figure
 from .ops_view import graph
-from .output import DotNotFoundError, layout, pdf, png, save, source, svg
+from .output import DotNotFoundError, layout, pdf, png, positions, save, source, svg
 from .overlay import gradient_norms
 from .views import folded, side_by_side, unfolded, unfolding
 
 __all__ = ["folded", "unfolded", "unfolding", "side_by_side", "graph", "figure", "FIGURES",
-           "gradient_norms", "save", "source", "svg", "png", "pdf", "layout",
+           "gradient_norms", "save", "source", "svg", "png", "pdf", "layout", "positions",
            "DotNotFoundError"]

@@ -3,7 +3,7 @@
 Every user-supplied name passes through one of these functions, so a name can never inject DOT or
 markup: ids are percent-encoded, plain strings have their backslashes doubled (DOT's escString
 would otherwise expand ``\\N``, ``\\G``…) and are marked as non-HTML, and HTML labels escape
-``& < > " '``.
+``& < > " '`` and double backslashes too.
 """
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ def plain(text: str) -> str:
 
 
 def esc(text: str) -> str:
-    """``text`` escaped for use inside an HTML-like label."""
-    return html.escape(str(text), quote=True)
+    """``text`` escaped for use inside an HTML-like label: ``& < > " '`` as entities, and
+    backslashes doubled (graphviz expands ``\\N`` and friends even in HTML labels)."""
+    return html.escape(str(text), quote=True).replace("\\", "\\\\")
 
 
 def step_text(step: str | int) -> str:

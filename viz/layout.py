@@ -2,7 +2,8 @@
 
 ``rows(book)`` stacks the variables as chapter 10 does: inputs at the bottom, then hidden states,
 outputs and losses, and the targets above the losses they feed. Each state has a row of its own
-(a bidirectional RNN's ``h`` and ``g`` never share one).
+(a bidirectional RNN's ``h`` and ``g`` never share one). Other variables of the same depth share
+a row in folded views (an LSTM's gates side by side) and stack in unfolded ones.
 
 ``axis(steps, window)`` is the time axis: concrete steps ``1 … τ``, or a generic window such as
 ``("...", "t-1", "t", "t+1", "...")`` where ``...`` at an end is the book's ellipsis node
@@ -24,8 +25,11 @@ ELLIPSIS = "..."
 GENERIC = (ELLIPSIS, "t-1", "t", "t+1", ELLIPSIS)
 
 
-def rows(book: Book) -> dict[str, int]:
-    """Row of each variable, 0 at the bottom, with no empty row."""
+def rows(book: Book, shared: bool = True) -> dict[str, int]:
+    """Row of each variable, 0 at the bottom, with no empty row. With ``shared`` variables of
+    the same depth share a row (an LSTM's gates side by side, in a folded view); without, every
+    variable has a row of its own, in the same order (so that the cells of one step of an
+    unfolded view stand in one column)."""
     row: dict[str, int] = {}
     exclusive: set[int] = set()           # rows held by a state
     occupied: set[int] = set()
@@ -45,6 +49,10 @@ def rows(book: Book) -> dict[str, int]:
         if var.kind == "target":
             fed = [row[e.dst] for e in book.users_of(var.name) if e.delay == 0 and e.dst in row]
             row[var.name] = max(fed) + 1 if fed else top + 1
+    order = list(book.variables)
+    if not shared:
+        stacked = sorted(row, key=lambda name: (row[name], order.index(name)))
+        return {name: i for i, name in enumerate(stacked)}
     used = sorted(set(row.values()))
     return {name: used.index(r) for name, r in row.items()}
 

@@ -72,6 +72,16 @@ def layout(g: graphviz.Digraph) -> dict[str, Any]:
     return json.loads(pipe(g, "json"))
 
 
+def positions(g: graphviz.Digraph) -> dict[str, tuple[float, float]]:
+    """Where ``dot`` puts each node of ``g``: node id → (x, y) in points, y growing upwards."""
+    out = {}
+    for obj in layout(g).get("objects", []):
+        if "pos" in obj and "nodes" not in obj:
+            x, y = obj["pos"].split(",")
+            out[obj["name"]] = (float(x), float(y))
+    return out
+
+
 def save(g: graphviz.Digraph, path: str | Path, format: str | None = None) -> Path:  # noqa: A002
     """Write ``g`` to ``path`` in ``format`` (by default from the suffix: .svg, .png, .pdf,
     .json, or .dot/.gv for the DOT source, which needs no ``dot`` program)."""

@@ -45,7 +45,7 @@ class _Drawer:
 
     def __init__(self, dot: graphviz.Digraph, book: Book, columns: list[Column] | None, *,
                  params: bool, biases: bool) -> None:
-        self.dot, self.book, self.row = dot, book, rows(book)
+        self.dot, self.book, self.row = dot, book, rows(book, shared=columns is None)
         steps = [None] + [c.step for c in columns or ()]
         self.width = str(max(width(n, s) for n in book.variables for s in steps))
         self.show_params, self.show_biases = params, biases
@@ -228,9 +228,15 @@ class _Drawer:
 
 def _drawer(dot: graphviz.Digraph, rec: Recurrence, columns: list[Column] | None,
             params: bool, biases: bool) -> _Drawer:
-    if not isinstance(rec, Recurrence):
-        raise TypeError(f"expected an unfold.Recurrence, got {type(rec).__name__}")
     return _Drawer(dot, contract(rec), columns, params=params, biases=biases)
+
+
+def _name(rec: Recurrence, view: str) -> str:
+    """The drawing's name, after checking that ``rec`` is a recurrence."""
+    if not isinstance(rec, Recurrence):
+        raise TypeError(f"viz draws an unfold.Recurrence, got {type(rec).__name__}; for any "
+                        f"other graph of nodes use viz.graph(nodes)")
+    return f"{rec.name} ({view})"
 
 
 def folded(rec: Recurrence, *, params: bool = True, biases: bool = False) -> graphviz.Digraph:
@@ -240,7 +246,7 @@ def folded(rec: Recurrence, *, params: bool = True, biases: bool = False) -> gra
     ``params=False`` leaves the edges unlabelled; ``biases=True`` also writes the parameters that
     are added (``b``, ``c``) on the edges.
     """
-    dot = new_graph(f"{rec.name} (folded)")
+    dot = new_graph(_name(rec, "folded"))
     d = _drawer(dot, rec, None, params, biases)
     d.folded()
     d.close()
@@ -258,7 +264,7 @@ def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | 
     then coloured and thickened by ``log10 ‖∇‖``, with a legend.
     """
     columns = axis(steps, window)
-    dot = new_graph(f"{rec.name} (unfolded)")
+    dot = new_graph(_name(rec, "unfolded"))
     d = _drawer(dot, rec, columns, params, biases)
     placement = place(d.book, columns)
     if gradients is None:
@@ -306,7 +312,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     """Fig. 10.2's composition: the folded graph on the left, an arrow labelled "Unfold", and
     the unfolded graph on the right, on the same rows."""
     columns = axis(steps, window)
-    dot = new_graph(f"{rec.name} (unfolding)")
+    dot = new_graph(_name(rec, "unfolding"))
     d = _drawer(dot, rec, columns, params, biases)
     placement = place(d.book, columns)
     folded_ids = d.folded(suffix="[folded]")

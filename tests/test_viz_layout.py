@@ -1,0 +1,157 @@
+"""viz's book view laid out by ``dot`` (json output): rows are ranks, x grows with t in every row,
+columns line up, targets sit above losses, backward states point right to left, and the folded
+graph stays left of the "Unfold" arrow. Skipped only when ``dot`` is truly absent."""
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+import unfold as uf
+import viz
+from unfold import Recurrence
+
+pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
+
+TOL = 0.5   # points
+
+
+def cells(g) -> dict[str, dict[str, tuple[float, float]]]:
+    """variable → {step: (x, y)} for the nodes ``v(step)`` of a drawing."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for node, xy in viz.positions(g).items():
+        m = re.fullmatch(r"([^(\[]+)\(([^()]*)\)", node)
+        if m:
+            out.setdefault(m.group(1), {})[m.group(2)] = xy
+    return out
+
+
+def bidirectional() -> Recurrence:
+    rec = Recurrence("bidirectional")
+    x = rec.sequence("x", (3,))
+    h, g = rec.state("h", (2,)), rec.state("g", (2,), backward=True)
+    h_t = rec.update(h, uf.tanh(rec.param("W", (2, 2)) @ h + rec.param("U", (2, 3)) @ x))
+    g_t = rec.update(g, uf.tanh(rec.param("R", (2, 2)) @ g + rec.param("Q", (2, 3)) @ x))
+    o = rec.output("o", rec.param("V", (2, 2)) @ h_t + rec.param("S", (2, 2)) @ g_t)
+    rec.loss("L", uf.cross_entropy(o, rec.target("y")))
+    return rec
+
+
+def output_recurrence() -> Recurrence:
+    """Fig. 10.4's shape: o(t−1) → h(t), edges across columns and down the rows."""
+    rec = Recurrence("output recurrence")
+    x = rec.sequence("x", (3,))
+    o = rec.state("o", (2,))
+    h = rec.name_node("h", uf.tanh(rec.param("W", (4, 2)) @ o + rec.param("U", (4, 3)) @ x))
+    o_t = rec.update(o, rec.param("V", (2, 4)) @ h)
+    rec.loss("L", uf.cross_entropy(o_t, rec.target("y")))
+    return rec
+
+
+def lstm() -> Recurrence:
+    rec = Recurrence("lstm")
+    x = rec.sequence("x", (3,))
+    h, s = rec.state("h", (2,)), rec.state("s", (2,))
+    gate = {k: rec.name_node(k, uf.sigmoid(rec.param(f"U_{k}", (2, 3)) @ x +
+                                           rec.param(f"W_{k}", (2, 2)) @ h)) for k in "fgq"}
+    s_t = rec.update(s, gate["f"] * s + gate["g"] * uf.tanh(rec.param("U", (2, 3)) @ x))
+    rec.update(h, uf.tanh(s_t) * gate["q"])
+    return rec
+
+
+def models():
+    from test_viz_book import rnn
+    return [rnn(), bidirectional(), output_recurrence(), lstm()]
+
+
+def step_order(steps: list[str]) -> list[str]:
+    """Steps sorted in time: 1 < 2 < …, or …0 < t-1 < t < t+1 < …4."""
+    def key(s):
+        if s.startswith("..."):
+            return (int(s[3:]) - 2) * 10 ** 6
+        return int(s) if s.isdigit() else {"t-1": -1, "t": 0, "t+1": 1}[s]
+    return sorted(steps, key=key)
+
+
+@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("window", [None, "concrete"])
+def test_rows_are_ranks_x_grows_with_t_and_columns_line_up(index, window):
+    rec = models()[index]
+    g = viz.unfolded(rec, steps=4) if window else viz.unfolded(rec)
+    at = cells(g)
+    assert at, "no cells"
+    for var, row in at.items():
+        ys = {round(y, 1) for _, y in row.values()}
+        assert len(ys) == 1, f"row {var} is not one rank: {row}"
+        xs = [row[s][0] for s in step_order(list(row))]
+        assert xs == sorted(xs) and len(set(xs)) == len(xs), f"{var}: x does not grow with t"
+    columns: dict[str, list[float]] = {}
+    for row in at.values():
+        for step, (x, _) in row.items():
+            columns.setdefault(step, []).append(x)
+    for step, xs in columns.items():
+        assert max(xs) - min(xs) < TOL, f"column {step} is not aligned: {xs}"
+
+
+def test_rows_stack_x_h_o_L_y_bottom_to_top():
+    from test_viz_book import rnn
+    at = cells(viz.unfolded(rnn(), steps=3))
+    heights = [at[v]["1"][1] for v in "xhoLy"]
+    assert heights == sorted(heights) and len(set(heights)) == 5
+
+
+def test_backward_state_edges_point_right_to_left():
+    g = viz.unfolded(bidirectional(), steps=4)
+    drawn = viz.layout(g)
+    name = {o["_gvid"]: o["name"] for o in drawn["objects"] if "_gvid" in o and "nodes" not in o}
+    pos = viz.positions(g)
+    seen = {"h": 0, "g": 0}
+    for e in drawn["edges"]:
+        if e.get("style") == "invis":
+            continue
+        a, b = name[e["tail"]], name[e["head"]]
+        if a[0] == b[0] and a[0] in "hg":
+            tip = a if e.get("dir") == "back" else b         # where the arrowhead is drawn
+            other = b if tip == a else a
+            seen[a[0]] += 1
+            if a[0] == "g":
+                assert pos[tip][0] < pos[other][0], f"{a}–{b} does not point left"
+            else:
+                assert pos[tip][0] > pos[other][0], f"{a}–{b} does not point right"
+    assert seen == {"h": 3, "g": 3}
+
+
+def test_targets_sit_above_their_losses():
+    from test_viz_book import rnn
+    for g in (viz.unfolded(rnn(), steps=2), viz.folded(rnn())):
+        pos = viz.positions(g)
+        for node in pos:
+            if node.startswith("L"):
+                assert pos[node.replace("L", "y", 1)][1] > pos[node][1]
+
+
+def test_folded_graph_left_of_the_unfold_arrow_and_unfolded_right_of_it():
+    from test_viz_book import rnn
+    for rec in (rnn(), output_recurrence(), bidirectional()):
+        pos = viz.positions(viz.unfolding(rec, steps=2))
+        tail, head = pos["[unfold tail]"] if "[unfold tail]" in pos else None, None
+        arrow = [xy for n, xy in pos.items() if n.startswith("[unfold")]
+        left = [xy[0] for n, xy in pos.items() if n.endswith("[folded]")]
+        right = [xy[0] for n, xy in pos.items() if re.fullmatch(r"\w+\(\d+\)", n)]
+        assert max(left) < min(x for x, _ in arrow) <= max(x for x, _ in arrow) < min(right)
+
+
+def test_folded_rows_match_unfolded_rows_in_the_unfolding():
+    from test_viz_book import rnn
+    pos = viz.positions(viz.unfolding(rnn(), steps=2))
+    for var in "xhoLy":
+        assert abs(pos[f"{var}[folded]"][1] - pos[f"{var}(1)"][1]) < TOL
+
+
+def test_generic_window_puts_ellipses_at_both_ends_of_the_h_row():
+    from test_viz_book import rnn
+    at = cells(viz.unfolded(rnn()))
+    xs = [at["h"][s][0] for s in step_order(list(at["h"]))]
+    assert step_order(list(at["h"])) == ["...0", "t-1", "t", "t+1", "...4"]
+    assert xs == sorted(xs)
