@@ -125,7 +125,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     ``nodes``. Gradient nodes are drawn in red in a "backward" panel beside the forward graph.
     """
     if isinstance(backward, Mapping):
-        results = {g: f"∇{x.label}" for x, g in backward.items()}
+        results = {g: f"∇{_title(x) if x.name else x.op.name}" for x, g in backward.items()}
         backward = list(backward.values())
     else:
         backward = list(backward)
@@ -217,7 +217,7 @@ def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bo
             label, attrs = f"<<B>{L.esc(results[n])}</B>>", {"shape": "ellipse", "style": ""}
         if backward:
             attrs = {**attrs, "color": BACKWARD, "fontcolor": BACKWARD}
-        tip = f"{n.label}: {n.op.name}, shape {n.shape}, {n.dtype}"
-        if n.adjoint is not None:
-            tip += f"; part of the gradient at {n.adjoint.label}"
+        tip = f"{g.ids[n]}: {n.op.name}, shape {n.shape}, {n.dtype}"
+        if n.adjoint is not None:             # (ids, not labels: those carry serial numbers)
+            tip += f"; part of the backward step of {g.ids.get(n.adjoint, n.adjoint.op.name)}"
         dot.node(g.ids[n], label, tooltip=L.plain(tip), **attrs)
