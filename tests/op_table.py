@@ -319,6 +319,9 @@ CASES: list[OpCase] = [
     _unary("sign", uf.sign, np.sign, away=0.1),
     # linear algebra and indexing
     OpCase("matmul", _draw_matmul, lambda a, b: a @ b, np.matmul),
+    OpCase("outer", lambda d: ([Arg((d.draw(st.integers(1, MAX_SIDE), label="n"),)),
+                                Arg((d.draw(st.integers(1, MAX_SIDE), label="m"),))], {}),
+           uf.outer, np.multiply.outer),
     OpCase("getitem", _draw_getitem, lambda x, key: x[key], lambda x, key: x[key]),
     # reductions
     OpCase("sum", _draw_reduce, uf.sum, np.sum),
@@ -365,4 +368,5 @@ COVERED = {"add", "subtract", "multiply", "divide", "power", "neg", "matmul", "g
            "log", "tanh", "sigmoid", "relu", "abs", "sqrt", "sign", "sum", "mean", "max",
            "reshape", "transpose", "concat", "stack", "maximum", "where", "softmax",
            "log_softmax", "cross_entropy", "mse", "cast", "stop_gradient", "one_hot", "add_n",
-           "greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "named"}
+           "greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "named",
+           "outer"}

@@ -10,11 +10,11 @@ from __future__ import annotations
 from .errors import (DTypeError, FeedError, GradcheckError, GradError, RecurrenceError, ShapeError,
                      UnfoldError)
 from .graph import Node, Op
-from .ops import (abs, add, add_n, batch_sum, cast, concat, constant, cross_entropy, divide, equal,
-                  exp, getitem, greater, greater_equal, input, less, less_equal, log, log_softmax,
-                  matmul, max, maximum, mean, mse, multiply, neg, not_equal, one_hot, param, power,
-                  relu, reshape, sigmoid, sign, softmax, sqrt, stack, stop_gradient, subtract, sum,
-                  tanh, transpose, where)
+from .ops import (abs, add, add_n, batch_sum, cast, concat, constant, cross_entropy, divide,
+                  equal, exp, getitem, greater, greater_equal, input, less, less_equal, log,
+                  log_softmax, matmul, max, maximum, mean, mse, multiply, neg, not_equal, one_hot,
+                  outer, param, power, relu, reshape, sigmoid, sign, softmax, sqrt, stack,
+                  stop_gradient, subtract, sum, tanh, transpose, where)
 from .grad import grad
 from .evaluate import Program, compile, evaluate
 

@@ -10,6 +10,7 @@ from .elementwise import (abs, add, add_n, cast, divide, equal, exp, greater, gr
 from .linalg import matmul
 from .nn import cross_entropy, log_softmax, mse, one_hot, softmax
 from .reduce import batch_sum, max, mean, sum
+from .linalg import outer
 from .shape import concat, getitem, reshape, stack, transpose
 
 

@@ -301,6 +301,10 @@ def fit(contribution: Node, x: Node) -> Node:
     shared by all examples (a parameter or anything computed from parameters only)."""
     if contribution.shape == x.shape and not (contribution.may_batch and not x.may_batch):
         return contribution
+    if contribution.op.name == "outer" and contribution.shape == x.shape:
+        # Σ_batch outer(g, h) = Gᵀ H: one GEMM (see linalg.BatchOuter)
+        from .linalg import BATCH_OUTER
+        return apply(BATCH_OUTER, *contribution.inputs)
     return sum_like(contribution, x)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from ..errors import ShapeError, describe
 from ..graph import Node, Op, apply
 from .base import align, common_float_dtype, lift_all
-from .shape import reshape, swap_last
+from .shape import reshape, swap_last, transpose
 
 
 class MatMul(Op):
@@ -68,6 +68,10 @@ class MatMul(Op):
         a, b = node.inputs
         if a.ndim == 1 and b.ndim == 1:                 # g is a scalar
             return g * b, g * a
+        if a.ndim == 2 and b.ndim == 1:                 # W h: ∇W = g hᵀ, ∇h = Wᵀ g
+            return outer(g, b), transpose(a) @ g
+        if a.ndim == 1 and b.ndim == 2:                 # hᵀ W: ∇h = W g, ∇W = h gᵀ
+            return b @ g, outer(a, g)
         if a.ndim == 1:                                 # (k) @ (…, k, m) → (…, m)
             g2 = reshape(g, g.shape[:-1] + (1, g.shape[-1]))                # (…, 1, m)
             ga = reshape(g2 @ swap_last(b), g.shape[:-1] + (a.shape[0],))
@@ -87,3 +91,49 @@ MATMUL = MatMul()
 def matmul(a, b) -> Node:
     a, b = lift_all((a, b))
     return apply(MATMUL, a, b)
+
+
+class Outer(Op):
+    """``outer(a, b)[i, j] = a[i] b[j]`` for vectors — the ``g hᵀ`` of a weight's gradient.
+    ``∂/∂a = G b``, ``∂/∂b = Gᵀ a``."""
+
+    name = "outer"
+
+    def infer(self, inputs, attrs):
+        a, b = inputs
+        if a.ndim != 1 or b.ndim != 1:
+            raise ShapeError(f"outer: {describe(a)} and {describe(b)} must be vectors")
+        return (a.shape[0], b.shape[0]), common_float_dtype(self.name, inputs)
+
+    def forward(self, node, a, b):
+        return np.multiply.outer(a, b)
+
+    def batched(self, node, values, flags, batch):
+        (a, b), (fa, fb) = values, flags
+        return (a[..., :, None] if fa else a[:, None]) * (b[..., None, :] if fb else b[None, :])
+
+    def vjp(self, node, g):
+        a, b = node.inputs
+        return g @ b, transpose(g) @ a
+
+
+class BatchOuter(Outer):
+    """``Σ_batch outer(a, b)``: on a batch, the sum over examples of their outer products — one
+    GEMM ``Aᵀ B`` instead of a (batch, n, m) array. What a shared weight's gradient needs."""
+
+    name = "batch_outer"
+    unbatches = True
+
+    def batched(self, node, values, flags, batch):
+        (a, b), (fa, fb) = values, flags
+        if fa and fb:
+            return a.T @ b
+        return np.multiply.outer(a.sum(axis=0) if fa else a, b.sum(axis=0) if fb else b)
+
+
+OUTER, BATCH_OUTER = Outer(), BatchOuter()
+
+
+def outer(a, b) -> Node:
+    a, b = lift_all((a, b))
+    return apply(OUTER, a, b)
