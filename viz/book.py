@@ -13,10 +13,11 @@ named by construction, and ``rec.name_node`` (or ``unfold.named``) names anythin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from unfold.graph import Node
 from unfold.ops.base import CONSTANT, INPUT, PARAM
-from unfold.recurrence import ALIAS, STATE, Recurrence
+from unfold.recurrence import STATE, Recurrence
 
 #: op names that *add* a parameter (a bias) rather than multiply a variable by it
 ADDITIVE = frozenset({"add", "subtract", "add_n"})
@@ -63,19 +64,6 @@ class Book:
         return [e for e in self.edges if e.src == name]
 
 
-def _remembered_sequence(rec: Recurrence, state) -> str | None:
-    """The sequence a state merely remembers (``y(t−1)`` for teacher forcing), if it does.
-
-    Such a state is drawn as that sequence, read one step back: the book's ``y(t−1) → h(t)``.
-    """
-    value = state.value
-    while value is not None and value.op is ALIAS and value.inputs:
-        value = value.inputs[0]
-    if value is not None and value.op is INPUT and rec.sequences.get(value.name) is value:
-        return value.name
-    return None
-
-
 def _kind(rec: Recurrence, node: Node) -> str:
     name = node.name
     if node.op is INPUT:
@@ -95,11 +83,9 @@ def _kind(rec: Recurrence, node: Node) -> str:
 class _Contraction:
     """Walks the folded body once; see ``contract``."""
 
-    def __init__(self, rec: Recurrence) -> None:
-        self.rec = rec
+    def __init__(self, rec: Recurrence, hide: frozenset[str]) -> None:
+        self.rec, self.hide = rec, hide
         self.body = rec.body()
-        self.remembered = {st.name: seq for st in rec._states.values()
-                           if (seq := _remembered_sequence(rec, st)) is not None}
         self.first: dict[str, int] = {}          # variable name → first position in the body
         for i, node in enumerate(self.body):
             if node.name is not None:
@@ -115,19 +101,18 @@ class _Contraction:
         """(variable, delay, backward) if ``node`` ends a contraction as a variable, else None."""
         if node.op is STATE:
             st = self.rec._state_of[node]
-            return self.remembered.get(st.name, st.name), node.attrs["delay"], st.backward
+            return st.name, node.attrs["delay"], st.backward
         if node.op is INPUT:
             return node.name, 0, False
-        if node.name is not None and node.op not in (PARAM, CONSTANT):
+        if node.name is not None and node.op not in (PARAM, CONSTANT) and \
+                node.name not in self.hide:
             return node.name, 0, False
         return None
 
     def is_variable(self, node: Node) -> bool:
-        """A named non-leaf that is drawn (not the update of a remembered sequence)."""
-        if not node.inputs or node.name is None or node.op is STATE:
-            return False
-        st = self.rec._states.get(node.name)
-        return not (st is not None and st.value is node and node.name in self.remembered)
+        """A named non-leaf that is drawn."""
+        return bool(node.inputs) and node.name is not None and node.op is not STATE and \
+            node.name not in self.hide
 
     def region(self, var: Node) -> list[Node]:
         """The unnamed op nodes between ``var`` and the variables/params it reads, users first."""
@@ -190,9 +175,29 @@ class _Contraction:
         return (self.first.get(name, len(self.first)), delay)
 
 
-def contract(rec: Recurrence) -> Book:
-    """The book view of ``rec``: variables and parameter-labelled edges (see the module doc)."""
-    c = _Contraction(rec)
+def check_recurrence(rec: object) -> None:
+    """Raise a TypeError that says what to do if ``rec`` is not a recurrence."""
+    if not isinstance(rec, Recurrence):
+        raise TypeError(f"viz draws an unfold.Recurrence, got {type(rec).__name__}; for any "
+                        f"other graph of nodes use viz.graph(nodes)")
+
+
+def contract(rec: Recurrence, hide: Iterable[str] = ()) -> Book:
+    """The book view of ``rec``: variables and parameter-labelled edges (see the module doc).
+
+    ``hide`` names values not to draw: inner values (``rec.name_node``) and outputs are then
+    contracted away like unnamed ones (the pre-activation ``a`` of eq. 10.8, which Fig. 10.3
+    does not draw), a hidden loss disappears with the targets only it reads (Fig. 10.6 at test
+    time).
+    """
+    check_recurrence(rec)
+    hide = frozenset(hide)
+    hideable = set(rec.named) | set(rec.outputs) | set(rec.losses)
+    for name in hide:
+        if name not in hideable:
+            raise ValueError(f"cannot hide {name!r}: only named inner values, outputs and "
+                             f"losses can be hidden ({sorted(hideable)})")
+    c = _Contraction(rec, hide)
     book = Book(rec.name)
     for node in c.body:
         if node.op is INPUT and c.source(node) is not None:
@@ -202,17 +207,43 @@ def contract(rec: Recurrence) -> Book:
             steps = rec.losses[node.name][1] if _kind(rec, node) == "loss" else None
             book.variables[node.name] = Variable(node.name, _kind(rec, node),
                                                  bool(st and st.backward), steps)
-    merged: dict[tuple, Edge] = {}
-    for node in c.body:
-        if not c.is_variable(node):
-            continue
-        for e in c.edges_into(node):
-            key = (e.src, e.dst, e.delay)
-            old = merged.get(key)
-            if old is not None:
-                e = Edge(e.src, e.dst, e.delay, e.backward,
-                         old.labels + tuple(l for l in e.labels if l not in old.labels),
-                         old.biases + tuple(b for b in e.biases if b not in old.biases))
-            merged[key] = e
-    book.edges = list(merged.values())
+    book.edges = _merged(e for node in c.body if c.is_variable(node)
+                         for e in c.edges_into(node))
+    _draw_fed_back_as_their_source(book)
+    linked = {n for e in book.edges for n in (e.src, e.dst)}
+    if linked:                                   # what a hidden loss alone read
+        book.variables = {k: v for k, v in book.variables.items() if k in linked}
     return book
+
+
+def _merged(edges: Iterable[Edge]) -> list[Edge]:
+    """One edge per (src, dst, delay), with the parameters of all of them."""
+    merged: dict[tuple, Edge] = {}
+    for e in edges:
+        key = (e.src, e.dst, e.delay)
+        old = merged.get(key)
+        if old is not None:
+            e = Edge(e.src, e.dst, e.delay, e.backward,
+                     old.labels + tuple(p for p in e.labels if p not in old.labels),
+                     old.biases + tuple(p for p in e.biases if p not in old.biases))
+        merged[key] = e
+    return list(merged.values())
+
+
+def _draw_fed_back_as_their_source(book: Book) -> None:
+    """A state that merely holds an input, target or output of the step before (teacher
+    forcing's ``y_prev``, the fed-back ``o`` of test time: a parameter-free function of that one
+    variable) is drawn as that variable, read one step back: the book's ``y(t−1) → h(t)``."""
+    for var in list(book.variables.values()):
+        into = book.inputs_of(var.name)
+        if var.kind != "state" or len(into) != 1:
+            continue
+        e = into[0]
+        if e.delay or e.labels or e.biases or \
+                book.variables[e.src].kind not in ("input", "target", "output"):
+            continue
+        del book.variables[var.name]
+        book.edges = _merged(
+            Edge(e.src if f.src == var.name else f.src, f.dst, f.delay, f.backward, f.labels,
+                 f.biases)
+            for f in book.edges if f is not e)

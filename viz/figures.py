@@ -1,9 +1,10 @@
-"""The models behind chapter 10's figures, built as live ``unfold.Recurrence`` objects.
+"""The models behind chapter 10's figures, as live ``unfold.Recurrence`` objects.
 
-Each ``fig_*`` function builds the recurrence a figure shows (sizes are small and arbitrary: the
-drawings depend only on the structure); ``FIGURES`` maps a figure id to how it is drawn. Nothing
-here is drawn by hand: every picture is the book view of a model that can be unfolded, evaluated
-and differentiated.
+Where ``unfold.models`` has the network (Figs. 10.3–10.6, 10.9, 10.10, the LSTM cell of 10.16)
+the figure is drawn from it; the others are built here. Sizes are small and arbitrary: a drawing
+depends only on the structure. ``FIGURES`` maps a figure id to how it is drawn; nothing is drawn
+by hand, every picture is the book view of a model that can be unfolded, evaluated and
+differentiated. ``ABSENT`` lists the figures whose model cannot be built yet.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Callable
 import graphviz
 
 import unfold as uf
+import unfold.models as models
 from unfold.recurrence import Recurrence
 
 from . import views
@@ -39,118 +41,6 @@ def fig_10_2() -> Recurrence:
     return rec
 
 
-def _rnn(rec: Recurrence, x: uf.Node, h: uf.Node, extra: uf.Node | None = None) -> uf.Node:
-    """h(t) = tanh(b + W h(t−1) + U x(t) [+ extra]): the hidden unit of Figs. 10.3, 10.5."""
-    W, U, b = rec.param("W", (N, N)), rec.param("U", (N, M)), rec.param("b", (N,))
-    a = b + W @ h + U @ x
-    return rec.update(h, uf.tanh(a if extra is None else a + extra))
-
-
-def _output_and_loss(rec: Recurrence, h: uf.Node, steps=None) -> None:
-    """o(t) = c + V h(t), and L(t) comparing o(t) with the target y(t)."""
-    V, c = rec.param("V", (K, N)), rec.param("c", (K,))
-    y = rec.target("y", (), dtype="int64")
-    o = rec.output("o", c + V @ h)
-    rec.loss("L", uf.cross_entropy(o, y), steps=steps)
-
-
-def fig_10_3() -> Recurrence:
-    """The RNN of Fig. 10.3: hidden-to-hidden recurrence W, an output o and a loss at every step."""
-    rec = Recurrence("10.3 RNN with hidden-to-hidden recurrence")
-    x = rec.sequence("x", (M,))
-    h = _rnn(rec, x, rec.state("h", (N,)))
-    _output_and_loss(rec, h)
-    return rec
-
-
-def fig_10_4() -> Recurrence:
-    """Fig. 10.4: the recurrence goes from the output o(t−1) to the hidden unit h(t)."""
-    rec = Recurrence("10.4 RNN with output-to-hidden recurrence")
-    x = rec.sequence("x", (M,))
-    o_prev = rec.state("o", (K,))
-    W, U, b = rec.param("W", (N, K)), rec.param("U", (N, M)), rec.param("b", (N,))
-    h = rec.name_node("h", uf.tanh(b + W @ o_prev + U @ x))
-    V, c = rec.param("V", (K, N)), rec.param("c", (K,))
-    o = rec.update(o_prev, c + V @ h)
-    y = rec.target("y", (), dtype="int64")
-    rec.loss("L", uf.cross_entropy(o, y))
-    return rec
-
-
-def fig_10_5() -> Recurrence:
-    """Fig. 10.5: one output, at the end of the sequence."""
-    rec = Recurrence("10.5 RNN with a single output at the end")
-    x = rec.sequence("x", (M,))
-    h = _rnn(rec, x, rec.state("h", (N,)))
-    _output_and_loss(rec, h, steps="last")
-    return rec
-
-
-def fig_10_6_train() -> Recurrence:
-    """Fig. 10.6, train time (teacher forcing): the target y(t−1) feeds h(t) through W."""
-    rec = Recurrence("10.6 teacher forcing, train time")
-    x = rec.sequence("x", (M,))
-    y = rec.target("y", (K,), dtype="float64")
-    y_prev = rec.state("y_prev", (K,))
-    rec.update(y_prev, y)                      # drawn as y, one step back
-    W, U, b = rec.param("W", (N, K)), rec.param("U", (N, M)), rec.param("b", (N,))
-    h = rec.name_node("h", uf.tanh(b + W @ y_prev + U @ x))
-    V, c = rec.param("V", (K, N)), rec.param("c", (K,))
-    o = rec.output("o", c + V @ h)
-    rec.loss("L", uf.mse(o, y))
-    return rec
-
-
-def fig_10_6_test() -> Recurrence:
-    """Fig. 10.6, test time: the model's own output o(t−1) feeds h(t) through W."""
-    rec = Recurrence("10.6 teacher forcing, test time")
-    x = rec.sequence("x", (M,))
-    o_prev = rec.state("o", (K,))
-    W, U, b = rec.param("W", (N, K)), rec.param("U", (N, M)), rec.param("b", (N,))
-    h = rec.name_node("h", uf.tanh(b + W @ o_prev + U @ x))
-    V, c = rec.param("V", (K, N)), rec.param("c", (K,))
-    rec.update(o_prev, c + V @ h)
-    return rec
-
-
-def fig_10_9() -> Recurrence:
-    """Fig. 10.9: a fixed vector x feeds every h(t) through R; y(t) is the target at step t and,
-    one step later, an input through U."""
-    rec = Recurrence("10.9 fixed-length vector to sequence")
-    x = rec.context("x", (M,))
-    y = rec.target("y", (K,), dtype="float64")
-    y_prev = rec.state("y_prev", (K,))
-    rec.update(y_prev, y)
-    R, U = rec.param("R", (N, M)), rec.param("U", (N, K))
-    h = _rnn_state(rec, R @ x + U @ y_prev)
-    V, c = rec.param("V", (K, N)), rec.param("c", (K,))
-    o = rec.output("o", c + V @ h)
-    rec.loss("L", uf.mse(o, y))
-    return rec
-
-
-def _rnn_state(rec: Recurrence, drive: uf.Node) -> uf.Node:
-    """h(t) = tanh(b + W h(t−1) + drive): a hidden state whose input is ``drive``."""
-    h = rec.state("h", (N,))
-    W, b = rec.param("W", (N, N)), rec.param("b", (N,))
-    return rec.update(h, uf.tanh(b + W @ h + drive))
-
-
-def fig_10_10() -> Recurrence:
-    """Fig. 10.10: Fig. 10.3 plus the previous target y(t−1) feeding h(t) through R."""
-    rec = Recurrence("10.10 conditional sequence to sequence of the same length")
-    x = rec.sequence("x", (M,))
-    y = rec.target("y", (K,), dtype="float64")
-    y_prev = rec.state("y_prev", (K,))
-    rec.update(y_prev, y)
-    U, R = rec.param("U", (N, M)), rec.param("R", (N, K))
-    h = _rnn_state(rec, U @ x + R @ y_prev)
-    V, c = rec.param("V", (K, N)), rec.param("c", (K,))
-    o = rec.output("o", c + V @ h)
-    rec.loss("L", uf.mse(o, y))
-    return rec
-
-
 def fig_10_11() -> Recurrence:
     """Fig. 10.11: a bidirectional RNN, h running forward in time and g backward."""
     rec = Recurrence("10.11 bidirectional RNN")
@@ -165,25 +55,6 @@ def fig_10_11() -> Recurrence:
     o = rec.output("o", V @ h_t + Vg @ g_t)
     y = rec.target("y", (), dtype="int64")
     rec.loss("L", uf.cross_entropy(o, y))
-    return rec
-
-
-def fig_10_16() -> Recurrence:
-    """Fig. 10.16: the LSTM cell (eqs. 10.40–10.44) with its gates named: forget gate f, input
-    gate g, output gate q, the input unit i, the state s with its self-loop, the output h."""
-    rec = Recurrence("10.16 LSTM cell")
-    x = rec.sequence("x", (M,))
-    h = rec.state("h", (N,))
-    s = rec.state("s", (N,))
-
-    def unit(name: str, squash: Callable = uf.sigmoid) -> uf.Node:
-        U, W, b = (rec.param(f"{p}_{name}", shape) for p, shape in
-                   (("U", (N, M)), ("W", (N, N)), ("b", (N,))))
-        return rec.name_node(name, squash(b + U @ x + W @ h))
-
-    i, g, f, q = unit("i"), unit("g"), unit("f"), unit("q")
-    s_t = rec.update(s, f * s + g * i)
-    rec.update(h, uf.tanh(s_t) * q)
     return rec
 
 
@@ -215,11 +86,21 @@ def _deep_transition(name: str, skip: bool) -> Recurrence:
 
 
 def fig_10_13b() -> Recurrence:
+    """Fig. 10.13 (b): a deeper hidden-to-hidden transition."""
     return _deep_transition("10.13b deep transition", skip=False)
 
 
 def fig_10_13c() -> Recurrence:
+    """Fig. 10.13 (c): the deep transition with a skip connection S around it."""
     return _deep_transition("10.13c deep transition with a skip connection", skip=True)
+
+
+def fig_10_16() -> Recurrence:
+    """Fig. 10.16: the LSTM cell of ``unfold.models`` (eqs. 10.40–10.44), alone: forget gate f,
+    external input gate g, output gate q, the state s with its self-loop, the output h."""
+    rec = Recurrence("10.16 LSTM cell")
+    models.lstm_cell(rec, rec.sequence("x", (M,)), N)
+    return rec
 
 
 @dataclass(frozen=True)
@@ -232,32 +113,40 @@ class Figure:
 
 
 _TRIPLET = ("...", "t-1", "t", "t+1", "...")
+_PAIR = ("t-1", "t")
+#: eq. 10.8's pre-activation a(t), which the models name and the figures do not draw
+_NO_A = ("a",)
 
 FIGURES: dict[str, Figure] = {f.id: f for f in [
     Figure("10.1", "A classical dynamical system s(t) = f(s(t−1)), unfolded",
            lambda: views.unfolded(fig_10_1())),
     Figure("10.2", "A recurrent network with no outputs, folded and unfolded",
            lambda: views.unfolding(fig_10_2())),
-    Figure("10.3", "RNN with hidden-to-hidden recurrence, an output and a loss at each step",
-           lambda: views.unfolding(fig_10_3())),
-    Figure("10.4", "RNN whose only recurrence is from the output to the hidden layer",
-           lambda: views.unfolding(fig_10_4())),
-    Figure("10.5", "RNN with a single output at the end of the sequence",
-           lambda: views.unfolded(fig_10_5(), window=("...", "t-1", "t", "...", "τ"))),
+    Figure("10.3", "RNN with hidden-to-hidden recurrence, an output and a loss at each step "
+           "(unfold.models.rnn)",
+           lambda: views.unfolding(models.rnn(M, N, K), hide=_NO_A)),
+    Figure("10.4", "RNN whose only recurrence is from the output to the hidden layer "
+           "(unfold.models.output_to_hidden)",
+           lambda: views.unfolding(models.output_to_hidden(M, N, K))),
+    Figure("10.5", "RNN with a single output at the end of the sequence "
+           "(unfold.models.rnn_single_output)",
+           lambda: views.unfolded(models.rnn_single_output(M, N, K), hide=_NO_A,
+                                  window=("...", "t-1", "t", "...", "τ"))),
     Figure("10.6", "Teacher forcing: at train time the target y(t−1) feeds h(t), at test time "
-           "the model's own output o(t−1) does",
+           "the model's own output o(t−1) does (unfold.models.teacher_forcing, modes train and "
+           "free; the loss is not drawn at test time)",
            lambda: views.side_by_side("10.6 teacher forcing", [
-               ("Train time", fig_10_6_train(), {"window": ("t-1", "t")}),
-               ("Test time", fig_10_6_test(), {"window": ("t-1", "t")})])),
-    Figure("10.6-train", "Teacher forcing, train time",
-           lambda: views.unfolded(fig_10_6_train(), window=("t-1", "t"))),
-    Figure("10.6-test", "Teacher forcing, test time",
-           lambda: views.unfolded(fig_10_6_test(), window=("t-1", "t"))),
-    Figure("10.9", "A fixed-length vector x mapped to a distribution over sequences",
-           lambda: views.unfolded(fig_10_9(), window=_TRIPLET)),
-    Figure("10.10", "A conditional RNN from a sequence x to a sequence y of the same length",
-           lambda: views.unfolded(fig_10_10(), window=_TRIPLET)),
-    Figure("10.11", "A bidirectional RNN",
+               ("Train time", models.teacher_forcing(M, N, K, mode="train"), {"window": _PAIR}),
+               ("Test time", models.teacher_forcing(M, N, K, mode="free"),
+                {"window": _PAIR, "hide": ("L",)})])),
+    Figure("10.9", "A fixed-length vector x mapped to a distribution over sequences "
+           "(unfold.models.context_rnn)",
+           lambda: views.unfolded(models.context_rnn(M, N, K), hide=_NO_A, window=_TRIPLET)),
+    Figure("10.10", "A conditional RNN from a sequence x to a sequence y of the same length "
+           "(unfold.models.conditional_rnn)",
+           lambda: views.unfolded(models.conditional_rnn(M, N, K), hide=_NO_A,
+                                  window=_TRIPLET)),
+    Figure("10.11", "A bidirectional RNN: h runs forward in time, g backward",
            lambda: views.unfolded(fig_10_11(), window=("t-1", "t", "t+1"))),
     Figure("10.13a", "A deep RNN: the hidden state as a hierarchy of recurrent layers h, z",
            lambda: views.folded(fig_10_13a())),
@@ -265,10 +154,9 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            lambda: views.folded(fig_10_13b())),
     Figure("10.13c", "A deep transition with a skip connection (S) around it",
            lambda: views.folded(fig_10_13c())),
-    Figure("10.16", "The LSTM cell, with its gates named",
+    Figure("10.16", "The LSTM cell (unfold.models.lstm_cell), its gates named",
            lambda: views.folded(fig_10_16(), params=False)),
 ]}
-
 
 #: figures whose model cannot be built yet, and why
 ABSENT = {
@@ -280,9 +168,12 @@ ABSENT = {
 }
 
 
-def figure(id: str) -> graphviz.Digraph:
-    """The drawing of the book's figure ``id`` ("10.3", "10.6-train", …), from its live model."""
+def figure(id: str) -> graphviz.Digraph:  # noqa: A002 - the book's word
+    """The drawing of the book's figure ``id`` ("10.3", "10.6", "10.13a", …), from its live
+    model."""
     try:
-        return FIGURES[id].draw()
+        entry = FIGURES[id]
     except KeyError:
-        raise KeyError(f"no figure {id!r} in the gallery; available: {sorted(FIGURES)}") from None
+        raise KeyError(f"no figure {id!r} in the gallery; available: {sorted(FIGURES)}; "
+                       f"not yet: {sorted(ABSENT)}") from None
+    return entry.draw()

@@ -10,8 +10,9 @@ a row in folded views (an LSTM's gates side by side) and stack in unfolded ones.
 ``h(…)`` and ``...`` inside stands for the elided middle of the sequence (Fig. 10.5).
 
 ``place(book, columns)`` decides which variable is drawn in which column and which edges join
-them: everything a drawn variable reads, starting from the states (at every step), the variables
-nothing reads (at every step), and the losses (at their steps).
+them: everything a drawn variable reads, starting from the states and whatever else is read at a
+later step (at every step), the variables nothing reads (at every step), and the losses (at their
+steps).
 """
 from __future__ import annotations
 
@@ -136,12 +137,14 @@ def place(book: Book, columns: list[Column]) -> Placement:
         return s
 
     sinks: list[Cell] = []
+    leaves = ("input", "context", "target")
     for var in book.variables.values():
-        if var.kind == "state":
+        carried = any(e.delay for e in book.users_of(var.name)) and var.kind not in leaves
+        if var.kind == "state" or carried:       # what carries the recurrence: every step
             sinks += [(var.name, c) for c in real]
         elif var.kind == "loss":
             sinks += [(var.name, c) for c in _loss_columns(var.steps, columns)]
-        elif not book.users_of(var.name) and var.kind not in ("input", "context", "target"):
+        elif not book.users_of(var.name) and var.kind not in leaves:
             sinks += [(var.name, c.index) for c in columns if c.kind == "step"]
 
     drawn: set[Cell] = set()

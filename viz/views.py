@@ -13,7 +13,7 @@ import graphviz
 from unfold.recurrence import Recurrence
 
 from . import labels as L
-from .book import Book, Edge, contract
+from .book import Book, Edge, check_recurrence, contract
 from .layout import ELLIPSIS, Column, Placement, axis, place, rows
 
 GRAPH = {"rankdir": "BT", "newrank": "true", "nodesep": "0.5", "ranksep": "0.5",
@@ -227,45 +227,45 @@ class _Drawer:
 
 
 def _drawer(dot: graphviz.Digraph, rec: Recurrence, columns: list[Column] | None,
-            params: bool, biases: bool) -> _Drawer:
-    return _Drawer(dot, contract(rec), columns, params=params, biases=biases)
+            params: bool, biases: bool, hide: Sequence[str]) -> _Drawer:
+    return _Drawer(dot, contract(rec, hide), columns, params=params, biases=biases)
 
 
 def _name(rec: Recurrence, view: str) -> str:
     """The drawing's name, after checking that ``rec`` is a recurrence."""
-    if not isinstance(rec, Recurrence):
-        raise TypeError(f"viz draws an unfold.Recurrence, got {type(rec).__name__}; for any "
-                        f"other graph of nodes use viz.graph(nodes)")
+    check_recurrence(rec)
     return f"{rec.name} ({view})"
 
 
-def folded(rec: Recurrence, *, params: bool = True, biases: bool = False) -> graphviz.Digraph:
+def folded(rec: Recurrence, *, params: bool = True, biases: bool = False,
+           hide: Sequence[str] = ()) -> graphviz.Digraph:
     """The folded graph of ``rec`` as the book draws it (Fig. 10.2 left, 10.3 left): named
     variables as circles, parameters on the edges, delays as a small black square.
 
     ``params=False`` leaves the edges unlabelled; ``biases=True`` also writes the parameters that
-    are added (``b``, ``c``) on the edges.
+    are added (``b``, ``c``) on the edges; ``hide`` names values not to draw (an inner value or
+    an output is contracted like an unnamed one, a loss disappears).
     """
     dot = new_graph(_name(rec, "folded"))
-    d = _drawer(dot, rec, None, params, biases)
+    d = _drawer(dot, rec, None, params, biases, hide)
     d.folded()
     d.close()
     return dot
 
 
 def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | None = None,
-             *, params: bool = True, biases: bool = False,
+             *, params: bool = True, biases: bool = False, hide: Sequence[str] = (),
              gradients: Mapping[Any, Any] | None = None) -> graphviz.Digraph:
     """The unfolded graph of ``rec``: time left to right, one row per variable.
 
     ``steps=τ`` draws steps ``1 … τ``; otherwise ``window`` lists symbolic steps, ``"..."`` at an
     end being the book's ellipsis node ``h(…)`` (default ``("...", "t-1", "t", "t+1", "...")``).
-    ``gradients`` maps variables at steps to gradient values (see ``viz.overlay``): each circle is
+    ``params``, ``biases`` and ``hide`` are those of ``folded``. ``gradients`` maps variables at steps to gradient values (see ``viz.overlay``): each circle is
     then coloured and thickened by ``log10 ‖∇‖``, with a legend.
     """
     columns = axis(steps, window)
     dot = new_graph(_name(rec, "unfolded"))
-    d = _drawer(dot, rec, columns, params, biases)
+    d = _drawer(dot, rec, columns, params, biases, hide)
     placement = place(d.book, columns)
     if gradients is None:
         d.unfolded(placement)
@@ -280,7 +280,7 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
                  ) -> graphviz.Digraph:
     """Unfolded views of several recurrences in one drawing, left to right, each titled (the
     "Train time" and "Test time" of Fig. 10.6). A panel is ``(title, rec, options)`` where the
-    options are those of ``unfolded`` (``steps``, ``window``, ``params``, ``biases``)."""
+    options are those of ``unfolded`` (``steps``, ``window``, ``params``, ``biases``, ``hide``)."""
     dot = new_graph(name)
     firsts = []
     for k, (title, rec, options) in enumerate(panels):
@@ -290,7 +290,7 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
             part.attr(label=L.plain(title), pencolor="transparent", fontname=L.FONT,
                       fontsize="16", labelloc="t")
             d = _drawer(part, rec, columns, options.pop("params", True),
-                        options.pop("biases", False))
+                        options.pop("biases", False), options.pop("hide", ()))
             if options:
                 raise TypeError(f"unknown options for panel {title!r}: {sorted(options)}")
             d.suffix = f"[{k}]"
@@ -308,12 +308,13 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
 
 
 def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] | None = None,
-              *, params: bool = True, biases: bool = False) -> graphviz.Digraph:
+              *, params: bool = True, biases: bool = False, hide: Sequence[str] = ()
+              ) -> graphviz.Digraph:
     """Fig. 10.2's composition: the folded graph on the left, an arrow labelled "Unfold", and
     the unfolded graph on the right, on the same rows."""
     columns = axis(steps, window)
     dot = new_graph(_name(rec, "unfolding"))
-    d = _drawer(dot, rec, columns, params, biases)
+    d = _drawer(dot, rec, columns, params, biases, hide)
     placement = place(d.book, columns)
     folded_ids = d.folded(suffix="[folded]")
     left = {r: list(nodes) for r, nodes in d.ranks.items()}    # the folded graph, row by row
