@@ -227,3 +227,15 @@ def test_bad_arguments_say_what_to_do():
         viz.folded("not a recurrence")
     with pytest.raises(KeyError, match="available"):
         viz.figure("10.99")
+
+
+def test_hide_contracts_inner_values_and_drops_a_hidden_loss():
+    import unfold.models as m
+    book = contract(m.rnn(3, 4, 2), hide=("a",))
+    assert "a" not in book.variables
+    assert ("h", "h", 1, ("W",)) in {(e.src, e.dst, e.delay, e.labels) for e in book.edges}
+    test_time = contract(m.teacher_forcing(3, 4, 2, mode="free"), hide=("L",))
+    assert set(test_time.variables) == {"x", "h", "o"}
+    assert ("o", "h", 1, ("W",)) in {(e.src, e.dst, e.delay, e.labels) for e in test_time.edges}
+    with pytest.raises(ValueError, match="cannot hide 'h'"):
+        contract(m.rnn(3, 4, 2), hide=("h",))

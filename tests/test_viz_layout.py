@@ -155,3 +155,27 @@ def test_generic_window_puts_ellipses_at_both_ends_of_the_h_row():
     xs = [at["h"][s][0] for s in step_order(list(at["h"]))]
     assert step_order(list(at["h"])) == ["...0", "t-1", "t", "t+1", "...4"]
     assert xs == sorted(xs)
+
+
+def model_builders():
+    import unfold.models as m
+    return {"rnn": lambda: m.rnn(3, 4, 2), "output_to_hidden": lambda: m.output_to_hidden(3, 4, 2),
+            "teacher_forcing": lambda: m.teacher_forcing(3, 4, 2, mode="scheduled"),
+            "context_rnn": lambda: m.context_rnn(3, 4, 2), "lstm": lambda: m.lstm(3, 4, 2),
+            "gru": lambda: m.gru(3, 4, 2), "skip_rnn": lambda: m.skip_rnn(3, 4, 2),
+            "language_model": lambda: m.language_model(5, 4)}
+
+
+@pytest.mark.parametrize("name", sorted(model_builders()))
+def test_every_model_of_unfold_models_draws_cleanly_in_rows_and_columns(name):
+    import subprocess
+    rec = model_builders()[name]()
+    for g in (viz.folded(rec), viz.unfolded(rec, steps=3), viz.unfolding(rec)):
+        done = subprocess.run(["dot", "-Tjson"], input=g.source.encode(), capture_output=True)
+        assert done.returncode == 0 and done.stderr == b"", done.stderr.decode()
+    columns: dict[str, set[float]] = {}
+    for row in cells(viz.unfolded(rec, steps=3)).values():
+        assert len({round(y, 1) for _, y in row.values()}) == 1
+        for step, (x, _) in row.items():
+            columns.setdefault(step, set()).add(round(x, 1))
+    assert all(len(xs) == 1 for xs in columns.values()), columns
