@@ -135,7 +135,6 @@ def test_folded_graph_left_of_the_unfold_arrow_and_unfolded_right_of_it():
     from test_viz_book import rnn
     for rec in (rnn(), output_recurrence(), bidirectional()):
         pos = viz.positions(viz.unfolding(rec, steps=2))
-        tail, head = pos["[unfold tail]"] if "[unfold tail]" in pos else None, None
         arrow = [xy for n, xy in pos.items() if n.startswith("[unfold")]
         left = [xy[0] for n, xy in pos.items() if n.endswith("[folded]")]
         right = [xy[0] for n, xy in pos.items() if re.fullmatch(r"\w+\(\d+\)", n)]

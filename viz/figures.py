@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 import graphviz
+import numpy as np
 
 import unfold as uf
 import unfold.models as models
 from unfold.recurrence import Recurrence
 
 from . import views
+from .overlay import gradient_norms
 
 N, M, K = 4, 3, 2          # hidden, input and output sizes
 
@@ -103,6 +105,19 @@ def fig_10_16() -> Recurrence:
     return rec
 
 
+def vanishing_gradients(steps: int = 10, scale: float = 0.5, seed: int = 0) -> graphviz.Digraph:
+    """Not a figure of the book: section 10.7 made visible. ``unfold.models.rnn_single_output``
+    with random weights (``W`` scaled down by ``scale``), unfolded over ``steps``; each h(t)
+    coloured by ‖∂L(τ)/∂h(t)‖, computed by back-propagation through time."""
+    rec = models.rnn_single_output(M, N, K)
+    rng = np.random.default_rng(seed)
+    feed = {"x": rng.standard_normal((steps, M)), "y": rng.integers(0, K, steps)}
+    for name, p in rec.params.items():
+        feed[name] = rng.standard_normal(p.shape) * (scale if name == "W" else 1.0)
+    norms = gradient_norms(rec.unfold(steps), feed)
+    return views.unfolded(rec, steps=steps, hide=_NO_A, gradients=norms)
+
+
 @dataclass(frozen=True)
 class Figure:
     """A gallery entry: the book's figure id, its caption, and how it is drawn."""
@@ -156,6 +171,10 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            lambda: views.folded(fig_10_13c())),
     Figure("10.16", "The LSTM cell (unfold.models.lstm_cell), its gates named",
            lambda: views.folded(fig_10_16(), params=False)),
+    Figure("gradients", "Not in the book: vanishing gradients (section 10.7) seen along the time "
+           "axis, each h(t) coloured by log10 ‖∂L(τ)/∂h(t)‖ as computed by back-propagation "
+           "through time (random weights, W scaled by 0.5)",
+           vanishing_gradients),
 ]}
 
 #: figures whose model cannot be built yet, and why

@@ -79,7 +79,7 @@ def style(norm: float, low: float, high: float, title: str) -> dict[str, str]:
     f = _fraction(norm, low, high)
     shown = f"{norm:.3g}" if norm > 0 else "0"
     log = f"{math.log10(norm):.2f}" if norm > 0 else "−∞"
-    return {"style": "filled", "fillcolor": colour(f), "color": colour(f),
+    return {"style": "filled", "fillcolor": colour(f), "color": "#333333",
             "fontcolor": "white" if f < 0.6 else "black",
             "penwidth": f"{PEN[0] + (PEN[1] - PEN[0]) * f:.2f}",
             "tooltip": L.plain(f"‖∇{title}‖ = {shown} (log10 = {log})")}
@@ -89,7 +89,7 @@ def legend(low: float, high: float, stops: int = 5) -> str:
     """The legend, an HTML-like table: a colour bar from ``low`` to ``high`` (log10 ‖∇‖)."""
     cells = "".join(f'<TD BGCOLOR="{colour(k / (stops - 1))}" WIDTH="26" HEIGHT="14"></TD>'
                     for k in range(stops))
-    ticks = "".join(f'<TD><FONT POINT-SIZE="10">{low + (high - low) * k / (stops - 1):.1f}'
+    ticks = "".join(f'<TD><FONT POINT-SIZE="10">{round(low + (high - low) * k / (stops - 1), 1) + 0.0:.1f}'
                     f"</FONT></TD>" for k in range(stops))
     return (f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="1">'
             f'<TR><TD COLSPAN="{stops}"><FONT FACE="{L.FONT}" POINT-SIZE="12">'

@@ -14,7 +14,7 @@ from unfold.recurrence import Recurrence
 
 from . import labels as L
 from .book import Book, Edge, check_recurrence, contract
-from .layout import ELLIPSIS, Column, Placement, axis, place, rows
+from .layout import Column, Placement, axis, place, rows
 
 GRAPH = {"rankdir": "BT", "newrank": "true", "nodesep": "0.5", "ranksep": "0.5",
          "fontname": L.FONT, "forcelabels": "true", "outputorder": "edgesfirst"}
@@ -82,9 +82,10 @@ class _Drawer:
         self.ranks.setdefault(self.row[name], []).append(node)
         return node
 
-    def connect(self, tail: str, head: str, e: Edge, *, leftward: bool = False,
-                tip: str = "") -> None:
-        """The visible edge of ``e`` from node ``tail`` to node ``head``.
+    def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False
+                ) -> None:
+        """The visible edge of ``e`` from node ``tail`` to node ``head`` (``tip``: which way the
+        data flows, in words).
 
         Every edge is written the way the layout runs, up the rows and left to right inside a
         row, so that dot keeps rows and columns straight; one whose data flows the other way (a
@@ -96,8 +97,7 @@ class _Drawer:
         of edges inside a row are ``xlabel``s: dot's true labels there break its routing when
         other edges cross the row."""
         up = self.row[e.dst] - self.row[e.src]
-        attrs = {**self.edge_label(e, free=up == 0), "tooltip": L.plain(tip)} if tip else \
-            self.edge_label(e, free=up == 0)
+        attrs = {**self.edge_label(e, free=up == 0), "tooltip": L.plain(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
         if up < 0 or (up == 0 and leftward):
@@ -132,7 +132,7 @@ class _Drawer:
             if e.delay:
                 delayed.setdefault((e.src, e.delay, e.backward), []).append(e)
                 continue
-            self.connect(ids[e.src], ids[e.dst], e)
+            self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}")
         for edges in delayed.values():
             self.delay(ids, edges)
         return ids
@@ -194,9 +194,12 @@ class _Drawer:
             extra = dict(style.get((name, c), {})) if style else {}
             ids[(name, c)] = self.variable(name, col.step, col.key, group=f"c{c}{self.suffix}",
                                            **extra)
+        def title(name: str, c: int | None) -> str:
+            return name if c is None else f"{name}({L.step_text(cols[c].step)})"
+
         for (src, s), (dst, c), e in placement.edges:
-            a, b = ids[(src, s)], ids[(dst, c)]
-            self.connect(a, b, e, leftward=s is not None and s > c, tip=f"{a} → {b}")
+            self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
+                         leftward=s is not None and s > c)
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         return ids
@@ -260,8 +263,9 @@ def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | 
 
     ``steps=τ`` draws steps ``1 … τ``; otherwise ``window`` lists symbolic steps, ``"..."`` at an
     end being the book's ellipsis node ``h(…)`` (default ``("...", "t-1", "t", "t+1", "...")``).
-    ``params``, ``biases`` and ``hide`` are those of ``folded``. ``gradients`` maps variables at steps to gradient values (see ``viz.overlay``): each circle is
-    then coloured and thickened by ``log10 ‖∇‖``, with a legend.
+    ``params``, ``biases`` and ``hide`` are those of ``folded``. ``gradients`` maps variables at
+    steps to gradient values (see ``viz.overlay``): each circle is then coloured and thickened
+    by ``log10 ‖∇‖``, with a legend.
     """
     columns = axis(steps, window)
     dot = new_graph(_name(rec, "unfolded"))
@@ -316,7 +320,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     dot = new_graph(_name(rec, "unfolding"))
     d = _drawer(dot, rec, columns, params, biases, hide)
     placement = place(d.book, columns)
-    folded_ids = d.folded(suffix="[folded]")
+    d.folded(suffix="[folded]")
     left = {r: list(nodes) for r, nodes in d.ranks.items()}    # the folded graph, row by row
     ids = d.unfolded(placement)
     first: dict[int, str] = {}                   # the first unfolded cell of each row
