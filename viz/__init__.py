@@ -5,7 +5,8 @@ Book view of any ``unfold.Recurrence`` (named variables as circles, parameters o
 delays as a black square, time left to right):
 
     viz.folded(rec)                          # the folded graph (Fig. 10.2, left)
-    viz.unfolded(rec, steps=4)               # steps 1…4; or window=("...", "t-1", "t", "t+1", "...")
+    viz.unfolded(rec, steps=4)               # steps 1…4
+    viz.unfolded(rec)                        # the window h(…), h(t−1), h(t), h(t+1), h(…)
     viz.unfolding(rec)                       # folded, an "Unfold" arrow, unfolded (Fig. 10.2)
     viz.unfolded(rec, steps=8, gradients=g)  # coloured by log10 ‖∇‖ (viz.overlay)
 

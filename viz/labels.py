@@ -24,7 +24,7 @@ def _encode(text: str) -> str:
 
 def node_id(name: str, step: str | int | None = None) -> str:
     """A DOT node id derived from a variable's name and step: ``h``, ``h(3)``, ``h(t-1)``.
-    Other characters than ``[A-Za-z0-9_.+-]`` are percent-encoded, so ids are plain and injective."""
+    Other characters than ``[A-Za-z0-9_.+-]`` are percent-encoded: ids are plain and injective."""
     base = _encode(name)
     return base if step is None else f"{base}({_encode(str(step))})"
 

@@ -89,8 +89,8 @@ def legend(low: float, high: float, stops: int = 5) -> str:
     """The legend, an HTML-like table: a colour bar from ``low`` to ``high`` (log10 ‖∇‖)."""
     cells = "".join(f'<TD BGCOLOR="{colour(k / (stops - 1))}" WIDTH="26" HEIGHT="14"></TD>'
                     for k in range(stops))
-    ticks = "".join(f'<TD><FONT POINT-SIZE="10">{round(low + (high - low) * k / (stops - 1), 1) + 0.0:.1f}'
-                    f"</FONT></TD>" for k in range(stops))
+    values = [round(low + (high - low) * k / (stops - 1), 1) + 0.0 for k in range(stops)]
+    ticks = "".join(f'<TD><FONT POINT-SIZE="10">{v:.1f}</FONT></TD>' for v in values)
     return (f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="1">'
             f'<TR><TD COLSPAN="{stops}"><FONT FACE="{L.FONT}" POINT-SIZE="12">'
             f"log<SUB>10</SUB> ‖∇‖</FONT></TD></TR><TR>{cells}</TR><TR>{ticks}</TR></TABLE>>")
