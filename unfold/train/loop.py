@@ -171,7 +171,10 @@ class Trainer:
                     feed = next(source)
                 except StopIteration:
                     source = iter(batches)
-                    feed = next(source)
+                    feed = next(source, None)
+                    if feed is None:
+                        raise ValueError("fit: batches ran out; give a list of feeds (cycled) "
+                                         "or an endless generator") from None
                 loss = self.step(feed)
                 running = loss if running is None else 0.95 * running + 0.05 * loss
                 bar.update(1)
@@ -186,16 +189,17 @@ class Trainer:
         """Truncated BPTT over one long stream: ``x`` and ``y`` are cut into ``batch`` parallel
         streams, walked ``chunk`` steps at a time; the state at the end of each chunk starts the
         next (so information flows forward across chunks) but gradients stop at chunk
-        boundaries. At the end of the stream the state is reset and the walk starts again."""
+        boundaries. At the end of the stream the state is reset and the walk starts again
+        (epochs); each call starts at the beginning of the stream."""
         if not self.carried_states:
             raise RecurrenceError("fit_stream carries the state between chunks: create the "
                                   "Trainer with carry=True (and the model with carry=True)")
         return self.fit(self._chunks(x, y, chunk, batch), steps, progress=progress, desc=desc)
 
     def _chunks(self, x, y, chunk, batch) -> Iterator[dict[str, np.ndarray]]:
-        self.carry = None
-        for feed in stream_chunks(x, y, chunk, batch):
-            yield feed
+        while True:                     # epoch after epoch, each from a zero state
+            self.carry = None
+            yield from stream_chunks(x, y, chunk, batch)
 
 
 def stream_chunks(x: np.ndarray, y: np.ndarray, chunk: int, batch: int
