@@ -16,7 +16,7 @@ import numpy as np
 
 from . import schedule
 from .errors import FeedError, UnfoldError, describe
-from .graph import Node, gc_paused, topological
+from .graph import Node, Op, gc_paused, topological
 from .ops.base import ALIAS, PARAM, is_placeholder
 
 _FORWARD, _BATCHED, _ALIAS = 0, 1, 2
@@ -178,16 +178,19 @@ class Program:
             batched[self._index[p]] = flag
         modes: list[int] = [_FORWARD] * len(self.order)
         flags_of: list[tuple] = [()] * len(self.order)
+        order, positions = self.order, self._positions
         for i in self._sequence:
-            node, op = self.order[i], self.order[i].op
-            flags = tuple(batched[j] for j in self._positions[i])
-            batched[i] = op.out_batched(node, flags)
-            if op.is_identity(node, flags):
+            node = order[i]
+            op = node.op
+            flags = tuple([batched[j] for j in positions[i]])
+            if True in flags:
+                batched[i] = op.out_batched(node, flags)
+            if type(op).is_identity is not Op.is_identity and op.is_identity(node, flags):
                 modes[i] = _ALIAS
-            elif batched[i] or any(flags):
+            elif batched[i] or True in flags:
                 modes[i] = _BATCHED
             flags_of[i] = flags
-        return [(i, modes[i], self.order[i], self.order[i].op, self._reads[i], flags_of[i], frees)
+        return [(i, modes[i], order[i], order[i].op, self._reads[i], flags_of[i], frees)
                 for i, frees in zip(self._sequence, self._frees)]
 
 

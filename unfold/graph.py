@@ -72,19 +72,31 @@ class Op:
         return self.name
 
 
-class Node:
-    """An immutable vertex of the graph. Hashes and compares by identity."""
+class _Fields:
+    """The storage of a node (Node adds behaviour and forbids assignment)."""
 
     __slots__ = ("op", "inputs", "shape", "dtype", "name", "attrs", "step", "source",
                  "adjoint", "may_batch", "serial", "__weakref__")
 
+
+class _Filling(_Fields):
+    """A node while its fields are set: plain slot assignment, the fastest Python has."""
+
+    __slots__ = ()
+
+
+class Node(_Fields):
+    """An immutable vertex of the graph. Hashes and compares by identity."""
+
+    __slots__ = ()
+
     # numpy must hand mixed expressions (``array * node``) back to Node's reflected operators.
     __array_ufunc__ = None
 
-    def __init__(self, op: Op, inputs: Sequence["Node"], shape: Shape, dtype: np.dtype,
-                 name: str | None = None, attrs: Mapping[str, Any] | None = None,
-                 step: int | None = None, source: "Node | None" = None,
-                 may_batch: bool | None = None) -> None:
+    def __new__(cls, op: Op, inputs: Sequence["Node"], shape: Shape, dtype: np.dtype,
+                name: str | None = None, attrs: Mapping[str, Any] | None = None,
+                step: int | None = None, source: "Node | None" = None,
+                may_batch: bool | None = None) -> "Node":
         inputs = tuple(inputs)
         if may_batch is None:
             may_batch = False
@@ -92,22 +104,24 @@ class Node:
                 if i.may_batch:
                     may_batch = True
                     break
-        init = object.__setattr__
-        init(self, "op", op)
-        init(self, "inputs", inputs)
-        init(self, "shape", shape if type(shape) is tuple else tuple(shape))
-        init(self, "dtype", dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
-        init(self, "name", name)
-        init(self, "attrs", _NO_ATTRS if not attrs else
-             attrs if type(attrs) is MappingProxyType else MappingProxyType(attrs))
+        self = object.__new__(_Filling)
+        self.op = op
+        self.inputs = inputs
+        self.shape = shape if type(shape) is tuple else tuple(shape)
+        self.dtype = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
+        self.name = name
+        self.attrs = _NO_ATTRS if not attrs else \
+            attrs if type(attrs) is MappingProxyType else MappingProxyType(attrs)
         # a node built while differentiating forward node n is part of n's adjoint (backward)
         # computation: it records n, and n's time step
         adjoint = _adjoint_of[-1] if inputs else None
-        init(self, "adjoint", adjoint)
-        init(self, "step", step if step is not None or adjoint is None else adjoint.step)
-        init(self, "source", source)
-        init(self, "may_batch", may_batch)
-        init(self, "serial", next(_serial))
+        self.adjoint = adjoint
+        self.step = step if step is not None or adjoint is None else adjoint.step
+        self.source = source
+        self.may_batch = may_batch
+        self.serial = next(_serial)
+        self.__class__ = cls          # from here on, immutable
+        return self
 
     def __setattr__(self, key, value):
         raise AttributeError("unfold nodes are immutable; build a new node instead")
