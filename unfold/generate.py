@@ -52,6 +52,10 @@ class Stepper:
                 (init,) = evaluate([st.init], feed)
             self._past[name] = [init] * depth           # most recent last
 
+    def state(self, name: str) -> np.ndarray:
+        """The current value of state ``name`` (``h(t)`` after ``t`` steps)."""
+        return self._past[name][-1]
+
     def step(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Run one step with the per-step ``inputs`` (sequence name → value at this step)."""
         feed = dict(self._params)

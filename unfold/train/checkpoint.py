@@ -73,9 +73,9 @@ def load_params(path: str | os.PathLike,
     if missing or extra:
         raise CheckpointError(f"{path!r} does not match the model: missing {missing}, "
                               f"unexpected {extra}; was it saved from another model?")
-    for name, (shape, dtype) in expected.items():
-        got = params[name]
-        if got.shape != tuple(shape) or got.dtype != dtype:
-            raise CheckpointError(f"{path!r}: parameter {name!r} is {got.shape} {got.dtype} in "
-                                  f"the file but the model expects {tuple(shape)} {dtype}")
+    wrong = [f"{name!r} is {params[name].shape} {params[name].dtype} in the file but the model "
+             f"expects {tuple(shape)} {dtype}" for name, (shape, dtype) in sorted(expected.items())
+             if params[name].shape != tuple(shape) or params[name].dtype != dtype]
+    if wrong:
+        raise CheckpointError(f"{path!r} does not match the model: " + "; ".join(wrong))
     return params
