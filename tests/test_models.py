@@ -319,7 +319,8 @@ def drawn(draw, name: str):
         o["alpha"] = list(np.random.default_rng(o["seed"]).uniform(0, 1, o["n"]))
     rec = CASES[name].build(o)
     rng = np.random.default_rng(o["seed"])
-    params = {p: rng.uniform(-1, 1, p.shape) * o["scale"] for p in rec.params.values()}
+    params = {p: np.asarray(rng.uniform(-1, 1, p.shape) * o["scale"])
+              for p in rec.params.values()}
     return rec, o, params, make_feed(rec, o, rng)
 
 
