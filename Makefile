@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(PY) -m unfold.demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 -q
 
 # more hypothesis examples per property (minutes, not for every commit)
 test-heavy: $(STAMP)
