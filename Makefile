@@ -26,7 +26,7 @@ figures: $(STAMP)
 	$(PY) -m viz.gallery figures
 
 bench: $(STAMP)
-	$(PY) -m bench
+	OPENBLAS_NUM_THREADS=1 $(PY) -m bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Benchmarks of unfold against plain numpy on the peers' workloads (``make bench``)."""
