@@ -345,3 +345,26 @@ def test_mismatched_files_name_what_differs(tmp_path):
     with pytest.raises(T.CheckpointError, match="float32"):
         T.load_params(path, M.rnn(3, 4, 5, dtype=np.float32))
     assert set(T.load_params(path, rnn)) == set(rnn.params)
+
+
+def test_spot_gradient_check_and_stream_evaluation():
+    stream = np.tile(np.arange(5), 30)
+    rec = M.language_model(5, 6, cell="lstm", carry=True)
+    trainer = T.Trainer(rec, T.init_params(rec, seed=1, gain=1.5), T.SGD(0.1), carry=True)
+    feed = next(T.stream_chunks(stream[:-1], stream[1:], chunk=6, batch=3))
+    report = trainer.check_gradients(feed, samples=10)
+    assert report["checked"] == 10 and report["max_rel_error"] < 1e-6
+    assert trainer.carry is None                         # left as it was
+    program, names, terms = trainer.program(6)          # a wrong gradient is caught: give
+    swapped = list(names)                                # ∇W_f the name W and vice versa
+    i, j = swapped.index("W"), swapped.index("W_f")
+    swapped[i], swapped[j] = swapped[j], swapped[i]
+    wrong = T.Trainer(rec, trainer.params, T.SGD(0.1), carry=True)
+    wrong._programs[(6, True)] = (program, swapped, terms)
+    assert wrong.check_gradients(feed, samples=40)["max_rel_error"] > 1e-3
+    # the stream's mean loss, state carried: the same as one long unfolded graph
+    mean = trainer.evaluate_stream(stream[:-1], stream[1:], chunk=7, batch=1)
+    net = rec.unfold(len(stream) - 1)
+    (total,) = uf.evaluate([net.loss], {**trainer.params, "x": stream[:-1], "y": stream[1:],
+                                         "h0": np.zeros(6), "s0": np.zeros(6)})
+    assert mean == pytest.approx(total / (len(stream) - 1), rel=1e-12)

@@ -88,17 +88,18 @@ class Trainer:
 
     # --- one program per length ------------------------------------------------------------------
 
-    def program(self, steps: int) -> tuple[Program, list[str], int]:
-        """The compiled ``[L, ∇L…, final states…]`` of the ``steps``-step unfolding, the names of
-        the parameters in gradient order, and the number of loss terms per example."""
-        cached = self._programs.get(steps)
+    def program(self, steps: int, grads: bool = True) -> tuple[Program, list[str], int]:
+        """The compiled ``[L, ∇L…, final states…]`` of the ``steps``-step unfolding (without the
+        gradients when ``grads`` is false), the names of the parameters in gradient order, and
+        the number of loss terms per example. Built once per length, then reused."""
+        cached = self._programs.get((steps, grads))
         if cached is None:
             net = self.rec.unfold(steps, mask=self.mask)
-            names = [p.name for p in net.params]
-            grads = grad(net.loss, net.params)
+            names = [p.name for p in net.params] if grads else []
+            derivatives = grad(net.loss, net.params) if grads else []
             finals = [net.final(s) for s in self.carried_states]
-            cached = (compile([net.loss, *grads, *finals]), names, len(net.losses()))
-            self._programs[steps] = cached
+            cached = (compile([net.loss, *derivatives, *finals]), names, len(net.losses()))
+            self._programs[(steps, grads)] = cached
         return cached
 
     def _steps_and_batch(self, feed: Mapping[str, Any]) -> tuple[int, int]:
@@ -109,12 +110,10 @@ class Trainer:
         raise FeedError(f"the feed has none of the sequences {sorted(self.rec.sequences)} of "
                         f"{self.rec.name!r}")
 
-    def totals(self, feed: Mapping[str, Any]) -> tuple[float, dict[str, np.ndarray], float]:
-        """``L`` and ``∇θ L`` for one batch (sequences (τ, [batch,] …)), totals over steps and
-        examples, and the number of loss terms they sum. With ``carry``, the carried states are
-        fed (zeros when ``self.carry`` is None) and the final ones kept in ``self.carry``."""
+    def _run(self, feed: Mapping[str, Any], grads: bool
+             ) -> tuple[float, dict[str, np.ndarray], float]:
         steps, batch = self._steps_and_batch(feed)
-        program, names, terms = self.program(steps)
+        program, names, terms = self.program(steps, grads)
         full = dict(feed)
         full.update(self.params)
         if self.carried_states:
@@ -123,10 +122,15 @@ class Trainer:
             full.update({f"{s}0": v for s, v in self.carry.items()})
         out = program(full)
         count = float(np.sum(feed["mask"])) * terms / steps if self.mask else batch * terms
-        grads = dict(zip(names, out[1:1 + len(names)]))
         if self.carried_states:
             self.carry = dict(zip(self.carried_states, out[1 + len(names):]))
-        return float(out[0]), grads, count
+        return float(out[0]), dict(zip(names, out[1:1 + len(names)])), count
+
+    def totals(self, feed: Mapping[str, Any]) -> tuple[float, dict[str, np.ndarray], float]:
+        """``L`` and ``∇θ L`` for one batch (sequences (τ, [batch,] …)), totals over steps and
+        examples, and the number of loss terms they sum. With ``carry``, the carried states are
+        fed (zeros when ``self.carry`` is None) and the final ones kept in ``self.carry``."""
+        return self._run(feed, grads=True)
 
     def gradients(self, feed: Mapping[str, Any]) -> tuple[float, dict[str, np.ndarray]]:
         """The mean loss per loss term and example, and its gradients; nothing is updated."""
@@ -137,6 +141,53 @@ class Trainer:
         states = self.rec.states
         return {s: np.zeros((batch,) + states[s].shape, states[s].dtype)
                 for s in self.carried_states}
+
+    def evaluate_stream(self, x: np.ndarray, y: np.ndarray, *, chunk: int, batch: int = 1
+                        ) -> float:
+        """The mean loss per loss term over a whole stream (held-out text), walked as
+        ``fit_stream`` walks it, the state carried across chunks; no gradients, no update."""
+        saved, self.carry = self.carry, None
+        total = count = 0.0
+        try:
+            for feed in stream_chunks(x, y, chunk, batch):
+                loss, _, n = self._run(feed, grads=False)
+                total, count = total + loss, count + n
+        finally:
+            self.carry = saved
+        return total / count
+
+    def check_gradients(self, feed: Mapping[str, Any], samples: int = 16, eps: float = 1e-6,
+                        seed: int = 0) -> dict[str, float]:
+        """Spot-check ``∇θ L`` of one batch against central differences ``(L(θ + ε) −
+        L(θ − ε)) / 2ε`` at ``samples`` parameter elements drawn at random (in proportion to
+        each parameter's size): a gradient check of a real batch at a cost of ``2 × samples``
+        evaluations. Use float64 parameters. Returns the largest absolute and relative errors;
+        nothing is updated (the carried state is left as it was)."""
+        saved = self.carry
+        try:
+            _, analytic, _ = self._run(feed, grads=True)
+            rng = np.random.default_rng(seed)
+            names = sorted(self.params)
+            sizes = np.array([self.params[k].size for k in names], float)
+            worst_abs = worst_rel = 0.0
+            for _ in range(samples):
+                name = names[rng.choice(len(names), p=sizes / sizes.sum())]
+                array = self.params[name]
+                index = tuple(int(rng.integers(d)) for d in array.shape)
+                old = array[index]
+                values = []
+                for delta in (eps, -eps):
+                    array[index] = old + delta
+                    self.carry = saved
+                    values.append(self._run(feed, grads=False)[0])
+                array[index] = old
+                numeric = (values[0] - values[1]) / (2 * eps)
+                error = abs(numeric - float(analytic[name][index]))
+                worst_abs = max(worst_abs, error)
+                worst_rel = max(worst_rel, error / max(abs(numeric), 1e-6))
+        finally:
+            self.carry = saved
+        return {"checked": samples, "max_abs_error": worst_abs, "max_rel_error": worst_rel}
 
     # --- updates ---------------------------------------------------------------------------------
 
