@@ -29,6 +29,7 @@ from .graph import Node, gc_paused, topological
 from .ops import add_n, batch_sum, constant, stop_gradient
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
                        named)
+from .ops.base import input as leaf_input, param as leaf_param
 
 
 #: the leaf standing for a state's past value, h(t−d), inside the folded step
@@ -75,10 +76,7 @@ class Recurrence:
 
     def sequence(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
         """A per-step input ``x(t)`` (inputs and targets alike), fed as one array (τ, …)."""
-        name = self._fresh(name)
-        node = Node(INPUT, (), _check_shape(shape, f"sequence {name!r}"), np.dtype(dtype),
-                    name=name, may_batch=True)
-        self.sequences[name] = node
+        node = self.sequences[name] = leaf_input(self._fresh(name), shape, dtype)
         return node
 
     def target(self, name: str, shape: Sequence[int] = (), dtype: Any = np.int64) -> Node:
@@ -90,18 +88,12 @@ class Recurrence:
 
     def context(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
         """An input that is the same at every step (the fixed vector ``x`` of Fig. 10.9)."""
-        name = self._fresh(name)
-        node = Node(INPUT, (), _check_shape(shape, f"context {name!r}"), np.dtype(dtype),
-                    name=name, may_batch=True)
-        self.contexts[name] = node
+        node = self.contexts[name] = leaf_input(self._fresh(name), shape, dtype)
         return node
 
     def param(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
         """A parameter shared by every step; unfolding gives it a dummy copy per step."""
-        name = self._fresh(name)
-        node = Node(PARAM, (), _check_shape(shape, f"param {name!r}"), np.dtype(dtype),
-                    name=name, may_batch=False)
-        self.params[name] = node
+        node = self.params[name] = leaf_param(self._fresh(name), shape, dtype)
         return node
 
     def state(self, name: str, shape: Sequence[int] = (), init: Node | None = None,
