@@ -381,6 +381,12 @@ class Unfolded:
             return self.mask
         raise RecurrenceError(f"recurrence {rec.name!r} has no variable named {node!r}")
 
+    def nodes(self, step: int | None = None) -> list[Node]:
+        """Every node of the unfolded graph (inputs before users), or only those of one step."""
+        roots = [c for copies in self._copies.values() for c in copies if c is not None]
+        every = topological(roots + ([self.loss] if self.losses() else []))
+        return every if step is None else [n for n in every if n.step == step]
+
     def over_time(self, node: Node | str) -> list[Node]:
         """``[node(1), …, node(τ)]``."""
         return [self.at(node, t) for t in range(1, self.steps + 1)]
