@@ -192,8 +192,12 @@ class Elementwise(Op):
         return broadcast_shapes(self.name, inputs), common_float_dtype(self.name, inputs)
 
     def batched(self, node, values, flags, batch):
-        nd = node.ndim
-        return self.forward(node, *(align(v, f, nd) for v, f in zip(values, flags)))
+        nd = len(node.shape)
+        for v, f in zip(values, flags):
+            if f and v.ndim - 1 != nd:       # a batched operand of lower rank: align them all
+                values = [align(v, f, nd) for v, f in zip(values, flags)]
+                break
+        return self.forward(node, *values)
 
 
 class SumLike(Op):
