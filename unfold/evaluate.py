@@ -168,7 +168,7 @@ class Program:
         except Exception as exc:  # a numpy failure deep inside: say where it happened
             raise UnfoldError(f"evaluating {describe(node)} failed: {type(exc).__name__}: "
                               f"{exc}") from exc
-        return [np.asarray(slots[self._index[n]]) for n in self.outputs]
+        return [_owned(slots[self._index[n]]) for n in self.outputs]
 
     def _plan(self, signature: tuple[bool, ...]) -> list:
         """The schedule for one pattern of batched feeds: ``(position, mode, node, op, reads,
@@ -192,6 +192,12 @@ class Program:
             flags_of[i] = flags
         return [(i, modes[i], order[i], order[i].op, self._reads[i], flags_of[i], frees)
                 for i, frees in zip(self._sequence, self._frees)]
+
+
+def _owned(value: Any) -> np.ndarray:
+    """An output array the caller may write to (broadcast views and constants are copied)."""
+    array = np.asarray(value)
+    return array if array.flags.writeable else array.copy()
 
 
 def _check_value(p: Node, value: Any) -> np.ndarray:
