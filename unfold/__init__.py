@@ -21,3 +21,4 @@ from .evaluate import Program, compile, evaluate
 __version__ = "0.1.0"
 from .recurrence import Recurrence, Unfolded
 from .ops.base import named
+from . import dynamics, generate, models, train  # noqa: E402 - chapter 10's networks and training
