@@ -86,33 +86,70 @@ def swap_last(x: Node) -> Node:
 # --- indexing -----------------------------------------------------------------------------------
 
 def _normalize_key(x: Node, key: Any) -> tuple:
+    """``key`` with the Ellipsis expanded, negative ints made positive, boolean masks turned into
+    integer arrays, and every index checked against ``x``'s per-example shape."""
     key = key if isinstance(key, tuple) else (key,)
+    parts = []
     for k in key:
-        if not (k is None or k is Ellipsis or isinstance(k, (slice, int, np.integer))):
-            raise TypeError(f"indexing {describe(x)} with {type(k).__name__} {k!r}: only "
-                            f"basic indexing (ints, slices, None, ...) is supported")
-    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
-    if sum(1 for k in key if k is Ellipsis) > 1:
+        if isinstance(k, (bool, np.bool_)) or not (
+                k is None or k is Ellipsis or isinstance(k, (slice, int, np.integer, list,
+                                                             np.ndarray))):
+            raise TypeError(f"indexing {describe(x)} with {type(k).__name__} {k!r}: use ints, "
+                            f"slices, None, ..., or integer/boolean arrays")
+        if isinstance(k, (list, np.ndarray)):
+            k = np.asarray(k)
+            if k.dtype == np.bool_:
+                parts.extend(np.nonzero(k))        # a mask spans k.ndim axes
+                continue
+            if k.dtype.kind not in "iu":
+                raise TypeError(f"indexing {describe(x)} with a {k.dtype} array: index arrays "
+                                f"hold integers or booleans")
+        parts.append(k)
+    n_real = sum(1 for k in parts if k is not None and k is not Ellipsis)
+    if sum(1 for k in parts if k is Ellipsis) > 1:
         raise ShapeError(f"indexing {describe(x)}: at most one Ellipsis")
     if n_real > x.ndim:
         raise ShapeError(f"indexing {describe(x)} with {n_real} indices: too many for "
                          f"per-example rank {x.ndim}")
-    if Ellipsis in key:
-        i = key.index(Ellipsis)
-        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
+    ellipsis = [i for i, k in enumerate(parts) if k is Ellipsis]
+    if ellipsis:
+        i = ellipsis[0]
+        parts[i:i + 1] = [slice(None)] * (x.ndim - n_real)
     else:
-        key = key + (slice(None),) * (x.ndim - n_real)
+        parts += [slice(None)] * (x.ndim - n_real)
     out, axis = [], 0
-    for k in key:
-        if isinstance(k, (int, np.integer)):
+    for k in parts:
+        if isinstance(k, (int, np.integer, np.ndarray)):
             d = x.shape[axis]
-            if not -d <= k < d:
+            if np.any(k < -d) or np.any(k >= d):
                 raise ShapeError(f"index {k} is out of bounds for axis {axis} of {describe(x)}")
-            out.append(int(k) % d)
-        else:
-            out.append(k)
+            k = int(k) % d if not isinstance(k, np.ndarray) else k % d
+        out.append(k)
         axis += k is not None
+    _check_advanced(x, out)
     return tuple(out)
+
+
+def _check_advanced(x: Node, key: list) -> None:
+    """numpy moves the axes of non-adjacent array indices to the front — before a batch axis.
+    Keep them adjacent (index in two steps otherwise)."""
+    arrays = [i for i, k in enumerate(key) if isinstance(k, np.ndarray)]
+    if not arrays:
+        return
+    advanced = [i for i, k in enumerate(key) if isinstance(k, (np.ndarray, int))]
+    if advanced != list(range(advanced[0], advanced[-1] + 1)):
+        raise ShapeError(f"indexing {describe(x)}: array indices (and ints beside them) must be "
+                         f"adjacent, or numpy would move their axes to the front; index in two "
+                         f"steps, e.g. x[a][:, b]")
+    try:
+        np.broadcast_shapes(*(key[i].shape for i in arrays))
+    except ValueError:
+        raise ShapeError(f"indexing {describe(x)}: the index arrays' shapes do not broadcast"
+                         ) from None
+
+
+def _has_arrays(key: tuple) -> bool:
+    return any(isinstance(k, np.ndarray) for k in key)
 
 
 class GetItem(Op):
@@ -144,17 +181,20 @@ class Scatter(Op):
 
     def forward(self, node, g, x=None):
         out = np.zeros(node.shape, g.dtype)
-        out[node.attrs["key"]] = g
+        self._write(out, node.attrs["key"], g)
         return out
+
+    @staticmethod
+    def _write(out, key, g):
+        if _has_arrays(key):
+            np.add.at(out, key, g)           # a repeated index receives every contribution
+        else:
+            out[key] = g
 
     def batched(self, node, values, flags, batch):
         g = values[0]
         out = np.zeros((batch,) + node.shape, g.dtype)
-        key = node.attrs["key"]
-        if flags[0]:
-            out[(slice(None),) + key] = g
-        else:
-            out[(slice(None),) + key] = g[None]
+        self._write(out, (slice(None),) + node.attrs["key"], g if flags[0] else g[None])
         return out
 
     def vjp(self, node, g):
