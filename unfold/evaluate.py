@@ -19,7 +19,7 @@ from .errors import FeedError, UnfoldError, describe
 from .graph import Node, Op, gc_paused, topological
 from .ops.base import ALIAS, PARAM, is_placeholder
 
-_FORWARD, _BATCHED, _ALIAS = 0, 1, 2
+_KERNEL, _FORWARD, _BATCHED, _ALIAS = 0, 1, 2, 3
 
 
 class Program:
@@ -155,7 +155,9 @@ class Program:
         try:
             for i, mode, node, op, ins, flags, frees in plan:
                 args = [slots[j] for j in ins]
-                if mode == _FORWARD:
+                if mode == _KERNEL:                 # op is a plain function of the values
+                    slots[i] = op(*args)
+                elif mode == _FORWARD:
                     slots[i] = op.forward(node, *args)
                 elif mode == _BATCHED:
                     slots[i] = op.batched(node, args, flags, batch)
@@ -178,6 +180,7 @@ class Program:
             batched[self._index[p]] = flag
         modes: list[int] = [_FORWARD] * len(self.order)
         flags_of: list[tuple] = [()] * len(self.order)
+        kernels: list = [None] * len(self.order)
         order, positions = self.order, self._positions
         for i in self._sequence:
             node = order[i]
@@ -187,11 +190,15 @@ class Program:
                 batched[i] = op.out_batched(node, flags)
             if type(op).is_identity is not Op.is_identity and op.is_identity(node, flags):
                 modes[i] = _ALIAS
-            elif batched[i] or True in flags:
-                modes[i] = _BATCHED
+            else:
+                kernels[i] = op.kernel(node, flags)
+                if kernels[i] is not None:
+                    modes[i] = _KERNEL
+                elif batched[i] or True in flags:
+                    modes[i] = _BATCHED
             flags_of[i] = flags
-        return [(i, modes[i], order[i], order[i].op, self._reads[i], flags_of[i], frees)
-                for i, frees in zip(self._sequence, self._frees)]
+        return [(i, modes[i], order[i], kernels[i] or order[i].op, self._reads[i], flags_of[i],
+                 frees) for i, frees in zip(self._sequence, self._frees)]
 
 
 def _owned(value: Any) -> np.ndarray:

@@ -61,6 +61,11 @@ class Op:
         """Whether the output carries the batch axis, given the inputs' batch flags."""
         return not self.unbatches and any(flags)
 
+    def kernel(self, node: "Node", flags):
+        """Optionally, a plain function of the input values computing this node for these batch
+        flags (e.g. ``np.tanh``): the executor then calls it directly."""
+        return None
+
     def is_identity(self, node: "Node", flags) -> bool:
         """True when, for these batch flags, the output is the first input unchanged."""
         return False

@@ -15,6 +15,9 @@ class Unary(Elementwise):
     def __init__(self, name, fn, vjp):
         self.name, self._fn, self._vjp = name, fn, vjp
 
+    def kernel(self, node, flags):
+        return self._fn
+
     def forward(self, node, x):
         return self._fn(x)
 
@@ -87,6 +90,13 @@ def sign(x: Node) -> Node:
 class Binary(Elementwise):
     def __init__(self, name, fn, vjp):
         self.name, self._fn, self._vjp = name, fn, vjp
+
+    def kernel(self, node, flags):
+        # numpy's broadcasting is the per-example rule unless a batched operand has lower rank
+        nd = node.ndim
+        if all(not f or x.ndim == nd for x, f in zip(node.inputs, flags)):
+            return self._fn
+        return None
 
     def forward(self, node, a, b):
         return self._fn(a, b)
