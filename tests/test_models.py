@@ -242,8 +242,8 @@ CASES = {
                                 inputs=o["inputs"], carry=o["carry"]),
                 ref_rnn,
                 lambda: st.fixed_dictionaries({
-                    "loss": LOSS, "outputs": st.sampled_from(M._parts.OUTPUTS),
-                    "inputs": st.sampled_from(M._parts.INPUTS), "carry": st.booleans()})),
+                    "loss": LOSS, "outputs": st.sampled_from(M.OUTPUTS),
+                    "inputs": st.sampled_from(M.INPUTS), "carry": st.booleans()})),
     "rnn_single_output": Case(
         lambda o: M.rnn_single_output(o["m"], o["n"], o["k"], loss=o["loss"]),
         ref_rnn, lambda: st.fixed_dictionaries({"loss": LOSS, "outputs": st.just("last")})),
@@ -251,7 +251,7 @@ CASES = {
         lambda o: M.output_to_hidden(o["m"], o["n"], o["k"], loss=o["loss"], inputs=o["inputs"]),
         ref_output_to_hidden,
         lambda: st.fixed_dictionaries({"loss": LOSS,
-                                       "inputs": st.sampled_from(M._parts.INPUTS)})),
+                                       "inputs": st.sampled_from(M.INPUTS)})),
     "teacher_forcing": Case(
         lambda o: M.teacher_forcing(o["m"], o["n"], o["k"], mode=o["mode"],
                                     feedback=o["feedback"], loss=o["loss"]),
@@ -275,15 +275,15 @@ CASES = {
                          outputs=o["outputs"], carry=o["carry"]),
         ref_gated,
         lambda: st.fixed_dictionaries({"variant": VARIANT, "loss": LOSS, "carry": st.booleans(),
-                                       "outputs": st.sampled_from(M._parts.OUTPUTS),
+                                       "outputs": st.sampled_from(M.OUTPUTS),
                                        "model": st.just("lstm")})),
     "gru": Case(
         lambda o: M.gru(o["m"], o["n"], o["k"], variant=o["variant"], loss=o["loss"],
                         outputs=o["outputs"], inputs=o["inputs"]),
         ref_gated,
         lambda: st.fixed_dictionaries({"variant": VARIANT, "loss": LOSS, "model": st.just("gru"),
-                                       "outputs": st.sampled_from(M._parts.OUTPUTS),
-                                       "inputs": st.sampled_from(M._parts.INPUTS)})),
+                                       "outputs": st.sampled_from(M.OUTPUTS),
+                                       "inputs": st.sampled_from(M.INPUTS)})),
     "leaky_rnn": Case(
         lambda o: M.leaky_rnn(o["m"], o["n"], o["k"], alpha=o["alpha"]),
         ref_leaky,

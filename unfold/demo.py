@@ -241,19 +241,18 @@ def drawings(cfg: Config, out: Path, trained: dict, seed: int) -> list[str]:
         from viz.output import have_dot
     except Exception:                       # viz is optional: unfold never depends on it
         return []
-    suffix = ".svg" if have_dot() else ".dot"
-    written = []
-    lm = models.language_model(8, 4, cell="lstm")
-    viz.save(viz.folded(lm), out / f"lstm_language_model_folded{suffix}")
-    written.append(f"lstm_language_model_folded{suffix}")
+    suffixes = (".svg", ".png") if have_dot() else (".dot",)
+    drawn = {"lstm_language_model_folded": viz.folded(models.language_model(8, 4, cell="lstm"))}
     steps = 10
     short = recall_batch(Config(recall_steps_tau=steps), 1, np.random.default_rng(seed))
     for name, (rec, params) in trained.items():
         feed = {**params, "x": short["x"][:, 0], "y": short["y"][:, 0]}
         g = viz.gradient_norms(rec.unfold(steps), feed)
-        viz.save(viz.unfolded(rec, steps=steps, gradients=g), out / f"{name}_gradients{suffix}")
-        written.append(f"{name}_gradients{suffix}")
-    return written
+        drawn[f"{name}_gradients"] = viz.unfolded(rec, steps=steps, gradients=g)
+    for name, drawing in drawn.items():
+        for suffix in suffixes:
+            viz.save(drawing, out / f"{name}{suffix}")
+    return [f"{name}{suffix}" for name in drawn for suffix in suffixes]
 
 
 # --- main -------------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ in its docstring.
 """
 from __future__ import annotations
 
-from ._parts import (FEEDBACKS, LOSSES, MODES, affine, chain, fed_back, new_state, readout,
-                     scheduled_mask)
+from ._parts import (FEEDBACKS, INPUTS, LOSSES, MODES, OUTPUTS, affine, chain, fed_back,
+                     new_state, readout, scheduled_mask)
 from .conditioning import conditional_rnn, context_rnn
 from .gated import gru, gru_cell, lstm, lstm_cell
 from .rnn import output_to_hidden, rnn, rnn_cell, rnn_single_output
@@ -35,4 +35,4 @@ __all__ = ["rnn", "rnn_single_output", "output_to_hidden", "teacher_forcing", "c
            "conditional_rnn", "lstm", "gru", "leaky_rnn", "skip_rnn", "language_model",
            "encode", "scheduled_mask", "rnn_cell", "lstm_cell", "gru_cell", "leaky_cell",
            "skip_cell", "stop_output", "chain", "affine", "readout", "new_state", "fed_back",
-           "CELLS", "LOSSES", "MODES", "FEEDBACKS"]
+           "CELLS", "LOSSES", "MODES", "FEEDBACKS", "INPUTS", "OUTPUTS"]

@@ -7,7 +7,9 @@
   of one chunk fed as the initial state of the next (truncated BPTT, ``unfold.train``);
 * ``affine`` — ``b + Σ M v`` with the parameters named as the book names them;
 * ``readout`` — the output layer ``o = c + V h`` and its loss (eqs. 10.10–10.12, or squared error);
-* ``feedback_state`` — a fed-back previous target or output (Figs. 10.4, 10.6, 10.9, 10.10);
+* ``fed_back`` — what a step is fed in place of the previous target: the truth (teacher
+  forcing), the model's own output (free running), or a per-step random choice (scheduled
+  sampling) — Figs. 10.6, 10.9, 10.10;
 * ``chain`` — a recurrence from a cell: input, cell, output layer and loss.
 """
 from __future__ import annotations

@@ -4,6 +4,7 @@ through time over long streams, with the state carried from chunk to chunk."""
 from __future__ import annotations
 
 import csv
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Iterator, Mapping
@@ -114,12 +115,12 @@ class Trainer:
              ) -> tuple[float, dict[str, np.ndarray], float]:
         steps, batch = self._steps_and_batch(feed)
         program, names, terms = self.program(steps, grads)
-        full = dict(feed)
-        full.update(self.params)
+        full = dict(feed)                   # params and carried states by node: a program
+        full.update({self.rec.params[k]: v for k, v in self.params.items()})   # may not read all
         if self.carried_states:
             if self.carry is None:
                 self.carry = self._zeros(batch)
-            full.update({f"{s}0": v for s, v in self.carry.items()})
+            full.update({self.rec.contexts[f"{s}0"]: v for s, v in self.carry.items()})
         out = program(full)
         count = float(np.sum(feed["mask"])) * terms / steps if self.mask else batch * terms
         if self.carried_states:
@@ -156,16 +157,19 @@ class Trainer:
             self.carry = saved
         return total / count
 
-    def check_gradients(self, feed: Mapping[str, Any], samples: int = 16, eps: float = 1e-6,
+    def check_gradients(self, feed: Mapping[str, Any], samples: int = 16, eps: float = 1e-5,
                         seed: int = 0) -> dict[str, float]:
         """Spot-check ``∇θ L`` of one batch against central differences ``(L(θ + ε) −
         L(θ − ε)) / 2ε`` at ``samples`` parameter elements drawn at random (in proportion to
-        each parameter's size): a gradient check of a real batch at a cost of ``2 × samples``
-        evaluations. Use float64 parameters. Returns the largest absolute and relative errors;
-        nothing is updated (the carried state is left as it was)."""
+        each parameter's size): a gradient check of a real batch at the cost of ``2 × samples``
+        evaluations. Use float64 parameters. Returns the largest absolute error and the largest
+        relative error ``|a − n| / max(|a|, |n|, 10⁻³ max|∇θ L|)`` (elements far smaller than
+        the gradient are compared on the gradient's scale, where rounding dominates). Nothing is
+        updated; the carried state is left as it was."""
         saved = self.carry
         try:
             _, analytic, _ = self._run(feed, grads=True)
+            scale = 1e-3 * max(float(np.abs(g).max()) for g in analytic.values())
             rng = np.random.default_rng(seed)
             names = sorted(self.params)
             sizes = np.array([self.params[k].size for k in names], float)
@@ -182,9 +186,10 @@ class Trainer:
                     values.append(self._run(feed, grads=False)[0])
                 array[index] = old
                 numeric = (values[0] - values[1]) / (2 * eps)
-                error = abs(numeric - float(analytic[name][index]))
+                exact = float(analytic[name][index])
+                error = abs(numeric - exact)
                 worst_abs = max(worst_abs, error)
-                worst_rel = max(worst_rel, error / max(abs(numeric), 1e-6))
+                worst_rel = max(worst_rel, error / max(abs(numeric), abs(exact), scale, 1e-300))
         finally:
             self.carry = saved
         return {"checked": samples, "max_abs_error": worst_abs, "max_rel_error": worst_rel}
@@ -213,8 +218,9 @@ class Trainer:
         from tqdm.auto import tqdm
 
         source = iter(batches)
+        interactive = sys.stderr.isatty()           # a log file gets a line every few seconds
         bar = tqdm(total=steps, desc=desc, unit="step", disable=not progress, leave=True,
-                   dynamic_ncols=True)
+                   dynamic_ncols=True, mininterval=0.1 if interactive else 5.0)
         running = None
         try:
             for i in range(steps):
