@@ -6,7 +6,7 @@ Each model is gradchecked too (``unfold.testing.gradcheck``, central differences
 sizes, τ, batch and weights drawn by hypothesis."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np

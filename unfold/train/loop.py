@@ -84,7 +84,7 @@ class Trainer:
                                       f"an input {name}0: build the model with carry=True")
         self.carry: dict[str, np.ndarray] | None = None
         self.history = History()
-        self._programs: dict[int, tuple[Program, list[str], int]] = {}
+        self._programs: dict[tuple[int, bool], tuple[Program, list[str], int]] = {}
         self._start = time.perf_counter()
 
     # --- one program per length ------------------------------------------------------------------
