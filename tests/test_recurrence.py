@@ -446,3 +446,17 @@ def test_other_declaration_errors():
         rec.unfold(0)
     with pytest.raises(uf.RecurrenceError, match="no state 'q'"):
         rec.update("q", h)
+
+
+def test_a_whole_sequence_feeds_outputs_that_need_only_its_first_steps():
+    rec = uf.Recurrence()
+    x = rec.sequence("x", (2,))
+    h = rec.state("h", (2,))
+    h_t = rec.update(h, uf.tanh(h + x))
+    g = rec.unfold(5)
+    early, = uf.evaluate([g.at(h_t, 2)], {"x": np.ones((5, 2))})
+    np.testing.assert_allclose(early, np.tanh(np.tanh(1.0) + 1.0) * np.ones(2))
+    with pytest.raises(uf.FeedError, match="fed with 2 steps .* unfolded over 5 steps"):
+        uf.evaluate([g.at(h_t, 2)], {"x": np.ones((2, 2))})
+    with pytest.raises(uf.FeedError, match="fed with a scalar"):
+        uf.evaluate([g.at(h_t, 2)], {"x": 1.0})

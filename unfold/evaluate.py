@@ -83,13 +83,14 @@ class Program:
             if node in self._sliced:
                 copies = self._sliced[node]
                 array = np.asarray(value)
-                steps = max(c.step for c in copies)
+                steps = copies[0].attrs.get("steps") or max(c.step for c in copies)
                 if array.ndim == 0 or array.shape[0] != steps:
                     got = "a scalar" if array.ndim == 0 else f"{array.shape[0]} steps"
                     raise FeedError(f"sequence {node.name!r} is fed with {got} (shape "
                                     f"{array.shape}) but the graph is unfolded over {steps} steps;"
-                                    f" feed an array of shape ({steps}, …) or ({steps}, batch, …),"
-                                    f" or unfold the recurrence to {array.shape[:1]} steps")
+                                    f" feed an array of shape ({steps}, …) or ({steps}, batch, …)"
+                                    + (f", or unfold the recurrence to {array.shape[0]} steps"
+                                       if array.ndim else ""))
                 for c in copies:
                     if c in values:
                         raise FeedError(f"{c.label!r} is fed twice (directly and by its sequence)")

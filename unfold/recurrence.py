@@ -269,6 +269,7 @@ class Unfolded:
         # folded node → [None, copy at step 1, …, copy at step τ]
         self._copies: dict[Node, list[Node | None]] = {}
         self._update_states = {st.value: st for st in rec._states.values()}
+        self._sequence_attrs = {"steps": steps}   # a per-step input knows the whole length
         self.mask = None
         if mask:
             floats = [n.dtype for n in body if n.dtype.kind == "f"]
@@ -276,7 +277,7 @@ class Unfolded:
                              may_batch=True)
             self._copies[self.mask] = [None] + [
                 Node(INPUT, (), (), self.mask.dtype, name="mask", step=t, source=self.mask,
-                     may_batch=True) for t in range(1, steps + 1)]
+                     attrs=self._sequence_attrs, may_batch=True) for t in range(1, steps + 1)]
         shared = {n for n in body if n.op is CONSTANT or n in rec.contexts.values()}
         copied = [n for n in body if n not in shared and n.op is not STATE]
         for n in copied:
@@ -318,6 +319,7 @@ class Unfolded:
                             source=node, may_batch=False)
             elif op is INPUT:
                 copy = Node(INPUT, (), node.shape, node.dtype, name=node.name, step=t,
+                            attrs=self._sequence_attrs,
                             source=node, may_batch=True)
             else:
                 inputs = tuple(r[t] if r.__class__ is list else r if r.__class__ is Node else
