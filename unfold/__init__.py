@@ -15,10 +15,10 @@ from .ops import (abs, add, add_n, batch_sum, cast, concat, constant, cross_entr
                   log_softmax, matmul, max, maximum, mean, mse, multiply, neg, not_equal, one_hot,
                   outer, param, power, relu, reshape, sigmoid, sign, softmax, sqrt, stack,
                   stop_gradient, subtract, sum, tanh, transpose, where)
+from .ops.base import named
 from .grad import grad
 from .evaluate import Program, compile, evaluate
+from .recurrence import Recurrence, Unfolded
+from . import dynamics, generate, models, train  # chapter 10's networks, and how to train them
 
 __version__ = "0.1.0"
-from .recurrence import Recurrence, Unfolded
-from .ops.base import named
-from . import dynamics, generate, models, train  # noqa: E402 - chapter 10's networks and training
