@@ -460,3 +460,45 @@ def test_a_whole_sequence_feeds_outputs_that_need_only_its_first_steps():
         uf.evaluate([g.at(h_t, 2)], {"x": np.ones((2, 2))})
     with pytest.raises(uf.FeedError, match="fed with a scalar"):
         uf.evaluate([g.at(h_t, 2)], {"x": 1.0})
+
+
+# --- joining recurrences: encoder–decoder (Fig. 10.12) ---------------------------------------------
+
+def test_an_encoder_decoder_is_two_recurrences_joined_by_bind():
+    m, n, k, nx, ny = 2, 3, 4, 5, 3
+    enc = uf.Recurrence("encoder")
+    x = enc.sequence("x", (m,))
+    h = enc.state("h", (n,))
+    enc.update(h, uf.tanh(enc.param("W_e", (n, n)) @ h + enc.param("U_e", (n, m)) @ x))
+    encoded = enc.unfold(nx)
+
+    dec = uf.Recurrence("decoder")
+    C = dec.context("C", (n,))
+    y = dec.target("y", ())
+    s = dec.state("s", (n,), init=uf.tanh(C))               # the context starts the decoder …
+    R, W = dec.param("R", (n, n)), dec.param("W_d", (n, n))
+    s_t = dec.update(s, uf.tanh(W @ s + R @ C))             # … and feeds every step
+    dec.loss("L", uf.cross_entropy(dec.param("V", (k, n)) @ s_t, y))
+    joined = dec.unfold(ny, bind={"C": encoded.final("h")})
+
+    rng = np.random.default_rng(4)
+    feed = {name: rng.standard_normal(p.shape) * 0.6
+            for rec in (enc, dec) for name, p in rec.params.items()}
+    feed.update(x=rng.standard_normal((nx, m)), y=rng.integers(0, k, ny))
+    # by hand
+    hv = np.zeros(n)
+    for t in range(nx):
+        hv = np.tanh(feed["W_e"] @ hv + feed["U_e"] @ feed["x"][t])
+    sv, expected = np.tanh(hv), 0.0
+    for t in range(ny):
+        sv = np.tanh(feed["W_d"] @ sv + feed["R"] @ hv)
+        o = feed["V"] @ sv
+        expected += np.log(np.exp(o - o.max()).sum()) + o.max() - o[feed["y"][t]]
+    loss, = uf.evaluate([joined.loss], feed)
+    np.testing.assert_allclose(loss, expected, rtol=1e-12)
+    params = list(enc.params.values()) + list(dec.params.values())
+    gradcheck(joined.loss, params + encoded.over_time(x), feed)   # gradients reach the encoder
+    with pytest.raises(uf.RecurrenceError, match="not a context"):
+        dec.unfold(2, bind={"y": encoded.final("h")})
+    with pytest.raises(uf.RecurrenceError, match="same shape"):
+        dec.unfold(2, bind={C: encoded.at(x, 1)})

@@ -201,6 +201,20 @@ def topological(outputs: Iterable[Node]) -> list[Node]:
     return sorted(seen, key=_serial_of)
 
 
+def substitute(outputs: Sequence[Node], mapping: Mapping[Node, Node]) -> list[Node]:
+    """``outputs`` rebuilt with every node of ``mapping`` replaced by its image: the nodes on a
+    path from a replaced node are copied (same op, attributes, name and tags), the rest shared."""
+    new: dict[Node, Node] = dict(mapping)
+    for node in topological(outputs):
+        if node in new or not node.inputs:
+            continue
+        inputs = tuple(new.get(i, i) for i in node.inputs)
+        if any(a is not b for a, b in zip(inputs, node.inputs)):
+            new[node] = Node(node.op, inputs, node.shape, node.dtype, name=node.name,
+                             attrs=node.attrs, step=node.step, source=node.source)
+    return [new.get(n, n) for n in outputs]
+
+
 def _serial_of(node: Node) -> int:
     return node.serial
 

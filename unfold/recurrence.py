@@ -20,12 +20,12 @@ through its dummy copy ``W(t)`` (section 10.2.2), so that back-propagation throu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import RecurrenceError, describe
-from .graph import Node, gc_paused, topological
+from .graph import Node, gc_paused, substitute, topological
 from .ops import add_n, batch_sum, constant, stop_gradient
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
                        named)
@@ -237,8 +237,8 @@ class Recurrence:
 
     # --- unfolding -------------------------------------------------------------------------------
 
-    def unfold(self, steps: int, *, truncate: int | None = None, mask: bool = False
-               ) -> "Unfolded":
+    def unfold(self, steps: int, *, truncate: int | None = None, mask: bool = False,
+               bind: Mapping[Node | str, Node] | None = None) -> "Unfolded":
         """The τ-step computational graph (an ordinary graph of unfold's IR).
 
         ``truncate=k`` cuts the gradient through states at every k-th step (truncated BPTT: the
@@ -246,6 +246,12 @@ class Recurrence:
         gradients flow back only within a chunk). ``mask=True`` adds a sequence ``mask`` (1 for
         real steps, 0 for padding, shape (τ,) or (τ, batch)) for sequences of different lengths:
         padded steps add no loss and carry the state unchanged.
+
+        ``bind`` replaces context inputs (by node or name) with nodes of another graph — how two
+        recurrences are joined: a decoder whose context ``C`` (its initial state, an input at
+        every step) is the final state of an unfolded encoder (Fig. 10.12)::
+
+            decoder.unfold(n_y, bind={"C": encoder_graph.final("h")})
         """
         if not isinstance(steps, (int, np.integer)) or steps < 1:
             raise RecurrenceError(f"unfold: steps must be a positive integer, got {steps!r}")
@@ -253,7 +259,22 @@ class Recurrence:
             raise RecurrenceError(f"unfold: truncate must be a positive integer, got {truncate!r}")
         self.check()
         with gc_paused():
-            return Unfolded(self, int(steps), truncate, mask)
+            return Unfolded(self, int(steps), truncate, mask, self._bindings(bind or {}))
+
+    def _bindings(self, bind: Mapping[Node | str, Node]) -> dict[Node, Node]:
+        out = {}
+        for key, node in bind.items():
+            context = self.contexts.get(key) if isinstance(key, str) else key
+            if context is None or context not in self.contexts.values():
+                raise RecurrenceError(f"bind: {key!r} is not a context of recurrence "
+                                      f"{self.name!r}; contexts: {sorted(self.contexts)}")
+            if not isinstance(node, Node) or node.shape != context.shape or \
+                    node.dtype != context.dtype:
+                raise RecurrenceError(f"bind: context {context.name!r} is {context.shape} "
+                                      f"{context.dtype} but is bound to {node!r}; bind a node of "
+                                      f"the same shape and dtype")
+            out[context] = node
+        return out
 
 
 class Unfolded:
@@ -263,8 +284,11 @@ class Unfolded:
     ``copies(W)`` lists ``W(1) … W(τ)``; ``loss`` is ``L = Σ_t L(t)``, summed over the batch.
     """
 
-    def __init__(self, rec: Recurrence, steps: int, truncate: int | None, mask: bool) -> None:
-        self.recurrence, self.steps, self.truncate = rec, steps, truncate
+    def __init__(self, rec: Recurrence, steps: int, truncate: int | None, mask: bool,
+                 bind: dict[Node, Node]) -> None:
+        self.recurrence, self.steps, self.truncate, self.bind = rec, steps, truncate, bind
+        # each state's initial value, with bound contexts substituted
+        self._init = {st.name: substitute([st.init], bind)[0] for st in rec._states.values()}
         body = rec.body()
         # folded node → [None, copy at step 1, …, copy at step τ]
         self._copies: dict[Node, list[Node | None]] = {}
@@ -306,7 +330,7 @@ class Unfolded:
         """How a step finds its copy of input ``node``: the node itself (constants, contexts), the
         same step's copy (a list indexed by step), or a state read (state, delay)."""
         if node in shared:
-            return node
+            return self.bind.get(node, node)
         if node.op is STATE:
             return (self.recurrence._state_of[node], node.attrs["delay"])
         return self._copies[node]
@@ -343,7 +367,7 @@ class Unfolded:
         the state's value at that step, or its init before the first step."""
         source_step = t + delay if st.backward else t - delay
         if not 1 <= source_step <= self.steps:
-            return st.init
+            return self._init[st.name]
         value = self._copies[st.value][source_step]
         k = self.truncate
         if k is not None and (source_step - 1) // k != (t - 1) // k:
@@ -361,7 +385,7 @@ class Unfolded:
         if node.op is STATE and node in self.recurrence._state_of:
             return self._read(self.recurrence._state_of[node], node.attrs["delay"], t)
         if node.op is CONSTANT or node in self.recurrence.contexts.values():
-            return node
+            return self.bind.get(node, node)
         try:
             return self._copies[node][t]
         except KeyError:
