@@ -93,8 +93,10 @@ class Binary(Elementwise):
 
     def kernel(self, node, flags):
         # numpy's broadcasting is the per-example rule unless a batched operand has lower rank
-        nd = node.ndim
-        if all(not f or x.ndim == nd for x, f in zip(node.inputs, flags)):
+        if True not in flags:
+            return self._fn
+        nd = len(node.shape)
+        if all(not f or len(x.shape) == nd for x, f in zip(node.inputs, flags)):
             return self._fn
         return None
 
