@@ -112,8 +112,8 @@ def test_backward_state_edges_point_right_to_left():
             continue
         a, b = name[e["tail"]], name[e["head"]]
         if a[0] == b[0] and a[0] in "hg":
-            tip = a if e.get("dir") == "back" else b         # where the arrowhead is drawn
-            other = b if tip == a else a
+            assert e.get("dir") != "back"                    # written the way the data flows
+            tip, other = b, a                                 # the arrowhead is at the head
             seen[a[0]] += 1
             if a[0] == "g":
                 assert pos[tip][0] < pos[other][0], f"{a}–{b} does not point left"

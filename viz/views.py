@@ -87,11 +87,11 @@ class _Drawer:
         """The visible edge of ``e`` from node ``tail`` to node ``head`` (``tip``: which way the
         data flows, in words).
 
-        Every edge is written the way the layout runs, up the rows and left to right inside a
-        row, so that dot keeps rows and columns straight; one whose data flows the other way (a
-        target into its loss, ``o(t−1) → h(t)``, a backward state's ``g(t+1) → g(t)``) is
-        written reversed and drawn with ``dir=back``, its arrow where the data arrives. (A
-        ``constraint=false`` edge instead pulls columns out of line and is routed in loops.)
+        Dot keeps rows and columns straight when edges run the way the layout does, up the rows
+        and left to right inside a row. A backward state's ``g(t+1) → g(t)`` is written the way
+        its data flows, without ranking its ends, an invisible edge keeping the row in order; an
+        edge whose data flows down the rows (a target into its loss, ``y(t−1) → h(t)``) is
+        written reversed and drawn with ``dir=back``, its arrow where the data arrives.
         An edge that jumps over a row does not pull its ends into line (weight 0): the
         invisible column edges do that, and it bends around the row it crosses anyway. Labels
         of edges inside a row are ``xlabel``s: dot's true labels there break its routing when
@@ -100,7 +100,14 @@ class _Drawer:
         attrs = {**self.edge_label(e, free=up == 0), "tooltip": L.plain(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
-        if up < 0 or (up == 0 and leftward):
+        if up == 0 and leftward:
+            # a backward state's g(t+1) → g(t): written the way the data flows, not ranking its
+            # ends; an invisible edge the way the layout runs keeps the row in order
+            self.edge(tail, head, constraint="false", **attrs)
+            self.invisible(head, tail, weight=attrs.get("weight", "1"))
+        elif up < 0:
+            # down the rows (y → L, y(t−1) → h(t)): written reversed, drawn with dir=back —
+            # constraint=false edges across rows are routed in loops
             self.edge(head, tail, dir="back", **attrs)
         else:
             self.edge(tail, head, **attrs)
