@@ -502,3 +502,17 @@ def test_an_encoder_decoder_is_two_recurrences_joined_by_bind():
         dec.unfold(2, bind={"y": encoded.final("h")})
     with pytest.raises(uf.RecurrenceError, match="same shape"):
         dec.unfold(2, bind={C: encoded.at(x, 1)})
+
+
+def test_a_learned_initial_state_is_a_parameter_of_the_unfolded_graph():
+    rec = uf.Recurrence()
+    x = rec.sequence("x", (2,))
+    h0 = rec.param("h0", (3,))
+    h = rec.state("h", (3,), init=uf.tanh(h0))
+    W = rec.param("W", (3, 3))
+    rec.loss("L", uf.sum(rec.update(h, uf.tanh(W @ h + x.sum())) ** 2))
+    g = rec.unfold(3)
+    assert g.params == [h0, W]
+    rng = np.random.default_rng(0)
+    gradcheck(g.loss, g.params, {"h0": rng.standard_normal(3), "W": rng.standard_normal((3, 3)),
+                                 "x": rng.standard_normal((3, 2))})

@@ -451,8 +451,11 @@ class Unfolded:
 
     @property
     def params(self) -> list[Node]:
-        """The shared parameters of the step, in the order they first appear."""
-        return [n for n in self.recurrence.body() if n.op is PARAM]
+        """Every parameter of the unfolded graph, in the order they were created: the step's
+        shared parameters, those of the states' initial values (a learned h(0)), and those of
+        graphs joined with ``bind``."""
+        return [n for n in topological(self.recurrence.roots() + list(self._init.values()) +
+                                       list(self.bind.values())) if n.op is PARAM]
 
     def __repr__(self) -> str:
         return f"<Unfolded {self.recurrence.name!r}, {self.steps} steps>"
