@@ -516,3 +516,12 @@ def test_a_learned_initial_state_is_a_parameter_of_the_unfolded_graph():
     rng = np.random.default_rng(0)
     gradcheck(g.loss, g.params, {"h0": rng.standard_normal(3), "W": rng.standard_normal((3, 3)),
                                  "x": rng.standard_normal((3, 2))})
+
+
+def test_a_sequence_fed_with_steps_of_the_wrong_shape_is_named_with_the_fix():
+    rec, x, h, W, U = _rnn_parts()
+    rec.loss("L", uf.sum(rec.update(h, uf.tanh(W @ h + U @ x))))
+    g = rec.unfold(4)
+    with pytest.raises(uf.FeedError, match=r"sequence 'x' is fed with steps of shape \(5, 3\); "
+                                           r"each step is \(2,\): feed .*\(4,\) \+ \(2,\)"):
+        uf.evaluate([g.loss], {"W": np.eye(3), "U": np.ones((3, 2)), "x": np.ones((4, 5, 3))})

@@ -225,6 +225,14 @@ def _check_value(p: Node, value: Any) -> np.ndarray:
             raise FeedError(f"param {describe(p)} is fed with shape {array.shape}: parameters "
                             f"are shared by every example and never take a batch axis")
         return array
+    if p.op is PARAM:
+        raise FeedError(f"param {describe(p)} is fed with shape {array.shape}; expected "
+                        f"{p.shape}")
+    if p.step is not None and p.source is not None:      # a step of a sequence fed whole
+        tau = p.attrs.get("steps", "τ")
+        raise FeedError(f"sequence {p.name!r} is fed with steps of shape {array.shape}; each step "
+                        f"is {p.shape}: feed an array of shape ({tau},) + {p.shape} for one "
+                        f"sequence, or ({tau}, batch) + {p.shape} for a batch")
     raise FeedError(f"{describe(p)} is fed with shape {array.shape}; expected {p.shape} for one "
                     f"example, or (batch,) + {p.shape} for a batch")
 
