@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 import unfold as uf
 from unfold.testing import gradcheck
-from unfold.testing.recurrences import check_gradients
+from unfold.testing import gradcheck_recurrence as check_gradients
 from unfold.testing.strategies import recurrences
 
 

@@ -4,7 +4,11 @@
     gradcheck(loss, [W, U, x], feed)       # raises GradcheckError naming the worst element
 
 Hypothesis strategies for shapes, arrays, random expression graphs and random recurrences are in
-``unfold.testing.strategies``.
+``unfold.testing.strategies``; ``gradcheck_recurrence`` checks a drawn recurrence::
+
+    @given(unfold.testing.strategies.recurrences())
+    def test_bptt(drawn):
+        unfold.testing.gradcheck_recurrence(drawn)
 """
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ from ..graph import Node
 from ..ops import batch_sum, constant, sum
 from ..ops.base import is_placeholder
 
-__all__ = ["gradcheck", "gradgradcheck", "GradcheckReport", "numeric_grad"]
+__all__ = ["gradcheck", "gradgradcheck", "gradcheck_recurrence", "GradcheckReport",
+           "numeric_grad"]
 
 
 @dataclass(frozen=True)
@@ -149,3 +154,10 @@ def gradgradcheck(y: Node, wrt: Sequence[Node] | Node, feed: Mapping[Any, Any], 
     for p in projected[1:]:
         total = total + p
     return gradcheck(total, wrt, feed, eps=eps, atol=atol, rtol=rtol, seed=seed)
+
+
+def gradcheck_recurrence(drawn, inputs: bool = True, **tolerances: Any) -> GradcheckReport:
+    """Gradcheck a recurrence drawn by ``strategies.recurrences()``: its total loss with respect
+    to every parameter and (with ``inputs``) every step copy ``x(t)`` of its input sequence."""
+    from .recurrences import check_gradients
+    return check_gradients(drawn, inputs, **tolerances)
