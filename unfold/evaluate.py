@@ -237,8 +237,10 @@ def _check_value(p: Node, value: Any) -> np.ndarray:
                     f"example, or (batch,) + {p.shape} for a batch")
 
 
+# the most recently used programs, at most 16 of them and 4 million nodes in all (a program
+# holds its whole graph alive)
 _CACHE: OrderedDict[tuple, Program] = OrderedDict()
-_CACHE_SIZE = 16
+_CACHE_PROGRAMS, _CACHE_NODES = 16, 4_000_000
 
 
 def compile(nodes: Sequence[Node], checkpoint: int | str | None = None) -> Program:  # noqa: A001
@@ -256,7 +258,8 @@ def compile(nodes: Sequence[Node], checkpoint: int | str | None = None) -> Progr
                 raise TypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
         with gc_paused():
             program = _CACHE[key] = Program(key[0], checkpoint)
-        if len(_CACHE) > _CACHE_SIZE:
+        while len(_CACHE) > 1 and (len(_CACHE) > _CACHE_PROGRAMS or sum(
+                len(p.order) for p in _CACHE.values()) > _CACHE_NODES):
             _CACHE.popitem(last=False)
     else:
         _CACHE.move_to_end(key)
