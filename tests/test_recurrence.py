@@ -297,26 +297,22 @@ def test_checkpointed_gradients_are_identical_to_full_bptt(drawn, k):
         np.testing.assert_array_equal(a, b)
 
 
-def test_checkpointing_holds_order_sqrt_tau_values():
-    def peaks(steps):
-        rec = fig_10_3(2, 4, 3)
-        g = rec.unfold(steps)
-        outputs = [g.loss] + uf.grad(g.loss, list(rec.params.values()))
-        return (uf.compile(outputs).peak_elements(),
-                uf.compile(outputs, checkpoint="sqrt").peak_elements())
-    plain_small, sqrt_small = peaks(100)
-    plain_big, sqrt_big = peaks(1600)
-    assert 14 < plain_big / plain_small < 18                    # linear in τ: ×16
-    assert sqrt_big / sqrt_small < 5                            # √16 = 4
-    assert sqrt_big * 10 < plain_big
+def _peaks(steps):
+    """Peak elements held by full BPTT and by checkpointed BPTT (k ≈ √τ) on Fig. 10.3."""
+    rec = fig_10_3(2, 4, 3)
+    g = rec.unfold(steps)
+    outputs = [g.loss] + uf.grad(g.loss, list(rec.params.values()))
+    return (uf.compile(outputs).peak_elements(),
+            uf.compile(outputs, checkpoint="sqrt").peak_elements())
 
 
-def test_full_bptt_memory_grows_linearly():
-    def peak(steps):
-        rec = fig_10_3(2, 4, 3)
-        g = rec.unfold(steps)
-        return uf.compile([g.loss] + uf.grad(g.loss, list(rec.params.values()))).peak_elements()
-    assert 9 < peak(1000) / peak(100) < 11
+def test_full_bptt_memory_grows_linearly_and_checkpointing_as_sqrt_tau():
+    (p100, s100), (p400, s400), (p1600, s1600) = (_peaks(t) for t in (100, 400, 1600))
+    # linear: growth from 100 to 1600 steps is 5× the growth from 100 to 400 (1500 / 300)
+    assert 4.5 < (p1600 - p100) / (p400 - p100) < 5.5
+    # √τ: (√1600 − √100) / (√400 − √100) = 3
+    assert 2.5 < (s1600 - s100) / (s400 - s100) < 3.5
+    assert s1600 * 10 < p1600
 
 
 # --- long sequences -----------------------------------------------------------------------------

@@ -103,6 +103,59 @@ def _reduce(losses: Node, reduction: str, op: str) -> Node:
     raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
+class CrossEntropy(Op):
+    """``L = −log softmax(o)_y`` at each position, for integer targets ``y`` (the per-step term
+    of eq. 10.12); ``∂L/∂o = softmax(o) − 1_y`` (eq. 10.18). One primitive: computed from
+    ``log_softmax`` (finite for any finite logits), differentiated with ops (so twice, too)."""
+
+    name = "cross_entropy"
+
+    def infer(self, inputs, attrs):
+        logits, targets = inputs
+        common_float_dtype(self.name, (logits,))
+        if targets.dtype.kind not in "iu":
+            raise DTypeError(f"cross_entropy: targets {describe(targets)} must be integer class "
+                             f"indices, e.g. unfold.input('y', shape, dtype='int64')")
+        return targets.shape, logits.dtype
+
+    def _compute(self, node, logits, targets, axis):
+        k = logits.shape[axis]
+        if targets.size and (targets.min() < 0 or targets.max() >= k):
+            bad = targets[(targets < 0) | (targets >= k)].ravel()[0]
+            raise FeedError(f"cross_entropy: target value {bad} in {node.inputs[1].label!r} is "
+                            f"not a class index in [0, {k}); check the targets fed for it")
+        logp = LOG_SOFTMAX._compute(logits, axis)
+        picked = np.take_along_axis(logp, np.expand_dims(targets, axis), axis)
+        return -np.squeeze(picked, axis)
+
+    def forward(self, node, logits, targets):
+        return self._compute(node, logits, targets, node.attrs["axis"])
+
+    def batched(self, node, values, flags, batch):
+        logits, targets = values
+        if not flags[0]:
+            logits = np.broadcast_to(logits, (batch,) + logits.shape)
+        if not flags[1]:
+            targets = np.broadcast_to(targets, (batch,) + targets.shape)
+        return self._compute(node, logits, targets, node.attrs["axis"] + 1)
+
+    def vjp(self, node, g):
+        logits, targets = node.inputs
+        axis = node.attrs["axis"]
+        hot = one_hot(targets, logits.shape[axis], logits.dtype)
+        if axis != logits.ndim - 1:
+            from .shape import transpose
+            order = list(range(logits.ndim))
+            order.insert(axis, order.pop())
+            hot = transpose(hot, order)
+        from .shape import reshape
+        g = reshape(g, g.shape[:axis] + (1,) + g.shape[axis:])
+        return g * (softmax(logits, axis) - hot), None
+
+
+CROSS_ENTROPY = CrossEntropy()
+
+
 def cross_entropy(logits, targets, axis: int = -1, reduction: str = "sum") -> Node:
     """``L = −log softmax(o)_y`` for integer targets ``y`` (eq. 10.12's per-step term).
 
@@ -117,14 +170,7 @@ def cross_entropy(logits, targets, axis: int = -1, reduction: str = "sum") -> No
         raise ShapeError(f"cross_entropy: targets {describe(targets)} must have the logits' shape "
                          f"without the class axis {axis}, i.e. {expected}; logits are "
                          f"{describe(logits)}")
-    k = logits.shape[axis]
-    hot = one_hot(targets, k, logits.dtype)
-    if axis != logits.ndim - 1:
-        from .shape import transpose
-        order = list(range(logits.ndim))
-        order.insert(axis, order.pop())
-        hot = transpose(hot, order)
-    return _reduce(-sum(hot * log_softmax(logits, axis), axis=axis), reduction, "cross_entropy")
+    return _reduce(apply(CROSS_ENTROPY, logits, targets, axis=axis), reduction, "cross_entropy")
 
 
 def mse(prediction, target, reduction: str = "mean") -> Node:
