@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .workloads import BY_HAND, SIZES, data, unfold_program
+from .workloads import BY_HAND, data, unfold_program
 
 
 def median_ms(fn, repeat: int) -> float:
