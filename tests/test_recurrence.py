@@ -521,3 +521,13 @@ def test_a_sequence_fed_with_steps_of_the_wrong_shape_is_named_with_the_fix():
     with pytest.raises(uf.FeedError, match=r"sequence 'x' is fed with steps of shape \(5, 3\); "
                                            r"each step is \(2,\): feed .*\(4,\) \+ \(2,\)"):
         uf.evaluate([g.loss], {"W": np.eye(3), "U": np.ones((3, 2)), "x": np.ones((4, 5, 3))})
+
+
+def test_the_models_whole_feed_serves_any_of_its_outputs_but_typos_are_caught():
+    rec = fig_10_3(2, 3, 2)
+    g = rec.unfold(3)
+    feed = random_feed(rec, 3, seed=0)
+    o, = uf.evaluate([g.at("o", 2)], feed)               # y is not needed, and not an error
+    assert o.shape == (2,)
+    with pytest.raises(uf.FeedError, match="unknown feed name 'yy'"):
+        uf.evaluate([g.at("o", 2)], dict(feed, yy=feed["y"]))

@@ -41,6 +41,10 @@ class Program:
             key = p.source if p.step is not None and p.source is not None else p
             if key.name is not None:
                 self._by_name.setdefault(key.name, set()).add(key)
+        # names of the recurrence an unfolded graph came from: a feed for the whole model may
+        # name what these outputs do not need (the targets, when evaluating outputs)
+        self._model_names = frozenset().union(*(p.attrs.get("model", ()) for copies in
+                                                self._sliced.values() for p in copies[:1]))
         # each node's inputs as positions; the extra last slot always holds None and stands for
         # inputs whose value is never read (``Op.meta_inputs``), so they are not kept alive
         none = len(self.order)
@@ -111,6 +115,8 @@ class Program:
     def _key(self, key: Any) -> Node | None:
         if isinstance(key, str):
             found = self._by_name.get(key)
+            if not found and key in self._model_names:
+                return None
             if not found:
                 raise FeedError(f"unknown feed name {key!r}: the graph's placeholders are "
                                 f"{sorted(self._by_name)}")

@@ -293,7 +293,9 @@ class Unfolded:
         # folded node → [None, copy at step 1, …, copy at step τ]
         self._copies: dict[Node, list[Node | None]] = {}
         self._update_states = {st.value: st for st in rec._states.values()}
-        self._sequence_attrs = {"steps": steps}   # a per-step input knows the whole length
+        # a per-step input knows the whole length, and the names its model is fed by
+        self._sequence_attrs = {"steps": steps, "model": frozenset(
+            [*rec.sequences, *rec.contexts, *rec.params, "mask"])}
         self.mask = None
         if mask:
             floats = [n.dtype for n in body if n.dtype.kind == "f"]

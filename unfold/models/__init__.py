@@ -18,6 +18,7 @@ in its docstring.
 ``leaky_rnn``               section 10.9.2: leaky units with time constant α
 ``skip_rnn``                sections 10.9.1, 10.9.3: delay-d connections, length-one removed
 ``language_model``          section 10.2.3: end symbol or Bernoulli stop output
+``deep_rnn``                Fig. 10.13: stacked layers, deep transition, skip around it
 ``echo_state``              section 10.8: fixed random reservoir, learned readout
 ==========================  ==========================================================
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 from ._parts import (FEEDBACKS, INPUTS, LOSSES, MODES, OUTPUTS, affine, chain, fed_back,
                      new_state, readout, scheduled_mask)
 from .conditioning import conditional_rnn, context_rnn
+from .deep import deep_rnn
 from .echo_state import echo_state, echo_state_cell, reservoir
 from .gated import gru, gru_cell, lstm, lstm_cell
 from .rnn import output_to_hidden, rnn, rnn_cell, rnn_single_output
@@ -35,7 +37,7 @@ from .time_scales import leaky_cell, leaky_rnn, skip_cell, skip_rnn
 
 __all__ = ["rnn", "rnn_single_output", "output_to_hidden", "teacher_forcing", "context_rnn",
            "conditional_rnn", "lstm", "gru", "leaky_rnn", "skip_rnn", "language_model",
-           "echo_state", "echo_state_cell", "reservoir",
+           "deep_rnn", "echo_state", "echo_state_cell", "reservoir",
            "encode", "scheduled_mask", "rnn_cell", "lstm_cell", "gru_cell", "leaky_cell",
            "skip_cell", "stop_output", "chain", "affine", "readout", "new_state", "fed_back",
            "CELLS", "LOSSES", "MODES", "FEEDBACKS", "INPUTS", "OUTPUTS"]
