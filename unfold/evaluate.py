@@ -48,7 +48,8 @@ class Program:
         # each node's inputs as positions; the extra last slot always holds None and stands for
         # inputs whose value is never read (``Op.meta_inputs``), so they are not kept alive
         none = len(self.order)
-        self._positions = [tuple(index[x] for x in node.inputs) for node in self.order]
+        position = index.__getitem__
+        self._positions = [tuple(map(position, node.inputs)) for node in self.order]
         self._reads = [p if not node.op.meta_inputs else
                        tuple(none if k in node.op.meta_inputs else j for k, j in enumerate(p))
                        for node, p in zip(self.order, self._positions)]
@@ -66,7 +67,8 @@ class Program:
                                  f"{checkpoint!r}")
             self._sequence = schedule.checkpointed(self.order, self._reads, keep, checkpoint)
         self.checkpoint = checkpoint
-        self._frees = schedule.frees(self._sequence, self._reads, keep, fed)
+        self._frees = schedule.frees(self._sequence, self._reads, keep, fed,
+                                     once=checkpoint is None)
         self._plans: dict[tuple, list] = {}
 
     def peak_elements(self) -> int:

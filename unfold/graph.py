@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import operator
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -201,6 +202,9 @@ def topological(outputs: Iterable[Node]) -> list[Node]:
     return sorted(seen, key=_serial_of)
 
 
+_serial_of = operator.attrgetter("serial")
+
+
 def substitute(outputs: Sequence[Node], mapping: Mapping[Node, Node]) -> list[Node]:
     """``outputs`` rebuilt with every node of ``mapping`` replaced by its image: the nodes on a
     path from a replaced node are copied (same op, attributes, name and tags), the rest shared."""
@@ -213,10 +217,6 @@ def substitute(outputs: Sequence[Node], mapping: Mapping[Node, Node]) -> list[No
             new[node] = Node(node.op, inputs, node.shape, node.dtype, name=node.name,
                              attrs=node.attrs, step=node.step, source=node.source)
     return [new.get(n, n) for n in outputs]
-
-
-def _serial_of(node: Node) -> int:
-    return node.serial
 
 
 @contextlib.contextmanager

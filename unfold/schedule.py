@@ -93,11 +93,13 @@ def checkpointed(order: Sequence[Node], reads: Sequence[tuple[int, ...]], keep: 
 
 
 def frees(sequence: Sequence[int], reads: Sequence[tuple[int, ...]], keep: set[int],
-          fed: Sequence[int]) -> list[tuple[int, ...]]:
+          fed: Sequence[int], once: bool = False) -> list[tuple[int, ...]]:
     """For each entry of ``sequence``, the values to free right after it: each instance of a
     value (a computation, or a recomputation) dies after its last reader; ``keep`` (the outputs)
-    is never freed."""
+    is never freed. ``once``: the sequence computes every value once (a plain schedule)."""
     n = len(reads)
+    if once:
+        return _frees_once(sequence, reads, keep, fed)
     writer = [-2] * (n + 1)                   # value → the entry that wrote its live instance
     for j in fed:
         writer[j] = -1
@@ -119,6 +121,24 @@ def frees(sequence: Sequence[int], reads: Sequence[tuple[int, ...]], keep: set[i
     for j, p in fed_last.items():
         if j not in keep:
             out[p].append(j)
+    return [tuple(f) for f in out]
+
+
+def _frees_once(sequence: Sequence[int], reads: Sequence[tuple[int, ...]], keep: set[int],
+                fed: Sequence[int]) -> list[tuple[int, ...]]:
+    """``frees`` for a sequence that computes every value once: free after the last reader."""
+    entry = {i: p for p, i in enumerate(sequence)}
+    last = dict.fromkeys(sequence, -1)
+    last.update(dict.fromkeys(fed, -1))
+    for p, i in enumerate(sequence):
+        for j in reads[i]:
+            last[j] = p
+    last.pop(len(reads), None)                # the slot standing for unread (meta) inputs
+    out: list[list[int]] = [[] for _ in sequence]
+    for j, p in last.items():
+        if j in keep or j not in entry and p < 0:
+            continue                          # an output, or a fed value nobody reads
+        out[p if p >= 0 else entry[j]].append(j)
     return [tuple(f) for f in out]
 
 
