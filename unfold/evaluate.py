@@ -163,10 +163,17 @@ class Program:
         node = None
         try:
             for i, mode, node, op, ins, flags, frees in plan:
-                args = [slots[j] for j in ins]
                 if mode == _KERNEL:                 # op is a plain function of the values
-                    slots[i] = op(*args)
-                elif mode == _FORWARD:
+                    if len(ins) == 2:
+                        slots[i] = op(slots[ins[0]], slots[ins[1]])
+                    else:
+                        slots[i] = op(*[slots[j] for j in ins])
+                    if frees:
+                        for j in frees:
+                            slots[j] = None
+                    continue
+                args = [slots[j] for j in ins]
+                if mode == _FORWARD:
                     slots[i] = op.forward(node, *args)
                 elif mode == _BATCHED:
                     slots[i] = op.batched(node, args, flags, batch)
