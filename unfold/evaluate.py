@@ -48,13 +48,21 @@ class Program:
         # each node's inputs as positions; the extra last slot always holds None and stands for
         # inputs whose value is never read (``Op.meta_inputs``), so they are not kept alive
         none = len(self.order)
+        # an alias (a dummy copy W(t), a named value) shares its input's slot: it is never run,
+        # and readers read the value it stands for
+        root = list(range(none))
+        for i, node in enumerate(self.order):
+            if node.op is ALIAS:
+                root[i] = root[index[node.inputs[0]]]
+        self._slot = [root[index[node]] for node in self.outputs]
         position = index.__getitem__
-        self._positions = [tuple(map(position, node.inputs)) for node in self.order]
+        self._positions = [tuple([root[j] for j in map(position, node.inputs)])
+                           for node in self.order]
         self._reads = [p if not node.op.meta_inputs else
                        tuple(none if k in node.op.meta_inputs else j for k, j in enumerate(p))
                        for node, p in zip(self.order, self._positions)]
         # the order of computation (with recomputations when checkpointing) and the frees
-        keep = {index[node] for node in self.outputs}
+        keep = set(self._slot)
         fed = [index[p] for p in self.placeholders]
         if checkpoint is None:
             self._sequence = schedule.plain(self.order)
@@ -186,7 +194,7 @@ class Program:
         except Exception as exc:  # a numpy failure deep inside: say where it happened
             raise UnfoldError(f"evaluating {describe(node)} failed: {type(exc).__name__}: "
                               f"{exc}") from exc
-        return [_owned(slots[self._index[n]]) for n in self.outputs]
+        return [_owned(slots[j]) for j in self._slot]
 
     def _plan(self, signature: tuple[bool, ...]) -> list:
         """The schedule for one pattern of batched feeds: ``(position, mode, node, op, reads,

@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import RecurrenceError, describe
 from .graph import Node, gc_paused, substitute, topological
-from .ops import add_n, batch_sum, constant, stop_gradient
+from .ops import batch_sum, constant, stop_gradient
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
                        named)
 from .ops.base import input as leaf_input, param as leaf_param
@@ -308,23 +308,35 @@ class Unfolded:
         copied = [n for n in body if n not in shared and n.op is not STATE]
         for n in copied:
             self._copies[n] = [None] * (steps + 1)
+        chosen = {}                          # loss name → the steps it is taken at
+        for name, (value, which) in rec.losses.items():
+            chosen[name] = (list(range(1, steps + 1)) if which is None else [steps]
+                            if which == "last" else [1] if which == "first" else list(which))
+            for t in chosen[name]:
+                if not 1 <= t <= steps:
+                    raise RecurrenceError(f"loss {name!r} is asked at step {t}, outside 1…{steps}")
+        # L = Σ_t L(t), accumulated as each step is built (so it also runs step by step: each
+        # L(t) is added, and freed, as soon as its step has run)
+        self._total: Node | None = None
         first = [n for n in copied if n not in rec._reads_backward]
         second = [n for n in copied if n in rec._reads_backward]
         for nodes, times in ((first, range(1, steps + 1)), (second, range(steps, 0, -1))):
             recipes = [(n, self._copies[n], [self._resolver(i, shared) for i in n.inputs])
                        for n in nodes]
+            here = set(nodes)
+            losses = [(v, set(chosen[k])) for k, (v, _) in rec.losses.items() if v in here]
             for t in times:
                 self._copy_step(recipes, t)
-        self._losses: dict[str, list[Node]] = {}
-        for name, (value, which) in rec.losses.items():
-            chosen = (range(1, steps + 1) if which is None else [steps] if which == "last" else
-                      [1] if which == "first" else which)
-            per_step = []
-            for t in chosen:
-                if not 1 <= t <= steps:
-                    raise RecurrenceError(f"loss {name!r} is asked at step {t}, outside 1…{steps}")
-                per_step.append(self.at(value, t))
-            self._losses[name] = per_step
+                for value, at in losses:
+                    if t in at:
+                        self._accumulate(self._copies[value][t])
+        self._losses = {name: [self.at(value, t) for t in chosen[name]]
+                        for name, (value, _) in rec.losses.items()}
+
+    def _accumulate(self, term: Node) -> None:
+        if self.mask is not None:
+            term = term * self._copies[self.mask][term.step]
+        self._total = term if self._total is None else self._total + term
 
     # --- building --------------------------------------------------------------------------------
 
@@ -442,13 +454,10 @@ class Unfolded:
         """``L = Σ_t L(t)``, summed over every declared loss and over the batch."""
         cached = self.__dict__.get("_loss")
         if cached is None:
-            terms = self.losses()
-            if not terms:
+            if self._total is None:
                 raise RecurrenceError(f"recurrence {self.recurrence.name!r} declares no loss")
-            if self.mask is not None:
-                terms = [l * self.at(self.mask, l.step) for l in terms]
-            cached = self._loss = Node(ALIAS, (batch_sum(add_n(terms)),), (),
-                                       terms[0].dtype, name="L")
+            cached = self._loss = Node(ALIAS, (batch_sum(self._total),), (), self._total.dtype,
+                                       name="L")
         return cached
 
     @property

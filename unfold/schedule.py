@@ -16,16 +16,17 @@ from __future__ import annotations
 from typing import Sequence
 
 from .graph import Node
+from .ops.base import ALIAS, is_placeholder
 
 
 def plain(order: Sequence[Node]) -> list[int]:
-    """Every computed node once, in topological order (placeholders are fed, not scheduled)."""
-    return [i for i, node in enumerate(order) if node.inputs or not _is_fed(node)]
+    """Every computed node once, in topological order (placeholders are fed, and aliases share
+    their input's value: neither is scheduled)."""
+    return [i for i, node in enumerate(order) if not _unscheduled(node)]
 
 
-def _is_fed(node: Node) -> bool:
-    from .ops.base import is_placeholder
-    return is_placeholder(node)
+def _unscheduled(node: Node) -> bool:
+    return node.op is ALIAS or (not node.inputs and is_placeholder(node))
 
 
 def checkpointed(order: Sequence[Node], reads: Sequence[tuple[int, ...]], keep: set[int],
@@ -73,7 +74,7 @@ def checkpointed(order: Sequence[Node], reads: Sequence[tuple[int, ...]], keep: 
         done.add(s)
 
     for i, node in enumerate(order):
-        if not node.inputs and _is_fed(node):
+        if _unscheduled(node):
             live[i] = True
             continue
         for j in reads[i]:
