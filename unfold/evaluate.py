@@ -45,22 +45,22 @@ class Program:
         # name what these outputs do not need (the targets, when evaluating outputs)
         self._model_names = frozenset().union(*(p.attrs.get("model", ()) for copies in
                                                 self._sliced.values() for p in copies[:1]))
-        # each node's inputs as positions; the extra last slot always holds None and stands for
-        # inputs whose value is never read (``Op.meta_inputs``), so they are not kept alive
+        # each node's inputs as positions (``_positions``), and the positions it reads
+        # (``_reads``): there, the extra last slot — always None — stands for inputs whose value is
+        # never read (``Op.meta_inputs``), so they are not kept alive. An alias (a dummy copy
+        # W(t), a named value) shares its input's slot: it is never run, its readers read the
+        # value it stands for.
         none = len(self.order)
-        # an alias (a dummy copy W(t), a named value) shares its input's slot: it is never run,
-        # and readers read the value it stands for
-        root = list(range(none))
+        root: list[int] = []
+        self._positions, self._reads = [], []
         for i, node in enumerate(self.order):
-            if node.op is ALIAS:
-                root[i] = root[index[node.inputs[0]]]
+            ins = tuple([root[index[x]] for x in node.inputs])
+            root.append(ins[0] if node.op is ALIAS else i)
+            self._positions.append(ins)
+            meta = node.op.meta_inputs
+            self._reads.append(ins if not meta else
+                               tuple(none if k in meta else j for k, j in enumerate(ins)))
         self._slot = [root[index[node]] for node in self.outputs]
-        position = index.__getitem__
-        self._positions = [tuple([root[j] for j in map(position, node.inputs)])
-                           for node in self.order]
-        self._reads = [p if not node.op.meta_inputs else
-                       tuple(none if k in node.op.meta_inputs else j for k, j in enumerate(p))
-                       for node, p in zip(self.order, self._positions)]
         # the order of computation (with recomputations when checkpointing) and the frees
         keep = set(self._slot)
         fed = [index[p] for p in self.placeholders]
