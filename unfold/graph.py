@@ -67,6 +67,11 @@ class Op:
         flags (e.g. ``np.tanh``): the executor then calls it directly."""
         return None
 
+    def summed_over_batch(self, node: "Node") -> "Node | None":
+        """Optionally, a node computing ``node`` summed over the batch more cheaply than summing
+        its batched value (``Σ_batch outer(g, h) = Gᵀ H``, one GEMM)."""
+        return None
+
     def is_identity(self, node: "Node", flags) -> bool:
         """True when, for these batch flags, the output is the first input unchanged."""
         return False
@@ -165,7 +170,8 @@ class Node(_Fields):
         return self.shape[0]
 
     def __iter__(self):
-        raise TypeError(f"node {self.label!r} is symbolic and cannot be iterated; index it instead")
+        raise TypeError(f"node {self.label!r} is symbolic and cannot be iterated; "
+                        f"index it instead")
 
 
 @contextlib.contextmanager

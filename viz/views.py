@@ -195,7 +195,8 @@ class _Drawer:
         ids: dict[tuple[str, int | None], str] = {}
         steps = [c.index for c in cols if c.kind == "step"]
         for name in placement.contexts:         # under the middle column
-            ids[(name, None)] = self.variable(name, group=f"c{steps[len(steps) // 2]}{self.suffix}")
+            middle = steps[len(steps) // 2]
+            ids[(name, None)] = self.variable(name, group=f"c{middle}{self.suffix}")
         for name, c in placement.cells:
             col = cols[c]
             extra = dict(style.get((name, c), {})) if style else {}

@@ -24,8 +24,8 @@ def deep_rnn(n_in: int, sizes: Sequence[int], n_out: int, *, transition: str = "
         h_l(t) = tanh(b_l + W_l h_l(t−1) + U_l h_{l−1}(t)),   l = 1 … len(sizes)
 
     ``transition="deep"`` (Fig. 10.13 b): one state ``h`` whose hidden-to-hidden transition is an
-    MLP with hidden layers of ``sizes[:-1]`` units (``z_1 … z_k``), and ``skip=True`` (Fig. 10.13 c)
-    adds the shorter path ``S h(t−1)`` around it::
+    MLP with hidden layers of ``sizes[:-1]`` units (``z_1 … z_k``), and ``skip=True``
+    (Fig. 10.13 c) adds the shorter path ``S h(t−1)`` around it::
 
         z_1(t) = tanh(b_1 + W_1 h(t−1) + U_1 x(t)),   z_l(t) = tanh(b_l + W_l z_{l−1}(t))
         h(t)   = tanh(b + W z_k(t) [+ S h(t−1)])

@@ -270,11 +270,8 @@ def broadcast_like(g: Node, x: Node) -> Node:
     return apply(BROADCAST_LIKE, g, x)
 
 
-class Alias(Op):
-    """The identity, under another name: a parameter's per-step dummy copy ``W(t)``, or a name
-    given to a value (``h``, a gate ``f``). Runs as an alias: no copy is made."""
-
-    name = "alias"
+class Identity(Op):
+    """Ops whose value is their input's: run as an alias, no copy is made."""
 
     def infer(self, inputs, attrs):
         return inputs[0].shape, inputs[0].dtype
@@ -287,6 +284,13 @@ class Alias(Op):
 
     def out_batched(self, node, flags):
         return flags[0]
+
+
+class Alias(Identity):
+    """The identity, under another name: a parameter's per-step dummy copy ``W(t)``, or a name
+    given to a value (``h``, a gate ``f``)."""
+
+    name = "alias"
 
     def vjp(self, node, g):
         return (g,)
@@ -305,10 +309,10 @@ def fit(contribution: Node, x: Node) -> Node:
     shared by all examples (a parameter or anything computed from parameters only)."""
     if contribution.shape == x.shape and not (contribution.may_batch and not x.may_batch):
         return contribution
-    if contribution.op.name == "outer" and contribution.shape == x.shape:
-        # Σ_batch outer(g, h) = Gᵀ H: one GEMM (see linalg.BatchOuter)
-        from .linalg import BATCH_OUTER
-        return apply(BATCH_OUTER, *contribution.inputs)
+    if contribution.shape == x.shape:
+        summed = contribution.op.summed_over_batch(contribution)
+        if summed is not None:
+            return summed
     return sum_like(contribution, x)
 
 

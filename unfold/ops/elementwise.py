@@ -8,7 +8,8 @@ import numpy as np
 
 from ..errors import DTypeError, describe
 from ..graph import Node, apply
-from .base import (CONSTANT, Elementwise, broadcast_shapes, common_float_dtype, lift, lift_all)
+from .base import (CONSTANT, Elementwise, Identity, broadcast_shapes, common_float_dtype, lift,
+                   lift_all)
 
 
 class Unary(Elementwise):
@@ -279,16 +280,10 @@ class Cast(Elementwise):
         return (cast(g, x.dtype) if x.dtype.kind == "f" else None,)
 
 
-class StopGradient(Elementwise):
+class StopGradient(Identity):
     """The identity, with a zero derivative: gradients do not flow through it."""
 
     name = "stop_gradient"
-
-    def infer(self, inputs, attrs):
-        return inputs[0].shape, inputs[0].dtype
-
-    def forward(self, node, x):
-        return x
 
     def vjp(self, node, g):
         return (None,)

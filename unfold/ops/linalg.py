@@ -116,6 +116,9 @@ class Outer(Op):
         a, b = node.inputs
         return g @ b, transpose(g) @ a
 
+    def summed_over_batch(self, node):
+        return apply(BATCH_OUTER, *node.inputs)
+
 
 class BatchOuter(Outer):
     """``Σ_batch outer(a, b)``: on a batch, the sum over examples of their outer products — one
