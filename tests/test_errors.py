@@ -208,8 +208,8 @@ def test_feeding_a_computed_node_and_bad_keys():
 def test_cross_entropy_target_out_of_range_is_reported_at_evaluation():
     logits, t = uf.input("o", (3,)), uf.input("t", (), dtype="int64")
     loss = uf.cross_entropy(logits, t)
-    with pytest.raises(uf.FeedError, match=r"cross_entropy: target value 5 in 't' is not a class index "
-                                           r"in \[0, 3\)"):
+    with pytest.raises(uf.FeedError, match=r"cross_entropy: target value 5 in 't' is not a "
+                                           r"class index in \[0, 3\)"):
         uf.evaluate(loss, {logits: np.zeros(3), t: 5})
     with pytest.raises(uf.FeedError, match=r"target value -1 in 't'"):       # also on a batch
         uf.evaluate(loss, {logits: np.zeros((2, 3)), t: np.array([0, -1])})

@@ -8,6 +8,7 @@ from ..graph import Node, Op, apply
 from .base import common_float_dtype, lift, normalize_axes
 from .elementwise import exp
 from .reduce import mean, sum
+from .shape import reshape, transpose
 
 
 class LogSoftmax(Op):
@@ -54,6 +55,14 @@ def softmax(x, axis: int = -1) -> Node:
     return exp(log_softmax(x, axis))
 
 
+def _check_classes(op: str, targets: np.ndarray, k: int, source: Node) -> None:
+    """Fed targets must be class indices in [0, k): anything else is an error, not a zero row."""
+    if targets.size and (targets.min() < 0 or targets.max() >= k):
+        bad = targets[(targets < 0) | (targets >= k)].ravel()[0]
+        raise FeedError(f"{op}: target value {bad} in {source.label!r} is not a class index in "
+                        f"[0, {k}); check the targets fed for it")
+
+
 class OneHot(Op):
     """``one_hot(y, k)``: 1 at each integer class, 0 elsewhere (the book's 1_y). Integer inputs
     carry no gradient."""
@@ -70,10 +79,7 @@ class OneHot(Op):
 
     def forward(self, node, y):
         k = node.attrs["classes"]
-        if y.size and (y.min() < 0 or y.max() >= k):
-            bad = y[(y < 0) | (y >= k)].ravel()[0]
-            raise FeedError(f"one_hot: target value {bad} in {node.inputs[0].label!r} is not a "
-                            f"class index in [0, {k}); check the targets fed for it")
+        _check_classes("one_hot", y, k, node.inputs[0])
         return (y[..., None] == np.arange(k)).astype(node.dtype)
 
     def batched(self, node, values, flags, batch):
@@ -119,11 +125,7 @@ class CrossEntropy(Op):
         return targets.shape, logits.dtype
 
     def _compute(self, node, logits, targets, axis):
-        k = logits.shape[axis]
-        if targets.size and (targets.min() < 0 or targets.max() >= k):
-            bad = targets[(targets < 0) | (targets >= k)].ravel()[0]
-            raise FeedError(f"cross_entropy: target value {bad} in {node.inputs[1].label!r} is "
-                            f"not a class index in [0, {k}); check the targets fed for it")
+        _check_classes("cross_entropy", targets, logits.shape[axis], node.inputs[1])
         logp = LOG_SOFTMAX._compute(logits, axis)
         picked = np.take_along_axis(logp, np.expand_dims(targets, axis), axis)
         return -np.squeeze(picked, axis)
@@ -144,11 +146,9 @@ class CrossEntropy(Op):
         axis = node.attrs["axis"]
         hot = one_hot(targets, logits.shape[axis], logits.dtype)
         if axis != logits.ndim - 1:
-            from .shape import transpose
             order = list(range(logits.ndim))
             order.insert(axis, order.pop())
             hot = transpose(hot, order)
-        from .shape import reshape
         g = reshape(g, g.shape[:axis] + (1,) + g.shape[axis:])
         return g * (softmax(logits, axis) - hot), None
 

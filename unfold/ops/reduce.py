@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ShapeError
 from ..graph import Node, Op, apply
 from .base import broadcast_like, common_float_dtype, lift, normalize_axes
 from .shape import reshape
@@ -58,7 +59,6 @@ def max(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy's n
     x = lift(x)
     axes = normalize_axes("max", x, axis)
     if any(x.shape[a] == 0 for a in axes):
-        from ..errors import ShapeError
         raise ShapeError(f"max: cannot reduce the empty axis of {x.label!r} {x.shape}")
     return apply(MAX, x, axes=axes, keepdims=bool(keepdims))
 
