@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from . import schedule
 from .errors import FeedError, UnfoldError, describe
+from .feed import Feeds
 from .graph import Node, Op, gc_paused, topological
-from .ops.base import ALIAS, PARAM, is_placeholder
+from .ops.base import ALIAS, is_placeholder
 
 _KERNEL, _FORWARD, _BATCHED, _ALIAS = 0, 1, 2, 3
 
@@ -31,20 +33,7 @@ class Program:
         index = {node: i for i, node in enumerate(self.order)}
         self._index = index
         self.placeholders = [n for n in self.order if is_placeholder(n)]
-        # feed keys: placeholders themselves, and the folded nodes that per-step copies come from
-        self._sliced: dict[Node, list[Node]] = {}
-        for p in self.placeholders:
-            if p.step is not None and p.source is not None:
-                self._sliced.setdefault(p.source, []).append(p)
-        self._by_name: dict[str, set[Node]] = {}
-        for p in self.placeholders:
-            key = p.source if p.step is not None and p.source is not None else p
-            if key.name is not None:
-                self._by_name.setdefault(key.name, set()).add(key)
-        # names of the recurrence an unfolded graph came from: a feed for the whole model may
-        # name what these outputs do not need (the targets, when evaluating outputs)
-        self._model_names = frozenset().union(*(p.attrs.get("model", ()) for copies in
-                                                self._sliced.values() for p in copies[:1]))
+        self.feeds = Feeds(self.placeholders, index)
         # each node's inputs as positions (``_positions``), and the positions it reads
         # (``_reads``): there, the extra last slot — always None — stands for inputs whose value is
         # never read (``Op.meta_inputs``), so they are not kept alive. An alias (a dummy copy
@@ -85,69 +74,11 @@ class Program:
         sizes = [0 if n.op is ALIAS or is_placeholder(n) else n.size for n in self.order]
         return schedule.peak(self._sequence, self._frees, sizes, [])
 
-    # --- feeding --------------------------------------------------------------------------------
-
-    def _resolve(self, feed: Mapping[Any, Any]) -> dict[Node, np.ndarray]:
-        """Placeholder → array, checked for completeness, shape and dtype before any work."""
-        values: dict[Node, Any] = {}
-        for key, value in feed.items():
-            node = self._key(key)
-            if node is None:
-                continue
-            if node in self._sliced:
-                copies = self._sliced[node]
-                array = np.asarray(value)
-                steps = copies[0].attrs.get("steps") or max(c.step for c in copies)
-                if array.ndim == 0 or array.shape[0] != steps:
-                    got = "a scalar" if array.ndim == 0 else f"{array.shape[0]} steps"
-                    raise FeedError(f"sequence {node.name!r} is fed with {got} (shape "
-                                    f"{array.shape}) but the graph is unfolded over {steps} steps;"
-                                    f" feed an array of shape ({steps}, …) or ({steps}, batch, …)"
-                                    + (f", or unfold the recurrence to {array.shape[0]} steps"
-                                       if array.ndim else ""))
-                for c in copies:
-                    if c in values:
-                        raise FeedError(f"{c.label!r} is fed twice (directly and by its sequence)")
-                    values[c] = array[c.step - 1]
-            else:
-                if node in values:
-                    raise FeedError(f"{node.label!r} is fed twice (by node and by name)")
-                values[node] = value
-        missing = [p for p in self.placeholders if p not in values]
-        if missing:
-            listed = ", ".join(repr(p.source.name if p.source is not None and p.step else p.label)
-                               for p in missing[:8])
-            raise FeedError(f"missing feed for {len(missing)} placeholder(s): {listed}"
-                            f"{' …' if len(missing) > 8 else ''}; every input and param the "
-                            f"outputs depend on must be fed")
-        return {p: _check_value(p, values[p]) for p in self.placeholders}
-
-    def _key(self, key: Any) -> Node | None:
-        if isinstance(key, str):
-            found = self._by_name.get(key)
-            if not found and key in self._model_names:
-                return None
-            if not found:
-                raise FeedError(f"unknown feed name {key!r}: the graph's placeholders are "
-                                f"{sorted(self._by_name)}")
-            if len(found) > 1:
-                raise FeedError(f"the name {key!r} is shared by {len(found)} placeholders "
-                                f"({', '.join(describe(n) for n in found)}); feed them by node")
-            return next(iter(found))
-        if isinstance(key, Node):
-            if key in self._sliced or (key in self._index and is_placeholder(key)):
-                return key
-            if key in self._index:
-                raise FeedError(f"{describe(key)} is computed by the graph, not fed; only inputs "
-                                f"and params can be fed")
-            return None     # a leaf these outputs do not need: feeds may be shared across calls
-        raise FeedError(f"feed keys must be nodes or names, got {type(key).__name__} {key!r}")
-
     # --- running --------------------------------------------------------------------------------
 
     def __call__(self, feed: Mapping[Any, Any]) -> list[np.ndarray]:
         with gc_paused():
-            return self._run(self._resolve(feed))
+            return self._run(self.feeds.resolve(feed))
 
     def _run(self, values: dict[Node, np.ndarray]) -> list[np.ndarray]:
         batch, signature = None, []
@@ -231,42 +162,13 @@ def _owned(value: Any) -> np.ndarray:
     return array if array.flags.writeable else array.copy()
 
 
-def _check_value(p: Node, value: Any) -> np.ndarray:
-    array = np.asarray(value)
-    kind = p.dtype.kind
-    ok = (array.dtype.kind in "fiub" if kind == "f" else
-          array.dtype.kind in "iub" if kind in "iu" else array.dtype.kind == kind)
-    if not ok:
-        raise FeedError(f"{describe(p)} is fed an array of dtype {array.dtype}, which cannot be "
-                        f"converted to {p.dtype} without loss; convert it before feeding")
-    if array.dtype != p.dtype:
-        array = array.astype(p.dtype)
-    if array.shape == p.shape:
-        return array
-    if array.shape[1:] == p.shape and array.ndim == p.ndim + 1:
-        if p.op is PARAM:
-            raise FeedError(f"param {describe(p)} is fed with shape {array.shape}: parameters "
-                            f"are shared by every example and never take a batch axis")
-        return array
-    if p.op is PARAM:
-        raise FeedError(f"param {describe(p)} is fed with shape {array.shape}; expected "
-                        f"{p.shape}")
-    if p.step is not None and p.source is not None:      # a step of a sequence fed whole
-        tau = p.attrs.get("steps", "τ")
-        raise FeedError(f"sequence {p.name!r} is fed with steps of shape {array.shape}; each step "
-                        f"is {p.shape}: feed an array of shape ({tau},) + {p.shape} for one "
-                        f"sequence, or ({tau}, batch) + {p.shape} for a batch")
-    raise FeedError(f"{describe(p)} is fed with shape {array.shape}; expected {p.shape} for one "
-                    f"example, or (batch,) + {p.shape} for a batch")
-
-
 # the most recently used programs, at most 16 of them and 4 million nodes in all (a program
 # holds its whole graph alive)
 _CACHE: OrderedDict[tuple, Program] = OrderedDict()
 _CACHE_PROGRAMS, _CACHE_NODES = 16, 4_000_000
 
 
-def compile(nodes: Sequence[Node], checkpoint: int | str | None = None) -> Program:  # noqa: A001
+def compile(nodes: Sequence[Node], checkpoint: int | str | None = None) -> Program:
     """The compiled program of ``nodes`` (cached: compiling the same outputs again is free).
 
     ``checkpoint=k`` (or ``"sqrt"`` for k ≈ √τ) schedules an unfolded graph's backward pass with
