@@ -46,7 +46,7 @@ class Stepper:
         self._past = {}
         for name, st in self.states.items():
             depth = max(st.reads) if st.reads else 1
-            if st.init in self.rec.contexts.values() and st.init not in feed:
+            if any(st.init is c for c in self.rec.contexts.values()) and st.init not in feed:
                 init = np.zeros(st.shape, st.dtype)
             else:
                 (init,) = evaluate([st.init], feed)
