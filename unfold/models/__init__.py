@@ -20,6 +20,7 @@ in its docstring.
 ``language_model``          section 10.2.3: end symbol or Bernoulli stop output
 ``deep_rnn``                Fig. 10.13: stacked layers, deep transition, skip around it
 ``echo_state``              section 10.8: fixed random reservoir, learned readout
+``memory_network``          Fig. 10.18: a controller reading and writing memory cells
 ``recursive_net``           Fig. 10.14: a tree of shared-weight combinations (``Tree``)
 ==========================  ==========================================================
 """
@@ -31,6 +32,7 @@ from .conditioning import conditional_rnn, context_rnn
 from .deep import deep_rnn
 from .echo_state import echo_state, echo_state_cell, reservoir, ridge_readout
 from .gated import gru, gru_cell, lstm, lstm_cell
+from .memory import memory_network
 from .recursive import Recursive, Tree, UnfoldedTree, recursive_net
 from .rnn import output_to_hidden, rnn, rnn_cell, rnn_single_output
 from .sequence_length import CELLS, encode, language_model, stop_output
@@ -40,7 +42,7 @@ from .time_scales import leaky_cell, leaky_rnn, skip_cell, skip_rnn
 __all__ = ["rnn", "rnn_single_output", "output_to_hidden", "teacher_forcing", "context_rnn",
            "conditional_rnn", "lstm", "gru", "leaky_rnn", "skip_rnn", "language_model",
            "deep_rnn", "echo_state", "echo_state_cell", "reservoir", "ridge_readout",
-           "recursive_net", "Recursive", "Tree", "UnfoldedTree",
+           "memory_network", "recursive_net", "Recursive", "Tree", "UnfoldedTree",
            "encode", "scheduled_mask", "rnn_cell", "lstm_cell", "gru_cell", "leaky_cell",
            "skip_cell", "stop_output", "chain", "affine", "readout", "new_state", "fed_back",
            "CELLS", "LOSSES", "MODES", "FEEDBACKS", "INPUTS", "OUTPUTS"]

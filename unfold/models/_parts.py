@@ -14,11 +14,12 @@
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .. import ops
+from ..errors import UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
 
@@ -32,7 +33,7 @@ Cell = Callable[..., Node]
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{what} must be one of {choices}, got {value!r}")
+        raise UnfoldValueError(f"{what} must be one of {choices}, got {value!r}")
 
 
 def input_sequence(rec: Recurrence, n_in: int, inputs: str = "vectors",
@@ -85,16 +86,30 @@ def target_sequence(rec: Recurrence, n_out: int, loss: str, dtype: Any = np.floa
     return rec.target("y", (n_out,), dtype)
 
 
+def loss_steps(outputs: str | Sequence[int]) -> tuple[int, ...] | str | None:
+    """Where a loss counts: ``"every"`` step, the ``"last"``, or the listed (1-based) steps."""
+    if isinstance(outputs, str):
+        _check_choice("outputs", outputs, OUTPUTS)
+        return None if outputs == "every" else "last"
+    steps = tuple(int(t) for t in outputs)
+    if not steps or min(steps) < 1:
+        raise UnfoldValueError(f"outputs: list the 1-based steps whose loss counts, got "
+                               f"{outputs!r}")
+    return steps
+
+
 def readout(rec: Recurrence, h: Node, n_out: int, loss: str = "cross_entropy",
-            outputs: str = "every", state: Node | None = None) -> Node:
-    """``o(t) = c + V h(t)`` (eq. 10.10), declared as output ``o`` (or as the update of
-    ``state`` when the output is itself fed back, Fig. 10.4), with the loss ``L`` against the
-    target ``y`` at every step (Fig. 10.3) or only at the last (Fig. 10.5). Returns ``o``."""
-    _check_choice("outputs", outputs, OUTPUTS)
+            outputs: str | Sequence[int] = "every", state: Node | None = None,
+            extra: Mapping[str, Node] | None = None) -> Node:
+    """``o(t) = c + V h(t)`` (eq. 10.10; ``+ Σ M v`` for each ``M: v`` of ``extra``), declared as
+    output ``o`` (or as the update of ``state`` when the output is itself fed back, Fig. 10.4),
+    with the loss ``L`` against the target ``y`` at every step (Fig. 10.3), only at the last
+    (Fig. 10.5), or at the listed steps. Returns ``o``."""
+    steps = loss_steps(outputs)
     y = target_sequence(rec, n_out, loss, h.dtype)
-    value = affine(rec, n_out, "c", {"V": h})
+    value = affine(rec, n_out, "c", {"V": h, **(extra or {})})
     o = rec.output("o", value) if state is None else rec.update(state, value)
-    rec.loss("L", output_loss(o, y, loss), steps=None if outputs == "every" else "last")
+    rec.loss("L", output_loss(o, y, loss), steps=steps)
     return o
 
 
@@ -168,7 +183,7 @@ def scheduled_mask(steps: int, batch: int | None = None, p: float = 0.5,
     """The sequence ``z`` of a scheduled-sampling model: ``z(t) ~ Bernoulli(p)``, 1 meaning "feed
     the model's own output at the next step". Shape (τ,) or (τ, batch)."""
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"scheduled_mask: p must be a probability in [0, 1], got {p!r}")
+        raise UnfoldValueError(f"scheduled_mask: p must be a probability in [0, 1], got {p!r}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     shape = (steps,) if batch is None else (steps, batch)
     return (rng.random(shape) < p).astype(np.float64)

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import ops
+from ..errors import UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
 from ._parts import Cell, _check_choice, input_sequence, readout
@@ -74,7 +75,7 @@ def encode(sequences: Sequence[Sequence[int]], start: int, end: int | None = Non
 
     Returns ``{"x", "y", "mask"}`` (+ ``"end"`` without an end symbol), each (τ, batch)."""
     if not sequences or any(len(s) == 0 for s in sequences):
-        raise ValueError("encode: give at least one sequence, each of at least one symbol")
+        raise UnfoldValueError("encode: give at least one sequence, each of at least one symbol")
     with_end = end is not None
     steps = max(len(s) for s in sequences) + with_end
     batch = len(sequences)
