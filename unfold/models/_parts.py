@@ -31,6 +31,50 @@ INPUTS = ("vectors", "tokens")
 Cell = Callable[..., Node]
 
 
+class Scope:
+    """A recurrence seen through a renaming: what a cell declares through it (params, states,
+    contexts, named values) gets ``rename(name)`` — so two cells of one recurrence do not clash
+    (a layer's ``W_1``, the backward direction's ``g.W``). ``backward=True`` runs the states it
+    declares backward in time; ``inits`` gives some states (by the cell's name for them) an
+    initial value."""
+
+    def __init__(self, rec: "Recurrence | Scope", rename: Callable[[str], str],
+                 backward: bool = False, inits: Mapping[str, Node] | None = None) -> None:
+        self.rec, self.rename, self.backward = rec, rename, backward
+        self.inits = dict(inits or {})
+        self.name = rec.name
+
+    @classmethod
+    def suffixed(cls, rec: "Recurrence | Scope", suffix: str, **options: Any) -> "Scope":
+        """Every name ``n`` becomes ``n<suffix>`` (``W`` → ``W_1``)."""
+        return cls(rec, lambda n: n + suffix, **options)
+
+    @classmethod
+    def prefixed(cls, rec: "Recurrence | Scope", prefix: str, **options: Any) -> "Scope":
+        """Every name ``n`` becomes ``<prefix>n`` (``W`` → ``g.W``)."""
+        return cls(rec, lambda n: prefix + n, **options)
+
+    def param(self, name: str, shape: Any = (), dtype: Any = np.float64) -> Node:
+        return self.rec.param(self.rename(name), shape, dtype)
+
+    def context(self, name: str, shape: Any = (), dtype: Any = np.float64) -> Node:
+        return self.rec.context(self.rename(name), shape, dtype)
+
+    def state(self, name: str, shape: Any = (), init: Node | None = None,
+              dtype: Any = np.float64, backward: bool = False) -> Node:
+        return self.rec.state(self.rename(name), shape, init=self.inits.get(name, init),
+                              dtype=dtype, backward=backward or self.backward)
+
+    def name_node(self, name: str, value: Node) -> Node:
+        return self.rec.name_node(self.rename(name), value)
+
+    def update(self, state: Node | str, value: Node) -> Node:
+        return self.rec.update(self.rename(state) if isinstance(state, str) else state, value)
+
+    def past(self, state: Node | str, delay: int) -> Node:
+        return self.rec.past(self.rename(state) if isinstance(state, str) else state, delay)
+
+
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UnfoldValueError(f"{what} must be one of {choices}, got {value!r}")
