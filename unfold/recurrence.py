@@ -36,7 +36,7 @@ from .ops.base import input as leaf_input, param as leaf_param
 STATE = Placeholder("state")
 
 
-@dataclass
+@dataclass(eq=False)          # holds nodes: == between them is element-wise
 class _State:
     name: str
     shape: tuple[int, ...]
@@ -271,7 +271,7 @@ class Recurrence:
         out = {}
         for key, node in bind.items():
             context = self.contexts.get(key) if isinstance(key, str) else key
-            if context is None or context not in self.contexts.values():
+            if context is None or not any(context is c for c in self.contexts.values()):
                 raise RecurrenceError(f"bind: {key!r} is not a context of recurrence "
                                       f"{self.name!r}; contexts: {sorted(self.contexts)}")
             if not isinstance(node, Node) or node.shape != context.shape or \
@@ -310,7 +310,8 @@ class Unfolded:
             self._copies[self.mask] = [None] + [
                 Node(INPUT, (), (), self.mask.dtype, name="mask", step=t, source=self.mask,
                      attrs=self._sequence_attrs, may_batch=True) for t in range(1, steps + 1)]
-        shared = {n for n in body if n.op is CONSTANT or n in rec.contexts.values()}
+        contexts = set(rec.contexts.values())
+        shared = {n for n in body if n.op is CONSTANT or n in contexts}
         copied = [n for n in body if n not in shared and n.op is not STATE]
         for n in copied:
             self._copies[n] = [None] * (steps + 1)
@@ -404,7 +405,7 @@ class Unfolded:
             raise RecurrenceError(f"step {t} is outside 1…{self.steps}")
         if node.op is STATE and node in self.recurrence._state_of:
             return self._read(self.recurrence._state_of[node], node.attrs["delay"], t)
-        if node.op is CONSTANT or node in self.recurrence.contexts.values():
+        if node.op is CONSTANT or any(node is c for c in self.recurrence.contexts.values()):
             return self.bind.get(node, node)
         try:
             return self._copies[node][t]
