@@ -76,9 +76,15 @@ class Recurrence:
                                   f"declared; every variable needs its own name")
         return name
 
+    def _own(self, leaf: Node) -> Node:
+        """``leaf`` marked as declared by this recurrence (``attrs["recurrence"]``): in a graph
+        that joins recurrences, its qualified name is ``<recurrence>.<name>``."""
+        return Node(leaf.op, (), leaf.shape, leaf.dtype, name=leaf.name,
+                    attrs={"recurrence": self.name}, may_batch=leaf.may_batch)
+
     def sequence(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
         """A per-step input ``x(t)`` (inputs and targets alike), fed as one array (τ, …)."""
-        node = self.sequences[name] = leaf_input(self._fresh(name), shape, dtype)
+        node = self.sequences[name] = self._own(leaf_input(self._fresh(name), shape, dtype))
         return node
 
     def target(self, name: str, shape: Sequence[int] = (), dtype: Any = np.int64) -> Node:
@@ -90,12 +96,12 @@ class Recurrence:
 
     def context(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
         """An input that is the same at every step (the fixed vector ``x`` of Fig. 10.9)."""
-        node = self.contexts[name] = leaf_input(self._fresh(name), shape, dtype)
+        node = self.contexts[name] = self._own(leaf_input(self._fresh(name), shape, dtype))
         return node
 
     def param(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
         """A parameter shared by every step; unfolding gives it a dummy copy per step."""
-        node = self.params[name] = leaf_param(self._fresh(name), shape, dtype)
+        node = self.params[name] = self._own(leaf_param(self._fresh(name), shape, dtype))
         return node
 
     def state(self, name: str, shape: Sequence[int] = (), init: Node | None = None,
@@ -519,6 +525,24 @@ class Unfolded:
         graphs joined with ``bind``."""
         return [n for n in topological(self.recurrence.roots() + list(self._init.values()) +
                                        list(self.bind.values())) if n.op is PARAM]
+
+    @property
+    def param_names(self) -> dict[str, Node]:
+        """Every parameter by the name to feed, train and save it under: its own name in a graph
+        of one recurrence; in a graph that joins recurrences (``bind``), qualified by the name of
+        the recurrence that declared it — ``encoder.W``, ``decoder.W`` — so nothing clashes."""
+        params = self.params
+        joined = len({p.attrs.get("recurrence") for p in params} - {None}) > 1
+        out: dict[str, Node] = {}
+        for p in params:
+            owner = p.attrs.get("recurrence")
+            name = f"{owner}.{p.name}" if joined and owner is not None else p.name
+            if name in out:
+                raise RecurrenceError(f"two parameters of this graph are named {name!r}; give "
+                                      f"the recurrences you join distinct names "
+                                      f"(Recurrence('encoder'), Recurrence('decoder'))")
+            out[name] = p
+        return out
 
     def __repr__(self) -> str:
         return f"<Unfolded {self.recurrence.name!r}, {self.steps} steps>"
