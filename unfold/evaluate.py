@@ -105,7 +105,12 @@ class Program:
         if self.mode == "batched" and self.checkpoint is None:
             fast = self._batched_plan(signature, batch)
             if fast is not None:
-                return fast.run(values)
+                try:
+                    return fast.run(values)
+                except Exception:
+                    # the per-node schedule names the node and step that failed
+                    if timebatch.STRICT:
+                        raise
         plan = self._plans.get(signature)
         if plan is None:
             plan = self._plans[signature] = self._plan(signature)

@@ -34,7 +34,11 @@ def sigmoid(x, out):
 
 
 def relu(x, out):
-    np.maximum(x, 0, out)
+    np.maximum(x, 0, out=out)
+
+
+def maximum(a, b, out):
+    np.maximum(a, b, out=out)
 
 
 _UNARY = {SIGMOID: sigmoid, RELU: relu}
@@ -59,6 +63,8 @@ def kernel(node, flags, values, out, batch):
             args = [align(v, f, nd) if f else v for v, f in zip(values, flags)]
             if fn is sigmoid or fn is relu:
                 return fn, (args[0], out)
+            if fn is np.maximum:
+                fn = maximum
             return fn, (*args, out)
     elif op is MATMUL:
         a, b = values

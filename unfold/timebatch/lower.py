@@ -34,6 +34,7 @@ class Storage:
             shape = (c.rows,) + self._lead(c.rep) + node.shape
             self.slabs[c.id] = self._alloc(shape, node.dtype)
         self._rows: dict[int, list] = {}
+        self.pre: list = []            # copies the unit being lowered needs first
 
     def _lead(self, r: int) -> tuple[int, ...]:
         return (self.batch,) if self.g.flat.batched[r] else ()
@@ -46,7 +47,8 @@ class Storage:
     def rows(self, cid: int) -> list:
         views = self._rows.get(cid)
         if views is None:
-            views = self._rows[cid] = list(self.slabs[cid])
+            slab = self.slabs[cid]
+            views = self._rows[cid] = [slab[i, ...] for i in range(slab.shape[0])]
         return views
 
     def where(self, r: int):
@@ -106,7 +108,6 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
         else:
             code = _reduction(st, u)
         out.append(([Instr(f, a) for f, a in st.pre]) + code)
-    del st.pre
     for m in flat.outputs:
         st.loc(m)
     return st, out
