@@ -82,6 +82,8 @@ TRANSPOSE = Transpose()
 def transpose(x, axes: Sequence[int] | None = None) -> Node:
     """Permute per-example axes (reverse them by default), as ``numpy.transpose``."""
     x = lift(x)
+    if axes is None and len(x.shape) == 2:       # a matrix (Wᵀ in every matmul's gradient)
+        return apply(TRANSPOSE, x, axes=(1, 0))
     n = x.ndim
     if axes is None:
         axes = tuple(range(n - 1, -1, -1))

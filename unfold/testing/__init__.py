@@ -99,7 +99,9 @@ def _perturbable(wrt: Sequence[Node], feed: Mapping[Any, Any]) -> tuple[dict, di
                                   f"{describe(x)} is {x.dtype} — build the graph with "
                                   f"dtype=np.float64 for the check")
         owner = x.source if x.step is not None and x.source is not None else x
-        key = next((k for k in (x, owner, owner.name) if k in values), None)
+        qualified = f"{owner.attrs['recurrence']}.{owner.name}" \
+            if "recurrence" in owner.attrs else None        # a joined graph's encoder.W
+        key = next((k for k in (x, owner, qualified, owner.name) if k in values), None)
         if key is None:
             raise UnfoldKeyError(f"gradcheck: {describe(x)} is not in the feed; feed it by node "
                                  f"or by name")
