@@ -29,7 +29,7 @@ from .errors import RecurrenceError, describe
 from .graph import _NO_ATTRS, Node, _adjoint_of, _make, gc_paused, substitute, topological
 from .ops import batch_sum, constant, stop_gradient
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
-                       named)
+                       check_dtype, named)
 from .ops.base import input as leaf_input, param as leaf_param
 
 
@@ -114,11 +114,11 @@ class Recurrence:
         """
         name = self._fresh(name)
         shape = _check_shape(shape, f"state {name!r}")
-        dtype = np.dtype(dtype)
+        dtype = check_dtype(dtype, f"state {name!r}")
         if init is None:
             init = constant(np.zeros(shape, dtype))
         elif not isinstance(init, Node):
-            init = constant(np.asarray(init, dtype))
+            init = constant(init, dtype)
         if init.shape != shape or init.dtype != dtype:
             raise RecurrenceError(f"state {name!r} is {shape} {dtype} but its init is "
                                   f"{describe(init)}; give an init of the state's shape and dtype")

@@ -143,6 +143,8 @@ def constant(value: Any, dtype: Any = None, name: str | None = None) -> Node:
     """A fixed array baked into the graph (copied, read-only)."""
     if name is None and isinstance(value, (int, float)) and dtype is not None:
         # a Python number in an expression: one shared node per (value, dtype)
+        if type(dtype) is not np.dtype:
+            dtype = check_dtype(dtype, "constant")
         key = (type(value), value, dtype)
         node = _SCALARS.get(key)
         if node is None:
@@ -171,13 +173,16 @@ def to_array(value: Any, dtype: Any, what: str) -> np.ndarray:
                               f"nodes with unfold.stack or unfold.concat")
     try:
         source = np.asarray(value)
-        with np.errstate(invalid="ignore", over="ignore"):   # refused below, with a message
-            array = np.array(source, dtype=dtype) if source.dtype.kind != "O" or dtype is None \
-                else np.array(value, dtype=dtype)
+        if source.dtype.kind in "biufO":
+            with np.errstate(invalid="ignore", over="ignore"):   # refused below, with a message
+                array = np.array(source, dtype=dtype) if source.dtype.kind != "O" or \
+                    dtype is None else np.array(value, dtype=dtype)
+        else:                   # complex numbers, strings, dates: refused below, never cast
+            array = source
     except (TypeError, ValueError, OverflowError) as exc:
         raise UnfoldValueError(f"{what}: {_short(value)} cannot be an array of "
                                f"{dtype or 'numbers'} ({exc})") from None
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind not in "biuf" or source.dtype.kind not in "biufO":
         raise UnfoldTypeError(f"{what}: {_short(value)} is held by no supported dtype (numpy makes "
                               f"it {array.dtype}); unfold computes with real floating-point, "
                               f"integer and boolean values — no complex numbers, strings, objects "
