@@ -96,14 +96,17 @@ _MAX_SIZE = np.iinfo(np.intp).max
 _DTYPES: dict[Any, np.dtype] = {}
 
 
-def check_dtype(dtype: Any, what: str) -> np.dtype:
-    """``dtype`` as a numpy dtype that unfold computes with (floating-point, integer, boolean)."""
+def check_dtype(dtype: Any, what: str | Callable[[], str]) -> np.dtype:
+    """``dtype`` as a numpy dtype that unfold computes with (floating-point, integer, boolean);
+    ``what`` (or ``what()``, called only for a message) names what the dtype is for."""
     try:
         found = _DTYPES.get(dtype)
     except TypeError:                       # an unhashable dtype argument
         found = None
     if found is not None:
         return found
+    if callable(what):
+        what = what()
     try:
         found = np.dtype(dtype)
     except (TypeError, ValueError) as exc:
@@ -143,8 +146,7 @@ def constant(value: Any, dtype: Any = None, name: str | None = None) -> Node:
     """A fixed array baked into the graph (copied, read-only)."""
     if name is None and isinstance(value, (int, float)) and dtype is not None:
         # a Python number in an expression: one shared node per (value, dtype)
-        if type(dtype) is not np.dtype:
-            dtype = check_dtype(dtype, "constant")
+        dtype = check_dtype(dtype, "constant")
         key = (type(value), value, dtype)
         node = _SCALARS.get(key)
         if node is None:

@@ -404,7 +404,7 @@ CAST, STOP_GRADIENT = Cast(), StopGradient()
 def cast(x, dtype: Any) -> Node:
     """x converted to ``dtype`` (the gradient is cast back)."""
     x = lift(x)
-    dtype = check_dtype(dtype, f"cast of {x.label!r}")
+    dtype = check_dtype(dtype, lambda: f"cast of {x.label!r}")
     if x.dtype == dtype:
         return x
     return apply(CAST, x, dtype=dtype)

@@ -196,7 +196,7 @@ class ArgMax(Op):
         axis, keep = node.attrs["axis"], node.attrs["keepdims"]
         if axis is None:
             flat = x.reshape(x.shape[:lead] + (-1,))
-            found = np.argmax(flat, axis=lead)
+            found = np.argmax(flat, axis=lead).astype(np.int64, copy=False)
             return found.reshape(found.shape + (1,) * node.inputs[0].ndim) if keep else found
         return np.argmax(x, axis=axis + lead, keepdims=keep).astype(np.int64, copy=False)
 
