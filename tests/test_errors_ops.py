@@ -493,3 +493,15 @@ def test_complex_values_are_never_cast_to_real():
         rec.state("h", (2,), init=[1j, 2.0])
     with raises(TypeError, "state 'g'", "'flaot' is not a dtype"):
         rec.state("g", (2,), dtype="flaot")
+
+
+def test_python_number_objects_keep_their_value_or_are_refused():
+    from decimal import Decimal
+    from fractions import Fraction
+    x = uf.input("x", ())
+    with raises(ValueError, "Decimal('1E+400')", "float64"):
+        x + Decimal("1e400")
+    with raises(ValueError, "Fraction(3, 2)", "int64"):
+        uf.constant([Fraction(3, 2)], dtype="int64")
+    (v,) = uf.evaluate(x * Fraction(1, 4) + Decimal("0.5"), {x: 2.0})
+    assert v == 1.0

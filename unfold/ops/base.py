@@ -189,8 +189,7 @@ def to_array(value: Any, dtype: Any, what: str) -> np.ndarray:
                               f"it {array.dtype}); unfold computes with real floating-point, "
                               f"integer and boolean values — no complex numbers, strings, objects "
                               f"or integers beyond 64 bits")
-    if dtype is not None and source.dtype.kind in "biuf" and source.dtype != array.dtype \
-            and source.size:
+    if dtype is not None and source.dtype != array.dtype and source.size:
         _check_exact(source, array, what)
     return array
 
@@ -203,8 +202,15 @@ def _holds_nodes(value: Any) -> bool:
 def _check_exact(source: np.ndarray, array: np.ndarray, what: str) -> None:
     """A conversion to another dtype must keep every value (up to floating-point rounding)."""
     def first(bad):
-        return source[bad].ravel()[0].item()
-    if array.dtype.kind == "f":
+        found = source[bad].ravel()[0]
+        return found.item() if isinstance(found, np.generic) else found
+    if source.dtype.kind == "O":            # Python numbers (Fraction, Decimal, big ints)
+        lost = (np.isinf(array) & (source != np.inf) & (source != -np.inf)) \
+            if array.dtype.kind == "f" else source != array
+        if np.any(lost):
+            raise UnfoldValueError(f"{what}: {first(lost)!r} cannot be {array.dtype} without "
+                                   f"changing its value")
+    elif array.dtype.kind == "f":
         lost = np.isinf(array) & ~np.isinf(source)
         if lost.any():
             raise UnfoldValueError(f"{what}: {first(lost)} overflows {array.dtype} (largest "
