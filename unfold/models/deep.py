@@ -5,7 +5,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import ops
+from .. import arguments, ops
+from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
 from ._parts import affine, input_sequence, new_state, readout
@@ -32,14 +33,16 @@ def deep_rnn(n_in: int, sizes: Sequence[int], n_out: int, *, transition: str = "
 
     Both read out from the top, ``o(t) = c + V h(t)``, with the loss of ``unfold.models.rnn``.
     """
-    if transition not in TRANSITIONS:
-        raise ValueError(f"transition must be one of {TRANSITIONS}, got {transition!r}")
-    sizes = [int(n) for n in sizes]
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"deep_rnn: sizes must be positive layer widths, got {sizes!r}")
-    if skip and transition != "deep":
-        raise ValueError("deep_rnn: skip=True is the shortcut around a deep transition "
-                         "(transition='deep', Fig. 10.13 c)")
+    arguments.choice("transition", transition, TRANSITIONS)
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise UnfoldTypeError(f"deep_rnn: sizes must be a list of positive layer widths, got "
+                              f"{sizes!r}")
+    if not sizes:
+        raise UnfoldValueError("deep_rnn: sizes must be positive layer widths, at least one")
+    sizes = [arguments.positive_int("deep_rnn: a layer width in sizes", n) for n in sizes]
+    if arguments.flag("deep_rnn: skip", skip) and transition != "deep":
+        raise UnfoldValueError("deep_rnn: skip=True is the shortcut around a deep "
+                                         "transition (transition='deep', Fig. 10.13 c)")
     rec = Recurrence(f"deep_rnn_{transition}{'_skip' if skip else ''}")
     x = input_sequence(rec, n_in, inputs, dtype)
     top = _stacked(rec, x, sizes) if transition == "stacked" else _deep(rec, x, sizes, skip)

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import ops
+from .. import arguments, ops
+from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
 from ._parts import Cell, _check_choice, input_sequence, readout
@@ -55,6 +56,7 @@ def language_model(vocab: int, n_hidden: int, *, cell: str = "rnn", stop: bool =
     (τ, [batch]) int64; ``encode`` builds them (and ``end``, ``mask``) from symbol lists.
     """
     _check_choice("cell", cell, tuple(CELLS))
+    stop = arguments.flag("language_model: stop", stop)
     rec = Recurrence(f"language_model_{cell}")
     x = input_sequence(rec, vocab, "tokens", dtype)
     h = CELLS[cell](rec, x, n_hidden, carry=carry, **cell_options)
@@ -73,8 +75,13 @@ def encode(sequences: Sequence[Sequence[int]], start: int, end: int | None = Non
         with a stop output:   x = start s₁ … s_{L−1} y = s₁ … s_L         end = 0 … 0 1
 
     Returns ``{"x", "y", "mask"}`` (+ ``"end"`` without an end symbol), each (τ, batch)."""
+    start = arguments.positive_int("encode: start (a symbol)", start, minimum=0)
+    end = None if end is None else arguments.positive_int("encode: end (a symbol)", end,
+                                                           minimum=0)
+    sequences = [_symbols(s) for s in _symbols(sequences, nested=True)]
     if not sequences or any(len(s) == 0 for s in sequences):
-        raise ValueError("encode: give at least one sequence, each of at least one symbol")
+        raise UnfoldValueError("encode: give at least one sequence, each of at least one "
+                               "symbol")
     with_end = end is not None
     steps = max(len(s) for s in sequences) + with_end
     batch = len(sequences)
@@ -92,3 +99,13 @@ def encode(sequences: Sequence[Sequence[int]], start: int, end: int | None = Non
     if not with_end:
         out["end"] = stops
     return out
+
+
+def _symbols(values: Any, nested: bool = False) -> list:
+    """A list of symbols (integers ≥ 0), or — ``nested`` — a list of such lists."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise UnfoldTypeError(f"encode: expected a list of {'symbol lists' if nested else 'symbols'}"
+                              f", got {type(values).__name__} {values!r}")
+    if nested:
+        return list(values)
+    return [arguments.positive_int("encode: a symbol", v, minimum=0) for v in values]

@@ -5,7 +5,10 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from .. import arguments
+from ..errors import UnfoldTypeError
 from ..graph import Node
+from ..ops.base import _check_shape
 from ..recurrence import Recurrence
 
 #: gate biases that start open: the LSTM forget gate and the GRU update gate keep the state at
@@ -36,17 +39,27 @@ def init_params(params: Recurrence | Iterable[Node] | Mapping[str, tuple[int, ..
       ``"gaussian"`` (scaled as below) or ``"identity"``, times ``gain``;
     * every other weight: scaled Gaussian ``N(0, gain² / fan_in)``, fan_in = last dimension.
     """
-    if recurrent not in ("orthogonal", "gaussian", "identity"):
-        raise ValueError(f"recurrent must be 'orthogonal', 'gaussian' or 'identity', "
-                         f"got {recurrent!r}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    arguments.choice("init_params: recurrent", recurrent, ("orthogonal", "gaussian", "identity"))
+    gain = arguments.real("init_params: gain", gain)
+    rng = arguments.generator("init_params: seed", seed)
+    if dtype is not None:
+        dtype = arguments.float_dtype("init_params: dtype", dtype)
     if isinstance(params, Recurrence):
         params = list(params.params.values())
+    if isinstance(params, Iterable) and not isinstance(params, (Mapping, str)):
+        params = list(params)
     if isinstance(params, Mapping):
-        specs = [(k, tuple(s), np.dtype(dtype or np.float64)) for k, s in params.items()]
+        specs = [(k, _check_shape(s, f"init_params: {k!r}"), dtype or np.dtype(np.float64))
+                 for k, s in params.items()]
+    elif isinstance(params, list) and all(isinstance(p, Node) for p in params):
+        specs = [(p.name, p.shape, dtype or p.dtype) for p in params]
     else:
-        specs = [(p.name, p.shape, np.dtype(dtype or p.dtype)) for p in params]
+        raise UnfoldTypeError(f"init_params: give a recurrence, its param nodes, or a dict "
+                              f"name → shape; got {type(params).__name__}")
     biases = GATE_BIASES if biases is None else biases
+    if not isinstance(biases, Mapping):
+        raise UnfoldTypeError(f"init_params: biases must be a dict name → value, got "
+                              f"{type(biases).__name__}")
     out = {}
     for name, shape, dt in specs:
         if _is_bias(name, shape):
