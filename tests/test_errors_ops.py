@@ -419,12 +419,14 @@ def test_an_op_without_a_rule_says_which_rule():
 # --- gradcheck's own arguments ------------------------------------------------------------------
 
 @pytest.mark.parametrize("check", ["gradcheck", "gradgradcheck", "numeric_grad"])
-@pytest.mark.parametrize("eps", [0, 0.0, -1e-6, float("nan"), float("inf"), "1e-6", True, None])
-def test_gradcheck_refuses_a_step_that_makes_no_finite_difference(check, eps):
+@pytest.mark.parametrize("eps,builtin", [(0, ValueError), (0.0, ValueError), (-1e-6, ValueError),
+                                         (float("nan"), ValueError), (float("inf"), ValueError),
+                                         ("1e-6", TypeError), (True, TypeError),
+                                         (None, TypeError)])
+def test_gradcheck_refuses_a_step_that_makes_no_finite_difference(check, eps, builtin):
     import unfold.testing as T
     x = uf.input("x", (2,))
-    with raises(ValueError if isinstance(eps, float) or type(eps) is int else ValueError,
-                check, "eps must be a finite number > 0", repr(eps)):
+    with raises(builtin, check, "eps (the finite-difference step) must be", repr(eps)):
         getattr(T, check)(uf.sum(x * x), [x], {x: np.ones(2)}, eps=eps)
 
 
@@ -432,11 +434,11 @@ def test_gradcheck_refuses_tolerances_seeds_and_arguments_that_check_nothing():
     from unfold.testing import gradcheck
     x = uf.input("x", (2,))
     y, feed = uf.sum(x * x), {x: np.ones(2)}
-    with raises(ValueError, "atol must be a finite number ≥ 0", "-1"):
+    with raises(ValueError, "atol must be a finite number in [0, inf]", "-1"):
         gradcheck(y, [x], feed, atol=-1)
-    with raises(ValueError, "rtol must be a finite number ≥ 0", "nan"):
+    with raises(ValueError, "rtol must be a finite number", "nan"):
         gradcheck(y, [x], feed, rtol=float("nan"))
-    with raises(ValueError, "seed must be at least 0"):
+    with raises(ValueError, "seed must be an integer ≥ 0"):
         gradcheck(y, [x], feed, seed=-1)
     with raises(ValueError, "wrt is empty"):
         gradcheck(y, [], feed)
@@ -489,7 +491,7 @@ def test_complex_values_are_never_cast_to_real():
     with raises(TypeError, "<U3"):
         uf.constant(["1.5"], dtype="float64")
     rec = uf.Recurrence("r")
-    with raises(TypeError, "complex128"):
+    with raises(TypeError, "state 'h'", "init must be a node (or an array of numbers)"):
         rec.state("h", (2,), init=[1j, 2.0])
     with raises(TypeError, "state 'g'", "'flaot' is not a dtype"):
         rec.state("g", (2,), dtype="flaot")

@@ -54,15 +54,6 @@ def is_int(value: Any) -> bool:
     return kind is int or kind is not bool and isinstance(value, (int, np.integer))
 
 
-def check_int(value: Any, what: str, low: int | None = None) -> int:
-    """``value`` as an int, refused (naming ``what``) unless it is an integer ≥ ``low``."""
-    if not is_int(value):
-        raise UnfoldTypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
-    if low is not None and value < low:
-        raise UnfoldValueError(f"{what} must be at least {low}, got {value}")
-    return int(value)
-
-
 def int_tuple(value: Any, what: Callable[[], str], part: str = "dimension") -> tuple[int, ...]:
     """An int or a sequence of ints (a shape, axes) as a tuple of Python ints; anything else —
     floats, bools, strings — is refused, naming the ``part`` that is not an integer (``what()``
@@ -520,10 +511,3 @@ def check_axis(op: str, node: Node, axis: Any) -> int:
         raise UnfoldTypeError(f"{op}: axis must be an int, got {_short(axis)}")
     (axis,) = normalize_axes(op, node, axis)
     return axis
-
-
-def check_flag(op: str, name: str, value: Any) -> bool:
-    """A boolean option such as ``keepdims``: True, False (or 1, 0), nothing else."""
-    if isinstance(value, (bool, np.bool_)) or is_int(value) and value in (0, 1):
-        return bool(value)
-    raise UnfoldTypeError(f"{op}: {name} must be True or False, got {_short(value)}")
