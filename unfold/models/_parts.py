@@ -145,7 +145,10 @@ def loss_steps(outputs: str | Sequence[int]) -> tuple[int, ...] | str | None:
     if isinstance(outputs, str):
         _check_choice("outputs", outputs, OUTPUTS)
         return None if outputs == "every" else "last"
-    steps = tuple(int(t) for t in outputs)
+    if not isinstance(outputs, (Sequence, np.ndarray)):
+        raise UnfoldValueError(f"outputs must be 'every', 'last' or a list of steps, got "
+                               f"{outputs!r}")
+    steps = tuple(arguments.positive_int("outputs: a step", t, minimum=0) for t in outputs)
     if not steps or min(steps) < 1:
         raise UnfoldValueError(f"outputs: list the 1-based steps whose loss counts, got "
                                f"{outputs!r}")

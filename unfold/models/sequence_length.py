@@ -89,10 +89,8 @@ def language_model(vocab: int, n_hidden: int, *, cell: str = "rnn", stop: bool =
     if max_length is not None and stop:
         raise UnfoldValueError("language_model: max_length (predicting τ) and stop=True (a stop "
                                "output) are two ways of ending a sequence; choose one")
-    if max_length is not None and (not isinstance(max_length, (int, np.integer)) or
-                                   max_length < 1):
-        raise UnfoldValueError(f"language_model: max_length must be a positive integer, got "
-                               f"{max_length!r}")
+    if max_length is not None:
+        max_length = arguments.positive_int("language_model: max_length", max_length)
     rec = Recurrence(f"language_model_{cell}" + ("_length" if max_length else ""))
     x = input_sequence(rec, vocab, "tokens", dtype)
     if max_length is not None:

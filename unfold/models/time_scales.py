@@ -48,7 +48,7 @@ def skip_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False, delay: i
     read of the past gives the initial state (zeros, or ``h0`` with carry). Returns ``h(t)``."""
     delay = arguments.positive_int("skip connections: the delay d", delay, minimum=2)
     h = new_state(rec, "h", n, x.dtype, carry)
-    weights = {"W": h} if length_one else {}
+    weights = {"W": h} if arguments.flag("skip connections: length_one", length_one) else {}
     weights.update({"W_d": rec.past(h, int(delay)), "U": x})
     return rec.update(h, ops.tanh(affine(rec, n, "b", weights)))
 

@@ -83,9 +83,10 @@ class History(list):
         if not isinstance(columns, Mapping) or set(columns) != set(_COLUMNS):
             raise CheckpointError(f"a training history has the columns {list(_COLUMNS)}")
         arrays = {k: np.asarray(columns[k]) for k in _COLUMNS}
-        if len({a.shape for a in arrays.values()}) != 1 or arrays["step"].ndim != 1:
-            raise CheckpointError("the columns of a training history must be 1-D arrays of one "
-                                  "length")
+        if len({a.shape for a in arrays.values()}) != 1 or arrays["step"].ndim != 1 or \
+                any(a.dtype.kind not in "biuf" for a in arrays.values()):
+            raise CheckpointError("the columns of a training history must be 1-D arrays of "
+                                  "numbers, of one length")
         return cls(Record(int(s), float(l), float(n), float(t), bool(k)) for s, l, n, t, k in
                    zip(*(arrays[k] for k in _COLUMNS)))
 
