@@ -14,7 +14,6 @@ import contextlib
 import os
 import pathlib
 import stat
-import warnings
 import zipfile
 
 import numpy as np
