@@ -305,7 +305,8 @@ def test_a_nan_gradient_with_a_finite_loss_and_an_overflowing_step():
     feed = {"x": np.ones((2, 2))}
     trainer = T.Trainer(rec, params, T.Adam(0.1), clip=1.0, clip_mode="value",
                         nonfinite="raise")
-    with refused(FloatingPointError, "gradients of [", "'W'", "not finite", "unchanged"):
+    with refused(FloatingPointError, "gradients of [", "'W'", "not finite", "unchanged"), \
+            np.errstate(divide="ignore", invalid="ignore"):       # ∂√s/∂s = 1/(2√0): expected
         trainer.step(feed)
     assert not params["W"].any() and trainer.optimizer.t == 0
     regression = M.rnn(2, 3, 2, loss="squared_error")
