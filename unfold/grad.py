@@ -49,6 +49,7 @@ def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
 def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     wanted = set(targets)
     order = topological([y])
+    _refuse_folded(targets, order)
     on_path: set[Node] = set()        # nodes through which y depends on some target
     for node in order:
         if node in wanted:
@@ -84,6 +85,24 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     finally:
         del _adjoint_of[1:]
     return [_finish(found.get(x), x) for x in targets]
+
+
+def _refuse_folded(targets: list[Node], order: list[Node]) -> None:
+    """A node of a folded recurrence (the sequence ``x``, the state ``h``, a folded ``W h``) is
+    not in its unfolded graph — its per-step copies are: say so, rather than answer zeros."""
+    in_graph = set(order)
+    absent = {x for x in targets if x not in in_graph}
+    if not absent:
+        return
+    copied = {n.source for n in order if n.source is not None and n.source in absent}
+    for x in targets:
+        if x in copied or (x in absent and x.op.name == "state" and not x.inputs):
+            ref = repr(x.name) if x.name else "node"
+            raise GradError(f"grad: {describe(x)} is a node of the folded recurrence; the "
+                            f"unfolded graph holds its per-step copies instead. Differentiate "
+                            f"with respect to net.over_time({ref}) (every step) or "
+                            f"net.at({ref}, t) (step t); a parameter's total gradient "
+                            f"Σ_t ∇W(t) is grad with respect to the parameter itself")
 
 
 def _seed(y: Node, seed: Any) -> Node:
