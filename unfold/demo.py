@@ -12,7 +12,8 @@
    chance — and the gradient-norm profile ``‖∇h(t) L‖`` over t shows why.
 3. The rest of the chapter, on tasks generated on the spot: a recursive net evaluating Boolean
    expressions deeper than any it was trained on, an echo state network's closed-form readout
-   predicting Mackey–Glass, a memory network learning to copy (``unfold.demo_structured``).
+   predicting Mackey–Glass, a memory network learning to copy, an encoder–decoder learning to
+   reverse, saved whole and restored (``unfold.demo_structured``).
 4. Everything it measured into one folder: loss curves and gradient profiles as CSV and JSON,
    the trained parameters, samples, plots (matplotlib) and drawings (``viz``) when available.
 """
@@ -284,8 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     lm = char_lm(cfg, out, args.seed)
     heading("2. A long-term dependency: plain RNN vs GRU")
     rec, trained = recall(cfg, out, args.seed)
-    heading("3. The rest of chapter 10: trees, echo states, memory")
-    rest = structured(args.seed, cfg.structured_steps, cfg.esn_units, cfg.esn_steps, say=say)
+    heading("3. The rest of chapter 10: trees, echo states, memory, sequence to sequence")
+    rest = structured(args.seed, out, cfg.structured_steps, cfg.esn_units, cfg.esn_steps,
+                      say=say)
     summary = {"config": asdict(cfg), "char_lm": lm, "recall": rec, "structured": rest}
 
     heading("4. Outputs")
@@ -297,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["seconds"] = round(time.perf_counter() - started, 1)
     with open(out / "summary.json", "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1, ensure_ascii=False)
-    files += ["summary.json", "samples.txt", "char_lm.npz", "char_lm_history.csv",
+    files += ["summary.json", "samples.txt", "char_lm.npz", "seq2seq.npz", "char_lm_history.csv",
               "recall_rnn_history.csv", "recall_gru_history.csv", "gradient_profile.csv"]
     for name in sorted(files):
         say(f"  {name}")
@@ -308,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         f"GRU loss {r['gru']['test_loss']:.3f} / accuracy {r['gru']['accuracy']:.0%}; "
         f"Boolean expressions of 6 operators {rest['recursive']['accuracy_by_operators'][6]:.0%}"
         f", Mackey–Glass NRMSE {rest['echo_state']['nrmse']:.1e}, copy task "
-        f"{rest['memory']['loss']:.3f} nats/symbol")
+        f"{rest['memory']['loss']:.3f} nats/symbol, reversal "
+        f"{rest['encoder_decoder']['exact']:.0%} exact")
     say(f"wall time {summary['seconds']:.1f} s")
     say(f"outputs written to {out}")
     return 0

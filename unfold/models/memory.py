@@ -11,7 +11,7 @@ from .. import ops
 from ..errors import UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import _check_choice, affine, input_sequence, readout
+from ._parts import _check_choice, affine, builder, input_sequence, readout
 from .sequence_length import CELLS
 
 #: ε of the cosine similarity's norms, ``‖v‖_ε = √(v·v + ε)``
@@ -46,6 +46,7 @@ def address(rec: Recurrence, head: str, h: Node, M: Node, width: int) -> Node:
     return rec.name_node(f"{head}.w", ops.softmax(beta * cosine(M, k)))
 
 
+@builder
 def memory_network(n_in: int, n_hidden: int, n_out: int, *, cells: int = 8, width: int = 8,
                    controller: str = "rnn", loss: str = "cross_entropy",
                    outputs: str | Sequence[int] = "every", inputs: str = "vectors",
