@@ -230,6 +230,16 @@ def test_mask_values_other_than_0_and_1_are_refused(bad):
     assert a == b                                             # booleans are masks too
 
 
+def test_a_mask_fed_to_a_graph_unfolded_without_one_is_refused():
+    """Silently ignored, it would count the padding as data."""
+    rec = M.rnn(2, 3, 4)
+    feed = dict(rnn_feed(np.random.default_rng(0), 3, 2), mask=np.ones((3, 2)))
+    with refused(ValueError, "'mask'", "without one", "mask=True"):
+        uf.evaluate([rec.unfold(3).loss], {**T.init_params(rec), **feed})
+    with refused(ValueError, "mask=True"):
+        T.Trainer(rec, T.init_params(rec), T.SGD(0.1)).step(feed)
+
+
 def test_an_all_zero_mask_and_an_empty_batch():
     rec = M.rnn(2, 3, 4)
     params = T.init_params(rec)
@@ -367,6 +377,9 @@ def test_trainer_arguments_and_parameter_dicts():
             T.Trainer(rec, params, T.SGD(0.1))
     with refused(TypeError, "optimizer"):
         T.Trainer(rec, good, "adam")
+    shared = dict(good, b=good["c"][:3])                  # b is a view of c
+    with refused(ValueError, "'b' and 'c' share memory"):
+        T.Trainer(rec, shared, T.SGD(0.1))
     trainer = T.Trainer(rec, good, T.SGD(0.1))
     with refused(TypeError, "one feed", "[feed]"):
         trainer.fit(rnn_feed(np.random.default_rng(0), 3, 2), steps=1, progress=False)
@@ -376,6 +389,10 @@ def test_trainer_arguments_and_parameter_dicts():
         T.SGD(0.1).update({"W": np.ones(2), "b": np.ones(1)}, {"W": np.ones(2)})
     with refused(ValueError, "shape (3,)"):
         T.SGD(0.1).update({"W": np.ones(2)}, {"W": np.ones(3)})
+    with refused(TypeError, "'W'", "real numbers"):
+        T.SGD(0.1).update({"W": np.ones(2)}, {"W": np.array(["a", "b"])})
+    with refused(TypeError, "gradients must be a dict"):
+        T.SGD(0.1).update({"W": np.ones(2)}, [np.ones(2)])
 
 
 # --- 4. checkpoints ---------------------------------------------------------------------------------
@@ -584,6 +601,8 @@ def test_feeds_that_lose_what_they_say_are_refused():
             uf.evaluate([x * 2.0], {x: value})
     with refused(TypeError, "a feed must be a dict"):
         uf.evaluate([x * 2.0], [np.zeros(2)])
+    with refused(ValueError, "'x'", "is fed a node"):
+        uf.evaluate([x * 2.0], {x: uf.input("q", (2,))})
     rec = M.rnn(2, 3, 4)
     with refused(ValueError, "sequence 'x'", "ragged"):
         uf.evaluate([rec.unfold(2).loss], {**T.init_params(rec), "x": [[[1, 2]], [[1]]],
@@ -631,6 +650,11 @@ def test_declarations_refuse_what_is_not_a_node_of_the_step():
         rec.unfold(3, mask=1)
     with refused(TypeError, "bind"):
         rec.unfold(3, bind=[x])
+    net = rec.unfold(3)
+    with refused(TypeError, "at: the step must be an integer"):
+        net.at("h", 1.5)
+    with refused(KeyError, "no loss 'nope'"):
+        net.losses("nope")
 
 
 def test_a_state_updated_with_a_read_of_itself_further_back():

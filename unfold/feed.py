@@ -45,6 +45,10 @@ class Feeds:
         # name what these outputs do not need (the targets, when evaluating outputs)
         self._model_names = frozenset().union(*(p.attrs.get("model", ()) for copies in
                                                 self._sliced.values() for p in copies[:1]))
+        # whether the graph comes from an unfolding without a mask: a mask fed to it would be
+        # silently ignored, the padding counted as data
+        self._unmasked = any("mask" in copies[0].attrs and copies[0].attrs["mask"] is None
+                             for copies in self._sliced.values())
         # (a step of a sequence, the mask copy of that step) in a masked unfolding
         self._padded: list[tuple[Node, Node]] = []
         for key, copies in self._sliced.items():
@@ -85,10 +89,11 @@ class Feeds:
                 values[node] = value
         missing = [p for p in self.placeholders if p not in values]
         if missing:
-            listed = ", ".join(repr(p.source.name if p.source is not None and p.step else p.label)
-                               for p in missing[:8])
+            names = list(dict.fromkeys(p.source.name if p.source is not None and p.step else
+                                       p.label for p in missing))     # a sequence once
+            listed = ", ".join(repr(n) for n in names[:8])
             raise FeedError(f"missing feed for {len(missing)} placeholder(s): {listed}"
-                            f"{' …' if len(missing) > 8 else ''}; every input and param the "
+                            f"{' …' if len(names) > 8 else ''}; every input and param the "
                             f"outputs depend on must be fed")
         checked = {p: _check_value(p, values[p]) for p in self.placeholders}
         for x, m in self._padded:
@@ -98,6 +103,10 @@ class Feeds:
     def _key(self, key: Any) -> Node | None:
         if isinstance(key, str):
             found = self._by_name.get(key)
+            if not found and key == "mask" and self._unmasked:
+                raise FeedError("the feed has a 'mask' but the graph was unfolded without one, "
+                                "so padded steps would count as data: unfold with mask=True "
+                                "(Trainer(..., mask=True)), or drop the mask from the feed")
             if not found and key in self._model_names:
                 return None
             if not found:
@@ -122,6 +131,10 @@ def _as_array(what: str | Node, value: Any) -> np.ndarray:
     node described)."""
     if value.__class__ is np.ndarray:
         return value
+    if isinstance(value, Node):
+        raise FeedError(f"{describe(what) if isinstance(what, Node) else what} is fed a node, "
+                        f"{describe(value)}; a feed holds values (arrays): evaluate the node "
+                        f"first, or build the graph from it")
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as exc:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import GradError, describe
+from .errors import GradError, UnfoldTypeError, describe
 from .graph import Node, _adjoint_of, gc_paused, topological
 from .ops import add, constant, lift, sum_like
 from .ops.base import broadcast_like, fit
@@ -32,12 +32,15 @@ def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
     examples) are summed over the batch, those of batched nodes stay per example.
     """
     single = isinstance(wrt, Node)
+    if not single and (isinstance(wrt, (str, bytes)) or not hasattr(wrt, "__iter__")):
+        raise UnfoldTypeError(f"grad: wrt must be a node or a list of nodes, got "
+                              f"{type(wrt).__name__} {wrt!r}")
     targets = [wrt] if single else list(wrt)
     for x in targets:
         if not isinstance(x, Node):
-            raise TypeError(f"grad: wrt must hold nodes, got {type(x).__name__} {x!r}")
+            raise UnfoldTypeError(f"grad: wrt must hold nodes, got {type(x).__name__} {x!r}")
     if not isinstance(y, Node):
-        raise TypeError(f"grad: y must be a node, got {type(y).__name__}")
+        raise UnfoldTypeError(f"grad: y must be a node, got {type(y).__name__} {y!r}")
     if y.dtype.kind != "f":
         raise GradError(f"grad: {describe(y)} is not floating-point; nothing to differentiate")
     seed = _seed(y, seed)

@@ -89,6 +89,9 @@ class Recurrence:
     parameters, context inputs, per-step outputs and losses."""
 
     def __init__(self, name: str = "recurrence") -> None:
+        if not isinstance(name, str):
+            raise UnfoldTypeError(f"Recurrence: the name must be a string, got "
+                                  f"{type(name).__name__} {name!r}")
         self.name = name
         self.sequences: dict[str, Node] = {}
         self.targets: set[str] = set()          # sequences that are targets (y), not inputs
@@ -371,8 +374,11 @@ class Recurrence:
             if context is None or not any(context is c for c in self.contexts.values()):
                 raise RecurrenceError(f"bind: {key!r} is not a context of recurrence "
                                       f"{self.name!r}; contexts: {sorted(self.contexts)}")
-            if not isinstance(node, Node) or node.shape != context.shape or \
-                    node.dtype != context.dtype:
+            if not isinstance(node, Node):
+                raise UnfoldTypeError(f"bind: context {context.name!r} is bound to "
+                                      f"{type(node).__name__} {node!r}; bind a node (e.g. "
+                                      f"encoder_graph.final('h'), or unfold.constant(array))")
+            if node.shape != context.shape or node.dtype != context.dtype:
                 raise RecurrenceError(f"bind: context {context.name!r} is {context.shape} "
                                       f"{context.dtype} but is bound to {node!r}; bind a node of "
                                       f"the same shape and dtype")
@@ -601,6 +607,9 @@ class Unfolded:
         """The copy of folded ``node`` (or the variable of that name) at step ``t``: ``h(t)`` for
         a state's update, ``h(t−1)`` for the state itself, ``W(t)`` for a parameter."""
         node = self._resolve(node)
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
+            raise UnfoldTypeError(f"at: the step must be an integer in 1…{self.steps}, got "
+                                  f"{type(t).__name__} {t!r}")
         if not 1 <= t <= self.steps:
             raise RecurrenceError(f"step {t} is outside 1…{self.steps}")
         if node.op is STATE and node in self.recurrence._state_of:

@@ -503,6 +503,10 @@ class Trainer:
             raise CheckpointError(f"the stream position must be an integer ≥ 0, got "
                                   f"{position!r}")
         spec = stream.get("spec")
+        if spec is not None and not (isinstance(spec, list) and len(spec) == 3 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in spec)):
+            raise CheckpointError(f"the stream's (chunk, batch, length) must be three positive "
+                                  f"integers, got {spec!r}")
         try:
             self.optimizer.load_state(optimizer)
         except UnfoldValueError as exc:

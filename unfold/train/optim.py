@@ -42,13 +42,36 @@ def check_params(params: Any, what: str) -> dict[str, np.ndarray]:
             raise UnfoldValueError(f"{what}: parameter {name!r} is a read-only array; updates "
                                    f"change parameters in place: pass a writable copy, "
                                    f"np.array(value)")
+    names = list(params)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if np.may_share_memory(params[a], params[b]):
+                raise UnfoldValueError(f"{what}: parameters {a!r} and {b!r} share memory (one "
+                                       f"array, or views of one); an in-place update of one "
+                                       f"would change the other: give each its own copy")
     return dict(params)
+
+
+def real_arrays(grads: Any, what: str) -> dict[str, np.ndarray]:
+    """``grads`` (name → array of real numbers) as arrays."""
+    if not isinstance(grads, Mapping):
+        raise UnfoldTypeError(f"{what}: gradients must be a dict name → array, got "
+                              f"{type(grads).__name__}")
+    out = {}
+    for name, g in grads.items():
+        try:
+            out[name] = np.asarray(g)
+        except (TypeError, ValueError):
+            out[name] = np.asarray(None)
+        if out[name].dtype.kind not in "biuf":
+            raise UnfoldTypeError(f"{what}: the gradient of {name!r} is not an array of real "
+                                  f"numbers ({type(g).__name__})")
+    return out
 
 
 def check_finite(grads: Arrays, what: str) -> None:
     """Raise ``NonFiniteError`` naming the first gradient with a NaN or infinite element."""
-    for name, g in grads.items():
-        g = np.asarray(g)
+    for name, g in real_arrays(grads, what).items():
         if not np.all(np.isfinite(g)):
             bad = int(np.size(g) - np.count_nonzero(np.isfinite(g)))
             raise NonFiniteError(f"{what}: the gradient of {name!r} has {bad} non-finite "
@@ -75,6 +98,7 @@ class Optimizer:
     def update(self, params: dict[str, np.ndarray], grads: Arrays) -> None:
         what = f"{type(self).__name__}.update"
         params = check_params(params, what)
+        grads = real_arrays(grads, what)
         missing, extra = sorted(set(params) - set(grads)), sorted(set(grads) - set(params))
         if missing or extra:
             raise UnfoldKeyError(f"{what}: no gradient for {missing}" if missing else
@@ -207,7 +231,7 @@ class Adam(Optimizer):
 def global_norm(grads: Arrays) -> float:
     """``‖g‖``: the Euclidean norm of all gradients taken together (NaN or inf when an element
     is; finite gradients whose squares overflow are rescaled first, so their norm stays exact)."""
-    arrays = [np.asarray(g) for g in grads.values()]
+    arrays = list(real_arrays(grads, "global_norm").values())
     norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in arrays)))
     if norm == np.inf and all(np.all(np.isfinite(g)) for g in arrays):
         biggest = max(float(np.max(np.abs(g))) for g in arrays if g.size)
