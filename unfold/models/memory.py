@@ -18,12 +18,6 @@ from .sequence_length import CELLS
 EPSILON = 1e-6
 
 
-def softplus(z: Node) -> Node:
-    """``log(1 + exp z)``, exactly (and ``z`` itself beyond 30, where they agree to rounding)."""
-    safe = -ops.maximum(-z, -30.0)              # min(z, 30): exp never overflows
-    return ops.where(z > 30.0, z, ops.log(1.0 + ops.exp(safe)))
-
-
 def cosine(M: Node, k: Node) -> Node:
     """``K[M_i, k] = M_i · k / (‖M_i‖_ε ‖k‖_ε)`` for every row (memory cell) ``M_i``."""
     rows = ops.sqrt(ops.sum(M * M, axis=-1) + EPSILON)
@@ -42,7 +36,7 @@ def address(rec: Recurrence, head: str, h: Node, M: Node, width: int) -> Node:
     k = rec.name_node(f"{head}.k", affine(rec, width, f"{head}.b_k", {f"{head}.W_k": h}))
     z = rec.param(f"{head}.b_beta", (), h.dtype) + rec.param(f"{head}.w_beta", h.shape,
                                                              h.dtype) @ h
-    beta = rec.name_node(f"{head}.beta", softplus(z))
+    beta = rec.name_node(f"{head}.beta", ops.softplus(z))
     return rec.name_node(f"{head}.w", ops.softmax(beta * cosine(M, k)))
 
 
