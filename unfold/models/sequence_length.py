@@ -20,7 +20,7 @@ from .. import arguments, ops
 from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import Cell, _check_choice, affine, input_sequence, readout
+from ._parts import Cell, _check_choice, affine, builder, input_sequence, readout
 from .gated import gru_cell, lstm_cell
 from .rnn import rnn_cell
 from .time_scales import leaky_cell, skip_cell
@@ -65,6 +65,7 @@ def length_output(rec: Recurrence, h_before: Node, tau: Node, max_length: int) -
     return o_tau
 
 
+@builder
 def language_model(vocab: int, n_hidden: int, *, cell: str = "rnn", stop: bool = False,
                    max_length: int | None = None, length_input: str = "remaining",
                    carry: bool = False, dtype: Any = np.float64, **cell_options: Any

@@ -10,7 +10,7 @@ from .. import arguments, ops
 from ..errors import UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import affine, chain, new_state
+from ._parts import affine, builder, chain, new_state
 
 
 def leaky_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False,
@@ -53,6 +53,7 @@ def skip_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False, delay: i
     return rec.update(h, ops.tanh(affine(rec, n, "b", weights)))
 
 
+@builder
 def leaky_rnn(n_in: int, n_hidden: int, n_out: int, *, alpha: float | np.ndarray = 0.9,
               loss: str = "cross_entropy", outputs: str = "every", inputs: str = "vectors",
               carry: bool = False, dtype: Any = np.float64) -> Recurrence:
@@ -62,6 +63,7 @@ def leaky_rnn(n_in: int, n_hidden: int, n_out: int, *, alpha: float | np.ndarray
                  inputs=inputs, carry=carry, dtype=dtype, alpha=alpha)
 
 
+@builder
 def skip_rnn(n_in: int, n_hidden: int, n_out: int, *, delay: int = 2, length_one: bool = True,
              loss: str = "cross_entropy", outputs: str = "every", inputs: str = "vectors",
              carry: bool = False, dtype: Any = np.float64) -> Recurrence:
