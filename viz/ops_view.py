@@ -30,6 +30,10 @@ EDGE = {"arrowsize": "0.5", "color": "#555555"}
 BACKWARD = "#b03a2e"           # the colour of gradient nodes
 
 
+class CollapsedStepsWarning(UserWarning):
+    """An op view draws the middle steps of a long graph as one box."""
+
+
 def _is_copy(node: Node) -> bool:
     """A parameter's per-step dummy copy ``W(t)``."""
     return node.op is ALIAS and node.step is not None and node.inputs[0].op is PARAM
