@@ -210,8 +210,15 @@ class _Contraction:
             into = self.walk(k, set(kept), below, multiplies, adds)
             for s, (labels, biases) in sorted(into.items(), key=lambda kv: self.order(kv[0])):
                 src, delay, backward = (names[s], 0, False) if isinstance(s, Node) else s
-                edges.append(Edge(src, names[k], delay, backward, tuple(labels), tuple(biases)))
+                edges.append(Edge(src, names[k], delay, backward, self.in_order(labels),
+                                  self.in_order(biases)))
         return edges, made
+
+    def in_order(self, params: list[str]) -> tuple[str, ...]:
+        """Parameter names in the order the parameters were made (the order they are written
+        in ``b + W h + U x``)."""
+        return tuple(sorted(params, key=lambda p: self.rank[self.rec.params[p]]
+                            if p in self.rec.params else len(self.rank)))
 
     def point_name(self, owner: str) -> str:
         """A fresh name for the next point of ``owner``: ``o·1``, ``o·2``…"""

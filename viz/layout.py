@@ -167,12 +167,12 @@ def _loss_columns(steps, columns: list[Column]) -> list[int]:
     return [c.index for c in columns if c.kind == "step" and c.t in wanted]
 
 
-def place(book: Book, columns: list[Column], own_ellipses: bool = False) -> Placement:
+def place(book: Book, columns: list[Column]) -> Placement:
     """Which variables are drawn in which column, and the edges between them.
 
     An edge that leaves the window at its right end ends in an ellipsis node: that of its
-    destination, or with ``own_ellipses`` (cells) that of the state it leaves, so that only
-    state rows end in ellipses."""
+    destination when it is a state, else that of the state it leaves (unlabelled), so that only
+    state rows end in ellipses (an LSTM's gates never get one)."""
     out = Placement(columns)
     real = [c.index for c in columns if c.kind != "end"]
     first_end = columns[0].kind == "end"
@@ -239,7 +239,7 @@ def place(book: Book, columns: list[Column], own_ellipses: bool = False) -> Plac
                 len(columns) - 1 if d > real[-1] and last_end else None
             if end is None:
                 continue
-            if own_ellipses and book.variables[e.dst].kind != "state":
+            if book.variables[e.dst].kind != "state":
                 e = Edge(name, name, e.delay, e.backward)
             if ((name, c), (e.dst, end)) in ended:
                 continue

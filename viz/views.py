@@ -219,10 +219,11 @@ class _Drawer:
                       f"{e.src}, {e.delay} step(s) {when}")
         lowest = min(self.row[f.dst] for f in edges)
         if not loop and 1 <= lowest < self.row[e.src]:
-            # read by values below: the square stands under them, right in its row, and
-            # enters them from below like an input (the edges rank their ends)
-            self.place_square(square, lowest - 1)
-            self.edge(src, square, arrowhead="none", constraint="false", tooltip=tip)
+            # read by values below: the square stands under them, left in its row (the
+            # state's loop holds its right), and enters them from below like an input
+            self.place_square(square, lowest - 1, left=True)
+            # the line down to it, written up the rows (dot routes ranking edges cleanly)
+            self.edge(square, f"{src}:w", arrowhead="none", weight="0", tooltip=tip)
             for f in edges:
                 self.edge(square, ids[f.dst], **self.edge_label(f),
                           tooltip=L.plain(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
@@ -242,10 +243,16 @@ class _Drawer:
                                                       {"constraint": "false"}),
                       tooltip=L.plain(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
 
-    def place_square(self, square: str, row: int, beside: bool = False) -> None:
-        """Put a delay square in ``row``: beside its state (the edges order it), or rightmost."""
-        if not beside and self.ranks.get(row):
-            self.invisible(self.ranks[row][-1], square)
+    def place_square(self, square: str, row: int, beside: bool = False, left: bool = False
+                     ) -> None:
+        """Put a delay square in ``row``: beside its state (the edges order it), rightmost, or
+        leftmost."""
+        nodes = self.ranks.get(row)
+        if not beside and nodes:
+            if left:
+                self.invisible(square, nodes[0])
+            else:
+                self.invisible(nodes[-1], square)
         self.ranks.setdefault(row, []).append(square)
 
     # --- unfolded --------------------------------------------------------------------------------
@@ -353,7 +360,7 @@ def prepare(rec: Recurrence, columns: list[Column], *, hide: Sequence[str] = (),
     used = C.mode(book, cells)
     if used == "compact":
         book = C.compact(book)
-    return book, place(book, columns, own_ellipses=used != "flat"), used == "open"
+    return book, place(book, columns), used == "open"
 
 
 def _columns(steps: int | None, window: Sequence[str] | None, max_steps: int | None,
