@@ -12,7 +12,8 @@ import viz
 def text(markup: str) -> str:
     """The plain text of an HTML-like label (tags removed, entities read)."""
     import html
-    return html.unescape(re.sub(r"<[^>]*>", "", markup or "")).strip()
+    markup = re.sub(r"<BR\s*/?>", " ", markup or "")
+    return html.unescape(re.sub(r"<[^>]*>", "", markup)).strip()
 
 
 @dataclass

@@ -22,9 +22,12 @@ from .output import (DotFailedError, DotNotFoundError, Drawing, SaveError, layou
                      positions, save, source, svg)
 from .overlay import gradient_norms, shared_scale
 from .views import ElidedStepsWarning, folded, side_by_side, unfolded, unfolding
+from .graphical import graphical_model
+from .joined import encoder_decoder
 from .cell_view import cell
 
-__all__ = ["folded", "unfolded", "unfolding", "side_by_side", "cell", "graph", "figure", "FIGURES",
+__all__ = ["folded", "unfolded", "unfolding", "side_by_side", "cell", "graphical_model",
+           "encoder_decoder", "graph", "figure", "FIGURES",
            "gradient_norms", "shared_scale", "save", "source", "svg", "png", "pdf", "layout",
            "positions", "Drawing", "DotNotFoundError", "DotFailedError", "SaveError",
            "ElidedStepsWarning", "CollapsedStepsWarning"]

@@ -103,23 +103,23 @@ class _CellDrawer(_Drawer):
                  suffix: str = "", **attrs: str) -> str:
         var = self.book.variables[name]
         word = self.words.get(name, "")
-        node = L.node_id(name) + suffix + self.suffix
+        node = L.node_id(*(var.shows or (name,))) + suffix + self.suffix
         if var.kind == "product":
             look = {"label": L.plain("×"), **PRODUCT,
-                    "tooltip": L.plain(f"×: an element-wise product inside {var.owner}")}
+                    "tooltip": L.tooltip(f"×: an element-wise product inside {var.owner}")}
         elif var.kind == "unit" or var.op:
             unnamed = var.kind == "unit"
             look = {"label": L.unit(var.op if unnamed and not word else name,
                                     None if unnamed and not word else var.op, word),
                     "width": self.size(word),
-                    "tooltip": L.plain(f"an unnamed {var.op} unit inside {var.owner}" if unnamed
+                    "tooltip": L.tooltip(f"an unnamed {var.op} unit inside {var.owner}" if unnamed
                                        else f"{name} = {var.op}(…)")}
         elif var.shows is not None:              # a state read as an input, h(t−1)
             look = {"label": L.variable(*var.shows), "width": self.size(""),
-                    "tooltip": L.plain(f"{var.shows[0]}({L.step_text(var.shows[1])})")}
+                    "tooltip": L.tooltip(f"{var.shows[0]}({L.step_text(var.shows[1])})")}
         else:
             look = {"label": L.unit(name, None, word) if word else L.variable(name),
-                    "width": self.size(word), "tooltip": L.plain(name)}
+                    "width": self.size(word), "tooltip": L.tooltip(name)}
         self.dot.node(node, **{**look, **attrs})
         self.ranks.setdefault(self.row[name], []).append(node)
         return node

@@ -3,22 +3,27 @@
 Where ``unfold.models`` has the network (Figs. 10.3–10.6, 10.9, 10.10, the LSTM cell of 10.16)
 the figure is drawn from it; the others are built here. Sizes are small and arbitrary: a drawing
 depends only on the structure. ``FIGURES`` maps a figure id to how it is drawn; nothing is drawn
-by hand, every picture is the book view of a model that can be unfolded, evaluated and
-differentiated. ``ABSENT`` lists the figures whose model cannot be built yet.
+by hand, every picture is a view of a model that can be unfolded, evaluated and differentiated,
+and the two plots (10.15, 10.17) are computed by unfold and drawn with matplotlib. ``ABSENT``
+lists the figures that cannot be drawn yet, and why.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import graphviz
 import numpy as np
 
 import unfold as uf
 import unfold.models as models
+from unfold.errors import UnfoldKeyError
 from unfold.recurrence import Recurrence
 
 from . import views
+from .cell_view import cell
+from .graphical import graphical_model
+from .joined import encoder_decoder
 from .overlay import gradient_norms
 
 N, M, K = 4, 3, 2          # hidden, input and output sizes
@@ -97,6 +102,51 @@ def fig_10_13c() -> Recurrence:
     return _deep_transition("10.13c deep transition with a skip connection", skip=True)
 
 
+def fig_10_7() -> Recurrence:
+    """Figs. 10.7, 10.8: an RNN over a sequence y alone, each y(t) fed back into the next step,
+    trained by the log-likelihood of its targets: a model P(y(1), …, y(τ)) (section 10.2.3)."""
+    rec = Recurrence("10.7 RNN over y")
+    y = rec.target("y", ())
+    fed = rec.state("y_prev", (K + 1,))
+    rec.update(fed, uf.one_hot(y, K + 1))
+    h = rec.state("h", (N,))
+    h_t = rec.update(h, uf.tanh(rec.param("W", (N, N)) @ h + rec.param("U", (N, K + 1)) @ fed +
+                                rec.param("b", (N,))))
+    o = rec.output("o", rec.param("V", (K + 1, N)) @ h_t + rec.param("c", (K + 1,)))
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def fig_10_12() -> tuple[Recurrence, Recurrence]:
+    """Fig. 10.12: an encoder RNN reading x, whose final state is the context C of a decoder RNN
+    that reads C at every step and emits y (teacher forcing: y(t−1) fed back). Joined with
+    ``bind``, as ``unfold`` runs it: ``decoder.unfold(n_y, bind={"C": encoder.unfold(n_x)
+    .final("h")})``."""
+    encoder = Recurrence("10.12 encoder")
+    x = encoder.sequence("x", (M,))
+    h = encoder.state("h", (N,))
+    encoder.update(h, uf.tanh(encoder.param("W", (N, N)) @ h + encoder.param("U", (N, M)) @ x))
+    decoder = Recurrence("10.12 decoder")
+    context = decoder.context("C", (N,))
+    y = decoder.target("y", ())
+    fed = decoder.state("y_prev", (K,))
+    decoder.update(fed, uf.one_hot(y, K))
+    s = decoder.state("h", (N,))
+    s_t = decoder.update(s, uf.tanh(decoder.param("W", (N, N)) @ s +
+                                    decoder.param("R", (N, N)) @ context +
+                                    decoder.param("U", (N, K)) @ fed))
+    o = decoder.output("o", decoder.param("V", (K, N)) @ s_t)
+    decoder.loss("L", uf.cross_entropy(o, y))
+    return encoder, decoder
+
+
+def joined_10_12(n_x: int = 5, n_y: int = 3):
+    """The live joined graph of Fig. 10.12 (the encoder unfolded over n_x steps, the decoder
+    over n_y, bound through C): gradients of the decoder's loss reach the encoder."""
+    encoder, decoder = fig_10_12()
+    return decoder.unfold(n_y, bind={"C": encoder.unfold(n_x).final("h")})
+
+
 def fig_10_16() -> Recurrence:
     """Fig. 10.16: the LSTM cell of ``unfold.models`` (eqs. 10.40–10.44), alone: forget gate f,
     external input gate g, output gate q, the state s with its self-loop, the output h."""
@@ -120,11 +170,30 @@ def vanishing_gradients(steps: int = 10, scale: float = 0.5, seed: int = 0) -> g
 
 @dataclass(frozen=True)
 class Figure:
-    """A gallery entry: the book's figure id, its caption, and how it is drawn."""
+    """A gallery entry: the book's figure id, its caption, and how it is drawn (``kind``:
+    ``"drawing"``, a graphviz Digraph, or ``"plot"``, a matplotlib figure)."""
 
     id: str
     caption: str
-    draw: Callable[[], graphviz.Digraph]
+    draw: Callable[[], Any]
+    kind: str = "drawing"
+
+
+def _fig_10_12() -> graphviz.Digraph:
+    encoder, decoder = fig_10_12()
+    joined_10_12()                                   # the model runs as drawn
+    return encoder_decoder(encoder, decoder)
+
+
+def _plot(name: str) -> Callable[[], Any]:
+    def draw():
+        from . import plots
+        return getattr(plots, name)()
+    return draw
+
+
+LSTM_WORDS = {"f": "forget gate", "g": "input gate", "q": "output gate",
+              "s": "state", "h": "output"}
 
 
 _TRIPLET = ("...", "t-1", "t", "t+1", "...")
@@ -154,6 +223,13 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
                ("Train time", models.teacher_forcing(M, N, K, mode="train"), {"window": _PAIR}),
                ("Test time", models.teacher_forcing(M, N, K, mode="free"),
                 {"window": _PAIR, "hide": ("L",)})])),
+    Figure("10.7", "A recurrent network over y seen as a directed graphical model: with the "
+           "hidden states contracted, every past y(i) may influence y(t) — fully connected "
+           "(derived from the unfolded graph of an RNN whose y(t−1) feeds h(t))",
+           lambda: graphical_model(fig_10_7(), steps=4)),
+    Figure("10.8", "The same model with its (deterministic) hidden states: each h(t) depends on "
+           "h(t−1) and y(t−1), each y(t) on h(t) — the same few parents at every step",
+           lambda: graphical_model(fig_10_7(), steps=4, states=True)),
     Figure("10.9", "A fixed-length vector x mapped to a distribution over sequences "
            "(unfold.models.context_rnn)",
            lambda: views.unfolded(models.context_rnn(M, N, K), hide=_NO_A, window=_TRIPLET)),
@@ -163,36 +239,50 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
                                   window=_TRIPLET)),
     Figure("10.11", "A bidirectional RNN: h runs forward in time, g backward",
            lambda: views.unfolded(fig_10_11(), window=("t-1", "t", "t+1"))),
+    Figure("10.12", "An encoder–decoder: the encoder reads x(1)…x(n_x), its final state is the "
+           "context C, which the decoder reads at every step while emitting y(1)…y(n_y) "
+           "(two recurrences joined by Recurrence.unfold(bind=…))", _fig_10_12),
     Figure("10.13a", "A deep RNN: the hidden state as a hierarchy of recurrent layers h, z",
            lambda: views.folded(fig_10_13a())),
     Figure("10.13b", "A deep RNN: a layer z inside the hidden-to-hidden transition",
            lambda: views.folded(fig_10_13b())),
     Figure("10.13c", "A deep transition with a skip connection (S) around it",
            lambda: views.folded(fig_10_13c())),
-    Figure("10.16", "The LSTM cell (unfold.models.lstm_cell), its gates named",
-           lambda: views.folded(fig_10_16(), params=False)),
+    Figure("10.15", "Repeated composition of a tanh layer h(t) = tanh(W h(t−1)) (100 units): "
+           "a linear projection of h(t) against the initial state's coordinate along a random "
+           "direction, after 0…5 compositions (computed by unfold, drawn with matplotlib)",
+           _plot("composition"), kind="plot"),
+    Figure("10.16", "The LSTM cell (unfold.models.lstm_cell): input, input gate, forget gate and "
+           "output gate as sigmoid units, the state with its self-loop through the delay square "
+           "and the forget gate's ×, the gating × nodes, the output; h(t−1) enters as an input",
+           lambda: cell(fig_10_16(), names=LSTM_WORDS)),
+    Figure("10.16u", "The LSTM network (unfold.models.lstm) unfolded over three steps: one cell "
+           "per step, only the states s and h crossing from step to step",
+           lambda: views.unfolded(models.lstm(M, N, K), steps=3)),
+    Figure("10.17", "The gradient cliff of a recurrent network with two parameters: gradient "
+           "descent thrown far by the cliff without clipping, moderate with the gradient's norm "
+           "clipped (computed by unfold, drawn with matplotlib)", _plot("cliff"), kind="plot"),
     Figure("gradients", "Not in the book: vanishing gradients (section 10.7) seen along the time "
            "axis, each h(t) coloured by log10 ‖∂L(τ)/∂h(t)‖ as computed by back-propagation "
            "through time (random weights, W scaled by 0.5)",
            vanishing_gradients),
 ]}
 
-#: figures whose model cannot be built yet, and why
+#: figures that cannot be drawn yet, and why
 ABSENT = {
-    "10.12": "the encoder-decoder chains two recurrences of different lengths through a "
-             "context C; a Recurrence is one step function, and drawing two at once waits for "
-             "a model that composes them",
-    "10.14": "a recursive network is a tree, not a sequence: unfold.Recurrence has no tree "
-             "structure to unfold",
+    "10.14": "a recursive network is a tree, not a sequence: its model (a tree type and a "
+             "builder in unfold.models, issue 10) does not exist yet on this branch",
+    "10.18": "the memory network (a task network reading and writing memory cells with "
+             "attention, issue 10) does not exist yet in unfold.models",
 }
 
 
-def figure(id: str) -> graphviz.Digraph:  # noqa: A002 - the book's word
+def figure(id: str) -> Any:  # noqa: A002 - the book's word
     """The drawing of the book's figure ``id`` ("10.3", "10.6", "10.13a", …), from its live
-    model."""
-    try:
-        entry = FIGURES[id]
-    except KeyError:
-        raise KeyError(f"no figure {id!r} in the gallery; available: {sorted(FIGURES)}; "
-                       f"not yet: {sorted(ABSENT)}") from None
+    model: a graphviz Digraph, or for the plots (10.15, 10.17) a matplotlib figure."""
+    entry = FIGURES.get(id) if isinstance(id, str) else None
+    if entry is None:
+        why = f"; {id} is not drawn yet: {ABSENT[id]}" if id in ABSENT else ""
+        raise UnfoldKeyError(f"no figure {id!r} in the gallery{why}; available: "
+                             f"{sorted(FIGURES)}")
     return entry.draw()

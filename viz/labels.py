@@ -30,8 +30,16 @@ def node_id(name: str, step: str | int | None = None) -> str:
 
 
 def plain(text: str) -> str:
-    """``text`` as a literal DOT string attribute (a tooltip, a plain label)."""
-    return nohtml(str(text).replace("\\", "\\\\"))
+    """``text`` as a literal plain label (a cluster's title, a caption): graphviz reads
+    entities and escapes in it, so ``&`` is written ``&amp;`` and a backslash doubled."""
+    return nohtml(str(text).replace("&", "&amp;").replace("\\", "\\\\"))
+
+
+def tooltip(text: str) -> str:
+    """``text`` as a literal tooltip: shown exactly as given in SVG (``&``, ``\\N``, quotes).
+    Graphviz reads entities in it and expands ``\\N``, ``\\G``… twice over, so ``&`` is
+    written ``&amp;`` and a backslash four times."""
+    return nohtml(str(text).replace("&", "&amp;").replace("\\", "\\\\\\\\"))
 
 
 def esc(text: str) -> str:
@@ -46,9 +54,12 @@ def step_text(step: str | int) -> str:
 
 
 def _italic_letters(text: str) -> str:
-    """Escaped ``text`` with its letters in italics, as the book writes ``t−1`` and ``τ``."""
-    parts = re.split(r"([^\W\d_]+)", text)
-    return "".join(f"<I>{esc(p)}</I>" if i % 2 else esc(p) for i, p in enumerate(parts))
+    """Escaped ``text`` with its letters in italics, as the book writes ``t−1`` and ``τ``, and
+    what follows a ``_`` as a subscript (``n_x``)."""
+    base, _, sub = text.partition("_")
+    parts = re.split(r"([^\W\d_]+)", base)
+    out = "".join(f"<I>{esc(p)}</I>" if i % 2 else esc(p) for i, p in enumerate(parts))
+    return out + (f"<SUB>{_italic_letters(sub)}</SUB>" if sub else "")
 
 
 def _small(markup: str, size: float, tag: str) -> str:

@@ -226,7 +226,8 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             g.meaning[r] = Meaning(x, "total" if len(
                 [c for c in g.forward if _is_copy(c) and c.inputs[0] is x]) > 1 else "grad")
     draw = g.drawn(backward_ops)
-    hidden = set(_collapse(g, draw, collapse, budget))
+    g.rep = {} if backward_ops else _grouped(g, draw)
+    hidden = set(_collapse(g, [n for n in draw if g.rep.get(n, n) is n], collapse, budget))
     dot = Drawing("ops", graph_attr=GRAPH, node_attr=NODE, edge_attr=EDGE)
     if hidden:
         lo, hi = min(hidden), max(hidden)
@@ -260,7 +261,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             if part in box:
                 panel.node(box[part], f"<steps {min(hidden)}…{max(hidden)}<BR/>× {len(hidden)}>",
                            shape="box3d", style="", color="#888888",
-                           tooltip=L.plain(f"{len(hidden)} steps not drawn"))
+                           tooltip=L.tooltip(f"{len(hidden)} steps not drawn"))
     _edges(dot, g, draw, drawn, hidden, box)
     return dot
 
@@ -281,6 +282,31 @@ def _below(g: _OpGraph, n: Node, drawn: set[Node]) -> list[Node]:
     return sorted(found, key=lambda x: x.serial)
 
 
+def _grouped(g: _OpGraph, draw: list[Node]) -> dict[Node, Node]:
+    """In the meaningful-gradients panel, the gradients of parameters computed from the same
+    gradients (∇W_f(t), ∇U_f(t), ∇b_f(t), all from ∇f(t)) share one node, and so do their sums
+    over the steps: node → the node that stands for it (only for those that share)."""
+    drawn = set(draw)
+    rep: dict[Node, Node] = {}
+    for kind in ("copy", "total"):
+        groups: dict[tuple, list[Node]] = {}
+        for n in draw:
+            m = g.meaning.get(n)
+            if n not in g.gset or m is None or n in g.results and kind == "copy":
+                continue
+            if kind == "copy" and m.kind == "grad" and _is_copy(m.of):
+                key = (g.step[n], tuple(sorted(x.serial for x in _below(g, n, drawn))))
+            elif kind == "total" and m.kind == "total":
+                key = tuple(sorted({rep.get(x, x).serial for x in _below(g, n, drawn)}))
+            else:
+                continue
+            groups.setdefault(key, []).append(n)
+        for members in groups.values():
+            for n in members:
+                rep[n] = members[0]
+    return {n: r for n, r in rep.items() if sum(1 for v in rep.values() if v is r) > 1}
+
+
 def _edges(dot: graphviz.Digraph, g: _OpGraph, draw: list[Node], drawn: set[Node],
            hidden: set, box: dict) -> None:
     """Edges (to and from a collapsed step: to its box, once). Gradient edges are written from
@@ -288,17 +314,17 @@ def _edges(dot: graphviz.Digraph, g: _OpGraph, draw: list[Node], drawn: set[Node
     done: set[tuple[str, str]] = set()
     for n in draw:
         into_grad = n in g.gset
-        head = box[into_grad] if g.step[n] in hidden else g.ids[n]
+        head = box[into_grad] if g.step[n] in hidden else g.ids[g.rep.get(n, n)]
         inputs = _below(g, n, drawn) if into_grad else [i for i in n.inputs if i in drawn]
         cut = any(i not in g.shown for i in n.inputs)
         for i in inputs:
-            tail = box[i in g.gset] if g.step[i] in hidden else g.ids[i]
+            tail = box[i in g.gset] if g.step[i] in hidden else g.ids[g.rep.get(i, i)]
             if tail == head or (tail, head) in done:
                 continue
             done.add((tail, head))
             if _is_copy(n):
                 dot.edge(tail, head, style="dashed", arrowhead="none",
-                         tooltip=L.plain(f"{_title(n)} is the step-{n.step} copy of {i.name}"))
+                         tooltip=L.tooltip(f"{_title(n)} is the step-{n.step} copy of {i.name}"))
             elif (i in g.gset) != into_grad:     # a forward value the gradient reads
                 if into_grad:
                     dot.edge(tail, head, color="#bbbbbb", constraint="false")
@@ -308,13 +334,28 @@ def _edges(dot: graphviz.Digraph, g: _OpGraph, draw: list[Node], drawn: set[Node
                 dot.edge(tail, head)
         if cut and g.step[n] not in hidden:
             stub = g.ids[n] + "[cut]"
-            dot.node(stub, "…", shape="plaintext", tooltip=L.plain("inputs beyond depth"))
+            dot.node(stub, "…", shape="plaintext", tooltip=L.tooltip("inputs beyond depth"))
             dot.edge(stub, g.ids[n], style="dotted")
 
 
 def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bool) -> None:
+    shared: dict[Node, list[Node]] = {}
+    for n, r in g.rep.items():
+        shared.setdefault(r, []).append(n)
     for n in members:
+        if g.rep.get(n, n) is not n:
+            continue
         m = g.meaning.get(n)
+        if n in shared:                          # several parameters' gradients, one node
+            lines = "<BR/>".join(f"<B>{L.esc(g.meaning[k].label.partition(' = ')[0])}</B>"
+                                 + (f" = {L.esc(g.meaning[k].label.partition(' = ')[2])}"
+                                    if g.meaning[k].kind == "total" else "")
+                                 for k in shared[n])
+            tip = "; ".join(g.meaning[k].label for k in shared[n])
+            dot.node(g.ids[n], f"<{lines}>", shape="box", style="rounded", color=BACKWARD,
+                     fontcolor=BACKWARD, fontsize="9" if g.step[n] is not None else "10",
+                     tooltip=L.tooltip(tip))
+            continue
         if backward and m is not None and m.kind != "partial":
             head, _, tail = m.label.partition(" = ")
             label = f"<<B>{L.esc(head)}</B>" + (f"<BR/>= {L.esc(tail)}" if tail else "") + ">"
@@ -332,4 +373,4 @@ def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bo
             tip += f"; {m.label}" + (" so far" if m.kind == "partial" else "")
         elif n.adjoint is not None:        # (ids, not labels: those carry serial numbers)
             tip += f"; part of the backward step of {g.ids.get(n.adjoint, n.adjoint.op.name)}"
-        dot.node(g.ids[n], label, tooltip=L.plain(tip), **attrs)
+        dot.node(g.ids[n], label, tooltip=L.tooltip(tip), **attrs)

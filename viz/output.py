@@ -147,12 +147,12 @@ def save(g: graphviz.Digraph, path: str | os.PathLike, format: str | None = None
     if not isinstance(path, (str, os.PathLike)):
         raise UnfoldTypeError(f"save: path must be a file name, got {type(path).__name__}")
     path = Path(path)
+    if path.is_dir():
+        raise SaveError(f"save: {str(path)!r} is a directory; give a file name")
     fmt = format or FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise UnfoldValueError(f"cannot tell the format of {path.name!r}: use a suffix among "
                                f"{sorted(FORMATS)} or pass format=")
-    if path.is_dir():
-        raise SaveError(f"save: {str(path)!r} is a directory; give a file name")
     data = g.source.encode("utf-8") if fmt == "dot" else pipe(g, fmt)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -126,7 +126,7 @@ def style(norm: float, low: float, high: float, title: str) -> dict[str, str]:
         what = "NaN" if math.isnan(norm) else "∞ (overflow)"
         return {"style": "filled", "fillcolor": NAN if math.isnan(norm) else INFINITE,
                 "color": "#333333", "fontcolor": "white", "penwidth": f"{PEN[1]:.2f}",
-                "tooltip": L.plain(f"‖∇{title}‖ = {what}")}
+                "tooltip": L.tooltip(f"‖∇{title}‖ = {what}")}
     f = _fraction(norm, low, high)
     shown = f"{norm:.3g}" if norm > 0 else "0"
     log = f"{math.log10(norm):.2f}" if norm > 0 else "−∞"
@@ -134,7 +134,7 @@ def style(norm: float, low: float, high: float, title: str) -> dict[str, str]:
     return {"style": "filled", "fillcolor": colour(f), "color": "#333333",
             "fontcolor": "white" if f < 0.6 else "black",
             "penwidth": f"{PEN[0] + (PEN[1] - PEN[0]) * min(max(f, 0.0), 1.0):.2f}",
-            "tooltip": L.plain(f"‖∇{title}‖ = {shown} (log10 = {log}){beyond}")}
+            "tooltip": L.tooltip(f"‖∇{title}‖ = {shown} (log10 = {log}){beyond}")}
 
 
 def legend(low: float, high: float, stops: int = 5, special: Iterable[str] = (),
@@ -193,7 +193,7 @@ def overlay(drawer, placement: Placement, gradients: Mapping[Any, Any],
         key = "[legend]" + drawer.suffix
         drawer.dot.node(key, legend(low, high, special=special, title=shown_steps(columns)),
                         shape="plaintext", fixedsize="false",
-                        tooltip=L.plain("colour: log10 of the gradient's norm"))
+                        tooltip=L.tooltip("colour: log10 of the gradient's norm"))
         bottom = min(drawer.ranks)
         row = list(drawer.ranks[bottom])
         drawer.ranks[bottom].append(key)

@@ -103,22 +103,22 @@ class _Drawer:
         if var.kind == "point":
             tip = f"{var.owner}{when}: an unnamed value on the way, between parameters " \
                   f"applied one after the other"
-            look = {**POINT_NODE, "tooltip": L.plain(tip)}
+            look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
         elif var.kind == "cell":
             tip = f"{name}{when}: the step's internal values {', '.join(var.members)}" + \
                   (f"; parameters {', '.join(var.params)}" if var.params else "") + \
                   " (cells='open' draws them)"
             look = {**CELL_NODE, "label": L.cell(name, var.members, step),
-                    "tooltip": L.plain(tip)}
+                    "tooltip": L.tooltip(tip)}
         else:
             look = {"label": L.variable(name, step), "width": self.width,
-                    "tooltip": L.plain(f"{name}{when}")}
+                    "tooltip": L.tooltip(f"{name}{when}")}
         self.dot.node(node, **{**look, **attrs})
         self.ranks.setdefault(self.row[name], []).append(node)
         return node
 
     def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False,
-                port: str = "") -> None:
+                port: str = "", weight: str | None = None) -> None:
         """The visible edge of ``e`` from node ``tail`` to node ``head`` (``tip``: which way the
         data flows, in words).
 
@@ -136,9 +136,11 @@ class _Drawer:
         up = self.row[e.dst] - self.row[e.src]
         if port and up != 0:
             head = f"{head}:{port}"
-        attrs = {**self.edge_label(e, free=up == 0), "tooltip": L.plain(tip)}
+        attrs = {**self.edge_label(e, free=up == 0), "tooltip": L.tooltip(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
+        elif weight is not None and up != 0:
+            attrs["weight"] = weight
         if self.book.variables[e.dst].kind == "point":
             attrs["arrowhead"] = "none"
         if up == 0 and leftward:
@@ -167,12 +169,18 @@ class _Drawer:
         keeps its node ids apart from those of an unfolded graph in the same drawing; ``dot``
         is the (sub)graph its nodes are declared in."""
         home, self.dot = self.dot, dot or self.dot
-        ids, spine = {}, set()
+        ids, spine, column = {}, set(), set()
         for name in self.book.variables:         # the first variable of each row: one column
             first = self.row[name] not in spine
             spine.add(self.row[name])
+            if first:
+                column.add(name)
             ids[name] = self.variable(name, suffix=suffix,
                                       **({"group": f"folded{self.suffix}"} if first else {}))
+
+        def spine_edge(e: Edge) -> bool:         # heavy: the column stands straight
+            return e.src in column and e.dst in column and \
+                abs(self.row[e.dst] - self.row[e.src]) == 1
         delayed: dict[tuple, list[Edge]] = {}
         for e in self.book.edges:
             if e.delay:
@@ -187,10 +195,11 @@ class _Drawer:
             kind = (edges[0].src, edges[0].dst == edges[0].src)
             squares[kind] = squares.get(kind, -1) + 1
             self.delay(ids, edges, squares[kind])
-        self.dot = home
         for e in self.book.edges:
             if not e.delay:
-                self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}")
+                self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}",
+                             weight="4" if spine_edge(e) else None)
+        self.dot = home
         return ids
 
     def delay(self, ids: dict[str, str], edges: list[Edge], slot: int = 0) -> None:
@@ -214,8 +223,8 @@ class _Drawer:
         extra = {"xlabel": str(e.delay)} if e.delay > 1 else {}
         when = "later" if e.backward else "earlier"
         self.dot.node(square, **DELAY, **extra,
-                      tooltip=L.plain(f"delay: {e.src} as it was {e.delay} step(s) {when}"))
-        tip = L.plain(f"{e.src} → {e.src}, {e.delay} step(s) {when}" if loop else
+                      tooltip=L.tooltip(f"delay: {e.src} as it was {e.delay} step(s) {when}"))
+        tip = L.tooltip(f"{e.src} → {e.src}, {e.delay} step(s) {when}" if loop else
                       f"{e.src}, {e.delay} step(s) {when}")
         lowest = min(self.row[f.dst] for f in edges)
         if not loop and 1 <= lowest < self.row[e.src]:
@@ -226,7 +235,7 @@ class _Drawer:
             self.edge(square, f"{src}:w", arrowhead="none", weight="0", tooltip=tip)
             for f in edges:
                 self.edge(square, ids[f.dst], **self.edge_label(f),
-                          tooltip=L.plain(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
+                          tooltip=L.tooltip(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
             return
         shift = (0, -1, 1, -2, 2)[slot] if slot < 5 else slot
         self.place_square(square, self.row[e.src] + shift, beside=shift == 0)
@@ -241,7 +250,7 @@ class _Drawer:
             label = {} if loop and shift == 0 else self.edge_label(f, free=shift >= 0)
             self.edge(square, ids[f.dst], **label, **({} if shift < 0 and loop else
                                                       {"constraint": "false"}),
-                      tooltip=L.plain(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
+                      tooltip=L.tooltip(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
 
     def place_square(self, square: str, row: int, beside: bool = False, left: bool = False
                      ) -> None:
@@ -524,6 +533,8 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
         first.setdefault(right.row[cell[0]], ids[cell])
     states = [v.name for v in book.variables.values() if v.kind == "state"]
     arrow_row = right.row[states[0]] if states else max(right.row.values()) // 2
+    # an invisible wall of points between the two halves, one per row, with the arrow in the
+    # row of the first state: the folded graph stays left of it, the unfolded graph right
     walls = []
     for r in sorted(set(folded_rows) | set(first)):
         wall = f"[unfold {r}]"
