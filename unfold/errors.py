@@ -25,6 +25,10 @@ class UnfoldKeyError(UnfoldError, KeyError):
         return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
+class UnfoldAttributeError(UnfoldError, AttributeError):
+    """An attribute cannot be set (nodes are immutable) or does not exist."""
+
+
 class ShapeError(UnfoldError, ValueError):
     """Operand shapes break an op's shape rule."""
 

@@ -51,28 +51,36 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     order = topological([y])
     on_path: set[Node] = set()        # nodes through which y depends on some target
     for node in order:
-        if node in wanted or any(i in on_path for i in node.inputs):
+        if node in wanted:
             on_path.add(node)
+            continue
+        for i in node.inputs:
+            if i in on_path:
+                on_path.add(node)
+                break
 
-    # ∂y/∂node so far; each term is added as soon as it is built (an accumulation chain
-    # ((t₁ + t₂) + t₃) + …), so ∇W = Σ_t ∇W(t) never holds all τ terms at once
-    pending: dict[Node, Node] = {y: seed}
+    # ∂y/∂node so far (only nodes on the path ever enter); each term is added as soon as it is
+    # built (an accumulation chain ((t₁ + t₂) + t₃) + …), so ∇W = Σ_t ∇W(t) never holds all τ
+    # terms at once
+    pending: dict[Node, Node] = {y: seed} if y in on_path else {}
     found: dict[Node, Node] = {}
+    enter, leave = _adjoint_of.append, _adjoint_of.pop
     try:
         for node in reversed(order):
-            if node not in on_path or node not in pending:
+            g = pending.pop(node, None)
+            if g is None:
                 continue
-            _adjoint_of.append(node)    # tag what is built here as part of node's adjoint
-            g = pending.pop(node)
+            enter(node)                 # tag what is built here as part of node's adjoint
             if node in wanted:
                 found[node] = g
-            if node.inputs and node.op.differentiable:
-                terms = node.op.vjp(node, g)
-                for x, term in zip(node.inputs, terms):
+            inputs = node.inputs
+            if inputs and node.op.differentiable:
+                for x, term in zip(inputs, node.op.vjp(node, g)):
                     if term is not None and x in on_path and x.dtype.kind == "f":
                         term = fit(term, x)
-                        pending[x] = add(pending[x], term) if x in pending else term
-            _adjoint_of.pop()
+                        before = pending.get(x)
+                        pending[x] = term if before is None else add(before, term)
+            leave()
     finally:
         del _adjoint_of[1:]
     return [_finish(found.get(x), x) for x in targets]

@@ -20,12 +20,13 @@ through its dummy copy ``W(t)`` (section 10.2.2), so that back-propagation throu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import RecurrenceError, describe
-from .graph import Node, gc_paused, substitute, topological
+from .graph import _NO_ATTRS, Node, _adjoint_of, _make, gc_paused, substitute, topological
 from .ops import batch_sum, constant, stop_gradient
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
                        named)
@@ -34,9 +35,10 @@ from .ops.base import input as leaf_input, param as leaf_param
 
 #: the leaf standing for a state's past value, h(t−d), inside the folded step
 STATE = Placeholder("state")
+_PARAM, _INPUT = -1, -2            # recipe kinds of the leaves copied at every step
 
 
-@dataclass
+@dataclass(eq=False)          # holds nodes: == between them is element-wise
 class _State:
     name: str
     shape: tuple[int, ...]
@@ -74,9 +76,15 @@ class Recurrence:
                                   f"declared; every variable needs its own name")
         return name
 
+    def _own(self, leaf: Node) -> Node:
+        """``leaf`` marked as declared by this recurrence (``attrs["recurrence"]``): in a graph
+        that joins recurrences, its qualified name is ``<recurrence>.<name>``."""
+        return Node(leaf.op, (), leaf.shape, leaf.dtype, name=leaf.name,
+                    attrs={"recurrence": self.name}, may_batch=leaf.may_batch)
+
     def sequence(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
         """A per-step input ``x(t)`` (inputs and targets alike), fed as one array (τ, …)."""
-        node = self.sequences[name] = leaf_input(self._fresh(name), shape, dtype)
+        node = self.sequences[name] = self._own(leaf_input(self._fresh(name), shape, dtype))
         return node
 
     def target(self, name: str, shape: Sequence[int] = (), dtype: Any = np.int64) -> Node:
@@ -88,12 +96,12 @@ class Recurrence:
 
     def context(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
         """An input that is the same at every step (the fixed vector ``x`` of Fig. 10.9)."""
-        node = self.contexts[name] = leaf_input(self._fresh(name), shape, dtype)
+        node = self.contexts[name] = self._own(leaf_input(self._fresh(name), shape, dtype))
         return node
 
     def param(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
         """A parameter shared by every step; unfolding gives it a dummy copy per step."""
-        node = self.params[name] = leaf_param(self._fresh(name), shape, dtype)
+        node = self.params[name] = self._own(leaf_param(self._fresh(name), shape, dtype))
         return node
 
     def state(self, name: str, shape: Sequence[int] = (), init: Node | None = None,
@@ -265,7 +273,7 @@ class Recurrence:
         out = {}
         for key, node in bind.items():
             context = self.contexts.get(key) if isinstance(key, str) else key
-            if context is None or context not in self.contexts.values():
+            if context is None or not any(context is c for c in self.contexts.values()):
                 raise RecurrenceError(f"bind: {key!r} is not a context of recurrence "
                                       f"{self.name!r}; contexts: {sorted(self.contexts)}")
             if not isinstance(node, Node) or node.shape != context.shape or \
@@ -294,8 +302,8 @@ class Unfolded:
         self._copies: dict[Node, list[Node | None]] = {}
         self._update_states = {st.value: st for st in rec._states.values()}
         # a per-step input knows the whole length, and the names its model is fed by
-        self._sequence_attrs = {"steps": steps, "model": frozenset(
-            [*rec.sequences, *rec.contexts, *rec.params, "mask"])}
+        self._sequence_attrs = MappingProxyType({"steps": steps, "model": frozenset(
+            [*rec.sequences, *rec.contexts, *rec.params, "mask"])})
         self.mask = None
         if mask:
             floats = [n.dtype for n in body if n.dtype.kind == "f"]
@@ -304,7 +312,8 @@ class Unfolded:
             self._copies[self.mask] = [None] + [
                 Node(INPUT, (), (), self.mask.dtype, name="mask", step=t, source=self.mask,
                      attrs=self._sequence_attrs, may_batch=True) for t in range(1, steps + 1)]
-        shared = {n for n in body if n.op is CONSTANT or n in rec.contexts.values()}
+        contexts = set(rec.contexts.values())
+        shared = {n for n in body if n.op is CONSTANT or n in contexts}
         copied = [n for n in body if n not in shared and n.op is not STATE]
         for n in copied:
             self._copies[n] = [None] * (steps + 1)
@@ -320,13 +329,14 @@ class Unfolded:
         self._total: Node | None = None
         first = [n for n in copied if n not in rec._reads_backward]
         second = [n for n in copied if n in rec._reads_backward]
+        same: dict[Node, list[Node]] = {}
         for nodes, times in ((first, range(1, steps + 1)), (second, range(steps, 0, -1))):
-            recipes = [(n, self._copies[n], [self._resolver(i, shared) for i in n.inputs])
-                       for n in nodes]
+            reads: dict[tuple[str, int], tuple[_State, int, list[Node | None]]] = {}
+            recipes = [self._recipe(n, shared, reads, same) for n in nodes]
             here = set(nodes)
             losses = [(v, set(chosen[k])) for k, (v, _) in rec.losses.items() if v in here]
             for t in times:
-                self._copy_step(recipes, t)
+                self._copy_step(recipes, t, self._read_step(reads, t))
                 for value, at in losses:
                     if t in at:
                         self._accumulate(self._copies[value][t])
@@ -349,23 +359,67 @@ class Unfolded:
             return (self.recurrence._state_of[node], node.attrs["delay"])
         return self._copies[node]
 
-    def _copy_step(self, recipes, t: int) -> None:
-        for node, copies, resolvers in recipes:
-            op = node.op
-            if op is PARAM:
-                copy = Node(ALIAS, (node,), node.shape, node.dtype, name=node.name, step=t,
-                            source=node, may_batch=False)
-            elif op is INPUT:
-                copy = Node(INPUT, (), node.shape, node.dtype, name=node.name, step=t,
-                            attrs=self._sequence_attrs,
-                            source=node, may_batch=True)
+    def _recipe(self, node: Node, shared: set[Node], reads: dict, same: dict) -> tuple:
+        """How every step copies folded ``node``: ``(node, its copies, kind, inputs, resolvers,
+        masked)``. ``kind`` is the number of inputs, or _PARAM / _INPUT; ``inputs`` holds, per
+        input, a list indexed by step — the input's copies, a state read's values (filled by
+        ``_read_step``), or the same shared node at every step."""
+        copies = self._copies[node]
+        if node.op is PARAM:
+            return node, copies, _PARAM, (node,), (), False     # one inputs tuple for all W(t)
+        if node.op is INPUT:
+            return node, copies, _INPUT, (), (), False
+        resolvers = [self._resolver(i, shared) for i in node.inputs]
+        inputs = []
+        for r in resolvers:
+            if r.__class__ is tuple:             # (state, delay)
+                key = (r[0].name, r[1])
+                if key not in reads:
+                    reads[key] = (*r, [None] * (self.steps + 1))
+                r = reads[key][2]
+            elif r.__class__ is not list:
+                if r not in same:
+                    same[r] = [r] * (self.steps + 1)
+                r = same[r]
+            inputs.append(r)
+        masked = self.mask is not None and node in self._update_states
+        return node, copies, len(inputs), inputs, resolvers, masked
+
+    def _read_step(self, reads: dict, t: int) -> bool:
+        """Fill in what step ``t`` reads of each state; False if a read crosses a truncation cut
+        (each reader then gets its own stop_gradient, built as the reader is)."""
+        for st, delay, values in reads.values():
+            value, cut = self._source(st, delay, t)
+            if cut:
+                return False
+            values[t] = value
+        return True
+
+    def _copy_step(self, recipes, t: int, reads_filled: bool) -> None:
+        adjoint = _adjoint_of[-1]        # None, unless unfolding inside someone's adjoint
+        for node, copies, kind, inputs, resolvers, masked in recipes:
+            if kind == 2 and reads_filled:
+                a, b = inputs[0][t], inputs[1][t]
+                copy = _make(node.op, (a, b), node.shape, node.dtype, node.name, node.attrs, t,
+                             node, adjoint, (a._key | b._key) & 1)
+            elif kind == 1 and reads_filled:
+                a = inputs[0][t]
+                copy = _make(node.op, (a,), node.shape, node.dtype, node.name, node.attrs, t,
+                             node, adjoint, a._key & 1)
+            elif kind == _PARAM:
+                copy = _make(ALIAS, inputs, node.shape, node.dtype, node.name, _NO_ATTRS, t, node,
+                             adjoint, 0)
+            elif kind == _INPUT:
+                copy = _make(INPUT, (), node.shape, node.dtype, node.name, self._sequence_attrs,
+                             t, node, None, 1)
             else:
-                inputs = tuple(r[t] if r.__class__ is list else r if r.__class__ is Node else
-                               self._read(r[0], r[1], t) for r in resolvers)
-                copy = Node(op, inputs, node.shape, node.dtype, name=node.name, attrs=node.attrs,
-                            step=t, source=node)
-                if self.mask is not None and node in self._update_states:
-                    copy = self._masked_update(node, copy, t)
+                ins = [r[t] for r in inputs] if reads_filled else [
+                    r[t] if r.__class__ is list else r if r.__class__ is Node else
+                    self._read(r[0], r[1], t) for r in resolvers]
+                copy = Node(node.op, ins, node.shape, node.dtype, name=node.name,
+                            attrs=node.attrs, step=t, source=node)
+            if masked:
+                copy = self._masked_update(node, copy, t)
             copies[t] = copy
 
     def _masked_update(self, folded: Node, new: Node, t: int) -> Node:
@@ -379,14 +433,18 @@ class Unfolded:
     def _read(self, st: _State, delay: int, t: int) -> Node:
         """What step ``t`` reads of state ``st`` ``delay`` steps back (ahead, when backward):
         the state's value at that step, or its init before the first step."""
+        value, cut = self._source(st, delay, t)
+        return stop_gradient(value) if cut else value
+
+    def _source(self, st: _State, delay: int, t: int) -> tuple[Node, bool]:
+        """The value step ``t`` reads of ``st`` ``delay`` steps away, and whether a truncation
+        cut lies between (then the gradient must not flow through the read)."""
         source_step = t + delay if st.backward else t - delay
         if not 1 <= source_step <= self.steps:
-            return self._init[st.name]
-        value = self._copies[st.value][source_step]
+            return self._init[st.name], False
         k = self.truncate
-        if k is not None and (source_step - 1) // k != (t - 1) // k:
-            value = stop_gradient(value)
-        return value
+        return (self._copies[st.value][source_step],
+                k is not None and (source_step - 1) // k != (t - 1) // k)
 
     # --- lookups ---------------------------------------------------------------------------------
 
@@ -398,7 +456,7 @@ class Unfolded:
             raise RecurrenceError(f"step {t} is outside 1…{self.steps}")
         if node.op is STATE and node in self.recurrence._state_of:
             return self._read(self.recurrence._state_of[node], node.attrs["delay"], t)
-        if node.op is CONSTANT or node in self.recurrence.contexts.values():
+        if node.op is CONSTANT or any(node is c for c in self.recurrence.contexts.values()):
             return self.bind.get(node, node)
         try:
             return self._copies[node][t]
@@ -467,6 +525,24 @@ class Unfolded:
         graphs joined with ``bind``."""
         return [n for n in topological(self.recurrence.roots() + list(self._init.values()) +
                                        list(self.bind.values())) if n.op is PARAM]
+
+    @property
+    def param_names(self) -> dict[str, Node]:
+        """Every parameter by the name to feed, train and save it under: its own name in a graph
+        of one recurrence; in a graph that joins recurrences (``bind``), qualified by the name of
+        the recurrence that declared it — ``encoder.W``, ``decoder.W`` — so nothing clashes."""
+        params = self.params
+        joined = len({p.attrs.get("recurrence") for p in params} - {None}) > 1
+        out: dict[str, Node] = {}
+        for p in params:
+            owner = p.attrs.get("recurrence")
+            name = f"{owner}.{p.name}" if joined and owner is not None else p.name
+            if name in out:
+                raise RecurrenceError(f"two parameters of this graph are named {name!r}; give "
+                                      f"the recurrences you join distinct names "
+                                      f"(Recurrence('encoder'), Recurrence('decoder'))")
+            out[name] = p
+        return out
 
     def __repr__(self) -> str:
         return f"<Unfolded {self.recurrence.name!r}, {self.steps} steps>"

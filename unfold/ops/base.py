@@ -157,13 +157,24 @@ def broadcast_shapes(op: str, inputs: Sequence[Node]) -> Shape:
             break
     else:
         return shape
+    shapes = tuple([n.shape for n in inputs])
+    found = _BROADCAST.get(shapes)
+    if found is not None:
+        return found
     try:
-        return tuple(np.broadcast_shapes(*(n.shape for n in inputs)))
+        found = tuple(np.broadcast_shapes(*shapes))
     except ValueError:
         listed = ", ".join(describe(n) for n in inputs)
         raise ShapeError(f"{op}: shapes do not broadcast ({listed}); numpy's rule: aligned from "
                          f"the right, each pair of dimensions must be equal or one of them 1"
                          ) from None
+    if len(_BROADCAST) > 4096:
+        _BROADCAST.clear()
+    _BROADCAST[shapes] = found
+    return found
+
+
+_BROADCAST: dict[tuple[Shape, ...], Shape] = {}     # numpy's rule is slow on tiny shapes
 
 
 def align(value: np.ndarray, batched: bool, ndim: int) -> np.ndarray:
@@ -265,7 +276,7 @@ def sum_like(g: Node, x: Node) -> Node:
 
 
 def broadcast_like(g: Node, x: Node) -> Node:
-    if g.shape == x.shape and not (x.may_batch and not g.may_batch):
+    if g.shape == x.shape and not (x._key & ~g._key & 1):     # (x.may_batch, not g.may_batch)
         return g
     return apply(BROADCAST_LIKE, g, x)
 
@@ -307,7 +318,8 @@ def named(value: Node, name: str) -> Node:
 def fit(contribution: Node, x: Node) -> Node:
     """A gradient contribution brought to ``x``'s shape; summed over the batch when ``x`` is
     shared by all examples (a parameter or anything computed from parameters only)."""
-    if contribution.shape == x.shape and not (contribution.may_batch and not x.may_batch):
+    # (the batch flags read as in Node.may_batch, without a property call: this runs per term)
+    if contribution.shape == x.shape and not (contribution._key & ~x._key & 1):
         return contribution
     if contribution.shape == x.shape:
         summed = contribution.op.summed_over_batch(contribution)

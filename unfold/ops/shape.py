@@ -65,6 +65,8 @@ TRANSPOSE = Transpose()
 def transpose(x, axes: Sequence[int] | None = None) -> Node:
     """Permute per-example axes (reverse them by default), as ``numpy.transpose``."""
     x = lift(x)
+    if axes is None and len(x.shape) == 2:       # a matrix (Wᵀ in every matmul's gradient)
+        return apply(TRANSPOSE, x, axes=(1, 0))
     if axes is None:
         axes = tuple(reversed(range(x.ndim)))
     axes = tuple(int(a) % x.ndim if x.ndim else int(a) for a in axes)
