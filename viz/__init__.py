@@ -25,9 +25,11 @@ from .views import ElidedStepsWarning, folded, side_by_side, unfolded, unfolding
 from .graphical import graphical_model
 from .joined import encoder_decoder
 from .cell_view import cell
+from .memory import memory
+from .tree import tree
 
 __all__ = ["folded", "unfolded", "unfolding", "side_by_side", "cell", "graphical_model",
-           "encoder_decoder", "graph", "figure", "FIGURES",
+           "encoder_decoder", "tree", "memory", "graph", "figure", "FIGURES",
            "gradient_norms", "shared_scale", "save", "source", "svg", "png", "pdf", "layout",
            "positions", "Drawing", "DotNotFoundError", "DotFailedError", "SaveError",
            "ElidedStepsWarning", "CollapsedStepsWarning"]

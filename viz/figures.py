@@ -24,6 +24,8 @@ from . import views
 from .cell_view import cell
 from .graphical import graphical_model
 from .joined import encoder_decoder
+from .memory import memory
+from .tree import tree
 from .overlay import gradient_norms
 
 N, M, K = 4, 3, 2          # hidden, input and output sizes
@@ -117,34 +119,25 @@ def fig_10_7() -> Recurrence:
     return rec
 
 
-def fig_10_12() -> tuple[Recurrence, Recurrence]:
-    """Fig. 10.12: an encoder RNN reading x, whose final state is the context C of a decoder RNN
-    that reads C at every step and emits y (teacher forcing: y(t−1) fed back). Joined with
-    ``bind``, as ``unfold`` runs it: ``decoder.unfold(n_y, bind={"C": encoder.unfold(n_x)
-    .final("h")})``."""
-    encoder = Recurrence("10.12 encoder")
-    x = encoder.sequence("x", (M,))
-    h = encoder.state("h", (N,))
-    encoder.update(h, uf.tanh(encoder.param("W", (N, N)) @ h + encoder.param("U", (N, M)) @ x))
-    decoder = Recurrence("10.12 decoder")
-    context = decoder.context("C", (N,))
-    y = decoder.target("y", ())
-    fed = decoder.state("y_prev", (K,))
-    decoder.update(fed, uf.one_hot(y, K))
-    s = decoder.state("h", (N,))
-    s_t = decoder.update(s, uf.tanh(decoder.param("W", (N, N)) @ s +
-                                    decoder.param("R", (N, N)) @ context +
-                                    decoder.param("U", (N, K)) @ fed))
-    o = decoder.output("o", decoder.param("V", (K, N)) @ s_t)
-    decoder.loss("L", uf.cross_entropy(o, y))
-    return encoder, decoder
+def fig_10_12(n_x: int = 5, n_y: int = 3):
+    """Fig. 10.12: ``unfold.models.encoder_decoder`` with plain RNN cells — an encoder reading x,
+    whose final state is the context C of a decoder that reads C at every step (and starts from
+    it) while emitting y — and its live joined graph, the decoder unfolded over n_y steps with C
+    bound to the encoder's h(n_x)."""
+    model = models.encoder_decoder(M, N, K, encoder_cell="rnn", decoder_cell="rnn")
+    return model, model.unfold(n_x, n_y)
 
 
-def joined_10_12(n_x: int = 5, n_y: int = 3):
-    """The live joined graph of Fig. 10.12 (the encoder unfolded over n_x steps, the decoder
-    over n_y, bound through C): gradients of the decoder's loss reach the encoder."""
-    encoder, decoder = fig_10_12()
-    return decoder.unfold(n_y, bind={"C": encoder.unfold(n_x).final("h")})
+def fig_10_14():
+    """Fig. 10.14: ``unfold.models.recursive_net`` with the inputs as the leaves' representations
+    (``embed=False``, as the figure draws it), over the balanced tree of four leaves."""
+    return models.recursive_net(N, N, K, embed=False)
+
+
+def fig_10_18() -> Recurrence:
+    """Fig. 10.18: ``unfold.models.memory_network``, an RNN task network with six memory cells of
+    four numbers, read and written by content-based attention."""
+    return models.memory_network(M, N, K, cells=6, width=4)
 
 
 def fig_10_16() -> Recurrence:
@@ -180,9 +173,8 @@ class Figure:
 
 
 def _fig_10_12() -> graphviz.Digraph:
-    encoder, decoder = fig_10_12()
-    joined_10_12()                                   # the model runs as drawn
-    return encoder_decoder(encoder, decoder)
+    model, _ = fig_10_12()                           # (the joined graph builds as drawn)
+    return encoder_decoder(model.encoder, model.decoder, hide=_NO_A)
 
 
 def _plot(name: str) -> Callable[[], Any]:
@@ -239,9 +231,14 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
                                   window=_TRIPLET)),
     Figure("10.11", "A bidirectional RNN: h runs forward in time, g backward",
            lambda: views.unfolded(fig_10_11(), window=("t-1", "t", "t+1"))),
-    Figure("10.12", "An encoder–decoder: the encoder reads x(1)…x(n_x), its final state is the "
-           "context C, which the decoder reads at every step while emitting y(1)…y(n_y) "
-           "(two recurrences joined by Recurrence.unfold(bind=…))", _fig_10_12),
+    Figure("10.12", "An encoder–decoder (unfold.models.encoder_decoder): the encoder reads "
+           "x(1)…x(n_x), its final state is the context C, which the decoder reads at every step "
+           "while emitting y(1)…y(n_y) from the previous symbols y_prev (two recurrences joined "
+           "by Recurrence.unfold(bind=…))", _fig_10_12),
+    Figure("10.14", "A recursive network (unfold.models.recursive_net) unfolded over a balanced "
+           "tree of four leaves: the same U (left child) and W (right child) at every inner "
+           "node, V to the output o, the loss L against y",
+           lambda: tree(fig_10_14(), 4)),
     Figure("10.13a", "A deep RNN: the hidden state as a hierarchy of recurrent layers h, z",
            lambda: views.folded(fig_10_13a())),
     Figure("10.13b", "A deep RNN: a layer z inside the hidden-to-hidden transition",
@@ -262,6 +259,10 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
     Figure("10.17", "The gradient cliff of a recurrent network with two parameters: gradient "
            "descent thrown far by the cliff without clipping, moderate with the gradient's norm "
            "clipped (computed by unfold, drawn with matplotlib)", _plot("cliff"), kind="plot"),
+    Figure("10.18", "A memory network (unfold.models.memory_network): the recurrent task network "
+           "at the bottom, a row of memory cells on top; writing (where, erase, add) and reading "
+           "(where, and the vector read) drawn as thick arrows",
+           lambda: memory(fig_10_18())),
     Figure("gradients", "Not in the book: vanishing gradients (section 10.7) seen along the time "
            "axis, each h(t) coloured by log10 ‖∂L(τ)/∂h(t)‖ as computed by back-propagation "
            "through time (random weights, W scaled by 0.5)",
@@ -269,12 +270,7 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
 ]}
 
 #: figures that cannot be drawn yet, and why
-ABSENT = {
-    "10.14": "a recursive network is a tree, not a sequence: its model (a tree type and a "
-             "builder in unfold.models, issue 10) does not exist yet on this branch",
-    "10.18": "the memory network (a task network reading and writing memory cells with "
-             "attention, issue 10) does not exist yet in unfold.models",
-}
+ABSENT: dict[str, str] = {}
 
 
 def figure(id: str) -> Any:  # noqa: A002 - the book's word

@@ -54,10 +54,10 @@ def meanings(forward: Iterable[Node], backward: Iterable[Node]) -> dict[Node, Me
     the forward nodes ``forward``; nodes without a clear meaning are left out."""
     forward = list(forward)
     fset = set(forward)
-    users: dict[Node, list[Node]] = {}
+    users: dict[Node, set[Node]] = {}          # (sets: == between nodes is element-wise)
     for node in forward:
         for i in node.inputs:
-            users.setdefault(i, []).append(node)
+            users.setdefault(i, set()).add(node)
     block: dict[Node, list[Node]] = {}
     bset = set()
     for g in backward:
@@ -124,8 +124,8 @@ def meanings(forward: Iterable[Node], backward: Iterable[Node]) -> dict[Node, Me
         inner = set(parts)
         for start in firsts.get(param, ()):
             if start not in inner and start not in copy_of:
-                sender = next((c for c in users.get(param, ()) if start.adjoint in
-                               users.get(c, ())), None)
+                sender = next((c for c in sorted(users.get(param, ()), key=lambda c: c.serial)
+                               if start.adjoint in users.get(c, ())), None)
                 if sender is not None:
                     copy_of[start] = sender
         for p in parts[:-1]:

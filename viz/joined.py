@@ -29,8 +29,9 @@ def encoder_decoder(encoder: Recurrence, decoder: Recurrence, *, context: str = 
                     hide: Sequence[str] = ()) -> Drawing:
     """Fig. 10.12: ``encoder`` and ``decoder`` side by side, the decoder's context input
     ``context`` fed by the encoder's final ``state`` (its only state by default), as
-    ``decoder.unfold(…, bind={context: encoder_graph.final(state)})`` joins them. ``hide``
-    applies to the decoder (e.g. its pre-activation)."""
+    ``decoder.unfold(…, bind={context: encoder_graph.final(state)})`` joins them (or
+    ``unfold.models.encoder_decoder`` builds them). ``hide`` names values not to draw in either
+    half, where that half has them (e.g. the pre-activation ``a``)."""
     check_recurrence(encoder)
     check_recurrence(decoder)
     if context not in decoder.contexts:
@@ -47,11 +48,11 @@ def encoder_decoder(encoder: Recurrence, decoder: Recurrence, *, context: str = 
                                f"{states}")
     dot = new_graph(f"{encoder.name} → {decoder.name}")
     ids = {}
-    for k, (title, rec, window, hidden) in enumerate(
-            (("Encoder", encoder, encoder_window, ()), ("Decoder", decoder, decoder_window,
-                                                        hide))):
+    for title, rec, window in (("Encoder", encoder, encoder_window),
+                               ("Decoder", decoder, decoder_window)):
         columns = axis(window=window)
-        book, placement, boxes = prepare(rec, columns, hide=hidden)
+        own = {n.name for n in rec.body() if n.name is not None}
+        book, placement, boxes = prepare(rec, columns, hide=[n for n in hide if n in own])
         with dot.subgraph(name=f"cluster_{title.lower()}") as part:
             part.attr(label=L.plain(title), style="rounded", color="#999999", fontname=L.FONT,
                       fontsize="16", labelloc="t")
