@@ -68,40 +68,22 @@ def fig_10_11() -> Recurrence:
 
 
 def fig_10_13a() -> Recurrence:
-    """Fig. 10.13 (a): a deep RNN whose hidden state is a hierarchy of two recurrent layers."""
-    rec = Recurrence("10.13a hierarchical hidden state")
-    x = rec.sequence("x", (M,))
-    h, z = rec.state("h", (N,)), rec.state("z", (N,))
-    W, U = rec.param("W", (N, N)), rec.param("U", (N, M))
-    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
-    Wz, R = rec.param("W_z", (N, N)), rec.param("R", (N, N))
-    z_t = rec.update(z, uf.tanh(Wz @ z + R @ h_t))
-    rec.output("y", rec.param("V", (K, N)) @ z_t)
-    return rec
-
-
-def _deep_transition(name: str, skip: bool) -> Recurrence:
-    """Figs. 10.13 (b), (c): a layer z inside the hidden-to-hidden transition, and (c) a skip
-    connection h(t−1) → h(t) around it."""
-    rec = Recurrence(name)
-    x = rec.sequence("x", (M,))
-    h = rec.state("h", (N,))
-    W, U, R = rec.param("W", (N, N)), rec.param("U", (N, M)), rec.param("R", (N, N))
-    z = rec.name_node("z", uf.tanh(W @ h + U @ x))
-    a = R @ z
-    h_t = rec.update(h, uf.tanh(a + rec.param("S", (N, N)) @ h if skip else a))
-    rec.output("y", rec.param("V", (K, N)) @ h_t)
-    return rec
+    """Fig. 10.13 (a): ``unfold.models.deep_rnn`` stacked, the hidden state a hierarchy of two
+    recurrent layers h_1, h_2."""
+    return models.deep_rnn(M, [N, N], K)
 
 
 def fig_10_13b() -> Recurrence:
-    """Fig. 10.13 (b): a deeper hidden-to-hidden transition."""
-    return _deep_transition("10.13b deep transition", skip=False)
+    """Fig. 10.13 (b): ``unfold.models.deep_rnn`` with an MLP in all three maps — a layer in.z_1
+    between x and h, z_1 inside the hidden-to-hidden transition, out.z_1 between h and o."""
+    return models.deep_rnn(M, [N, N], K, transition="deep", input_layers=[N],
+                           output_layers=[N])
 
 
 def fig_10_13c() -> Recurrence:
-    """Fig. 10.13 (c): the deep transition with a skip connection S around it."""
-    return _deep_transition("10.13c deep transition with a skip connection", skip=True)
+    """Fig. 10.13 (c): (b) with the skip connection S h(t−1) around the deep transition."""
+    return models.deep_rnn(M, [N, N], K, transition="deep", skip=True, input_layers=[N],
+                           output_layers=[N])
 
 
 def fig_10_7() -> Recurrence:
@@ -239,11 +221,13 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            "tree of four leaves: the same U (left child) and W (right child) at every inner "
            "node, V to the output o, the loss L against y",
            lambda: tree(fig_10_14(), 4)),
-    Figure("10.13a", "A deep RNN: the hidden state as a hierarchy of recurrent layers h, z",
-           lambda: views.folded(fig_10_13a())),
-    Figure("10.13b", "A deep RNN: a layer z inside the hidden-to-hidden transition",
+    Figure("10.13a", "A deep RNN (unfold.models.deep_rnn): the hidden state as a hierarchy of "
+           "recurrent layers h_1, h_2",
+           lambda: views.folded(fig_10_13a(), hide=("a_1", "a_2"))),
+    Figure("10.13b", "A deep RNN (unfold.models.deep_rnn) with an MLP in the input-to-hidden "
+           "(in.z_1), hidden-to-hidden (z_1) and hidden-to-output (out.z_1) maps",
            lambda: views.folded(fig_10_13b())),
-    Figure("10.13c", "A deep transition with a skip connection (S) around it",
+    Figure("10.13c", "The deep RNN of (b) with a skip connection S around its deep transition",
            lambda: views.folded(fig_10_13c())),
     Figure("10.15", "Repeated composition of a tanh layer h(t) = tanh(W h(t−1)) (100 units): "
            "a linear projection of h(t) against the initial state's coordinate along a random "
