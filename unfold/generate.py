@@ -11,7 +11,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import RecurrenceError, UnfoldValueError
+from . import arguments
+from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError
 from .evaluate import compile, evaluate
 from .graph import topological
 from .ops.base import INPUT
@@ -26,6 +27,15 @@ class Stepper:
 
     def __init__(self, rec: Recurrence, params: Mapping[str, np.ndarray],
                  outputs: Sequence[str] | None = None) -> None:
+        if not isinstance(rec, Recurrence):
+            raise UnfoldTypeError(f"Stepper: expected a Recurrence, got {type(rec).__name__}")
+        rec.check()
+        backward = sorted(s for s, st in rec.states.items() if st.backward)
+        if backward:
+            raise RecurrenceError(f"Stepper: the backward states {backward} of {rec.name!r} read "
+                                  f"the future; a recurrence run one step at a time can only "
+                                  f"have forward states")
+        _check_mapping("Stepper: params", params)
         self.rec = rec
         names = list(rec.outputs) if outputs is None else list(outputs)
         unknown = [n for n in names if n not in rec.outputs]
@@ -43,7 +53,12 @@ class Stepper:
     def reset(self, contexts: Mapping[str, Any] | None = None) -> None:
         """Back to the initial states: their ``init`` nodes evaluated with ``contexts`` (a state
         starting from a context input that is not given starts at zeros)."""
-        self._contexts = {self.rec.contexts[k]: v for k, v in (contexts or {}).items()}
+        contexts = _check_mapping("reset: contexts", {} if contexts is None else contexts)
+        unknown = sorted(map(str, set(contexts) - set(self.rec.contexts)))
+        if unknown:
+            raise UnfoldKeyError(f"reset: {self.rec.name!r} has no contexts {unknown}; its "
+                                 f"contexts are {sorted(self.rec.contexts)}")
+        self._contexts = {self.rec.contexts[k]: v for k, v in contexts.items()}
         feed = dict(self._params)
         feed.update(self._contexts)
         self._past = {}
@@ -58,12 +73,15 @@ class Stepper:
 
     def state(self, name: str) -> np.ndarray:
         """The current value of state ``name`` (``h(t)`` after ``t`` steps)."""
+        if name not in self._past:
+            raise UnfoldKeyError(f"{self.rec.name!r} has no state {name!r}; its states are "
+                                 f"{sorted(self._past)}")
         return self._past[name][-1]
 
     def _feed(self, inputs: Mapping[str, Any]) -> dict:
         feed = dict(self._params)
         feed.update(self._contexts)
-        for name, value in inputs.items():
+        for name, value in _check_mapping("step: inputs", inputs).items():
             if name not in self.rec.sequences:
                 raise RecurrenceError(f"{self.rec.name!r} has no sequence {name!r}")
             feed[self.rec.sequences[name]] = value
@@ -89,6 +107,12 @@ class Stepper:
             past.append(value)
             del past[0]
         return dict(zip(self.output_names, values[len(self.states):]))
+
+
+def _check_mapping(what: str, value: Any) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise UnfoldTypeError(f"{what} must be a dict name → value, got {type(value).__name__}")
+    return value
 
 
 def _softmax(o: np.ndarray, temperature: float) -> np.ndarray:
@@ -120,11 +144,21 @@ def sample(rec: Recurrence, params: Mapping[str, np.ndarray], *, length: int,
     draws τ from ``softmax(o_tau)`` (at ``h(0)``), then runs exactly τ steps — the prime's
     included — telling each step how many remain; it stops there (or at ``length``).
     """
+    length = arguments.positive_int("sample: length", length, minimum=0)
+    temperature = arguments.real("sample: temperature", temperature, low=0.0)
+    if isinstance(prime, (str, bytes)) or not isinstance(prime, (Sequence, np.ndarray)):
+        raise UnfoldTypeError(f"sample: prime must be a list of symbols, got "
+                              f"{type(prime).__name__}")
+    prime = [arguments.positive_int("sample: a prime symbol", p, minimum=0) for p in prime]
     if not prime:
-        raise UnfoldValueError("sample: give at least one prime symbol (e.g. the start symbol)")
-    if temperature < 0:
-        raise UnfoldValueError(f"sample: temperature must be ≥ 0, got {temperature!r}")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        raise UnfoldValueError("sample: give at least one prime symbol (e.g. the "
+                               "start symbol)")
+    if end is not None:
+        end = arguments.positive_int("sample: end", end, minimum=0)
+    rng = arguments.generator("sample: rng", rng)
+    if not isinstance(rec, Recurrence) or "x" not in rec.sequences or "o" not in rec.outputs:
+        raise RecurrenceError("sample draws from a language model: a recurrence reading token "
+                              "ids x and giving logits o (unfold.models.language_model)")
     stepper = Stepper(rec, params, [n for n in ("o", "stop") if n in rec.outputs])
     tau = None
     if "o_tau" in rec.outputs:

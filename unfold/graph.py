@@ -14,13 +14,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import math
 import operator
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import UnfoldAttributeError, UnfoldTypeError, describe
+from .errors import UnfoldAttributeError, UnfoldNotImplementedError, UnfoldTypeError, describe
 
 Shape = tuple[int, ...]
 
@@ -50,13 +51,14 @@ class Op:
     unbatches: bool = False
 
     def infer(self, inputs: Sequence["Node"], attrs: Mapping[str, Any]) -> tuple[Shape, np.dtype]:
-        raise NotImplementedError
+        raise UnfoldNotImplementedError(f"op {self.name} has no shape rule (define infer)")
 
     def forward(self, node: "Node", *values: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        raise UnfoldNotImplementedError(f"op {self.name} has no forward (define forward)")
 
     def batched(self, node: "Node", values, flags, batch: int):
-        raise NotImplementedError(f"op {self.name} has no batching rule")
+        raise UnfoldNotImplementedError(f"op {self.name} has no batching rule (define batched "
+                                        f"to evaluate {describe(node)} on a batch)")
 
     def out_batched(self, node: "Node", flags) -> bool:
         """Whether the output carries the batch axis, given the inputs' batch flags."""
@@ -77,7 +79,8 @@ class Op:
         return False
 
     def vjp(self, node: "Node", g: "Node") -> tuple:
-        raise NotImplementedError(f"op {self.name} is not differentiable")
+        raise UnfoldNotImplementedError(f"op {self.name} has no derivative (define vjp to "
+                                        f"differentiate through {describe(node)})")
 
     def __repr__(self) -> str:
         return self.name
@@ -244,7 +247,7 @@ class Node(_Fields):
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)          # exact: no int64 overflow for huge shapes
 
     @property
     def label(self) -> str:

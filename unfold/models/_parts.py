@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .. import ops
+from .. import arguments, ops
 from ..errors import UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
@@ -76,8 +76,12 @@ class Scope:
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UnfoldValueError(f"{what} must be one of {choices}, got {value!r}")
+    arguments.choice(what, value, choices)
+
+
+def check_size(rec: Recurrence, what: str, n: Any) -> int:
+    """A layer width or vocabulary size: a positive integer."""
+    return arguments.positive_int(f"{rec.name}: {what}", n)
 
 
 def input_sequence(rec: Recurrence, n_in: int, inputs: str = "vectors",
@@ -85,6 +89,8 @@ def input_sequence(rec: Recurrence, n_in: int, inputs: str = "vectors",
     """The input ``x(t)`` as a vector of size ``n_in``: a sequence ``x`` of real vectors, or of
     integer token ids in ``[0, n_in)`` turned into one-hot vectors inside the step."""
     _check_choice("inputs", inputs, INPUTS)
+    n_in = check_size(rec, "n_in (the size of x(t), or the vocabulary)", n_in)
+    dtype = arguments.float_dtype(f"{rec.name}: dtype", dtype)
     if inputs == "tokens":
         return ops.one_hot(rec.sequence("x", (), dtype=np.int64), n_in, dtype)
     return rec.sequence("x", (n_in,), dtype)
@@ -94,6 +100,9 @@ def new_state(rec: Recurrence, name: str, n: int, dtype: Any = np.float64,
               carry: bool = False) -> Node:
     """A state of ``n`` units; returns what step t reads, ``name(t−1)``. It starts at zeros, or
     with ``carry`` at the context input ``<name>0`` (fed by the caller)."""
+    n = check_size(rec, f"the number of units of state {name!r} (n_hidden)", n)
+    dtype = arguments.float_dtype(f"{rec.name}: dtype", dtype)
+    carry = arguments.flag(f"{rec.name}: carry", carry)
     init = rec.context(f"{name}0", (n,), dtype) if carry else None
     return rec.state(name, (n,), init=init, dtype=dtype)
 
@@ -102,6 +111,7 @@ def affine(rec: Recurrence, n: int, bias: str | None, weights: Mapping[str, Node
     """``bias + Σ_M M v`` for each ``M: v`` of ``weights``, declaring the parameters: ``bias``
     of shape (n,) and each ``M`` of shape (n, size of v). The book's ``b + W h + U x`` is
     ``affine(rec, n, "b", {"W": h, "U": x})``."""
+    n = check_size(rec, "a layer width", n)
     terms = []
     dtype = next(iter(weights.values())).dtype if weights else np.float64
     if bias is not None:
@@ -150,6 +160,7 @@ def readout(rec: Recurrence, h: Node, n_out: int, loss: str = "cross_entropy",
     with the loss ``L`` against the target ``y`` at every step (Fig. 10.3), only at the last
     (Fig. 10.5), or at the listed steps. Returns ``o``."""
     steps = loss_steps(outputs)
+    n_out = check_size(rec, "n_out (the number of classes or output units)", n_out)
     y = target_sequence(rec, n_out, loss, h.dtype)
     value = affine(rec, n_out, "c", {"V": h, **(extra or {})})
     o = rec.output("o", value) if state is None else rec.update(state, value)
@@ -226,8 +237,9 @@ def scheduled_mask(steps: int, batch: int | None = None, p: float = 0.5,
                    rng: np.random.Generator | int | None = None) -> np.ndarray:
     """The sequence ``z`` of a scheduled-sampling model: ``z(t) ~ Bernoulli(p)``, 1 meaning "feed
     the model's own output at the next step". Shape (τ,) or (τ, batch)."""
-    if not 0.0 <= p <= 1.0:
-        raise UnfoldValueError(f"scheduled_mask: p must be a probability in [0, 1], got {p!r}")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    p = arguments.real("scheduled_mask: p (a probability)", p, low=0.0, high=1.0)
+    steps = arguments.positive_int("scheduled_mask: steps", steps)
+    batch = None if batch is None else arguments.positive_int("scheduled_mask: batch", batch)
+    rng = arguments.generator("scheduled_mask: rng", rng)
     shape = (steps,) if batch is None else (steps, batch)
     return (rng.random(shape) < p).astype(np.float64)

@@ -7,8 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import ops
-from ..errors import UnfoldValueError
+from .. import arguments, ops
+from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
 from ._parts import Scope, _check_choice, affine, input_sequence, new_state, readout
@@ -18,11 +18,10 @@ TRANSITIONS = ("stacked", "deep")
 
 
 def _widths(what: str, sizes: Sequence[int], allow_empty: bool = False) -> list[int]:
-    try:
-        widths = [int(n) for n in sizes]
-    except (TypeError, ValueError):
-        raise UnfoldValueError(f"deep_rnn: {what} must be a list of layer widths, got "
-                               f"{sizes!r}") from None
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)):
+        raise UnfoldTypeError(f"deep_rnn: {what} must be a list of layer widths, got "
+                              f"{sizes!r}")
+    widths = [arguments.positive_int(f"deep_rnn: a layer width in {what}", n) for n in sizes]
     if (not widths and not allow_empty) or any(n < 1 for n in widths):
         raise UnfoldValueError(f"deep_rnn: {what} must be positive layer widths, got {sizes!r}")
     return widths

@@ -8,15 +8,15 @@ import numpy as np
 
 from ..graph import Node
 from .base import constant, input, is_placeholder, lift, param, sum_like, broadcast_like
-from .elementwise import (abs, add, add_n, cast, divide, equal, exp, greater, greater_equal, less,
-                          less_equal, log, maximum, multiply, neg, not_equal, power, relu, sigmoid,
-                          sign, sqrt, stop_gradient, subtract, tanh, where)
-from .linalg import matmul
-from .nn import cross_entropy, log_softmax, mse, one_hot, softmax
-from .reduce import batch_sum, max, mean, sum
-from .linalg import outer
+from .elementwise import (abs, add, add_n, cast, clip, cos, divide, equal, exp, expm1, greater,
+                          greater_equal, less, less_equal, log, log1p, maximum, minimum, multiply,
+                          neg, not_equal, power, relu, sigmoid, sign, sin, softplus, sqrt,
+                          stop_gradient, subtract, tanh, where)
+from .einsum import einsum
+from .linalg import matmul, outer
+from .nn import cross_entropy, embedding, log_softmax, mse, one_hot, softmax
+from .reduce import (argmax, batch_sum, logsumexp, max, mean, min, prod, std, sum, var)
 from .shape import concat, getitem, reshape, stack, transpose
-
 
 def _reflected(fn):
     return lambda self, other: fn(other, self)
@@ -51,3 +51,4 @@ Node.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 el
 Node.sum = sum
 Node.mean = mean
 Node.max = max
+Node.min = min
