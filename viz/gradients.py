@@ -65,19 +65,25 @@ def meanings(forward: Iterable[Node], backward: Iterable[Node]) -> dict[Node, Me
         if g.adjoint in fset:
             block.setdefault(g.adjoint, []).append(g)
 
-    def reached_by(x: Node) -> set[Node]:
-        """The users of ``x``, and the users of those that pass their gradient on unchanged
-        (an alias naming ``x``, an add whose backward step builds nothing): their backward
-        steps send ``x`` its gradient."""
-        out, stack = set(), list(users.get(x, ()))
+    def sends(u: Node | None, x: Node) -> bool:
+        """Whether the backward step of ``u`` sends ``x`` its gradient: ``u`` reads ``x``, or
+        reads a node that passes its gradient on unchanged (an alias naming ``x``, an add
+        whose backward step builds nothing) and sends it to ``x``."""
+        if u is None or u not in fset:
+            return False
+        stack, seen = [u], set()
         while stack:
-            u = stack.pop()
-            if u in out:
+            v = stack.pop()
+            if v in seen:
                 continue
-            out.add(u)
-            if (u.op is ALIAS and not _is_copy(u)) or not block.get(u):
-                stack.extend(users.get(u, ()))
-        return out
+            seen.add(v)
+            for i in v.inputs:
+                if i is x:
+                    return True
+                if i in fset and ((i.op is ALIAS and not _is_copy(i)) or not block.get(i)) \
+                        and i.inputs:
+                    stack.append(i)
+        return False
 
     grad_of: dict[Node, Node] = {}
     seeds: set[Node] = set()
@@ -85,9 +91,8 @@ def meanings(forward: Iterable[Node], backward: Iterable[Node]) -> dict[Node, Me
         if _is_copy(x):
             continue
         inside = set(nodes)
-        senders = reached_by(x)
         found = [i for n in nodes for i in n.inputs
-                 if i in bset and i not in inside and i.adjoint in senders]
+                 if i in bset and i not in inside and sends(i.adjoint, x)]
         if not found:           # the seed ∂L/∂L = 1, made before any backward step
             found = [i for n in nodes for i in n.inputs if i in bset and i.op is CONSTANT and
                      i.shape == x.shape and bool(np.all(i.attrs["value"] == 1))]

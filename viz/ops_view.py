@@ -85,7 +85,7 @@ class _OpGraph:
         self.meaning: dict[Node, Meaning] = meanings(self.forward, self.grads)
         self.step = self.steps()
         self.shown = self.within(roots + backward, depth)
-        self.ids = self.name_nodes()
+        self.ids: dict[Node, str] = {}
 
     def steps(self) -> dict[Node, int | None]:
         """Each node's time step: its own, or for unstepped computed nodes (the running sum
@@ -120,11 +120,13 @@ class _OpGraph:
                         queue.append(i)
         return set(dist)
 
-    def name_nodes(self) -> dict[Node, str]:
-        """Ids from names and steps (``h(3)``), meanings (``grad h(3)``), else the op and the
-        creation order."""
+    def name_nodes(self, drawn: list[Node]) -> dict[Node, str]:
+        """Ids of the ``drawn`` nodes, from names and steps (``h(3)``), meanings (``grad h(3)``),
+        else the op and the position in creation order."""
         ids, taken = {}, set()
-        for k, node in enumerate(self.order):
+        position = {n: k for k, n in enumerate(self.order)}
+        for node in drawn:
+            k = position[node]
             m = self.meaning.get(node)
             if m is not None:
                 base = "grad " + (L.node_id(m.of.name or m.of.op.name, m.of.step)
@@ -221,13 +223,18 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             raise UnfoldValueError(f"{name} must be a positive integer or None, got {value!r}")
     g = _OpGraph(roots, backward, depth)
     g.results, g.every_op = set(backward), backward_ops
+    copies: dict[Node, int] = {}
+    for c in g.forward:
+        if _is_copy(c):
+            copies[c.inputs[0]] = copies.get(c.inputs[0], 0) + 1
     for r, x in given.items():                   # what the caller says a result is
         if r in g.gset:
-            g.meaning[r] = Meaning(x, "total" if len(
-                [c for c in g.forward if _is_copy(c) and c.inputs[0] is x]) > 1 else "grad")
+            g.meaning[r] = Meaning(x, "total" if copies.get(x, 0) > 1 else "grad")
     draw = g.drawn(backward_ops)
-    g.rep = {} if backward_ops else _grouped(g, draw)
-    hidden = set(_collapse(g, [n for n in draw if g.rep.get(n, n) is n], collapse, budget))
+    hidden = set(_collapse(g, draw, collapse, budget))
+    visible = [n for n in draw if g.step[n] not in hidden]       # (the others: in the box)
+    g.rep = {} if backward_ops else _grouped(g, visible)
+    g.ids = g.name_nodes(visible)
     dot = Drawing("ops", graph_attr=GRAPH, node_attr=NODE, edge_attr=EDGE)
     if hidden:
         lo, hi = min(hidden), max(hidden)
@@ -287,24 +294,28 @@ def _grouped(g: _OpGraph, draw: list[Node]) -> dict[Node, Node]:
     gradients (∇W_f(t), ∇U_f(t), ∇b_f(t), all from ∇f(t)) share one node, and so do their sums
     over the steps: node → the node that stands for it (only for those that share)."""
     drawn = set(draw)
-    rep: dict[Node, Node] = {}
-    for kind in ("copy", "total"):
-        groups: dict[tuple, list[Node]] = {}
-        for n in draw:
-            m = g.meaning.get(n)
-            if n not in g.gset or m is None or n in g.results and kind == "copy":
-                continue
-            if kind == "copy" and m.kind == "grad" and _is_copy(m.of):
-                key = (g.step[n], tuple(sorted(x.serial for x in _below(g, n, drawn))))
-            elif kind == "total" and m.kind == "total":
-                key = tuple(sorted({rep.get(x, x).serial for x in _below(g, n, drawn)}))
-            else:
-                continue
+    groups: dict[tuple, list[Node]] = {}
+    for n in draw:
+        m = g.meaning.get(n)
+        if n in g.gset and m is not None and m.kind == "grad" and _is_copy(m.of) and \
+                n not in g.results:
+            key = (g.step[n], tuple(sorted(x.serial for x in _below(g, n, drawn))))
             groups.setdefault(key, []).append(n)
-        for members in groups.values():
-            for n in members:
-                rep[n] = members[0]
-    return {n: r for n, r in rep.items() if sum(1 for v in rep.values() if v is r) > 1}
+    rep: dict[Node, Node] = {n: members[0] for members in groups.values() for n in members}
+    # the sums: together when their parameters' copies are together at every step drawn
+    of_param: dict[Node, set[int]] = {}
+    for n, r in rep.items():
+        of_param.setdefault(g.meaning[n].of.inputs[0], set()).add(r.serial)
+    totals: dict[tuple, list[Node]] = {}
+    for n in draw:
+        m = g.meaning.get(n)
+        if n in g.gset and m is not None and m.kind == "total" and m.of in of_param:
+            totals.setdefault(tuple(sorted(of_param[m.of])), []).append(n)
+    rep.update({n: members[0] for members in totals.values() for n in members})
+    sizes: dict[Node, int] = {}
+    for r in rep.values():
+        sizes[r] = sizes.get(r, 0) + 1
+    return {n: r for n, r in rep.items() if sizes[r] > 1}
 
 
 def _edges(dot: graphviz.Digraph, g: _OpGraph, draw: list[Node], drawn: set[Node],
