@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -243,8 +244,9 @@ def plots(summary: dict, out: Path) -> list[str]:
 
 def drawings(cfg: Config, out: Path, trained: dict, seed: int) -> list[str]:
     """The book-view drawings of ``viz``, if it is installed (``dot`` gives SVG, else DOT): the
-    folded LSTM language model, and the trained recall networks unfolded over a short sequence,
-    each state coloured by ``‖∇h(t) L‖``."""
+    folded LSTM language model, and the trained recall networks side by side over the task's τ
+    (middle steps elided, as the drawing says), each state coloured by ``‖∇h(t) L‖`` on one
+    scale shared by both."""
     try:
         import viz
         from viz.output import have_dot
@@ -252,12 +254,15 @@ def drawings(cfg: Config, out: Path, trained: dict, seed: int) -> list[str]:
         return []
     suffixes = (".svg", ".png") if have_dot() else (".dot",)
     drawn = {"lstm_language_model_folded": viz.folded(models.language_model(8, 4, cell="lstm"))}
-    steps = 10
-    short = recall_batch(Config(recall_steps_tau=steps), 1, np.random.default_rng(seed))
+    steps, panels = cfg.recall_steps_tau, []
+    batch = recall_batch(cfg, 1, np.random.default_rng(seed))
     for name, (rec, params) in trained.items():
-        feed = {**params, "x": short["x"][:, 0], "y": short["y"][:, 0]}
-        g = viz.gradient_norms(rec.unfold(steps), feed)
-        drawn[f"{name}_gradients"] = viz.unfolded(rec, steps=steps, gradients=g)
+        feed = {**params, "x": batch["x"][:, 0], "y": batch["y"][:, 0]}
+        panels.append((name, rec, {"steps": steps, "max_steps": 8,
+                                   "gradients": viz.gradient_norms(rec.unfold(steps), feed)}))
+    with warnings.catch_warnings():         # (the drawing says which steps it shows)
+        warnings.simplefilter("ignore", viz.ElidedStepsWarning)
+        drawn["recall_gradients"] = viz.side_by_side("‖∇h(t) L‖, one colour scale", panels)
     for name, drawing in drawn.items():
         for suffix in suffixes:
             viz.save(drawing, out / f"{name}{suffix}")
