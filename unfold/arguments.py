@@ -8,12 +8,13 @@ what it got.
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, Sequence
 
 import numpy as np
 
 from .errors import UnfoldTypeError, UnfoldValueError
+from .ops.base import is_int
 
 
 def positive_int(what: str, value: Any, minimum: int = 1,
@@ -21,7 +22,7 @@ def positive_int(what: str, value: Any, minimum: int = 1,
     """``value`` as an int ≥ ``minimum`` (booleans are not counts); ``error`` is raised for a
     value out of range (a subclass of ``UnfoldError`` and ``ValueError``)."""
     wanted = "a positive integer" if minimum == 1 else f"an integer ≥ {minimum}"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral):
+    if not is_int(value):
         raise UnfoldTypeError(f"{what} must be {wanted}, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise error(f"{what} must be {wanted}, got {value!r}")

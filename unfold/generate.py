@@ -190,17 +190,22 @@ def sample(rec: Recurrence, params: Mapping[str, np.ndarray], *, length: int,
     return out
 
 
-def greedy_decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start: int,
-                  end: int | None = None, max_length: int = 100) -> list[int] | list[list[int]]:
-    """Decode with an encoder–decoder (``unfold.models.encoder_decoder``) greedily: encode ``x``
+def decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start: int,
+           end: int | None = None, max_length: int = 100, temperature: float = 1.0,
+           rng: np.random.Generator | int | None = None) -> list[int] | list[list[int]]:
+    """Generate with an encoder–decoder (``unfold.models.encoder_decoder``): encode ``x``
     ((n_x, n_in), or token ids (n_x,); with a batch axis after time, (n_x, batch, …)) into its
     context ``C``, then run the decoder one step at a time from ``y_prev(1) = start``, each step
-    choosing the most probable symbol ``argmax o(t)`` and feeding it back as the next
-    ``y_prev``. A sequence stops at the ``end`` symbol (not returned) or after ``max_length``
-    symbols. ``params`` are the model's, by qualified name (``encoder.W`` …). Returns the symbols
-    (a list per example for a batch)."""
-    if max_length < 1:
-        raise UnfoldValueError(f"greedy_decode: max_length must be ≥ 1, got {max_length!r}")
+    drawing a symbol from ``softmax(o(t) / temperature)`` (``temperature=0``: the most probable
+    one, ``argmax o(t)`` — greedy decoding) and feeding it back as the next ``y_prev``. A
+    sequence stops at the ``end`` symbol (not returned) or after ``max_length`` symbols.
+    ``params`` are the model's, by qualified name (``encoder.W`` …). Returns the symbols (a list
+    per example for a batch)."""
+    if not isinstance(max_length, (int, np.integer)) or max_length < 1:
+        raise UnfoldValueError(f"decode: max_length must be an integer ≥ 1, got {max_length!r}")
+    if not temperature >= 0:
+        raise UnfoldValueError(f"decode: temperature must be ≥ 0, got {temperature!r}")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     encoder_params, decoder_params = model.split(params)
     x = np.asarray(x)
     encoded = model.encoder.unfold(len(x))
@@ -215,8 +220,9 @@ def greedy_decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start
     out: list[list[int]] = [[] for _ in range(batch)]
     done = np.zeros(batch, bool)
     for _ in range(max_length):
-        logits = stepper.step({"y_prev": token if batched else token[0]})["o"]
-        token = np.argmax(np.reshape(logits, (batch, -1)), axis=-1).astype(np.int64)
+        logits = np.reshape(stepper.step({"y_prev": token if batched else token[0]})["o"],
+                            (batch, -1))
+        token = np.array([_draw(row, temperature, rng) for row in logits], np.int64)
         for i in np.flatnonzero(~done):
             if end is not None and token[i] == end:
                 done[i] = True
@@ -225,3 +231,11 @@ def greedy_decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start
         if done.all():
             break
     return out if batched else out[0]
+
+
+def greedy_decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start: int,
+                  end: int | None = None, max_length: int = 100) -> list[int] | list[list[int]]:
+    """Greedy decoding with an encoder–decoder: ``decode`` choosing ``argmax o(t)`` at every
+    step (the test-time counterpart of teacher forcing)."""
+    return decode(model, params, x, start=start, end=end, max_length=max_length,
+                  temperature=0.0)

@@ -52,7 +52,6 @@ def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
 def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     wanted = set(targets)
     order = topological([y])
-    _refuse_folded(targets, order)
     on_path: set[Node] = set()        # nodes through which y depends on some target
     for node in order:
         if node in wanted:
@@ -87,12 +86,16 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
             leave()
     finally:
         del _adjoint_of[1:]
+    unreached = [x for x in targets if x not in found]
+    if unreached:
+        _refuse_folded(unreached, order)
     return [_finish(found.get(x), x) for x in targets]
 
 
 def _refuse_folded(targets: list[Node], order: list[Node]) -> None:
     """A node of a folded recurrence (the sequence ``x``, the state ``h``, a folded ``W h``) is
-    not in its unfolded graph — its per-step copies are: say so, rather than answer zeros."""
+    not in its unfolded graph — its per-step copies are: say so, rather than answer zeros.
+    (Checked only for targets that got no gradient.)"""
     in_graph = set(order)
     absent = {x for x in targets if x not in in_graph}
     if not absent:

@@ -14,12 +14,14 @@
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .. import arguments, ops
-from ..errors import UnfoldValueError
+from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
 
@@ -29,6 +31,63 @@ INPUTS = ("vectors", "tokens")
 
 #: ``cell(rec, x, n_hidden, carry=...) -> h(t)``: declares its states and params, returns h(t)
 Cell = Callable[..., Node]
+
+#: every builder of ``unfold.models``, by name: what a saved model is rebuilt with
+BUILDERS: dict[str, Callable[..., Any]] = {}
+
+
+def builder(build: Callable[..., Any]) -> Callable[..., Any]:
+    """Register a builder and record, on what it builds, how to build it again:
+    ``model.spec = {"builder": name, "args": {argument: value, …}}`` (every argument, defaults
+    included, as JSON values; ``None`` when an argument cannot be written, e.g. a function).
+    ``rebuild(model.spec)`` makes the same model — what ``unfold.train.save_model`` stores."""
+    signature = inspect.signature(build)
+
+    @functools.wraps(build)
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        model = build(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        extra = arguments.pop(next((p.name for p in signature.parameters.values()
+                                    if p.kind is p.VAR_KEYWORD), ""), {})
+        arguments.update(extra)
+        try:
+            spec = {"builder": build.__name__,
+                    "args": {k: _as_json(v) for k, v in arguments.items()}}
+        except TypeError:
+            spec = None
+        model.spec = spec
+        return model
+
+    BUILDERS[build.__name__] = recorded
+    return recorded
+
+
+def _as_json(value: Any) -> Any:
+    """A builder argument as a JSON value (tuples, ranges and arrays become lists, dtypes their
+    names); ``TypeError`` for anything else (a function)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, (np.dtype, type)) and not isinstance(value, bool):
+        return np.dtype(value).name
+    if isinstance(value, (list, tuple, range, np.ndarray)):
+        return [_as_json(v) for v in (value.tolist() if isinstance(value, np.ndarray)
+                                      else value)]
+    raise UnfoldTypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def rebuild(spec: Mapping[str, Any]) -> Any:
+    """The model ``spec`` (a ``model.spec``) describes, built again."""
+    if not isinstance(spec, Mapping) or spec.get("builder") not in BUILDERS or \
+            not isinstance(spec.get("args"), Mapping):
+        raise UnfoldValueError(f"rebuild: {spec!r:.200} is not the spec of a builder of "
+                               f"unfold.models (builders: {sorted(BUILDERS)})")
+    return BUILDERS[spec["builder"]](**spec["args"])
 
 
 class Scope:
@@ -145,7 +204,10 @@ def loss_steps(outputs: str | Sequence[int]) -> tuple[int, ...] | str | None:
     if isinstance(outputs, str):
         _check_choice("outputs", outputs, OUTPUTS)
         return None if outputs == "every" else "last"
-    steps = tuple(int(t) for t in outputs)
+    if not isinstance(outputs, (Sequence, np.ndarray)):
+        raise UnfoldValueError(f"outputs must be 'every', 'last' or a list of steps, got "
+                               f"{outputs!r}")
+    steps = tuple(arguments.positive_int("outputs: a step", t, minimum=0) for t in outputs)
     if not steps or min(steps) < 1:
         raise UnfoldValueError(f"outputs: list the 1-based steps whose loss counts, got "
                                f"{outputs!r}")

@@ -9,7 +9,8 @@ import numpy as np
 from .. import arguments, ops
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import affine, as_feedback, check_size, fed_back, new_state, one_hot_like, readout
+from ._parts import (affine, as_feedback, builder, check_size, fed_back, new_state, one_hot_like,
+                     readout)
 
 
 def _conditioned(rec: Recurrence, x: Node, x_weight: str, y_weight: str, n_hidden: int,
@@ -24,6 +25,7 @@ def _conditioned(rec: Recurrence, x: Node, x_weight: str, y_weight: str, n_hidde
     return rec
 
 
+@builder
 def context_rnn(n_context: int, n_hidden: int, n_out: int, *, mode: str = "train",
                 feedback: str = "argmax", loss: str = "cross_entropy", carry: bool = False,
                 dtype: Any = np.float64) -> Recurrence:
@@ -47,6 +49,7 @@ def context_rnn(n_context: int, n_hidden: int, n_out: int, *, mode: str = "train
     return _conditioned(rec, x, "R", "U", n_hidden, n_out, mode, feedback, loss, carry)
 
 
+@builder
 def conditional_rnn(n_in: int, n_hidden: int, n_out: int, *, mode: str = "train",
                     feedback: str = "argmax", loss: str = "cross_entropy", carry: bool = False,
                     dtype: Any = np.float64) -> Recurrence:

@@ -11,7 +11,7 @@ from .. import arguments, ops
 from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import Scope, _check_choice, affine, input_sequence, new_state, readout
+from ._parts import Scope, _check_choice, affine, builder, input_sequence, new_state, readout
 from .sequence_length import CELLS
 
 TRANSITIONS = ("stacked", "deep")
@@ -37,6 +37,7 @@ def mlp(rec: Recurrence, v: Node, widths: Sequence[int], scope: str, weight: str
     return v
 
 
+@builder
 def deep_rnn(n_in: int, sizes: Sequence[int], n_out: int, *, transition: str = "stacked",
              skip: bool = False, cell: str = "rnn", input_layers: Sequence[int] = (),
              output_layers: Sequence[int] = (), loss: str = "cross_entropy",

@@ -11,7 +11,7 @@ from ..errors import UnfoldValueError
 from ..evaluate import evaluate
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import chain, new_state
+from ._parts import builder, chain, new_state
 
 
 def reservoir(n: int, m: int, *, spectral_radius: float = 0.95, input_scale: float = 1.0,
@@ -48,6 +48,7 @@ def echo_state_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False,
     return rec.update(h, ops.tanh(ops.constant(W, name="W") @ h + ops.constant(U, name="U") @ x))
 
 
+@builder
 def echo_state(n_in: int, n_hidden: int, n_out: int, *, spectral_radius: float = 0.95,
                input_scale: float = 1.0, seed: int = 0, loss: str = "squared_error",
                outputs: str = "every", inputs: str = "vectors", carry: bool = False,

@@ -20,7 +20,7 @@ from .. import arguments, ops
 from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import Cell, _check_choice, affine, input_sequence, readout
+from ._parts import Cell, _check_choice, affine, builder, input_sequence, readout
 from .gated import gru_cell, lstm_cell
 from .rnn import rnn_cell
 from .time_scales import leaky_cell, skip_cell
@@ -65,6 +65,7 @@ def length_output(rec: Recurrence, h_before: Node, tau: Node, max_length: int) -
     return o_tau
 
 
+@builder
 def language_model(vocab: int, n_hidden: int, *, cell: str = "rnn", stop: bool = False,
                    max_length: int | None = None, length_input: str = "remaining",
                    carry: bool = False, dtype: Any = np.float64, **cell_options: Any
@@ -89,10 +90,8 @@ def language_model(vocab: int, n_hidden: int, *, cell: str = "rnn", stop: bool =
     if max_length is not None and stop:
         raise UnfoldValueError("language_model: max_length (predicting τ) and stop=True (a stop "
                                "output) are two ways of ending a sequence; choose one")
-    if max_length is not None and (not isinstance(max_length, (int, np.integer)) or
-                                   max_length < 1):
-        raise UnfoldValueError(f"language_model: max_length must be a positive integer, got "
-                               f"{max_length!r}")
+    if max_length is not None:
+        max_length = arguments.positive_int("language_model: max_length", max_length)
     rec = Recurrence(f"language_model_{cell}" + ("_length" if max_length else ""))
     x = input_sequence(rec, vocab, "tokens", dtype)
     if max_length is not None:

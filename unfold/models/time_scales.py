@@ -10,7 +10,7 @@ from .. import arguments, ops
 from ..errors import UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import affine, chain, new_state
+from ._parts import affine, builder, chain, new_state
 
 
 def leaky_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False,
@@ -48,11 +48,12 @@ def skip_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False, delay: i
     read of the past gives the initial state (zeros, or ``h0`` with carry). Returns ``h(t)``."""
     delay = arguments.positive_int("skip connections: the delay d", delay, minimum=2)
     h = new_state(rec, "h", n, x.dtype, carry)
-    weights = {"W": h} if length_one else {}
+    weights = {"W": h} if arguments.flag("skip connections: length_one", length_one) else {}
     weights.update({"W_d": rec.past(h, int(delay)), "U": x})
     return rec.update(h, ops.tanh(affine(rec, n, "b", weights)))
 
 
+@builder
 def leaky_rnn(n_in: int, n_hidden: int, n_out: int, *, alpha: float | np.ndarray = 0.9,
               loss: str = "cross_entropy", outputs: str = "every", inputs: str = "vectors",
               carry: bool = False, dtype: Any = np.float64) -> Recurrence:
@@ -62,6 +63,7 @@ def leaky_rnn(n_in: int, n_hidden: int, n_out: int, *, alpha: float | np.ndarray
                  inputs=inputs, carry=carry, dtype=dtype, alpha=alpha)
 
 
+@builder
 def skip_rnn(n_in: int, n_hidden: int, n_out: int, *, delay: int = 2, length_one: bool = True,
              loss: str = "cross_entropy", outputs: str = "every", inputs: str = "vectors",
              carry: bool = False, dtype: Any = np.float64) -> Recurrence:

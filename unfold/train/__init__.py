@@ -7,6 +7,7 @@ with truncated BPTT over long streams, and safe parameter files.
     history = trainer.fit(batches, steps=500)          # batches: feeds {"x": …, "y": …}
     unfold.train.save_params("model.npz", params)
     unfold.train.save_training("run.npz", trainer)     # resume: load_training("run.npz", t)
+    unfold.train.save_model("run.npz", trainer)        # whole: trainer = load_model("run.npz")
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from .loop import (History, Record, Trainer, load_training, save_training, strea
                    truncated_gradients)
 from .optim import (SGD, Adam, Momentum, NonFiniteError, Optimizer, clip_by_norm,
                     clip_elementwise, global_norm)
+from .snapshot import load_model, save_model
 
 __all__ = ["Trainer", "History", "Record", "stream_chunks", "truncated_gradients", "SGD",
            "Momentum", "Adam", "Optimizer", "NonFiniteError", "clip_by_norm",
            "clip_elementwise", "global_norm", "init_params", "orthogonal", "GATE_BIASES",
            "save_params", "load_params", "save_training", "load_training", "save_checkpoint",
-           "load_checkpoint", "CheckpointError"]
+           "load_checkpoint", "CheckpointError", "save_model", "load_model"]

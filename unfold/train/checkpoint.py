@@ -312,8 +312,9 @@ def params_of(tree: Mapping[str, Any], user_path: str) -> dict[str, np.ndarray]:
 
 
 def _expected(like: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    if isinstance(like, Recurrence):
-        like = list(like.params.values())
+    model_params = getattr(like, "params", None)      # a recurrence, or a joined model's
+    if isinstance(model_params, Mapping):             # qualified names (encoder.W …)
+        return {k: (p.shape, p.dtype) for k, p in model_params.items()}
     if isinstance(like, Mapping):
         return {k: (np.shape(v), np.asarray(v).dtype) for k, v in like.items()}
     try:

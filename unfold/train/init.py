@@ -18,6 +18,7 @@ GATE_BIASES = {"b_f": 1.0, "b_u": 1.0}
 def orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
     """A random orthogonal matrix (QR of a Gaussian one, signs fixed so it is uniform): all its
     eigenvalues have modulus 1, so ``Wᵗ`` neither explodes nor vanishes (section 10.7)."""
+    n = arguments.positive_int("orthogonal: n", n)
     q, r = np.linalg.qr(rng.standard_normal((n, n)))
     return q * np.sign(np.diag(r))
 
@@ -66,6 +67,7 @@ def init_params(params: Any, *,
     if not isinstance(biases, Mapping):
         raise UnfoldTypeError(f"init_params: biases must be a dict name → value, got "
                               f"{type(biases).__name__}")
+    biases = {k: arguments.real(f"init_params: the bias {k!r}", v) for k, v in biases.items()}
     out = {}
     for name, shape, dt in specs:
         if _is_bias(name, shape):

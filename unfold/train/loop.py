@@ -83,9 +83,10 @@ class History(list):
         if not isinstance(columns, Mapping) or set(columns) != set(_COLUMNS):
             raise CheckpointError(f"a training history has the columns {list(_COLUMNS)}")
         arrays = {k: np.asarray(columns[k]) for k in _COLUMNS}
-        if len({a.shape for a in arrays.values()}) != 1 or arrays["step"].ndim != 1:
-            raise CheckpointError("the columns of a training history must be 1-D arrays of one "
-                                  "length")
+        if len({a.shape for a in arrays.values()}) != 1 or arrays["step"].ndim != 1 or \
+                any(a.dtype.kind not in "biuf" for a in arrays.values()):
+            raise CheckpointError("the columns of a training history must be 1-D arrays of "
+                                  "numbers, of one length")
         return cls(Record(int(s), float(l), float(n), float(t), bool(k)) for s, l, n, t, k in
                    zip(*(arrays[k] for k in _COLUMNS)))
 
@@ -100,7 +101,8 @@ class _Compiled:
 
 
 class Trainer:
-    """Trains the parameters of a recurrence.
+    """Trains the parameters of a recurrence — or of a joined model (``unfold.models.
+    encoder_decoder``: recurrences joined by ``bind``, see below).
 
     ``params`` (name → writable float array, exactly the recurrence's parameters with their
     shapes and dtypes) are updated in place. For each unfolding length the recurrence is
@@ -128,14 +130,20 @@ class Trainer:
     Streaming refuses backward states (their value at the end of a chunk depends on the next
     chunk) and, over more than one chunk, losses taken at chosen steps (``steps="last"``: the
     steps of a chunk are not those of the stream).
+
+    **Joined models.** Any object with ``name``, ``params`` (qualified name → node:
+    ``encoder.W``, ``decoder.W``), ``sequences`` (name → node), ``check()``, ``lengths(feed)``
+    (the unfolding lengths a feed asks for, a tuple) and ``unfold(*lengths)`` (the joined graph)
+    trains the same way: ``params`` are keyed by the qualified names, one program is compiled
+    per tuple of lengths. (``mask`` and ``carry`` are a single recurrence's options.)
     """
 
     def __init__(self, rec: Recurrence, params: dict[str, np.ndarray], optimizer: Optimizer, *,
                  clip: float | None = None, clip_mode: str = "norm", mask: bool = False,
                  carry: bool = False, nonfinite: str = "skip") -> None:
-        if not isinstance(rec, Recurrence):
-            raise UnfoldTypeError(f"Trainer: the model must be a Recurrence, got "
-                                  f"{type(rec).__name__}")
+        if not isinstance(rec, Recurrence) and not _is_joined(rec):
+            raise UnfoldTypeError(f"Trainer: the model must be a Recurrence or a joined model "
+                                  f"(unfold.models.encoder_decoder), got {type(rec).__name__}")
         if not isinstance(optimizer, Optimizer):
             raise UnfoldTypeError(f"Trainer: optimizer must be an unfold.train optimiser (SGD, "
                                   f"Momentum, Adam), got {type(optimizer).__name__}")
@@ -147,6 +155,9 @@ class Trainer:
         self.mask = arguments.flag("mask", mask)
         self.carries = arguments.flag("carry", carry)
         self.nonfinite = arguments.choice("nonfinite", nonfinite, NONFINITE)
+        if not isinstance(rec, Recurrence) and (self.mask or self.carries):
+            raise UnfoldValueError(f"Trainer: mask and carry are options of a single "
+                                   f"recurrence, not of the joined model {rec.name!r}")
         if self.carries:
             backward = sorted(s for s, st in rec.states.items() if st.backward)
             if backward:
@@ -172,11 +183,14 @@ class Trainer:
         key = (steps, grads, history)
         cached = self._programs.get(key)
         if cached is None:
-            net = self.rec.unfold(steps, mask=self.mask, history=history)
+            if isinstance(self.rec, Recurrence):
+                net = self.rec.unfold(steps, mask=self.mask, history=history)
+                finals = [n for s, st in self.rec.states.items() if not st.backward
+                          for n in net.final_history(s)]
+            else:                                   # a joined model: steps are its lengths
+                net, finals = self.rec.unfold(*steps), []
             params = list(self.rec.params.values())
             derivatives = grad(net.loss, params) if grads else []
-            finals = [n for s, st in self.rec.states.items() if not st.backward
-                      for n in net.final_history(s)]
             cached = self._programs[key] = _Compiled(
                 compile([net.loss, net.terms, *derivatives, *finals]), net,
                 list(self.rec.params) if grads else [])
@@ -197,7 +211,9 @@ class Trainer:
             if array.ndim == node.ndim + 2 and array.shape[1] == 0:
                 raise FeedError(f"sequence {name!r} is fed a batch of 0 examples (shape "
                                 f"{array.shape}); a batch needs at least one example")
-            return array.shape[0], (array.shape[1] if array.ndim == node.ndim + 2 else None)
+            steps = array.shape[0] if isinstance(self.rec, Recurrence) else \
+                tuple(self.rec.lengths(feed))
+            return steps, (array.shape[1] if array.ndim == node.ndim + 2 else None)
         raise FeedError(f"the feed has none of the sequences {sorted(self.rec.sequences)} of "
                         f"{self.rec.name!r}")
 
@@ -212,7 +228,7 @@ class Trainer:
         compiled = self.program(steps, grads, history=start is not None)
         full = dict(feed)                   # params and carried states by node: a program
         full.update({self.rec.params[k]: v for k, v in self.params.items()})   # may not read all
-        states = self.rec.states
+        states = self.rec.states if carrying else {}
         if carrying and start is None:      # a stream's first chunk: a context init not given
             contexts = set(self.rec.contexts.values())                  # starts at zeros
             for st in states.values():
@@ -260,6 +276,9 @@ class Trainer:
     def _check_streamable(self, what: str) -> None:
         """A recurrence can be walked chunk by chunk only if each chunk's steps are the same as
         the stream's: losses at every step, no backward state."""
+        if not isinstance(self.rec, Recurrence):
+            raise UnfoldTypeError(f"{what}: a stream is walked by one recurrence, not by the "
+                                  f"joined model {self.rec.name!r}")
         chosen = sorted(k for k, (_, steps) in self.rec.losses.items() if steps is not None)
         if chosen:
             raise RecurrenceError(f"{what}: the losses {chosen} of {self.rec.name!r} are taken "
@@ -279,7 +298,7 @@ class Trainer:
         ``fit_stream`` walks it, the history carried across chunks; no gradients, no update,
         the trainer's own stream state untouched."""
         chunks = stream_chunks(x, y, chunk, batch)
-        if _chunk_count(x, chunk, batch) > 1:
+        if _chunk_count(x, chunk, batch) > 1 or not isinstance(self.rec, Recurrence):
             self._check_streamable("evaluate_stream")
         carry, total, count = None, 0.0, 0.0
         for feed in chunks:
@@ -516,6 +535,13 @@ class Trainer:
         return out
 
 
+def _is_joined(model: Any) -> bool:
+    """Whether ``model`` offers what the Trainer needs of a joined model (see ``Trainer``)."""
+    return all(callable(getattr(model, m, None)) for m in ("check", "lengths", "unfold")) and \
+        isinstance(getattr(model, "params", None), Mapping) and \
+        isinstance(getattr(model, "sequences", None), Mapping)
+
+
 def _check_feed(feed: Any) -> Mapping[Any, Any]:
     if not isinstance(feed, Mapping):
         raise UnfoldTypeError(f"a batch must be a feed, a dict such as {{'x': …, 'y': …}}, got "
@@ -531,9 +557,10 @@ def _mean(loss: float, grads: dict[str, np.ndarray], count: float
     return loss / count, {k: g / count for k, g in grads.items()}
 
 
-def _check_model_params(rec: Recurrence, params: Any) -> dict[str, np.ndarray]:
-    """``params`` must be exactly the recurrence's parameters, writable float arrays of the
-    declared shapes and dtypes."""
+def _check_model_params(rec: Any, params: Any) -> dict[str, np.ndarray]:
+    """``params`` must be exactly the model's parameters (``rec.params``: a recurrence's, or a
+    joined model's by qualified name), writable float arrays of the declared shapes and
+    dtypes."""
     params = check_params(params, f"Trainer({rec.name!r})")
     missing, extra = sorted(set(rec.params) - set(params)), sorted(set(params) - set(rec.params))
     if missing:
@@ -630,6 +657,8 @@ def truncated_gradients(trainer: Trainer, feed: Mapping[str, Any], chunk: int
                               f"{type(trainer).__name__}")
     chunk = arguments.positive_int("truncated_gradients: chunk", chunk)
     feed = _check_feed(feed)
+    if not isinstance(trainer.rec, Recurrence):
+        trainer._check_streamable("truncated_gradients")
     steps = trainer._steps_and_batch(feed)[0]
     if steps > chunk:
         trainer._check_streamable("truncated_gradients")
