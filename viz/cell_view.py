@@ -95,6 +95,8 @@ def _words(book: Book, names: Mapping[str, str]) -> dict[str, str]:
 class _CellDrawer(_Drawer):
     """A folded drawer whose nodes show units (symbol inside, words beside) and products."""
 
+    reach_first = False          # the units in the order they are computed, as Fig. 10.16
+
     def __init__(self, dot, book: Book, words: Mapping[str, str], params: bool) -> None:
         super().__init__(dot, book, None, params=params, biases=False)
         self.words = words
