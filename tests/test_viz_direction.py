@@ -24,6 +24,8 @@ from viz.figures import FIGURES
 from viz.layout import axis
 from viz.ops_view import _OpGraph
 from viz.views import prepare
+from test_viz_cells import _bidi, gru_inline, gru_named, lstm_named, lstm_stacked
+from test_viz_styles import expression_style, readme_style
 from viz_json import Laid, step_key
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
@@ -31,60 +33,10 @@ N, M, K = 3, 2, 4
 
 
 # --- recurrences written by hand, several ways ----------------------------------------------------
-
-def rnn_returned() -> Recurrence:
-    """The README's style: a declared target, the returned nodes used downstream."""
-    rec = Recurrence("rnn returned")
-    x, y, h = rec.sequence("x", (M,)), rec.target("y", ()), rec.state("h", (N,))
-    h_t = rec.update(h, uf.tanh(rec.param("b", (N,)) + rec.param("W", (N, N)) @ h +
-                                rec.param("U", (N, M)) @ x))
-    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (K, N)) @ h_t), y))
-    return rec
-
-
-def rnn_expression() -> Recurrence:
-    """The expression passed on (``rec.output("o", expr)``, the loss on ``expr``), the target
-    an ordinary int64 sequence."""
-    rec = Recurrence("rnn expression")
-    x, h = rec.sequence("x", (M,)), rec.state("h", (N,))
-    y = rec.sequence("y", (), dtype="int64")
-    h_t = uf.tanh(rec.param("W", (N, N)) @ h + rec.param("U", (N, M)) @ x)
-    rec.update(h, h_t)
-    expr = rec.param("c", (K,)) + rec.param("V", (K, N)) @ h_t
-    rec.output("o", expr)
-    rec.loss("L", uf.cross_entropy(expr, y))
-    return rec
-
-
-def lstm_stacked() -> Recurrence:
-    """Four gates sliced from one stacked matmul, inline sigmoids."""
-    rec = Recurrence("lstm stacked")
-    x, h, c = rec.sequence("x", (M,)), rec.state("h", (N,)), rec.state("c", (N,))
-    z = rec.param("W", (4 * N, N)) @ h + rec.param("U", (4 * N, M)) @ x
-    i, f, o = uf.sigmoid(z[:N]), uf.sigmoid(z[N:2 * N]), uf.sigmoid(z[2 * N:3 * N])
-    c_t = rec.update(c, f * c + i * uf.tanh(z[3 * N:]))
-    h_t = o * uf.tanh(c_t)
-    rec.update(h, h_t)
-    expr = rec.param("V", (K, N)) @ h_t
-    rec.output("o", expr)
-    rec.loss("L", uf.cross_entropy(expr, rec.sequence("y", (), dtype="int64")))
-    return rec
-
-
-def lstm_separate() -> Recurrence:
-    """One matmul per gate, gates named with rec.name_node."""
-    rec = Recurrence("lstm separate")
-    x, h, s = rec.sequence("x", (M,)), rec.state("h", (N,)), rec.state("s", (N,))
-
-    def gate(k, act=uf.sigmoid):
-        return act(rec.param(f"U_{k}", (N, M)) @ x + rec.param(f"W_{k}", (N, N)) @ h)
-    f, i, q = (rec.name_node(k, gate(k)) for k in ("forget", "input", "output"))
-    s_t = rec.update(s, f * s + i * gate("g", uf.tanh))
-    h_t = rec.update(h, uf.tanh(s_t) * q)
-    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (K, N)) @ h_t),
-                                   rec.target("y")))
-    return rec
-
+# (the RNN as the README writes it and by expressions, an LSTM with named gates and one with
+# four gates sliced from one matmul, a GRU named and inline, a bidirectional RNN: those of
+# test_viz_styles and test_viz_cells; and here a GRU whose two gates are one sliced sigmoid,
+# and an RNN fed its previous target)
 
 def gru_stacked() -> Recurrence:
     """Update and reset gates sliced from one matmul; the candidate reads r ⊙ h(t−1)."""
@@ -101,28 +53,6 @@ def gru_stacked() -> Recurrence:
     return rec
 
 
-def gru_separate() -> Recurrence:
-    rec = Recurrence("gru separate")
-    x, h = rec.sequence("x", (M,)), rec.state("h", (N,))
-    u = rec.name_node("u", uf.sigmoid(rec.param("W_u", (N, N)) @ h + rec.param("U_u", (N, M)) @ x))
-    r = rec.name_node("r", uf.sigmoid(rec.param("W_r", (N, N)) @ h + rec.param("U_r", (N, M)) @ x))
-    cand = uf.tanh(rec.param("W", (N, N)) @ (r * h) + rec.param("U", (N, M)) @ x)
-    h_t = rec.update(h, u * h + (1.0 - u) * cand)
-    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (K, N)) @ h_t),
-                                   rec.target("y")))
-    return rec
-
-
-def bidirectional() -> Recurrence:
-    rec = Recurrence("bidirectional")
-    x = rec.sequence("x", (M,))
-    h, g = rec.state("h", (N,)), rec.state("g", (N,), backward=True)
-    h_t = rec.update(h, uf.tanh(rec.param("W", (N, N)) @ h + rec.param("U", (N, M)) @ x))
-    g_t = rec.update(g, uf.tanh(rec.param("R", (N, N)) @ g + rec.param("Q", (N, M)) @ x))
-    rec.output("o", rec.param("V", (K, N)) @ h_t + rec.param("S", (K, N)) @ g_t)
-    return rec
-
-
 def teacher_forced() -> Recurrence:
     """y(t−1) → h(t): the target of the step before, fed back (Figs. 10.6, 10.10)."""
     rec = Recurrence("teacher forced")
@@ -136,8 +66,9 @@ def teacher_forced() -> Recurrence:
     return rec
 
 
-RECURRENCES = {f.__name__: f for f in (rnn_returned, rnn_expression, lstm_stacked, lstm_separate,
-                                       gru_stacked, gru_separate, bidirectional, teacher_forced)}
+RECURRENCES = {f.__name__: f for f in (readme_style, expression_style, lstm_named, lstm_stacked,
+                                       gru_named, gru_inline, gru_stacked, _bidi,
+                                       teacher_forced)}
 
 
 def turned(source: str) -> bool:
@@ -222,7 +153,7 @@ def test_every_edge_runs_the_way_its_data_flows(name, view):
 
 
 def test_targets_are_written_into_their_losses_and_stay_above_them():
-    for g in (viz.folded(rnn_expression()), viz.unfolded(rnn_expression(), steps=3),
+    for g in (viz.folded(expression_style()), viz.unfolded(expression_style(), steps=3),
               viz.unfolded(teacher_forced())):
         laid = Laid(g)
         into_loss = [e for e in laid.edges if e.head.startswith("L")]
@@ -233,9 +164,9 @@ def test_targets_are_written_into_their_losses_and_stay_above_them():
 
 
 def test_states_of_the_step_before_enter_the_next_cell_as_tails():
-    laid = Laid(viz.unfolded(lstm_separate(), steps=3))
+    laid = Laid(viz.unfolded(lstm_named(), steps=3))
     into = {e.tail for e in laid.edges if e.head == "cell(2)"}
-    assert into == {"x(2)", "s(1)", "h(1)"}
+    assert into == {"x(2)", "c(1)", "h(1)"}
     fed = Laid(viz.unfolded(teacher_forced()))
     assert ("y(t-1)", "h(t)") in {(e.tail, e.head) for e in fed.edges}
 
@@ -292,7 +223,7 @@ def _op_ids(roots, backward):
     return {ident: node for node, ident in g.name_nodes(g.drawn(False)).items()}
 
 
-@pytest.mark.parametrize("make", [rnn_returned, lstm_stacked, gru_separate])
+@pytest.mark.parametrize("make", [readme_style, lstm_stacked, gru_named])
 def test_op_view_edges_run_from_inputs_to_their_users(make):
     rec = make()
     u = rec.unfold(3)
@@ -317,15 +248,15 @@ def test_op_view_edges_run_from_inputs_to_their_users(make):
 
 
 def test_overlay_and_side_by_side_edges_run_forward():
-    rec = rnn_returned()
+    rec = readme_style()
     u = rec.unfold(4)
     rng = np.random.default_rng(0)
-    feed = {"x": rng.standard_normal((4, M)), "y": rng.integers(0, K, 4)}
+    feed = {"x": rng.standard_normal((4,) + rec.sequences["x"].shape), "y": rng.integers(0, 2, 4)}
     feed.update({n: rng.standard_normal(p.shape) for n, p in rec.params.items()})
     norms = viz.gradient_norms(u, feed)
     g = viz.unfolded(rec, steps=4, gradients=norms)
     assert check_book_view(g, [prepare(rec, axis(4))[0]]) >= 10
-    both = viz.side_by_side("two", [("a", rec, {"steps": 2}), ("b", lstm_separate(), {"steps": 2})])
+    both = viz.side_by_side("two", [("a", rec, {"steps": 2}), ("b", lstm_named(), {"steps": 2})])
     laid = Laid(both)
     assert laid.edges and not turned(both.source)
     assert all(_variable(e.tail)[1] is None or _variable(e.head)[1] is None or

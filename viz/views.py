@@ -210,14 +210,23 @@ class _Drawer:
         reach = {name: max((self.row[e.dst] for e in self.book.users_of(name) if not e.delay),
                            default=self.row[name]) if self.reach_first else 0
                  for name in self.book.variables}
-        for name in sorted(self.bottom_up(self.book.variables),
-                           key=lambda n: (self.row[n], -reach[n])):
-            first = self.row[name] not in spine
-            spine.add(self.row[name])
-            if first:
-                column.add(name)
-            ids[name] = self.variable(name, suffix=suffix,
-                                      **({"group": f"folded{self.suffix}"} if first else {}))
+        order = sorted(self.bottom_up(self.book.variables), key=lambda n: (self.row[n], -reach[n]))
+        if self.reach_first:
+            for name in order:
+                if self.row[name] not in spine:
+                    spine.add(self.row[name])
+                    column.add(name)
+        else:     # from the top down, the first of each row that feeds the column above
+            above = None
+            for r in sorted({self.row[n] for n in order}, reverse=True):
+                here = [n for n in order if self.row[n] == r]
+                feeds = [n for n in here if above is not None and
+                         any(e.dst == above and not e.delay for e in self.book.users_of(n))]
+                above = (feeds or here)[0]
+                column.add(above)
+        for name in order:
+            ids[name] = self.variable(name, suffix=suffix, **(
+                {"group": f"folded{self.suffix}"} if name in column else {}))
 
         def spine_edge(e: Edge) -> bool:         # heavy: the column stands straight
             return e.src in column and e.dst in column and \
