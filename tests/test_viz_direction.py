@@ -21,7 +21,7 @@ from unfold import Recurrence
 from viz.book import Book, contract
 from viz.cell_view import _states_read_as_inputs
 from viz.figures import FIGURES
-from viz.layout import axis
+from viz.layout import axis, rows
 from viz.ops_view import _OpGraph
 from viz.views import prepare
 from test_viz_cells import _bidi, gru_inline, gru_named, lstm_named, lstm_stacked
@@ -150,6 +150,16 @@ def draw(rec: Recurrence, view: str):
 def test_every_edge_runs_the_way_its_data_flows(name, view):
     g, books, cell = draw(RECURRENCES[name](), view)
     assert check_book_view(g, books, cell) >= 4
+    if view in ("unfolded3", "window"):      # and dot kept the rows in the book's order
+        laid, row = Laid(g), rows(books[0], shared=False)
+        height: dict[str, set[float]] = {}
+        for node in laid.nodes:
+            var, step, square = _variable(node)
+            if step is not None and not square:
+                height.setdefault(var, set()).add(round(laid.xy(node)[1], 1))
+        assert all(len(ys) == 1 for ys in height.values()), height
+        by_row = sorted(height, key=row.__getitem__)
+        assert [min(height[v]) for v in by_row] == sorted(min(height[v]) for v in by_row)
 
 
 def test_targets_are_written_into_their_losses_and_stay_above_them():
