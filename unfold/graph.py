@@ -26,6 +26,7 @@ Shape = tuple[int, ...]
 
 _NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
 _adjoint_of: list = [None]
+_needed: list = [None]         # while grad builds: the nodes it wants gradients for
 _BOOLS = (False, True)
 
 
@@ -268,6 +269,14 @@ def adjoint_of(node: Node):
         _adjoint_of.pop()
 
 
+def needs_gradient(x: "Node") -> bool:
+    """For an op's ``vjp``: whether the gradient being built needs the term for input ``x``.
+    False for inputs no target depends on (a sequence's x(t), a constant): the vjp may then
+    return None for it instead of building nodes nobody reads. Always True outside ``grad``."""
+    wanted = _needed[-1]
+    return wanted is None or x in wanted
+
+
 def apply(op: Op, *inputs: Node, name: str | None = None, **attrs: Any) -> Node:
     """Build the node ``op(*inputs)``, running the op's shape rule now."""
     shape, dtype = op.infer(inputs, attrs)
@@ -324,11 +333,22 @@ def substitute(outputs: Sequence[Node], mapping: Mapping[Node, Node]) -> list[No
 @contextlib.contextmanager
 def gc_paused():
     """Pause Python's cyclic garbage collector while building or running a large graph: its
-    passes over millions of young nodes cost more than the work itself (nodes form no cycles)."""
+    passes over millions of young nodes cost more than the work itself (nodes form no cycles).
+
+    After a large build the young generation holds millions of nodes; the collector's next
+    young passes would scan them all twice on their way to the oldest generation (about a
+    second per ten million objects). They are moved there at once instead (``gc.freeze`` then
+    ``gc.unfreeze``: two list splices), unless the caller uses ``gc.freeze`` itself."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
+            if gc.get_count()[0] > _LARGE_BUILD and not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
+
+
+_LARGE_BUILD = 100_000          # objects allocated while paused
