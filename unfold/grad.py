@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import GradError, describe
-from .graph import Node, _adjoint_of, gc_paused, topological
+from .graph import Node, _adjoint_of, _needed, gc_paused, topological
 from .ops import add, constant, lift, sum_like
 from .ops.base import broadcast_like, fit
 
@@ -65,6 +65,7 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     pending: dict[Node, Node] = {y: seed} if y in on_path else {}
     found: dict[Node, Node] = {}
     enter, leave = _adjoint_of.append, _adjoint_of.pop
+    _needed.append(on_path)
     try:
         for node in reversed(order):
             g = pending.pop(node, None)
@@ -83,6 +84,7 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
             leave()
     finally:
         del _adjoint_of[1:]
+        _needed.pop()
     return [_finish(found.get(x), x) for x in targets]
 
 

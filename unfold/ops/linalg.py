@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, describe
-from ..graph import Node, Op, apply
+from ..graph import Node, Op, apply, needs_gradient
 from .base import align, common_float_dtype, lift_all
 from .shape import reshape, swap_last, transpose
 
@@ -72,7 +72,8 @@ class MatMul(Op):
         if a.ndim == 1 and b.ndim == 1:                 # g is a scalar
             return g * b, g * a
         if a.ndim == 2 and b.ndim == 1:                 # W h: ∇W = g hᵀ, ∇h = Wᵀ g
-            return outer(g, b), transpose(a) @ g
+            return (outer(g, b) if needs_gradient(a) else None,
+                    transpose(a) @ g if needs_gradient(b) else None)    # (not for U x(t))
         if a.ndim == 1 and b.ndim == 2:                 # hᵀ W: ∇h = W g, ∇W = h gᵀ
             return b @ g, outer(a, g)
         if a.ndim == 1:                                 # (k) @ (…, k, m) → (…, m)
