@@ -49,6 +49,8 @@ class Op:
     meta_inputs: tuple[int, ...] = ()
     #: true for ops whose result is never batched (a sum over the batch).
     unbatches: bool = False
+    #: the input whose batchedness the result has (``sum_like(g, x)``: x's); None: any input's.
+    batch_like: int | None = None
 
     def infer(self, inputs: Sequence["Node"], attrs: Mapping[str, Any]) -> tuple[Shape, np.dtype]:
         raise NotImplementedError
@@ -60,7 +62,10 @@ class Op:
         raise NotImplementedError(f"op {self.name} has no batching rule")
 
     def out_batched(self, node: "Node", flags) -> bool:
-        """Whether the output carries the batch axis, given the inputs' batch flags."""
+        """Whether the output carries the batch axis, given the inputs' batch flags (the same
+        rule, on the ``may_batch`` flags, gives a node's own ``may_batch``)."""
+        if self.batch_like is not None:
+            return flags[self.batch_like]
         return not self.unbatches and any(flags)
 
     def kernel(self, node: "Node", flags):
@@ -193,10 +198,7 @@ class Node(_Fields):
                 may_batch: bool | None = None) -> "Node":
         inputs = tuple(inputs)
         if may_batch is None:
-            may_batch = 0
-            for i in inputs:
-                may_batch |= i._key
-            may_batch &= 1
+            may_batch = _batch_flag(op, inputs)
         # a node built while differentiating forward node n is part of n's adjoint (backward)
         # computation: it records n, and n's time step
         adjoint = _adjoint_of[-1] if inputs else None
@@ -281,19 +283,28 @@ def apply(op: Op, *inputs: Node, name: str | None = None, **attrs: Any) -> Node:
     """Build the node ``op(*inputs)``, running the op's shape rule now."""
     shape, dtype = op.infer(inputs, attrs)
     found = _SHAPES.get(shape) if shape.__class__ is tuple else None
-    batch = 0
     if inputs:
         adjoint = _adjoint_of[-1]
         step = None if adjoint is None else adjoint.step
-        if not op.unbatches:
-            for i in inputs:
-                batch |= i._key
-            batch &= 1
     else:
         adjoint = step = None
     return _make(op, inputs, _shared_shape(shape) if found is None else found,
                  dtype if isinstance(dtype, np.dtype) else np.dtype(dtype), name,
-                 _frozen_attrs(attrs) if attrs else _NO_ATTRS, step, None, adjoint, batch)
+                 _frozen_attrs(attrs) if attrs else _NO_ATTRS, step, None, adjoint,
+                 _batch_flag(op, inputs))
+
+
+def _batch_flag(op: Op, inputs: Sequence["Node"]) -> int:
+    """1 if ``op`` applied to ``inputs`` may be batched: ``Op.out_batched`` on the inputs'
+    ``may_batch`` flags."""
+    if op.unbatches:
+        return 0
+    if op.batch_like is not None:
+        return inputs[op.batch_like]._key & 1
+    flag = 0
+    for i in inputs:
+        flag |= i._key
+    return flag & 1
 
 
 def topological(outputs: Iterable[Node]) -> list[Node]:

@@ -220,6 +220,7 @@ class SumLike(Op):
 
     name = "sum_like"
     meta_inputs = (1,)
+    batch_like = 1
 
     def infer(self, inputs, attrs):
         return inputs[1].shape, inputs[0].dtype
@@ -234,9 +235,6 @@ class SumLike(Op):
         if gb:
             return reduce_to(g, node.shape, 1)
         return np.broadcast_to(reduce_to(g, node.shape, 0), (batch,) + node.shape)
-
-    def out_batched(self, node, flags):
-        return flags[1]
 
     def is_identity(self, node, flags):
         return node.inputs[0].shape == node.shape and flags[0] == flags[1]
