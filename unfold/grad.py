@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import GradError, describe
-from .graph import Node, _adjoint_of, _needed, gc_paused, topological
+from .graph import Node, _adjoint_of, _key_of, _needed, ancestors, gc_paused
 from .ops import add, constant, lift, sum_like
 from .ops.base import broadcast_like, fit
 
@@ -48,16 +48,16 @@ def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
 
 def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     wanted = set(targets)
-    order = topological([y])
-    on_path: set[Node] = set()        # nodes through which y depends on some target
+    on_path = ancestors([y])          # becomes: the nodes through which y depends on a target
+    order = sorted(on_path, key=_key_of)
     for node in order:
         if node in wanted:
-            on_path.add(node)
             continue
         for i in node.inputs:
             if i in on_path:
-                on_path.add(node)
                 break
+        else:
+            on_path.discard(node)
 
     # ∂y/∂node so far (only nodes on the path ever enter); each term is added as soon as it is
     # built (an accumulation chain ((t₁ + t₂) + t₃) + …), so ∇W = Σ_t ∇W(t) never holds all τ

@@ -314,14 +314,20 @@ def topological(outputs: Iterable[Node]) -> list[Node]:
     schedule: an unfolded graph runs step after step, and a gradient graph in the order reverse
     mode built it, each accumulation right after the term it adds. Iterative: depth is unbounded.
     """
-    seen: set[Node] = set()
-    stack = [n for n in outputs]
+    return sorted(ancestors(outputs), key=_key_of)
+
+
+def ancestors(outputs: Iterable[Node]) -> set[Node]:
+    """``outputs`` and every node they depend on (iterative)."""
+    seen = set(outputs)
+    stack = list(seen)
+    add, push, pop = seen.add, stack.append, stack.pop
     while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(node.inputs)
-    return sorted(seen, key=_key_of)
+        for i in pop().inputs:
+            if i not in seen:
+                add(i)
+                push(i)
+    return seen
 
 
 _key_of = operator.attrgetter("_key")      # creation order

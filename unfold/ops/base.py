@@ -101,6 +101,13 @@ def lift(x: Any, like: Sequence[Node] = ()) -> Node:
     scalars do; numpy arrays keep their own dtype."""
     if isinstance(x, Node):
         return x
+    if x.__class__ is float or x.__class__ is int:       # (1 − h², a ** 2: already made?)
+        for n in like:
+            if isinstance(n, Node) and n.dtype.kind == "f":
+                found = _SCALARS.get((x.__class__, x, n.dtype))
+                if found is not None:
+                    return found
+                break
     if isinstance(x, (Number, np.bool_)) and not isinstance(x, np.ndarray):
         floats = [n.dtype for n in like if isinstance(n, Node) and n.dtype.kind == "f"]
         dtype = floats[0] if floats else (np.float64 if isinstance(x, float) else None)
@@ -200,6 +207,10 @@ class Elementwise(Op):
     """An op applied element by element with numpy broadcasting."""
 
     def infer(self, inputs, attrs):
+        if len(inputs) == 2:                 # the common case, e.g. g ⊙ (1 − h²)
+            a, b = inputs
+            if a.shape is b.shape and a.dtype is b.dtype and a.dtype.kind == "f":
+                return a.shape, a.dtype
         return broadcast_shapes(self.name, inputs), common_float_dtype(self.name, inputs)
 
     def batched(self, node, values, flags, batch):
@@ -330,6 +341,8 @@ def normalize_axes(op: str, node: Node, axis: Any) -> tuple[int, ...]:
     """``axis`` (None, int or tuple) as sorted non-negative per-example axes."""
     if axis is None:
         return tuple(range(node.ndim))
+    if axis.__class__ is int and -node.ndim <= axis < node.ndim:
+        return (axis % node.ndim,)
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:

@@ -1,6 +1,7 @@
 """Ops that move elements without arithmetic: reshape, transpose, indexing, concatenation."""
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -33,6 +34,10 @@ def reshape(x, shape: Sequence[int] | int) -> Node:
     """The same elements in a new per-example shape (one dimension may be -1)."""
     x = lift(x)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
+    if shape == x.shape:
+        return x
+    if min(shape, default=0) >= 0 and math.prod(shape) == math.prod(x.shape):   # valid as is
+        return apply(RESHAPE, x, shape=shape)
     try:
         shape = np.empty(x.shape, dtype=np.int8).reshape(shape).shape
     except ValueError:
