@@ -8,7 +8,7 @@ executable.
 from __future__ import annotations
 
 from .errors import (DTypeError, FeedError, GradcheckError, GradError, RecurrenceError, ShapeError,
-                     UnfoldError)
+                     UnfoldError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError)
 from .graph import Node, Op
 from .ops import (abs, add, add_n, batch_sum, cast, concat, constant, cross_entropy, divide,
                   equal, exp, getitem, greater, greater_equal, input, less, less_equal, log,

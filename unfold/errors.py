@@ -10,6 +10,25 @@ class UnfoldError(Exception):
     """Base class of every exception raised by unfold."""
 
 
+class UnfoldValueError(UnfoldError, ValueError):
+    """An argument has a value the library cannot use (a negative chunk, an unknown mode)."""
+
+
+class UnfoldTypeError(UnfoldError, TypeError):
+    """An argument is of a type the library cannot use (a number where a node is needed)."""
+
+
+class UnfoldKeyError(UnfoldError, KeyError):
+    """A name the library was asked for is unknown, or a required one is missing."""
+
+    def __str__(self) -> str:          # KeyError would quote the message
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class UnfoldAttributeError(UnfoldError, AttributeError):
+    """An attribute cannot be set (nodes are immutable) or does not exist."""
+
+
 class ShapeError(UnfoldError, ValueError):
     """Operand shapes break an op's shape rule."""
 

@@ -15,19 +15,27 @@ from typing import Any
 
 import numpy as np
 
-from . import schedule
+from . import schedule, timebatch
 from .errors import FeedError, UnfoldError, describe
 from .feed import Feeds
 from .graph import Node, Op, gc_paused, topological
 from .ops.base import ALIAS, is_placeholder
 
 _KERNEL, _FORWARD, _BATCHED, _ALIAS = 0, 1, 2, 3
+#: how a program runs: time-batched (the default) or node by node (the reference)
+MODES = ("batched", "reference")
+#: time-batched plans kept per program (one per pattern of batched feeds and batch size)
+_PLANS = 4
 
 
 class Program:
     """A compiled graph: call it with a feed to get the outputs' values."""
 
-    def __init__(self, outputs: Sequence[Node], checkpoint: int | str | None = None) -> None:
+    def __init__(self, outputs: Sequence[Node], checkpoint: int | str | None = None,
+                 mode: str = "batched") -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
         self.outputs = tuple(outputs)
         self.order = topological(self.outputs)
         index = {node: i for i, node in enumerate(self.order)}
@@ -67,6 +75,7 @@ class Program:
         self._frees = schedule.frees(self._sequence, self._reads, keep, fed,
                                      once=checkpoint is None)
         self._plans: dict[tuple, list] = {}
+        self._batched_plans: OrderedDict[tuple, Any] = OrderedDict()
 
     def peak_elements(self) -> int:
         """The most array elements (per example) this program computes and holds at once — what
@@ -93,6 +102,15 @@ class Program:
                                     f"another input with a batch of {batch}; all batched inputs "
                                     f"of one evaluation share the batch size")
         signature = tuple(signature)
+        if self.mode == "batched" and self.checkpoint is None:
+            fast = self._batched_plan(signature, batch)
+            if fast is not None:
+                try:
+                    return fast.run(values)
+                except Exception:
+                    # the per-node schedule names the node and step that failed
+                    if timebatch.STRICT:
+                        raise
         plan = self._plans.get(signature)
         if plan is None:
             plan = self._plans[signature] = self._plan(signature)
@@ -126,6 +144,17 @@ class Program:
             raise UnfoldError(f"evaluating {describe(node)} failed: {type(exc).__name__}: "
                               f"{exc}") from exc
         return [_owned(slots[j]) for j in self._slot]
+
+    def _batched_plan(self, signature: tuple[bool, ...], batch: int | None):
+        key = (signature, batch)
+        if key in self._batched_plans:
+            self._batched_plans.move_to_end(key)
+            return self._batched_plans[key]
+        plan = timebatch.plan(self, signature, batch)
+        self._batched_plans[key] = plan
+        while len(self._batched_plans) > _PLANS:
+            self._batched_plans.popitem(last=False)
+        return plan
 
     def _plan(self, signature: tuple[bool, ...]) -> list:
         """The schedule for one pattern of batched feeds: ``(position, mode, node, op, reads,
@@ -168,21 +197,22 @@ _CACHE: OrderedDict[tuple, Program] = OrderedDict()
 _CACHE_PROGRAMS, _CACHE_NODES = 16, 4_000_000
 
 
-def compile(nodes: Sequence[Node], checkpoint: int | str | None = None) -> Program:
+def compile(nodes: Sequence[Node], checkpoint: int | str | None = None,
+            mode: str = "batched") -> Program:
     """The compiled program of ``nodes`` (cached: compiling the same outputs again is free).
 
     ``checkpoint=k`` (or ``"sqrt"`` for k ≈ √τ) schedules an unfolded graph's backward pass with
     checkpointing: only every k-th step's states are stored, the rest is recomputed when needed —
     the same values, in O(√τ) memory.
     """
-    key = (tuple(nodes), checkpoint)
+    key = (tuple(nodes), checkpoint, mode)
     program = _CACHE.get(key)
     if program is None:
         for n in key[0]:
             if not isinstance(n, Node):
                 raise TypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
         with gc_paused():
-            program = _CACHE[key] = Program(key[0], checkpoint)
+            program = _CACHE[key] = Program(key[0], checkpoint, mode)
         while len(_CACHE) > 1 and (len(_CACHE) > _CACHE_PROGRAMS or sum(
                 len(p.order) for p in _CACHE.values()) > _CACHE_NODES):
             _CACHE.popitem(last=False)
@@ -192,7 +222,7 @@ def compile(nodes: Sequence[Node], checkpoint: int | str | None = None) -> Progr
 
 
 def evaluate(nodes: Node | Sequence[Node], feed: Mapping[Any, Any] | None = None, *,
-             checkpoint: int | str | None = None) -> list[np.ndarray]:
+             checkpoint: int | str | None = None, mode: str = "batched") -> list[np.ndarray]:
     """The values of ``nodes`` (a list of arrays, one per node) given ``feed``.
 
     ``feed`` maps placeholders — or their names — to arrays. An ``input`` may carry one extra
@@ -201,4 +231,4 @@ def evaluate(nodes: Node | Sequence[Node], feed: Mapping[Any, Any] | None = None
     """
     if isinstance(nodes, Node):
         nodes = [nodes]
-    return compile(list(nodes), checkpoint)(feed or {})
+    return compile(list(nodes), checkpoint, mode)(feed or {})

@@ -34,6 +34,9 @@ class Feeds:
             key = p.source if p.step is not None and p.source is not None else p
             if key.name is not None:
                 self._by_name.setdefault(key.name, set()).add(key)
+                if "recurrence" in key.attrs:       # and qualified, as in a joined graph
+                    self._by_name.setdefault(f"{key.attrs['recurrence']}.{key.name}",
+                                             set()).add(key)
         # names of the recurrence an unfolded graph came from: a feed for the whole model may
         # name what these outputs do not need (the targets, when evaluating outputs)
         self._model_names = frozenset().union(*(p.attrs.get("model", ()) for copies in

@@ -1,4 +1,5 @@
-"""Running a trained recurrence one step at a time: sampling from a language model.
+"""Running a trained recurrence one step at a time: sampling from a language model, greedy
+decoding of an encoder–decoder.
 
 The folded graph of a ``Recurrence`` is itself evaluable: its state reads ``h(t−d)`` are
 placeholders. ``Stepper`` compiles the step once (the state updates and the outputs) and feeds it,
@@ -10,8 +11,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import RecurrenceError
+from .errors import RecurrenceError, UnfoldValueError
 from .evaluate import compile, evaluate
+from .graph import topological
+from .ops.base import INPUT
 from .recurrence import Recurrence
 
 
@@ -46,7 +49,8 @@ class Stepper:
         self._past = {}
         for name, st in self.states.items():
             depth = max(st.reads) if st.reads else 1
-            if st.init in self.rec.contexts.values() and st.init not in feed:
+            needs = [n for n in topological([st.init]) if n.op is INPUT]
+            if any(n not in feed for n in needs):       # built from a context not given
                 init = np.zeros(st.shape, st.dtype)
             else:
                 (init,) = evaluate([st.init], feed)
@@ -56,8 +60,7 @@ class Stepper:
         """The current value of state ``name`` (``h(t)`` after ``t`` steps)."""
         return self._past[name][-1]
 
-    def step(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Run one step with the per-step ``inputs`` (sequence name → value at this step)."""
+    def _feed(self, inputs: Mapping[str, Any]) -> dict:
         feed = dict(self._params)
         feed.update(self._contexts)
         for name, value in inputs.items():
@@ -67,7 +70,20 @@ class Stepper:
         for name, st in self.states.items():
             for d, leaf in st.reads.items():
                 feed[leaf] = self._past[name][-d]
-        values = self._program(feed)
+        return feed
+
+    def peek(self, output: str, inputs: Mapping[str, Any] | None = None) -> np.ndarray:
+        """The value output ``output`` takes at the next step, from the current states, without
+        taking the step — for an output that reads only states, contexts and params (a length
+        output ``o_tau``), or given the ``inputs`` it reads."""
+        if output not in self.rec.outputs:
+            raise RecurrenceError(f"{self.rec.name!r} has no output {output!r}")
+        (value,) = evaluate([self.rec.outputs[output]], self._feed(inputs or {}))
+        return value
+
+    def step(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run one step with the per-step ``inputs`` (sequence name → value at this step)."""
+        values = self._program(self._feed(inputs))
         for (name, st), value in zip(self.states.items(), values):
             past = self._past[name]
             past.append(value)
@@ -81,6 +97,14 @@ def _softmax(o: np.ndarray, temperature: float) -> np.ndarray:
     return z / z.sum()
 
 
+def _draw(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
+    """A class drawn from ``softmax(logits / temperature)`` (the most probable one at 0)."""
+    logits = np.asarray(logits, np.float64)
+    if temperature == 0:
+        return int(np.argmax(logits))
+    return int(rng.choice(len(logits), p=_softmax(logits, temperature)))
+
+
 def sample(rec: Recurrence, params: Mapping[str, np.ndarray], *, length: int,
            prime: Sequence[int] = (0,), temperature: float = 1.0, end: int | None = None,
            rng: np.random.Generator | int | None = None) -> list[int]:
@@ -92,26 +116,78 @@ def sample(rec: Recurrence, params: Mapping[str, np.ndarray], *, length: int,
     probable one) and fed back. Generation stops after ``length`` symbols, when the ``end``
     symbol is drawn (it is not returned), or — for a model with a Bernoulli ``stop`` output —
     when a draw with probability ``σ(stop)`` says the sequence ends after the symbol just drawn.
+    A model predicting its length (``language_model(max_length=K)``: an output ``o_tau``) first
+    draws τ from ``softmax(o_tau)`` (at ``h(0)``), then runs exactly τ steps — the prime's
+    included — telling each step how many remain; it stops there (or at ``length``).
     """
     if not prime:
-        raise ValueError("sample: give at least one prime symbol (e.g. the start symbol)")
+        raise UnfoldValueError("sample: give at least one prime symbol (e.g. the start symbol)")
     if temperature < 0:
-        raise ValueError(f"sample: temperature must be ≥ 0, got {temperature!r}")
+        raise UnfoldValueError(f"sample: temperature must be ≥ 0, got {temperature!r}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     stepper = Stepper(rec, params, [n for n in ("o", "stop") if n in rec.outputs])
-    for token in prime[:-1]:
-        stepper.step({"x": np.int64(token)})
+    tau = None
+    if "o_tau" in rec.outputs:
+        logits = np.array(stepper.peek("o_tau"), np.float64)
+        logits[0] = -np.inf                             # class 0 is no length
+        tau = _draw(logits, temperature, rng)
+        if "tau" in rec.contexts:
+            stepper.reset({"tau": np.int64(tau)})
+
+    def inputs(token: int, t: int) -> dict[str, np.int64]:
+        fed = {"x": np.int64(token)}
+        if "remaining" in rec.sequences:
+            fed["remaining"] = np.int64(max(tau - t, 0))
+        return fed
+
+    for t, token in enumerate(prime[:-1], start=1):
+        stepper.step(inputs(token, t))
     token, out = int(prime[-1]), []
-    for _ in range(length):
-        result = stepper.step({"x": np.int64(token)})
-        logits = np.asarray(result["o"], np.float64)
-        if temperature == 0:
-            token = int(np.argmax(logits))
-        else:
-            token = int(rng.choice(len(logits), p=_softmax(logits, temperature)))
+    t = len(prime)
+    while len(out) < length and (tau is None or t <= tau):
+        result = stepper.step(inputs(token, t))
+        token = _draw(result["o"], temperature, rng)
         if end is not None and token == end:
             break
         out.append(token)
         if "stop" in result and rng.random() < 1 / (1 + np.exp(-float(result["stop"]))):
             break
+        t += 1
     return out
+
+
+def greedy_decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start: int,
+                  end: int | None = None, max_length: int = 100) -> list[int] | list[list[int]]:
+    """Decode with an encoder–decoder (``unfold.models.encoder_decoder``) greedily: encode ``x``
+    ((n_x, n_in), or token ids (n_x,); with a batch axis after time, (n_x, batch, …)) into its
+    context ``C``, then run the decoder one step at a time from ``y_prev(1) = start``, each step
+    choosing the most probable symbol ``argmax o(t)`` and feeding it back as the next
+    ``y_prev``. A sequence stops at the ``end`` symbol (not returned) or after ``max_length``
+    symbols. ``params`` are the model's, by qualified name (``encoder.W`` …). Returns the symbols
+    (a list per example for a batch)."""
+    if max_length < 1:
+        raise UnfoldValueError(f"greedy_decode: max_length must be ≥ 1, got {max_length!r}")
+    encoder_params, decoder_params = model.split(params)
+    x = np.asarray(x)
+    encoded = model.encoder.unfold(len(x))
+    (context,) = evaluate([model.context_of(encoded)],
+                          {**{model.encoder.params[k]: v for k, v in encoder_params.items()},
+                           "x": x})
+    batched = context.ndim == len(model.decoder.contexts["C"].shape) + 1
+    batch = context.shape[0] if batched else 1
+    stepper = Stepper(model.decoder, decoder_params, ["o"])
+    stepper.reset({"C": context})
+    token = np.full(batch, start, np.int64)
+    out: list[list[int]] = [[] for _ in range(batch)]
+    done = np.zeros(batch, bool)
+    for _ in range(max_length):
+        logits = stepper.step({"y_prev": token if batched else token[0]})["o"]
+        token = np.argmax(np.reshape(logits, (batch, -1)), axis=-1).astype(np.int64)
+        for i in np.flatnonzero(~done):
+            if end is not None and token[i] == end:
+                done[i] = True
+            else:
+                out[i].append(int(token[i]))
+        if done.all():
+            break
+    return out if batched else out[0]

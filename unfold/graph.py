@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import describe
+from .errors import UnfoldAttributeError, UnfoldTypeError, describe
 
 Shape = tuple[int, ...]
 
@@ -185,7 +185,7 @@ def _frozen_attrs(attrs: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 class Node(_Fields):
-    """An immutable vertex of the graph. Hashes and compares by identity."""
+    """An immutable vertex of the graph. Hashes by identity; ``==`` is element-wise."""
 
     __slots__ = ()
 
@@ -222,17 +222,24 @@ class Node(_Fields):
         return _BOOLS[self._key & 1]
 
     def __setattr__(self, key, value):
-        raise AttributeError("unfold nodes are immutable; build a new node instead")
+        raise UnfoldAttributeError(f"node {self.label!r} is immutable (setting {key!r}); build a "
+                                   f"new node instead")
 
     def __delattr__(self, key):
-        raise AttributeError("unfold nodes are immutable; build a new node instead")
+        raise UnfoldAttributeError(f"node {self.label!r} is immutable (deleting {key!r}); build a "
+                                   f"new node instead")
 
-    # ``==``, ``!=`` and hashing are object identity (Python's defaults, kept on purpose: users
-    # keep nodes in dicts and sets); use unfold.equal for element-wise comparison.
+    # ``==`` and ``!=`` are element-wise, as numpy's (``x == z`` is the node ``equal(x, z)``,
+    # set in unfold.ops); hashing stays object identity, so nodes still key dicts and sets (as
+    # torch tensors do). Compare nodes themselves with ``is``, never with ``==`` or ``in`` a list.
+    __hash__ = object.__hash__
 
     def __bool__(self):
-        raise TypeError(f"the truth value of node {self.label!r} is only known at evaluation; "
-                        "use unfold.where for a data-dependent choice")
+        hint = ("; == and != between nodes are element-wise: compare nodes themselves with `is`, "
+                "and look them up in sets or dicts, not lists") \
+            if self.op.name in ("equal", "not_equal") else ""
+        raise UnfoldTypeError(f"the truth value of node {self.label!r} is only known at "
+                              f"evaluation; use unfold.where for a data-dependent choice{hint}")
 
     @property
     def ndim(self) -> int:
@@ -253,12 +260,12 @@ class Node(_Fields):
 
     def __len__(self) -> int:
         if not self.shape:
-            raise TypeError(f"len() of a scalar node {self.label!r}")
+            raise UnfoldTypeError(f"len() of a scalar node {self.label!r}")
         return self.shape[0]
 
     def __iter__(self):
-        raise TypeError(f"node {self.label!r} is symbolic and cannot be iterated; "
-                        f"index it instead")
+        raise UnfoldTypeError(f"node {self.label!r} is symbolic and cannot be iterated; "
+                              f"index it instead")
 
 
 @contextlib.contextmanager

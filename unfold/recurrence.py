@@ -38,7 +38,7 @@ STATE = Placeholder("state")
 _PARAM, _INPUT, _OTHER = -1, -2, -3    # recipe kinds: leaves copied at every step, special ops
 
 
-@dataclass
+@dataclass(eq=False)          # holds nodes: == between them is element-wise
 class _State:
     name: str
     shape: tuple[int, ...]
@@ -76,9 +76,15 @@ class Recurrence:
                                   f"declared; every variable needs its own name")
         return name
 
+    def _own(self, leaf: Node) -> Node:
+        """``leaf`` marked as declared by this recurrence (``attrs["recurrence"]``): in a graph
+        that joins recurrences, its qualified name is ``<recurrence>.<name>``."""
+        return Node(leaf.op, (), leaf.shape, leaf.dtype, name=leaf.name,
+                    attrs={"recurrence": self.name}, may_batch=leaf.may_batch)
+
     def sequence(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
         """A per-step input ``x(t)`` (inputs and targets alike), fed as one array (τ, …)."""
-        node = self.sequences[name] = leaf_input(self._fresh(name), shape, dtype)
+        node = self.sequences[name] = self._own(leaf_input(self._fresh(name), shape, dtype))
         return node
 
     def target(self, name: str, shape: Sequence[int] = (), dtype: Any = np.int64) -> Node:
@@ -90,12 +96,12 @@ class Recurrence:
 
     def context(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
         """An input that is the same at every step (the fixed vector ``x`` of Fig. 10.9)."""
-        node = self.contexts[name] = leaf_input(self._fresh(name), shape, dtype)
+        node = self.contexts[name] = self._own(leaf_input(self._fresh(name), shape, dtype))
         return node
 
     def param(self, name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
         """A parameter shared by every step; unfolding gives it a dummy copy per step."""
-        node = self.params[name] = leaf_param(self._fresh(name), shape, dtype)
+        node = self.params[name] = self._own(leaf_param(self._fresh(name), shape, dtype))
         return node
 
     def state(self, name: str, shape: Sequence[int] = (), init: Node | None = None,
@@ -267,7 +273,7 @@ class Recurrence:
         out = {}
         for key, node in bind.items():
             context = self.contexts.get(key) if isinstance(key, str) else key
-            if context is None or context not in self.contexts.values():
+            if context is None or not any(context is c for c in self.contexts.values()):
                 raise RecurrenceError(f"bind: {key!r} is not a context of recurrence "
                                       f"{self.name!r}; contexts: {sorted(self.contexts)}")
             if not isinstance(node, Node) or node.shape != context.shape or \
@@ -306,7 +312,8 @@ class Unfolded:
             self._copies[self.mask] = [None] + [
                 Node(INPUT, (), (), self.mask.dtype, name="mask", step=t, source=self.mask,
                      attrs=self._sequence_attrs, may_batch=True) for t in range(1, steps + 1)]
-        shared = {n for n in body if n.op is CONSTANT or n in rec.contexts.values()}
+        contexts = set(rec.contexts.values())
+        shared = {n for n in body if n.op is CONSTANT or n in contexts}
         copied = [n for n in body if n not in shared and n.op is not STATE]
         for n in copied:
             self._copies[n] = [None] * (steps + 1)
@@ -451,7 +458,7 @@ class Unfolded:
             raise RecurrenceError(f"step {t} is outside 1…{self.steps}")
         if node.op is STATE and node in self.recurrence._state_of:
             return self._read(self.recurrence._state_of[node], node.attrs["delay"], t)
-        if node.op is CONSTANT or node in self.recurrence.contexts.values():
+        if node.op is CONSTANT or any(node is c for c in self.recurrence.contexts.values()):
             return self.bind.get(node, node)
         try:
             return self._copies[node][t]
@@ -520,6 +527,24 @@ class Unfolded:
         graphs joined with ``bind``."""
         return [n for n in topological(self.recurrence.roots() + list(self._init.values()) +
                                        list(self.bind.values())) if n.op is PARAM]
+
+    @property
+    def param_names(self) -> dict[str, Node]:
+        """Every parameter by the name to feed, train and save it under: its own name in a graph
+        of one recurrence; in a graph that joins recurrences (``bind``), qualified by the name of
+        the recurrence that declared it — ``encoder.W``, ``decoder.W`` — so nothing clashes."""
+        params = self.params
+        joined = len({p.attrs.get("recurrence") for p in params} - {None}) > 1
+        out: dict[str, Node] = {}
+        for p in params:
+            owner = p.attrs.get("recurrence")
+            name = f"{owner}.{p.name}" if joined and owner is not None else p.name
+            if name in out:
+                raise RecurrenceError(f"two parameters of this graph are named {name!r}; give "
+                                      f"the recurrences you join distinct names "
+                                      f"(Recurrence('encoder'), Recurrence('decoder'))")
+            out[name] = p
+        return out
 
     def __repr__(self) -> str:
         return f"<Unfolded {self.recurrence.name!r}, {self.steps} steps>"

@@ -94,7 +94,7 @@ class _Contraction:
         for node in self.body:
             for i in node.inputs:
                 self.users.setdefault(i, [])
-                if node not in self.users[i]:
+                if not any(node is u for u in self.users[i]):
                     self.users[i].append(node)
 
     def source(self, node: Node) -> tuple[str, int, bool] | None:

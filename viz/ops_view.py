@@ -131,7 +131,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
         backward = list(backward)
         results = {g: "∇" for g in backward}
     roots = [nodes] if isinstance(nodes, Node) else list(nodes)
-    roots += [n for n in backward if n not in roots]
+    roots += [n for n in backward if not any(n is r for r in roots)]
     for n in roots:
         if not isinstance(n, Node):
             raise TypeError(f"viz.graph draws unfold nodes, got {type(n).__name__}")

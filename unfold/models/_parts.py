@@ -14,11 +14,12 @@
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .. import ops
+from ..errors import UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
 
@@ -30,9 +31,53 @@ INPUTS = ("vectors", "tokens")
 Cell = Callable[..., Node]
 
 
+class Scope:
+    """A recurrence seen through a renaming: what a cell declares through it (params, states,
+    contexts, named values) gets ``rename(name)`` — so two cells of one recurrence do not clash
+    (a layer's ``W_1``, the backward direction's ``g.W``). ``backward=True`` runs the states it
+    declares backward in time; ``inits`` gives some states (by the cell's name for them) an
+    initial value."""
+
+    def __init__(self, rec: "Recurrence | Scope", rename: Callable[[str], str],
+                 backward: bool = False, inits: Mapping[str, Node] | None = None) -> None:
+        self.rec, self.rename, self.backward = rec, rename, backward
+        self.inits = dict(inits or {})
+        self.name = rec.name
+
+    @classmethod
+    def suffixed(cls, rec: "Recurrence | Scope", suffix: str, **options: Any) -> "Scope":
+        """Every name ``n`` becomes ``n<suffix>`` (``W`` → ``W_1``)."""
+        return cls(rec, lambda n: n + suffix, **options)
+
+    @classmethod
+    def prefixed(cls, rec: "Recurrence | Scope", prefix: str, **options: Any) -> "Scope":
+        """Every name ``n`` becomes ``<prefix>n`` (``W`` → ``g.W``)."""
+        return cls(rec, lambda n: prefix + n, **options)
+
+    def param(self, name: str, shape: Any = (), dtype: Any = np.float64) -> Node:
+        return self.rec.param(self.rename(name), shape, dtype)
+
+    def context(self, name: str, shape: Any = (), dtype: Any = np.float64) -> Node:
+        return self.rec.context(self.rename(name), shape, dtype)
+
+    def state(self, name: str, shape: Any = (), init: Node | None = None,
+              dtype: Any = np.float64, backward: bool = False) -> Node:
+        return self.rec.state(self.rename(name), shape, init=self.inits.get(name, init),
+                              dtype=dtype, backward=backward or self.backward)
+
+    def name_node(self, name: str, value: Node) -> Node:
+        return self.rec.name_node(self.rename(name), value)
+
+    def update(self, state: Node | str, value: Node) -> Node:
+        return self.rec.update(self.rename(state) if isinstance(state, str) else state, value)
+
+    def past(self, state: Node | str, delay: int) -> Node:
+        return self.rec.past(self.rename(state) if isinstance(state, str) else state, delay)
+
+
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{what} must be one of {choices}, got {value!r}")
+        raise UnfoldValueError(f"{what} must be one of {choices}, got {value!r}")
 
 
 def input_sequence(rec: Recurrence, n_in: int, inputs: str = "vectors",
@@ -85,16 +130,30 @@ def target_sequence(rec: Recurrence, n_out: int, loss: str, dtype: Any = np.floa
     return rec.target("y", (n_out,), dtype)
 
 
+def loss_steps(outputs: str | Sequence[int]) -> tuple[int, ...] | str | None:
+    """Where a loss counts: ``"every"`` step, the ``"last"``, or the listed (1-based) steps."""
+    if isinstance(outputs, str):
+        _check_choice("outputs", outputs, OUTPUTS)
+        return None if outputs == "every" else "last"
+    steps = tuple(int(t) for t in outputs)
+    if not steps or min(steps) < 1:
+        raise UnfoldValueError(f"outputs: list the 1-based steps whose loss counts, got "
+                               f"{outputs!r}")
+    return steps
+
+
 def readout(rec: Recurrence, h: Node, n_out: int, loss: str = "cross_entropy",
-            outputs: str = "every", state: Node | None = None) -> Node:
-    """``o(t) = c + V h(t)`` (eq. 10.10), declared as output ``o`` (or as the update of
-    ``state`` when the output is itself fed back, Fig. 10.4), with the loss ``L`` against the
-    target ``y`` at every step (Fig. 10.3) or only at the last (Fig. 10.5). Returns ``o``."""
-    _check_choice("outputs", outputs, OUTPUTS)
+            outputs: str | Sequence[int] = "every", state: Node | None = None,
+            extra: Mapping[str, Node] | None = None) -> Node:
+    """``o(t) = c + V h(t)`` (eq. 10.10; ``+ Σ M v`` for each ``M: v`` of ``extra``), declared as
+    output ``o`` (or as the update of ``state`` when the output is itself fed back, Fig. 10.4),
+    with the loss ``L`` against the target ``y`` at every step (Fig. 10.3), only at the last
+    (Fig. 10.5), or at the listed steps. Returns ``o``."""
+    steps = loss_steps(outputs)
     y = target_sequence(rec, n_out, loss, h.dtype)
-    value = affine(rec, n_out, "c", {"V": h})
+    value = affine(rec, n_out, "c", {"V": h, **(extra or {})})
     o = rec.output("o", value) if state is None else rec.update(state, value)
-    rec.loss("L", output_loss(o, y, loss), steps=None if outputs == "every" else "last")
+    rec.loss("L", output_loss(o, y, loss), steps=steps)
     return o
 
 
@@ -168,7 +227,7 @@ def scheduled_mask(steps: int, batch: int | None = None, p: float = 0.5,
     """The sequence ``z`` of a scheduled-sampling model: ``z(t) ~ Bernoulli(p)``, 1 meaning "feed
     the model's own output at the next step". Shape (τ,) or (τ, batch)."""
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"scheduled_mask: p must be a probability in [0, 1], got {p!r}")
+        raise UnfoldValueError(f"scheduled_mask: p must be a probability in [0, 1], got {p!r}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     shape = (steps,) if batch is None else (steps, batch)
     return (rng.random(shape) < p).astype(np.float64)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+from ..errors import UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
 from ._parts import affine, chain, new_state
@@ -24,7 +25,7 @@ def leaky_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False,
     learned. Returns ``h(t)``."""
     a = np.asarray(alpha, dtype=x.dtype)
     if a.shape not in ((), (n,)) or np.any((a < 0) | (a > 1)):
-        raise ValueError(f"leaky units: alpha must be in [0, 1], one number or one per unit "
+        raise UnfoldValueError(f"leaky units: alpha must be in [0, 1], one number or one per unit "
                          f"({n}), got {alpha!r}")
     h = new_state(rec, "h", n, x.dtype, carry)
     v = rec.name_node("v", ops.tanh(affine(rec, n, "b", {"W": h, "U": x})))
@@ -43,7 +44,7 @@ def skip_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False, delay: i
     longer ones: ``h(t) = tanh(b + W_d h(t−d) + U x(t))`` (no ``W``). Before the first step every
     read of the past gives the initial state (zeros, or ``h0`` with carry). Returns ``h(t)``."""
     if not isinstance(delay, (int, np.integer)) or delay < 2:
-        raise ValueError(f"skip connections need an integer delay d ≥ 2, got {delay!r}")
+        raise UnfoldValueError(f"skip connections need an integer delay d ≥ 2, got {delay!r}")
     h = new_state(rec, "h", n, x.dtype, carry)
     weights = {"W": h} if length_one else {}
     weights.update({"W_d": rec.past(h, int(delay)), "U": x})

@@ -2,6 +2,10 @@
 indexing, comparisons). Each op lives in one place: shape rule, numpy forward and derivative."""
 from __future__ import annotations
 
+from numbers import Number
+
+import numpy as np
+
 from ..graph import Node
 from .base import constant, input, is_placeholder, lift, param, sum_like, broadcast_like
 from .elementwise import (abs, add, add_n, cast, divide, equal, exp, greater, greater_equal, less,
@@ -24,6 +28,20 @@ for _name, _fn in {"add": add, "sub": subtract, "mul": multiply, "truediv": divi
     setattr(Node, f"__r{_name}__", _reflected(_fn))
 for _name, _fn in {"gt": greater, "ge": greater_equal, "lt": less, "le": less_equal}.items():
     setattr(Node, f"__{_name}__", _fn)
+
+
+def _elementwise(fn):
+    """``node == other`` as numpy's: a node, for anything an expression takes (nodes, numbers,
+    arrays). Other objects (None, a string) are not comparable element-wise: Python's default
+    then applies (``node == None`` is False), as for torch tensors."""
+    def compare(self, other):
+        if not (isinstance(other, (Node, Number, np.ndarray, np.generic, list, tuple))):
+            return NotImplemented
+        return fn(self, other)
+    return compare
+
+
+Node.__eq__, Node.__ne__ = _elementwise(equal), _elementwise(not_equal)
 Node.__neg__ = neg
 Node.__pos__ = lambda self: self
 Node.__abs__ = abs

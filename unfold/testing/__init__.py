@@ -68,7 +68,9 @@ def _perturbable(wrt: Sequence[Node], feed: Mapping[Any, Any]) -> tuple[dict, di
             raise TypeError(f"gradcheck needs float64 for finite differences; {describe(x)} is "
                             f"{x.dtype} — build the graph with dtype=np.float64 for the check")
         owner = x.source if x.step is not None and x.source is not None else x
-        key = next((k for k in (x, owner, owner.name) if k in values), None)
+        qualified = f"{owner.attrs['recurrence']}.{owner.name}" \
+            if "recurrence" in owner.attrs else None        # a joined graph's encoder.W
+        key = next((k for k in (x, owner, qualified, owner.name) if k in values), None)
         if key is None:
             raise KeyError(f"gradcheck: {describe(x)} is not in the feed")
         if key not in copied:

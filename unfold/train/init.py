@@ -1,12 +1,10 @@
 """Parameter initialisation: scaled Gaussian weights, orthogonal recurrent weights, zero biases."""
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from ..graph import Node
-from ..recurrence import Recurrence
 
 #: gate biases that start open: the LSTM forget gate and the GRU update gate keep the state at
 #: first (σ(1) ≈ 0.73), so gradients flow through time from the first step of training
@@ -20,15 +18,22 @@ def orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
+def _own_name(name: str) -> str:
+    """The name within its scope: ``encoder.W`` → ``W``, ``g.b_f`` → ``b_f``."""
+    return name.rpartition(".")[2]
+
+
 def _is_bias(name: str, shape: tuple[int, ...]) -> bool:
-    return len(shape) <= 1 and name[:1] in ("b", "c")
+    return len(shape) <= 1 and _own_name(name)[:1] in ("b", "c")
 
 
-def init_params(params: Recurrence | Iterable[Node] | Mapping[str, tuple[int, ...]], *,
+def init_params(params: Any, *,
                 seed: int | np.random.Generator = 0, recurrent: str = "orthogonal",
                 gain: float = 1.0, biases: Mapping[str, float] | None = None,
                 dtype=None) -> dict[str, np.ndarray]:
-    """Initial values for the parameters of a recurrence (or nodes, or ``name → shape``):
+    """Initial values for the parameters of a recurrence or joined model (by its ``params``
+    names: ``encoder.W`` …), of nodes, or of ``name → shape``; a name's last dotted part
+    (``W`` of ``encoder.W``) decides its kind:
 
     * biases (``b…``, ``c…`` vectors and scalars): zeros, except ``biases`` (default
       ``GATE_BIASES``: forget and update gates open);
@@ -40,9 +45,9 @@ def init_params(params: Recurrence | Iterable[Node] | Mapping[str, tuple[int, ..
         raise ValueError(f"recurrent must be 'orthogonal', 'gaussian' or 'identity', "
                          f"got {recurrent!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    if isinstance(params, Recurrence):
-        params = list(params.params.values())
-    if isinstance(params, Mapping):
+    if isinstance(getattr(params, "params", None), Mapping):   # a recurrence, or a joined model
+        specs = [(k, p.shape, np.dtype(dtype or p.dtype)) for k, p in params.params.items()]
+    elif isinstance(params, Mapping):
         specs = [(k, tuple(s), np.dtype(dtype or np.float64)) for k, s in params.items()]
     else:
         specs = [(p.name, p.shape, np.dtype(dtype or p.dtype)) for p in params]
@@ -50,8 +55,8 @@ def init_params(params: Recurrence | Iterable[Node] | Mapping[str, tuple[int, ..
     out = {}
     for name, shape, dt in specs:
         if _is_bias(name, shape):
-            value = np.full(shape, biases.get(name, 0.0))
-        elif name.startswith("W") and len(shape) == 2 and shape[0] == shape[1] \
+            value = np.full(shape, biases.get(name, biases.get(_own_name(name), 0.0)))
+        elif _own_name(name).startswith("W") and len(shape) == 2 and shape[0] == shape[1] \
                 and recurrent != "gaussian":
             value = gain * (orthogonal(shape[0], rng) if recurrent == "orthogonal"
                             else np.eye(shape[0]))

@@ -1,0 +1,78 @@
+"""The time-batching compiler: an unfolded graph run with time as one more batch axis.
+
+    group       the τ copies of one computation as classes; reductions; invariants
+    distribute  the dependence graph of the classes, its recurrent core, an order of units
+    lower       storage (a slab per class, buffers allocated once) and numpy calls
+    codegen     the calls as one Python function, repeated steps rolled into loops
+
+``plan(program, signature, batch)`` compiles a ``Program`` for one pattern of batched feeds and
+one batch size; ``Plan.run(values)`` evaluates it. See docs/architecture.md, "Execution".
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .codegen import generate
+from .distribute import distribute
+from .flat import Flat
+from .group import Grouping
+from .kernels import sigmoid
+from .lower import feeds, lower
+
+
+#: raise a failure of a time-batched run instead of rerunning the per-node schedule (which names
+#: the node that failed); the property tests set it, to see any failure of the compiler itself
+STRICT = False
+
+
+class Plan:
+    """A program compiled for one pattern of batched feeds and one batch size."""
+
+    def __init__(self, program, signature: tuple[bool, ...], batch: int | None) -> None:
+        flat = Flat(program.order, program._positions, program.placeholders, program._slot,
+                    signature)
+        self.flat = flat
+        g = Grouping(flat)
+        units = distribute(g)
+        if units is None:
+            raise _Unsupported("the dependence graph defeats the analysis")
+        self.grouping, self.units = g, units
+        st, code = lower(g, units, batch)
+        self.storage = st
+        self._single, self._slabs = feeds(st)
+        self._positions = {p: i for p, i in zip(program.placeholders,
+                                                 (flat.position[p] for p in program.placeholders))}
+        self._out = [st.loc(r) for r in flat.outputs]
+        self.run_code, self.lines = generate(code)
+        # σ(x) = 1 / (1 + e⁻ˣ) overflows to the right answer, 0, where σ(x) < 1e-308
+        self.quiet_overflow = any(i.fn is sigmoid for unit in code for i in unit)
+        self.nbytes = st.nbytes
+
+    def run(self, values: dict) -> list[np.ndarray]:
+        position = self._positions
+        for p, value in values.items():
+            i = position[p]
+            buf = self._single.get(i)
+            if buf is None:
+                buf = self.storage.loc(i)
+            np.copyto(buf, value)
+        if self.quiet_overflow:
+            with np.errstate(over="ignore"):
+                self.run_code()
+        else:
+            self.run_code()
+        return [np.array(a) for a in self._out]
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def plan(program, signature: tuple[bool, ...], batch: int | None) -> Plan | None:
+    """The time-batched plan, or None when this graph runs on the per-node schedule."""
+    try:
+        return Plan(program, signature, batch)
+    except _Unsupported:
+        return None

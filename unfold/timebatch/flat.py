@@ -1,0 +1,66 @@
+"""The graph as the time-batching compiler sees it, for one pattern of batched feeds: every
+position's value is that of a *root* (aliases — dummy copies ``W(t)``, names, ``stop_gradient``
+and ops that are the identity for these batch flags — share their input's value), each root's
+inputs as root positions, and which roots carry the batch."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..graph import Node, Op
+from ..ops.base import ALIAS, CONSTANT, is_placeholder
+
+
+class Flat:
+    def __init__(self, order: Sequence[Node], positions: Sequence[tuple[int, ...]],
+                 placeholders: Sequence[Node], outputs: Sequence[int],
+                 signature: Sequence[bool]) -> None:
+        self.order = order
+        n = len(order)
+        self.position = {node: i for i, node in enumerate(order)}
+        fed = {self.position[p]: flag for p, flag in zip(placeholders, signature)}
+        root = list(range(n))
+        batched = [False] * n
+        inputs: list[tuple[int, ...]] = [()] * n
+        computed = [False] * n
+        for i, node in enumerate(order):
+            ins = tuple([root[j] for j in positions[i]])
+            inputs[i] = ins
+            op = node.op
+            if i in fed:
+                batched[i] = fed[i]
+                continue
+            if not node.inputs:
+                continue                                 # a constant
+            flags = tuple([batched[j] for j in ins])
+            if True in flags:
+                batched[i] = op.out_batched(node, flags)
+            if op is ALIAS or (type(op).is_identity is not Op.is_identity and
+                               op.is_identity(node, flags)):
+                root[i] = ins[0]
+                batched[i] = batched[ins[0]]
+                continue
+            computed[i] = True
+        self.root, self.inputs, self.batched, self.computed = root, inputs, batched, computed
+        self.fed = fed
+        self.constant = [node.op is CONSTANT for node in order]
+        #: roots that hold a value: computed nodes and fed placeholders
+        self.stored = [computed[i] or i in fed for i in range(n)]
+        self.outputs = [root[j] for j in outputs]
+        self.kept = set(self.outputs)
+        readers = [0] * n
+        for i in range(n):
+            if computed[i]:
+                meta = order[i].op.meta_inputs
+                for j, r in enumerate(inputs[i]):
+                    if j not in meta:
+                        readers[r] += 1
+        for r in self.outputs:
+            readers[r] += 1
+        self.readers = readers
+
+    def flags(self, i: int) -> tuple[bool, ...]:
+        return tuple([self.batched[r] for r in self.inputs[i]])
+
+
+def is_leaf(node: Node) -> bool:
+    return not node.inputs and not is_placeholder(node)

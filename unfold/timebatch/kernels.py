@@ -1,0 +1,102 @@
+"""Kernels that write into a preallocated output (``out=``): one numpy call per node where numpy
+has one, and otherwise the op's own forward (or batching rule) copied into the output.
+
+``kernel(node, flags, values, out)`` returns ``(function, arguments)``: calling
+``function(*arguments)`` computes ``node`` for these batch flags from the input arrays ``values``
+(``None`` for inputs whose value is never read) into ``out``. Arguments are fixed arrays — views
+of the program's buffers — so a step loop only makes calls.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops.base import BROADCAST_LIKE, SUM_LIKE, Elementwise, align
+from ..ops.elementwise import SIGMOID, Binary, Unary, RELU
+from ..ops.linalg import BATCH_OUTER, MATMUL, OUTER
+from ..ops.reduce import BATCH_SUM, SUM
+
+
+def compute(op, node, flags, batch, out, *values):
+    """The op's own numpy code, copied into ``out``: the kernel of every op without one."""
+    if True in flags:
+        value = op.batched(node, list(values), flags, batch)
+    else:
+        value = op.forward(node, *values)
+    np.copyto(out, value)
+
+
+def sigmoid(x, out):
+    """σ(x) = 1 / (1 + e⁻ˣ) in place (e⁻ˣ overflows to ∞ only where σ(x) < 1e-308, giving 0)."""
+    np.negative(x, out)
+    np.exp(out, out)
+    np.add(out, 1.0, out)
+    np.reciprocal(out, out)
+
+
+def relu(x, out):
+    np.maximum(x, 0, out=out)
+
+
+def maximum(a, b, out):
+    np.maximum(a, b, out=out)
+
+
+_UNARY = {SIGMOID: sigmoid, RELU: relu}
+
+
+def ufunc(op, node):
+    """The numpy ufunc an element-wise op is, if it is one."""
+    if isinstance(op, (Unary, Binary)):
+        fn = op.kernel(node, (False,) * len(node.inputs))
+        if isinstance(fn, np.ufunc):
+            return fn
+    return None
+
+
+def kernel(node, flags, values, out, batch):
+    op = node.op
+    batched = True in flags
+    if isinstance(op, Elementwise):
+        fn = _UNARY.get(op) or ufunc(op, node)
+        if fn is not None:
+            nd = node.ndim
+            args = [align(v, f, nd) if f else v for v, f in zip(values, flags)]
+            if fn is sigmoid or fn is relu:
+                return fn, (args[0], out)
+            if fn is np.maximum:
+                fn = maximum
+            return fn, (*args, out)
+    elif op is MATMUL:
+        a, b = values
+        fa, fb = flags
+        na, nb = node.inputs[0].ndim, node.inputs[1].ndim
+        if not batched:
+            return np.matmul, (a, b, out)
+        if nb == 1 and fb and not fa and na == 2:       # W @ h(t) for every example
+            return np.matmul, (b, a.T, out)
+        if na == 1 and fa and not fb and nb == 2:       # hᵀ W for every example
+            return np.matmul, (a, b, out)
+    elif op is BATCH_OUTER or op is OUTER:
+        a, b = values
+        fa, fb = flags
+        if op is BATCH_OUTER and fa and fb:
+            return np.matmul, (a.T, b, out)
+        if not batched:
+            return np.multiply, (a[:, None], b[None, :], out)
+        if op is OUTER and fa and fb:
+            return np.multiply, (a[..., :, None], b[..., None, :], out)
+    elif op is SUM_LIKE:
+        g = values[0]
+        gb, xb = flags
+        if gb and not xb and g.shape[1:] == node.shape:
+            return np.add.reduce, (g, 0, None, out)
+    elif op is BATCH_SUM:
+        if flags[0]:
+            return np.add.reduce, (values[0], 0, None, out)
+    elif op is BROADCAST_LIKE:
+        g = values[0]
+        return np.copyto, (out, align(g, flags[0], node.ndim))
+    elif op is SUM:
+        axes = tuple(a + batched for a in node.attrs["axes"])
+        return np.add.reduce, (values[0], axes, None, out, node.attrs["keepdims"])
+    return compute, (op, node, flags, batch, out, *values)
