@@ -163,8 +163,8 @@ def _typed(value: Any) -> Any:
 
 
 def _frozen_attrs(attrs: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """``attrs`` read-only; equal attributes of simple values (axes, sizes, dtypes) share one
-    mapping — a dict costs ~200 bytes per node otherwise."""
+    """``attrs`` as a read-only copy; equal attributes of simple values (axes, sizes, dtypes)
+    share one mapping — a dict costs ~200 bytes per node otherwise."""
     if not attrs:
         return _NO_ATTRS
     if attrs.__class__ is MappingProxyType:
@@ -173,7 +173,7 @@ def _frozen_attrs(attrs: Mapping[str, Any] | None) -> Mapping[str, Any]:
     for k, v in attrs.items():
         typed = _typed(v)
         if typed is None:
-            return MappingProxyType(attrs)
+            return MappingProxyType(dict(attrs))
         key.append((k, typed))
     key = tuple(key)
     found = _ATTRS.get(key)
