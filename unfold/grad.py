@@ -67,7 +67,8 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     enter, leave = _adjoint_of.append, _adjoint_of.pop
     _needed.append(on_path)
     try:
-        for node in reversed(order):
+        while order:                    # last built first; the list shrinks as it goes
+            node = order.pop()
             g = pending.pop(node, None)
             if g is None:
                 continue
