@@ -33,6 +33,7 @@ class Plan:
     def __init__(self, program, signature: tuple[bool, ...], batch: int | None) -> None:
         flat = Flat(program.order, program._positions, program.placeholders, program._slot,
                     signature)
+        flat.reassociate()
         self.flat = flat
         g = Grouping(flat)
         units = distribute(g)
@@ -45,10 +46,33 @@ class Plan:
         self._positions = {p: i for p, i in zip(program.placeholders,
                                                  (flat.position[p] for p in program.placeholders))}
         self._out = [st.loc(r) for r in flat.outputs]
-        self.run_code, self.lines = generate(code)
+        self.code = code
+        self.run_code, self.calls = generate(code)
         # σ(x) = 1 / (1 + e⁻ˣ) overflows to the right answer, 0, where σ(x) < 1e-308
         self.quiet_overflow = any(i.fn is sigmoid for unit in code for i in unit)
         self.nbytes = st.nbytes
+
+    def describe(self) -> str:
+        """One line per unit: what runs as one op, as a sum, or step by step."""
+        flat, g = self.flat, self.grouping
+        lines = []
+        for u in self.units:
+            if u.kind == "vector":
+                c = u.cls
+                what = f"{flat.order[c.rep].op.name} × {sum(c.regular)} steps as one op" + (
+                    f" (+{len(u.members)} alone)" if u.members else "")
+            elif u.kind == "reduction":
+                red = u.reduction
+                what = (f"Σ of {len(red.leaves)} terms" + "".join(
+                    f", absorbing {flat.order[c.rep].op.name} × {len(c.members)}"
+                    for c in u.absorbed))
+            else:
+                ops: dict[str, int] = {}
+                for m in u.members:
+                    ops[flat.order[m].op.name] = ops.get(flat.order[m].op.name, 0) + 1
+                what = "one by one: " + ", ".join(f"{k} × {v}" for k, v in ops.items())
+            lines.append(f"{u.kind:9} {what}")
+        return "\n".join(lines)
 
     def run(self, values: dict) -> list[np.ndarray]:
         position = self._positions

@@ -79,7 +79,7 @@ def distribute(g: Grouping) -> list[Unit] | None:
         for cid, rs in leaves.items():
             c = g.classes[cid]
             if c.invariant or flat.order[c.rep].op not in SUMMING or len(set(rs)) != len(rs) \
-                    or len(rs) != len(c.members) or not all(c.regular):
+                    or len(rs) != len(c.members):
                 continue
             if any(flat.readers[m] != 1 or m in flat.kept for m in c.members):
                 continue
@@ -87,6 +87,7 @@ def distribute(g: Grouping) -> list[Unit] | None:
             if True not in flags or flat.order[c.rep].op.out_batched(flat.order[c.rep], flags):
                 continue
             absorbed[cid] = k
+            c.absorbed = True
     # vertices: 0…R-1 reductions, then classes, then single nodes
     vertex_of = [-1] * n
     vertices: list[tuple] = []

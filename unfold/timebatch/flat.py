@@ -8,6 +8,7 @@ from typing import Sequence
 
 from ..graph import Node, Op
 from ..ops.base import ALIAS, CONSTANT, is_placeholder
+from ..ops.elementwise import ADD
 
 
 class Flat:
@@ -19,6 +20,7 @@ class Flat:
         self.position = {node: i for i, node in enumerate(order)}
         fed = {self.position[p]: flag for p, flag in zip(placeholders, signature)}
         root = list(range(n))
+        index: list = [None] * n
         batched = [False] * n
         inputs: list[tuple[int, ...]] = [()] * n
         computed = [False] * n
@@ -26,6 +28,14 @@ class Flat:
             ins = tuple([root[j] for j in positions[i]])
             inputs[i] = ins
             op = node.op
+            # the index of a node: its step, or the largest index of its inputs
+            t = node.step
+            if t is None:
+                for r in ins:
+                    u = index[r]
+                    if u is not None and (t is None or u > t):
+                        t = u
+            index[i] = t
             if i in fed:
                 batched[i] = fed[i]
                 continue
@@ -41,6 +51,7 @@ class Flat:
                 continue
             computed[i] = True
         self.root, self.inputs, self.batched, self.computed = root, inputs, batched, computed
+        self.index = index
         self.fed = fed
         self.constant = [node.op is CONSTANT for node in order]
         #: roots that hold a value: computed nodes and fed placeholders
@@ -57,6 +68,44 @@ class Flat:
         for r in self.outputs:
             readers[r] += 1
         self.readers = readers
+
+    def reassociate(self) -> None:
+        """Rewrite ``(p + q) + x`` as ``q + (p + x)`` when ``q`` reads another step and ``p``, ``x``
+        do not: ``b + W h(t−1) + U x(t)`` becomes ``W h(t−1) + (b + U x(t))``, whose second term
+        runs for all steps at once, off the recurrent path. Exact up to rounding (≈1e-16)."""
+        order, inputs, index, n = self.order, self.inputs, self.index, len(self.order)
+        carried = [False] * n
+        for i in range(n):
+            if not self.computed[i]:
+                continue
+            t = index[i]
+            for r in inputs[i]:
+                if carried[r] or (index[r] is not None and index[r] != t):
+                    carried[i] = True
+                    break
+        for i in range(n):
+            node = order[i]
+            if node.op is not ADD or not self.computed[i] or not carried[i]:
+                continue
+            for side in (0, 1):
+                a, x = inputs[i][side], inputs[i][1 - side]
+                if order[a].op is not ADD or not self.computed[a] or self.readers[a] != 1 or \
+                        a in self.kept or carried[x]:
+                    continue
+                p, q = inputs[a]
+                if carried[p] == carried[q]:
+                    continue
+                if carried[p]:
+                    p, q = q, p
+                shape = node.shape
+                if not (order[a].shape == order[p].shape == order[q].shape == order[x].shape ==
+                        shape):
+                    continue
+                inputs[a] = (p, x)
+                inputs[i] = (q, a)
+                self.batched[a] = self.batched[p] or self.batched[x]
+                carried[a] = False
+                break
 
     def flags(self, i: int) -> tuple[bool, ...]:
         return tuple([self.batched[r] for r in self.inputs[i]])

@@ -41,7 +41,7 @@ class Class:
     index, stored in one slab."""
 
     __slots__ = ("id", "members", "index", "lo", "hi", "rep", "desc", "regular", "invariant",
-                 "dissolved")
+                 "dissolved", "absorbed")
 
     def __init__(self, cid: int, members: list[int], index: list[int]) -> None:
         pairs = sorted(zip(index, members))
@@ -54,6 +54,7 @@ class Class:
         self.regular: list[bool] = []
         self.invariant = False
         self.dissolved = False
+        self.absorbed = False               # computed inside a reduction, never stored
 
     @property
     def rows(self) -> int:
@@ -121,16 +122,7 @@ class Grouping:
         groups: dict[tuple, list[int]] = {}
         for i, node in enumerate(order):
             # every node gets an index and a key (aliases too: they may be adjoints)
-            ins = flat.inputs[i]
-            if node.step is not None:
-                t = node.step
-            else:
-                t = None
-                for r in ins:
-                    u = self.index[r]
-                    if u is not None and (t is None or u > t):
-                        t = u
-            self.index[i] = t
+            t = self.index[i] = flat.index[i]
             if node.adjoint is not None:
                 a = node.adjoint
                 j = position.get(a)

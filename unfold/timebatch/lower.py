@@ -11,11 +11,13 @@ repeated steps back into loops with it).
 """
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from .distribute import Unit, fold_flags
 from .group import Grouping
-from .kernels import compute, kernel
+from .kernels import compute, kernel, view_op
 
 
 class Storage:
@@ -27,14 +29,28 @@ class Storage:
         self.slabs: dict[int, np.ndarray] = {}
         self.single: dict[int, np.ndarray] = {}
         self.nbytes = 0
-        for c in g.classes:
-            if c.dissolved or c.invariant:
+        self.viewed: set[int] = set()      # single values that are views of another value
+        self.view_classes: set[int] = set()
+        for c in sorted(g.classes, key=lambda c: min(c.members)):
+            if c.dissolved or c.invariant or c.absorbed:
                 continue
             node = flat.order[c.rep]
-            shape = (c.rows,) + self._lead(c.rep) + node.shape
-            self.slabs[c.id] = self._alloc(shape, node.dtype)
+            slab = None
+            if all(c.regular) and len(c.desc) == 1 and c.desc[0][0] == "c" and \
+                    flat.computed[c.rep] and c.desc[0][1] in self.slabs:
+                d = g.classes[c.desc[0][1]]
+                delta = c.desc[0][2]
+                rows = self.slabs[d.id][c.lo + delta - d.lo:c.hi + delta - d.lo + 1]
+                slab = view_op(node, rows, 1 + flat.batched[c.rep])
+            if slab is not None:
+                self.view_classes.add(c.id)
+            else:
+                shape = (c.rows,) + self._lead(c.rep) + node.shape
+                slab = self._alloc(shape, node.dtype)
+            self.slabs[c.id] = slab
         self._rows: dict[int, list] = {}
         self.pre: list = []            # copies the unit being lowered needs first
+        self.views: dict = {}          # derived views (a transpose, an aligned operand), made once
 
     def _lead(self, r: int) -> tuple[int, ...]:
         return (self.batch,) if self.g.flat.batched[r] else ()
@@ -55,7 +71,7 @@ class Storage:
         """(slab id, row) of a value stored in a slab, else None."""
         g = self.g
         k = g.cls[r]
-        if k >= 0 and not g.classes[k].invariant:
+        if k >= 0 and not g.classes[k].invariant and not g.classes[k].absorbed:
             return (k, g.index[r] - g.classes[k].lo)
         return None
 
@@ -67,11 +83,26 @@ class Storage:
             return self.rows(w[0])[w[1]]
         a = self.single.get(r)
         if a is None:
-            node = g.flat.order[r]
-            a = self.single[r] = self._alloc(self._lead(r) + node.shape, node.dtype)
-            if g.flat.constant[r]:
-                a[...] = node.attrs["value"]
+            flat = g.flat
+            node = flat.order[r]
+            if flat.computed[r] and len(node.inputs) == 1:
+                a = view_op(node, self.loc(flat.inputs[r][0]), int(flat.batched[r]))
+                if a is not None:
+                    self.viewed.add(r)
+            if a is None:
+                a = self._alloc(self._lead(r) + node.shape, node.dtype)
+                if flat.constant[r]:
+                    a[...] = node.attrs["value"]
+            self.single[r] = a
         return a
+
+    def is_view(self, r: int) -> bool:
+        """Whether ``r`` is a view of another value (nothing to compute)."""
+        k = self.g.cls[r]
+        if k >= 0 and k in self.view_classes:
+            return True
+        self.loc(r)
+        return r in self.viewed
 
     def stacked(self, cid: int, a: int, b: int, fold: int | None) -> np.ndarray:
         """Rows for indices a…b of a class, folded (steps × batch) into one leading axis of
@@ -89,10 +120,15 @@ class Storage:
 
 
 class Instr:
-    __slots__ = ("fn", "args", "index", "rows")
+    """``fn(*args)``; for a node computed alone also its index, its *template* (the class it is
+    a regular member of: regular members of one class make the same call on other rows), the
+    positions it reads and the one it writes."""
 
-    def __init__(self, fn, args, index=None, rows=None) -> None:
-        self.fn, self.args, self.index, self.rows = fn, args, index, rows
+    __slots__ = ("fn", "args", "index", "template", "reads", "write")
+
+    def __init__(self, fn, args, index=None, template=None, reads=(), write=None) -> None:
+        self.fn, self.args, self.index, self.template = fn, args, index, template
+        self.reads, self.write = reads, write
 
 
 def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, list[list[Instr]]]:
@@ -104,34 +140,35 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
         if u.kind == "members":
             code = [_member(st, m) for m in u.members]
         elif u.kind == "vector":
-            code = [_member(st, m) for m in u.members] + _vector(st, u.cls)
+            code = [] if u.cls.id in st.view_classes else \
+                [_member(st, m) for m in u.members] + _vector(st, u.cls)
         else:
             code = _reduction(st, u)
+        code = [i for i in code if i is not None]
         out.append(([Instr(f, a) for f, a in st.pre]) + code)
     for m in flat.outputs:
         st.loc(m)
     return st, out
 
 
-def _member(st: Storage, m: int) -> Instr:
-    flat = st.g.flat
+def _member(st: Storage, m: int) -> Instr | None:
+    if st.is_view(m):
+        return None
+    g = st.g
+    flat = g.flat
     node = flat.order[m]
     meta = node.op.meta_inputs
-    values = tuple(None if j in meta else st.loc(r) for j, r in enumerate(flat.inputs[m]))
+    ins = flat.inputs[m]
+    values = tuple(None if j in meta else st.loc(r) for j, r in enumerate(ins))
     out = st.loc(m)
-    fn, args = kernel(node, flat.flags(m), values, out, st.batch)
-    # which arguments are rows of slabs (for rolling steps into loops)
-    where = {}
-    for j, r in enumerate(flat.inputs[m]):
-        if j not in meta:
-            w = st.where(st.g.value_of(r))
-            if w is not None:
-                where[id(values[j])] = w
-    w = st.where(m)
-    if w is not None:
-        where[id(out)] = w
-    rows = tuple(where.get(id(a)) for a in args) if where else None
-    return Instr(fn, args, st.g.index[m], rows)
+    fn, args = kernel(node, flat.flags(m), values, out, st.batch, st.views)
+    k = g.cls[m]
+    c = g.classes[k] if k >= 0 else None
+    regular = c is not None and not c.invariant and \
+        c.regular[bisect.bisect_left(c.index, g.index[m])]
+    reads = tuple(g.value_of(r) for j, r in enumerate(ins) if j not in meta)
+    return Instr(fn, args, g.index[m], ("c", k) if regular else ("p", m), reads, m)
+
 
 
 def _fold_inputs(st: Storage, c, a: int, b: int):
@@ -166,7 +203,7 @@ def _vector(st: Storage, c) -> list[Instr]:
         values, flags, size = _fold_inputs(st, c, a, b)
         rows = st.slabs[c.id][a - c.lo:b - c.lo + 1]
         out = rows.reshape((size,) + node.shape)
-        fn, args = kernel(node, flags, tuple(values), out, size)
+        fn, args = kernel(node, flags, tuple(values), out, size, st.views)
         code.append(Instr(fn, args))
     return code
 
@@ -178,9 +215,15 @@ def _reduction(st: Storage, u: Unit) -> list[Instr]:
     parts = []                  # functions of no argument, each returning a partial sum
     by_class: dict[int, list[int]] = {}
     singles = []
+    code = []                   # the absorbed classes' members that are computed alone
     for r in red.leaves:
         k = g.cls[r]
-        if k >= 0 and not g.classes[k].invariant:
+        c = g.classes[k] if k >= 0 else None
+        if c is not None and c.absorbed and not c.regular[bisect.bisect_left(c.index,
+                                                                              g.index[r])]:
+            code.append(_member(st, r))
+            singles.append(st.loc(r))
+        elif c is not None and not c.invariant:
             by_class.setdefault(k, []).append(g.index[r])
         else:
             singles.append(st.loc(r))
@@ -214,7 +257,7 @@ def _reduction(st: Storage, u: Unit) -> list[Instr]:
         for v in singles:
             acc = v if acc is None else acc + v
         np.copyto(out, acc)
-    return [Instr(run, ())]
+    return code + [Instr(run, ())]
 
 
 def _partial(node, flags, values, size):
