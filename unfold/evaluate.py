@@ -76,6 +76,12 @@ class Program:
                                      once=checkpoint is None)
         self._plans: dict[tuple, list] = {}
         self._batched_plans: OrderedDict[tuple, Any] = OrderedDict()
+        # how a time-batched run is fed: whole sequences (each with its step copies) and the
+        # placeholders fed one by one
+        self._sequence_copies = list(self.feeds._sliced.items())
+        self._copy_set = {c for _, copies in self._sequence_copies for c in copies}
+        self._direct = [p for p in self.placeholders if p not in self._copy_set]
+        self._signatures: dict[tuple, tuple] = {}
 
     def peak_elements(self) -> int:
         """The most array elements (per example) this program computes and holds at once — what
@@ -87,7 +93,52 @@ class Program:
 
     def __call__(self, feed: Mapping[Any, Any]) -> list[np.ndarray]:
         with gc_paused():
+            if self.mode == "batched" and self.checkpoint is None:
+                out = self._run_batched(feed)
+                if out is not None:
+                    return out
             return self._run(self.feeds.resolve(feed))
+
+    def _run_batched(self, feed: Mapping[Any, Any]) -> list[np.ndarray] | None:
+        """The time-batched run, fed sequences whole; None to take the general path."""
+        found = self.feeds.resolve_sequences(feed)
+        if found is None:
+            return None
+        values, sequences = found
+        flags, batch = [], None
+        for source, copies in self._sequence_copies:
+            a = sequences[source]
+            flag = a.ndim == copies[0].ndim + 2
+            flags.append(flag)
+            if flag:
+                if batch is not None and batch != a.shape[1]:
+                    return None
+                batch = a.shape[1]
+        for p in self._direct:
+            v = values[p]
+            flag = v.ndim == p.ndim + 1
+            flags.append(flag)
+            if flag:
+                if batch is not None and batch != v.shape[0]:
+                    return None
+                batch = v.shape[0]
+        short = tuple(flags)
+        signature = self._signatures.get(short)
+        if signature is None:
+            of_source = dict(zip((s for s, _ in self._sequence_copies), flags))
+            of_direct = dict(zip(self._direct, flags[len(self._sequence_copies):]))
+            signature = self._signatures[short] = tuple(
+                of_source[p.source] if p in self._copy_set else of_direct[p]
+                for p in self.placeholders)
+        plan = self._batched_plan(signature, batch)
+        if plan is None:
+            return None
+        try:
+            return plan.run(values, sequences)
+        except Exception:
+            if timebatch.STRICT:
+                raise
+            return None
 
     def _run(self, values: dict[Node, np.ndarray]) -> list[np.ndarray]:
         batch, signature = None, []

@@ -29,6 +29,8 @@ class Feeds:
         for p in self.placeholders:
             if p.step is not None and p.source is not None:
                 self._sliced.setdefault(p.source, []).append(p)
+        sliced = {c for copies in self._sliced.values() for c in copies}
+        self._direct = [p for p in self.placeholders if p not in sliced]
         self._by_name: dict[str, set[Node]] = {}
         for p in self.placeholders:
             key = p.source if p.step is not None and p.source is not None else p
@@ -74,6 +76,36 @@ class Feeds:
                             f"outputs depend on must be fed")
         return {p: _check_value(p, values[p]) for p in self.placeholders}
 
+    def resolve_sequences(self, feed: Mapping[Any, Any]):
+        """The same check as ``resolve`` without slicing sequences: ``(values, sequences)`` with
+        ``values`` for the placeholders fed one by one and ``sequences`` mapping each folded
+        sequence fed whole to its checked array ``(τ, [batch,] …)``. None when the feed is not of
+        that simple kind (``resolve`` then does the work, and names any error)."""
+        values: dict[Node, Any] = {}
+        sequences: dict[Node, np.ndarray] = {}
+        for key, value in feed.items():
+            node = self._key(key)
+            if node is None:
+                continue
+            if node in self._sliced:
+                if node in sequences:
+                    return None
+                array = _check_sequence(self._sliced[node], value)
+                if array is None:
+                    return None
+                sequences[node] = array
+            else:
+                if node in values:
+                    return None
+                values[node] = value
+        if len(sequences) != len(self._sliced) or len(values) != len(self._direct):
+            return None
+        for p in self._direct:
+            if p not in values:
+                return None
+            values[p] = _check_value(p, values[p])
+        return values, sequences
+
     def _key(self, key: Any) -> Node | None:
         if isinstance(key, str):
             found = self._by_name.get(key)
@@ -94,6 +126,23 @@ class Feeds:
                                 f"and params can be fed")
             return None     # a leaf these outputs do not need: feeds may be shared across calls
         raise FeedError(f"feed keys must be nodes or names, got {type(key).__name__} {key!r}")
+
+
+def _check_sequence(copies: Sequence[Node], value: Any) -> np.ndarray | None:
+    """A whole sequence for the step copies ``copies``, checked as ``_check_value`` checks each
+    step; None if any step would fail (``resolve`` then raises the error for it)."""
+    p = copies[0]
+    array = np.asarray(value)
+    steps = p.attrs.get("steps") or max(c.step for c in copies)
+    if array.ndim == 0 or array.shape[0] != steps:
+        return None
+    kind = p.dtype.kind
+    ok = (array.dtype.kind in "fiub" if kind == "f" else
+          array.dtype.kind in "iub" if kind in "iu" else array.dtype.kind == kind)
+    if not ok or not (array.shape[1:] == p.shape or array.shape[2:] == p.shape and
+                      array.ndim == p.ndim + 2):
+        return None
+    return array if array.dtype == p.dtype else array.astype(p.dtype)
 
 
 def _check_value(p: Node, value: Any) -> np.ndarray:

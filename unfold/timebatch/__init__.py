@@ -32,7 +32,7 @@ class Plan:
 
     def __init__(self, program, signature: tuple[bool, ...], batch: int | None) -> None:
         flat = Flat(program.order, program._positions, program.placeholders, program._slot,
-                    signature)
+                    signature, batch)
         flat.reassociate()
         self.flat = flat
         g = Grouping(flat)
@@ -46,6 +46,7 @@ class Plan:
         self._positions = {p: i for p, i in zip(program.placeholders,
                                                  (flat.position[p] for p in program.placeholders))}
         self._out = [st.loc(r) for r in flat.outputs]
+        self._sequences = self._sequence_targets(program)
         self.code = code
         self.run_code, self.calls = generate(code)
         # σ(x) = 1 / (1 + e⁻ˣ) overflows to the right answer, 0, where σ(x) < 1e-308
@@ -74,7 +75,24 @@ class Plan:
             lines.append(f"{u.kind:9} {what}")
         return "\n".join(lines)
 
-    def run(self, values: dict) -> list[np.ndarray]:
+    def _sequence_targets(self, program) -> dict:
+        """For each folded sequence: (slab, first step, last step) when its step copies are the
+        rows of one slab, else [(buffer, step), …]."""
+        out = {}
+        g, st = self.grouping, self.storage
+        for source, copies in program.feeds._sliced.items():
+            pos = [self.flat.position[c] for c in copies]
+            ks = {g.cls[i] for i in pos}
+            k = next(iter(ks))
+            if len(ks) == 1 and k >= 0 and k in st.slabs and k not in st.view_classes:
+                c = g.classes[k]
+                out[source] = (st.slabs[k], c.lo, c.hi)
+            else:
+                out[source] = [(st.loc(i), self.flat.order[i].step) for i in pos]
+        return out
+
+    def run(self, values: dict, sequences: dict | None = None) -> list[np.ndarray]:
+        """Evaluate, given the fed values of placeholders and (optionally) whole sequences."""
         position = self._positions
         for p, value in values.items():
             i = position[p]
@@ -82,6 +100,15 @@ class Plan:
             if buf is None:
                 buf = self.storage.loc(i)
             np.copyto(buf, value)
+        if sequences:
+            for source, array in sequences.items():
+                target = self._sequences[source]
+                if isinstance(target, tuple):
+                    slab, lo, hi = target
+                    np.copyto(slab, array[lo - 1:hi])
+                else:
+                    for buf, t in target:
+                        np.copyto(buf, array[t - 1])
         if self.quiet_overflow:
             with np.errstate(over="ignore"):
                 self.run_code()

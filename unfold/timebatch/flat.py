@@ -8,13 +8,15 @@ from typing import Sequence
 
 from ..graph import Node, Op
 from ..ops.base import ALIAS, CONSTANT, is_placeholder
-from ..ops.elementwise import ADD
+import numpy as np
+
+from ..ops.elementwise import ADD, DIV, MUL, SUB
 
 
 class Flat:
     def __init__(self, order: Sequence[Node], positions: Sequence[tuple[int, ...]],
                  placeholders: Sequence[Node], outputs: Sequence[int],
-                 signature: Sequence[bool]) -> None:
+                 signature: Sequence[bool], batch: int | None) -> None:
         self.order = order
         n = len(order)
         self.position = {node: i for i, node in enumerate(order)}
@@ -24,6 +26,8 @@ class Flat:
         batched = [False] * n
         inputs: list[tuple[int, ...]] = [()] * n
         computed = [False] * n
+        #: values known when planning: constants, and nodes computed from constants only
+        value: dict[int, np.ndarray] = {}
         for i, node in enumerate(order):
             ins = tuple([root[j] for j in positions[i]])
             inputs[i] = ins
@@ -40,7 +44,9 @@ class Flat:
                 batched[i] = fed[i]
                 continue
             if not node.inputs:
-                continue                                 # a constant
+                if op is CONSTANT:
+                    value[i] = node.attrs["value"]
+                continue
             flags = tuple([batched[j] for j in ins])
             if True in flags:
                 batched[i] = op.out_batched(node, flags)
@@ -49,11 +55,24 @@ class Flat:
                 root[i] = ins[0]
                 batched[i] = batched[ins[0]]
                 continue
+            same = _neutral(node, ins, batched, value)
+            if same is not None:                         # x · 1, x + 0: the value of x
+                root[i] = same
+                batched[i] = batched[same]
+                continue
+            meta = op.meta_inputs
+            if all(j in meta or r in value for j, r in enumerate(ins)):
+                folded = _fold(node, ins, flags, batch, value)
+                if folded is not None:
+                    value[i] = folded
+                    continue
             computed[i] = True
         self.root, self.inputs, self.batched, self.computed = root, inputs, batched, computed
         self.index = index
+        #: a topological order of the positions (their own order, until ``reassociate``)
+        self.rank: list[float] = list(range(n))
         self.fed = fed
-        self.constant = [node.op is CONSTANT for node in order]
+        self.value = value
         #: roots that hold a value: computed nodes and fed placeholders
         self.stored = [computed[i] or i in fed for i in range(n)]
         self.outputs = [root[j] for j in outputs]
@@ -74,6 +93,7 @@ class Flat:
         do not: ``b + W h(t−1) + U x(t)`` becomes ``W h(t−1) + (b + U x(t))``, whose second term
         runs for all steps at once, off the recurrent path. Exact up to rounding (≈1e-16)."""
         order, inputs, index, n = self.order, self.inputs, self.index, len(self.order)
+        self.rewritten: set[int] = set()       # positions whose value is no longer their node's
         carried = [False] * n
         for i in range(n):
             if not self.computed[i]:
@@ -103,6 +123,9 @@ class Flat:
                     continue
                 inputs[a] = (p, x)
                 inputs[i] = (q, a)
+                self.rewritten.add(a)
+                # ``a`` now reads ``x``, built after it: it runs just after its new inputs
+                self.rank[a] = max(self.rank[p], self.rank[x]) + 1e-3
                 self.batched[a] = self.batched[p] or self.batched[x]
                 carried[a] = False
                 break
@@ -111,5 +134,40 @@ class Flat:
         return tuple([self.batched[r] for r in self.inputs[i]])
 
 
-def is_leaf(node: Node) -> bool:
-    return not node.inputs and not is_placeholder(node)
+def _fold(node: Node, ins, flags, batch, value) -> np.ndarray | None:
+    """``node`` computed when planning, from values known then (None if its op fails)."""
+    meta = node.op.meta_inputs
+    values = [None if j in meta else value[r] for j, r in enumerate(ins)]
+    try:
+        if True in flags:
+            out = node.op.batched(node, values, flags, batch)
+        else:
+            out = node.op.forward(node, *values)
+    except Exception:
+        return None
+    return np.asarray(out)
+
+
+_NEUTRAL = {}
+
+
+def _neutral(node: Node, ins, batched, value) -> int | None:
+    """The input whose value ``node`` is, when its other operand is a neutral constant
+    (``x · 1``, ``x + 0``, ``x − 0``, ``x / 1``) that changes neither shape nor batch."""
+    if not _NEUTRAL:
+        _NEUTRAL.update({MUL: ((0, 1.0), (1, 1.0)), ADD: ((0, 0.0), (1, 0.0)),
+                         SUB: ((0, 0.0),), DIV: ((0, 1.0),)})
+    rules = _NEUTRAL.get(node.op)
+    if rules is None:
+        return None
+    for keep, neutral in rules:
+        other = ins[1 - keep]
+        v = value.get(other)
+        x = ins[keep]
+        if v is None or batched[x] != (batched[x] or batched[other]):
+            continue
+        if node.inputs[keep].shape != node.shape or v.ndim > node.ndim + batched[x]:
+            continue
+        if np.all(v == neutral):
+            return x
+    return None

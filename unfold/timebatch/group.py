@@ -196,12 +196,13 @@ class Grouping:
                     good = None
                     break
                 good.append(Reduction(chain[-1], chain, leaves))
-            if not good:
+            if not good or all(len(red.chain) < 2 for red in good):
                 continue
             c.dissolved = True
             for red in good:
-                self.reductions.append(red)
-                self.eliminated.update(red.chain[:-1])
+                if len(red.chain) > 1:          # a single add is just an add
+                    self.reductions.append(red)
+                    self.eliminated.update(red.chain[:-1])
             for m in c.members:
                 self.cls[m] = -1
 

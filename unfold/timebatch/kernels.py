@@ -13,6 +13,7 @@ import numpy as np
 from ..ops.base import BROADCAST_LIKE, SUM_LIKE, Elementwise, align
 from ..ops.elementwise import SIGMOID, Binary, Unary, RELU
 from ..ops.linalg import BATCH_OUTER, MATMUL, OUTER
+from ..ops.nn import LOG_SOFTMAX
 from ..ops.reduce import BATCH_SUM, SUM
 from ..ops.shape import GETITEM, RESHAPE, TRANSPOSE
 
@@ -64,6 +65,23 @@ def _view(cache: dict, a: np.ndarray, how: str, make) -> np.ndarray:
     return v[0]
 
 
+def log_softmax(x, out, axis):
+    """log softmax along ``axis``, as ``LogSoftmax`` computes it, into ``out``."""
+    np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+    s = np.exp(out).sum(axis=axis, keepdims=True)
+    np.log(s, out=s)
+    np.subtract(out, s, out=out)
+
+
+def nll(logp, targets, out, axis):
+    """``−log p_y`` from log-probabilities: the cross-entropy of the logits ``logp`` came from."""
+    k = logp.shape[axis]
+    if targets.size and (targets.min() < 0 or targets.max() >= k):
+        raise ValueError("a target is not a class index")  # the per-node run names it
+    picked = np.take_along_axis(logp, np.expand_dims(targets, axis), axis)
+    np.negative(np.squeeze(picked, axis), out=out)
+
+
 def view_op(node, value: np.ndarray, lead: int) -> np.ndarray | None:
     """``node`` as a view of its input's array ``value`` (with ``lead`` leading batch or time
     axes), for the ops that move no data: basic indexing, transpose, reshape. None otherwise."""
@@ -72,13 +90,14 @@ def view_op(node, value: np.ndarray, lead: int) -> np.ndarray | None:
         key = node.attrs["key"]
         if any(isinstance(k, np.ndarray) for k in key):
             return None
-        return value[(slice(None),) * lead + key]
-    if op is TRANSPOSE:
-        return value.transpose(tuple(range(lead)) + tuple(a + lead for a in node.attrs["axes"]))
-    if op is RESHAPE:
+        v = value[(slice(None),) * lead + key + (Ellipsis,)]
+    elif op is TRANSPOSE:
+        v = value.transpose(tuple(range(lead)) + tuple(a + lead for a in node.attrs["axes"]))
+    elif op is RESHAPE:
         v = value.reshape(value.shape[:lead] + node.shape)
-        return v if np.may_share_memory(v, value) else None
-    return None
+    else:
+        return None
+    return v if isinstance(v, np.ndarray) and np.may_share_memory(v, value) else None
 
 
 def kernel(node, flags, values, out, batch, cache):
@@ -130,6 +149,8 @@ def kernel(node, flags, values, out, batch, cache):
         g = values[0]
         return np.copyto, (out, _view(cache, g, f"align{node.ndim}",
                                       lambda g: align(g, True, node.ndim)) if flags[0] else g)
+    elif op is LOG_SOFTMAX:
+        return log_softmax, (values[0], out, node.attrs["axis"] + batched)
     elif op is SUM:
         axes = tuple(a + batched for a in node.attrs["axes"])
         return np.add.reduce, (values[0], axes, None, out, node.attrs["keepdims"])

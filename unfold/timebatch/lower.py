@@ -17,7 +17,8 @@ import numpy as np
 
 from .distribute import Unit, fold_flags
 from .group import Grouping
-from .kernels import compute, kernel, view_op
+from ..ops.nn import CROSS_ENTROPY, LOG_SOFTMAX
+from .kernels import compute, kernel, nll, view_op
 
 
 class Storage:
@@ -91,8 +92,8 @@ class Storage:
                     self.viewed.add(r)
             if a is None:
                 a = self._alloc(self._lead(r) + node.shape, node.dtype)
-                if flat.constant[r]:
-                    a[...] = node.attrs["value"]
+                if r in flat.value:
+                    a[...] = flat.value[r]
             self.single[r] = a
         return a
 
@@ -131,10 +132,36 @@ class Instr:
         self.reads, self.write = reads, write
 
 
+def _shared_log_softmax(g: Grouping, units: list[Unit]) -> dict[int, int]:
+    """Cross-entropy classes whose logits' log-softmax is also a class (the VJP of
+    cross-entropy builds ``softmax(o) = exp(log_softmax(o))``): the loss is then read off the
+    log-probabilities, computed once. Cross-entropy class id → log-softmax class id."""
+    flat = g.flat
+    ls = {}
+    for u in units:
+        if u.kind == "vector" and not u.members and all(u.cls.regular):
+            c = u.cls
+            node = flat.order[c.rep]
+            if node.op is LOG_SOFTMAX:
+                ls[(c.desc, c.lo, c.hi, node.attrs["axis"])] = c.id
+    pairs = {}
+    for u in units:
+        if u.kind == "vector" and not u.members and all(u.cls.regular):
+            c = u.cls
+            node = flat.order[c.rep]
+            if node.op is CROSS_ENTROPY and c.desc[0][0] == "c":
+                k = ls.get(((c.desc[0],), c.lo, c.hi, node.attrs["axis"]))
+                if k is not None:
+                    pairs[c.id] = k
+    return pairs
+
+
 def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, list[list[Instr]]]:
     st = Storage(g, batch)
     flat = g.flat
     out: list[list[Instr]] = []
+    st.pairs = _shared_log_softmax(g, units)
+    st.done: set[int] = set()
     for u in units:
         st.pre = []
         if u.kind == "members":
@@ -196,6 +223,28 @@ def _fold_inputs(st: Storage, c, a: int, b: int):
 
 
 def _vector(st: Storage, c) -> list[Instr]:
+    flat = st.g.flat
+    node = flat.order[c.rep]
+    code = []
+    pair = st.pairs.get(c.id)
+    if pair is not None or c.id in st.pairs.values():
+        # cross-entropy and the log-softmax of its logits: whichever runs first computes the
+        # log-softmax; cross-entropy reads it
+        ls = pair if pair is not None else c.id
+        if ls not in st.done:
+            code += _vector_plain(st, st.g.classes[ls])
+            st.done.add(ls)
+        if pair is not None:
+            size = c.rows * (st.batch if flat.batched[c.rep] and st.batch is not None else 1)
+            values, _, _ = _fold_inputs(st, c, c.lo, c.hi)
+            logp = st.slabs[ls].reshape((size,) + st.slabs[ls].shape[1 + flat.batched[c.rep]:])
+            out = st.slabs[c.id].reshape((size,) + node.shape)
+            code.append(Instr(nll, (logp, values[1], out, node.attrs["axis"] + 1)))
+        return code
+    return _vector_plain(st, c)
+
+
+def _vector_plain(st: Storage, c) -> list[Instr]:
     flat = st.g.flat
     node = flat.order[c.rep]
     code = []
