@@ -33,12 +33,17 @@ class Plan:
     def __init__(self, program, signature: tuple[bool, ...], batch: int | None) -> None:
         flat = Flat(program.order, program._positions, program.placeholders, program._slot,
                     signature, batch)
-        flat.reassociate()
         self.flat = flat
         g = Grouping(flat)
         units = distribute(g)
         if units is None:
             raise _Unsupported("the dependence graph defeats the analysis")
+        cyclic = {m: k for k, u in enumerate(units) if u.cyclic for m in u.members}
+        if flat.reassociate(cyclic):                 # then group and distribute again
+            g = Grouping(flat)
+            units = distribute(g)
+            if units is None:
+                raise _Unsupported("the dependence graph defeats the analysis")
         self.grouping, self.units = g, units
         st, code = lower(g, units, batch)
         self.storage = st

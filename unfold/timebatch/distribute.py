@@ -26,10 +26,11 @@ class Unit:
     peeled members one by one), ``members`` (positions computed one by one, in this order) or
     ``reduction`` (a reduction, with the summing classes it absorbs)."""
 
-    __slots__ = ("kind", "cls", "members", "reduction", "absorbed", "first")
+    __slots__ = ("kind", "cls", "members", "reduction", "absorbed", "first", "cyclic")
 
     def __init__(self, kind, first, cls=None, members=(), reduction=None, absorbed=()):
         self.kind, self.first, self.cls = kind, first, cls
+        self.cyclic = False
         self.members, self.reduction, self.absorbed = list(members), reduction, list(absorbed)
 
     def __repr__(self) -> str:
@@ -170,6 +171,7 @@ def distribute(g: Grouping) -> list[Unit] | None:
             u = unit_of_comp.get(k)
             if u is None:
                 u = unit_of_comp[k] = Unit("members", first[v])
+                u.cyclic = True
                 units.append(u)
             u.members += computed_by(v)
             u.first = min(u.first, first[v])

@@ -69,6 +69,7 @@ class Flat:
             computed[i] = True
         self.root, self.inputs, self.batched, self.computed = root, inputs, batched, computed
         self.index = index
+        self.rewritten: set[int] = set()       # positions whose value is no longer their node's
         #: a topological order of the positions (their own order, until ``reassociate``)
         self.rank: list[float] = list(range(n))
         self.fed = fed
@@ -88,47 +89,45 @@ class Flat:
             readers[r] += 1
         self.readers = readers
 
-    def reassociate(self) -> None:
-        """Rewrite ``(p + q) + x`` as ``q + (p + x)`` when ``q`` reads another step and ``p``, ``x``
-        do not: ``b + W h(t−1) + U x(t)`` becomes ``W h(t−1) + (b + U x(t))``, whose second term
-        runs for all steps at once, off the recurrent path. Exact up to rounding (≈1e-16)."""
-        order, inputs, index, n = self.order, self.inputs, self.index, len(self.order)
-        self.rewritten: set[int] = set()       # positions whose value is no longer their node's
-        carried = [False] * n
-        for i in range(n):
-            if not self.computed[i]:
-                continue
-            t = index[i]
-            for r in inputs[i]:
-                if carried[r] or (index[r] is not None and index[r] != t):
-                    carried[i] = True
-                    break
-        for i in range(n):
-            node = order[i]
-            if node.op is not ADD or not self.computed[i] or not carried[i]:
+    def reassociate(self, cyclic: dict[int, int]) -> bool:
+        """Move work off the recurrent path: ``(p ∘ q) ∘ x`` becomes ``q ∘ (p ∘ x)`` for ``∘`` an
+        addition or a multiplication when only ``q`` is on its recurrent cycle (``cyclic`` maps
+        the positions on cycles to their cycle), so that
+        ``p ∘ x`` runs for all steps at once. ``b + W h(t−1) + U x(t)`` becomes
+        ``W h(t−1) + (b + U x(t))``; the LSTM's ``(∂h · tanh s) · σ'(o)`` becomes
+        ``∂h · (tanh s · σ'(o))``. Exact up to rounding (≈1e-16). Returns whether it changed
+        anything."""
+        order, inputs = self.order, self.inputs
+        changed = False
+        for i in sorted(cyclic):
+            op = order[i].op
+            k = cyclic.get(i)
+            if (op is not ADD and op is not MUL) or not self.computed[i] or k is None:
                 continue
             for side in (0, 1):
                 a, x = inputs[i][side], inputs[i][1 - side]
-                if order[a].op is not ADD or not self.computed[a] or self.readers[a] != 1 or \
-                        a in self.kept or carried[x]:
+                if order[a].op is not op or cyclic.get(a) != k or not self.computed[a] or \
+                        self.readers[a] != 1 or a in self.kept or cyclic.get(x) == k:
                     continue
                 p, q = inputs[a]
-                if carried[p] == carried[q]:
+                if (cyclic.get(p) == k) == (cyclic.get(q) == k):
                     continue
-                if carried[p]:
+                if cyclic.get(p) == k:
                     p, q = q, p
-                shape = node.shape
+                shape = order[i].shape
                 if not (order[a].shape == order[p].shape == order[q].shape == order[x].shape ==
                         shape):
                     continue
                 inputs[a] = (p, x)
                 inputs[i] = (q, a)
                 self.rewritten.add(a)
-                # ``a`` now reads ``x``, built after it: it runs just after its new inputs
+                # ``a`` now reads ``x``, perhaps built after it: it runs just after its inputs
                 self.rank[a] = max(self.rank[p], self.rank[x]) + 1e-3
                 self.batched[a] = self.batched[p] or self.batched[x]
-                carried[a] = False
+                del cyclic[a]
+                changed = True
                 break
+        return changed
 
     def flags(self, i: int) -> tuple[bool, ...]:
         return tuple([self.batched[r] for r in self.inputs[i]])

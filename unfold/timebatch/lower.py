@@ -17,6 +17,7 @@ import numpy as np
 
 from .distribute import Unit, fold_flags
 from .group import Grouping
+from ..ops.elementwise import ADD
 from ..ops.nn import CROSS_ENTROPY, LOG_SOFTMAX
 from .kernels import compute, kernel, nll, view_op
 
@@ -32,19 +33,28 @@ class Storage:
         self.nbytes = 0
         self.viewed: set[int] = set()      # single values that are views of another value
         self.view_classes: set[int] = set()
+        #: positions nothing computes: their value is assembled where its parts are written
+        self.skip: set[int] = set()
+        placed = self._place()
         for c in sorted(g.classes, key=lambda c: min(c.members)):
-            if c.dissolved or c.invariant or c.absorbed:
+            if c.dissolved or c.invariant or c.absorbed or c.id in self.slabs:
                 continue
             node = flat.order[c.rep]
             slab = None
-            if all(c.regular) and len(c.desc) == 1 and c.desc[0][0] == "c" and \
+            if c.id in placed:
+                root, key = placed[c.id]
+                slab = self.slabs[root][(slice(None),) * (1 + flat.batched[c.rep]) + key]
+                self.view_classes.add(c.id)           # its members still compute, into the view
+                self.written_views.add(c.id)
+            elif all(c.regular) and len(c.desc) == 1 and c.desc[0][0] == "c" and \
                     flat.computed[c.rep] and c.desc[0][1] in self.slabs:
                 d = g.classes[c.desc[0][1]]
                 delta = c.desc[0][2]
                 rows = self.slabs[d.id][c.lo + delta - d.lo:c.hi + delta - d.lo + 1]
                 slab = view_op(node, rows, 1 + flat.batched[c.rep])
             if slab is not None:
-                self.view_classes.add(c.id)
+                if c.id not in placed:
+                    self.view_classes.add(c.id)
             else:
                 shape = (c.rows,) + self._lead(c.rep) + node.shape
                 slab = self._alloc(shape, node.dtype)
@@ -53,11 +63,52 @@ class Storage:
         self.pre: list = []            # copies the unit being lowered needs first
         self.views: dict = {}          # derived views (a transpose, an aligned operand), made once
 
+    def _place(self) -> dict[int, tuple[int, tuple]]:
+        """Gradients assembled from disjoint slices — ``∇z = Σ_k scatter(∇z[key_k])``, built by
+        the VJP of ``z[key_k]`` (the LSTM's four gates cut from one ``z``) — get their parts
+        written in place: each part's class writes into its slice of the sum's slab (zero
+        elsewhere), and the scatters and the additions are never run. Part class id →
+        (sum class id, key)."""
+        g, flat = self.g, self.g.flat
+        self.written_views: set[int] = set()
+        order, inputs = flat.order, flat.inputs
+        out: dict[int, tuple[int, tuple]] = {}
+        # outermost sums first (a sum is built after its terms)
+        for c in sorted(g.classes, key=lambda c: -c.rep):
+            if c.dissolved or c.invariant or c.absorbed or flat.order[c.rep].op is not ADD or \
+                    not all(c.regular) or c.rep in self.skip:
+                continue
+            found = [_scatter_tree(flat, m) for m in c.members]
+            if any(f is None for f in found):
+                continue
+            parts = [[(g.cls[gk], g.index[gk] - g.index[m], key) for gk, key, _ in f]
+                     for m, f in zip(c.members, found)]
+            first = parts[0]
+            if any(p != first for p in parts) or any(k < 0 or d != 0 for k, d, _ in first):
+                continue
+            ks = [k for k, _, _ in first]
+            if len(set(ks)) != len(ks) or any(
+                    g.classes[k].index != c.index or g.classes[k].invariant or
+                    g.classes[k].absorbed or g.classes[k].dissolved or
+                    flat.batched[g.classes[k].rep] != flat.batched[c.rep] or
+                    not flat.computed[g.classes[k].rep] or k in out for k in ks):
+                continue
+            node = order[c.rep]
+            self.slabs[c.id] = self._alloc((c.rows,) + self._lead(c.rep) + node.shape,
+                                           node.dtype, zero=True)
+            for k, _, key in first:
+                out[k] = (c.id, key)
+            for f, m in zip(found, c.members):
+                self.skip.add(m)
+                for _, _, inner in f:
+                    self.skip.update(inner)
+        return out
+
     def _lead(self, r: int) -> tuple[int, ...]:
         return (self.batch,) if self.g.flat.batched[r] else ()
 
-    def _alloc(self, shape, dtype) -> np.ndarray:
-        a = np.empty(shape, dtype)
+    def _alloc(self, shape, dtype, zero: bool = False) -> np.ndarray:
+        a = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
         self.nbytes += a.nbytes
         return a
 
@@ -99,8 +150,10 @@ class Storage:
 
     def is_view(self, r: int) -> bool:
         """Whether ``r`` is a view of another value (nothing to compute)."""
+        if r in self.skip:
+            return True
         k = self.g.cls[r]
-        if k >= 0 and k in self.view_classes:
+        if k >= 0 and k in self.view_classes and k not in self.written_views:
             return True
         self.loc(r)
         return r in self.viewed
@@ -167,8 +220,9 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
         if u.kind == "members":
             code = [_member(st, m) for m in u.members]
         elif u.kind == "vector":
-            code = [] if u.cls.id in st.view_classes else \
-                [_member(st, m) for m in u.members] + _vector(st, u.cls)
+            c = u.cls
+            code = [] if c.id in st.view_classes and c.id not in st.written_views or \
+                c.rep in st.skip else [_member(st, m) for m in u.members] + _vector(st, c)
         else:
             code = _reduction(st, u)
         code = [i for i in code if i is not None]
@@ -176,6 +230,46 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
     for m in flat.outputs:
         st.loc(m)
     return st, out
+
+
+def _scatter_tree(flat, r: int):
+    """The parts of ``r`` when it is a sum (additions read only by it) of scatters of disjoint
+    basic slices, each scattering a whole value: [(part, key, [scatter and additions])], or
+    None."""
+    from ..ops.shape import SCATTER
+    order, inputs = flat.order, flat.inputs
+    shape = order[r].shape
+    stack, parts, inner = [r], [], []
+    while stack:
+        i = stack.pop()
+        node = order[i]
+        if node.op is ADD and flat.computed[i] and node.shape == shape:
+            if i != r:
+                if flat.readers[i] != 1 or i in flat.kept:
+                    return None
+                inner.append(i)
+            stack.extend(inputs[i])
+        elif node.op is SCATTER and flat.computed[i] and flat.readers[i] == 1 and \
+                i not in flat.kept and node.shape == shape:
+            key = node.attrs["key"]
+            gk = inputs[i][0]
+            if any(isinstance(k, np.ndarray) for k in key) or not flat.computed[gk] or \
+                    flat.readers[gk] != 1 or gk in flat.kept or \
+                    flat.batched[gk] != flat.batched[r] or \
+                    order[gk].shape != np.empty(shape, np.int8)[key].shape:
+                return None
+            parts.append((gk, key, [i]))
+        else:
+            return None
+    if len(parts) < 2:
+        return None
+    seen = np.zeros(shape, np.int8)
+    for _, key, _ in parts:
+        seen[key] += 1
+    if seen.max() > 1:
+        return None
+    parts[0][2].extend(inner)
+    return sorted(parts, key=lambda p: p[0])
 
 
 def _member(st: Storage, m: int) -> Instr | None:
