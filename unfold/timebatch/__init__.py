@@ -19,7 +19,8 @@ from .distribute import distribute
 from .flat import Flat
 from .group import Grouping
 from .kernels import sigmoid
-from .lower import feeds, lower
+from .lower import lower
+from .memory import MAX_CALLS, Sharing
 
 
 #: raise a failure of a time-batched run instead of rerunning the per-node schedule (which names
@@ -47,16 +48,30 @@ class Plan:
         self.grouping, self.units = g, units
         st, code = lower(g, units, batch)
         self.storage = st
-        self._single, self._slabs = feeds(st)
         self._positions = {p: i for p, i in zip(program.placeholders,
                                                  (flat.position[p] for p in program.placeholders))}
         self._out = [st.loc(r) for r in flat.outputs]
         self._sequences = self._sequence_targets(program)
+        self._fed = {i: st.loc(i) for i in flat.fed}
+        self.nbytes = st.nbytes
+        if sum(len(c) for c in code) <= MAX_CALLS:
+            # buffers whose lives do not overlap share memory
+            fed = list(self._fed.values()) + [t[0] for t in self._sequences.values()
+                                              if isinstance(t, tuple)]
+            sharing = Sharing(code, st.pinned, fed, self._out)
+            for instrs in code:
+                for i in instrs:
+                    i.args = sharing.rebase(i.args)
+            self._fed = {k: sharing.rebase(v) for k, v in self._fed.items()}
+            self._out = sharing.rebase(self._out)
+            self._sequences = {k: sharing.rebase(v) for k, v in self._sequences.items()}
+            self._storage_fallback = sharing
+            self.nbytes = sharing.nbytes
         self.code = code
         self.run_code, self.calls = generate(code)
+        self.storage = None        # lowering's own buffers are no longer the program's
         # σ(x) = 1 / (1 + e⁻ˣ) overflows to the right answer, 0, where σ(x) < 1e-308
         self.quiet_overflow = any(i.fn is sigmoid for unit in code for i in unit)
-        self.nbytes = st.nbytes
 
     def describe(self) -> str:
         """One line per unit: what runs as one op, as a sum, or step by step."""
@@ -100,11 +115,7 @@ class Plan:
         """Evaluate, given the fed values of placeholders and (optionally) whole sequences."""
         position = self._positions
         for p, value in values.items():
-            i = position[p]
-            buf = self._single.get(i)
-            if buf is None:
-                buf = self.storage.loc(i)
-            np.copyto(buf, value)
+            np.copyto(self._fed[position[p]], value)
         if sequences:
             for source, array in sequences.items():
                 target = self._sequences[source]

@@ -82,6 +82,9 @@ def nll(logp, targets, out, axis):
     np.negative(np.squeeze(picked, axis), out=out)
 
 
+VIEW_OPS = (GETITEM, TRANSPOSE, RESHAPE)
+
+
 def view_op(node, value: np.ndarray, lead: int) -> np.ndarray | None:
     """``node`` as a view of its input's array ``value`` (with ``lead`` leading batch or time
     axes), for the ops that move no data: basic indexing, transpose, reshape. None otherwise."""

@@ -19,23 +19,28 @@ from .distribute import Unit, fold_flags
 from .group import Grouping
 from ..ops.elementwise import ADD
 from ..ops.nn import CROSS_ENTROPY, LOG_SOFTMAX
-from .kernels import compute, kernel, nll, view_op
+from .kernels import VIEW_OPS, compute, kernel, nll, view_op
 
 
 class Storage:
     """Where each value lives, for a batch of ``batch`` (None: no batch axis)."""
 
-    def __init__(self, g: Grouping, batch: int | None) -> None:
+    def __init__(self, g: Grouping, batch: int | None, units: list[Unit] = ()) -> None:
         self.g, self.batch = g, batch
+        self.ring: dict[int, int] = {}
         flat = g.flat
         self.slabs: dict[int, np.ndarray] = {}
         self.single: dict[int, np.ndarray] = {}
         self.nbytes = 0
+        self.pinned: set[int] = set()      # buffers filled when planning (never shared)
         self.viewed: set[int] = set()      # single values that are views of another value
         self.view_classes: set[int] = set()
         #: positions nothing computes: their value is assembled where its parts are written
         self.skip: set[int] = set()
         placed = self._place()
+        #: classes kept in a ring of a few rows: class id → rows (read only by their own
+        #: recurrent loop, a few steps later at most)
+        self.ring = _rings(g, units, exclude=set(placed) | {r for r, _ in placed.values()})
         for c in sorted(g.classes, key=lambda c: min(c.members)):
             if c.dissolved or c.invariant or c.absorbed or c.id in self.slabs:
                 continue
@@ -56,7 +61,7 @@ class Storage:
                 if c.id not in placed:
                     self.view_classes.add(c.id)
             else:
-                shape = (c.rows,) + self._lead(c.rep) + node.shape
+                shape = (self.ring.get(c.id, c.rows),) + self._lead(c.rep) + node.shape
                 slab = self._alloc(shape, node.dtype)
             self.slabs[c.id] = slab
         self._rows: dict[int, list] = {}
@@ -109,6 +114,8 @@ class Storage:
 
     def _alloc(self, shape, dtype, zero: bool = False) -> np.ndarray:
         a = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+        if zero:
+            self.pinned.add(id(a))          # its zeros are part of its value: never shared
         self.nbytes += a.nbytes
         return a
 
@@ -124,7 +131,9 @@ class Storage:
         g = self.g
         k = g.cls[r]
         if k >= 0 and not g.classes[k].invariant and not g.classes[k].absorbed:
-            return (k, g.index[r] - g.classes[k].lo)
+            row = g.index[r] - g.classes[k].lo
+            ring = self.ring.get(k)
+            return (k, row if ring is None else row % ring)
         return None
 
     def loc(self, r: int) -> np.ndarray:
@@ -145,6 +154,7 @@ class Storage:
                 a = self._alloc(self._lead(r) + node.shape, node.dtype)
                 if r in flat.value:
                     a[...] = flat.value[r]
+                    self.pinned.add(id(a))
             self.single[r] = a
         return a
 
@@ -210,7 +220,7 @@ def _shared_log_softmax(g: Grouping, units: list[Unit]) -> dict[int, int]:
 
 
 def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, list[list[Instr]]]:
-    st = Storage(g, batch)
+    st = Storage(g, batch, units)
     flat = g.flat
     out: list[list[Instr]] = []
     st.pairs = _shared_log_softmax(g, units)
@@ -230,6 +240,47 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
     for m in flat.outputs:
         st.loc(m)
     return st, out
+
+
+def _rings(g: Grouping, units: list[Unit], exclude: set[int], reach: int = 3) -> dict[int, int]:
+    """Classes of a recurrent unit read only inside it, at most ``reach`` steps after they are
+    written (``W h(t−1)``, the sum it enters): they need only that many rows plus one, reused
+    step after step — the unit runs its steps in time order (its members' indices are monotone
+    in the order they run)."""
+    flat = g.flat
+    out: dict[int, int] = {}
+    for u in units:
+        if not u.cyclic:
+            continue
+        members = set(u.members)
+        steps = [g.index[m] for m in u.members]
+        if None in steps or not (all(a <= b for a, b in zip(steps, steps[1:])) or
+                                 all(a >= b for a, b in zip(steps, steps[1:]))):
+            continue
+        candidates = {g.cls[m] for m in u.members if g.cls[m] >= 0}
+        far: dict[int, int] = {k: 0 for k in candidates}
+        for k in list(candidates):
+            c = g.classes[k]
+            if c.invariant or c.dissolved or c.absorbed or not set(c.members) <= members or \
+                    any(m in flat.kept for m in c.members) or k in exclude or \
+                    flat.order[c.rep].op in VIEW_OPS:
+                far.pop(k)
+        readers_outside: set[int] = set()
+        for i in range(len(flat.order)):
+            if not flat.computed[i]:
+                continue
+            meta = flat.order[i].op.meta_inputs
+            for j, r in enumerate(flat.inputs[i]):
+                k = g.cls[r]
+                if k in far and j not in meta:
+                    if i not in members or flat.order[i].op in VIEW_OPS:
+                        readers_outside.add(k)
+                    else:
+                        far[k] = max(far[k], abs(g.index[i] - g.index[r]))
+        for k, d in far.items():
+            if k not in readers_outside and d < reach and d + 1 < g.classes[k].rows:
+                out[k] = d + 1
+    return out
 
 
 def _scatter_tree(flat, r: int):
@@ -390,37 +441,28 @@ def _reduction(st: Storage, u: Unit) -> list[Instr]:
                 parts.append(_partial(node, flags, values, size))
             else:
                 parts.append(_rowsum(st.slabs[k][a - c.lo:b - c.lo + 1]))
-    out = st.loc(red.end)
+    return code + [Instr(sum_into, (st.loc(red.end), tuple(parts), tuple(singles)))]
 
-    def run():
-        acc = None
-        for p in parts:
-            v = p()
-            acc = v if acc is None else acc + v
-        for v in singles:
-            acc = v if acc is None else acc + v
-        np.copyto(out, acc)
-    return code + [Instr(run, ())]
+
+def sum_into(out, parts, singles) -> None:
+    """``out = Σ parts + Σ singles``, each part a call ``(function, arguments)`` returning a
+    partial sum (one op over stacked steps)."""
+    acc = None
+    for fn, args in parts:
+        v = fn(*args)
+        acc = v if acc is None else acc + v
+    for v in singles:
+        acc = v if acc is None else acc + v
+    np.copyto(out, acc)
+
+
+def _batched(op, node, flags, size, *values):
+    return op.batched(node, list(values), flags, size)
 
 
 def _partial(node, flags, values, size):
-    op = node.op
-    return lambda: op.batched(node, values, flags, size)
+    return (_batched, (node.op, node, flags, size, *values))
 
 
 def _rowsum(rows):
-    return lambda: np.add.reduce(rows, axis=0)
-
-
-def feeds(st: Storage) -> tuple[dict, dict]:
-    """Where fed values go: placeholder position → its buffer, and class id → its slab (for a
-    sequence fed as one array)."""
-    g, flat = st.g, st.g.flat
-    single, slabs = {}, {}
-    for i in flat.fed:
-        k = g.cls[i]
-        if k >= 0 and not g.classes[k].invariant:
-            slabs.setdefault(k, []).append(i)
-        else:
-            single[i] = st.loc(i)
-    return single, slabs
+    return (np.add.reduce, (rows, 0))
