@@ -7,6 +7,8 @@ of the compiler itself are raised (``timebatch.STRICT``), not rerun on the refer
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -130,3 +132,17 @@ def test_an_rnn_runs_its_off_path_work_once_for_all_steps():
     (plan,) = program._batched_plans.values()
     assert plan.calls < 8 * 30, plan.describe()      # about 7 calls a step, not 30 nodes
     assert "for " in plan.run_code.source             # the steps are a loop
+
+
+def test_the_program_cache_is_bounded_by_bytes_and_can_be_cleared(monkeypatch):
+    ev = sys.modules["unfold.evaluate"]          # the module (unfold.evaluate is the function)
+    x = uf.input("x", (3,))
+    y, z = x * 2, x * 3
+    small = uf.compile([y])
+    assert small.nbytes > 0
+    monkeypatch.setattr(ev, "CACHE_BYTES", small.nbytes)       # room for one program only
+    other = uf.compile([z])
+    assert uf.compile([z]) is other
+    assert uf.compile([y]) is not small                         # the older one was dropped
+    uf.clear_cache()
+    assert not ev._CACHE

@@ -58,22 +58,17 @@ class Program:
             self._reads.append(ins if not meta else
                                tuple(none if k in meta else j for k, j in enumerate(ins)))
         self._slot = [root[index[node]] for node in self.outputs]
-        # the order of computation (with recomputations when checkpointing) and the frees
-        keep = set(self._slot)
-        fed = [index[p] for p in self.placeholders]
-        if checkpoint is None:
-            self._sequence = schedule.plain(self.order)
-        else:
+        if checkpoint is not None:
             if checkpoint == "sqrt":
                 steps = max((n.step for n in self.order if n.step is not None), default=1)
                 checkpoint = max(1, math.isqrt(steps - 1) + 1)
             if not isinstance(checkpoint, int) or checkpoint < 1:
                 raise ValueError(f"checkpoint must be a positive number of steps or 'sqrt', got "
                                  f"{checkpoint!r}")
-            self._sequence = schedule.checkpointed(self.order, self._reads, keep, checkpoint)
         self.checkpoint = checkpoint
-        self._frees = schedule.frees(self._sequence, self._reads, keep, fed,
-                                     once=checkpoint is None)
+        self._schedule: tuple | None = None
+        if mode == "reference" or checkpoint is not None:
+            self._node_schedule()
         self._plans: dict[tuple, list] = {}
         self._batched_plans: OrderedDict[tuple, Any] = OrderedDict()
         # how a time-batched run is fed: whole sequences (each with its step copies) and the
@@ -83,11 +78,26 @@ class Program:
         self._direct = [p for p in self.placeholders if p not in self._copy_set]
         self._signatures: dict[tuple, tuple] = {}
 
+    def _node_schedule(self) -> tuple[list[int], list[tuple[int, ...]]]:
+        """The per-node schedule — the order of computation (with recomputations when
+        checkpointing) and the frees after each entry — made when first needed (a time-batched
+        program needs it only to name a failing node)."""
+        if self._schedule is None:
+            keep = set(self._slot)
+            fed = [self._index[p] for p in self.placeholders]
+            if self.checkpoint is None:
+                sequence = schedule.plain(self.order)
+            else:
+                sequence = schedule.checkpointed(self.order, self._reads, keep, self.checkpoint)
+            self._schedule = (sequence, schedule.frees(sequence, self._reads, keep, fed,
+                                                       once=self.checkpoint is None))
+        return self._schedule
+
     def peak_elements(self) -> int:
         """The most array elements (per example) this program computes and holds at once — what
         liveness and checkpointing save. Fed values and aliases (which share memory) count 0."""
         sizes = [0 if n.op is ALIAS or is_placeholder(n) else n.size for n in self.order]
-        return schedule.peak(self._sequence, self._frees, sizes, [])
+        return schedule.peak(*self._node_schedule(), sizes, [])
 
     # --- running --------------------------------------------------------------------------------
 
@@ -205,7 +215,18 @@ class Program:
         self._batched_plans[key] = plan
         while len(self._batched_plans) > _PLANS:
             self._batched_plans.popitem(last=False)
+        _trim_cache()
         return plan
+
+    @property
+    def nbytes(self) -> int:
+        """About how much memory this program keeps alive: its graph and its plans' buffers."""
+        return _NODE_BYTES * len(self.order) + sum(
+            p.nbytes + 200 * p.calls for p in self._batched_plans.values() if p is not None)
+
+    def release(self) -> None:
+        """Drop the time-batched plans (their buffers); the next call plans again."""
+        self._batched_plans.clear()
 
     def _plan(self, signature: tuple[bool, ...]) -> list:
         """The schedule for one pattern of batched feeds: ``(position, mode, node, op, reads,
@@ -217,7 +238,8 @@ class Program:
         flags_of: list[tuple] = [()] * len(self.order)
         kernels: list = [None] * len(self.order)
         order, positions = self.order, self._positions
-        for i in self._sequence:
+        sequence, frees_of = self._node_schedule()
+        for i in sequence:
             node = order[i]
             op = node.op
             flags = tuple([batched[j] for j in positions[i]])
@@ -233,7 +255,7 @@ class Program:
                     modes[i] = _BATCHED
             flags_of[i] = flags
         return [(i, modes[i], order[i], kernels[i] or order[i].op, self._reads[i], flags_of[i],
-                 frees) for i, frees in zip(self._sequence, self._frees)]
+                 frees) for i, frees in zip(sequence, frees_of)]
 
 
 def _owned(value: Any) -> np.ndarray:
@@ -242,10 +264,26 @@ def _owned(value: Any) -> np.ndarray:
     return array if array.flags.writeable else array.copy()
 
 
-# the most recently used programs, at most 16 of them and 4 million nodes in all (a program
-# holds its whole graph alive)
+# the most recently used programs: at most 16, and at most CACHE_BYTES held in all (a program holds
+# its whole graph alive, and each of its time-batched plans its buffers)
 _CACHE: OrderedDict[tuple, Program] = OrderedDict()
-_CACHE_PROGRAMS, _CACHE_NODES = 16, 4_000_000
+_CACHE_PROGRAMS = 16
+#: the most memory the program cache keeps alive (estimated: graph nodes and plan buffers)
+CACHE_BYTES = 512 * 2**20
+#: what one node of a compiled graph costs to keep (the node, its program entries), estimated
+_NODE_BYTES = 400
+
+
+def clear_cache() -> None:
+    """Forget every compiled program (``compile`` and ``evaluate`` keep the most recent ones, with
+    their graphs and buffers, bounded by ``CACHE_BYTES``): release their memory now."""
+    _CACHE.clear()
+
+
+def _trim_cache() -> None:
+    while len(_CACHE) > 1 and (len(_CACHE) > _CACHE_PROGRAMS or
+                               sum(p.nbytes for p in _CACHE.values()) > CACHE_BYTES):
+        _CACHE.popitem(last=False)
 
 
 def compile(nodes: Sequence[Node], checkpoint: int | str | None = None,
@@ -264,9 +302,7 @@ def compile(nodes: Sequence[Node], checkpoint: int | str | None = None,
                 raise TypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
         with gc_paused():
             program = _CACHE[key] = Program(key[0], checkpoint, mode)
-        while len(_CACHE) > 1 and (len(_CACHE) > _CACHE_PROGRAMS or sum(
-                len(p.order) for p in _CACHE.values()) > _CACHE_NODES):
-            _CACHE.popitem(last=False)
+        _trim_cache()
     else:
         _CACHE.move_to_end(key)
     return program

@@ -33,7 +33,7 @@ class Plan:
 
     def __init__(self, program, signature: tuple[bool, ...], batch: int | None) -> None:
         flat = Flat(program.order, program._positions, program.placeholders, program._slot,
-                    signature, batch)
+                    signature, batch, program._index)
         self.flat = flat
         g = Grouping(flat)
         units = distribute(g)

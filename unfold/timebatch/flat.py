@@ -16,10 +16,12 @@ from ..ops.elementwise import ADD, DIV, MUL, SUB
 class Flat:
     def __init__(self, order: Sequence[Node], positions: Sequence[tuple[int, ...]],
                  placeholders: Sequence[Node], outputs: Sequence[int],
-                 signature: Sequence[bool], batch: int | None) -> None:
+                 signature: Sequence[bool], batch: int | None,
+                 position: dict[Node, int] | None = None) -> None:
         self.order = order
         n = len(order)
-        self.position = {node: i for i, node in enumerate(order)}
+        self.position = position if position is not None else \
+            {node: i for i, node in enumerate(order)}
         fed = {self.position[p]: flag for p, flag in zip(placeholders, signature)}
         root = list(range(n))
         index: list = [None] * n
@@ -55,11 +57,12 @@ class Flat:
                 root[i] = ins[0]
                 batched[i] = batched[ins[0]]
                 continue
-            same = _neutral(node, ins, batched, value)
-            if same is not None:                         # x · 1, x + 0: the value of x
-                root[i] = same
-                batched[i] = batched[same]
-                continue
+            if op in _NEUTRAL and value:
+                same = _neutral(node, ins, batched, value)
+                if same is not None:                     # x · 1, x + 0: the value of x
+                    root[i] = same
+                    batched[i] = batched[same]
+                    continue
             meta = op.meta_inputs
             if all(j in meta or r in value for j, r in enumerate(ins)):
                 folded = _fold(node, ins, flags, batch, value)
@@ -147,19 +150,15 @@ def _fold(node: Node, ins, flags, batch, value) -> np.ndarray | None:
     return np.asarray(out)
 
 
-_NEUTRAL = {}
+#: (kept operand, neutral value of the other) for ops with a neutral element
+_NEUTRAL = {MUL: ((0, 1.0), (1, 1.0)), ADD: ((0, 0.0), (1, 0.0)), SUB: ((0, 0.0),),
+            DIV: ((0, 1.0),)}
 
 
 def _neutral(node: Node, ins, batched, value) -> int | None:
     """The input whose value ``node`` is, when its other operand is a neutral constant
     (``x · 1``, ``x + 0``, ``x − 0``, ``x / 1``) that changes neither shape nor batch."""
-    if not _NEUTRAL:
-        _NEUTRAL.update({MUL: ((0, 1.0), (1, 1.0)), ADD: ((0, 0.0), (1, 0.0)),
-                         SUB: ((0, 0.0),), DIV: ((0, 1.0),)})
-    rules = _NEUTRAL.get(node.op)
-    if rules is None:
-        return None
-    for keep, neutral in rules:
+    for keep, neutral in _NEUTRAL[node.op]:
         other = ins[1 - keep]
         v = value.get(other)
         x = ins[keep]

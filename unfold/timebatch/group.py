@@ -114,31 +114,40 @@ class Grouping:
     def __init__(self, flat) -> None:
         self.flat = flat
         order, n = flat.order, len(flat.order)
-        self.index: list[int | None] = [None] * n
         self.cls: list[int] = [-1] * n          # class id of each computed root, -1: singleton
-        keys: list[Any] = [None] * n
+        keys: list[int] = [0] * n               # each node's key, as a small integer
+        interned: dict[tuple, int] = {}
         position = flat.position
-        rank: Counter = Counter()
+        rank: dict[tuple, int] = {}
         groups: dict[tuple, list[int]] = {}
+        index, stored, batched = flat.index, flat.stored, flat.batched
+        self.index = index
         for i, node in enumerate(order):
-            # every node gets an index and a key (aliases too: they may be adjoints)
-            t = self.index[i] = flat.index[i]
-            if node.adjoint is not None:
-                a = node.adjoint
+            # every node gets a key (aliases too: they may be adjoints)
+            t = index[i]
+            a = node.adjoint
+            if a is not None:
                 j = position.get(a)
-                base = ("G", keys[j] if j is not None else
-                        ("F", id(a.source)) if a.source is not None else ("X", id(a)))
+                base = ("G", keys[j]) if j is not None else \
+                    ("F", id(a.source)) if a.source is not None else ("X", id(a))
             elif node.source is not None and node.step is not None:
                 base = ("F", id(node.source))
             else:
                 base = ("D",)
-            r = rank[(base, id(node.op), t)]
-            rank[(base, id(node.op), t)] = r + 1
-            keys[i] = (base, id(node.op), r)
-            if t is None or not flat.stored[i]:
+            at = (base, id(node.op), t)
+            r = rank.get(at, 0)
+            rank[at] = r + 1
+            key = (base, id(node.op), r)
+            k = interned.get(key)
+            if k is None:
+                k = interned[key] = len(interned)
+            keys[i] = k
+            if t is None or not stored[i]:
                 continue
-            skey = (keys[i], node.shape, node.dtype, flat.batched[i], attrs_signature(node))
+            skey = (k, node.shape, node.dtype, batched[i],
+                    attrs_signature(node) if node.attrs else ())
             groups.setdefault(skey, []).append(i)
+        del rank, interned
         self.classes: list[Class] = []
         for members in groups.values():
             if len(members) < 2:
