@@ -116,13 +116,13 @@ def test_each_step_reaches_a_parameter_only_through_its_own_dummy_copy():
         assert [c.step for c in copies] == list(range(1, steps + 1))
         assert all(c.source is p and c.name == p.name and c.label == f"{p.name}({c.step})"
                    for c in copies)
-        users = [n for n in nodes if p in n.inputs]
+        users = [n for n in nodes if any(p is i for i in n.inputs)]
         assert set(users) == set(copies)                  # W feeds nothing but W(1) … W(τ)
         for c in copies:
-            assert {n.step for n in nodes if c in n.inputs} == {c.step}
+            assert {n.step for n in nodes if any(c is i for i in n.inputs)} == {c.step}
     for t in range(1, steps + 1):
-        dummies = [n for n in g.nodes(t) if n.op.name == "alias" and n.source in
-                   rec.params.values()]
+        dummies = [n for n in g.nodes(t) if n.op.name == "alias" and
+                   any(n.source is p for p in rec.params.values())]
         assert sorted(n.name for n in dummies) == sorted(rec.params)   # one copy per parameter
     assert set(g.nodes()) >= set(nodes)
 

@@ -4,17 +4,22 @@ spectrum of the recurrent weights that decides it.
 For ``h(t) = Wᵀ h(t−1)`` (no input, no nonlinearity), ``h(t) = Qᵀ Λᵗ Q h(0)`` when
 ``W = Q Λ Qᵀ``: components along eigenvalues of modulus < 1 vanish, those > 1 explode, and the
 same holds, through the Jacobians ``∂h(t)/∂h(t−1)``, for the gradients ``∇h(t) L`` that
-back-propagation sends to early steps."""
+back-propagation sends to early steps. ``omega`` is the regulariser of section 10.11.2 that asks
+those Jacobians to keep the gradient's norm."""
 from __future__ import annotations
 
 import weakref
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import arguments, ops
+from .errors import RecurrenceError, UnfoldTypeError, UnfoldValueError
 from .evaluate import compile
 from .grad import grad
-from .recurrence import Unfolded
+from .graph import Node, gc_paused, substitute, topological
+from .ops.base import CONSTANT, named
+from .recurrence import STATE, Unfolded
 
 _PROGRAMS: "weakref.WeakKeyDictionary[Unfolded, dict]" = weakref.WeakKeyDictionary()
 
@@ -24,6 +29,9 @@ def hidden_gradient_norms(net: Unfolded, feed: Mapping[Any, Any], state: str = "
     """``‖∇h(t) L‖`` for t = 1 … τ: the norm of the gradient of the total loss with respect to
     each step's state (the full derivative, through every later step). On a batch, the mean over
     examples of the per-example norms. Compiled once per ``net`` and ``state``."""
+    if not isinstance(net, Unfolded):
+        raise UnfoldTypeError(f"hidden_gradient_norms: expected an unfolded recurrence "
+                              f"(rec.unfold(τ)), got {type(net).__name__}")
     programs = _PROGRAMS.setdefault(net, {})
     program = programs.get(state)
     if program is None:
@@ -41,9 +49,7 @@ def hidden_gradient_norms(net: Unfolded, feed: Mapping[Any, Any], state: str = "
 
 def eigenvalues(W: np.ndarray) -> np.ndarray:
     """The eigenvalues of a square recurrent weight, largest modulus first."""
-    W = np.asarray(W)
-    if W.ndim != 2 or W.shape[0] != W.shape[1]:
-        raise ValueError(f"eigenvalues: a recurrent weight is square, got shape {W.shape}")
+    W = _square("eigenvalues", W)
     lam = np.linalg.eigvals(W)
     return lam[np.argsort(-np.abs(lam), kind="stable")]
 
@@ -57,9 +63,121 @@ def spectral_radius(W: np.ndarray) -> float:
 def power_norms(W: np.ndarray, steps: int) -> np.ndarray:
     """``‖Wᵗ‖₂`` for t = 1 … steps: how a linear recurrence scales what it carries over t
     steps (the ``Λᵗ`` of eq. 10.39)."""
-    W = np.asarray(W, np.float64)
+    W = _square("power_norms", W).astype(np.float64)
+    steps = arguments.positive_int("power_norms: steps", steps)
     out, P = [], np.eye(W.shape[0])
     for _ in range(steps):
         P = P @ W
         out.append(float(np.linalg.norm(P, 2)))
     return np.array(out)
+
+
+# --- regularising the information flow (section 10.11.2) -----------------------------------------
+
+def omega(net: Unfolded, states: str | Sequence[str] | None = None, *,
+          approximate: bool = False, hold_states: bool = False) -> Node:
+    """Pascanu et al.'s (2013) regulariser (eq. 10.50), a scalar node summed over the batch::
+
+        Ω = Σ_t ( ‖(∇h(t) L) ∂h(t)/∂h(t−1)‖ / ‖∇h(t) L‖ − 1 )²,     t = 1 … τ
+
+    ``∇h(t) L`` is the gradient of ``net.loss`` with respect to the state at step ``t`` (the
+    full derivative, as back-propagation through time sends it); ``∂h(t)/∂h(t−1)`` is the one-step
+    Jacobian of the update through the state's delay-1 read (``h(0)`` is the initial state; a
+    backward state's read is ``h(t+1)``). The norms are Euclidean, per example. ``states`` picks
+    the state(s) — several are taken jointly, as one vector (an LSTM's ``s`` and ``h``); by
+    default every forward state (or, if there are none, every backward one). On an unfolding with
+    a ``mask`` a padded step carries its state, ``∂h(t)/∂h(t−1) = I``, and adds nothing.
+
+    Ω is built from gradient nodes, so ``unfold.grad(Ω, params)`` differentiates it exactly
+    (through ``∇h(t) L`` as well: second derivatives). ``approximate=True`` holds the
+    back-propagated vectors ``∇h(t) L`` constant (``stop_gradient``), as the paper does to keep
+    the cost first-order; ``hold_states=True`` also holds every data-dependent value of the
+    Jacobian constant (the states ``h(t)``), leaving only its direct dependence on the weights —
+    the paper's "immediate derivative" with both held fixed. The value of Ω is the same in every
+    case; only its gradient changes. Add it to the loss as a penalty: ``net.loss + λ Ω``.
+    """
+    rec = net.recurrence
+    chosen = _omega_states(rec, states)
+    body = set(rec.body())
+    with gc_paused():
+        # the one-step vector-Jacobian product in the folded graph, for seeds G (one per state):
+        # v = Gᵀ ∂(h(t))/∂(h(t−1)), as gradient nodes to be copied into every step
+        seeds = [ops.input(f"∇{st.name}", st.shape, st.dtype) for st in chosen]
+        reads = [st.reads.get(1) for st in chosen]
+        present = [r for r in reads if r is not None]
+        pairing = ops.add_n([ops.sum(g * st.value) for g, st in zip(seeds, chosen)]) \
+            if len(chosen) > 1 else ops.sum(seeds[0] * chosen[0].value)
+        folded = grad(pairing, present) if present else []
+        forward = [n for n in topological(folded) if n in body and n.op is not CONSTANT]
+        times = range(1, net.steps + 1)
+        flat = grad(net.loss, [net.at(st.value, t) for t in times for st in chosen])
+        total: Node | None = None
+        for i, t in enumerate(times):
+            gs = flat[i * len(chosen):(i + 1) * len(chosen)]
+            if approximate:
+                gs = [ops.stop_gradient(g) for g in gs]
+            mapping: dict[Node, Node] = dict(zip(seeds, gs))
+            for n in forward:
+                copy = net.at(n, t)
+                if n.op is STATE and not copy.may_batch:
+                    # the read is an initial state shared by the batch (zeros, a learned h(0)):
+                    # carry the batch through it, so that the folded product stays per example
+                    copy = copy + 0.0 * ops.sum(gs[0])
+                mapping[n] = ops.stop_gradient(copy) if hold_states and copy.may_batch else copy
+            products = iter(substitute(folded, mapping))
+            vs = [next(products) if r is not None else ops.constant(np.zeros(st.shape, st.dtype))
+                  for r, st in zip(reads, chosen)]
+            padding = None
+            if net.mask is not None:
+                m = net.at("mask", t)   # a boolean: select, never multiply
+                vs = [ops.where(m, v, g) for v, g in zip(vs, gs)]
+                padding = 1.0 - ops.cast(m, gs[0].dtype)   # a padded step's ratio is 1: both
+                #                                             norms made √(s + 1)
+            ratio = _norm(vs, padding) / _norm(gs, padding) - 1.0
+            term = ratio * ratio
+            total = term if total is None else total + term
+        return named(ops.batch_sum(total), "Ω")
+
+
+def _omega_states(rec, states) -> list:
+    table = rec.states
+    if states is None:
+        forward = [st for st in table.values() if not st.backward]
+        chosen = forward or list(table.values())
+    else:
+        names = [states] if isinstance(states, str) else list(states)
+        unknown = [n for n in names if n not in table]
+        if unknown or not names:
+            raise RecurrenceError(f"omega: recurrence {rec.name!r} has no state(s) {unknown}; "
+                                  f"its states are {sorted(table)}")
+        chosen = [table[n] for n in names]
+    if not chosen:
+        raise RecurrenceError(f"omega: recurrence {rec.name!r} has no state")
+    if len({st.backward for st in chosen}) > 1:
+        raise RecurrenceError(f"omega: states {[st.name for st in chosen]} run in both "
+                              f"directions of time; their one-step Jacobians are not one "
+                              f"transition — take the forward and the backward ones apart")
+    return chosen
+
+
+def _norm(vectors: list[Node], padding: Node | None = None) -> Node:
+    """``‖(v₁, v₂, …)‖``: the Euclidean norm of the vectors taken together, per example (of
+    ``√(‖v‖² + padding)`` on a padded step, where ∇h(t) L may be 0: finite, derivative too)."""
+    squares = [ops.sum(v * v) for v in vectors] + ([padding] if padding is not None else [])
+    return ops.sqrt(squares[0] if len(squares) == 1 else ops.add_n(squares))
+
+
+def _square(what: str, W: Any) -> np.ndarray:
+    """A recurrent weight: a finite, real, square matrix."""
+    try:
+        W = np.asarray(W)
+    except (TypeError, ValueError):
+        raise UnfoldTypeError(f"{what}: a recurrent weight is a square array of numbers") from None
+    if W.dtype.kind not in "biuf":
+        raise UnfoldTypeError(f"{what}: a recurrent weight is an array of real numbers, got "
+                              f"{W.dtype}")
+    if W.ndim != 2 or W.shape[0] != W.shape[1] or W.shape[0] == 0:
+        raise UnfoldValueError(f"{what}: a recurrent weight is square, got shape {W.shape}")
+    if not np.all(np.isfinite(W)):
+        raise UnfoldValueError(f"{what}: the weight has NaN or infinite elements")
+    return W

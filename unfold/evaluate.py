@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from . import schedule, timebatch
-from .errors import FeedError, UnfoldError, describe
+from .errors import (FeedError, UnfoldError, UnfoldTypeError, UnfoldValueError, as_raised,
+                     describe)
 from .feed import Feeds
 from .graph import Node, Op, gc_paused, topological
 from .ops.base import ALIAS, is_placeholder
@@ -34,7 +35,7 @@ class Program:
     def __init__(self, outputs: Sequence[Node], checkpoint: int | str | None = None,
                  mode: str = "batched") -> None:
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            raise UnfoldValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
         self.outputs = tuple(outputs)
         self.order = topological(self.outputs)
@@ -63,8 +64,8 @@ class Program:
                 steps = max((n.step for n in self.order if n.step is not None), default=1)
                 checkpoint = max(1, math.isqrt(steps - 1) + 1)
             if not isinstance(checkpoint, int) or checkpoint < 1:
-                raise ValueError(f"checkpoint must be a positive number of steps or 'sqrt', got "
-                                 f"{checkpoint!r}")
+                raise UnfoldValueError(f"checkpoint must be a positive number of steps or "
+                                       f"'sqrt', got {checkpoint!r}")
         self.checkpoint = checkpoint
         self._schedule: tuple | None = None
         if mode == "reference" or checkpoint is not None:
@@ -202,8 +203,8 @@ class Program:
         except UnfoldError:
             raise
         except Exception as exc:  # a numpy failure deep inside: say where it happened
-            raise UnfoldError(f"evaluating {describe(node)} failed: {type(exc).__name__}: "
-                              f"{exc}") from exc
+            raise as_raised(exc, f"evaluating {describe(node)} failed: {type(exc).__name__}: "
+                                 f"{exc}") from exc
         return [_owned(slots[j]) for j in self._slot]
 
     def _batched_plan(self, signature: tuple[bool, ...], batch: int | None):
@@ -299,7 +300,7 @@ def compile(nodes: Sequence[Node], checkpoint: int | str | None = None,
     if program is None:
         for n in key[0]:
             if not isinstance(n, Node):
-                raise TypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
+                raise UnfoldTypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
         with gc_paused():
             program = _CACHE[key] = Program(key[0], checkpoint, mode)
         _trim_cache()

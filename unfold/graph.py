@@ -14,19 +14,20 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import math
 import operator
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import describe
+from .errors import UnfoldAttributeError, UnfoldNotImplementedError, UnfoldTypeError, describe
 
 Shape = tuple[int, ...]
 
-_serial = itertools.count()
 _NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
 _adjoint_of: list = [None]
+_BOOLS = (False, True)
 
 
 class Op:
@@ -50,13 +51,14 @@ class Op:
     unbatches: bool = False
 
     def infer(self, inputs: Sequence["Node"], attrs: Mapping[str, Any]) -> tuple[Shape, np.dtype]:
-        raise NotImplementedError
+        raise UnfoldNotImplementedError(f"op {self.name} has no shape rule (define infer)")
 
     def forward(self, node: "Node", *values: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        raise UnfoldNotImplementedError(f"op {self.name} has no forward (define forward)")
 
     def batched(self, node: "Node", values, flags, batch: int):
-        raise NotImplementedError(f"op {self.name} has no batching rule")
+        raise UnfoldNotImplementedError(f"op {self.name} has no batching rule (define batched "
+                                        f"to evaluate {describe(node)} on a batch)")
 
     def out_batched(self, node: "Node", flags) -> bool:
         """Whether the output carries the batch axis, given the inputs' batch flags."""
@@ -77,17 +79,22 @@ class Op:
         return False
 
     def vjp(self, node: "Node", g: "Node") -> tuple:
-        raise NotImplementedError(f"op {self.name} is not differentiable")
+        raise UnfoldNotImplementedError(f"op {self.name} has no derivative (define vjp to "
+                                        f"differentiate through {describe(node)})")
 
     def __repr__(self) -> str:
         return self.name
 
 
 class _Fields:
-    """The storage of a node (Node adds behaviour and forbids assignment)."""
+    """The storage of a node (Node adds behaviour and forbids assignment).
+
+    Ten slots and nothing else (no ``__dict__``, no ``__weakref__``): an unfolded graph holds
+    millions of nodes, and each slot costs 8 bytes. ``_key`` packs two facts into one int:
+    the serial number (creation order) times two, plus one if the node may be batched."""
 
     __slots__ = ("op", "inputs", "shape", "dtype", "name", "attrs", "step", "source",
-                 "adjoint", "may_batch", "serial", "__weakref__")
+                 "adjoint", "_key")
 
 
 class _Filling(_Fields):
@@ -96,8 +103,86 @@ class _Filling(_Fields):
     __slots__ = ()
 
 
+_keys = itertools.count(0, 2)
+_object_new = object.__new__
+
+
+def _make(op: Op, inputs: tuple, shape: Shape, dtype: np.dtype, name: str | None,
+          attrs: Mapping[str, Any], step: int | None, source: "Node | None",
+          adjoint: "Node | None", batch: int) -> "Node":
+    """A node from fields already in their stored form — the one place nodes are made (``Node``,
+    ``apply`` and unfolding call it). ``batch`` is 1 (or True) if the node may be batched."""
+    self = _object_new(_Filling)
+    self.op = op
+    self.inputs = inputs
+    self.shape = shape
+    self.dtype = dtype
+    self.name = name
+    self.attrs = attrs
+    self.step = step
+    self.source = source
+    self.adjoint = adjoint
+    self._key = next(_keys) + batch
+    self.__class__ = Node          # from here on, immutable
+    return self
+
+
+_SHAPES: dict[Shape, Shape] = {}
+_ATTRS: dict[tuple, Mapping[str, Any]] = {}
+_PLAIN = frozenset([int, bool, str, type(None)])
+
+
+def _shared_shape(shape: Any) -> Shape:
+    """``shape`` as a tuple, one object per distinct shape (millions of nodes share a few)."""
+    if shape.__class__ is not tuple:
+        shape = tuple(shape)
+    found = _SHAPES.get(shape)
+    if found is None:
+        if len(_SHAPES) > 4096:
+            _SHAPES.clear()
+        found = _SHAPES[shape] = shape
+    return found
+
+
+def _typed(value: Any) -> Any:
+    """A hashable stand-in for an attribute value that equals another's only if the values are
+    interchangeable (same types all the way down), or None when there is no cheap one."""
+    cls = value.__class__
+    if cls in _PLAIN or isinstance(value, np.dtype):
+        return cls, value
+    if cls is tuple:
+        for v in value:
+            if v.__class__ is not int:
+                parts = tuple([_typed(v) for v in value])
+                return None if None in parts else (tuple, parts)
+        return value                   # axes, shapes: a tuple of ints stands for itself
+    return None
+
+
+def _frozen_attrs(attrs: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """``attrs`` read-only; equal attributes of simple values (axes, sizes, dtypes) share one
+    mapping — a dict costs ~200 bytes per node otherwise."""
+    if not attrs:
+        return _NO_ATTRS
+    if attrs.__class__ is MappingProxyType:
+        return attrs
+    key = []
+    for k, v in attrs.items():
+        typed = _typed(v)
+        if typed is None:
+            return MappingProxyType(attrs)
+        key.append((k, typed))
+    key = tuple(key)
+    found = _ATTRS.get(key)
+    if found is None:
+        if len(_ATTRS) > 4096:
+            _ATTRS.clear()
+        found = _ATTRS[key] = MappingProxyType(dict(attrs))
+    return found
+
+
 class Node(_Fields):
-    """An immutable vertex of the graph. Hashes and compares by identity."""
+    """An immutable vertex of the graph. Hashes by identity; ``==`` is element-wise."""
 
     __slots__ = ()
 
@@ -110,42 +195,51 @@ class Node(_Fields):
                 may_batch: bool | None = None) -> "Node":
         inputs = tuple(inputs)
         if may_batch is None:
-            may_batch = False
+            may_batch = 0
             for i in inputs:
-                if i.may_batch:
-                    may_batch = True
-                    break
-        self = object.__new__(_Filling)
-        self.op = op
-        self.inputs = inputs
-        self.shape = shape if type(shape) is tuple else tuple(shape)
-        self.dtype = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
-        self.name = name
-        self.attrs = _NO_ATTRS if not attrs else \
-            attrs if type(attrs) is MappingProxyType else MappingProxyType(attrs)
+                may_batch |= i._key
+            may_batch &= 1
         # a node built while differentiating forward node n is part of n's adjoint (backward)
         # computation: it records n, and n's time step
         adjoint = _adjoint_of[-1] if inputs else None
-        self.adjoint = adjoint
-        self.step = step if step is not None or adjoint is None else adjoint.step
-        self.source = source
-        self.may_batch = may_batch
-        self.serial = next(_serial)
-        self.__class__ = cls          # from here on, immutable
+        if step is None and adjoint is not None:
+            step = adjoint.step
+        self = _make(op, inputs, _shared_shape(shape),
+                     dtype if isinstance(dtype, np.dtype) else np.dtype(dtype), name,
+                     _frozen_attrs(attrs), step, source, adjoint, 1 if may_batch else 0)
+        if cls is not Node:
+            object.__setattr__(self, "__class__", cls)
         return self
 
+    @property
+    def serial(self) -> int:
+        """The node's number in creation order (inputs are always older than their users)."""
+        return self._key >> 1
+
+    @property
+    def may_batch(self) -> bool:
+        """Whether the node may carry a batch axis: it depends on an input (fed per example)."""
+        return _BOOLS[self._key & 1]
+
     def __setattr__(self, key, value):
-        raise AttributeError("unfold nodes are immutable; build a new node instead")
+        raise UnfoldAttributeError(f"node {self.label!r} is immutable (setting {key!r}); build a "
+                                   f"new node instead")
 
     def __delattr__(self, key):
-        raise AttributeError("unfold nodes are immutable; build a new node instead")
+        raise UnfoldAttributeError(f"node {self.label!r} is immutable (deleting {key!r}); build a "
+                                   f"new node instead")
 
-    # ``==``, ``!=`` and hashing are object identity (Python's defaults, kept on purpose: users
-    # keep nodes in dicts and sets); use unfold.equal for element-wise comparison.
+    # ``==`` and ``!=`` are element-wise, as numpy's (``x == z`` is the node ``equal(x, z)``,
+    # set in unfold.ops); hashing stays object identity, so nodes still key dicts and sets (as
+    # torch tensors do). Compare nodes themselves with ``is``, never with ``==`` or ``in`` a list.
+    __hash__ = object.__hash__
 
     def __bool__(self):
-        raise TypeError(f"the truth value of node {self.label!r} is only known at evaluation; "
-                        "use unfold.where for a data-dependent choice")
+        hint = ("; == and != between nodes are element-wise: compare nodes themselves with `is`, "
+                "and look them up in sets or dicts, not lists") \
+            if self.op.name in ("equal", "not_equal") else ""
+        raise UnfoldTypeError(f"the truth value of node {self.label!r} is only known at "
+                              f"evaluation; use unfold.where for a data-dependent choice{hint}")
 
     @property
     def ndim(self) -> int:
@@ -153,7 +247,7 @@ class Node(_Fields):
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)          # exact: no int64 overflow for huge shapes
 
     @property
     def label(self) -> str:
@@ -166,12 +260,12 @@ class Node(_Fields):
 
     def __len__(self) -> int:
         if not self.shape:
-            raise TypeError(f"len() of a scalar node {self.label!r}")
+            raise UnfoldTypeError(f"len() of a scalar node {self.label!r}")
         return self.shape[0]
 
     def __iter__(self):
-        raise TypeError(f"node {self.label!r} is symbolic and cannot be iterated; "
-                        f"index it instead")
+        raise UnfoldTypeError(f"node {self.label!r} is symbolic and cannot be iterated; "
+                              f"index it instead")
 
 
 @contextlib.contextmanager
@@ -187,8 +281,20 @@ def adjoint_of(node: Node):
 def apply(op: Op, *inputs: Node, name: str | None = None, **attrs: Any) -> Node:
     """Build the node ``op(*inputs)``, running the op's shape rule now."""
     shape, dtype = op.infer(inputs, attrs)
-    return Node(op, inputs, shape, dtype, name=name, attrs=attrs,
-                may_batch=False if op.unbatches else None)
+    found = _SHAPES.get(shape) if shape.__class__ is tuple else None
+    batch = 0
+    if inputs:
+        adjoint = _adjoint_of[-1]
+        step = None if adjoint is None else adjoint.step
+        if not op.unbatches:
+            for i in inputs:
+                batch |= i._key
+            batch &= 1
+    else:
+        adjoint = step = None
+    return _make(op, inputs, _shared_shape(shape) if found is None else found,
+                 dtype if isinstance(dtype, np.dtype) else np.dtype(dtype), name,
+                 _frozen_attrs(attrs) if attrs else _NO_ATTRS, step, None, adjoint, batch)
 
 
 def topological(outputs: Iterable[Node]) -> list[Node]:
@@ -205,10 +311,10 @@ def topological(outputs: Iterable[Node]) -> list[Node]:
         if node not in seen:
             seen.add(node)
             stack.extend(node.inputs)
-    return sorted(seen, key=_serial_of)
+    return sorted(seen, key=_key_of)
 
 
-_serial_of = operator.attrgetter("serial")
+_key_of = operator.attrgetter("_key")      # creation order
 
 
 def substitute(outputs: Sequence[Node], mapping: Mapping[Node, Node]) -> list[Node]:

@@ -1,14 +1,17 @@
-"""Echo state networks (section 10.8): a fixed random reservoir, a learned readout."""
+"""Echo state networks (section 10.8): a fixed random reservoir, a learned readout — learned by
+gradient descent like any model, or in closed form by ridge regression (``ridge_readout``)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
-from .. import ops
+from .. import arguments, ops
+from ..errors import UnfoldValueError
+from ..evaluate import evaluate
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import chain, new_state
+from ._parts import builder, chain, new_state
 
 
 def reservoir(n: int, m: int, *, spectral_radius: float = 0.95, input_scale: float = 1.0,
@@ -18,9 +21,12 @@ def reservoir(n: int, m: int, *, spectral_radius: float = 0.95, input_scale: flo
     largest |eigenvalue|, which decides whether the state's memory of its past fades or
     explodes — is ``spectral_radius`` (just below 1: the edge of stability); ``U`` (n×m)
     uniform in ``[−input_scale, input_scale]``."""
-    if spectral_radius <= 0:
-        raise ValueError(f"reservoir: spectral_radius must be positive, got {spectral_radius!r}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    n = arguments.positive_int("reservoir: n (its units)", n)
+    m = arguments.positive_int("reservoir: m (the input size)", m)
+    spectral_radius = arguments.positive("reservoir: spectral_radius", spectral_radius)
+    input_scale = arguments.real("reservoir: input_scale", input_scale, low=0.0)
+    dtype = arguments.float_dtype("reservoir: dtype", dtype)
+    rng = arguments.generator("reservoir: seed", seed)
     W = rng.standard_normal((n, n))
     W *= spectral_radius / np.max(np.abs(np.linalg.eigvals(W)))
     U = rng.uniform(-input_scale, input_scale, (n, m))
@@ -42,6 +48,7 @@ def echo_state_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False,
     return rec.update(h, ops.tanh(ops.constant(W, name="W") @ h + ops.constant(U, name="U") @ x))
 
 
+@builder
 def echo_state(n_in: int, n_hidden: int, n_out: int, *, spectral_radius: float = 0.95,
                input_scale: float = 1.0, seed: int = 0, loss: str = "squared_error",
                outputs: str = "every", inputs: str = "vectors", carry: bool = False,
@@ -57,3 +64,40 @@ def echo_state(n_in: int, n_hidden: int, n_out: int, *, spectral_radius: float =
     return chain("echo_state", echo_state_cell, n_in, n_hidden, n_out, loss=loss,
                  outputs=outputs, inputs=inputs, carry=carry, dtype=dtype,
                  spectral_radius=spectral_radius, input_scale=input_scale, seed=seed)
+
+
+def ridge_readout(rec: Recurrence, feed: Mapping[str, Any], *, ridge: float = 0.0,
+                  washout: int = 0, state: str = "h") -> dict[str, np.ndarray]:
+    """The readout of an echo state network in closed form: the ``V``, ``c`` minimising
+
+        Σ_{t > washout} Σ_examples ‖c + V h(t) − y(t)‖²  +  ridge · ‖V‖²_F
+
+    over the reservoir states ``h(t)`` that ``rec`` runs through on ``feed["x"]`` (τ, [batch,]
+    n_in), against ``feed["y"]`` (τ, [batch,] n_out). With ``washout = 0`` this is the model's own
+    squared-error loss ``L`` plus the ridge penalty, so it is where gradient training of ``V`` and
+    ``c`` converges (the problem is convex: the reservoir is fixed). Solved as the least-squares
+    problem ``‖[Z; √ridge P] w − [Y; 0]‖²`` with ``Z = [h(t)ᵀ 1]`` (numpy's ``lstsq``: stable, and
+    the minimum-norm solution if the states are degenerate); the bias is not penalised. Returns
+    ``{"V": (n_out, n), "c": (n_out,)}``, ready to feed."""
+    if ridge < 0:
+        raise UnfoldValueError(f"ridge_readout: ridge must be ≥ 0, got {ridge!r}")
+    if "V" not in rec.params or "c" not in rec.params:
+        raise UnfoldValueError(f"ridge_readout: {rec.name!r} has no linear readout o = c + V h "
+                               f"(params V and c); build it with unfold.models.echo_state")
+    x, y = np.asarray(feed["x"]), np.asarray(feed["y"])
+    steps = x.shape[0]
+    if not 0 <= washout < steps:
+        raise UnfoldValueError(f"ridge_readout: washout must be in 0 … {steps - 1}, got "
+                               f"{washout!r}")
+    n = rec.states[state].shape[0]
+    k = rec.params["c"].shape[0]
+    inputs = {name: v for name, v in feed.items() if name != "y"}
+    states = np.stack(evaluate(rec.unfold(steps).over_time(state), inputs))
+    H = states[washout:].reshape(-1, n)
+    Y = y[washout:].reshape(-1, k)
+    Z = np.hstack([H, np.ones((len(H), 1), H.dtype)])
+    penalty = np.sqrt(ridge) * np.eye(n + 1, dtype=H.dtype)[:n]
+    w = np.linalg.lstsq(np.vstack([Z, penalty]), np.vstack([Y, np.zeros((n, k))]),
+                        rcond=None)[0]
+    dtype = rec.params["V"].dtype
+    return {"V": w[:n].T.astype(dtype), "c": w[n].astype(dtype)}

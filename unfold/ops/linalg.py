@@ -21,6 +21,9 @@ class MatMul(Op):
     def infer(self, inputs, attrs):
         a, b = inputs
         dtype = common_float_dtype("matmul", inputs)
+        sa, sb = a.shape, b.shape
+        if len(sa) == 2 and 0 < len(sb) <= 2 and sa[1] == sb[0]:      # W h and A B, at once
+            return (sa[0],) + sb[1:], dtype
         if a.ndim == 0 or b.ndim == 0:
             raise ShapeError(f"matmul: {describe(a)} @ {describe(b)} — an operand is a scalar; "
                              f"use * for scaling")

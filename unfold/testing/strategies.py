@@ -59,7 +59,7 @@ def arrays(shape: tuple[int, ...] | st.SearchStrategy, dtype: Any = np.float64,
 
 # --- random expression graphs -------------------------------------------------------------------
 
-@dataclass
+@dataclass(eq=False)          # holds nodes: == between them is element-wise
 class Expression:
     """A random graph: its output, its input leaves and a feed for them."""
 

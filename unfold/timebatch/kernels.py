@@ -43,6 +43,10 @@ def maximum(a, b, out):
     np.maximum(a, b, out=out)
 
 
+def minimum(a, b, out):
+    np.minimum(a, b, out=out)
+
+
 _UNARY = {SIGMOID: sigmoid, RELU: relu}
 
 
@@ -114,8 +118,8 @@ def kernel(node, flags, values, out, batch, cache):
                     for v, f in zip(values, flags)]
             if fn is sigmoid or fn is relu:
                 return fn, (args[0], out)
-            if fn is np.maximum:
-                fn = maximum
+            if fn is np.maximum or fn is np.minimum:
+                fn = maximum if fn is np.maximum else minimum
             return fn, (*args, out)
     elif op is MATMUL:
         a, b = values

@@ -1,0 +1,204 @@
+"""``python -m bench.scale [--steps 100000] [--cases rnn,scalar] [--repeat 3] [--no-peaks]``
+
+What building and running a long unfolded graph costs, stage by stage, through the public API:
+``Recurrence`` → ``unfold`` → ``grad`` → ``compile`` → evaluate (first run) → evaluate (again),
+beside the hand-written numpy per-step BPTT of the same recurrence (checked against it first).
+
+Cases: ``rnn`` — Fig. 10.3 (eqs. 10.8–10.11) with a 4-unit state, unbatched; ``scalar`` — the
+scalar recurrence ``h(t) = tanh(w h(t−1) + u x(t))``, ``L = Σ_t h(t)²`` of the test suite.
+
+Every measurement runs in a fresh Python process, so that each peak resident set size
+(``ru_maxrss``) is the peak of that measurement alone: ``--repeat`` processes run all stages (the
+table shows the minimum time of each stage over them), and one more process per stage stops
+after it (the peak RSS up to and including that stage). Bytes per node are the growth of the
+current RSS over a stage divided by the nodes the stage built. The machine is shared: read
+minima, and rerun before believing a difference of less than ~20 %.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+STAGES = ("unfold", "grad", "compile", "run1", "run2")
+
+
+# --- the recurrences ----------------------------------------------------------------------------
+
+def fig_10_3(uf, m: int, n: int, k: int):
+    """Fig. 10.3: ``h(t) = tanh(b + W h(t−1) + U x(t))``, ``o(t) = c + V h(t)``,
+    ``L = Σ_t −log softmax(o(t))_{y(t)}``."""
+    rec = uf.Recurrence("rnn")
+    x, y = rec.sequence("x", (m,)), rec.target("y", ())
+    h = rec.state("h", (n,))
+    W, U, b = rec.param("W", (n, n)), rec.param("U", (n, m)), rec.param("b", (n,))
+    V, c = rec.param("V", (k, n)), rec.param("c", (k,))
+    h_t = rec.update(h, uf.tanh(b + W @ h + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec, ["U", "W", "b", "V", "c"]
+
+
+def scalar(uf):
+    """``h(t) = tanh(w h(t−1) + u x(t))``, ``L = Σ_t h(t)²``."""
+    rec = uf.Recurrence("scalar")
+    x, h = rec.sequence("x", ()), rec.state("h", ())
+    w, u = rec.param("w", ()), rec.param("u", ())
+    rec.loss("L", rec.update(h, uf.tanh(w * h + u * x)) ** 2)
+    return rec, ["w", "u"]
+
+
+def feed_and_reference(case: str, steps: int, m: int, n: int, k: int):
+    """A feed, and the hand-written numpy BPTT computing [L, ∂L/∂params…] from it."""
+    rng = np.random.default_rng(0)
+    if case == "scalar":
+        feed = {"w": np.array(0.5), "u": np.array(1.0), "x": rng.standard_normal(steps)}
+
+        def by_hand():
+            w, u, xs = feed["w"], feed["u"], feed["x"]
+            hs = np.zeros(steps + 1)
+            for t in range(steps):
+                hs[t + 1] = np.tanh(w * hs[t] + u * xs[t])
+            gh, gw, gu = 0.0, 0.0, 0.0
+            for t in range(steps, 0, -1):
+                da = (gh + 2 * hs[t]) * (1 - hs[t] * hs[t])
+                gw += da * hs[t - 1]
+                gu += da * xs[t - 1]
+                gh = w * da
+            return [np.sum(hs[1:] ** 2), gw, gu]
+        return feed, by_hand
+    from .workloads import numpy_rnn
+    feed = {"U": rng.standard_normal((n, m)) / np.sqrt(m), "W": rng.standard_normal((n, n)) /
+            np.sqrt(n), "b": 0.1 * rng.standard_normal(n), "V": rng.standard_normal((k, n)) /
+            np.sqrt(n), "c": 0.1 * rng.standard_normal(k), "x": rng.standard_normal((steps, m)),
+            "y": rng.integers(0, k, size=steps)}
+    batch_of_one = {**feed, "x": feed["x"][:, None, :], "y": feed["y"][:, None]}
+    return feed, lambda: numpy_rnn(batch_of_one)     # the same arithmetic, with a batch of 1
+
+
+# --- one measurement (a child process) ----------------------------------------------------------
+
+def _rss_now() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024     # kB on Linux
+
+
+def child(case: str, steps: int, until: str, m: int, n: int, k: int) -> dict:
+    import unfold as uf
+    from unfold.graph import topological
+
+    feed, by_hand = feed_and_reference(case, steps, m, n, k)
+    rec, names = scalar(uf) if case == "scalar" else fig_10_3(uf, m, n, k)
+    seconds, rss = {}, {"start": _rss_now()}
+    clock = time.perf_counter
+
+    start = clock()
+    graph = rec.unfold(steps)
+    seconds["unfold"], rss["unfold"] = clock() - start, _rss_now()
+    outputs = [graph.loss]
+    if until != "unfold":
+        start = clock()
+        outputs += uf.grad(graph.loss, [rec.params[p] for p in names])
+        seconds["grad"], rss["grad"] = clock() - start, _rss_now()
+    if until not in ("unfold", "grad"):
+        start = clock()
+        program = uf.compile(outputs)
+        seconds["compile"], rss["compile"] = clock() - start, _rss_now()
+    if until in ("run1", "run2"):
+        start = clock()
+        values = program(feed)
+        seconds["run1"], rss["run1"] = clock() - start, _rss_now()
+    if until == "run2":
+        start = clock()
+        program(feed)
+        seconds["run2"] = clock() - start
+    result = {"case": case, "steps": steps, "until": until, "seconds": seconds, "rss": rss,
+              "peak": _peak()}
+    if until == "run2":
+        # after every peak is read: the reference, and the graph's size
+        reference = by_hand()
+        result["max_rel_err"] = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-300))
+                                    for a, b in zip(values, reference))
+        result["numpy"] = min(_timed(by_hand) for _ in range(3))
+        forward = len(topological([graph.loss]))
+        result["nodes"] = {"unfold": forward, "grad": len(topological(outputs)) - forward}
+    return result
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# --- the table (the parent process) -------------------------------------------------------------
+
+def _spawn(case: str, steps: int, until: str, sizes: tuple[int, int, int]) -> dict:
+    command = [sys.executable, "-m", "bench.scale", "--child", case, "--steps", str(steps),
+               "--until", until, "--sizes", ",".join(map(str, sizes))]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def report(case: str, steps: int, repeat: int, peaks: bool, sizes) -> None:
+    full = [_spawn(case, steps, "run2", sizes) for _ in range(repeat)]
+    best = {s: min(r["seconds"][s] for r in full) for s in STAGES}
+    nodes = full[0]["nodes"]
+    total = nodes["unfold"] + nodes["grad"]
+    per_stage_nodes = {"unfold": nodes["unfold"], "grad": nodes["grad"]}
+    peak = {s: _spawn(case, steps, s, sizes)["peak"] for s in STAGES[:-1]} if peaks else {}
+    peak["run2"] = min(r["peak"] for r in full)
+    rss = full[0]["rss"]
+    grown = {s: rss[s] - rss[p] for p, s in zip(("start",) + STAGES, STAGES) if s in rss}
+    label = "Fig. 10.3 RNN, m n k = " + " ".join(map(str, sizes)) if case == "rnn" else "scalar"
+    print(f"\n{label}, τ = {steps}: {nodes['unfold']} forward + {nodes['grad']} gradient nodes "
+          f"= {total}; min of {repeat} runs; max rel err vs numpy {full[0]['max_rel_err']:.1e}")
+    print(f"{'stage':8} {'seconds':>8} {'µs/node':>8} {'peak RSS MB':>12} {'RSS growth MB':>14} "
+          f"{'bytes/node':>11}")
+    for s in STAGES:
+        n = per_stage_nodes.get(s, total)
+        per_node = f"{grown[s] / n:11.0f}" if s in per_stage_nodes else f"{'':>11}"
+        growth = f"{grown[s] / 2**20:14.0f}" if s in grown else f"{'':>14}"
+        peak_mb = f"{peak[s] / 2**20:12.0f}" if s in peak else f"{'':>12}"
+        print(f"{s:8} {best[s]:8.2f} {1e6 * best[s] / n:8.2f} {peak_mb} {growth} {per_node}")
+    first = best["unfold"] + best["grad"] + best["compile"] + best["run1"]
+    print(f"unfold + grad + compile + first run: {first:.2f} s; later run {best['run2']:.3f} s = "
+          f"{best['run2'] / min(r['numpy'] for r in full):.1f}× the numpy BPTT "
+          f"({min(r['numpy'] for r in full):.3f} s)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale")
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--cases", default="rnn,scalar")
+    parser.add_argument("--sizes", default="4,4,4", help="m,n,k of the rnn case")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-peaks", dest="peaks", action="store_false",
+                        help="skip the per-stage peak processes")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--until", default="run2", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    if args.child:
+        print(json.dumps(child(args.child, args.steps, args.until, *sizes)))
+        return
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.1f}")
+    for case in args.cases.split(","):
+        report(case, args.steps, args.repeat, args.peaks, sizes)
+
+
+if __name__ == "__main__":
+    main()

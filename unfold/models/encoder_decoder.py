@@ -1,0 +1,180 @@
+"""Encoder–decoder (sequence-to-sequence) architectures (section 10.4, Fig. 10.12): an encoder
+reads ``x(1) … x(n_x)``, a context ``C`` summarises it, a decoder emits ``y(1) … y(n_y)`` from
+``C`` — two recurrences joined by ``Recurrence.unfold(bind=…)``, of lengths that may differ."""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .. import ops
+from ..errors import RecurrenceError, UnfoldKeyError, UnfoldValueError
+from ..graph import Node
+from ..ops.base import named
+from ..recurrence import Recurrence, Unfolded
+from ._parts import Scope, _check_choice, affine, builder, input_sequence, readout
+from .sequence_length import CELLS
+
+#: how the context is made of the encoder's states h(1) … h(n_x)
+CONTEXTS = ("final", "mean")
+
+
+class EncoderDecoder:
+    """An encoder and a decoder recurrence, and the context ``C`` joining them (Fig. 10.12).
+
+    ``unfold(n_x, n_y)`` is the decoder unfolded over ``n_y`` steps with its context input ``C``
+    bound to the encoder's ``C`` over ``n_x`` steps: one graph, trained and differentiated as a
+    whole (gradients reach the encoder only through ``C``). Parameters are namespaced by the
+    recurrence that declares them: ``params`` maps ``encoder.W``, ``decoder.W`` … to nodes, and
+    the joined graph is fed by those names.
+
+    ``context`` is ``"final"`` (``C = h(n_x)``, the encoder's last state), ``"mean"``
+    (``C = (1/n_x) Σ_t h(t)``), or a function of the list of encoder states ``[h(1) … h(n_x)]``
+    returning a node of the decoder's ``C`` shape.
+    """
+
+    def __init__(self, encoder: Recurrence, decoder: Recurrence,
+                 context: str | Callable[[list[Node]], Node] = "final", state: str = "h",
+                 name: str = "encoder_decoder") -> None:
+        if not callable(context):
+            _check_choice("context", context, CONTEXTS)
+        if "C" not in decoder.contexts:
+            raise RecurrenceError(f"encoder–decoder: the decoder {decoder.name!r} needs a context "
+                                  f"input C (decoder.context('C', shape)) to receive the summary")
+        if state not in encoder.states:
+            raise RecurrenceError(f"encoder–decoder: the encoder {encoder.name!r} has no state "
+                                  f"{state!r}; its states are {sorted(encoder.states)}")
+        if encoder.name == decoder.name:
+            raise RecurrenceError(f"encoder–decoder: both recurrences are named "
+                                  f"{encoder.name!r}; their parameters are namespaced by "
+                                  f"recurrence, so give them distinct names")
+        self.encoder, self.decoder, self.context, self.state = encoder, decoder, context, state
+        self.name = name
+
+    def check(self) -> None:
+        """Validate both recurrences (what ``Trainer`` asks of a model)."""
+        for rec in self.recurrences:
+            rec.check()
+
+    # --- the model's variables -------------------------------------------------------------------
+
+    @property
+    def recurrences(self) -> tuple[Recurrence, Recurrence]:
+        return self.encoder, self.decoder
+
+    @property
+    def params(self) -> dict[str, Node]:
+        """Every parameter, by qualified name (``encoder.W``, ``decoder.V`` …)."""
+        return {f"{rec.name}.{name}": p for rec in self.recurrences
+                for name, p in rec.params.items()}
+
+    @property
+    def sequences(self) -> dict[str, Node]:
+        """The sequences to feed: the encoder's (``x``) and the decoder's (``y_prev``, ``y``),
+        under their own names — qualified where the two recurrences share one."""
+        names = [n for rec in self.recurrences for n in rec.sequences]
+        return {(n if names.count(n) == 1 else f"{rec.name}.{n}"): node
+                for rec in self.recurrences for n, node in rec.sequences.items()}
+
+    def split(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Qualified parameters → (the encoder's, the decoder's), under their own names."""
+        parts: tuple[dict, dict] = ({}, {})
+        for key, value in params.items():
+            owner, _, name = key.partition(".")
+            for part, rec in zip(parts, self.recurrences):
+                if owner == rec.name and name in rec.params:
+                    part[name] = value
+                    break
+            else:
+                raise UnfoldKeyError(f"{key!r} is not a parameter of {self.name!r}; its "
+                                     f"parameters are {sorted(self.params)}")
+        return parts
+
+    # --- unfolding -------------------------------------------------------------------------------
+
+    def context_of(self, encoded: Unfolded) -> Node:
+        """The node ``C`` of an unfolded encoder."""
+        states = encoded.over_time(self.state)
+        if callable(self.context):
+            C = self.context(states)
+        elif self.context == "final":
+            C = encoded.final(self.state)
+        else:
+            C = (states[0] if len(states) == 1 else ops.add_n(states)) / float(len(states))
+        return named(C, "C")
+
+    def unfold(self, n_x: int, n_y: int) -> Unfolded:
+        """The joined graph: the encoder over ``n_x`` steps, the decoder over ``n_y``."""
+        encoded = self.encoder.unfold(n_x)
+        return self.decoder.unfold(n_y, bind={"C": self.context_of(encoded)})
+
+    def lengths(self, feed: Mapping[str, Any]) -> tuple[int, int]:
+        """``(n_x, n_y)``: the lengths of the encoder's and the decoder's fed sequences."""
+        out = []
+        for rec in self.recurrences:
+            fed = [np.shape(feed[k])[0] for k in feed if isinstance(k, str) and
+                   (k in rec.sequences or k.startswith(f"{rec.name}.") and
+                    k.partition(".")[2] in rec.sequences)]
+            if not fed:
+                raise UnfoldKeyError(f"{self.name!r}: the feed has none of the sequences "
+                                     f"{sorted(rec.sequences)} of the {rec.name}")
+            out.append(int(fed[0]))
+        return out[0], out[1]
+
+    def __repr__(self) -> str:
+        return f"<EncoderDecoder {self.encoder.name!r} → {self.decoder.name!r}>"
+
+
+def teacher_forced(y: Any, start: int) -> np.ndarray:
+    """The decoder's inputs under teacher forcing: the true previous symbols, ``y_prev(1) =
+    start`` and ``y_prev(t) = y(t−1)`` — ``y`` of shape (n_y, [batch])."""
+    y = np.asarray(y)
+    return np.concatenate([np.full((1,) + y.shape[1:], start, y.dtype), y[:-1]])
+
+
+@builder
+def encoder_decoder(n_in: int, n_hidden: int, n_y: int, *, encoder_cell: str = "gru",
+                    decoder_cell: str = "gru", context: str | Callable = "final",
+                    variant: str = "book", inputs: str = "vectors",
+                    dtype: Any = np.float64) -> EncoderDecoder:
+    """A sequence-to-sequence model (Fig. 10.12; Cho et al., 2014) over an output vocabulary of
+    ``n_y`` symbols (including whatever start and end symbols the data use)::
+
+        encoder:  h(t) = cell_e(x(t), h(t−1)),   t = 1 … n_x,   h(0) = 0
+                  C    = h(n_x)                      (context="final";  "mean": (1/n_x) Σ_t h(t))
+        decoder:  s(0) = tanh(b_C + W_C C)
+                  s(t) = cell_d([1_{y_prev(t)}; C], s(t−1)),   t = 1 … n_y
+                  o(t) = c + V s(t),   L = Σ_t −log softmax(o(t))_{y(t)}
+
+    ``y_prev(t)`` is the symbol before ``y(t)``: under teacher forcing (training) the true one,
+    ``teacher_forced(y, start)``; at test time the model's own previous choice
+    (``unfold.generate.greedy_decode``). The context is both the decoder's initial state and an
+    input at every step, so the decoder sees the input sequence only through ``C``. The cells are
+    ``"rnn"``, ``"lstm"``, ``"gru"`` (gated cells in the book's ``variant`` or ``"common"``).
+
+    Recurrences ``encoder`` (sequence ``x``: (n_x, [batch,] n_in), or token ids with
+    ``inputs="tokens"``) and ``decoder`` (sequences ``y_prev``, ``y``: (n_y, [batch]) ids;
+    context ``C``). Parameters, qualified: ``encoder.U``, ``encoder.W``, ``encoder.b`` (and the
+    cell's gates), ``decoder.W_C`` (n_hidden×n_hidden), ``decoder.b_C``, ``decoder.U``
+    (n_hidden×(n_y + n_hidden)), ``decoder.W``, ``decoder.b`` (and gates), ``decoder.V``
+    (n_y×n_hidden), ``decoder.c``. The decoder's state is named ``h`` (the book's ``s``).
+    """
+    for what, cell in (("encoder_cell", encoder_cell), ("decoder_cell", decoder_cell)):
+        _check_choice(what, cell, ("rnn", "lstm", "gru"))
+    if min(n_in, n_hidden, n_y) < 1:
+        raise UnfoldValueError(f"encoder_decoder: sizes must be positive, got n_in={n_in}, "
+                               f"n_hidden={n_hidden}, n_y={n_y}")
+    def options(cell: str) -> dict[str, str]:
+        return {"variant": variant} if cell in ("lstm", "gru") else {}
+
+    encoder = Recurrence("encoder")
+    CELLS[encoder_cell](encoder, input_sequence(encoder, n_in, inputs, dtype), n_hidden,
+                        **options(encoder_cell))
+    decoder = Recurrence("decoder")
+    C = decoder.context("C", (n_hidden,), dtype)
+    previous = ops.one_hot(decoder.sequence("y_prev", (), np.int64), n_y, dtype)
+    start = ops.tanh(affine(decoder, n_hidden, "b_C", {"W_C": C}))
+    s = CELLS[decoder_cell](Scope(decoder, lambda n: n, inits={"h": start}),
+                            ops.concat([previous, C], axis=0), n_hidden, **options(decoder_cell))
+    readout(decoder, s, n_y)
+    return EncoderDecoder(encoder, decoder, context)
