@@ -27,6 +27,9 @@ _KERNEL, _FORWARD, _BATCHED, _ALIAS = 0, 1, 2, 3
 MODES = ("batched", "reference")
 #: time-batched plans kept per program (one per pattern of batched feeds and batch size)
 _PLANS = 4
+#: graphs with more nodes run their first evaluation (per batch pattern) node by node, and are
+#: planned when evaluated again
+PLAN_AFTER_NODES = 500_000
 
 
 class Program:
@@ -78,6 +81,8 @@ class Program:
         self._copy_set = {c for _, copies in self._sequence_copies for c in copies}
         self._direct = [p for p in self.placeholders if p not in self._copy_set]
         self._signatures: dict[tuple, tuple] = {}
+        self._seen: dict[tuple, int] = {}      # batch pattern → the call that first ran it
+        self._call = 0
 
     def _node_schedule(self) -> tuple[list[int], list[tuple[int, ...]]]:
         """The per-node schedule — the order of computation (with recomputations when
@@ -103,6 +108,7 @@ class Program:
     # --- running --------------------------------------------------------------------------------
 
     def __call__(self, feed: Mapping[Any, Any]) -> list[np.ndarray]:
+        self._call += 1
         with gc_paused():
             if self.mode == "batched" and self.checkpoint is None:
                 out = self._run_batched(feed)
@@ -212,6 +218,11 @@ class Program:
         if key in self._batched_plans:
             self._batched_plans.move_to_end(key)
             return self._batched_plans[key]
+        if len(self.order) > PLAN_AFTER_NODES and self._seen.setdefault(key, self._call) \
+                == self._call:
+            # a very large graph evaluated once is cheapest node by node: plan it when it is
+            # evaluated again (planning costs a few µs per node, a run a fraction of that)
+            return None
         plan = timebatch.plan(self, signature, batch)
         self._batched_plans[key] = plan
         while len(self._batched_plans) > _PLANS:
