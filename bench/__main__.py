@@ -84,6 +84,21 @@ def peak_bytes(fn) -> int:
         tracemalloc.stop()
 
 
+def _rounds(fns: dict, d, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each function, in ``rounds`` rounds calling each once in turn."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn(d)
+                times[name].append(time.perf_counter() - start)
+    finally:
+        gc.enable()
+    return times
+
+
 def measure(workload: str, size: str, rounds: int, with_peers: bool) -> dict:
     # 1. agreement in float64
     d64 = data(workload, size, np.float64)
@@ -94,21 +109,22 @@ def measure(workload: str, size: str, rounds: int, with_peers: bool) -> dict:
         if errors[name] > 1e-9:
             raise SystemExit(f"{workload} {size}: {name} disagrees with the hand-written numpy "
                              f"BPTT (max relative error {errors[name]:.2e}); not timing")
-    # 2. time in float32, interleaved
+    # 2. time in float32, interleaved: unfold with the hand-written numpy, then unfold with the
+    # peers (their runtimes — thread pools, caches — would otherwise weigh on the numpy
+    # contenders' small sizes)
     d32 = data(workload, size, np.float32)
     runs = contenders(workload, size, np.float32, with_peers)
     for fn, _ in runs.values():
         fn(d32)                                              # warm up: plans, caches, jit
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for name, (fn, _) in runs.items():
-                start = time.perf_counter()
-                fn(d32)
-                times[name].append(time.perf_counter() - start)
-    finally:
-        gc.enable()
+    own = [PER_STEP, BATCHED_NP, UNFOLD]
+    times = _rounds({k: runs[k][0] for k in own}, d32, rounds)
+    others = [k for k in runs if k not in own]
+    beside_peers = None
+    if others:
+        peer_times = _rounds({k: runs[k][0] for k in [UNFOLD] + others}, d32, rounds)
+        beside_peers = {k: 1e3 * statistics.median(v) for k, v in peer_times.items()}
+        for k in others:
+            times[k] = peer_times[k]
     # 3. memory
     memory = {}
     for name, (fn, held) in runs.items():
@@ -117,6 +133,7 @@ def measure(workload: str, size: str, rounds: int, with_peers: bool) -> dict:
             "max_rel_error_f64": errors,
             "median_ms": {k: 1e3 * statistics.median(v) for k, v in times.items()},
             "min_ms": {k: 1e3 * min(v) for k, v in times.items()},
+            "peers_rounds_median_ms": beside_peers,
             "peak_bytes": memory}
 
 
@@ -168,12 +185,14 @@ def markdown(results: list[dict], check: dict | None, info: dict, notes: list[st
              f" pinned: {info['pinned']}); load average {info['load_average']}; {info['date']}.",
              "",
              "Median ms per call (forward, loss and all gradients), float32; in parentheses "
-             "unfold's ratio to that contender (below 1: unfold is faster). Minimum over rounds "
-             "in results.json.", "",
+             "unfold's ratio to that contender (below 1: unfold is faster). unfold runs in "
+             "interleaved rounds with the two hand-written numpy BPTTs, and again in rounds with "
+             "the peers (its ratios to a peer come from those); minima in results.json.", "",
              "| workload | size | " + " | ".join(names) + " |",
              "|---|---|" + "---:|" * len(names)]
     for r in results:
         med = r["median_ms"]
+        beside = r.get("peers_rounds_median_ms") or {}
         cells = []
         for n in names:
             if n not in med:
@@ -181,7 +200,8 @@ def markdown(results: list[dict], check: dict | None, info: dict, notes: list[st
             elif n == UNFOLD:
                 cells.append(f"{med[n]:.3g}")
             else:
-                cells.append(f"{med[n]:.3g} ({med[UNFOLD] / med[n]:.2f}×)")
+                ours = beside.get(UNFOLD, med[UNFOLD]) if n in peers.NAMES else med[UNFOLD]
+                cells.append(f"{med[n]:.3g} ({ours / med[n]:.2f}×)")
         lines.append(f"| {r['workload']} | {r['size']} | " + " | ".join(cells) + " |")
     lines += ["", "Peak numpy memory of one call (held buffers + what the call allocates), MB; in "
               "parentheses unfold's ratio.", "",
@@ -224,8 +244,10 @@ def main() -> None:
             r = measure(workload, size, args.rounds, not args.no_peers)
             results.append(r)
             med = r["median_ms"]
+            beside = r["peers_rounds_median_ms"] or {}
             print(f"{workload:5} {size:6} " + "  ".join(
-                f"{k} {v:.3g}ms" + ("" if k == UNFOLD else f" ({med[UNFOLD] / v:.2f}×)")
+                f"{k} {v:.3g}ms" + ("" if k == UNFOLD else
+                                    f" ({beside.get(UNFOLD, med[UNFOLD]) if k in peers.NAMES else med[UNFOLD]:.3g}/{v:.3g})")
                 for k, v in med.items()), flush=True)
     check = None if args.no_checkpoint else checkpoint_memory()
     if check:

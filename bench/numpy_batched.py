@@ -23,6 +23,19 @@ def _softmax_xent(P, y_flat, rows):
     return loss
 
 
+def _readout(H, V, c, y, P, G, rows):
+    """o(t) = c + V h(t) and the loss for all steps at once: returns (L, ∇V, ∇c) and leaves
+    ∂L/∂h(t) from the outputs in G."""
+    T, B, n = G.shape
+    Hs = H[1:].reshape(T * B, n)
+    np.dot(Hs, V.T, out=P)
+    P += c
+    loss = _softmax_xent(P, y.reshape(T * B), rows)
+    dV, dc = P.T @ Hs, P.sum(axis=0)
+    np.dot(P, V, out=G.reshape(T * B, n))
+    return loss, dV, dc
+
+
 class BatchedRNN:
     """W1: a(t) = b + W h(t−1) + U x(t), h(t) = tanh a(t), o(t) = c + V h(t), softmax loss."""
 
@@ -49,12 +62,7 @@ class BatchedRNN:
             np.dot(H[t], WT, out=h)
             np.add(h, A[t], out=h)
             np.tanh(h, out=h)
-        Hs = H[1:].reshape(TB, n)
-        np.dot(Hs, V.T, out=P)
-        P += c
-        loss = _softmax_xent(P, y.reshape(TB), self.rows)
-        dV, dc = P.T @ Hs, P.sum(axis=0)
-        np.dot(P, V, out=G.reshape(TB, n))
+        loss, dV, dc = _readout(H, V, c, y, P, G, self.rows)
         np.multiply(H[1:], H[1:], out=D)
         np.subtract(1, D, out=D)
         dA = A                                           # U x + b is no longer needed
@@ -120,12 +128,7 @@ class BatchedLSTM:
             np.add(S[t + 1], tmp, out=S[t + 1])
             np.tanh(S[t + 1], out=TS[t])
             np.multiply(o, TS[t], out=H[t + 1])
-        Hs = H[1:].reshape(TB, n)
-        np.dot(Hs, V.T, out=P)
-        P += c
-        loss = _softmax_xent(P, y.reshape(TB), self.rows)
-        dV, dc = P.T @ Hs, P.sum(axis=0)
-        np.dot(P, V, out=G.reshape(TB, n))
+        loss, dV, dc = _readout(H, V, c, y, P, G, self.rows)
         i, f, o, gg = Y[..., :n], Y[..., n:2 * n], Y[..., 2 * n:3 * n], Y[..., 3 * n:]
         # the factors of ∂z that do not depend on the gradient, for all steps at once
         np.multiply(TS, TS, out=DS)
