@@ -25,8 +25,14 @@ test-heavy: $(STAMP)
 figures: $(STAMP)
 	$(PY) -m viz.gallery figures
 
+# one thread, pinned to one core when taskset exists; writes bench/results.json and the tables of
+# bench/README.md (optional peers: pip install torch jax jaxlib autograd)
 bench: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(PY) -m bench
+	if command -v taskset >/dev/null; then \
+	  OPENBLAS_NUM_THREADS=1 UNFOLD_BENCH_PINNED="core 0 (taskset)" taskset -c 0 $(PY) -m bench --markdown; \
+	else \
+	  OPENBLAS_NUM_THREADS=1 $(PY) -m bench --markdown; \
+	fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -276,8 +276,74 @@ def _draw_methods(d):
     return [Arg((n, m), away=0.1)], {}
 
 
+def _draw_clip(d):
+    shape = _shape(d)
+    lower = d.draw(st.sampled_from([None, -1.0, -0.5, 0.0]), label="lower")
+    upper = d.draw(st.sampled_from([None, 0.5, 1.0] if lower is not None else [0.5, 1.0]),
+                   label="upper")
+    return [Arg(shape, grid=0.25)], {"lower": lower, "upper": upper}   # never at a bound
+
+
+def _draw_clip_nodes(d):
+    sx, sl, su = _broadcast(d, 3)
+    return [Arg(sx, grid=0.25), Arg(sl, low=-2.0, high=-0.5, grid=0.0),
+            Arg(su, low=0.5, high=2.0, grid=0.0)], {}
+
+
+def _draw_variance(d):
+    [arg], kwargs = _draw_reduce(d)
+    axes = range(len(arg.shape)) if kwargs["axis"] is None else \
+        [kwargs["axis"]] if isinstance(kwargs["axis"], int) else kwargs["axis"]
+    count = math.prod(arg.shape[a] for a in axes)
+    kwargs["ddof"] = d.draw(st.integers(0, min(1, count - 1)), label="ddof")
+    return [arg], kwargs
+
+
+def _draw_argmax(d):
+    shape = _shape(d)
+    axis = None if not shape or d.draw(st.booleans(), label="flat") else _axis(d, len(shape))
+    return [Arg(shape)], {"axis": axis, "keepdims": d.draw(st.booleans(), label="keepdims")}
+
+
+# subscripts users write: products, attention, outer products, transposes, diagonals, traces,
+# implicit outputs, '...' and size-1 broadcasting
+EINSUMS = ["ij,jk->ik", "ij,j->i", "i,ij->j", "i,i->", "i,j->ij", "qd,kd->qk", "bqd,bkd->bqk",
+           "bqk,bkd->bqd", "ij->ji", "ij->", "ii->i", "ii", "ij,jk", "ij,jk,kl->il",
+           "...i,...j->...ij", "...ij,...jk->...ik", "ijk->kij", "i,i->i"]
+
+
+def _draw_einsum(d):
+    spec = d.draw(st.sampled_from(EINSUMS), label="subscripts")
+    lhs = spec.split("->")[0].split(",")
+    size = {c: d.draw(st.integers(1, MAX_SIDE), label=f"size of {c}")
+            for c in dict.fromkeys("".join(lhs).replace(".", ""))}
+    dots = list(_broadcast(d, len(lhs), max_dims=2))
+    shapes = []
+    for term, lead in zip(lhs, dots):
+        dims = tuple(size[c] for c in term.replace("...", ""))
+        if spec == "i,i->i" and d.draw(st.booleans(), label="broadcast a 1"):
+            dims = (1,) if not shapes else dims
+        shapes.append((lead if "..." in term else ()) + dims)
+    return [Arg(s) for s in shapes], {"subscripts": spec}
+
+
+def _draw_embedding(d):
+    vocabulary = d.draw(st.integers(1, 4), label="vocabulary")
+    row = _shape(d, max_dims=2, label="row shape")
+    tokens = _shape(d, max_dims=2, label="tokens shape")
+    return [Arg((vocabulary,) + row), Arg(tokens, "int", classes=vocabulary)], {}
+
+
+def np_logsumexp(x, axis, keepdims):
+    return np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims))
+
+
+def np_softplus(x):
+    return np.log1p(np.exp(x))
+
+
 _OPERATOR = {"greater": "__gt__", "greater_equal": "__ge__", "less": "__lt__",
-             "less_equal": "__le__"}
+             "less_equal": "__le__", "equal": "__eq__", "not_equal": "__ne__"}
 
 
 def _compare(a, b, op):
@@ -294,6 +360,9 @@ CASES: list[OpCase] = [
     _binary("div", lambda a, b: a / b, np.divide, b={"away": 0.5}),
     _binary("pow", lambda a, b: a ** b, np.power, a={"low": 0.5, "high": 2.0}),
     _binary("maximum", uf.maximum, np.maximum, a={"grid": 0.25}, b={"grid": 0.0}),
+    _binary("minimum", uf.minimum, np.minimum, a={"grid": 0.25}, b={"grid": 0.0}),
+    OpCase("clip", _draw_clip, uf.clip, lambda x, lower, upper: np.clip(x, lower, upper)),
+    OpCase("clip_nodes", _draw_clip_nodes, uf.clip, np.clip),
     _binary("functions", lambda a, b: uf.subtract(uf.multiply(uf.add(a, b), b),
                                                   uf.divide(a, uf.add(b * b, 1.0))),
             lambda a, b: (a + b) * b - a / (b * b + 1.0)),
@@ -317,16 +386,30 @@ CASES: list[OpCase] = [
     _unary("abs", uf.abs, np.abs, away=0.1),
     _unary("sqrt", uf.sqrt, np.sqrt, low=0.2, high=3.0),
     _unary("sign", uf.sign, np.sign, away=0.1),
+    _unary("softplus", uf.softplus, np_softplus, low=-6, high=6),
+    _unary("log1p", uf.log1p, np.log1p, low=-0.8, high=3.0),
+    _unary("expm1", uf.expm1, np.expm1),
+    _unary("sin", uf.sin, np.sin, low=-3.0, high=3.0),
+    _unary("cos", uf.cos, np.cos, low=-3.0, high=3.0),
     # linear algebra and indexing
     OpCase("matmul", _draw_matmul, lambda a, b: a @ b, np.matmul),
     OpCase("outer", lambda d: ([Arg((d.draw(st.integers(1, MAX_SIDE), label="n"),)),
                                 Arg((d.draw(st.integers(1, MAX_SIDE), label="m"),))], {}),
            uf.outer, np.multiply.outer),
     OpCase("getitem", _draw_getitem, lambda x, key: x[key], lambda x, key: x[key]),
+    OpCase("einsum", _draw_einsum, lambda *xs, subscripts: uf.einsum(subscripts, *xs),
+           lambda *xs, subscripts: np.einsum(subscripts, *xs)),
+    OpCase("embedding", _draw_embedding, uf.embedding, lambda table, tokens: table[tokens]),
     # reductions
     OpCase("sum", _draw_reduce, uf.sum, np.sum),
     OpCase("mean", _draw_reduce, uf.mean, np.mean),
     OpCase("max", _draw_reduce, uf.max, np.max),
+    OpCase("min", _draw_reduce, uf.min, np.min),
+    OpCase("prod", _draw_reduce, uf.prod, np.prod),
+    OpCase("logsumexp", _draw_reduce, uf.logsumexp, np_logsumexp),
+    OpCase("var", _draw_variance, uf.var, np.var),
+    OpCase("std", _draw_variance, uf.std, np.std),
+    OpCase("argmax", _draw_argmax, uf.argmax, np.argmax, wrt=()),
     # shape
     OpCase("reshape", _draw_reshape, uf.reshape, np.reshape),
     OpCase("transpose", _draw_transpose, uf.transpose, np.transpose),
@@ -335,8 +418,10 @@ CASES: list[OpCase] = [
     OpCase("stack", _draw_stack, lambda *xs, axis: uf.stack(list(xs), axis=axis),
            lambda *xs, axis: np.stack(xs, axis=axis)),
     OpCase("methods", _draw_methods,
-           lambda x: abs(-x.T).reshape(-1).max() + x.sum(axis=0).mean(keepdims=True) + (+x)[0, 0],
-           lambda x: np.abs(-x.T).reshape(-1).max() + x.sum(axis=0).mean(keepdims=True) + x[0, 0]),
+           lambda x: abs(-x.T).reshape(-1).max() + x.sum(axis=0).mean(keepdims=True) + (+x)[0, 0]
+           + x.min(axis=1),
+           lambda x: np.abs(-x.T).reshape(-1).max() + x.sum(axis=0).mean(keepdims=True) + x[0, 0]
+           + x.min(axis=1)),
     # selection
     OpCase("where", _draw_where, uf.where, np.where),
     OpCase("compare", _draw_compare, _compare, lambda a, b, op: getattr(np, op)(a, b), wrt=()),
@@ -369,4 +454,5 @@ COVERED = {"add", "subtract", "multiply", "divide", "power", "neg", "matmul", "g
            "reshape", "transpose", "concat", "stack", "maximum", "where", "softmax",
            "log_softmax", "cross_entropy", "mse", "cast", "stop_gradient", "one_hot", "add_n",
            "greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "named",
-           "outer"}
+           "outer", "minimum", "min", "clip", "logsumexp", "softplus", "log1p", "expm1", "sin",
+           "cos", "argmax", "prod", "var", "std", "einsum", "embedding"}

@@ -132,7 +132,9 @@ def test_a_build_leaves_the_callers_frozen_objects_frozen():
             frozen = gc.get_freeze_count()
             assert frozen > 0
             uf.grad(uf.sum(uf.tanh(x)), x)
-            assert gc.get_freeze_count() == frozen
+            # neither unfrozen (0) nor joined by the new nodes (more); a frozen object may
+            # have been freed by reference counting meanwhile
+            assert 0 < gc.get_freeze_count() <= frozen
         finally:
             gc.unfreeze()
         with graph.gc_paused():

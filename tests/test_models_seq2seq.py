@@ -216,3 +216,19 @@ def test_encoder_decoder_options_and_names():
     twin.context("C", (4,))
     with pytest.raises(uf.RecurrenceError, match="distinct names"):
         M.EncoderDecoder(model.encoder, twin)
+
+
+def test_decoding_samples_from_the_decoder_and_is_greedy_when_cold():
+    from unfold.generate import decode
+    rng = np.random.default_rng(5)
+    model = M.encoder_decoder(2, 3, 4)
+    params = {k: rng.uniform(-2, 2, p.shape) for k, p in model.params.items()}
+    x = rng.standard_normal((3, 2))
+    greedy = greedy_decode(model, params, x, start=0, max_length=6)
+    assert decode(model, params, x, start=0, max_length=6, temperature=0) == greedy
+    drawn = [tuple(decode(model, params, x, start=0, max_length=6, rng=i)) for i in range(30)]
+    assert len(set(drawn)) > 1 and all(len(d) == 6 for d in drawn)
+    assert decode(model, params, x, start=0, max_length=6, rng=7) == \
+        decode(model, params, x, start=0, max_length=6, rng=7)
+    with pytest.raises(ValueError, match="temperature"):
+        decode(model, params, x, start=0, temperature=-1.0)

@@ -21,3 +21,6 @@ def test_quick_demo_writes_every_output(tmp_path, capsys):
     profile = (tmp_path / "gradient_profile.csv").read_text().splitlines()
     assert profile[0] == "t,rnn_init,rnn_trained,gru_init,gru_trained"
     assert len(profile) == 1 + demo.QUICK.recall_steps_tau
+    assert set(summary["structured"]) == {"recursive", "echo_state", "memory", "encoder_decoder"}
+    assert (tmp_path / "seq2seq.npz").stat().st_size > 0
+    assert summary["structured"]["echo_state"]["nrmse"] < 0.5

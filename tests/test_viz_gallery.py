@@ -1,21 +1,26 @@
 """The gallery: every figure is built from a live model, renders with ``dot`` without a warning,
-and ``python -m viz.gallery DIR`` writes SVG, PNG, DOT and an index page."""
+the plots are computed by unfold, and ``python -m viz.gallery DIR`` writes SVG, PNG, DOT and an
+index page that shows each figure with its caption and names what is absent."""
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 import viz
+from unfold import UnfoldError
 from viz.figures import ABSENT, FIGURES
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
+DRAWINGS = sorted(k for k, f in FIGURES.items() if f.kind == "drawing")
 
 
 @needs_dot
-@pytest.mark.parametrize("fid", sorted(FIGURES))
-def test_every_gallery_figure_renders_cleanly(fid):
+@pytest.mark.parametrize("fid", DRAWINGS)
+def test_every_gallery_drawing_renders_cleanly(fid):
     src = viz.figure(fid).source
     done = subprocess.run(["dot", "-Tsvg"], input=src.encode(), capture_output=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith(b"<?xml")
@@ -23,27 +28,58 @@ def test_every_gallery_figure_renders_cleanly(fid):
 
 
 def test_figures_are_drawn_from_live_models():
+    from unfold import Recurrence
     from viz import figures
     for name in dir(figures):
-        if name.startswith("fig_"):
+        if name.startswith("fig_") and name not in ("fig_10_12", "fig_10_14"):
             rec = getattr(figures, name)()
-            assert rec.unfold(3).steps == 3                  # a model that really unfolds
+            assert isinstance(rec, Recurrence) and rec.unfold(3).steps == 3
+    model, joined = figures.fig_10_12(n_x=4, n_y=2)          # the encoder–decoder runs joined
+    assert joined.steps == 2 and set(model.encoder.params.values()) <= set(joined.params)
+    assert figures.fig_10_14().unfold(4).n_leaves == 4        # the recursive net unfolds a tree
 
 
 def test_the_book_figures_are_there_and_absent_ones_are_explained():
-    assert {"10.1", "10.2", "10.3", "10.4", "10.5", "10.6", "10.9", "10.10", "10.11",
-            "10.13a", "10.13b", "10.13c", "10.16"} <= set(FIGURES)
+    assert {"10.1", "10.2", "10.3", "10.4", "10.5", "10.6", "10.7", "10.8", "10.9", "10.10",
+            "10.11", "10.12", "10.13a", "10.13b", "10.13c", "10.14", "10.15", "10.16",
+            "10.17", "10.18"} <= set(FIGURES)
     assert not set(ABSENT) & set(FIGURES)
     assert all(FIGURES[k].caption for k in FIGURES)
+    with pytest.raises(KeyError, match="available") as info:
+        viz.figure("10.19")
+    assert isinstance(info.value, UnfoldError)
+
+
+def test_the_plots_are_computed_by_unfold():
+    from viz import plots
+    x, curves = plots.composition_values(n=20, steps=3, points=50)
+    assert len(curves) == 4 and np.allclose(curves[0], np.linspace(-1, 1, 50) * curves[0][-1])
+    assert np.std(np.diff(curves[3], 2)) > np.std(np.diff(curves[0], 2))   # more nonlinear
+    v = plots.cliff_values(grid=12, iterations=40)
+    free, clipped = v["paths"]["without clipping"], v["paths"]["with clipping"]
+    jump = lambda path: np.max(np.linalg.norm(np.diff(path[0], axis=0), axis=1))  # noqa: E731
+    assert jump(free) > 3 * jump(clipped)          # the cliff throws the unclipped descent
+    assert jump(clipped) <= v["lr"] * v["clip"] + 1e-9
 
 
 @needs_dot
-def test_gallery_writes_svg_png_dot_and_index(tmp_path):
+def test_gallery_writes_every_figure_and_an_index(tmp_path):
     from viz.gallery import main
-    assert main([str(tmp_path)]) == 0
-    for fid in FIGURES:
-        for suffix in ("svg", "png", "dot"):
+    assert main([str(tmp_path), "--only", "10.3", "10.7", "10.15"]) == 0
+    for fid, kinds in (("10.3", ("svg", "png", "dot")), ("10.7", ("svg", "png", "dot")),
+                       ("10.15", ("svg", "png"))):
+        for suffix in kinds:
             assert (tmp_path / f"fig-{fid}.{suffix}").stat().st_size > 0
     index = (tmp_path / "index.html").read_text()
-    assert all(f'src="fig-{fid}.svg"' in index for fid in FIGURES)
-    assert all(k in index for k in ABSENT)
+    assert 'src="fig-10.15.svg"' in index and "Repeated composition" in index
+    assert all(f"Figure {k}" in index for k in ABSENT)
+    assert "<h2>Not in the gallery</h2>" not in index or ABSENT
+    with pytest.raises(KeyError, match="no figure"):
+        main([str(tmp_path), "--only", "10.99"])
+
+
+def test_gallery_help_prints_help_and_writes_nothing(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "viz.gallery", "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "usage: python -m viz.gallery" in done.stdout
+    assert list(tmp_path.iterdir()) == []

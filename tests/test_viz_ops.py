@@ -1,19 +1,28 @@
 """viz.graph, the op view: every op node, the dummy copies W(t) tied to W, step clusters,
-collapsing repeated steps, depth limits, and the backward graph beside the forward one."""
+collapsing repeated steps (by hand, and by itself above a node budget, with a warning), depth
+limits, and the backward graph beside the forward one, its nodes named by what they compute —
+checked by evaluating them against unfold.grad."""
 from __future__ import annotations
 
 import re
+import shutil
+
+import numpy as np
+import pytest
 
 import unfold as uf
 import viz
 from test_viz_book import edges, nodes, rnn
+from unfold.graph import topological
+from viz.gradients import meanings
+from viz.ops_view import CollapsedStepsWarning
 
 
 def test_every_op_node_and_the_dummy_copies_tied_to_their_parameter():
     u = rnn().unfold(3)
     src = viz.graph(u.loss).source
     ids = nodes(src)
-    assert len(ids) == len(uf.graph.topological([u.loss]))
+    assert len(ids) == len(topological([u.loss]))
     for t in (1, 2, 3):
         assert f"W({t})" in ids
         tie = [attrs for a, b, attrs in edges(src) if (a, b) == ("W", f"W({t})")]
@@ -31,6 +40,19 @@ def test_collapse_keeps_the_ends_and_one_box_for_the_middle():
     assert ("h(2)", "[forward steps 3-7]") in {(a, b) for a, b, _ in edges(src)}
 
 
+def test_above_the_budget_the_middle_collapses_by_itself_and_says_so():
+    u = rnn().unfold(60)
+    with pytest.warns(CollapsedStepsWarning, match="budget=100.*collapse=k"):
+        src = viz.graph(u.loss, budget=100).source
+    assert len(nodes(src)) <= 100
+    assert re.search(r'label="steps \d+–\d+ \(\d+ steps\) collapsed', src)
+    assert "h(1)" in nodes(src) and "h(60)" in nodes(src)
+    # the running sum L = Σ_t L(t) has no step of its own: it collapses with the steps it adds
+    assert len(nodes(src)) < len(topological([u.loss])) / 5
+    full = viz.graph(rnn().unfold(5).loss, budget=None).source
+    assert len(nodes(full)) == len(topological([rnn().unfold(5).loss]))
+
+
 def test_depth_limits_what_is_drawn():
     u = rnn().unfold(4)
     shallow = nodes(viz.graph(u.loss, depth=3).source)
@@ -38,15 +60,71 @@ def test_depth_limits_what_is_drawn():
     assert any(n.endswith("[cut]") for n in shallow)
 
 
-def test_backward_graph_beside_the_forward_one():
+def _lstm():
+    rec = uf.Recurrence("lstm")
+    x, h, s = rec.sequence("x", (2,)), rec.state("h", (3,)), rec.state("s", (3,))
+    gate = {k: rec.name_node(k, uf.sigmoid(rec.param(f"U_{k}", (3, 2)) @ x +
+                                           rec.param(f"W_{k}", (3, 3)) @ h)) for k in "fgq"}
+    s_t = rec.update(s, gate["f"] * s + gate["g"] * uf.tanh(rec.param("U", (3, 2)) @ x))
+    h_t = rec.update(h, uf.tanh(s_t) * gate["q"])
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (2, 3)) @ h_t),
+                                   rec.target("y")))
+    return rec
+
+
+@pytest.mark.parametrize("make", [rnn, _lstm])
+@pytest.mark.parametrize("batch", [None, 2])
+def test_gradient_nodes_are_named_by_what_they_compute(make, batch):
+    rec = make()
+    u = rec.unfold(3)
+    params = list(rec.params.values())
+    grads = uf.grad(u.loss, params)
+    forward = topological([u.loss])
+    fset = set(forward)
+    meaning = meanings(forward, [n for n in topological(grads) if n not in fset])
+    labels = {m.label for m in meaning.values()}
+    assert {"∇h(1)", "∇h(2)", "∇h(3)", "∇o(2)", "∇V(3)", "∇V = Σ_t ∇V(t)"} <= labels
+    assert ({"∇W(2)", "∇W = Σ_t ∇W(t)"} if make is rnn else
+            {"∇s(2)", "∇f(3)", "∇q(1)", "∇W_f(2)", "∇W_f = Σ_t ∇W_f(t)"}) <= labels
+    rng = np.random.default_rng(0)
+    feed = {p: rng.standard_normal(p.shape) * 0.5 for p in params}
+    lead = (3,) if batch is None else (3, batch)
+    feed.update(x=rng.standard_normal(lead + rec.sequences["x"].shape),
+                y=rng.integers(0, 2, lead))
+    checked = 0
+    for node, m in meaning.items():
+        if m.kind in ("partial", "seed"):
+            continue
+        ours, reference = uf.evaluate([node, uf.grad(u.loss, m.of)], feed)
+        assert np.allclose(ours, reference), m.label
+        checked += 1
+    assert checked >= (20 if make is rnn else 60)
+
+
+def test_backward_panel_shows_the_meaningful_gradients_beside_the_forward_one():
     rec = rnn()
     u = rec.unfold(2)
     W = rec.params["W"]
     src = viz.graph(u.loss, backward={W: uf.grad(u.loss, W)}).source
     assert "cluster_forward" in src and "cluster_backward" in src
-    assert "∇W" in src
+    assert "∇W" in src and "Σ_t ∇W(t)" in src and "∇h(1)" in src
     grads = [n for n in nodes(src) if n.startswith("grad ")]
-    assert grads
+    assert grads and not any("#" in n for n in grads)           # no anonymous op in red
+    every = viz.graph(u.loss, backward={W: uf.grad(u.loss, W)}, backward_ops=True).source
+    assert len(nodes(every)) > len(nodes(src)) + 10
+    assert "∇h(1)" in every
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
+def test_the_backward_panel_of_a_3_step_lstm_fits_a_laptop_screen():
+    import unfold.models as models
+    rec = models.lstm(3, 4, 2)
+    u = rec.unfold(3)
+    params = list(rec.params.values())
+    g = viz.graph(u.loss, backward=dict(zip(params, uf.grad(u.loss, params))))
+    box = next(o["bb"] for o in viz.layout(g)["objects"] if o["name"] == "cluster_backward")
+    x0, y0, x1, y1 = map(float, box.split(","))
+    assert x1 - x0 < 1100 and y1 - y0 < 900          # points: ≤ 1470 × 1200 px at 96 dpi
 
 
 def test_folded_graph_shows_state_reads_with_their_delay():
@@ -58,3 +136,13 @@ def test_op_view_is_deterministic():
     a = viz.graph(rnn().unfold(3).loss, collapse=1).source
     b = viz.graph(rnn().unfold(3).loss, collapse=1).source
     assert a == b
+
+
+def test_bad_arguments_are_library_errors():
+    u = rnn().unfold(2)
+    for bad in (dict(nodes=[]), dict(nodes=3), dict(nodes=u.loss, backward=3),
+                dict(nodes=u.loss, collapse=0), dict(nodes=u.loss, budget=-1),
+                dict(nodes=u.loss, backward=[1.0])):
+        target = bad.pop("nodes")
+        with pytest.raises(uf.UnfoldError):
+            viz.graph(target, **bad)

@@ -60,3 +60,46 @@ def test_gradient_norms_by_bptt_vanish_backwards_with_a_small_W():
     values = [norms[("h", t)] for t in range(1, tau + 1)]
     assert values == sorted(values) and values[0] < 1e-3 * values[-1]
     viz.unfolded(rec_last, steps=tau, gradients=norms)             # draws
+
+
+def fill(src: str, node: str) -> str:
+    return re.search(r'fillcolor="(#[0-9a-f]{6})"', attrs_of(src, node)).group(1)
+
+
+def test_compared_panels_share_one_colour_scale():
+    vanishing = {("h", t): 10.0 ** (-t) for t in range(1, 5)}      # four decades
+    gentle = {("h", t): 0.1 * (1 + 0.1 * t) for t in range(1, 5)}  # a tenth of one
+    src = viz.side_by_side("compared", [("RNN", rnn(), {"steps": 4, "gradients": vanishing}),
+                                        ("GRU", rnn(), {"steps": 4, "gradients": gentle})]).source
+    low, high = -4.0, np.log10(0.14)
+    assert fill(src, "h(4)[0]") == colour(0.0) and fill(src, "h(4)[1]") == colour(1.0)
+    for t in range(1, 5):              # the gentle panel stays in the top tenth of the scale
+        assert fill(src, f"h({t})[1]") == colour((np.log10(gentle[("h", t)]) - low) /
+                                                  (high - low))
+        assert (np.log10(gentle[("h", t)]) - low) / (high - low) > 0.9
+    assert len(re.findall(r'"\[legend\]\[\d\]" \[label=', src)) == 1   # one legend, one scale
+    assert viz.shared_scale(vanishing, gentle) == pytest.approx((-4.0, np.log10(0.14)))
+
+
+def test_a_scale_given_is_used_and_values_beyond_it_say_so():
+    src = viz.unfolded(rnn(), steps=2, gradients={("h", 1): 1e-9, ("h", 2): 1.0},
+                       scale=(-3, 0)).source
+    assert fill(src, "h(1)") == colour(0.0) and fill(src, "h(2)") == colour(1.0)
+    assert "beyond the scale" in attrs_of(src, "h(1)")
+    alone = viz.unfolded(rnn(), steps=2, gradients={("h", 1): 1e-9, ("h", 2): 1.0}).source
+    assert "-9.0" in alone and "-3.0" not in alone
+
+
+def test_long_sequences_elide_their_middle_and_say_which_steps_are_shown():
+    tau = 40
+    norms = {("h", t): 0.9 ** (tau - t) for t in range(1, tau + 1)}
+    with pytest.warns(viz.ElidedStepsWarning, match="max_steps=12"):
+        src = viz.unfolded(rnn(), steps=tau, gradients=norms).source
+    shown = [t for t in range(1, tau + 1) if f'"h({t})"' in src]
+    assert shown == list(range(1, 7)) + list(range(35, 41))
+    assert "τ = 40: steps 1–6 and 35–40 shown, 7–34 elided" in src
+    assert "h(...6)" in src                                     # the ellipsis column
+    assert fill(src, "h(1)") == colour(0.0)                     # the scale covers all 40
+    assert fill(src, "h(40)") == colour(1.0)
+    everything = viz.unfolded(rnn(), steps=tau, gradients=norms, max_steps=None).source
+    assert all(f'"h({t})"' in everything for t in range(1, tau + 1))

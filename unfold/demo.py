@@ -10,7 +10,11 @@
    the first symbol at the end (one output at the end, Fig. 10.5). The gated network learns it;
    the plain RNN of Fig. 10.3, same size, same initialisation scheme, same budget, stays at
    chance — and the gradient-norm profile ``‖∇h(t) L‖`` over t shows why.
-3. Everything it measured into one folder: loss curves and gradient profiles as CSV and JSON,
+3. The rest of the chapter, on tasks generated on the spot: a recursive net evaluating Boolean
+   expressions deeper than any it was trained on, an echo state network's closed-form readout
+   predicting Mackey–Glass, a memory network learning to copy, an encoder–decoder learning to
+   reverse, saved whole and restored (``unfold.demo_structured``).
+4. Everything it measured into one folder: loss curves and gradient profiles as CSV and JSON,
    the trained parameters, samples, plots (matplotlib) and drawings (``viz``) when available.
 """
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +33,7 @@ import numpy as np
 from . import dynamics, models
 from .evaluate import evaluate
 from .data import Vocabulary, load_text
+from .demo_structured import structured
 from .generate import sample
 from .train import Adam, Trainer, init_params, load_params, save_params, stream_chunks
 
@@ -50,10 +56,14 @@ class Config:
     recall_lr: float = 5e-3
     gate_bias: float = 3.0
     sample_length: int = 300
+    structured_steps: int = 300
+    esn_units: int = 200
+    esn_steps: int = 2000
 
 
 QUICK = Config(lm_hidden=16, lm_chunk=8, lm_batch=8, lm_steps=20, recall_steps_tau=12,
-               recall_hidden=8, recall_batch=8, recall_train_steps=10, sample_length=60)
+               recall_hidden=8, recall_batch=8, recall_train_steps=10, sample_length=60,
+               structured_steps=20, esn_units=20, esn_steps=400)
 
 
 def say(text: str = "") -> None:
@@ -234,8 +244,9 @@ def plots(summary: dict, out: Path) -> list[str]:
 
 def drawings(cfg: Config, out: Path, trained: dict, seed: int) -> list[str]:
     """The book-view drawings of ``viz``, if it is installed (``dot`` gives SVG, else DOT): the
-    folded LSTM language model, and the trained recall networks unfolded over a short sequence,
-    each state coloured by ``‖∇h(t) L‖``."""
+    folded LSTM language model, and the trained recall networks side by side over the task's τ
+    (middle steps elided, as the drawing says), each state coloured by ``‖∇h(t) L‖`` on one
+    scale shared by both."""
     try:
         import viz
         from viz.output import have_dot
@@ -243,12 +254,15 @@ def drawings(cfg: Config, out: Path, trained: dict, seed: int) -> list[str]:
         return []
     suffixes = (".svg", ".png") if have_dot() else (".dot",)
     drawn = {"lstm_language_model_folded": viz.folded(models.language_model(8, 4, cell="lstm"))}
-    steps = 10
-    short = recall_batch(Config(recall_steps_tau=steps), 1, np.random.default_rng(seed))
+    steps, panels = cfg.recall_steps_tau, []
+    batch = recall_batch(cfg, 1, np.random.default_rng(seed))
     for name, (rec, params) in trained.items():
-        feed = {**params, "x": short["x"][:, 0], "y": short["y"][:, 0]}
-        g = viz.gradient_norms(rec.unfold(steps), feed)
-        drawn[f"{name}_gradients"] = viz.unfolded(rec, steps=steps, gradients=g)
+        feed = {**params, "x": batch["x"][:, 0], "y": batch["y"][:, 0]}
+        panels.append((name, rec, {"steps": steps, "max_steps": 8,
+                                   "gradients": viz.gradient_norms(rec.unfold(steps), feed)}))
+    with warnings.catch_warnings():         # (the drawing says which steps it shows)
+        warnings.simplefilter("ignore", viz.ElidedStepsWarning)
+        drawn["recall_gradients"] = viz.side_by_side("‖∇h(t) L‖, one colour scale", panels)
     for name, drawing in drawn.items():
         for suffix in suffixes:
             viz.save(drawing, out / f"{name}{suffix}")
@@ -276,9 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     lm = char_lm(cfg, out, args.seed)
     heading("2. A long-term dependency: plain RNN vs GRU")
     rec, trained = recall(cfg, out, args.seed)
-    summary = {"config": asdict(cfg), "char_lm": lm, "recall": rec}
+    heading("3. The rest of chapter 10: trees, echo states, memory, sequence to sequence")
+    rest = structured(args.seed, out, cfg.structured_steps, cfg.esn_units, cfg.esn_steps,
+                      say=say)
+    summary = {"config": asdict(cfg), "char_lm": lm, "recall": rec, "structured": rest}
 
-    heading("3. Outputs")
+    heading("4. Outputs")
     files = plots(summary, out)
     try:
         files += drawings(cfg, out, trained, args.seed)
@@ -287,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["seconds"] = round(time.perf_counter() - started, 1)
     with open(out / "summary.json", "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1, ensure_ascii=False)
-    files += ["summary.json", "samples.txt", "char_lm.npz", "char_lm_history.csv",
+    files += ["summary.json", "samples.txt", "char_lm.npz", "seq2seq.npz", "char_lm_history.csv",
               "recall_rnn_history.csv", "recall_gru_history.csv", "gradient_profile.csv"]
     for name in sorted(files):
         say(f"  {name}")
@@ -295,7 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     say(f"\nfinal: char LM held-out loss {lm['valid_loss_after']:.3f} nats/char "
         f"(from {lm['valid_loss_before']:.3f}); recall over τ = {cfg.recall_steps_tau}: "
         f"RNN loss {r['rnn']['test_loss']:.3f} / accuracy {r['rnn']['accuracy']:.0%}, "
-        f"GRU loss {r['gru']['test_loss']:.3f} / accuracy {r['gru']['accuracy']:.0%}")
+        f"GRU loss {r['gru']['test_loss']:.3f} / accuracy {r['gru']['accuracy']:.0%}; "
+        f"Boolean expressions of 6 operators {rest['recursive']['accuracy_by_operators'][6]:.0%}"
+        f", Mackey–Glass NRMSE {rest['echo_state']['nrmse']:.1e}, copy task "
+        f"{rest['memory']['loss']:.3f} nats/symbol, reversal "
+        f"{rest['encoder_decoder']['exact']:.0%} exact")
     say(f"wall time {summary['seconds']:.1f} s")
     say(f"outputs written to {out}")
     return 0

@@ -13,8 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import ops
-from .errors import RecurrenceError
+from . import arguments, ops
+from .errors import RecurrenceError, UnfoldTypeError, UnfoldValueError
 from .evaluate import compile
 from .grad import grad
 from .graph import Node, gc_paused, substitute, topological
@@ -29,6 +29,9 @@ def hidden_gradient_norms(net: Unfolded, feed: Mapping[Any, Any], state: str = "
     """``‖∇h(t) L‖`` for t = 1 … τ: the norm of the gradient of the total loss with respect to
     each step's state (the full derivative, through every later step). On a batch, the mean over
     examples of the per-example norms. Compiled once per ``net`` and ``state``."""
+    if not isinstance(net, Unfolded):
+        raise UnfoldTypeError(f"hidden_gradient_norms: expected an unfolded recurrence "
+                              f"(rec.unfold(τ)), got {type(net).__name__}")
     programs = _PROGRAMS.setdefault(net, {})
     program = programs.get(state)
     if program is None:
@@ -46,9 +49,7 @@ def hidden_gradient_norms(net: Unfolded, feed: Mapping[Any, Any], state: str = "
 
 def eigenvalues(W: np.ndarray) -> np.ndarray:
     """The eigenvalues of a square recurrent weight, largest modulus first."""
-    W = np.asarray(W)
-    if W.ndim != 2 or W.shape[0] != W.shape[1]:
-        raise ValueError(f"eigenvalues: a recurrent weight is square, got shape {W.shape}")
+    W = _square("eigenvalues", W)
     lam = np.linalg.eigvals(W)
     return lam[np.argsort(-np.abs(lam), kind="stable")]
 
@@ -62,7 +63,8 @@ def spectral_radius(W: np.ndarray) -> float:
 def power_norms(W: np.ndarray, steps: int) -> np.ndarray:
     """``‖Wᵗ‖₂`` for t = 1 … steps: how a linear recurrence scales what it carries over t
     steps (the ``Λᵗ`` of eq. 10.39)."""
-    W = np.asarray(W, np.float64)
+    W = _square("power_norms", W).astype(np.float64)
+    steps = arguments.positive_int("power_norms: steps", steps)
     out, P = [], np.eye(W.shape[0])
     for _ in range(steps):
         P = P @ W
@@ -127,9 +129,10 @@ def omega(net: Unfolded, states: str | Sequence[str] | None = None, *,
                   for r, st in zip(reads, chosen)]
             padding = None
             if net.mask is not None:
-                m = net.at("mask", t)
-                vs = [g + m * (v - g) for v, g in zip(vs, gs)]
-                padding = 1.0 - m       # a padded step's ratio is 1: both norms made √(s + 1)
+                m = net.at("mask", t)   # a boolean: select, never multiply
+                vs = [ops.where(m, v, g) for v, g in zip(vs, gs)]
+                padding = 1.0 - ops.cast(m, gs[0].dtype)   # a padded step's ratio is 1: both
+                #                                             norms made √(s + 1)
             ratio = _norm(vs, padding) / _norm(gs, padding) - 1.0
             term = ratio * ratio
             total = term if total is None else total + term
@@ -162,3 +165,19 @@ def _norm(vectors: list[Node], padding: Node | None = None) -> Node:
     ``√(‖v‖² + padding)`` on a padded step, where ∇h(t) L may be 0: finite, derivative too)."""
     squares = [ops.sum(v * v) for v in vectors] + ([padding] if padding is not None else [])
     return ops.sqrt(squares[0] if len(squares) == 1 else ops.add_n(squares))
+
+
+def _square(what: str, W: Any) -> np.ndarray:
+    """A recurrent weight: a finite, real, square matrix."""
+    try:
+        W = np.asarray(W)
+    except (TypeError, ValueError):
+        raise UnfoldTypeError(f"{what}: a recurrent weight is a square array of numbers") from None
+    if W.dtype.kind not in "biuf":
+        raise UnfoldTypeError(f"{what}: a recurrent weight is an array of real numbers, got "
+                              f"{W.dtype}")
+    if W.ndim != 2 or W.shape[0] != W.shape[1] or W.shape[0] == 0:
+        raise UnfoldValueError(f"{what}: a recurrent weight is square, got shape {W.shape}")
+    if not np.all(np.isfinite(W)):
+        raise UnfoldValueError(f"{what}: the weight has NaN or infinite elements")
+    return W

@@ -25,12 +25,21 @@ class UnfoldKeyError(UnfoldError, KeyError):
         return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
+class UnfoldNotImplementedError(UnfoldError, NotImplementedError):
+    """An op lacks a rule it was asked for (a custom op without a batching rule or a vjp)."""
+
+
 class UnfoldAttributeError(UnfoldError, AttributeError):
     """An attribute cannot be set (nodes are immutable) or does not exist."""
 
 
 class ShapeError(UnfoldError, ValueError):
     """Operand shapes break an op's shape rule."""
+
+
+class UnfoldIndexError(ShapeError, IndexError):
+    """An index or an axis is out of range (numpy raises IndexError, or AxisError — a ValueError
+    and an IndexError — for the same mistakes)."""
 
 
 class DTypeError(UnfoldError, TypeError):
@@ -51,6 +60,29 @@ class RecurrenceError(UnfoldError, ValueError):
 
 class GradcheckError(UnfoldError, AssertionError):
     """Reverse-mode gradients disagree with central finite differences."""
+
+
+_AS_RAISED: dict[type, type] = {}
+
+
+def as_raised(exc: Exception, message: str) -> UnfoldError:
+    """An ``UnfoldError`` with ``message`` that is also of ``exc``'s own class — a numpy failure
+    inside an op (``FloatingPointError``, ``MemoryError``…) reported by the library, still caught
+    by ``except`` clauses written for the original."""
+    if isinstance(exc, UnfoldError):
+        return exc
+    cls = type(exc)
+    kind = _AS_RAISED.get(cls)
+    if kind is None:
+        try:
+            kind = type(f"Unfold{cls.__name__}", (UnfoldError, cls), {"__module__": __name__})
+        except TypeError:                   # a class that cannot be subclassed
+            kind = UnfoldError
+        _AS_RAISED[cls] = kind
+    try:
+        return kind(message)
+    except Exception:                       # a constructor that needs more than a message
+        return UnfoldError(message)
 
 
 def describe(node) -> str:

@@ -3,7 +3,11 @@
 A graph is fed by placeholder node, by name, or — for an unfolded recurrence — by the folded
 sequence node (or its name), whose array ``(τ, …)`` or ``(τ, batch, …)`` is sliced along time for
 the per-step inputs ``x(1) … x(τ)``. Every value is checked for completeness, shape and dtype before
-the first op runs.
+the first op runs: a value is converted to its placeholder's dtype only when nothing is lost (an
+integer out of the target's range, or a float that overflows to inf, is refused), a padding mask
+holds only 0 and 1, and a batch has at least one example. In a masked unfolding every sequence
+reads zeros at padded steps, whatever the feed holds there: NaN or garbage in the padding never
+reaches the graph.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FeedError, describe
+from .errors import FeedError, UnfoldTypeError, describe
 from .graph import Node
 from .ops.base import PARAM, is_placeholder
 
@@ -29,6 +33,8 @@ class Feeds:
         for p in self.placeholders:
             if p.step is not None and p.source is not None:
                 self._sliced.setdefault(p.source, []).append(p)
+        sliced = {c for copies in self._sliced.values() for c in copies}
+        self._direct = [p for p in self.placeholders if p not in sliced]
         self._by_name: dict[str, set[Node]] = {}
         for p in self.placeholders:
             key = p.source if p.step is not None and p.source is not None else p
@@ -41,9 +47,24 @@ class Feeds:
         # name what these outputs do not need (the targets, when evaluating outputs)
         self._model_names = frozenset().union(*(p.attrs.get("model", ()) for copies in
                                                 self._sliced.values() for p in copies[:1]))
+        # whether the graph comes from an unfolding without a mask: a mask fed to it would be
+        # silently ignored, the padding counted as data
+        self._unmasked = any("mask" in copies[0].attrs and copies[0].attrs["mask"] is None
+                             for copies in self._sliced.values())
+        # (a step of a sequence, the mask copy of that step) in a masked unfolding
+        self._padded: list[tuple[Node, Node]] = []
+        for key, copies in self._sliced.items():
+            mask = copies[0].attrs.get("mask")
+            if mask is None or key is mask or mask not in self._sliced:
+                continue
+            by_step = {m.step: m for m in self._sliced[mask]}
+            self._padded += [(c, by_step[c.step]) for c in copies if c.step in by_step]
 
     def resolve(self, feed: Mapping[Any, Any]) -> dict[Node, np.ndarray]:
         """Placeholder → array, checked for completeness, shape and dtype before any work."""
+        if not isinstance(feed, Mapping):
+            raise UnfoldTypeError(f"a feed must be a dict mapping nodes or names to arrays, got "
+                                  f"{type(feed).__name__}")
         values: dict[Node, Any] = {}
         for key, value in feed.items():
             node = self._key(key)
@@ -51,7 +72,7 @@ class Feeds:
                 continue
             if node in self._sliced:
                 copies = self._sliced[node]
-                array = np.asarray(value)
+                array = _as_array(f"sequence {node.name!r}", value)
                 steps = copies[0].attrs.get("steps") or max(c.step for c in copies)
                 if array.ndim == 0 or array.shape[0] != steps:
                     got = "a scalar" if array.ndim == 0 else f"{array.shape[0]} steps"
@@ -70,16 +91,56 @@ class Feeds:
                 values[node] = value
         missing = [p for p in self.placeholders if p not in values]
         if missing:
-            listed = ", ".join(repr(p.source.name if p.source is not None and p.step else p.label)
-                               for p in missing[:8])
+            names = list(dict.fromkeys(p.source.name if p.source is not None and p.step else
+                                       p.label for p in missing))     # a sequence once
+            listed = ", ".join(repr(n) for n in names[:8])
             raise FeedError(f"missing feed for {len(missing)} placeholder(s): {listed}"
-                            f"{' …' if len(missing) > 8 else ''}; every input and param the "
+                            f"{' …' if len(names) > 8 else ''}; every input and param the "
                             f"outputs depend on must be fed")
-        return {p: _check_value(p, values[p]) for p in self.placeholders}
+        checked = {p: _check_value(p, values[p]) for p in self.placeholders}
+        for x, m in self._padded:
+            checked[x] = _zero_padding(checked[x], checked[m], x)
+        return checked
+
+    def resolve_sequences(self, feed: Mapping[Any, Any]):
+        """The same check as ``resolve`` without slicing sequences: ``(values, sequences)`` with
+        ``values`` for the placeholders fed one by one and ``sequences`` mapping each folded
+        sequence fed whole to its checked array ``(τ, [batch,] …)``. None when the feed is not of
+        that simple kind (``resolve`` then does the work, and names any error)."""
+        if self._padded or not isinstance(feed, Mapping):
+            return None                        # padding zeroed step by step, or an error
+        values: dict[Node, Any] = {}
+        sequences: dict[Node, np.ndarray] = {}
+        for key, value in feed.items():
+            node = self._key(key)
+            if node is None:
+                continue
+            if node in self._sliced:
+                if node in sequences:
+                    return None
+                array = _check_sequence(self._sliced[node], value)
+                if array is None:
+                    return None
+                sequences[node] = array
+            else:
+                if node in values:
+                    return None
+                values[node] = value
+        if len(sequences) != len(self._sliced) or len(values) != len(self._direct):
+            return None
+        for p in self._direct:
+            if p not in values:
+                return None
+            values[p] = _check_value(p, values[p])
+        return values, sequences
 
     def _key(self, key: Any) -> Node | None:
         if isinstance(key, str):
             found = self._by_name.get(key)
+            if not found and key == "mask" and self._unmasked:
+                raise FeedError("the feed has a 'mask' but the graph was unfolded without one, "
+                                "so padded steps would count as data: unfold with mask=True "
+                                "(Trainer(..., mask=True)), or drop the mask from the feed")
             if not found and key in self._model_names:
                 return None
             if not found:
@@ -99,22 +160,57 @@ class Feeds:
         raise FeedError(f"feed keys must be nodes or names, got {type(key).__name__} {key!r}")
 
 
+def _check_sequence(copies: Sequence[Node], value: Any) -> np.ndarray | None:
+    """A whole sequence for the step copies ``copies``, checked (and converted) as
+    ``_check_value`` checks each step; None if any step would fail (``resolve`` then raises the
+    error for it)."""
+    p = copies[0]
+    try:
+        array = _as_array(f"sequence {p.name!r}", value)
+    except FeedError:
+        return None
+    steps = p.attrs.get("steps") or max(c.step for c in copies)
+    if array.ndim == 0 or array.shape[0] != steps:
+        return None
+    if not (array.shape[1:] == p.shape or array.shape[2:] == p.shape and
+            array.ndim == p.ndim + 2 and array.shape[1] > 0):
+        return None
+    try:
+        return _convert(p, array)
+    except FeedError:
+        return None
+
+
+def _as_array(what: str | Node, value: Any) -> np.ndarray:
+    """``np.asarray(value)``, with a ragged nest of lists refused by name (``what``, or the
+    node described)."""
+    if value.__class__ is np.ndarray:
+        return value
+    if isinstance(value, Node):
+        raise FeedError(f"{describe(what) if isinstance(what, Node) else what} is fed a node, "
+                        f"{describe(value)}; a feed holds values (arrays): evaluate the node "
+                        f"first, or build the graph from it")
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        if isinstance(what, Node):
+            what = describe(what)
+        raise FeedError(f"{what} is fed a value numpy cannot make an array of — ragged rows "
+                        f"(lists of different lengths)? ({exc}); feed a rectangular array"
+                        ) from None
+
+
 def _check_value(p: Node, value: Any) -> np.ndarray:
-    array = np.asarray(value)
-    kind = p.dtype.kind
-    ok = (array.dtype.kind in "fiub" if kind == "f" else
-          array.dtype.kind in "iub" if kind in "iu" else array.dtype.kind == kind)
-    if not ok:
-        raise FeedError(f"{describe(p)} is fed an array of dtype {array.dtype}, which cannot be "
-                        f"converted to {p.dtype} without loss; convert it before feeding")
-    if array.dtype != p.dtype:
-        array = array.astype(p.dtype)
+    array = _convert(p, _as_array(p, value))
     if array.shape == p.shape:
         return array
     if array.shape[1:] == p.shape and array.ndim == p.ndim + 1:
         if p.op is PARAM:
             raise FeedError(f"param {describe(p)} is fed with shape {array.shape}: parameters "
                             f"are shared by every example and never take a batch axis")
+        if array.shape[0] == 0:
+            raise FeedError(f"{describe(p)} is fed a batch of 0 examples (shape {array.shape}); "
+                            f"a batch needs at least one example")
         return array
     if p.op is PARAM:
         raise FeedError(f"param {describe(p)} is fed with shape {array.shape}; expected "
@@ -126,3 +222,65 @@ def _check_value(p: Node, value: Any) -> np.ndarray:
                         f"sequence, or ({tau}, batch) + {p.shape} for a batch")
     raise FeedError(f"{describe(p)} is fed with shape {array.shape}; expected {p.shape} for one "
                     f"example, or (batch,) + {p.shape} for a batch")
+
+
+def _convert(p: Node, array: np.ndarray) -> np.ndarray:
+    """``array`` in ``p``'s dtype, refusing any conversion that loses what the value says."""
+    kind, got = p.dtype.kind, array.dtype.kind
+    if p.attrs.get("binary"):
+        return _binary(p, array)
+    ok = (got in "fiub" if kind == "f" else got in "iub" if kind in "iu" else got == kind)
+    if not ok:
+        what = {"U": "strings", "S": "bytes", "O": "Python objects: None, integers too large "
+                "for int64, mixed types?", "c": "complex numbers"}.get(got)
+        raise FeedError(f"{describe(p)} is fed an array of dtype {array.dtype}, which cannot be "
+                        f"converted to {p.dtype} without loss{f' ({what})' if what else ''}; "
+                        f"convert it before feeding")
+    if array.dtype == p.dtype:
+        return array
+    if kind in "iu" and got in "iu" and array.size:
+        info = np.iinfo(p.dtype)
+        low, high = int(array.min()), int(array.max())
+        if low < info.min or high > info.max:
+            bad = low if low < info.min else high
+            raise FeedError(f"{describe(p)} is fed the value {bad}, outside the range of "
+                            f"{p.dtype} [{info.min}, {info.max}]; converting would wrap it "
+                            f"around to another number")
+    with np.errstate(over="ignore", invalid="ignore"):      # an overflow is reported below
+        converted = array.astype(p.dtype)
+    if kind == "f" and got in "fiu":
+        overflow = np.isinf(converted) & np.isfinite(array)
+        if overflow.any():
+            index = tuple(int(i) for i in np.argwhere(overflow)[0])
+            raise FeedError(f"{describe(p)} is fed the value {array[index]!r} (at index "
+                            f"{index}), which overflows {p.dtype} (largest "
+                            f"{np.finfo(p.dtype).max:.4g}) to inf; rescale the data or use a "
+                            f"wider dtype")
+    return converted
+
+
+def _binary(p: Node, array: np.ndarray) -> np.ndarray:
+    """A padding mask as booleans: numbers 0 and 1 (or booleans) only."""
+    if array.dtype.kind not in "biuf":
+        raise FeedError(f"{describe(p)} is fed an array of dtype {array.dtype}; a mask holds 0 "
+                        f"(padding) or 1 (a real step)")
+    if array.dtype.kind != "b":
+        wrong = (array != 0) & (array != 1)
+        if wrong.any():
+            index = tuple(int(i) for i in np.argwhere(wrong)[0]) if array.ndim else ()
+            raise FeedError(f"the mask {p.label!r} holds {array[index]!r}"
+                            f"{f' at index {index}' if index else ''}; a mask holds only 0 "
+                            f"(padding) and 1 (a real step) — to weight steps, multiply the "
+                            f"loss instead")
+        array = array != 0
+    return array
+
+
+def _zero_padding(value: np.ndarray, mask: np.ndarray, p: Node) -> np.ndarray:
+    """A sequence's step with its padded examples replaced by zeros (``mask`` is that step's
+    boolean mask, one per example or one for all)."""
+    if mask.all():
+        return value
+    if mask.ndim:                                # per example: the batch axis leads
+        mask = mask.reshape(mask.shape + (1,) * p.ndim)
+    return np.where(mask, value, np.zeros((), value.dtype))

@@ -11,7 +11,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import RecurrenceError, UnfoldValueError
+from . import arguments
+from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError
 from .evaluate import compile, evaluate
 from .graph import topological
 from .ops.base import INPUT
@@ -26,6 +27,15 @@ class Stepper:
 
     def __init__(self, rec: Recurrence, params: Mapping[str, np.ndarray],
                  outputs: Sequence[str] | None = None) -> None:
+        if not isinstance(rec, Recurrence):
+            raise UnfoldTypeError(f"Stepper: expected a Recurrence, got {type(rec).__name__}")
+        rec.check()
+        backward = sorted(s for s, st in rec.states.items() if st.backward)
+        if backward:
+            raise RecurrenceError(f"Stepper: the backward states {backward} of {rec.name!r} read "
+                                  f"the future; a recurrence run one step at a time can only "
+                                  f"have forward states")
+        _check_mapping("Stepper: params", params)
         self.rec = rec
         names = list(rec.outputs) if outputs is None else list(outputs)
         unknown = [n for n in names if n not in rec.outputs]
@@ -43,7 +53,12 @@ class Stepper:
     def reset(self, contexts: Mapping[str, Any] | None = None) -> None:
         """Back to the initial states: their ``init`` nodes evaluated with ``contexts`` (a state
         starting from a context input that is not given starts at zeros)."""
-        self._contexts = {self.rec.contexts[k]: v for k, v in (contexts or {}).items()}
+        contexts = _check_mapping("reset: contexts", {} if contexts is None else contexts)
+        unknown = sorted(map(str, set(contexts) - set(self.rec.contexts)))
+        if unknown:
+            raise UnfoldKeyError(f"reset: {self.rec.name!r} has no contexts {unknown}; its "
+                                 f"contexts are {sorted(self.rec.contexts)}")
+        self._contexts = {self.rec.contexts[k]: v for k, v in contexts.items()}
         feed = dict(self._params)
         feed.update(self._contexts)
         self._past = {}
@@ -58,12 +73,15 @@ class Stepper:
 
     def state(self, name: str) -> np.ndarray:
         """The current value of state ``name`` (``h(t)`` after ``t`` steps)."""
+        if name not in self._past:
+            raise UnfoldKeyError(f"{self.rec.name!r} has no state {name!r}; its states are "
+                                 f"{sorted(self._past)}")
         return self._past[name][-1]
 
     def _feed(self, inputs: Mapping[str, Any]) -> dict:
         feed = dict(self._params)
         feed.update(self._contexts)
-        for name, value in inputs.items():
+        for name, value in _check_mapping("step: inputs", inputs).items():
             if name not in self.rec.sequences:
                 raise RecurrenceError(f"{self.rec.name!r} has no sequence {name!r}")
             feed[self.rec.sequences[name]] = value
@@ -89,6 +107,12 @@ class Stepper:
             past.append(value)
             del past[0]
         return dict(zip(self.output_names, values[len(self.states):]))
+
+
+def _check_mapping(what: str, value: Any) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise UnfoldTypeError(f"{what} must be a dict name → value, got {type(value).__name__}")
+    return value
 
 
 def _softmax(o: np.ndarray, temperature: float) -> np.ndarray:
@@ -120,11 +144,21 @@ def sample(rec: Recurrence, params: Mapping[str, np.ndarray], *, length: int,
     draws τ from ``softmax(o_tau)`` (at ``h(0)``), then runs exactly τ steps — the prime's
     included — telling each step how many remain; it stops there (or at ``length``).
     """
+    length = arguments.positive_int("sample: length", length, minimum=0)
+    temperature = arguments.real("sample: temperature", temperature, low=0.0)
+    if isinstance(prime, (str, bytes)) or not isinstance(prime, (Sequence, np.ndarray)):
+        raise UnfoldTypeError(f"sample: prime must be a list of symbols, got "
+                              f"{type(prime).__name__}")
+    prime = [arguments.positive_int("sample: a prime symbol", p, minimum=0) for p in prime]
     if not prime:
-        raise UnfoldValueError("sample: give at least one prime symbol (e.g. the start symbol)")
-    if temperature < 0:
-        raise UnfoldValueError(f"sample: temperature must be ≥ 0, got {temperature!r}")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        raise UnfoldValueError("sample: give at least one prime symbol (e.g. the "
+                               "start symbol)")
+    if end is not None:
+        end = arguments.positive_int("sample: end", end, minimum=0)
+    rng = arguments.generator("sample: rng", rng)
+    if not isinstance(rec, Recurrence) or "x" not in rec.sequences or "o" not in rec.outputs:
+        raise RecurrenceError("sample draws from a language model: a recurrence reading token "
+                              "ids x and giving logits o (unfold.models.language_model)")
     stepper = Stepper(rec, params, [n for n in ("o", "stop") if n in rec.outputs])
     tau = None
     if "o_tau" in rec.outputs:
@@ -156,17 +190,22 @@ def sample(rec: Recurrence, params: Mapping[str, np.ndarray], *, length: int,
     return out
 
 
-def greedy_decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start: int,
-                  end: int | None = None, max_length: int = 100) -> list[int] | list[list[int]]:
-    """Decode with an encoder–decoder (``unfold.models.encoder_decoder``) greedily: encode ``x``
+def decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start: int,
+           end: int | None = None, max_length: int = 100, temperature: float = 1.0,
+           rng: np.random.Generator | int | None = None) -> list[int] | list[list[int]]:
+    """Generate with an encoder–decoder (``unfold.models.encoder_decoder``): encode ``x``
     ((n_x, n_in), or token ids (n_x,); with a batch axis after time, (n_x, batch, …)) into its
     context ``C``, then run the decoder one step at a time from ``y_prev(1) = start``, each step
-    choosing the most probable symbol ``argmax o(t)`` and feeding it back as the next
-    ``y_prev``. A sequence stops at the ``end`` symbol (not returned) or after ``max_length``
-    symbols. ``params`` are the model's, by qualified name (``encoder.W`` …). Returns the symbols
-    (a list per example for a batch)."""
-    if max_length < 1:
-        raise UnfoldValueError(f"greedy_decode: max_length must be ≥ 1, got {max_length!r}")
+    drawing a symbol from ``softmax(o(t) / temperature)`` (``temperature=0``: the most probable
+    one, ``argmax o(t)`` — greedy decoding) and feeding it back as the next ``y_prev``. A
+    sequence stops at the ``end`` symbol (not returned) or after ``max_length`` symbols.
+    ``params`` are the model's, by qualified name (``encoder.W`` …). Returns the symbols (a list
+    per example for a batch)."""
+    if not isinstance(max_length, (int, np.integer)) or max_length < 1:
+        raise UnfoldValueError(f"decode: max_length must be an integer ≥ 1, got {max_length!r}")
+    if not temperature >= 0:
+        raise UnfoldValueError(f"decode: temperature must be ≥ 0, got {temperature!r}")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     encoder_params, decoder_params = model.split(params)
     x = np.asarray(x)
     encoded = model.encoder.unfold(len(x))
@@ -181,8 +220,9 @@ def greedy_decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start
     out: list[list[int]] = [[] for _ in range(batch)]
     done = np.zeros(batch, bool)
     for _ in range(max_length):
-        logits = stepper.step({"y_prev": token if batched else token[0]})["o"]
-        token = np.argmax(np.reshape(logits, (batch, -1)), axis=-1).astype(np.int64)
+        logits = np.reshape(stepper.step({"y_prev": token if batched else token[0]})["o"],
+                            (batch, -1))
+        token = np.array([_draw(row, temperature, rng) for row in logits], np.int64)
         for i in np.flatnonzero(~done):
             if end is not None and token[i] == end:
                 done[i] = True
@@ -191,3 +231,11 @@ def greedy_decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start
         if done.all():
             break
     return out if batched else out[0]
+
+
+def greedy_decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start: int,
+                  end: int | None = None, max_length: int = 100) -> list[int] | list[list[int]]:
+    """Greedy decoding with an encoder–decoder: ``decode`` choosing ``argmax o(t)`` at every
+    step (the test-time counterpart of teacher forcing)."""
+    return decode(model, params, x, start=start, end=end, max_length=max_length,
+                  temperature=0.0)

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import GradError, describe
-from .graph import Node, _adjoint_of, _key_of, _needed, ancestors, gc_paused
+from .errors import GradError, UnfoldTypeError, describe
+from .graph import Node, _adjoint_of, _key_of, _needed, ancestors, gc_paused, topological
 from .ops import add, constant, lift, sum_like
 from .ops.base import broadcast_like, fit
 
@@ -32,12 +32,15 @@ def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
     examples) are summed over the batch, those of batched nodes stay per example.
     """
     single = isinstance(wrt, Node)
+    if not single and (isinstance(wrt, (str, bytes)) or not hasattr(wrt, "__iter__")):
+        raise UnfoldTypeError(f"grad: wrt must be a node or a list of nodes, got "
+                              f"{type(wrt).__name__} {wrt!r}")
     targets = [wrt] if single else list(wrt)
     for x in targets:
         if not isinstance(x, Node):
-            raise TypeError(f"grad: wrt must hold nodes, got {type(x).__name__} {x!r}")
+            raise UnfoldTypeError(f"grad: wrt must hold nodes, got {type(x).__name__} {x!r}")
     if not isinstance(y, Node):
-        raise TypeError(f"grad: y must be a node, got {type(y).__name__}")
+        raise UnfoldTypeError(f"grad: y must be a node, got {type(y).__name__} {y!r}")
     if y.dtype.kind != "f":
         raise GradError(f"grad: {describe(y)} is not floating-point; nothing to differentiate")
     seed = _seed(y, seed)
@@ -86,7 +89,29 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     finally:
         del _adjoint_of[1:]
         _needed.pop()
+    unreached = [x for x in targets if x not in found]
+    if unreached:                     # (rare: walk again rather than keep the order alive)
+        _refuse_folded(unreached, topological([y]))
     return [_finish(found.get(x), x) for x in targets]
+
+
+def _refuse_folded(targets: list[Node], order: list[Node]) -> None:
+    """A node of a folded recurrence (the sequence ``x``, the state ``h``, a folded ``W h``) is
+    not in its unfolded graph — its per-step copies are: say so, rather than answer zeros.
+    (Checked only for targets that got no gradient.)"""
+    in_graph = set(order)
+    absent = {x for x in targets if x not in in_graph}
+    if not absent:
+        return
+    copied = {n.source for n in order if n.source is not None and n.source in absent}
+    for x in targets:
+        if x in copied or (x in absent and x.op.name == "state" and not x.inputs):
+            ref = repr(x.name) if x.name else "node"
+            raise GradError(f"grad: {describe(x)} is a node of the folded recurrence; the "
+                            f"unfolded graph holds its per-step copies instead. Differentiate "
+                            f"with respect to net.over_time({ref}) (every step) or "
+                            f"net.at({ref}, t) (step t); a parameter's total gradient "
+                            f"Σ_t ∇W(t) is grad with respect to the parameter itself")
 
 
 def _seed(y: Node, seed: Any) -> Node:

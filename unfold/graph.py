@@ -14,13 +14,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import math
 import operator
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import UnfoldAttributeError, UnfoldTypeError, describe
+from .errors import UnfoldAttributeError, UnfoldNotImplementedError, UnfoldTypeError, describe
 
 Shape = tuple[int, ...]
 
@@ -53,13 +54,14 @@ class Op:
     batch_like: int | None = None
 
     def infer(self, inputs: Sequence["Node"], attrs: Mapping[str, Any]) -> tuple[Shape, np.dtype]:
-        raise NotImplementedError
+        raise UnfoldNotImplementedError(f"op {self.name} has no shape rule (define infer)")
 
     def forward(self, node: "Node", *values: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        raise UnfoldNotImplementedError(f"op {self.name} has no forward (define forward)")
 
     def batched(self, node: "Node", values, flags, batch: int):
-        raise NotImplementedError(f"op {self.name} has no batching rule")
+        raise UnfoldNotImplementedError(f"op {self.name} has no batching rule (define batched "
+                                        f"to evaluate {describe(node)} on a batch)")
 
     def out_batched(self, node: "Node", flags) -> bool:
         """Whether the output carries the batch axis, given the inputs' batch flags (the same
@@ -83,7 +85,8 @@ class Op:
         return False
 
     def vjp(self, node: "Node", g: "Node") -> tuple:
-        raise NotImplementedError(f"op {self.name} is not differentiable")
+        raise UnfoldNotImplementedError(f"op {self.name} has no derivative (define vjp to "
+                                        f"differentiate through {describe(node)})")
 
     def __repr__(self) -> str:
         return self.name
@@ -189,7 +192,9 @@ class Node(_Fields):
 
     __slots__ = ()
 
-    # numpy must hand mixed expressions (``array * node``) back to Node's reflected operators.
+    # numpy must hand mixed expressions (``array * node``) back to unfold: unfold.ops runs the
+    # ufuncs it has as its ops (and refuses the others); until then numpy defers to Node's
+    # reflected operators.
     __array_ufunc__ = None
 
     def __new__(cls, op: Op, inputs: Sequence["Node"], shape: Shape, dtype: np.dtype,
@@ -247,7 +252,7 @@ class Node(_Fields):
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)          # exact: no int64 overflow for huge shapes
 
     @property
     def label(self) -> str:
@@ -266,6 +271,14 @@ class Node(_Fields):
     def __iter__(self):
         raise UnfoldTypeError(f"node {self.label!r} is symbolic and cannot be iterated; "
                               f"index it instead")
+
+    def _no_value(self, *args, **kwargs):
+        raise UnfoldTypeError(f"node {self.label!r} is symbolic: it has no value until it is "
+                              f"evaluated; use unfold.evaluate([node], feed) for its array, and "
+                              f"unfold's ops (unfold.sum, unfold.exp, …) to compute with it")
+
+    __float__ = __int__ = __complex__ = __index__ = __round__ = __array__ = _no_value
+    __contains__ = _no_value
 
 
 @contextlib.contextmanager

@@ -25,17 +25,47 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import RecurrenceError, describe
+from . import arguments
+from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, describe
 from .graph import _NO_ATTRS, Node, _adjoint_of, _make, gc_paused, substitute, topological
-from .ops import batch_sum, constant, stop_gradient
+from .ops import batch_sum, cast, constant, greater, maximum, stop_gradient, where
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
-                       named)
+                       check_dtype, named)
 from .ops.base import input as leaf_input, param as leaf_param
 
 
 #: the leaf standing for a state's past value, h(t−d), inside the folded step
 STATE = Placeholder("state")
 _PARAM, _INPUT, _OTHER = -1, -2, -3    # recipe kinds: leaves copied at every step, special ops
+
+#: the name of the engine's own input, the padding mask of ``unfold(τ, mask=True)``, which no
+#: variable may take (the inputs of ``unfold(τ, history=True)`` are named ``h(0)``, ``h(-1)``…
+#: but fed by node, so a variable of that name is only ambiguous when fed by name — a clear
+#: error, from the feed)
+RESERVED = "mask"
+
+
+def _check_node(value: Any, what: str) -> None:
+    if not isinstance(value, Node):
+        raise UnfoldTypeError(f"{what}: the value must be a node of the step (built from the "
+                              f"recurrence's sequences, states, params and ops), got "
+                              f"{type(value).__name__} {value!r}; wrap a fixed array in "
+                              f"unfold.constant")
+
+
+def _check_steps(name: str, steps: Any) -> tuple[int, ...] | str | None:
+    """A loss's steps: None (every step), ``"last"``, ``"first"`` or distinct steps ≥ 1."""
+    if steps is None or (isinstance(steps, str) and steps in ("last", "first")):
+        return steps
+    if isinstance(steps, (str, bytes)) or not isinstance(steps, Iterable):
+        raise RecurrenceError(f"loss {name!r}: steps must be None (every step), 'last', 'first' "
+                              f"or a list of steps, got {steps!r}")
+    chosen = tuple(arguments.positive_int(f"loss {name!r}: a step", t, error=RecurrenceError)
+                   for t in steps)
+    if not chosen or len(set(chosen)) != len(chosen):
+        raise RecurrenceError(f"loss {name!r}: steps {list(chosen)} must be a non-empty list of "
+                              f"distinct steps (a step listed twice would count twice)")
+    return chosen
 
 
 @dataclass(eq=False)          # holds nodes: == between them is element-wise
@@ -48,12 +78,20 @@ class _State:
     reads: dict[int, Node] = field(default_factory=dict)     # delay d → the leaf h(t−d)
     value: Node | None = None                                # the update h(t)
 
+    @property
+    def depth(self) -> int:
+        """How far back the step reads: the largest delay d of its reads h(t−d)."""
+        return max(self.reads, default=1)
+
 
 class Recurrence:
     """The folded graph of a recurrence: per-step sequences, states with delays, shared
     parameters, context inputs, per-step outputs and losses."""
 
     def __init__(self, name: str = "recurrence") -> None:
+        if not isinstance(name, str):
+            raise UnfoldTypeError(f"Recurrence: the name must be a string, got "
+                                  f"{type(name).__name__} {name!r}")
         self.name = name
         self.sequences: dict[str, Node] = {}
         self.targets: set[str] = set()          # sequences that are targets (y), not inputs
@@ -68,6 +106,13 @@ class Recurrence:
     # --- declarations ----------------------------------------------------------------------------
 
     def _fresh(self, name: str) -> str:
+        if not isinstance(name, str) or not name:
+            raise UnfoldTypeError(f"recurrence {self.name!r}: a variable needs a non-empty "
+                                  f"string name, got {type(name).__name__} {name!r}")
+        if name == RESERVED:
+            raise RecurrenceError(f"recurrence {self.name!r}: the name {name!r} is reserved — "
+                                  f"rec.unfold(τ, mask=True) feeds its padding mask under it; "
+                                  f"give your variable another name")
         name = _check_name(name)
         taken = (self.sequences, self.contexts, self.params, self.outputs, self.losses,
                  self.named, self._states)
@@ -114,22 +159,34 @@ class Recurrence:
         """
         name = self._fresh(name)
         shape = _check_shape(shape, f"state {name!r}")
-        dtype = np.dtype(dtype)
+        dtype = check_dtype(dtype, f"state {name!r}")
+        backward = arguments.flag(f"state {name!r}: backward", backward)
         if init is None:
             init = constant(np.zeros(shape, dtype))
         elif not isinstance(init, Node):
-            init = constant(np.asarray(init, dtype))
+            try:
+                array = np.asarray(init)
+            except (TypeError, ValueError):
+                array = np.asarray(None)
+            if array.dtype.kind not in "biuf":
+                raise UnfoldTypeError(f"state {name!r}: init must be a node (or an array of "
+                                      f"numbers) of shape {shape}, got {type(init).__name__} "
+                                      f"{init!r}")
+            init = constant(array, dtype)
         if init.shape != shape or init.dtype != dtype:
             raise RecurrenceError(f"state {name!r} is {shape} {dtype} but its init is "
                                   f"{describe(init)}; give an init of the state's shape and dtype")
-        st = self._states[name] = _State(name, shape, dtype, init, bool(backward))
+        st = self._states[name] = _State(name, shape, dtype, init, backward)
         return self.past(st.name, 1)
 
     def past(self, state: Node | str, delay: int) -> Node:
         """``h(t−d)``: a state read ``delay`` steps back (a skip connection through time,
         section 10.9); ``h(t+d)`` for a backward state."""
         st = self._lookup(state)
-        if not isinstance(delay, (int, np.integer)) or delay < 1:
+        if isinstance(delay, (bool, np.bool_)) or not isinstance(delay, (int, np.integer)):
+            raise UnfoldTypeError(f"state {st.name!r}: the delay must be an integer ≥ 1, got "
+                                  f"{type(delay).__name__} {delay!r}")
+        if delay < 1:
             raise RecurrenceError(f"state {st.name!r}: delay {delay!r} is not a positive integer;"
                                   f" a cycle through a state must pass through a delay of at "
                                   f"least one step")
@@ -145,8 +202,11 @@ class Recurrence:
         """Declare ``h(t) = value`` (the delay edge); returns ``value`` named as the state, the
         node to use downstream (e.g. ``o = c + V @ rec.update(h, tanh(a))``)."""
         st = self._lookup(state)
-        if not isinstance(value, Node):
-            raise TypeError(f"update of state {st.name!r}: the value must be a node")
+        _check_node(value, f"update of state {st.name!r}")
+        if value is st.reads.get(1):
+            raise RecurrenceError(f"update of state {st.name!r}: h(t) = h(t−1) — the state "
+                                  f"would never change from its init; a value that is the same "
+                                  f"at every step is a context (rec.context) or a constant")
         if st.value is not None:
             raise RecurrenceError(f"state {st.name!r} is updated twice; a state has exactly one "
                                   f"update per step")
@@ -154,14 +214,15 @@ class Recurrence:
             raise RecurrenceError(f"state {st.name!r} is {st.shape} {st.dtype} but its update is "
                                   f"{describe(value)}; the update must have the state's shape "
                                   f"and dtype")
-        if value.name != st.name:
-            value = named(value, st.name)
+        if value.name != st.name or value.op is STATE:     # a read is replaced when unfolding:
+            value = named(value, st.name)                # the update must be a node of its own
         st.value = value
         return value
 
     def output(self, name: str, value: Node) -> Node:
         """A per-step output ``o(t)``."""
         name = self._fresh(name)
+        _check_node(value, f"output {name!r}")
         self.outputs[name] = value = named(value, name)
         return value
 
@@ -169,11 +230,14 @@ class Recurrence:
         """A per-step loss ``L(t)`` (a scalar per example). ``steps`` limits it to some steps:
         ``"last"`` for a single output at the end of the sequence (Fig. 10.5), or a list."""
         name = self._fresh(name)
+        _check_node(value, f"loss {name!r}")
         if value.shape != ():
             raise RecurrenceError(f"loss {name!r} must be a scalar per example, got "
                                   f"{describe(value)}; reduce it, e.g. with unfold.sum")
-        if steps is not None and steps not in ("last", "first"):
-            steps = tuple(int(t) for t in steps)
+        if value.dtype.kind != "f":
+            raise RecurrenceError(f"loss {name!r} is {describe(value)}; a loss is a "
+                                  f"floating-point value (cast it with unfold.cast)")
+        steps = _check_steps(name, steps)
         value = named(value, name)
         self.losses[name] = (value, steps)
         return value
@@ -181,6 +245,7 @@ class Recurrence:
     def name_node(self, name: str, value: Node) -> Node:
         """Give a name to an inner value so that drawings show it (an LSTM's gates)."""
         name = self._fresh(name)
+        _check_node(value, f"name_node {name!r}")
         self.named[name] = value = named(value, name)
         return value
 
@@ -190,6 +255,9 @@ class Recurrence:
                 raise RecurrenceError(f"recurrence {self.name!r} has no state {state!r}; "
                                       f"states: {sorted(self._states)}")
             return self._states[state]
+        if not isinstance(state, Node):
+            raise UnfoldTypeError(f"recurrence {self.name!r}: a state is given by its node or "
+                                  f"name, got {type(state).__name__} {state!r}")
         if state in self._state_of:
             return self._state_of[state]
         raise RecurrenceError(f"{describe(state)} is not a state of recurrence {self.name!r}")
@@ -246,14 +314,29 @@ class Recurrence:
     # --- unfolding -------------------------------------------------------------------------------
 
     def unfold(self, steps: int, *, truncate: int | None = None, mask: bool = False,
-               bind: Mapping[Node | str, Node] | None = None) -> "Unfolded":
+               bind: Mapping[Node | str, Node] | None = None,
+               history: bool = False) -> "Unfolded":
         """The τ-step computational graph (an ordinary graph of unfold's IR).
 
         ``truncate=k`` cuts the gradient through states at every k-th step (truncated BPTT: the
         sequence is processed in chunks of k steps, the state carried forward between chunks, and
-        gradients flow back only within a chunk). ``mask=True`` adds a sequence ``mask`` (1 for
-        real steps, 0 for padding, shape (τ,) or (τ, batch)) for sequences of different lengths:
-        padded steps add no loss and carry the state unchanged.
+        gradients flow back only within a chunk; the initial state belongs to the first chunk).
+
+        ``mask=True`` adds a sequence ``mask`` (1 for real steps, 0 for padding, shape (τ,) or
+        (τ, batch); any other value is refused) for sequences of different lengths. A padded
+        step reads zeros for every sequence, whatever the feed holds there (NaN included), adds
+        no loss, and carries the states unchanged — each chosen by ``where``, never multiplied,
+        so nothing in the padding reaches the loss or the gradients. A loss taken at
+        ``steps="last"`` (``"first"``) is taken at each sequence's own last (first) real step;
+        one taken at listed steps, at those of them that are real.
+
+        ``history=True`` makes the steps before the first inputs: a state read ``d`` steps back,
+        ``h(t−d)`` with ``t ≤ d``, reads ``h(t−d)`` from ``history(h)`` — placeholders
+        ``h(0), h(−1), …, h(1−D)`` (D the deepest delay read) — instead of the state's init.
+        Feeding them ``final_history(h)`` of the unfolding of the previous chunk continues a
+        stream exactly: chunk after chunk, the result is that of ``unfold(τ, truncate=k)`` over
+        the whole stream, skip connections included. (A backward state reads the future, which
+        a chunk cannot have before the next: it is refused.)
 
         ``bind`` replaces context inputs (by node or name) with nodes of another graph — how two
         recurrences are joined: a decoder whose context ``C`` (its initial state, an input at
@@ -261,13 +344,25 @@ class Recurrence:
 
             decoder.unfold(n_y, bind={"C": encoder_graph.final("h")})
         """
-        if not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise RecurrenceError(f"unfold: steps must be a positive integer, got {steps!r}")
-        if truncate is not None and (not isinstance(truncate, (int, np.integer)) or truncate < 1):
-            raise RecurrenceError(f"unfold: truncate must be a positive integer, got {truncate!r}")
+        steps = arguments.positive_int("unfold: steps", steps, error=RecurrenceError)
+        if truncate is not None:
+            truncate = arguments.positive_int("unfold: truncate", truncate, error=RecurrenceError)
+        mask = arguments.flag("unfold: mask", mask)
+        history = arguments.flag("unfold: history", history)
+        if bind is not None and not isinstance(bind, Mapping):
+            raise UnfoldTypeError(f"unfold: bind must be a dict context → node, got "
+                                  f"{type(bind).__name__}")
         self.check()
+        if history:
+            backward = sorted(st.name for st in self._states.values() if st.backward)
+            if backward:
+                raise RecurrenceError(
+                    f"unfold(history=True): recurrence {self.name!r} has backward states "
+                    f"{backward}; a backward state at the end of a chunk reads the start of the "
+                    f"next one, which a stream processed chunk by chunk does not have yet — unfold "
+                    f"the whole sequence instead (truncate=k for truncated BPTT)")
         with gc_paused():
-            return Unfolded(self, int(steps), truncate, mask, self._bindings(bind or {}))
+            return Unfolded(self, steps, truncate, mask, self._bindings(bind or {}), history)
 
     def _bindings(self, bind: Mapping[Node | str, Node]) -> dict[Node, Node]:
         out = {}
@@ -276,8 +371,11 @@ class Recurrence:
             if context is None or not any(context is c for c in self.contexts.values()):
                 raise RecurrenceError(f"bind: {key!r} is not a context of recurrence "
                                       f"{self.name!r}; contexts: {sorted(self.contexts)}")
-            if not isinstance(node, Node) or node.shape != context.shape or \
-                    node.dtype != context.dtype:
+            if not isinstance(node, Node):
+                raise UnfoldTypeError(f"bind: context {context.name!r} is bound to "
+                                      f"{type(node).__name__} {node!r}; bind a node (e.g. "
+                                      f"encoder_graph.final('h'), or unfold.constant(array))")
+            if node.shape != context.shape or node.dtype != context.dtype:
                 raise RecurrenceError(f"bind: context {context.name!r} is {context.shape} "
                                       f"{context.dtype} but is bound to {node!r}; bind a node of "
                                       f"the same shape and dtype")
@@ -293,25 +391,36 @@ class Unfolded:
     """
 
     def __init__(self, rec: Recurrence, steps: int, truncate: int | None, mask: bool,
-                 bind: dict[Node, Node]) -> None:
+                 bind: dict[Node, Node], history: bool = False) -> None:
         self.recurrence, self.steps, self.truncate, self.bind = rec, steps, truncate, bind
         # each state's initial value, with bound contexts substituted
         self._init = {st.name: substitute([st.init], bind)[0] for st in rec._states.values()}
+        # with history: the values before the first step, h(0), h(−1), …, h(1−D), are inputs
+        self._history: dict[str, list[Node]] | None = None if not history else {
+            st.name: [Node(INPUT, (), st.shape, st.dtype, name=f"{st.name}({-j})",
+                           may_batch=True) for j in range(st.depth)]
+            for st in rec._states.values()}
         body = rec.body()
         # folded node → [None, copy at step 1, …, copy at step τ]
         self._copies: dict[Node, list[Node | None]] = {}
         self._update_states = {st.value: st for st in rec._states.values()}
-        # a per-step input knows the whole length, and the names its model is fed by
-        self._sequence_attrs = MappingProxyType({"steps": steps, "model": frozenset(
-            [*rec.sequences, *rec.contexts, *rec.params, "mask"])})
+        # the padding mask, a boolean per step (fed as 0/1, checked by the feed)
         self.mask = None
         if mask:
-            floats = [n.dtype for n in body if n.dtype.kind == "f"]
-            self.mask = Node(INPUT, (), (), floats[0] if floats else np.float64, name="mask",
-                             may_batch=True)
+            self.mask = Node(INPUT, (), (), np.dtype(bool), name="mask", may_batch=True)
+        # a per-step input knows the whole length, the names its model is fed by, and the mask
+        # that pads it (the feed gives padded steps zeros)
+        self._sequence_attrs = MappingProxyType({"steps": steps, "mask": self.mask,
+                                                 "model": frozenset([*rec.sequences,
+                                                                     *rec.contexts, *rec.params,
+                                                                     RESERVED])})
+        if mask:
+            attrs = MappingProxyType(dict(self._sequence_attrs, binary=True))
             self._copies[self.mask] = [None] + [
                 Node(INPUT, (), (), self.mask.dtype, name="mask", step=t, source=self.mask,
-                     attrs=self._sequence_attrs, may_batch=True) for t in range(1, steps + 1)]
+                     attrs=attrs, may_batch=True) for t in range(1, steps + 1)]
+        self._ends: dict[str, dict[int, Node]] = {}
+        self._own: dict[str, Node] = {}      # a loss at each sequence's own last/first step
         contexts = set(rec.contexts.values())
         shared = {n for n in body if n.op is CONSTANT or n in contexts}
         copied = [n for n in body if n not in shared and n.op is not STATE]
@@ -319,14 +428,16 @@ class Unfolded:
             self._copies[n] = [None] * (steps + 1)
         chosen = {}                          # loss name → the steps it is taken at
         for name, (value, which) in rec.losses.items():
-            chosen[name] = (list(range(1, steps + 1)) if which is None else [steps]
+            every = which is None or (mask and which in ("last", "first"))
+            chosen[name] = (list(range(1, steps + 1)) if every else [steps]
                             if which == "last" else [1] if which == "first" else list(which))
             for t in chosen[name]:
                 if not 1 <= t <= steps:
                     raise RecurrenceError(f"loss {name!r} is asked at step {t}, outside 1…{steps}")
         # L = Σ_t L(t), accumulated as each step is built (so it also runs step by step: each
-        # L(t) is added, and freed, as soon as its step has run)
+        # L(t) is added, and freed, as soon as its step has run); and the number of terms taken
         self._total: Node | None = None
+        self._terms: Node | None = None
         first = [n for n in copied if n not in rec._reads_backward]
         second = [n for n in copied if n in rec._reads_backward]
         same: dict[Node, list[Node]] = {}
@@ -334,19 +445,51 @@ class Unfolded:
             reads: dict[tuple[str, int], tuple[_State, int, list[Node | None]]] = {}
             recipes = [self._recipe(n, shared, reads, same) for n in nodes]
             here = set(nodes)
-            losses = [(v, set(chosen[k])) for k, (v, _) in rec.losses.items() if v in here]
+            losses = [(k, v, set(chosen[k]), which) for k, (v, which) in rec.losses.items()
+                      if v in here]
             for t in times:
                 self._copy_step(recipes, t, self._read_step(reads, t))
-                for value, at in losses:
+                for name, value, at, which in losses:
                     if t in at:
-                        self._accumulate(self._copies[value][t])
+                        self._accumulate(self._copies[value][t], name, which)
         self._losses = {name: [self.at(value, t) for t in chosen[name]]
                         for name, (value, _) in rec.losses.items()}
+        self._losses.update({name: [own] for name, own in self._own.items()})
 
-    def _accumulate(self, term: Node) -> None:
+    def _accumulate(self, term: Node, name: str, which: Iterable[int] | str | None) -> None:
+        """Add ``L(t)`` to the total — with a mask, only where step t is taken (a real step; for
+        ``"last"``/``"first"``, each sequence's own last/first real step, whose loss is then
+        ``losses(name)``'s one node), selected by ``where`` so that whatever a padded step
+        computed never reaches the loss."""
         if self.mask is not None:
-            term = term * self._copies[self.mask][term.step]
+            taken = self._taken(term.step, which)
+            term = where(taken, term, 0.0)
+            count = cast(taken, term.dtype)
+            self._terms = count if self._terms is None else self._terms + count
+            if which in ("last", "first"):
+                own = self._own.get(name)
+                self._own[name] = term if own is None else own + term
         self._total = term if self._total is None else self._total + term
+
+    def _taken(self, t: int, which: Iterable[int] | str | None) -> Node:
+        """Whether the loss is taken at step ``t`` of each sequence of a masked batch."""
+        if which not in ("last", "first"):
+            return self._copies[self.mask][t]
+        ends = self._ends.get(which)
+        if ends is None:
+            ends = self._ends[which] = self._own_ends(which)
+        return ends[t]
+
+    def _own_ends(self, which: str) -> dict[int, Node]:
+        """Step t → whether t is each sequence's own last (``"last"``) or first real step: a real
+        step with no real step after it (before it). Any 0/1 pattern works, holes included."""
+        times = range(self.steps, 0, -1) if which == "last" else range(1, self.steps + 1)
+        ends, beyond = {}, None           # beyond: 1 where a real step lies beyond t
+        for t in times:
+            m = cast(self._copies[self.mask][t], np.float64)
+            ends[t] = greater(m, 0.5) if beyond is None else greater(m, beyond)
+            beyond = m if beyond is None else maximum(m, beyond)
+        return ends
 
     # --- building --------------------------------------------------------------------------------
 
@@ -425,28 +568,37 @@ class Unfolded:
             copies[t] = copy
 
     def _masked_update(self, folded: Node, new: Node, t: int) -> Node:
-        """h(t) = h(t∓1) + m(t) (h_new − h(t∓1)): padding carries the state unchanged."""
+        """h(t) = h_new where m(t), else h(t∓1): padding carries the state unchanged (selected,
+        not blended, so the padding's values never leak in)."""
         st = self._update_states[folded]
         previous = self._read(st, 1, t)
         m = self._copies[self.mask][t]
-        return Node(ALIAS, (previous + m * (new - previous),), new.shape, new.dtype,
+        return Node(ALIAS, (where(m, new, previous),), new.shape, new.dtype,
                     name=new.name, step=t, source=folded)
 
     def _read(self, st: _State, delay: int, t: int) -> Node:
-        """What step ``t`` reads of state ``st`` ``delay`` steps back (ahead, when backward):
-        the state's value at that step, or its init before the first step."""
+        """What step ``t`` reads of state ``st`` ``delay`` steps back (ahead, when backward)."""
         value, cut = self._source(st, delay, t)
         return stop_gradient(value) if cut else value
 
     def _source(self, st: _State, delay: int, t: int) -> tuple[Node, bool]:
         """The value step ``t`` reads of ``st`` ``delay`` steps away, and whether a truncation
-        cut lies between (then the gradient must not flow through the read)."""
+        cut lies between (then the gradient must not flow through the read). Before the first
+        step (after the last, for a backward state) it reads the history inputs or the init,
+        which belongs to the chunk of the first (last) step."""
         source_step = t + delay if st.backward else t - delay
-        if not 1 <= source_step <= self.steps:
-            return self._init[st.name], False
         k = self.truncate
-        return (self._copies[st.value][source_step],
-                k is not None and (source_step - 1) // k != (t - 1) // k)
+        return (self._value_at(st, source_step),
+                k is not None and (min(max(source_step, 1), self.steps) - 1) // k != (t - 1) // k)
+
+    def _value_at(self, st: _State, step: int) -> Node:
+        """The state's value after step ``step``: its copy, or before the first step (after the
+        last, for a backward state) its history input or its init."""
+        if 1 <= step <= self.steps:
+            return self._copies[st.value][step]
+        if self._history is not None:
+            return self._history[st.name][-step]
+        return self._init[st.name]
 
     # --- lookups ---------------------------------------------------------------------------------
 
@@ -454,6 +606,9 @@ class Unfolded:
         """The copy of folded ``node`` (or the variable of that name) at step ``t``: ``h(t)`` for
         a state's update, ``h(t−1)`` for the state itself, ``W(t)`` for a parameter."""
         node = self._resolve(node)
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
+            raise UnfoldTypeError(f"at: the step must be an integer in 1…{self.steps}, got "
+                                  f"{type(t).__name__} {t!r}")
         if not 1 <= t <= self.steps:
             raise RecurrenceError(f"step {t} is outside 1…{self.steps}")
         if node.op is STATE and node in self.recurrence._state_of:
@@ -503,9 +658,33 @@ class Unfolded:
         st = self.recurrence._lookup(state)
         return self._copies[st.value][1 if st.backward else self.steps]
 
+    def history(self, state: Node | str) -> list[Node]:
+        """The inputs ``h(0), h(−1), …, h(1−D)`` that an unfolding with ``history=True`` reads
+        before its first step (D: the deepest delay the step reads)."""
+        st = self.recurrence._lookup(state)
+        if self._history is None:
+            raise RecurrenceError(f"{self!r} reads the init of state {st.name!r} before its "
+                                  f"first step; unfold with history=True to feed the past")
+        return list(self._history[st.name])
+
+    def final_history(self, state: Node | str) -> list[Node]:
+        """``h(τ), h(τ−1), …, h(τ+1−D)``: what the next chunk's ``history(h)`` is fed to continue
+        the stream (values before this unfolding's first step come from its own history, or
+        init)."""
+        st = self.recurrence._lookup(state)
+        if st.backward:
+            raise RecurrenceError(f"state {st.name!r} runs backward in time: its history is the "
+                                  f"future of the sequence, which a stream does not carry")
+        return [self._value_at(st, self.steps - j) for j in range(st.depth)]
+
     def losses(self, name: str | None = None) -> list[Node]:
-        """The per-step losses ``L(t)`` (of one named loss, or of all)."""
+        """The per-step losses ``L(t)`` (of one named loss, or of all). With a mask, a loss
+        taken at ``"last"`` (``"first"``) is one node: each sequence's loss at its own last
+        (first) real step."""
         if name is not None:
+            if name not in self._losses:
+                raise UnfoldKeyError(f"recurrence {self.recurrence.name!r} has no loss {name!r}; "
+                                     f"its losses are {sorted(self._losses)}")
             return list(self._losses[name])
         return [n for per_step in self._losses.values() for n in per_step]
 
@@ -519,6 +698,17 @@ class Unfolded:
             cached = self._loss = Node(ALIAS, (batch_sum(self._total),), (), self._total.dtype,
                                        name="L")
         return cached
+
+    @property
+    def terms(self) -> Node:
+        """How many loss terms ``L(t)`` of each example ``loss`` sums (per example: with a mask,
+        its real steps that are taken; without, the same for all, an unbatched constant). The mean
+        loss per term is ``loss`` divided by the sum of ``terms`` over the batch."""
+        if self._total is None:
+            raise RecurrenceError(f"recurrence {self.recurrence.name!r} declares no loss")
+        if self._terms is None:
+            self._terms = constant(np.array(len(self.losses()), self._total.dtype))
+        return self._terms
 
     @property
     def params(self) -> list[Node]:

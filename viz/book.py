@@ -8,32 +8,55 @@ edge(s) it multiplies. An edge that leaves a state read ``d`` steps back carries
 book's black square).
 
 Which nodes are variables is the user's choice: sequences, contexts, states, outputs and losses are
-named by construction, and ``rec.name_node`` (or ``unfold.named``) names anything else.
+named by construction, and ``rec.name_node`` (or ``unfold.named``) names anything else. The
+drawing does not depend on how the step is written:
+
+* a name is an alias of the expression it names, and that expression *is* the variable: reading
+  ``expr`` after ``rec.output("o", expr)`` reads ``o``, exactly as reading the returned node does;
+* a sequence read only by losses (and by states that feed it back) is a target, drawn above its
+  loss, whether it was declared with ``rec.target`` or ``rec.sequence``;
+* parameters applied one after the other on a path (``V @ tanh(V2 @ h)``) keep their order: the
+  edge passes through a small *point*, an unnamed intermediate value (``h –V2→ • –V→ o``), while
+  parameters on parallel paths (``W @ h + S @ h``) share one edge.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from unfold.errors import UnfoldTypeError, UnfoldValueError
 from unfold.graph import Node
-from unfold.ops.base import CONSTANT, INPUT, PARAM
+from unfold.ops.base import ALIAS, CONSTANT, INPUT, PARAM
 from unfold.recurrence import STATE, Recurrence
 
 #: op names that *add* a parameter (a bias) rather than multiply a variable by it
-ADDITIVE = frozenset({"add", "subtract", "add_n"})
+ADDITIVE = frozenset({"add", "sub", "add_n"})
 
-#: variable kinds, in the order of the book's rows from the bottom up
-KINDS = ("input", "context", "named", "state", "output", "loss", "target")
+#: the nonlinearities a cell view draws as units (``viz.cell``), and the symbols drawn in them
+UNITS = frozenset({"sigmoid", "tanh", "relu", "softmax", "softplus"})
+SYMBOLS = {"sigmoid": "σ", "tanh": "tanh", "relu": "relu", "softmax": "softmax",
+           "softplus": "softplus", "mul": "×"}
+
+#: variable kinds, in the order of the book's rows from the bottom up; a ``point`` is an unnamed
+#: value between two parameters applied in sequence, a ``cell`` a step's internal values taken
+#: together (``viz.cells``)
+KINDS = ("input", "context", "named", "point", "product", "unit", "cell", "state", "output",
+         "loss", "target")
 
 
 @dataclass(frozen=True)
 class Variable:
-    """A circle of the book's drawings: a named value of the step."""
+    """A circle of the book's drawings: a named value of the step (or a point, see above)."""
 
     name: str
     kind: str                      # one of KINDS
     backward: bool = False         # a state that runs from the end of the sequence to its start
     steps: tuple[int, ...] | str | None = None   # for a loss: the steps it is taken at
+    owner: str | None = None       # for a point: the variable whose computation it belongs to
+    members: tuple[str, ...] = ()  # for a cell (viz.cells): the internal values it holds
+    params: tuple[str, ...] = ()   # for a cell: the parameters used inside it
+    op: str | None = None          # the symbol of the nonlinearity or product it is (σ, ×)
+    shows: tuple[str, str] | None = None   # drawn as this name at this step (``h``, ``t-1``)
 
 
 @dataclass(frozen=True)
@@ -64,92 +87,171 @@ class Book:
         return [e for e in self.edges if e.src == name]
 
 
-def _kind(rec: Recurrence, node: Node) -> str:
-    name = node.name
+def _kind(rec: Recurrence, node: Node, name: str) -> str:
+    """What the variable ``name`` (drawn as ``node``) is; names are unique in a recurrence."""
     if node.op is INPUT:
-        if rec.contexts.get(name) is node:
+        if name in rec.contexts:
             return "context"
         return "target" if name in rec.targets else "input"
-    st = rec._states.get(name)
-    if st is not None and st.value is node:
+    if name in rec._states:
         return "state"
-    if rec.outputs.get(name) is node:
+    if name in rec.outputs:
         return "output"
-    if name in rec.losses and rec.losses[name][0] is node:
+    if name in rec.losses:
         return "loss"
     return "named"
+
+
+Source = tuple[str, int, bool]          # (variable or point, delay, backward)
 
 
 class _Contraction:
     """Walks the folded body once; see ``contract``."""
 
-    def __init__(self, rec: Recurrence, hide: frozenset[str]) -> None:
-        self.rec, self.hide = rec, hide
+    def __init__(self, rec: Recurrence, hide: frozenset[str], detail: bool = False) -> None:
+        self.rec, self.hide, self.detail = rec, hide, detail
         self.body = rec.body()
-        self.first: dict[str, int] = {}          # variable name → first position in the body
-        for i, node in enumerate(self.body):
-            if node.name is not None:
-                self.first.setdefault(node.name, i)
+        self.rank = {n: i for i, n in enumerate(self.body)}
+        # the node that *is* each drawn variable: a named node, or the unnamed expression it
+        # names (so that reading the expression reads the variable)
+        self.var_of: dict[Node, str] = {}
+        self.node_of: dict[str, Node] = {}
+        for node in self.body:
+            if node.name is None or node.op in (PARAM, CONSTANT, STATE) or node.name in hide:
+                continue
+            if node.name in self.node_of:               # an alias of a drawn variable's node
+                continue
+            inner = node.inputs[0] if node.op is ALIAS and node.inputs else None
+            if inner is not None and inner.name is None and inner.inputs and \
+                    inner not in self.var_of:
+                self.var_of[inner] = node.name
+                self.node_of[node.name] = inner
+            else:
+                self.node_of[node.name] = node
+            self.var_of[node] = node.name
+        self.taken = {n.name for n in self.body if n.name is not None}
         self.users: dict[Node, list[Node]] = {}
         for node in self.body:
-            for i in node.inputs:
-                self.users.setdefault(i, [])
-                if not any(node is u for u in self.users[i]):
-                    self.users[i].append(node)
+            for i in set(node.inputs):
+                self.users.setdefault(i, []).append(node)
 
-    def source(self, node: Node) -> tuple[str, int, bool] | None:
+    def source(self, node: Node) -> Source | None:
         """(variable, delay, backward) if ``node`` ends a contraction as a variable, else None."""
         if node.op is STATE:
             st = self.rec._state_of[node]
             return st.name, node.attrs["delay"], st.backward
-        if node.op is INPUT:
-            return node.name, 0, False
-        if node.name is not None and node.op not in (PARAM, CONSTANT) and \
-                node.name not in self.hide:
-            return node.name, 0, False
-        return None
+        name = self.var_of.get(node)
+        return None if name is None else (name, 0, False)
 
-    def is_variable(self, node: Node) -> bool:
-        """A named non-leaf that is drawn."""
-        return bool(node.inputs) and node.name is not None and node.op is not STATE and \
-            node.name not in self.hide
-
-    def region(self, var: Node) -> list[Node]:
-        """The unnamed op nodes between ``var`` and the variables/params it reads, users first."""
-        seen, order, stack = set(), [], list(var.inputs)
+    def region(self, top: Node) -> list[Node]:
+        """The unnamed op nodes between ``top`` and the variables/params it reads, in body
+        order."""
+        seen: set[Node] = set()
+        stack = list(top.inputs)
         while stack:
             node = stack.pop()
             if node in seen or self.source(node) is not None or not node.inputs:
                 continue
             seen.add(node)
-            order.append(node)
             stack.extend(node.inputs)
-        return order
+        return sorted(seen, key=self.rank.__getitem__)
 
-    def edges_into(self, var: Node) -> list[Edge]:
-        region = self.topo(self.region(var))
-        inside = set(region) | {var}
-        # below[n]: the variables (as (name, delay, backward)) that op node n reads
-        below: dict[Node, set] = {}
-        for node in region + [var]:
-            found: set = set()
+    def edges_into(self, name: str) -> tuple[list[Edge], list[Variable]]:
+        """The edges into variable ``name``, and the points they pass through: a point is the
+        unnamed value that a parameter multiplies when another parameter was applied below it
+        (``tanh(V2 @ h)`` in ``V @ tanh(V2 @ h)``)."""
+        top = self.node_of[name]
+        region = self.region(top)
+        inside = set(region) | {top}
+        # below[n]: the variables that op node n reads
+        below: dict[Node, set[Source]] = {}
+        for node in region + [top]:
+            found: set[Source] = set()
             for i in node.inputs:
                 src = self.source(i)
                 found |= {src} if src is not None else below.get(i, set())
             below[node] = found
-        labels: dict[tuple, list[str]] = {s: [] for s in below[var]}
-        biases: dict[tuple, list[str]] = {s: [] for s in labels}
-        params = [n for n in self.body if n.op is PARAM and any(
-            u in inside for u in self.users.get(n, ()))]
-        for p in params:
+        multiplies: dict[Node, list[str]] = {}     # node → params that multiply there
+        adds: dict[Node, list[str]] = {}           # node → params added there
+        for p in sorted({i for n in inside for i in n.inputs if i.op is PARAM},
+                        key=self.rank.__getitem__):
             for meet in self.meetings(p, inside, below):
-                table = biases if meet.op.name in ADDITIVE else labels
-                for s in below[meet]:
-                    if p.name not in table[s]:
-                        table[s].append(p.name)
-        return [Edge(name, var.name, delay, backward, tuple(labels[s]), tuple(biases[s]))
-                for s in sorted(labels, key=self.order_key)
-                for name, delay, backward in [s]]
+                table = adds if meet.op.name in ADDITIVE else multiplies
+                _extend(table.setdefault(meet, []), [p.name])
+        # multiplied[n]: some parameter multiplies on a path into region node n (n included)
+        multiplied: dict[Node, bool] = {}
+        for node in region:
+            multiplied[node] = node in multiplies or any(multiplied.get(i, False)
+                                                         for i in node.inputs)
+        points = [n for n in region if multiplied[n] and any(
+            m in multiplies and any(i is n for i in m.inputs)
+            for m in self.users.get(n, ()) if m in inside)]
+        kinds = {n: "point" for n in points}
+        if self.detail:                 # the cell view: products (gating ×) and units (σ)
+            for n in region:
+                if _gating(n, below):
+                    kinds[n] = "product"
+                elif n.op.name in UNITS and multiplied[n]:
+                    kinds[n] = "unit"
+        kept = [n for n in region if n in kinds]
+        names = {top: name}
+        made = []
+        for m in kept:
+            names[m] = self.point_name(name)
+            made.append(Variable(names[m], kinds[m], owner=name, op=SYMBOLS.get(
+                "mul" if kinds[m] == "product" else m.op.name)))
+        edges = []
+        heads = kept + [top]
+        if self.detail and _gating(top, below):      # h = tanh(s) q: a × node, then h
+            names[top] = self.point_name(name)
+            made.append(Variable(names[top], "product", owner=name, op=SYMBOLS["mul"]))
+            edges.append(Edge(names[top], name))
+        for k in heads:
+            into = self.walk(k, set(kept), below, multiplies, adds)
+            for s, (labels, biases) in sorted(into.items(), key=lambda kv: self.order(kv[0])):
+                src, delay, backward = (names[s], 0, False) if isinstance(s, Node) else s
+                edges.append(Edge(src, names[k], delay, backward, self.in_order(labels),
+                                  self.in_order(biases)))
+        return edges, made
+
+    def in_order(self, params: list[str]) -> tuple[str, ...]:
+        """Parameter names in the order the parameters were made (the order they are written
+        in ``b + W h + U x``)."""
+        return tuple(sorted(params, key=lambda p: self.rank[self.rec.params[p]]
+                            if p in self.rec.params else len(self.rank)))
+
+    def point_name(self, owner: str) -> str:
+        """A fresh name for the next point of ``owner``: ``o·1``, ``o·2``…"""
+        k = 1
+        while f"{owner}·{k}" in self.taken:
+            k += 1
+        self.taken.add(f"{owner}·{k}")
+        return f"{owner}·{k}"
+
+    def walk(self, k: Node, kept: set[Node], below: dict, multiplies: dict, adds: dict
+             ) -> dict[object, tuple[list[str], list[str]]]:
+        """What ``k`` reads through unkept region nodes: each source or kept point met, with
+        the parameters multiplied and added on the way."""
+        out: dict[object, tuple[list[str], list[str]]] = {}
+        stack: list[tuple[Node, tuple, tuple]] = [(k, (), ())]
+        seen = set()
+        while stack:
+            n, labels, biases = stack.pop()
+            if (n, labels, biases) in seen:
+                continue
+            seen.add((n, labels, biases))
+            labels += tuple(multiplies.get(n, ()))
+            biases += tuple(adds.get(n, ()))
+            for i in n.inputs:
+                src = self.source(i)
+                target = src if src is not None else i if i in kept else None
+                if target is not None:
+                    old = out.setdefault(target, ([], []))
+                    _extend(old[0], labels)
+                    _extend(old[1], biases)
+                elif below.get(i):
+                    stack.append((i, labels, biases))
+        return out
 
     def meetings(self, p: Node, inside: set, below: dict) -> list[Node]:
         """The first nodes above param ``p`` (within the region) that also read a variable."""
@@ -164,56 +266,97 @@ class _Contraction:
                 found.append(node)
             else:
                 frontier.extend(u for u in self.users.get(node, ()) if u in inside)
-        return found
+        return sorted(found, key=self.rank.__getitem__)
 
-    def topo(self, region: list[Node]) -> list[Node]:
-        rank = {n: i for i, n in enumerate(self.body)}
-        return sorted(region, key=rank.__getitem__)
-
-    def order_key(self, src: tuple) -> tuple:
+    def order(self, src: object) -> tuple:
+        if isinstance(src, Node):
+            return (self.rank[src], 0)
         name, delay, _ = src
-        return (self.first.get(name, len(self.first)), delay)
+        return (self.rank.get(self.node_of.get(name), -1), delay)
+
+
+def _gating(node: Node, below: dict) -> bool:
+    """An element-wise product of two values that both depend on variables (a gate times what
+    it lets through): the × of Fig. 10.16."""
+    if node.op.name != "mul" or len(node.inputs) != 2:
+        return False
+    return all(i.op is STATE or i.op is INPUT or i.name is not None or below.get(i)
+               for i in node.inputs) and not any(i.op in (PARAM, CONSTANT) for i in node.inputs)
+
+
+def _extend(items: list[str], more: Iterable[str]) -> None:
+    for x in more:
+        if x not in items:
+            items.append(x)
 
 
 def check_recurrence(rec: object) -> None:
     """Raise a TypeError that says what to do if ``rec`` is not a recurrence."""
     if not isinstance(rec, Recurrence):
-        raise TypeError(f"viz draws an unfold.Recurrence, got {type(rec).__name__}; for any "
-                        f"other graph of nodes use viz.graph(nodes)")
+        raise UnfoldTypeError(f"viz draws an unfold.Recurrence, got {type(rec).__name__}; for "
+                              f"any other graph of nodes use viz.graph(nodes)")
 
 
-def contract(rec: Recurrence, hide: Iterable[str] = ()) -> Book:
+def contract(rec: Recurrence, hide: Iterable[str] = (), detail: bool = False) -> Book:
     """The book view of ``rec``: variables and parameter-labelled edges (see the module doc).
 
     ``hide`` names values not to draw: inner values (``rec.name_node``) and outputs are then
     contracted away like unnamed ones (the pre-activation ``a`` of eq. 10.8, which Fig. 10.3
     does not draw), a hidden loss disappears with the targets only it reads (Fig. 10.6 at test
-    time).
+    time). ``detail`` also keeps, as variables of their own, the element-wise products of two
+    values (kind ``product``, the gating × of an LSTM) and the unnamed nonlinear layers (kind
+    ``unit``, the σ of the LSTM's cell input): the cell view of ``viz.cell``.
     """
     check_recurrence(rec)
+    rec.check()
+    if isinstance(hide, str) or not isinstance(hide, Iterable):
+        raise UnfoldTypeError(f"hide must be a list of names, got {hide!r}")
     hide = frozenset(hide)
-    hideable = set(rec.named) | set(rec.outputs) | set(rec.losses)
+    hideable = {n.name for n in rec.body() if n.name is not None and n.inputs and
+                n.name not in rec._states}
     for name in hide:
         if name not in hideable:
-            raise ValueError(f"cannot hide {name!r}: only named inner values, outputs and "
-                             f"losses can be hidden ({sorted(hideable)})")
-    c = _Contraction(rec, hide)
+            raise UnfoldValueError(f"cannot hide {name!r}: only named inner values, outputs and "
+                                   f"losses can be hidden ({sorted(hideable)})")
+    c = _Contraction(rec, hide, detail)
     book = Book(rec.name)
-    for node in c.body:
-        if node.op is INPUT and c.source(node) is not None:
-            book.variables.setdefault(node.name, Variable(node.name, _kind(rec, node)))
-        elif c.is_variable(node) and node.name not in book.variables:
-            st = rec._states.get(node.name)
-            steps = rec.losses[node.name][1] if _kind(rec, node) == "loss" else None
-            book.variables[node.name] = Variable(node.name, _kind(rec, node),
-                                                 bool(st and st.backward), steps)
-    book.edges = _merged(e for node in c.body if c.is_variable(node)
-                         for e in c.edges_into(node))
+    for name, node in c.node_of.items():
+        kind = _kind(rec, node, name)
+        st = rec._states.get(name)
+        steps = rec.losses[name][1] if kind == "loss" else None
+        op = SYMBOLS.get(node.op.name if node.op is not ALIAS else node.inputs[0].op.name)
+        book.variables[name] = Variable(name, kind, bool(st and st.backward), steps,
+                                        op=op if detail and op != "×" else None)
+    edges: list[Edge] = []
+    for name, node in list(c.node_of.items()):
+        if node.inputs:
+            into, points = c.edges_into(name)
+            edges += into
+            for p in points:
+                book.variables[p.name] = p
+    book.variables = _points_before_owners(book.variables)
+    book.edges = _merged(edges)
     _draw_fed_back_as_their_source(book)
+    _targets_by_use(book)
     linked = {n for e in book.edges for n in (e.src, e.dst)}
     if linked:                                   # what a hidden loss alone read
         book.variables = {k: v for k, v in book.variables.items() if k in linked}
     return book
+
+
+def _points_before_owners(variables: dict[str, Variable]) -> dict[str, Variable]:
+    """Variables in the order they are computed (points just before their owner)."""
+    points: dict[str, list[Variable]] = {}
+    for v in variables.values():
+        if v.owner is not None:
+            points.setdefault(v.owner, []).append(v)
+    out = {}
+    for v in variables.values():
+        if v.owner is None:
+            for p in points.get(v.name, ()):
+                out[p.name] = p
+            out[v.name] = v
+    return out
 
 
 def _merged(edges: Iterable[Edge]) -> list[Edge]:
@@ -247,3 +390,19 @@ def _draw_fed_back_as_their_source(book: Book) -> None:
             Edge(e.src if f.src == var.name else f.src, f.dst, f.delay, f.backward, f.labels,
                  f.biases)
             for f in book.edges if f is not e)
+
+
+def _targets_by_use(book: Book) -> None:
+    """A sequence that only losses read in its own step (states may feed it back to the next
+    step) is a target, drawn above its loss: ``rec.sequence("y", …)`` read by the loss alone
+    draws as ``rec.target("y", …)`` does."""
+    def loss_side(name: str) -> bool:
+        v = book.variables[name]
+        return v.kind == "loss" or (v.owner is not None and
+                                    book.variables[v.owner].kind == "loss")
+    for var in list(book.variables.values()):
+        if var.kind != "input":
+            continue
+        now = [e.dst for e in book.users_of(var.name) if e.delay == 0]
+        if now and all(loss_side(d) for d in now):
+            book.variables[var.name] = Variable(var.name, "target")

@@ -3,22 +3,29 @@
 Where ``unfold.models`` has the network (Figs. 10.3–10.6, 10.9, 10.10, the LSTM cell of 10.16)
 the figure is drawn from it; the others are built here. Sizes are small and arbitrary: a drawing
 depends only on the structure. ``FIGURES`` maps a figure id to how it is drawn; nothing is drawn
-by hand, every picture is the book view of a model that can be unfolded, evaluated and
-differentiated. ``ABSENT`` lists the figures whose model cannot be built yet.
+by hand, every picture is a view of a model that can be unfolded, evaluated and differentiated,
+and the two plots (10.15, 10.17) are computed by unfold and drawn with matplotlib. ``ABSENT``
+lists the figures that cannot be drawn yet, and why.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import graphviz
 import numpy as np
 
 import unfold as uf
 import unfold.models as models
+from unfold.errors import UnfoldKeyError
 from unfold.recurrence import Recurrence
 
 from . import views
+from .cell_view import cell
+from .graphical import graphical_model
+from .joined import encoder_decoder
+from .memory import memory
+from .tree import tree
 from .overlay import gradient_norms
 
 N, M, K = 4, 3, 2          # hidden, input and output sizes
@@ -61,40 +68,58 @@ def fig_10_11() -> Recurrence:
 
 
 def fig_10_13a() -> Recurrence:
-    """Fig. 10.13 (a): a deep RNN whose hidden state is a hierarchy of two recurrent layers."""
-    rec = Recurrence("10.13a hierarchical hidden state")
-    x = rec.sequence("x", (M,))
-    h, z = rec.state("h", (N,)), rec.state("z", (N,))
-    W, U = rec.param("W", (N, N)), rec.param("U", (N, M))
-    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
-    Wz, R = rec.param("W_z", (N, N)), rec.param("R", (N, N))
-    z_t = rec.update(z, uf.tanh(Wz @ z + R @ h_t))
-    rec.output("y", rec.param("V", (K, N)) @ z_t)
-    return rec
-
-
-def _deep_transition(name: str, skip: bool) -> Recurrence:
-    """Figs. 10.13 (b), (c): a layer z inside the hidden-to-hidden transition, and (c) a skip
-    connection h(t−1) → h(t) around it."""
-    rec = Recurrence(name)
-    x = rec.sequence("x", (M,))
-    h = rec.state("h", (N,))
-    W, U, R = rec.param("W", (N, N)), rec.param("U", (N, M)), rec.param("R", (N, N))
-    z = rec.name_node("z", uf.tanh(W @ h + U @ x))
-    a = R @ z
-    h_t = rec.update(h, uf.tanh(a + rec.param("S", (N, N)) @ h if skip else a))
-    rec.output("y", rec.param("V", (K, N)) @ h_t)
-    return rec
+    """Fig. 10.13 (a): ``unfold.models.deep_rnn`` stacked, the hidden state a hierarchy of two
+    recurrent layers h_1, h_2."""
+    return models.deep_rnn(M, [N, N], K)
 
 
 def fig_10_13b() -> Recurrence:
-    """Fig. 10.13 (b): a deeper hidden-to-hidden transition."""
-    return _deep_transition("10.13b deep transition", skip=False)
+    """Fig. 10.13 (b): ``unfold.models.deep_rnn`` with an MLP in all three maps — a layer in.z_1
+    between x and h, z_1 inside the hidden-to-hidden transition, out.z_1 between h and o."""
+    return models.deep_rnn(M, [N, N], K, transition="deep", input_layers=[N],
+                           output_layers=[N])
 
 
 def fig_10_13c() -> Recurrence:
-    """Fig. 10.13 (c): the deep transition with a skip connection S around it."""
-    return _deep_transition("10.13c deep transition with a skip connection", skip=True)
+    """Fig. 10.13 (c): (b) with the skip connection S h(t−1) around the deep transition."""
+    return models.deep_rnn(M, [N, N], K, transition="deep", skip=True, input_layers=[N],
+                           output_layers=[N])
+
+
+def fig_10_7() -> Recurrence:
+    """Figs. 10.7, 10.8: an RNN over a sequence y alone, each y(t) fed back into the next step,
+    trained by the log-likelihood of its targets: a model P(y(1), …, y(τ)) (section 10.2.3)."""
+    rec = Recurrence("10.7 RNN over y")
+    y = rec.target("y", ())
+    fed = rec.state("y_prev", (K + 1,))
+    rec.update(fed, uf.one_hot(y, K + 1))
+    h = rec.state("h", (N,))
+    h_t = rec.update(h, uf.tanh(rec.param("W", (N, N)) @ h + rec.param("U", (N, K + 1)) @ fed +
+                                rec.param("b", (N,))))
+    o = rec.output("o", rec.param("V", (K + 1, N)) @ h_t + rec.param("c", (K + 1,)))
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def fig_10_12(n_x: int = 5, n_y: int = 3):
+    """Fig. 10.12: ``unfold.models.encoder_decoder`` with plain RNN cells — an encoder reading x,
+    whose final state is the context C of a decoder that reads C at every step (and starts from
+    it) while emitting y — and its live joined graph, the decoder unfolded over n_y steps with C
+    bound to the encoder's h(n_x)."""
+    model = models.encoder_decoder(M, N, K, encoder_cell="rnn", decoder_cell="rnn")
+    return model, model.unfold(n_x, n_y)
+
+
+def fig_10_14():
+    """Fig. 10.14: ``unfold.models.recursive_net`` with the inputs as the leaves' representations
+    (``embed=False``, as the figure draws it), over the balanced tree of four leaves."""
+    return models.recursive_net(N, N, K, embed=False)
+
+
+def fig_10_18() -> Recurrence:
+    """Fig. 10.18: ``unfold.models.memory_network``, an RNN task network with six memory cells of
+    four numbers, read and written by content-based attention."""
+    return models.memory_network(M, N, K, cells=6, width=4)
 
 
 def fig_10_16() -> Recurrence:
@@ -120,11 +145,29 @@ def vanishing_gradients(steps: int = 10, scale: float = 0.5, seed: int = 0) -> g
 
 @dataclass(frozen=True)
 class Figure:
-    """A gallery entry: the book's figure id, its caption, and how it is drawn."""
+    """A gallery entry: the book's figure id, its caption, and how it is drawn (``kind``:
+    ``"drawing"``, a graphviz Digraph, or ``"plot"``, a matplotlib figure)."""
 
     id: str
     caption: str
-    draw: Callable[[], graphviz.Digraph]
+    draw: Callable[[], Any]
+    kind: str = "drawing"
+
+
+def _fig_10_12() -> graphviz.Digraph:
+    model, _ = fig_10_12()                           # (the joined graph builds as drawn)
+    return encoder_decoder(model.encoder, model.decoder, hide=_NO_A)
+
+
+def _plot(name: str) -> Callable[[], Any]:
+    def draw():
+        from . import plots
+        return getattr(plots, name)()
+    return draw
+
+
+LSTM_WORDS = {"f": "forget gate", "g": "input gate", "q": "output gate",
+              "s": "state", "h": "output"}
 
 
 _TRIPLET = ("...", "t-1", "t", "t+1", "...")
@@ -154,6 +197,13 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
                ("Train time", models.teacher_forcing(M, N, K, mode="train"), {"window": _PAIR}),
                ("Test time", models.teacher_forcing(M, N, K, mode="free"),
                 {"window": _PAIR, "hide": ("L",)})])),
+    Figure("10.7", "A recurrent network over y seen as a directed graphical model: with the "
+           "hidden states contracted, every past y(i) may influence y(t) — fully connected "
+           "(derived from the unfolded graph of an RNN whose y(t−1) feeds h(t))",
+           lambda: graphical_model(fig_10_7(), steps=4)),
+    Figure("10.8", "The same model with its (deterministic) hidden states: each h(t) depends on "
+           "h(t−1) and y(t−1), each y(t) on h(t) — the same few parents at every step",
+           lambda: graphical_model(fig_10_7(), steps=4, states=True)),
     Figure("10.9", "A fixed-length vector x mapped to a distribution over sequences "
            "(unfold.models.context_rnn)",
            lambda: views.unfolded(models.context_rnn(M, N, K), hide=_NO_A, window=_TRIPLET)),
@@ -163,36 +213,56 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
                                   window=_TRIPLET)),
     Figure("10.11", "A bidirectional RNN: h runs forward in time, g backward",
            lambda: views.unfolded(fig_10_11(), window=("t-1", "t", "t+1"))),
-    Figure("10.13a", "A deep RNN: the hidden state as a hierarchy of recurrent layers h, z",
-           lambda: views.folded(fig_10_13a())),
-    Figure("10.13b", "A deep RNN: a layer z inside the hidden-to-hidden transition",
+    Figure("10.12", "An encoder–decoder (unfold.models.encoder_decoder): the encoder reads "
+           "x(1)…x(n_x), its final state is the context C, which the decoder reads at every step "
+           "while emitting y(1)…y(n_y) from the previous symbols y_prev (two recurrences joined "
+           "by Recurrence.unfold(bind=…))", _fig_10_12),
+    Figure("10.14", "A recursive network (unfold.models.recursive_net) unfolded over a balanced "
+           "tree of four leaves: the same U (left child) and W (right child) at every inner "
+           "node, V to the output o, the loss L against y",
+           lambda: tree(fig_10_14(), 4)),
+    Figure("10.13a", "A deep RNN (unfold.models.deep_rnn): the hidden state as a hierarchy of "
+           "recurrent layers h_1, h_2",
+           lambda: views.folded(fig_10_13a(), hide=("a_1", "a_2"))),
+    Figure("10.13b", "A deep RNN (unfold.models.deep_rnn) with an MLP in the input-to-hidden "
+           "(in.z_1), hidden-to-hidden (z_1) and hidden-to-output (out.z_1) maps",
            lambda: views.folded(fig_10_13b())),
-    Figure("10.13c", "A deep transition with a skip connection (S) around it",
+    Figure("10.13c", "The deep RNN of (b) with a skip connection S around its deep transition",
            lambda: views.folded(fig_10_13c())),
-    Figure("10.16", "The LSTM cell (unfold.models.lstm_cell), its gates named",
-           lambda: views.folded(fig_10_16(), params=False)),
+    Figure("10.15", "Repeated composition of a tanh layer h(t) = tanh(W h(t−1)) (100 units): "
+           "a linear projection of h(t) against the initial state's coordinate along a random "
+           "direction, after 0…5 compositions (computed by unfold, drawn with matplotlib)",
+           _plot("composition"), kind="plot"),
+    Figure("10.16", "The LSTM cell (unfold.models.lstm_cell): input, input gate, forget gate and "
+           "output gate as sigmoid units, the state with its self-loop through the delay square "
+           "and the forget gate's ×, the gating × nodes, the output; h(t−1) enters as an input",
+           lambda: cell(fig_10_16(), names=LSTM_WORDS)),
+    Figure("10.16u", "The LSTM network (unfold.models.lstm) unfolded over three steps: one cell "
+           "per step, only the states s and h crossing from step to step",
+           lambda: views.unfolded(models.lstm(M, N, K), steps=3)),
+    Figure("10.17", "The gradient cliff of a recurrent network with two parameters: gradient "
+           "descent thrown far by the cliff without clipping, moderate with the gradient's norm "
+           "clipped (computed by unfold, drawn with matplotlib)", _plot("cliff"), kind="plot"),
+    Figure("10.18", "A memory network (unfold.models.memory_network): the recurrent task network "
+           "at the bottom, a row of memory cells on top; writing (where, erase, add) and reading "
+           "(where, and the vector read) drawn as thick arrows",
+           lambda: memory(fig_10_18())),
     Figure("gradients", "Not in the book: vanishing gradients (section 10.7) seen along the time "
            "axis, each h(t) coloured by log10 ‖∂L(τ)/∂h(t)‖ as computed by back-propagation "
            "through time (random weights, W scaled by 0.5)",
            vanishing_gradients),
 ]}
 
-#: figures whose model cannot be built yet, and why
-ABSENT = {
-    "10.12": "the encoder-decoder chains two recurrences of different lengths through a "
-             "context C; a Recurrence is one step function, and drawing two at once waits for "
-             "a model that composes them",
-    "10.14": "a recursive network is a tree, not a sequence: unfold.Recurrence has no tree "
-             "structure to unfold",
-}
+#: figures that cannot be drawn yet, and why
+ABSENT: dict[str, str] = {}
 
 
-def figure(id: str) -> graphviz.Digraph:  # noqa: A002 - the book's word
+def figure(id: str) -> Any:  # noqa: A002 - the book's word
     """The drawing of the book's figure ``id`` ("10.3", "10.6", "10.13a", …), from its live
-    model."""
-    try:
-        entry = FIGURES[id]
-    except KeyError:
-        raise KeyError(f"no figure {id!r} in the gallery; available: {sorted(FIGURES)}; "
-                       f"not yet: {sorted(ABSENT)}") from None
+    model: a graphviz Digraph, or for the plots (10.15, 10.17) a matplotlib figure."""
+    entry = FIGURES.get(id) if isinstance(id, str) else None
+    if entry is None:
+        why = f"; {id} is not drawn yet: {ABSENT[id]}" if id in ABSENT else ""
+        raise UnfoldKeyError(f"no figure {id!r} in the gallery{why}; available: "
+                             f"{sorted(FIGURES)}")
     return entry.draw()

@@ -30,8 +30,16 @@ def node_id(name: str, step: str | int | None = None) -> str:
 
 
 def plain(text: str) -> str:
-    """``text`` as a literal DOT string attribute (a tooltip, a plain label)."""
-    return nohtml(str(text).replace("\\", "\\\\"))
+    """``text`` as a literal plain label (a cluster's title, a caption): graphviz reads
+    entities and escapes in it, so ``&`` is written ``&amp;`` and a backslash doubled."""
+    return nohtml(str(text).replace("&", "&amp;").replace("\\", "\\\\"))
+
+
+def tooltip(text: str) -> str:
+    """``text`` as a literal tooltip: shown exactly as given in SVG (``&``, ``\\N``, quotes).
+    Graphviz reads entities in it and expands ``\\N``, ``\\G``… twice over, so ``&`` is
+    written ``&amp;`` and a backslash four times."""
+    return nohtml(str(text).replace("&", "&amp;").replace("\\", "\\\\\\\\"))
 
 
 def esc(text: str) -> str:
@@ -46,9 +54,12 @@ def step_text(step: str | int) -> str:
 
 
 def _italic_letters(text: str) -> str:
-    """Escaped ``text`` with its letters in italics, as the book writes ``t−1`` and ``τ``."""
-    parts = re.split(r"([^\W\d_]+)", text)
-    return "".join(f"<I>{esc(p)}</I>" if i % 2 else esc(p) for i, p in enumerate(parts))
+    """Escaped ``text`` with its letters in italics, as the book writes ``t−1`` and ``τ``, and
+    what follows a ``_`` as a subscript (``n_x``)."""
+    base, _, sub = text.partition("_")
+    parts = re.split(r"([^\W\d_]+)", base)
+    out = "".join(f"<I>{esc(p)}</I>" if i % 2 else esc(p) for i, p in enumerate(parts))
+    return out + (f"<SUB>{_italic_letters(sub)}</SUB>" if sub else "")
 
 
 def _small(markup: str, size: float, tag: str) -> str:
@@ -59,6 +70,8 @@ def symbol(name: str, size: float = 14) -> str:
     """A variable or parameter name in the book's style, as HTML-label markup: bold italic, and
     what follows the first ``_`` as a subscript (``W_f`` → 𝑾_f)."""
     base, _, sub = name.partition("_")
+    if not base:                              # "_x": no base letter to hang a subscript on
+        base, sub = name, ""
     out = f"<B><I>{esc(base)}</I></B>"
     if sub:
         out += _small(f"<I>{esc(sub)}</I>", round(0.7 * size, 1), "SUB")
@@ -76,3 +89,24 @@ def variable(name: str, step: str | int | None = None, size: float = 14) -> str:
 def params(names: tuple[str, ...] | list[str], size: float = 14) -> str:
     """The HTML label of an edge: its parameters, comma-separated (``U``, ``W``, ``U, W``)."""
     return "<" + ", ".join(symbol(n, size) for n in names) + ">"
+
+
+def cell(name: str, members: tuple[str, ...] | list[str], step: str | int | None = None,
+         size: float = 14) -> str:
+    """The HTML label of a cell: ``cell`` with its superscript, and the internal values it holds
+    in small letters underneath (``f, g, q``)."""
+    head = variable(name, step, size)[1:-1]
+    inner = ", ".join(symbol(m, round(0.75 * size, 1)) for m in members)
+    return f'<{head}<BR/><FONT POINT-SIZE="{round(0.75 * size, 1):g}">{inner}</FONT>>'
+
+
+def unit(name: str, op: str | None = None, word: str = "", size: float = 14) -> str:
+    """A unit's label: its words (``forget gate``, one word a line) or its name, and the symbol
+    of its nonlinearity (``σ``) as a small line under them; an unnamed unit shows its symbol
+    alone."""
+    lines = [f'<FONT POINT-SIZE="{size - 1:g}">{esc(w)}</FONT>' for w in word.split()] if word \
+        else [symbol(name, size) if op is not None else
+              f'<FONT POINT-SIZE="{size + 2:g}">{esc(name)}</FONT>']
+    if op is not None:
+        lines.append(f'<FONT POINT-SIZE="{round(0.8 * size, 1):g}">{esc(op)}</FONT>')
+    return "<" + "<BR/>".join(lines) + ">"

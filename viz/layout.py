@@ -5,9 +5,10 @@ outputs and losses, and the targets above the losses they feed. Each state has a
 (a bidirectional RNN's ``h`` and ``g`` never share one). Other variables of the same depth share
 a row in folded views (an LSTM's gates side by side) and stack in unfolded ones.
 
-``axis(steps, window)`` is the time axis: concrete steps ``1 … τ``, or a generic window such as
-``("...", "t-1", "t", "t+1", "...")`` where ``...`` at an end is the book's ellipsis node
-``h(…)`` and ``...`` inside stands for the elided middle of the sequence (Fig. 10.5).
+``axis(steps, window)`` is the time axis: concrete steps ``1 … τ`` (with ``max_steps``, a long
+sequence keeps its first and last steps and one column of ellipses for the middle), or a generic
+window such as ``("...", "t-1", "t", "t+1", "...")`` where ``...`` at an end is the book's
+ellipsis node ``h(…)`` and ``...`` inside stands for the elided middle of the sequence (Fig. 10.5).
 
 ``place(book, columns)`` decides which variable is drawn in which column and which edges join
 them: everything a drawn variable reads, starting from the states and whatever else is read at a
@@ -19,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from unfold.errors import UnfoldTypeError, UnfoldValueError
+
 from .book import Book, Edge
 
 ELLIPSIS = "..."
@@ -26,11 +29,12 @@ ELLIPSIS = "..."
 GENERIC = (ELLIPSIS, "t-1", "t", "t+1", ELLIPSIS)
 
 
-def rows(book: Book, shared: bool = True) -> dict[str, int]:
+def rows(book: Book, shared: bool | set[str] = True) -> dict[str, int]:
     """Row of each variable, 0 at the bottom, with no empty row. With ``shared`` variables of
     the same depth share a row (an LSTM's gates side by side, in a folded view); without, every
     variable has a row of its own, in the same order (so that the cells of one step of an
-    unfolded view stand in one column)."""
+    unfolded view stand in one column); with a set of names, only those share their rows (the
+    gates inside an open cell)."""
     row: dict[str, int] = {}
     exclusive: set[int] = set()           # rows held by a state
     occupied: set[int] = set()
@@ -50,10 +54,17 @@ def rows(book: Book, shared: bool = True) -> dict[str, int]:
         if var.kind == "target":
             fed = [row[e.dst] for e in book.users_of(var.name) if e.delay == 0 and e.dst in row]
             row[var.name] = max(fed) + 1 if fed else top + 1
-    order = list(book.variables)
-    if not shared:
-        stacked = sorted(row, key=lambda name: (row[name], order.index(name)))
-        return {name: i for i, name in enumerate(stacked)}
+    order = {name: i for i, name in enumerate(book.variables)}
+    if shared is not True:
+        together = shared or set()
+        stacked = sorted(row, key=lambda name: (row[name], name not in together, order[name]))
+        out, last, k = {}, None, -1
+        for name in stacked:
+            key = (row[name], "shared") if name in together else name
+            if key != last:
+                k, last = k + 1, key
+            out[name] = k
+        return out
     used = sorted(set(row.values()))
     return {name: used.index(r) for name, r in row.items()}
 
@@ -64,11 +75,14 @@ class Column:
 
     ``kind`` is ``"step"`` (a step of the sequence), ``"gap"`` (the elided middle, drawn with
     ellipses: states and what feeds them only) or ``"end"`` (an ellipsis at either end, holding
-    only the far ends of edges that cross it)."""
+    only the far ends of edges that cross it). ``t`` is the step number of a concrete step, and
+    ``span`` the first and last steps a concrete gap stands for."""
 
     index: int
     step: str                      # the superscript: "3", "t-1", "..."
     kind: str
+    t: int | None = None
+    span: tuple[int, int] | None = None
 
     @property
     def key(self) -> str:
@@ -76,22 +90,55 @@ class Column:
         return f"{ELLIPSIS}{self.index}" if self.step == ELLIPSIS else self.step
 
 
-def axis(steps: int | None = None, window: Sequence[str] | None = None) -> list[Column]:
-    """The time axis: ``steps=τ`` for ``1 … τ``; ``window`` for symbolic steps with ellipses."""
+def axis(steps: int | None = None, window: Sequence[str] | None = None,
+         max_steps: int | None = None) -> list[Column]:
+    """The time axis: ``steps=τ`` for ``1 … τ`` (more than ``max_steps`` steps keep the first and
+    last ``max_steps // 2`` and one ellipsis column between); ``window`` for symbolic steps with
+    ellipses."""
     if steps is not None and window is not None:
-        raise ValueError("give either steps (concrete steps 1…τ) or window (symbolic steps), "
-                         "not both")
+        raise UnfoldValueError("give either steps (concrete steps 1…τ) or window (symbolic "
+                               "steps), not both")
     if steps is not None:
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps!r}")
-        return [Column(i, str(i + 1), "step") for i in range(steps)]
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise UnfoldValueError(f"steps must be a positive integer, got {steps!r}")
+        if max_steps is not None and (isinstance(max_steps, bool) or
+                                      not isinstance(max_steps, int) or max_steps < 2):
+            raise UnfoldValueError(f"max_steps must be an integer ≥ 2 or None, got "
+                                   f"{max_steps!r}")
+        if max_steps is None or steps <= max_steps:
+            return [Column(i, str(i + 1), "step", i + 1) for i in range(steps)]
+        k = max_steps // 2
+        head = [Column(i, str(i + 1), "step", i + 1) for i in range(k)]
+        gap = Column(k, ELLIPSIS, "gap", span=(k + 1, steps - k))
+        tail = [Column(k + 1 + i, str(t), "step", t) for i, t in
+                enumerate(range(steps - k + 1, steps + 1))]
+        return head + [gap] + tail
+    if isinstance(window, (str, bytes)) or (window is not None and
+                                            not isinstance(window, Sequence)):
+        raise UnfoldTypeError(f"window must be a sequence of steps such as ('...', 't-1', 't', "
+                              f"'t+1', '...'), got {window!r}")
     window = [str(s).replace("…", ELLIPSIS) for s in (GENERIC if window is None else window)]
     if not any(s != ELLIPSIS for s in window):
-        raise ValueError(f"the window {window!r} has no step; e.g. ('...', 't-1', 't', 't+1', "
-                         f"'...')")
+        raise UnfoldValueError(f"the window {window!r} has no step; e.g. ('...', 't-1', 't', "
+                               f"'t+1', '...')")
     last = len(window) - 1
     return [Column(i, s, "step" if s != ELLIPSIS else "end" if i in (0, last) else "gap")
             for i, s in enumerate(window)]
+
+
+def shown_steps(columns: list[Column]) -> str:
+    """Which steps a concrete axis shows, in words: ``steps 1–6 and 95–100 of τ = 100``."""
+    concrete = [c.t for c in columns if c.t is not None]
+    gaps = [c.span for c in columns if c.span is not None]
+    if not concrete:
+        return ""
+    tau = max(concrete + [g[1] for g in gaps])
+    if not gaps:
+        return f"τ = {tau}, all steps shown"
+    before = [t for t in concrete if t < gaps[0][0]]
+    after = [t for t in concrete if t > gaps[0][1]]
+    return (f"τ = {tau}: steps {before[0]}–{before[-1]} and {after[0]}–{after[-1]} shown, "
+            f"{gaps[0][0]}–{gaps[0][1]} elided (…)")
 
 
 Cell = tuple[str, int]        # (variable, column index)
@@ -114,21 +161,33 @@ def _loss_columns(steps, columns: list[Column]) -> list[int]:
         return real[-1:]
     if steps == "first":
         return real[:1]
-    if steps is None or not all(c.step.isdigit() for c in columns if c.kind == "step"):
+    if steps is None or not all(c.t is not None for c in columns if c.kind == "step"):
         return real
-    wanted = {str(t) for t in steps}
-    return [c.index for c in columns if c.kind == "step" and c.step in wanted]
+    wanted = set(steps)
+    return [c.index for c in columns if c.kind == "step" and c.t in wanted]
 
 
 def place(book: Book, columns: list[Column]) -> Placement:
-    """Which variables are drawn in which column, and the edges between them."""
+    """Which variables are drawn in which column, and the edges between them.
+
+    An edge that leaves the window at its right end ends in an ellipsis node: that of its
+    destination when it is a state, else that of the state it leaves (unlabelled), so that only
+    state rows end in ellipses (an LSTM's gates never get one)."""
     out = Placement(columns)
     real = [c.index for c in columns if c.kind != "end"]
     first_end = columns[0].kind == "end"
     last_end = columns[-1].kind == "end"
+    by_step = {c.t: c.index for c in columns if c.t is not None}
+    gaps = [c for c in columns if c.span is not None]
 
     def source_column(edge: Edge, c: int) -> int | None:
         """The column ``edge.src`` is read from at column ``c`` (None: before the sequence)."""
+        t = columns[c].t
+        if t is not None:                       # concrete steps: by step number
+            s = t + edge.delay if edge.backward else t - edge.delay
+            if s in by_step:
+                return by_step[s]
+            return next((g.index for g in gaps if g.span[0] <= s <= g.span[1]), None)
         s = c + edge.delay if edge.backward else c - edge.delay
         if s < real[0]:
             return 0 if first_end else None
@@ -168,6 +227,7 @@ def place(book: Book, columns: list[Column]) -> Placement:
                 work.append((e.src, s))
                 out.edges.append(((e.src, s), cell, e))
     # delayed edges leaving the window end in an ellipsis on that side
+    ended: set[tuple[Cell, Cell]] = set()
     for name, c in sorted(drawn):
         if columns[c].kind == "end":
             continue
@@ -177,9 +237,15 @@ def place(book: Book, columns: list[Column]) -> Placement:
             d = c - e.delay if e.backward else c + e.delay
             end = 0 if d < real[0] and first_end else \
                 len(columns) - 1 if d > real[-1] and last_end else None
-            if end is not None:
-                drawn.add((e.dst, end))
-                out.edges.append(((name, c), (e.dst, end), e))
+            if end is None:
+                continue
+            if book.variables[e.dst].kind != "state":
+                e = Edge(name, name, e.delay, e.backward)
+            if ((name, c), (e.dst, end)) in ended:
+                continue
+            ended.add(((name, c), (e.dst, end)))
+            drawn.add((e.dst, end))
+            out.edges.append(((name, c), (e.dst, end), e))
     order = {name: i for i, name in enumerate(book.variables)}
     out.cells = sorted(drawn, key=lambda cell: (cell[1], order[cell[0]]))
     out.contexts = sorted(contexts, key=order.__getitem__)

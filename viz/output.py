@@ -1,17 +1,25 @@
 """Getting drawings out: DOT source (no ``dot`` needed), SVG, PNG, PDF, files, and the layout.
 
-Every drawing of viz is a ``graphviz.Digraph``: ``g.source`` is its DOT text, and Jupyter shows it
-inline through the Digraph's own ``_repr_mimebundle_``. The helpers here render through the
-``dot`` program and, when it is missing, raise ``DotNotFoundError`` saying how to install it.
+Every drawing of viz is a ``Drawing``, a ``graphviz.Digraph``: ``g.source`` is its DOT text, and
+Jupyter shows it inline through the Digraph's own ``_repr_mimebundle_``. Whatever path renders it
+— ``viz.svg``/``png``/``pdf``/``save``/``layout``, or the Digraph's own ``pipe``, ``render``,
+``view``, ``unflatten`` and Jupyter display — a missing ``dot`` program raises
+``DotNotFoundError`` (an ``unfold.UnfoldError`` and a ``RuntimeError``, like graphviz's
+``ExecutableNotFound``, which it also is) saying how to install it, and a ``dot`` that fails
+raises ``DotFailedError`` with dot's own message.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import graphviz
+
+from unfold.errors import UnfoldError, UnfoldTypeError, UnfoldValueError
 
 INSTALL = ("rendering needs the `dot` program of Graphviz, which is not on PATH. Install it: "
            "`apt-get install graphviz` (Debian, Ubuntu), `dnf install graphviz` (Fedora), "
@@ -24,11 +32,19 @@ FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "d
            ".json": "json"}
 
 
-class DotNotFoundError(RuntimeError):
-    """The Graphviz ``dot`` program is needed and missing."""
+class DotNotFoundError(UnfoldError, graphviz.ExecutableNotFound):
+    """The Graphviz ``dot`` program is needed and missing (a ``RuntimeError``)."""
 
     def __init__(self, message: str = INSTALL) -> None:
-        super().__init__(message)
+        RuntimeError.__init__(self, message)
+
+
+class DotFailedError(UnfoldError, RuntimeError):
+    """The ``dot`` program ran and failed; the message carries what it said."""
+
+
+class SaveError(UnfoldError, OSError):
+    """A drawing cannot be written where it was asked to be (a directory, no permission)."""
 
 
 def have_dot() -> bool:
@@ -36,20 +52,61 @@ def have_dot() -> bool:
     return shutil.which("dot") is not None
 
 
+def _rendering(call):
+    """Run ``call()`` (which runs ``dot``), turning graphviz's errors into viz's."""
+    if not have_dot():
+        raise DotNotFoundError()
+    try:
+        return call()
+    except graphviz.ExecutableNotFound as e:
+        if isinstance(e, DotNotFoundError):
+            raise
+        raise DotNotFoundError() from e
+    except (subprocess.CalledProcessError, OSError) as e:
+        said = getattr(e, "stderr", None) or b""
+        said = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
+        raise DotFailedError(f"dot failed ({e}): {said.strip()}") from e
+
+
+class Drawing(graphviz.Digraph):
+    """A ``graphviz.Digraph`` whose every rendering path raises viz's errors (see the module
+    doc)."""
+
+    def pipe(self, *args: Any, **kwargs: Any):
+        return _rendering(lambda: super(Drawing, self).pipe(*args, **kwargs))
+
+    def render(self, *args: Any, **kwargs: Any):
+        return _rendering(lambda: super(Drawing, self).render(*args, **kwargs))
+
+    def view(self, *args: Any, **kwargs: Any):
+        return _rendering(lambda: super(Drawing, self).view(*args, **kwargs))
+
+    def unflatten(self, *args: Any, **kwargs: Any):
+        if shutil.which("unflatten") is None:
+            raise DotNotFoundError(INSTALL.replace("`dot` program", "`unflatten` program"))
+        return _rendering(lambda: super(Drawing, self).unflatten(*args, **kwargs))
+
+
+def _check_drawing(g: Any) -> None:
+    if not isinstance(g, graphviz.Graph | graphviz.Digraph):
+        raise UnfoldTypeError(f"expected a drawing (a graphviz.Digraph from viz), got "
+                              f"{type(g).__name__}")
+
+
 def source(g: graphviz.Digraph) -> str:
     """The DOT text of ``g`` (deterministic: the same graph gives the same text)."""
+    _check_drawing(g)
     return g.source
 
 
 def pipe(g: graphviz.Digraph, format: str) -> bytes:  # noqa: A002 - graphviz's own name
     """``g`` laid out and rendered by ``dot`` in ``format`` (``svg``, ``png``, ``pdf``,
     ``json``…)."""
-    if not have_dot():
-        raise DotNotFoundError()
-    try:
-        return g.pipe(format=format)
-    except graphviz.ExecutableNotFound as e:
-        raise DotNotFoundError() from e
+    _check_drawing(g)
+    if not isinstance(format, str) or format not in graphviz.FORMATS:
+        raise UnfoldValueError(f"unknown output format {format!r}; e.g. 'svg', 'png', 'pdf', "
+                               f"'json'")
+    return _rendering(lambda: graphviz.Digraph.pipe(g, format=format))
 
 
 def svg(g: graphviz.Digraph) -> str:
@@ -82,17 +139,24 @@ def positions(g: graphviz.Digraph) -> dict[str, tuple[float, float]]:
     return out
 
 
-def save(g: graphviz.Digraph, path: str | Path, format: str | None = None) -> Path:  # noqa: A002
+def save(g: graphviz.Digraph, path: str | os.PathLike, format: str | None = None  # noqa: A002
+         ) -> Path:
     """Write ``g`` to ``path`` in ``format`` (by default from the suffix: .svg, .png, .pdf,
     .json, or .dot/.gv for the DOT source, which needs no ``dot`` program)."""
+    _check_drawing(g)
+    if not isinstance(path, (str, os.PathLike)):
+        raise UnfoldTypeError(f"save: path must be a file name, got {type(path).__name__}")
     path = Path(path)
+    if path.is_dir():
+        raise SaveError(f"save: {str(path)!r} is a directory; give a file name")
     fmt = format or FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"cannot tell the format of {path.name!r}: use a suffix among "
-                         f"{sorted(FORMATS)} or pass format=")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "dot":
-        path.write_text(g.source, encoding="utf-8")
-    else:
-        path.write_bytes(pipe(g, fmt))
+        raise UnfoldValueError(f"cannot tell the format of {path.name!r}: use a suffix among "
+                               f"{sorted(FORMATS)} or pass format=")
+    data = g.source.encode("utf-8") if fmt == "dot" else pipe(g, fmt)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as e:
+        raise SaveError(f"save: cannot write {str(path)!r}: {e.strerror or e}") from e
     return path

@@ -6,50 +6,83 @@ value in its tooltip, and adds a legend; vanishing and exploding gradients then 
 time axis. ``g`` maps variables at steps to gradients (arrays, whose norm is taken, or norms).
 Keys may be nodes of the unfolded graph (``u.at("h", 3)``), ``(name, step)`` pairs or labels
 ``"h(3)"``. ``gradient_norms`` computes such a mapping by back-propagation through time.
+
+Drawings that are compared must share their colour scale: ``scale=(low, high)`` (in log10) fixes
+it, ``shared_scale(g1, g2, …)`` computes the one that covers several mappings, and
+``viz.side_by_side`` uses it for its panels. A norm of 0 takes the colour of the bottom of the
+scale, an infinite norm (overflow) a red and NaN a grey, each named in the legend.
 """
 from __future__ import annotations
 
 import math
 import re
+from numbers import Real
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 import unfold as uf
+from unfold.errors import UnfoldTypeError, UnfoldValueError
 from unfold.graph import Node
 from unfold.recurrence import Unfolded
 
 from . import labels as L
-from .layout import Placement
+from .layout import Placement, shown_steps
 
 #: a perceptual dark-to-bright colour ramp (viridis, 7 stops)
 RAMP = ("#440154", "#443983", "#31688e", "#21918c", "#35b779", "#90d743", "#fde725")
 PEN = (1.0, 4.0)          # outline width for the smallest and the largest gradient
+INFINITE = "#d62728"      # an infinite norm: the gradient overflowed
+NAN = "#9e9e9e"           # a NaN norm: no number at all
 
 
 def _key(key: Any) -> tuple[str, int]:
     """``(name, step)`` of a gradient key: a node with a name and a step, a pair, or "h(3)"."""
     if isinstance(key, Node):
         if key.name is None or key.step is None:
-            raise ValueError(f"gradient key {key.label!r} is not a named node of an unfolded "
-                             f"graph; use u.at(name, t)")
+            raise UnfoldValueError(f"gradient key {key.label!r} is not a named node of an "
+                                   f"unfolded graph; use u.at(name, t)")
         return key.name, key.step
-    if isinstance(key, tuple) and len(key) == 2:
-        return str(key[0]), int(key[1])
+    if isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str) and \
+            isinstance(key[1], (int, np.integer)) and not isinstance(key[1], bool):
+        return key[0], int(key[1])
     if isinstance(key, str):
         m = re.fullmatch(r"(.+)\((\d+)\)", key)
         if m:
             return m.group(1), int(m.group(2))
-    raise ValueError(f"gradient key {key!r}: expected an unfolded node, a (name, step) pair or "
-                     f"a label like 'h(3)'")
+    raise UnfoldValueError(f"gradient key {key!r}: expected an unfolded node, a (name, step) "
+                           f"pair or a label like 'h(3)'")
+
+
+def _norm(key: Any, value: Any) -> float:
+    if isinstance(value, Node):
+        raise UnfoldTypeError(f"gradient for {key!r} is a node, not a value: evaluate it "
+                              f"first (viz.gradient_norms does both)")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UnfoldTypeError(f"gradient for {key!r} must be an array or a number, got "
+                              f"{type(value).__name__}") from None
+    if array.ndim == 0:
+        norm = float(array)
+        if norm < 0:
+            raise UnfoldValueError(f"gradient norm for {key!r} is negative ({norm}); give the "
+                                   f"gradient array or its norm")
+        return norm
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isnan(array).any():
+            return math.nan
+        if np.isinf(array).any():
+            return math.inf
+        return float(np.linalg.norm(np.ravel(array)))
 
 
 def norms(gradients: Mapping[Any, Any]) -> dict[tuple[str, int], float]:
     """``(name, step) → ‖∇‖``: the Frobenius norm of each array (over the batch too)."""
-    out = {}
-    for key, value in gradients.items():
-        out[_key(key)] = float(np.linalg.norm(np.ravel(np.asarray(value, dtype=np.float64))))
-    return out
+    if not isinstance(gradients, Mapping):
+        raise UnfoldTypeError(f"gradients must be a mapping (node, (name, step) or 'h(3)' → "
+                              f"gradient), got {type(gradients).__name__}")
+    return {_key(key): _norm(key, value) for key, value in gradients.items()}
 
 
 def colour(fraction: float) -> str:
@@ -61,11 +94,24 @@ def colour(fraction: float) -> str:
     return "#" + "".join(f"{v:02x}" for v in mix)
 
 
-def _scale(values: Iterable[float]) -> tuple[float, float]:
-    logs = [math.log10(v) for v in values if v > 0]
-    if not logs:
-        return 0.0, 0.0
-    return min(logs), max(logs)
+def _finite_logs(values: Iterable[float]) -> list[float]:
+    return [math.log10(v) for v in values if 0 < v < math.inf]
+
+
+def shared_scale(*gradients: Mapping[Any, Any]) -> tuple[float, float] | None:
+    """The colour scale (low, high), in log10, that covers every finite positive norm of the
+    given mappings: one scale for drawings that are compared. None if there is no such norm."""
+    logs = [x for g in gradients for x in _finite_logs(norms(g).values())]
+    return (min(logs), max(logs)) if logs else None
+
+
+def check_scale(scale: Any) -> tuple[float, float]:
+    if not (isinstance(scale, (tuple, list)) and len(scale) == 2 and
+            all(isinstance(v, Real) and math.isfinite(v) for v in scale) and
+            scale[0] <= scale[1]):
+        raise UnfoldValueError(f"scale must be (low, high) in log10 with low ≤ high, both "
+                               f"finite, e.g. (-6, 0); got {scale!r}")
+    return float(scale[0]), float(scale[1])
 
 
 def _fraction(value: float, low: float, high: float) -> float:
@@ -76,48 +122,83 @@ def _fraction(value: float, low: float, high: float) -> float:
 
 def style(norm: float, low: float, high: float, title: str) -> dict[str, str]:
     """Attributes of one circle: fill colour and outline width by log10 ‖∇‖, and a tooltip."""
+    if math.isnan(norm) or math.isinf(norm):
+        what = "NaN" if math.isnan(norm) else "∞ (overflow)"
+        return {"style": "filled", "fillcolor": NAN if math.isnan(norm) else INFINITE,
+                "color": "#333333", "fontcolor": "white", "penwidth": f"{PEN[1]:.2f}",
+                "tooltip": L.tooltip(f"‖∇{title}‖ = {what}")}
     f = _fraction(norm, low, high)
     shown = f"{norm:.3g}" if norm > 0 else "0"
     log = f"{math.log10(norm):.2f}" if norm > 0 else "−∞"
+    beyond = "" if norm <= 0 or low <= math.log10(norm) <= high else " (beyond the scale)"
     return {"style": "filled", "fillcolor": colour(f), "color": "#333333",
             "fontcolor": "white" if f < 0.6 else "black",
-            "penwidth": f"{PEN[0] + (PEN[1] - PEN[0]) * f:.2f}",
-            "tooltip": L.plain(f"‖∇{title}‖ = {shown} (log10 = {log})")}
+            "penwidth": f"{PEN[0] + (PEN[1] - PEN[0]) * min(max(f, 0.0), 1.0):.2f}",
+            "tooltip": L.tooltip(f"‖∇{title}‖ = {shown} (log10 = {log}){beyond}")}
 
 
-def legend(low: float, high: float, stops: int = 5) -> str:
-    """The legend, an HTML-like table: a colour bar from ``low`` to ``high`` (log10 ‖∇‖)."""
+def legend(low: float, high: float, stops: int = 5, special: Iterable[str] = (),
+           title: str = "") -> str:
+    """The legend, an HTML-like table: a colour bar from ``low`` to ``high`` (log10 ‖∇‖), the
+    colours of the ``special`` values met (``0``, ``∞``, ``NaN``), and ``title``."""
     cells = "".join(f'<TD BGCOLOR="{colour(k / (stops - 1))}" WIDTH="26" HEIGHT="14"></TD>'
                     for k in range(stops))
     values = [round(low + (high - low) * k / (stops - 1), 1) + 0.0 for k in range(stops)]
     ticks = "".join(f'<TD><FONT POINT-SIZE="10">{v:.1f}</FONT></TD>' for v in values)
+    extra = ""
+    swatches = {"0": colour(0.0), "∞": INFINITE, "NaN": NAN}
+    for name in special:
+        extra += (f'<TR><TD BGCOLOR="{swatches[name]}" WIDTH="26" HEIGHT="14"></TD>'
+                  f'<TD COLSPAN="{stops - 1}" ALIGN="LEFT"><FONT POINT-SIZE="10">'
+                  f'{L.esc({"0": "‖∇‖ = 0", "∞": "‖∇‖ = ∞ (overflow)", "NaN": "NaN"}[name])}'
+                  f"</FONT></TD></TR>")
+    head = f"log<SUB>10</SUB> ‖∇‖" + (f"<BR/>{L.esc(title)}" if title else "")
     return (f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="1">'
             f'<TR><TD COLSPAN="{stops}"><FONT FACE="{L.FONT}" POINT-SIZE="12">'
-            f"log<SUB>10</SUB> ‖∇‖</FONT></TD></TR><TR>{cells}</TR><TR>{ticks}</TR></TABLE>>")
+            f"{head}</FONT></TD></TR><TR>{cells}</TR><TR>{ticks}</TR>{extra}</TABLE>>")
 
 
-def overlay(drawer, placement: Placement, gradients: Mapping[Any, Any]) -> dict:
-    """Draw ``placement`` with ``drawer`` (see ``views``), coloured by ``gradients``."""
+def overlay(drawer, placement: Placement, gradients: Mapping[Any, Any],
+            scale: tuple[float, float] | None = None, *, boxes: bool = False,
+            legend_here: bool = True) -> dict:
+    """Draw ``placement`` with ``drawer`` (see ``views``), coloured by ``gradients`` on
+    ``scale`` (by default that of the values given)."""
     columns = placement.columns
-    if not all(c.step.isdigit() for c in columns):
-        raise ValueError("a gradient overlay needs concrete steps: viz.unfolded(rec, steps=τ, "
-                         "gradients=...)")
+    if not all(c.t is not None for c in columns if c.kind == "step"):
+        raise UnfoldValueError("a gradient overlay needs concrete steps: viz.unfolded(rec, "
+                               "steps=τ, gradients=...)")
     values = norms(gradients)
-    cells = {(name, int(columns[c].step)): (name, c) for name, c in placement.cells}
-    unknown = sorted(k for k in values if k not in cells)
+    cells = {(name, columns[c].t): (name, c) for name, c in placement.cells
+             if columns[c].t is not None}
+    names = {name for name, _ in placement.cells}
+    elided = [g.span for g in columns if g.span]
+    hidden = {k for k in values if k[0] in names and
+              any(lo <= k[1] <= hi for lo, hi in elided)}
+    unknown = sorted(k for k in values if k not in cells and k not in hidden)
     if unknown:
-        raise ValueError(f"gradients given for {[f'{n}({t})' for n, t in unknown][:5]}, which "
-                         f"the drawing does not show; it shows {sorted(cells)[:5]}…")
-    low, high = _scale(values.values())
-    styles = {cells[k]: style(v, low, high, f"{k[0]}({k[1]})") for k, v in values.items()}
-    ids = drawer.unfolded(placement, styles)
-    drawer.dot.node("[legend]", legend(low, high), shape="plaintext", fixedsize="false",
-                    tooltip=L.plain("colour: log10 of the gradient's norm"))
-    bottom = min(drawer.ranks)
-    row = [n for n in drawer.ranks[bottom]]
-    drawer.ranks[bottom].append("[legend]")
-    if row:
-        drawer.invisible(row[-1], "[legend]")
+        tip = " (values inside a cell are drawn with cells='open')" if any(
+            v.kind == "cell" for v in drawer.book.variables.values()) else ""
+        raise UnfoldValueError(f"gradients given for {[f'{n}({t})' for n, t in unknown][:5]}, "
+                               f"which the drawing does not show{tip}; it shows "
+                               f"{[f'{n}({t})' for n, t in sorted(cells)][:6]}…")
+    low, high = check_scale(scale) if scale is not None else \
+        (shared_scale(values) or (0.0, 0.0))
+    styles = {cells[k]: style(v, low, high, f"{k[0]}({k[1]})") for k, v in values.items()
+              if k in cells}
+    ids = drawer.unfolded(placement, styles, boxes=boxes)
+    special = [s for s, hit in (("0", any(v == 0 for v in values.values())),
+                                ("∞", any(math.isinf(v) for v in values.values())),
+                                ("NaN", any(math.isnan(v) for v in values.values()))) if hit]
+    if legend_here:
+        key = "[legend]" + drawer.suffix
+        drawer.dot.node(key, legend(low, high, special=special, title=shown_steps(columns)),
+                        shape="plaintext", fixedsize="false",
+                        tooltip=L.tooltip("colour: log10 of the gradient's norm"))
+        bottom = min(drawer.ranks)
+        row = list(drawer.ranks[bottom])
+        drawer.ranks[bottom].append(key)
+        if row:
+            drawer.invisible(row[-1], key)
     return ids
 
 
@@ -125,8 +206,11 @@ def gradient_norms(unfolded: Unfolded, feed: Mapping[Any, Any],
                    variables: Iterable[str] | None = None) -> dict[tuple[str, int], float]:
     """``‖∂L/∂v(t)‖`` for every step ``t`` and every variable ``v`` (states by default) of an
     unfolded recurrence, by back-propagation through time on ``feed``."""
+    if not isinstance(unfolded, Unfolded):
+        raise UnfoldTypeError(f"gradient_norms needs an unfolded recurrence (rec.unfold(τ)), "
+                              f"got {type(unfolded).__name__}")
     rec = unfolded.recurrence
     names = list(variables) if variables is not None else list(rec.states)
     nodes = [n for name in names for n in unfolded.over_time(name)]
     values = uf.evaluate(uf.grad(unfolded.loss, nodes), feed)
-    return {(n.name, n.step): float(np.linalg.norm(np.ravel(v))) for n, v in zip(nodes, values)}
+    return {(n.name, n.step): _norm(n.label, v) for n, v in zip(nodes, values)}

@@ -3,18 +3,23 @@
 Every drawing is a ``graphviz.Digraph`` laid out bottom to top (``rankdir=BT``): one rank per row
 of ``layout.rows`` (``{rank=same}``), time left to right inside a row (invisible flat edges fix the
 order), and the cells of one step stacked in a column (``group=`` and invisible vertical edges).
+A step with internal values (gates) is drawn as one cell per step (``viz.cells``).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping, Sequence
 
 import graphviz
 
+from unfold.errors import UnfoldTypeError
 from unfold.recurrence import Recurrence
 
+from . import cells as C
 from . import labels as L
-from .book import Book, Edge, check_recurrence, contract
-from .layout import Column, Placement, axis, place, rows
+from .book import Book, Edge, Variable, check_recurrence, contract
+from .layout import Column, Placement, axis, place, rows, shown_steps
+from .output import Drawing
 
 GRAPH = {"rankdir": "BT", "newrank": "true", "nodesep": "0.5", "ranksep": "0.5",
          "fontname": L.FONT, "forcelabels": "true", "outputorder": "edgesfirst"}
@@ -23,8 +28,19 @@ NODE = {"shape": "circle", "fixedsize": "true", "fontname": L.FONT, "fontsize": 
 EDGE = {"arrowsize": "0.7", "fontname": L.FONT, "fontsize": "14", "penwidth": "1.1"}
 DELAY = {"shape": "square", "style": "filled", "fillcolor": "black", "label": "",
          "width": "0.11", "height": "0.11", "fixedsize": "true"}
+POINT_NODE = {"shape": "circle", "label": "", "width": "0.13", "height": "0.13",
+              "fixedsize": "true", "style": "filled", "fillcolor": "white"}
+CELL_NODE = {"shape": "box", "style": "rounded", "fixedsize": "false", "height": "0.45",
+             "margin": "0.12,0.04"}
 INVISIBLE = {"style": "invis"}
 POINT = {"shape": "point", "label": "", "style": "invis", "width": "0.01", "height": "0.01"}
+
+#: concrete steps drawn before the middle of a longer sequence is elided (``max_steps``)
+MAX_STEPS = 12
+
+
+class ElidedStepsWarning(UserWarning):
+    """A drawing shows fewer steps than the graph has (the middle is drawn as ellipses)."""
 
 
 def width(name: str, step: str | None) -> float:
@@ -34,27 +50,29 @@ def width(name: str, step: str | None) -> float:
     return round(max(0.55, 0.11 * chars + 0.3), 2)
 
 
-def new_graph(name: str, **graph_attr: str) -> graphviz.Digraph:
+def new_graph(name: str, **graph_attr: str) -> Drawing:
     """An empty drawing with the book's fonts and sizes."""
-    return graphviz.Digraph(L.plain(name), graph_attr={**GRAPH, **graph_attr},
-                            node_attr=NODE, edge_attr=EDGE)
+    return Drawing(L.plain(name), graph_attr={**GRAPH, **graph_attr},
+                   node_attr=NODE, edge_attr=EDGE)
 
 
 class _Drawer:
     """Writes one book view (or two, for ``unfolding``) into a Digraph."""
 
     def __init__(self, dot: graphviz.Digraph, book: Book, columns: list[Column] | None, *,
-                 params: bool, biases: bool) -> None:
-        self.dot, self.book, self.row = dot, book, rows(book, shared=columns is None)
+                 params: bool, biases: bool, boxes: bool = False) -> None:
+        shared = True if columns is None else set(C.internals(book)) if boxes else False
+        self.dot, self.book, self.row = dot, book, rows(book, shared=shared)
         steps = [None] + [c.step for c in columns or ()]
-        self.width = str(max(width(n, s) for n in book.variables for s in steps))
+        circles = [v.name for v in book.variables.values() if v.kind not in ("point", "cell")]
+        self.width = str(max((width(n, s) for n in circles for s in steps), default=0.55))
         self.show_params, self.show_biases = params, biases
         self.ranks: dict[int, list[str]] = {}
         self.joined: set[frozenset] = set()     # pairs of nodes joined by a visible edge
         self.suffix = ""                         # keeps node ids of several panels apart
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
-        """A visible edge (``a`` and ``b`` may carry a port)."""
+        """A visible edge (``a`` or ``b`` may carry a port, ``node:w``)."""
         if attrs.get("constraint") != "false":
             self.joined.add(frozenset((a.split(":")[0], b.split(":")[0])))
         self.dot.edge(a, b, **attrs)
@@ -72,18 +90,35 @@ class _Drawer:
         names = (e.labels if self.show_params else ()) + (e.biases if self.show_biases else ())
         return {"xlabel" if free else "label": L.params(names)} if names else {}
 
+    def node_id(self, name: str, key: str | None = None) -> str:
+        return L.node_id(name, key) + self.suffix
+
     def variable(self, name: str, step: str | None = None, key: str | None = None,
                  suffix: str = "", **attrs: str) -> str:
-        """Declare the circle of ``name`` (at ``step``, whose id part is ``key``)."""
+        """Declare the node of variable ``name`` (at ``step``, whose id part is ``key``): a
+        circle, a small point, or a cell's rounded box."""
         node = L.node_id(name, key if key is not None else step) + suffix + self.suffix
-        tip = name if step is None else f"{name}({L.step_text(step)})"
-        self.dot.node(node, L.variable(name, step), **{"width": self.width,
-                                                        "tooltip": L.plain(tip), **attrs})
+        var = self.book.variables[name]
+        when = "" if step is None else f"({L.step_text(step)})"
+        if var.kind == "point":
+            tip = f"{var.owner}{when}: an unnamed value on the way, between parameters " \
+                  f"applied one after the other"
+            look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
+        elif var.kind == "cell":
+            tip = f"{name}{when}: the step's internal values {', '.join(var.members)}" + \
+                  (f"; parameters {', '.join(var.params)}" if var.params else "") + \
+                  " (cells='open' draws them)"
+            look = {**CELL_NODE, "label": L.cell(name, var.members, step),
+                    "tooltip": L.tooltip(tip)}
+        else:
+            look = {"label": L.variable(name, step), "width": self.width,
+                    "tooltip": L.tooltip(f"{name}{when}")}
+        self.dot.node(node, **{**look, **attrs})
         self.ranks.setdefault(self.row[name], []).append(node)
         return node
 
-    def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False
-                ) -> None:
+    def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False,
+                port: str = "", weight: str | None = None) -> None:
         """The visible edge of ``e`` from node ``tail`` to node ``head`` (``tip``: which way the
         data flows, in words).
 
@@ -95,19 +130,23 @@ class _Drawer:
         An edge that jumps over a row does not pull its ends into line (weight 0): the
         invisible column edges do that, and it bends around the row it crosses anyway. Labels
         of edges inside a row are ``xlabel``s: dot's true labels there break its routing when
-        other edges cross the row."""
+        other edges cross the row. ``port`` is the side of ``head`` the edge enters (the cells of
+        an unfolded view take the states of the step before from the side, clear of the edges
+        that leave them upwards)."""
         up = self.row[e.dst] - self.row[e.src]
-        attrs = {**self.edge_label(e, free=up == 0), "tooltip": L.plain(tip)}
+        if port and up != 0:
+            head = f"{head}:{port}"
+        attrs = {**self.edge_label(e, free=up == 0), "tooltip": L.tooltip(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
+        elif weight is not None and up != 0:
+            attrs["weight"] = weight
+        if self.book.variables[e.dst].kind == "point":
+            attrs["arrowhead"] = "none"
         if up == 0 and leftward:
-            # a backward state's g(t+1) → g(t): written the way the data flows, not ranking its
-            # ends; an invisible edge the way the layout runs keeps the row in order
             self.edge(tail, head, constraint="false", **attrs)
             self.invisible(head, tail, weight=attrs.get("weight", "1"))
         elif up < 0:
-            # down the rows (y → L, y(t−1) → h(t)): written reversed, drawn with dir=back —
-            # constraint=false edges across rows are routed in loops
             self.edge(head, tail, dir="back", **attrs)
         else:
             self.edge(tail, head, **attrs)
@@ -125,89 +164,153 @@ class _Drawer:
 
     # --- folded ----------------------------------------------------------------------------------
 
-    def folded(self, suffix: str = "") -> dict[str, str]:
+    def folded(self, suffix: str = "", dot: graphviz.Digraph | None = None) -> dict[str, str]:
         """The folded graph: each variable once, delay edges through the black square. ``suffix``
-        keeps its node ids apart from those of an unfolded graph in the same drawing."""
-        ids, spine = {}, set()
+        keeps its node ids apart from those of an unfolded graph in the same drawing; ``dot``
+        is the (sub)graph its nodes are declared in."""
+        home, self.dot = self.dot, dot or self.dot
+        ids, spine, column = {}, set(), set()
         for name in self.book.variables:         # the first variable of each row: one column
             first = self.row[name] not in spine
             spine.add(self.row[name])
+            if first:
+                column.add(name)
             ids[name] = self.variable(name, suffix=suffix,
                                       **({"group": f"folded{self.suffix}"} if first else {}))
+
+        def spine_edge(e: Edge) -> bool:         # heavy: the column stands straight
+            return e.src in column and e.dst in column and \
+                abs(self.row[e.dst] - self.row[e.src]) == 1
         delayed: dict[tuple, list[Edge]] = {}
         for e in self.book.edges:
             if e.delay:
                 delayed.setdefault((e.src, e.delay, e.backward), []).append(e)
-                continue
-            self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}")
+        groups = []               # a state's loop onto itself gets a square of its own
         for edges in delayed.values():
-            self.delay(ids, edges)
+            loops = [e for e in edges if e.dst == e.src]
+            others = [e for e in edges if e.dst != e.src]
+            groups += [g for g in (loops, others) if g]
+        squares: dict[tuple[str, bool], int] = {}
+        for edges in groups:
+            kind = (edges[0].src, edges[0].dst == edges[0].src)
+            squares[kind] = squares.get(kind, -1) + 1
+            self.delay(ids, edges, squares[kind])
+        for e in self.book.edges:
+            if not e.delay:
+                self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}",
+                             weight="4" if spine_edge(e) else None)
+        self.dot = home
         return ids
 
-    def delay(self, ids: dict[str, str], edges: list[Edge]) -> None:
+    def delay(self, ids: dict[str, str], edges: list[Edge], slot: int = 0) -> None:
         """The book's black square on the delay edges ``edges`` that leave one state with one
-        delay (labelled with the delay when it is more than one step). Where it goes:
+        delay (labelled with the delay when it is more than one step): either the state's loop
+        onto itself, or the edges to the other variables that read the delayed state. ``slot``
+        counts the squares of that kind the state had before.
 
-        * a state's loop onto itself leaves the state to the right, goes up to the square (at
-          the right end of the row above) and comes back into the state from above;
-        * a delayed value that feeds one other variable: the square sits right of the source;
-        * one that feeds several (an LSTM's h(t−1) into its gates): the square sits under the
-          lowest of them, which it enters from below, like an input.
-
-        (Ports on edges inside one row are avoided: dot 2.43 mixes up their attributes.)"""
+        A loop's square stands right of the state, in its row: the loop leaves the state on
+        the right (the upper arc, with the parameters) and comes back from the square (the lower
+        arc); further loops of the same state (a skip connection ``h(t−d)``) stand right of it
+        in the row below, then above (two squares on one side of a row make dot lose the
+        spline). So a loop never shares an end with the edges above and below the state, and
+        stays beside it. The square of a delayed value read by values below the state (an
+        LSTM's h(t−1) into its gates) stands under the lowest of them and enters them from
+        below, like an input; read by others, it stands left of the state."""
         e = edges[0]
         src = ids[e.src]
-        square = src + f"[delay {e.delay}{' back' if e.backward else ''}]"
+        loop = all(f.dst == f.src for f in edges)
+        square = src + f"[delay {e.delay}{' back' if e.backward else ''}{'' if loop else ' out'}]"
         extra = {"xlabel": str(e.delay)} if e.delay > 1 else {}
         when = "later" if e.backward else "earlier"
         self.dot.node(square, **DELAY, **extra,
-                      tooltip=L.plain(f"delay: {e.src} as it was {e.delay} step(s) {when}"))
-        loop = len(edges) == 1 and e.dst == e.src
-        fan_out = len(edges) > 1
-        if loop:
-            row = self.row[e.src] + 1
-        elif fan_out:
-            row = max(0, min(self.row[f.dst] for f in edges) - 1)
-        else:
-            row = self.row[e.src]
-        for name, node in ids.items():           # rightmost in its row
-            if self.row[name] == row:
-                self.invisible(node, square)
-        self.ranks.setdefault(row, []).append(square)
-        if loop:   # these ports leave dot no choice but a loop on the right of the state
-            self.edge(f"{src}:e", square, arrowhead="none")
-            self.edge(square, f"{src}:n", constraint="false", **self.edge_label(e, free=True))
+                      tooltip=L.tooltip(f"delay: {e.src} as it was {e.delay} step(s) {when}"))
+        tip = L.tooltip(f"{e.src} → {e.src}, {e.delay} step(s) {when}" if loop else
+                      f"{e.src}, {e.delay} step(s) {when}")
+        lowest = min(self.row[f.dst] for f in edges)
+        if not loop and 1 <= lowest < self.row[e.src]:
+            # read by values below: the square stands under them, left in its row (the
+            # state's loop holds its right), and enters them from below like an input
+            self.place_square(square, lowest - 1, left=True)
+            # the line down to it, written up the rows (dot routes ranking edges cleanly)
+            self.edge(square, f"{src}:w", arrowhead="none", weight="0", tooltip=tip)
+            for f in edges:
+                self.edge(square, ids[f.dst], **self.edge_label(f),
+                          tooltip=L.tooltip(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
             return
-        self.edge(src, square, arrowhead="none",
-                  **({"constraint": "false"} if row < self.row[e.src] else {}))
+        shift = (0, -1, 1, -2, 2)[slot] if slot < 5 else slot
+        self.place_square(square, self.row[e.src] + shift, beside=shift == 0)
+        if shift < 0:         # the square below: it ranks the edge back up into the state
+            self.edge(src, square, arrowhead="none", constraint="false", tooltip=tip)
+        elif shift == 0 and not loop:      # beside, on the left: the line carries no arrow
+            self.edge(square, src, arrowhead="none", tooltip=tip)
+        else:                 # beside or above: the edge out of the state ranks the square
+            self.edge(src, square, arrowhead="none", tooltip=tip,
+                      **(self.edge_label(e, free=True) if loop and shift == 0 else {}))
         for f in edges:
-            free = not fan_out or self.row[f.dst] <= row
-            self.edge(square, ids[f.dst], **self.edge_label(f, free),
-                      **({"constraint": "false"} if free else {}))
+            label = {} if loop and shift == 0 else self.edge_label(f, free=shift >= 0)
+            self.edge(square, ids[f.dst], **label, **({} if shift < 0 and loop else
+                                                      {"constraint": "false"}),
+                      tooltip=L.tooltip(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
+
+    def place_square(self, square: str, row: int, beside: bool = False, left: bool = False
+                     ) -> None:
+        """Put a delay square in ``row``: beside its state (the edges order it), rightmost, or
+        leftmost."""
+        nodes = self.ranks.get(row)
+        if not beside and nodes:
+            if left:
+                self.invisible(square, nodes[0])
+            else:
+                self.invisible(nodes[-1], square)
+        self.ranks.setdefault(row, []).append(square)
 
     # --- unfolded --------------------------------------------------------------------------------
 
-    def unfolded(self, placement: Placement, style: Mapping[tuple[str, int], dict] | None = None
-                 ) -> dict[tuple[str, int | None], str]:
+    def unfolded(self, placement: Placement, style: Mapping[tuple[str, int], dict] | None = None,
+                 boxes: bool = False) -> dict[tuple[str, int | None], str]:
         """The unfolded graph of ``placement``; ``style`` adds attributes to cells (the gradient
-        overlay). Returns the node id of each cell (contexts under column ``None``)."""
+        overlay); ``boxes`` draws a box around each step's internal values and states (open
+        cells). Returns the node id of each cell (contexts under column ``None``)."""
         cols = placement.columns
         ids: dict[tuple[str, int | None], str] = {}
         steps = [c.index for c in cols if c.kind == "step"]
         for name in placement.contexts:         # under the middle column
             middle = steps[len(steps) // 2]
             ids[(name, None)] = self.variable(name, group=f"c{middle}{self.suffix}")
-        for name, c in placement.cells:
-            col = cols[c]
-            extra = dict(style.get((name, c), {})) if style else {}
-            ids[(name, c)] = self.variable(name, col.step, col.key, group=f"c{c}{self.suffix}",
-                                           **extra)
+        boxed = set(C.internals(self.book)) | {
+            v.name for v in self.book.variables.values() if v.kind == "state"} if boxes else ()
+        spine = self.spine(placement)
+        home = self.dot
+        for c, col in enumerate(cols):
+            here = [name for name, k in placement.cells if k == c]
+            inside = [n for n in here if n in boxed] if col.kind != "end" else []
+
+            def declare(name: str) -> None:
+                extra = dict(style.get((name, c), {})) if style else {}
+                if spine.get((c, self.row[name])) == name:
+                    extra["group"] = f"c{c}{self.suffix}"
+                ids[(name, c)] = self.variable(name, col.step, col.key, **extra)
+            for name in here:
+                if name not in inside:
+                    declare(name)
+            if inside:
+                with home.subgraph(name=f"cluster_cell{c}{self.suffix}") as box:
+                    box.attr(label=L.plain(f"cell ({L.step_text(col.step)})"),
+                             style="rounded,dashed", color="#888888", fontcolor="#666666",
+                             fontsize="11", labeljust="l")
+                    self.dot = box
+                    for name in inside:
+                        declare(name)
+                    self.dot = home
+
         def title(name: str, c: int | None) -> str:
             return name if c is None else f"{name}({L.step_text(cols[c].step)})"
 
         for (src, s), (dst, c), e in placement.edges:
+            side = "" if s is None or s == c or self.book.variables[dst].kind != "cell" else \
+                "w" if s < c else "e"
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
-                         leftward=s is not None and s > c)
+                         leftward=s is not None and s > c, port=side)
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         return ids
@@ -221,12 +324,20 @@ class _Drawer:
             for a, b in zip(chain, chain[1:]):
                 self.invisible(a, b)
 
+    def spine(self, placement: Placement) -> dict[tuple[int, int], str]:
+        """(column, row) → the variable that stands on the column's vertical line: the only one,
+        or the middle one of a row shared by several (the gates of an open cell)."""
+        together: dict[tuple[int, int], list[str]] = {}
+        for name, c in placement.cells:
+            together.setdefault((c, self.row[name]), []).append(name)
+        return {k: names[(len(names) - 1) // 2] for k, names in together.items()}
+
     def stack_columns(self, placement: Placement, ids: dict) -> None:
         """Invisible heavy edges: the cells of one column stand on one vertical line; context
         inputs (one node for all steps, Fig. 10.9's x) stand under the middle column."""
         by_col: dict[int, dict[int, str]] = {}
-        for name, c in placement.cells:
-            by_col.setdefault(c, {}).setdefault(self.row[name], ids[(name, c)])
+        for (c, r), name in self.spine(placement).items():
+            by_col.setdefault(c, {})[r] = ids[(name, c)]
         steps = [c.index for c in placement.columns if c.kind == "step"]
         middle = steps[len(steps) // 2]         # (the group of context nodes)
         for name in placement.contexts:
@@ -237,19 +348,51 @@ class _Drawer:
                 self.invisible(a, b, weight="8")
 
 
-def _drawer(dot: graphviz.Digraph, rec: Recurrence, columns: list[Column] | None,
-            params: bool, biases: bool, hide: Sequence[str]) -> _Drawer:
-    return _Drawer(dot, contract(rec, hide), columns, params=params, biases=biases)
-
-
 def _name(rec: Recurrence, view: str) -> str:
     """The drawing's name, after checking that ``rec`` is a recurrence."""
     check_recurrence(rec)
     return f"{rec.name} ({view})"
 
 
+def _check_flags(**flags: Any) -> None:
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise UnfoldTypeError(f"{name} must be True or False, got {value!r}")
+
+
+def prepare(rec: Recurrence, columns: list[Column], *, hide: Sequence[str] = (),
+            cells: str = "auto") -> tuple[Book, Placement, bool]:
+    """The book of ``rec`` as an unfolded view draws it: with its cells compacted or boxed
+    (``cells``, see ``viz.cells``), and placed on ``columns``. Returns (book, placement,
+    boxes)."""
+    book = contract(rec, hide)
+    used = C.mode(book, cells)
+    if used == "compact":
+        book = C.compact(book)
+    return book, place(book, columns), used == "open"
+
+
+def _columns(steps: int | None, window: Sequence[str] | None, max_steps: int | None,
+             what: str) -> list[Column]:
+    columns = axis(steps, window, max_steps)
+    if any(c.span for c in columns):
+        gap = next(c.span for c in columns if c.span)
+        warnings.warn(f"{what}: τ = {steps} steps exceed max_steps={max_steps}; steps "
+                      f"{gap[0]}–{gap[1]} are drawn as ellipses (pass max_steps=None to draw "
+                      f"every step)", ElidedStepsWarning, stacklevel=3)
+    return columns
+
+
+def caption(dot: graphviz.Digraph, columns: list[Column], extra: str = "") -> None:
+    """Say at the top of the drawing which steps it shows (when some are elided, or asked)."""
+    text = shown_steps(columns)
+    if any(c.span for c in columns) or extra:
+        words = "; ".join(t for t in (extra, text) if t)
+        dot.attr(label=L.plain(words), labelloc="t", fontsize="12", fontcolor="#444444")
+
+
 def folded(rec: Recurrence, *, params: bool = True, biases: bool = False,
-           hide: Sequence[str] = ()) -> graphviz.Digraph:
+           hide: Sequence[str] = ()) -> Drawing:
     """The folded graph of ``rec`` as the book draws it (Fig. 10.2 left, 10.3 left): named
     variables as circles, parameters on the edges, delays as a small black square.
 
@@ -257,8 +400,9 @@ def folded(rec: Recurrence, *, params: bool = True, biases: bool = False,
     are added (``b``, ``c``) on the edges; ``hide`` names values not to draw (an inner value or
     an output is contracted like an unnamed one, a loss disappears).
     """
+    _check_flags(params=params, biases=biases)
     dot = new_graph(_name(rec, "folded"))
-    d = _drawer(dot, rec, None, params, biases, hide)
+    d = _Drawer(dot, contract(rec, hide), None, params=params, biases=biases)
     d.folded()
     d.close()
     return dot
@@ -266,47 +410,86 @@ def folded(rec: Recurrence, *, params: bool = True, biases: bool = False,
 
 def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | None = None,
              *, params: bool = True, biases: bool = False, hide: Sequence[str] = (),
-             gradients: Mapping[Any, Any] | None = None) -> graphviz.Digraph:
+             cells: str = "auto", max_steps: int | None = MAX_STEPS,
+             gradients: Mapping[Any, Any] | None = None,
+             scale: tuple[float, float] | None = None) -> Drawing:
     """The unfolded graph of ``rec``: time left to right, one row per variable.
 
-    ``steps=τ`` draws steps ``1 … τ``; otherwise ``window`` lists symbolic steps, ``"..."`` at an
-    end being the book's ellipsis node ``h(…)`` (default ``("...", "t-1", "t", "t+1", "...")``).
-    ``params``, ``biases`` and ``hide`` are those of ``folded``. ``gradients`` maps variables at
-    steps to gradient values (see ``viz.overlay``): each circle is then coloured and thickened
-    by ``log10 ‖∇‖``, with a legend.
+    ``steps=τ`` draws steps ``1 … τ`` (beyond ``max_steps`` the middle steps are elided, said
+    in the drawing and in an ``ElidedStepsWarning``); otherwise ``window`` lists symbolic
+    steps, ``"..."`` at an end being the book's ellipsis node ``h(…)`` (default
+    ``("...", "t-1", "t", "t+1", "...")``). ``params``, ``biases`` and ``hide`` are those of
+    ``folded``. ``cells`` says how a step with internal values (gates) is drawn:
+    ``"compact"`` one cell node per step, ``"open"`` its values in a box per step, ``"flat"``
+    one row per value, ``"auto"`` (default) compact from two internal values on. ``gradients``
+    maps variables at steps to gradient values (see ``viz.overlay``): each circle is then
+    coloured and thickened by ``log10 ‖∇‖`` on the colour ``scale`` (low, high) in log10, by
+    default that of the values given, with a legend.
     """
-    columns = axis(steps, window)
-    dot = new_graph(_name(rec, "unfolded"))
-    d = _drawer(dot, rec, columns, params, biases, hide)
-    placement = place(d.book, columns)
+    _check_flags(params=params, biases=biases)
+    name = _name(rec, "unfolded")
+    columns = _columns(steps, window, max_steps, "viz.unfolded")
+    dot = new_graph(name)
+    book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
+    d = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)
     if gradients is None:
-        d.unfolded(placement)
+        d.unfolded(placement, boxes=boxes)
+        caption(dot, columns)
     else:
         from .overlay import overlay
-        overlay(d, placement, gradients)
+        overlay(d, placement, gradients, scale, boxes=boxes)
+        caption(dot, columns)
     d.close()
     return dot
 
 
 def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str, Any]]]
-                 ) -> graphviz.Digraph:
+                 ) -> Drawing:
     """Unfolded views of several recurrences in one drawing, left to right, each titled (the
     "Train time" and "Test time" of Fig. 10.6). A panel is ``(title, rec, options)`` where the
-    options are those of ``unfolded`` (``steps``, ``window``, ``params``, ``biases``, ``hide``)."""
+    options are those of ``unfolded`` (``steps``, ``window``, ``params``, ``biases``, ``hide``,
+    ``cells``, ``max_steps``, ``gradients``). Gradient overlays share one colour scale, that of
+    all the panels' values together (or ``scale`` given in a panel's options)."""
+    from .overlay import overlay, shared_scale
+    if not isinstance(panels, Sequence) or not panels:
+        raise UnfoldTypeError("side_by_side: give a list of (title, recurrence, options)")
+    known = {"steps", "window", "params", "biases", "hide", "cells", "max_steps", "gradients",
+             "scale"}
+    for panel in panels:
+        if not (isinstance(panel, tuple) and len(panel) == 3 and isinstance(panel[2], Mapping)):
+            raise UnfoldTypeError(f"side_by_side: a panel is (title, recurrence, options), got "
+                                  f"{panel!r}")
+        unknown = set(panel[2]) - known
+        if unknown:
+            raise UnfoldTypeError(f"unknown options for panel {panel[0]!r}: {sorted(unknown)}; "
+                                  f"known: {sorted(known)}")
+    given = [p[2].get("scale") for p in panels if p[2].get("scale") is not None]
+    common = given[0] if given else shared_scale(
+        *[p[2]["gradients"] for p in panels if p[2].get("gradients") is not None])
     dot = new_graph(name)
     firsts = []
     for k, (title, rec, options) in enumerate(panels):
         options = dict(options)
-        columns = axis(options.pop("steps", None), options.pop("window", None))
+        check_recurrence(rec)
+        columns = _columns(options.pop("steps", None), options.pop("window", None),
+                           options.pop("max_steps", MAX_STEPS), "viz.side_by_side")
         with dot.subgraph(name=f"cluster_panel{k}") as part:
-            part.attr(label=L.plain(title), pencolor="transparent", fontname=L.FONT,
+            label = title if not any(c.span for c in columns) else \
+                f"{title}\n({shown_steps(columns)})"
+            part.attr(label=L.plain(label), pencolor="transparent", fontname=L.FONT,
                       fontsize="16", labelloc="t")
-            d = _drawer(part, rec, columns, options.pop("params", True),
-                        options.pop("biases", False), options.pop("hide", ()))
-            if options:
-                raise TypeError(f"unknown options for panel {title!r}: {sorted(options)}")
+            book, placement, boxes = prepare(rec, columns, hide=options.pop("hide", ()),
+                                             cells=options.pop("cells", "auto"))
+            params, biases = options.pop("params", True), options.pop("biases", False)
+            _check_flags(params=params, biases=biases)
+            d = _Drawer(part, book, columns, params=params, biases=biases, boxes=boxes)
             d.suffix = f"[{k}]"
-            d.unfolded(place(d.book, columns))
+            gradients = options.pop("gradients", None)
+            if gradients is None:
+                d.unfolded(placement, boxes=boxes)
+            else:
+                overlay(d, placement, gradients, common, boxes=boxes,
+                        legend_here=k == len(panels) - 1)
             d.close()
         firsts.append(d.ranks[min(d.ranks)])
     with dot.subgraph() as bottom:                # the bottom rows side by side
@@ -320,42 +503,75 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
 
 
 def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] | None = None,
-              *, params: bool = True, biases: bool = False, hide: Sequence[str] = ()
-              ) -> graphviz.Digraph:
+              *, params: bool = True, biases: bool = False, hide: Sequence[str] = (),
+              cells: str = "auto", max_steps: int | None = MAX_STEPS) -> Drawing:
     """Fig. 10.2's composition: the folded graph on the left, an arrow labelled "Unfold", and
-    the unfolded graph on the right, on the same rows."""
-    columns = axis(steps, window)
-    dot = new_graph(_name(rec, "unfolding"))
-    d = _drawer(dot, rec, columns, params, biases, hide)
-    placement = place(d.book, columns)
-    d.folded(suffix="[folded]")
-    left = {r: list(nodes) for r, nodes in d.ranks.items()}    # the folded graph, row by row
-    ids = d.unfolded(placement)
+    the unfolded graph on the right, on the same rows. The folded graph is drawn in full (every
+    named value); the unfolded one draws cells as ``unfolded`` does (``cells``)."""
+    _check_flags(params=params, biases=biases)
+    name = _name(rec, "unfolding")
+    columns = _columns(steps, window, max_steps, "viz.unfolding")
+    dot = new_graph(name)
+    full = contract(rec, hide)
+    book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
+    # one drawer per half: the folded half keeps every value, the unfolded one may use cells;
+    # both share the rows of the unfolded half where they have the same variables
+    right = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)
+    left = _Drawer(dot, full, None, params=params, biases=biases)
+    left.row = _aligned_rows(left.row, right.row)
+    left.width = right.width = str(max(float(left.width), float(right.width)))
+    with dot.subgraph(name="cluster_folded") as panel:
+        panel.attr(pencolor="transparent", label="")
+        left.folded(suffix="[folded]", dot=panel)
+    ids = right.unfolded(placement, boxes=boxes)
+    # the ranks of both halves, merged row by row
+    for r, nodes in left.ranks.items():
+        right.ranks.setdefault(r, [])[:0] = nodes
+    folded_rows = left.ranks
     first: dict[int, str] = {}                   # the first unfolded cell of each row
     for cell in placement.cells:
-        first.setdefault(d.row[cell[0]], ids[cell])
-    # an invisible wall of points between the two, one per row, with the arrow in the row of
-    # the first state: the folded graph stays left of it, the unfolded graph right of it
-    states = [v.name for v in d.book.variables.values() if v.kind == "state"]
-    arrow_row = d.row[states[0]] if states else max(d.row.values()) // 2
+        first.setdefault(right.row[cell[0]], ids[cell])
+    states = [v.name for v in book.variables.values() if v.kind == "state"]
+    arrow_row = right.row[states[0]] if states else max(right.row.values()) // 2
+    # an invisible wall of points between the two halves, one per row, with the arrow in the
+    # row of the first state: the folded graph stays left of it, the unfolded graph right
     walls = []
-    for r in sorted(set(left) | set(first)):
+    for r in sorted(set(folded_rows) | set(first)):
         wall = f"[unfold {r}]"
         dot.node(wall, group="unfold", **POINT)
-        d.ranks.setdefault(r, []).append(wall)
-        right = wall
+        right.ranks.setdefault(r, []).append(wall)
+        head = wall
         if r == arrow_row:
-            right = "[unfold head]"
-            dot.node(right, **POINT)
-            d.ranks[r].append(right)
-            d.edge(wall, right, label=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
-                   fontname=L.FONT)
-        if left.get(r):                            # weightless: order, do not pull
-            d.invisible(left[r][-1], wall, weight="0")
+            head = "[unfold head]"
+            dot.node(head, **POINT)
+            right.ranks[r].append(head)
+            right.edge(wall, head, label=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
+                       fontname=L.FONT)
+        if folded_rows.get(r):                   # (dot ignores the order of weight-0 edges)
+            right.invisible(folded_rows[r][-1], wall, weight="1")
         if r in first:
-            d.invisible(right, first[r], weight="0")
+            right.invisible(head, first[r], weight="1")
         walls.append(wall)
     for a, b in zip(walls, walls[1:]):
-        d.invisible(a, b, weight="8")
-    d.close()
+        right.invisible(a, b, weight="8")
+    right.close()
+    caption(dot, columns)
     return dot
+
+
+def _aligned_rows(folded: dict[str, int], unfolded: dict[str, int]) -> dict[str, int]:
+    """Rows for the folded half of ``unfolding``: each variable on its unfolded row where the
+    unfolded half has it, the others (the values inside a cell) spread between, in order."""
+    out: dict[str, int] = {}
+    order = sorted(folded, key=lambda n: folded[n])
+    known = [(folded[n], unfolded[n]) for n in order if n in unfolded]
+    for n in order:
+        if n in unfolded:
+            out[n] = unfolded[n]
+            continue
+        below = [u for f, u in known if f < folded[n]]
+        above = [u for f, u in known if f > folded[n]]
+        lo = max(below, default=-1)
+        hi = min(above, default=lo + 2)
+        out[n] = lo + 1 if lo + 1 < hi else lo
+    return out

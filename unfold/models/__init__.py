@@ -1,6 +1,8 @@
 """The networks of chapter 10 as builders: each returns an ordinary ``unfold.Recurrence`` (draw
-it, change it, unfold it) with parameters named in the book's notation and the book's equations
-in its docstring.
+it, change it, unfold it) — or, for the structured models, a ``Recursive`` net or an
+``EncoderDecoder`` of two recurrences — with parameters named in the book's notation and the
+book's equations in its docstring. What a builder built records how (``model.spec``), so that
+``rebuild(model.spec)`` makes it again (what a saved model is restored with).
 
     rec = unfold.models.lstm(n_in=8, n_hidden=16, n_out=8)
     net = rec.unfold(20)
@@ -28,8 +30,8 @@ in its docstring.
 """
 from __future__ import annotations
 
-from ._parts import (FEEDBACKS, INPUTS, LOSSES, MODES, OUTPUTS, Scope, affine, chain, fed_back,
-                     new_state, readout, scheduled_mask)
+from ._parts import (BUILDERS, FEEDBACKS, INPUTS, LOSSES, MODES, OUTPUTS, Scope, affine, chain,
+                     fed_back, new_state, readout, rebuild, scheduled_mask)
 from .bidirectional import bidirectional
 from .conditioning import conditional_rnn, context_rnn
 from .deep import deep_rnn
@@ -50,4 +52,4 @@ __all__ = ["rnn", "rnn_single_output", "output_to_hidden", "teacher_forcing", "c
            "recursive_net", "Recursive", "Tree", "UnfoldedTree",
            "encode", "scheduled_mask", "rnn_cell", "lstm_cell", "gru_cell", "leaky_cell",
            "skip_cell", "stop_output", "chain", "affine", "readout", "new_state", "fed_back",
-           "Scope", "CELLS", "CONTEXTS", "LOSSES", "MODES", "FEEDBACKS", "INPUTS", "OUTPUTS"]
+           "Scope", "rebuild", "BUILDERS", "CELLS", "CONTEXTS", "LOSSES", "MODES", "FEEDBACKS", "INPUTS", "OUTPUTS"]

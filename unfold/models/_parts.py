@@ -14,12 +14,14 @@
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .. import ops
-from ..errors import UnfoldValueError
+from .. import arguments, ops
+from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
 
@@ -29,6 +31,63 @@ INPUTS = ("vectors", "tokens")
 
 #: ``cell(rec, x, n_hidden, carry=...) -> h(t)``: declares its states and params, returns h(t)
 Cell = Callable[..., Node]
+
+#: every builder of ``unfold.models``, by name: what a saved model is rebuilt with
+BUILDERS: dict[str, Callable[..., Any]] = {}
+
+
+def builder(build: Callable[..., Any]) -> Callable[..., Any]:
+    """Register a builder and record, on what it builds, how to build it again:
+    ``model.spec = {"builder": name, "args": {argument: value, …}}`` (every argument, defaults
+    included, as JSON values; ``None`` when an argument cannot be written, e.g. a function).
+    ``rebuild(model.spec)`` makes the same model — what ``unfold.train.save_model`` stores."""
+    signature = inspect.signature(build)
+
+    @functools.wraps(build)
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        model = build(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        extra = arguments.pop(next((p.name for p in signature.parameters.values()
+                                    if p.kind is p.VAR_KEYWORD), ""), {})
+        arguments.update(extra)
+        try:
+            spec = {"builder": build.__name__,
+                    "args": {k: _as_json(v) for k, v in arguments.items()}}
+        except TypeError:
+            spec = None
+        model.spec = spec
+        return model
+
+    BUILDERS[build.__name__] = recorded
+    return recorded
+
+
+def _as_json(value: Any) -> Any:
+    """A builder argument as a JSON value (tuples, ranges and arrays become lists, dtypes their
+    names); ``TypeError`` for anything else (a function)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, (np.dtype, type)) and not isinstance(value, bool):
+        return np.dtype(value).name
+    if isinstance(value, (list, tuple, range, np.ndarray)):
+        return [_as_json(v) for v in (value.tolist() if isinstance(value, np.ndarray)
+                                      else value)]
+    raise UnfoldTypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def rebuild(spec: Mapping[str, Any]) -> Any:
+    """The model ``spec`` (a ``model.spec``) describes, built again."""
+    if not isinstance(spec, Mapping) or spec.get("builder") not in BUILDERS or \
+            not isinstance(spec.get("args"), Mapping):
+        raise UnfoldValueError(f"rebuild: {spec!r:.200} is not the spec of a builder of "
+                               f"unfold.models (builders: {sorted(BUILDERS)})")
+    return BUILDERS[spec["builder"]](**spec["args"])
 
 
 class Scope:
@@ -76,8 +135,12 @@ class Scope:
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UnfoldValueError(f"{what} must be one of {choices}, got {value!r}")
+    arguments.choice(what, value, choices)
+
+
+def check_size(rec: Recurrence, what: str, n: Any) -> int:
+    """A layer width or vocabulary size: a positive integer."""
+    return arguments.positive_int(f"{rec.name}: {what}", n)
 
 
 def input_sequence(rec: Recurrence, n_in: int, inputs: str = "vectors",
@@ -85,6 +148,8 @@ def input_sequence(rec: Recurrence, n_in: int, inputs: str = "vectors",
     """The input ``x(t)`` as a vector of size ``n_in``: a sequence ``x`` of real vectors, or of
     integer token ids in ``[0, n_in)`` turned into one-hot vectors inside the step."""
     _check_choice("inputs", inputs, INPUTS)
+    n_in = check_size(rec, "n_in (the size of x(t), or the vocabulary)", n_in)
+    dtype = arguments.float_dtype(f"{rec.name}: dtype", dtype)
     if inputs == "tokens":
         return ops.one_hot(rec.sequence("x", (), dtype=np.int64), n_in, dtype)
     return rec.sequence("x", (n_in,), dtype)
@@ -94,6 +159,9 @@ def new_state(rec: Recurrence, name: str, n: int, dtype: Any = np.float64,
               carry: bool = False) -> Node:
     """A state of ``n`` units; returns what step t reads, ``name(t−1)``. It starts at zeros, or
     with ``carry`` at the context input ``<name>0`` (fed by the caller)."""
+    n = check_size(rec, f"the number of units of state {name!r} (n_hidden)", n)
+    dtype = arguments.float_dtype(f"{rec.name}: dtype", dtype)
+    carry = arguments.flag(f"{rec.name}: carry", carry)
     init = rec.context(f"{name}0", (n,), dtype) if carry else None
     return rec.state(name, (n,), init=init, dtype=dtype)
 
@@ -102,6 +170,7 @@ def affine(rec: Recurrence, n: int, bias: str | None, weights: Mapping[str, Node
     """``bias + Σ_M M v`` for each ``M: v`` of ``weights``, declaring the parameters: ``bias``
     of shape (n,) and each ``M`` of shape (n, size of v). The book's ``b + W h + U x`` is
     ``affine(rec, n, "b", {"W": h, "U": x})``."""
+    n = check_size(rec, "a layer width", n)
     terms = []
     dtype = next(iter(weights.values())).dtype if weights else np.float64
     if bias is not None:
@@ -135,7 +204,10 @@ def loss_steps(outputs: str | Sequence[int]) -> tuple[int, ...] | str | None:
     if isinstance(outputs, str):
         _check_choice("outputs", outputs, OUTPUTS)
         return None if outputs == "every" else "last"
-    steps = tuple(int(t) for t in outputs)
+    if not isinstance(outputs, (Sequence, np.ndarray)):
+        raise UnfoldValueError(f"outputs must be 'every', 'last' or a list of steps, got "
+                               f"{outputs!r}")
+    steps = tuple(arguments.positive_int("outputs: a step", t, minimum=0) for t in outputs)
     if not steps or min(steps) < 1:
         raise UnfoldValueError(f"outputs: list the 1-based steps whose loss counts, got "
                                f"{outputs!r}")
@@ -150,6 +222,7 @@ def readout(rec: Recurrence, h: Node, n_out: int, loss: str = "cross_entropy",
     with the loss ``L`` against the target ``y`` at every step (Fig. 10.3), only at the last
     (Fig. 10.5), or at the listed steps. Returns ``o``."""
     steps = loss_steps(outputs)
+    n_out = check_size(rec, "n_out (the number of classes or output units)", n_out)
     y = target_sequence(rec, n_out, loss, h.dtype)
     value = affine(rec, n_out, "c", {"V": h, **(extra or {})})
     o = rec.output("o", value) if state is None else rec.update(state, value)
@@ -226,8 +299,9 @@ def scheduled_mask(steps: int, batch: int | None = None, p: float = 0.5,
                    rng: np.random.Generator | int | None = None) -> np.ndarray:
     """The sequence ``z`` of a scheduled-sampling model: ``z(t) ~ Bernoulli(p)``, 1 meaning "feed
     the model's own output at the next step". Shape (τ,) or (τ, batch)."""
-    if not 0.0 <= p <= 1.0:
-        raise UnfoldValueError(f"scheduled_mask: p must be a probability in [0, 1], got {p!r}")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    p = arguments.real("scheduled_mask: p (a probability)", p, low=0.0, high=1.0)
+    steps = arguments.positive_int("scheduled_mask: steps", steps)
+    batch = None if batch is None else arguments.positive_int("scheduled_mask: batch", batch)
+    rng = arguments.generator("scheduled_mask: rng", rng)
     shape = (steps,) if batch is None else (steps, batch)
     return (rng.random(shape) < p).astype(np.float64)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..recurrence import Recurrence
-from ._parts import Scope, _check_choice, input_sequence, readout
+from ._parts import Scope, _check_choice, builder, input_sequence, readout
 from .sequence_length import CELLS
 
 
@@ -17,6 +17,7 @@ def backward_scope(rec: Recurrence) -> Scope:
     return Scope.prefixed(rec, "g.", backward=True)
 
 
+@builder
 def bidirectional(n_in: int, n_hidden: int, n_out: int, *, cell: str = "rnn",
                   loss: str = "cross_entropy", outputs: str = "every", inputs: str = "vectors",
                   dtype: Any = np.float64, **cell_options: Any) -> Recurrence:

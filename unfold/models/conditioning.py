@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import ops
+from .. import arguments, ops
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import affine, as_feedback, fed_back, new_state, one_hot_like, readout
+from ._parts import (affine, as_feedback, builder, check_size, fed_back, new_state, one_hot_like,
+                     readout)
 
 
 def _conditioned(rec: Recurrence, x: Node, x_weight: str, y_weight: str, n_hidden: int,
@@ -24,6 +25,7 @@ def _conditioned(rec: Recurrence, x: Node, x_weight: str, y_weight: str, n_hidde
     return rec
 
 
+@builder
 def context_rnn(n_context: int, n_hidden: int, n_out: int, *, mode: str = "train",
                 feedback: str = "argmax", loss: str = "cross_entropy", carry: bool = False,
                 dtype: Any = np.float64) -> Recurrence:
@@ -42,10 +44,12 @@ def context_rnn(n_context: int, n_hidden: int, n_out: int, *, mode: str = "train
     (n_hidden×n_context), ``W``, ``U`` (n_hidden×n_out), ``b``, ``V``, ``c``.
     """
     rec = Recurrence("context_rnn")
-    x = rec.context("x", (n_context,), dtype)
+    x = rec.context("x", (check_size(rec, "n_context", n_context),),
+                    arguments.float_dtype("context_rnn: dtype", dtype))
     return _conditioned(rec, x, "R", "U", n_hidden, n_out, mode, feedback, loss, carry)
 
 
+@builder
 def conditional_rnn(n_in: int, n_hidden: int, n_out: int, *, mode: str = "train",
                     feedback: str = "argmax", loss: str = "cross_entropy", carry: bool = False,
                     dtype: Any = np.float64) -> Recurrence:
@@ -61,5 +65,6 @@ def conditional_rnn(n_in: int, n_hidden: int, n_out: int, *, mode: str = "train"
     (n_hidden×n_out), ``b``, ``V``, ``c``.
     """
     rec = Recurrence("conditional_rnn")
-    x = rec.sequence("x", (n_in,), dtype)
+    x = rec.sequence("x", (check_size(rec, "n_in", n_in),),
+                     arguments.float_dtype("conditional_rnn: dtype", dtype))
     return _conditioned(rec, x, "U", "R", n_hidden, n_out, mode, feedback, loss, carry)

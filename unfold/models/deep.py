@@ -7,22 +7,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import ops
-from ..errors import UnfoldValueError
+from .. import arguments, ops
+from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import Scope, _check_choice, affine, input_sequence, new_state, readout
+from ._parts import Scope, _check_choice, affine, builder, input_sequence, new_state, readout
 from .sequence_length import CELLS
 
 TRANSITIONS = ("stacked", "deep")
 
 
 def _widths(what: str, sizes: Sequence[int], allow_empty: bool = False) -> list[int]:
-    try:
-        widths = [int(n) for n in sizes]
-    except (TypeError, ValueError):
-        raise UnfoldValueError(f"deep_rnn: {what} must be a list of layer widths, got "
-                               f"{sizes!r}") from None
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)):
+        raise UnfoldTypeError(f"deep_rnn: {what} must be a list of layer widths, got "
+                              f"{sizes!r}")
+    widths = [arguments.positive_int(f"deep_rnn: a layer width in {what}", n) for n in sizes]
     if (not widths and not allow_empty) or any(n < 1 for n in widths):
         raise UnfoldValueError(f"deep_rnn: {what} must be positive layer widths, got {sizes!r}")
     return widths
@@ -38,6 +37,7 @@ def mlp(rec: Recurrence, v: Node, widths: Sequence[int], scope: str, weight: str
     return v
 
 
+@builder
 def deep_rnn(n_in: int, sizes: Sequence[int], n_out: int, *, transition: str = "stacked",
              skip: bool = False, cell: str = "rnn", input_layers: Sequence[int] = (),
              output_layers: Sequence[int] = (), loss: str = "cross_entropy",

@@ -6,12 +6,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .. import ops
+from .. import arguments, ops
 from ..errors import UnfoldValueError
 from ..evaluate import evaluate
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import chain, new_state
+from ._parts import builder, chain, new_state
 
 
 def reservoir(n: int, m: int, *, spectral_radius: float = 0.95, input_scale: float = 1.0,
@@ -21,9 +21,12 @@ def reservoir(n: int, m: int, *, spectral_radius: float = 0.95, input_scale: flo
     largest |eigenvalue|, which decides whether the state's memory of its past fades or
     explodes — is ``spectral_radius`` (just below 1: the edge of stability); ``U`` (n×m)
     uniform in ``[−input_scale, input_scale]``."""
-    if spectral_radius <= 0:
-        raise UnfoldValueError(f"reservoir: spectral_radius must be positive, got {spectral_radius!r}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    n = arguments.positive_int("reservoir: n (its units)", n)
+    m = arguments.positive_int("reservoir: m (the input size)", m)
+    spectral_radius = arguments.positive("reservoir: spectral_radius", spectral_radius)
+    input_scale = arguments.real("reservoir: input_scale", input_scale, low=0.0)
+    dtype = arguments.float_dtype("reservoir: dtype", dtype)
+    rng = arguments.generator("reservoir: seed", seed)
     W = rng.standard_normal((n, n))
     W *= spectral_radius / np.max(np.abs(np.linalg.eigvals(W)))
     U = rng.uniform(-input_scale, input_scale, (n, m))
@@ -45,6 +48,7 @@ def echo_state_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False,
     return rec.update(h, ops.tanh(ops.constant(W, name="W") @ h + ops.constant(U, name="U") @ x))
 
 
+@builder
 def echo_state(n_in: int, n_hidden: int, n_out: int, *, spectral_radius: float = 0.95,
                input_scale: float = 1.0, seed: int = 0, loss: str = "squared_error",
                outputs: str = "every", inputs: str = "vectors", carry: bool = False,

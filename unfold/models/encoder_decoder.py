@@ -12,7 +12,7 @@ from ..errors import RecurrenceError, UnfoldKeyError, UnfoldValueError
 from ..graph import Node
 from ..ops.base import named
 from ..recurrence import Recurrence, Unfolded
-from ._parts import Scope, _check_choice, affine, input_sequence, readout
+from ._parts import Scope, _check_choice, affine, builder, input_sequence, readout
 from .sequence_length import CELLS
 
 #: how the context is made of the encoder's states h(1) … h(n_x)
@@ -50,6 +50,11 @@ class EncoderDecoder:
                                   f"recurrence, so give them distinct names")
         self.encoder, self.decoder, self.context, self.state = encoder, decoder, context, state
         self.name = name
+
+    def check(self) -> None:
+        """Validate both recurrences (what ``Trainer`` asks of a model)."""
+        for rec in self.recurrences:
+            rec.check()
 
     # --- the model's variables -------------------------------------------------------------------
 
@@ -127,6 +132,7 @@ def teacher_forced(y: Any, start: int) -> np.ndarray:
     return np.concatenate([np.full((1,) + y.shape[1:], start, y.dtype), y[:-1]])
 
 
+@builder
 def encoder_decoder(n_in: int, n_hidden: int, n_y: int, *, encoder_cell: str = "gru",
                     decoder_cell: str = "gru", context: str | Callable = "final",
                     variant: str = "book", inputs: str = "vectors",

@@ -9,7 +9,7 @@ import numpy as np
 from .. import ops
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import _check_choice, affine, chain, new_state
+from ._parts import _check_choice, affine, builder, chain, new_state
 
 VARIANTS = ("book", "common")
 
@@ -75,6 +75,7 @@ def gru_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False,
     return rec.update(h, u * h + (1.0 - u) * candidate)
 
 
+@builder
 def lstm(n_in: int, n_hidden: int, n_out: int, *, variant: str = "book",
          loss: str = "cross_entropy", outputs: str = "every", inputs: str = "vectors",
          carry: bool = False, dtype: Any = np.float64) -> Recurrence:
@@ -91,6 +92,7 @@ def lstm(n_in: int, n_hidden: int, n_out: int, *, variant: str = "book",
                  outputs=outputs, inputs=inputs, carry=carry, dtype=dtype, variant=variant)
 
 
+@builder
 def gru(n_in: int, n_hidden: int, n_out: int, *, variant: str = "book",
         loss: str = "cross_entropy", outputs: str = "every", inputs: str = "vectors",
         carry: bool = False, dtype: Any = np.float64) -> Recurrence:

@@ -11,17 +11,11 @@ from .. import ops
 from ..errors import UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import _check_choice, affine, input_sequence, readout
+from ._parts import _check_choice, affine, builder, input_sequence, readout
 from .sequence_length import CELLS
 
 #: ε of the cosine similarity's norms, ``‖v‖_ε = √(v·v + ε)``
 EPSILON = 1e-6
-
-
-def softplus(z: Node) -> Node:
-    """``log(1 + exp z)``, exactly (and ``z`` itself beyond 30, where they agree to rounding)."""
-    safe = -ops.maximum(-z, -30.0)              # min(z, 30): exp never overflows
-    return ops.where(z > 30.0, z, ops.log(1.0 + ops.exp(safe)))
 
 
 def cosine(M: Node, k: Node) -> Node:
@@ -42,10 +36,11 @@ def address(rec: Recurrence, head: str, h: Node, M: Node, width: int) -> Node:
     k = rec.name_node(f"{head}.k", affine(rec, width, f"{head}.b_k", {f"{head}.W_k": h}))
     z = rec.param(f"{head}.b_beta", (), h.dtype) + rec.param(f"{head}.w_beta", h.shape,
                                                              h.dtype) @ h
-    beta = rec.name_node(f"{head}.beta", softplus(z))
+    beta = rec.name_node(f"{head}.beta", ops.softplus(z))
     return rec.name_node(f"{head}.w", ops.softmax(beta * cosine(M, k)))
 
 
+@builder
 def memory_network(n_in: int, n_hidden: int, n_out: int, *, cells: int = 8, width: int = 8,
                    controller: str = "rnn", loss: str = "cross_entropy",
                    outputs: str | Sequence[int] = "every", inputs: str = "vectors",

@@ -33,7 +33,7 @@ from ..ops import batch_sum
 from ..ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
                         named)
 from ..ops.base import input as leaf_input, param as leaf_param
-from ._parts import _check_choice, affine, output_loss, target_sequence
+from ._parts import _check_choice, affine, builder, output_loss, target_sequence
 
 #: the leaf standing for a child's (or the root's) representation inside the folded node body
 CHILD = Placeholder("child")
@@ -497,6 +497,7 @@ class UnfoldedTree:
 
 # --- the book's recursive network ---------------------------------------------------------------
 
+@builder
 def recursive_net(n_in: int, n_hidden: int, n_out: int, *, loss: str = "cross_entropy",
                   inputs: str = "vectors", embed: bool = True, dtype: Any = np.float64
                   ) -> Recursive:

@@ -9,7 +9,7 @@ import numpy as np
 from .. import ops
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import affine, chain, input_sequence, new_state, readout
+from ._parts import affine, builder, chain, input_sequence, new_state, readout
 
 
 def rnn_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False) -> Node:
@@ -24,6 +24,7 @@ def rnn_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False) -> Node:
     return rec.update(h, ops.tanh(a))
 
 
+@builder
 def rnn(n_in: int, n_hidden: int, n_out: int, *, loss: str = "cross_entropy",
         outputs: str = "every", inputs: str = "vectors", carry: bool = False,
         dtype: Any = np.float64) -> Recurrence:
@@ -48,6 +49,7 @@ def rnn(n_in: int, n_hidden: int, n_out: int, *, loss: str = "cross_entropy",
                  inputs=inputs, carry=carry, dtype=dtype)
 
 
+@builder
 def rnn_single_output(n_in: int, n_hidden: int, n_out: int, *, loss: str = "cross_entropy",
                       inputs: str = "vectors", carry: bool = False,
                       dtype: Any = np.float64) -> Recurrence:
@@ -74,6 +76,7 @@ def output_step(rec: Recurrence, fed: Node, x: Node, n_hidden: int, n_out: int,
     return readout(rec, h, n_out, loss, state=state)
 
 
+@builder
 def output_to_hidden(n_in: int, n_hidden: int, n_out: int, *, loss: str = "cross_entropy",
                      inputs: str = "vectors", carry: bool = False,
                      dtype: Any = np.float64) -> Recurrence:

@@ -16,11 +16,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import ops
-from ..errors import UnfoldValueError
+from .. import arguments, ops
+from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import Cell, _check_choice, affine, input_sequence, readout
+from ._parts import Cell, _check_choice, affine, builder, input_sequence, readout
 from .gated import gru_cell, lstm_cell
 from .rnn import rnn_cell
 from .time_scales import leaky_cell, skip_cell
@@ -65,6 +65,7 @@ def length_output(rec: Recurrence, h_before: Node, tau: Node, max_length: int) -
     return o_tau
 
 
+@builder
 def language_model(vocab: int, n_hidden: int, *, cell: str = "rnn", stop: bool = False,
                    max_length: int | None = None, length_input: str = "remaining",
                    carry: bool = False, dtype: Any = np.float64, **cell_options: Any
@@ -84,14 +85,13 @@ def language_model(vocab: int, n_hidden: int, *, cell: str = "rnn", stop: bool =
     ``tau``, and ``mask``) from symbol lists.
     """
     _check_choice("cell", cell, tuple(CELLS))
+    stop = arguments.flag("language_model: stop", stop)
     _check_choice("length_input", length_input, LENGTH_INPUTS)
     if max_length is not None and stop:
         raise UnfoldValueError("language_model: max_length (predicting τ) and stop=True (a stop "
                                "output) are two ways of ending a sequence; choose one")
-    if max_length is not None and (not isinstance(max_length, (int, np.integer)) or
-                                   max_length < 1):
-        raise UnfoldValueError(f"language_model: max_length must be a positive integer, got "
-                               f"{max_length!r}")
+    if max_length is not None:
+        max_length = arguments.positive_int("language_model: max_length", max_length)
     rec = Recurrence(f"language_model_{cell}" + ("_length" if max_length else ""))
     x = input_sequence(rec, vocab, "tokens", dtype)
     if max_length is not None:
@@ -119,8 +119,13 @@ def encode(sequences: Sequence[Sequence[int]], start: int, end: int | None = Non
 
     Returns ``{"x", "y", "mask"}`` (τ, batch) and, without an end symbol, ``"end"`` (τ, batch)
     — or, with ``lengths=True``, ``"remaining"`` (τ, batch) and ``"tau"`` (batch,) = L."""
+    start = arguments.positive_int("encode: start (a symbol)", start, minimum=0)
+    end = None if end is None else arguments.positive_int("encode: end (a symbol)", end,
+                                                           minimum=0)
+    sequences = [_symbols(s) for s in _symbols(sequences, nested=True)]
     if not sequences or any(len(s) == 0 for s in sequences):
-        raise UnfoldValueError("encode: give at least one sequence, each of at least one symbol")
+        raise UnfoldValueError("encode: give at least one sequence, each of at least one "
+                               "symbol")
     if lengths and end is not None:
         raise UnfoldValueError("encode: lengths=True (a model predicting τ) has no end symbol")
     with_end = end is not None
@@ -144,3 +149,13 @@ def encode(sequences: Sequence[Sequence[int]], start: int, end: int | None = Non
     elif not with_end:
         out["end"] = stops
     return out
+
+
+def _symbols(values: Any, nested: bool = False) -> list:
+    """A list of symbols (integers ≥ 0), or — ``nested`` — a list of such lists."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise UnfoldTypeError(f"encode: expected a list of {'symbol lists' if nested else 'symbols'}"
+                              f", got {type(values).__name__} {values!r}")
+    if nested:
+        return list(values)
+    return [arguments.positive_int("encode: a symbol", v, minimum=0) for v in values]

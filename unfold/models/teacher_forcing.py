@@ -6,10 +6,11 @@ from typing import Any
 import numpy as np
 
 from ..recurrence import Recurrence
-from ._parts import as_feedback, fed_back, input_sequence, one_hot_like
+from ._parts import as_feedback, builder, fed_back, input_sequence, one_hot_like
 from .rnn import output_step
 
 
+@builder
 def teacher_forcing(n_in: int, n_hidden: int, n_out: int, *, mode: str = "train",
                     feedback: str = "argmax", loss: str = "cross_entropy",
                     inputs: str = "vectors", carry: bool = False,

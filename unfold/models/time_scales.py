@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import ops
+from .. import arguments, ops
 from ..errors import UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import affine, chain, new_state
+from ._parts import affine, builder, chain, new_state
 
 
 def leaky_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False,
@@ -23,10 +23,13 @@ def leaky_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False,
     ``alpha`` is a number in [0, 1] or one per unit (a spectrum of time scales); α near 1 remembers
     for long (time constant ≈ 1/(1−α) steps), α = 0 is the ordinary RNN. It is fixed, not
     learned. Returns ``h(t)``."""
-    a = np.asarray(alpha, dtype=x.dtype)
-    if a.shape not in ((), (n,)) or np.any((a < 0) | (a > 1)):
-        raise UnfoldValueError(f"leaky units: alpha must be in [0, 1], one number or one per unit "
-                         f"({n}), got {alpha!r}")
+    try:
+        a = np.asarray(alpha, dtype=x.dtype)
+    except (TypeError, ValueError):
+        a = None
+    if a is None or a.shape not in ((), (n,)) or not np.all((a >= 0) & (a <= 1)):
+        raise UnfoldValueError(f"leaky units: alpha must be in [0, 1], one number or "
+                                         f"one per unit ({n}), got {alpha!r}")
     h = new_state(rec, "h", n, x.dtype, carry)
     v = rec.name_node("v", ops.tanh(affine(rec, n, "b", {"W": h, "U": x})))
     keep = ops.constant(a)
@@ -43,14 +46,14 @@ def skip_cell(rec: Recurrence, x: Node, n: int, *, carry: bool = False, delay: i
     ``length_one=False`` removes the length-one connections (section 10.9.3), leaving only the
     longer ones: ``h(t) = tanh(b + W_d h(t−d) + U x(t))`` (no ``W``). Before the first step every
     read of the past gives the initial state (zeros, or ``h0`` with carry). Returns ``h(t)``."""
-    if not isinstance(delay, (int, np.integer)) or delay < 2:
-        raise UnfoldValueError(f"skip connections need an integer delay d ≥ 2, got {delay!r}")
+    delay = arguments.positive_int("skip connections: the delay d", delay, minimum=2)
     h = new_state(rec, "h", n, x.dtype, carry)
-    weights = {"W": h} if length_one else {}
+    weights = {"W": h} if arguments.flag("skip connections: length_one", length_one) else {}
     weights.update({"W_d": rec.past(h, int(delay)), "U": x})
     return rec.update(h, ops.tanh(affine(rec, n, "b", weights)))
 
 
+@builder
 def leaky_rnn(n_in: int, n_hidden: int, n_out: int, *, alpha: float | np.ndarray = 0.9,
               loss: str = "cross_entropy", outputs: str = "every", inputs: str = "vectors",
               carry: bool = False, dtype: Any = np.float64) -> Recurrence:
@@ -60,6 +63,7 @@ def leaky_rnn(n_in: int, n_hidden: int, n_out: int, *, alpha: float | np.ndarray
                  inputs=inputs, carry=carry, dtype=dtype, alpha=alpha)
 
 
+@builder
 def skip_rnn(n_in: int, n_hidden: int, n_out: int, *, delay: int = 2, length_one: bool = True,
              loss: str = "cross_entropy", outputs: str = "every", inputs: str = "vectors",
              carry: bool = False, dtype: Any = np.float64) -> Recurrence:

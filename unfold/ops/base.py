@@ -2,12 +2,14 @@
 batch axis, and the two bookkeeping ops that move gradients between shapes."""
 from __future__ import annotations
 
+import math
 from numbers import Number
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import DTypeError, ShapeError, describe
+from ..errors import (DTypeError, ShapeError, UnfoldIndexError, UnfoldTypeError, UnfoldValueError,
+                      describe)
 from ..graph import Node, Op, Shape, apply
 
 
@@ -42,33 +44,89 @@ CONSTANT = Constant()
 
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
-        raise TypeError(f"a leaf needs a non-empty string name, got {name!r}")
+        raise UnfoldTypeError(f"a leaf needs a non-empty string name, got {name!r}")
     return name
 
 
-def _check_shape(shape: Any, what: str) -> Shape:
-    if isinstance(shape, (int, np.integer)):
-        shape = (shape,)
+def is_int(value: Any) -> bool:
+    """A Python or numpy integer — not a bool, not a float with an integral value (as numpy)."""
+    kind = type(value)
+    return kind is int or kind is not bool and isinstance(value, (int, np.integer))
+
+
+def int_tuple(value: Any, what: Callable[[], str], part: str = "dimension") -> tuple[int, ...]:
+    """An int or a sequence of ints (a shape, axes) as a tuple of Python ints; anything else —
+    floats, bools, strings — is refused, naming the ``part`` that is not an integer (``what()``
+    says what the value is for; it is only called for the message)."""
+    if type(value) is tuple and all(type(v) is int for v in value):
+        return value
+    if is_int(value):
+        return (int(value),)
     try:
-        shape = tuple(int(d) for d in shape)
+        items = tuple(value)
     except TypeError:
-        raise ShapeError(f"{what}: shape must be a tuple of ints, got {shape!r}") from None
-    if any(d < 0 for d in shape):
-        raise ShapeError(f"{what}: shape {shape} has a negative dimension")
-    return shape
+        raise UnfoldTypeError(f"{what()} must be a tuple of ints, got {value!r}") from None
+    for v in items:
+        if not is_int(v):
+            raise UnfoldTypeError(f"{what()} {value!r} has the {part} {v!r}, which is not an "
+                                  f"integer; give whole numbers, e.g. (3, 4)")
+    return tuple(int(v) for v in items)
+
+
+def _check_shape(shape: Any, what: str) -> Shape:
+    dims = int_tuple(shape, lambda: f"{what}: shape")
+    if any(d < 0 for d in dims):
+        raise ShapeError(f"{what}: shape {dims} has a negative dimension")
+    if math.prod(dims) > _MAX_SIZE:
+        raise ShapeError(f"{what}: shape {dims} has {math.prod(dims)} elements, more than an array "
+                         f"can hold ({_MAX_SIZE})")
+    return dims
+
+
+_MAX_SIZE = np.iinfo(np.intp).max
+_DTYPES: dict[Any, np.dtype] = {}
+
+
+def check_dtype(dtype: Any, what: str | Callable[[], str]) -> np.dtype:
+    """``dtype`` as a numpy dtype that unfold computes with (floating-point, integer, boolean);
+    ``what`` (or ``what()``, called only for a message) names what the dtype is for."""
+    try:
+        found = _DTYPES.get(dtype)
+    except TypeError:                       # an unhashable dtype argument
+        found = None
+    if found is not None:
+        return found
+    if callable(what):
+        what = what()
+    try:
+        found = np.dtype(dtype)
+    except (TypeError, ValueError) as exc:
+        raise UnfoldTypeError(f"{what}: {dtype!r} is not a dtype ({exc}); use e.g. 'float64', "
+                              f"'float32', 'int64' or 'bool'") from None
+    if found.kind not in "biuf":
+        raise UnfoldTypeError(f"{what}: dtype {found} is not supported; unfold computes with "
+                              f"floating-point, integer and boolean arrays (e.g. 'float64', "
+                              f"'int64', 'bool')")
+    try:
+        _DTYPES[dtype] = found
+    except TypeError:
+        pass
+    return found
 
 
 def input(name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
     """A value fed at evaluation; it may be fed with one extra leading batch axis."""
     name = _check_name(name)
-    return Node(INPUT, (), _check_shape(shape, f"input {name!r}"), np.dtype(dtype), name=name,
+    what = f"input {name!r}"
+    return Node(INPUT, (), _check_shape(shape, what), check_dtype(dtype, what), name=name,
                 may_batch=True)
 
 
 def param(name: str, shape: Sequence[int] = (), dtype: Any = np.float64) -> Node:
     """A learnable leaf, fed at evaluation (never with a batch axis)."""
     name = _check_name(name)
-    return Node(PARAM, (), _check_shape(shape, f"param {name!r}"), np.dtype(dtype), name=name,
+    what = f"param {name!r}"
+    return Node(PARAM, (), _check_shape(shape, what), check_dtype(dtype, what), name=name,
                 may_batch=False)
 
 
@@ -79,17 +137,91 @@ def constant(value: Any, dtype: Any = None, name: str | None = None) -> Node:
     """A fixed array baked into the graph (copied, read-only)."""
     if name is None and isinstance(value, (int, float)) and dtype is not None:
         # a Python number in an expression: one shared node per (value, dtype)
-        key = (type(value), value, np.dtype(dtype))
+        dtype = check_dtype(dtype, "constant")
+        key = (type(value), value, dtype)
         node = _SCALARS.get(key)
         if node is None:
             if len(_SCALARS) > 4096:
                 _SCALARS.clear()
-            node = _SCALARS[key] = constant(np.array(value, dtype=dtype))
+            node = _SCALARS[key] = constant(to_array(value, dtype, "constant"))
         return node
-    array = np.array(value, dtype=dtype)
+    if name is not None:
+        _check_name(name)
+    array = to_array(value, dtype, "constant" if name is None else f"constant {name!r}")
     array.setflags(write=False)
     return Node(CONSTANT, (), array.shape, array.dtype, name=name, attrs={"value": array},
                 may_batch=False)
+
+
+def to_array(value: Any, dtype: Any, what: str) -> np.ndarray:
+    """``value`` as a new array of ``dtype`` (or its own), refused — never silently changed —
+    when no supported dtype holds it: complex numbers, strings, objects, ragged lists, integers
+    too large, finite numbers that overflow to inf, fractions cast to integers."""
+    if isinstance(value, Node):
+        raise UnfoldTypeError(f"{what}: {describe(value)} is already a node; use it directly")
+    if dtype is not None:
+        dtype = check_dtype(dtype, what)
+    if isinstance(value, (list, tuple)) and _holds_nodes(value):
+        raise UnfoldTypeError(f"{what}: a {type(value).__name__} of nodes is not an array; join "
+                              f"nodes with unfold.stack or unfold.concat")
+    try:
+        source = np.asarray(value)
+        if source.dtype.kind in "biufO":
+            with np.errstate(invalid="ignore", over="ignore"):   # refused below, with a message
+                array = np.array(source, dtype=dtype) if source.dtype.kind != "O" or \
+                    dtype is None else np.array(value, dtype=dtype)
+        else:                   # complex numbers, strings, dates: refused below, never cast
+            array = source
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise UnfoldValueError(f"{what}: {_short(value)} cannot be an array of "
+                               f"{dtype or 'numbers'} ({exc})") from None
+    if array.dtype.kind not in "biuf" or source.dtype.kind not in "biufO":
+        raise UnfoldTypeError(f"{what}: {_short(value)} is held by no supported dtype (numpy makes "
+                              f"it {array.dtype}); unfold computes with real floating-point, "
+                              f"integer and boolean values — no complex numbers, strings, objects "
+                              f"or integers beyond 64 bits")
+    if dtype is not None and source.dtype != array.dtype and source.size:
+        _check_exact(source, array, what)
+    return array
+
+
+def _holds_nodes(value: Any) -> bool:
+    return any(isinstance(v, Node) or isinstance(v, (list, tuple)) and _holds_nodes(v)
+               for v in value)
+
+
+def _check_exact(source: np.ndarray, array: np.ndarray, what: str) -> None:
+    """A conversion to another dtype must keep every value (up to floating-point rounding)."""
+    def first(bad):
+        found = source[bad].ravel()[0]
+        return found.item() if isinstance(found, np.generic) else found
+    if source.dtype.kind == "O":            # Python numbers (Fraction, Decimal, big ints)
+        lost = (np.isinf(array) & (source != np.inf) & (source != -np.inf)) \
+            if array.dtype.kind == "f" else source != array
+        if np.any(lost):
+            raise UnfoldValueError(f"{what}: {first(lost)!r} cannot be {array.dtype} without "
+                                   f"changing its value")
+    elif array.dtype.kind == "f":
+        lost = np.isinf(array) & ~np.isinf(source)
+        if lost.any():
+            raise UnfoldValueError(f"{what}: {first(lost)} overflows {array.dtype} (largest "
+                                   f"{np.finfo(array.dtype).max:.4g}); use a wider dtype")
+    elif array.dtype.kind in "iu":
+        if source.dtype.kind == "f":
+            bad = ~np.isfinite(source) | (source != np.trunc(source))
+            if bad.any():
+                raise UnfoldValueError(f"{what}: {first(bad)} is not an integer, so it cannot be "
+                                       f"{array.dtype}; round it first")
+        info = np.iinfo(array.dtype)
+        out = (source < info.min) | (source > info.max)
+        if out.any():
+            raise UnfoldValueError(f"{what}: {first(out)} is outside the range of {array.dtype} "
+                                   f"[{info.min}, {info.max}]")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def is_placeholder(node: Node) -> bool:
@@ -109,17 +241,26 @@ def lift(x: Any, like: Sequence[Node] = ()) -> Node:
                     return found
                 break
     if isinstance(x, (Number, np.bool_)) and not isinstance(x, np.ndarray):
+        if isinstance(x, (complex, np.complexfloating)):
+            raise UnfoldTypeError(f"cannot use the complex number {x!r} in an unfold expression: "
+                                  f"unfold computes with real numbers")
         floats = [n.dtype for n in like if isinstance(n, Node) and n.dtype.kind == "f"]
         dtype = floats[0] if floats else (np.float64 if isinstance(x, float) else None)
         if dtype is None and isinstance(x, (int, np.integer)):
             # an integer among integer operands (``t > 0`` for int32 targets) takes their dtype
             ints = [n.dtype for n in like if isinstance(n, Node) and n.dtype.kind in "iu"]
-            if ints and np.iinfo(ints[0]).min <= x <= np.iinfo(ints[0]).max:
+            if ints:
+                info = np.iinfo(ints[0])
+                if not info.min <= x <= info.max:
+                    raise UnfoldValueError(f"the integer {x} is outside the range of the {ints[0]} "
+                                           f"operands [{info.min}, {info.max}]; cast them to a "
+                                           f"wider dtype first")
                 dtype = ints[0]
         return constant(x, dtype=dtype)
     if isinstance(x, (np.ndarray, list, tuple, np.generic)):
         return constant(x)
-    raise TypeError(f"cannot use {type(x).__name__} {x!r} in an unfold expression")
+    raise UnfoldTypeError(f"cannot use {_short(x)} in an unfold expression: give nodes, numbers "
+                          f"or arrays")
 
 
 def lift_all(xs: Sequence[Any]) -> list[Node]:
@@ -130,6 +271,16 @@ def lift_all(xs: Sequence[Any]) -> list[Node]:
         return list(xs)
     nodes = [x for x in xs if isinstance(x, Node)]
     return [lift(x, nodes) for x in xs]
+
+
+def terms(op: str, xs: Any) -> list[Node]:
+    """The operands of an op taking a sequence of them (``add_n``, ``concat``, ``stack``)."""
+    if isinstance(xs, (Node, str, bytes)) or not hasattr(xs, "__iter__"):
+        raise UnfoldTypeError(f"{op} takes a list of nodes, got {_short(xs)}")
+    xs = lift_all(list(xs))
+    if not xs:
+        raise UnfoldValueError(f"{op} needs at least one node, got an empty sequence")
+    return xs
 
 
 # --- the dtype rule -----------------------------------------------------------------------------
@@ -321,6 +472,7 @@ ALIAS = Alias()
 
 def named(value: Node, name: str) -> Node:
     """``value`` under ``name``: a variable of the book's drawings (``h``, ``o``, a gate ``f``)."""
+    value = lift(value)
     return Node(ALIAS, (value,), value.shape, value.dtype, name=_check_name(name))
 
 
@@ -343,13 +495,30 @@ def normalize_axes(op: str, node: Node, axis: Any) -> tuple[int, ...]:
         return tuple(range(node.ndim))
     if axis.__class__ is int and -node.ndim <= axis < node.ndim:
         return (axis % node.ndim,)
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if is_int(axis):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:
+        raise UnfoldTypeError(f"{op}: axis must be an int, a tuple of ints or None, got "
+                              f"{_short(axis)}")
     out = []
     for a in axes:
+        if not is_int(a):
+            raise UnfoldTypeError(f"{op}: axis {a!r} is not an integer (axis={axis!r})")
         if not -node.ndim <= a < node.ndim:
-            raise ShapeError(f"{op}: axis {a} is out of range for {describe(node)} "
-                             f"(per-example rank {node.ndim}; the batch axis is not counted)")
+            raise UnfoldIndexError(f"{op}: axis {a} is out of range for {describe(node)} "
+                                   f"(per-example rank {node.ndim}; the batch axis is not "
+                                   f"counted)")
         out.append(int(a) % node.ndim)
     if len(set(out)) != len(out):
         raise ShapeError(f"{op}: repeated axis in {axis!r}")
     return tuple(sorted(out))
+
+
+def check_axis(op: str, node: Node, axis: Any) -> int:
+    """One axis of ``node``, non-negative."""
+    if not is_int(axis):
+        raise UnfoldTypeError(f"{op}: axis must be an int, got {_short(axis)}")
+    (axis,) = normalize_axes(op, node, axis)
+    return axis

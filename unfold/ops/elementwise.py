@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DTypeError, describe
+from ..errors import DTypeError, UnfoldValueError, describe
 from ..graph import Node, apply
-from .base import (CONSTANT, Elementwise, Identity, broadcast_shapes, common_float_dtype, lift,
-                   lift_all)
+from .base import (CONSTANT, Elementwise, Identity, broadcast_shapes, check_dtype,
+                   common_float_dtype, lift, lift_all, terms)
 
 
 class Unary(Elementwise):
@@ -41,6 +41,12 @@ SQRT = Unary("sqrt", np.sqrt, lambda y, x, g: g / (2 * y))
 RELU = Unary("relu", lambda x: np.maximum(x, 0), lambda y, x, g: g * cast(x > 0, g.dtype))
 ABS = Unary("abs", np.abs, lambda y, x, g: g * sign(x))
 SIGN = Unary("sign", np.sign, lambda y, x, g: None)
+SOFTPLUS = Unary("softplus", lambda x: np.logaddexp(x.dtype.type(0), x),
+                 lambda y, x, g: g * sigmoid(x))
+LOG1P = Unary("log1p", np.log1p, lambda y, x, g: g / (1 + x))
+EXPM1 = Unary("expm1", np.expm1, lambda y, x, g: g * (y + 1))
+SIN = Unary("sin", np.sin, lambda y, x, g: g * cos(x))
+COS = Unary("cos", np.cos, lambda y, x, g: -(g * sin(x)))
 
 
 def neg(x: Node) -> Node:
@@ -88,6 +94,32 @@ def sign(x: Node) -> Node:
     return apply(SIGN, lift(x))
 
 
+def softplus(x: Node) -> Node:
+    """ζ(x) = log(1 + eˣ), computed as ``logaddexp(0, x)``: finite and exact for any |x|;
+    d/dx = σ(x)"""
+    return apply(SOFTPLUS, lift(x))
+
+
+def log1p(x: Node) -> Node:
+    """ln(1 + x), accurate for small |x|; d/dx = 1/(1 + x)"""
+    return apply(LOG1P, lift(x))
+
+
+def expm1(x: Node) -> Node:
+    """eˣ − 1, accurate for small |x|; d/dx = eˣ"""
+    return apply(EXPM1, lift(x))
+
+
+def sin(x: Node) -> Node:
+    """sin x; d/dx = cos x"""
+    return apply(SIN, lift(x))
+
+
+def cos(x: Node) -> Node:
+    """cos x; d/dx = −sin x"""
+    return apply(COS, lift(x))
+
+
 class Binary(Elementwise):
     def __init__(self, name, fn, vjp):
         self.name, self._fn, self._vjp = name, fn, vjp
@@ -110,19 +142,61 @@ class Binary(Elementwise):
 
 
 def _pow_vjp(y, a, b, g):
-    ga = g * b * a ** (b - 1)
-    # a constant exponent needs no gradient (and log a may not exist for a < 0)
-    gb = None if b.op is CONSTANT else g * y * log(a)
-    return ga, gb
+    exponent = b.attrs["value"] if b.op is CONSTANT else None
+    # ∂/∂a = b aᵇ⁻¹, with aᵇ⁻¹ read as a⁰ where b = 0: then 0 (a⁰ = 1 is constant), also at
+    # a = 0 where 0 · 0⁻¹ would be nan
+    if exponent is None:
+        ga = g * (b * power(a, where(b == 0, 0, b - 1)))
+    elif exponent.any():
+        lowered = np.where(exponent == 0, 0, exponent - 1).astype(exponent.dtype)
+        ga = g * (b * power(a, lowered.item() if lowered.ndim == 0 else lowered))
+    else:
+        ga = None                               # x ** 0: no gradient at all
+    if exponent is not None:
+        return ga, None                         # a constant exponent needs no gradient
+    # ∂/∂b = aᵇ ln a for a > 0; 0 at a = 0 (0ᵇ is constant for b > 0); for a < 0 the real power
+    # exists only at integers b and has no derivative in b (nan, as ln a)
+    zero = a == 0
+    return ga, where(zero, 0, g * y * log(where(zero, 1, a)))
+
+
+class Power(Binary):
+    """``aᵇ``. A negative base has a real power only for an integer exponent: another exponent
+    is refused when evaluated (numpy would give nan), naming the node and the value."""
+
+    def __init__(self):
+        super().__init__("pow", np.power, _pow_vjp)
+
+    def kernel(self, node, flags):
+        return super().kernel(node, flags) if node.attrs.get("integral") else None
+
+    def forward(self, node, a, b):
+        if not node.attrs.get("integral"):
+            negative = a < 0
+            if negative.any():
+                bad = negative & (b != np.trunc(b))
+                if bad.any():
+                    base, exponent = (np.broadcast_to(v, bad.shape)[bad].ravel()[0].item()
+                                      for v in (a, b))
+                    x, p = (repr(n.attrs["value"].item()) if n.op is CONSTANT and n.size == 1
+                            else repr(n.label) for n in node.inputs)
+                    raise UnfoldValueError(
+                        f"pow: {describe(node)} = {x} ** {p} raises the negative base "
+                        f"{base} to the non-integer power {exponent}, which has no real value; "
+                        f"use an integer exponent, or abs(x) ** p (sign(x) * abs(x) ** p for an "
+                        f"odd root)")
+        return np.power(a, b)
 
 
 ADD = Binary("add", np.add, lambda y, a, b, g: (g, g))
 SUB = Binary("sub", np.subtract, lambda y, a, b, g: (g, -g))
 MUL = Binary("mul", np.multiply, lambda y, a, b, g: (g * b, g * a))
 DIV = Binary("div", np.divide, lambda y, a, b, g: (g / b, -g * y / b))
-POW = Binary("pow", np.power, _pow_vjp)
+POW = Power()
 MAXIMUM = Binary("maximum", np.maximum, lambda y, a, b, g: (
     g * cast(a >= b, g.dtype), g * cast(a < b, g.dtype)))
+MINIMUM = Binary("minimum", np.minimum, lambda y, a, b, g: (
+    g * cast(a <= b, g.dtype), g * cast(a > b, g.dtype)))
 
 
 def _binary(op, a, b) -> Node:
@@ -148,13 +222,47 @@ def divide(a, b) -> Node:
 
 
 def power(a, b) -> Node:
-    """aᵇ; ∂/∂a = b aᵇ⁻¹, ∂/∂b = aᵇ ln a"""
-    return _binary(POW, a, b)
+    """aᵇ; ∂/∂a = b aᵇ⁻¹ (0 where b = 0), ∂/∂b = aᵇ ln a. A negative base needs an integer
+    exponent (anything else is refused when evaluated)."""
+    integral = type(b) is int or type(b) is float and b.is_integer()
+    if a.__class__ is not Node or b.__class__ is not Node:
+        a, b = lift_all((a, b))
+    if not integral and b.op is CONSTANT:
+        value = b.attrs["value"]
+        integral = bool(np.all(value == np.trunc(value)))
+    return apply(POW, a, b, integral=True) if integral else apply(POW, a, b)
 
 
 def maximum(a, b) -> Node:
     """Element-wise maximum; the gradient goes to the larger operand (to ``a`` on ties)."""
     return _binary(MAXIMUM, a, b)
+
+
+def minimum(a, b) -> Node:
+    """Element-wise minimum; the gradient goes to the smaller operand (to ``a`` on ties)."""
+    return _binary(MINIMUM, a, b)
+
+
+def clip(x, lower=None, upper=None) -> Node:
+    """``x`` limited to [lower, upper] (either bound may be None), as ``numpy.clip``: written
+    ``minimum(maximum(x, lower), upper)``, so the gradient is 1 inside and at the bounds, 0
+    outside (as torch.clamp), and reaches bounds that are nodes."""
+    if lower is None and upper is None:
+        raise UnfoldValueError("clip needs a lower or an upper bound (or both), got neither")
+    x = lift(x)
+    bounds = [lift(v, (x,)) for v in (lower, upper) if v is not None]
+    for bound in bounds:
+        if bound.op is CONSTANT and np.isnan(bound.attrs["value"]).any():
+            raise UnfoldValueError(f"clip: a bound of {describe(x)} is nan; give numbers")
+    if len(bounds) == 2 and all(v.op is CONSTANT for v in bounds) and \
+            np.any(bounds[0].attrs["value"] > bounds[1].attrs["value"]):
+        raise UnfoldValueError(f"clip: the lower bound {lower!r} of {describe(x)} is above the "
+                               f"upper bound {upper!r}")
+    if lower is not None:
+        x = maximum(x, bounds[0])
+    if upper is not None:
+        x = minimum(x, bounds[-1])
+    return x
 
 
 class AddN(Elementwise):
@@ -181,7 +289,8 @@ ADD_N = AddN()
 
 
 def add_n(xs) -> Node:
-    xs = lift_all(list(xs))
+    """x₁ + … + xₙ for a non-empty sequence of nodes."""
+    xs = terms("add_n", xs)
     if len(xs) == 1:
         return xs[0]
     return apply(ADD_N, *xs)
@@ -270,7 +379,7 @@ class Cast(Elementwise):
     name = "cast"
 
     def infer(self, inputs, attrs):
-        return inputs[0].shape, np.dtype(attrs["dtype"])
+        return inputs[0].shape, attrs["dtype"]
 
     def forward(self, node, x):
         return x.astype(node.dtype, copy=False)
@@ -295,9 +404,10 @@ CAST, STOP_GRADIENT = Cast(), StopGradient()
 def cast(x, dtype: Any) -> Node:
     """x converted to ``dtype`` (the gradient is cast back)."""
     x = lift(x)
-    if x.dtype == np.dtype(dtype):
+    dtype = check_dtype(dtype, lambda: f"cast of {x.label!r}")
+    if x.dtype == dtype:
         return x
-    return apply(CAST, x, dtype=np.dtype(dtype))
+    return apply(CAST, x, dtype=dtype)
 
 
 def stop_gradient(x: Node) -> Node:

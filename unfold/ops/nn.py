@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import arguments
 from ..errors import DTypeError, FeedError, ShapeError, describe
 from ..graph import Node, Op, apply
-from .base import common_float_dtype, lift, normalize_axes
+from .base import check_axis, check_dtype, common_float_dtype, lift
 from .elementwise import exp
 from .reduce import mean, sum
 from .shape import reshape, transpose
@@ -41,8 +42,7 @@ LOG_SOFTMAX = LogSoftmax()
 def _axis(x: Node, axis: int, op: str) -> int:
     if x.ndim == 0:
         raise ShapeError(f"{op}: {describe(x)} is a scalar; it needs an axis of classes")
-    (axis,) = normalize_axes(op, x, axis)
-    return axis
+    return check_axis(op, x, axis)
 
 
 def log_softmax(x, axis: int = -1) -> Node:
@@ -55,12 +55,13 @@ def softmax(x, axis: int = -1) -> Node:
     return exp(log_softmax(x, axis))
 
 
-def _check_classes(op: str, targets: np.ndarray, k: int, source: Node) -> None:
+def _check_classes(op: str, targets: np.ndarray, k: int, source: Node,
+                   what: str = "target value", index: str = "a class index") -> None:
     """Fed targets must be class indices in [0, k): anything else is an error, not a zero row."""
     if targets.size and (targets.min() < 0 or targets.max() >= k):
         bad = targets[(targets < 0) | (targets >= k)].ravel()[0]
-        raise FeedError(f"{op}: target value {bad} in {source.label!r} is not a class index in "
-                        f"[0, {k}); check the targets fed for it")
+        raise FeedError(f"{op}: {what} {bad} in {source.label!r} is not {index} in "
+                        f"[0, {k}); check the values fed for it")
 
 
 class OneHot(Op):
@@ -93,20 +94,21 @@ ONE_HOT = OneHot()
 
 
 def one_hot(y: Node, classes: int, dtype=np.float64) -> Node:
-    return apply(ONE_HOT, lift(y), classes=int(classes), dtype=np.dtype(dtype))
+    """``1_y``: one more axis of ``classes`` entries, 1 at each integer class of ``y``."""
+    classes = arguments.positive_int("one_hot: the number of classes", classes)
+    return apply(ONE_HOT, lift(y), classes=classes, dtype=check_dtype(dtype, "one_hot"))
 
 
 _REDUCTIONS = ("sum", "mean", "none")
 
 
 def _reduce(losses: Node, reduction: str, op: str) -> Node:
+    reduction = arguments.choice(f"{op}: reduction", reduction, _REDUCTIONS)
     if reduction == "sum":
         return sum(losses)
     if reduction == "mean":
         return mean(losses)
-    if reduction == "none":
-        return losses
-    raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return losses
 
 
 class CrossEntropy(Op):
@@ -182,3 +184,106 @@ def mse(prediction, target, reduction: str = "mean") -> Node:
     common_float_dtype("mse", (prediction, target))
     diff = prediction - target
     return _reduce(diff * diff, reduction, "mse")
+
+
+# --- embeddings ---------------------------------------------------------------------------------
+
+class Embedding(Op):
+    """``embedding(E, tokens)[..., :] = E[tokens[...]]``: the row of the table ``E`` (V × d) for
+    each integer token — what multiplying one-hot vectors by ``E`` computes, without building
+    them. ``∂L/∂E`` is the scatter-add of ``g``'s rows onto the tokens' rows."""
+
+    name = "embedding"
+
+    def infer(self, inputs, attrs):
+        table, tokens = inputs
+        common_float_dtype(self.name, (table,))
+        return tokens.shape + table.shape[1:], table.dtype
+
+    def forward(self, node, table, tokens):
+        _check_tokens(node, tokens, table.shape[0])
+        return table[tokens]
+
+    def batched(self, node, values, flags, batch):
+        (table, tokens), (ft, fk) = values, flags
+        _check_tokens(node, tokens, node.inputs[0].shape[0])
+        if not ft:
+            return table[tokens]                            # (B, …) tokens, a shared table
+        if not fk:
+            return table[:, tokens]                         # one table per example
+        rows = np.arange(batch).reshape((batch,) + (1,) * (tokens.ndim - 1))
+        return table[rows, tokens]
+
+    def vjp(self, node, g):
+        table, tokens = node.inputs
+        return apply(SCATTER_ROWS, g, tokens, table), None
+
+
+def _check_tokens(node: Node, tokens: np.ndarray, rows: int) -> None:
+    _check_classes("embedding", tokens, rows, node.inputs[1], "token", "a row of the table")
+
+
+class ScatterRows(Op):
+    """``scatter_rows(g, tokens, E)``: zeros shaped like ``E`` with each row ``g[...]`` added to
+    row ``tokens[...]`` (repeated tokens add up) — the adjoint of ``embedding``. Only ``E``'s
+    shape and batch flag are read."""
+
+    name = "scatter_rows"
+    meta_inputs = (2,)
+
+    def infer(self, inputs, attrs):
+        return inputs[2].shape, inputs[0].dtype
+
+    def forward(self, node, g, tokens, table=None):
+        out = np.zeros(node.shape, g.dtype)
+        np.add.at(out, tokens, g)
+        return out
+
+    def batched(self, node, values, flags, batch):
+        (g, tokens, _), (fg, fk, _) = values, flags
+        g = g if fg else np.broadcast_to(g, (batch,) + g.shape)
+        tokens = tokens if fk else np.broadcast_to(tokens, (batch,) + tokens.shape)
+        out = np.zeros((batch,) + node.shape, g.dtype)
+        rows = np.arange(batch).reshape((batch,) + (1,) * (tokens.ndim - 1))
+        np.add.at(out, (np.broadcast_to(rows, tokens.shape), tokens), g)
+        return out
+
+    def summed_over_batch(self, node):
+        return apply(BATCH_SCATTER_ROWS, *node.inputs)
+
+    def vjp(self, node, g):
+        return embedding(g, node.inputs[1]), None, None
+
+
+class BatchScatterRows(ScatterRows):
+    """``Σ_batch scatter_rows(g, tokens, E)``: every example's rows added into one table — the
+    gradient of a shared ``E``, without a (batch, V, d) array."""
+
+    name = "batch_scatter_rows"
+    unbatches = True
+
+    def batched(self, node, values, flags, batch):
+        (g, tokens, _), (fg, fk, _) = values, flags
+        if fk and not fg:
+            g = np.broadcast_to(g, (batch,) + g.shape)
+        elif fg and not fk:
+            tokens = np.broadcast_to(tokens, (batch,) + tokens.shape)
+        return self.forward(node, g, tokens)
+
+
+EMBEDDING, SCATTER_ROWS, BATCH_SCATTER_ROWS = Embedding(), ScatterRows(), BatchScatterRows()
+
+
+def embedding(table, tokens) -> Node:
+    """The rows of ``table`` (V × …, usually a param ``E`` of V × d) picked by the integer
+    ``tokens`` (any shape): shape ``tokens.shape + table.shape[1:]``. A language model's input
+    layer ``E[x(t)]``, equal to ``one_hot(x(t), V) @ E`` without the V-wide one-hot product;
+    tokens outside [0, V) are refused when evaluated."""
+    table, tokens = lift(table), lift(tokens)
+    if table.ndim == 0:
+        raise ShapeError(f"embedding: the table {describe(table)} is a scalar; it needs one row "
+                         f"per token, e.g. a param of shape (vocabulary, d)")
+    if tokens.dtype.kind not in "iu":
+        raise DTypeError(f"embedding: tokens {describe(tokens)} must be integers (row indices), "
+                         f"e.g. unfold.input('x', shape, dtype='int64')")
+    return apply(EMBEDDING, table, tokens)

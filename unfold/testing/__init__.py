@@ -17,7 +17,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import GradcheckError, describe
+from .. import arguments
+from ..errors import (GradcheckError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError,
+                      describe)
 from ..evaluate import compile, evaluate
 from ..grad import grad
 from ..graph import Node
@@ -56,23 +58,48 @@ def _scalarize(y: Node, seed: int) -> Node:
     return sum(y * constant(r.astype(y.dtype)))
 
 
+def _checked(y: Any, wrt: Any, feed: Any, eps: Any, atol: Any, rtol: Any, seed: Any,
+             what: str = "gradcheck") -> list[Node]:
+    """The arguments of a check, refused with a message when they cannot make a check."""
+    if not isinstance(y, Node):
+        raise UnfoldTypeError(f"{what}: y must be a node, got {type(y).__name__} {y!r}")
+    if not isinstance(feed, Mapping):
+        raise UnfoldTypeError(f"{what}: the feed must be a mapping (node or name → array), got "
+                              f"{type(feed).__name__}")
+    wrt = [wrt] if isinstance(wrt, Node) else wrt
+    if isinstance(wrt, (str, bytes)) or not hasattr(wrt, "__iter__"):
+        raise UnfoldTypeError(f"{what}: wrt must be a node or a list of nodes, got {wrt!r}")
+    wrt = list(wrt)
+    if not wrt:
+        raise UnfoldValueError(f"{what}: wrt is empty, so nothing would be checked; give the "
+                               f"inputs and params to check")
+    arguments.positive(f"{what}: eps (the finite-difference step)", eps)
+    arguments.real(f"{what}: atol", atol, low=0.0)
+    arguments.real(f"{what}: rtol", rtol, low=0.0)
+    arguments.positive_int(f"{what}: seed", seed, minimum=0)
+    return wrt
+
+
 def _perturbable(wrt: Sequence[Node], feed: Mapping[Any, Any]) -> tuple[dict, dict]:
     """A float64 copy of the feed, and for each leaf of ``wrt`` a view into it to perturb — for
     a step copy ``x(t)`` of a sequence fed whole, slice ``t`` of the sequence's array."""
     values, views, copied = dict(feed), {}, set()
     for x in wrt:
         if not isinstance(x, Node) or not is_placeholder(x):
-            raise TypeError(f"gradcheck perturbs fed values: {x!r} must be an input or param "
-                            f"(to check ∂y/∂h for an inner h, make h an input of a subgraph)")
+            raise UnfoldTypeError(f"gradcheck perturbs fed values: {x!r} must be an input or "
+                                  f"param (to check ∂y/∂h for an inner h, make h an input of a "
+                                  f"subgraph)")
         if x.dtype != np.float64:
-            raise TypeError(f"gradcheck needs float64 for finite differences; {describe(x)} is "
-                            f"{x.dtype} — build the graph with dtype=np.float64 for the check")
+            raise UnfoldTypeError(f"gradcheck needs float64 for finite differences; "
+                                  f"{describe(x)} is {x.dtype} — build the graph with "
+                                  f"dtype=np.float64 for the check")
         owner = x.source if x.step is not None and x.source is not None else x
         qualified = f"{owner.attrs['recurrence']}.{owner.name}" \
             if "recurrence" in owner.attrs else None        # a joined graph's encoder.W
         key = next((k for k in (x, owner, qualified, owner.name) if k in values), None)
         if key is None:
-            raise KeyError(f"gradcheck: {describe(x)} is not in the feed")
+            raise UnfoldKeyError(f"gradcheck: {describe(x)} is not in the feed; feed it by node "
+                                 f"or by name")
         if key not in copied:
             values[key] = np.array(values[key], dtype=np.float64)
             copied.add(key)
@@ -84,6 +111,7 @@ def numeric_grad(y: Node, wrt: Sequence[Node], feed: Mapping[Any, Any], eps: flo
                  seed: int = 0) -> list[np.ndarray]:
     """Central finite differences ``(f(x + ε) − f(x − ε)) / 2ε`` of the scalarized ``y``, element
     by element, for each fed leaf in ``wrt`` (a sequence's step copy ``x(t)`` included)."""
+    wrt = _checked(y, wrt, feed, eps, 0.0, 0.0, seed, "numeric_grad")
     program = compile([_scalarize(y, seed)])
     values, views = _perturbable(wrt, feed)
     out = []
@@ -113,7 +141,7 @@ def gradcheck(y: Node, wrt: Sequence[Node] | Node, feed: Mapping[Any, Any], *,
     ``|analytic − numeric| ≤ atol + rtol·|numeric|``; otherwise raises ``GradcheckError`` naming
     the worst element (which leaf, which index, both values). Returns the report either way.
     """
-    wrt = [wrt] if isinstance(wrt, Node) else list(wrt)
+    wrt = _checked(y, wrt, feed, eps, atol, rtol, seed)
     f = _scalarize(y, seed)
     analytic = evaluate(grad(f, wrt), feed)
     numeric = numeric_grad(y, wrt, feed, eps=eps, seed=seed)
@@ -147,7 +175,7 @@ def gradgradcheck(y: Node, wrt: Sequence[Node] | Node, feed: Mapping[Any, Any], 
                   seed: int = 0) -> GradcheckReport:
     """Second order: check the Hessian-vector products ``∇ₓ (vᵀ ∇ₓ y)`` that ``grad(grad(…))``
     builds, for a fixed random ``v``, against finite differences of the first gradient."""
-    wrt = [wrt] if isinstance(wrt, Node) else list(wrt)
+    wrt = _checked(y, wrt, feed, eps, atol, rtol, seed, "gradgradcheck")
     f = _scalarize(y, seed)
     first = grad(f, wrt)
     rng = np.random.default_rng(seed + 2)

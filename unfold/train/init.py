@@ -1,10 +1,14 @@
 """Parameter initialisation: scaled Gaussian weights, orthogonal recurrent weights, zero biases."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from .. import arguments
+from ..errors import UnfoldTypeError
+from ..graph import Node
+from ..ops.base import _check_shape
 
 #: gate biases that start open: the LSTM forget gate and the GRU update gate keep the state at
 #: first (σ(1) ≈ 0.73), so gradients flow through time from the first step of training
@@ -14,6 +18,7 @@ GATE_BIASES = {"b_f": 1.0, "b_u": 1.0}
 def orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
     """A random orthogonal matrix (QR of a Gaussian one, signs fixed so it is uniform): all its
     eigenvalues have modulus 1, so ``Wᵗ`` neither explodes nor vanishes (section 10.7)."""
+    n = arguments.positive_int("orthogonal: n", n)
     q, r = np.linalg.qr(rng.standard_normal((n, n)))
     return q * np.sign(np.diag(r))
 
@@ -41,17 +46,28 @@ def init_params(params: Any, *,
       ``"gaussian"`` (scaled as below) or ``"identity"``, times ``gain``;
     * every other weight: scaled Gaussian ``N(0, gain² / fan_in)``, fan_in = last dimension.
     """
-    if recurrent not in ("orthogonal", "gaussian", "identity"):
-        raise ValueError(f"recurrent must be 'orthogonal', 'gaussian' or 'identity', "
-                         f"got {recurrent!r}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    arguments.choice("init_params: recurrent", recurrent, ("orthogonal", "gaussian", "identity"))
+    gain = arguments.real("init_params: gain", gain)
+    rng = arguments.generator("init_params: seed", seed)
+    if dtype is not None:
+        dtype = arguments.float_dtype("init_params: dtype", dtype)
+    if isinstance(params, Iterable) and not isinstance(params, (Mapping, str)):
+        params = list(params)
     if isinstance(getattr(params, "params", None), Mapping):   # a recurrence, or a joined model
-        specs = [(k, p.shape, np.dtype(dtype or p.dtype)) for k, p in params.params.items()]
+        specs = [(k, p.shape, dtype or p.dtype) for k, p in params.params.items()]
     elif isinstance(params, Mapping):
-        specs = [(k, tuple(s), np.dtype(dtype or np.float64)) for k, s in params.items()]
+        specs = [(k, _check_shape(s, f"init_params: {k!r}"), dtype or np.dtype(np.float64))
+                 for k, s in params.items()]
+    elif isinstance(params, list) and all(isinstance(p, Node) for p in params):
+        specs = [(p.name, p.shape, dtype or p.dtype) for p in params]
     else:
-        specs = [(p.name, p.shape, np.dtype(dtype or p.dtype)) for p in params]
+        raise UnfoldTypeError(f"init_params: give a recurrence, its param nodes, or a dict "
+                              f"name → shape; got {type(params).__name__}")
     biases = GATE_BIASES if biases is None else biases
+    if not isinstance(biases, Mapping):
+        raise UnfoldTypeError(f"init_params: biases must be a dict name → value, got "
+                              f"{type(biases).__name__}")
+    biases = {k: arguments.real(f"init_params: the bias {k!r}", v) for k, v in biases.items()}
     out = {}
     for name, shape, dt in specs:
         if _is_bias(name, shape):

@@ -1,0 +1,99 @@
+"""viz.cell: one step as Fig. 10.16 draws the LSTM cell — sigmoid units named in words, the gating
+× nodes, the state's self-loop through the delay square and the forget gate's ×, h(t−1) entering
+as an input — derived from the graph, whatever the writing style."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import unfold as uf
+import unfold.models as models
+import viz
+from viz_json import Laid, text
+
+pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
+WORDS = {"f": "forget gate", "g": "input gate", "q": "output gate", "s": "state",
+         "h": "output"}
+
+
+def lstm_cell() -> uf.Recurrence:
+    rec = uf.Recurrence("cell")
+    models.lstm_cell(rec, rec.sequence("x", (3,)), 4)
+    return rec
+
+
+def kinds(laid: Laid) -> dict[str, list[str]]:
+    """Node ids by what they draw: products (×), σ units, squares, the rest."""
+    out: dict[str, list[str]] = {"×": [], "σ": [], "square": [], "other": []}
+    for name, node in laid.nodes.items():
+        label = text(node.get("label", ""))
+        if node.get("shape") == "square":
+            out["square"].append(name)
+        elif label == "×":
+            out["×"].append(name)
+        elif label.endswith("σ"):
+            out["σ"].append(name)
+        else:
+            out["other"].append(name)
+    return out
+
+
+def test_the_lstm_cell_is_drawn_as_fig_10_16():
+    laid = Laid(viz.cell(lstm_cell(), names=WORDS))
+    k = kinds(laid)
+    assert len(k["×"]) == 3 and len(k["σ"]) == 4 and len(k["square"]) == 1
+    labels = {text(laid.nodes[n]["label"]) for n in laid.nodes}
+    for words in ("forget gate σ", "input gate σ", "output gate σ", "input σ", "state",
+                  "output"):
+        assert words in labels, labels
+    # the state's self-loop: s → square → the forget gate's × → s
+    square = k["square"][0]
+    assert square.startswith("s[")
+    into = [e.head for e in laid.edges if e.tail == square and
+            e.attrs.get("arrowhead") != "none"]          # (not the line from s to it)
+    assert len(into) == 1 and into[0] in k["×"]
+    assert any(e.tail == into[0] and e.head == "s" for e in laid.edges)
+    assert {e.tail for e in laid.edges if e.head == into[0]} == {square, "f"}
+    # h(t−1) is an input of the cell, read by the four units, beside x
+    assert "h(t-1)" in laid.nodes
+    assert {e.head for e in laid.edges if e.tail == "h(t-1)"} == set(k["σ"])
+    assert abs(laid.xy("h(t-1)")[1] - laid.xy("x")[1]) < 1
+    # the output is the × of the output gate and the state
+    out = [e.tail for e in laid.edges if e.head == "h"]
+    assert len(out) == 1 and out[0] in k["×"]
+    assert {e.tail for e in laid.edges if e.head == out[0]} == {"s", "q"}
+
+
+def _gru(named: bool) -> uf.Recurrence:
+    rec = uf.Recurrence("gru")
+    x, h = rec.sequence("x", (2,)), rec.state("h", (3,))
+
+    def gate(k):
+        value = uf.sigmoid(rec.param(f"W{k}", (3, 3)) @ h + rec.param(f"U{k}", (3, 2)) @ x)
+        return rec.name_node(k, value) if named else value
+    z, r = gate("z"), gate("r")
+    cand = uf.tanh(rec.param("W", (3, 3)) @ (r * h) + rec.param("U", (3, 2)) @ x)
+    rec.update(h, (1.0 - z) * h + z * cand)
+    return rec
+
+
+def shape_of(laid: Laid) -> tuple:
+    k = kinds(laid)
+    role = {n: kind for kind, names in k.items() for n in names}
+    return (len(k["×"]), len(k["σ"]), len(k["square"]),
+            sorted((role[e.tail], role[e.head]) for e in laid.edges))
+
+
+def test_gates_inline_or_named_draw_the_same_cell():
+    named, inline = Laid(viz.cell(_gru(True))), Laid(viz.cell(_gru(False)))
+    assert shape_of(named) == shape_of(inline)
+    assert shape_of(named)[:2] == (3, 2)
+    assert "h(t-1)" in named.nodes                    # read by the gates: an input
+    cand = [n for n in named.nodes if "input" in text(named.nodes[n].get("label", ""))]
+    assert len(cand) == 1                             # the candidate state, a gate multiplies it
+
+
+def test_a_plain_rnn_keeps_its_loop():
+    laid = Laid(viz.cell(models.rnn(3, 4, 2), hide=["a"]))
+    assert any(n.startswith("h[delay") for n in laid.nodes) and "h(t-1)" not in laid.nodes

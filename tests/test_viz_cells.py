@@ -1,0 +1,228 @@
+"""Gated cells unfolded (issue 9, item 2) and folded loops (item 3), on ``dot -Tjson`` layouts:
+LSTMs and GRUs written several ways (here, and by ``unfold.models``) unfold one cell per step —
+every edge between steps leaves a state, only states end in ellipses, step columns never
+interleave — and a folded loop leaves and re-enters its state clear of the other edges."""
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+import unfold as uf
+import unfold.models as models
+import viz
+from unfold import Recurrence
+from viz.cells import internals
+from viz.book import contract
+from viz_json import Laid, distance, step_key
+
+pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
+N, M = 3, 2
+
+
+def lstm_named() -> Recurrence:
+    """Gates named with rec.name_node, one matmul per gate, output and loss by expression."""
+    rec = Recurrence("lstm named")
+    x, y = rec.sequence("x", (M,)), rec.sequence("y", (), dtype="int64")
+    h, c = rec.state("h", (N,)), rec.state("c", (N,))
+
+    def gate(k, act=uf.sigmoid):
+        return act(rec.param(f"W{k}", (N, N)) @ h + rec.param(f"U{k}", (N, M)) @ x +
+                   rec.param(f"b{k}", (N,)))
+    i, f, o = (rec.name_node(k, gate(k)) for k in ("i", "f", "og"))
+    c_t = rec.update(c, f * c + i * gate("g", uf.tanh))
+    h_t = uf.tanh(c_t) * o
+    rec.update(h, h_t)
+    out = rec.param("V", (4, N)) @ h_t
+    rec.output("out", out)
+    rec.loss("L", uf.cross_entropy(out, y))
+    return rec
+
+
+def lstm_stacked() -> Recurrence:
+    """The four gates from one stacked matmul, sliced, written inline with uf.sigmoid."""
+    rec = Recurrence("lstm stacked")
+    x, y = rec.sequence("x", (M,)), rec.target("y", ())
+    h, c = rec.state("h", (N,)), rec.state("c", (N,))
+    z = rec.param("W", (4 * N, N)) @ h + rec.param("U", (4 * N, M)) @ x + rec.param("b", (4 * N,))
+    i, f, o = uf.sigmoid(z[:N]), uf.sigmoid(z[N:2 * N]), uf.sigmoid(z[2 * N:3 * N])
+    c_t = rec.update(c, f * c + i * uf.tanh(z[3 * N:]))
+    h_t = rec.update(h, o * uf.tanh(c_t))
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (4, N)) @ h_t), y))
+    return rec
+
+
+def gru_named() -> Recurrence:
+    rec = Recurrence("gru named")
+    x, h = rec.sequence("x", (M,)), rec.state("h", (N,))
+    z = rec.name_node("z", uf.sigmoid(rec.param("Wz", (N, N)) @ h + rec.param("Uz", (N, M)) @ x))
+    r = rec.name_node("r", uf.sigmoid(rec.param("Wr", (N, N)) @ h + rec.param("Ur", (N, M)) @ x))
+    cand = uf.tanh(rec.param("W", (N, N)) @ (r * h) + rec.param("U", (N, M)) @ x)
+    h_t = rec.update(h, (1.0 - z) * h + z * cand)
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (4, N)) @ h_t),
+                                   rec.target("y")))
+    return rec
+
+
+def gru_inline() -> Recurrence:
+    rec = Recurrence("gru inline")
+    x, h = rec.sequence("x", (M,)), rec.state("h", (N,))
+    z = uf.sigmoid(rec.param("Wz", (N, N)) @ h + rec.param("Uz", (N, M)) @ x)
+    r = uf.sigmoid(rec.param("Wr", (N, N)) @ h + rec.param("Ur", (N, M)) @ x)
+    h_new = (1.0 - z) * h + z * uf.tanh(rec.param("W", (N, N)) @ (r * h) +
+                                        rec.param("U", (N, M)) @ x)
+    rec.update(h, h_new)
+    expr = rec.param("V", (4, N)) @ h_new
+    rec.output("o", expr)
+    rec.loss("L", uf.cross_entropy(expr, rec.sequence("y", (), dtype="int64")))
+    return rec
+
+
+CELLS = {"lstm named": lstm_named, "lstm stacked": lstm_stacked, "gru named": gru_named,
+         "gru inline": gru_inline, "models.lstm": lambda: models.lstm(M, N, 4),
+         "models.gru": lambda: models.gru(M, N, 4),
+         "models.deep_rnn deep": lambda: models.deep_rnn(M, [N, N, N], 4, transition="deep")}
+
+
+def states_of(rec: Recurrence) -> set[str]:
+    return set(rec.states)
+
+
+def check_cells(rec: Recurrence, g) -> None:
+    laid = Laid(g)
+    states = states_of(rec)
+    step_of = {}
+    for node in laid.nodes:
+        m = re.fullmatch(r"([^(\[]+)\(([^()]*)\)", node)
+        if m:
+            step_of[node] = (m.group(1), m.group(2))
+    # every edge between steps leaves a state
+    for e in laid.edges:
+        if e.tail in step_of and e.head in step_of and step_of[e.tail][1] != step_of[e.head][1]:
+            assert step_of[e.tail][0] in states, f"{e.tail} → {e.head} leaves no state"
+    # ellipses only for states
+    for node, (var, step) in step_of.items():
+        if step.startswith("..."):
+            assert var in states, f"non-state ellipsis {node}"
+    # step columns ordered left to right, never interleaving
+    columns: dict[str, list[float]] = {}
+    for node, (_, step) in step_of.items():
+        columns.setdefault(step, []).append(laid.xy(node)[0])
+    order = sorted(columns, key=step_key)
+    for a, b in zip(order, order[1:]):
+        assert max(columns[a]) < min(columns[b]), f"columns {a} and {b} interleave"
+    # no node from a view of the past: nothing but the variables of the drawing
+    assert not any("(…)" in laid.nodes[n].get("label", "") and step_of[n][0] not in states
+                   for n in step_of)
+    return laid
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+@pytest.mark.parametrize("cells", ["auto", "open"])
+def test_gated_cells_unfold_one_cell_per_step(name, cells):
+    rec = CELLS[name]()
+    three = check_cells(rec, viz.unfolded(rec, steps=3, cells=cells))
+    check_cells(rec, viz.unfolded(rec, cells=cells))
+    width = max(three.xy(n)[0] for n in three.nodes if "pos" in three.nodes[n])
+    assert width < (1200 if cells == "auto" else 1600), f"3 steps are {width:.0f} pt wide"
+
+
+@pytest.mark.parametrize("name", ["models.lstm", "gru named", "lstm stacked"])
+def test_the_unfolding_keeps_columns_apart_and_cells_compact(name):
+    rec = CELLS[name]()
+    laid = check_cells(rec, viz.unfolding(rec, steps=3))
+    arrow = [laid.xy(n)[0] for n in laid.nodes if n.startswith("[unfold")]
+    folded = [n for n in laid.nodes if n.endswith("[folded]")]
+    assert max(laid.xy(n)[0] for n in folded) < min(arrow)
+
+
+def test_compact_cells_hold_the_internal_values_and_only_states_cross_steps():
+    rec = models.lstm(M, N, 4)
+    assert internals(contract(rec)) == ["f", "g", "q"]
+    src = viz.unfolded(rec, steps=3).source
+    assert "f(2)" not in src and "cell(2)" in src
+    laid = Laid(viz.unfolded(rec, steps=3))
+    into = {(e.tail, e.head) for e in laid.edges if e.head == "cell(2)"}
+    assert into == {("x(2)", "cell(2)"), ("s(1)", "cell(2)"), ("h(1)", "cell(2)")}
+    assert {(e.tail, e.head) for e in laid.edges if e.tail == "cell(2)"} == \
+        {("cell(2)", "s(2)"), ("cell(2)", "h(2)")}
+    flat = viz.unfolded(rec, steps=3, cells="flat").source
+    assert "f(2)" in flat and "cell(2)" not in flat
+    with pytest.raises(ValueError, match="cells must be one of"):
+        viz.unfolded(rec, cells="closed")
+
+
+def test_a_single_inner_value_keeps_its_row():
+    rec = models.output_to_hidden(M, N, 4)        # Fig. 10.4: the hidden layer h is drawn
+    assert "h(2)" in viz.unfolded(rec, steps=3).source
+
+
+# --- folded loops (item 3) ----------------------------------------------------------------------
+
+LOOPS = {"rnn": lambda: models.rnn(M, N, 4), "skip": lambda: models.skip_rnn(M, N, 4),
+         "lstm": lambda: models.lstm(M, N, 4), "gru": gru_named,
+         "bidirectional": lambda: models.teacher_forcing(M, N, 4) if False else _bidi(),
+         "output_to_hidden": lambda: models.output_to_hidden(M, N, 4)}
+
+
+def _bidi() -> Recurrence:
+    rec = Recurrence("bidirectional")
+    x = rec.sequence("x", (M,))
+    h, g = rec.state("h", (N,)), rec.state("g", (N,), backward=True)
+    h_t = rec.update(h, uf.tanh(rec.param("W", (N, N)) @ h + rec.param("U", (N, M)) @ x))
+    g_t = rec.update(g, uf.tanh(rec.param("R", (N, N)) @ g + rec.param("Q", (N, M)) @ x))
+    rec.output("o", rec.param("V", (2, N)) @ h_t + rec.param("S", (2, N)) @ g_t)
+    return rec
+
+
+def loop_ends(laid: Laid, suffix: str = "") -> list[tuple]:
+    """(state, end point at the state, edge) for every end of a delay edge at a state, and the
+    ends of all other edges at that state."""
+    out = []
+    for e in laid.edges:
+        for node, end in ((e.tail, e.tail_end), (e.head, e.head_end)):
+            out.append((node, end, e))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(LOOPS))
+@pytest.mark.parametrize("view", ["folded", "unfolding"])
+def test_folded_loops_leave_and_reenter_clear_of_other_edges(name, view):
+    rec = LOOPS[name]()
+    g = viz.folded(rec) if view == "folded" else viz.unfolding(rec, steps=2)
+    laid = Laid(g)
+    squares = [n for n in laid.nodes if "[delay" in n]
+    assert squares
+    ends = loop_ends(laid)
+    for sq in squares:
+        state = sq.split("[delay")[0]
+        loop = [e for e in laid.edges if sq in (e.tail, e.head)]
+        at_state = [end for node, end, e in ends if node == state and e in loop]
+        others = [(end, e) for node, end, e in ends if node == state and e not in loop and
+                  not any(n.startswith(state + "[delay") for n in (e.tail, e.head))]
+        for mine in at_state:
+            for end, e in others:
+                assert distance(mine, end) > 3, f"{sq}: meets {e.tail} → {e.head} at {end}"
+            for e in laid.edges:                   # no label at the loop's ends
+                if e in loop or "lp" not in e.attrs and "xlp" not in e.attrs:
+                    continue
+                x, y = map(float, (e.attrs.get("lp") or e.attrs["xlp"]).split(","))
+                assert distance(mine, (x, y)) > 8, f"{sq}: label of {e.tail} → {e.head}"
+        # a loop's square is on the loop: near its state, not across the figure
+        if " out]" not in sq:
+            assert distance(laid.xy(sq), laid.xy(state)) < 150
+    if view == "unfolding":                        # the folded panel keeps its loops
+        wall = min(laid.xy(n)[0] for n in laid.nodes if n.startswith("[unfold"))
+        for e in laid.edges:
+            if e.tail.endswith("]") and "[folded]" in e.tail and "[folded]" in e.head:
+                xs = [p[0] for p in _spline(e)]
+                assert max(xs) < wall, f"{e.tail} → {e.head} leaves the folded panel"
+
+
+def _spline(e) -> list[tuple[float, float]]:
+    pts = []
+    for token in e.attrs["pos"].replace(";", " ").split():
+        parts = token.split(",")
+        pts.append((float(parts[-2]), float(parts[-1])))
+    return pts

@@ -1,0 +1,79 @@
+"""Figures of the structured models, derived from their graphs: the recursive net's tree (Fig.
+10.14), the memory network's heads (Fig. 10.18), the encoder–decoder (Fig. 10.12) and the
+graphical-model views of section 10.2.3 (Figs. 10.7, 10.8)."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import unfold as uf
+import unfold.models as models
+import viz
+from viz.graphical import dependencies
+from viz.memory import parts
+from viz_json import Laid
+
+pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
+
+
+def test_the_tree_puts_U_on_left_children_and_W_on_right_ones():
+    rn = models.recursive_net(3, 3, 2, embed=False)
+    laid = Laid(viz.tree(rn, models.Tree.chain(5)))
+    inner = [e for e in laid.edges if e.head.startswith("h(")]
+    assert len(inner) == 2 * 4
+    for e in inner:
+        side = "left" if "left" in e.attrs["tooltip"] else "right"
+        assert e.label == {"left": "U", "right": "W"}[side]
+    xs = [laid.xy(f"x({i})") for i in range(1, 6)]
+    assert [x for x, _ in xs] == sorted(x for x, _ in xs) and len({y for _, y in xs}) == 1
+    assert laid.xy("o")[1] > laid.xy("h(9)")[1] and laid.xy("y")[1] > laid.xy("L")[1]
+    with pytest.raises(TypeError):
+        viz.tree(models.rnn(2, 2, 2))
+
+
+def test_the_memory_network_reads_and_writes_through_its_heads():
+    rec = models.memory_network(3, 4, 2, cells=5, width=3)
+    _, memories, write, read, controller = parts(rec)
+    assert memories == ["M"] and "write.w" in write and "write.e" in write
+    assert "read.w" in read and "read.r" in read and "h" in controller
+    laid = Laid(viz.memory(rec))
+    thick = [(e.tail, e.head) for e in laid.edges if e.attrs.get("penwidth") == "3.2"]
+    assert ("h", "[writing]") in thick and ("[writing]", "M[memory]") in thick
+    assert ("M[memory]", "[reading]") in thick
+    assert laid.xy("M[memory]")[1] > laid.xy("[writing]")[1] > laid.xy("h")[1]
+    with pytest.raises(ValueError, match="no memory"):
+        viz.memory(models.rnn(2, 2, 2))
+
+
+def test_the_encoder_decoder_joins_the_encoders_last_state_to_the_context():
+    model = models.encoder_decoder(3, 4, 3, encoder_cell="rnn", decoder_cell="rnn")
+    laid = Laid(viz.encoder_decoder(model.encoder, model.decoder, hide=["a"]))
+    joins = [e for e in laid.edges if e.head == "C[decoder]"]
+    assert [e.tail for e in joins] == ["h(n_x)[encoder]"]
+    assert sum(e.tail == "C[decoder]" for e in laid.edges) == 4      # C read at every step
+    assert max(laid.xy(n)[0] for n in laid.nodes if n.endswith("[encoder]")) < \
+        max(laid.xy(n)[0] for n in laid.nodes if n.endswith("[decoder]"))
+
+
+def _over_y() -> uf.Recurrence:
+    rec = uf.Recurrence("over y")
+    y = rec.target("y", ())
+    fed = rec.state("y_prev", (3,))
+    rec.update(fed, uf.one_hot(y, 3))
+    h = rec.state("h", (2,))
+    h_t = rec.update(h, uf.tanh(rec.param("W", (2, 2)) @ h + rec.param("U", (2, 3)) @ fed))
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (3, 2)) @ h_t), y))
+    return rec
+
+
+def test_graphical_models_are_read_off_the_unfolded_graph():
+    full, _ = dependencies(_over_y(), 4, states=False)
+    assert {(e.src, e.dst, e.delay) for e in full.edges} == \
+        {("y", "y", d) for d in (1, 2, 3)}               # every earlier y: fully connected
+    chain, _ = dependencies(_over_y(), 4, states=True)
+    assert {(e.src, e.dst, e.delay) for e in chain.edges} == \
+        {("h", "h", 1), ("y", "h", 1), ("h", "y", 0)}    # the same few parents at every step
+    laid = Laid(viz.graphical_model(_over_y(), 3))
+    assert {(e.tail, e.head) for e in laid.edges} >= {("y(1)", "y(2)"), ("y(1)", "y(3)"),
+                                                       ("y(2)", "y(3)")}

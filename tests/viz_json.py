@@ -1,0 +1,96 @@
+"""Reading a drawing as ``dot -Tjson`` lays it out: nodes with positions, visible edges with the
+way their data flows (``dir=back`` undone), their label text and their two end points. Shared by
+the viz tests that check structure and geometry (no image comparison)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import viz
+
+
+def text(markup: str) -> str:
+    """The plain text of an HTML-like label (tags removed, entities read)."""
+    import html
+    markup = re.sub(r"<BR\s*/?>", " ", markup or "")
+    return html.unescape(re.sub(r"<[^>]*>", "", markup)).strip()
+
+
+@dataclass
+class Edge:
+    tail: str                       # where the data comes from
+    head: str                       # where it goes
+    label: str                      # the parameters written on it (label or xlabel)
+    tail_end: tuple[float, float]   # the point where the drawn line meets the tail
+    head_end: tuple[float, float]
+    attrs: dict
+
+
+class Laid:
+    """``g`` laid out by dot."""
+
+    def __init__(self, g) -> None:
+        d = viz.layout(g)
+        self.raw = d
+        name = {}
+        self.nodes: dict[str, dict] = {}
+        for o in d.get("objects", []):
+            if "nodes" in o:                         # a subgraph or cluster
+                continue
+            name[o["_gvid"]] = o["name"]
+            self.nodes[o["name"]] = o
+        self.edges: list[Edge] = []
+        for e in d.get("edges", []):
+            if e.get("style") == "invis":
+                continue
+            a, b = name[e["tail"]], name[e["head"]]
+            start, end = _ends(e["pos"])
+            if e.get("dir") == "back":
+                a, b, start, end = b, a, end, start
+            self.edges.append(Edge(a, b, text(e.get("label") or e.get("xlabel") or ""),
+                                   start, end, e))
+
+    def xy(self, node: str) -> tuple[float, float]:
+        x, y = self.nodes[node]["pos"].split(",")
+        return float(x), float(y)
+
+    def cells(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """variable → {step: (x, y)} for the nodes ``v(step)``."""
+        out: dict[str, dict[str, tuple[float, float]]] = {}
+        for node in self.nodes:
+            m = re.fullmatch(r"([^(\[]+)\(([^()]*)\)", node)
+            if m and "pos" in self.nodes[node]:
+                out.setdefault(m.group(1), {})[m.group(2)] = self.xy(node)
+        return out
+
+    def labelled(self) -> set[tuple[str, str, str]]:
+        return {(e.tail, e.head, e.label) for e in self.edges}
+
+
+def _ends(pos: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The two ends of an edge from its ``pos``: arrow tips where there are arrows, else the
+    spline's first and last points (in the direction the edge is written)."""
+    start = end = None
+    points = []
+    for token in pos.replace(";", " ").split():
+        parts = token.split(",")
+        if parts[0] == "e":
+            end = (float(parts[1]), float(parts[2]))
+        elif parts[0] == "s":
+            start = (float(parts[1]), float(parts[2]))
+        else:
+            points.append((float(parts[0]), float(parts[1])))
+    return start or points[0], end or points[-1]
+
+
+def distance(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5
+
+
+def step_key(step: str) -> float:
+    """Steps in time order: 1 < 2 < …, ``...0`` < ``t-1`` < ``t`` < ``t+1`` < ``...4``."""
+    if step.startswith("..."):
+        return (int(step[3:]) - 2) * 10.0 ** 6
+    if step.isdigit():
+        return float(step)
+    return {"t-1": -1, "t": 0, "t+1": 1}.get(step, 0)

@@ -1,0 +1,155 @@
+"""The cell view: one step of a gated recurrence as the book draws the LSTM cell (Fig. 10.16).
+
+``viz.cell(rec)`` draws the folded step in detail: besides the named values, every element-wise
+product of two values is a small ``×`` node (the gating of an LSTM or GRU), and every unnamed
+nonlinear layer is a unit with its symbol (the ``σ`` of the LSTM's cell input). Units that are
+nonlinearities (the gates ``f = σ(…)``) show their symbol inside the circle and their name — or
+the words given in ``names`` ("forget gate") — beside it; an unnamed unit that a gate multiplies
+is the cell's ``input``. A state read only by its own update keeps its self-loop through the
+delay square (the LSTM's state ``s``, through the forget gate's ×); a state that other units read
+(the LSTM's output ``h``) is drawn as an input of the cell at the bottom, ``h(t−1)``, beside
+``x(t)``. Everything comes from the graph: any gated cell a user writes is drawn the same way.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from unfold.errors import UnfoldTypeError, UnfoldValueError
+from unfold.recurrence import Recurrence
+
+from . import labels as L
+from .book import Book, Edge, Variable, _merged, check_recurrence, contract
+from .output import Drawing
+from .views import _check_flags, _Drawer, new_graph
+
+PRODUCT = {"shape": "circle", "width": "0.32", "height": "0.32", "fixedsize": "true",
+           "fontsize": "16"}
+
+
+def _private(book: Book, start: str, state: str) -> bool:
+    """Whether ``start``, a reader of the state's past value, belongs to the state's own loop:
+    the state itself, or a product (the forget gate's ×) whose every way within the step leads
+    to the state alone, through products and points."""
+    if start == state:
+        return True
+    if book.variables[start].kind not in ("product", "point"):
+        return False
+    seen, stack = set(), [start]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for e in book.users_of(name):
+            if e.delay:
+                continue
+            if e.dst == state:
+                continue
+            if book.variables[e.dst].kind not in ("product", "point"):
+                return False
+            stack.append(e.dst)
+    return True
+
+
+def _states_read_as_inputs(book: Book) -> Book:
+    """A state whose past value other units read (an LSTM's h(t−1) into its gates) becomes an
+    input of the cell, ``h(t−1)``, drawn at the bottom; a state read only within its own loop
+    keeps its delay edges."""
+    out = Book(book.name, dict(book.variables), list(book.edges))
+    for var in list(book.variables.values()):
+        if var.kind != "state":
+            continue
+        delayed = [e for e in book.edges if e.src == var.name and e.delay]
+        if not delayed or all(_private(book, e.dst, var.name) for e in delayed):
+            continue
+        edges = []
+        for e in out.edges:
+            if e.src == var.name and e.delay:
+                past = f"{var.name}(t-{e.delay})" if not e.backward else \
+                    f"{var.name}(t+{e.delay})"
+                if past not in out.variables:
+                    out.variables = {past: Variable(past, "input", shows=(
+                        var.name, past[len(var.name) + 1:-1])), **out.variables}
+                e = Edge(past, e.dst, 0, False, e.labels, e.biases)
+            edges.append(e)
+        out.edges = _merged(edges)
+    return out
+
+
+def _words(book: Book, names: Mapping[str, str]) -> dict[str, str]:
+    """The words written beside each unit: those given, else the gate's name; an unnamed unit
+    that a gate (a σ unit) multiplies is the cell's "input"."""
+    words = {}
+    gates = {v.name for v in book.variables.values() if v.op == "σ"}
+    for v in book.variables.values():
+        if v.name in names:
+            words[v.name] = names[v.name]
+        elif v.kind == "unit":
+            partners = {f.src for p in book.users_of(v.name)
+                        if book.variables[p.dst].kind == "product"
+                        for f in book.inputs_of(p.dst) if f.src != v.name}
+            words[v.name] = "input" if partners & gates else ""
+    return words
+
+
+class _CellDrawer(_Drawer):
+    """A folded drawer whose nodes show units (symbol inside, words beside) and products."""
+
+    def __init__(self, dot, book: Book, words: Mapping[str, str], params: bool) -> None:
+        super().__init__(dot, book, None, params=params, biases=False)
+        self.words = words
+
+    def variable(self, name: str, step: str | None = None, key: str | None = None,
+                 suffix: str = "", **attrs: str) -> str:
+        var = self.book.variables[name]
+        word = self.words.get(name, "")
+        node = L.node_id(*(var.shows or (name,))) + suffix + self.suffix
+        if var.kind == "product":
+            look = {"label": L.plain("×"), **PRODUCT,
+                    "tooltip": L.tooltip(f"×: an element-wise product inside {var.owner}")}
+        elif var.kind == "unit" or var.op:
+            unnamed = var.kind == "unit"
+            look = {"label": L.unit(var.op if unnamed and not word else name,
+                                    None if unnamed and not word else var.op, word),
+                    "width": self.size(word),
+                    "tooltip": L.tooltip(f"an unnamed {var.op} unit inside {var.owner}" if unnamed
+                                       else f"{name} = {var.op}(…)")}
+        elif var.shows is not None:              # a state read as an input, h(t−1)
+            look = {"label": L.variable(*var.shows), "width": self.size(""),
+                    "tooltip": L.tooltip(f"{var.shows[0]}({L.step_text(var.shows[1])})")}
+        else:
+            look = {"label": L.unit(name, None, word) if word else L.variable(name),
+                    "width": self.size(word), "tooltip": L.tooltip(name)}
+        self.dot.node(node, **{**look, **attrs})
+        self.ranks.setdefault(self.row[name], []).append(node)
+        return node
+
+    def size(self, word: str) -> str:
+        """A circle wide enough for the longest word (or for a name with its superscript)."""
+        longest = max((len(w) for w in word.split()), default=0)
+        return str(round(max(0.62, 0.1 * longest + 0.3), 2))
+
+
+def cell(rec: Recurrence, *, names: Mapping[str, str] | None = None, params: bool = False,
+         hide: Sequence[str] = ()) -> Drawing:
+    """One step of ``rec`` drawn as Fig. 10.16 draws the LSTM cell: units with their symbols
+    and names (or the words of ``names``, e.g. ``{"f": "forget gate"}``), the gating × nodes,
+    states with their loops through the delay square, states read by other units as inputs
+    ``h(t−1)``. ``params=True`` writes the parameters on the edges; ``hide`` as in
+    ``viz.folded``."""
+    check_recurrence(rec)
+    _check_flags(params=params)
+    names = {} if names is None else names
+    if not isinstance(names, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in names.items()):
+        raise UnfoldTypeError(f"names must map variable names to words, got {names!r}")
+    book = _states_read_as_inputs(contract(rec, hide, detail=True))
+    unknown = sorted(set(names) - set(book.variables))
+    if unknown:
+        raise UnfoldValueError(f"names given for {unknown}, which the cell does not draw; it "
+                               f"draws {[v for v in book.variables if '·' not in v]}")
+    dot = new_graph(f"{rec.name} (cell)", nodesep="0.45", ranksep="0.45")
+    d = _CellDrawer(dot, book, _words(book, names), params)
+    d.folded()
+    d.close()
+    return dot

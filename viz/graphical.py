@@ -1,0 +1,121 @@
+"""Recurrent networks as directed graphical models (section 10.2.3, Figs. 10.7 and 10.8).
+
+A recurrence trained by the log-likelihood of its targets is a model ``P(y(1), …, y(τ))``: the
+loss ``L(t) = −log P(y(t) | …)`` says what each ``y(t)`` is conditioned on. ``graphical_model``
+reads that off the unfolded graph itself:
+
+* ``states=False`` (Fig. 10.7): the parents of ``y(t)`` are the earlier targets its loss depends
+  on — through the hidden states every past ``y(i)`` may influence ``y(t)``, so a network that
+  feeds its targets back gives the fully connected graph;
+* ``states=True`` (Fig. 10.8): the hidden states are put back, deterministic as they are, and
+  each variable's parents are the nearest variables it is computed from: ``h(t−1)`` and
+  ``y(t−1)`` for ``h(t)``, ``h(t)`` for ``y(t)`` — the same few parents at every step, which is
+  the efficient parametrisation of the chain.
+"""
+from __future__ import annotations
+
+from unfold.errors import UnfoldValueError
+from unfold.graph import Node
+from unfold.ops.base import INPUT
+from unfold.recurrence import Recurrence
+
+from . import labels as L
+from .book import Book, Edge, Variable, check_recurrence, contract
+from .layout import axis, place
+from .output import Drawing
+from .views import _Drawer, new_graph
+
+
+def _nearest(top: Node, stop: dict[Node, tuple[str, int]]) -> set[tuple[str, int]]:
+    """The variables of ``stop`` that ``top`` is computed from, not passing through another."""
+    found, seen, stack = set(), set(), list(top.inputs)
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in stop:
+            found.add(stop[n])
+        else:
+            stack.extend(n.inputs)
+    return found
+
+
+def dependencies(rec: Recurrence, steps: int, states: bool) -> tuple[Book, list[str]]:
+    """The graphical model of ``rec`` over ``steps`` steps, as a Book whose edges carry the
+    delay between a parent and its child: the targets (and with ``states`` the hidden states)
+    and, for each, the variables it is conditioned on."""
+    check_recurrence(rec)
+    book = contract(rec)
+    targets = [v.name for v in book.variables.values() if v.kind == "target" and
+               any(book.variables[e.dst].kind == "loss" for e in book.users_of(v.name))]
+    hidden = [v.name for v in book.variables.values() if v.kind == "state"] if states else []
+    if not targets:
+        raise UnfoldValueError(f"recurrence {rec.name!r} has no target scored by a loss: it "
+                               f"defines no distribution over a sequence to draw")
+    u = rec.unfold(steps)
+    var_at: dict[Node, tuple[str, int]] = {}
+    for t in range(1, steps + 1):
+        for name in targets + hidden:
+            var_at[u.at(name, t)] = (name, t)
+    parents: dict[tuple[str, int], set[tuple[str, int]]] = {}
+    for name, (value, _) in rec.losses.items():
+        scored = [y for y in targets if any(e.src == y for e in book.inputs_of(name))]
+        for t in range(1, steps + 1):
+            node = u.at(name, t)
+            for y in scored:
+                if states:
+                    found = _nearest(node, var_at)
+                else:
+                    found = {var_at[n] for n in _ancestors(node) if n in var_at and
+                             n.op is INPUT}
+                parents.setdefault((y, t), set()).update(p for p in found if p != (y, t))
+    for name in hidden:
+        for t in range(1, steps + 1):
+            parents[(name, t)] = _nearest(u.at(name, t), var_at)
+    edges = {Edge(p, child, t - pt) for (child, t), ps in parents.items() for p, pt in ps}
+    out = Book(rec.name)
+    for name in hidden + targets:
+        out.variables[name] = Variable(name, "state" if name in hidden else "output")
+    out.edges = sorted(edges, key=lambda e: (e.dst, e.src, e.delay))
+    return out, targets
+
+
+def _ancestors(node: Node) -> set[Node]:
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen.add(n)
+            stack.extend(n.inputs)
+    return seen
+
+
+def graphical_model(rec: Recurrence, steps: int = 4, *, states: bool = False) -> Drawing:
+    """``rec`` as a directed graphical model over its targets (Fig. 10.7), or with its hidden
+    states (``states=True``, Fig. 10.8): steps ``1 … steps`` and an ellipsis for the rest of the
+    sequence, derived from the graph unfolded over one step more."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise UnfoldValueError(f"steps must be a positive integer, got {steps!r}")
+    book, _ = dependencies(rec, steps + 1, states)
+    columns = axis(window=[str(t) for t in range(1, steps + 1)] + ["..."])
+    placement = place(book, columns)
+    if states:
+        dot = new_graph(f"{rec.name} (graphical model)")
+        d = _Drawer(dot, book, columns, params=False, biases=False)
+        d.unfolded(placement)
+        d.close()
+        return dot
+    # the targets alone: a chain left to right, each step a rank of its own, so that dot
+    # spreads the arcs from every y(i) to every later y(t) around the chain
+    dot = new_graph(f"{rec.name} (graphical model)", rankdir="LR", nodesep="0.35",
+                    ranksep="0.6")
+    d = _Drawer(dot, book, columns, params=False, biases=False)
+    ids = {}
+    for name, c in placement.cells:
+        col = columns[c]
+        ids[(name, c)] = d.variable(name, col.step, col.key)
+    for (src, s), (dst, c), e in placement.edges:
+        dot.edge(ids[(src, s)], ids[(dst, c)], tooltip=L.tooltip(
+            f"{src}({L.step_text(columns[s].step)}) → {dst}({L.step_text(columns[c].step)})"))
+    return dot

@@ -1,0 +1,72 @@
+"""Recurrences joined through a context: the encoder–decoder of Fig. 10.12.
+
+``decoder.unfold(n_y, bind={"C": encoder.unfold(n_x).final("h")})`` joins two recurrences:
+the decoder's context ``C`` is the encoder's last state. ``encoder_decoder`` draws that
+composition the way the book does: the encoder reading ``x(1) … x(n_x)`` in a box on the left,
+the context ``C`` between, and the decoder in a box on the right, every step of which reads ``C``
+and emits ``y(1) … y(n_y)``. Both halves are the book views of the live recurrences.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from unfold.errors import UnfoldValueError
+from unfold.recurrence import Recurrence
+
+from . import labels as L
+from .book import check_recurrence
+from .output import Drawing
+from .views import _Drawer, axis, new_graph, prepare
+
+#: the windows of Fig. 10.12: the first steps, an ellipsis, the last
+ENCODER = ("1", "2", "...", "n_x")
+DECODER = ("1", "2", "...", "n_y")
+
+
+def encoder_decoder(encoder: Recurrence, decoder: Recurrence, *, context: str = "C",
+                    state: str | None = None, encoder_window: Sequence[str] = ENCODER,
+                    decoder_window: Sequence[str] = DECODER, params: bool = True,
+                    hide: Sequence[str] = ()) -> Drawing:
+    """Fig. 10.12: ``encoder`` and ``decoder`` side by side, the decoder's context input
+    ``context`` fed by the encoder's final ``state`` (its only state by default), as
+    ``decoder.unfold(…, bind={context: encoder_graph.final(state)})`` joins them (or
+    ``unfold.models.encoder_decoder`` builds them). ``hide`` names values not to draw in either
+    half, where that half has them (e.g. the pre-activation ``a``)."""
+    check_recurrence(encoder)
+    check_recurrence(decoder)
+    if context not in decoder.contexts:
+        raise UnfoldValueError(f"the decoder {decoder.name!r} has no context {context!r}; its "
+                               f"contexts: {sorted(decoder.contexts)}")
+    states = list(encoder.states)
+    if state is None:
+        if len(states) != 1:
+            raise UnfoldValueError(f"the encoder {encoder.name!r} has states {states}: say "
+                                   f"which one is the context with state=")
+        state = states[0]
+    if state not in states:
+        raise UnfoldValueError(f"the encoder {encoder.name!r} has no state {state!r}; states: "
+                               f"{states}")
+    dot = new_graph(f"{encoder.name} → {decoder.name}")
+    ids = {}
+    for title, rec, window in (("Encoder", encoder, encoder_window),
+                               ("Decoder", decoder, decoder_window)):
+        columns = axis(window=window)
+        own = {n.name for n in rec.body() if n.name is not None}
+        book, placement, boxes = prepare(rec, columns, hide=[n for n in hide if n in own])
+        with dot.subgraph(name=f"cluster_{title.lower()}") as part:
+            part.attr(label=L.plain(title), style="rounded", color="#999999", fontname=L.FONT,
+                      fontsize="16", labelloc="t")
+            d = _Drawer(part, book, columns, params=params, biases=False, boxes=boxes)
+            d.suffix = f"[{title.lower()}]"
+            ids[title] = (d.unfolded(placement, boxes=boxes), placement, d)
+            d.close()
+    enc_ids, enc_place, enc = ids["Encoder"]
+    dec_ids, _, dec = ids["Decoder"]
+    last = max(c for name, c in enc_place.cells if name == state)
+    # the context, out of the decoder's box: the encoder's last state computes it
+    source, target = enc_ids[(state, last)], dec_ids[(context, None)]
+    dot.edge(source, target, tooltip=L.tooltip(f"{state}({L.step_text(enc_place.columns[last].step)})"
+                                             f" → {context}"), penwidth="1.4")
+    for a, b in zip([enc.ranks[min(enc.ranks)][-1]], [dec.ranks[min(dec.ranks)][0]]):
+        dot.edge(a, b, style="invis")
+    return dot

@@ -1,0 +1,105 @@
+"""Recursive networks drawn as the book draws them (section 10.6, Fig. 10.14).
+
+``viz.tree(rn, tree)`` unfolds a ``unfold.models.Recursive`` over a tree and draws the unfolded
+graph the way Fig. 10.14 does: the inputs ``x(1) … x(n)`` in a row at the bottom, every inner
+node ``h(p)`` above its two children — edges labelled with the parameters that multiply the left
+and the right child on the way (``U``, ``W``, read off the node body) — and what is read out of
+the root (``o`` through ``V``, the loss ``L``, the target ``y``) on top. A leaf whose
+representation is its input (``embed=False``) is drawn as that input.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from unfold.errors import UnfoldTypeError
+from unfold.graph import Node, topological
+from unfold.ops.base import ALIAS, PARAM
+
+from . import labels as L
+from .book import ADDITIVE
+from .output import Drawing
+from .views import new_graph, width
+
+
+def params_between(top: Node, source: Node) -> tuple[list[str], list[str]]:
+    """The parameters met on the ways from ``source`` up to ``top``: those that multiply it
+    (labels) and those added (biases), in the order they were made."""
+    order = topological([top])
+    reach = {source}
+    for n in order:
+        if any(i in reach for i in n.inputs):
+            reach.add(n)
+    labels: list[str] = []
+    biases: list[str] = []
+    for n in order:
+        if n not in reach or n is source:
+            continue
+        for i in n.inputs:
+            if i in reach:
+                continue
+            found = [p.name for p in topological([i]) if p.op is PARAM]
+            table = biases if n.op.name in ADDITIVE else labels
+            table += [p for p in found if p not in table]
+    return labels, biases
+
+
+def tree(rn: Any, structure: Any = 4, *, params: bool = True) -> Drawing:
+    """Fig. 10.14: ``rn`` (an ``unfold.models.Recursive``) unfolded over ``structure`` (a
+    ``Tree``, or a number of leaves for the balanced tree), drawn from the unfolded graph."""
+    from unfold.models.recursive import Recursive
+    if not isinstance(rn, Recursive):
+        raise UnfoldTypeError(f"viz.tree draws an unfold.models.Recursive, got "
+                              f"{type(rn).__name__}; for a recurrence use viz.unfolded")
+    net = rn.unfold(structure)
+    if len(net.trees) != 1:
+        raise UnfoldTypeError("viz.tree draws one tree; give a Tree or a number of leaves")
+    (x_name, _), = list(rn.inputs.items())[:1] or [("x", None)]
+    left, _ = params_between(rn.node_value, rn.left)
+    right, _ = params_between(rn.node_value, rn.right)
+    into_leaf, _ = params_between(rn.leaf_value, rn.inputs[x_name])
+    dot = new_graph(f"{rn.name} (tree)", nodesep="0.35")
+    size = str(width("h", str(net.n_positions)))
+    ids: dict[int, str] = {}
+    leaves = []
+    embedded = not (rn.leaf_value.op is ALIAS and rn.leaf_value.inputs[0] is rn.inputs[x_name])
+
+    def node(name: str, step: int | str | None, key: str, tip: str) -> str:
+        dot.node(key, L.variable(name, step), width=size, tooltip=L.tooltip(tip))
+        return key
+
+    def edge(a: str, b: str, names: list[str], tip: str) -> None:
+        label = {"label": L.params(names)} if params and names else {}
+        dot.edge(a, b, **label, tooltip=L.tooltip(tip))
+
+    for i in range(1, net.n_leaves + 1):
+        x = node(x_name, i, L.node_id(x_name, i), f"{x_name}({i})")
+        leaves.append(x)
+        if embedded:
+            ids[i] = node("h", i, L.node_id("h", i), f"h({i})")
+            edge(x, ids[i], into_leaf, f"{x_name}({i}) → h({i})")
+        else:
+            ids[i] = x
+    for p in range(net.n_leaves + 1, net.n_positions + 1):
+        a, b = net.children(p)
+        ids[p] = node("h", p, L.node_id("h", p), f"h({p})")
+        edge(ids[a], ids[p], left, f"h({a}) → h({p}), the left child")
+        edge(ids[b], ids[p], right, f"h({b}) → h({p}), the right child")
+    for row_nodes in (leaves, [ids[i] for i in range(1, net.n_leaves + 1)] if embedded else []):
+        with dot.subgraph() as row:                # the inputs (and leaves) in a row, in order
+            row.attr(rank="same")
+            for x in row_nodes:
+                row.node(x)
+    for a, b in zip(leaves, leaves[1:]):
+        dot.edge(a, b, style="invis")
+    root = ids[net.n_positions]
+    for name, value in rn.outputs.items():
+        o = node(name, None, L.node_id(name), name)
+        edge(root, o, params_between(value, rn.root)[0], f"h(root) → {name}")
+        for loss, lvalue in rn.losses.items():
+            if value in set(topological([lvalue])):
+                lid = node(loss, None, L.node_id(loss), loss)
+                edge(o, lid, [], f"{name} → {loss}")
+                for y in rn.targets:
+                    yid = node(y, None, L.node_id(y), y)
+                    dot.edge(lid, yid, dir="back", tooltip=L.tooltip(f"{y} → {loss}"))
+    return dot
