@@ -343,7 +343,7 @@ def np_softplus(x):
 
 
 _OPERATOR = {"greater": "__gt__", "greater_equal": "__ge__", "less": "__lt__",
-             "less_equal": "__le__"}
+             "less_equal": "__le__", "equal": "__eq__", "not_equal": "__ne__"}
 
 
 def _compare(a, b, op):

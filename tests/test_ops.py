@@ -284,3 +284,33 @@ def test_embedding_is_a_row_gather_equal_to_the_one_hot_product():
                                            r"table in \[0, 5\)"):
         uf.evaluate(rows, {E: Ev, tokens: np.array([0, 1, 5, 2])})
     gradgradcheck(uf.tanh(rows), [E], {E: Ev, tokens: np.array([1, 1, 4, 0])})
+
+
+def test_the_new_ops_in_an_unfolded_recurrence_compile_to_the_reference_values(monkeypatch):
+    # the time-batching compiler folds time into the batch axis: every batching rule must hold
+    # there too (embedding and its scatter-add, einsum's batch letter, pow's domain check …)
+    from unfold import timebatch
+    monkeypatch.setattr(timebatch, "STRICT", True)
+    rec = uf.Recurrence("lm")
+    x, y = rec.sequence("x", (), dtype="int64"), rec.target("y", ())
+    h = rec.state("h", (4,))
+    E, W, U, V = (rec.param(n, s) for n, s in [("E", (5, 3)), ("W", (4, 4)), ("U", (4, 3)),
+                                               ("V", (5, 4))])
+    pre = uf.einsum("ij,j->i", W, h) + U @ uf.embedding(E, x)
+    h_t = rec.update(h, uf.clip(uf.tanh(pre), -0.9, 0.9) * uf.sigmoid(uf.softplus(pre)))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", uf.logsumexp(o) - uf.sum(o * uf.one_hot(y, 5)) + 0.1 * uf.std(h_t)
+             + uf.prod(uf.cos(h_t[:2])) + uf.min(uf.sin(h_t)) + uf.expm1(h_t[0]) ** 2.0
+             + uf.log1p(h_t[1] ** 2) + uf.var(uf.minimum(h_t, 0.5)))
+    g = rec.unfold(5)
+    params = [E, W, U, V]
+    grads = uf.grad(g.loss, params)
+    rng = np.random.default_rng(4)
+    feed = {E: rng.standard_normal((5, 3)), W: rng.standard_normal((4, 4)) * 0.5,
+            U: rng.standard_normal((4, 3)), V: rng.standard_normal((5, 4)),
+            "x": rng.integers(0, 5, size=(5, 3)), "y": rng.integers(0, 5, size=(5, 3))}
+    fast = uf.evaluate([g.loss] + grads, feed)
+    reference = uf.evaluate([g.loss] + grads, feed, mode="reference")
+    for a, b in zip(fast, reference):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    gradcheck(g.loss, params, dict(feed, x=feed["x"][:, 0], y=feed["y"][:, 0]))

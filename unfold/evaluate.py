@@ -306,12 +306,17 @@ def compile(nodes: Sequence[Node], checkpoint: int | str | None = None,
     checkpointing: only every k-th step's states are stored, the rest is recomputed when needed —
     the same values, in O(√τ) memory.
     """
-    key = (tuple(nodes), checkpoint, mode)
+    nodes = tuple(nodes)
+    for n in nodes:
+        if not isinstance(n, Node):
+            raise UnfoldTypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
+    if not (checkpoint is None or isinstance(checkpoint, (int, str))) or \
+            not isinstance(mode, str):
+        raise UnfoldValueError(f"checkpoint must be a positive number of steps or 'sqrt', got "
+                               f"{checkpoint!r}, and mode one of {MODES}, got {mode!r}")
+    key = (nodes, checkpoint, mode)
     program = _CACHE.get(key)
     if program is None:
-        for n in key[0]:
-            if not isinstance(n, Node):
-                raise UnfoldTypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
         with gc_paused():
             program = _CACHE[key] = Program(key[0], checkpoint, mode)
         _trim_cache()
@@ -330,4 +335,10 @@ def evaluate(nodes: Node | Sequence[Node], feed: Mapping[Any, Any] | None = None
     """
     if isinstance(nodes, Node):
         nodes = [nodes]
-    return compile(list(nodes), checkpoint, mode)(feed or {})
+    try:
+        nodes = list(nodes) if not isinstance(nodes, (str, bytes)) else None
+    except TypeError:
+        nodes = None
+    if nodes is None:
+        raise UnfoldTypeError("evaluate: give a node or a list of nodes")
+    return compile(nodes, checkpoint, mode)({} if feed is None else feed)

@@ -186,7 +186,9 @@ class Node(_Fields):
 
     __slots__ = ()
 
-    # numpy must hand mixed expressions (``array * node``) back to Node's reflected operators.
+    # numpy must hand mixed expressions (``array * node``) back to unfold: unfold.ops runs the
+    # ufuncs it has as its ops (and refuses the others); until then numpy defers to Node's
+    # reflected operators.
     __array_ufunc__ = None
 
     def __new__(cls, op: Op, inputs: Sequence["Node"], shape: Shape, dtype: np.dtype,
@@ -266,6 +268,14 @@ class Node(_Fields):
     def __iter__(self):
         raise UnfoldTypeError(f"node {self.label!r} is symbolic and cannot be iterated; "
                               f"index it instead")
+
+    def _no_value(self, *args, **kwargs):
+        raise UnfoldTypeError(f"node {self.label!r} is symbolic: it has no value until it is "
+                              f"evaluated; use unfold.evaluate([node], feed) for its array, and "
+                              f"unfold's ops (unfold.sum, unfold.exp, …) to compute with it")
+
+    __float__ = __int__ = __complex__ = __index__ = __round__ = __array__ = _no_value
+    __contains__ = _no_value
 
 
 @contextlib.contextmanager

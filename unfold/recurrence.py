@@ -30,7 +30,7 @@ from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, describe
 from .graph import _NO_ATTRS, Node, _adjoint_of, _make, gc_paused, substitute, topological
 from .ops import batch_sum, cast, constant, greater, maximum, stop_gradient, where
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
-                       named)
+                       check_dtype, named)
 from .ops.base import input as leaf_input, param as leaf_param
 
 
@@ -159,10 +159,7 @@ class Recurrence:
         """
         name = self._fresh(name)
         shape = _check_shape(shape, f"state {name!r}")
-        try:
-            dtype = np.dtype(dtype)
-        except (TypeError, ValueError):
-            raise UnfoldTypeError(f"state {name!r}: {dtype!r} is not a dtype") from None
+        dtype = check_dtype(dtype, f"state {name!r}")
         backward = arguments.flag(f"state {name!r}: backward", backward)
         if init is None:
             init = constant(np.zeros(shape, dtype))
@@ -175,7 +172,7 @@ class Recurrence:
                 raise UnfoldTypeError(f"state {name!r}: init must be a node (or an array of "
                                       f"numbers) of shape {shape}, got {type(init).__name__} "
                                       f"{init!r}")
-            init = constant(array.astype(dtype))
+            init = constant(array, dtype)
         if init.shape != shape or init.dtype != dtype:
             raise RecurrenceError(f"state {name!r} is {shape} {dtype} but its init is "
                                   f"{describe(init)}; give an init of the state's shape and dtype")

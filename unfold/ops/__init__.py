@@ -6,6 +6,7 @@ from numbers import Number
 
 import numpy as np
 
+from ..errors import UnfoldTypeError
 from ..graph import Node
 from .base import constant, input, is_placeholder, lift, param, sum_like, broadcast_like
 from .elementwise import (abs, add, add_n, cast, clip, cos, divide, equal, exp, expm1, greater,
@@ -42,6 +43,40 @@ def _elementwise(fn):
 
 
 Node.__eq__, Node.__ne__ = _elementwise(equal), _elementwise(not_equal)
+
+# numpy's functions on nodes: the ufuncs unfold has run as its ops (``np.exp(x)`` is
+# ``unfold.exp(x)``, ``array * x`` is ``multiply(array, x)``); anything else is refused with the
+# unfold op to use
+_UFUNCS = {np.add: add, np.subtract: subtract, np.multiply: multiply, np.true_divide: divide,
+           np.power: power, np.matmul: matmul, np.negative: neg, np.absolute: abs, np.exp: exp,
+           np.expm1: expm1, np.log: log, np.log1p: log1p, np.sqrt: sqrt, np.tanh: tanh,
+           np.sin: sin, np.cos: cos, np.sign: sign, np.maximum: maximum, np.minimum: minimum,
+           np.equal: equal, np.not_equal: not_equal, np.less: less, np.less_equal: less_equal,
+           np.greater: greater, np.greater_equal: greater_equal}
+
+
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    fn = _UFUNCS.get(ufunc)
+    if fn is None or method != "__call__" or kwargs:
+        raise UnfoldTypeError(f"numpy's {ufunc.__name__}{'' if method == '__call__' else '.' + method}"
+                              f"{' with ' + ', '.join(kwargs) if kwargs else ''} cannot run on the "
+                              f"symbolic node {self.label!r}; {_instead(ufunc.__name__)}")
+    return fn(*inputs)
+
+
+def _array_function(self, func, types, args, kwargs):
+    raise UnfoldTypeError(f"numpy.{func.__name__} cannot run on the symbolic node {self.label!r}; "
+                          f"{_instead(func.__name__)}")
+
+
+def _instead(name: str) -> str:
+    import unfold
+    return (f"use unfold.{name}" if callable(getattr(unfold, name, None)) else
+            "use unfold's ops") + ", or unfold.evaluate the node first"
+
+
+Node.__array_ufunc__ = _array_ufunc
+Node.__array_function__ = _array_function
 Node.__neg__ = neg
 Node.__pos__ = lambda self: self
 Node.__abs__ = abs

@@ -54,15 +54,6 @@ def is_int(value: Any) -> bool:
     return kind is int or kind is not bool and isinstance(value, (int, np.integer))
 
 
-def check_int(value: Any, what: str, low: int | None = None) -> int:
-    """``value`` as an int, refused (naming ``what``) unless it is an integer ≥ ``low``."""
-    if not is_int(value):
-        raise UnfoldTypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
-    if low is not None and value < low:
-        raise UnfoldValueError(f"{what} must be at least {low}, got {value}")
-    return int(value)
-
-
 def int_tuple(value: Any, what: Callable[[], str], part: str = "dimension") -> tuple[int, ...]:
     """An int or a sequence of ints (a shape, axes) as a tuple of Python ints; anything else —
     floats, bools, strings — is refused, naming the ``part`` that is not an integer (``what()``
@@ -96,14 +87,17 @@ _MAX_SIZE = np.iinfo(np.intp).max
 _DTYPES: dict[Any, np.dtype] = {}
 
 
-def check_dtype(dtype: Any, what: str) -> np.dtype:
-    """``dtype`` as a numpy dtype that unfold computes with (floating-point, integer, boolean)."""
+def check_dtype(dtype: Any, what: str | Callable[[], str]) -> np.dtype:
+    """``dtype`` as a numpy dtype that unfold computes with (floating-point, integer, boolean);
+    ``what`` (or ``what()``, called only for a message) names what the dtype is for."""
     try:
         found = _DTYPES.get(dtype)
     except TypeError:                       # an unhashable dtype argument
         found = None
     if found is not None:
         return found
+    if callable(what):
+        what = what()
     try:
         found = np.dtype(dtype)
     except (TypeError, ValueError) as exc:
@@ -143,6 +137,7 @@ def constant(value: Any, dtype: Any = None, name: str | None = None) -> Node:
     """A fixed array baked into the graph (copied, read-only)."""
     if name is None and isinstance(value, (int, float)) and dtype is not None:
         # a Python number in an expression: one shared node per (value, dtype)
+        dtype = check_dtype(dtype, "constant")
         key = (type(value), value, dtype)
         node = _SCALARS.get(key)
         if node is None:
@@ -171,19 +166,21 @@ def to_array(value: Any, dtype: Any, what: str) -> np.ndarray:
                               f"nodes with unfold.stack or unfold.concat")
     try:
         source = np.asarray(value)
-        with np.errstate(invalid="ignore", over="ignore"):   # refused below, with a message
-            array = np.array(source, dtype=dtype) if source.dtype.kind != "O" or dtype is None \
-                else np.array(value, dtype=dtype)
+        if source.dtype.kind in "biufO":
+            with np.errstate(invalid="ignore", over="ignore"):   # refused below, with a message
+                array = np.array(source, dtype=dtype) if source.dtype.kind != "O" or \
+                    dtype is None else np.array(value, dtype=dtype)
+        else:                   # complex numbers, strings, dates: refused below, never cast
+            array = source
     except (TypeError, ValueError, OverflowError) as exc:
         raise UnfoldValueError(f"{what}: {_short(value)} cannot be an array of "
                                f"{dtype or 'numbers'} ({exc})") from None
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind not in "biuf" or source.dtype.kind not in "biufO":
         raise UnfoldTypeError(f"{what}: {_short(value)} is held by no supported dtype (numpy makes "
                               f"it {array.dtype}); unfold computes with real floating-point, "
                               f"integer and boolean values — no complex numbers, strings, objects "
                               f"or integers beyond 64 bits")
-    if dtype is not None and source.dtype.kind in "biuf" and source.dtype != array.dtype \
-            and source.size:
+    if dtype is not None and source.dtype != array.dtype and source.size:
         _check_exact(source, array, what)
     return array
 
@@ -196,8 +193,15 @@ def _holds_nodes(value: Any) -> bool:
 def _check_exact(source: np.ndarray, array: np.ndarray, what: str) -> None:
     """A conversion to another dtype must keep every value (up to floating-point rounding)."""
     def first(bad):
-        return source[bad].ravel()[0].item()
-    if array.dtype.kind == "f":
+        found = source[bad].ravel()[0]
+        return found.item() if isinstance(found, np.generic) else found
+    if source.dtype.kind == "O":            # Python numbers (Fraction, Decimal, big ints)
+        lost = (np.isinf(array) & (source != np.inf) & (source != -np.inf)) \
+            if array.dtype.kind == "f" else source != array
+        if np.any(lost):
+            raise UnfoldValueError(f"{what}: {first(lost)!r} cannot be {array.dtype} without "
+                                   f"changing its value")
+    elif array.dtype.kind == "f":
         lost = np.isinf(array) & ~np.isinf(source)
         if lost.any():
             raise UnfoldValueError(f"{what}: {first(lost)} overflows {array.dtype} (largest "
@@ -507,10 +511,3 @@ def check_axis(op: str, node: Node, axis: Any) -> int:
         raise UnfoldTypeError(f"{op}: axis must be an int, got {_short(axis)}")
     (axis,) = normalize_axes(op, node, axis)
     return axis
-
-
-def check_flag(op: str, name: str, value: Any) -> bool:
-    """A boolean option such as ``keepdims``: True, False (or 1, 0), nothing else."""
-    if isinstance(value, (bool, np.bool_)) or is_int(value) and value in (0, 1):
-        return bool(value)
-    raise UnfoldTypeError(f"{op}: {name} must be True or False, got {_short(value)}")

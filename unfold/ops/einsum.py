@@ -206,7 +206,9 @@ def _explicit(subscripts: str, nodes: list[Node]) -> str:
                 raise ShapeError(f"einsum {subscripts!r}: index {c!r} names a diagonal of "
                                  f"{describe(x)}, so it cannot be broadcast from size "
                                  f"{x.shape[term.index(c)]} to {sizes[c]}")
-    if len(set(spec) - set(",->")) >= len(_LETTERS):
-        raise UnfoldValueError(f"einsum {subscripts!r}: too many indices (a batch needs one more "
-                               f"letter than the 52 there are)")
+    # its gradient may need a letter per repeated index, and a batch one more letter
+    needed = len(set(spec) - set(",->")) + max(len(t) - len(set(t)) for t in terms) + 1
+    if needed > len(_LETTERS):
+        raise UnfoldValueError(f"einsum {subscripts!r}: too many indices ({needed} letters "
+                               f"needed with the gradient's and the batch's, 52 exist)")
     return spec

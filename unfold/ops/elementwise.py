@@ -224,7 +224,7 @@ def divide(a, b) -> Node:
 def power(a, b) -> Node:
     """aᵇ; ∂/∂a = b aᵇ⁻¹ (0 where b = 0), ∂/∂b = aᵇ ln a. A negative base needs an integer
     exponent (anything else is refused when evaluated)."""
-    integral = type(b) in (int, float) and float(b).is_integer()
+    integral = type(b) is int or type(b) is float and b.is_integer()
     if a.__class__ is not Node or b.__class__ is not Node:
         a, b = lift_all((a, b))
     if not integral and b.op is CONSTANT:
@@ -404,7 +404,7 @@ CAST, STOP_GRADIENT = Cast(), StopGradient()
 def cast(x, dtype: Any) -> Node:
     """x converted to ``dtype`` (the gradient is cast back)."""
     x = lift(x)
-    dtype = check_dtype(dtype, f"cast of {x.label!r}")
+    dtype = check_dtype(dtype, lambda: f"cast of {x.label!r}")
     if x.dtype == dtype:
         return x
     return apply(CAST, x, dtype=dtype)

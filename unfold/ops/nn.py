@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DTypeError, FeedError, ShapeError, UnfoldValueError, describe
+from .. import arguments
+from ..errors import DTypeError, FeedError, ShapeError, describe
 from ..graph import Node, Op, apply
-from .base import check_axis, check_dtype, check_int, common_float_dtype, lift
+from .base import check_axis, check_dtype, common_float_dtype, lift
 from .elementwise import exp
 from .reduce import mean, sum
 from .shape import reshape, transpose
@@ -94,7 +95,7 @@ ONE_HOT = OneHot()
 
 def one_hot(y: Node, classes: int, dtype=np.float64) -> Node:
     """``1_y``: one more axis of ``classes`` entries, 1 at each integer class of ``y``."""
-    classes = check_int(classes, "one_hot: the number of classes", low=1)
+    classes = arguments.positive_int("one_hot: the number of classes", classes)
     return apply(ONE_HOT, lift(y), classes=classes, dtype=check_dtype(dtype, "one_hot"))
 
 
@@ -102,13 +103,12 @@ _REDUCTIONS = ("sum", "mean", "none")
 
 
 def _reduce(losses: Node, reduction: str, op: str) -> Node:
+    reduction = arguments.choice(f"{op}: reduction", reduction, _REDUCTIONS)
     if reduction == "sum":
         return sum(losses)
     if reduction == "mean":
         return mean(losses)
-    if reduction == "none":
-        return losses
-    raise UnfoldValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return losses
 
 
 class CrossEntropy(Op):

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 
+from .. import arguments
 from ..errors import DTypeError, ShapeError, UnfoldValueError, describe
 from ..graph import Node, Op, apply
-from .base import (broadcast_like, check_flag, check_int, common_float_dtype, constant, lift,
+from .base import (broadcast_like, check_axis, common_float_dtype, constant, lift,
                    normalize_axes)
 from .shape import concat, reshape, stack, transpose
 from .elementwise import cast, equal, exp, sqrt, where
@@ -77,7 +78,7 @@ LOGSUMEXP = Reduce("logsumexp", _logsumexp, _logsumexp_vjp)
 def _reduction(op: Reduce, x, axis, keepdims, nonempty: bool = False) -> Node:
     x = lift(x)
     axes = normalize_axes(op.name, x, axis)
-    keepdims = check_flag(op.name, "keepdims", keepdims)
+    keepdims = arguments.flag(f"{op.name}: keepdims", keepdims)
     if nonempty and any(x.shape[a] == 0 for a in axes):
         raise ShapeError(f"{op.name}: cannot reduce the empty axis of {describe(x)}")
     return apply(op, x, axes=axes, keepdims=keepdims)
@@ -129,7 +130,7 @@ def var(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Node:
     x = lift(x)
     axes = normalize_axes("var", x, axis)
     count = _count("var", x, axes)
-    ddof = check_int(ddof, "var: ddof", low=0)
+    ddof = arguments.positive_int("var: ddof", ddof, minimum=0)
     if ddof >= count:
         raise UnfoldValueError(f"var: ddof={ddof} leaves no degrees of freedom for the {count} "
                                f"elements reduced of {describe(x)}; use ddof < {count}")
@@ -196,7 +197,7 @@ class ArgMax(Op):
         axis, keep = node.attrs["axis"], node.attrs["keepdims"]
         if axis is None:
             flat = x.reshape(x.shape[:lead] + (-1,))
-            found = np.argmax(flat, axis=lead)
+            found = np.argmax(flat, axis=lead).astype(np.int64, copy=False)
             return found.reshape(found.shape + (1,) * node.inputs[0].ndim) if keep else found
         return np.argmax(x, axis=axis + lead, keepdims=keep).astype(np.int64, copy=False)
 
@@ -211,9 +212,9 @@ def argmax(x, axis: int | None = None, keepdims: bool = False) -> Node:
     """Index of the maximum along ``axis`` (first one on ties), as ``numpy.argmax``; int64, with
     no gradient."""
     x = lift(x)
-    keepdims = check_flag("argmax", "keepdims", keepdims)
+    keepdims = arguments.flag("argmax: keepdims", keepdims)
     if axis is not None:
-        (axis,) = normalize_axes("argmax", x, check_int(axis, "argmax: axis"))
+        axis = check_axis("argmax", x, axis)
     if (x.size == 0 if axis is None else x.shape[axis] == 0):
         raise ShapeError(f"argmax: {describe(x)} has no element to choose along "
                          f"{'its axes' if axis is None else f'axis {axis}'}")

@@ -297,6 +297,8 @@ GETITEM, SCATTER = GetItem(), Scatter()
 
 
 def getitem(x: Node, key: Any) -> Node:
+    """``x[key]``, as numpy's basic and (adjacent) advanced indexing, per example."""
+    x = lift(x)
     return apply(GETITEM, x, key=_normalize_key(x, key))
 
 

@@ -12,20 +12,19 @@ Hypothesis strategies for shapes, arrays, random expression graphs and random re
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .. import arguments
 from ..errors import (GradcheckError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError,
                       describe)
 from ..evaluate import compile, evaluate
 from ..grad import grad
 from ..graph import Node
 from ..ops import batch_sum, constant, sum
-from ..ops.base import check_int, is_placeholder
+from ..ops.base import is_placeholder
 
 __all__ = ["gradcheck", "gradgradcheck", "gradcheck_recurrence", "GradcheckReport",
            "numeric_grad"]
@@ -74,14 +73,10 @@ def _checked(y: Any, wrt: Any, feed: Any, eps: Any, atol: Any, rtol: Any, seed: 
     if not wrt:
         raise UnfoldValueError(f"{what}: wrt is empty, so nothing would be checked; give the "
                                f"inputs and params to check")
-    for name, value, positive in (("eps", eps, True), ("atol", atol, False),
-                                  ("rtol", rtol, False)):
-        if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value) \
-                or value < 0 or positive and value == 0:
-            raise UnfoldValueError(f"{what}: {name} must be a finite number "
-                                   f"{'> 0 (the finite-difference step)' if positive else '≥ 0'}"
-                                   f", got {value!r}")
-    check_int(seed, f"{what}: seed", low=0)
+    arguments.positive(f"{what}: eps (the finite-difference step)", eps)
+    arguments.real(f"{what}: atol", atol, low=0.0)
+    arguments.real(f"{what}: rtol", rtol, low=0.0)
+    arguments.positive_int(f"{what}: seed", seed, minimum=0)
     return wrt
 
 
