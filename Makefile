@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# One BLAS thread: the graphs' GEMMs are small to medium, and OpenBLAS's spinning threads cost far
+# more than they give when the cores are shared (pytest -n 2, or any other load): the demo ran 4×
+# slower with them on this project's 2-core machine. Override with OPENBLAS_NUM_THREADS=N make …
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: demo test test-heavy figures bench clean
 

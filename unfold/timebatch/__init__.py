@@ -28,6 +28,10 @@ from .memory import MAX_CALLS, Sharing
 STRICT = False
 
 
+#: plans with at most this many calls keep them (and their description) for inspection
+KEEP_CALLS = 20_000
+
+
 class Plan:
     """A program compiled for one pattern of batched feeds and one batch size."""
 
@@ -65,16 +69,23 @@ class Plan:
             self._fed = {k: sharing.rebase(v) for k, v in self._fed.items()}
             self._out = sharing.rebase(self._out)
             self._sequences = {k: sharing.rebase(v) for k, v in self._sequences.items()}
-            self._storage_fallback = sharing
             self.nbytes = sharing.nbytes
-        self.code = code
+            del sharing                # (it keeps the unshared buffers alive while planning)
         self.run_code, self.calls = generate(code)
-        self.storage = None        # lowering's own buffers are no longer the program's
         # σ(x) = 1 / (1 + e⁻ˣ) overflows to the right answer, 0, where σ(x) < 1e-308
         self.quiet_overflow = any(i.fn is sigmoid for unit in code for i in unit)
+        # what planning needed is dropped (lowering's own buffers, the analysis); a small plan
+        # keeps its calls and its description for inspection
+        self.storage = None
+        self._description = self.describe() if self.calls <= KEEP_CALLS else \
+            f"{len(self.units)} units, {self.calls} calls"
+        self.code = code if self.calls <= KEEP_CALLS else None
+        self.flat = self.grouping = self.units = None
 
     def describe(self) -> str:
         """One line per unit: what runs as one op, as a sum, or step by step."""
+        if self.flat is None:
+            return self._description
         flat, g = self.flat, self.grouping
         lines = []
         for u in self.units:

@@ -89,6 +89,17 @@ def nll(logp, targets, out, axis):
 VIEW_OPS = (GETITEM, TRANSPOSE, RESHAPE)
 
 
+def minus_one_hot(p, targets, out):
+    """``out = p − one_hot(targets)`` (classes on the last axis, ``targets`` the other axes):
+    ``p`` copied, 1 taken off at each target."""
+    k = p.shape[-1]
+    if targets.size and (targets.min() < 0 or targets.max() >= k):
+        raise ValueError("a target is not a class index")  # the per-node run names it
+    np.copyto(out, p)
+    at = targets[..., None]
+    np.put_along_axis(out, at, np.take_along_axis(out, at, -1) - 1, -1)
+
+
 def view_op(node, value: np.ndarray, lead: int) -> np.ndarray | None:
     """``node`` as a view of its input's array ``value`` (with ``lead`` leading batch or time
     axes), for the ops that move no data: basic indexing, transpose, reshape. None otherwise."""

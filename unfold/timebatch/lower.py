@@ -17,9 +17,9 @@ import numpy as np
 
 from .distribute import Unit, fold_flags
 from .group import Grouping
-from ..ops.elementwise import ADD
-from ..ops.nn import CROSS_ENTROPY, LOG_SOFTMAX
-from .kernels import VIEW_OPS, compute, kernel, nll, view_op
+from ..ops.elementwise import ADD, SUB
+from ..ops.nn import CROSS_ENTROPY, LOG_SOFTMAX, ONE_HOT
+from .kernels import VIEW_OPS, compute, kernel, minus_one_hot, nll, view_op
 
 
 class Storage:
@@ -219,11 +219,39 @@ def _shared_log_softmax(g: Grouping, units: list[Unit]) -> dict[int, int]:
     return pairs
 
 
+def _minus_one_hot(g: Grouping, units: list[Unit]) -> dict[int, tuple]:
+    """``p − one_hot(y)`` classes (cross-entropy's VJP, ``softmax(o) − 1_y``) whose one-hot is
+    read by nothing else: ``p`` is copied and 1 taken off at each target, the one-hot never
+    built. Subtraction class id → (p's class id, one-hot class id, its targets' description)."""
+    flat = g.flat
+    vector = {u.cls.id for u in units if u.kind == "vector"}
+    out = {}
+    for k in vector:
+        c = g.classes[k]
+        node = flat.order[c.rep]
+        if node.op is not SUB or not all(c.regular) or c.desc[0][0] != "c" or \
+                c.desc[1][0] != "c":
+            continue
+        hot = g.classes[c.desc[1][1]]
+        hnode = flat.order[hot.rep]
+        if hnode.op is not ONE_HOT or hot.id not in vector or not all(hot.regular) or \
+                hnode.shape != node.shape or flat.order[g.classes[c.desc[0][1]].rep].shape != \
+                node.shape or hot.desc[0][0] != "c" or c.desc[1][2] != 0 or \
+                hot.index != c.index or flat.batched[hot.rep] != flat.batched[c.rep] or \
+                any(flat.readers[m] != 1 or m in flat.kept for m in hot.members):
+            continue
+        out[k] = (c.desc[0][1], hot.id, hot.desc[0])
+    return out
+
+
 def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, list[list[Instr]]]:
     st = Storage(g, batch, units)
     flat = g.flat
     out: list[list[Instr]] = []
     st.pairs = _shared_log_softmax(g, units)
+    st.minus_hot = _minus_one_hot(g, units)
+    for _, hot, _ in st.minus_hot.values():
+        st.skip.update(g.classes[hot].members)
     st.done: set[int] = set()
     for u in units:
         st.pre = []
@@ -371,6 +399,16 @@ def _vector(st: Storage, c) -> list[Instr]:
     flat = st.g.flat
     node = flat.order[c.rep]
     code = []
+    if c.id in st.minus_hot:
+        p_id, _, (_, y_id, dy) = st.minus_hot[c.id]
+        size = c.rows * (st.batch if flat.batched[c.rep] and st.batch is not None else 1)
+        fold = size if flat.batched[c.rep] and st.batch is not None else None
+        dp = c.desc[0][2]
+        p = st.stacked(p_id, c.lo + dp, c.hi + dp, fold).reshape((size,) + node.shape)
+        y = st.stacked(y_id, c.lo + dy, c.hi + dy, fold).reshape(-1)
+        out = st.slabs[c.id].reshape((size,) + node.shape)
+        code.append(Instr(minus_one_hot, (p, y.reshape((size,) + node.shape[:-1]), out)))
+        return code
     pair = st.pairs.get(c.id)
     if pair is not None or c.id in st.pairs.values():
         # cross-entropy and the log-softmax of its logits: whichever runs first computes the

@@ -33,6 +33,27 @@ def _address(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]
 
 
+def _in_place(instrs, old: np.ndarray, new: np.ndarray) -> bool:
+    """Whether the unit ``instrs`` — one ufunc call writing a view of ``new`` — reads ``old``
+    only element for element with its output, so that the two may share memory."""
+    if len(instrs) != 1 or not isinstance(instrs[0].fn, np.ufunc):
+        return False
+    fn, args = instrs[0].fn, instrs[0].args
+    if len(args) != fn.nin + 1 or not isinstance(args[-1], np.ndarray) or \
+            _owner(args[-1]) is not new:
+        return False
+    out = args[-1]
+    at = _address(out) - _address(new)
+    reads = 0
+    for a in args[:-1]:
+        if isinstance(a, np.ndarray) and _owner(a) is old:
+            if a.shape != out.shape or a.strides != out.strides or \
+                    _address(a) - _address(old) != at:
+                return False
+            reads += 1
+    return reads > 0
+
+
 class Sharing:
     """``rebase(obj)``: ``obj`` (an array, or tuples and lists of them) moved onto shared memory."""
 
@@ -63,7 +84,7 @@ class Sharing:
         self.nbytes = 0
         self.memory: dict[int, np.ndarray] = {}          # owner id → the raw memory it uses
         free: list[np.ndarray] = []                       # raw blocks no buffer uses now
-        releases: list[tuple[int, np.ndarray]] = []
+        releases: list[tuple[int, np.ndarray, int]] = []  # (last use, raw block, owner id)
         for k in sorted(owners, key=lambda k: first[k]):
             o = owners[k]
             if k in pinned or o.nbytes < SMALL or not o.flags.c_contiguous:
@@ -73,15 +94,25 @@ class Sharing:
             releases.sort(key=lambda r: r[0])
             while releases and releases[0][0] < first[k]:
                 free.append(releases.pop(0)[1])
-            # the smallest free block that holds it (blocks are not split)
-            fits = [j for j, b in enumerate(free) if b.nbytes >= o.nbytes]
-            if fits:
-                raw = free.pop(min(fits, key=lambda j: free[j].nbytes))
-            else:
-                raw = np.empty(o.nbytes, np.uint8)
-                self.nbytes += o.nbytes
+            # an element-wise call may write over an input it reads for the last time
+            raw = None
+            for j, (end_, block, old) in enumerate(releases):
+                if end_ == first[k] and block.nbytes >= o.nbytes and \
+                        _in_place(code[first[k]] if 0 <= first[k] < len(code) else (),
+                                  owners[old], o):
+                    raw = block
+                    del releases[j]
+                    break
+            if raw is None:
+                # the smallest free block that holds it (blocks are not split)
+                fits = [j for j, b in enumerate(free) if b.nbytes >= o.nbytes]
+                if fits:
+                    raw = free.pop(min(fits, key=lambda j: free[j].nbytes))
+                else:
+                    raw = np.empty(o.nbytes, np.uint8)
+                    self.nbytes += o.nbytes
             self.memory[k] = raw
-            releases.append((last[k], raw))
+            releases.append((last[k], raw, k))
         self._moved: dict[int, np.ndarray] = {}
         self._keep: list = []
 
