@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# One BLAS thread: the graphs' GEMMs are small to medium, and OpenBLAS's spinning threads cost far
+# more than they give when the cores are shared (pytest -n 2, or any other load): the demo ran 4×
+# slower with them on this project's 2-core machine. Override with OPENBLAS_NUM_THREADS=N make …
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: demo test test-heavy figures bench clean
 
@@ -25,8 +30,18 @@ test-heavy: $(STAMP)
 figures: $(STAMP)
 	$(PY) -m viz.gallery figures
 
+# one thread, pinned to one core when taskset exists; writes bench/results.json and the tables of
+# bench/README.md (optional peers: pip install torch jax jaxlib autograd)
 bench: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(PY) -m bench
+	if command -v taskset >/dev/null; then \
+	  OPENBLAS_NUM_THREADS=1 UNFOLD_BENCH_PINNED="core 0 (taskset)" taskset -c 0 $(PY) -m bench --markdown; \
+	else \
+	  OPENBLAS_NUM_THREADS=1 $(PY) -m bench --markdown; \
+	fi
+
+# build costs at τ = 100 000: seconds, µs and bytes per node, peak RSS per stage (bench/scale.py)
+bench-scale: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) -m bench.scale
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,7 +1,8 @@
-"""``python -m bench.scale [--steps 100000] [--cases rnn,scalar] [--repeat 3] [--no-peaks]``
+"""``python -m bench.scale [--steps 100000] [--cases rnn,scalar] [--repeat 3] [--peaks STAGES]``
 
 What building and running a long unfolded graph costs, stage by stage, through the public API:
-``Recurrence`` → ``unfold`` → ``grad`` → ``compile`` → evaluate (first run) → evaluate (again),
+``Recurrence`` → ``unfold`` → ``grad`` → ``compile`` → evaluate three times (the first run, the
+second — where a planning executor may plan — and a later one),
 beside the hand-written numpy per-step BPTT of the same recurrence (checked against it first).
 
 Cases: ``rnn`` — Fig. 10.3 (eqs. 10.8–10.11) with a 4-unit state, unbatched; ``scalar`` — the
@@ -9,8 +10,9 @@ scalar recurrence ``h(t) = tanh(w h(t−1) + u x(t))``, ``L = Σ_t h(t)²`` of t
 
 Every measurement runs in a fresh Python process, so that each peak resident set size
 (``ru_maxrss``) is the peak of that measurement alone: ``--repeat`` processes run all stages (the
-table shows the minimum time of each stage over them), and one more process per stage stops
-after it (the peak RSS up to and including that stage). Bytes per node are the growth of the
+table shows the minimum time of each stage over them, and their peak as the last stage's), and
+one more process per stage of ``--peaks`` stops after it (the peak RSS up to and including that
+stage; ``--peaks none`` skips them). Bytes per node are the growth of the
 current RSS over a stage divided by the nodes the stage built. The machine is shared: read
 minima, and rerun before believing a difference of less than ~20 %.
 """
@@ -26,7 +28,7 @@ import time
 
 import numpy as np
 
-STAGES = ("unfold", "grad", "compile", "run1", "run2")
+STAGES = ("unfold", "grad", "compile", "run1", "run2", "run3")
 
 
 # --- the recurrences ----------------------------------------------------------------------------
@@ -113,17 +115,19 @@ def child(case: str, steps: int, until: str, m: int, n: int, k: int) -> dict:
         start = clock()
         program = uf.compile(outputs)
         seconds["compile"], rss["compile"] = clock() - start, _rss_now()
-    if until in ("run1", "run2"):
+    if until in ("run1", "run2", "run3"):
         start = clock()
         values = program(feed)
         seconds["run1"], rss["run1"] = clock() - start, _rss_now()
-    if until == "run2":
-        start = clock()
-        program(feed)
-        seconds["run2"] = clock() - start
+    for stage in ("run2", "run3"):
+        if until in STAGES[STAGES.index(stage):]:
+            start = clock()
+            program(feed)
+            seconds[stage] = clock() - start
+            rss[stage] = _rss_now()
     result = {"case": case, "steps": steps, "until": until, "seconds": seconds, "rss": rss,
               "peak": _peak()}
-    if until == "run2":
+    if until == "run3":
         # after every peak is read: the reference, and the graph's size
         reference = by_hand()
         result["max_rel_err"] = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-300))
@@ -152,14 +156,14 @@ def _spawn(case: str, steps: int, until: str, sizes: tuple[int, int, int]) -> di
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def report(case: str, steps: int, repeat: int, peaks: bool, sizes) -> None:
-    full = [_spawn(case, steps, "run2", sizes) for _ in range(repeat)]
+def report(case: str, steps: int, repeat: int, peaks: list[str], sizes) -> None:
+    full = [_spawn(case, steps, "run3", sizes) for _ in range(repeat)]
     best = {s: min(r["seconds"][s] for r in full) for s in STAGES}
     nodes = full[0]["nodes"]
     total = nodes["unfold"] + nodes["grad"]
     per_stage_nodes = {"unfold": nodes["unfold"], "grad": nodes["grad"]}
-    peak = {s: _spawn(case, steps, s, sizes)["peak"] for s in STAGES[:-1]} if peaks else {}
-    peak["run2"] = min(r["peak"] for r in full)
+    peak = {s: _spawn(case, steps, s, sizes)["peak"] for s in STAGES[:-1] if s in peaks}
+    peak["run3"] = min(r["peak"] for r in full)
     rss = full[0]["rss"]
     grown = {s: rss[s] - rss[p] for p, s in zip(("start",) + STAGES, STAGES) if s in rss}
     label = "Fig. 10.3 RNN, m n k = " + " ".join(map(str, sizes)) if case == "rnn" else "scalar"
@@ -174,8 +178,8 @@ def report(case: str, steps: int, repeat: int, peaks: bool, sizes) -> None:
         peak_mb = f"{peak[s] / 2**20:12.0f}" if s in peak else f"{'':>12}"
         print(f"{s:8} {best[s]:8.2f} {1e6 * best[s] / n:8.2f} {peak_mb} {growth} {per_node}")
     first = best["unfold"] + best["grad"] + best["compile"] + best["run1"]
-    print(f"unfold + grad + compile + first run: {first:.2f} s; later run {best['run2']:.3f} s = "
-          f"{best['run2'] / min(r['numpy'] for r in full):.1f}× the numpy BPTT "
+    print(f"unfold + grad + compile + first run: {first:.2f} s; a later run {best['run3']:.3f} s = "
+          f"{best['run3'] / min(r['numpy'] for r in full):.1f}× the numpy BPTT "
           f"({min(r['numpy'] for r in full):.3f} s)", flush=True)
 
 
@@ -185,10 +189,10 @@ def main() -> None:
     parser.add_argument("--cases", default="rnn,scalar")
     parser.add_argument("--sizes", default="4,4,4", help="m,n,k of the rnn case")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--no-peaks", dest="peaks", action="store_false",
-                        help="skip the per-stage peak processes")
+    parser.add_argument("--peaks", default="unfold,grad,compile,run1",
+                        help="stages measured alone for their peak RSS, or 'none'")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--until", default="run2", help=argparse.SUPPRESS)
+    parser.add_argument("--until", default="run3", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = tuple(int(s) for s in args.sizes.split(","))
     if args.child:
@@ -197,7 +201,7 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}")
     for case in args.cases.split(","):
-        report(case, args.steps, args.repeat, args.peaks, sizes)
+        report(case, args.steps, args.repeat, args.peaks.split(","), sizes)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from .ops import (abs, add, add_n, argmax, batch_sum, cast, clip, concat, consta
                   where)
 from .ops.base import named
 from .grad import grad
-from .evaluate import Program, compile, evaluate
+from .evaluate import Program, clear_cache, compile, evaluate
 from .recurrence import Recurrence, Unfolded
 from . import dynamics, generate, models, train  # chapter 10's networks, and how to train them
 

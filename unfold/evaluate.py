@@ -27,6 +27,9 @@ _KERNEL, _FORWARD, _BATCHED, _ALIAS = 0, 1, 2, 3
 MODES = ("batched", "reference")
 #: time-batched plans kept per program (one per pattern of batched feeds and batch size)
 _PLANS = 4
+#: graphs with more nodes run their first evaluation (per batch pattern) node by node, and are
+#: planned when evaluated again
+PLAN_AFTER_NODES = 500_000
 
 
 class Program:
@@ -59,36 +62,100 @@ class Program:
             self._reads.append(ins if not meta else
                                tuple(none if k in meta else j for k, j in enumerate(ins)))
         self._slot = [root[index[node]] for node in self.outputs]
-        # the order of computation (with recomputations when checkpointing) and the frees
-        keep = set(self._slot)
-        fed = [index[p] for p in self.placeholders]
-        if checkpoint is None:
-            self._sequence = schedule.plain(self.order)
-        else:
+        if checkpoint is not None:
             if checkpoint == "sqrt":
                 steps = max((n.step for n in self.order if n.step is not None), default=1)
                 checkpoint = max(1, math.isqrt(steps - 1) + 1)
             if not isinstance(checkpoint, int) or checkpoint < 1:
                 raise UnfoldValueError(f"checkpoint must be a positive number of steps or "
                                        f"'sqrt', got {checkpoint!r}")
-            self._sequence = schedule.checkpointed(self.order, self._reads, keep, checkpoint)
         self.checkpoint = checkpoint
-        self._frees = schedule.frees(self._sequence, self._reads, keep, fed,
-                                     once=checkpoint is None)
+        self._schedule: tuple | None = None
+        if mode == "reference" or checkpoint is not None:
+            self._node_schedule()
         self._plans: dict[tuple, list] = {}
         self._batched_plans: OrderedDict[tuple, Any] = OrderedDict()
+        # how a time-batched run is fed: whole sequences (each with its step copies) and the
+        # placeholders fed one by one
+        self._sequence_copies = list(self.feeds._sliced.items())
+        self._copy_set = {c for _, copies in self._sequence_copies for c in copies}
+        self._direct = [p for p in self.placeholders if p not in self._copy_set]
+        self._signatures: dict[tuple, tuple] = {}
+        self._seen: dict[tuple, int] = {}      # batch pattern → the call that first ran it
+        self._call = 0
+
+    def _node_schedule(self) -> tuple[list[int], list[tuple[int, ...]]]:
+        """The per-node schedule — the order of computation (with recomputations when
+        checkpointing) and the frees after each entry — made when first needed (a time-batched
+        program needs it only to name a failing node)."""
+        if self._schedule is None:
+            keep = set(self._slot)
+            fed = [self._index[p] for p in self.placeholders]
+            if self.checkpoint is None:
+                sequence = schedule.plain(self.order)
+            else:
+                sequence = schedule.checkpointed(self.order, self._reads, keep, self.checkpoint)
+            self._schedule = (sequence, schedule.frees(sequence, self._reads, keep, fed,
+                                                       once=self.checkpoint is None))
+        return self._schedule
 
     def peak_elements(self) -> int:
         """The most array elements (per example) this program computes and holds at once — what
         liveness and checkpointing save. Fed values and aliases (which share memory) count 0."""
         sizes = [0 if n.op is ALIAS or is_placeholder(n) else n.size for n in self.order]
-        return schedule.peak(self._sequence, self._frees, sizes, [])
+        return schedule.peak(*self._node_schedule(), sizes, [])
 
     # --- running --------------------------------------------------------------------------------
 
     def __call__(self, feed: Mapping[Any, Any]) -> list[np.ndarray]:
+        self._call += 1
         with gc_paused():
+            if self.mode == "batched" and self.checkpoint is None:
+                out = self._run_batched(feed)
+                if out is not None:
+                    return out
             return self._run(self.feeds.resolve(feed))
+
+    def _run_batched(self, feed: Mapping[Any, Any]) -> list[np.ndarray] | None:
+        """The time-batched run, fed sequences whole; None to take the general path."""
+        found = self.feeds.resolve_sequences(feed)
+        if found is None:
+            return None
+        values, sequences = found
+        flags, batch = [], None
+        for source, copies in self._sequence_copies:
+            a = sequences[source]
+            flag = a.ndim == copies[0].ndim + 2
+            flags.append(flag)
+            if flag:
+                if batch is not None and batch != a.shape[1]:
+                    return None
+                batch = a.shape[1]
+        for p in self._direct:
+            v = values[p]
+            flag = v.ndim == p.ndim + 1
+            flags.append(flag)
+            if flag:
+                if batch is not None and batch != v.shape[0]:
+                    return None
+                batch = v.shape[0]
+        short = tuple(flags)
+        signature = self._signatures.get(short)
+        if signature is None:
+            of_source = dict(zip((s for s, _ in self._sequence_copies), flags))
+            of_direct = dict(zip(self._direct, flags[len(self._sequence_copies):]))
+            signature = self._signatures[short] = tuple(
+                of_source[p.source] if p in self._copy_set else of_direct[p]
+                for p in self.placeholders)
+        plan = self._batched_plan(signature, batch)
+        if plan is None:
+            return None
+        try:
+            return plan.run(values, sequences)
+        except Exception:
+            if timebatch.STRICT:
+                raise
+            return None
 
     def _run(self, values: dict[Node, np.ndarray]) -> list[np.ndarray]:
         batch, signature = None, []
@@ -151,11 +218,27 @@ class Program:
         if key in self._batched_plans:
             self._batched_plans.move_to_end(key)
             return self._batched_plans[key]
+        if len(self.order) > PLAN_AFTER_NODES and self._seen.setdefault(key, self._call) \
+                == self._call:
+            # a very large graph evaluated once is cheapest node by node: plan it when it is
+            # evaluated again (planning costs a few µs per node, a run a fraction of that)
+            return None
         plan = timebatch.plan(self, signature, batch)
         self._batched_plans[key] = plan
         while len(self._batched_plans) > _PLANS:
             self._batched_plans.popitem(last=False)
+        _trim_cache()
         return plan
+
+    @property
+    def nbytes(self) -> int:
+        """About how much memory this program keeps alive: its graph and its plans' buffers."""
+        return _NODE_BYTES * len(self.order) + sum(
+            p.nbytes + 200 * p.calls for p in self._batched_plans.values() if p is not None)
+
+    def release(self) -> None:
+        """Drop the time-batched plans (their buffers); the next call plans again."""
+        self._batched_plans.clear()
 
     def _plan(self, signature: tuple[bool, ...]) -> list:
         """The schedule for one pattern of batched feeds: ``(position, mode, node, op, reads,
@@ -167,7 +250,8 @@ class Program:
         flags_of: list[tuple] = [()] * len(self.order)
         kernels: list = [None] * len(self.order)
         order, positions = self.order, self._positions
-        for i in self._sequence:
+        sequence, frees_of = self._node_schedule()
+        for i in sequence:
             node = order[i]
             op = node.op
             flags = tuple([batched[j] for j in positions[i]])
@@ -183,7 +267,7 @@ class Program:
                     modes[i] = _BATCHED
             flags_of[i] = flags
         return [(i, modes[i], order[i], kernels[i] or order[i].op, self._reads[i], flags_of[i],
-                 frees) for i, frees in zip(self._sequence, self._frees)]
+                 frees) for i, frees in zip(sequence, frees_of)]
 
 
 def _owned(value: Any) -> np.ndarray:
@@ -192,10 +276,26 @@ def _owned(value: Any) -> np.ndarray:
     return array if array.flags.writeable else array.copy()
 
 
-# the most recently used programs, at most 16 of them and 4 million nodes in all (a program
-# holds its whole graph alive)
+# the most recently used programs: at most 16, and at most CACHE_BYTES held in all (a program holds
+# its whole graph alive, and each of its time-batched plans its buffers)
 _CACHE: OrderedDict[tuple, Program] = OrderedDict()
-_CACHE_PROGRAMS, _CACHE_NODES = 16, 4_000_000
+_CACHE_PROGRAMS = 16
+#: the most memory the program cache keeps alive (estimated: graph nodes and plan buffers)
+CACHE_BYTES = 512 * 2**20
+#: what one node of a compiled graph costs to keep (the node, its program entries), estimated
+_NODE_BYTES = 400
+
+
+def clear_cache() -> None:
+    """Forget every compiled program (``compile`` and ``evaluate`` keep the most recent ones, with
+    their graphs and buffers, bounded by ``CACHE_BYTES``): release their memory now."""
+    _CACHE.clear()
+
+
+def _trim_cache() -> None:
+    while len(_CACHE) > 1 and (len(_CACHE) > _CACHE_PROGRAMS or
+                               sum(p.nbytes for p in _CACHE.values()) > CACHE_BYTES):
+        _CACHE.popitem(last=False)
 
 
 def compile(nodes: Sequence[Node], checkpoint: int | str | None = None,
@@ -219,9 +319,7 @@ def compile(nodes: Sequence[Node], checkpoint: int | str | None = None,
     if program is None:
         with gc_paused():
             program = _CACHE[key] = Program(key[0], checkpoint, mode)
-        while len(_CACHE) > 1 and (len(_CACHE) > _CACHE_PROGRAMS or sum(
-                len(p.order) for p in _CACHE.values()) > _CACHE_NODES):
-            _CACHE.popitem(last=False)
+        _trim_cache()
     else:
         _CACHE.move_to_end(key)
     return program

@@ -33,6 +33,8 @@ class Feeds:
         for p in self.placeholders:
             if p.step is not None and p.source is not None:
                 self._sliced.setdefault(p.source, []).append(p)
+        sliced = {c for copies in self._sliced.values() for c in copies}
+        self._direct = [p for p in self.placeholders if p not in sliced]
         self._by_name: dict[str, set[Node]] = {}
         for p in self.placeholders:
             key = p.source if p.step is not None and p.source is not None else p
@@ -100,6 +102,38 @@ class Feeds:
             checked[x] = _zero_padding(checked[x], checked[m], x)
         return checked
 
+    def resolve_sequences(self, feed: Mapping[Any, Any]):
+        """The same check as ``resolve`` without slicing sequences: ``(values, sequences)`` with
+        ``values`` for the placeholders fed one by one and ``sequences`` mapping each folded
+        sequence fed whole to its checked array ``(τ, [batch,] …)``. None when the feed is not of
+        that simple kind (``resolve`` then does the work, and names any error)."""
+        if self._padded or not isinstance(feed, Mapping):
+            return None                        # padding zeroed step by step, or an error
+        values: dict[Node, Any] = {}
+        sequences: dict[Node, np.ndarray] = {}
+        for key, value in feed.items():
+            node = self._key(key)
+            if node is None:
+                continue
+            if node in self._sliced:
+                if node in sequences:
+                    return None
+                array = _check_sequence(self._sliced[node], value)
+                if array is None:
+                    return None
+                sequences[node] = array
+            else:
+                if node in values:
+                    return None
+                values[node] = value
+        if len(sequences) != len(self._sliced) or len(values) != len(self._direct):
+            return None
+        for p in self._direct:
+            if p not in values:
+                return None
+            values[p] = _check_value(p, values[p])
+        return values, sequences
+
     def _key(self, key: Any) -> Node | None:
         if isinstance(key, str):
             found = self._by_name.get(key)
@@ -124,6 +158,27 @@ class Feeds:
                                 f"and params can be fed")
             return None     # a leaf these outputs do not need: feeds may be shared across calls
         raise FeedError(f"feed keys must be nodes or names, got {type(key).__name__} {key!r}")
+
+
+def _check_sequence(copies: Sequence[Node], value: Any) -> np.ndarray | None:
+    """A whole sequence for the step copies ``copies``, checked (and converted) as
+    ``_check_value`` checks each step; None if any step would fail (``resolve`` then raises the
+    error for it)."""
+    p = copies[0]
+    try:
+        array = _as_array(f"sequence {p.name!r}", value)
+    except FeedError:
+        return None
+    steps = p.attrs.get("steps") or max(c.step for c in copies)
+    if array.ndim == 0 or array.shape[0] != steps:
+        return None
+    if not (array.shape[1:] == p.shape or array.shape[2:] == p.shape and
+            array.ndim == p.ndim + 2 and array.shape[1] > 0):
+        return None
+    try:
+        return _convert(p, array)
+    except FeedError:
+        return None
 
 
 def _as_array(what: str | Node, value: Any) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import GradError, UnfoldTypeError, describe
-from .graph import Node, _adjoint_of, gc_paused, topological
+from .graph import Node, _adjoint_of, _key_of, _needed, ancestors, gc_paused, topological
 from .ops import add, constant, lift, sum_like
 from .ops.base import broadcast_like, fit
 
@@ -51,16 +51,16 @@ def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
 
 def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     wanted = set(targets)
-    order = topological([y])
-    on_path: set[Node] = set()        # nodes through which y depends on some target
+    on_path = ancestors([y])          # becomes: the nodes through which y depends on a target
+    order = sorted(on_path, key=_key_of)
     for node in order:
         if node in wanted:
-            on_path.add(node)
             continue
         for i in node.inputs:
             if i in on_path:
-                on_path.add(node)
                 break
+        else:
+            on_path.discard(node)
 
     # ∂y/∂node so far (only nodes on the path ever enter); each term is added as soon as it is
     # built (an accumulation chain ((t₁ + t₂) + t₃) + …), so ∇W = Σ_t ∇W(t) never holds all τ
@@ -68,8 +68,10 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     pending: dict[Node, Node] = {y: seed} if y in on_path else {}
     found: dict[Node, Node] = {}
     enter, leave = _adjoint_of.append, _adjoint_of.pop
+    _needed.append(on_path)
     try:
-        for node in reversed(order):
+        while order:                    # last built first; the list shrinks as it goes
+            node = order.pop()
             g = pending.pop(node, None)
             if g is None:
                 continue
@@ -86,9 +88,10 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
             leave()
     finally:
         del _adjoint_of[1:]
+        _needed.pop()
     unreached = [x for x in targets if x not in found]
-    if unreached:
-        _refuse_folded(unreached, order)
+    if unreached:                     # (rare: walk again rather than keep the order alive)
+        _refuse_folded(unreached, topological([y]))
     return [_finish(found.get(x), x) for x in targets]
 
 

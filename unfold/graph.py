@@ -27,6 +27,7 @@ Shape = tuple[int, ...]
 
 _NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
 _adjoint_of: list = [None]
+_needed: list = [None]         # while grad builds: the nodes it wants gradients for
 _BOOLS = (False, True)
 
 
@@ -49,6 +50,8 @@ class Op:
     meta_inputs: tuple[int, ...] = ()
     #: true for ops whose result is never batched (a sum over the batch).
     unbatches: bool = False
+    #: the input whose batchedness the result has (``sum_like(g, x)``: x's); None: any input's.
+    batch_like: int | None = None
 
     def infer(self, inputs: Sequence["Node"], attrs: Mapping[str, Any]) -> tuple[Shape, np.dtype]:
         raise UnfoldNotImplementedError(f"op {self.name} has no shape rule (define infer)")
@@ -61,7 +64,10 @@ class Op:
                                         f"to evaluate {describe(node)} on a batch)")
 
     def out_batched(self, node: "Node", flags) -> bool:
-        """Whether the output carries the batch axis, given the inputs' batch flags."""
+        """Whether the output carries the batch axis, given the inputs' batch flags (the same
+        rule, on the ``may_batch`` flags, gives a node's own ``may_batch``)."""
+        if self.batch_like is not None:
+            return flags[self.batch_like]
         return not self.unbatches and any(flags)
 
     def kernel(self, node: "Node", flags):
@@ -160,8 +166,8 @@ def _typed(value: Any) -> Any:
 
 
 def _frozen_attrs(attrs: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """``attrs`` read-only; equal attributes of simple values (axes, sizes, dtypes) share one
-    mapping — a dict costs ~200 bytes per node otherwise."""
+    """``attrs`` as a read-only copy; equal attributes of simple values (axes, sizes, dtypes)
+    share one mapping — a dict costs ~200 bytes per node otherwise."""
     if not attrs:
         return _NO_ATTRS
     if attrs.__class__ is MappingProxyType:
@@ -170,7 +176,7 @@ def _frozen_attrs(attrs: Mapping[str, Any] | None) -> Mapping[str, Any]:
     for k, v in attrs.items():
         typed = _typed(v)
         if typed is None:
-            return MappingProxyType(attrs)
+            return MappingProxyType(dict(attrs))
         key.append((k, typed))
     key = tuple(key)
     found = _ATTRS.get(key)
@@ -197,10 +203,7 @@ class Node(_Fields):
                 may_batch: bool | None = None) -> "Node":
         inputs = tuple(inputs)
         if may_batch is None:
-            may_batch = 0
-            for i in inputs:
-                may_batch |= i._key
-            may_batch &= 1
+            may_batch = _batch_flag(op, inputs)
         # a node built while differentiating forward node n is part of n's adjoint (backward)
         # computation: it records n, and n's time step
         adjoint = _adjoint_of[-1] if inputs else None
@@ -288,23 +291,40 @@ def adjoint_of(node: Node):
         _adjoint_of.pop()
 
 
+def needs_gradient(x: "Node") -> bool:
+    """For an op's ``vjp``: whether the gradient being built needs the term for input ``x``.
+    False for inputs no target depends on (a sequence's x(t), a constant): the vjp may then
+    return None for it instead of building nodes nobody reads. Always True outside ``grad``."""
+    wanted = _needed[-1]
+    return wanted is None or x in wanted
+
+
 def apply(op: Op, *inputs: Node, name: str | None = None, **attrs: Any) -> Node:
     """Build the node ``op(*inputs)``, running the op's shape rule now."""
     shape, dtype = op.infer(inputs, attrs)
     found = _SHAPES.get(shape) if shape.__class__ is tuple else None
-    batch = 0
     if inputs:
         adjoint = _adjoint_of[-1]
         step = None if adjoint is None else adjoint.step
-        if not op.unbatches:
-            for i in inputs:
-                batch |= i._key
-            batch &= 1
     else:
         adjoint = step = None
     return _make(op, inputs, _shared_shape(shape) if found is None else found,
                  dtype if isinstance(dtype, np.dtype) else np.dtype(dtype), name,
-                 _frozen_attrs(attrs) if attrs else _NO_ATTRS, step, None, adjoint, batch)
+                 _frozen_attrs(attrs) if attrs else _NO_ATTRS, step, None, adjoint,
+                 _batch_flag(op, inputs))
+
+
+def _batch_flag(op: Op, inputs: Sequence["Node"]) -> int:
+    """1 if ``op`` applied to ``inputs`` may be batched: ``Op.out_batched`` on the inputs'
+    ``may_batch`` flags."""
+    if op.unbatches:
+        return 0
+    if op.batch_like is not None:
+        return inputs[op.batch_like]._key & 1
+    flag = 0
+    for i in inputs:
+        flag |= i._key
+    return flag & 1
 
 
 def topological(outputs: Iterable[Node]) -> list[Node]:
@@ -314,14 +334,20 @@ def topological(outputs: Iterable[Node]) -> list[Node]:
     schedule: an unfolded graph runs step after step, and a gradient graph in the order reverse
     mode built it, each accumulation right after the term it adds. Iterative: depth is unbounded.
     """
-    seen: set[Node] = set()
-    stack = [n for n in outputs]
+    return sorted(ancestors(outputs), key=_key_of)
+
+
+def ancestors(outputs: Iterable[Node]) -> set[Node]:
+    """``outputs`` and every node they depend on (iterative)."""
+    seen = set(outputs)
+    stack = list(seen)
+    add, push, pop = seen.add, stack.append, stack.pop
     while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(node.inputs)
-    return sorted(seen, key=_key_of)
+        for i in pop().inputs:
+            if i not in seen:
+                add(i)
+                push(i)
+    return seen
 
 
 _key_of = operator.attrgetter("_key")      # creation order
@@ -344,11 +370,22 @@ def substitute(outputs: Sequence[Node], mapping: Mapping[Node, Node]) -> list[No
 @contextlib.contextmanager
 def gc_paused():
     """Pause Python's cyclic garbage collector while building or running a large graph: its
-    passes over millions of young nodes cost more than the work itself (nodes form no cycles)."""
+    passes over millions of young nodes cost more than the work itself (nodes form no cycles).
+
+    After a large build the young generation holds millions of nodes; the collector's next
+    young passes would scan them all twice on their way to the oldest generation (about a
+    second per ten million objects). They are moved there at once instead (``gc.freeze`` then
+    ``gc.unfreeze``: two list splices), unless the caller uses ``gc.freeze`` itself."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
+            if gc.get_count()[0] > _LARGE_BUILD and not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
+
+
+_LARGE_BUILD = 100_000          # objects allocated while paused

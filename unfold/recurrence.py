@@ -36,7 +36,7 @@ from .ops.base import input as leaf_input, param as leaf_param
 
 #: the leaf standing for a state's past value, h(t−d), inside the folded step
 STATE = Placeholder("state")
-_PARAM, _INPUT = -1, -2            # recipe kinds of the leaves copied at every step
+_PARAM, _INPUT, _OTHER = -1, -2, -3    # recipe kinds: leaves copied at every step, special ops
 
 #: the name of the engine's own input, the padding mask of ``unfold(τ, mask=True)``, which no
 #: variable may take (the inputs of ``unfold(τ, history=True)`` are named ``h(0)``, ``h(-1)``…
@@ -504,7 +504,8 @@ class Unfolded:
 
     def _recipe(self, node: Node, shared: set[Node], reads: dict, same: dict) -> tuple:
         """How every step copies folded ``node``: ``(node, its copies, kind, inputs, resolvers,
-        masked)``. ``kind`` is the number of inputs, or _PARAM / _INPUT; ``inputs`` holds, per
+        masked)``. ``kind`` is the number of inputs (of an op batched when any input is), or
+        _PARAM / _INPUT / _OTHER (any other op: built by ``Node``); ``inputs`` holds, per
         input, a list indexed by step — the input's copies, a state read's values (filled by
         ``_read_step``), or the same shared node at every step."""
         copies = self._copies[node]
@@ -526,7 +527,8 @@ class Unfolded:
                 r = same[r]
             inputs.append(r)
         masked = self.mask is not None and node in self._update_states
-        return node, copies, len(inputs), inputs, resolvers, masked
+        plain = not node.op.unbatches and node.op.batch_like is None    # batched if any input is
+        return node, copies, len(inputs) if plain else _OTHER, inputs, resolvers, masked
 
     def _read_step(self, reads: dict, t: int) -> bool:
         """Fill in what step ``t`` reads of each state; False if a read crosses a truncation cut

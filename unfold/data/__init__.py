@@ -11,13 +11,15 @@ from typing import Iterable
 
 import numpy as np
 
+from ..errors import UnfoldKeyError, UnfoldValueError
+
 TEXTS = ("coriolanus",)
 
 
 def load_text(name: str = "coriolanus") -> str:
     """The text of a shipped corpus."""
     if name not in TEXTS:
-        raise ValueError(f"no shipped text {name!r}; available: {TEXTS}")
+        raise UnfoldValueError(f"no shipped text {name!r}; available: {TEXTS}")
     return resources.files(__name__).joinpath(f"{name}.txt").read_text(encoding="utf-8")
 
 
@@ -35,7 +37,13 @@ class Vocabulary:
         try:
             return np.array([self.ids[c] for c in text], np.int64)
         except KeyError as exc:
-            raise ValueError(f"character {exc.args[0]!r} is not in the vocabulary") from None
+            raise UnfoldKeyError(f"character {exc.args[0]!r} is not in the vocabulary "
+                                 f"({len(self)} symbols)") from None
 
     def decode(self, ids: Iterable[int]) -> str:
-        return "".join(self.symbols[int(i)] for i in ids)
+        return "".join(self.symbols[self._id(i)] for i in ids)
+
+    def _id(self, i) -> int:
+        if isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < len(self):
+            return int(i)
+        raise UnfoldValueError(f"id {i!r} is not one of the vocabulary's 0…{len(self) - 1}")

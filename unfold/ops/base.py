@@ -233,6 +233,13 @@ def lift(x: Any, like: Sequence[Node] = ()) -> Node:
     scalars do; numpy arrays keep their own dtype."""
     if isinstance(x, Node):
         return x
+    if x.__class__ is float or x.__class__ is int:       # (1 − h², a ** 2: already made?)
+        for n in like:
+            if isinstance(n, Node) and n.dtype.kind == "f":
+                found = _SCALARS.get((x.__class__, x, n.dtype))
+                if found is not None:
+                    return found
+                break
     if isinstance(x, (Number, np.bool_)) and not isinstance(x, np.ndarray):
         if isinstance(x, (complex, np.complexfloating)):
             raise UnfoldTypeError(f"cannot use the complex number {x!r} in an unfold expression: "
@@ -351,6 +358,10 @@ class Elementwise(Op):
     """An op applied element by element with numpy broadcasting."""
 
     def infer(self, inputs, attrs):
+        if len(inputs) == 2:                 # the common case, e.g. g ⊙ (1 − h²)
+            a, b = inputs
+            if a.shape is b.shape and a.dtype is b.dtype and a.dtype.kind == "f":
+                return a.shape, a.dtype
         return broadcast_shapes(self.name, inputs), common_float_dtype(self.name, inputs)
 
     def batched(self, node, values, flags, batch):
@@ -371,6 +382,7 @@ class SumLike(Op):
 
     name = "sum_like"
     meta_inputs = (1,)
+    batch_like = 1
 
     def infer(self, inputs, attrs):
         return inputs[1].shape, inputs[0].dtype
@@ -385,9 +397,6 @@ class SumLike(Op):
         if gb:
             return reduce_to(g, node.shape, 1)
         return np.broadcast_to(reduce_to(g, node.shape, 0), (batch,) + node.shape)
-
-    def out_batched(self, node, flags):
-        return flags[1]
 
     def is_identity(self, node, flags):
         return node.inputs[0].shape == node.shape and flags[0] == flags[1]
@@ -484,6 +493,8 @@ def normalize_axes(op: str, node: Node, axis: Any) -> tuple[int, ...]:
     """``axis`` (None, int or tuple) as sorted non-negative per-example axes."""
     if axis is None:
         return tuple(range(node.ndim))
+    if axis.__class__ is int and -node.ndim <= axis < node.ndim:
+        return (axis % node.ndim,)
     if is_int(axis):
         axes = (axis,)
     elif isinstance(axis, (tuple, list)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, describe
-from ..graph import Node, Op, apply
+from ..graph import Node, Op, apply, needs_gradient
 from .base import align, common_float_dtype, lift_all
 from .shape import reshape, swap_last, transpose
 
@@ -72,9 +72,10 @@ class MatMul(Op):
         if a.ndim == 1 and b.ndim == 1:                 # g is a scalar
             return g * b, g * a
         if a.ndim == 2 and b.ndim == 1:                 # W h: ∇W = g hᵀ, ∇h = Wᵀ g
-            return outer(g, b), transpose(a) @ g
+            return (_weight_term(g, b, a) if needs_gradient(a) else None,
+                    transpose(a) @ g if needs_gradient(b) else None)    # (not for U x(t))
         if a.ndim == 1 and b.ndim == 2:                 # hᵀ W: ∇h = W g, ∇W = h gᵀ
-            return b @ g, outer(a, g)
+            return b @ g, _weight_term(a, g, b)
         if a.ndim == 1:                                 # (k) @ (…, k, m) → (…, m)
             g2 = reshape(g, g.shape[:-1] + (1, g.shape[-1]))                # (…, 1, m)
             ga = reshape(g2 @ swap_last(b), g.shape[:-1] + (a.shape[0],))
@@ -89,6 +90,14 @@ class MatMul(Op):
 
 
 MATMUL = MatMul()
+
+
+def _weight_term(g: Node, v: Node, w: Node) -> Node:
+    """``g vᵀ``, the term of ∂L/∂w: a weight shared by every example gets it summed over the
+    batch, ``Σ_batch g vᵀ`` (what ``fit`` makes of ``outer(g, v)``, built directly)."""
+    if not w.may_batch and (g.may_batch or v.may_batch):
+        return apply(BATCH_OUTER, g, v)
+    return outer(g, v)
 
 
 def matmul(a, b) -> Node:

@@ -52,12 +52,13 @@ def check_gradients(drawn: RandomRecurrence, inputs: bool = True, **tolerances: 
 @st.composite
 def recurrences(draw, max_states: int = 2, max_size: int = 3, max_steps: int = 5,
                 max_batch: int = 3, dtypes: tuple = (np.float64,), feedback: bool = True,
-                delays: bool = True, backward: bool = True, contexts: bool = True
-                ) -> RandomRecurrence:
+                delays: bool = True, backward: bool = True, contexts: bool = True,
+                loss_steps: bool = False) -> RandomRecurrence:
     """Random valid recurrences: 1…``max_states`` states (forward, or backward in time as in a
     bidirectional RNN), random sizes and nonlinearities, optional gating, skip connections through
     time (delays > 1), output fed back into the next step, a context vector, learned or zero
-    initial states; a squared-error or cross-entropy loss; random τ, batch and dtype."""
+    initial states; a squared-error or cross-entropy loss; random τ, batch and dtype. With
+    ``loss_steps`` the loss is taken at some steps only (every step, the last, or a drawn set)."""
     dtype = np.dtype(draw(st.sampled_from(dtypes)))
     m = draw(st.integers(1, max_size))
     k = draw(st.integers(2, max_size + 1))
@@ -112,14 +113,19 @@ def recurrences(draw, max_states: int = 2, max_size: int = 3, max_steps: int = 5
     if fed_back is not None:
         rec.update(fed_back, ops.tanh(o))
     shape = (steps,) if batch is None else (steps, batch)
+    at = None
+    if loss_steps:
+        at = draw(st.none() | st.just("last") | st.lists(st.integers(1, steps), min_size=1,
+                                                           unique=True).map(sorted))
+        desc["loss steps"] = at
     if draw(st.booleans()):
         y = rec.target("y", (), np.int64)
-        rec.loss("L", ops.cross_entropy(o, y))
+        rec.loss("L", ops.cross_entropy(o, y), steps=at)
         feed_y = rng.integers(0, k, size=shape)
         desc["loss"] = "cross_entropy"
     else:
         y = rec.target("y", (k,), dtype)
-        rec.loss("L", ops.mse(o, y, reduction="sum"))
+        rec.loss("L", ops.mse(o, y, reduction="sum"), steps=at)
         feed_y = rng.uniform(-1, 1, size=shape + (k,)).astype(dtype)
         desc["loss"] = "mse"
     feed: dict[str, np.ndarray] = {"x": rng.uniform(-1, 1, shape + (m,)).astype(dtype),

@@ -19,7 +19,8 @@ from .distribute import distribute
 from .flat import Flat
 from .group import Grouping
 from .kernels import sigmoid
-from .lower import feeds, lower
+from .lower import lower
+from .memory import MAX_CALLS, Sharing
 
 
 #: raise a failure of a time-batched run instead of rerunning the per-node schedule (which names
@@ -27,37 +28,114 @@ from .lower import feeds, lower
 STRICT = False
 
 
+#: plans with at most this many calls keep them (and their description) for inspection
+KEEP_CALLS = 20_000
+
+
 class Plan:
     """A program compiled for one pattern of batched feeds and one batch size."""
 
     def __init__(self, program, signature: tuple[bool, ...], batch: int | None) -> None:
         flat = Flat(program.order, program._positions, program.placeholders, program._slot,
-                    signature)
+                    signature, batch, program._index)
         self.flat = flat
         g = Grouping(flat)
         units = distribute(g)
         if units is None:
             raise _Unsupported("the dependence graph defeats the analysis")
+        cyclic = {m: k for k, u in enumerate(units) if u.cyclic for m in u.members}
+        if flat.reassociate(cyclic):                 # then group and distribute again
+            g = Grouping(flat)
+            units = distribute(g)
+            if units is None:
+                raise _Unsupported("the dependence graph defeats the analysis")
         self.grouping, self.units = g, units
         st, code = lower(g, units, batch)
         self.storage = st
-        self._single, self._slabs = feeds(st)
         self._positions = {p: i for p, i in zip(program.placeholders,
                                                  (flat.position[p] for p in program.placeholders))}
         self._out = [st.loc(r) for r in flat.outputs]
-        self.run_code, self.lines = generate(code)
+        self._sequences = self._sequence_targets(program)
+        self._fed = {i: st.loc(i) for i in flat.fed}
+        self.nbytes = st.nbytes
+        if sum(len(c) for c in code) <= MAX_CALLS:
+            # buffers whose lives do not overlap share memory
+            fed = list(self._fed.values()) + [t[0] for t in self._sequences.values()
+                                              if isinstance(t, tuple)]
+            sharing = Sharing(code, st.pinned, fed, self._out)
+            for instrs in code:
+                for i in instrs:
+                    i.args = sharing.rebase(i.args)
+            self._fed = {k: sharing.rebase(v) for k, v in self._fed.items()}
+            self._out = sharing.rebase(self._out)
+            self._sequences = {k: sharing.rebase(v) for k, v in self._sequences.items()}
+            self.nbytes = sharing.nbytes
+            del sharing                # (it keeps the unshared buffers alive while planning)
+        self.run_code, self.calls = generate(code)
         # σ(x) = 1 / (1 + e⁻ˣ) overflows to the right answer, 0, where σ(x) < 1e-308
         self.quiet_overflow = any(i.fn is sigmoid for unit in code for i in unit)
-        self.nbytes = st.nbytes
+        # what planning needed is dropped (lowering's own buffers, the analysis); a small plan
+        # keeps its calls and its description for inspection
+        self.storage = None
+        self._description = self.describe() if self.calls <= KEEP_CALLS else \
+            f"{len(self.units)} units, {self.calls} calls"
+        self.code = code if self.calls <= KEEP_CALLS else None
+        self.flat = self.grouping = self.units = None
 
-    def run(self, values: dict) -> list[np.ndarray]:
+    def describe(self) -> str:
+        """One line per unit: what runs as one op, as a sum, or step by step."""
+        if self.flat is None:
+            return self._description
+        flat, g = self.flat, self.grouping
+        lines = []
+        for u in self.units:
+            if u.kind == "vector":
+                c = u.cls
+                what = f"{flat.order[c.rep].op.name} × {sum(c.regular)} steps as one op" + (
+                    f" (+{len(u.members)} alone)" if u.members else "")
+            elif u.kind == "reduction":
+                red = u.reduction
+                what = (f"Σ of {len(red.leaves)} terms" + "".join(
+                    f", absorbing {flat.order[c.rep].op.name} × {len(c.members)}"
+                    for c in u.absorbed))
+            else:
+                ops: dict[str, int] = {}
+                for m in u.members:
+                    ops[flat.order[m].op.name] = ops.get(flat.order[m].op.name, 0) + 1
+                what = "one by one: " + ", ".join(f"{k} × {v}" for k, v in ops.items())
+            lines.append(f"{u.kind:9} {what}")
+        return "\n".join(lines)
+
+    def _sequence_targets(self, program) -> dict:
+        """For each folded sequence: (slab, first step, last step) when its step copies are the
+        rows of one slab, else [(buffer, step), …]."""
+        out = {}
+        g, st = self.grouping, self.storage
+        for source, copies in program.feeds._sliced.items():
+            pos = [self.flat.position[c] for c in copies]
+            ks = {g.cls[i] for i in pos}
+            k = next(iter(ks))
+            if len(ks) == 1 and k >= 0 and k in st.slabs and k not in st.view_classes:
+                c = g.classes[k]
+                out[source] = (st.slabs[k], c.lo, c.hi)
+            else:
+                out[source] = [(st.loc(i), self.flat.order[i].step) for i in pos]
+        return out
+
+    def run(self, values: dict, sequences: dict | None = None) -> list[np.ndarray]:
+        """Evaluate, given the fed values of placeholders and (optionally) whole sequences."""
         position = self._positions
         for p, value in values.items():
-            i = position[p]
-            buf = self._single.get(i)
-            if buf is None:
-                buf = self.storage.loc(i)
-            np.copyto(buf, value)
+            np.copyto(self._fed[position[p]], value)
+        if sequences:
+            for source, array in sequences.items():
+                target = self._sequences[source]
+                if isinstance(target, tuple):
+                    slab, lo, hi = target
+                    np.copyto(slab, array[lo - 1:hi])
+                else:
+                    for buf, t in target:
+                        np.copyto(buf, array[t - 1])
         if self.quiet_overflow:
             with np.errstate(over="ignore"):
                 self.run_code()

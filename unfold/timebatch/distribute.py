@@ -26,10 +26,11 @@ class Unit:
     peeled members one by one), ``members`` (positions computed one by one, in this order) or
     ``reduction`` (a reduction, with the summing classes it absorbs)."""
 
-    __slots__ = ("kind", "cls", "members", "reduction", "absorbed", "first")
+    __slots__ = ("kind", "cls", "members", "reduction", "absorbed", "first", "cyclic")
 
     def __init__(self, kind, first, cls=None, members=(), reduction=None, absorbed=()):
         self.kind, self.first, self.cls = kind, first, cls
+        self.cyclic = False
         self.members, self.reduction, self.absorbed = list(members), reduction, list(absorbed)
 
     def __repr__(self) -> str:
@@ -79,7 +80,7 @@ def distribute(g: Grouping) -> list[Unit] | None:
         for cid, rs in leaves.items():
             c = g.classes[cid]
             if c.invariant or flat.order[c.rep].op not in SUMMING or len(set(rs)) != len(rs) \
-                    or len(rs) != len(c.members) or not all(c.regular):
+                    or len(rs) != len(c.members):
                 continue
             if any(flat.readers[m] != 1 or m in flat.kept for m in c.members):
                 continue
@@ -87,6 +88,7 @@ def distribute(g: Grouping) -> list[Unit] | None:
             if True not in flags or flat.order[c.rep].op.out_batched(flat.order[c.rep], flags):
                 continue
             absorbed[cid] = k
+            c.absorbed = True
     # vertices: 0…R-1 reductions, then classes, then single nodes
     vertex_of = [-1] * n
     vertices: list[tuple] = []
@@ -102,10 +104,13 @@ def distribute(g: Grouping) -> list[Unit] | None:
             continue
         if all(not flat.computed[m] for m in c.members):
             continue                                   # a fed sequence: no work
+        # the class's regular members; a peeled member (a boundary step) is a vertex of its own,
+        # writing its row of the slab: it is not tied to the other steps' dependences
         v = len(vertices)
         vertices.append(("class", c.id))
-        for m in c.members:
-            vertex_of[m] = v
+        for m, r in zip(c.members, c.regular):
+            if r:
+                vertex_of[m] = v
     for i in range(n):
         if flat.computed[i] and vertex_of[i] < 0 and i not in g.eliminated:
             vertex_of[i] = len(vertices)
@@ -116,7 +121,8 @@ def distribute(g: Grouping) -> list[Unit] | None:
         if kind == "single":
             return [x]
         if kind == "class":
-            return g.classes[x].members
+            c = g.classes[x]
+            return [m for m, r in zip(c.members, c.regular) if r]
         red = g.reductions[x]
         out = list(red.chain)
         for cid, k in absorbed.items():
@@ -126,10 +132,11 @@ def distribute(g: Grouping) -> list[Unit] | None:
 
     succ: list[set[int]] = [set() for _ in vertices]
     self_loop = [False] * len(vertices)
-    first = [n] * len(vertices)
+    first = [float(n)] * len(vertices)
+    rank = flat.rank
     for v in range(len(vertices)):
         for m in computed_by(v):
-            first[v] = min(first[v], m)
+            first[v] = min(first[v], rank[m])
             meta = flat.order[m].op.meta_inputs
             for j, r in enumerate(flat.inputs[m]):
                 if j in meta:
@@ -158,10 +165,13 @@ def distribute(g: Grouping) -> list[Unit] | None:
         k = comp[v]
         if cyclic[k]:
             if kind == "reduction":
+                g.failure = ("a reduction on a recurrent cycle",
+                             [vertices[w] for w in range(len(vertices)) if comp[w] == k])
                 return None
             u = unit_of_comp.get(k)
             if u is None:
                 u = unit_of_comp[k] = Unit("members", first[v])
+                u.cyclic = True
                 units.append(u)
             u.members += computed_by(v)
             u.first = min(u.first, first[v])
@@ -176,14 +186,13 @@ def distribute(g: Grouping) -> list[Unit] | None:
             if c.invariant:
                 u = Unit("members", first[v], members=[c.rep])
             elif vectorizable(g, c):
-                u = Unit("vector", first[v], cls=c,
-                         members=[m for m, r in zip(c.members, c.regular) if not r])
+                u = Unit("vector", first[v], cls=c)
             else:
-                u = Unit("members", first[v], members=list(c.members))
+                u = Unit("members", first[v], members=computed_by(v))
         unit_of_comp[k] = u
         units.append(u)
     for u in units:
-        u.members.sort()
+        u.members.sort(key=rank.__getitem__)
     # topological order of the components, earliest first
     comp_succ: dict[int, set[int]] = {}
     indeg = [0] * ncomp

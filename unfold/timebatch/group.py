@@ -41,7 +41,7 @@ class Class:
     index, stored in one slab."""
 
     __slots__ = ("id", "members", "index", "lo", "hi", "rep", "desc", "regular", "invariant",
-                 "dissolved")
+                 "dissolved", "absorbed")
 
     def __init__(self, cid: int, members: list[int], index: list[int]) -> None:
         pairs = sorted(zip(index, members))
@@ -54,6 +54,7 @@ class Class:
         self.regular: list[bool] = []
         self.invariant = False
         self.dissolved = False
+        self.absorbed = False               # computed inside a reduction, never stored
 
     @property
     def rows(self) -> int:
@@ -113,40 +114,40 @@ class Grouping:
     def __init__(self, flat) -> None:
         self.flat = flat
         order, n = flat.order, len(flat.order)
-        self.index: list[int | None] = [None] * n
         self.cls: list[int] = [-1] * n          # class id of each computed root, -1: singleton
-        keys: list[Any] = [None] * n
+        keys: list[int] = [0] * n               # each node's key, as a small integer
+        interned: dict[tuple, int] = {}
         position = flat.position
-        rank: Counter = Counter()
+        rank: dict[tuple, int] = {}
         groups: dict[tuple, list[int]] = {}
+        index, stored, batched = flat.index, flat.stored, flat.batched
+        self.index = index
         for i, node in enumerate(order):
-            # every node gets an index and a key (aliases too: they may be adjoints)
-            ins = flat.inputs[i]
-            if node.step is not None:
-                t = node.step
-            else:
-                t = None
-                for r in ins:
-                    u = self.index[r]
-                    if u is not None and (t is None or u > t):
-                        t = u
-            self.index[i] = t
-            if node.adjoint is not None:
-                a = node.adjoint
+            # every node gets a key (aliases too: they may be adjoints)
+            t = index[i]
+            a = node.adjoint
+            if a is not None:
                 j = position.get(a)
-                base = ("G", keys[j] if j is not None else
-                        ("F", id(a.source)) if a.source is not None else ("X", id(a)))
+                base = ("G", keys[j]) if j is not None else \
+                    ("F", id(a.source)) if a.source is not None else ("X", id(a))
             elif node.source is not None and node.step is not None:
                 base = ("F", id(node.source))
             else:
                 base = ("D",)
-            r = rank[(base, id(node.op), t)]
-            rank[(base, id(node.op), t)] = r + 1
-            keys[i] = (base, id(node.op), r)
-            if t is None or not flat.stored[i]:
+            at = (base, id(node.op), t)
+            r = rank.get(at, 0)
+            rank[at] = r + 1
+            key = (base, id(node.op), r)
+            k = interned.get(key)
+            if k is None:
+                k = interned[key] = len(interned)
+            keys[i] = k
+            if t is None or not stored[i]:
                 continue
-            skey = (keys[i], node.shape, node.dtype, flat.batched[i], attrs_signature(node))
+            skey = (k, node.shape, node.dtype, batched[i],
+                    attrs_signature(node) if node.attrs else ())
             groups.setdefault(skey, []).append(i)
+        del rank, interned
         self.classes: list[Class] = []
         for members in groups.values():
             if len(members) < 2:
@@ -204,12 +205,13 @@ class Grouping:
                     good = None
                     break
                 good.append(Reduction(chain[-1], chain, leaves))
-            if not good:
+            if not good or all(len(red.chain) < 2 for red in good):
                 continue
             c.dissolved = True
             for red in good:
-                self.reductions.append(red)
-                self.eliminated.update(red.chain[:-1])
+                if len(red.chain) > 1:          # a single add is just an add
+                    self.reductions.append(red)
+                    self.eliminated.update(red.chain[:-1])
             for m in c.members:
                 self.cls[m] = -1
 

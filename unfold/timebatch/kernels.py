@@ -13,7 +13,9 @@ import numpy as np
 from ..ops.base import BROADCAST_LIKE, SUM_LIKE, Elementwise, align
 from ..ops.elementwise import SIGMOID, Binary, Unary, RELU
 from ..ops.linalg import BATCH_OUTER, MATMUL, OUTER
+from ..ops.nn import LOG_SOFTMAX
 from ..ops.reduce import BATCH_SUM, SUM
+from ..ops.shape import GETITEM, RESHAPE, TRANSPOSE
 
 
 def compute(op, node, flags, batch, out, *values):
@@ -57,14 +59,74 @@ def ufunc(op, node):
     return None
 
 
-def kernel(node, flags, values, out, batch):
+def _view(cache: dict, a: np.ndarray, how: str, make) -> np.ndarray:
+    """A view of ``a`` made once: the same object for every member that uses it (a step loop
+    then passes it as a constant)."""
+    key = (id(a), how)
+    v = cache.get(key)
+    if v is None:
+        v = cache[key] = (make(a), a)
+    return v[0]
+
+
+def log_softmax(x, out, axis):
+    """log softmax along ``axis``, as ``LogSoftmax`` computes it, into ``out``."""
+    np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+    s = np.exp(out).sum(axis=axis, keepdims=True)
+    np.log(s, out=s)
+    np.subtract(out, s, out=out)
+
+
+def nll(logp, targets, out, axis):
+    """``−log p_y`` from log-probabilities: the cross-entropy of the logits ``logp`` came from."""
+    k = logp.shape[axis]
+    if targets.size and (targets.min() < 0 or targets.max() >= k):
+        raise ValueError("a target is not a class index")  # the per-node run names it
+    picked = np.take_along_axis(logp, np.expand_dims(targets, axis), axis)
+    np.negative(np.squeeze(picked, axis), out=out)
+
+
+VIEW_OPS = (GETITEM, TRANSPOSE, RESHAPE)
+
+
+def minus_one_hot(p, targets, out):
+    """``out = p − one_hot(targets)`` (classes on the last axis, ``targets`` the other axes):
+    ``p`` copied, 1 taken off at each target."""
+    k = p.shape[-1]
+    if targets.size and (targets.min() < 0 or targets.max() >= k):
+        raise ValueError("a target is not a class index")  # the per-node run names it
+    np.copyto(out, p)
+    at = targets[..., None]
+    np.put_along_axis(out, at, np.take_along_axis(out, at, -1) - 1, -1)
+
+
+def view_op(node, value: np.ndarray, lead: int) -> np.ndarray | None:
+    """``node`` as a view of its input's array ``value`` (with ``lead`` leading batch or time
+    axes), for the ops that move no data: basic indexing, transpose, reshape. None otherwise."""
+    op = node.op
+    if op is GETITEM:
+        key = node.attrs["key"]
+        if any(isinstance(k, np.ndarray) for k in key):
+            return None
+        v = value[(slice(None),) * lead + key + (Ellipsis,)]
+    elif op is TRANSPOSE:
+        v = value.transpose(tuple(range(lead)) + tuple(a + lead for a in node.attrs["axes"]))
+    elif op is RESHAPE:
+        v = value.reshape(value.shape[:lead] + node.shape)
+    else:
+        return None
+    return v if isinstance(v, np.ndarray) and np.may_share_memory(v, value) else None
+
+
+def kernel(node, flags, values, out, batch, cache):
     op = node.op
     batched = True in flags
     if isinstance(op, Elementwise):
         fn = _UNARY.get(op) or ufunc(op, node)
         if fn is not None:
             nd = node.ndim
-            args = [align(v, f, nd) if f else v for v, f in zip(values, flags)]
+            args = [_view(cache, v, f"align{nd}", lambda v: align(v, True, nd)) if f else v
+                    for v, f in zip(values, flags)]
             if fn is sigmoid or fn is relu:
                 return fn, (args[0], out)
             if fn is np.maximum or fn is np.minimum:
@@ -75,20 +137,24 @@ def kernel(node, flags, values, out, batch):
         fa, fb = flags
         na, nb = node.inputs[0].ndim, node.inputs[1].ndim
         if not batched:
-            return np.matmul, (a, b, out)
+            dot = na <= 2 and nb <= 2 and max(na, nb) == 2 and out.flags.c_contiguous
+            return (np.dot if dot else np.matmul), (a, b, out)
+        dot = np.dot if out.flags.c_contiguous else np.matmul
         if nb == 1 and fb and not fa and na == 2:       # W @ h(t) for every example
-            return np.matmul, (b, a.T, out)
+            return dot, (b, _view(cache, a, "T", np.transpose), out)
         if na == 1 and fa and not fb and nb == 2:       # hᵀ W for every example
-            return np.matmul, (a, b, out)
+            return dot, (a, b, out)
     elif op is BATCH_OUTER or op is OUTER:
         a, b = values
         fa, fb = flags
-        if op is BATCH_OUTER and fa and fb:
-            return np.matmul, (a.T, b, out)
+        if op is BATCH_OUTER and fa and fb and out.flags.c_contiguous:
+            return np.dot, (_view(cache, a, "T", np.transpose), b, out)
         if not batched:
-            return np.multiply, (a[:, None], b[None, :], out)
+            return np.multiply, (_view(cache, a, "col", lambda a: a[:, None]),
+                                 _view(cache, b, "row", lambda b: b[None, :]), out)
         if op is OUTER and fa and fb:
-            return np.multiply, (a[..., :, None], b[..., None, :], out)
+            return np.multiply, (_view(cache, a, "bcol", lambda a: a[..., :, None]),
+                                 _view(cache, b, "brow", lambda b: b[..., None, :]), out)
     elif op is SUM_LIKE:
         g = values[0]
         gb, xb = flags
@@ -99,7 +165,10 @@ def kernel(node, flags, values, out, batch):
             return np.add.reduce, (values[0], 0, None, out)
     elif op is BROADCAST_LIKE:
         g = values[0]
-        return np.copyto, (out, align(g, flags[0], node.ndim))
+        return np.copyto, (out, _view(cache, g, f"align{node.ndim}",
+                                      lambda g: align(g, True, node.ndim)) if flags[0] else g)
+    elif op is LOG_SOFTMAX:
+        return log_softmax, (values[0], out, node.attrs["axis"] + batched)
     elif op is SUM:
         axes = tuple(a + batched for a in node.attrs["axes"])
         return np.add.reduce, (values[0], axes, None, out, node.attrs["keepdims"])

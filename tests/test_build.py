@@ -1,0 +1,156 @@
+"""What building a graph promises beyond its values: nodes are immutable snapshots of their
+attributes even when those are shared between nodes, the static batch flag follows each op's
+run-time rule, a vjp learns which of its terms will be kept, and pausing the collector for a
+build leaves the caller's own use of ``gc.freeze`` alone. (Speed is measured by
+``python -m bench.scale``, never here.)"""
+from __future__ import annotations
+
+import gc
+from unittest import mock
+
+import numpy as np
+import pytest
+
+import unfold as uf
+from unfold import graph
+from unfold.graph import Node, apply, needs_gradient
+from unfold.ops.base import ALIAS, sum_like
+
+
+class _Same(uf.Op):
+    """The identity, with whatever attributes it is given."""
+
+    name = "same"
+
+    def infer(self, inputs, attrs):
+        return inputs[0].shape, inputs[0].dtype
+
+    def forward(self, node, x):
+        return x
+
+    def vjp(self, node, g):
+        return (g,)
+
+
+SAME = _Same()
+
+
+def test_equal_attributes_of_different_types_are_not_merged():
+    x = uf.input("x", (3,))
+    pairs = [({"k": 0}, {"k": False}), ({"k": 1}, {"k": 1.0}),
+             ({"k": (0, 1)}, {"k": (False, True)}), ({"k": (1, (2,))}, {"k": (1, (2.0,))}),
+             ({"k": "float64"}, {"k": np.dtype("float64")})]
+    for a, b in pairs:
+        na, nb = apply(SAME, x, **a), apply(SAME, x, **b)
+        assert type(na.attrs["k"]) is type(a["k"]) and type(nb.attrs["k"]) is type(b["k"])
+        if isinstance(a["k"], tuple):
+            assert [type(v) for v in na.attrs["k"]] == [type(v) for v in a["k"]]
+            assert [type(v) for v in nb.attrs["k"]] == [type(v) for v in b["k"]]
+
+
+def test_shared_attributes_stay_read_only_and_independent_of_the_callers_dict():
+    x = uf.input("x", (3,))
+    a, b = uf.sum(x, axis=0), uf.sum(x, axis=0)
+    assert a.attrs is b.attrs                               # one mapping for equal attributes
+    with pytest.raises(TypeError):
+        a.attrs["axes"] = (1,)
+    for value in ((0,), np.arange(3)):                      # interned, and not interned
+        mine = {"k": value}
+        node = Node(SAME, (x,), (3,), np.float64, attrs=mine)
+        mine["k"] = "changed"
+        assert node.attrs["k"] is value
+
+
+def test_shapes_are_stored_as_tuples_of_python_ints():
+    x = uf.input("x", [np.int64(2), 3])
+    y = Node(SAME, (x,), np.array([2, 3]), "float64")
+    for node in (x, y):
+        assert node.shape == (2, 3) and type(node.shape) is tuple
+        assert all(type(d) is int for d in node.shape)
+        assert node.dtype == np.float64
+
+
+def test_the_batch_flag_follows_the_ops_run_time_rule():
+    x, w = uf.input("x", (3,)), uf.param("w", (3,))
+    g = x * w
+    assert g.may_batch and not w.may_batch
+    assert not sum_like(g, w).may_batch                     # summed to w's batchedness
+    assert sum_like(w, x).may_batch
+    assert not uf.batch_sum(g).may_batch
+    assert not Node(uf.batch_sum(g).op, (g,), (3,), np.float64).may_batch   # built directly
+    # a batch_sum inside a recurrence's step: its copies are not batched either
+    rec = uf.Recurrence("r")
+    s = rec.sequence("s", (3,))
+    h = rec.state("h", (3,))
+    rec.update(h, uf.tanh(h + rec.param("b", (3,)) * uf.batch_sum(s)))
+    unfolded = rec.unfold(3)
+    copy = next(n for n in unfolded.nodes() if n.op.name == "batch_sum")
+    assert copy.step is not None and not copy.may_batch
+
+
+def test_a_parameters_gradient_term_is_summed_over_the_batch_once():
+    x, b = uf.input("x", (3,)), uf.param("b", (3,))
+    y = uf.sum(uf.tanh(x + b))
+    (gb,) = uf.grad(y, [b])
+    chain = [n for n in graph.topological([gb]) if n.op.name == "sum_like"]
+    assert len(chain) == 1
+    xs = np.random.default_rng(0).standard_normal((5, 3))
+    (value,) = uf.evaluate([gb], {x: xs, b: np.zeros(3)})
+    np.testing.assert_allclose(value, (1 - np.tanh(xs) ** 2).sum(axis=0), rtol=1e-12)
+
+
+class _Asks(_Same):
+    """Records, while grad builds its vjp, whether each input's term is wanted."""
+
+    name = "asks"
+    seen: list = []
+
+    def vjp(self, node, g):
+        _Asks.seen.append(tuple(needs_gradient(i) for i in node.inputs))
+        return (g, g)
+
+
+def test_a_vjp_learns_which_terms_grad_keeps():
+    x, w, c = uf.input("x", (2,)), uf.param("w", (2,)), uf.constant(np.ones(2))
+    y = uf.sum(apply(_Asks(), w, x * c))
+    _Asks.seen.clear()
+    uf.grad(y, [w])
+    assert _Asks.seen == [(True, False)]                   # x · c does not depend on w
+    uf.grad(y, [w, x])
+    assert _Asks.seen[-1] == (True, True)
+    assert needs_gradient(x)                                 # outside grad: always
+    W = uf.param("W", (2, 2))
+    v = uf.sum(W @ x)
+    (gW,) = uf.grad(v, [W])                                   # Wᵀ g for x is not built
+    assert not any(n.op.name == "transpose" for n in graph.topological([gW]))
+
+
+def test_a_build_leaves_the_callers_frozen_objects_frozen():
+    x = uf.input("x", (2,))
+    with mock.patch.object(graph, "_LARGE_BUILD", 0):     # every build counts as large
+        gc.freeze()
+        try:
+            frozen = gc.get_freeze_count()
+            assert frozen > 0
+            uf.grad(uf.sum(uf.tanh(x)), x)
+            # neither unfrozen (0) nor joined by the new nodes (more); a frozen object may
+            # have been freed by reference counting meanwhile
+            assert 0 < gc.get_freeze_count() <= frozen
+        finally:
+            gc.unfreeze()
+        with graph.gc_paused():
+            h = uf.tanh(uf.tanh(x))
+        assert gc.get_freeze_count() == 0 and gc.isenabled()
+        assert gc.is_tracked(h) and h.op.name == "tanh"
+
+
+def test_parameter_copies_share_their_inputs_and_stay_distinct_nodes():
+    rec = uf.Recurrence("r")
+    x, h, W = rec.sequence("x", (2,)), rec.state("h", (2,)), rec.param("W", (2, 2))
+    rec.update(h, uf.tanh(W @ h + x))
+    g = rec.unfold(4)
+    copies = g.copies("W")
+    assert len({id(c) for c in copies}) == 4
+    assert all(c.op is ALIAS and c.inputs[0] is W and c.step == t + 1 and c.source is W
+               for t, c in enumerate(copies))
+    assert [n.serial for n in copies] == sorted(n.serial for n in copies)

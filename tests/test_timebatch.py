@@ -1,0 +1,148 @@
+"""The time-batched evaluation (the default) against the per-node reference schedule.
+
+Every property draws a graph — a random recurrence unfolded with random options, a random
+expression, an encoder–decoder — evaluates its loss, its gradients and some of its states both
+ways and asks for agreement to 1e-12 relative (norm-wise, float64; 1e-5 in float32). Failures
+of the compiler itself are raised (``timebatch.STRICT``), not rerun on the reference path.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import unfold as uf
+from unfold import timebatch
+from unfold.testing import gradcheck
+from unfold.testing.strategies import expressions, recurrences
+
+pytestmark = pytest.mark.usefixtures("strict")
+
+
+@pytest.fixture
+def strict(monkeypatch):
+    monkeypatch.setattr(timebatch, "STRICT", True)
+
+
+def assert_agree(outputs, feed, rtol=1e-12):
+    program = uf.compile(outputs)
+    got = program(feed)
+    assert program._batched_plans, "the time-batched path was not taken"
+    assert any(p is not None for p in program._batched_plans.values()), \
+        "the time-batched compiler gave up on this graph"
+    want = uf.evaluate(outputs, feed, mode="reference")
+    for node, a, b in zip(outputs, got, want):
+        assert a.shape == b.shape and a.dtype == b.dtype, node
+        scale = np.max(np.abs(b)) if b.size else 0.0
+        err = np.max(np.abs(a - b)) if b.size else 0.0
+        assert err <= rtol * max(scale, 1e-300) or err == 0, \
+            f"{node.label}: |compiled − reference| = {err:.3g}, scale {scale:.3g}"
+
+
+def _outputs(g, drawn, states=True):
+    out = [g.loss] + uf.grad(g.loss, g.params)
+    if states:
+        for name, s in drawn.recurrence.states.items():
+            out.append(g.final(name))
+            out.append(g.at(s.value, 1))
+    return out
+
+
+def _mask(drawn, rng):
+    steps, batch = drawn.steps, drawn.batch
+    lengths = rng.integers(1, steps + 1, size=() if batch is None else (batch,))
+    t = np.arange(steps).reshape((steps,) + (1,) * (batch is not None))
+    return (t < lengths).astype(drawn.dtype)
+
+
+@given(drawn=recurrences(max_steps=7, loss_steps=True), truncate=st.sampled_from([None, 1, 2, 3]),
+       mask=st.booleans())
+def test_random_recurrences_agree_with_the_reference(drawn, truncate, mask):
+    g = drawn.unfold(truncate=truncate, mask=mask)
+    feed = dict(drawn.feed)
+    if mask:
+        feed["mask"] = _mask(drawn, np.random.default_rng(drawn.description["seed"]))
+    assert_agree(_outputs(g, drawn), feed)
+
+
+@settings(max_examples=10)
+@given(drawn=recurrences(max_steps=6, dtypes=(np.float32,)))
+def test_float32_recurrences_agree_and_stay_float32(drawn):
+    g = drawn.unfold()
+    assert_agree(_outputs(g, drawn), drawn.feed, rtol=1e-5)
+
+
+@given(expr=expressions(max_ops=8))
+def test_random_expressions_and_their_gradients_agree(expr):
+    assert_agree([expr.output] + uf.grad(expr.output, expr.leaves), expr.feed)
+
+
+@settings(max_examples=10)
+@given(nx=st.integers(1, 5), ny=st.integers(1, 5), batch=st.sampled_from([None, 2]),
+       seed=st.integers(0, 2**16))
+def test_an_encoder_decoder_agrees(nx, ny, batch, seed):
+    m, n, k = 2, 3, 4
+    enc = uf.Recurrence("encoder")
+    x = enc.sequence("x", (m,))
+    h = enc.state("h", (n,))
+    enc.update(h, uf.tanh(enc.param("W_e", (n, n)) @ h + enc.param("U_e", (n, m)) @ x))
+    encoded = enc.unfold(nx)
+    dec = uf.Recurrence("decoder")
+    C = dec.context("C", (n,))
+    y = dec.target("y", ())
+    s = dec.state("s", (n,), init=uf.tanh(C))
+    s_t = dec.update(s, uf.tanh(dec.param("W_d", (n, n)) @ s + dec.param("R", (n, n)) @ C))
+    dec.loss("L", uf.cross_entropy(dec.param("V", (k, n)) @ s_t, y))
+    joined = dec.unfold(ny, bind={"C": encoded.final("h")})
+    rng = np.random.default_rng(seed)
+    lead = () if batch is None else (batch,)
+    feed = {name: rng.standard_normal(p.shape) * 0.6
+            for rec in (enc, dec) for name, p in rec.params.items()}
+    feed.update(x=rng.standard_normal((nx,) + lead + (m,)), y=rng.integers(0, k, (ny,) + lead))
+    params = list(enc.params.values()) + list(dec.params.values())
+    assert_agree([joined.loss] + uf.grad(joined.loss, params) + [joined.final("s")], feed)
+
+
+@settings(max_examples=8)
+@given(drawn=recurrences(max_steps=5, max_size=2))
+def test_gradcheck_passes_through_the_time_batched_path(drawn):
+    g = drawn.unfold()
+    gradcheck(g.loss, list(g.params), drawn.feed)
+
+
+def test_the_reference_mode_is_selectable_and_checked():
+    x = uf.input("x", (2,))
+    assert uf.compile([x * 2], mode="reference").mode == "reference"
+    with pytest.raises(ValueError, match="mode"):
+        uf.compile([x * 2], mode="fast")
+
+
+def test_an_rnn_runs_its_off_path_work_once_for_all_steps():
+    """Fig. 10.3: U x(t), the output layer, the loss and Σ_t ∇W(t) are one op each; only the
+    recurrence runs step by step (as rolled loops)."""
+    rec = uf.models.rnn(3, 4, 5)
+    g = rec.unfold(30)
+    program = uf.compile([g.loss] + uf.grad(g.loss, g.params))
+    rng = np.random.default_rng(0)
+    feed = {name: rng.standard_normal(p.shape) for name, p in rec.params.items()}
+    feed.update(x=rng.standard_normal((30, 2, 3)), y=rng.integers(0, 5, (30, 2)))
+    program(feed)
+    (plan,) = program._batched_plans.values()
+    assert plan.calls < 8 * 30, plan.describe()      # about 7 calls a step, not 30 nodes
+    assert "for " in plan.run_code.source             # the steps are a loop
+
+
+def test_the_program_cache_is_bounded_by_bytes_and_can_be_cleared(monkeypatch):
+    ev = sys.modules["unfold.evaluate"]          # the module (unfold.evaluate is the function)
+    x = uf.input("x", (3,))
+    y, z = x * 2, x * 3
+    small = uf.compile([y])
+    assert small.nbytes > 0
+    monkeypatch.setattr(ev, "CACHE_BYTES", small.nbytes)       # room for one program only
+    other = uf.compile([z])
+    assert uf.compile([z]) is other
+    assert uf.compile([y]) is not small                         # the older one was dropped
+    uf.clear_cache()
+    assert not ev._CACHE
