@@ -8,6 +8,7 @@ back-propagation sends to early steps. ``omega`` is the regulariser of section 1
 those Jacobians to keep the gradient's norm."""
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Any, Mapping, Sequence
 
@@ -32,6 +33,9 @@ def hidden_gradient_norms(net: Unfolded, feed: Mapping[Any, Any], state: str = "
     if not isinstance(net, Unfolded):
         raise UnfoldTypeError(f"hidden_gradient_norms: expected an unfolded recurrence "
                               f"(rec.unfold(τ)), got {type(net).__name__}")
+    if state not in net.recurrence.states:
+        raise RecurrenceError(f"hidden_gradient_norms: recurrence {net.recurrence.name!r} has no "
+                              f"state {state!r}; its states are {sorted(net.recurrence.states)}")
     programs = _PROGRAMS.setdefault(net, {})
     program = programs.get(state)
     if program is None:
@@ -67,8 +71,14 @@ def power_norms(W: np.ndarray, steps: int) -> np.ndarray:
     steps = arguments.positive_int("power_norms: steps", steps)
     out, P = [], np.eye(W.shape[0])
     for _ in range(steps):
-        P = P @ W
-        out.append(float(np.linalg.norm(P, 2)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            P = P @ W
+        finite = np.isfinite(P).all()
+        out.append(float(np.linalg.norm(P, 2)) if finite else
+                   math.nan if np.isnan(P).any() else math.inf)
+        if not finite:                  # overflowed: every later power is as large
+            out += [out[-1]] * (steps - len(out))
+            break
     return np.array(out)
 
 
@@ -96,6 +106,11 @@ def omega(net: Unfolded, states: str | Sequence[str] | None = None, *,
     the paper's "immediate derivative" with both held fixed. The value of Ω is the same in every
     case; only its gradient changes. Add it to the loss as a penalty: ``net.loss + λ Ω``.
     """
+    if not isinstance(net, Unfolded):
+        raise UnfoldTypeError(f"omega: expected an unfolded recurrence (rec.unfold(τ)), got "
+                              f"{type(net).__name__}")
+    approximate = arguments.flag("omega: approximate", approximate)
+    hold_states = arguments.flag("omega: hold_states", hold_states)
     rec = net.recurrence
     chosen = _omega_states(rec, states)
     body = set(rec.body())

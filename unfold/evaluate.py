@@ -223,7 +223,10 @@ class Program:
             # a very large graph evaluated once is cheapest node by node: plan it when it is
             # evaluated again (planning costs a few µs per node, a run a fraction of that)
             return None
-        plan = timebatch.plan(self, signature, batch)
+        try:
+            plan = timebatch.plan(self, signature, batch)
+        except MemoryError:         # buffers too large: the node path names what failed
+            plan = None
         self._batched_plans[key] = plan
         while len(self._batched_plans) > _PLANS:
             self._batched_plans.popitem(last=False)
@@ -311,7 +314,7 @@ def compile(nodes: Sequence[Node], checkpoint: int | str | None = None,
         if not isinstance(n, Node):
             raise UnfoldTypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
     if not (checkpoint is None or isinstance(checkpoint, (int, str))) or \
-            not isinstance(mode, str):
+            isinstance(checkpoint, bool) or not isinstance(mode, str):
         raise UnfoldValueError(f"checkpoint must be a positive number of steps or 'sqrt', got "
                                f"{checkpoint!r}, and mode one of {MODES}, got {mode!r}")
     key = (nodes, checkpoint, mode)

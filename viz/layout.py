@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from unfold import arguments
 from unfold.errors import UnfoldTypeError, UnfoldValueError
 
 from .book import Book, Edge
@@ -99,12 +100,9 @@ def axis(steps: int | None = None, window: Sequence[str] | None = None,
         raise UnfoldValueError("give either steps (concrete steps 1…τ) or window (symbolic "
                                "steps), not both")
     if steps is not None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise UnfoldValueError(f"steps must be a positive integer, got {steps!r}")
-        if max_steps is not None and (isinstance(max_steps, bool) or
-                                      not isinstance(max_steps, int) or max_steps < 2):
-            raise UnfoldValueError(f"max_steps must be an integer ≥ 2 or None, got "
-                                   f"{max_steps!r}")
+        steps = arguments.positive_int("steps", steps)
+        if max_steps is not None:
+            max_steps = arguments.positive_int("max_steps (or None)", max_steps, minimum=2)
         if max_steps is None or steps <= max_steps:
             return [Column(i, str(i + 1), "step", i + 1) for i in range(steps)]
         k = max_steps // 2

@@ -142,7 +142,7 @@ def _normalize_key(x: Node, key: Any) -> tuple:
                                   f"ints, slices, None, ..., or integer/boolean arrays{hint}")
         parts.append(k)
     if sum(1 for k in parts if k is Ellipsis) > 1:
-        raise ShapeError(f"indexing {describe(x)}: at most one Ellipsis")
+        raise UnfoldIndexError(f"indexing {describe(x)}: at most one Ellipsis (...) per index")
     n_real = sum(k.ndim if isinstance(k, np.ndarray) and k.dtype == np.bool_ else 1
                  for k in parts if k is not None and k is not Ellipsis)
     if n_real > x.ndim:

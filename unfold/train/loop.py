@@ -319,12 +319,12 @@ class Trainer:
         updated; the carried state is left as it was."""
         samples = arguments.positive_int("check_gradients: samples", samples)
         eps = arguments.positive("check_gradients: eps", eps)
+        rng = arguments.generator("check_gradients: seed", seed)
         names = sorted(k for k in self.params if self.params[k].size)
         if not names:
             raise UnfoldValueError("check_gradients: the model has no parameter element")
         _, analytic, _, _ = self._run(feed, True, self.carries, self.carry)
         scale = 1e-3 * max(float(np.abs(g).max()) if g.size else 0.0 for g in analytic.values())
-        rng = np.random.default_rng(seed)
         sizes = np.array([self.params[k].size for k in names], float)
         worst_abs = worst_rel = 0.0
         for _ in range(samples):
@@ -390,6 +390,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         steps = arguments.positive_int("fit: steps", steps)
+        progress = arguments.flag("fit: progress", progress)
         if isinstance(batches, Mapping):
             raise UnfoldTypeError("fit: batches must be an iterable of feeds (a list, or a "
                                   "generator), got one feed; pass [feed]")

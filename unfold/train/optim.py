@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import arguments
 from ..errors import UnfoldError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError
+from ..ops.base import unmasked
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -59,6 +60,7 @@ def real_arrays(grads: Any, what: str) -> dict[str, np.ndarray]:
                               f"{type(grads).__name__}")
     out = {}
     for name, g in grads.items():
+        g = unmasked(g, f"{what}: the gradient of {name!r}")
         try:
             out[name] = np.asarray(g)
         except (TypeError, ValueError):
