@@ -19,7 +19,7 @@ from .errors import RecurrenceError, UnfoldTypeError, UnfoldValueError
 from .evaluate import compile
 from .grad import grad
 from .graph import Node, gc_paused, substitute, topological
-from .ops.base import CONSTANT, named
+from .ops.base import CONSTANT, named, unmasked
 from .recurrence import STATE, Unfolded
 
 _PROGRAMS: "weakref.WeakKeyDictionary[Unfolded, dict]" = weakref.WeakKeyDictionary()
@@ -64,22 +64,24 @@ def spectral_radius(W: np.ndarray) -> float:
     return float(np.abs(eigenvalues(W)[0]))
 
 
+@arguments.allocates
 def power_norms(W: np.ndarray, steps: int) -> np.ndarray:
     """``‖Wᵗ‖₂`` for t = 1 … steps: how a linear recurrence scales what it carries over t
     steps (the ``Λᵗ`` of eq. 10.39)."""
     W = _square("power_norms", W).astype(np.float64)
     steps = arguments.positive_int("power_norms: steps", steps)
-    out, P = [], np.eye(W.shape[0])
-    for _ in range(steps):
+    out, P = np.empty(steps), np.eye(W.shape[0])
+    for t in range(steps):
         with np.errstate(over="ignore", invalid="ignore"):
-            P = P @ W
-        finite = np.isfinite(P).all()
-        out.append(float(np.linalg.norm(P, 2)) if finite else
-                   math.nan if np.isnan(P).any() else math.inf)
-        if not finite:                  # overflowed: every later power is as large
-            out += [out[-1]] * (steps - len(out))
+            Q = P @ W
+        finite = np.isfinite(Q).all()
+        out[t] = float(np.linalg.norm(Q, 2)) if finite else \
+            math.nan if np.isnan(Q).any() else math.inf
+        if not finite or not Q.any() or np.array_equal(Q, P):
+            out[t:] = out[t]        # overflowed, vanished or a fixed point: so are later powers
             break
-    return np.array(out)
+        P = Q
+    return out
 
 
 # --- regularising the information flow (section 10.11.2) -----------------------------------------
@@ -184,6 +186,7 @@ def _norm(vectors: list[Node], padding: Node | None = None) -> Node:
 
 def _square(what: str, W: Any) -> np.ndarray:
     """A recurrent weight: a finite, real, square matrix."""
+    W = unmasked(W, f"{what}: the weight")
     try:
         W = np.asarray(W)
     except (TypeError, ValueError):

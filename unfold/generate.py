@@ -16,7 +16,7 @@ from .errors import FeedError, RecurrenceError, UnfoldKeyError, UnfoldTypeError,
 from .evaluate import compile, evaluate
 from .feed import _as_array
 from .graph import topological
-from .ops.base import INPUT
+from .ops.base import INPUT, unmasked
 from .recurrence import Recurrence
 
 
@@ -38,6 +38,11 @@ class Stepper:
                                   f"have forward states")
         _check_mapping("Stepper: params", params)
         self.rec = rec
+        if isinstance(outputs, str):
+            outputs = [outputs]
+        if outputs is not None and not isinstance(outputs, (list, tuple)):
+            raise UnfoldTypeError(f"Stepper: outputs must be a list of output names, got "
+                                  f"{type(outputs).__name__} {outputs!r}")
         names = list(rec.outputs) if outputs is None else list(outputs)
         unknown = [n for n in names if n not in rec.outputs]
         if unknown:
@@ -45,8 +50,8 @@ class Stepper:
                                   f"{sorted(rec.outputs)}")
         self.output_names = names
         self.states = rec.states
-        self._params = {rec.params[k]: np.asarray(v) for k, v in params.items()
-                        if k in rec.params}
+        self._params = {rec.params[k]: np.asarray(unmasked(v, f"Stepper: param {k!r}"))
+                        for k, v in params.items() if k in rec.params}
         self._program = compile([st.value for st in self.states.values()] +
                                 [rec.outputs[n] for n in names])
         self.reset()

@@ -26,6 +26,7 @@ from typing import Mapping, Sequence
 import graphviz
 import numpy as np
 
+from unfold import arguments
 from unfold.errors import UnfoldTypeError, UnfoldValueError
 from unfold.graph import Node, topological
 from unfold.ops.base import ALIAS, CONSTANT, INPUT, PARAM
@@ -218,6 +219,8 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     for n in list(given) + backward + list(given.values()):
         if not isinstance(n, Node):
             raise UnfoldTypeError(f"backward must hold unfold nodes, got {type(n).__name__}")
+    backward_ops = arguments.flag("viz.graph: backward_ops", backward_ops)
+    clusters = arguments.flag("viz.graph: clusters", clusters)
     for name, value in (("collapse", collapse), ("budget", budget), ("depth", depth)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or
                                   value < (1 if name != "depth" else 0)):

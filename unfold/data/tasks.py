@@ -24,6 +24,7 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return arguments.generator("seed", seed)
 
 
+@arguments.allocates
 def logic_expressions(n_ops: int, batch: int, seed: int | np.random.Generator | None = 0,
                       shape: Any = None) -> tuple[Any, np.ndarray, np.ndarray]:
     """``batch`` random Boolean expressions of ``n_ops`` operators (``and``, ``or``, ``xor``) over
@@ -62,6 +63,7 @@ def logic_expressions(n_ops: int, batch: int, seed: int | np.random.Generator | 
     return tree, tokens.astype(np.int64), truth[-1].astype(np.int64)
 
 
+@arguments.allocates
 def copy_sequences(length: int, symbols: int, batch: int,
                    seed: int | np.random.Generator | None = 0) -> dict[str, np.ndarray]:
     """The copy task: read ``length`` random symbols, then a delimiter, then reproduce them.
@@ -83,6 +85,7 @@ def copy_sequences(length: int, symbols: int, batch: int,
     return {"x": x.astype(np.int64), "y": y.astype(np.int64), "scored": scored}
 
 
+@arguments.allocates
 def mackey_glass(steps: int, *, tau: float = 17.0, beta: float = 0.2, gamma: float = 0.1,
                  n: float = 10.0, dt: float = 0.1, sample: float = 1.0, x0: float = 1.2,
                  washout: int = 500) -> np.ndarray:
@@ -119,6 +122,7 @@ def mackey_glass(steps: int, *, tau: float = 17.0, beta: float = 0.2, gamma: flo
     return history[lag::per][washout:washout + steps].copy()
 
 
+@arguments.allocates
 def sine_mixture(steps: int, periods: tuple[float, ...] = (7.0, 13.3, 29.1),
                  phases: tuple[float, ...] | None = None) -> np.ndarray:
     """``Σ_j sin(2π t / P_j + φ_j) / J`` for t = 0 … steps−1: a quasi-periodic series."""

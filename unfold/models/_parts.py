@@ -321,6 +321,7 @@ def fed_back(rec: Recurrence, k: int, dtype: Any = np.float64, mode: str = "trai
     return fed, close
 
 
+@arguments.allocates
 def scheduled_mask(steps: int, batch: int | None = None, p: float = 0.5,
                    rng: np.random.Generator | int | None = None) -> np.ndarray:
     """The sequence ``z`` of a scheduled-sampling model: ``z(t) ~ Bernoulli(p)``, 1 meaning "feed

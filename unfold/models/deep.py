@@ -79,6 +79,7 @@ def deep_rnn(n_in: int, sizes: Sequence[int], n_out: int, *, transition: str = "
     sizes = _widths("sizes", sizes)
     ins, outs = (_widths(w, v, allow_empty=True) for w, v in
                  (("input_layers", input_layers), ("output_layers", output_layers)))
+    skip = arguments.flag("deep_rnn: skip", skip)
     if skip and transition != "deep":
         raise UnfoldValueError("deep_rnn: skip=True is the shortcut around a deep transition "
                                "(transition='deep', Fig. 10.13 c)")

@@ -15,6 +15,7 @@ from ..recurrence import Recurrence
 from ._parts import builder, chain, new_state
 
 
+@arguments.allocates
 def reservoir(n: int, m: int, *, spectral_radius: float = 0.95, input_scale: float = 1.0,
               seed: int | np.random.Generator = 0, dtype: Any = np.float64
               ) -> tuple[np.ndarray, np.ndarray]:

@@ -102,6 +102,7 @@ class Tree:
     # --- the usual trees ------------------------------------------------------------------------
 
     @classmethod
+    @arguments.allocates
     def balanced(cls, n: int) -> "Tree":
         """Neighbours paired level by level (an odd one out moves up a level): depth ⌈log₂ n⌉."""
         n = arguments.positive_int("Tree.balanced: the number of leaves", n)
@@ -118,6 +119,7 @@ class Tree:
         return cls(n, pairs)
 
     @classmethod
+    @arguments.allocates
     def chain(cls, n: int, side: str = "left") -> "Tree":
         """The degenerate tree, a chain of depth n − 1: ``((x1 x2) x3) …`` with ``side="left"``,
         ``x1 (x2 (… xn))`` with ``side="right"``."""
@@ -132,6 +134,7 @@ class Tree:
         return cls(n, pairs)
 
     @classmethod
+    @arguments.allocates
     def random(cls, n: int, seed: int | np.random.Generator = 0) -> "Tree":
         """A random shape over ``n`` leaves in reading order: neighbours merged at random."""
         n = arguments.positive_int("Tree.random: the number of leaves", n)
@@ -554,6 +557,7 @@ def recursive_net(n_in: int, n_hidden: int, n_out: int, *, loss: str = "cross_en
     [batch,] n_out) reals). ``unfold(tree)`` / ``unfold([tree, …])`` gives the graph.
     """
     _check_choice("inputs", inputs, ("vectors", "tokens"))
+    embed = arguments.flag("recursive_net: embed", embed)
     n_in, n_hidden, n_out = (arguments.positive_int(f"recursive_net: {what}", n) for what, n in
                              (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)))
     if not embed and n_in != n_hidden:

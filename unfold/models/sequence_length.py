@@ -122,6 +122,7 @@ def encode(sequences: Sequence[Sequence[int]], start: int, end: int | None = Non
     Returns ``{"x", "y", "mask"}`` (τ, batch) and, without an end symbol, ``"end"`` (τ, batch)
     — or, with ``lengths=True``, ``"remaining"`` (τ, batch) and ``"tau"`` (batch,) = L."""
     start = arguments.positive_int("encode: start (a symbol)", start, minimum=0)
+    lengths = arguments.flag("encode: lengths", lengths)
     end = None if end is None else arguments.positive_int("encode: end (a symbol)", end,
                                                            minimum=0)
     sequences = [_symbols(s) for s in _symbols(sequences, nested=True)]

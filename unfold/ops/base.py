@@ -3,6 +3,7 @@ batch axis, and the two bookkeeping ops that move gradients between shapes."""
 from __future__ import annotations
 
 import math
+import reprlib
 from numbers import Number
 from typing import Any, Callable, Sequence
 
@@ -203,8 +204,15 @@ def to_array(value: Any, dtype: Any, what: str) -> np.ndarray:
 
 
 def _holds_nodes(value: Any) -> bool:
-    return any(isinstance(v, Node) or isinstance(v, (list, tuple)) and _holds_nodes(v)
-               for v in value)
+    """Whether a nest of lists and tuples holds a node (iterative: any depth)."""
+    stack = [value]
+    while stack:
+        for v in stack.pop():
+            if isinstance(v, Node):
+                return True
+            if isinstance(v, (list, tuple)):
+                stack.append(v)
+    return False
 
 
 def _check_exact(source: np.ndarray, array: np.ndarray, what: str) -> None:
@@ -237,7 +245,7 @@ def _check_exact(source: np.ndarray, array: np.ndarray, what: str) -> None:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    text = reprlib.repr(value)
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 

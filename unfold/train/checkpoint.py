@@ -10,8 +10,9 @@ Writing is atomic and checked first: every value is validated before anything to
 the file is written beside the target under a temporary name with the user's normal permissions
 (those of the file it replaces, or the umask's), flushed, and renamed over the target
 (``os.replace``): a crash mid-write leaves the old file intact. A symlink is followed: the file it
-points to is replaced. Reading never unpickles and refuses any member that is not a numeric
-array. Errors name the user's path (never a temporary one) and subclass both ``CheckpointError``
+points to is replaced (a symlink loop, a FIFO or a device is refused; ``~`` is the home folder).
+Reading never unpickles, refuses any member that is not a numeric array, and any whose header
+declares more data than the member holds (before allocating it). Errors name the user's path (never a temporary one) and subclass both ``CheckpointError``
 (a ``ValueError``) and, for file-system failures, the ``OSError`` that occurred
 (``FileNotFoundError``, ``PermissionError``, ``IsADirectoryError``…).
 """
@@ -27,6 +28,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from .. import arguments
 from ..errors import UnfoldError, UnfoldTypeError
 from ..graph import Node
 from ..ops.base import unmasked
@@ -164,17 +166,9 @@ def save_checkpoint(path: str | os.PathLike, tree: Mapping[str, Any]) -> str:
 
 
 def _user_path(path: Any) -> str:
-    """``path`` (a string, bytes or os.PathLike) as a string, ``~`` expanded to the home
-    folder."""
-    try:
-        text = os.fsdecode(os.fspath(path))
-    except TypeError:
-        raise UnfoldTypeError(f"checkpoint: the path must be a string or os.PathLike, got "
-                              f"{type(path).__name__} {path!r}") from None
-    if "\0" in text:
-        raise CheckpointError(f"checkpoint: the path {text!r} holds a null character (\\0), "
-                              f"which no file name can")
-    return os.path.expanduser(text)
+    """``path`` as a string, ``~`` expanded; not a FIFO or a device (see
+    ``arguments.file_path``)."""
+    return arguments.file_path("checkpoint", path, CheckpointError)
 
 
 def _atomic_write(user_path: str, write) -> None:

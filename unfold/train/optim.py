@@ -31,6 +31,7 @@ def check_params(params: Any, what: str) -> dict[str, np.ndarray]:
         if not isinstance(name, str):
             raise UnfoldTypeError(f"{what}: parameter names must be strings, got "
                                   f"{type(name).__name__} {name!r}")
+        unmasked(p, f"{what}: parameter {name!r}")
         if not isinstance(p, np.ndarray):
             raise UnfoldTypeError(f"{what}: parameter {name!r} is a {type(p).__name__}, not a "
                                   f"numpy array; updates change parameters in place: pass "
