@@ -339,3 +339,28 @@ def test_a_list_that_contains_itself_is_no_tree():
         Tree.from_nested(cyclic)
     shared = (1, 2)
     assert Tree.from_nested((shared, shared))[0].n_leaves == 4   # a shared pair is no cycle
+
+
+# --- what numpy users type at an array, typed at a node ---------------------------------------------
+
+x = uf.input("x", (2, 3))
+
+
+@pytest.mark.parametrize("typed, builtin, named", [
+    (lambda: x // 2, TypeError, "//"), (lambda: 2 % x, TypeError, "%"), (lambda: divmod(x, 2), TypeError, "divmod"),
+    (lambda: (x > 0) & (x < 1), TypeError, "logical"), (lambda: True | (x > 0), TypeError, "|"),
+    (lambda: ~(x > 0), TypeError, "~"), (lambda: x << 1, TypeError, "<<"),
+    (lambda: x.__setitem__(0, 1.0), TypeError, "immutable"), (lambda: x.__delitem__(0), TypeError, "immutable"),
+    (lambda: x.astype("float32"), AttributeError, "unfold.cast"), (lambda: x.flatten(), AttributeError, "unfold.reshape"),
+    (lambda: x.numpy(), AttributeError, "unfold.evaluate"), (lambda: x.backward(), AttributeError, "unfold.grad"),
+    (lambda: x.std(), AttributeError, "unfold.std"), (lambda: x.nonsense, AttributeError, "'nonsense'"),
+    (lambda: __import__("pickle").dumps(x), TypeError, "save_params"), (lambda: f"{x:.3f}", TypeError, "evaluate")])
+def test_numpy_habits_on_a_node_are_refused_by_name(typed, builtin, named):
+    with refused(builtin, named):
+        typed()
+
+
+def test_a_node_is_its_own_copy_and_has_no_hidden_attributes():
+    import copy
+    assert copy.copy(x) is x and copy.deepcopy([x])[0] is x
+    assert not hasattr(x, "astype") and hasattr(x, "shape")
