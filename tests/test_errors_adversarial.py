@@ -364,3 +364,10 @@ def test_a_node_is_its_own_copy_and_has_no_hidden_attributes():
     import copy
     assert copy.copy(x) is x and copy.deepcopy([x])[0] is x
     assert not hasattr(x, "astype") and hasattr(x, "shape")
+
+
+def test_composite_models_check_their_parts():
+    with refused(TypeError, "encoder"):
+        M.EncoderDecoder(3, 4)
+    with refused(TypeError, "Scope"):
+        M.Scope(3, str)

@@ -125,6 +125,9 @@ class Scope:
 
     def __init__(self, rec: "Recurrence | Scope", rename: Callable[[str], str],
                  backward: bool = False, inits: Mapping[str, Node] | None = None) -> None:
+        if not isinstance(rec, (Recurrence, Scope)) or not callable(rename):
+            raise UnfoldTypeError(f"Scope: a recurrence (or scope) and a renaming function, got "
+                                  f"{type(rec).__name__} and {type(rename).__name__}")
         self.rec, self.rename, self.backward = rec, rename, backward
         self.inits = dict(inits or {})
         self.name = rec.name

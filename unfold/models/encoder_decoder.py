@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .. import arguments, ops
-from ..errors import FeedError, RecurrenceError, UnfoldKeyError, UnfoldValueError
+from ..errors import FeedError, RecurrenceError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError
 from ..feed import _as_array
 from ..graph import Node
 from ..ops.base import named
@@ -37,6 +37,10 @@ class EncoderDecoder:
     def __init__(self, encoder: Recurrence, decoder: Recurrence,
                  context: str | Callable[[list[Node]], Node] = "final", state: str = "h",
                  name: str = "encoder_decoder") -> None:
+        for what, rec in (("encoder", encoder), ("decoder", decoder)):
+            if not isinstance(rec, Recurrence):
+                raise UnfoldTypeError(f"EncoderDecoder: the {what} must be a Recurrence, got "
+                                      f"{type(rec).__name__}")
         if not callable(context):
             _check_choice("context", context, CONTEXTS)
         if "C" not in decoder.contexts:
