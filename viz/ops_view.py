@@ -2,15 +2,19 @@
 
 ``viz.graph(nodes)`` draws the ancestors of ``nodes``: op nodes as small boxes named by their op,
 named values as ellipses (``h(3)``), parameters as bold boxes, the per-step dummy copies ``W(t)``
-tied to their parameter by a dashed edge, each time step in a cluster.
+as small dashed boxes in their step, the parameters themselves once, in a row under the steps
+whose legend says what a dashed copy is (no edge ties ``W`` to ``W(t)``: such edges, from one
+node to every step, decided dot's order of the steps and ran time backwards). Each time step
+is a column, named under it, the columns in the order of time (``_Columns``).
 
 ``backward=`` adds a gradient graph from ``unfold.grad`` in a red panel beside the forward one,
 its nodes named by what they mean (``∇h(3)``, ``∇W(2)``, ``∇W = Σ_t ∇W(t)``, see
 ``viz.gradients``). By default that panel shows only those meaningful gradients, joined where one
 is computed from another (``∇h(2)`` from ``∇h(3)``); ``backward_ops=True`` draws every op of it.
-Its edges run from the loss's gradient down, mirroring the forward panel: ``∇h(t)`` stands
-level with ``h(t)``. Every edge is written the way its data flows (tail: the value, head: its
-reader).
+Every edge is written the way its data flows (tail: the value, head: its reader), and runs up
+the rows: the forward panel climbs a step at a time from ``x(1)`` (step t+1 reads h(t)), the
+backward one from the seed ``∇L = 1`` at the bottom, ``∇h(t)`` from ``∇h(t+1)``, to the sums
+``∇W`` on top; in both, step 1 stands left.
 
 Large graphs stay drawable: above ``budget`` nodes the middle steps collapse into one box
 "steps a…b × N" (said in the drawing and in a ``CollapsedStepsWarning``), ``collapse=k`` keeps
@@ -35,7 +39,7 @@ from . import labels as L
 from .gradients import Meaning, _is_copy, meanings
 from .output import Drawing
 
-GRAPH = {"rankdir": "BT", "newrank": "true", "remincross": "false", "nodesep": "0.15", "ranksep": "0.25",
+GRAPH = {"rankdir": "BT", "newrank": "true", "remincross": "false", "nodesep": "0.15", "ranksep": "0.18",
          "fontname": "Helvetica", "fontsize": "11", "compound": "true"}
 NODE = {"fontname": "Helvetica", "fontsize": "9", "shape": "box", "style": "rounded",
         "height": "0.25", "width": "0.3", "margin": "0.04,0.02"}
@@ -203,9 +207,11 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     """Every op node behind ``nodes`` (and behind ``backward``: gradients from ``unfold.grad``,
     as a list, or as a mapping ``{W: ∇W}`` to have them labelled ``∇W``), as a Digraph.
 
-    ``clusters`` groups each time step; ``collapse=k`` keeps only the first and last ``k`` steps
-    (one box "× N" stands for the others), which happens by itself above ``budget`` nodes
-    (``budget=None``: never); ``depth`` limits the drawing to that many edges below ``nodes``.
+    ``clusters`` draws each time step as a column, in the order of time (``False``: dot places
+    the nodes as it likes, in no particular order); ``collapse=k`` keeps only the first and
+    last ``k`` steps (one box "× N" stands for the others), which happens by itself above
+    ``budget`` nodes (``budget=None``: never); ``depth`` limits the drawing to that many edges
+    below ``nodes``.
     Gradient nodes are drawn in red in a "backward" panel beside the forward graph: the
     meaningful ones only (``∇h(t)``, ``∇W(t)``, ``∇W``), or every op with
     ``backward_ops=True``.
@@ -271,8 +277,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
         if tail.endswith("[cut]"):
             panel[tail], column[tail] = panel[head], column[head]
     parts = [False] + ([True] if g.grads else [])
-    placed = _Columns(panel, column, edges, clusters,
-                      {i for i, n in members.items() if not _is_copy(n)})
+    placed = _Columns(panel, column, edges, clusters)
     for part in parts:
         mine = [i for i in panel if panel[i] is part]
         with dot.subgraph(name=f"cluster_{'backward' if part else 'forward'}"
@@ -311,25 +316,34 @@ class _Columns:
     """Time left to right: each step a column, in order, on rows computed here.
 
     Dot cannot be asked to order clusters (it drops a flat edge between two clusters), and left
-    to itself it ordered the steps as mincross found them (3, 2, 1 as often as not). So the rows
-    are computed here (``_rows``: one above the inputs; step t+1 reads h(t), so each step
-    stands a little higher than the one before, a staircase, every edge running up its
-    rows), each row is one ``rank=same``, and on each row an invisible point between two
-    steps, joined by invisible flat edges to the nodes of the step left of it and of the step
-    right of it, keeps step t left of step t+1; the points of one boundary, stacked by
-    invisible edges in one ``group``, make a straight wall between the columns. Each step is
-    named under its lowest row. Unstepped nodes (the seed ∇L = 1, the sums ∇W, the running
-    loss) have rows but no column; parameters that nothing drawn reads (their copies W(t)
-    are) stand in a row of their own under the forward panel."""
+    to itself it ordered step clusters as mincross found them (3, 2, 1 as often as 1, 2, 3;
+    the dashed ties from each parameter to its copies in every step decided it). So there are
+    no step clusters: the rows are computed here (``_rows``: one above the inputs — step t+1
+    reads h(t), so each step stands higher than the one before, a staircase in which every
+    edge runs up its rows and dot routes it plainly), each row is one ``rank=same``, and on
+    each row an invisible point between two steps, joined by invisible flat edges to the nodes
+    of the step left of it and of the step right of it (and to the next point), keeps step t
+    left of step t+1. The points of one boundary, stacked by invisible edges in one ``group``,
+    make a straight wall between the columns, so a step's nodes never stand under another's.
+    Dot keeps flat edges' order only without its second crossing minimisation
+    (``remincross=false``: with it, the walls' vertical edges let it swap nodes across them).
+    Each step is named under its lowest row. Unstepped nodes (the seed ∇L = 1, the sums ∇W,
+    the running loss) have rows but no column; parameters that nothing drawn reads (their
+    copies W(t) are) stand in a row of their own under the forward panel.
+
+    (Measured on a 3-step LSTM: the staircase has 45 crossings, the forward panel 2 415 × 1 891
+    px at 96 dpi; every step on the same rows instead — edges between steps not ranking their
+    ends — is half as high but its edges h(t) → step t+1 run down the whole column and back:
+    317 crossings. The old clusters with ties: 219 crossings, 2 560 × 2 723 px.)"""
 
     def __init__(self, panel: dict[str, bool], column: dict[str, float | None],
-                 edges: list[tuple[str, str, dict]], on: bool, stay: set[str]) -> None:
+                 edges: list[tuple[str, str, dict]], on: bool) -> None:
         self.panel, self.column, self.on = panel, column, on
         linked = {i for t, h, _ in edges for i in (t, h)}
         self.loose = {i for i in panel if i not in linked and column[i] is None}
         self.row = _rows([i for i in panel if i not in self.loose],
-                         [(t, h) for t, h, a in edges if a.get("constraint") != "false"],
-                         column, stay) if on else {}
+                         [(t, h) for t, h, a in edges if a.get("constraint") != "false"]
+                         ) if on else {}
 
     def scaffold(self, frame: graphviz.Digraph, part: bool) -> None:
         """Inside ``frame``, the panel ``part``'s step names and the walls between its steps."""
@@ -386,12 +400,11 @@ class _Columns:
                     same.node(i)
 
 
-def _rows(ids: list[str], edges: list[tuple[str, str]], column: dict[str, float | None],
-          stay: set[str] = frozenset()) -> dict[str, int]:
-    """A row for each id: one above the highest of its inputs along ``edges``, and a node that
-    reads nothing one under the lowest of its readers — every other one a row lower where a
-    step has more of them on one row than values on its widest row (an LSTM's twelve weight
-    copies under its eight products)."""
+def _rows(ids: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
+    """A row for each id: one above the highest of its inputs along ``edges`` (longest path
+    from the sources), except that a value computed from sources alone (``U x(t)``) stands
+    just under its readers, and its sources just under it (not on the bottom row, far from
+    where they are read)."""
     into: dict[str, list[str]] = {i: [] for i in ids}
     out: dict[str, list[str]] = {i: [] for i in ids}
     for t, h in edges:
@@ -417,23 +430,6 @@ def _rows(ids: list[str], edges: list[tuple[str, str]], column: dict[str, float 
     for i in reversed(order):
         if out[i] and all(not into[t] for t in into[i]):
             row[i] = min(row[h] for h in out[i]) - 1
-    # a step's sources stand under their readers, every other one a row lower where they
-    # are more than the step's values on its widest row (an LSTM's weight copies and input)
-    sources: dict[tuple, list[str]] = {}
-    widest: dict[float | None, int] = {}
-    per_row: dict[tuple, int] = {}
-    for i in ids:
-        if into[i]:
-            key = (column[i], row[i])
-            per_row[key] = per_row.get(key, 0) + 1
-            widest[column[i]] = max(widest.get(column[i], 4), per_row[key])
-        elif out[i] and column[i] is not None:
-            sources.setdefault((column[i], row[i]), []).append(i)
-    for (col, r), found in sources.items():
-        if len(found) > widest.get(col, 4):
-            found.sort(key=lambda i: i not in stay)      # (inputs keep the row)
-            for i in found[len(found) // 2:]:
-                row[i] = r - 1
     return row
 
 
