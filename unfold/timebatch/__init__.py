@@ -17,11 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 from .codegen import generate
-from .distribute import distribute
+from .distribute import distribute, reassociate
 from .flat import Flat
 from .group import Grouping
 from .kernels import sigmoid
-from .lower import Loop, lower
+from . import lower
+from .lower import Loop
 from .memory import MAX_CALLS, Sharing
 
 
@@ -43,11 +44,13 @@ class Plan:
                 fed[p] = flag
         flat = Flat(order, top, program.outputs, fed, fed_sequences, batch)
         g = Grouping(flat, order, top)
-        del order
         units = distribute(g)
+        if units is not None and reassociate(g, units):        # then distribute again
+            units = distribute(g)
+        g.order = order = None
         if units is None:
             raise _Unsupported("the dependence graph defeats the analysis")
-        st, code = lower(g, units, batch)
+        st, code = lower.lower(g, units, batch)
         self.units = [(u.kind, [c.rep.op.name for c in u.classes], len(u.peeled))
                       for u in units]
         out = [st.output(o) for o in flat.outputs]

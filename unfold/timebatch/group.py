@@ -81,6 +81,7 @@ class Grouping:
     def __init__(self, flat: Flat, order, top: int) -> None:
         self.flat = flat
         self.top = top
+        self.order = order             # (dropped once planning is done)
         self.values = flat.values
         self.parts: list[Part] = []
         for c in flat.classes:
@@ -91,7 +92,7 @@ class Grouping:
         for o in flat.outputs:
             if o[0] == "r":
                 self.kept_rows.setdefault(o[1], set()).add(o[2])
-        self._readers()
+        self.find_readers()
         self.reductions: list[Reduction] = []
         self._find_reductions()
 
@@ -121,7 +122,7 @@ class Grouping:
 
     # --- who reads what --------------------------------------------------------------------------
 
-    def _readers(self) -> None:
+    def find_readers(self) -> None:
         """``self.readers[v]``: (reader, entry) for each reference to value ``v`` — a part of a
         class, or a single."""
         self.readers: dict[int, list] = {}
@@ -134,6 +135,34 @@ class Grouping:
             for j, x in enumerate(v.desc):
                 if j not in meta:
                     self.readers.setdefault(x, []).append((v, ("n", x)))
+
+    def peel(self, c: Class, index: np.ndarray) -> None:
+        """Make the regular members of ``c`` at ``index`` peeled ones (with the description they
+        have now)."""
+        part = c.part
+        take = np.isin(part.index, index)
+        if not take.any():
+            return
+        gone = Part(c, part.desc, part.index[take], part.offsets[take], False)
+        part.index, part.offsets = part.index[~take], part.offsets[~take]
+        c.parts.append(gone)
+        self.parts.append(gone)
+        c.runs = runs(part.index)
+        c.peeled = sorted(c.peeled + [(int(t), self.order[int(o)], gone.desc)
+                                      for t, o in zip(gone.index, gone.offsets)],
+                          key=lambda p: p[0])
+
+    def sole_reader(self, x: Class):
+        """The part that alone reads class ``x`` (one entry, at distance 0), if ``x`` is no
+        output; else None."""
+        found = self.readers.get(x.id, ())
+        if len(found) != 1 or x.id in self.kept:
+            return None
+        reader, e = found[0]
+        if not isinstance(reader, Part) or e[0] != "c" or e[2] != 0 or \
+                sum(1 for f in reader.desc if f[0] == "c" and f[1] == x.id) != 1:
+            return None
+        return reader
 
     def rows_read(self, reader, e) -> np.ndarray | None:
         """The indices of the class that entry ``e`` of ``reader`` reads (None for a single)."""
