@@ -136,3 +136,10 @@ def test_the_backward_panel_of_a_3_step_lstm_fits_a_laptop_screen():
     boxes = {o["name"]: o["bb"] for o in viz.layout(g)["objects"] if "bb" in o}
     x0, y0, x1, y1 = map(float, boxes["cluster_backward"].split(","))
     assert (x1 - x0) * 96 / 72 < 1366 and (y1 - y0) * 96 / 72 < 900   # px at 96 dpi
+
+
+def test_collapsing_by_itself_keeps_at_most_three_steps_at_each_end():
+    laid = Laid(op_view(models.rnn(2, 2, 2), 1000, backward=False))   # (14 nodes a step)
+    kept = sorted(columns(laid)[False])
+    assert kept == [1, 2, 3, 998, 999, 1000]
+    check_time_runs_left_to_right(laid, kept, 1)
