@@ -5,8 +5,10 @@ What building and running a long unfolded graph costs, stage by stage, through t
 second — where a planning executor may plan — and a later one),
 beside the hand-written numpy per-step BPTT of the same recurrence (checked against it first).
 
-Cases: ``rnn`` — Fig. 10.3 (eqs. 10.8–10.11) with a 4-unit state, unbatched; ``scalar`` — the
-scalar recurrence ``h(t) = tanh(w h(t−1) + u x(t))``, ``L = Σ_t h(t)²`` of the test suite.
+Cases: ``tanh`` — the test suite's recurrence with a 4-unit state, ``h(t) = tanh(W h(t−1) +
+U x(t))``, ``L = Σ_t ‖h(t)‖²`` (the issue's τ = 100 000 case); ``rnn`` — Fig. 10.3
+(eqs. 10.8–10.11) with a 4-unit state and a softmax output, unbatched; ``scalar`` — the scalar
+recurrence ``h(t) = tanh(w h(t−1) + u x(t))``, ``L = Σ_t h(t)²`` of tests/test_recurrence.py.
 
 Every measurement runs in a fresh Python process, so that each peak resident set size
 (``ru_maxrss``) is the peak of that measurement alone: ``--repeat`` processes run all stages (the
@@ -55,9 +57,46 @@ def scalar(uf):
     return rec, ["w", "u"]
 
 
+def tanh_vector(uf, m: int, n: int):
+    """The test suite's recurrence with an n-unit state: ``h(t) = tanh(W h(t−1) + U x(t))``,
+    ``L = Σ_t ‖h(t)‖²``."""
+    rec = uf.Recurrence("tanh")
+    x, h = rec.sequence("x", (m,)), rec.state("h", (n,))
+    W, U = rec.param("W", (n, n)), rec.param("U", (n, m))
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    rec.loss("L", uf.sum(h_t * h_t))
+    return rec, ["W", "U"]
+
+
+def _recurrence(uf, case: str, m: int, n: int, k: int):
+    if case == "scalar":
+        return scalar(uf)
+    if case == "tanh":
+        return tanh_vector(uf, m, n)
+    return fig_10_3(uf, m, n, k)
+
+
 def feed_and_reference(case: str, steps: int, m: int, n: int, k: int):
     """A feed, and the hand-written numpy BPTT computing [L, ∂L/∂params…] from it."""
     rng = np.random.default_rng(0)
+    if case == "tanh":
+        feed = {"W": rng.standard_normal((n, n)) / np.sqrt(n),
+                "U": rng.standard_normal((n, m)) / np.sqrt(m),
+                "x": rng.standard_normal((steps, m))}
+
+        def by_hand():
+            W, U, xs = feed["W"], feed["U"], feed["x"]
+            hs = np.zeros((steps + 1, n))
+            for t in range(steps):
+                hs[t + 1] = np.tanh(W @ hs[t] + U @ xs[t])
+            gh, gW, gU = np.zeros(n), np.zeros((n, n)), np.zeros((n, m))
+            for t in range(steps, 0, -1):
+                da = (gh + 2 * hs[t]) * (1 - hs[t] * hs[t])
+                gW += np.outer(da, hs[t - 1])
+                gU += np.outer(da, xs[t - 1])
+                gh = W.T @ da
+            return [np.sum(hs[1:] ** 2), gW, gU]
+        return feed, by_hand
     if case == "scalar":
         feed = {"w": np.array(0.5), "u": np.array(1.0), "x": rng.standard_normal(steps)}
 
@@ -99,7 +138,7 @@ def child(case: str, steps: int, until: str, m: int, n: int, k: int) -> dict:
     from unfold.graph import topological
 
     feed, by_hand = feed_and_reference(case, steps, m, n, k)
-    rec, names = scalar(uf) if case == "scalar" else fig_10_3(uf, m, n, k)
+    rec, names = _recurrence(uf, case, m, n, k)
     seconds, rss = {}, {"start": _rss_now()}
     clock = time.perf_counter
 
@@ -166,7 +205,8 @@ def report(case: str, steps: int, repeat: int, peaks: list[str], sizes) -> None:
     peak["run3"] = min(r["peak"] for r in full)
     rss = full[0]["rss"]
     grown = {s: rss[s] - rss[p] for p, s in zip(("start",) + STAGES, STAGES) if s in rss}
-    label = "Fig. 10.3 RNN, m n k = " + " ".join(map(str, sizes)) if case == "rnn" else "scalar"
+    label = {"rnn": "Fig. 10.3 RNN, m n k = " + " ".join(map(str, sizes)),
+             "tanh": f"tanh, ‖h‖² loss, m n = {sizes[0]} {sizes[1]}"}.get(case, "scalar")
     print(f"\n{label}, τ = {steps}: {nodes['unfold']} forward + {nodes['grad']} gradient nodes "
           f"= {total}; min of {repeat} runs; max rel err vs numpy {full[0]['max_rel_err']:.1e}")
     print(f"{'stage':8} {'seconds':>8} {'µs/node':>8} {'peak RSS MB':>12} {'RSS growth MB':>14} "
@@ -186,8 +226,8 @@ def report(case: str, steps: int, repeat: int, peaks: list[str], sizes) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale")
     parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--cases", default="rnn,scalar")
-    parser.add_argument("--sizes", default="4,4,4", help="m,n,k of the rnn case")
+    parser.add_argument("--cases", default="tanh,rnn,scalar")
+    parser.add_argument("--sizes", default="4,4,4", help="m,n,k of the tanh and rnn cases")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--peaks", default="unfold,grad,compile,run1",
                         help="stages measured alone for their peak RSS, or 'none'")

@@ -165,6 +165,23 @@ def _loss_columns(steps, columns: list[Column]) -> list[int]:
     return [c.index for c in columns if c.kind == "step" and c.t in wanted]
 
 
+def _merge_ellipsis_edges(edges: list, columns: list[Column]) -> list:
+    """One edge from an ellipsis to a cell: ``h(…)`` stands for every step before the window,
+    so ``W`` from ``h(t−2)`` and ``W_d`` from ``h(t−3)`` into ``h(t−1)`` are one edge "W, W_d"
+    (two would run side by side, each label in the other's way)."""
+    merged: dict[tuple, tuple] = {}
+    for k, (src, dst, e) in enumerate(edges):
+        ellipsis = src[1] is not None and columns[src[1]].kind == "end"
+        key = (src, dst) if ellipsis else k
+        if key in merged:
+            old = merged[key][2]
+            e = Edge(e.src, e.dst, min(old.delay, e.delay), e.backward,
+                     old.labels + tuple(n for n in e.labels if n not in old.labels),
+                     old.biases + tuple(n for n in e.biases if n not in old.biases))
+        merged[key] = (src, dst, e)
+    return list(merged.values())
+
+
 def place(book: Book, columns: list[Column]) -> Placement:
     """Which variables are drawn in which column, and the edges between them.
 
@@ -245,6 +262,7 @@ def place(book: Book, columns: list[Column]) -> Placement:
             ended.add(((name, c), (e.dst, end)))
             drawn.add((e.dst, end))
             out.edges.append(((name, c), (e.dst, end), e))
+    out.edges = _merge_ellipsis_edges(out.edges, columns)
     order = {name: i for i, name in enumerate(book.variables)}
     out.cells = sorted(drawn, key=lambda cell: (cell[1], order[cell[0]]))
     out.contexts = sorted(contexts, key=order.__getitem__)

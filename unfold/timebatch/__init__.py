@@ -1,25 +1,28 @@
 """The time-batching compiler: an unfolded graph run with time as one more batch axis.
 
-    group       the τ copies of one computation as classes; reductions; invariants
+    flat        one pass over the nodes: aliases, singles, and the members of classes (the copies
+                of one computation), each described by where its inputs are
+    group       each class's regular and peeled members, its readers; reductions
     distribute  the dependence graph of the classes, its recurrent core, an order of units
-    lower       storage (a slab per class, buffers allocated once) and numpy calls
-    codegen     the calls as one Python function, repeated steps rolled into loops
+    lower       storage (a slab per class, buffers allocated once) and numpy calls; a loop's
+                step lowered once, as a template
+    codegen     the calls as one Python function, loops as ``for`` over strided rows
 
 ``plan(program, signature, batch)`` compiles a ``Program`` for one pattern of batched feeds and
-one batch size; ``Plan.run(values)`` evaluates it. See docs/architecture.md, "Execution".
+one batch size; ``Plan.run(values)`` evaluates it. Planning keeps nothing per node once it is
+done. See docs/architecture.md, "Execution".
 """
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
 from .codegen import generate
-from .distribute import distribute
+from .distribute import distribute, reassociate
 from .flat import Flat
 from .group import Grouping
 from .kernels import sigmoid
-from .lower import lower
+from . import lower
+from .lower import Loop
 from .memory import MAX_CALLS, Sharing
 
 
@@ -28,114 +31,88 @@ from .memory import MAX_CALLS, Sharing
 STRICT = False
 
 
-#: plans with at most this many calls keep them (and their description) for inspection
-KEEP_CALLS = 20_000
-
-
 class Plan:
     """A program compiled for one pattern of batched feeds and one batch size."""
 
     def __init__(self, program, signature: tuple[bool, ...], batch: int | None) -> None:
-        flat = Flat(program.order, program._positions, program.placeholders, program._slot,
-                    signature, batch, program._index)
-        self.flat = flat
-        g = Grouping(flat)
+        order, top = program._walked_order()
+        fed, fed_sequences = {}, {}
+        for p, flag in zip(program.placeholders, signature):
+            if p.step is not None and p.source is not None:
+                fed_sequences[p.source] = flag
+            else:
+                fed[p] = flag
+        flat = Flat(order, top, program.outputs, fed, fed_sequences, batch)
+        g = Grouping(flat, order, top)
         units = distribute(g)
+        if units is not None and reassociate(g, units):        # then distribute again
+            units = distribute(g)
+        g.order = order = None
         if units is None:
             raise _Unsupported("the dependence graph defeats the analysis")
-        cyclic = {m: k for k, u in enumerate(units) if u.cyclic for m in u.members}
-        if flat.reassociate(cyclic):                 # then group and distribute again
-            g = Grouping(flat)
-            units = distribute(g)
-            if units is None:
-                raise _Unsupported("the dependence graph defeats the analysis")
-        self.grouping, self.units = g, units
-        st, code = lower(g, units, batch)
-        self.storage = st
-        self._positions = {p: i for p, i in zip(program.placeholders,
-                                                 (flat.position[p] for p in program.placeholders))}
-        self._out = [st.loc(r) for r in flat.outputs]
-        self._sequences = self._sequence_targets(program)
-        self._fed = {i: st.loc(i) for i in flat.fed}
+        st, code = lower.lower(g, units, batch)
+        self.units = [(u.kind, [c.rep.op.name for c in u.classes], len(u.peeled))
+                      for u in units]
+        out = [st.output(o) for o in flat.outputs]
+        fed_at = {v.node: st.loc(v) for v in flat.singles if v.fed}
+        sequences: dict = {}
+        copies: dict = {}
+        for c in flat.classes:
+            if c.fed:
+                source = c.rep.source
+                slab = st.slab(c)
+                sequences.setdefault(source, []).extend(
+                    (slab[a - c.lo:b - c.lo + 1], a, b) for a, b in c.runs)
+                copies.setdefault(source, []).append((slab, c.lo, c.hi))
+        # a sequence fed step by step (the general path) needs its copies' rows
+        self._copy_rows = {s: v[0] for s, v in copies.items() if len(v) == 1}
         self.nbytes = st.nbytes
-        if sum(len(c) for c in code) <= MAX_CALLS:
+        instrs = sum(len(u) for u in code)
+        if instrs <= MAX_CALLS:
             # buffers whose lives do not overlap share memory
-            fed = list(self._fed.values()) + [t[0] for t in self._sequences.values()
-                                              if isinstance(t, tuple)]
-            sharing = Sharing(code, st.pinned, fed, self._out)
-            for instrs in code:
-                for i in instrs:
+            held = list(fed_at.values()) + [t[0] for ts in sequences.values() for t in ts]
+            sharing = Sharing(code, st.pinned, held, out)
+            for unit in code:
+                for i in unit:
                     i.args = sharing.rebase(i.args)
-            self._fed = {k: sharing.rebase(v) for k, v in self._fed.items()}
-            self._out = sharing.rebase(self._out)
-            self._sequences = {k: sharing.rebase(v) for k, v in self._sequences.items()}
+            fed_at = {k: sharing.rebase(v) for k, v in fed_at.items()}
+            out = sharing.rebase(out)
+            sequences = {k: [(sharing.rebase(a), lo, hi) for a, lo, hi in v]
+                         for k, v in sequences.items()}
+            self._copy_rows = {k: (sharing.rebase(a), lo, hi)
+                               for k, (a, lo, hi) in self._copy_rows.items()}
             self.nbytes = sharing.nbytes
-            del sharing                # (it keeps the unshared buffers alive while planning)
+            del sharing
+        self._out, self._fed, self._sequences = out, fed_at, sequences
         self.run_code, self.calls = generate(code)
         # σ(x) = 1 / (1 + e⁻ˣ) overflows to the right answer, 0, where σ(x) < 1e-308
-        self.quiet_overflow = any(i.fn is sigmoid for unit in code for i in unit)
-        # what planning needed is dropped (lowering's own buffers, the analysis); a small plan
-        # keeps its calls and its description for inspection
-        self.storage = None
-        self._description = self.describe() if self.calls <= KEEP_CALLS else \
-            f"{len(self.units)} units, {self.calls} calls"
-        self.code = code if self.calls <= KEEP_CALLS else None
-        self.flat = self.grouping = self.units = None
+        self.quiet_overflow = any(i.fn is sigmoid or isinstance(i, Loop) and
+                                  any(fn is sigmoid for fn, _ in i.args[2])
+                                  for unit in code for i in unit)
+        self.instructions = instrs
 
     def describe(self) -> str:
         """One line per unit: what runs as one op, as a sum, or step by step."""
-        if self.flat is None:
-            return self._description
-        flat, g = self.flat, self.grouping
         lines = []
-        for u in self.units:
-            if u.kind == "vector":
-                c = u.cls
-                what = f"{flat.order[c.rep].op.name} × {sum(c.regular)} steps as one op" + (
-                    f" (+{len(u.members)} alone)" if u.members else "")
-            elif u.kind == "reduction":
-                red = u.reduction
-                what = (f"Σ of {len(red.leaves)} terms" + "".join(
-                    f", absorbing {flat.order[c.rep].op.name} × {len(c.members)}"
-                    for c in u.absorbed))
-            else:
-                ops: dict[str, int] = {}
-                for m in u.members:
-                    ops[flat.order[m].op.name] = ops.get(flat.order[m].op.name, 0) + 1
-                what = "one by one: " + ", ".join(f"{k} × {v}" for k, v in ops.items())
-            lines.append(f"{u.kind:9} {what}")
+        for kind, ops, peeled in self.units:
+            what = ", ".join(ops) + (f" (+{peeled} peeled)" if peeled else "")
+            lines.append(f"{kind:9} {what}")
         return "\n".join(lines)
-
-    def _sequence_targets(self, program) -> dict:
-        """For each folded sequence: (slab, first step, last step) when its step copies are the
-        rows of one slab, else [(buffer, step), …]."""
-        out = {}
-        g, st = self.grouping, self.storage
-        for source, copies in program.feeds._sliced.items():
-            pos = [self.flat.position[c] for c in copies]
-            ks = {g.cls[i] for i in pos}
-            k = next(iter(ks))
-            if len(ks) == 1 and k >= 0 and k in st.slabs and k not in st.view_classes:
-                c = g.classes[k]
-                out[source] = (st.slabs[k], c.lo, c.hi)
-            else:
-                out[source] = [(st.loc(i), self.flat.order[i].step) for i in pos]
-        return out
 
     def run(self, values: dict, sequences: dict | None = None) -> list[np.ndarray]:
         """Evaluate, given the fed values of placeholders and (optionally) whole sequences."""
-        position = self._positions
+        fed = self._fed
         for p, value in values.items():
-            np.copyto(self._fed[position[p]], value)
+            buf = fed.get(p)
+            if buf is not None:
+                np.copyto(buf, value)
+            else:                                # a step of a sequence, fed by the general path
+                slab, lo, _ = self._copy_rows[p.source]
+                np.copyto(slab[p.step - lo, ...], value)
         if sequences:
             for source, array in sequences.items():
-                target = self._sequences[source]
-                if isinstance(target, tuple):
-                    slab, lo, hi = target
-                    np.copyto(slab, array[lo - 1:hi])
-                else:
-                    for buf, t in target:
-                        np.copyto(buf, array[t - 1])
+                for slab, a, b in self._sequences[source]:
+                    np.copyto(slab, array[a - 1:b])
         if self.quiet_overflow:
             with np.errstate(over="ignore"):
                 self.run_code()
