@@ -467,18 +467,14 @@ def _straight_step(st: Storage, u: Unit, order: list[Class], t: int, peeled) -> 
 
 
 def _one_by_one(st: Storage, u: Unit) -> list[Instr]:
-    """Every member of the unit as its own call, in the order the graph was built (its steps
-    read each other in both directions)."""
-    top = st.g.top
-    members = []
-    for c in u.classes:
-        part = c.part
-        for t, o in zip(part.index.tolist(), part.offsets.tolist()):
-            members.append((top - o, c, t, c.rep, c.desc))
-    for c, t, node, desc in u.peeled:
-        members.append((node.serial, c, t, node, desc))
-    members.sort(key=lambda m: m[0])
-    return [_call(st, node, desc, t, st.row(c, t)) for _, c, t, node, desc in members]
+    """A loop whose steps read each other in both directions: not planned (the per-node
+    schedule runs the graph). No unfolded graph has one: a state reads either its past or its
+    future, and so does its gradient."""
+    raise Unsupported("a recurrent loop reads both earlier and later steps")
+
+
+class Unsupported(Exception):
+    """What the time-batching compiler does not plan: the per-node schedule runs it."""
 
 
 def _template(st: Storage, order: list[Class], t: int) -> list[tuple]:
