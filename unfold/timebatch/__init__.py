@@ -20,7 +20,7 @@ from .flat import Flat
 from .group import Grouping
 from .kernels import sigmoid
 from .lower import lower
-from .memory import MAX_CALLS, Sharing
+from .memory import MAX_CALLS, Sharing, schedule
 
 
 #: raise a failure of a time-batched run instead of rerunning the per-node schedule (which names
@@ -62,6 +62,7 @@ class Plan:
             # buffers whose lives do not overlap share memory
             fed = list(self._fed.values()) + [t[0] for t in self._sequences.values()
                                               if isinstance(t, tuple)]
+            code = [code[u] for u in schedule(code, st.pinned)]     # memory-aware order
             sharing = Sharing(code, st.pinned, fed, self._out)
             for instrs in code:
                 for i in instrs:

@@ -19,7 +19,9 @@ from .distribute import Unit, fold_flags
 from .group import Grouping
 from ..ops.elementwise import ADD, SUB
 from ..ops.nn import CROSS_ENTROPY, LOG_SOFTMAX, ONE_HOT
-from .kernels import VIEW_OPS, compute, kernel, minus_one_hot, nll, view_op
+from . import fuse
+from .kernels import (VIEW_OPS, compute, kernel, minus_one_hot, nll, softmax_cross_entropy,
+                      sum_kernel, view_op)
 
 
 class Storage:
@@ -99,8 +101,12 @@ class Storage:
                     not flat.computed[g.classes[k].rep] or k in out for k in ks):
                 continue
             node = order[c.rep]
+            covered = np.zeros(node.shape, bool)
+            for _, _, key in first:
+                covered[key] = True
+            # zeros where no part writes (none when the parts tile it: the LSTM's four gates)
             self.slabs[c.id] = self._alloc((c.rows,) + self._lead(c.rep) + node.shape,
-                                           node.dtype, zero=True)
+                                           node.dtype, zero=not covered.all())
             for k, _, key in first:
                 out[k] = (c.id, key)
             for f, m in zip(found, c.members):
@@ -252,9 +258,16 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
     st.minus_hot = _minus_one_hot(g, units)
     for _, hot, _ in st.minus_hot.values():
         st.skip.update(g.classes[hot].members)
+    vector = {u.cls.id for u in units if u.kind == "vector" and not u.members}
+    st.fused = {k: f for f in fuse.softmax_cross_entropy(g, vector, st.pairs, st.minus_hot)
+                for k in f.classes}
     st.done: set[int] = set()
     for u in units:
         st.pre = []
+        fused = st.fused.get(u.cls.id) if u.kind == "vector" else None
+        if fused is not None and (fused.loss in st.done or _fused(st, fused)):
+            out.append(st.pre)
+            continue
         if u.kind == "members":
             code = [_member(st, m) for m in u.members]
         elif u.kind == "vector":
@@ -270,14 +283,58 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
     return st, out
 
 
+def _fused(st: Storage, f) -> bool:
+    """Lower a softmax cross-entropy fusion (``fuse``) at the first of its units, into
+    ``st.pre``: whether it was (else its classes are lowered one by one, as without it)."""
+    g = st.g
+    c = g.classes[f.loss]
+    values, _, _ = _fold_inputs(st, c, c.lo, c.hi)
+    k = g.flat.order[c.rep].inputs[0].shape[-1]
+    x, targets = _as_shape(values[0], (-1, k)), _as_shape(values[1], (-1,))
+    p = _as_shape(st.slabs[f.grad], (-1, k))
+    loss = _as_shape(st.slabs[c.id], (-1,))
+    flat = _as_shape(p, (-1,)) if p is not None else None
+    if any(a is None for a in (x, targets, p, loss, flat)) or \
+            not x.shape == p.shape or x.shape[:1] != targets.shape or targets.shape != loss.shape:
+        for k in f.classes:
+            del st.fused[k]
+        st.pre = []
+        return False
+    n = x.shape[0]
+    scratch, row, at = st._alloc(x.shape, x.dtype), st._alloc((n, 1), x.dtype), \
+        st._alloc((n,), np.intp)
+    offsets = st._alloc((n,), np.intp)
+    offsets[...] = np.arange(n) * k
+    st.pinned.add(id(offsets))
+    st.done.add(f.loss)
+    st.pre = [Instr(fn, args) for fn, args in st.pre] + [Instr(softmax_cross_entropy, (
+        x, targets, loss, p, flat, scratch, row, row.reshape(n), offsets, at))]
+    return True
+
+
+def _as_shape(a: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """A view of ``a`` with this shape, or None when that would need a copy."""
+    v = a.view()
+    try:
+        v.shape = shape
+    except AttributeError:
+        return None
+    return v
+
+
 def _rings(g: Grouping, units: list[Unit], exclude: set[int], reach: int = 3) -> dict[int, int]:
     """Classes of a recurrent unit read only inside it, at most ``reach`` steps after they are
     written (``W h(t−1)``, the sum it enters): they need only that many rows plus one, reused
     step after step — the unit runs its steps in time order (its members' indices are monotone
-    in the order they run)."""
+    in the order they run). Members computed before the unit (the first backward step, which
+    reads no recurrence) may belong to such a class when they come just before its first step
+    inside, at most as many steps before as the ring has rows (so they fill distinct rows), and
+    be read by members computed one by one before the unit: all read them before the unit
+    writes over their rows."""
     flat = g.flat
     out: dict[int, int] = {}
-    for u in units:
+    early = {m: k for k, v in enumerate(units) if v.kind == "members" for m in v.members}
+    for at, u in enumerate(units):
         if not u.cyclic:
             continue
         members = set(u.members)
@@ -285,14 +342,22 @@ def _rings(g: Grouping, units: list[Unit], exclude: set[int], reach: int = 3) ->
         if None in steps or not (all(a <= b for a, b in zip(steps, steps[1:])) or
                                  all(a >= b for a, b in zip(steps, steps[1:]))):
             continue
+        direction = (steps[-1] > steps[0]) - (steps[-1] < steps[0])
         candidates = {g.cls[m] for m in u.members if g.cls[m] >= 0}
         far: dict[int, int] = {k: 0 for k in candidates}
+        before: dict[int, list[int]] = {}      # class → how far before its first step inside
         for k in list(candidates):
             c = g.classes[k]
-            if c.invariant or c.dissolved or c.absorbed or not set(c.members) <= members or \
+            inside = [g.index[m] for m in c.members if m in members]
+            first = min(inside) if direction > 0 else max(inside)
+            ahead = [(first - g.index[m]) * direction for m in c.members if m not in members]
+            if c.invariant or c.dissolved or c.absorbed or (ahead and (
+                    direction == 0 or min(ahead) <= 0)) or \
                     any(m in flat.kept for m in c.members) or k in exclude or \
                     flat.order[c.rep].op in VIEW_OPS:
                 far.pop(k)
+            elif ahead:
+                before[k] = ahead
         readers_outside: set[int] = set()
         for i in range(len(flat.order)):
             if not flat.computed[i]:
@@ -302,11 +367,16 @@ def _rings(g: Grouping, units: list[Unit], exclude: set[int], reach: int = 3) ->
                 k = g.cls[r]
                 if k in far and j not in meta:
                     if i not in members or flat.order[i].op in VIEW_OPS:
-                        readers_outside.add(k)
+                        # a member computed before the unit may be read, one by one, before
+                        # the unit runs
+                        if r in members or flat.order[i].op in VIEW_OPS or \
+                                early.get(i, at) >= at:
+                            readers_outside.add(k)
                     else:
                         far[k] = max(far[k], abs(g.index[i] - g.index[r]))
         for k, d in far.items():
-            if k not in readers_outside and d < reach and d + 1 < g.classes[k].rows:
+            if k not in readers_outside and d < reach and d + 1 < g.classes[k].rows and \
+                    max(before.get(k, (0,))) <= d + 1:
                 out[k] = d + 1
     return out
 
@@ -479,7 +549,24 @@ def _reduction(st: Storage, u: Unit) -> list[Instr]:
                 parts.append(_partial(node, flags, values, size))
             else:
                 parts.append(_rowsum(st.slabs[k][a - c.lo:b - c.lo + 1]))
-    return code + [Instr(sum_into, (st.loc(red.end), tuple(parts), tuple(singles)))]
+    end = st.loc(red.end)
+    for j, (_, into) in enumerate(parts):
+        direct = into(end)
+        if direct is not None:               # one part written straight into the sum
+            rest = tuple(p for i, (p, _) in enumerate(parts) if i != j)
+            code.append(Instr(*direct))
+            if rest or singles:
+                code.append(Instr(add_into, (end, rest, tuple(singles))))
+            return code
+    return code + [Instr(sum_into, (end, tuple(p for p, _ in parts), tuple(singles)))]
+
+
+def add_into(out, parts, singles) -> None:
+    """``out += Σ parts + Σ singles`` (parts as in ``sum_into``)."""
+    for fn, args in parts:
+        np.add(out, fn(*args), out=out)
+    for v in singles:
+        np.add(out, v, out=out)
 
 
 def sum_into(out, parts, singles) -> None:
@@ -499,8 +586,13 @@ def _batched(op, node, flags, size, *values):
 
 
 def _partial(node, flags, values, size):
-    return (_batched, (node.op, node, flags, size, *values))
+    """A partial sum: the call returning it, and the call writing it into an ``out`` (or
+    None)."""
+    return ((_batched, (node.op, node, flags, size, *values)),
+            lambda out: sum_kernel(node, flags, values, out))
 
 
 def _rowsum(rows):
-    return (np.add.reduce, (rows, 0))
+    return ((np.add.reduce, (rows, 0)),
+            lambda out: (np.add.reduce, (rows, 0, None, out))
+            if out.shape == rows.shape[1:] and out.dtype == rows.dtype else None)
