@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .bind import BIND_BYTES, Bound, bind
 from .codegen import generate
 from .distribute import distribute
 from .flat import Flat
@@ -58,6 +59,12 @@ class Plan:
         self._sequences = self._sequence_targets(program)
         self._fed = {i: st.loc(i) for i in flat.fed}
         self.nbytes = st.nbytes
+        # fed buffers that may be bound to the caller's arrays (``bind``): never shared
+        steps = {flat.position[c] for copies in program.feeds._sliced.values() for c in copies}
+        candidates = {id(b): b for b in [b for i, b in self._fed.items() if i not in steps] +
+                      [t[0] for t in self._sequences.values() if isinstance(t, tuple)]
+                      if b.base is None and b.nbytes >= BIND_BYTES}
+        st.pinned.update(candidates)
         if sum(len(c) for c in code) <= MAX_CALLS:
             # buffers whose lives do not overlap share memory
             fed = list(self._fed.values()) + [t[0] for t in self._sequences.values()
@@ -73,6 +80,7 @@ class Plan:
             self.nbytes = sharing.nbytes
             del sharing                # (it keeps the unshared buffers alive while planning)
         self.run_code, self.calls = generate(code)
+        self._bind(program, bind(self.run_code.__globals__, candidates, self._out), code)
         # σ(x) = 1 / (1 + e⁻ˣ) overflows to the right answer, 0, where σ(x) < 1e-308
         self.quiet_overflow = any(i.fn is sigmoid for unit in code for i in unit)
         # what planning needed is dropped (lowering's own buffers, the analysis); a small plan
@@ -82,6 +90,32 @@ class Plan:
             f"{len(self.units)} units, {self.calls} calls"
         self.code = code if self.calls <= KEEP_CALLS else None
         self.flat = self.grouping = self.units = None
+
+    def _bind(self, program, bound: dict, code) -> None:
+        """Placeholders (and whole sequences) read from the caller's arrays: their buffers are
+        dropped; steps of a bound sequence fed one by one are copied into a staging array."""
+        self._bound: dict[int, Bound] = {}
+        self._bound_sequences: dict = {}
+        self._step_of: dict[int, tuple] = {}
+        for i, buf in list(self._fed.items()):
+            if id(buf) in bound:
+                self._bound[i] = bound[id(buf)]
+                del self._fed[i]
+                self.nbytes -= buf.nbytes
+        for source, target in list(self._sequences.items()):
+            if isinstance(target, tuple) and id(target[0]) in bound:
+                slab, lo, hi = target
+                self._bound_sequences[source] = (bound[id(slab)], lo, hi)
+                del self._sequences[source]
+                self.nbytes -= slab.nbytes
+                for c in program.feeds._sliced[source]:
+                    i = self.flat.position[c]
+                    self._fed.pop(i, None)
+                    self._step_of[i] = (source, c.step - lo)
+        gone = set(bound)
+        for instrs in code:                  # what is kept for inspection holds no buffer
+            for i in instrs:
+                i.args = _strip(i.args, gone)
 
     def describe(self) -> str:
         """One line per unit: what runs as one op, as a sum, or step by step."""
@@ -126,10 +160,29 @@ class Plan:
     def run(self, values: dict, sequences: dict | None = None) -> list[np.ndarray]:
         """Evaluate, given the fed values of placeholders and (optionally) whole sequences."""
         position = self._positions
+        staged = None
         for p, value in values.items():
-            np.copyto(self._fed[position[p]], value)
+            i = position[p]
+            buf = self._fed.get(i)
+            if buf is not None:
+                np.copyto(buf, value)
+            elif i in self._bound:
+                self._bound[i].bind(value)
+            else:                                   # a step of a bound sequence
+                source, row = self._step_of[i]
+                np.copyto(self._bound_sequences[source][0].staging()[row, ...], value)
+                staged = staged or set()
+                staged.add(source)
+        for source in staged or ():
+            binding = self._bound_sequences[source][0]
+            binding.bind(binding.staging())
         if sequences:
             for source, array in sequences.items():
+                bound = self._bound_sequences.get(source)
+                if bound is not None:
+                    binding, lo, hi = bound
+                    binding.bind(array if lo == 1 and hi == len(array) else array[lo - 1:hi])
+                    continue
                 target = self._sequences[source]
                 if isinstance(target, tuple):
                     slab, lo, hi = target
@@ -143,6 +196,17 @@ class Plan:
         else:
             self.run_code()
         return [np.array(a) for a in self._out]
+
+
+def _strip(obj, gone: set):
+    """``obj`` with the views of the buffers ``gone`` replaced by None."""
+    if isinstance(obj, np.ndarray):
+        return None if id(obj if obj.base is None else obj.base) in gone else obj
+    if isinstance(obj, tuple):
+        return tuple(_strip(x, gone) for x in obj)
+    if isinstance(obj, list):
+        return [_strip(x, gone) for x in obj]
+    return obj
 
 
 class _Unsupported(Exception):

@@ -49,7 +49,7 @@ def softmax_cross_entropy(g: Grouping, vector: set[int], pairs: dict[int, int],
         node = flat.order[ce.rep]
         logits = flat.order[ls.rep]
         axis = node.attrs["axis"]
-        if axis != logits.ndim - 1 or ce.desc[1][0] != "c" or \
+        if axis != logits.ndim - 1 or ce.desc[1][0] != "c" or ce.rows != len(ce.members) or \
                 flat.computed[g.classes[ce.desc[1][1]].rep]:
             continue                               # classes on the last axis, fed targets
         exps = [k for k in vector if g.classes[k].desc == (("c", ls_id, 0),) and

@@ -208,14 +208,16 @@ def _shared_log_softmax(g: Grouping, units: list[Unit]) -> dict[int, int]:
     flat = g.flat
     ls = {}
     for u in units:
-        if u.kind == "vector" and not u.members and all(u.cls.regular):
+        if u.kind == "vector" and not u.members and all(u.cls.regular) and \
+                u.cls.rows == len(u.cls.members):           # (rows lo…hi, no gaps)
             c = u.cls
             node = flat.order[c.rep]
             if node.op is LOG_SOFTMAX:
                 ls[(c.desc, c.lo, c.hi, node.attrs["axis"])] = c.id
     pairs = {}
     for u in units:
-        if u.kind == "vector" and not u.members and all(u.cls.regular):
+        if u.kind == "vector" and not u.members and all(u.cls.regular) and \
+                u.cls.rows == len(u.cls.members):           # (rows lo…hi, no gaps)
             c = u.cls
             node = flat.order[c.rep]
             if node.op is CROSS_ENTROPY and c.desc[0][0] == "c":
@@ -235,7 +237,8 @@ def _minus_one_hot(g: Grouping, units: list[Unit]) -> dict[int, tuple]:
     for k in vector:
         c = g.classes[k]
         node = flat.order[c.rep]
-        if node.op is not SUB or not all(c.regular) or c.desc[0][0] != "c" or \
+        if node.op is not SUB or not all(c.regular) or c.rows != len(c.members) or \
+                c.desc[0][0] != "c" or \
                 c.desc[1][0] != "c":
             continue
         hot = g.classes[c.desc[1][1]]
