@@ -39,5 +39,9 @@ bench: $(STAMP)
 	  OPENBLAS_NUM_THREADS=1 $(PY) -m bench --markdown; \
 	fi
 
+# build costs at τ = 100 000: seconds, µs and bytes per node, peak RSS per stage (bench/scale.py)
+bench-scale: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) -m bench.scale
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,16 +1,20 @@
-"""``python -m bench.scale [--steps 100000] [--cases rnn,scalar] [--repeat 3] [--no-peaks]``
+"""``python -m bench.scale [--steps 100000] [--cases rnn,scalar] [--repeat 3] [--peaks STAGES]``
 
 What building and running a long unfolded graph costs, stage by stage, through the public API:
-``Recurrence`` → ``unfold`` → ``grad`` → ``compile`` → evaluate (first run) → evaluate (again),
+``Recurrence`` → ``unfold`` → ``grad`` → ``compile`` → evaluate three times (the first run, the
+second — where a planning executor may plan — and a later one),
 beside the hand-written numpy per-step BPTT of the same recurrence (checked against it first).
 
-Cases: ``rnn`` — Fig. 10.3 (eqs. 10.8–10.11) with a 4-unit state, unbatched; ``scalar`` — the
-scalar recurrence ``h(t) = tanh(w h(t−1) + u x(t))``, ``L = Σ_t h(t)²`` of the test suite.
+Cases: ``tanh`` — the test suite's recurrence with a 4-unit state, ``h(t) = tanh(W h(t−1) +
+U x(t))``, ``L = Σ_t ‖h(t)‖²`` (the issue's τ = 100 000 case); ``rnn`` — Fig. 10.3
+(eqs. 10.8–10.11) with a 4-unit state and a softmax output, unbatched; ``scalar`` — the scalar
+recurrence ``h(t) = tanh(w h(t−1) + u x(t))``, ``L = Σ_t h(t)²`` of tests/test_recurrence.py.
 
 Every measurement runs in a fresh Python process, so that each peak resident set size
 (``ru_maxrss``) is the peak of that measurement alone: ``--repeat`` processes run all stages (the
-table shows the minimum time of each stage over them), and one more process per stage stops
-after it (the peak RSS up to and including that stage). Bytes per node are the growth of the
+table shows the minimum time of each stage over them, and their peak as the last stage's), and
+one more process per stage of ``--peaks`` stops after it (the peak RSS up to and including that
+stage; ``--peaks none`` skips them). Bytes per node are the growth of the
 current RSS over a stage divided by the nodes the stage built. The machine is shared: read
 minima, and rerun before believing a difference of less than ~20 %.
 """
@@ -26,7 +30,7 @@ import time
 
 import numpy as np
 
-STAGES = ("unfold", "grad", "compile", "run1", "run2")
+STAGES = ("unfold", "grad", "compile", "run1", "run2", "run3")
 
 
 # --- the recurrences ----------------------------------------------------------------------------
@@ -53,9 +57,46 @@ def scalar(uf):
     return rec, ["w", "u"]
 
 
+def tanh_vector(uf, m: int, n: int):
+    """The test suite's recurrence with an n-unit state: ``h(t) = tanh(W h(t−1) + U x(t))``,
+    ``L = Σ_t ‖h(t)‖²``."""
+    rec = uf.Recurrence("tanh")
+    x, h = rec.sequence("x", (m,)), rec.state("h", (n,))
+    W, U = rec.param("W", (n, n)), rec.param("U", (n, m))
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    rec.loss("L", uf.sum(h_t * h_t))
+    return rec, ["W", "U"]
+
+
+def _recurrence(uf, case: str, m: int, n: int, k: int):
+    if case == "scalar":
+        return scalar(uf)
+    if case == "tanh":
+        return tanh_vector(uf, m, n)
+    return fig_10_3(uf, m, n, k)
+
+
 def feed_and_reference(case: str, steps: int, m: int, n: int, k: int):
     """A feed, and the hand-written numpy BPTT computing [L, ∂L/∂params…] from it."""
     rng = np.random.default_rng(0)
+    if case == "tanh":
+        feed = {"W": rng.standard_normal((n, n)) / np.sqrt(n),
+                "U": rng.standard_normal((n, m)) / np.sqrt(m),
+                "x": rng.standard_normal((steps, m))}
+
+        def by_hand():
+            W, U, xs = feed["W"], feed["U"], feed["x"]
+            hs = np.zeros((steps + 1, n))
+            for t in range(steps):
+                hs[t + 1] = np.tanh(W @ hs[t] + U @ xs[t])
+            gh, gW, gU = np.zeros(n), np.zeros((n, n)), np.zeros((n, m))
+            for t in range(steps, 0, -1):
+                da = (gh + 2 * hs[t]) * (1 - hs[t] * hs[t])
+                gW += np.outer(da, hs[t - 1])
+                gU += np.outer(da, xs[t - 1])
+                gh = W.T @ da
+            return [np.sum(hs[1:] ** 2), gW, gU]
+        return feed, by_hand
     if case == "scalar":
         feed = {"w": np.array(0.5), "u": np.array(1.0), "x": rng.standard_normal(steps)}
 
@@ -97,7 +138,7 @@ def child(case: str, steps: int, until: str, m: int, n: int, k: int) -> dict:
     from unfold.graph import topological
 
     feed, by_hand = feed_and_reference(case, steps, m, n, k)
-    rec, names = scalar(uf) if case == "scalar" else fig_10_3(uf, m, n, k)
+    rec, names = _recurrence(uf, case, m, n, k)
     seconds, rss = {}, {"start": _rss_now()}
     clock = time.perf_counter
 
@@ -113,17 +154,19 @@ def child(case: str, steps: int, until: str, m: int, n: int, k: int) -> dict:
         start = clock()
         program = uf.compile(outputs)
         seconds["compile"], rss["compile"] = clock() - start, _rss_now()
-    if until in ("run1", "run2"):
+    if until in ("run1", "run2", "run3"):
         start = clock()
         values = program(feed)
         seconds["run1"], rss["run1"] = clock() - start, _rss_now()
-    if until == "run2":
-        start = clock()
-        program(feed)
-        seconds["run2"] = clock() - start
+    for stage in ("run2", "run3"):
+        if until in STAGES[STAGES.index(stage):]:
+            start = clock()
+            program(feed)
+            seconds[stage] = clock() - start
+            rss[stage] = _rss_now()
     result = {"case": case, "steps": steps, "until": until, "seconds": seconds, "rss": rss,
               "peak": _peak()}
-    if until == "run2":
+    if until == "run3":
         # after every peak is read: the reference, and the graph's size
         reference = by_hand()
         result["max_rel_err"] = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-300))
@@ -152,17 +195,18 @@ def _spawn(case: str, steps: int, until: str, sizes: tuple[int, int, int]) -> di
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def report(case: str, steps: int, repeat: int, peaks: bool, sizes) -> None:
-    full = [_spawn(case, steps, "run2", sizes) for _ in range(repeat)]
+def report(case: str, steps: int, repeat: int, peaks: list[str], sizes) -> None:
+    full = [_spawn(case, steps, "run3", sizes) for _ in range(repeat)]
     best = {s: min(r["seconds"][s] for r in full) for s in STAGES}
     nodes = full[0]["nodes"]
     total = nodes["unfold"] + nodes["grad"]
     per_stage_nodes = {"unfold": nodes["unfold"], "grad": nodes["grad"]}
-    peak = {s: _spawn(case, steps, s, sizes)["peak"] for s in STAGES[:-1]} if peaks else {}
-    peak["run2"] = min(r["peak"] for r in full)
+    peak = {s: _spawn(case, steps, s, sizes)["peak"] for s in STAGES[:-1] if s in peaks}
+    peak["run3"] = min(r["peak"] for r in full)
     rss = full[0]["rss"]
     grown = {s: rss[s] - rss[p] for p, s in zip(("start",) + STAGES, STAGES) if s in rss}
-    label = "Fig. 10.3 RNN, m n k = " + " ".join(map(str, sizes)) if case == "rnn" else "scalar"
+    label = {"rnn": "Fig. 10.3 RNN, m n k = " + " ".join(map(str, sizes)),
+             "tanh": f"tanh, ‖h‖² loss, m n = {sizes[0]} {sizes[1]}"}.get(case, "scalar")
     print(f"\n{label}, τ = {steps}: {nodes['unfold']} forward + {nodes['grad']} gradient nodes "
           f"= {total}; min of {repeat} runs; max rel err vs numpy {full[0]['max_rel_err']:.1e}")
     print(f"{'stage':8} {'seconds':>8} {'µs/node':>8} {'peak RSS MB':>12} {'RSS growth MB':>14} "
@@ -174,21 +218,21 @@ def report(case: str, steps: int, repeat: int, peaks: bool, sizes) -> None:
         peak_mb = f"{peak[s] / 2**20:12.0f}" if s in peak else f"{'':>12}"
         print(f"{s:8} {best[s]:8.2f} {1e6 * best[s] / n:8.2f} {peak_mb} {growth} {per_node}")
     first = best["unfold"] + best["grad"] + best["compile"] + best["run1"]
-    print(f"unfold + grad + compile + first run: {first:.2f} s; later run {best['run2']:.3f} s = "
-          f"{best['run2'] / min(r['numpy'] for r in full):.1f}× the numpy BPTT "
+    print(f"unfold + grad + compile + first run: {first:.2f} s; a later run {best['run3']:.3f} s = "
+          f"{best['run3'] / min(r['numpy'] for r in full):.1f}× the numpy BPTT "
           f"({min(r['numpy'] for r in full):.3f} s)", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale")
     parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--cases", default="rnn,scalar")
-    parser.add_argument("--sizes", default="4,4,4", help="m,n,k of the rnn case")
+    parser.add_argument("--cases", default="tanh,rnn,scalar")
+    parser.add_argument("--sizes", default="4,4,4", help="m,n,k of the tanh and rnn cases")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--no-peaks", dest="peaks", action="store_false",
-                        help="skip the per-stage peak processes")
+    parser.add_argument("--peaks", default="unfold,grad,compile,run1",
+                        help="stages measured alone for their peak RSS, or 'none'")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--until", default="run2", help=argparse.SUPPRESS)
+    parser.add_argument("--until", default="run3", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = tuple(int(s) for s in args.sizes.split(","))
     if args.child:
@@ -197,7 +241,7 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}")
     for case in args.cases.split(","):
-        report(case, args.steps, args.repeat, args.peaks, sizes)
+        report(case, args.steps, args.repeat, args.peaks.split(","), sizes)
 
 
 if __name__ == "__main__":

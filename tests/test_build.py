@@ -37,8 +37,9 @@ SAME = _Same()
 
 def test_equal_attributes_of_different_types_are_not_merged():
     x = uf.input("x", (3,))
-    pairs = [({"k": 0}, {"k": False}), ({"k": 1}, {"k": 1.0}), ({"k": (0, 1)}, {"k": (False, True)}),
-             ({"k": (1, (2,))}, {"k": (1, (2.0,))}), ({"k": "float64"}, {"k": np.dtype("float64")})]
+    pairs = [({"k": 0}, {"k": False}), ({"k": 1}, {"k": 1.0}),
+             ({"k": (0, 1)}, {"k": (False, True)}), ({"k": (1, (2,))}, {"k": (1, (2.0,))}),
+             ({"k": "float64"}, {"k": np.dtype("float64")})]
     for a, b in pairs:
         na, nb = apply(SAME, x, **a), apply(SAME, x, **b)
         assert type(na.attrs["k"]) is type(a["k"]) and type(nb.attrs["k"]) is type(b["k"])

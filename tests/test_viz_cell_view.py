@@ -97,3 +97,31 @@ def test_gates_inline_or_named_draw_the_same_cell():
 def test_a_plain_rnn_keeps_its_loop():
     laid = Laid(viz.cell(models.rnn(3, 4, 2), hide=["a"]))
     assert any(n.startswith("h[delay") for n in laid.nodes) and "h(t-1)" not in laid.nodes
+
+
+def _lstm_stacked() -> uf.Recurrence:
+    rec = uf.Recurrence("stacked")
+    x, h, c = rec.sequence("x", (2,)), rec.state("h", (3,)), rec.state("c", (3,))
+    z = rec.param("W", (12, 3)) @ h + rec.param("U", (12, 2)) @ x
+    i, f, o = uf.sigmoid(z[:3]), uf.sigmoid(z[3:6]), uf.sigmoid(z[6:9])
+    c_t = rec.update(c, f * c + i * uf.tanh(z[9:]))
+    rec.update(h, o * uf.tanh(c_t))
+    return rec
+
+
+def test_unnamed_gates_are_named_by_what_they_gate():
+    laid = Laid(viz.cell(_lstm_stacked()))
+    words = sorted(text(o.get("label", "")) for o in laid.nodes.values())
+    for role in ("forget gate σ", "input gate σ", "output gate σ", "input tanh"):
+        assert role in words, words
+    # the forget gate's product stands under the state, on its loop, as in Fig. 10.16
+    forget = next(n for n, o in laid.nodes.items() if text(o.get("label", "")) == "forget gate σ")
+    assert abs(laid.xy(forget)[0] - laid.xy("c")[0]) < 1
+    gru = uf.Recurrence("gru")
+    x, h = gru.sequence("x", (2,)), gru.state("h", (3,))
+    u = uf.sigmoid(gru.param("Wu", (3, 3)) @ h + gru.param("Uu", (3, 2)) @ x)
+    r = uf.sigmoid(gru.param("Wr", (3, 3)) @ h + gru.param("Ur", (3, 2)) @ x)
+    gru.update(h, u * h + (1.0 - u) * uf.tanh(gru.param("W", (3, 3)) @ (r * h) +
+                                             gru.param("U", (3, 2)) @ x))
+    words = {text(o.get("label", "")) for o in Laid(viz.cell(gru)).nodes.values()}
+    assert {"update gate σ", "reset gate σ", "input tanh"} <= words

@@ -226,3 +226,16 @@ def _spline(e) -> list[tuple[float, float]]:
         parts = token.split(",")
         pts.append((float(parts[-2]), float(parts[-1])))
     return pts
+
+
+@pytest.mark.parametrize("name", ["lstm named", "models.lstm", "gru named", "models.gru",
+                                  "lstm stacked", "gru inline"])
+def test_folded_gated_cells_cross_little(name):
+    """x(t) feeds the gates from below and h(t−1)'s square from above, the output gate (read
+    higher up) stands left, away from the squares: at most 2 crossings (7 before)."""
+    from viz_json import crossings
+    rec = CELLS[name]()
+    laid = Laid(viz.folded(rec))
+    assert len(crossings(laid)) <= 2, crossings(laid)
+    square = "h[delay 1 out]" if "h[delay 1 out]" in laid.nodes else "h[delay 1]"
+    assert abs(laid.xy(square)[1] - laid.xy("h")[1]) < 1            # beside h, in its row

@@ -12,7 +12,7 @@ import unfold.models as models
 import viz
 from viz.graphical import dependencies
 from viz.memory import parts
-from viz_json import Laid
+from viz_json import Laid, text
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
 
@@ -77,3 +77,39 @@ def test_graphical_models_are_read_off_the_unfolded_graph():
     laid = Laid(viz.graphical_model(_over_y(), 3))
     assert {(e.tail, e.head) for e in laid.edges} >= {("y(1)", "y(2)"), ("y(1)", "y(3)"),
                                                        ("y(2)", "y(3)")}
+
+
+def test_the_memory_networks_controller_loops_beside_h_and_its_read_path_is_labelled():
+    rec = models.memory_network(3, 4, 2, cells=5, width=3)
+    for hide in ((), ("a",)):
+        laid = Laid(viz.memory(rec, hide=hide))
+        loop = "h[delay 1]" if hide else "h[delay 1 out]"     # h → h, or h(t−1) → a
+        assert abs(laid.xy(loop)[1] - laid.xy("h")[1]) < 1                  # in h's row,
+        assert abs(laid.xy(loop)[0] - laid.xy("h")[0]) < 150                # beside it
+        edges = {(e.tail, e.head): e.label for e in laid.edges}
+        assert edges[("[reading]", "o")] == "Vr"             # o = c + V h + V_r r(t)
+        read = next(b for a, b in edges if a == "[reading]" and "[delay" in b)
+        reader = "h" if hide else "a"                       # r(t−1) enters with x, through U
+        assert edges[(read, reader)] == "U" and edges[("x", reader)] == "U"
+        assert laid.xy(read)[1] < laid.xy(reader)[1]
+    box = text(Laid(viz.memory(rec)).nodes["[writing]"]["label"])
+    assert "β" in box and "beta" not in box
+
+
+def test_the_fully_connected_graphical_model_is_one_straight_row():
+    laid = Laid(viz.graphical_model(_over_y(), 4))
+    ys = {round(laid.xy(f"y({t})")[1], 1) for t in range(1, 5)} | {
+        round(laid.xy("y(...4)")[1], 1)}
+    assert len(ys) == 1
+    xs = [laid.xy(f"y({t})")[0] for t in range(1, 5)] + [laid.xy("y(...4)")[0]]
+    assert xs == sorted(xs)
+    assert len(laid.edges) == 4 + 3 + 2 + 1              # every earlier y(i) into each y(t)
+
+
+def test_the_encoder_and_decoder_stand_side_by_side_on_the_same_rows():
+    model = models.encoder_decoder(3, 4, 3, encoder_cell="rnn", decoder_cell="rnn")
+    laid = Laid(viz.encoder_decoder(model.encoder, model.decoder, hide=["a"]))
+    assert abs(laid.xy("x(1)[encoder]")[1] - laid.xy("C[decoder]")[1]) < 1
+    assert laid.xy("h(n_x)[encoder]")[0] < laid.xy("C[decoder]")[0] < laid.xy("h(2)[decoder]")[0]
+    assert max(laid.xy(n)[0] for n in laid.nodes if n.endswith("[encoder]")) < \
+        min(laid.xy(n)[0] for n in laid.nodes if n.endswith("[decoder]"))

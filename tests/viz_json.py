@@ -1,6 +1,7 @@
-"""Reading a drawing as ``dot -Tjson`` lays it out: nodes with positions, visible edges with the
-way their data flows (``dir=back`` undone), their label text and their two end points. Shared by
-the viz tests that check structure and geometry (no image comparison)."""
+"""Reading a drawing as ``dot -Tjson`` lays it out: nodes with positions, visible edges (tail,
+head: as written, which is the way their data flows — no drawing uses ``dir``), their label text
+and their two end points. Shared by the viz tests that check structure and geometry (no image
+comparison)."""
 from __future__ import annotations
 
 import re
@@ -18,8 +19,8 @@ def text(markup: str) -> str:
 
 @dataclass
 class Edge:
-    tail: str                       # where the data comes from
-    head: str                       # where it goes
+    tail: str                       # the edge's tail: where the data comes from
+    head: str                       # its head: where the data goes
     label: str                      # the parameters written on it (label or xlabel)
     tail_end: tuple[float, float]   # the point where the drawn line meets the tail
     head_end: tuple[float, float]
@@ -45,8 +46,6 @@ class Laid:
                 continue
             a, b = name[e["tail"]], name[e["head"]]
             start, end = _ends(e["pos"])
-            if e.get("dir") == "back":
-                a, b, start, end = b, a, end, start
             self.edges.append(Edge(a, b, text(e.get("label") or e.get("xlabel") or ""),
                                    start, end, e))
 
@@ -94,3 +93,44 @@ def step_key(step: str) -> float:
     if step.isdigit():
         return float(step)
     return {"t-1": -1, "t": 0, "t+1": 1}.get(step, 0)
+
+
+def _bezier_points(pos: str, samples: int = 8) -> list[tuple[float, float]]:
+    """Points along an edge's spline (``pos``: cubic Bézier control points, dot's ``e,``/``s,``
+    arrow ends left out)."""
+    ctrl = []
+    for token in pos.replace(";", " ").split():
+        parts = token.split(",")
+        if parts[0] in ("e", "s"):
+            continue
+        ctrl.append((float(parts[0]), float(parts[1])))
+    out = [ctrl[0]]
+    for k in range(0, len(ctrl) - 3, 3):
+        p0, p1, p2, p3 = ctrl[k:k + 4]
+        for i in range(1, samples + 1):
+            t = i / samples
+            a, b, c, d = (1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t ** 3
+            out.append((a * p0[0] + b * p1[0] + c * p2[0] + d * p3[0],
+                        a * p0[1] + b * p1[1] + c * p2[1] + d * p3[1]))
+    return out
+
+
+def _cross(p, q, r, s) -> bool:
+    def orient(a, b, c):
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+    return orient(p, q, r) * orient(p, q, s) < 0 and orient(r, s, p) * orient(r, s, q) < 0
+
+
+def crossings(laid: "Laid") -> list[tuple[str, str]]:
+    """Pairs of visible edges (``tail→head``) whose drawn splines cross, leaving out pairs that
+    share an end node (they meet there by design)."""
+    lines = [(e, _bezier_points(e.attrs["pos"])) for e in laid.edges if "pos" in e.attrs]
+    found = []
+    for i, (e, a) in enumerate(lines):
+        for f, b in lines[i + 1:]:
+            if {e.tail, e.head} & {f.tail, f.head}:
+                continue
+            if any(_cross(a[k], a[k + 1], b[m], b[m + 1]) for k in range(len(a) - 1)
+                   for m in range(len(b) - 1)):
+                found.append((f"{e.tail}→{e.head}", f"{f.tail}→{f.head}"))
+    return found

@@ -19,7 +19,7 @@ from . import schedule, timebatch
 from .errors import (FeedError, UnfoldError, UnfoldTypeError, UnfoldValueError, as_raised,
                      describe)
 from .feed import Feeds
-from .graph import Node, Op, gc_paused, topological
+from .graph import Node, Op, gc_paused, walk
 from .ops.base import ALIAS, is_placeholder
 
 _KERNEL, _FORWARD, _BATCHED, _ALIAS = 0, 1, 2, 3
@@ -27,9 +27,8 @@ _KERNEL, _FORWARD, _BATCHED, _ALIAS = 0, 1, 2, 3
 MODES = ("batched", "reference")
 #: time-batched plans kept per program (one per pattern of batched feeds and batch size)
 _PLANS = 4
-#: graphs with more nodes run their first evaluation (per batch pattern) node by node, and are
-#: planned when evaluated again
-PLAN_AFTER_NODES = 500_000
+#: graphs with more nodes are time-batched only when most of their nodes are tagged with a step
+UNTIMED_NODES = 10_000
 
 
 class Program:
@@ -41,38 +40,21 @@ class Program:
             raise UnfoldValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
         self.outputs = tuple(outputs)
-        self.order = topological(self.outputs)
-        index = {node: i for i, node in enumerate(self.order)}
-        self._index = index
-        self.placeholders = [n for n in self.order if is_placeholder(n)]
-        self.feeds = Feeds(self.placeholders, index)
-        # each node's inputs as positions (``_positions``), and the positions it reads
-        # (``_reads``): there, the extra last slot — always None — stands for inputs whose value is
-        # never read (``Op.meta_inputs``), so they are not kept alive. An alias (a dummy copy
-        # W(t), a named value) shares its input's slot: it is never run, its readers read the
-        # value it stands for.
-        none = len(self.order)
-        root: list[int] = []
-        self._positions, self._reads = [], []
-        for i, node in enumerate(self.order):
-            ins = tuple([root[index[x]] for x in node.inputs])
-            root.append(ins[0] if node.op is ALIAS else i)
-            self._positions.append(ins)
-            meta = node.op.meta_inputs
-            self._reads.append(ins if not meta else
-                               tuple(none if k in meta else j for k, j in enumerate(ins)))
-        self._slot = [root[index[node]] for node in self.outputs]
+        # the graph, found once: a list indexed by ``top − serial`` (kept until it is planned)
+        self._walk = walk(self.outputs)
+        order, self._top, self.placeholders, self.n_nodes = self._walk
+        self.feeds = Feeds(self.placeholders, self)
         if checkpoint is not None:
             if checkpoint == "sqrt":
-                steps = max((n.step for n in self.order if n.step is not None), default=1)
+                steps = max((n.step for n in order if n is not None and n.step is not None),
+                            default=1)
                 checkpoint = max(1, math.isqrt(steps - 1) + 1)
             if not isinstance(checkpoint, int) or checkpoint < 1:
                 raise UnfoldValueError(f"checkpoint must be a positive number of steps or "
                                        f"'sqrt', got {checkpoint!r}")
         self.checkpoint = checkpoint
         self._schedule: tuple | None = None
-        if mode == "reference" or checkpoint is not None:
-            self._node_schedule()
+        self._nodes: tuple | None = None
         self._plans: dict[tuple, list] = {}
         self._batched_plans: OrderedDict[tuple, Any] = OrderedDict()
         # how a time-batched run is fed: whole sequences (each with its step copies) and the
@@ -81,8 +63,66 @@ class Program:
         self._copy_set = {c for _, copies in self._sequence_copies for c in copies}
         self._direct = [p for p in self.placeholders if p not in self._copy_set]
         self._signatures: dict[tuple, tuple] = {}
-        self._seen: dict[tuple, int] = {}      # batch pattern → the call that first ran it
-        self._call = 0
+
+    # --- the graph, node by node (the reference schedule) ----------------------------------------
+
+    def _walked_order(self) -> tuple[list, int]:
+        """The graph as a list indexed by ``top − serial`` (None for serial numbers of other
+        graphs), and ``top``: the outputs' largest serial number."""
+        if self._walk is None:
+            self._walk = walk(self.outputs)
+        return self._walk[0], self._walk[1]
+
+    def _per_node(self):
+        """The per-node structures of the reference schedule, made when first needed: the
+        order, each node's position, each node's inputs as positions (``_positions``), and the
+        positions it reads (``_reads``: there, the extra last slot — always None — stands for
+        inputs whose value is never read, so they are not kept alive). An alias (a dummy copy
+        W(t), a named value) shares its input's slot: it is never run, its readers read the
+        value it stands for."""
+        if self._nodes is None:
+            walked, _ = self._walked_order()
+            order = [n for n in reversed(walked) if n is not None]
+            index = {node: i for i, node in enumerate(order)}
+            none = len(order)
+            root: list[int] = []
+            positions, reads = [], []
+            for i, node in enumerate(order):
+                ins = tuple([root[index[x]] for x in node.inputs])
+                root.append(ins[0] if node.op is ALIAS else i)
+                positions.append(ins)
+                meta = node.op.meta_inputs
+                reads.append(ins if not meta else
+                             tuple(none if k in meta else j for k, j in enumerate(ins)))
+            slot = [root[index[node]] for node in self.outputs]
+            self._nodes = (order, index, positions, reads, slot)
+        return self._nodes
+
+    @property
+    def order(self) -> list[Node]:
+        """Every node of the graph, inputs before users, in the order they were built."""
+        return self._per_node()[0]
+
+    @property
+    def _index(self) -> dict[Node, int]:
+        return self._per_node()[1]
+
+    @property
+    def _positions(self) -> list[tuple[int, ...]]:
+        return self._per_node()[2]
+
+    @property
+    def _reads(self) -> list[tuple[int, ...]]:
+        return self._per_node()[3]
+
+    @property
+    def _slot(self) -> list[int]:
+        return self._per_node()[4]
+
+    def __contains__(self, node: Node) -> bool:
+        walked, top = self._walked_order()
+        k = top - node.serial
+        return 0 <= k < len(walked) and walked[k] is node
 
     def _node_schedule(self) -> tuple[list[int], list[tuple[int, ...]]]:
         """The per-node schedule — the order of computation (with recomputations when
@@ -108,7 +148,6 @@ class Program:
     # --- running --------------------------------------------------------------------------------
 
     def __call__(self, feed: Mapping[Any, Any]) -> list[np.ndarray]:
-        self._call += 1
         with gc_paused():
             if self.mode == "batched" and self.checkpoint is None:
                 out = self._run_batched(feed)
@@ -218,27 +257,39 @@ class Program:
         if key in self._batched_plans:
             self._batched_plans.move_to_end(key)
             return self._batched_plans[key]
-        if len(self.order) > PLAN_AFTER_NODES and self._seen.setdefault(key, self._call) \
-                == self._call:
-            # a very large graph evaluated once is cheapest node by node: plan it when it is
-            # evaluated again (planning costs a few µs per node, a run a fraction of that)
-            return None
-        plan = timebatch.plan(self, signature, batch)
+        plan = timebatch.plan(self, signature, batch) if self._has_time() else None
         self._batched_plans[key] = plan
         while len(self._batched_plans) > _PLANS:
             self._batched_plans.popitem(last=False)
+        if self._nodes is None:
+            self._walk = None          # planned: the graph need not be listed any more
         _trim_cache()
         return plan
+
+    def _has_time(self) -> bool:
+        """Whether the graph is worth planning: small, or most of its nodes tagged with a step
+        (an unfolded graph and its gradient). A large graph without time structure — a long
+        chain built by hand — runs node by node, with no planning cost (a sample decides)."""
+        if self.n_nodes <= UNTIMED_NODES:
+            return True
+        walked, _ = self._walked_order()
+        stride = max(1, len(walked) // 1000)
+        sample = [n for n in walked[::stride] if n is not None]
+        return 2 * sum(n.step is not None for n in sample) > len(sample)
 
     @property
     def nbytes(self) -> int:
         """About how much memory this program keeps alive: its graph and its plans' buffers."""
-        return _NODE_BYTES * len(self.order) + sum(
-            p.nbytes + 200 * p.calls for p in self._batched_plans.values() if p is not None)
+        return _NODE_BYTES * self.n_nodes + sum(
+            p.nbytes + 200 * p.instructions for p in self._batched_plans.values()
+            if p is not None)
 
     def release(self) -> None:
-        """Drop the time-batched plans (their buffers); the next call plans again."""
+        """Drop the time-batched plans (their buffers) and the per-node structures; the next
+        call plans again."""
         self._batched_plans.clear()
+        self._plans.clear()
+        self._nodes = self._schedule = None
 
     def _plan(self, signature: tuple[bool, ...]) -> list:
         """The schedule for one pattern of batched feeds: ``(position, mode, node, op, reads,
@@ -288,7 +339,10 @@ _NODE_BYTES = 400
 
 def clear_cache() -> None:
     """Forget every compiled program (``compile`` and ``evaluate`` keep the most recent ones, with
-    their graphs and buffers, bounded by ``CACHE_BYTES``): release their memory now."""
+    their graphs and buffers, bounded by ``CACHE_BYTES``): release their memory now — their
+    plans' buffers too, for a program the caller still holds (it plans again when called)."""
+    for program in _CACHE.values():
+        program.release()
     _CACHE.clear()
 
 

@@ -353,6 +353,52 @@ def ancestors(outputs: Iterable[Node]) -> set[Node]:
 _key_of = operator.attrgetter("_key")      # creation order
 
 
+def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int]:
+    """Every ancestor of ``outputs`` in a list indexed by ``top − serial`` — so that reading it
+    backwards is creation order, a topological order — with None at the serial numbers of
+    nodes not in the graph; ``top`` (the largest serial number), the placeholders (leaves that
+    are fed) in creation order, and the number of nodes. Costs 8 bytes per serial number, where a
+    set of the nodes costs about 50 per node."""
+    from .ops.base import is_placeholder
+    if not outputs:
+        return [], -1, [], 0
+    top = max(o._key for o in outputs) >> 1
+    size = max(1024, 2 * len(outputs))
+    order: list = [None] * size
+    stack = []
+    for o in outputs:
+        k = top - (o._key >> 1)
+        if k >= size:
+            order.extend([None] * (k + 1 - size + size))
+            size = len(order)
+        if order[k] is None:
+            order[k] = o
+            stack.append(o)
+    placeholders = []
+    count = len(stack)
+    pop, push = stack.pop, stack.append
+    while stack:
+        node = pop()
+        ins = node.inputs
+        if not ins:
+            if is_placeholder(node):
+                placeholders.append(node)
+            continue
+        for i in ins:
+            k = top - (i._key >> 1)
+            if k >= size:
+                order.extend([None] * (k + 1 - size + size))
+                size = len(order)
+            if order[k] is None:
+                order[k] = i
+                push(i)
+                count += 1
+    while order and order[-1] is None:
+        order.pop()
+    placeholders.sort(key=_key_of)
+    return order, top, placeholders, count
+
+
 def substitute(outputs: Sequence[Node], mapping: Mapping[Node, Node]) -> list[Node]:
     """``outputs`` rebuilt with every node of ``mapping`` replaced by its image: the nodes on a
     path from a replaced node are copied (same op, attributes, name and tags), the rest shared."""

@@ -246,7 +246,7 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
     Figure("10.18", "A memory network (unfold.models.memory_network): the recurrent task network "
            "at the bottom, a row of memory cells on top; writing (where, erase, add) and reading "
            "(where, and the vector read) drawn as thick arrows",
-           lambda: memory(fig_10_18())),
+           lambda: memory(fig_10_18(), hide=_NO_A)),
     Figure("gradients", "Not in the book: vanishing gradients (section 10.7) seen along the time "
            "axis, each h(t) coloured by log10 ‖∂L(τ)/∂h(t)‖ as computed by back-propagation "
            "through time (random weights, W scaled by 0.5)",

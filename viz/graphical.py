@@ -106,16 +106,19 @@ def graphical_model(rec: Recurrence, steps: int = 4, *, states: bool = False) ->
         d.unfolded(placement)
         d.close()
         return dot
-    # the targets alone: a chain left to right, each step a rank of its own, so that dot
-    # spreads the arcs from every y(i) to every later y(t) around the chain
-    dot = new_graph(f"{rec.name} (graphical model)", rankdir="LR", nodesep="0.35",
-                    ranksep="0.6")
+    # the targets alone (Fig. 10.7): one straight row, time left to right (each step a rank of
+    # its own, all in one group and the edges between neighbours heavy, so that dot keeps them
+    # on a line); the edges that skip steps are arcs under the row, nested in the order they
+    # leave each y(i) (ordering=out: without it dot weaves some of them through the row)
+    dot = new_graph(f"{rec.name} (graphical model)", rankdir="LR", nodesep="0.45",
+                    ranksep="0.7", ordering="out")
     d = _Drawer(dot, book, columns, params=False, biases=False)
     ids = {}
     for name, c in placement.cells:
         col = columns[c]
-        ids[(name, c)] = d.variable(name, col.step, col.key)
-    for (src, s), (dst, c), e in placement.edges:
-        dot.edge(ids[(src, s)], ids[(dst, c)], tooltip=L.tooltip(
-            f"{src}({L.step_text(columns[s].step)}) → {dst}({L.step_text(columns[c].step)})"))
+        ids[(name, c)] = d.variable(name, col.step, col.key, group="row")
+    for (src, s), (dst, c), e in sorted(placement.edges, key=lambda x: (x[0][1], x[1][1])):
+        dot.edge(ids[(src, s)], ids[(dst, c)], **({"weight": "20"} if c == s + 1 else {}),
+                 tooltip=L.tooltip(f"{src}({L.step_text(columns[s].step)}) → "
+                                   f"{dst}({L.step_text(columns[c].step)})"))
     return dot

@@ -58,15 +58,23 @@ def encoder_decoder(encoder: Recurrence, decoder: Recurrence, *, context: str = 
                       fontsize="16", labelloc="t")
             d = _Drawer(part, book, columns, params=params, biases=False, boxes=boxes)
             d.suffix = f"[{title.lower()}]"
+            d.context_first = True             # C comes in from the encoder, on the left
             ids[title] = (d.unfolded(placement, boxes=boxes), placement, d)
             d.close()
     enc_ids, enc_place, enc = ids["Encoder"]
     dec_ids, _, dec = ids["Decoder"]
     last = max(c for name, c in enc_place.cells if name == state)
-    # the context, out of the decoder's box: the encoder's last state computes it
+    # the context, out of the decoder's box: the encoder's last state computes it. The two
+    # boxes stand side by side on the same rows (their bottom rows as one rank, in order), so
+    # the edge runs down from h(n_x) to C, level with the inputs: it does not rank its ends
     source, target = enc_ids[(state, last)], dec_ids[(context, None)]
-    dot.edge(source, target, tooltip=L.tooltip(f"{state}({L.step_text(enc_place.columns[last].step)})"
-                                             f" → {context}"), penwidth="1.4")
-    for a, b in zip([enc.ranks[min(enc.ranks)][-1]], [dec.ranks[min(dec.ranks)][0]]):
-        dot.edge(a, b, style="invis")
+    dot.edge(source, target, constraint="false", penwidth="1.4",
+             tooltip=L.tooltip(f"{state}({L.step_text(enc_place.columns[last].step)}) → "
+                               f"{context}"))
+    bottoms = [enc.ranks[min(enc.ranks)], dec.ranks[min(dec.ranks)]]
+    with dot.subgraph() as bottom:
+        bottom.attr(rank="same")
+        for node in bottoms[0] + bottoms[1]:
+            bottom.node(node)
+    dot.edge(bottoms[0][-1], bottoms[1][0], style="invis")
     return dot

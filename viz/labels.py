@@ -66,12 +66,20 @@ def _small(markup: str, size: float, tag: str) -> str:
     return f'<FONT FACE="{FONT}" POINT-SIZE="{size:g}"><{tag}>{markup}</{tag}></FONT>'
 
 
+#: Greek letters spelled out in names (``beta``, ``w_beta``), drawn as the book writes them
+GREEK = dict(zip(
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
+    "sigma tau upsilon phi chi psi omega".split(), "αβγδεζηθικλμνξοπρστυφχψω"))
+
+
 def symbol(name: str, size: float = 14) -> str:
     """A variable or parameter name in the book's style, as HTML-label markup: bold italic, and
-    what follows the first ``_`` as a subscript (``W_f`` → 𝑾_f)."""
+    what follows the first ``_`` as a subscript (``W_f`` → 𝑾_f); a Greek letter spelled out
+    as the whole base or subscript is drawn as the letter (``beta`` → β, ``w_beta`` → w_β)."""
     base, _, sub = name.partition("_")
     if not base:                              # "_x": no base letter to hang a subscript on
         base, sub = name, ""
+    base, sub = GREEK.get(base, base), GREEK.get(sub, sub)
     out = f"<B><I>{esc(base)}</I></B>"
     if sub:
         out += _small(f"<I>{esc(sub)}</I>", round(0.7 * size, 1), "SUB")

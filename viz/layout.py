@@ -231,7 +231,8 @@ def place(book: Book, columns: list[Column]) -> Placement:
     for name, c in sorted(drawn):
         if columns[c].kind == "end":
             continue
-        for e in book.users_of(name):
+        # (edges into a state first: the one into its own ellipsis keeps its parameters)
+        for e in sorted(book.users_of(name), key=lambda e: book.variables[e.dst].kind != "state"):
             if e.delay == 0:
                 continue
             d = c - e.delay if e.backward else c + e.delay

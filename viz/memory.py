@@ -10,13 +10,15 @@ controller into it, the read head those on the way from it back to the controlle
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 from unfold.errors import UnfoldValueError
 from unfold.recurrence import Recurrence
 
 from . import labels as L
 from .book import Book, Edge, check_recurrence, contract
 from .output import Drawing
-from .views import _Drawer, new_graph
+from .views import DELAY, _Drawer, new_graph
 
 THICK = {"penwidth": "3.2", "arrowsize": "1.1", "color": "#333333"}
 
@@ -42,16 +44,16 @@ def _common_prefix(names: list[str]) -> str:
     return f"{first}." if first and all(n.startswith(f"{first}.") for n in names) else ""
 
 
-def parts(rec: Recurrence) -> tuple[Book, list[str], list[str], list[str], list[str]]:
+def parts(rec: Recurrence, hide: Sequence[str] = ()
+          ) -> tuple[Book, list[str], list[str], list[str], list[str]]:
     """(book, memories, write head, read head, controller) of ``rec``."""
-    book = contract(rec)
+    book = contract(rec, hide)
     memories = [name for name, st in rec.states.items() if len(st.shape) >= 2 and
                 name in book.variables]
     if not memories:
         raise UnfoldValueError(f"recurrence {rec.name!r} has no memory: viz.memory draws a "
                                f"state of two or more dimensions (cells × width) as its cells")
     mem = set(memories)
-    states = {v.name for v in book.variables.values() if v.kind == "state"}
     named = {v.name for v in book.variables.values() if v.kind in ("named", "point")}
     write = _into(book, mem, named)
     read0 = {e.dst for e in book.edges if e.src in mem} - mem - write
@@ -62,42 +64,100 @@ def parts(rec: Recurrence) -> tuple[Book, list[str], list[str], list[str], list[
         controller
 
 
-def memory(rec: Recurrence, *, params: bool = True) -> Drawing:
+def _cells(dot: Drawing, rec: Recurrence, m: str) -> str:
+    """The node of memory ``m``: a row of cells (at most 16 drawn), named with its shape."""
+    shape = rec.states[m].shape
+    shown = min(shape[0], 16)
+    boxes = "".join('<TD WIDTH="26" HEIGHT="22" BGCOLOR="#f2f2f2"></TD>' for _ in range(shown))
+    more = '<TD BORDER="0">…</TD>' if shape[0] > 16 else ""
+    label = (f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3"><TR>{boxes}{more}</TR>'
+             f'<TR><TD BORDER="0" COLSPAN="{shown + bool(more)}">memory cells '
+             f'{L.symbol(m)} ({shape[0]} × {" × ".join(map(str, shape[1:]))})</TD></TR>'
+             f"</TABLE>>")
+    node = L.node_id(m) + "[memory]"
+    dot.node(node, label, shape="plaintext", fixedsize="false",
+             tooltip=L.tooltip(f"{m}: the memory, {shape[0]} cells of {shape[1:]}"))
+    return node
+
+
+def _head(dot: Drawing, title: str, members: list[str]) -> str:
+    """The box of a head (``writing``, ``reading``) listing the values it computes."""
+    prefix = _common_prefix(members)
+    inner = ", ".join(L.symbol(n[len(prefix):]) for n in members)
+    node = f"[{title}]"
+    dot.node(node, f"<<B>{title}</B><BR/>{inner}>", shape="box", style="rounded",
+             fixedsize="false", margin="0.15,0.06",
+             tooltip=L.tooltip(f"{title}: {', '.join(members)}"))
+    return node
+
+
+def memory(rec: Recurrence, *, params: bool = True, hide: Sequence[str] = ()) -> Drawing:
     """Fig. 10.18: the task network of ``rec`` at the bottom, its memory cells on top, the write
-    and read heads between, joined by thick arrows (see the module doc)."""
+    and read heads between, joined by thick arrows (see the module doc). Every edge runs the
+    way its data flows: the controller into the write head, the write head into the cells, the
+    cells into the read head (and, dashed, into the write head: content addressing reads the
+    cells as they were), the read head back into the controller — through the delay square
+    where the controller reads the vector of the step before. ``hide`` as in ``viz.folded``
+    (eq. 10.8's pre-activation ``a``: the controller's loop is then the folded 10.3's)."""
     check_recurrence(rec)
-    book, memories, write, read, controller = parts(rec)
+    book, memories, write, read, controller = parts(rec, hide)
     sub = Book(book.name, {n: book.variables[n] for n in controller},
                [e for e in book.edges if e.src in controller and e.dst in controller])
     dot = new_graph(f"{rec.name} (memory)", nodesep="0.45")
     d = _Drawer(dot, sub, None, params=params, biases=False)
     ids = d.folded()
-    d.close()
-    top = max(d.ranks)
-    cells = {}
+    cells = {m: _cells(dot, rec, m) for m in memories}
+    heads = {title: _head(dot, title, members)
+             for title, members in (("reading", read), ("writing", write)) if members}
+    head_of = {n: heads["writing"] for n in write} | {n: heads["reading"] for n in read}
+
+    def tip(e: Edge, what: str = "") -> str:
+        return L.tooltip(f"{e.src} → {e.dst}{what}")
+    done: set[tuple[str, str]] = set()
+
+    def once(a: str, b: str) -> bool:
+        new = (a, b) not in done
+        done.add((a, b))
+        return new
+    for e in book.edges:            # the controller into the write head
+        if e.dst in write and e.src in controller and once(ids[e.src], head_of[e.dst]):
+            dot.edge(ids[e.src], head_of[e.dst], **THICK, tooltip=tip(e))
     for m in memories:
-        shape = rec.states[m].shape
-        boxes = "".join(f'<TD WIDTH="26" HEIGHT="22" BGCOLOR="#f2f2f2"></TD>'
-                        for _ in range(min(shape[0], 16)))
-        more = '<TD BORDER="0">…</TD>' if shape[0] > 16 else ""
-        label = (f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3"><TR>{boxes}{more}</TR>'
-                 f'<TR><TD BORDER="0" COLSPAN="{min(shape[0], 16) + bool(more)}">memory cells '
-                 f'{L.symbol(m)} ({shape[0]} × {" × ".join(map(str, shape[1:]))})</TD></TR>'
-                 f"</TABLE>>")
-        cells[m] = L.node_id(m) + "[memory]"
-        dot.node(cells[m], label, shape="plaintext", fixedsize="false",
-                 tooltip=L.tooltip(f"{m}: the memory, {shape[0]} cells of {shape[1:]}"))
-    heads = {}
-    for title, members in (("writing", write), ("reading", read)):
-        if not members:
+        for e in book.edges:
+            if e.src in write and e.dst == m and once(head_of[e.src], cells[m]):
+                dot.edge(head_of[e.src], cells[m], **THICK, tooltip=tip(e))
+            elif e.src == m and e.dst in head_of and once(cells[m], head_of[e.dst]):
+                if head_of[e.dst] == heads.get("reading"):
+                    dot.edge(cells[m], head_of[e.dst], **THICK, constraint="false",
+                             tooltip=tip(e))
+                else:                    # content addressing reads M(t−1)
+                    dot.edge(cells[m], head_of[e.dst], style="dashed", constraint="false",
+                             tooltip=tip(e, " (the cells as they were)"))
+    for e in book.edges:            # the read head back into the controller
+        if e.src not in read or e.dst not in controller:
             continue
-        prefix = _common_prefix(members)
-        inner = ", ".join(L.symbol(n[len(prefix):]) for n in members)
-        heads[title[:-3] if title == "reading" else "write"] = key = f"[{title}]"
-        dot.node(key, f"<<B>{title}</B>"
-                      f"<BR/>{inner}>", shape="box",
-                 style="rounded", fixedsize="false", margin="0.15,0.06",
-                 tooltip=L.tooltip(f"{title}: {', '.join(members)}"))
+        label = {"xlabel" if e.delay else "label": L.params(e.labels)} \
+            if params and e.labels else {}
+        if not e.delay:
+            dot.edge(heads["reading"], ids[e.dst], constraint="false", **label, tooltip=tip(e))
+            continue
+        # the vector read at step t−1 enters step t like an input, from a square in the row
+        # under its reader (beside x, which the same U multiplies in [x; r(t−1)])
+        square = f"{ids[e.dst]}[delay {e.delay} read]"
+        dot.node(square, **DELAY, **({"xlabel": str(e.delay)} if e.delay > 1 else {}),
+                 tooltip=L.tooltip(f"delay: {e.src} as it was {e.delay} step(s) earlier"))
+        below = d.row[e.dst] > 0
+        row = d.row[e.dst] - below
+        if d.ranks.get(row):          # left of its row: the read head is on the left
+            d.invisible(square, d.ranks[row][0])
+        d.ranks.setdefault(row, []).append(square)
+        dot.edge(heads["reading"], square, arrowhead="none", weight="0",
+                 tooltip=L.tooltip(f"{e.src}, {e.delay} step(s) earlier"))
+        if below:
+            label = {"label": label["xlabel"]} if label else {}
+        dot.edge(square, ids[e.dst], **label, **({} if below else {"constraint": "false"}),
+                 tooltip=tip(e, f", {e.delay} step(s) earlier"))
+    d.close()
     with dot.subgraph() as row:                       # the memory on top, the heads under it
         row.attr(rank="max")
         for node in cells.values():
@@ -106,45 +166,6 @@ def memory(rec: Recurrence, *, params: bool = True) -> Drawing:
         row.attr(rank="same")
         for node in heads.values():
             row.node(node)
-    d.invisible(d.ranks[top][0], next(iter(heads.values()), next(iter(cells.values()))))
-
-    def join(edges: list[Edge], head: str | None = None, tail: str | None = None,
-             **attrs: str) -> None:
-        done = set()
-        for e in edges:
-            a = tail or ids.get(e.src) or cells.get(e.src)
-            b = head or ids.get(e.dst) or cells.get(e.dst)
-            if a is None or b is None or (a, b) in done or a == b:
-                continue
-            done.add((a, b))
-            label = {"label": L.params(e.labels)} if params and e.labels and head is None \
-                and tail is None else {}
-            dot.edge(a, b, **label, **attrs,
-                     tooltip=L.tooltip(f"{e.src} → {e.dst}" + (f", {e.delay} step(s) earlier"
-                                                                if e.delay else "")))
-    heads_of = {n: heads["write"] for n in write} | {n: heads["read"] for n in read}
-    into_write = [e for e in book.edges if e.dst in write and e.src in controller]
-    join(into_write, head=heads.get("write"), **THICK)
-    for m in memories:
-        join([e for e in book.edges if e.src in write and e.dst == m], tail=heads["write"],
-             head=cells[m], **THICK) if "write" in heads else None
-        # reading: drawn from the memory down into the read head
-        drawn = set()
-        for e in book.edges:
-            if e.src == m and e.dst in heads_of and heads_of[e.dst] not in drawn:
-                head = heads_of[e.dst]
-                drawn.add(head)
-                if head == heads.get("read"):
-                    dot.edge(head, cells[m], dir="back", **THICK,
-                             tooltip=L.tooltip(f"{m} → {e.dst}"))
-                else:                                 # (content addressing reads M(t−1))
-                    dot.edge(head, cells[m], dir="back", style="dashed", constraint="false",
-                             tooltip=L.tooltip(f"{m} → {e.dst} (the cells as they were)"))
-    if "read" in heads:
-        for e in book.edges:
-            if e.src in read and e.dst in controller:
-                when = f", {e.delay} step(s) later" if e.delay else ""
-                dot.edge(heads["read"], ids[e.dst], constraint="false",
-                         **({"label": L.params(e.labels)} if params and e.labels else {}),
-                         tooltip=L.tooltip(f"{e.src} → {e.dst}{when}"))
+    d.invisible(d.ranks[max(d.ranks)][0], next(iter(heads.values()),
+                                               next(iter(cells.values()))))
     return dot

@@ -8,8 +8,9 @@ tied to their parameter by a dashed edge, each time step in a cluster.
 its nodes named by what they mean (``∇h(3)``, ``∇W(2)``, ``∇W = Σ_t ∇W(t)``, see
 ``viz.gradients``). By default that panel shows only those meaningful gradients, joined where one
 is computed from another (``∇h(2)`` from ``∇h(3)``); ``backward_ops=True`` draws every op of it.
-Its edges run from the loss down, mirroring the forward panel: ``∇h(t)`` stands level with
-``h(t)``.
+Its edges run from the loss's gradient down, mirroring the forward panel: ``∇h(t)`` stands
+level with ``h(t)``. Every edge is written the way its data flows (tail: the value, head: its
+reader).
 
 Large graphs stay drawable: above ``budget`` nodes the middle steps collapse into one box
 "steps a…b × N" (said in the drawing and in a ``CollapsedStepsWarning``), ``collapse=k`` keeps
@@ -320,8 +321,10 @@ def _grouped(g: _OpGraph, draw: list[Node]) -> dict[Node, Node]:
 
 def _edges(dot: graphviz.Digraph, g: _OpGraph, draw: list[Node], drawn: set[Node],
            hidden: set, box: dict) -> None:
-    """Edges (to and from a collapsed step: to its box, once). Gradient edges are written from
-    user to input with ``dir=back`` so that the backward panel runs from the loss down."""
+    """Edges (to and from a collapsed step: to its box, once), each from the node whose value
+    it carries to the node that reads it. A gradient edge runs down the backward panel, from
+    the loss's gradient on top: it does not rank its ends, an invisible edge up beside it
+    does."""
     done: set[tuple[str, str]] = set()
     for n in draw:
         into_grad = n in g.gset
@@ -339,8 +342,8 @@ def _edges(dot: graphviz.Digraph, g: _OpGraph, draw: list[Node], drawn: set[Node
             elif (i in g.gset) != into_grad:     # a forward value the gradient reads
                 if into_grad:
                     dot.edge(tail, head, color="#bbbbbb", constraint="false")
-            elif into_grad:                       # mirrored: the loss's gradient on top
-                dot.edge(head, tail, color=BACKWARD, dir="back")
+            elif into_grad:
+                dot.edge(tail, head, color=BACKWARD)
             else:
                 dot.edge(tail, head)
         if cut and g.step[n] not in hidden:

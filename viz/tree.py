@@ -71,6 +71,9 @@ def tree(rn: Any, structure: Any = 4, *, params: bool = True) -> Drawing:
         label = {"label": L.params(names)} if params and names else {}
         dot.edge(a, b, **label, tooltip=L.tooltip(tip))
 
+    def title(p: int) -> str:        # a leaf drawn as its input is named so
+        return f"{x_name}({p})" if p <= net.n_leaves and not embedded else f"h({p})"
+
     for i in range(1, net.n_leaves + 1):
         x = node(x_name, i, L.node_id(x_name, i), f"{x_name}({i})")
         leaves.append(x)
@@ -82,8 +85,8 @@ def tree(rn: Any, structure: Any = 4, *, params: bool = True) -> Drawing:
     for p in range(net.n_leaves + 1, net.n_positions + 1):
         a, b = net.children(p)
         ids[p] = node("h", p, L.node_id("h", p), f"h({p})")
-        edge(ids[a], ids[p], left, f"h({a}) → h({p}), the left child")
-        edge(ids[b], ids[p], right, f"h({b}) → h({p}), the right child")
+        edge(ids[a], ids[p], left, f"{title(a)} → h({p}), the left child")
+        edge(ids[b], ids[p], right, f"{title(b)} → h({p}), the right child")
     for row_nodes in (leaves, [ids[i] for i in range(1, net.n_leaves + 1)] if embedded else []):
         with dot.subgraph() as row:                # the inputs (and leaves) in a row, in order
             row.attr(rank="same")
@@ -101,5 +104,7 @@ def tree(rn: Any, structure: Any = 4, *, params: bool = True) -> Drawing:
                 edge(o, lid, [], f"{name} → {loss}")
                 for y in rn.targets:
                     yid = node(y, None, L.node_id(y), y)
-                    dot.edge(lid, yid, dir="back", tooltip=L.tooltip(f"{y} → {loss}"))
+                    # the target above its loss, its edge down into it (as in viz.views)
+                    dot.edge(yid, lid, constraint="false", tooltip=L.tooltip(f"{y} → {loss}"))
+                    dot.edge(f"{lid}:c", f"{yid}:c", style="invis")
     return dot

@@ -8,7 +8,7 @@ A step with internal values (gates) is drawn as one cell per step (``viz.cells``
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import graphviz
 
@@ -59,6 +59,15 @@ def new_graph(name: str, **graph_attr: str) -> Drawing:
 class _Drawer:
     """Writes one book view (or two, for ``unfolding``) into a Digraph."""
 
+    #: folded: in a shared row, the values read higher up first (see ``folded``)
+    reach_first = True
+    #: unfolded: contexts stand under the middle step (Fig. 10.9), or the first (Fig. 10.12,
+    #: where the context comes in from the left)
+    context_first = False
+
+    def context_column(self, steps: list[int]) -> int:
+        return steps[0] if self.context_first else steps[len(steps) // 2]
+
     def __init__(self, dot: graphviz.Digraph, book: Book, columns: list[Column] | None, *,
                  params: bool, biases: bool, boxes: bool = False) -> None:
         shared = True if columns is None else set(C.internals(book)) if boxes else False
@@ -77,11 +86,18 @@ class _Drawer:
             self.joined.add(frozenset((a.split(":")[0], b.split(":")[0])))
         self.dot.edge(a, b, **attrs)
 
-    def invisible(self, a: str, b: str, **attrs: str) -> None:
+    def invisible(self, a: str, b: str, *, side: str = "", **attrs: str) -> None:
         """An invisible edge that orders ``a`` before ``b``, unless a visible edge that ranks its
-        ends already joins them (parallel edges would bend the visible one)."""
-        if frozenset((a, b)) not in self.joined:
-            self.dot.edge(a, b, **INVISIBLE, **attrs)
+        ends already joins them (parallel edges would bend the visible one). ``side`` is the
+        port on both ends: ``c`` (the centres) for an invisible edge that ranks the ends of a
+        visible one that does not (the visible edge then stays nearly straight; without ports,
+        or with others, dot bends it round its invisible twin)."""
+        pair = frozenset((a, b))
+        if pair not in self.joined:
+            self.dot.edge(f"{a}:{side}" if side else a, f"{b}:{side}" if side else b,
+                          **INVISIBLE, **attrs)
+            if side:
+                self.joined.add(pair)
 
     def edge_label(self, e: Edge, free: bool = False) -> dict[str, str]:
         """The parameters on ``e``. On an edge inside a row or one that does not rank its ends
@@ -118,15 +134,20 @@ class _Drawer:
         return node
 
     def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False,
-                port: str = "", weight: str | None = None) -> None:
-        """The visible edge of ``e`` from node ``tail`` to node ``head`` (``tip``: which way the
-        data flows, in words).
+                port: str = "", weight: str | None = None, across: bool = False) -> None:
+        """The visible edge of ``e`` from node ``tail`` (where the data comes from) to node
+        ``head`` (where it goes); ``tip`` says so in words.
 
-        Dot keeps rows and columns straight when edges run the way the layout does, up the rows
-        and left to right inside a row. A backward state's ``g(t+1) → g(t)`` is written the way
-        its data flows, without ranking its ends, an invisible edge keeping the row in order; an
-        edge whose data flows down the rows (a target into its loss, ``y(t−1) → h(t)``) is
-        written reversed and drawn with ``dir=back``, its arrow where the data arrives.
+        Every edge is written the way its data flows, tail → head. Dot keeps rows and columns
+        straight when edges run the way the layout does, up the rows and left to right inside a
+        row; the others need help. A backward state's ``g(t+1) → g(t)`` (leftward in its row)
+        does not rank its ends (``constraint=false``): an invisible ``g(t) → g(t+1)`` keeps the
+        row in order. An edge whose data flows down the rows inside one column (a target into
+        its loss, ``y → L``) does not rank its ends either, and an invisible edge up beside it
+        keeps its tail above its head. An edge down the rows ``across`` columns (a state of step
+        t−1 into the cell of step t, ``y(t−1) → h(t)``) is written plainly: its ends are ranked
+        by their columns already, so dot's cycle breaking turns it round internally and routes
+        it like an upward edge (``constraint=false`` there makes dot loop it round the figure).
         An edge that jumps over a row does not pull its ends into line (weight 0): the
         invisible column edges do that, and it bends around the row it crosses anyway. Labels
         of edges inside a row are ``xlabel``s: dot's true labels there break its routing when
@@ -136,7 +157,8 @@ class _Drawer:
         up = self.row[e.dst] - self.row[e.src]
         if port and up != 0:
             head = f"{head}:{port}"
-        attrs = {**self.edge_label(e, free=up == 0), "tooltip": L.tooltip(tip)}
+        attrs = {**self.edge_label(e, free=up == 0 or (up < 0 and not across)),
+                 "tooltip": L.tooltip(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
         elif weight is not None and up != 0:
@@ -146,10 +168,21 @@ class _Drawer:
         if up == 0 and leftward:
             self.edge(tail, head, constraint="false", **attrs)
             self.invisible(head, tail, weight=attrs.get("weight", "1"))
-        elif up < 0:
-            self.edge(head, tail, dir="back", **attrs)
+        elif up < 0 and not across:
+            self.edge(tail, head, constraint="false", **attrs)
+            self.invisible(head.split(":")[0], tail, side="c", weight="8",
+                           **({"minlen": str(-up)} if up < -1 else {}))
         else:
             self.edge(tail, head, **attrs)
+
+    def bottom_up(self, names: Iterable[str]) -> list[str]:
+        """``names`` in the order their nodes are declared: bottom row first (stable within a
+        row). Dot (newrank) ranks with one constraint per pair of rows, directed as the first
+        edge between them it meets, tails in the order they were declared; declared from the
+        bottom up, that is an edge up the rows, and the edges written down the rows
+        (``connect``) close cycles that its depth-first search, starting at the bottom row,
+        turns round."""
+        return sorted(names, key=self.row.__getitem__)
 
     def close(self) -> None:
         """One ``rank=same`` subgraph per row, and invisible edges stacking the rows in order."""
@@ -170,13 +203,30 @@ class _Drawer:
         is the (sub)graph its nodes are declared in."""
         home, self.dot = self.dot, dot or self.dot
         ids, spine, column = {}, set(), set()
-        for name in self.book.variables:         # the first variable of each row: one column
-            first = self.row[name] not in spine
-            spine.add(self.row[name])
-            if first:
-                column.add(name)
-            ids[name] = self.variable(name, suffix=suffix,
-                                      **({"group": f"folded{self.suffix}"} if first else {}))
+        # declared bottom row first (see ``bottom_up``); in a row shared by several values
+        # (an LSTM's gates) those read higher up first, left, away from the squares on the
+        # right of the states (the output gate, read by h above s); the first variable of
+        # each row stands in one column
+        reach = {name: max((self.row[e.dst] for e in self.book.users_of(name) if not e.delay),
+                           default=self.row[name]) if self.reach_first else 0
+                 for name in self.book.variables}
+        order = sorted(self.bottom_up(self.book.variables), key=lambda n: (self.row[n], -reach[n]))
+        if self.reach_first:
+            for name in order:
+                if self.row[name] not in spine:
+                    spine.add(self.row[name])
+                    column.add(name)
+        else:     # from the top down, the first of each row that feeds the column above
+            above = None
+            for r in sorted({self.row[n] for n in order}, reverse=True):
+                here = [n for n in order if self.row[n] == r]
+                feeds = [n for n in here if above is not None and
+                         any(e.dst == above and not e.delay for e in self.book.users_of(n))]
+                above = (feeds or here)[0]
+                column.add(above)
+        for name in order:
+            ids[name] = self.variable(name, suffix=suffix, **(
+                {"group": f"folded{self.suffix}"} if name in column else {}))
 
         def spine_edge(e: Edge) -> bool:         # heavy: the column stands straight
             return e.src in column and e.dst in column and \
@@ -190,32 +240,51 @@ class _Drawer:
             loops = [e for e in edges if e.dst == e.src]
             others = [e for e in edges if e.dst != e.src]
             groups += [g for g in (loops, others) if g]
-        squares: dict[tuple[str, bool], int] = {}
+        # where each square stands: right of its state in its row, taken by the state's own
+        # loop unless others read the state's past (their square takes it, the loop goes to
+        # the row above); further squares in the rows below and above (``delay``)
+        readers = {edges[0].src for edges in groups if edges[0].dst != edges[0].src}
+        self.looped = {edges[0].src for edges in groups
+                       if edges[0].dst == edges[0].src and edges[0].src not in readers}
+        taken: dict[str, list[str | int]] = {}
         for edges in groups:
-            kind = (edges[0].src, edges[0].dst == edges[0].src)
-            squares[kind] = squares.get(kind, -1) + 1
-            self.delay(ids, edges, squares[kind])
+            src = edges[0].src
+            used = taken.setdefault(src, [])
+            loop = edges[0].dst == src
+            wanted: list[str | int] = (["right"] if not (loop and src in readers) else []) + \
+                [1, -1, 2, -2, 3, -3]
+            place = next(p for p in wanted if p not in used)
+            used.append(place)
+            self.delay(ids, edges, place)
         for e in self.book.edges:
             if not e.delay:
+                # into a state whose loop holds its right, from beside its column below (an
+                # LSTM's gates into s): from underneath, clear of the loop's lower arc
+                under = e.dst in self.looped and e.src not in column and \
+                    self.row[e.src] < self.row[e.dst]
                 self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}",
-                             weight="4" if spine_edge(e) else None)
+                             weight="4" if spine_edge(e) else None, port="s" if under else "")
         self.dot = home
         return ids
 
-    def delay(self, ids: dict[str, str], edges: list[Edge], slot: int = 0) -> None:
+    def delay(self, ids: dict[str, str], edges: list[Edge], place: str | int = "right"
+              ) -> None:
         """The book's black square on the delay edges ``edges`` that leave one state with one
         delay (labelled with the delay when it is more than one step): either the state's loop
-        onto itself, or the edges to the other variables that read the delayed state. ``slot``
-        counts the squares of that kind the state had before.
+        onto itself, or the edges to the other variables that read the delayed state.
 
-        A loop's square stands right of the state, in its row: the loop leaves the state on
-        the right (the upper arc, with the parameters) and comes back from the square (the lower
-        arc); further loops of the same state (a skip connection ``h(t−d)``) stand right of it
-        in the row below, then above (two squares on one side of a row make dot lose the
-        spline). So a loop never shares an end with the edges above and below the state, and
-        stays beside it. The square of a delayed value read by values below the state (an
-        LSTM's h(t−1) into its gates) stands under the lowest of them and enters them from
-        below, like an input; read by others, it stands left of the state."""
+        The square stands on the loop, right of the state in its row (``place="right"``): the
+        line from the state to the square (the upper arc of a loop onto
+        itself, with its parameters) leaves the state's side, and the square's edges go on to
+        the readers — back into the state from below (the lower arc), down into the gates that
+        read an LSTM's ``h(t−1)``, down into ``a`` (eq. 10.8's pre-activation), up into what
+        reads it above. So a loop never shares an end with the edges above and below the state
+        and stays beside it. Otherwise the square stands right of the state ``place`` rows
+        above (below, when negative): where a state's own loop goes when the right of its row
+        is taken by the square that others read (a GRU's ``h(t−1)``, the skip connection of
+        Fig. 10.13c), and further squares (``h(t−d)``). Left of the state no edge could order
+        a square without running against its data, and two squares on one side of a row make
+        dot lose the spline."""
         e = edges[0]
         src = ids[e.src]
         loop = all(f.dst == f.src for f in edges)
@@ -226,42 +295,42 @@ class _Drawer:
                       tooltip=L.tooltip(f"delay: {e.src} as it was {e.delay} step(s) {when}"))
         tip = L.tooltip(f"{e.src} → {e.src}, {e.delay} step(s) {when}" if loop else
                       f"{e.src}, {e.delay} step(s) {when}")
-        lowest = min(self.row[f.dst] for f in edges)
-        if not loop and 1 <= lowest < self.row[e.src]:
-            # read by values below: the square stands under them, left in its row (the
-            # state's loop holds its right), and enters them from below like an input
-            self.place_square(square, lowest - 1, left=True)
-            # the line down to it, written up the rows (dot routes ranking edges cleanly)
-            self.edge(square, f"{src}:w", arrowhead="none", weight="0", tooltip=tip)
+
+        def reads(f: Edge, port: str = "", **attrs: str) -> None:
+            self.edge(square, f"{ids[f.dst]}:{port}" if port else ids[f.dst], **attrs,
+                      tooltip=L.tooltip(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
+        if place == "right":
+            self.place_square(square, self.row[e.src], beside=True)
+            # the flat edge out of the state orders the square
+            self.edge(src, square, arrowhead="none", tooltip=tip,
+                      **(self.edge_label(e, free=True) if loop else {}))
             for f in edges:
-                self.edge(square, ids[f.dst], **self.edge_label(f),
-                          tooltip=L.tooltip(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
+                if loop:              # the lower arc, back into the state
+                    reads(f, constraint="false")
+                else:                 # down (or up) the rows: ranked by the rows already
+                    up = self.row[f.dst] - self.row[e.src]
+                    # a reader with its own loop on the right (an LSTM's s) is entered from
+                    # above or below that loop
+                    port = ("ne" if up < 0 else "se") if f.dst in self.looped and up else ""
+                    reads(f, port, **self.edge_label(f, free=up == 0),
+                          **({"weight": "0"} if abs(up) > 1 else {}),
+                          **({"constraint": "false"} if up == 0 else {}))
             return
-        shift = (0, -1, 1, -2, 2)[slot] if slot < 5 else slot
-        self.place_square(square, self.row[e.src] + shift, beside=shift == 0)
+        shift = place
+        self.place_square(square, self.row[e.src] + shift)
         if shift < 0:         # the square below: it ranks the edge back up into the state
             self.edge(src, square, arrowhead="none", constraint="false", tooltip=tip)
-        elif shift == 0 and not loop:      # beside, on the left: the line carries no arrow
-            self.edge(square, src, arrowhead="none", tooltip=tip)
-        else:                 # beside or above: the edge out of the state ranks the square
-            self.edge(src, square, arrowhead="none", tooltip=tip,
-                      **(self.edge_label(e, free=True) if loop and shift == 0 else {}))
+        else:                 # above: the edge out of the state ranks the square
+            self.edge(src, square, arrowhead="none", tooltip=tip)
         for f in edges:
-            label = {} if loop and shift == 0 else self.edge_label(f, free=shift >= 0)
-            self.edge(square, ids[f.dst], **label, **({} if shift < 0 and loop else
-                                                      {"constraint": "false"}),
-                      tooltip=L.tooltip(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
+            reads(f, **self.edge_label(f, free=shift >= 0),
+                  **({} if shift < 0 and loop else {"constraint": "false"}))
 
-    def place_square(self, square: str, row: int, beside: bool = False, left: bool = False
-                     ) -> None:
-        """Put a delay square in ``row``: beside its state (the edges order it), rightmost, or
-        leftmost."""
+    def place_square(self, square: str, row: int, beside: bool = False) -> None:
+        """Put a delay square in ``row``: beside its state (its edges order it), or rightmost."""
         nodes = self.ranks.get(row)
         if not beside and nodes:
-            if left:
-                self.invisible(square, nodes[0])
-            else:
-                self.invisible(nodes[-1], square)
+            self.invisible(nodes[-1], square)
         self.ranks.setdefault(row, []).append(square)
 
     # --- unfolded --------------------------------------------------------------------------------
@@ -274,15 +343,17 @@ class _Drawer:
         cols = placement.columns
         ids: dict[tuple[str, int | None], str] = {}
         steps = [c.index for c in cols if c.kind == "step"]
-        for name in placement.contexts:         # under the middle column
-            middle = steps[len(steps) // 2]
+        for name in placement.contexts:         # under the middle column (or the first)
+            middle = self.context_column(steps)
             ids[(name, None)] = self.variable(name, group=f"c{middle}{self.suffix}")
+        for name, c in sorted(placement.cells, key=lambda cell: (self.row[cell[0]], cell[1])):
+            self.dot.node(L.node_id(name, cols[c].key) + self.suffix)   # row by row (bottom_up)
         boxed = set(C.internals(self.book)) | {
             v.name for v in self.book.variables.values() if v.kind == "state"} if boxes else ()
         spine = self.spine(placement)
         home = self.dot
         for c, col in enumerate(cols):
-            here = [name for name, k in placement.cells if k == c]
+            here = self.bottom_up(name for name, k in placement.cells if k == c)
             inside = [n for n in here if n in boxed] if col.kind != "end" else []
 
             def declare(name: str) -> None:
@@ -310,7 +381,8 @@ class _Drawer:
             side = "" if s is None or s == c or self.book.variables[dst].kind != "cell" else \
                 "w" if s < c else "e"
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
-                         leftward=s is not None and s > c, port=side)
+                         leftward=s is not None and s > c, port=side,
+                         across=s is not None and s != c)
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         return ids
@@ -339,7 +411,7 @@ class _Drawer:
         for (c, r), name in self.spine(placement).items():
             by_col.setdefault(c, {})[r] = ids[(name, c)]
         steps = [c.index for c in placement.columns if c.kind == "step"]
-        middle = steps[len(steps) // 2]         # (the group of context nodes)
+        middle = self.context_column(steps)     # (the group of context nodes)
         for name in placement.contexts:
             by_col.setdefault(middle, {}).setdefault(self.row[name], ids[(name, None)])
         for stack in by_col.values():
@@ -547,8 +619,8 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
             right.ranks[r].append(head)
             right.edge(wall, head, label=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
                        fontname=L.FONT)
-        if folded_rows.get(r):                   # (dot ignores the order of weight-0 edges)
-            right.invisible(folded_rows[r][-1], wall, weight="1")
+        for node in folded_rows.get(r, ()):      # (dot ignores the order of weight-0 edges)
+            right.invisible(node, wall, weight="1")
         if r in first:
             right.invisible(head, first[r], weight="1")
         walls.append(wall)

@@ -1,16 +1,18 @@
 """The time-batching compiler: an unfolded graph run with time as one more batch axis.
 
-    group       the τ copies of one computation as classes; reductions; invariants
+    flat        one pass over the nodes: aliases, singles, and the members of classes (the copies
+                of one computation), each described by where its inputs are
+    group       each class's regular and peeled members, its readers; reductions
     distribute  the dependence graph of the classes, its recurrent core, an order of units
-    lower       storage (a slab per class, buffers allocated once) and numpy calls
-    codegen     the calls as one Python function, repeated steps rolled into loops
+    lower       storage (a slab per class, buffers allocated once) and numpy calls; a loop's
+                step lowered once, as a template
+    codegen     the calls as one Python function, loops as ``for`` over strided rows
 
 ``plan(program, signature, batch)`` compiles a ``Program`` for one pattern of batched feeds and
-one batch size; ``Plan.run(values)`` evaluates it. See docs/architecture.md, "Execution".
+one batch size; ``Plan.run(values)`` evaluates it. Planning keeps nothing per node once it is
+done. See docs/architecture.md, "Execution".
 """
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
@@ -20,7 +22,7 @@ from .distribute import distribute
 from .flat import Flat
 from .group import Grouping
 from .kernels import sigmoid
-from .lower import lower
+from .lower import Loop, lower
 from .memory import MAX_CALLS, Sharing, schedule
 
 
@@ -29,150 +31,114 @@ from .memory import MAX_CALLS, Sharing, schedule
 STRICT = False
 
 
-#: plans with at most this many calls keep them (and their description) for inspection
-KEEP_CALLS = 20_000
-
-
 class Plan:
     """A program compiled for one pattern of batched feeds and one batch size."""
 
     def __init__(self, program, signature: tuple[bool, ...], batch: int | None) -> None:
-        flat = Flat(program.order, program._positions, program.placeholders, program._slot,
-                    signature, batch, program._index)
-        self.flat = flat
-        g = Grouping(flat)
+        order, top = program._walked_order()
+        fed, fed_sequences = {}, {}
+        for p, flag in zip(program.placeholders, signature):
+            if p.step is not None and p.source is not None:
+                fed_sequences[p.source] = flag
+            else:
+                fed[p] = flag
+        flat = Flat(order, top, program.outputs, fed, fed_sequences, batch)
+        g = Grouping(flat, order, top)
+        del order
         units = distribute(g)
         if units is None:
             raise _Unsupported("the dependence graph defeats the analysis")
-        cyclic = {m: k for k, u in enumerate(units) if u.cyclic for m in u.members}
-        if flat.reassociate(cyclic):                 # then group and distribute again
-            g = Grouping(flat)
-            units = distribute(g)
-            if units is None:
-                raise _Unsupported("the dependence graph defeats the analysis")
-        self.grouping, self.units = g, units
         st, code = lower(g, units, batch)
-        self.storage = st
-        self._positions = {p: i for p, i in zip(program.placeholders,
-                                                 (flat.position[p] for p in program.placeholders))}
-        self._out = [st.loc(r) for r in flat.outputs]
-        self._sequences = self._sequence_targets(program)
-        self._fed = {i: st.loc(i) for i in flat.fed}
+        self.units = [(u.kind, [c.rep.op.name for c in u.classes], len(u.peeled))
+                      for u in units]
+        out = [st.output(o) for o in flat.outputs]
+        fed_at = {v.node: st.loc(v) for v in flat.singles if v.fed}
+        sequences: dict = {}
+        copies: dict = {}
+        for c in flat.classes:
+            if c.fed:
+                source = c.rep.source
+                slab = st.slab(c)
+                sequences.setdefault(source, []).extend(
+                    (slab[a - c.lo:b - c.lo + 1], a, b) for a, b in c.runs)
+                copies.setdefault(source, []).append((slab, c.lo, c.hi))
+        # a sequence fed step by step (the general path) needs its copies' rows
+        self._copy_rows = {s: v[0] for s, v in copies.items() if len(v) == 1}
         self.nbytes = st.nbytes
-        # fed buffers that may be bound to the caller's arrays (``bind``): never shared
-        steps = {flat.position[c] for copies in program.feeds._sliced.values() for c in copies}
-        candidates = {id(b): b for b in [b for i, b in self._fed.items() if i not in steps] +
-                      [t[0] for t in self._sequences.values() if isinstance(t, tuple)]
+        # fed buffers that may be read from the caller's arrays (``bind``): never shared
+        whole = {s: v[0] for s, v in copies.items() if len(v) == 1 and len(sequences[s]) == 1
+                 and sequences[s][0][1:] == v[0][1:]}
+        candidates = {id(b): b for b in list(fed_at.values()) + [v[0] for v in whole.values()]
                       if b.base is None and b.nbytes >= BIND_BYTES}
         st.pinned.update(candidates)
-        if sum(len(c) for c in code) <= MAX_CALLS:
-            # buffers whose lives do not overlap share memory
-            fed = list(self._fed.values()) + [t[0] for t in self._sequences.values()
-                                              if isinstance(t, tuple)]
-            code = [code[u] for u in schedule(code, st.pinned)]     # memory-aware order
-            sharing = Sharing(code, st.pinned, fed, self._out)
-            for instrs in code:
-                for i in instrs:
+        instrs = sum(len(u) for u in code)
+        if instrs <= MAX_CALLS:
+            # buffers whose lives do not overlap share memory, in an order that keeps few alive
+            code = [code[u] for u in schedule(code, st.pinned)]
+            held = list(fed_at.values()) + [t[0] for ts in sequences.values() for t in ts]
+            sharing = Sharing(code, st.pinned, held, out)
+            for unit in code:
+                for i in unit:
                     i.args = sharing.rebase(i.args)
-            self._fed = {k: sharing.rebase(v) for k, v in self._fed.items()}
-            self._out = sharing.rebase(self._out)
-            self._sequences = {k: sharing.rebase(v) for k, v in self._sequences.items()}
+            fed_at = {k: sharing.rebase(v) for k, v in fed_at.items()}
+            out = sharing.rebase(out)
+            sequences = {k: [(sharing.rebase(a), lo, hi) for a, lo, hi in v]
+                         for k, v in sequences.items()}
+            self._copy_rows = {k: (sharing.rebase(a), lo, hi)
+                               for k, (a, lo, hi) in self._copy_rows.items()}
             self.nbytes = sharing.nbytes
-            del sharing                # (it keeps the unshared buffers alive while planning)
+            del sharing
+        self._out, self._fed, self._sequences = out, fed_at, sequences
         self.run_code, self.calls = generate(code)
-        self._bind(program, bind(self.run_code.__globals__, candidates, self._out), code)
+        self._bind(bind(self.run_code.__globals__, candidates, out), whole)
         # σ(x) = 1 / (1 + e⁻ˣ) overflows to the right answer, 0, where σ(x) < 1e-308
-        self.quiet_overflow = any(i.fn is sigmoid for unit in code for i in unit)
-        # what planning needed is dropped (lowering's own buffers, the analysis); a small plan
-        # keeps its calls and its description for inspection
-        self.storage = None
-        self._description = self.describe() if self.calls <= KEEP_CALLS else \
-            f"{len(self.units)} units, {self.calls} calls"
-        self.code = code if self.calls <= KEEP_CALLS else None
-        self.flat = self.grouping = self.units = None
+        self.quiet_overflow = any(i.fn is sigmoid or isinstance(i, Loop) and
+                                  any(fn is sigmoid for fn, _ in i.args[2])
+                                  for unit in code for i in unit)
+        self.instructions = instrs
 
-    def _bind(self, program, bound: dict, code) -> None:
-        """Placeholders (and whole sequences) read from the caller's arrays: their buffers are
-        dropped; steps of a bound sequence fed one by one are copied into a staging array."""
-        self._bound: dict[int, Bound] = {}
-        self._bound_sequences: dict = {}
-        self._step_of: dict[int, tuple] = {}
-        for i, buf in list(self._fed.items()):
+    def _bind(self, bound: dict, whole: dict) -> None:
+        """Placeholders and whole sequences read from the caller's arrays (``bind``): their
+        buffers are dropped (a sequence fed step by step is assembled in a staging array)."""
+        self._bound: dict = {}                       # placeholder → Bound
+        self._bound_sequences: dict = {}             # source → (Bound, first step, last step)
+        for p, buf in list(self._fed.items()):
             if id(buf) in bound:
-                self._bound[i] = bound[id(buf)]
-                del self._fed[i]
+                self._bound[p] = bound[id(buf)]
+                del self._fed[p]
                 self.nbytes -= buf.nbytes
-        for source, target in list(self._sequences.items()):
-            if isinstance(target, tuple) and id(target[0]) in bound:
-                slab, lo, hi = target
+        for source, (slab, lo, hi) in whole.items():
+            if id(slab) in bound:
                 self._bound_sequences[source] = (bound[id(slab)], lo, hi)
                 del self._sequences[source]
+                self._copy_rows.pop(source, None)
                 self.nbytes -= slab.nbytes
-                for c in program.feeds._sliced[source]:
-                    i = self.flat.position[c]
-                    self._fed.pop(i, None)
-                    self._step_of[i] = (source, c.step - lo)
-        gone = set(bound)
-        for instrs in code:                  # what is kept for inspection holds no buffer
-            for i in instrs:
-                i.args = _strip(i.args, gone)
 
     def describe(self) -> str:
         """One line per unit: what runs as one op, as a sum, or step by step."""
-        if self.flat is None:
-            return self._description
-        flat, g = self.flat, self.grouping
         lines = []
-        for u in self.units:
-            if u.kind == "vector":
-                c = u.cls
-                what = f"{flat.order[c.rep].op.name} × {sum(c.regular)} steps as one op" + (
-                    f" (+{len(u.members)} alone)" if u.members else "")
-            elif u.kind == "reduction":
-                red = u.reduction
-                what = (f"Σ of {len(red.leaves)} terms" + "".join(
-                    f", absorbing {flat.order[c.rep].op.name} × {len(c.members)}"
-                    for c in u.absorbed))
-            else:
-                ops: dict[str, int] = {}
-                for m in u.members:
-                    ops[flat.order[m].op.name] = ops.get(flat.order[m].op.name, 0) + 1
-                what = "one by one: " + ", ".join(f"{k} × {v}" for k, v in ops.items())
-            lines.append(f"{u.kind:9} {what}")
+        for kind, ops, peeled in self.units:
+            what = ", ".join(ops) + (f" (+{peeled} peeled)" if peeled else "")
+            lines.append(f"{kind:9} {what}")
         return "\n".join(lines)
-
-    def _sequence_targets(self, program) -> dict:
-        """For each folded sequence: (slab, first step, last step) when its step copies are the
-        rows of one slab, else [(buffer, step), …]."""
-        out = {}
-        g, st = self.grouping, self.storage
-        for source, copies in program.feeds._sliced.items():
-            pos = [self.flat.position[c] for c in copies]
-            ks = {g.cls[i] for i in pos}
-            k = next(iter(ks))
-            if len(ks) == 1 and k >= 0 and k in st.slabs and k not in st.view_classes:
-                c = g.classes[k]
-                out[source] = (st.slabs[k], c.lo, c.hi)
-            else:
-                out[source] = [(st.loc(i), self.flat.order[i].step) for i in pos]
-        return out
 
     def run(self, values: dict, sequences: dict | None = None) -> list[np.ndarray]:
         """Evaluate, given the fed values of placeholders and (optionally) whole sequences."""
-        position = self._positions
-        staged = None
+        fed, staged = self._fed, None
         for p, value in values.items():
-            i = position[p]
-            buf = self._fed.get(i)
+            buf = fed.get(p)
             if buf is not None:
                 np.copyto(buf, value)
-            elif i in self._bound:
-                self._bound[i].bind(value)
-            else:                                   # a step of a bound sequence
-                source, row = self._step_of[i]
-                np.copyto(self._bound_sequences[source][0].staging()[row, ...], value)
+            elif p in self._bound:
+                self._bound[p].bind(value)
+            elif p.source in self._copy_rows:    # a step of a sequence, fed by the general path
+                slab, lo, _ = self._copy_rows[p.source]
+                np.copyto(slab[p.step - lo, ...], value)
+            else:                                # … of a sequence read in place: staged
+                binding, lo, _ = self._bound_sequences[p.source]
+                np.copyto(binding.staging()[p.step - lo, ...], value)
                 staged = staged or set()
-                staged.add(source)
+                staged.add(p.source)
         for source in staged or ():
             binding = self._bound_sequences[source][0]
             binding.bind(binding.staging())
@@ -183,30 +149,14 @@ class Plan:
                     binding, lo, hi = bound
                     binding.bind(array if lo == 1 and hi == len(array) else array[lo - 1:hi])
                     continue
-                target = self._sequences[source]
-                if isinstance(target, tuple):
-                    slab, lo, hi = target
-                    np.copyto(slab, array[lo - 1:hi])
-                else:
-                    for buf, t in target:
-                        np.copyto(buf, array[t - 1])
+                for slab, a, b in self._sequences[source]:
+                    np.copyto(slab, array[a - 1:b])
         if self.quiet_overflow:
             with np.errstate(over="ignore"):
                 self.run_code()
         else:
             self.run_code()
         return [np.array(a) for a in self._out]
-
-
-def _strip(obj, gone: set):
-    """``obj`` with the views of the buffers ``gone`` replaced by None."""
-    if isinstance(obj, np.ndarray):
-        return None if id(obj if obj.base is None else obj.base) in gone else obj
-    if isinstance(obj, tuple):
-        return tuple(_strip(x, gone) for x in obj)
-    if isinstance(obj, list):
-        return [_strip(x, gone) for x in obj]
-    return obj
 
 
 class _Unsupported(Exception):

@@ -1,219 +1,234 @@
 """Distribute the time loop over the classes (Allen & Kennedy's loop distribution).
 
-The dependence graph has a vertex per class, per reduction and per remaining single node. Its
-strongly connected components with a carried cycle — a class whose member reads another member of
-the same class, or classes reading each other — are the recurrent core: their members run one by
-one, step after step. Every other class runs as one op over all its steps (time is one more batch
+The dependence graph has a vertex per class (its regular members), per peeled member, per
+computed single and per reduction; an edge for each entry of a description that reads another
+vertex's rows. Its strongly connected components with a carried cycle — a class reading its own
+earlier (or later) rows, or classes reading each other — are the recurrent core: they run as a
+loop over the steps. Every other class runs as one op over all its steps (time is one more batch
 axis), every reduction as one sum, in a topological order of the components.
 """
 from __future__ import annotations
 
 import heapq
 
-from ..graph import Op
-from ..ops.base import SUM_LIKE
-from ..ops.linalg import BATCH_OUTER
-from ..ops.reduce import BATCH_SUM
-from .group import Grouping
+import numpy as np
 
-#: ops whose result, on a batch, is the sum over the batch: folded over steps and batch, one call
-#: of theirs is the sum over both (Σ_t batch_outer(g(t), h(t)) = Gᵀ H over the stacked rows)
-SUMMING = (BATCH_OUTER, BATCH_SUM, SUM_LIKE)
+from .flat import Class, Single
+from .group import Grouping, Part, contains, vectorizable
+
+
+class Vertex:
+    __slots__ = ("kind", "cls", "t", "node", "desc", "single", "reduction", "first")
+
+    def __init__(self, kind, first, cls=None, t=None, node=None, desc=(), single=None,
+                 reduction=None):
+        self.kind, self.first, self.cls, self.t, self.node = kind, first, cls, t, node
+        self.desc, self.single, self.reduction = desc, single, reduction
+
+    def __repr__(self) -> str:
+        return f"<Vertex {self.kind} {self.cls.id if self.cls is not None else ''} {self.t}>"
 
 
 class Unit:
-    """What runs as one piece: ``vector`` (a class as one op per run of regular members, its
-    peeled members one by one), ``members`` (positions computed one by one, in this order) or
-    ``reduction`` (a reduction, with the summing classes it absorbs)."""
+    """What runs as one piece: ``loop`` (classes and peeled members step by step), ``vector``
+    (a class as one op per run of regular members), ``member`` (one peeled member or single) or
+    ``reduction``."""
 
-    __slots__ = ("kind", "cls", "members", "reduction", "absorbed", "first", "cyclic")
+    __slots__ = ("kind", "classes", "peeled", "single", "reduction", "first", "cyclic")
 
-    def __init__(self, kind, first, cls=None, members=(), reduction=None, absorbed=()):
-        self.kind, self.first, self.cls = kind, first, cls
-        self.cyclic = False
-        self.members, self.reduction, self.absorbed = list(members), reduction, list(absorbed)
+    def __init__(self, kind, first, classes=(), peeled=(), single=None, reduction=None,
+                 cyclic=False):
+        self.kind, self.first = kind, first
+        self.classes, self.peeled = list(classes), list(peeled)
+        self.single, self.reduction, self.cyclic = single, reduction, cyclic
 
     def __repr__(self) -> str:
-        return f"<Unit {self.kind} at {self.first}: {len(self.members)} members>"
+        return (f"<Unit {self.kind}: {[c.id for c in self.classes]} "
+                f"+{len(self.peeled)} peeled>")
 
 
-def fold_flags(g: Grouping, c) -> tuple[bool, ...]:
-    """The batch flags of a class's op run on its stacked members (time folded into the batch):
-    every input read from a class is stacked; a fixed value keeps its own batch flag."""
-    flat = g.flat
-    return tuple(True if e[0] == "c" or (e[0] == "m" and e[1]) else
-                 e[2] if e[0] == "m" else flat.batched[e[1]] for e in c.desc)
+def _shift_hits(reader: list[tuple[int, int]], d: int, target: list[tuple[int, int]]) -> bool:
+    """Whether some index of the runs ``reader``, moved by ``d``, lies in the runs ``target``."""
+    for a, b in reader:
+        for x, y in target:
+            if a + d <= y and x <= b + d:
+                return True
+    return False
 
 
-def vectorizable(g: Grouping, c) -> bool:
-    """Whether running the class's op once on its stacked regular members computes each of
-    them: the op has a batching rule, and no member sums a batched input over the batch."""
-    node = g.flat.order[c.rep]
-    op = node.op
-    if c.invariant or type(op).batched is Op.batched or op in SUMMING:
-        return False
-    batched = g.flat.batched[c.rep]
-    for e in c.desc:
-        if (e[0] == "c" and g.flat.batched[g.classes[e[1]].rep] and not batched) or \
-                (e[0] == "m" and e[2] and not batched):
-            return False
-    flags = fold_flags(g, c)
-    return True in flags and op.out_batched(node, flags)
+class _Graph:
+    def __init__(self, g: Grouping) -> None:
+        self.g = g
+        self.vertices: list[Vertex] = []
+        self.of_class: dict[int, int] = {}
+        self.of_peeled: dict[int, dict[int, int]] = {}
+        self.of_single: dict[int, int] = {}
+        self.of_reduction: dict[int, int] = {}
+        for red in g.reductions:
+            c = red.cls
+            first = min([c.first] + [x.first for x in red.absorbed])
+            self.of_reduction[c.id] = self._add(Vertex("reduction", first, cls=c,
+                                                       reduction=red))
+        for c in g.classes:
+            if c.fed or c.reduction is not None or c.absorbed:
+                continue
+            self.of_class[c.id] = self._add(Vertex("class", c.first, cls=c, desc=c.desc))
+            for t, node, desc in c.peeled:
+                self.of_peeled.setdefault(c.id, {})[t] = self._add(
+                    Vertex("peeled", node.serial, cls=c, t=t, node=node, desc=desc))
+        for v in g.flat.singles:
+            if v.computed:
+                self.of_single[v.id] = self._add(Vertex("single", v.first, single=v))
+        n = len(self.vertices)
+        self.succ: list[set[int]] = [set() for _ in range(n)]
+        self.self_loop = [False] * n
+        for k, vx in enumerate(self.vertices):
+            for e, reader in self._reads(vx):
+                for u in self._sources(e, reader):
+                    if u == k:
+                        self.self_loop[k] = vx.kind == "class"
+                    else:
+                        self.succ[u].add(k)
+
+    def _add(self, v: Vertex) -> int:
+        self.vertices.append(v)
+        return len(self.vertices) - 1
+
+    def _reads(self, vx: Vertex):
+        """(entry, reader) for each value the vertex reads: the reader is a list of runs, an
+        index array, an index or None (a single)."""
+        if vx.kind == "class":
+            for e in vx.desc:
+                yield e, vx.cls.runs
+        elif vx.kind == "peeled":
+            for e in vx.desc:
+                yield e, vx.t
+        elif vx.kind == "single":
+            v = vx.single
+            meta = v.node.op.meta_inputs
+            for j, x in enumerate(v.desc):
+                if j not in meta:
+                    yield ("n", x), None
+        else:
+            red = vx.reduction
+            for e, part in red.leaves:
+                yield e, part.index
+            for x in red.absorbed:
+                for part in x.parts:
+                    for e in part.desc:
+                        yield e, part.index
+
+    def _sources(self, e, reader):
+        g = self.g
+        if e[0] == "m":
+            return
+        if e[0] == "n":
+            k = self.of_single.get(e[1])
+            if k is not None:
+                yield k
+            return
+        x = g.values[e[1]]
+        if x.reduction is not None:
+            yield self.of_reduction[x.id]
+            return
+        if x.fed or x.absorbed:
+            return
+        if e[0] == "r":
+            rows, d = [(e[2], e[2])], 0
+            reader = None
+        else:
+            d = e[2]
+        peeled = self.of_peeled.get(x.id, {})
+        if reader is None:                       # a fixed row
+            t = rows[0][0]
+            if contains(x.runs, t):
+                yield self.of_class[x.id]
+            if t in peeled:
+                yield peeled[t]
+        elif isinstance(reader, list):           # runs
+            if _shift_hits(reader, d, x.runs):
+                yield self.of_class[x.id]
+            for t, k in peeled.items():
+                if contains(reader, t - d):
+                    yield k
+        else:
+            index = np.atleast_1d(reader) + d
+            if len(x.runs) and any(np.any((index >= a) & (index <= b)) for a, b in x.runs):
+                yield self.of_class[x.id]
+            if peeled:
+                hit = set(index.tolist()) & set(peeled)
+                for t in hit:
+                    yield peeled[t]
 
 
 def distribute(g: Grouping) -> list[Unit] | None:
     """The units in an order to run them, or None when the graph defeats the analysis."""
-    flat = g.flat
-    n = len(flat.order)
-    # absorbed classes: summing classes all of whose members feed one reduction only
-    absorbed: dict[int, int] = {}
-    chain_of: dict[int, int] = {}
-    for k, red in enumerate(g.reductions):
-        for m in red.chain:
-            chain_of[m] = k
-    for k, red in enumerate(g.reductions):
-        leaves = {}
-        for r in red.leaves:
-            c = g.cls[r]
-            if c >= 0:
-                leaves.setdefault(c, []).append(r)
-        for cid, rs in leaves.items():
-            c = g.classes[cid]
-            if c.invariant or flat.order[c.rep].op not in SUMMING or len(set(rs)) != len(rs) \
-                    or len(rs) != len(c.members):
-                continue
-            if any(flat.readers[m] != 1 or m in flat.kept for m in c.members):
-                continue
-            flags = fold_flags(g, c)
-            if True not in flags or flat.order[c.rep].op.out_batched(flat.order[c.rep], flags):
-                continue
-            absorbed[cid] = k
-            c.absorbed = True
-    # vertices: 0…R-1 reductions, then classes, then single nodes
-    vertex_of = [-1] * n
-    vertices: list[tuple] = []
-    for k, red in enumerate(g.reductions):
-        vertices.append(("reduction", k))
-        for m in red.chain:
-            vertex_of[m] = k
-    for cid, k in absorbed.items():
-        for m in g.classes[cid].members:
-            vertex_of[m] = k
-    for c in g.classes:
-        if c.dissolved or c.id in absorbed:
-            continue
-        if all(not flat.computed[m] for m in c.members):
-            continue                                   # a fed sequence: no work
-        # the class's regular members; a peeled member (a boundary step) is a vertex of its own,
-        # writing its row of the slab: it is not tied to the other steps' dependences
-        v = len(vertices)
-        vertices.append(("class", c.id))
-        for m, r in zip(c.members, c.regular):
-            if r:
-                vertex_of[m] = v
-    for i in range(n):
-        if flat.computed[i] and vertex_of[i] < 0 and i not in g.eliminated:
-            vertex_of[i] = len(vertices)
-            vertices.append(("single", i))
-
-    def computed_by(v: int) -> list[int]:
-        kind, x = vertices[v]
-        if kind == "single":
-            return [x]
-        if kind == "class":
-            c = g.classes[x]
-            return [m for m, r in zip(c.members, c.regular) if r]
-        red = g.reductions[x]
-        out = list(red.chain)
-        for cid, k in absorbed.items():
-            if k == x:
-                out += g.classes[cid].members
-        return out
-
-    succ: list[set[int]] = [set() for _ in vertices]
-    self_loop = [False] * len(vertices)
-    first = [float(n)] * len(vertices)
-    rank = flat.rank
-    for v in range(len(vertices)):
-        for m in computed_by(v):
-            first[v] = min(first[v], rank[m])
-            meta = flat.order[m].op.meta_inputs
-            for j, r in enumerate(flat.inputs[m]):
-                if j in meta:
-                    continue
-                u = vertex_of[r]
-                if u < 0:
-                    continue
-                if u == v:
-                    if vertices[v][0] == "class":
-                        self_loop[v] = True
-                else:
-                    succ[u].add(v)
-    comp = _scc(succ)
-    ncomp = max(comp) + 1 if comp else 0
-    size = [0] * ncomp
-    for v in range(len(vertices)):
-        size[comp[v]] += 1
-    cyclic = [False] * ncomp
-    for v in range(len(vertices)):
-        if size[comp[v]] > 1 or self_loop[v]:
-            cyclic[comp[v]] = True
-    # one unit per component
-    units: list[Unit] = []
-    unit_of_comp: dict[int, Unit] = {}
-    for v, (kind, x) in enumerate(vertices):
+    while True:
+        graph = _Graph(g)
+        comp = _scc(graph.succ)
+        ncomp = max(comp) + 1 if comp else 0
+        size = [0] * ncomp
+        for k in comp:
+            size[k] += 1
+        cyclic = [False] * ncomp
+        for v in range(len(comp)):
+            if size[comp[v]] > 1 or graph.self_loop[v]:
+                cyclic[comp[v]] = True
+        on_cycle = [graph.vertices[v].reduction for v in range(len(comp))
+                    if cyclic[comp[v]] and graph.vertices[v].kind == "reduction"]
+        if not on_cycle:
+            break
+        for red in on_cycle:                      # its partial sums are needed on the way
+            g.undo(red)
+    units: list[Unit | None] = [None] * ncomp
+    for v, vx in enumerate(graph.vertices):
         k = comp[v]
         if cyclic[k]:
-            if kind == "reduction":
-                g.failure = ("a reduction on a recurrent cycle",
-                             [vertices[w] for w in range(len(vertices)) if comp[w] == k])
-                return None
-            u = unit_of_comp.get(k)
+            u = units[k]
             if u is None:
-                u = unit_of_comp[k] = Unit("members", first[v])
-                u.cyclic = True
-                units.append(u)
-            u.members += computed_by(v)
-            u.first = min(u.first, first[v])
-            continue
-        if kind == "reduction":
-            u = Unit("reduction", first[v], reduction=g.reductions[x],
-                     absorbed=[g.classes[c] for c, r in absorbed.items() if r == x])
-        elif kind == "single":
-            u = Unit("members", first[v], members=[x])
-        else:
-            c = g.classes[x]
-            if c.invariant:
-                u = Unit("members", first[v], members=[c.rep])
-            elif vectorizable(g, c):
-                u = Unit("vector", first[v], cls=c)
+                u = units[k] = Unit("loop", vx.first, cyclic=True)
+            u.first = min(u.first, vx.first)
+            if vx.kind == "class":
+                u.classes.append(vx.cls)
+            elif vx.kind == "peeled":
+                u.peeled.append((vx.cls, vx.t, vx.node, vx.desc))
             else:
-                u = Unit("members", first[v], members=computed_by(v))
-        unit_of_comp[k] = u
-        units.append(u)
-    for u in units:
-        u.members.sort(key=rank.__getitem__)
+                raise AssertionError(f"a {vx.kind} on a recurrent cycle")
+            continue
+        if vx.kind == "reduction":
+            units[k] = Unit("reduction", vx.first, reduction=vx.reduction)
+        elif vx.kind == "single":
+            units[k] = Unit("member", vx.first, single=vx.single)
+        elif vx.kind == "peeled":
+            units[k] = Unit("member", vx.first, peeled=[(vx.cls, vx.t, vx.node, vx.desc)])
+        elif vectorizable(g, vx.cls):
+            units[k] = Unit("vector", vx.first, classes=[vx.cls])
+        else:
+            units[k] = Unit("loop", vx.first, classes=[vx.cls])
     # topological order of the components, earliest first
-    comp_succ: dict[int, set[int]] = {}
+    comp_succ: list[set[int]] = [set() for _ in range(ncomp)]
     indeg = [0] * ncomp
-    for v in range(len(vertices)):
-        for w in succ[v]:
+    for v in range(len(comp)):
+        for w in graph.succ[v]:
             a, b = comp[v], comp[w]
-            if a != b and b not in comp_succ.setdefault(a, set()):
+            if a != b and b not in comp_succ[a]:
                 comp_succ[a].add(b)
                 indeg[b] += 1
-    heap = [(unit_of_comp[k].first, k) for k in range(ncomp) if indeg[k] == 0]
+    heap = [(units[k].first, k) for k in range(ncomp) if indeg[k] == 0]
     heapq.heapify(heap)
     ordered = []
     while heap:
         _, k = heapq.heappop(heap)
-        ordered.append(unit_of_comp[k])
-        for b in comp_succ.get(k, ()):
+        ordered.append(units[k])
+        for b in comp_succ[k]:
             indeg[b] -= 1
             if indeg[b] == 0:
-                heapq.heappush(heap, (unit_of_comp[b].first, b))
+                heapq.heappush(heap, (units[b].first, b))
     if len(ordered) != ncomp:
         return None
+    for u in ordered:
+        u.classes.sort(key=lambda c: c.first)
+        u.peeled.sort(key=lambda p: p[2].serial)
     return ordered
 
 
@@ -263,3 +278,6 @@ def _scc(succ: list[set[int]]) -> list[int]:
                         break
                 ncomp += 1
     return comp
+
+
+__all__ = ["Unit", "distribute", "Part", "Class", "Single"]

@@ -1,171 +1,423 @@
-"""The graph as the time-batching compiler sees it, for one pattern of batched feeds: every
-position's value is that of a *root* (aliases — dummy copies ``W(t)``, names, ``stop_gradient``
-and ops that are the identity for these batch flags — share their input's value), each root's
-inputs as root positions, and which roots carry the batch."""
+"""Flat: a compiled graph, for one pattern of batched feeds, as *values* — in one pass over its
+nodes, keeping nothing per node but one machine integer while the pass runs.
+
+Every node is one of
+
+* an **alias** of another node's value: a dummy copy ``W(t)``, a name, an op that is the identity
+  for these batch flags (``stop_gradient``, ``sum_like`` of a same-shaped gradient), ``x · 1``,
+  ``x + 0``;
+* a **single**: a leaf (fed, or a constant), or a node whose inputs are all singles — computed
+  once however many copies the graph holds (``Wᵀ`` of every ``W(t)`` is one value), and folded
+  when planning if its inputs are constants;
+* a **member** of a **class**: the copies of one computation, one per *index* (see group.py).
+  The copies are the nodes with the same *kid* — forward: the same folded ``source``; gradient:
+  the same kid of their ``adjoint``; others ``("D",)`` — and the same op, shape, dtype and
+  attributes, told apart by their *rank* (the r-th such node at an index, in creation order) and
+  their batchedness. A node's index is its step, or, untagged, the largest index of its inputs.
+
+Each member is described by where its inputs are, relative to it: the member of a class ``d``
+steps away, a single, or an input whose value is never read. The members of a class with the
+same description form a *variant*; group.py takes the largest as the class's regular members.
+
+The pass visits the nodes in creation order (a topological order) from a list indexed by serial
+number; per node it keeps one 64-bit code (``packed``): ``-(v + 1)`` for single ``v``, and
+``(c << 32) + MID + t`` for the member of class ``c`` at index ``t``. An input's code minus the
+member's index is that input's entry in the member's description — a class and a distance in one
+integer. Decisions (alias, single or member, the batch flag) are made once per kid and
+description, not per node.
+"""
 from __future__ import annotations
 
-from typing import Sequence
+from array import array
+from typing import Any, Sequence
 
-from ..graph import Node, Op
-from ..ops.base import ALIAS, CONSTANT, is_placeholder
 import numpy as np
 
+from ..graph import _NO_ATTRS, Node, Op
+from ..ops.base import ALIAS, CONSTANT, is_placeholder
 from ..ops.elementwise import ADD, DIV, MUL, SUB
+
+MID = 1 << 31
+#: the entries of inputs whose value is never read (``Op.meta_inputs``): whether the input is a
+#: class member, and whether it is batched
+META = {(False, False): -(1 << 62), (False, True): -(1 << 62) + 1,
+        (True, False): -(1 << 62) + 2, (True, True): -(1 << 62) + 3}
+_META = {v: k for k, v in META.items()}
+_ALIAS, _SINGLE, _MEMBER = 0, 1, 2
+
+
+def entry(e: int) -> tuple:
+    """A description entry decoded: ``("c", class, distance)``, ``("n", single)`` or
+    ``("m", from a class, batched)``."""
+    if e <= -(1 << 62) + 3:
+        return ("m",) + _META[e]
+    if e < 0:
+        return ("n", -e - 1)
+    return ("c", e >> 32, (e & 0xFFFFFFFF) - MID)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return ("array", value.shape, value.dtype.str, value.tobytes())
+    if isinstance(value, slice):
+        return ("slice", value.start, value.stop, value.step)
+    if isinstance(value, (tuple, list)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, np.dtype):
+        return value.str
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return ("id", id(value))
+
+
+def attrs_signature(attrs) -> tuple:
+    """Attributes as a hashable value: equal for attributes that compute the same."""
+    if not attrs:
+        return ()
+    return tuple((k, _freeze(v)) for k, v in sorted(attrs.items()))
+
+
+class Single:
+    """A value computed once (or fed, or known when planning)."""
+
+    __slots__ = ("id", "node", "batched", "desc", "fed", "value", "first")
+
+    def __init__(self, vid: int, node: Node, batched: bool, desc: tuple = (), fed: bool = False,
+                 value: Any = None) -> None:
+        self.id, self.node, self.batched, self.desc = vid, node, batched, desc
+        self.fed, self.value = fed, value
+        self.first = node.serial
+
+    @property
+    def known(self) -> bool:
+        return self.value is not None
+
+    @property
+    def computed(self) -> bool:
+        return not self.fed and self.value is None
+
+    def __repr__(self) -> str:
+        return f"<Single {self.id}: {self.node.label}>"
+
+
+class Class:
+    """The copies of one computation (its members), stored in one slab; see group.py."""
+
+    __slots__ = ("id", "kid", "rank", "batched", "rep", "fed", "variants", "desc", "runs",
+                 "peeled", "lo", "hi", "count", "first", "reduction", "absorbed", "ring",
+                 "parts", "part")
+
+    def __init__(self, cid: int, kid, rank: int, batched: bool, rep: Node, fed: bool) -> None:
+        self.id, self.kid, self.rank, self.batched, self.rep = cid, kid, rank, batched, rep
+        self.fed = fed
+        #: description → offsets of the members it describes (during the pass)
+        self.variants: dict[tuple, array] = {}
+        self.desc: tuple = ()            # the regular members' description (decoded)
+        self.runs: list[tuple[int, int]] = []    # regular members: runs of consecutive indices
+        self.peeled: list = []           # the others: (index, node, description)
+        self.lo = self.hi = 0
+        self.count = 0
+        self.first = 0                   # the smallest serial number of a regular member
+        self.reduction = None
+        self.absorbed = False
+        self.ring: int | None = None     # rows kept (a ring buffer), if fewer than all
+        self.parts: list = []            # its members by description (group.Part)
+        self.part = None                 # the regular ones
+
+    @property
+    def rows(self) -> int:
+        return self.hi - self.lo + 1
+
+    @property
+    def regular(self) -> int:
+        return sum(b - a + 1 for a, b in self.runs)
+
+    def __repr__(self) -> str:
+        return (f"<Class {self.id} {self.rep.op.name}: runs {self.runs}, "
+                f"{len(self.peeled)} peeled, rows {self.lo}…{self.hi}>")
+
+
+class _Kid:
+    """The copies of one computation while the pass runs: per index, how many were seen (the
+    next one's rank); per description, the decision."""
+
+    __slots__ = ("memo", "count", "classes", "overflow")
+
+    def __init__(self) -> None:
+        self.memo: dict[tuple, tuple] = {}
+        self.count = bytearray(64)
+        self.classes: dict[tuple[int, bool], Class] = {}
+        self.overflow: dict[int, int] = {}
+
+    def rank(self, t: int) -> int:
+        """The rank of the next copy at index ``t`` (and count it)."""
+        count = self.count
+        if 0 <= t < len(count):
+            r = count[t]
+            if r < 255:
+                count[t] = r + 1
+                return r
+        elif t >= 0:
+            count.extend(bytes(max(t + 1, 2 * len(count)) - len(count)))
+            count[t] = 1
+            return 0
+        r = self.overflow.get(t, 0)
+        self.overflow[t] = r + 1
+        return r + (255 if t >= 0 else 0)
 
 
 class Flat:
-    def __init__(self, order: Sequence[Node], positions: Sequence[tuple[int, ...]],
-                 placeholders: Sequence[Node], outputs: Sequence[int],
-                 signature: Sequence[bool], batch: int | None,
-                 position: dict[Node, int] | None = None) -> None:
-        self.order = order
+    """The values of a program for one pattern of batched feeds (see the module docstring)."""
+
+    def __init__(self, order: Sequence[Node | None], top: int, outputs: Sequence[Node],
+                 fed: dict[Node, bool], fed_sequences: dict[Node, bool],
+                 batch: int | None) -> None:
+        self.batch = batch
+        self.values: list[Single | Class] = []
+        self.batched: list[bool] = []          # by value id
+        self._kids: dict[tuple, _Kid] = {}
+        self._roles: dict[tuple, int] = {}
+        self._attrs: dict[int, tuple[Any, int]] = {}
+        self._sigs: dict[tuple, int] = {}
+        self._fed, self._fed_sequences = fed, fed_sequences
+        packed = self._scan(order, top)
+        #: each output as ("n", single) or ("r", class, index)
+        self.outputs = [_where(packed[top - (o._key >> 1)]) for o in outputs]
+        self.classes = [v for v in self.values if isinstance(v, Class)]
+        self.singles = [v for v in self.values if isinstance(v, Single)]
+        self._finish(packed)
+        del self._kids, self._roles, self._attrs, self._sigs
+
+    # --- the pass --------------------------------------------------------------------------------
+
+    def _scan(self, order, top: int) -> array:
         n = len(order)
-        self.position = position if position is not None else \
-            {node: i for i, node in enumerate(order)}
-        fed = {self.position[p]: flag for p, flag in zip(placeholders, signature)}
-        root = list(range(n))
-        index: list = [None] * n
-        batched = [False] * n
-        inputs: list[tuple[int, ...]] = [()] * n
-        computed = [False] * n
-        #: values known when planning: constants, and nodes computed from constants only
-        value: dict[int, np.ndarray] = {}
-        for i, node in enumerate(order):
-            ins = tuple([root[j] for j in positions[i]])
-            inputs[i] = ins
+        packed = array("q", bytes(8 * n))
+        kids = self._kids
+        attrs_id = self._attrs_id
+        no_attrs = _NO_ATTRS
+        batched = self.batched
+        last_adjoint = last_role = None
+        for k in range(n - 1, -1, -1):          # offsets run against serial numbers
+            node = order[k]
+            if node is None:
+                continue
+            ins = node.inputs
+            if not ins:
+                packed[k] = self._leaf(node, k)
+                continue
             op = node.op
-            # the index of a node: its step, or the largest index of its inputs
+            if op is ALIAS:
+                packed[k] = packed[top - (ins[0]._key >> 1)]
+                continue
+            codes = [packed[top - (i._key >> 1)] for i in ins]
             t = node.step
             if t is None:
-                for r in ins:
-                    u = index[r]
-                    if u is not None and (t is None or u > t):
-                        t = u
-            index[i] = t
-            if i in fed:
-                batched[i] = fed[i]
-                continue
-            if not node.inputs:
-                if op is CONSTANT:
-                    value[i] = node.attrs["value"]
-                continue
-            flags = tuple([batched[j] for j in ins])
-            if True in flags:
-                batched[i] = op.out_batched(node, flags)
-            if op is ALIAS or (type(op).is_identity is not Op.is_identity and
-                               op.is_identity(node, flags)):
-                root[i] = ins[0]
-                batched[i] = batched[ins[0]]
-                continue
-            if op in _NEUTRAL and value:
-                same = _neutral(node, ins, batched, value)
-                if same is not None:                     # x · 1, x + 0: the value of x
-                    root[i] = same
-                    batched[i] = batched[same]
-                    continue
+                for i, p in zip(ins, codes):
+                    s = i.step
+                    if s is None and p >= 0:
+                        s = (p & 0xFFFFFFFF) - MID
+                    if s is not None and (t is None or s > t):
+                        t = s
+            if t is None:
+                desc = tuple(codes)
+            else:
+                desc = tuple([p - t if p >= 0 else p for p in codes])
             meta = op.meta_inputs
-            if all(j in meta or r in value for j, r in enumerate(ins)):
-                folded = _fold(node, ins, flags, batch, value)
-                if folded is not None:
-                    value[i] = folded
-                    continue
-            computed[i] = True
-        self.root, self.inputs, self.batched, self.computed = root, inputs, batched, computed
-        self.index = index
-        self.rewritten: set[int] = set()       # positions whose value is no longer their node's
-        #: a topological order of the positions (their own order, until ``reassociate``)
-        self.rank: list[float] = list(range(n))
-        self.fed = fed
-        self.value = value
-        #: roots that hold a value: computed nodes and fed placeholders
-        self.stored = [computed[i] or i in fed for i in range(n)]
-        self.outputs = [root[j] for j in outputs]
-        self.kept = set(self.outputs)
-        readers = [0] * n
-        for i in range(n):
-            if computed[i]:
-                meta = order[i].op.meta_inputs
-                for j, r in enumerate(inputs[i]):
-                    if j not in meta:
-                        readers[r] += 1
-        for r in self.outputs:
-            readers[r] += 1
-        self.readers = readers
+            if meta:
+                desc = tuple([META[p >= 0, batched[_vid(p)]] if j in meta else e
+                              for j, (p, e) in enumerate(zip(codes, desc))])
+            # the kid: which copies this node is one of
+            a = node.adjoint
+            if a is not None:
+                if a is not last_adjoint:
+                    last_adjoint, last_role = a, self._role(a)
+                role = last_role
+            elif node.source is not None and node.step is not None:
+                role = node.source
+            else:
+                role = None
+            attrs = node.attrs
+            key = (role, op, node.shape, node.dtype, 0 if attrs is no_attrs else attrs_id(attrs))
+            kid = kids.get(key)
+            if kid is None:
+                kid = kids[key] = _Kid()
+            d = kid.memo.get(desc)
+            if d is None:
+                d = kid.memo[desc] = self._decide(node, kid, desc, codes)
+            what = d[0]
+            if what == _MEMBER:
+                r = kid.rank(t)
+                if r == 0:
+                    cls, members = d[1], d[2]
+                else:
+                    cls = self._class(kid, r, d[3], node)
+                    members = cls.variants.get(desc)
+                    if members is None:
+                        members = cls.variants[desc] = array("i")
+                members.append(k)
+                packed[k] = (cls.id << 32) + MID + t
+            elif what == _ALIAS:
+                packed[k] = codes[d[1]]
+            else:
+                packed[k] = -d[1] - 1
+        return packed
 
-    def reassociate(self, cyclic: dict[int, int]) -> bool:
-        """Move work off the recurrent path: ``(p ∘ q) ∘ x`` becomes ``q ∘ (p ∘ x)`` for ``∘`` an
-        addition or a multiplication when only ``q`` is on its recurrent cycle (``cyclic`` maps
-        the positions on cycles to their cycle), so that
-        ``p ∘ x`` runs for all steps at once. ``b + W h(t−1) + U x(t)`` becomes
-        ``W h(t−1) + (b + U x(t))``; the LSTM's ``(∂h · tanh s) · σ'(o)`` becomes
-        ``∂h · (tanh s · σ'(o))``. Exact up to rounding (≈1e-16). Returns whether it changed
-        anything."""
-        order, inputs = self.order, self.inputs
-        changed = False
-        for i in sorted(cyclic):
-            op = order[i].op
-            k = cyclic.get(i)
-            if (op is not ADD and op is not MUL) or not self.computed[i] or k is None:
-                continue
-            for side in (0, 1):
-                a, x = inputs[i][side], inputs[i][1 - side]
-                if order[a].op is not op or cyclic.get(a) != k or not self.computed[a] or \
-                        self.readers[a] != 1 or a in self.kept or cyclic.get(x) == k:
-                    continue
-                p, q = inputs[a]
-                if (cyclic.get(p) == k) == (cyclic.get(q) == k):
-                    continue
-                if cyclic.get(p) == k:
-                    p, q = q, p
-                shape = order[i].shape
-                if not (order[a].shape == order[p].shape == order[q].shape == order[x].shape ==
-                        shape):
-                    continue
-                inputs[a] = (p, x)
-                inputs[i] = (q, a)
-                self.rewritten.add(a)
-                # ``a`` now reads ``x``, perhaps built after it: it runs just after its inputs
-                self.rank[a] = max(self.rank[p], self.rank[x]) + 1e-3
-                self.batched[a] = self.batched[p] or self.batched[x]
-                del cyclic[a]
-                changed = True
-                break
-        return changed
-
-    def flags(self, i: int) -> tuple[bool, ...]:
-        return tuple([self.batched[r] for r in self.inputs[i]])
-
-
-def _fold(node: Node, ins, flags, batch, value) -> np.ndarray | None:
-    """``node`` computed when planning, from values known then (None if its op fails)."""
-    meta = node.op.meta_inputs
-    values = [None if j in meta else value[r] for j, r in enumerate(ins)]
-    try:
-        if True in flags:
-            out = node.op.batched(node, values, flags, batch)
+    def _leaf(self, node: Node, k: int) -> int:
+        if is_placeholder(node):
+            if node.step is not None and node.source is not None:      # a step of a sequence
+                key = ("I", node.source)
+                kid = self._kids.get(key)
+                if kid is None:
+                    kid = self._kids[key] = _Kid()
+                t = node.step
+                cls = self._class(kid, kid.rank(t), self._fed_sequences[node.source], node,
+                                  fed=True)
+                members = cls.variants.get(())
+                if members is None:
+                    members = cls.variants[()] = array("i")
+                members.append(k)
+                return (cls.id << 32) + MID + t
+            v = self._single(node, self._fed[node], fed=True)
+        elif node.op is CONSTANT:
+            v = self._single(node, False, value=np.asarray(node.attrs["value"]))
         else:
-            out = node.op.forward(node, *values)
-    except Exception:
+            v = self._single(node, False)
+        return -v.id - 1
+
+    def _single(self, node, batched, desc=(), fed=False, value=None) -> Single:
+        v = Single(len(self.values), node, batched, desc, fed, value)
+        self.values.append(v)
+        self.batched.append(bool(batched))
+        return v
+
+    def _class(self, kid: _Kid, rank: int, batched: bool, node: Node, fed: bool = False):
+        cls = kid.classes.get((rank, batched))
+        if cls is None:
+            cls = kid.classes[(rank, batched)] = Class(len(self.values), kid, rank, batched,
+                                                       node, fed)
+            self.values.append(cls)
+            self.batched.append(bool(batched))
+        return cls
+
+    def _attrs_id(self, attrs) -> int:
+        found = self._attrs.get(id(attrs))
+        if found is None:
+            sig = attrs_signature(attrs)
+            found = self._attrs[id(attrs)] = (attrs, self._sigs.setdefault(sig, len(self._sigs)
+                                                                            + 1))
+        return found[1]
+
+    def _role(self, a: Node) -> int:
+        """The role of the nodes built while differentiating ``a``: a small number standing
+        for what identifies the copies of ``a`` (its role, op, shape, dtype, attributes)."""
+        if a.adjoint is not None:
+            role = ("G", self._role(a.adjoint))
+        elif a.source is not None and a.step is not None:
+            role = ("F", a.source)
+        elif a.inputs:
+            role = ("D",)
+        else:
+            role = ("X", a)                # a leaf
+        attrs = a.attrs
+        key = (role, a.op, a.shape, a.dtype, 0 if attrs is _NO_ATTRS else self._attrs_id(attrs))
+        found = self._roles.get(key)
+        if found is None:
+            found = self._roles[key] = len(self._roles)
+        return found
+
+    def _decide(self, node: Node, kid: _Kid, desc: tuple, codes: list) -> tuple:
+        """What the nodes of this kid with this description are: (_ALIAS, input), (_SINGLE,
+        value id) or (_MEMBER, class of rank 0, its members with this description, batched)."""
+        op = node.op
+        flags = tuple([self.batched[_vid(p)] for p in codes])
+        batched = op.out_batched(node, flags) if True in flags else False
+        if type(op).is_identity is not Op.is_identity and op.is_identity(node, flags):
+            return (_ALIAS, 0)
+        if op in _NEUTRAL:
+            j = self._neutral(node, codes, flags, batched)
+            if j is not None:
+                return (_ALIAS, j)
+        meta = op.meta_inputs
+        if all(p < 0 or j in meta for j, p in enumerate(codes)):
+            # every input read is a single: one value for all these nodes
+            v = self._single(node, batched, desc=tuple(_vid(p) for p in codes))
+            v.value = self._fold(v)
+            return (_SINGLE, v.id)
+        cls = self._class(kid, 0, batched, node)
+        members = cls.variants.get(desc)
+        if members is None:
+            members = cls.variants[desc] = array("i")
+        return (_MEMBER, cls, members, batched)
+
+    def _neutral(self, node: Node, codes, flags, batched) -> int | None:
+        """The input whose value ``node`` is, when its other operand is a known neutral
+        constant (``x · 1``, ``x + 0``, ``x − 0``, ``x / 1``) changing neither shape nor batch."""
+        for keep, neutral in _NEUTRAL[node.op]:
+            other = codes[1 - keep]
+            if other >= 0:
+                continue
+            v = self.values[-other - 1]
+            if v.value is None or flags[keep] != batched:
+                continue
+            if node.inputs[keep].shape != node.shape or v.value.ndim > node.ndim + flags[keep]:
+                continue
+            if np.all(v.value == neutral):
+                return keep
         return None
-    return np.asarray(out)
+
+    def _fold(self, v: Single):
+        """The single's value when planning, if every input it reads is known (None
+        otherwise, or if its op fails: the run then names the failure)."""
+        node = v.node
+        meta = node.op.meta_inputs
+        values = []
+        for j, x in enumerate(v.desc):
+            if j in meta:
+                values.append(None)
+            elif self.values[x].value is None:
+                return None
+            else:
+                values.append(self.values[x].value)
+        flags = tuple(self.batched[x] for x in v.desc)
+        try:
+            if True in flags:
+                out = node.op.batched(node, values, flags, self.batch)
+            else:
+                out = node.op.forward(node, *values)
+        except Exception:
+            return None
+        return np.asarray(out)
+
+    # --- after the pass --------------------------------------------------------------------------
+
+    def _finish(self, packed: array) -> None:
+        """Each class's variants as (description, indices, offsets), descriptions decoded."""
+        codes = np.frombuffer(packed, np.int64)
+        for c in self.classes:
+            out = []
+            for desc, members in c.variants.items():
+                if not len(members):
+                    continue
+                offsets = np.frombuffer(members, np.int32)
+                index = (codes[offsets] & 0xFFFFFFFF) - MID
+                out.append((tuple(entry(e) for e in desc), index, offsets))
+            c.variants = out
+        self.classes = [c for c in self.classes if c.variants]
+
+
+def _where(p: int) -> tuple:
+    if p < 0:
+        return ("n", -p - 1)
+    return ("r", p >> 32, (p & 0xFFFFFFFF) - MID)
+
+
+def _vid(p: int) -> int:
+    return -p - 1 if p < 0 else p >> 32
 
 
 #: (kept operand, neutral value of the other) for ops with a neutral element
 _NEUTRAL = {MUL: ((0, 1.0), (1, 1.0)), ADD: ((0, 0.0), (1, 0.0)), SUB: ((0, 0.0),),
             DIV: ((0, 1.0),)}
-
-
-def _neutral(node: Node, ins, batched, value) -> int | None:
-    """The input whose value ``node`` is, when its other operand is a neutral constant
-    (``x · 1``, ``x + 0``, ``x − 0``, ``x / 1``) that changes neither shape nor batch."""
-    for keep, neutral in _NEUTRAL[node.op]:
-        other = ins[1 - keep]
-        v = value.get(other)
-        x = ins[keep]
-        if v is None or batched[x] != (batched[x] or batched[other]):
-            continue
-        if node.inputs[keep].shape != node.shape or v.ndim > node.ndim + batched[x]:
-            continue
-        if np.all(v == neutral):
-            return x
-    return None

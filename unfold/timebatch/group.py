@@ -1,276 +1,274 @@
-"""Group: the τ copies of one computation, found in a compiled graph, as *classes*.
+"""Group: each class's regular members, its peeled ones, who reads what, and the reductions.
 
-A forward node of an unfolded graph records its folded ``source`` and its ``step``; a gradient
-node records the forward node it differentiates (``adjoint``). The copies of one computation are
-the computed nodes with the same *key*:
+A class (flat.py) holds the copies of one computation, one per index, each described by where its
+inputs are relative to it: ``("c", class, d)`` the member of a class ``d`` steps away, ``("r",
+class, t)`` that class's member at the fixed index ``t`` (a decoder reading the encoder's final
+state at every step), ``("n", single)`` one value, ``("m", from a class, batched)`` an input
+whose value is never read. The members with the most common description are *regular*: they can
+run as one op over stacked rows, or as one loop body over the steps. The others (boundary steps,
+truncation cuts) are *peeled*: computed one by one into their rows.
 
-* forward: ``("F", source)``;
-* gradient: ``("G", key of the adjoint)`` — the nodes built while differentiating the copies of
-  one forward node;
-* other nodes (built by ``unfold`` for masks and the loss sum ``L = Σ_t L(t)``, or outside any
-  recurrence): ``("D",)``;
+A *reduction* is a class of additions forming one accumulation chain ``c₁ = a + b, c₂ = c₁ + d,
+…`` whose partial sums nobody else reads (``∇W = Σ_t ∇W(t)`` and ``L = Σ_t L(t)``, built by
+``grad`` and ``unfold``): its end is the sum of its leaves, in any order. A summing class
+(``batch_outer``, ``batch_sum``, ``sum_like``) read by a reduction only is *absorbed*: one call
+on its stacked members gives their sum over the steps (``Σ_t g(t) h(t−1)ᵀ = Gᵀ H``).
 
-refined by the op, and by the rank of the node among those of the same key, op and *index* —
-the index is the node's step, or, for an untagged node, the largest index among its inputs. A
-class stores its members in one array, a *slab* ``(rows, [batch,] …)`` with row ``t − lo`` for
-index ``t``, so its members must also agree on shape, dtype, batchedness and attributes.
-
-Grouping never decides what is computed: each member is described by where its inputs are
-(``("c", class, distance)``: the member of a class that many steps away; ``("n", position)``: one
-fixed value; ``("m", batched)``: an input whose value is never read). Members with the class's
-most common description are *regular* — they can run as one op over stacked rows; the others
-(boundary steps, truncation cuts) are *peeled* and computed one by one into their rows.
-
-Two shapes of class are recognised here. An *invariant* class reads the same values at every
-member (``Wᵀ`` of every ``W(t)``): it is computed once. A *reduction* is an accumulation chain
-``c₁ = a + b, c₂ = c₁ + d, …`` whose partial sums nobody else reads (``∇W = Σ_t ∇W(t)``, built by
-``grad``; ``L = Σ_t L(t)``): its end is the sum of its leaves, in any order.
+Everything here is per class and per description, never per node: members are numpy arrays of
+indices.
 """
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any
-
 import numpy as np
 
+from ..graph import Op
+from ..ops.base import SUM_LIKE
 from ..ops.elementwise import ADD
+from ..ops.linalg import BATCH_OUTER
+from ..ops.reduce import BATCH_SUM
+from .flat import Class, Flat, Single
+
+#: ops whose result, on a batch, is the sum over the batch: folded over steps and batch, one call
+#: of theirs is the sum over both (Σ_t batch_outer(g(t), h(t)) = Gᵀ H over the stacked rows)
+SUMMING = (BATCH_OUTER, BATCH_SUM, SUM_LIKE)
 
 
-class Class:
-    """The copies of one computation: members (positions in the program order), sorted by
-    index, stored in one slab."""
+class Part:
+    """The members of a class that share one description: their indices (sorted)."""
 
-    __slots__ = ("id", "members", "index", "lo", "hi", "rep", "desc", "regular", "invariant",
-                 "dissolved", "absorbed")
+    __slots__ = ("cls", "desc", "index", "offsets", "regular")
 
-    def __init__(self, cid: int, members: list[int], index: list[int]) -> None:
-        pairs = sorted(zip(index, members))
-        self.id = cid
-        self.index = [t for t, _ in pairs]
-        self.members = [m for _, m in pairs]
-        self.lo, self.hi = self.index[0], self.index[-1]
-        self.rep = self.members[0]          # a regular member, once descriptions are known
-        self.desc: tuple | None = None      # the regular members' description
-        self.regular: list[bool] = []
-        self.invariant = False
-        self.dissolved = False
-        self.absorbed = False               # computed inside a reduction, never stored
-
-    @property
-    def rows(self) -> int:
-        return self.hi - self.lo + 1
-
-    def runs(self) -> list[tuple[int, int]]:
-        """Maximal runs of regular members at consecutive indices: (first, last) index."""
-        out: list[list[int]] = []
-        for t, r in zip(self.index, self.regular):
-            if not r:
-                continue
-            if out and out[-1][1] == t - 1:
-                out[-1][1] = t
-            else:
-                out.append([t, t])
-        return [(a, b) for a, b in out]
+    def __init__(self, cls: Class, desc: tuple, index: np.ndarray, offsets, regular: bool):
+        self.cls, self.desc, self.index, self.offsets = cls, desc, index, offsets
+        self.regular = regular
 
     def __repr__(self) -> str:
-        return f"<Class {self.id}: {len(self.members)} members, {self.lo}…{self.hi}>"
+        return f"<Part of {self.cls.id}: {len(self.index)} members, {self.desc}>"
 
 
 class Reduction:
-    """``end = Σ leaves``: an accumulation chain whose partial sums only the chain reads."""
+    """``end = Σ leaves`` for a chain class: ``leaves`` as (entry, part) — each non-chain input
+    entry of each part of the chain, read once per member of the part."""
 
-    __slots__ = ("end", "chain", "leaves")
+    __slots__ = ("cls", "end", "leaves", "absorbed")
 
-    def __init__(self, end: int, chain: list[int], leaves: list[int]) -> None:
-        self.end, self.chain, self.leaves = end, chain, leaves
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return ("array", value.shape, value.dtype.str, value.tobytes())
-    if isinstance(value, slice):
-        return ("slice", value.start, value.stop, value.step)
-    if isinstance(value, (tuple, list)):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, np.dtype):
-        return value.str
-    try:
-        hash(value)
-        return value
-    except TypeError:
-        return ("id", id(value))
+    def __init__(self, cls: Class, end: int, leaves: list) -> None:
+        self.cls, self.end, self.leaves = cls, end, leaves
+        self.absorbed: list[Class] = []
 
 
-def attrs_signature(node) -> tuple:
-    attrs = node.attrs
-    if not attrs:
-        return ()
-    return tuple((k, _freeze(v)) for k, v in sorted(attrs.items()))
+def runs(index: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of consecutive indices in a sorted array: [(first, last), …]."""
+    if not len(index):
+        return []
+    cut = np.flatnonzero(np.diff(index) != 1)
+    starts = np.concatenate(([0], cut + 1))
+    ends = np.concatenate((cut, [len(index) - 1]))
+    return [(int(index[a]), int(index[b])) for a, b in zip(starts, ends)]
+
+
+def contains(rs: list[tuple[int, int]], t: int) -> bool:
+    """Whether index ``t`` lies in one of the runs ``rs``."""
+    for a, b in rs:
+        if a <= t <= b:
+            return True
+    return False
 
 
 class Grouping:
-    """The classes of a flattened graph (see ``flat.Flat``)."""
+    """The classes of a Flat, with regular members, peeled members and readers."""
 
-    def __init__(self, flat) -> None:
+    def __init__(self, flat: Flat, order, top: int) -> None:
         self.flat = flat
-        order, n = flat.order, len(flat.order)
-        self.cls: list[int] = [-1] * n          # class id of each computed root, -1: singleton
-        keys: list[int] = [0] * n               # each node's key, as a small integer
-        interned: dict[tuple, int] = {}
-        position = flat.position
-        rank: dict[tuple, int] = {}
-        groups: dict[tuple, list[int]] = {}
-        index, stored, batched = flat.index, flat.stored, flat.batched
-        self.index = index
-        for i, node in enumerate(order):
-            # every node gets a key (aliases too: they may be adjoints)
-            t = index[i]
-            a = node.adjoint
-            if a is not None:
-                j = position.get(a)
-                base = ("G", keys[j]) if j is not None else \
-                    ("F", id(a.source)) if a.source is not None else ("X", id(a))
-            elif node.source is not None and node.step is not None:
-                base = ("F", id(node.source))
-            else:
-                base = ("D",)
-            at = (base, id(node.op), t)
-            r = rank.get(at, 0)
-            rank[at] = r + 1
-            key = (base, id(node.op), r)
-            k = interned.get(key)
-            if k is None:
-                k = interned[key] = len(interned)
-            keys[i] = k
-            if t is None or not stored[i]:
-                continue
-            skey = (k, node.shape, node.dtype, batched[i],
-                    attrs_signature(node) if node.attrs else ())
-            groups.setdefault(skey, []).append(i)
-        del rank, interned
-        self.classes: list[Class] = []
-        for members in groups.values():
-            if len(members) < 2:
-                continue
-            c = Class(len(self.classes), members, [self.index[m] for m in members])
-            if len(set(c.index)) != len(c.index):      # never expected: ranks are unique
-                continue
-            self.classes.append(c)
-            for m in c.members:
-                self.cls[m] = c.id
+        self.top = top
+        self.values = flat.values
+        self.parts: list[Part] = []
+        for c in flat.classes:
+            self._settle(c, order, top)
+        self.classes = [c for c in flat.classes]
+        self.kept: set[int] = {o[1] for o in flat.outputs}
+        self.kept_rows: dict[int, set[int]] = {}
+        for o in flat.outputs:
+            if o[0] == "r":
+                self.kept_rows.setdefault(o[1], set()).add(o[2])
+        self._readers()
         self.reductions: list[Reduction] = []
-        self.eliminated: set[int] = set()
         self._find_reductions()
-        self._find_invariants()
-        self._describe()
+
+    # --- regular and peeled members --------------------------------------------------------------
+
+    def _settle(self, c: Class, order, top: int) -> None:
+        variants = _fixed_rows(c.variants)
+        best = max(range(len(variants)), key=lambda k: (len(variants[k][1]), -k))
+        index = np.concatenate([v[1] for v in variants])
+        c.lo, c.hi = int(index.min()), int(index.max())
+        c.count = len(index)
+        c.parts = []
+        for k, (desc, idx, offsets) in enumerate(variants):
+            sort = np.argsort(idx, kind="stable")
+            part = Part(c, desc, idx[sort], offsets[sort], k == best)
+            c.parts.append(part)
+            self.parts.append(part)
+            if k == best:
+                c.desc = desc
+                c.runs = runs(part.index)
+                c.first = top - int(offsets.max())
+                c.rep = order[int(offsets[0])]
+                c.part = part
+        c.peeled = [(int(t), order[int(o)], part.desc) for part in c.parts if not part.regular
+                    for t, o in zip(part.index, part.offsets)]
+        c.variants = None
+
+    # --- who reads what --------------------------------------------------------------------------
+
+    def _readers(self) -> None:
+        """``self.readers[v]``: (reader, entry) for each reference to value ``v`` — a part of a
+        class, or a single."""
+        self.readers: dict[int, list] = {}
+        for part in self.parts:
+            for e in part.desc:
+                if e[0] != "m":
+                    self.readers.setdefault(e[1], []).append((part, e))
+        for v in self.flat.singles:
+            meta = v.node.op.meta_inputs
+            for j, x in enumerate(v.desc):
+                if j not in meta:
+                    self.readers.setdefault(x, []).append((v, ("n", x)))
+
+    def rows_read(self, reader, e) -> np.ndarray | None:
+        """The indices of the class that entry ``e`` of ``reader`` reads (None for a single)."""
+        if e[0] == "c":
+            return reader.index + e[2]
+        if e[0] == "r":
+            n = len(reader.index) if isinstance(reader, Part) else 1
+            return np.full(n, e[2])
+        return None
 
     # --- reductions ------------------------------------------------------------------------------
 
     def _find_reductions(self) -> None:
-        flat = self.flat
         for c in self.classes:
-            if flat.order[c.rep].op is not ADD:
+            if c.fed or c.rep.op is not ADD or c.count < 2:
                 continue
-            member = set(c.members)
-            nxt: dict[int, int] = {}
-            ok = True
-            for m in c.members:
-                own = [r for r in flat.inputs[m] if r in member]
-                if len(own) > 1 or (own and own[0] in nxt):
-                    ok = False
-                    break
-                if own:
-                    nxt[own[0]] = m
-            if not ok or not nxt:
+            red = self._chain(c)
+            if red is not None:
+                c.reduction = red
+                self.reductions.append(red)
+        for red in self.reductions:
+            self._absorb(red)
+
+    def _chain(self, c: Class) -> Reduction | None:
+        preds, leaves = [], []
+        for part in c.parts:
+            own = [e for e in part.desc if e[0] in "cr" and e[1] == c.id]
+            if len(own) > 1:
+                return None
+            if own:
+                preds.append(self.rows_read(part, own[0]))
+            leaves += [(e, part) for e in part.desc if e not in own]
+        if not preds:
+            return None
+        preds = np.sort(np.concatenate(preds))
+        members = np.sort(np.concatenate([p.index for p in c.parts]))
+        if len(preds) != len(members) - 1 or np.any(preds[1:] == preds[:-1]) or \
+                not np.all(np.isin(preds, members)):
+            return None
+        end = int(np.setdiff1d(members, preds)[0])
+        # the partial sums: read by the chain only, never an output
+        rows = self.kept_rows.get(c.id, set())
+        if c.id in self.kept and rows - {end}:
+            return None
+        for reader, e in self.readers.get(c.id, ()):
+            if isinstance(reader, Part) and reader.cls is c:
                 continue
-            starts = [m for m in c.members if not any(r in member for r in flat.inputs[m])]
-            chains, covered = [], 0
-            for s in starts:
-                chain = [s]
-                while chain[-1] in nxt:
-                    chain.append(nxt[chain[-1]])
-                chains.append(chain)
-                covered += len(chain)
-            if covered != len(c.members):
+            read = self.rows_read(reader, e)
+            if read is None or np.any(read != end):
+                return None
+        if any(e[0] == "m" for e, _ in leaves):
+            return None
+        return Reduction(c, end, leaves)
+
+    def _absorb(self, red: Reduction) -> None:
+        """The summing classes read by this reduction only, each member once: computed inside
+        it, as one op over stacked members."""
+        by_class: dict[int, list[np.ndarray]] = {}
+        for e, part in red.leaves:
+            if e[0] == "c":
+                by_class.setdefault(e[1], []).append(self.rows_read(part, e))
+        for k, rows in by_class.items():
+            x = self.values[k]
+            if not isinstance(x, Class) or x.fed or x.rep.op not in SUMMING or x.reduction or \
+                    k in self.kept or x.absorbed or x.ring:
                 continue
-            shape = flat.order[c.rep].shape
-            good = []
-            for chain in chains:
-                if any(flat.readers[m] != 1 or m in flat.kept for m in chain[:-1]):
-                    good = None
-                    break
-                links = set(chain)
-                leaves = [r for m in chain for r in flat.inputs[m] if r not in links]
-                if any(flat.order[r].shape != shape for r in leaves):
-                    good = None
-                    break
-                good.append(Reduction(chain[-1], chain, leaves))
-            if not good or all(len(red.chain) < 2 for red in good):
+            if any(not (isinstance(r, Part) and r.cls is red.cls)
+                   for r, _ in self.readers.get(k, ())):
                 continue
-            c.dissolved = True
-            for red in good:
-                if len(red.chain) > 1:          # a single add is just an add
-                    self.reductions.append(red)
-                    self.eliminated.update(red.chain[:-1])
-            for m in c.members:
-                self.cls[m] = -1
+            read = np.sort(np.concatenate(rows))
+            members = np.sort(np.concatenate([p.index for p in x.parts]))
+            if not np.array_equal(read, members):
+                continue
+            flags = fold_flags(self, x.desc)
+            if True not in flags or x.rep.op.out_batched(x.rep, flags):
+                continue
+            x.absorbed = True
+            red.absorbed.append(x)
 
-    # --- invariant classes and descriptions ------------------------------------------------------
+    def undo(self, red: Reduction) -> None:
+        """Run a reduction's chain as the additions it is (it lies on a recurrent cycle)."""
+        red.cls.reduction = None
+        for x in red.absorbed:
+            x.absorbed = False
+        self.reductions.remove(red)
 
-    def _live(self):
-        return [c for c in self.classes if not c.dissolved]
 
-    def _find_invariants(self) -> None:
-        flat = self.flat
-        for c in sorted(self._live(), key=lambda c: min(c.members)):
-            if not flat.computed[c.rep]:
-                continue                       # fed: every member has a value of its own
-            meta = flat.order[c.rep].op.meta_inputs
-            first = None
-            same = True
-            for m in c.members:
-                sig = tuple(("m", flat.batched[r]) if j in meta else ("n", self.value_of(r))
-                            for j, r in enumerate(flat.inputs[m]))
-                if first is None:
-                    first = sig
-                elif sig != first:
-                    same = False
-                    break
-            c.invariant = same
+def fold_flags(g: Grouping, desc: tuple) -> tuple[bool, ...]:
+    """The batch flags of a class's op run on its stacked members (time folded into the batch):
+    every input read from a class row by row is stacked; a fixed value keeps its own flag."""
+    return tuple(True if e[0] == "c" or (e[0] == "m" and e[1]) else
+                 e[2] if e[0] == "m" else g.flat.batched[e[1]] for e in desc)
 
-    def value_of(self, r: int) -> int:
-        """The position standing for the value at ``r``: an invariant class's representative."""
-        k = self.cls[r]
-        if k >= 0 and self.classes[k].invariant:
-            return self.classes[k].rep
-        return r
 
-    def entry(self, member: int, j: int, r: int, meta) -> tuple:
-        """Where input ``j`` (root ``r``) of ``member`` is, relative to it."""
-        k = self.cls[r]
-        if j in meta:
-            return ("m", k >= 0 and not self.classes[k].invariant, self.flat.batched[r])
-        if k >= 0 and not self.classes[k].invariant:
-            return ("c", k, self.index[r] - self.index[member])
-        return ("n", self.value_of(r))
+def vectorizable(g: Grouping, c: Class) -> bool:
+    """Whether running the class's op once on its stacked regular members computes each of
+    them: the op has a batching rule, and no member sums a batched input over the batch."""
+    node = c.rep
+    op = node.op
+    if type(op).batched is Op.batched or op in SUMMING:
+        return False
+    for e in c.desc:
+        if (e[0] in "cr" and g.flat.batched[e[1]] and not c.batched) or \
+                (e[0] == "m" and e[2] and not c.batched):
+            return False
+    flags = fold_flags(g, c.desc)
+    return True in flags and op.out_batched(node, flags)
 
-    def _describe(self) -> None:
-        flat = self.flat
-        for c in self._live():
-            meta = flat.order[c.rep].op.meta_inputs
-            descs = []
-            for m in c.members:
-                descs.append(tuple(self.entry(m, j, r, meta)
-                                   for j, r in enumerate(flat.inputs[m])))
-            # an input read at one fixed value by every member is that value, not a row
-            width = len(descs[0])
-            if all(len(d) == width for d in descs):
-                for j in range(width):
-                    roots = {flat.inputs[m][j] for m in c.members}
-                    if len(roots) == 1 and descs[0][j][0] == "c":
-                        r = next(iter(roots))
-                        descs = [d[:j] + (("n", self.value_of(r)),) + d[j + 1:] for d in descs]
-            common = Counter(descs).most_common(1)[0][0]
-            c.desc = common
-            c.regular = [d == common for d in descs]
-            c.rep = next(m for m, r in zip(c.members, c.regular) if r)
+
+def _fixed_rows(variants: list) -> list:
+    """Variants whose entry j reads one class at the same index for every member (``("c", k,
+    d)`` with index + d constant) read it as the fixed row ``("r", k, t)``; variants that then
+    agree are merged."""
+    if len(variants) < 2:
+        return variants
+    width = len(variants[0][0])
+    if any(len(v[0]) != width for v in variants):
+        return variants
+    descs = [list(v[0]) for v in variants]
+    for j in range(width):
+        found = [(k, descs[k][j]) for k in range(len(variants)) if descs[k][j][0] == "c"]
+        if len(found) < 2 or len({e[1] for _, e in found}) != 1:
+            continue
+        rows = {int(t) for k, e in found for t in np.unique(variants[k][1] + e[2])}
+        if len(rows) != 1:
+            continue
+        t = rows.pop()
+        for k, e in found:
+            descs[k][j] = ("r", e[1], t)
+    merged: dict[tuple, list] = {}
+    for d, (_, idx, off) in zip(descs, variants):
+        merged.setdefault(tuple(d), []).append((idx, off))
+    return [(d, np.concatenate([i for i, _ in v]), np.concatenate([o for _, o in v]))
+            for d, v in merged.items()]
+
+
+__all__ = ["Grouping", "Part", "Reduction", "SUMMING", "Single", "fold_flags", "runs",
+           "vectorizable", "contains"]
