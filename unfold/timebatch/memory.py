@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .kernels import EFFECTS
+from .lower import It, Loop
 
 #: buffers smaller than this keep their own memory (sharing them saves nothing)
 SMALL = 1024
@@ -43,11 +44,28 @@ def _address(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]
 
 
-def _effects(instr):
+#: a step loop is looked into (its calls step by step) when it makes at most this many calls
+LOOK_INTO = 50_000
+
+
+def _calls(instr) -> list | None:
+    """The calls ``(fn, args)`` an instruction makes: a ``Loop``'s, step by step (None beyond
+    ``LOOK_INTO``)."""
+    if not isinstance(instr, Loop):
+        return [(instr.fn, instr.args)]
+    steps, iterators, body = instr.args
+    if steps * len(body) > LOOK_INTO:
+        return None
+    rows = [list(it) if isinstance(it, np.ndarray) else
+            [it[s % len(it)] for s in range(steps)] for it in iterators]
+    return [(fn, tuple(rows[a.k][s] if isinstance(a, It) else a for a in args))
+            for s in range(steps) for fn, args in body]
+
+
+def _effects(fn, args):
     """(arrays read, arrays written) by a call, for the calls whose effect is known: ufuncs
     (output last), ``np.dot``/``np.matmul`` with ``out``, and the kernels declaring it
     (``kernels.EFFECTS``). None otherwise."""
-    fn, args = instr.fn, instr.args
     if isinstance(fn, np.ufunc):
         if len(args) == fn.nin + fn.nout and all(isinstance(a, np.ndarray) or np.isscalar(a)
                                                   for a in args):
@@ -78,47 +96,57 @@ def _tie(code, new: np.ndarray, shared: dict, first: dict, last: dict):
     if not 0 <= start < len(code):
         return None
     candidates = []
-    for i in code[start]:
-        eff = _effects(i)
-        if eff is not None and any(isinstance(a, np.ndarray) and _owner(a) is new
-                                   for a in eff[1]):
-            candidates = [id(_owner(a)) for a in eff[0] if isinstance(a, np.ndarray)]
+    for instr in code[start]:
+        for fn, args in _calls(instr) or ():
+            eff = _effects(fn, args)
+            if eff is not None and any(isinstance(a, np.ndarray) and _owner(a) is new
+                                       for a in eff[1]):
+                candidates = [id(_owner(a)) for a in eff[0] if isinstance(a, np.ndarray)]
+                break
+        if candidates:
             break
     for k in dict.fromkeys(candidates):
         if k == kn or k not in shared or not start <= last[k] <= last[kn]:
             continue
         old, shift, written, ok = shared[k], None, [], True
         for u in range(start, last[k] + 1):
-            for i in code[u]:
+            for instr in code[u]:
                 arrays: list = []
-                _arrays(i.args, arrays)
+                _arrays(instr.args, arrays)
                 touched = {id(_owner(a)) for a in arrays}
                 if k not in touched and kn not in touched:
                     continue
-                eff = _effects(i)
-                if eff is None:
+                calls = _calls(instr)
+                if calls is None:
                     ok = False
                     break
-                ins, outs = eff
-                mine = [a for a in outs if isinstance(a, np.ndarray) and _owner(a) is new]
-                if any(isinstance(a, np.ndarray) and _owner(a) is old for a in outs):
-                    ok = False
-                    break
-                written += mine
-                reads = [a for a in ins if isinstance(a, np.ndarray) and _owner(a) is old]
-                if not reads:
-                    continue
-                if not isinstance(i.fn, np.ufunc) or len(mine) != 1 or len(outs) != 1:
-                    ok = False
-                    break
-                out = mine[0]
-                for a in reads:
-                    here = (_address(a) - _address(old)) - (_address(out) - _address(new))
-                    if a.shape != out.shape or a.strides != out.strides or \
-                            a.dtype != out.dtype or (shift is not None and here != shift):
+                for fn, args in calls:
+                    eff = _effects(fn, args)
+                    if eff is None:
                         ok = False
                         break
-                    shift = here
+                    ins, outs = eff
+                    mine = [a for a in outs if isinstance(a, np.ndarray) and _owner(a) is new]
+                    if any(isinstance(a, np.ndarray) and _owner(a) is old for a in outs):
+                        ok = False
+                        break
+                    written += mine
+                    reads = [a for a in ins if isinstance(a, np.ndarray) and _owner(a) is old]
+                    if not reads:
+                        continue
+                    if not isinstance(fn, np.ufunc) or len(mine) != 1 or len(outs) != 1:
+                        ok = False
+                        break
+                    out = mine[0]
+                    for a in reads:
+                        here = (_address(a) - _address(old)) - (_address(out) - _address(new))
+                        if a.shape != out.shape or a.strides != out.strides or \
+                                a.dtype != out.dtype or (shift is not None and here != shift):
+                            ok = False
+                            break
+                        shift = here
+                    if not ok:
+                        break
                 if not ok:
                     break
             if not ok:
