@@ -16,6 +16,7 @@ from hypothesis import given, settings, strategies as st
 import unfold as uf
 from unfold import timebatch
 from unfold.testing import gradcheck
+from unfold.timebatch import lower
 from unfold.testing.strategies import expressions, recurrences
 
 pytestmark = pytest.mark.usefixtures("strict")
@@ -65,6 +66,51 @@ def test_random_recurrences_agree_with_the_reference(drawn, truncate, mask):
     if mask:
         feed["mask"] = _mask(drawn, np.random.default_rng(drawn.description["seed"]))
     assert_agree(_outputs(g, drawn), feed)
+
+
+@settings(max_examples=15)
+@given(drawn=recurrences(max_steps=7, loss_steps=True), truncate=st.sampled_from([None, 2, 3]),
+       listed=st.booleans())
+def test_recurrences_agree_when_every_run_of_steps_is_a_loop(drawn, truncate, listed):
+    """The same, with even two consecutive regular steps written as a loop (one template per
+    step, arguments as strided rows — or lists of views — and rings)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lower, "LOOP_STEPS", 2)
+        mp.setattr(lower, "LIST_VIEWS", 10**9 if listed else 0)
+        g = drawn.unfold(truncate=truncate)
+        assert_agree(_outputs(g, drawn), drawn.feed)
+
+
+def _lstm(n, m, k, dtype=np.float64):
+    """W2 of the benchmarks: the four gates cut from one z = U x + W h + b."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (m,), dtype), rec.target("y", ())
+    U, W = rec.param("U", (4 * n, m), dtype), rec.param("W", (4 * n, n), dtype)
+    b = rec.param("b", (4 * n,), dtype)
+    h, s = rec.state("h", (n,), dtype=dtype), rec.state("s", (n,), dtype=dtype)
+    z = U @ x + W @ h + b
+    i, f, o = (uf.sigmoid(z[j * n:(j + 1) * n]) for j in range(3))
+    s_t = rec.update(s, f * s + i * uf.tanh(z[3 * n:]))
+    h_t = rec.update(h, o * uf.tanh(s_t))
+    rec.loss("L", uf.cross_entropy(rec.param("V", (k, n), dtype) @ h_t, y))
+    return rec
+
+
+@settings(max_examples=10)
+@given(steps=st.integers(1, 12), batch=st.sampled_from([None, 1, 3]), loops=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_an_lstm_with_gates_cut_from_one_z_agrees(steps, batch, loops, seed):
+    rec = _lstm(3, 2, 4)
+    g = rec.unfold(steps)
+    rng = np.random.default_rng(seed)
+    lead = () if batch is None else (batch,)
+    feed = {name: rng.standard_normal(p.shape) * 0.7 for name, p in rec.params.items()}
+    feed.update(x=rng.standard_normal((steps,) + lead + (2,)),
+                y=rng.integers(0, 4, (steps,) + lead))
+    with pytest.MonkeyPatch.context() as mp:
+        if loops:
+            mp.setattr(lower, "LOOP_STEPS", 2)
+        assert_agree([g.loss] + uf.grad(g.loss, g.params) + [g.final("h")], feed)
 
 
 @settings(max_examples=10)

@@ -60,8 +60,7 @@ class Program:
         # how a time-batched run is fed: whole sequences (each with its step copies) and the
         # placeholders fed one by one
         self._sequence_copies = list(self.feeds._sliced.items())
-        self._copy_set = {c for _, copies in self._sequence_copies for c in copies}
-        self._direct = [p for p in self.placeholders if p not in self._copy_set]
+        self._direct = self.feeds._direct
         self._signatures: dict[tuple, tuple] = {}
 
     # --- the graph, node by node (the reference schedule) ----------------------------------------
@@ -72,6 +71,13 @@ class Program:
         if self._walk is None:
             self._walk = walk(self.outputs)
         return self._walk[0], self._walk[1]
+
+    def _take_walk(self) -> tuple[list, int]:
+        """The walk's list for a planner that consumes it (the program walks again if it needs
+        it later)."""
+        order, top = self._walked_order()
+        self._walk = None
+        return order, top
 
     def _per_node(self):
         """The per-node structures of the reference schedule, made when first needed: the
@@ -184,7 +190,7 @@ class Program:
             of_source = dict(zip((s for s, _ in self._sequence_copies), flags))
             of_direct = dict(zip(self._direct, flags[len(self._sequence_copies):]))
             signature = self._signatures[short] = tuple(
-                of_source[p.source] if p in self._copy_set else of_direct[p]
+                of_direct[p] if p in of_direct else of_source[p.source]
                 for p in self.placeholders)
         plan = self._batched_plan(signature, batch)
         if plan is None:
@@ -261,8 +267,6 @@ class Program:
         self._batched_plans[key] = plan
         while len(self._batched_plans) > _PLANS:
             self._batched_plans.popitem(last=False)
-        if self._nodes is None:
-            self._walk = None          # planned: the graph need not be listed any more
         _trim_cache()
         return plan
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import GradError, UnfoldTypeError, describe
-from .graph import Node, _adjoint_of, _key_of, _needed, ancestors, gc_paused, topological
+from .graph import Node, Walked, _adjoint_of, _needed, gc_paused, topological, walk
 from .ops import add, constant, lift, sum_like
 from .ops.base import broadcast_like, fit
 
@@ -51,27 +51,32 @@ def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
 
 def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     wanted = set(targets)
-    on_path = ancestors([y])          # becomes: the nodes through which y depends on a target
-    order = sorted(on_path, key=_key_of)
-    for node in order:
-        if node in wanted:
+    # the nodes through which y depends on a target: y's ancestors (a list indexed by serial
+    # number, 8 bytes a node), without those that depend on no target — in creation order, a
+    # node's inputs are settled before it
+    order, top, _, _ = walk([y])
+    for k in range(len(order) - 1, -1, -1):
+        node = order[k]
+        if node is None or node in wanted:
             continue
         for i in node.inputs:
-            if i in on_path:
+            if order[top - (i._key >> 1)] is i:
                 break
         else:
-            on_path.discard(node)
+            order[k] = None
+    on_path = Walked(order, top)
 
     # ∂y/∂node so far (only nodes on the path ever enter); each term is added as soon as it is
     # built (an accumulation chain ((t₁ + t₂) + t₃) + …), so ∇W = Σ_t ∇W(t) never holds all τ
     # terms at once
-    pending: dict[Node, Node] = {y: seed} if y in on_path else {}
+    pending: dict[Node, Node] = {y: seed} if order and order[0] is y else {}
     found: dict[Node, Node] = {}
     enter, leave = _adjoint_of.append, _adjoint_of.pop
     _needed.append(on_path)
     try:
-        while order:                    # last built first; the list shrinks as it goes
-            node = order.pop()
+        for node in order:              # last built first
+            if node is None:
+                continue
             g = pending.pop(node, None)
             if g is None:
                 continue

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+from itertools import repeat
 import math
 import operator
 from types import MappingProxyType
@@ -353,6 +354,19 @@ def ancestors(outputs: Iterable[Node]) -> set[Node]:
 _key_of = operator.attrgetter("_key")      # creation order
 
 
+class Walked:
+    """Membership in a graph listed by ``walk``: ``node in Walked(order, top)``."""
+
+    __slots__ = ("order", "top")
+
+    def __init__(self, order: list, top: int) -> None:
+        self.order, self.top = order, top
+
+    def __contains__(self, node: Node) -> bool:
+        k = self.top - (node._key >> 1)
+        return 0 <= k < len(self.order) and self.order[k] is node
+
+
 def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int]:
     """Every ancestor of ``outputs`` in a list indexed by ``top − serial`` — so that reading it
     backwards is creation order, a topological order — with None at the serial numbers of
@@ -369,7 +383,7 @@ def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int]:
     for o in outputs:
         k = top - (o._key >> 1)
         if k >= size:
-            order.extend([None] * (k + 1 - size + size))
+            order.extend(repeat(None, k + 1 - size + size // 8))
             size = len(order)
         if order[k] is None:
             order[k] = o
@@ -386,8 +400,8 @@ def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int]:
             continue
         for i in ins:
             k = top - (i._key >> 1)
-            if k >= size:
-                order.extend([None] * (k + 1 - size + size))
+            if k >= size:                    # (an eighth more: the list stays tight)
+                order.extend(repeat(None, k + 1 - size + size // 8))
                 size = len(order)
             if order[k] is None:
                 order[k] = i

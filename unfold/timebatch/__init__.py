@@ -18,11 +18,12 @@ import numpy as np
 
 from .bind import BIND_BYTES, Bound, bind
 from .codegen import generate
-from .distribute import distribute
+from .distribute import distribute, reassociate
 from .flat import Flat
 from .group import Grouping
 from .kernels import sigmoid
-from .lower import Loop, lower
+from . import lower
+from .lower import Loop, Unsupported
 from .memory import MAX_CALLS, Sharing, schedule
 
 
@@ -35,20 +36,22 @@ class Plan:
     """A program compiled for one pattern of batched feeds and one batch size."""
 
     def __init__(self, program, signature: tuple[bool, ...], batch: int | None) -> None:
-        order, top = program._walked_order()
+        order, top = program._take_walk()
         fed, fed_sequences = {}, {}
         for p, flag in zip(program.placeholders, signature):
             if p.step is not None and p.source is not None:
                 fed_sequences[p.source] = flag
             else:
                 fed[p] = flag
-        flat = Flat(order, top, program.outputs, fed, fed_sequences, batch)
-        g = Grouping(flat, order, top)
+        flat = Flat(order, top, program.outputs, fed, fed_sequences, batch)   # (consumes order)
         del order
+        g = Grouping(flat)
         units = distribute(g)
+        if units is not None and reassociate(g, units):        # then distribute again
+            units = distribute(g)
         if units is None:
-            raise _Unsupported("the dependence graph defeats the analysis")
-        st, code = lower(g, units, batch)
+            raise Unsupported("the dependence graph defeats the analysis")
+        st, code = lower.lower(g, units, batch)
         self.units = [(u.kind, [c.rep.op.name for c in u.classes], len(u.peeled))
                       for u in units]
         out = [st.output(o) for o in flat.outputs]
@@ -62,6 +65,8 @@ class Plan:
                 sequences.setdefault(source, []).extend(
                     (slab[a - c.lo:b - c.lo + 1], a, b) for a, b in c.runs)
                 copies.setdefault(source, []).append((slab, c.lo, c.hi))
+        g.dismantle()
+        del g, units, flat
         # a sequence fed step by step (the general path) needs its copies' rows
         self._copy_rows = {s: v[0] for s, v in copies.items() if len(v) == 1}
         self.nbytes = st.nbytes
@@ -159,13 +164,9 @@ class Plan:
         return [np.array(a) for a in self._out]
 
 
-class _Unsupported(Exception):
-    pass
-
-
 def plan(program, signature: tuple[bool, ...], batch: int | None) -> Plan | None:
     """The time-batched plan, or None when this graph runs on the per-node schedule."""
     try:
         return Plan(program, signature, batch)
-    except _Unsupported:
+    except Unsupported:
         return None

@@ -58,12 +58,12 @@ class _Source:
         self.flush()
         steps, iterators, body = instr.args
         names = []
-        for it in iterators:
-            if isinstance(it, list):
+        for kind, it in iterators:
+            if kind == "ring":
                 names.append(f"cycle({self.name(it, 'C')})")
             else:
                 names.append(self.name(it, "I"))
-        if all(isinstance(it, list) for it in iterators):
+        if all(kind == "ring" for kind, _ in iterators):
             names.insert(0, f"range({steps})")           # (cycles never end)
             body = [(fn, tuple(It(a.k + 1) if isinstance(a, It) else a for a in args))
                     for fn, args in body]

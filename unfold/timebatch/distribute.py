@@ -13,6 +13,7 @@ import heapq
 
 import numpy as np
 
+from ..ops.elementwise import ADD, MUL
 from .flat import Class, Single
 from .group import Grouping, Part, contains, vectorizable
 
@@ -230,6 +231,69 @@ def distribute(g: Grouping) -> list[Unit] | None:
         u.classes.sort(key=lambda c: c.first)
         u.peeled.sort(key=lambda p: p[2].serial)
     return ordered
+
+
+def reassociate(g: Grouping, units: list[Unit]) -> bool:
+    """Move work off the recurrent path: ``(p ∘ q) ∘ x`` becomes ``q ∘ (p ∘ x)`` for ``∘`` an
+    addition or a multiplication when only ``q`` is on the loop, so that ``p ∘ x`` runs for all
+    steps at once. ``b + W h(t−1) + U x(t)`` becomes ``W h(t−1) + (b + U x(t))``; the LSTM's
+    ``(∂h · tanh s) · σ'(o)`` becomes ``∂h · (tanh s · σ'(o))``. Rewrites the regular
+    descriptions of the two classes (exact up to rounding, ≈1e-16); True if it changed any."""
+    values = g.values
+    changed = False
+    for u in units:
+        if u.kind != "loop" or not u.cyclic:
+            continue
+        inside = {c.id for c in u.classes} | {p[0].id for p in u.peeled}
+        for c in u.classes:
+            op = c.rep.op
+            if (op is not ADD and op is not MUL) or len(c.desc) != 2:
+                continue
+            for side in (0, 1):
+                e, x = c.desc[side], c.desc[1 - side]
+                if e[0] != "c" or e[2] != 0 or _on(x, inside):
+                    continue
+                a = values[e[1]]
+                if not isinstance(a, Class) or a.id not in inside or a.rep.op is not op or \
+                        not a.runs or g.sole_reader(a) is not c.part or len(a.desc) != 2:
+                    continue
+                p, q = a.desc
+                if _on(p, inside) == _on(q, inside):
+                    continue
+                if _on(p, inside):
+                    p, q = q, p
+                shape = c.rep.shape
+                if not all(_shape(g, y) == shape for y in (p, q, x)) or a.rep.shape != shape:
+                    continue
+                # the steps where both are regular are rewritten; the others keep what they read
+                both = np.intersect1d(a.part.index, c.part.index)
+                if not len(both):
+                    continue
+                g.peel(a, np.setdiff1d(a.part.index, both))
+                g.peel(c, np.setdiff1d(c.part.index, both))
+                a.desc = a.part.desc = (p, x)
+                c.desc = c.part.desc = (q, ("c", a.id, 0))
+                a.batched = g.flat.batched[a.id] = _batched(g, p) or _batched(g, x)
+                changed = True
+                break
+    if changed:
+        g.find_readers()
+    return changed
+
+
+def _on(e: tuple, inside: set[int]) -> bool:
+    return e[0] in ("c", "r") and e[1] in inside
+
+
+def _shape(g: Grouping, e: tuple):
+    if e[0] == "m":
+        return None
+    v = g.values[e[1]]
+    return v.rep.shape if isinstance(v, Class) else v.node.shape
+
+
+def _batched(g: Grouping, e: tuple) -> bool:
+    return e[2] if e[0] == "m" else g.flat.batched[e[1]]
 
 
 def _scc(succ: list[set[int]]) -> list[int]:

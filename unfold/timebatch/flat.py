@@ -105,8 +105,8 @@ class Single:
 class Class:
     """The copies of one computation (its members), stored in one slab; see group.py."""
 
-    __slots__ = ("id", "kid", "rank", "batched", "rep", "fed", "variants", "desc", "runs",
-                 "peeled", "lo", "hi", "count", "first", "reduction", "absorbed", "ring",
+    __slots__ = ("id", "kid", "rank", "batched", "rep", "fed", "variants", "reps", "desc",
+                 "runs", "peeled", "lo", "hi", "count", "first", "reduction", "absorbed", "ring",
                  "parts", "part")
 
     def __init__(self, cid: int, kid, rank: int, batched: bool, rep: Node, fed: bool) -> None:
@@ -114,6 +114,7 @@ class Class:
         self.fed = fed
         #: description → offsets of the members it describes (during the pass)
         self.variants: dict[tuple, array] = {}
+        self.reps: dict[tuple, Node] = {}    # a node of each variant
         self.desc: tuple = ()            # the regular members' description (decoded)
         self.runs: list[tuple[int, int]] = []    # regular members: runs of consecutive indices
         self.peeled: list = []           # the others: (index, node, description)
@@ -184,35 +185,41 @@ class Flat:
         self._fed, self._fed_sequences = fed, fed_sequences
         packed = self._scan(order, top)
         #: each output as ("n", single) or ("r", class, index)
-        self.outputs = [_where(packed[top - (o._key >> 1)]) for o in outputs]
+        self.outputs = [_where(packed[(o._key >> 1) - self.low]) for o in outputs]
         self.classes = [v for v in self.values if isinstance(v, Class)]
         self.singles = [v for v in self.values if isinstance(v, Single)]
         self._finish(packed)
+        for c in self.classes:
+            c.kid = None                   # (the kids refer back to their classes)
         del self._kids, self._roles, self._attrs, self._sigs
 
     # --- the pass --------------------------------------------------------------------------------
 
-    def _scan(self, order, top: int) -> array:
-        n = len(order)
-        packed = array("q", bytes(8 * n))
+    def _scan(self, order: list, top: int) -> array:
+        """The pass: ``order`` (a walk's list, indexed by ``top − serial``) is consumed from its
+        end — creation order — while ``packed`` (indexed by ``serial − low``) grows."""
+        low = self.low = top - len(order) + 1
+        packed = array("q")
+        append, pop = packed.append, order.pop
         kids = self._kids
         attrs_id = self._attrs_id
         no_attrs = _NO_ATTRS
         batched = self.batched
         last_adjoint = last_role = None
-        for k in range(n - 1, -1, -1):          # offsets run against serial numbers
-            node = order[k]
+        while order:
+            node = pop()
             if node is None:
+                append(0)
                 continue
             ins = node.inputs
             if not ins:
-                packed[k] = self._leaf(node, k)
+                append(self._leaf(node, len(packed)))
                 continue
             op = node.op
             if op is ALIAS:
-                packed[k] = packed[top - (ins[0]._key >> 1)]
+                append(packed[(ins[0]._key >> 1) - low])
                 continue
-            codes = [packed[top - (i._key >> 1)] for i in ins]
+            codes = [packed[(i._key >> 1) - low] for i in ins]
             t = node.step
             if t is None:
                 for i, p in zip(ins, codes):
@@ -254,16 +261,23 @@ class Flat:
                     cls, members = d[1], d[2]
                 else:
                     cls = self._class(kid, r, d[3], node)
-                    members = cls.variants.get(desc)
-                    if members is None:
-                        members = cls.variants[desc] = array("i")
-                members.append(k)
-                packed[k] = (cls.id << 32) + MID + t
+                    members = self._variant(cls, desc, node)
+                members.append(len(packed))
+                append((cls.id << 32) + MID + t)
             elif what == _ALIAS:
-                packed[k] = codes[d[1]]
+                append(codes[d[1]])
             else:
-                packed[k] = -d[1] - 1
+                append(-d[1] - 1)
         return packed
+
+    def _variant(self, cls: Class, desc: tuple, node: Node) -> array:
+        """The members of ``cls`` described by ``desc`` (their ``serial − low``); the first
+        node seen stands for them all (same op, attributes, shapes and inputs' places)."""
+        members = cls.variants.get(desc)
+        if members is None:
+            members = cls.variants[desc] = array("i")
+            cls.reps[desc] = node
+        return members
 
     def _leaf(self, node: Node, k: int) -> int:
         if is_placeholder(node):
@@ -275,10 +289,7 @@ class Flat:
                 t = node.step
                 cls = self._class(kid, kid.rank(t), self._fed_sequences[node.source], node,
                                   fed=True)
-                members = cls.variants.get(())
-                if members is None:
-                    members = cls.variants[()] = array("i")
-                members.append(k)
+                self._variant(cls, (), node).append(k)
                 return (cls.id << 32) + MID + t
             v = self._single(node, self._fed[node], fed=True)
         elif node.op is CONSTANT:
@@ -347,10 +358,7 @@ class Flat:
             v.value = self._fold(v)
             return (_SINGLE, v.id)
         cls = self._class(kid, 0, batched, node)
-        members = cls.variants.get(desc)
-        if members is None:
-            members = cls.variants[desc] = array("i")
-        return (_MEMBER, cls, members, batched)
+        return (_MEMBER, cls, self._variant(cls, desc, node), batched)
 
     def _neutral(self, node: Node, codes, flags, batched) -> int | None:
         """The input whose value ``node`` is, when its other operand is a known neutral
@@ -394,7 +402,8 @@ class Flat:
     # --- after the pass --------------------------------------------------------------------------
 
     def _finish(self, packed: array) -> None:
-        """Each class's variants as (description, indices, offsets), descriptions decoded."""
+        """Each class's variants as (description, indices, the first one's serial number, a
+        node standing for them), descriptions decoded."""
         codes = np.frombuffer(packed, np.int64)
         for c in self.classes:
             out = []
@@ -402,9 +411,11 @@ class Flat:
                 if not len(members):
                     continue
                 offsets = np.frombuffer(members, np.int32)
-                index = (codes[offsets] & 0xFFFFFFFF) - MID
-                out.append((tuple(entry(e) for e in desc), index, offsets))
+                index = ((codes[offsets] & 0xFFFFFFFF) - MID).astype(np.int32)
+                out.append((tuple(entry(e) for e in desc), index,
+                            self.low + int(offsets[0]), c.reps[desc]))
             c.variants = out
+            c.reps = None
         self.classes = [c for c in self.classes if c.variants]
 
 

@@ -34,13 +34,15 @@ SUMMING = (BATCH_OUTER, BATCH_SUM, SUM_LIKE)
 
 
 class Part:
-    """The members of a class that share one description: their indices (sorted)."""
+    """The members of a class that share one description: their indices (sorted), the serial
+    number of the first one built, and a node standing for them."""
 
-    __slots__ = ("cls", "desc", "index", "offsets", "regular")
+    __slots__ = ("cls", "desc", "index", "first", "regular", "node")
 
-    def __init__(self, cls: Class, desc: tuple, index: np.ndarray, offsets, regular: bool):
-        self.cls, self.desc, self.index, self.offsets = cls, desc, index, offsets
-        self.regular = regular
+    def __init__(self, cls: Class, desc: tuple, index: np.ndarray, first: int, regular: bool,
+                 node) -> None:
+        self.cls, self.desc, self.index, self.first = cls, desc, index, first
+        self.regular, self.node = regular, node
 
     def __repr__(self) -> str:
         return f"<Part of {self.cls.id}: {len(self.index)} members, {self.desc}>"
@@ -78,50 +80,50 @@ def contains(rs: list[tuple[int, int]], t: int) -> bool:
 class Grouping:
     """The classes of a Flat, with regular members, peeled members and readers."""
 
-    def __init__(self, flat: Flat, order, top: int) -> None:
+    def __init__(self, flat: Flat) -> None:
         self.flat = flat
-        self.top = top
         self.values = flat.values
         self.parts: list[Part] = []
         for c in flat.classes:
-            self._settle(c, order, top)
+            self._settle(c)
         self.classes = [c for c in flat.classes]
         self.kept: set[int] = {o[1] for o in flat.outputs}
         self.kept_rows: dict[int, set[int]] = {}
         for o in flat.outputs:
             if o[0] == "r":
                 self.kept_rows.setdefault(o[1], set()).add(o[2])
-        self._readers()
+        self.find_readers()
         self.reductions: list[Reduction] = []
         self._find_reductions()
 
     # --- regular and peeled members --------------------------------------------------------------
 
-    def _settle(self, c: Class, order, top: int) -> None:
+    def _settle(self, c: Class) -> None:
         variants = _fixed_rows(c.variants)
         best = max(range(len(variants)), key=lambda k: (len(variants[k][1]), -k))
         index = np.concatenate([v[1] for v in variants])
         c.lo, c.hi = int(index.min()), int(index.max())
         c.count = len(index)
         c.parts = []
-        for k, (desc, idx, offsets) in enumerate(variants):
-            sort = np.argsort(idx, kind="stable")
-            part = Part(c, desc, idx[sort], offsets[sort], k == best)
+        c.peeled = []
+        for k, (desc, idx, first, node) in enumerate(variants):
+            part = Part(c, desc, _sorted(idx), first, k == best, node)
             c.parts.append(part)
             self.parts.append(part)
             if k == best:
                 c.desc = desc
                 c.runs = runs(part.index)
-                c.first = top - int(offsets.max())
-                c.rep = order[int(offsets[0])]
+                c.first = first
+                c.rep = node
                 c.part = part
-        c.peeled = [(int(t), order[int(o)], part.desc) for part in c.parts if not part.regular
-                    for t, o in zip(part.index, part.offsets)]
+            else:
+                c.peeled += [(int(t), node, desc) for t in part.index]
+        c.peeled.sort(key=lambda p: p[0])
         c.variants = None
 
     # --- who reads what --------------------------------------------------------------------------
 
-    def _readers(self) -> None:
+    def find_readers(self) -> None:
         """``self.readers[v]``: (reader, entry) for each reference to value ``v`` — a part of a
         class, or a single."""
         self.readers: dict[int, list] = {}
@@ -134,6 +136,33 @@ class Grouping:
             for j, x in enumerate(v.desc):
                 if j not in meta:
                     self.readers.setdefault(x, []).append((v, ("n", x)))
+
+    def peel(self, c: Class, index: np.ndarray) -> None:
+        """Make the regular members of ``c`` at ``index`` peeled ones (with the description they
+        have now)."""
+        part = c.part
+        take = np.isin(part.index, index)
+        if not take.any():
+            return
+        gone = Part(c, part.desc, part.index[take], part.first, False, part.node)
+        part.index = part.index[~take]
+        c.parts.append(gone)
+        self.parts.append(gone)
+        c.runs = runs(part.index)
+        c.peeled = sorted(c.peeled + [(int(t), gone.node, gone.desc) for t in gone.index],
+                          key=lambda p: p[0])
+
+    def sole_reader(self, x: Class):
+        """The part that alone reads class ``x`` (one entry, at distance 0), if ``x`` is no
+        output; else None."""
+        found = self.readers.get(x.id, ())
+        if len(found) != 1 or x.id in self.kept:
+            return None
+        reader, e = found[0]
+        if not isinstance(reader, Part) or e[0] != "c" or e[2] != 0 or \
+                sum(1 for f in reader.desc if f[0] == "c" and f[1] == x.id) != 1:
+            return None
+        return reader
 
     def rows_read(self, reader, e) -> np.ndarray | None:
         """The indices of the class that entry ``e`` of ``reader`` reads (None for a single)."""
@@ -213,6 +242,16 @@ class Grouping:
             x.absorbed = True
             red.absorbed.append(x)
 
+    def dismantle(self) -> None:
+        """Break the references between classes, parts and reductions (planning is done): the
+        analysis is then freed at once, not at the collector's next full pass."""
+        for c in self.classes:
+            c.parts = c.part = c.reduction = None
+        for red in self.reductions:
+            red.cls = None
+            red.absorbed = red.leaves = None
+        self.readers = self.parts = self.reductions = None
+
     def undo(self, red: Reduction) -> None:
         """Run a reduction's chain as the additions it is (it lies on a recurrent cycle)."""
         red.cls.reduction = None
@@ -264,10 +303,20 @@ def _fixed_rows(variants: list) -> list:
         for k, e in found:
             descs[k][j] = ("r", e[1], t)
     merged: dict[tuple, list] = {}
-    for d, (_, idx, off) in zip(descs, variants):
-        merged.setdefault(tuple(d), []).append((idx, off))
-    return [(d, np.concatenate([i for i, _ in v]), np.concatenate([o for _, o in v]))
+    for d, (_, idx, first, node) in zip(descs, variants):
+        merged.setdefault(tuple(d), []).append((idx, first, node))
+    return [(d, np.concatenate([i for i, _, _ in v]), min(f for _, f, _ in v), v[0][2])
             for d, v in merged.items()]
+
+
+def _sorted(index: np.ndarray) -> np.ndarray:
+    """Indices in increasing order (members come in creation order: forward copies in time
+    order, gradient copies against it)."""
+    if len(index) < 2 or np.all(index[1:] > index[:-1]):
+        return index
+    if np.all(index[1:] < index[:-1]):
+        return index[::-1].copy()
+    return np.sort(index)
 
 
 __all__ = ["Grouping", "Part", "Reduction", "SUMMING", "Single", "fold_flags", "runs",

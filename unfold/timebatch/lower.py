@@ -19,16 +19,22 @@ import heapq
 import numpy as np
 
 from ..graph import Node
+from ..ops.elementwise import ADD, SUB
+from ..ops.nn import CROSS_ENTROPY, LOG_SOFTMAX, ONE_HOT
+from ..ops.shape import SCATTER
 from .distribute import Unit
 from .flat import Class, Single
-from .group import Grouping, Reduction, contains, fold_flags
+from .group import Grouping, Part, Reduction, contains, fold_flags
 from . import fuse
-from .kernels import kernel, softmax_cross_entropy, sum_kernel, view_op
+from .kernels import VIEW_OPS, kernel, softmax_cross_entropy, sum_kernel, minus_one_hot, nll, view_op
 
-#: the fewest steps worth a loop
-MIN_LOOP = 2
+#: the fewest consecutive steps written as a loop (shorter runs are written call by call)
+LOOP_STEPS = 8
 #: classes read at most this many steps after they are written, inside their loop, keep a ring
 REACH = 3
+#: loops over at most this many views (steps × arguments) keep their views in lists, walked
+#: faster than the rows of a strided array (which makes each view as it goes, but holds none)
+LIST_VIEWS = 50_000
 
 
 class Instr:
@@ -58,8 +64,9 @@ def _loop(*_):                           # the function of a Loop (codegen write
 
 class Loop(Instr):
     """``for rows in zip(*iterators): body``: ``args = (steps, iterators, body)`` — each
-    iterator an array whose rows are one argument's views step after step, or a list of views
-    cycled (a ring); the body ``((fn, args), …)`` with ``It(k)`` for the k-th iterator's row."""
+    iterator ``("rows", views)``, one argument's views step after step (the rows of a strided
+    array, or a list), or ``("ring", views)``, cycled; the body ``((fn, args), …)`` with
+    ``It(k)`` for the k-th iterator's view."""
 
     __slots__ = ()
 
@@ -82,6 +89,18 @@ class Storage:
         self.views: dict = {}              # derived views (a transpose, an aligned operand)
         self.pre: list = []                # copies the unit being lowered needs first
         self.viewed: set[int] = set()      # singles that are views of another value
+        #: classes whose slab is a view of another's: computed into it (``written``) or not at
+        #: all (a reshape, transpose or basic index of another class's rows)
+        self.view_slabs: dict[int, np.ndarray] = {}
+        self.written: set[int] = set()
+        #: classes nothing computes (their value is assembled where its parts are written, or
+        #: never needed)
+        self.skip: set[int] = set()
+        #: assembled gradient class id → the classes written into its slices
+        self.assembled: dict[int, list[int]] = {}
+        self.pairs: dict[int, int] = {}
+        self.minus_hot: dict[int, tuple] = {}
+        self.done: set[int] = set()
 
     def _lead(self, batched: bool) -> tuple[int, ...]:
         return (self.batch,) if batched and self.batch is not None else ()
@@ -96,6 +115,10 @@ class Storage:
     def slab(self, c: Class) -> np.ndarray:
         s = self.slabs.get(c.id)
         if s is None:
+            view = self.view_slabs.get(c.id)
+            if view is not None:
+                self.slabs[c.id] = view
+                return view
             node = c.rep
             rows = c.ring if c.ring else c.rows
             s = self.slabs[c.id] = self._alloc((rows,) + self._lead(c.batched) + node.shape,
@@ -182,7 +205,13 @@ class Storage:
 
 def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, list[list[Instr]]]:
     st = Storage(g, batch)
-    _rings(g, units)
+    _place(st)
+    _view_classes(st)
+    _rings(g, units, exclude=_read_by_views(st))
+    st.pairs = _shared_log_softmax(g, units)
+    st.minus_hot = _minus_one_hot(g, units)
+    for _, hot, _ in st.minus_hot.values():
+        st.skip.add(hot)
     fused = {k: f for f in fuse.softmax_cross_entropy(g, units) for k in f.classes}
     done: set[int] = set()
     out: list[list[Instr]] = []
@@ -198,9 +227,10 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
             continue
         if u.kind == "member":
             code = [_single(st, u.single)] if u.single is not None else \
-                [_peeled(st, *p) for p in u.peeled]
+                [_peeled(st, *p) for p in u.peeled if p[0].id not in st.skip]
         elif u.kind == "vector":
-            code = _vector(st, u.classes[0])
+            c = u.classes[0]
+            code = [] if c.id in st.skip else _vector(st, c)
         elif u.kind == "loop":
             code = _loop_unit(st, u)
         else:
@@ -260,6 +290,38 @@ def _fold_inputs(st: Storage, c: Class, a: int, b: int):
 
 
 def _vector(st: Storage, c: Class) -> list[Instr]:
+    values = st.values
+    node = c.rep
+    if c.id in st.minus_hot:
+        p_id, _, (_, y_id, dy) = st.minus_hot[c.id]
+        size = c.rows * (st.batch if c.batched and st.batch is not None else 1)
+        fold = size if c.batched and st.batch is not None else None
+        dp = c.desc[0][2]
+        p = st.stacked(values[p_id], c.lo + dp, c.hi + dp, fold).reshape((size,) + node.shape)
+        y = st.stacked(values[y_id], c.lo + dy, c.hi + dy, fold).reshape(-1)
+        out = st.slab(c).reshape((size,) + node.shape)
+        return [Instr(minus_one_hot, (p, y.reshape((size,) + node.shape[:-1]), out))]
+    pair = st.pairs.get(c.id)
+    if pair is not None or c.id in st.pairs.values():
+        # cross-entropy and the log-softmax of its logits: whichever runs first computes the
+        # log-softmax; cross-entropy reads it
+        code = []
+        ls = pair if pair is not None else c.id
+        if ls not in st.done:
+            code += _vector_plain(st, values[ls])
+            st.done.add(ls)
+        if pair is not None:
+            size = c.rows * (st.batch if c.batched and st.batch is not None else 1)
+            inputs, _, _ = _fold_inputs(st, c, c.lo, c.hi)
+            slab = st.slab(values[ls])
+            logp = slab.reshape((size,) + slab.shape[1 + c.batched:])
+            out = st.slab(c).reshape((size,) + node.shape)
+            code.append(Instr(nll, (logp, inputs[1], out, node.attrs["axis"] + 1)))
+        return code
+    return _vector_plain(st, c)
+
+
+def _vector_plain(st: Storage, c: Class) -> list[Instr]:
     node = c.rep
     code = []
     for a, b in c.runs:
@@ -315,13 +377,27 @@ def _intra(u: Unit):
     return classes, peeled
 
 
-def _direction(u: Unit) -> int | None:
+def _through(st: Storage | None, e: tuple) -> list[tuple]:
+    """What entry ``e`` depends on, with classes nothing computes followed: a view class to the
+    class whose rows it looks at, an assembled gradient to the parts written into it."""
+    if st is None or e[0] != "c":
+        return [e]
+    if e[1] in st.view_slabs and e[1] not in st.written:
+        f = st.values[e[1]].desc[0]
+        return _through(st, ("c", f[1], e[2] + f[2]))
+    parts = st.assembled.get(e[1])
+    if parts is not None:
+        return [f for k in parts for f in _through(st, ("c", k, e[2]))]
+    return [e]
+
+
+def _direction(u: Unit, st: Storage | None = None) -> int | None:
     """+1 when the unit's members read only the same or earlier steps of each other (its
     steps run forward), −1 when only later ones, 0 when none, None when both."""
     ids = {c.id for c in u.classes} | {p[0].id for p in u.peeled}
     up = down = False
     for desc in [c.desc for c in u.classes] + [p[3] for p in u.peeled]:
-        for e in desc:
+        for e in [f for e in desc for f in _through(st, e)]:
             if e[0] == "c" and e[1] in ids:
                 up |= e[2] < 0
                 down |= e[2] > 0
@@ -330,13 +406,13 @@ def _direction(u: Unit) -> int | None:
     return -1 if down else 1 if up else 0
 
 
-def _template_order(u: Unit) -> list[Class]:
+def _template_order(u: Unit, st: Storage) -> list[Class]:
     """The unit's classes in an order a step can run them: a class after those it reads at
     distance 0 (Kahn's algorithm, earliest built first)."""
     by_id = {c.id: c for c in u.classes}
     before: dict[int, set[int]] = {c.id: set() for c in u.classes}
     for c in u.classes:
-        for e in c.desc:
+        for e in [f for e in c.desc for f in _through(st, e)]:
             if e[0] == "c" and e[2] == 0 and e[1] in by_id and e[1] != c.id:
                 before[c.id].add(e[1])
     return _kahn(before, {c.id: c.first for c in u.classes}, by_id)
@@ -365,7 +441,13 @@ def _kahn(before: dict, priority: dict, items: dict) -> list:
 
 
 def _loop_unit(st: Storage, u: Unit) -> list[Instr]:
-    direction = _direction(u)
+    computed = [c for c in u.classes if c.id not in st.skip]
+    if len(computed) != len(u.classes) or any(p[0].id in st.skip for p in u.peeled):
+        u = Unit(u.kind, u.first, classes=computed,
+                 peeled=[p for p in u.peeled if p[0].id not in st.skip], cyclic=u.cyclic)
+        if not u.classes and not u.peeled:
+            return []
+    direction = _direction(u, st)
     if direction is None:
         return _one_by_one(st, u)
     step = -1 if direction < 0 else 1
@@ -384,7 +466,7 @@ def _loop_unit(st: Storage, u: Unit) -> list[Instr]:
     for t in peeled:
         template[t - lo] = False
         present[t - lo] = True
-    order = _template_order(u)
+    order = _template_order(u, st)
     steps = range(lo, hi + 1) if step > 0 else range(hi, lo - 1, -1)
     code: list[Instr] = []
     k = 0
@@ -396,7 +478,7 @@ def _loop_unit(st: Storage, u: Unit) -> list[Instr]:
             while j + 1 < len(steps) and template[steps[j + 1] - lo] and \
                     steps[j + 1] == steps[j] + step:
                 j += 1
-            code += _segment(st, order, steps[k:j + 1] if j - k < 8 else
+            code += _segment(st, order, steps[k:j + 1] if j - k + 1 < LOOP_STEPS else
                              (steps[k], steps[j], step))
             k = j + 1
         else:
@@ -416,7 +498,7 @@ def _straight_step(st: Storage, u: Unit, order: list[Class], t: int, peeled) -> 
     position = {c.id: k for k, c in enumerate(order)}
     before = {key: set() for key in members}
     for key, (c, desc, _) in members.items():
-        for e in desc:
+        for e in [f for e in desc for f in _through(st, e)]:
             if e[0] == "c" and e[2] == 0:
                 for other in (("c", e[1]), ("p", e[1])):
                     if other in members and other != key:
@@ -430,18 +512,14 @@ def _straight_step(st: Storage, u: Unit, order: list[Class], t: int, peeled) -> 
 
 
 def _one_by_one(st: Storage, u: Unit) -> list[Instr]:
-    """Every member of the unit as its own call, in the order the graph was built (its steps
-    read each other in both directions)."""
-    top = st.g.top
-    members = []
-    for c in u.classes:
-        part = c.part
-        for t, o in zip(part.index.tolist(), part.offsets.tolist()):
-            members.append((top - o, c, t, c.rep, c.desc))
-    for c, t, node, desc in u.peeled:
-        members.append((node.serial, c, t, node, desc))
-    members.sort(key=lambda m: m[0])
-    return [_call(st, node, desc, t, st.row(c, t)) for _, c, t, node, desc in members]
+    """A loop whose steps read each other in both directions: not planned (the per-node
+    schedule runs the graph). No unfolded graph has one: a state reads either its past or its
+    future, and so does its gradient."""
+    raise Unsupported("a recurrent loop reads both earlier and later steps")
+
+
+class Unsupported(Exception):
+    """What the time-batching compiler does not plan: the per-node schedule runs it."""
 
 
 def _template(st: Storage, order: list[Class], t: int) -> list[tuple]:
@@ -464,6 +542,7 @@ def _segment(st: Storage, order: list[Class], steps) -> list[Instr]:
     iterators: list = []
     keys: dict = {}
     body = []
+    listed = count * sum(len(args) for _, args in calls[0]) <= LIST_VIEWS
     for k, (fn, args) in enumerate(calls[0]):
         if any(c[k][0] is not fn for c in calls[1:]) or tail[k][0] is not fn or \
                 any(len(c[k][1]) != len(args) for c in calls[1:]):
@@ -475,13 +554,14 @@ def _segment(st: Storage, order: list[Class], steps) -> list[Instr]:
             if kind is None:
                 return _unrolled(st, order, first, last, step)
             if kind[0] == "const":
-                spec.append(a)
+                spec.append(a)               # (the first step's view: the same memory)
                 continue
             key = kind[1]
             z = keys.get(key)
             if z is None:
                 z = keys[key] = len(iterators)
-                iterators.append(kind[2])
+                it = kind[2]
+                iterators.append((kind[0], list(it) if listed and kind[0] == "rows" else it))
             spec.append(It(z))
         body.append((fn, tuple(spec)))
     return [Loop(count, tuple(iterators), tuple(body))]
@@ -518,6 +598,8 @@ def _classify(seen: list, count: int):
         return None
     head, last = seen[:-1], seen[-1]
     addr = [_address(a) for a in head]
+    if all(x == addr[0] for x in addr) and _address(last) == addr[0]:
+        return ("const",)                    # the same memory at every step (a ring of one)
     if len(head) >= 2:
         delta = addr[1] - addr[0]
         if delta and all(x == addr[0] + i * delta for i, x in enumerate(addr)) and \
@@ -618,7 +700,7 @@ def _batched(op, node, flags, size, *values):
 
 # --- rings -----------------------------------------------------------------------------------
 
-def _rings(g: Grouping, units: list[Unit]) -> None:
+def _rings(g: Grouping, units: list[Unit], exclude: set[int]) -> None:
     """Classes of a recurrent loop read only inside it, at most ``REACH`` steps after they are
     written (``W h(t−1)``, the sum it enters): they keep that many rows plus one, reused step
     after step."""
@@ -631,7 +713,8 @@ def _rings(g: Grouping, units: list[Unit]) -> None:
         lo = min([a for c in u.classes for a, _ in c.runs] + [p[1] for p in u.peeled])
         hi = max([b for c in u.classes for _, b in c.runs] + [p[1] for p in u.peeled])
         for c in u.classes:
-            if c.id in g.kept or c.reduction is not None or c.absorbed or c.fed:
+            if c.id in g.kept or c.reduction is not None or c.absorbed or c.fed or \
+                    c.id in exclude:
                 continue
             # a peeled member outside the loop is written before it: safe in a ring only
             # before the loop's first step
@@ -654,3 +737,165 @@ def _rings(g: Grouping, units: list[Unit]) -> None:
                 far = max(far, abs(e[2]))
             if ok and far < REACH and far + 1 < c.rows:
                 c.ring = far + 1
+
+
+# --- values that need no call of their own ---------------------------------------------------
+
+def _view_classes(st: Storage) -> None:
+    """Classes of ops that move no data (basic indexing, transpose, reshape) reading one class
+    row by row: their slab is a view of that class's rows, nothing computes them."""
+    values = st.values
+    for c in sorted(st.g.classes, key=lambda c: c.first):
+        if c.rep.op not in VIEW_OPS or c.peeled or c.fed or c.reduction is not None or \
+                c.absorbed or c.id in st.skip or c.id in st.written or len(c.desc) != 1 or \
+                c.desc[0][0] != "c":
+            continue
+        _, k, delta = c.desc[0]
+        d = values[k]
+        if d.reduction is not None or d.absorbed or d.id in st.skip or \
+                c.lo + delta < d.lo or c.hi + delta > d.hi:
+            continue
+        rows = st.slab(d)[c.lo + delta - d.lo:c.hi + delta - d.lo + 1]
+        view = view_op(c.rep, rows, 1 + c.batched)
+        if view is not None:
+            st.view_slabs[c.id] = view
+            st.skip.add(c.id)
+
+
+def _read_by_views(st: Storage) -> set[int]:
+    """The classes whose rows a view class (or an assembled gradient) looks at."""
+    out = set()
+    for k in st.view_slabs:
+        c = st.values[k]
+        if k not in st.written:
+            out.add(c.desc[0][1])
+    return out | st.written | set(st.view_slabs)
+
+
+def _sole(g: Grouping, x, parent: Class) -> bool:
+    """Whether class ``x`` is read by ``parent``'s members alone, once each, at their index."""
+    return isinstance(x, Class) and g.sole_reader(x) is parent.part
+
+
+def _scatter_tree(st: Storage, c: Class):
+    """The parts of class ``c`` when it is a sum (additions read only by it) of scatters of
+    disjoint basic slices, each scattering a whole value: [(part class, key)] and the classes
+    never run (the scatters, the inner additions), or None."""
+    g, values = st.g, st.values
+    shape = c.rep.shape
+    stack, parts, inner = [c], [], []
+    while stack:
+        x = stack.pop()
+        if not isinstance(x, Class) or x.peeled or x.fed or x.reduction is not None or \
+                x.absorbed or x.runs != c.runs or x.batched != c.batched:
+            return None
+        node = x.rep
+        if node.op is ADD and node.shape == shape:
+            if x is not c:
+                inner.append(x)
+            for e in x.desc:
+                if e[0] != "c" or e[2] != 0 or not _sole(g, values[e[1]], x):
+                    return None
+                stack.append(values[e[1]])
+        elif node.op is SCATTER and node.shape == shape:
+            key = node.attrs["key"]
+            e = x.desc[0]
+            if any(isinstance(k, np.ndarray) for k in key) or e[0] != "c" or e[2] != 0:
+                return None
+            part = values[e[1]]
+            # (a part's peeled members write into their rows of the slice as well)
+            if not _sole(g, part, x) or part.fed or part.batched != c.batched or \
+                    part.reduction is not None or part.absorbed or \
+                    part.rep.shape != np.empty(shape, np.int8)[key].shape or \
+                    not np.array_equal(_indices(part), _indices(c)):
+                return None
+            parts.append((part, key))
+            inner.append(x)
+        else:
+            return None
+    if len(parts) < 2:
+        return None
+    seen = np.zeros(shape, np.int8)
+    for _, key in parts:
+        seen[key] += 1
+    if seen.max() > 1:
+        return None
+    return parts, inner
+
+
+def _indices(c: Class) -> np.ndarray:
+    """Every member's index, sorted."""
+    return np.sort(np.concatenate([p.index for p in c.parts]))
+
+
+def _place(st: Storage) -> None:
+    """Gradients assembled from disjoint slices — ``∇z = Σ_k scatter(∇z[key_k])``, built by the
+    VJP of ``z[key_k]`` (the LSTM's four gates cut from one ``z``) — get their parts written in
+    place: each part's class writes into its slice of the sum's slab (zero elsewhere), and the
+    scatters and the additions are never run."""
+    taken: set[int] = set()
+    for c in sorted(st.g.classes, key=lambda c: -c.first):      # outermost sums first
+        if c.rep.op is not ADD or c.id in st.skip or c.id in taken:
+            continue
+        found = _scatter_tree(st, c)
+        if found is None:
+            continue
+        parts, inner = found
+        if any(p.id in taken or p.id in st.skip for p, _ in parts):
+            continue
+        node = c.rep
+        slab = st._alloc((c.rows,) + st._lead(c.batched) + node.shape, node.dtype, zero=True)
+        st.slabs[c.id] = slab
+        for p, key in parts:
+            st.view_slabs[p.id] = slab[(slice(None),) * (1 + c.batched) + key]
+            st.written.add(p.id)
+            taken.add(p.id)
+        st.skip.add(c.id)
+        st.skip.update(x.id for x in inner)
+        st.assembled[c.id] = [p.id for p, _ in parts]
+        taken.add(c.id)
+
+
+def _all_regular_vectors(g: Grouping, units: list[Unit]) -> list[Class]:
+    """The vector units' classes with all their members regular, at consecutive indices."""
+    return [u.classes[0] for u in units if u.kind == "vector" and not u.classes[0].peeled and
+            len(u.classes[0].runs) == 1]
+
+
+def _shared_log_softmax(g: Grouping, units: list[Unit]) -> dict[int, int]:
+    """Cross-entropy classes whose logits' log-softmax is also a class (the VJP of
+    cross-entropy builds ``softmax(o) = exp(log_softmax(o))``): the loss is then read off the
+    log-probabilities, computed once. Cross-entropy class id → log-softmax class id."""
+    vectors = _all_regular_vectors(g, units)
+    ls = {(c.desc, c.lo, c.hi, c.rep.attrs["axis"]): c.id for c in vectors
+          if c.rep.op is LOG_SOFTMAX}
+    pairs = {}
+    for c in vectors:
+        if c.rep.op is CROSS_ENTROPY and c.desc[0][0] == "c":
+            k = ls.get(((c.desc[0],), c.lo, c.hi, c.rep.attrs["axis"]))
+            if k is not None:
+                pairs[c.id] = k
+    return pairs
+
+
+def _minus_one_hot(g: Grouping, units: list[Unit]) -> dict[int, tuple]:
+    """``p − one_hot(y)`` classes (cross-entropy's VJP, ``softmax(o) − 1_y``) whose one-hot is
+    read by nothing else: ``p`` is copied and 1 taken off at each target, the one-hot never
+    built. Subtraction class id → (p's class id, one-hot class id, its targets' entry)."""
+    values = g.values
+    vector = {c.id for c in _all_regular_vectors(g, units)}
+    out = {}
+    for k in vector:
+        c = values[k]
+        node = c.rep
+        if node.op is not SUB or c.desc[0][0] != "c" or c.desc[1][0] != "c" or \
+                c.desc[1][2] != 0:
+            continue
+        hot = values[c.desc[1][1]]
+        if not isinstance(hot, Class) or hot.id not in vector or hot.rep.op is not ONE_HOT or \
+                hot.rep.shape != node.shape or hot.desc[0][0] != "c" or \
+                values[c.desc[0][1]].rep.shape != node.shape or hot.runs != c.runs or \
+                hot.batched != c.batched or not _sole(g, hot, c):
+            continue
+        out[k] = (c.desc[0][1], hot.id, hot.desc[0])
+    return out
