@@ -100,7 +100,7 @@ def _bad_inputs():
         "folded(hide unknown)": (lambda: viz.folded(rec, hide=["zz"]), ValueError),
         "folded(params=1)": (lambda: viz.folded(rec, params=1), TypeError),
         "unfolded(steps=0)": (lambda: viz.unfolded(rec, steps=0), ValueError),
-        "unfolded(steps=2.5)": (lambda: viz.unfolded(rec, steps=2.5), ValueError),
+        "unfolded(steps=2.5)": (lambda: viz.unfolded(rec, steps=2.5), TypeError),
         "unfolded(steps, window)": (lambda: viz.unfolded(rec, 3, ("t",)), ValueError),
         "unfolded(window=str)": (lambda: viz.unfolded(rec, window="t"), TypeError),
         "unfolded(window empty)": (lambda: viz.unfolded(rec, window=()), ValueError),

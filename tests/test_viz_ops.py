@@ -1,5 +1,5 @@
-"""viz.graph, the op view: every op node, the dummy copies W(t) tied to W, step clusters,
-collapsing repeated steps (by hand, and by itself above a node budget, with a warning), depth
+"""viz.graph, the op view: every op node, the dummy copies W(t) dashed and the parameters once
+in a row with the legend saying what a copy is, collapsing repeated steps (by hand, and by itself above a node budget, with a warning), depth
 limits, and the backward graph beside the forward one, its nodes named by what they compute —
 checked by evaluating them against unfold.grad."""
 from __future__ import annotations
@@ -18,16 +18,27 @@ from viz.gradients import meanings
 from viz.ops_view import CollapsedStepsWarning
 
 
-def test_every_op_node_and_the_dummy_copies_tied_to_their_parameter():
+def drawn(src: str) -> list[str]:
+    """The ids of the drawn graph nodes (not the step names, walls and boxes, "[…]")."""
+    return [n for n in nodes(src) if not n.startswith("[")]
+
+
+def test_every_op_node_and_the_dummy_copies_explained_by_the_parameter_row():
     u = rnn().unfold(3)
     src = viz.graph(u.loss).source
-    ids = nodes(src)
+    ids = drawn(src)
     assert len(ids) == len(topological([u.loss]))
+    assert ids.count("W") == 1
+    declared = {m.group(1): m.group(2) for m in re.finditer(r'^\s*"?([^"\n]+?)"? \[(.*)\]$',
+                                                           src, re.M)}
     for t in (1, 2, 3):
-        assert f"W({t})" in ids
-        tie = [attrs for a, b, attrs in edges(src) if (a, b) == ("W", f"W({t})")]
-        assert tie and "dashed" in tie[0]
-    assert all(f"cluster_f{t}" in src for t in (1, 2, 3))
+        assert f"W({t})" in ids and "style=dashed" in declared[f"W({t})"]
+        assert f"[f step {t}]" in nodes(src)
+        # no tie W → W(t): the copy's meaning is in the row of parameters' legend
+        assert not [a for a, b, _ in edges(src) if b == f"W({t})"]
+    row = src[src.index("subgraph cluster_params"):]
+    row = row[:row.index("}")]
+    assert "step t's copy of W" in row and re.search(r"^\s*W \[", row, re.M)
 
 
 def test_collapse_keeps_the_ends_and_one_box_for_the_middle():
@@ -44,18 +55,18 @@ def test_above_the_budget_the_middle_collapses_by_itself_and_says_so():
     u = rnn().unfold(60)
     with pytest.warns(CollapsedStepsWarning, match="budget=100.*collapse=k"):
         src = viz.graph(u.loss, budget=100).source
-    assert len(nodes(src)) <= 100
+    assert len(drawn(src)) <= 100
     assert re.search(r'label="steps \d+–\d+ \(\d+ steps\) collapsed', src)
     assert "h(1)" in nodes(src) and "h(60)" in nodes(src)
     # the running sum L = Σ_t L(t) has no step of its own: it collapses with the steps it adds
-    assert len(nodes(src)) < len(topological([u.loss])) / 5
+    assert len(drawn(src)) < len(topological([u.loss])) / 5
     full = viz.graph(rnn().unfold(5).loss, budget=None).source
-    assert len(nodes(full)) == len(topological([rnn().unfold(5).loss]))
+    assert len(drawn(full)) == len(topological([rnn().unfold(5).loss]))
 
 
 def test_depth_limits_what_is_drawn():
     u = rnn().unfold(4)
-    shallow = nodes(viz.graph(u.loss, depth=3).source)
+    shallow = drawn(viz.graph(u.loss, depth=3).source)
     assert len(shallow) < 20 and "L" in shallow
     assert any(n.endswith("[cut]") for n in shallow)
 

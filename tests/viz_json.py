@@ -134,3 +134,88 @@ def crossings(laid: "Laid") -> list[tuple[str, str]]:
                    for m in range(len(b) - 1)):
                 found.append((f"{e.tail}→{e.head}", f"{f.tail}→{f.head}"))
     return found
+
+
+Box = tuple[float, float, float, float]          # x0, y0, x1, y1 in points
+
+
+def _text_box(ops: list[dict]) -> Box | None:
+    """The box around the text that one of dot's drawing lists (``_ldraw_``, ``_xldraw_``)
+    writes: each ``T`` op's width from its alignment point, its height from the ``F`` (font)
+    op before it (the baseline a fifth of the size above the bottom)."""
+    size, box = 14.0, None
+    for op in ops:
+        if op.get("op") == "F":
+            size = float(op["size"])
+        elif op.get("op") == "T":
+            x, y = map(float, op["pt"])
+            w = float(op["width"])
+            x0 = {"l": x, "r": x - w}.get(op.get("align"), x - w / 2)
+            b = (x0, y - 0.2 * size, x0 + w, y + 0.8 * size)
+            box = b if box is None else (min(box[0], b[0]), min(box[1], b[1]),
+                                         max(box[2], b[2]), max(box[3], b[3]))
+    return box
+
+
+def label_boxes(laid: "Laid") -> list[tuple[Edge, Box]]:
+    """Each visible edge's label (``label`` or ``xlabel``) and the box dot drew its text in."""
+    out = []
+    for e in laid.edges:
+        for key in ("_ldraw_", "_xldraw_"):
+            box = _text_box(e.attrs.get(key, []))
+            if box is not None:
+                out.append((e, box))
+    return out
+
+
+def node_box(laid: "Laid", name: str) -> Box:
+    x, y = laid.xy(name)
+    node = laid.nodes[name]
+    w, h = float(node["width"]) * 36, float(node["height"]) * 36
+    return x - w, y - h, x + w, y + h
+
+
+def overlap(a: Box, b: Box, margin: float = 0.0) -> bool:
+    """Whether two boxes overlap by more than ``margin`` points each way."""
+    return min(a[2], b[2]) - max(a[0], b[0]) > margin and \
+        min(a[3], b[3]) - max(a[1], b[1]) > margin
+
+
+def _hits(box: Box, p: tuple[float, float], q: tuple[float, float]) -> bool:
+    """Whether the segment p–q passes through ``box`` (Liang–Barsky clipping)."""
+    t0, t1 = 0.0, 1.0
+    dx, dy = q[0] - p[0], q[1] - p[1]
+    for d, lo, hi, v in ((dx, box[0], box[2], p[0]), (dy, box[1], box[3], p[1])):
+        if d == 0:
+            if not lo < v < hi:
+                return False
+            continue
+        a, b = (lo - v) / d, (hi - v) / d
+        t0, t1 = max(t0, min(a, b)), min(t1, max(a, b))
+        if t0 > t1:
+            return False
+    return True
+
+
+def label_collisions(laid: "Laid", gap: float = 2.0) -> list[tuple[str, str]]:
+    """Edge labels that another edge's label comes within ``gap`` points of, that a node
+    overlaps, or that another edge's line runs through: (the label, what it meets)."""
+    boxes = label_boxes(laid)
+    lines = [(f, _bezier_points(f.attrs["pos"], 16)) for f in laid.edges if "pos" in f.attrs]
+    found = []
+
+    def name(e: Edge) -> str:
+        return f"{e.tail}→{e.head} {e.label}"
+    for k, (e, a) in enumerate(boxes):
+        for f, b in boxes[k + 1:]:
+            if overlap(a, b, -gap):
+                found.append((name(e), name(f)))
+        for node, attrs in laid.nodes.items():
+            if "pos" in attrs and attrs.get("style") != "invis" and \
+                    overlap(a, node_box(laid, node)):
+                found.append((name(e), node))
+        inner = (a[0] + 1, a[1] + 1, a[2] - 1, a[3] - 1)
+        for f, points in lines:
+            if f is not e and any(_hits(inner, p, q) for p, q in zip(points, points[1:])):
+                found.append((name(e), f"line {f.tail}→{f.head}"))
+    return found

@@ -7,14 +7,19 @@ what it got.
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
+import stat
 from numbers import Real
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
-from .errors import UnfoldTypeError, UnfoldValueError
+from .errors import UnfoldError, UnfoldTypeError, UnfoldValueError, as_raised
 from .ops.base import is_int
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def positive_int(what: str, value: Any, minimum: int = 1,
@@ -92,3 +97,48 @@ def float_dtype(what: str, dtype: Any) -> np.dtype:
         raise UnfoldTypeError(f"{what} must be a floating-point dtype (float32, float64), got "
                               f"{dt}")
     return dt
+
+
+def file_path(what: str, path: Any, error: type[Exception] = UnfoldValueError) -> str:
+    """``path`` (a string, bytes or os.PathLike) as a string, ``~`` expanded to the home
+    folder. Refused: anything else (``UnfoldTypeError``), a null character, and an existing file
+    that is neither a regular file nor a folder — a FIFO would block reading or writing forever,
+    and a device must not be replaced (``error``, which names the path)."""
+    try:
+        text = os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise UnfoldTypeError(f"{what}: the path must be a string or os.PathLike, got "
+                              f"{type(path).__name__} {path!r}") from None
+    if "\0" in text:                   # (a ValueError, as open's)
+        raise (error if issubclass(error, ValueError) else UnfoldValueError)(
+            f"{what}: the path {text!r} holds a null character, which no file name can")
+    text = os.path.expanduser(text)
+    try:
+        mode = os.stat(text).st_mode
+    except (OSError, ValueError):
+        return text                     # missing (or a symlink loop): the caller's open says so
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise error(f"{what}: {text!r} is not a regular file (a FIFO, a socket or a device); "
+                    f"give the path of an ordinary file")
+    return text
+
+
+def allocates(fn: F) -> F:
+    """Mark a public function whose array sizes come from its caller: a ``MemoryError`` it meets
+    is the library's (``UnfoldError`` and ``MemoryError``), naming the call and the fix."""
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        _CALLS[0] += 1
+        try:
+            return fn(*args, **kwargs)
+        except MemoryError as exc:
+            if isinstance(exc, UnfoldError) or _CALLS[0] > 1:
+                raise                   # (the outermost call, the caller's, is named)
+            raise as_raised(exc, f"{fn.__qualname__}: the sizes asked for do not fit in memory "
+                                 f"({exc or 'out of memory'}); ask for smaller ones") from None
+        finally:
+            _CALLS[0] -= 1
+    return checked  # type: ignore[return-value]
+
+
+_CALLS = [0]                # how deep calls of functions marked ``allocates`` are nested

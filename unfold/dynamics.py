@@ -8,6 +8,7 @@ back-propagation sends to early steps. ``omega`` is the regulariser of section 1
 those Jacobians to keep the gradient's norm."""
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Any, Mapping, Sequence
 
@@ -18,7 +19,7 @@ from .errors import RecurrenceError, UnfoldTypeError, UnfoldValueError
 from .evaluate import compile
 from .grad import grad
 from .graph import Node, gc_paused, substitute, topological
-from .ops.base import CONSTANT, named
+from .ops.base import CONSTANT, named, unmasked
 from .recurrence import STATE, Unfolded
 
 _PROGRAMS: "weakref.WeakKeyDictionary[Unfolded, dict]" = weakref.WeakKeyDictionary()
@@ -32,6 +33,9 @@ def hidden_gradient_norms(net: Unfolded, feed: Mapping[Any, Any], state: str = "
     if not isinstance(net, Unfolded):
         raise UnfoldTypeError(f"hidden_gradient_norms: expected an unfolded recurrence "
                               f"(rec.unfold(τ)), got {type(net).__name__}")
+    if state not in net.recurrence.states:
+        raise RecurrenceError(f"hidden_gradient_norms: recurrence {net.recurrence.name!r} has no "
+                              f"state {state!r}; its states are {sorted(net.recurrence.states)}")
     programs = _PROGRAMS.setdefault(net, {})
     program = programs.get(state)
     if program is None:
@@ -60,16 +64,24 @@ def spectral_radius(W: np.ndarray) -> float:
     return float(np.abs(eigenvalues(W)[0]))
 
 
+@arguments.allocates
 def power_norms(W: np.ndarray, steps: int) -> np.ndarray:
     """``‖Wᵗ‖₂`` for t = 1 … steps: how a linear recurrence scales what it carries over t
     steps (the ``Λᵗ`` of eq. 10.39)."""
     W = _square("power_norms", W).astype(np.float64)
     steps = arguments.positive_int("power_norms: steps", steps)
-    out, P = [], np.eye(W.shape[0])
-    for _ in range(steps):
-        P = P @ W
-        out.append(float(np.linalg.norm(P, 2)))
-    return np.array(out)
+    out, P = np.empty(steps), np.eye(W.shape[0])
+    for t in range(steps):
+        with np.errstate(over="ignore", invalid="ignore"):
+            Q = P @ W
+        finite = np.isfinite(Q).all()
+        out[t] = float(np.linalg.norm(Q, 2)) if finite else \
+            math.nan if np.isnan(Q).any() else math.inf
+        if not finite or not Q.any() or np.array_equal(Q, P):
+            out[t:] = out[t]        # overflowed, vanished or a fixed point: so are later powers
+            break
+        P = Q
+    return out
 
 
 # --- regularising the information flow (section 10.11.2) -----------------------------------------
@@ -96,6 +108,11 @@ def omega(net: Unfolded, states: str | Sequence[str] | None = None, *,
     the paper's "immediate derivative" with both held fixed. The value of Ω is the same in every
     case; only its gradient changes. Add it to the loss as a penalty: ``net.loss + λ Ω``.
     """
+    if not isinstance(net, Unfolded):
+        raise UnfoldTypeError(f"omega: expected an unfolded recurrence (rec.unfold(τ)), got "
+                              f"{type(net).__name__}")
+    approximate = arguments.flag("omega: approximate", approximate)
+    hold_states = arguments.flag("omega: hold_states", hold_states)
     rec = net.recurrence
     chosen = _omega_states(rec, states)
     body = set(rec.body())
@@ -169,6 +186,7 @@ def _norm(vectors: list[Node], padding: Node | None = None) -> Node:
 
 def _square(what: str, W: Any) -> np.ndarray:
     """A recurrent weight: a finite, real, square matrix."""
+    W = unmasked(W, f"{what}: the weight")
     try:
         W = np.asarray(W)
     except (TypeError, ValueError):

@@ -71,18 +71,21 @@ def as_raised(exc: Exception, message: str) -> UnfoldError:
     by ``except`` clauses written for the original."""
     if isinstance(exc, UnfoldError):
         return exc
-    cls = type(exc)
-    kind = _AS_RAISED.get(cls)
-    if kind is None:
+    # the class itself, or else the nearest builtin it derives from (numpy's _ArrayMemoryError
+    # takes a shape and a dtype, not a message: it is reported as a MemoryError)
+    for cls in [type(exc)] + [c for c in type(exc).__mro__[1:] if c.__module__ == "builtins"]:
+        kind = _AS_RAISED.get(cls)
+        if kind is None:
+            try:
+                kind = type(f"Unfold{cls.__name__}", (UnfoldError, cls), {"__module__": __name__})
+            except TypeError:               # a class that cannot be subclassed
+                continue
+            _AS_RAISED[cls] = kind
         try:
-            kind = type(f"Unfold{cls.__name__}", (UnfoldError, cls), {"__module__": __name__})
-        except TypeError:                   # a class that cannot be subclassed
-            kind = UnfoldError
-        _AS_RAISED[cls] = kind
-    try:
-        return kind(message)
-    except Exception:                       # a constructor that needs more than a message
-        return UnfoldError(message)
+            return kind(message)
+        except Exception:                   # a constructor that needs more than a message
+            continue
+    return UnfoldError(message)
 
 
 def describe(node) -> str:

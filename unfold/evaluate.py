@@ -263,7 +263,10 @@ class Program:
         if key in self._batched_plans:
             self._batched_plans.move_to_end(key)
             return self._batched_plans[key]
-        plan = timebatch.plan(self, signature, batch) if self._has_time() else None
+        try:
+            plan = timebatch.plan(self, signature, batch) if self._has_time() else None
+        except MemoryError:         # buffers too large: the node path names what failed
+            plan = None
         self._batched_plans[key] = plan
         while len(self._batched_plans) > _PLANS:
             self._batched_plans.popitem(last=False)
@@ -369,7 +372,7 @@ def compile(nodes: Sequence[Node], checkpoint: int | str | None = None,
         if not isinstance(n, Node):
             raise UnfoldTypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
     if not (checkpoint is None or isinstance(checkpoint, (int, str))) or \
-            not isinstance(mode, str):
+            isinstance(checkpoint, bool) or not isinstance(mode, str):
         raise UnfoldValueError(f"checkpoint must be a positive number of steps or 'sqrt', got "
                                f"{checkpoint!r}, and mode one of {MODES}, got {mode!r}")
     key = (nodes, checkpoint, mode)

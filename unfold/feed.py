@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import FeedError, UnfoldTypeError, describe
 from .graph import Node
-from .ops.base import PARAM, is_placeholder
+from .ops.base import PARAM, is_placeholder, unmasked
 
 
 class Feeds:
@@ -33,6 +33,9 @@ class Feeds:
         for p in self.placeholders:
             if p.step is not None and p.source is not None:
                 self._sliced.setdefault(p.source, []).append(p)
+        # a sequence whose copies come from unfoldings of different lengths cannot be fed one array
+        self._lengths = {key: sorted({c.attrs.get("steps") or 0 for c in copies})
+                         for key, copies in self._sliced.items()}
         sliced = {c for copies in self._sliced.values() for c in copies}
         self._direct = [p for p in self.placeholders if p not in sliced]
         self._by_name: dict[str, set[Node]] = {}
@@ -75,6 +78,11 @@ class Feeds:
                 continue
             if node in self._sliced:
                 copies = self._sliced[node]
+                if len(self._lengths[node]) > 1:
+                    raise FeedError(f"sequence {node.name!r} is read by unfoldings of "
+                                    f"{self._lengths[node]} steps in these outputs, and one "
+                                    f"array cannot feed them all; evaluate each unfolding's "
+                                    f"outputs in its own call")
                 array = _as_array(f"sequence {node.name!r}", value)
                 steps = copies[0].attrs.get("steps") or max(c.step for c in copies)
                 if array.ndim == 0 or array.shape[0] != steps:
@@ -165,7 +173,7 @@ class Feeds:
             if node is None:
                 continue
             if node in self._sliced:
-                if node in sequences:
+                if node in sequences or len(self._lengths[node]) > 1:
                     return None
                 array = _check_sequence(self._sliced[node], value)
                 if array is None:
@@ -253,8 +261,11 @@ def _as_array(what: str | Node, value: Any) -> np.ndarray:
                         f"{describe(value)}; a feed holds values (arrays): evaluate the node "
                         f"first, or build the graph from it")
     try:
-        return np.asarray(value)
+        return np.asarray(unmasked(value, describe(what) if isinstance(what, Node) else what,
+                                   FeedError))
     except (ValueError, TypeError) as exc:
+        if isinstance(exc, FeedError):
+            raise
         if isinstance(what, Node):
             what = describe(what)
         raise FeedError(f"{what} is fed a value numpy cannot make an array of — ragged rows "

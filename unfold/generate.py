@@ -12,10 +12,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import arguments
-from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError
+from .errors import FeedError, RecurrenceError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError
 from .evaluate import compile, evaluate
+from .feed import _as_array
 from .graph import topological
-from .ops.base import INPUT
+from .ops.base import INPUT, unmasked
 from .recurrence import Recurrence
 
 
@@ -37,6 +38,11 @@ class Stepper:
                                   f"have forward states")
         _check_mapping("Stepper: params", params)
         self.rec = rec
+        if isinstance(outputs, str):
+            outputs = [outputs]
+        if outputs is not None and not isinstance(outputs, (list, tuple)):
+            raise UnfoldTypeError(f"Stepper: outputs must be a list of output names, got "
+                                  f"{type(outputs).__name__} {outputs!r}")
         names = list(rec.outputs) if outputs is None else list(outputs)
         unknown = [n for n in names if n not in rec.outputs]
         if unknown:
@@ -44,8 +50,8 @@ class Stepper:
                                   f"{sorted(rec.outputs)}")
         self.output_names = names
         self.states = rec.states
-        self._params = {rec.params[k]: np.asarray(v) for k, v in params.items()
-                        if k in rec.params}
+        self._params = {rec.params[k]: np.asarray(unmasked(v, f"Stepper: param {k!r}"))
+                        for k, v in params.items() if k in rec.params}
         self._program = compile([st.value for st in self.states.values()] +
                                 [rec.outputs[n] for n in names])
         self.reset()
@@ -116,17 +122,33 @@ def _check_mapping(what: str, value: Any) -> Mapping:
 
 
 def _softmax(o: np.ndarray, temperature: float) -> np.ndarray:
-    z = o / temperature
-    z = np.exp(z - z.max())
+    """``softmax(o / temperature)``, shifted before dividing: finite for any temperature > 0
+    (a tiny one gives the most probable class all the mass)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = np.exp((o - o.max()) / temperature)
+    z = np.where(np.isnan(z), 1.0, z)          # (−inf) − (−inf): classes tied at −inf
     return z / z.sum()
 
 
 def _draw(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
     """A class drawn from ``softmax(logits / temperature)`` (the most probable one at 0)."""
     logits = np.asarray(logits, np.float64)
-    if temperature == 0:
+    if np.isnan(logits).any() or (logits == -np.inf).all():
+        raise UnfoldValueError(f"the model's logits are {logits[:8]}{'…' if logits.size > 8 else ''}"
+                               f" — NaN, or −inf for every symbol, so no symbol can be drawn: "
+                               f"check the parameters (a NaN from training?)")
+    if temperature == 0 or (logits == np.inf).any():
         return int(np.argmax(logits))
     return int(rng.choice(len(logits), p=_softmax(logits, temperature)))
+
+
+def _symbol(what: str, value: Any, classes: int | None) -> int:
+    """A symbol: an integer in [0, classes)."""
+    value = arguments.positive_int(what, value, minimum=0)
+    if classes is not None and value >= classes:
+        raise UnfoldValueError(f"{what} is {value}, outside the model's {classes} symbols "
+                               f"0 … {classes - 1}")
+    return value
 
 
 def sample(rec: Recurrence, params: Mapping[str, np.ndarray], *, length: int,
@@ -149,16 +171,20 @@ def sample(rec: Recurrence, params: Mapping[str, np.ndarray], *, length: int,
     if isinstance(prime, (str, bytes)) or not isinstance(prime, (Sequence, np.ndarray)):
         raise UnfoldTypeError(f"sample: prime must be a list of symbols, got "
                               f"{type(prime).__name__}")
-    prime = [arguments.positive_int("sample: a prime symbol", p, minimum=0) for p in prime]
+    if not isinstance(rec, Recurrence) or "x" not in rec.sequences or "o" not in rec.outputs \
+            or rec.sequences["x"].shape != () or rec.sequences["x"].dtype.kind not in "iu" \
+            or rec.outputs["o"].ndim != 1:
+        raise RecurrenceError("sample draws from a language model: a recurrence reading token "
+                              "ids x (integers) and giving logits o over its symbols "
+                              "(unfold.models.language_model)")
+    classes = rec.outputs["o"].shape[0]
+    prime = [_symbol("sample: a prime symbol", p, classes) for p in prime]
     if not prime:
         raise UnfoldValueError("sample: give at least one prime symbol (e.g. the "
                                "start symbol)")
     if end is not None:
-        end = arguments.positive_int("sample: end", end, minimum=0)
+        end = _symbol("sample: end", end, classes)
     rng = arguments.generator("sample: rng", rng)
-    if not isinstance(rec, Recurrence) or "x" not in rec.sequences or "o" not in rec.outputs:
-        raise RecurrenceError("sample draws from a language model: a recurrence reading token "
-                              "ids x and giving logits o (unfold.models.language_model)")
     stepper = Stepper(rec, params, [n for n in ("o", "stop") if n in rec.outputs])
     tau = None
     if "o_tau" in rec.outputs:
@@ -201,13 +227,24 @@ def decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start: int,
     sequence stops at the ``end`` symbol (not returned) or after ``max_length`` symbols.
     ``params`` are the model's, by qualified name (``encoder.W`` …). Returns the symbols (a list
     per example for a batch)."""
-    if not isinstance(max_length, (int, np.integer)) or max_length < 1:
-        raise UnfoldValueError(f"decode: max_length must be an integer ≥ 1, got {max_length!r}")
-    if not temperature >= 0:
-        raise UnfoldValueError(f"decode: temperature must be ≥ 0, got {temperature!r}")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    from .models import EncoderDecoder
+    if not isinstance(model, EncoderDecoder):
+        raise UnfoldTypeError(f"decode generates with an encoder–decoder "
+                              f"(unfold.models.encoder_decoder), got {type(model).__name__}; "
+                              f"for a language model use unfold.generate.sample")
+    max_length = arguments.positive_int("decode: max_length", max_length)
+    temperature = arguments.real("decode: temperature", temperature, low=0.0)
+    classes = model.decoder.outputs["o"].shape[-1]
+    start = _symbol("decode: start", start, classes)
+    if end is not None:
+        end = _symbol("decode: end", end, classes)
+    rng = arguments.generator("decode: rng", rng)
+    _check_mapping("decode: params", params)
     encoder_params, decoder_params = model.split(params)
-    x = np.asarray(x)
+    x = _as_array("decode: x", x)
+    if x.ndim == 0 or len(x) == 0:
+        raise FeedError(f"decode: x must be a sequence (n_x, [batch,] …) of at least one step, "
+                        f"got shape {x.shape}")
     encoded = model.encoder.unfold(len(x))
     (context,) = evaluate([model.context_of(encoded)],
                           {**{model.encoder.params[k]: v for k, v in encoder_params.items()},

@@ -19,6 +19,7 @@ through its dummy copy ``W(t)`` (section 10.2.2), so that back-propagation throu
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
@@ -26,11 +27,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import arguments
-from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, describe
+from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, as_raised, describe
 from .graph import _NO_ATTRS, Node, _adjoint_of, _make, gc_paused, substitute, topological
 from .ops import batch_sum, cast, constant, greater, maximum, stop_gradient, where
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
-                       check_dtype, named)
+                       check_dtype, named, unmasked)
 from .ops.base import input as leaf_input, param as leaf_param
 
 
@@ -164,6 +165,7 @@ class Recurrence:
         if init is None:
             init = constant(np.zeros(shape, dtype))
         elif not isinstance(init, Node):
+            init = unmasked(init, f"state {name!r}: init")
             try:
                 array = np.asarray(init)
             except (TypeError, ValueError):
@@ -361,8 +363,17 @@ class Recurrence:
                     f"{backward}; a backward state at the end of a chunk reads the start of the "
                     f"next one, which a stream processed chunk by chunk does not have yet — unfold "
                     f"the whole sequence instead (truncate=k for truncated BPTT)")
+        bind = self._bindings(bind or {})
+        past = history and sum(st.depth for st in self._states.values())
+        nodes = steps * len(self.body()) + past
+        memory = _graph_memory()
+        if memory and nodes * _NODE_BYTES > memory:
+            raise as_raised(MemoryError(), _too_large(self, steps, nodes, past, memory))
         with gc_paused():
-            return Unfolded(self, steps, truncate, mask, self._bindings(bind or {}), history)
+            try:
+                return Unfolded(self, steps, truncate, mask, bind, history)
+            except MemoryError as exc:
+                raise as_raised(exc, _too_large(self, steps, nodes, past, memory)) from None
 
     def _bindings(self, bind: Mapping[Node | str, Node]) -> dict[Node, Node]:
         out = {}
@@ -381,6 +392,38 @@ class Recurrence:
                                       f"the same shape and dtype")
             out[context] = node
         return out
+
+
+#: about what one node of an unfolded graph costs (the node, its attributes, its copy lists)
+_NODE_BYTES = 200
+
+
+def _graph_memory() -> int | None:
+    """The memory an unfolded graph may take: half of what the machine has available now (the
+    rest is for its values), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _too_large(rec: Recurrence, steps: int, nodes: int, past: int, memory: int | None) -> str:
+    have = f", more than half the memory available ({2 * memory / 2**30:.1f} GiB)" \
+        if memory else ""
+    fix = (f"{past:,} of them are the history inputs h(0), h(−1), … that history=True makes "
+           f"for the deepest delay read (rec.past(h, D)): use a shorter delay"
+           if 2 * past > nodes else
+           "unfold fewer steps — a long stream is trained chunk by chunk "
+           "(Trainer(carry=True).fit_stream), or with truncate=k over a shorter unfolding")
+    return (f"unfold({steps}) of recurrence {rec.name!r}: the unfolded graph would hold about "
+            f"{nodes:,} nodes (≈ {nodes * _NODE_BYTES / 2**30:.3g} GiB){have}; {fix}")
 
 
 class Unfolded:
@@ -624,6 +667,9 @@ class Unfolded:
     def _resolve(self, node: Node | str) -> Node:
         if isinstance(node, Node):
             return node
+        if not isinstance(node, str):
+            raise UnfoldTypeError(f"a variable of {self!r} is given by its node or its name, "
+                                  f"got {type(node).__name__} {node!r}")
         rec = self.recurrence
         for table in (rec.outputs, rec.named, rec.sequences, rec.contexts, rec.params):
             if node in table:

@@ -14,6 +14,7 @@ reads that off the unfolded graph itself:
 """
 from __future__ import annotations
 
+from unfold import arguments
 from unfold.errors import UnfoldValueError
 from unfold.graph import Node
 from unfold.ops.base import INPUT
@@ -95,8 +96,8 @@ def graphical_model(rec: Recurrence, steps: int = 4, *, states: bool = False) ->
     """``rec`` as a directed graphical model over its targets (Fig. 10.7), or with its hidden
     states (``states=True``, Fig. 10.8): steps ``1 … steps`` and an ellipsis for the rest of the
     sequence, derived from the graph unfolded over one step more."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise UnfoldValueError(f"steps must be a positive integer, got {steps!r}")
+    steps = arguments.positive_int("graphical_model: steps", steps)
+    states = arguments.flag("graphical_model: states", states)
     book, _ = dependencies(rec, steps + 1, states)
     columns = axis(window=[str(t) for t in range(1, steps + 1)] + ["..."])
     placement = place(book, columns)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from unfold import arguments
 from unfold.errors import UnfoldTypeError, UnfoldValueError
 
 from .book import Book, Edge
@@ -99,12 +100,9 @@ def axis(steps: int | None = None, window: Sequence[str] | None = None,
         raise UnfoldValueError("give either steps (concrete steps 1…τ) or window (symbolic "
                                "steps), not both")
     if steps is not None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise UnfoldValueError(f"steps must be a positive integer, got {steps!r}")
-        if max_steps is not None and (isinstance(max_steps, bool) or
-                                      not isinstance(max_steps, int) or max_steps < 2):
-            raise UnfoldValueError(f"max_steps must be an integer ≥ 2 or None, got "
-                                   f"{max_steps!r}")
+        steps = arguments.positive_int("steps", steps)
+        if max_steps is not None:
+            max_steps = arguments.positive_int("max_steps (or None)", max_steps, minimum=2)
         if max_steps is None or steps <= max_steps:
             return [Column(i, str(i + 1), "step", i + 1) for i in range(steps)]
         k = max_steps // 2
@@ -165,6 +163,23 @@ def _loss_columns(steps, columns: list[Column]) -> list[int]:
         return real
     wanted = set(steps)
     return [c.index for c in columns if c.kind == "step" and c.t in wanted]
+
+
+def _merge_ellipsis_edges(edges: list, columns: list[Column]) -> list:
+    """One edge from an ellipsis to a cell: ``h(…)`` stands for every step before the window,
+    so ``W`` from ``h(t−2)`` and ``W_d`` from ``h(t−3)`` into ``h(t−1)`` are one edge "W, W_d"
+    (two would run side by side, each label in the other's way)."""
+    merged: dict[tuple, tuple] = {}
+    for k, (src, dst, e) in enumerate(edges):
+        ellipsis = src[1] is not None and columns[src[1]].kind == "end"
+        key = (src, dst) if ellipsis else k
+        if key in merged:
+            old = merged[key][2]
+            e = Edge(e.src, e.dst, min(old.delay, e.delay), e.backward,
+                     old.labels + tuple(n for n in e.labels if n not in old.labels),
+                     old.biases + tuple(n for n in e.biases if n not in old.biases))
+        merged[key] = (src, dst, e)
+    return list(merged.values())
 
 
 def place(book: Book, columns: list[Column]) -> Placement:
@@ -247,6 +262,7 @@ def place(book: Book, columns: list[Column]) -> Placement:
             ended.add(((name, c), (e.dst, end)))
             drawn.add((e.dst, end))
             out.edges.append(((name, c), (e.dst, end), e))
+    out.edges = _merge_ellipsis_edges(out.edges, columns)
     order = {name: i for i, name in enumerate(book.variables)}
     out.cells = sorted(drawn, key=lambda cell: (cell[1], order[cell[0]]))
     out.contexts = sorted(contexts, key=order.__getitem__)

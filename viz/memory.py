@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from unfold import arguments
 from unfold.errors import UnfoldValueError
 from unfold.recurrence import Recurrence
 
@@ -100,6 +101,7 @@ def memory(rec: Recurrence, *, params: bool = True, hide: Sequence[str] = ()) ->
     where the controller reads the vector of the step before. ``hide`` as in ``viz.folded``
     (eq. 10.8's pre-activation ``a``: the controller's loop is then the folded 10.3's)."""
     check_recurrence(rec)
+    params = arguments.flag("memory: params", params)
     book, memories, write, read, controller = parts(rec, hide)
     sub = Book(book.name, {n: book.variables[n] for n in controller},
                [e for e in book.edges if e.src in controller and e.dst in controller])

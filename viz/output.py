@@ -19,6 +19,7 @@ from typing import Any
 
 import graphviz
 
+from unfold import arguments
 from unfold.errors import UnfoldError, UnfoldTypeError, UnfoldValueError
 
 INSTALL = ("rendering needs the `dot` program of Graphviz, which is not on PATH. Install it: "
@@ -146,7 +147,7 @@ def save(g: graphviz.Digraph, path: str | os.PathLike, format: str | None = None
     _check_drawing(g)
     if not isinstance(path, (str, os.PathLike)):
         raise UnfoldTypeError(f"save: path must be a file name, got {type(path).__name__}")
-    path = Path(path)
+    path = Path(arguments.file_path("save", path, SaveError))
     if path.is_dir():
         raise SaveError(f"save: {str(path)!r} is a directory; give a file name")
     fmt = format or FORMATS.get(path.suffix.lower())

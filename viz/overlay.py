@@ -24,6 +24,7 @@ import numpy as np
 import unfold as uf
 from unfold.errors import UnfoldTypeError, UnfoldValueError
 from unfold.graph import Node
+from unfold.ops.base import unmasked
 from unfold.recurrence import Unfolded
 
 from . import labels as L
@@ -58,6 +59,7 @@ def _norm(key: Any, value: Any) -> float:
     if isinstance(value, Node):
         raise UnfoldTypeError(f"gradient for {key!r} is a node, not a value: evaluate it "
                               f"first (viz.gradient_norms does both)")
+    value = unmasked(value, f"gradient for {key!r}")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):

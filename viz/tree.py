@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from unfold import arguments
 from unfold.errors import UnfoldTypeError
 from unfold.graph import Node, topological
 from unfold.ops.base import ALIAS, PARAM
@@ -46,6 +47,7 @@ def params_between(top: Node, source: Node) -> tuple[list[str], list[str]]:
 def tree(rn: Any, structure: Any = 4, *, params: bool = True) -> Drawing:
     """Fig. 10.14: ``rn`` (an ``unfold.models.Recursive``) unfolded over ``structure`` (a
     ``Tree``, or a number of leaves for the balanced tree), drawn from the unfolded graph."""
+    params = arguments.flag("tree: params", params)
     from unfold.models.recursive import Recursive
     if not isinstance(rn, Recursive):
         raise UnfoldTypeError(f"viz.tree draws an unfold.models.Recursive, got "

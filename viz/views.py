@@ -134,7 +134,8 @@ class _Drawer:
         return node
 
     def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False,
-                port: str = "", weight: str | None = None, across: bool = False) -> None:
+                port: str = "", weight: str | None = None, across: bool = False,
+                arcs: frozenset[int] = frozenset(), free_label: bool = False) -> None:
         """The visible edge of ``e`` from node ``tail`` (where the data comes from) to node
         ``head`` (where it goes); ``tip`` says so in words.
 
@@ -153,16 +154,23 @@ class _Drawer:
         of edges inside a row are ``xlabel``s: dot's true labels there break its routing when
         other edges cross the row. ``port`` is the side of ``head`` the edge enters (the cells of
         an unfolded view take the states of the step before from the side, clear of the edges
-        that leave them upwards)."""
+        that leave them upwards). A row in ``arcs`` holds edges that skip columns (``h(t−2) →
+        h(t)``): dot routes them as arcs under the row, through the middle of the gap below it,
+        where the labels of the edges coming up into the row stand (the skip's ``W_d`` beside
+        ``x(t−1)``'s ``U``, its line through it); an edge up into such a row spans three ranks
+        (``minlen``), so that its label stands lower, clear of the arcs and their labels.
+        ``free_label`` makes the label an ``xlabel`` (placed where there is room)."""
         up = self.row[e.dst] - self.row[e.src]
         if port and up != 0:
             head = f"{head}:{port}"
-        attrs = {**self.edge_label(e, free=up == 0 or (up < 0 and not across)),
+        attrs = {**self.edge_label(e, free=free_label or up == 0 or (up < 0 and not across)),
                  "tooltip": L.tooltip(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
         elif weight is not None and up != 0:
             attrs["weight"] = weight
+        if up == 1 and self.row[e.dst] in arcs:
+            attrs["minlen"] = "3"
         if self.book.variables[e.dst].kind == "point":
             attrs["arrowhead"] = "none"
         if up == 0 and leftward:
@@ -244,6 +252,7 @@ class _Drawer:
         # loop unless others read the state's past (their square takes it, the loop goes to
         # the row above); further squares in the rows below and above (``delay``)
         readers = {edges[0].src for edges in groups if edges[0].dst != edges[0].src}
+        self.raised: set[str] = set()          # states with a square in a row above
         self.looped = {edges[0].src for edges in groups
                        if edges[0].dst == edges[0].src and edges[0].src not in readers}
         taken: dict[str, list[str | int]] = {}
@@ -262,8 +271,12 @@ class _Drawer:
                 # LSTM's gates into s): from underneath, clear of the loop's lower arc
                 under = e.dst in self.looped and e.src not in column and \
                     self.row[e.src] < self.row[e.dst]
+                # up from a state whose square stands above right: the line to the square
+                # runs where the edge's label would stand; an xlabel finds room (left)
+                aside = e.src in self.raised and self.row[e.dst] > self.row[e.src]
                 self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}",
-                             weight="4" if spine_edge(e) else None, port="s" if under else "")
+                             weight="4" if spine_edge(e) else None, port="s" if under else "",
+                             free_label=aside)
         self.dot = home
         return ids
 
@@ -318,6 +331,8 @@ class _Drawer:
             return
         shift = place
         self.place_square(square, self.row[e.src] + shift)
+        if shift > 0:
+            self.raised.add(e.src)
         if shift < 0:         # the square below: it ranks the edge back up into the state
             self.edge(src, square, arrowhead="none", constraint="false", tooltip=tip)
         else:                 # above: the edge out of the state ranks the square
@@ -377,12 +392,15 @@ class _Drawer:
         def title(name: str, c: int | None) -> str:
             return name if c is None else f"{name}({L.step_text(cols[c].step)})"
 
+        arcs = frozenset(self.row[dst] for (src, s), (dst, c), e in placement.edges
+                         if s is not None and c is not None and abs(c - s) > 1 and
+                         self.row[src] == self.row[dst])
         for (src, s), (dst, c), e in placement.edges:
             side = "" if s is None or s == c or self.book.variables[dst].kind != "cell" else \
                 "w" if s < c else "e"
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side,
-                         across=s is not None and s != c)
+                         across=s is not None and s != c, arcs=arcs)
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         return ids

@@ -8,11 +8,12 @@
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import UnfoldValueError
+from .. import arguments
+from ..errors import UnfoldTypeError, UnfoldValueError
 
 #: the tokens of ``logic_expressions``
 FALSE, TRUE, AND, OR, XOR = range(5)
@@ -20,9 +21,10 @@ LOGIC_TOKENS = ("F", "T", "and", "or", "xor")
 
 
 def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return arguments.generator("seed", seed)
 
 
+@arguments.allocates
 def logic_expressions(n_ops: int, batch: int, seed: int | np.random.Generator | None = 0,
                       shape: Any = None) -> tuple[Any, np.ndarray, np.ndarray]:
     """``batch`` random Boolean expressions of ``n_ops`` operators (``and``, ``or``, ``xor``) over
@@ -36,9 +38,11 @@ def logic_expressions(n_ops: int, batch: int, seed: int | np.random.Generator | 
     is true."""
     from ..models.recursive import Tree
 
-    if n_ops < 0 or batch < 1:
-        raise UnfoldValueError(f"logic_expressions: need n_ops ≥ 0 and batch ≥ 1, got {n_ops}, "
-                               f"{batch}")
+    n_ops = arguments.positive_int("logic_expressions: n_ops", n_ops, minimum=0)
+    batch = arguments.positive_int("logic_expressions: batch", batch)
+    if shape is not None and not isinstance(shape, Tree):
+        raise UnfoldTypeError(f"logic_expressions: shape must be a Tree, got "
+                              f"{type(shape).__name__}")
     rng = _rng(seed)
     values_tree = Tree.random(n_ops + 1, rng) if shape is None else shape
     if values_tree.n_leaves != n_ops + 1:
@@ -59,6 +63,7 @@ def logic_expressions(n_ops: int, batch: int, seed: int | np.random.Generator | 
     return tree, tokens.astype(np.int64), truth[-1].astype(np.int64)
 
 
+@arguments.allocates
 def copy_sequences(length: int, symbols: int, batch: int,
                    seed: int | np.random.Generator | None = 0) -> dict[str, np.ndarray]:
     """The copy task: read ``length`` random symbols, then a delimiter, then reproduce them.
@@ -68,9 +73,9 @@ def copy_sequences(length: int, symbols: int, batch: int,
     delimiter, blank × L`` and the target ``s₁ … s_L`` at the last ``length`` steps (blank before;
     those steps are not scored). Returns ``x`` (τ, batch) int64, ``y`` (τ, batch) int64 and
     ``scored`` (τ,) float: 1 on the steps whose loss counts."""
-    if length < 1 or symbols < 2 or batch < 1:
-        raise UnfoldValueError(f"copy_sequences: need length ≥ 1, symbols ≥ 2, batch ≥ 1; got "
-                               f"{length}, {symbols}, {batch}")
+    length = arguments.positive_int("copy_sequences: length", length)
+    symbols = arguments.positive_int("copy_sequences: symbols", symbols, minimum=2)
+    batch = arguments.positive_int("copy_sequences: batch", batch)
     rng = _rng(seed)
     s = rng.integers(0, symbols, (length, batch))
     delimiter, blank = symbols, symbols + 1
@@ -80,6 +85,7 @@ def copy_sequences(length: int, symbols: int, batch: int,
     return {"x": x.astype(np.int64), "y": y.astype(np.int64), "scored": scored}
 
 
+@arguments.allocates
 def mackey_glass(steps: int, *, tau: float = 17.0, beta: float = 0.2, gamma: float = 0.1,
                  n: float = 10.0, dt: float = 0.1, sample: float = 1.0, x0: float = 1.2,
                  washout: int = 500) -> np.ndarray:
@@ -91,6 +97,13 @@ def mackey_glass(steps: int, *, tau: float = 17.0, beta: float = 0.2, gamma: flo
     step, taken from the stored history) from a constant history ``x0``, sampled every
     ``sample`` time units; the first ``washout`` samples (the transient) are dropped. Returns
     ``steps`` samples."""
+    steps = arguments.positive_int("mackey_glass: steps", steps, minimum=0)
+    washout = arguments.positive_int("mackey_glass: washout", washout, minimum=0)
+    tau = arguments.positive("mackey_glass: tau", tau)
+    dt = arguments.positive("mackey_glass: dt", dt)
+    sample = arguments.real("mackey_glass: sample", sample, low=dt)
+    for what, value in (("beta", beta), ("gamma", gamma), ("n", n), ("x0", x0)):
+        arguments.real(f"mackey_glass: {what}", value)
     per = int(round(sample / dt))
     lag = int(round(tau / dt))
     total = (steps + washout) * per
@@ -109,9 +122,20 @@ def mackey_glass(steps: int, *, tau: float = 17.0, beta: float = 0.2, gamma: flo
     return history[lag::per][washout:washout + steps].copy()
 
 
+@arguments.allocates
 def sine_mixture(steps: int, periods: tuple[float, ...] = (7.0, 13.3, 29.1),
                  phases: tuple[float, ...] | None = None) -> np.ndarray:
     """``Σ_j sin(2π t / P_j + φ_j) / J`` for t = 0 … steps−1: a quasi-periodic series."""
-    t = np.arange(steps, dtype=np.float64)
+    steps = arguments.positive_int("sine_mixture: steps", steps, minimum=0)
+    if isinstance(periods, (str, bytes)) or not isinstance(periods, Sequence) or not periods:
+        raise UnfoldValueError(f"sine_mixture: periods must be a non-empty list of periods, got "
+                               f"{periods!r}")
+    periods = tuple(arguments.positive("sine_mixture: a period", p) for p in periods)
     phases = phases if phases is not None else tuple(0.7 * j for j in range(len(periods)))
+    if isinstance(phases, (str, bytes)) or not isinstance(phases, Sequence) or \
+            len(phases) != len(periods):
+        raise UnfoldValueError(f"sine_mixture: give one phase per period ({len(periods)}), got "
+                               f"{phases!r}")
+    phases = tuple(arguments.real("sine_mixture: a phase", p) for p in phases)
+    t = np.arange(steps, dtype=np.float64)
     return sum(np.sin(2 * np.pi * t / p + ph) for p, ph in zip(periods, phases)) / len(periods)

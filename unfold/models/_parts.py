@@ -87,7 +87,33 @@ def rebuild(spec: Mapping[str, Any]) -> Any:
             not isinstance(spec.get("args"), Mapping):
         raise UnfoldValueError(f"rebuild: {spec!r:.200} is not the spec of a builder of "
                                f"unfold.models (builders: {sorted(BUILDERS)})")
-    return BUILDERS[spec["builder"]](**spec["args"])
+    build = BUILDERS[spec["builder"]]
+    signature = inspect.signature(build)
+    if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        unknown = sorted(set(spec["args"]) - set(signature.parameters))
+        if unknown:
+            raise UnfoldTypeError(f"rebuild: {spec['builder']!r} has no arguments {unknown}; it "
+                                  f"takes {list(signature.parameters)}")
+    try:
+        signature.bind(**spec["args"])
+    except TypeError as exc:
+        raise UnfoldTypeError(f"rebuild: the arguments of {spec['builder']!r} do not fit it "
+                              f"({exc})") from None
+    return build(**spec["args"])
+
+
+def cell_options(what: str, cell: Callable[..., Any], options: Mapping[str, Any],
+                 taken: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``**cell_options`` a builder passes on to ``cell``: keywords the cell takes (other
+    than those in ``taken``, which the builder sets itself), else ``UnfoldTypeError`` naming
+    them."""
+    known = [p.name for p in inspect.signature(cell).parameters.values()
+             if p.kind is p.KEYWORD_ONLY and p.name not in taken]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise UnfoldTypeError(f"{what}: unknown option(s) {unknown} for {cell.__name__}; it "
+                              f"takes {known}")
+    return dict(options)
 
 
 class Scope:
@@ -99,6 +125,9 @@ class Scope:
 
     def __init__(self, rec: "Recurrence | Scope", rename: Callable[[str], str],
                  backward: bool = False, inits: Mapping[str, Node] | None = None) -> None:
+        if not isinstance(rec, (Recurrence, Scope)) or not callable(rename):
+            raise UnfoldTypeError(f"Scope: a recurrence (or scope) and a renaming function, got "
+                                  f"{type(rec).__name__} and {type(rename).__name__}")
         self.rec, self.rename, self.backward = rec, rename, backward
         self.inits = dict(inits or {})
         self.name = rec.name
@@ -252,11 +281,11 @@ def as_feedback(o: Node, loss: str, feedback: str = "argmax") -> Node:
 
 def chain(name: str, cell: Cell, n_in: int, n_hidden: int, n_out: int, *,
           loss: str = "cross_entropy", outputs: str = "every", inputs: str = "vectors",
-          carry: bool = False, dtype: Any = np.float64, **cell_options: Any) -> Recurrence:
+          carry: bool = False, dtype: Any = np.float64, **options: Any) -> Recurrence:
     """A chain model: ``x(t) → cell → h(t) → o(t) = c + V h(t) → L(t)`` (Fig. 10.3's shape)."""
     rec = Recurrence(name)
     x = input_sequence(rec, n_in, inputs, dtype)
-    h = cell(rec, x, n_hidden, carry=carry, **cell_options)
+    h = cell(rec, x, n_hidden, carry=carry, **cell_options(name, cell, options, ("carry",)))
     readout(rec, h, n_out, loss, outputs)
     return rec
 
@@ -295,6 +324,7 @@ def fed_back(rec: Recurrence, k: int, dtype: Any = np.float64, mode: str = "trai
     return fed, close
 
 
+@arguments.allocates
 def scheduled_mask(steps: int, batch: int | None = None, p: float = 0.5,
                    rng: np.random.Generator | int | None = None) -> np.ndarray:
     """The sequence ``z`` of a scheduled-sampling model: ``z(t) ~ Bernoulli(p)``, 1 meaning "feed

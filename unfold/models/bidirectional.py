@@ -8,6 +8,7 @@ import numpy as np
 
 from ..recurrence import Recurrence
 from ._parts import Scope, _check_choice, builder, input_sequence, readout
+from ._parts import cell_options as cell_options_of
 from .sequence_length import CELLS
 
 
@@ -36,6 +37,7 @@ def bidirectional(n_in: int, n_hidden: int, n_out: int, *, cell: str = "rnn",
     ``g.h`` — the book's ``g`` — and ``g.s``). Params also ``V``, ``V_g`` (n_out×n_hidden), ``c``.
     """
     _check_choice("cell", cell, tuple(CELLS))
+    cell_options = cell_options_of("bidirectional", CELLS[cell], cell_options)
     rec = Recurrence(f"bidirectional_{cell}")
     x = input_sequence(rec, n_in, inputs, dtype)
     h = CELLS[cell](rec, x, n_hidden, **cell_options)

@@ -11,7 +11,8 @@ from .. import arguments, ops
 from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
-from ._parts import Scope, _check_choice, affine, builder, input_sequence, new_state, readout
+from ._parts import (Scope, _check_choice, affine, builder, input_sequence, new_state, readout,
+                     cell_options as cell_options_of)
 from .sequence_length import CELLS
 
 TRANSITIONS = ("stacked", "deep")
@@ -78,6 +79,7 @@ def deep_rnn(n_in: int, sizes: Sequence[int], n_out: int, *, transition: str = "
     sizes = _widths("sizes", sizes)
     ins, outs = (_widths(w, v, allow_empty=True) for w, v in
                  (("input_layers", input_layers), ("output_layers", output_layers)))
+    skip = arguments.flag("deep_rnn: skip", skip)
     if skip and transition != "deep":
         raise UnfoldValueError("deep_rnn: skip=True is the shortcut around a deep transition "
                                "(transition='deep', Fig. 10.13 c)")
@@ -89,7 +91,7 @@ def deep_rnn(n_in: int, sizes: Sequence[int], n_out: int, *, transition: str = "
     rec = Recurrence(name if cell == "rnn" else f"{name}_{cell}")
     x = mlp(rec, input_sequence(rec, n_in, inputs, dtype), ins, "in", "U")
     if transition == "stacked":
-        top = _stacked(rec, x, sizes, cell, cell_options)
+        top = _stacked(rec, x, sizes, cell, cell_options_of("deep_rnn", CELLS[cell], cell_options))
     else:
         top = _deep(rec, x, sizes, skip)
     readout(rec, mlp(rec, top, outs, "out", "V"), n_out, loss, outputs)

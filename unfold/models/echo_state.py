@@ -7,13 +7,15 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import arguments, ops
-from ..errors import UnfoldValueError
+from ..errors import UnfoldKeyError, UnfoldTypeError, UnfoldValueError
+from ..feed import _as_array
 from ..evaluate import evaluate
 from ..graph import Node
 from ..recurrence import Recurrence
 from ._parts import builder, chain, new_state
 
 
+@arguments.allocates
 def reservoir(n: int, m: int, *, spectral_radius: float = 0.95, input_scale: float = 1.0,
               seed: int | np.random.Generator = 0, dtype: Any = np.float64
               ) -> tuple[np.ndarray, np.ndarray]:
@@ -79,12 +81,18 @@ def ridge_readout(rec: Recurrence, feed: Mapping[str, Any], *, ridge: float = 0.
     problem ``‖[Z; √ridge P] w − [Y; 0]‖²`` with ``Z = [h(t)ᵀ 1]`` (numpy's ``lstsq``: stable, and
     the minimum-norm solution if the states are degenerate); the bias is not penalised. Returns
     ``{"V": (n_out, n), "c": (n_out,)}``, ready to feed."""
-    if ridge < 0:
-        raise UnfoldValueError(f"ridge_readout: ridge must be ≥ 0, got {ridge!r}")
+    ridge = arguments.real("ridge_readout: ridge", ridge, low=0.0)
+    washout = arguments.positive_int("ridge_readout: washout", washout, minimum=0)
+    if not isinstance(feed, Mapping) or "x" not in feed or "y" not in feed:
+        raise UnfoldTypeError(f"ridge_readout: the feed must be a dict with the sequences 'x' and "
+                              f"'y', got {type(feed).__name__}")
+    if state not in rec.states:
+        raise UnfoldKeyError(f"ridge_readout: {rec.name!r} has no state {state!r}; its states "
+                             f"are {sorted(rec.states)}")
     if "V" not in rec.params or "c" not in rec.params:
         raise UnfoldValueError(f"ridge_readout: {rec.name!r} has no linear readout o = c + V h "
                                f"(params V and c); build it with unfold.models.echo_state")
-    x, y = np.asarray(feed["x"]), np.asarray(feed["y"])
+    x, y = _as_array("ridge_readout: x", feed["x"]), _as_array("ridge_readout: y", feed["y"])
     steps = x.shape[0]
     if not 0 <= washout < steps:
         raise UnfoldValueError(f"ridge_readout: washout must be in 0 … {steps - 1}, got "

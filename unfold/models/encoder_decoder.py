@@ -7,8 +7,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .. import ops
-from ..errors import RecurrenceError, UnfoldKeyError, UnfoldValueError
+from .. import arguments, ops
+from ..errors import FeedError, RecurrenceError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError
+from ..feed import _as_array
 from ..graph import Node
 from ..ops.base import named
 from ..recurrence import Recurrence, Unfolded
@@ -36,6 +37,10 @@ class EncoderDecoder:
     def __init__(self, encoder: Recurrence, decoder: Recurrence,
                  context: str | Callable[[list[Node]], Node] = "final", state: str = "h",
                  name: str = "encoder_decoder") -> None:
+        for what, rec in (("encoder", encoder), ("decoder", decoder)):
+            if not isinstance(rec, Recurrence):
+                raise UnfoldTypeError(f"EncoderDecoder: the {what} must be a Recurrence, got "
+                                      f"{type(rec).__name__}")
         if not callable(context):
             _check_choice("context", context, CONTEXTS)
         if "C" not in decoder.contexts:
@@ -128,7 +133,11 @@ class EncoderDecoder:
 def teacher_forced(y: Any, start: int) -> np.ndarray:
     """The decoder's inputs under teacher forcing: the true previous symbols, ``y_prev(1) =
     start`` and ``y_prev(t) = y(t−1)`` — ``y`` of shape (n_y, [batch])."""
-    y = np.asarray(y)
+    start = arguments.positive_int("teacher_forced: start (a symbol)", start, minimum=0)
+    y = _as_array("teacher_forced: y", y)
+    if y.ndim == 0 or y.dtype.kind not in "iu":
+        raise FeedError(f"teacher_forced: y must be symbols (integers) of shape (n_y, [batch]), "
+                        f"got {y.dtype} of shape {y.shape}")
     return np.concatenate([np.full((1,) + y.shape[1:], start, y.dtype), y[:-1]])
 
 
@@ -161,9 +170,8 @@ def encoder_decoder(n_in: int, n_hidden: int, n_y: int, *, encoder_cell: str = "
     """
     for what, cell in (("encoder_cell", encoder_cell), ("decoder_cell", decoder_cell)):
         _check_choice(what, cell, ("rnn", "lstm", "gru"))
-    if min(n_in, n_hidden, n_y) < 1:
-        raise UnfoldValueError(f"encoder_decoder: sizes must be positive, got n_in={n_in}, "
-                               f"n_hidden={n_hidden}, n_y={n_y}")
+    n_in, n_hidden, n_y = (arguments.positive_int(f"encoder_decoder: {what}", n) for what, n in
+                           (("n_in", n_in), ("n_hidden", n_hidden), ("n_y", n_y)))
     def options(cell: str) -> dict[str, str]:
         return {"variant": variant} if cell in ("lstm", "gru") else {}
 

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import ops
+from .. import arguments, ops
 from ..errors import UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
@@ -72,9 +72,8 @@ def memory_network(n_in: int, n_hidden: int, n_out: int, *, cells: int = 8, widt
     ``write.w``, ``read.w`` (the attention), ``write.e``, ``write.a``, ``write.k`` … for drawings.
     """
     _check_choice("controller", controller, ("rnn", "lstm", "gru"))
-    if min(cells, width, n_hidden) < 1:
-        raise UnfoldValueError(f"memory_network: cells, width and n_hidden must be positive, "
-                               f"got {cells}, {width}, {n_hidden}")
+    cells, width, n_hidden = (arguments.positive_int(f"memory_network: {what}", n) for what, n in
+                              (("cells", cells), ("width", width), ("n_hidden", n_hidden)))
     rec = Recurrence(f"memory_{controller}")
     x = input_sequence(rec, n_in, inputs, dtype)
     r = rec.state("read.r", (width,), dtype=dtype)

@@ -26,12 +26,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .. import ops
+from .. import arguments, ops
 from ..errors import RecurrenceError, UnfoldTypeError, UnfoldValueError, describe
 from ..graph import Node, gc_paused, topological
 from ..ops import batch_sum
 from ..ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
-                        named)
+                        is_int, named)
 from ..ops.base import input as leaf_input, param as leaf_param
 from ._parts import _check_choice, affine, builder, output_loss, target_sequence
 
@@ -43,6 +43,26 @@ CHILD = Placeholder("child")
 
 def _is_pair(obj: Any) -> bool:
     return isinstance(obj, (tuple, list))
+
+
+def _pairs(children: Any) -> tuple[tuple[int, int], ...]:
+    """``children`` as (left, right) pairs of integers, refused — never truncated or parsed —
+    when it is anything else."""
+    if isinstance(children, (str, bytes)) or not isinstance(children, Iterable):
+        raise UnfoldTypeError(f"Tree: children must be a list of (left, right) pairs, got "
+                              f"{type(children).__name__} {children!r:.80}")
+    pairs = []
+    for pair in children:
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Iterable):
+            raise UnfoldTypeError(f"Tree: each child entry is a (left, right) pair of node "
+                                  f"numbers, got {pair!r:.80}")
+        pair = tuple(pair)
+        if len(pair) != 2:
+            raise UnfoldValueError(f"Tree: each child entry is a (left, right) pair of node "
+                                   f"numbers, got {len(pair)} values: {pair!r:.80}")
+        pairs.append(tuple(arguments.positive_int("Tree: a child (node number)", c, minimum=0)
+                           for c in pair))
+    return tuple(pairs)
 
 
 class Tree:
@@ -59,10 +79,8 @@ class Tree:
     __slots__ = ("n_leaves", "children", "heights")
 
     def __init__(self, n_leaves: int, children: Iterable[Sequence[int]] = ()) -> None:
-        if not isinstance(n_leaves, (int, np.integer)) or n_leaves < 1:
-            raise UnfoldValueError(f"Tree: n_leaves must be a positive integer, got {n_leaves!r}")
-        n = int(n_leaves)
-        pairs = tuple((int(a), int(b)) for a, b in children)
+        n = arguments.positive_int("Tree: n_leaves", n_leaves)
+        pairs = _pairs(children)
         if len(pairs) != n - 1:
             raise UnfoldValueError(f"Tree: a binary tree over {n} leaves has {n - 1} inner nodes,"
                                    f" got {len(pairs)} (left, right) pairs")
@@ -84,9 +102,11 @@ class Tree:
     # --- the usual trees ------------------------------------------------------------------------
 
     @classmethod
+    @arguments.allocates
     def balanced(cls, n: int) -> "Tree":
         """Neighbours paired level by level (an odd one out moves up a level): depth ⌈log₂ n⌉."""
-        level, pairs, nxt = list(range(int(n))), [], int(n)
+        n = arguments.positive_int("Tree.balanced: the number of leaves", n)
+        level, pairs, nxt = list(range(n)), [], n
         while len(level) > 1:
             up = []
             for i in range(0, len(level) - 1, 2):
@@ -99,12 +119,13 @@ class Tree:
         return cls(n, pairs)
 
     @classmethod
+    @arguments.allocates
     def chain(cls, n: int, side: str = "left") -> "Tree":
         """The degenerate tree, a chain of depth n − 1: ``((x1 x2) x3) …`` with ``side="left"``,
         ``x1 (x2 (… xn))`` with ``side="right"``."""
         if side not in ("left", "right"):
             raise UnfoldValueError(f"Tree.chain: side must be 'left' or 'right', got {side!r}")
-        n = int(n)
+        n = arguments.positive_int("Tree.chain: the number of leaves", n)
         if side == "left":
             pairs = [(0, 1)] + [(n + j - 1, j + 1) for j in range(1, n - 1)] if n > 1 else []
         else:
@@ -113,10 +134,12 @@ class Tree:
         return cls(n, pairs)
 
     @classmethod
+    @arguments.allocates
     def random(cls, n: int, seed: int | np.random.Generator = 0) -> "Tree":
         """A random shape over ``n`` leaves in reading order: neighbours merged at random."""
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        level, pairs = list(range(int(n))), []
+        n = arguments.positive_int("Tree.random: the number of leaves", n)
+        rng = arguments.generator("Tree.random: seed", seed)
+        level, pairs = list(range(n)), []
         while len(level) > 1:
             i = int(rng.integers(len(level) - 1))
             pairs.append((level[i], level[i + 1]))
@@ -132,8 +155,17 @@ class Tree:
         pairs: list[tuple[tuple[str, int], tuple[str, int]]] = []
         done: list[tuple[str, int]] = []
         stack = [(nested, False)]
+        open_ = set()                                 # ids of the pairs being expanded
         while stack:                                  # post-order, without recursion
             obj, children_done = stack.pop()
+            if _is_pair(obj) and not children_done:
+                if id(obj) in open_:
+                    raise UnfoldValueError("Tree.from_nested: a list contains itself (a cycle), "
+                                           "so it is no tree")
+                if len(obj) == 2:
+                    open_.add(id(obj))
+            elif _is_pair(obj):
+                open_.discard(id(obj))
             if not _is_pair(obj):
                 done.append(("leaf", len(leaves)))
                 leaves.append(obj)
@@ -201,10 +233,10 @@ class Tree:
 
 def as_trees(trees: Tree | int | Iterable[Tree | int]) -> tuple[Tree, ...]:
     """A forest from a tree, a number of leaves (the balanced tree) or a sequence of either."""
-    if isinstance(trees, (Tree, int, np.integer)):
+    if isinstance(trees, (Tree, int, np.integer)) or not isinstance(trees, Iterable):
         trees = [trees]
     out = tuple(t if isinstance(t, Tree) else Tree.balanced(t) if
-                isinstance(t, (int, np.integer)) and t >= 1 else _not_a_tree(t) for t in trees)
+                is_int(t) and t >= 1 else _not_a_tree(t) for t in trees)
     if not out:
         raise UnfoldValueError("unfold: give at least one tree")
     return out
@@ -421,6 +453,9 @@ class UnfoldedTree:
 
     def children(self, position: int) -> tuple[int, int] | None:
         """The positions of the (left, right) children of ``position``; ``None`` for a leaf."""
+        if not is_int(position) or not 1 <= position <= self.n_positions:
+            raise (UnfoldValueError if is_int(position) else UnfoldTypeError)(
+                f"children: positions are 1 … {self.n_positions}, got {position!r}")
         return self._children.get(position)
 
     # --- lookups ---------------------------------------------------------------------------------
@@ -522,9 +557,9 @@ def recursive_net(n_in: int, n_hidden: int, n_out: int, *, loss: str = "cross_en
     [batch,] n_out) reals). ``unfold(tree)`` / ``unfold([tree, …])`` gives the graph.
     """
     _check_choice("inputs", inputs, ("vectors", "tokens"))
-    if min(n_in, n_hidden, n_out) < 1:
-        raise UnfoldValueError(f"recursive_net: sizes must be positive, got n_in={n_in}, "
-                               f"n_hidden={n_hidden}, n_out={n_out}")
+    embed = arguments.flag("recursive_net: embed", embed)
+    n_in, n_hidden, n_out = (arguments.positive_int(f"recursive_net: {what}", n) for what, n in
+                             (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)))
     if not embed and n_in != n_hidden:
         raise UnfoldValueError(f"recursive_net: with embed=False the inputs are the leaves' "
                                f"representations, so n_in ({n_in}) must equal n_hidden "

@@ -21,6 +21,7 @@ from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
 from ._parts import Cell, _check_choice, affine, builder, input_sequence, readout
+from ._parts import cell_options as cell_options_of
 from .gated import gru_cell, lstm_cell
 from .rnn import rnn_cell
 from .time_scales import leaky_cell, skip_cell
@@ -99,7 +100,8 @@ def language_model(vocab: int, n_hidden: int, *, cell: str = "rnn", stop: bool =
         told = ops.one_hot(rec.sequence("remaining", (), np.int64), max_length, dtype) \
             if length_input == "remaining" else ops.one_hot(tau, max_length + 1, dtype)
         x = ops.concat([x, told], axis=0)
-    h = CELLS[cell](rec, x, n_hidden, carry=carry, **cell_options)
+    h = CELLS[cell](rec, x, n_hidden, carry=carry,
+                    **cell_options_of("language_model", CELLS[cell], cell_options, ("carry",)))
     readout(rec, h, vocab)
     if stop:
         stop_output(rec, h)
@@ -120,6 +122,7 @@ def encode(sequences: Sequence[Sequence[int]], start: int, end: int | None = Non
     Returns ``{"x", "y", "mask"}`` (τ, batch) and, without an end symbol, ``"end"`` (τ, batch)
     — or, with ``lengths=True``, ``"remaining"`` (τ, batch) and ``"tau"`` (batch,) = L."""
     start = arguments.positive_int("encode: start (a symbol)", start, minimum=0)
+    lengths = arguments.flag("encode: lengths", lengths)
     end = None if end is None else arguments.positive_int("encode: end (a symbol)", end,
                                                            minimum=0)
     sequences = [_symbols(s) for s in _symbols(sequences, nested=True)]

@@ -6,7 +6,7 @@ from numbers import Number
 
 import numpy as np
 
-from ..errors import UnfoldTypeError
+from ..errors import UnfoldAttributeError, UnfoldTypeError
 from ..graph import Node
 from .base import constant, input, is_placeholder, lift, param, sum_like, broadcast_like
 from .elementwise import (abs, add, add_n, cast, clip, cos, divide, equal, exp, expm1, greater,
@@ -75,6 +75,72 @@ def _instead(name: str) -> str:
             "use unfold's ops") + ", or unfold.evaluate the node first"
 
 
+# what else a numpy user types at an array: each is refused by name, with what to use instead
+_NO_OPERATOR = {
+    "floordiv": ("//", "floor division has no derivative; evaluate first, or use unfold.cast"),
+    "mod": ("%", "the remainder has no derivative; evaluate first"),
+    "divmod": ("divmod", "floor division has no derivative; evaluate first"),
+    "and": ("&", _LOGIC := "unfold has no logical operators: combine boolean nodes as numbers, "
+            "e.g. unfold.cast(a, 'float64') * unfold.cast(b, 'float64') > 0 for a and b, "
+            "unfold.maximum(…) > 0 for a or b"),
+    "or": ("|", _LOGIC), "xor": ("^", _LOGIC),
+    "lshift": ("<<", "unfold has no bit shifts"), "rshift": (">>", "unfold has no bit shifts")}
+
+
+def _refuse(symbol: str, hint: str):
+    def refused(self, *other):
+        raise UnfoldTypeError(f"{symbol} on node {self.label!r}: {hint}")
+    return refused
+
+
+for _name, (_symbol, _hint) in _NO_OPERATOR.items():
+    setattr(Node, f"__{_name}__", _refuse(_symbol, _hint))
+    setattr(Node, f"__r{_name}__", _refuse(_symbol, _hint))
+Node.__invert__ = _refuse("~", _LOGIC)
+Node.__setitem__ = _refuse("assigning to an element", "nodes are immutable; build the new value, "
+                           "e.g. unfold.where(condition, new, x) or unfold.concat")
+Node.__delitem__ = _refuse("deleting an element", "nodes are immutable; index what to keep, "
+                           "e.g. x[1:]")
+# immutable: a copy is the node itself; a graph is rebuilt by code, never pickled
+Node.__copy__ = lambda self: self
+Node.__deepcopy__ = lambda self, memo: self
+Node.__reduce_ex__ = _refuse("pickling", "a graph is not pickled: save the parameters "
+                             "(unfold.train.save_params / save_model) and rebuild the graph with "
+                             "its code (unfold.models.rebuild for a builder's model)")
+
+
+def _format(self, spec: str) -> str:
+    if spec:
+        raise UnfoldTypeError(f"format {spec!r} of node {self.label!r}: a node has no value until "
+                              f"evaluated; format unfold.evaluate([node], feed)[0]")
+    return str(self)
+
+
+_INSTEAD = {"astype": "unfold.cast(x, dtype)", "flatten": "unfold.reshape(x, (-1,))",
+            "ravel": "unfold.reshape(x, (-1,))", "squeeze": "unfold.reshape(x, shape)",
+            "expand_dims": "x[None] or unfold.reshape", "backward": "unfold.grad(y, wrt)",
+            "grad": "unfold.grad(y, wrt)"}
+_VALUE = ("numpy", "item", "tolist", "value", "data", "tobytes", "copy")
+
+
+def _getattr(self, name: str):
+    if name.startswith("__"):           # Python's own protocols: plainly absent
+        raise AttributeError(name)
+    import unfold
+    if name in _INSTEAD:
+        hint = f"use {_INSTEAD[name]}"
+    elif name in _VALUE:
+        hint = "a node has no value until evaluated: unfold.evaluate([x], feed)"
+    elif callable(getattr(unfold, name, None)):
+        hint = f"use unfold.{name}(x, …)"
+    else:
+        hint = ("its fields are op, inputs, shape, dtype, name, step, source, adjoint; "
+                "unfold's ops are functions of the unfold module")
+    raise UnfoldAttributeError(f"node {self.label!r} has no attribute {name!r}; {hint}")
+
+
+Node.__format__ = _format
+Node.__getattr__ = _getattr
 Node.__array_ufunc__ = _array_ufunc
 Node.__array_function__ = _array_function
 Node.__neg__ = neg

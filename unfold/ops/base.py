@@ -3,6 +3,7 @@ batch axis, and the two bookkeeping ops that move gradients between shapes."""
 from __future__ import annotations
 
 import math
+import reprlib
 from numbers import Number
 from typing import Any, Callable, Sequence
 
@@ -104,7 +105,8 @@ def check_dtype(dtype: Any, what: str | Callable[[], str]) -> np.dtype:
         raise UnfoldTypeError(f"{what}: {dtype!r} is not a dtype ({exc}); use e.g. 'float64', "
                               f"'float32', 'int64' or 'bool'") from None
     if found.kind not in "biuf":
-        raise UnfoldTypeError(f"{what}: dtype {found} is not supported; unfold computes with "
+        given = f" (given as {dtype!r})" if str(dtype) != str(found) else ""
+        raise UnfoldTypeError(f"{what}: dtype {found} is not supported{given}; unfold computes with "
                               f"floating-point, integer and boolean arrays (e.g. 'float64', "
                               f"'int64', 'bool')")
     try:
@@ -153,12 +155,28 @@ def constant(value: Any, dtype: Any = None, name: str | None = None) -> Node:
                 may_batch=False)
 
 
+def unmasked(value: Any, what: str, error: type[Exception] = UnfoldTypeError) -> Any:
+    """``value``, unless it is a numpy masked array with masked elements: unfold reads no masks
+    (``numpy.asarray`` would silently use the values under them), so ``error`` is raised, naming
+    ``what``. A masked array with nothing masked is its plain data."""
+    if isinstance(value, np.ma.MaskedArray):
+        hidden = int(np.count_nonzero(np.ma.getmaskarray(value)))
+        if hidden:
+            raise error(f"{what} is a masked array with {hidden} masked element(s); unfold reads "
+                        f"no masks, so the values under them would be used: fill them "
+                        f"(value.filled(0.0)), or, for padded sequences, unfold with mask=True "
+                        f"and feed the mask")
+        return np.ma.getdata(value)
+    return value
+
+
 def to_array(value: Any, dtype: Any, what: str) -> np.ndarray:
     """``value`` as a new array of ``dtype`` (or its own), refused — never silently changed —
     when no supported dtype holds it: complex numbers, strings, objects, ragged lists, integers
-    too large, finite numbers that overflow to inf, fractions cast to integers."""
+    too large, finite numbers that overflow to inf, fractions cast to integers, masked values."""
     if isinstance(value, Node):
         raise UnfoldTypeError(f"{what}: {describe(value)} is already a node; use it directly")
+    value = unmasked(value, what)
     if dtype is not None:
         dtype = check_dtype(dtype, what)
     if isinstance(value, (list, tuple)) and _holds_nodes(value):
@@ -186,8 +204,15 @@ def to_array(value: Any, dtype: Any, what: str) -> np.ndarray:
 
 
 def _holds_nodes(value: Any) -> bool:
-    return any(isinstance(v, Node) or isinstance(v, (list, tuple)) and _holds_nodes(v)
-               for v in value)
+    """Whether a nest of lists and tuples holds a node (iterative: any depth)."""
+    stack = [value]
+    while stack:
+        for v in stack.pop():
+            if isinstance(v, Node):
+                return True
+            if isinstance(v, (list, tuple)):
+                stack.append(v)
+    return False
 
 
 def _check_exact(source: np.ndarray, array: np.ndarray, what: str) -> None:
@@ -220,7 +245,7 @@ def _check_exact(source: np.ndarray, array: np.ndarray, what: str) -> None:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    text = reprlib.repr(value)
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
@@ -257,10 +282,28 @@ def lift(x: Any, like: Sequence[Node] = ()) -> Node:
                                            f"wider dtype first")
                 dtype = ints[0]
         return constant(x, dtype=dtype)
+    if isinstance(x, (list, tuple)) and not _holds_nodes(x):
+        return constant(x, _list_dtype(x, like))
     if isinstance(x, (np.ndarray, list, tuple, np.generic)):
         return constant(x)
     raise UnfoldTypeError(f"cannot use {_short(x)} in an unfold expression: give nodes, numbers "
                           f"or arrays")
+
+
+def _list_dtype(x: list | tuple, like: Sequence[Node]) -> np.dtype | None:
+    """A list of Python numbers takes the other operands' dtype, as a Python number does
+    (``x + [1, 2, 3]`` for a float32 ``x`` is float32); booleans and arrays keep their own."""
+    try:
+        kind = np.asarray(x).dtype.kind
+    except (TypeError, ValueError):
+        return None                     # ragged: to_array says so
+    floats = [n.dtype for n in like if isinstance(n, Node) and n.dtype.kind == "f"]
+    if kind in "if" and floats:
+        return floats[0]
+    if kind == "i":
+        ints = [n.dtype for n in like if isinstance(n, Node) and n.dtype.kind in "iu"]
+        return ints[0] if ints else None
+    return None
 
 
 def lift_all(xs: Sequence[Any]) -> list[Node]:

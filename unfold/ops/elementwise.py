@@ -382,7 +382,29 @@ class Cast(Elementwise):
         return inputs[0].shape, attrs["dtype"]
 
     def forward(self, node, x):
-        return x.astype(node.dtype, copy=False)
+        target = node.dtype
+        if target.kind == "b" or np.can_cast(x.dtype, target, "safe"):
+            return x.astype(target, copy=False)
+        with np.errstate(invalid="ignore", over="ignore"):      # refused below, by name
+            out = x.astype(target)
+        if target.kind in "iu":
+            if x.dtype.kind == "f":     # astype truncates toward 0: trunc(x) must be in range
+                info = np.iinfo(target)
+                with np.errstate(invalid="ignore"):
+                    t = np.trunc(x)
+                    bad = ~((t >= float(info.min)) & (t < float(info.max) + 1))
+            else:
+                bad = out != x
+        else:                           # a narrower float: finite values must stay finite
+            bad = np.isinf(out) & np.isfinite(x)
+        if bad.any():
+            value = x[bad].ravel()[0].item()
+            raise UnfoldValueError(
+                f"cast: {describe(node.inputs[0])} holds {value!r}, which {target} cannot "
+                f"hold ({'not a number' if value != value else 'out of its range'}); a cast "
+                f"that wraps, truncates to garbage or overflows to inf would change the "
+                f"value — clip or round it first, or cast to a wider dtype")
+        return out
 
     def vjp(self, node, g):
         x = node.inputs[0]

@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import (DTypeError, ShapeError, UnfoldIndexError, UnfoldTypeError, UnfoldValueError,
                       describe)
 from ..graph import Node, Op, apply
-from .base import check_axis, int_tuple, is_int, lift, lift_all, terms
+from .base import check_axis, int_tuple, is_int, lift, lift_all, terms, unmasked
 
 
 class Reshape(Op):
@@ -142,7 +142,7 @@ def _normalize_key(x: Node, key: Any) -> tuple:
                                   f"ints, slices, None, ..., or integer/boolean arrays{hint}")
         parts.append(k)
     if sum(1 for k in parts if k is Ellipsis) > 1:
-        raise ShapeError(f"indexing {describe(x)}: at most one Ellipsis")
+        raise UnfoldIndexError(f"indexing {describe(x)}: at most one Ellipsis (...) per index")
     n_real = sum(k.ndim if isinstance(k, np.ndarray) and k.dtype == np.bool_ else 1
                  for k in parts if k is not None and k is not Ellipsis)
     if n_real > x.ndim:
@@ -184,7 +184,7 @@ def _index_array(x: Node, k: Any) -> np.ndarray:
         raise UnfoldTypeError(f"indexing {describe(x)} with a list of nodes: to gather by a "
                               f"computed index use unfold.embedding(table, indices)")
     try:
-        array = np.asarray(k)
+        array = np.asarray(unmasked(k, f"indexing {describe(x)}: the index"))
     except ValueError as exc:
         raise UnfoldValueError(f"indexing {describe(x)} with {k!r}: not an array ({exc})") from None
     if array.size == 0 and array.dtype.kind == "f":

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from .. import ops
+from .. import arguments, ops
+from ..errors import UnfoldTypeError, UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence, Unfolded
 from . import GradcheckReport, gradcheck
@@ -42,6 +43,11 @@ def check_gradients(drawn: RandomRecurrence, inputs: bool = True, **tolerances: 
                     ) -> GradcheckReport:
     """Gradcheck a drawn (float64) recurrence's total loss with respect to every parameter and,
     with ``inputs``, every step copy ``x(t)`` of its input sequence."""
+    if not isinstance(drawn, RandomRecurrence):
+        raise UnfoldTypeError(f"gradcheck_recurrence checks a recurrence drawn by "
+                              f"unfold.testing.strategies.recurrences(), got "
+                              f"{type(drawn).__name__}")
+    inputs = arguments.flag("gradcheck_recurrence: inputs", inputs)
     g = drawn.unfold()
     wrt = list(g.params)
     if inputs:
@@ -49,16 +55,32 @@ def check_gradients(drawn: RandomRecurrence, inputs: bool = True, **tolerances: 
     return gradcheck(g.loss, wrt, drawn.feed, **tolerances)
 
 
-@st.composite
-def recurrences(draw, max_states: int = 2, max_size: int = 3, max_steps: int = 5,
-                max_batch: int = 3, dtypes: tuple = (np.float64,), feedback: bool = True,
-                delays: bool = True, backward: bool = True, contexts: bool = True,
-                loss_steps: bool = False) -> RandomRecurrence:
+def recurrences(max_states: int = 2, max_size: int = 3, max_steps: int = 5, max_batch: int = 3,
+                dtypes: tuple = (np.float64,), feedback: bool = True, delays: bool = True,
+                backward: bool = True, contexts: bool = True, loss_steps: bool = False
+                ) -> st.SearchStrategy[RandomRecurrence]:
     """Random valid recurrences: 1…``max_states`` states (forward, or backward in time as in a
     bidirectional RNN), random sizes and nonlinearities, optional gating, skip connections through
     time (delays > 1), output fed back into the next step, a context vector, learned or zero
     initial states; a squared-error or cross-entropy loss; random τ, batch and dtype. With
     ``loss_steps`` the loss is taken at some steps only (every step, the last, or a drawn set)."""
+    counts = [arguments.positive_int(f"recurrences: {what}", n) for what, n in
+              (("max_states", max_states), ("max_size", max_size), ("max_steps", max_steps),
+               ("max_batch", max_batch))]
+    if isinstance(dtypes, (str, bytes)) or not isinstance(dtypes, (tuple, list)) or not dtypes:
+        raise UnfoldValueError(f"recurrences: dtypes must be a non-empty tuple of float dtypes, "
+                               f"got {dtypes!r}")
+    dtypes = tuple(arguments.float_dtype("recurrences: dtypes", d) for d in dtypes)
+    flags = [arguments.flag(f"recurrences: {what}", v) for what, v in
+             (("feedback", feedback), ("delays", delays), ("backward", backward),
+              ("contexts", contexts), ("loss_steps", loss_steps))]
+    return _recurrences(*counts, dtypes, *flags)
+
+
+@st.composite
+def _recurrences(draw, max_states: int, max_size: int, max_steps: int, max_batch: int,
+                 dtypes: tuple, feedback: bool, delays: bool, backward: bool, contexts: bool,
+                 loss_steps: bool) -> RandomRecurrence:
     dtype = np.dtype(draw(st.sampled_from(dtypes)))
     m = draw(st.integers(1, max_size))
     k = draw(st.integers(2, max_size + 1))

@@ -14,16 +14,41 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from .. import ops
+from .. import arguments, ops
+from ..errors import UnfoldValueError
 from ..graph import Node
+from ..ops.base import _check_shape
 
 __all__ = ["shapes", "broadcastable_shapes", "arrays", "Expression", "expressions",
            "recurrences"]
 
 
+def _bounds(what: str, low: Any, high: Any, minimum: int = 0) -> tuple[int, int]:
+    """Two integer bounds ``minimum ≤ low ≤ high`` of a strategy (checked when it is made, not
+    when hypothesis first draws from it)."""
+    low = arguments.positive_int(f"{what}: min", low, minimum=minimum)
+    high = arguments.positive_int(f"{what}: max", high, minimum=minimum)
+    if low > high:
+        raise UnfoldValueError(f"{what}: the minimum {low} is above the maximum {high}")
+    return low, high
+
+
+def _values(low: Any, high: Any, dtype: Any, away_from_zero: Any) -> np.dtype:
+    """The arguments of ``array``/``arrays``: finite bounds low < high, a float dtype, a margin
+    around zero ≥ 0."""
+    low = arguments.real("arrays: low", low)
+    high = arguments.real("arrays: high", high)
+    if not low < high:
+        raise UnfoldValueError(f"arrays: low ({low}) must be below high ({high})")
+    arguments.real("arrays: away_from_zero", away_from_zero, low=0.0)
+    return arguments.float_dtype("arrays: dtype", dtype)
+
+
 def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4
            ) -> st.SearchStrategy[tuple[int, ...]]:
     """Array shapes, e.g. ``()``, ``(3,)``, ``(2, 1, 4)``."""
+    _bounds("shapes: min_dims/max_dims", min_dims, max_dims)
+    _bounds("shapes: min_side/max_side", min_side, max_side)
     return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
                             max_side=max_side)
 
@@ -31,6 +56,9 @@ def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: in
 def broadcastable_shapes(num_shapes: int = 2, min_dims: int = 0, max_dims: int = 3,
                          max_side: int = 4) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
     """Tuples of shapes that broadcast together under numpy's rule."""
+    arguments.positive_int("broadcastable_shapes: num_shapes", num_shapes)
+    _bounds("broadcastable_shapes: min_dims/max_dims", min_dims, max_dims)
+    arguments.positive_int("broadcastable_shapes: max_side", max_side)
     return hnp.mutually_broadcastable_shapes(num_shapes=num_shapes, min_dims=min_dims,
                                              max_dims=max_dims, max_side=max_side
                                              ).map(lambda r: r.input_shapes)
@@ -39,7 +67,9 @@ def broadcastable_shapes(num_shapes: int = 2, min_dims: int = 0, max_dims: int =
 def array(shape: tuple[int, ...], seed: int, dtype: Any = np.float64, low: float = -2.0,
           high: float = 2.0, away_from_zero: float = 0.0) -> np.ndarray:
     """The array ``arrays`` draws, made from an explicit seed (to reproduce a failure)."""
-    rng = np.random.default_rng(seed)
+    dtype = _values(low, high, dtype, away_from_zero)
+    shape = _check_shape(shape, "array")
+    rng = arguments.generator("array: seed", seed)
     values = rng.uniform(low, high, size=shape)
     if away_from_zero:
         small = np.abs(values) < away_from_zero
@@ -52,6 +82,9 @@ def arrays(shape: tuple[int, ...] | st.SearchStrategy, dtype: Any = np.float64,
            ) -> st.SearchStrategy[np.ndarray]:
     """Finite, well-conditioned arrays: uniform in [low, high], optionally pushed at least
     ``away_from_zero`` from 0 (for kinks such as relu and abs, or denominators)."""
+    _values(low, high, dtype, away_from_zero)
+    if not isinstance(shape, st.SearchStrategy):
+        shape = _check_shape(shape, "arrays")
     shape_st = shape if isinstance(shape, st.SearchStrategy) else st.just(tuple(shape))
     return st.builds(lambda s, seed: array(s, seed, dtype, low, high, away_from_zero),
                      shape_st, st.integers(0, 2**32 - 1))
@@ -112,12 +145,21 @@ def _compatible(a: Node, b: Node) -> bool:
         return False
 
 
-@st.composite
-def expressions(draw, max_leaves: int = 3, max_ops: int = 6, max_dims: int = 2,
-                max_side: int = 3, dtype: Any = np.float64) -> Expression:
+def expressions(max_leaves: int = 3, max_ops: int = 6, max_dims: int = 2, max_side: int = 3,
+                dtype: Any = np.float64) -> st.SearchStrategy[Expression]:
     """Random DAGs of unfold's ops over random input leaves (broadcasting, reductions, reshapes,
     matmul, concat, softmax …), each paired with a feed of well-conditioned values. The output is
     a scalar (the sum of the last node)."""
+    return _expressions(arguments.positive_int("expressions: max_leaves", max_leaves),
+                        arguments.positive_int("expressions: max_ops", max_ops),
+                        arguments.positive_int("expressions: max_dims", max_dims, minimum=0),
+                        arguments.positive_int("expressions: max_side", max_side),
+                        arguments.float_dtype("expressions: dtype", dtype))
+
+
+@st.composite
+def _expressions(draw, max_leaves: int, max_ops: int, max_dims: int, max_side: int,
+                 dtype: np.dtype) -> Expression:
     n_leaves = draw(st.integers(1, max_leaves))
     shapes_ = draw(broadcastable_shapes(n_leaves, min_dims=0, max_dims=max_dims,
                                         max_side=max_side))

@@ -10,14 +10,16 @@ Writing is atomic and checked first: every value is validated before anything to
 the file is written beside the target under a temporary name with the user's normal permissions
 (those of the file it replaces, or the umask's), flushed, and renamed over the target
 (``os.replace``): a crash mid-write leaves the old file intact. A symlink is followed: the file it
-points to is replaced. Reading never unpickles and refuses any member that is not a numeric
-array. Errors name the user's path (never a temporary one) and subclass both ``CheckpointError``
+points to is replaced (a symlink loop, a FIFO or a device is refused; ``~`` is the home folder).
+Reading never unpickles, refuses any member that is not a numeric array, and any whose header
+declares more data than the member holds (before allocating it). Errors name the user's path (never a temporary one) and subclass both ``CheckpointError``
 (a ``ValueError``) and, for file-system failures, the ``OSError`` that occurred
 (``FileNotFoundError``, ``PermissionError``, ``IsADirectoryError``…).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -26,8 +28,10 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from .. import arguments
 from ..errors import UnfoldError, UnfoldTypeError
 from ..graph import Node
+from ..ops.base import unmasked
 from ..recurrence import Recurrence
 
 MANIFEST = "unfold.json"
@@ -84,7 +88,7 @@ def _encode(tree: Any, arrays: list[np.ndarray], where: str) -> Any:
     if tree is None or isinstance(tree, (bool, int, float, str)):
         return {"v": tree}
     if isinstance(tree, (np.ndarray, np.generic)):
-        array = np.asarray(tree)
+        array = np.asarray(unmasked(tree, f"checkpoint: {where}", CheckpointError))
         if not _numeric(array):
             raise CheckpointError(f"checkpoint: {where} is an array of {array.dtype}; only "
                                   f"numeric arrays (bool, int, float, complex) are saved — "
@@ -141,10 +145,14 @@ def save_checkpoint(path: str | os.PathLike, tree: Mapping[str, Any]) -> str:
         raise UnfoldTypeError(f"checkpoint: the tree to save must be a dict, got "
                               f"{type(tree).__name__}")
     arrays: list[np.ndarray] = []
-    encoded = _encode(tree, arrays, "")
-    members = _members(encoded, arrays)
-    manifest = json.dumps({"format": FORMAT, "version": VERSION,
-                           "tree": _replace_arrays(encoded, members)})
+    try:
+        encoded = _encode(tree, arrays, "")
+        members = _members(encoded, arrays)
+        manifest = json.dumps({"format": FORMAT, "version": VERSION,
+                               "tree": _replace_arrays(encoded, members)})
+    except RecursionError:
+        raise CheckpointError("checkpoint: the tree to save is nested too deeply (or holds "
+                              "itself); nothing was written") from None
 
     def write(f) -> None:
         with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
@@ -158,18 +166,21 @@ def save_checkpoint(path: str | os.PathLike, tree: Mapping[str, Any]) -> str:
 
 
 def _user_path(path: Any) -> str:
-    try:
-        return os.fspath(path)
-    except TypeError:
-        raise UnfoldTypeError(f"checkpoint: the path must be a string or os.PathLike, got "
-                              f"{type(path).__name__} {path!r}") from None
+    """``path`` as a string, ``~`` expanded; not a FIFO or a device (see
+    ``arguments.file_path``)."""
+    return arguments.file_path("checkpoint", path, CheckpointError)
 
 
 def _atomic_write(user_path: str, write) -> None:
     """``write(file)`` into a temporary file beside the target, then rename it over the target.
     The target is where ``user_path`` leads (through symlinks); its folder is created if
     missing. The new file keeps the mode of the file it replaces, or gets the umask's."""
-    target = os.path.realpath(user_path)
+    try:
+        target = os.path.realpath(user_path, strict=True)
+    except FileNotFoundError:         # a new file, or a symlink to one
+        target = os.path.realpath(user_path)
+    except OSError as exc:            # a symlink loop
+        raise _os_error(exc, f"cannot save to {user_path!r}: {_reason(exc)}") from None
     if os.path.isdir(target):
         raise _os_error(IsADirectoryError(21, "Is a directory"),
                         f"cannot save to {user_path!r}: it is a directory; give a file path "
@@ -237,6 +248,31 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                               f"not an .npz file ({type(exc).__name__}: {exc})") from None
 
 
+_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _check_size(zf: zipfile.ZipFile, member: str, user_path: str) -> None:
+    """A member's header must not declare more data than the member holds (numpy would
+    allocate what a hostile header declares before reading it)."""
+    with zf.open(member) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            shape, _, dtype = _HEADERS[version](f)
+        except KeyError:
+            raise CheckpointError(f"{user_path!r}: member {member!r} has .npy format version "
+                                  f"{version}, which unfold does not read") from None
+        except ValueError as exc:
+            raise CheckpointError(f"{user_path!r}: member {member!r} is not a numeric array "
+                                  f"({exc})") from None
+        declared = math.prod(shape) * dtype.itemsize
+        held = zf.getinfo(member).file_size - f.tell()
+    if declared > held:
+        raise CheckpointError(f"{user_path!r}: member {member!r} declares an array of shape "
+                              f"{shape} ({declared:,} bytes) but holds {held:,} bytes: the file "
+                              f"is truncated or forged")
+
+
 def _read_tree(zf: zipfile.ZipFile, user_path: str) -> dict[str, Any]:
     names = zf.namelist()
     used: set[str] = set()
@@ -246,6 +282,7 @@ def _read_tree(zf: zipfile.ZipFile, user_path: str) -> dict[str, Any]:
             raise CheckpointError(f"{user_path!r}: member {member!r} is not an array (.npy) of "
                                   f"the file")
         used.add(member)
+        _check_size(zf, member, user_path)
         with zf.open(member) as f:
             try:
                 array = np.lib.format.read_array(f, allow_pickle=False)
@@ -291,6 +328,7 @@ def save_params(path: str | os.PathLike, params: Mapping[str, np.ndarray]) -> st
 
 
 def _as_array(name: Any, value: Any) -> np.ndarray:
+    value = unmasked(value, f"save_params: {name!r}", CheckpointError)
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:

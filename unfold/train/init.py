@@ -15,10 +15,12 @@ from ..ops.base import _check_shape
 GATE_BIASES = {"b_f": 1.0, "b_u": 1.0}
 
 
+@arguments.allocates
 def orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
     """A random orthogonal matrix (QR of a Gaussian one, signs fixed so it is uniform): all its
     eigenvalues have modulus 1, so ``Wᵗ`` neither explodes nor vanishes (section 10.7)."""
     n = arguments.positive_int("orthogonal: n", n)
+    rng = arguments.generator("orthogonal: rng", rng)
     q, r = np.linalg.qr(rng.standard_normal((n, n)))
     return q * np.sign(np.diag(r))
 
@@ -32,6 +34,7 @@ def _is_bias(name: str, shape: tuple[int, ...]) -> bool:
     return len(shape) <= 1 and _own_name(name)[:1] in ("b", "c")
 
 
+@arguments.allocates
 def init_params(params: Any, *,
                 seed: int | np.random.Generator = 0, recurrent: str = "orthogonal",
                 gain: float = 1.0, biases: Mapping[str, float] | None = None,

@@ -16,7 +16,8 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from .. import arguments
-from ..errors import FeedError, RecurrenceError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError
+from ..errors import (FeedError, RecurrenceError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError,
+                      as_raised)
 from ..evaluate import Program, compile
 from ..feed import _as_array
 from ..graph import Node
@@ -60,16 +61,22 @@ class History(list):
         return [r.step for r in self if r.skipped]
 
     def to_csv(self, path: str) -> None:
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(_COLUMNS))
-            writer.writeheader()
-            writer.writerows(asdict(r) for r in self)
+        path = arguments.file_path("History.to_csv", path)
+        try:
+            with open(path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(_COLUMNS))
+                writer.writeheader()
+                writer.writerows(asdict(r) for r in self)
+        except OSError as exc:
+            raise as_raised(exc, f"History.to_csv: cannot write {path!r}: "
+                                 f"{exc.strerror or exc}") from None
 
     def to_json(self) -> list[dict]:
         return [asdict(r) for r in self]
 
     def smoothed(self, window: int = 50) -> float:
         """The mean loss of the last ``window`` steps that were not skipped."""
+        window = arguments.positive_int("History.smoothed: window", window)
         losses = [r.loss for r in self[-window:] if not r.skipped]
         return float(np.mean(losses)) if losses else float("nan")
 
@@ -319,12 +326,12 @@ class Trainer:
         updated; the carried state is left as it was."""
         samples = arguments.positive_int("check_gradients: samples", samples)
         eps = arguments.positive("check_gradients: eps", eps)
+        rng = arguments.generator("check_gradients: seed", seed)
         names = sorted(k for k in self.params if self.params[k].size)
         if not names:
             raise UnfoldValueError("check_gradients: the model has no parameter element")
         _, analytic, _, _ = self._run(feed, True, self.carries, self.carry)
         scale = 1e-3 * max(float(np.abs(g).max()) if g.size else 0.0 for g in analytic.values())
-        rng = np.random.default_rng(seed)
         sizes = np.array([self.params[k].size for k in names], float)
         worst_abs = worst_rel = 0.0
         for _ in range(samples):
@@ -390,6 +397,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         steps = arguments.positive_int("fit: steps", steps)
+        progress = arguments.flag("fit: progress", progress)
         if isinstance(batches, Mapping):
             raise UnfoldTypeError("fit: batches must be an iterable of feeds (a list, or a "
                                   "generator), got one feed; pass [feed]")

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import arguments
 from ..errors import UnfoldError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError
+from ..ops.base import unmasked
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -30,6 +31,7 @@ def check_params(params: Any, what: str) -> dict[str, np.ndarray]:
         if not isinstance(name, str):
             raise UnfoldTypeError(f"{what}: parameter names must be strings, got "
                                   f"{type(name).__name__} {name!r}")
+        unmasked(p, f"{what}: parameter {name!r}")
         if not isinstance(p, np.ndarray):
             raise UnfoldTypeError(f"{what}: parameter {name!r} is a {type(p).__name__}, not a "
                                   f"numpy array; updates change parameters in place: pass "
@@ -59,6 +61,7 @@ def real_arrays(grads: Any, what: str) -> dict[str, np.ndarray]:
                               f"{type(grads).__name__}")
     out = {}
     for name, g in grads.items():
+        g = unmasked(g, f"{what}: the gradient of {name!r}")
         try:
             out[name] = np.asarray(g)
         except (TypeError, ValueError):

@@ -13,11 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UnfoldTypeError, UnfoldValueError
+from ..errors import UnfoldError, UnfoldTypeError, UnfoldValueError
 from . import optim
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .loop import Trainer
 
+#: the Trainer options a saved model records
+TRAINER_OPTIONS = frozenset({"clip", "clip_mode", "mask", "carry", "nonfinite"})
 #: the optimisers a saved model may name
 OPTIMIZERS = {cls.__name__: cls for cls in (optim.SGD, optim.Momentum, optim.Adam)}
 
@@ -51,26 +53,35 @@ def load_model(path: str | os.PathLike) -> Trainer:
     from ..models import rebuild
 
     tree = load_checkpoint(path)
+    where = repr(str(path))
     missing = [k for k in ("model", "optimizer_config", "trainer", "params", "optimizer")
                if k not in tree]
     if missing:
-        raise CheckpointError(f"{str(path)!r} is not a saved model (no {missing}); a file of "
+        raise CheckpointError(f"{where} is not a saved model (no {missing}); a file of "
                               f"save_training loads with load_training into a trainer you build")
+    for key in ("model", "optimizer_config", "trainer", "params", "optimizer"):
+        if not isinstance(tree[key], dict):
+            raise CheckpointError(f"{where}: {key!r} is a {type(tree[key]).__name__}, not the "
+                                  f"dict a saved model holds there; the file is corrupt")
     config = dict(tree["optimizer_config"])
     kind = config.pop("type", None)
     if kind not in OPTIMIZERS:
-        raise CheckpointError(f"{str(path)!r}: unknown optimiser {kind!r} (known: "
+        raise CheckpointError(f"{where}: unknown optimiser {kind!r} (known: "
                               f"{sorted(OPTIMIZERS)})")
+    unknown = sorted(set(tree["trainer"]) - TRAINER_OPTIONS)
+    if unknown:
+        raise CheckpointError(f"{where}: unknown trainer options {unknown} (known: "
+                              f"{sorted(TRAINER_OPTIONS)})")
     try:
         model = rebuild(tree["model"])
         optimizer = OPTIMIZERS[kind](**config)
-    except (UnfoldValueError, TypeError) as exc:
-        raise CheckpointError(f"{str(path)!r}: cannot rebuild the model or its optimiser: "
+        params = {k: np.array(v) for k, v in tree["params"].items()}   # writable copies
+        trainer = Trainer(model, params, optimizer, **tree["trainer"])
+    except (UnfoldError, TypeError) as exc:
+        raise CheckpointError(f"{where}: cannot rebuild the model, its optimiser or its trainer: "
                               f"{exc}") from None
-    params = {k: np.array(v) for k, v in tree["params"].items()}   # writable copies
-    trainer = Trainer(model, params, optimizer, **tree["trainer"])
     try:
         trainer.load_state(tree)
     except CheckpointError as exc:
-        raise CheckpointError(f"{str(path)!r}: {exc}") from None
+        raise CheckpointError(f"{where}: {exc}") from None
     return trainer
