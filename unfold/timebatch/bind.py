@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 #: fed values smaller than this are copied (a copy of a few kilobytes costs less than the views)
-BIND_BYTES = 4096
+BIND_BYTES = 1024
 
 
 def _address(a: np.ndarray) -> int:

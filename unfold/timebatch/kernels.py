@@ -203,7 +203,7 @@ def kernel(node, flags, values, out, batch, cache):
         if not batched:
             return np.multiply, (_view(cache, a, "col", lambda a: a[:, None]),
                                  _view(cache, b, "row", lambda b: b[None, :]), out)
-        if op is OUTER and fa and fb:
+        if op is OUTER:                                 # (the batch axes broadcast)
             return np.multiply, (_view(cache, a, "bcol", lambda a: a[..., :, None]),
                                  _view(cache, b, "brow", lambda b: b[..., None, :]), out)
     elif op is SUM_LIKE:

@@ -820,7 +820,7 @@ def _scatter_tree(st: Storage, c: Class):
         seen[key] += 1
     if seen.max() > 1:
         return None
-    return parts, inner
+    return parts, inner, bool(seen.min())
 
 
 def _indices(c: Class) -> np.ndarray:
@@ -840,11 +840,13 @@ def _place(st: Storage) -> None:
         found = _scatter_tree(st, c)
         if found is None:
             continue
-        parts, inner = found
+        parts, inner, tiled = found
         if any(p.id in taken or p.id in st.skip for p, _ in parts):
             continue
         node = c.rep
-        slab = st._alloc((c.rows,) + st._lead(c.batched) + node.shape, node.dtype, zero=True)
+        # (parts tiling the whole value leave no zeros to keep: the slab may then be shared)
+        slab = st._alloc((c.rows,) + st._lead(c.batched) + node.shape, node.dtype,
+                         zero=not tiled)
         st.slabs[c.id] = slab
         for p, key in parts:
             st.view_slabs[p.id] = slab[(slice(None),) * (1 + c.batched) + key]

@@ -223,7 +223,7 @@ class Sharing:
                 for k in members[root]:
                     self.memory[k] = (raw, shift + group[k][1])
         elif blocks:
-            size = max(off + b[0] for off, b in zip(offsets, blocks))
+            size = _arena(offsets, blocks)
             raw = np.empty(size + ALIGN, np.uint8)
             base = -_address(raw) % ALIGN
             self.nbytes += size
@@ -256,12 +256,31 @@ class Sharing:
         return obj
 
 
+#: arenas of at most this many groups are packed in two orders (the smaller is kept)
+TWICE = 2000
+
+
 def _pack(blocks: list[tuple]) -> list[int]:
     """Offsets for blocks ``(size, first, last, …)`` such that two blocks alive at the same time
-    (their [first, last] intersect) never overlap: largest first, each at the lowest aligned
-    offset free during its whole life."""
+    (their [first, last] intersect) never overlap: largest first, or largest size × life first
+    (which often packs to the widest point exactly), whichever arena is smaller."""
+    by_size = _packed(blocks, lambda j: (-blocks[j][0], blocks[j][1]))
+    if len(blocks) > TWICE:
+        return by_size
+    by_area = _packed(blocks, lambda j: (-blocks[j][0] * (blocks[j][2] - blocks[j][1] + 1),
+                                         blocks[j][1]))
+    return min(by_size, by_area, key=lambda offsets: _arena(offsets, blocks))
+
+
+def _arena(offsets: list[int], blocks: list[tuple]) -> int:
+    return max((off + b[0] for off, b in zip(offsets, blocks)), default=0)
+
+
+def _packed(blocks: list[tuple], key) -> list[int]:
+    """Offsets placing the blocks in the order of ``key``, each at the lowest aligned offset
+    free during its whole life."""
     n = len(blocks)
-    order = sorted(range(n), key=lambda j: (-blocks[j][0], blocks[j][1]))
+    order = sorted(range(n), key=key)
     start = np.empty(n, np.int64)
     stop = np.empty(n, np.int64)
     born = np.array([b[1] for b in blocks], np.int64)
@@ -287,6 +306,40 @@ def _pack(blocks: list[tuple]) -> list[int]:
 
 #: plans with more units keep the order they were distributed in
 MAX_SCHEDULED = 5000
+#: a buffer touched by more units keeps their order whatever bytes each touches
+MAX_APART = 64
+
+
+def _extent(a: np.ndarray) -> tuple[int, int]:
+    """The bytes of its memory an array may touch: [first, past the last)."""
+    lo = hi = _address(a)
+    if a.size == 0:
+        return lo, lo
+    for n, s in zip(a.shape, a.strides):
+        if s < 0:
+            lo += s * (n - 1)
+        else:
+            hi += s * (n - 1)
+    return lo, hi + a.itemsize
+
+
+def _ordered(users: list[int], spans: list[tuple[int, int]]):
+    """Pairs (earlier, later) of the units touching one buffer that must keep their order:
+    those touching common bytes (rows of one slab written by different units — a peeled step,
+    the regular ones — are free to move past each other). Each later unit is tied to the
+    earlier ones back to one whose bytes cover its own (those before are behind that one)."""
+    if len(users) > MAX_APART:
+        return zip(users, users[1:])
+    pairs = []
+    for j in range(1, len(users)):
+        lo, hi = spans[j]
+        for i in range(j - 1, -1, -1):
+            a, b = spans[i]
+            if a < hi and lo < b:
+                pairs.append((users[i], users[j]))
+                if a <= lo and hi <= b:
+                    break
+    return pairs
 
 
 def schedule(code: list, pinned: set[int]) -> list[int]:
@@ -304,6 +357,7 @@ def schedule(code: list, pinned: set[int]) -> list[int]:
         return list(range(n))
     touches: list[dict[int, int]] = []               # unit → {owner id: bytes}
     users: dict[int, list[int]] = {}                 # owner id → units touching it, in order
+    spans: dict[tuple[int, int], tuple[int, int]] = {}   # (owner id, unit) → bytes touched
     for u, instrs in enumerate(code):
         found: list = []
         for i in instrs:
@@ -312,14 +366,19 @@ def schedule(code: list, pinned: set[int]) -> list[int]:
         for a in found:
             o = _owner(a)
             k = id(o)
+            lo, hi = _extent(a)
             if k not in mine:
                 mine[k] = 0 if k in pinned or o.nbytes < SMALL else o.nbytes
                 users.setdefault(k, []).append(u)
+                spans[k, u] = lo, hi
+            else:
+                was = spans[k, u]
+                spans[k, u] = min(was[0], lo), max(was[1], hi)
         touches.append(mine)
     waiting = [0] * n                                # predecessors not yet run
     after: list[list[int]] = [[] for _ in range(n)]
-    for us in users.values():
-        for a, b in zip(us, us[1:]):
+    for k, us in users.items():
+        for a, b in _ordered(us, [spans[k, u] for u in us]):
             after[a].append(b)
             waiting[b] += 1
     left = {k: len(us) for k, us in users.items()}   # units still to touch each owner
