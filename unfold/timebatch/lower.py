@@ -515,10 +515,9 @@ def _segment(st: Storage, order: list[Class], steps) -> list[Instr]:
             z = keys.get(key)
             if z is None:
                 z = keys[key] = len(iterators)
-                kind_, it = kind[0], kind[2]
-                if kind_ == "rows" and it.ndim == 1:     # (0-d rows: iterating gives scalars)
-                    it = [it[i, ...] for i in range(count)]
-                iterators.append((kind_, list(it) if listed and kind_ == "rows" else it))
+                it = kind[2]
+                iterators.append((kind[0], list(it) if listed and kind[0] == "rows" and
+                                  it.ndim > 1 else it))       # (0-d rows: see codegen)
             spec.append(It(z))
         body.append((fn, tuple(spec)))
     return [Loop(count, tuple(iterators), tuple(body))]
