@@ -114,7 +114,7 @@ def _added(a: Node, b: Node, node: Node) -> Node:
     """``a + b`` built while differentiating ``node``: two terms of one gradient, most often of
     one shape and dtype — then made directly, as ``add`` would make it."""
     if a.shape is b.shape and a.dtype is b.dtype and a.dtype.kind == "f":
-        return _make(ADD, (a, b), a.shape, a.dtype, None, _NO_ATTRS, node.step, None, node,
+        return _make(ADD, (a, b), a.shape, a.dtype, _NO_ATTRS, node.step, node,
                      (a._key | b._key) & 1)
     return add(a, b)
 

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..graph import _NO_ATTRS, Node, Op
+from ..graph import _NO_ATTRS, Meta, Node, Op
 from ..ops.base import ALIAS, CONSTANT, is_placeholder
 from ..ops.elementwise import ADD, DIV, MUL, SUB
 
@@ -144,11 +144,11 @@ class _Kid:
     """The copies of one computation while the pass runs: per index, how many were seen (the
     next one's rank); per description, the decision."""
 
-    __slots__ = ("memo", "count", "classes", "overflow", "shape", "dtype", "attrs")
+    __slots__ = ("memo", "count", "classes", "overflow", "shape", "dtype", "meta")
 
     def __init__(self, node: Node | None = None) -> None:
         if node is not None:
-            self.shape, self.dtype, self.attrs = node.shape, node.dtype, node.attrs
+            self.shape, self.dtype, self.meta = node.shape, node.dtype, node._meta
         self.memo: dict[tuple, tuple] = {}
         self.count = bytearray(64)
         self.classes: dict[tuple[int, bool], Class] = {}
@@ -258,13 +258,14 @@ class Flat:
                 if a is not last_adjoint:
                     last_adjoint, last_role = a, role_of(a)
                 role = last_role
-            elif node.source is not None and t is not None and node.step is not None:
-                role = node.source
+            elif t is not None and node._meta.__class__ is Meta and node.step is not None and \
+                    node._meta.source is not None:
+                role = node._meta.source
             else:
                 role = None
             kid = kids.get((role, op))
             if kid is None or kid.shape is not node.shape or kid.dtype is not node.dtype or \
-                    kid.attrs is not node.attrs:
+                    kid.meta is not node._meta:
                 kid = self._kid(role, node)
             d = kid.memo.get(desc)
             if d is None:
@@ -356,14 +357,16 @@ class Flat:
     def _role(self, a: Node) -> int:
         """The role of the nodes built while differentiating ``a``: a small number standing
         for what identifies the copies of ``a`` (its role, op, shape, dtype, attributes)."""
-        if a.adjoint is None and a.source is not None and a.step is not None:
+        m = a._meta
+        if a.adjoint is None and m.__class__ is Meta and m.source is not None and \
+                a.step is not None:
             # (the copies of one folded node: the role of the last one alike)
-            found = self._source_roles.get((a.source, a.op))
+            found = self._source_roles.get((m.source, a.op))
             if found is not None and found[1] is a.shape and found[2] is a.dtype and \
-                    found[3] is a.attrs:
+                    found[3] is m:
                 return found[0]
             role = self._role_of(a)
-            self._source_roles[(a.source, a.op)] = (role, a.shape, a.dtype, a.attrs)
+            self._source_roles[(m.source, a.op)] = (role, a.shape, a.dtype, m)
             return role
         return self._role_of(a)
 
