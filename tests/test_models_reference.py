@@ -114,7 +114,11 @@ def gru_cell(P, x, past, variant="book", **_):
         return sigmoid(P[f"b_{k}"] + x @ P[f"U_{k}"].T + h @ P[f"W_{k}"].T)
     squash = sigmoid if variant == "book" else np.tanh
     u, r = gate("u"), gate("r")
-    return {"h": u * h + (1 - u) * squash(P["b"] + x @ P["U"].T + (r * h) @ P["W"].T)}
+    if variant == "reset_after":
+        candidate = np.tanh(P["b"] + x @ P["U"].T + r * (P["b_W"] + h @ P["W"].T))
+    else:
+        candidate = squash(P["b"] + x @ P["U"].T + (r * h) @ P["W"].T)
+    return {"h": u * h + (1 - u) * candidate}
 
 
 def leaky_cell(P, x, past, alpha=0.9, **_):
@@ -265,7 +269,8 @@ def chains(draw):
     carry = draw(st.booleans())
     options = {}
     if cell in ("lstm", "gru"):
-        options["variant"] = draw(st.sampled_from(VARIANTS))
+        options["variant"] = draw(st.sampled_from(VARIANTS + (("reset_after",) if cell == "gru"
+                                                              else ())))
     if cell == "leaky":
         options["alpha"] = draw(st.sampled_from([0.0, 0.5, 0.9]))
     if cell == "skip":
@@ -851,3 +856,104 @@ def test_padded_encoder_decoder_batches_agree_with_the_numpy_reference(enc, dec,
     ref = seq2seq_reference(enc, dec, context, variant, n, k, x_lengths, y_lengths)
     compare(f"encoder_decoder padded {enc}->{dec} C={context}", net.loss, net.param_names, feed,
             lambda V: ref({**V, "x": clean}))
+
+
+# --- structural claims, re-checked from outside -----------------------------------------------------
+
+def _depth_from_children(tree):
+    """Edges from the root to its farthest leaf, from the documented ``children`` alone."""
+    height = [0] * tree.n_leaves
+    for a, b in tree.children:
+        height.append(1 + max(height[a], height[b]))
+    return height[-1]
+
+
+@settings(max_examples=FEW)
+@given(st.integers(1, 70))
+def test_a_balanced_tree_unfolds_to_depth_ceil_log2_tau(tau):
+    tree = M.Tree.balanced(tau)
+    assert tree.n_leaves == tau and sorted(c for pair in tree.children for c in pair) == \
+        list(range(2 * tau - 2))                     # every node but the root is a child once
+    assert _depth_from_children(tree) == math.ceil(math.log2(tau))
+    # in the unfolded graph: the longest chain of combinations (tanh) from a leaf to the root
+    net = M.recursive_net(2, 2, 2).unfold(tree)
+    longest: dict[int, int] = {}
+    for node in uf.graph.topological([net.hidden()]):
+        below = max((longest[id(i)] for i in node.inputs if id(i) in longest), default=0)
+        longest[id(node)] = below + (node.op.name == "tanh")
+    assert longest[id(net.hidden())] == math.ceil(math.log2(tau))
+
+
+@settings(max_examples=FEW)
+@given(st.integers(1, 8), st.integers(1, 3), st.floats(0.1, 1.5), st.integers(0, 99))
+def test_the_reservoir_in_the_graph_has_the_documented_spectral_radius(n, m, rho, seed):
+    rec = M.echo_state(m, n, 1, spectral_radius=rho, input_scale=0.7, seed=seed)
+    constants = {c.name: uf.evaluate([c])[0] for c in rec.body()
+                 if c.op.name == "constant" and c.name in ("W", "U")}
+    W, U = M.reservoir(n, m, spectral_radius=rho, input_scale=0.7, seed=seed)
+    np.testing.assert_array_equal(constants["W"], W)
+    np.testing.assert_array_equal(constants["U"], U)
+    assert abs(np.max(np.abs(np.linalg.eigvals(constants["W"]))) - rho) < 1e-10 * max(rho, 1)
+
+
+@settings(max_examples=FEW)
+@given(st.sampled_from(CELLS), st.integers(1, 4), st.integers(1, 3), st.integers(1, 4),
+       st.sampled_from([0.1, 1.0, 30.0]), st.integers(0, 2**32 - 1))
+def test_attention_weights_are_distributions_at_any_scale(controller, cells, width,
+                                                                   T, scale, seed):
+    rec = M.memory_network(2, 3, 2, cells=cells, width=width, controller=controller)
+    rng = np.random.default_rng(seed)
+    feed = {**params_of(rec, rng, scale), "x": rng.standard_normal((T, 2, 2)) * scale}
+    net = rec.unfold(T)
+    for head in ("write.w", "read.w"):
+        for w in uf.evaluate(net.over_time(head), feed):
+            assert w.shape == (2, cells) and np.all(w >= 0)
+            np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-12)
+
+
+@settings(max_examples=FEW)
+@given(st.sampled_from(CELLS), st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_the_backward_state_reads_only_the_future_in_the_reference_too(cell, T, seed):
+    """Perturbing x(s) moves g(t) exactly for t ≤ s and h(t) for t ≥ s — in unfold's graph, and
+    the graph's g(t) equals the numpy backward recurrence g(t) = cell(x(t), g(t+1))."""
+    rec = M.bidirectional(2, 2, 2, cell=cell)
+    rng = np.random.default_rng(seed)
+    feed = {**params_of(rec, rng), "x": rng.standard_normal((T, 1, 2))}
+    net = rec.unfold(T)
+    g = uf.evaluate(net.over_time("g.h"), feed)
+    expected = run(REF_CELLS[cell], Names(feed, "g.{}"), list(feed["x"]), zeros(cell, 1, 2),
+                   backward=True)
+    for t in range(T):
+        np.testing.assert_allclose(g[t], expected[t]["h"], rtol=1e-12, atol=1e-14)
+    for s in range(T):
+        x = feed["x"].copy()
+        x[s] += 0.3
+        moved = uf.evaluate(net.over_time("g.h"), {**feed, "x": x})
+        assert [not np.array_equal(a, b) for a, b in zip(g, moved)] == [t <= s for t in range(T)]
+
+
+@settings(max_examples=FEW)
+@given(st.sampled_from(CELLS), st.integers(1, 2), st.integers(1, 3),
+       st.lists(st.integers(1, 4), min_size=1, max_size=3), st.integers(0, 2**32 - 1))
+def test_padded_bidirectional_batches_are_each_example_alone(cell, m, n, lengths, seed):
+    """With a mask, the backward state of each example starts at its own last real step."""
+    rec = M.bidirectional(m, n, 2, cell=cell)
+    rng = np.random.default_rng(seed)
+    T, B = max(lengths), len(lengths)
+    mask = (np.arange(T)[:, None] < np.array(lengths)[None, :]).astype(float)
+    x = rng.standard_normal((T, B, m))
+    feed = {**params_of(rec, rng), "x": x, "y": rng.integers(0, 2, (T, B)), "mask": mask}
+    net = rec.unfold(T, mask=True)
+
+    def reference(V):
+        total = 0.0
+        for b, L in enumerate(lengths):
+            xs = [V["x"][t, b:b + 1] for t in range(L)]
+            h = run(REF_CELLS[cell], V, xs, zeros(cell, 1, n))
+            g = run(REF_CELLS[cell], Names(V, "g.{}"), xs, zeros(cell, 1, n), backward=True)
+            total = total + sum(cross_entropy(V["c"] + h[t]["h"] @ V["V"].T + g[t]["h"] @
+                                              V["V_g"].T, V["y"][t, b:b + 1]).sum()
+                                for t in range(L))
+        return total
+    compare(f"bidirectional padded {cell}", net.loss, net.param_names, feed, reference,
+            {"x": net.over_time("x")})
