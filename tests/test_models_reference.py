@@ -218,6 +218,14 @@ def params_of(model, rng, scale=1.0):
     return {name: rng.uniform(-scale, scale, p.shape) for name, p in model.params.items()}
 
 
+def classes_feed(model, seed, T, batch, m, k):
+    """Random parameters, inputs x (T, [batch,] m) and class targets y (T, [batch]) < k."""
+    rng = np.random.default_rng(seed)
+    lead = (T,) if batch is None else (T, batch)
+    return {**params_of(model, rng), "x": rng.standard_normal(lead + (m,)),
+            "y": rng.integers(0, k, lead)}
+
+
 def batched(v, batch):
     """A per-step array (T, [B,] …) with its batch axis (B = 1 when unbatched)."""
     v = np.asarray(v)
@@ -473,10 +481,7 @@ def test_bidirectional_rnns_agree_with_the_numpy_reference(case):
     cell, variant, m, n, k, T, batch, seed = case
     options = {"variant": variant} if cell != "rnn" else {}
     rec = M.bidirectional(m, n, k, cell=cell, **options)
-    rng = np.random.default_rng(seed)
-    lead = (T,) if batch is None else (T, batch)
-    feed = {**params_of(rec, rng), "x": rng.standard_normal(lead + (m,)),
-            "y": rng.integers(0, k, lead)}
+    feed = classes_feed(rec, seed, T, batch, m, k)
     net = rec.unfold(T)
 
     def reference(V):
@@ -578,10 +583,7 @@ def test_deep_rnns_agree_with_the_numpy_reference(case):
     options = {"variant": variant} if cell != "rnn" else {}
     rec = M.deep_rnn(m, layers, k, transition=transition, skip=skip, cell=cell,
                      input_layers=ins, output_layers=outs, **options)
-    rng = np.random.default_rng(seed)
-    lead = (T,) if batch is None else (T, batch)
-    feed = {**params_of(rec, rng), "x": rng.standard_normal(lead + (m,)),
-            "y": rng.integers(0, k, lead)}
+    feed = classes_feed(rec, seed, T, batch, m, k)
     net = rec.unfold(T)
 
     def reference(V):
@@ -658,10 +660,7 @@ def test_memory_networks_agree_with_the_numpy_reference(controller, variant, m, 
     outputs = [T] if last else "every"
     rec = M.memory_network(m, n, k, cells=cells, width=width, controller=controller,
                            outputs=outputs, **options)
-    rng = np.random.default_rng(seed)
-    lead = (T,) if batch is None else (T, batch)
-    feed = {**params_of(rec, rng), "x": rng.standard_normal(lead + (m,)),
-            "y": rng.integers(0, k, lead)}
+    feed = classes_feed(rec, seed, T, batch, m, k)
     net = rec.unfold(T)
     ref = memory_reference(controller, variant, n, cells, width, [T] if last else None)
 
@@ -818,10 +817,7 @@ def omega_reference(V, n, k, approximate, hold_states):
 def test_omega_and_its_gradients_agree_with_the_numpy_reference(m, n, k, T, batch, how, seed):
     approximate, hold = how
     rec = M.rnn(m, n, k)
-    rng = np.random.default_rng(seed)
-    lead = (T,) if batch is None else (T, batch)
-    feed = {**params_of(rec, rng), "x": rng.standard_normal(lead + (m,)),
-            "y": rng.integers(0, k, lead)}
+    feed = classes_feed(rec, seed, T, batch, m, k)
     net = rec.unfold(T)
     Om = omega(net, approximate=approximate, hold_states=hold)
 
