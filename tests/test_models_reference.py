@@ -953,3 +953,85 @@ def test_padded_bidirectional_batches_are_each_example_alone(cell, m, n, lengths
         return total
     compare(f"bidirectional padded {cell}", net.loss, net.param_names, feed, reference,
             {"x": net.over_time("x")})
+
+
+def omega_by_definition(V, cell, n, options, held=None):
+    """Ω of eq. 10.50 for any cell, with every state taken jointly (an LSTM's s and h), from its
+    definition alone: ∇state(t) L by the complex step through the numpy forward (a kick to the
+    state after step t), and ∇state(t) L · ∂state(t)/∂state(t−1) by the complex step through
+    one step of the cell. ``held``: the ∇state(t) L to use instead (``approximate=True`` holds
+    them constant). Returns (Ω, the ∇state(t) L used)."""
+    x, y = V["x"], V["y"]
+    T, B = y.shape
+    names = STATES[cell]
+
+    def per_example_loss(kick=None):
+        state, hist, total = zeros(cell, B, n), [], 0.0
+        for t in range(T):
+            new = REF_CELLS[cell](V, x[t], lambda s, d=1: state[s], **options)
+            if kick is not None and kick[0] == t:
+                new = dict(new)
+                new[kick[1]] = new[kick[1]] + 1j * STEP * np.eye(n)[kick[2]]
+            total = total + cross_entropy(V["c"] + new["h"] @ V["V"].T, y[t])
+            hist.append(new)
+            state = new
+        return total, hist
+    _, hist = per_example_loss()
+    g = held
+    if g is None:
+        g = [{s: np.stack([per_example_loss((t, s, i))[0].imag / STEP for i in range(n)], -1)
+              for s in names} for t in range(T)]
+    total = 0.0
+    for t in range(T):
+        before = hist[t - 1] if t else zeros(cell, B, n)
+        v = {}
+        for s in names:
+            columns = []
+            for i in range(n):
+                moved = {q: before[q] + (1j * STEP * np.eye(n)[i] if q == s else 0.0)
+                         for q in names}
+                new = REF_CELLS[cell](V, x[t], lambda q, d=1: moved[q], **options)
+                columns.append(sum((g[t][q] * new[q]).sum(-1) for q in names).imag / STEP)
+            v[s] = np.stack(columns, -1)
+        ratio = np.sqrt(sum((v[s] ** 2).sum(-1) for s in names)) / \
+            np.sqrt(sum((g[t][s] ** 2).sum(-1) for s in names)) - 1
+        total = total + (ratio ** 2).sum()
+    return total, g
+
+
+@settings(max_examples=2 * FEW)
+@given(st.sampled_from(["lstm", "gru", "leaky", "rnn"]), st.sampled_from(VARIANTS),
+       st.integers(1, 2), st.integers(1, 2), st.integers(1, 3), st.integers(1, 2),
+       st.booleans(), st.integers(0, 2**32 - 1))
+def test_omega_of_any_cell_agrees_with_its_definition(cell, variant, m, n, T, B, approximate,
+                                                      seed):
+    """Gated cells (states taken jointly): Ω's value to 1e-12, its exact and approximate
+    gradients to central differences of the definition (1e-6)."""
+    options = {"variant": variant} if cell in ("lstm", "gru") else {}
+    rec = BUILD[cell](m, n, 2, **options)
+    feed = classes_feed(rec, seed, T, B, m, 2)
+    net = rec.unfold(T)
+    Om = omega(net, approximate=approximate)
+    names = list(net.param_names)
+    got = uf.evaluate([Om, *uf.grad(Om, [net.param_names[k] for k in names])], feed)
+    value, g = omega_by_definition(feed, cell, n, options)
+    assert relative(got[0], np.real(value)) < 1e-12
+    held = g if approximate else None
+    expected = {}
+    for name in names:
+        d = np.zeros(feed[name].shape)
+        for index in np.ndindex(d.shape):
+            sides = []
+            for h in (1e-5, -1e-5):
+                moved = feed[name].copy()
+                moved[index] += h
+                sides.append(np.real(omega_by_definition({**feed, name: moved}, cell, n,
+                                                         options, held)[0]))
+            d[index] = (sides[0] - sides[1]) / 2e-5
+        expected[name] = d
+    largest = max(float(np.abs(e).max()) for e in expected.values())
+    worst = max(relative(a, expected[k], max(1e-3 * largest, 1e-12))
+                for k, a in zip(names, got[1:]))
+    assert worst < 1e-6, worst
+    key = f"omega by definition {cell} approximate={approximate} (central differences)"
+    WORST[key] = max(WORST.get(key, 0.0), worst)
