@@ -33,6 +33,7 @@ def test_the_trainer_trains_recursive_nets_on_batches_of_trees_of_different_shap
     assert loss == pytest.approx(values[0] / count, rel=1e-12)
     for p, g in zip(net.params, values[1:]):
         np.testing.assert_allclose(grads[p.name], g / count, rtol=1e-12, atol=1e-15)
+    assert trainer.check_gradients(feed, samples=6)["max_rel_error"] < 1e-6
     before = {k: v.copy() for k, v in trainer.params.items()}
     trainer.step(feed)
     for p, g in zip(net.params, values[1:]):

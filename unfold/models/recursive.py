@@ -589,6 +589,9 @@ def recursive_net(n_in: int, n_hidden: int, n_out: int, *, loss: str = "cross_en
     (n_hidden), ``V`` (n_out×n_hidden), ``c`` (n_out). Feed ``x`` as (leaves, [batch,] n_in) —
     the leaves of all trees in order — and ``y`` as (trees, [batch]) class indices (or (trees,
     [batch,] n_out) reals). ``unfold(tree)`` / ``unfold([tree, …])`` gives the graph.
+    ``unfold.train.Trainer(rn, …)`` trains it on batches that name their forest, ``{"trees":
+    [tree, …], "x": …, "y": …}`` (one compiled program per forest, kept for the most recent
+    ``Trainer.PROGRAMS``); its mean loss is ``L`` over the number of trees and examples.
     """
     _check_choice("inputs", inputs, ("vectors", "tokens"))
     embed = arguments.flag("recursive_net: embed", embed)
