@@ -127,8 +127,9 @@ class _Drawer:
             look = {**CELL_NODE, "label": L.cell(name, var.members, step),
                     "tooltip": L.tooltip(tip)}
         else:
+            what = f": the {var.role}, an unnamed σ named by what it gates" if var.role else ""
             look = {"label": L.variable(name, step), "width": self.width,
-                    "tooltip": L.tooltip(f"{name}{when}")}
+                    "tooltip": L.tooltip(f"{name}{when}{what}")}
         self.dot.node(node, **{**look, **attrs})
         self.ranks.setdefault(self.row[name], []).append(node)
         return node
