@@ -46,6 +46,12 @@ NODE = {"fontname": "Helvetica", "fontsize": "9", "shape": "box", "style": "roun
         "height": "0.25", "width": "0.3", "margin": "0.04,0.02"}
 EDGE = {"arrowsize": "0.5", "color": "#555555"}
 BACKWARD = "#b03a2e"           # the colour of gradient nodes
+#: the ops drawn as their symbol (the tooltip names the op): the narrower boxes halve the
+#: width of an LSTM's rows of matmuls
+SYMBOLS = {"matmul": "@", "add": "+", "add_n": "+", "sub": "−", "mul": "×", "div": "÷",
+           "neg": "−", "sigmoid": "σ"}
+#: the id suffix of a forward value's grey stand-in in the backward panel (``backward_ops``)
+REF = "[ref]"
 
 #: nodes drawn at most before the middle steps collapse (``budget=``)
 BUDGET = 400
@@ -80,7 +86,7 @@ def _label(node: Node) -> tuple[str, dict[str, str]]:
         extra = "" if node.op in (ALIAS, INPUT) else \
             f'<BR/><FONT POINT-SIZE="8">{L.esc(node.op.name)}</FONT>'
         return f"<<B>{L.esc(_title(node))}</B>{extra}>", {"shape": "ellipse", "style": ""}
-    return f"<{L.esc(node.op.name)}>", {}
+    return f"<{L.esc(SYMBOLS.get(node.op.name, node.op.name))}>", {}
 
 
 class _OpGraph:
@@ -280,9 +286,13 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     for part, ident in box.items():
         if any(panel[i] is part for i in panel) or not part:
             panel[ident], column[ident] = part, min(hidden) - 0.5
+    refs = {g.ids[n] + REF: n for n in visible}
     for tail, head, _ in edges:
         if tail.endswith("[cut]"):
             panel[tail], column[tail] = panel[head], column[head]
+        elif tail in refs:                       # in the backward panel, in its own step
+            panel[tail] = True
+            column[tail] = g.step[refs[tail]] if clusters else None
     parts = [False] + ([True] if g.grads else [])
     placed = _Columns(panel, column, edges, clusters)
     for part in parts:
@@ -303,6 +313,12 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                 elif ident.endswith("[cut]"):
                     frame.node(ident, "…", shape="plaintext",
                                tooltip=L.tooltip("inputs beyond depth"))
+                elif ident in refs:
+                    n = refs[ident]
+                    frame.node(ident, _label(n)[0], shape="plaintext", fontcolor="#999999",
+                               fontsize="8", height="0.15", tooltip=L.tooltip(
+                                   f"{g.ids[n]}: the forward value{_at(g, n)}, read here by "
+                                   f"the backward pass"))
             if loose:
                 with frame.subgraph(name=f"cluster_params") as row:
                     row.attr(label=L.plain(_LEGEND), style="rounded", color="#cccccc",
@@ -502,15 +518,17 @@ def _edges(g: _OpGraph, draw: list[Node], drawn: set[Node], hidden: set, box: di
             continue
         for i in inputs:
             tail = box[i in g.gset] if g.step[i] in hidden else g.ids[g.rep.get(i, i)]
+            reads_forward = (i in g.gset) != into_grad
+            if reads_forward and g.step[i] not in hidden:
+                tail = g.ids[i] + REF                # the forward value's stand-in, beside
             if tail == head or (tail, head) in done:
                 continue
             done.add((tail, head))
             attrs: dict[str, str] = {}
-            if (i in g.gset) != into_grad:       # a forward value the gradient reads
-                attrs = {"color": "#bbbbbb", "constraint": "false"}
-            else:
-                if into_grad:
-                    attrs["color"] = BACKWARD
+            if reads_forward:                    # a forward value the gradient reads
+                attrs = {"color": "#bbbbbb"}
+            elif into_grad:
+                attrs["color"] = BACKWARD
             out.append((tail, head, attrs))
         if any(i not in g.shown for i in n.inputs) and g.step[n] not in hidden:
             out.append((g.ids[n] + "[cut]", g.ids[n], {"style": "dotted"}))

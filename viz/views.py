@@ -37,6 +37,9 @@ POINT = {"shape": "point", "label": "", "style": "invis", "width": "0.01", "heig
 
 #: concrete steps drawn before the middle of a longer sequence is elided (``max_steps``)
 MAX_STEPS = 12
+#: the most steps drawn even with max_steps=None (dot takes ~5 s at 300 steps of an RNN,
+#: and writing the DOT text of 10**6 steps takes minutes)
+DRAWABLE = 1000
 
 
 class ElidedStepsWarning(UserWarning):
@@ -465,6 +468,14 @@ def prepare(rec: Recurrence, columns: list[Column], *, hide: Sequence[str] = (),
 
 def _columns(steps: int | None, window: Sequence[str] | None, max_steps: int | None,
              what: str) -> list[Column]:
+    if max_steps is None and isinstance(steps, int) and steps > DRAWABLE:
+        max_steps = DRAWABLE
+        warnings.warn(f"{what}: max_steps=None draws at most {DRAWABLE} steps (the DOT text of "
+                      f"τ = {steps} steps would take minutes to write, and dot far longer to "
+                      f"lay out); drawing steps 1–{DRAWABLE // 2} and "
+                      f"{steps - DRAWABLE // 2 + 1}–{steps}: pass max_steps=k to choose",
+                      ElidedStepsWarning, stacklevel=3)
+        return axis(steps, window, max_steps)
     columns = axis(steps, window, max_steps)
     if any(c.span for c in columns):
         gap = next(c.span for c in columns if c.span)
