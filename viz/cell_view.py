@@ -21,7 +21,7 @@ from . import labels as L
 from .book import Book, Edge, Variable, _merged, check_recurrence, contract
 from .gates import gates, partners, role
 from .output import Drawing
-from .views import _check_flags, _Drawer, new_graph
+from .views import _check_flags, _Drawer, new_graph, width
 
 PRODUCT = {"shape": "circle", "width": "0.32", "height": "0.32", "fixedsize": "true",
            "fontsize": "16"}
@@ -114,24 +114,25 @@ class _CellDrawer(_Drawer):
             unnamed = var.kind == "unit"
             look = {"label": L.unit(var.op if unnamed and not word else name,
                                     None if unnamed and not word else var.op, word),
-                    "width": self.size(word or ("" if unnamed else name)),
+                    "width": self.size(word, "" if unnamed or word else name),
                     "tooltip": L.tooltip(f"an unnamed {var.op} unit inside {var.owner}" if unnamed
                                        else f"{name} = {var.op}(…)")}
         elif var.shows is not None:              # a state read as an input, h(t−1)
-            look = {"label": L.variable(*var.shows), "width": self.size(""),
+            look = {"label": L.variable(*var.shows), "width": self.size("", *var.shows),
                     "tooltip": L.tooltip(f"{var.shows[0]}({L.step_text(var.shows[1])})")}
         else:
             look = {"label": L.unit(name, None, word) if word else L.variable(name),
-                    "width": self.size(word), "tooltip": L.tooltip(name)}
+                    "width": self.size(word, "" if word else name), "tooltip": L.tooltip(name)}
         self.dot.node(node, **{**look, **attrs})
         self.ranks.setdefault(self.row[name], []).append(node)
         return node
 
-    def size(self, word: str) -> str:
-        """A circle wide enough for the longest word (or for a name with its superscript)."""
+    def size(self, word: str, name: str = "", step: str | None = None) -> str:
+        """A circle wide enough for the longest word, and for ``name`` with its superscript."""
         longest = max((len(w) for w in word.split()), default=0)
         lines = len(word.split()) + 1                   # (and the symbol's line)
-        return str(round(max(0.62, 0.1 * longest + 0.3, 0.19 * lines + 0.2), 2))
+        return str(round(max(0.62, 0.1 * longest + 0.3, 0.19 * lines + 0.2,
+                             width(name, step) if name else 0), 2))
 
 
 def cell(rec: Recurrence, *, names: Mapping[str, str] | None = None, params: bool = False,
