@@ -1,6 +1,7 @@
 """The op view: every node of a graph (folded, unfolded or a gradient graph), as graphviz.
 
-``viz.graph(nodes)`` draws the ancestors of ``nodes``: op nodes as small boxes named by their op,
+``viz.graph(nodes)`` draws the ancestors of ``nodes``: op nodes as small boxes named by their op
+(or its symbol: ``@``, ``+``, ``×``, ``σ``),
 named values as ellipses (``h(3)``), parameters as bold boxes, the per-step dummy copies ``W(t)``
 as small dashed boxes in their step, the parameters themselves once, in a row under the steps
 whose legend says what a dashed copy is (no edge ties ``W`` to ``W(t)``: such edges, from one
@@ -10,7 +11,8 @@ is a column, named under it, the columns in the order of time (``_Columns``).
 ``backward=`` adds a gradient graph from ``unfold.grad`` in a red panel beside the forward one,
 its nodes named by what they mean (``∇h(3)``, ``∇W(2)``, ``∇W = Σ_t ∇W(t)``, see
 ``viz.gradients``). By default that panel shows only those meaningful gradients, joined where one
-is computed from another (``∇h(2)`` from ``∇h(3)``); ``backward_ops=True`` draws every op of it.
+is computed from another (``∇h(2)`` from ``∇h(3)``); ``backward_ops=True`` draws every op of it,
+the forward values they read standing beside them as grey stand-ins (so no edge leaves a panel).
 Every edge is written the way its data flows (tail: the value, head: its reader), and runs up
 the rows: the forward panel climbs a step at a time from ``x(1)`` (step t+1 reads h(t)), the
 backward one from the seed ``∇L = 1`` at the bottom, ``∇h(t)`` from ``∇h(t+1)``, to the sums
@@ -354,7 +356,7 @@ class _Columns:
     the running loss) have rows but no column; parameters that nothing drawn reads (their
     copies W(t) are) stand in a row of their own under the forward panel.
 
-    (Measured on a 3-step LSTM: the staircase has 45 crossings, the forward panel 2 415 × 1 891
+    (Measured on a 3-step LSTM: the staircase has 45 crossings, the forward panel 1 888 × 1 891
     px at 96 dpi; every step on the same rows instead — edges between steps not ranking their
     ends — is half as high but its edges h(t) → step t+1 run down the whole column and back:
     317 crossings. The old clusters with ties: 219 crossings, 2 560 × 2 723 px.)"""
