@@ -117,6 +117,41 @@ def test_gates_written_inline_draw_as_named_gates(name):
         assert "an unnamed σ named by what it gates" in viz.folded(inline).source
 
 
+def lstm_sigmoid_then_sliced() -> Recurrence:
+    """σ over the three stacked gates at once, then sliced (as many libraries write it)."""
+    rec = Recurrence("lstm")
+    x, h, s = rec.sequence("x", (NI,)), rec.state("h", (NH,)), rec.state("s", (NH,))
+    z = rec.param("W", (4 * NH, NH)) @ h + rec.param("U", (4 * NH, NI)) @ x + \
+        rec.param("b", (4 * NH,))
+    fgq = uf.sigmoid(z[:3 * NH])
+    s_t = rec.update(s, fgq[:NH] * s + fgq[NH:2 * NH] * uf.tanh(z[3 * NH:]))
+    h_t = rec.update(h, uf.tanh(s_t) * fgq[2 * NH:])
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (NO, NH)) @ h_t),
+                                   rec.target("y")))
+    return rec
+
+
+def gru_gates_from_one_sliced_sigmoid() -> Recurrence:
+    rec = Recurrence("gru")
+    x, h = rec.sequence("x", (NI,)), rec.state("h", (NH,))
+    ur = uf.sigmoid(rec.param("W_ur", (2 * NH, NH)) @ h + rec.param("U_ur", (2 * NH, NI)) @ x)
+    u, r = ur[:NH], ur[NH:]
+    cand = uf.tanh(rec.param("W", (NH, NH)) @ (r * h) + rec.param("U", (NH, NI)) @ x)
+    h_t = rec.update(h, u * h + (1 - u) * cand)
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (NO, NH)) @ h_t),
+                                   rec.sequence("y", (), dtype="int64")))
+    return rec
+
+
+def test_gates_sliced_from_one_sigmoid_are_gates_each():
+    for draw in (viz.folded, lambda r: viz.unfolded(r, steps=3)):
+        assert geometry(draw(lstm_sigmoid_then_sliced())) == geometry(draw(lstm(True, True)))
+        rows, edges = geometry(draw(gru_gates_from_one_sliced_sigmoid()))
+        named_rows, named_edges = geometry(draw(gru(True)))
+        assert rows == named_rows                     # the same drawing, W_ur for W_u, W_r
+        assert {(a, b) for a, b, _ in edges} == {(a, b) for a, b, _ in named_edges}
+
+
 def test_the_cell_view_of_the_books_lstm_written_inline_has_one_input_gate_and_one_input():
     laid = Laid(viz.cell(lstm(False, False, uf.sigmoid)))
     words = sorted(text(a.get("label", "")) for a in laid.nodes.values() if "σ" in

@@ -205,16 +205,19 @@ class _Contraction:
             for n in region:
                 if _gating(n, below):
                     kinds[n] = "product"
-                elif n.op.name in UNITS and multiplied[n]:
-                    kinds[n] = "unit"
+                elif n.op.name in UNITS and multiplied[n] and not self.sliced(n) or \
+                        n.op.name == "getitem" and n.inputs[0] in multiplied and \
+                        multiplied[n.inputs[0]] and self.sliced(n.inputs[0]):
+                    kinds[n] = "unit"          # (each slice of σ(z) over several gates)
         kept = [n for n in region if n in kinds]
         names = {top: name}
         made = []
         for m in kept:
             names[m] = self.point_name(name)
             self.kept[names[m]] = m
+            layer = m.inputs[0] if m.op.name == "getitem" else m
             made.append(Variable(names[m], kinds[m], owner=name, op=SYMBOLS.get(
-                "mul" if kinds[m] == "product" else m.op.name)))
+                "mul" if kinds[m] == "product" else layer.op.name)))
         edges = []
         heads = kept + [top]
         if detail and _gating(top, below):           # h = tanh(s) q: a × node, then h
@@ -228,6 +231,13 @@ class _Contraction:
                 edges.append(Edge(src, names[k], delay, backward, self.in_order(labels),
                                   self.in_order(biases)))
         return edges, made
+
+    def sliced(self, node: Node) -> bool:
+        """Whether ``node`` (a layer such as σ(z)) is only ever read in slices: several gates
+        computed at once, each slice a unit of its own."""
+        users = self.users.get(node, ())
+        return node.op.name in UNITS and bool(users) and \
+            all(u.op.name == "getitem" for u in users)
 
     def in_order(self, params: list[str]) -> tuple[str, ...]:
         """Parameter names in the order the parameters were made (the order they are written
