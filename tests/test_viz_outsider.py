@@ -227,3 +227,14 @@ def test_graphical_models_too_big_for_dot_are_refused():
         viz.graphical_model(fig_10_7(), 10 ** 6)
     with pytest.raises(uf.UnfoldError, match="edges"):
         viz.graphical_model(fig_10_7(), 40)
+
+
+def test_open_cells_keep_one_order_of_their_values_in_every_step():
+    laid = Laid(viz.unfolded(lstm(False, True), steps=3, cells="open"))
+    by_step: dict[str, list[tuple[float, str]]] = {}
+    for n in laid.nodes:
+        m = re.fullmatch(r"([fgq])\((\d)\)", n)
+        if m:
+            by_step.setdefault(m.group(2), []).append((laid.xy(n)[0], m.group(1)))
+    orders = {tuple(name for _, name in sorted(v)) for v in by_step.values()}
+    assert len(by_step) == 3 and orders == {("f", "g", "q")}
