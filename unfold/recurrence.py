@@ -28,8 +28,8 @@ import numpy as np
 
 from . import arguments
 from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, as_raised, describe
-from .graph import (_NO_ATTRS, Meta, Node, _adjoint_of, _make, gc_paused, substitute,
-                    topological)
+from .graph import (_NO_ATTRS, Meta, Node, _adjoint_of, _batch_flag, _make, gc_paused,
+                    substitute, topological)
 from .ops import batch_sum, cast, constant, greater, maximum, stop_gradient, where
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
                        check_dtype, named, unmasked)
@@ -460,10 +460,12 @@ class Unfolded:
                                                                      *rec.contexts, *rec.params,
                                                                      RESERVED])})
         if mask:
-            attrs = MappingProxyType(dict(self._sequence_attrs, binary=True))
+            meta = Meta("mask", MappingProxyType(dict(self._sequence_attrs, binary=True)),
+                        self.mask)
             self._copies[self.mask] = [None] + [
-                Node(INPUT, (), (), self.mask.dtype, name="mask", step=t, source=self.mask,
-                     attrs=attrs, may_batch=True) for t in range(1, steps + 1)]
+                _make(INPUT, (), self.mask.shape, self.mask.dtype, meta, t, None, 1)
+                for t in range(1, steps + 1)]
+        self._masked_meta: dict[Node, Meta] = {}      # (one per masked state, for its copies)
         self._ends: dict[str, dict[int, Node]] = {}
         self._own: dict[str, Node] = {}      # a loss at each sequence's own last/first step
         contexts = set(rec.contexts.values())
@@ -610,8 +612,8 @@ class Unfolded:
                 ins = [r[t] for r in inputs] if reads_filled else [
                     r[t] if r.__class__ is list else r if r.__class__ is Node else
                     self._read(r[0], r[1], t) for r in resolvers]
-                copy = Node(node.op, ins, node.shape, node.dtype, name=node.name,
-                            attrs=node.attrs, step=t, source=node)
+                copy = _make(node.op, tuple(ins), node.shape, node.dtype, meta, t,
+                             adjoint if ins else None, _batch_flag(node.op, ins))
             if masked:
                 copy = self._masked_update(node, copy, t)
             copies[t] = copy
@@ -621,9 +623,12 @@ class Unfolded:
         not blended, so the padding's values never leak in)."""
         st = self._update_states[folded]
         previous = self._read(st, 1, t)
-        m = self._copies[self.mask][t]
-        return Node(ALIAS, (where(m, new, previous),), new.shape, new.dtype,
-                    name=new.name, step=t, source=folded)
+        chosen = where(self._copies[self.mask][t], new, previous)
+        meta = self._masked_meta.get(folded)
+        if meta is None:
+            meta = self._masked_meta[folded] = Meta(new.name, _NO_ATTRS, folded)
+        return _make(ALIAS, (chosen,), new.shape, new.dtype, meta, t, _adjoint_of[-1],
+                     chosen._key & 1)
 
     def _read(self, st: _State, delay: int, t: int) -> Node:
         """What step ``t`` reads of state ``st`` ``delay`` steps back (ahead, when backward)."""
