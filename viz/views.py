@@ -265,6 +265,7 @@ class _Drawer:
             used = taken.setdefault(src, [])
             loop = edges[0].dst == src
             wanted: list[str | int] = (["right"] if not (loop and src in readers) else []) + \
+                (["above left"] if loop and "right" in used and src in self.looped else []) + \
                 [1, -1, 2, -2, 3, -3]
             place = next(p for p in wanted if p not in used)
             used.append(place)
@@ -299,7 +300,8 @@ class _Drawer:
         and stays beside it. Otherwise the square stands right of the state ``place`` rows
         above (below, when negative): where a state's own loop goes when the right of its row
         is taken by the square that others read (a GRU's ``h(t−1)``, the skip connection of
-        Fig. 10.13c), and further squares (``h(t−d)``). Left of the state no edge could order
+        Fig. 10.13c), and further squares (``h(t−d)``; ``"above left"``: a second loop when the
+        first holds the right with both arcs). Left of the state in its row no edge could order
         a square without running against its data, and two squares on one side of a row make
         dot lose the spline."""
         e = edges[0]
@@ -333,6 +335,14 @@ class _Drawer:
                           **({"weight": "0"} if abs(up) > 1 else {}),
                           **({"constraint": "false"} if up == 0 else {}))
             return
+        if place == "above left":     # a second loop (a skip's h(t−2)) when the first holds
+            # the right of the row with both its arcs: the row above, left, its label on the
+            # edge up (on the way back it stood on the other arc)
+            self.place_square(square, self.row[e.src] + 1, left=True)
+            self.edge(src, square, arrowhead="none", tooltip=tip, **self.edge_label(e, True))
+            for f in edges:
+                reads(f, constraint="false")
+            return
         shift = place
         self.place_square(square, self.row[e.src] + shift)
         if shift > 0:
@@ -345,12 +355,19 @@ class _Drawer:
             reads(f, **self.edge_label(f, free=shift >= 0),
                   **({} if shift < 0 and loop else {"constraint": "false"}))
 
-    def place_square(self, square: str, row: int, beside: bool = False) -> None:
-        """Put a delay square in ``row``: beside its state (its edges order it), or rightmost."""
-        nodes = self.ranks.get(row)
+    def place_square(self, square: str, row: int, beside: bool = False, left: bool = False
+                     ) -> None:
+        """Put a delay square in ``row``: beside its state (its edges order it), rightmost, or
+        leftmost (``left``: in a row above or below its state, nothing runs against it)."""
+        nodes = self.ranks.setdefault(row, [])
+        if left:
+            if nodes:
+                self.invisible(square, nodes[0])
+            nodes.insert(0, square)
+            return
         if not beside and nodes:
             self.invisible(nodes[-1], square)
-        self.ranks.setdefault(row, []).append(square)
+        nodes.append(square)
 
     # --- unfolded --------------------------------------------------------------------------------
 
