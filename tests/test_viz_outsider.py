@@ -260,3 +260,17 @@ def test_two_loops_of_one_state_share_no_end_and_no_label_collides(delay, view):
     assert label_collisions(laid) == []
     skip, own = f"{state}[delay {delay}]", f"{state}[delay 1]"
     assert laid.xy(skip)[0] < laid.xy(state)[0] < laid.xy(own)[0]
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded"])
+def test_no_two_arrowheads_meet_at_one_point(view):
+    """The LSTM's f and g entered s at one port (folded), its s(t−1) and h(t−1) the cell of
+    step t at one port (unfolded): their arrowheads met."""
+    rec = lstm(False, True)
+    laid = Laid(viz.folded(rec) if view == "folded" else viz.unfolded(rec, steps=3))
+    heads: dict[str, list[tuple[float, float]]] = {}
+    for e in laid.edges:
+        if "[delay" not in e.head:
+            heads.setdefault(e.head, []).append(e.head_end)
+    for node, ends in heads.items():
+        assert all(distance(p, q) > 3 for i, p in enumerate(ends) for q in ends[i + 1:]), node

@@ -270,18 +270,26 @@ class _Drawer:
             place = next(p for p in wanted if p not in used)
             used.append(place)
             self.delay(ids, edges, place)
+        def under(e: Edge) -> bool:
+            # into a state whose loop holds its right, from beside its column below (an
+            # LSTM's gates into s): from underneath, clear of the loop's lower arc
+            return not e.delay and e.dst in self.looped and e.src not in column and \
+                self.row[e.src] < self.row[e.dst]
+        # several of them (the LSTM's f and g into s) each at a point of its own, left to right
+        # as their sources stand (at one port their arrowheads met)
+        below = {}
+        for e in sorted(filter(under, self.book.edges), key=lambda e: order.index(e.src)):
+            below.setdefault(e.dst, []).append(e.src)
+        port_of = {(dst, src): ("s" if len(srcs) == 1 else ("sw", "s", "se")[min(k, 2)])
+                   for dst, srcs in below.items() for k, src in enumerate(srcs)}
         for e in self.book.edges:
             if not e.delay:
-                # into a state whose loop holds its right, from beside its column below (an
-                # LSTM's gates into s): from underneath, clear of the loop's lower arc
-                under = e.dst in self.looped and e.src not in column and \
-                    self.row[e.src] < self.row[e.dst]
                 # up from a state whose square stands above right: the line to the square
                 # runs where the edge's label would stand; an xlabel finds room (left)
                 aside = e.src in self.raised and self.row[e.dst] > self.row[e.src]
                 self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}",
-                             weight="4" if spine_edge(e) else None, port="s" if under else "",
-                             free_label=aside)
+                             weight="4" if spine_edge(e) else None,
+                             port=port_of.get((e.dst, e.src), ""), free_label=aside)
         self.dot = home
         return ids
 
@@ -416,9 +424,19 @@ class _Drawer:
         arcs = frozenset(self.row[dst] for (src, s), (dst, c), e in placement.edges
                          if s is not None and c is not None and abs(c - s) > 1 and
                          self.row[src] == self.row[dst])
+        # the states of the step before enter a cell from the side, each at a point of its
+        # own (the highest state at the upper corner): at one port, their arrowheads met
+        sides: dict[tuple[str, int, str], list[tuple[int, str]]] = {}
+        for (src, s), (dst, c), e in placement.edges:
+            if s is not None and c is not None and s != c and \
+                    self.book.variables[dst].kind == "cell":
+                sides.setdefault((dst, c, "w" if s < c else "e"), []).append((-self.row[src], src))
+        ports = {(dst, c, src): (("n", "", "s")[min(k, 2)] if len(found) > 1 else "") + side
+                 for (dst, c, side), found in sides.items()
+                 for k, (_, src) in enumerate(sorted(found))}
         for (src, s), (dst, c), e in placement.edges:
             side = "" if s is None or s == c or self.book.variables[dst].kind != "cell" else \
-                "w" if s < c else "e"
+                ports[(dst, c, src)]
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side,
                          across=s is not None and s != c, arcs=arcs)
