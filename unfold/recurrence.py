@@ -451,7 +451,8 @@ class Unfolded:
         # the padding mask, a boolean per step (fed as 0/1, checked by the feed)
         self.mask = None
         if mask:
-            self.mask = Node(INPUT, (), (), np.dtype(bool), name="mask", may_batch=True)
+            self.mask = Node(INPUT, (), (), np.dtype(bool), name="mask", may_batch=True,
+                             attrs={"recurrence": rec.name})   # fed as <name>.mask when joined
         # a per-step input knows the whole length, the names its model is fed by, and the mask
         # that pads it (the feed gives padded steps zeros)
         self._sequence_attrs = MappingProxyType({"steps": steps, "mask": self.mask,
