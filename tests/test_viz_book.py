@@ -148,8 +148,9 @@ def test_the_folded_loop_goes_through_the_square_and_a_longer_delay_is_labelled(
     path = [(a, b, labelled(attrs)) for a, b, attrs in edges(src) if "delay" in a + b]
     # the loop beside h: out of h with its parameter (upper arc), back from the square
     assert ("h", "h[delay 1]", "W") in path and ("h[delay 1]", "h", "") in path
-    # the second loop of h, in the row below: the square ranks the edge back into h
-    assert ("h", "h[delay 3]", "") in path and ("h[delay 3]", "h", "S") in path
+    # the second loop of h, in the row above, left (the right holds both arcs of the first):
+    # its parameter on the edge up to the square
+    assert ("h", "h[delay 3]", "S") in path and ("h[delay 3]", "h", "") in path
     assert re.search(r'"h\[delay 3\]" \[.*xlabel=3', src)
 
 

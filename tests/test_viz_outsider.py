@@ -15,7 +15,7 @@ import unfold as uf
 import viz
 from unfold import Recurrence
 from viz.book import contract
-from viz_json import Laid, text
+from viz_json import Laid, distance, label_collisions, text
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
 NI, NH, NO = 3, 2, 4
@@ -238,3 +238,39 @@ def test_open_cells_keep_one_order_of_their_values_in_every_step():
             by_step.setdefault(m.group(2), []).append((laid.xy(n)[0], m.group(1)))
     orders = {tuple(name for _, name in sorted(v)) for v in by_step.values()}
     assert len(by_step) == 3 and orders == {("f", "g", "q")}
+
+
+@pytest.mark.parametrize("delay", [2, 3])
+@pytest.mark.parametrize("view", ["folded", "unfolding"])
+def test_two_loops_of_one_state_share_no_end_and_no_label_collides(delay, view):
+    """h's own loop holds the right of its row with both arcs; the skip's loop h(t−d) stands
+    in the row above, left (it entered h where the first loop left it, its label W_d beside
+    W)."""
+    rec = Recurrence("skip")
+    x, h = rec.sequence("x", (NI,)), rec.state("h", (NH,))
+    h_t = rec.update(h, uf.tanh(rec.param("W", (NH, NH)) @ h + rec.param("U", (NH, NI)) @ x +
+                                rec.param("W_d", (NH, NH)) @ rec.past(h, delay)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (NO, NH)) @ h_t),
+                                   rec.target("y")))
+    laid = Laid(viz.folded(rec) if view == "folded" else viz.unfolding(rec, steps=3))
+    state = "h" if view == "folded" else "h[folded]"
+    ends = [end for e in laid.edges for node, end in ((e.tail, e.tail_end), (e.head, e.head_end))
+            if node == state]
+    assert all(distance(p, q) > 3 for i, p in enumerate(ends) for q in ends[i + 1:]), ends
+    assert label_collisions(laid) == []
+    skip, own = f"{state}[delay {delay}]", f"{state}[delay 1]"
+    assert laid.xy(skip)[0] < laid.xy(state)[0] < laid.xy(own)[0]
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded"])
+def test_no_two_arrowheads_meet_at_one_point(view):
+    """The LSTM's f and g entered s at one port (folded), its s(t−1) and h(t−1) the cell of
+    step t at one port (unfolded): their arrowheads met."""
+    rec = lstm(False, True)
+    laid = Laid(viz.folded(rec) if view == "folded" else viz.unfolded(rec, steps=3))
+    heads: dict[str, list[tuple[float, float]]] = {}
+    for e in laid.edges:
+        if "[delay" not in e.head:
+            heads.setdefault(e.head, []).append(e.head_end)
+    for node, ends in heads.items():
+        assert all(distance(p, q) > 3 for i, p in enumerate(ends) for q in ends[i + 1:]), node

@@ -265,22 +265,31 @@ class _Drawer:
             used = taken.setdefault(src, [])
             loop = edges[0].dst == src
             wanted: list[str | int] = (["right"] if not (loop and src in readers) else []) + \
+                (["above left"] if loop and "right" in used and src in self.looped else []) + \
                 [1, -1, 2, -2, 3, -3]
             place = next(p for p in wanted if p not in used)
             used.append(place)
             self.delay(ids, edges, place)
+        def under(e: Edge) -> bool:
+            # into a state whose loop holds its right, from beside its column below (an
+            # LSTM's gates into s): from underneath, clear of the loop's lower arc
+            return not e.delay and e.dst in self.looped and e.src not in column and \
+                self.row[e.src] < self.row[e.dst]
+        # several of them (the LSTM's f and g into s) each at a point of its own, left to right
+        # as their sources stand (at one port their arrowheads met)
+        below = {}
+        for e in sorted(filter(under, self.book.edges), key=lambda e: order.index(e.src)):
+            below.setdefault(e.dst, []).append(e.src)
+        port_of = {(dst, src): ("s" if len(srcs) == 1 else ("sw", "s", "se")[min(k, 2)])
+                   for dst, srcs in below.items() for k, src in enumerate(srcs)}
         for e in self.book.edges:
             if not e.delay:
-                # into a state whose loop holds its right, from beside its column below (an
-                # LSTM's gates into s): from underneath, clear of the loop's lower arc
-                under = e.dst in self.looped and e.src not in column and \
-                    self.row[e.src] < self.row[e.dst]
                 # up from a state whose square stands above right: the line to the square
                 # runs where the edge's label would stand; an xlabel finds room (left)
                 aside = e.src in self.raised and self.row[e.dst] > self.row[e.src]
                 self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}",
-                             weight="4" if spine_edge(e) else None, port="s" if under else "",
-                             free_label=aside)
+                             weight="4" if spine_edge(e) else None,
+                             port=port_of.get((e.dst, e.src), ""), free_label=aside)
         self.dot = home
         return ids
 
@@ -299,7 +308,8 @@ class _Drawer:
         and stays beside it. Otherwise the square stands right of the state ``place`` rows
         above (below, when negative): where a state's own loop goes when the right of its row
         is taken by the square that others read (a GRU's ``h(t−1)``, the skip connection of
-        Fig. 10.13c), and further squares (``h(t−d)``). Left of the state no edge could order
+        Fig. 10.13c), and further squares (``h(t−d)``; ``"above left"``: a second loop when the
+        first holds the right with both arcs). Left of the state in its row no edge could order
         a square without running against its data, and two squares on one side of a row make
         dot lose the spline."""
         e = edges[0]
@@ -333,6 +343,14 @@ class _Drawer:
                           **({"weight": "0"} if abs(up) > 1 else {}),
                           **({"constraint": "false"} if up == 0 else {}))
             return
+        if place == "above left":     # a second loop (a skip's h(t−2)) when the first holds
+            # the right of the row with both its arcs: the row above, left, its label on the
+            # edge up (on the way back it stood on the other arc)
+            self.place_square(square, self.row[e.src] + 1, left=True)
+            self.edge(src, square, arrowhead="none", tooltip=tip, **self.edge_label(e, True))
+            for f in edges:
+                reads(f, constraint="false")
+            return
         shift = place
         self.place_square(square, self.row[e.src] + shift)
         if shift > 0:
@@ -345,12 +363,19 @@ class _Drawer:
             reads(f, **self.edge_label(f, free=shift >= 0),
                   **({} if shift < 0 and loop else {"constraint": "false"}))
 
-    def place_square(self, square: str, row: int, beside: bool = False) -> None:
-        """Put a delay square in ``row``: beside its state (its edges order it), or rightmost."""
-        nodes = self.ranks.get(row)
+    def place_square(self, square: str, row: int, beside: bool = False, left: bool = False
+                     ) -> None:
+        """Put a delay square in ``row``: beside its state (its edges order it), rightmost, or
+        leftmost (``left``: in a row above or below its state, nothing runs against it)."""
+        nodes = self.ranks.setdefault(row, [])
+        if left:
+            if nodes:
+                self.invisible(square, nodes[0])
+            nodes.insert(0, square)
+            return
         if not beside and nodes:
             self.invisible(nodes[-1], square)
-        self.ranks.setdefault(row, []).append(square)
+        nodes.append(square)
 
     # --- unfolded --------------------------------------------------------------------------------
 
@@ -399,9 +424,19 @@ class _Drawer:
         arcs = frozenset(self.row[dst] for (src, s), (dst, c), e in placement.edges
                          if s is not None and c is not None and abs(c - s) > 1 and
                          self.row[src] == self.row[dst])
+        # the states of the step before enter a cell from the side, each at a point of its
+        # own (the highest state at the upper corner): at one port, their arrowheads met
+        sides: dict[tuple[str, int, str], list[tuple[int, str]]] = {}
+        for (src, s), (dst, c), e in placement.edges:
+            if s is not None and c is not None and s != c and \
+                    self.book.variables[dst].kind == "cell":
+                sides.setdefault((dst, c, "w" if s < c else "e"), []).append((-self.row[src], src))
+        ports = {(dst, c, src): (("n", "", "s")[min(k, 2)] if len(found) > 1 else "") + side
+                 for (dst, c, side), found in sides.items()
+                 for k, (_, src) in enumerate(sorted(found))}
         for (src, s), (dst, c), e in placement.edges:
             side = "" if s is None or s == c or self.book.variables[dst].kind != "cell" else \
-                "w" if s < c else "e"
+                ports[(dst, c, src)]
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side,
                          across=s is not None and s != c, arcs=arcs)
