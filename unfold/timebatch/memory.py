@@ -343,9 +343,14 @@ def _spans(instrs: list) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
     outputs of calls whose effect is known (``_effects``), every argument of the others."""
     out: dict = {}
     for i in instrs:
-        eff = None if isinstance(i, Loop) else _effects(i.fn, i.args)
         found: list = []
         _arrays(i.args, found)
+        if isinstance(i, Loop):                      # (its rows: all of each buffer, written)
+            for o in {id(_owner(a)): _owner(a) for a in found}.values():
+                whole = _extent(o)
+                out[id(o)] = (whole, whole)
+            continue
+        eff = _effects(i.fn, i.args)
         written = found if eff is None else [a for a in eff[1] if isinstance(a, np.ndarray)]
         for a in found:
             k = id(_owner(a))
