@@ -134,8 +134,12 @@ def allocates(fn: F) -> F:
         except MemoryError as exc:
             if isinstance(exc, UnfoldError) or _CALLS[0] > 1:
                 raise                   # (the outermost call, the caller's, is named)
-            raise as_raised(exc, f"{fn.__qualname__}: the sizes asked for do not fit in memory "
-                                 f"({exc or 'out of memory'}); ask for smaller ones") from None
+            asked = ", ".join(f"{v!r:.60}" for v in (*args, *kwargs.values())
+                              if isinstance(v, (int, float, tuple, list)) and
+                              not isinstance(v, bool))
+            raise as_raised(exc, f"{fn.__qualname__}: the sizes asked for ({asked}) do not fit "
+                                 f"in memory ({exc or 'out of memory'}); ask for smaller ones"
+                            ) from None
         finally:
             _CALLS[0] -= 1
     return checked  # type: ignore[return-value]

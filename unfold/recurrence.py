@@ -54,6 +54,17 @@ def _check_node(value: Any, what: str) -> None:
                               f"unfold.constant")
 
 
+def check_loss(name: str, value: Any) -> None:
+    """A loss is a floating-point node, a scalar per example."""
+    _check_node(value, f"loss {name!r}")
+    if value.shape != ():
+        raise RecurrenceError(f"loss {name!r} must be a scalar per example, got "
+                              f"{describe(value)}; reduce it, e.g. with unfold.sum")
+    if value.dtype.kind != "f":
+        raise RecurrenceError(f"loss {name!r} is {describe(value)}; a loss is a "
+                              f"floating-point value (cast it with unfold.cast)")
+
+
 def _check_steps(name: str, steps: Any) -> tuple[int, ...] | str | None:
     """A loss's steps: None (every step), ``"last"``, ``"first"`` or distinct steps ≥ 1."""
     if steps is None or (isinstance(steps, str) and steps in ("last", "first")):
@@ -232,13 +243,7 @@ class Recurrence:
         """A per-step loss ``L(t)`` (a scalar per example). ``steps`` limits it to some steps:
         ``"last"`` for a single output at the end of the sequence (Fig. 10.5), or a list."""
         name = self._fresh(name)
-        _check_node(value, f"loss {name!r}")
-        if value.shape != ():
-            raise RecurrenceError(f"loss {name!r} must be a scalar per example, got "
-                                  f"{describe(value)}; reduce it, e.g. with unfold.sum")
-        if value.dtype.kind != "f":
-            raise RecurrenceError(f"loss {name!r} is {describe(value)}; a loss is a "
-                                  f"floating-point value (cast it with unfold.cast)")
+        check_loss(name, value)
         steps = _check_steps(name, steps)
         value = named(value, name)
         self.losses[name] = (value, steps)

@@ -83,7 +83,8 @@ def _as_json(value: Any) -> Any:
 
 def rebuild(spec: Mapping[str, Any]) -> Any:
     """The model ``spec`` (a ``model.spec``) describes, built again."""
-    if not isinstance(spec, Mapping) or spec.get("builder") not in BUILDERS or \
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("builder"), str) or \
+            spec["builder"] not in BUILDERS or \
             not isinstance(spec.get("args"), Mapping):
         raise UnfoldValueError(f"rebuild: {spec!r:.200} is not the spec of a builder of "
                                f"unfold.models (builders: {sorted(BUILDERS)})")
