@@ -134,7 +134,8 @@ def allocates(fn: F) -> F:
         except MemoryError as exc:
             if isinstance(exc, UnfoldError) or _CALLS[0] > 1:
                 raise                   # (the outermost call, the caller's, is named)
-            asked = ", ".join(f"{v!r:.60}" for v in (*args, *kwargs.values())
+            asked = ", ".join(f"{k}{v!r:.60}" for k, v in
+                              [("", v) for v in args] + [(f"{k}=", v) for k, v in kwargs.items()]
                               if isinstance(v, (int, float, tuple, list)) and
                               not isinstance(v, bool))
             raise as_raised(exc, f"{fn.__qualname__}: the sizes asked for ({asked}) do not fit "

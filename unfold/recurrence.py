@@ -161,6 +161,7 @@ class Recurrence:
         node = self.params[name] = self._own(leaf_param(self._fresh(name), shape, dtype))
         return node
 
+    @arguments.allocates
     def state(self, name: str, shape: Sequence[int] = (), init: Node | None = None,
               dtype: Any = np.float64, backward: bool = False) -> Node:
         """A state ``h``; returns what step ``t`` reads, ``h(t−1)`` (``h(t+1)`` when the

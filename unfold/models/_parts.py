@@ -42,10 +42,11 @@ def builder(build: Callable[..., Any]) -> Callable[..., Any]:
     included, as JSON values; ``None`` when an argument cannot be written, e.g. a function).
     ``rebuild(model.spec)`` makes the same model — what ``unfold.train.save_model`` stores."""
     signature = inspect.signature(build)
+    built = arguments.allocates(build)          # a size too large: UnfoldMemoryError, named
 
     @functools.wraps(build)
     def recorded(*args: Any, **kwargs: Any) -> Any:
-        model = build(*args, **kwargs)
+        model = built(*args, **kwargs)
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         arguments = dict(bound.arguments)

@@ -497,12 +497,25 @@ class Trainer:
             got = optimizer.get("type") if isinstance(optimizer, Mapping) else optimizer
             raise CheckpointError(f"the training state is of a {got!r} optimiser but this "
                                   f"trainer's is {kind}; build the trainer with the same kind")
-        for slot, values in (optimizer.get("moments") or {}).items():
+        moments = optimizer.get("moments") or {}
+        if not isinstance(moments, Mapping):
+            raise CheckpointError(f"the optimiser's moments must be a dict slot → {{name: "
+                                  f"array}}, got {type(moments).__name__}")
+        for slot, values in moments.items():
             if isinstance(values, Mapping):
                 _check_match({k: self.params[k] for k in values if k in self.params}, values,
                              f"the optimiser's {slot!r} moments", subset=True)
+                missing = sorted(set(self.params) - set(values))
+                if missing and optimizer.get("t") != 0:   # every update sets every moment
+                    raise CheckpointError(f"the optimiser's {slot!r} moments have no value for "
+                                          f"{missing} after {optimizer.get('t')!r} updates: the "
+                                          f"state is incomplete (resuming would restart them "
+                                          f"from zero)")
         history = History.from_columns(state.get("history", History().columns()))
         stream = state.get("stream") or {}
+        if not isinstance(stream, Mapping):
+            raise CheckpointError(f"the stream state must be a dict (carry, position, spec), "
+                                  f"got {type(stream).__name__}")
         carry = stream.get("carry")
         if carry is not None:
             carry = self._checked_carry(carry)
