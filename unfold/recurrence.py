@@ -457,12 +457,13 @@ class Unfolded:
         self.mask = None
         if mask:
             self.mask = Node(INPUT, (), (), np.dtype(bool), name="mask", may_batch=True)
-        # a per-step input knows the whole length, the names its model is fed by, and the mask
-        # that pads it (the feed gives padded steps zeros)
+        # a per-step input knows the whole length, the names its model is fed by (not a bound
+        # context: a value fed for it would be ignored), and the mask that pads it (the feed
+        # gives padded steps zeros)
+        fed = [name for name, c in rec.contexts.items() if c not in bind]
         self._sequence_attrs = MappingProxyType({"steps": steps, "mask": self.mask,
-                                                 "model": frozenset([*rec.sequences,
-                                                                     *rec.contexts, *rec.params,
-                                                                     RESERVED])})
+                                                 "model": frozenset([*rec.sequences, *fed,
+                                                                     *rec.params, RESERVED])})
         if mask:
             attrs = MappingProxyType(dict(self._sequence_attrs, binary=True))
             self._copies[self.mask] = [None] + [
