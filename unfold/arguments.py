@@ -8,6 +8,7 @@ what it got.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import os
 import stat
@@ -134,8 +135,7 @@ def allocates(fn: F) -> F:
         except MemoryError as exc:
             if isinstance(exc, UnfoldError) or _CALLS[0] > 1:
                 raise                   # (the outermost call, the caller's, is named)
-            asked = ", ".join(f"{k}{v!r:.60}" for k, v in
-                              [("", v) for v in args] + [(f"{k}=", v) for k, v in kwargs.items()]
+            asked = ", ".join(f"{k}={v!r:.60}" for k, v in _arguments(fn, args, kwargs)
                               if isinstance(v, (int, float, tuple, list)) and
                               not isinstance(v, bool))
             raise as_raised(exc, f"{fn.__qualname__}: the sizes asked for ({asked}) do not fit "
@@ -147,3 +147,12 @@ def allocates(fn: F) -> F:
 
 
 _CALLS = [0]                # how deep calls of functions marked ``allocates`` are nested
+
+
+def _arguments(fn: Callable[..., Any], args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
+    """The arguments of a call of ``fn`` by name (for a message)."""
+    try:
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        bound = {**{f"#{i}": v for i, v in enumerate(args)}, **kwargs}
+    return [(k, v) for k, v in bound.items() if k not in ("self", "cls")]

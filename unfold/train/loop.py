@@ -358,8 +358,9 @@ class Trainer:
     def step(self, feed: Mapping[str, Any]) -> float:
         """One update on one batch; returns the mean loss and appends a ``Record``. A non-finite
         loss or gradient changes nothing (see the class docstring)."""
-        loss, grads, count, end = self._run(feed, True, self.carries, self.carry)
-        loss, grads = _mean(loss, grads, count)
+        with np.errstate(all="ignore"):   # a non-finite step is reported below, by name
+            loss, grads, count, end = self._run(feed, True, self.carries, self.carry)
+            loss, grads = _mean(loss, grads, count)
         problem = None
         if not math.isfinite(loss):
             problem = f"the loss is {loss}"
