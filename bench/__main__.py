@@ -85,12 +85,17 @@ def peak_bytes(fn) -> int:
 
 
 def _rounds(fns: dict, d, rounds: int) -> dict[str, list[float]]:
-    """Seconds per call of each function, in ``rounds`` rounds calling each once in turn."""
+    """Seconds per call of each function, in ``rounds`` rounds calling each once in turn. The
+    order turns by one each round, so each contender follows each other equally often (a call
+    runs slower after one that filled the caches with its own data: torch eager, HIPS)."""
     times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
     gc.disable()
     try:
-        for _ in range(rounds):
-            for name, fn in fns.items():
+        for r in range(rounds):
+            k = r % len(names)
+            for name in names[k:] + names[:k]:
+                fn = fns[name]
                 start = time.perf_counter()
                 fn(d)
                 times[name].append(time.perf_counter() - start)
@@ -226,7 +231,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--sizes", default="tiny,small,medium,large,long")
     parser.add_argument("--workloads", default="rnn,lstm")
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--no-checkpoint", action="store_true")
     parser.add_argument("--json", default=str(HERE / "results.json"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bind import BIND_BYTES, Bound, bind
 from .codegen import generate
 from .distribute import distribute, reassociate
 from .flat import Flat
@@ -23,7 +24,7 @@ from .group import Grouping
 from .kernels import sigmoid
 from . import lower
 from .lower import Loop, Unsupported
-from .memory import MAX_CALLS, Sharing
+from .memory import MAX_CALLS, Sharing, schedule
 
 
 #: raise a failure of a time-batched run instead of rerunning the per-node schedule (which names
@@ -69,9 +70,16 @@ class Plan:
         # a sequence fed step by step (the general path) needs its copies' rows
         self._copy_rows = {s: v[0] for s, v in copies.items() if len(v) == 1}
         self.nbytes = st.nbytes
+        # fed buffers that may be read from the caller's arrays (``bind``): never shared
+        whole = {s: v[0] for s, v in copies.items() if len(v) == 1 and len(sequences[s]) == 1
+                 and sequences[s][0][1:] == v[0][1:]}
+        candidates = {id(b): b for b in list(fed_at.values()) + [v[0] for v in whole.values()]
+                      if b.base is None and b.nbytes >= BIND_BYTES}
+        st.pinned.update(candidates)
         instrs = sum(len(u) for u in code)
         if instrs <= MAX_CALLS:
-            # buffers whose lives do not overlap share memory
+            # buffers whose lives do not overlap share memory, in an order that keeps few alive
+            code = [code[u] for u in schedule(code, st.pinned)]
             held = list(fed_at.values()) + [t[0] for ts in sequences.values() for t in ts]
             sharing = Sharing(code, st.pinned, held, out)
             for unit in code:
@@ -87,11 +95,29 @@ class Plan:
             del sharing
         self._out, self._fed, self._sequences = out, fed_at, sequences
         self.run_code, self.calls = generate(code)
+        self._bind(bind(self.run_code.__globals__, candidates, out), whole)
         # σ(x) = 1 / (1 + e⁻ˣ) overflows to the right answer, 0, where σ(x) < 1e-308
         self.quiet_overflow = any(i.fn is sigmoid or isinstance(i, Loop) and
                                   any(fn is sigmoid for fn, _ in i.args[2])
                                   for unit in code for i in unit)
         self.instructions = instrs
+
+    def _bind(self, bound: dict, whole: dict) -> None:
+        """Placeholders and whole sequences read from the caller's arrays (``bind``): their
+        buffers are dropped (a sequence fed step by step is assembled in a staging array)."""
+        self._bound: dict = {}                       # placeholder → Bound
+        self._bound_sequences: dict = {}             # source → (Bound, first step, last step)
+        for p, buf in list(self._fed.items()):
+            if id(buf) in bound:
+                self._bound[p] = bound[id(buf)]
+                del self._fed[p]
+                self.nbytes -= buf.nbytes
+        for source, (slab, lo, hi) in whole.items():
+            if id(slab) in bound:
+                self._bound_sequences[source] = (bound[id(slab)], lo, hi)
+                del self._sequences[source]
+                self._copy_rows.pop(source, None)
+                self.nbytes -= slab.nbytes
 
     def describe(self) -> str:
         """One line per unit: what runs as one op, as a sum, or step by step."""
@@ -103,16 +129,31 @@ class Plan:
 
     def run(self, values: dict, sequences: dict | None = None) -> list[np.ndarray]:
         """Evaluate, given the fed values of placeholders and (optionally) whole sequences."""
-        fed = self._fed
+        fed, staged = self._fed, None
         for p, value in values.items():
             buf = fed.get(p)
             if buf is not None:
                 np.copyto(buf, value)
-            else:                                # a step of a sequence, fed by the general path
+            elif p in self._bound:
+                self._bound[p].bind(value)
+            elif p.source in self._copy_rows:    # a step of a sequence, fed by the general path
                 slab, lo, _ = self._copy_rows[p.source]
                 np.copyto(slab[p.step - lo, ...], value)
+            else:                                # … of a sequence read in place: staged
+                binding, lo, _ = self._bound_sequences[p.source]
+                np.copyto(binding.staging()[p.step - lo, ...], value)
+                staged = staged or set()
+                staged.add(p.source)
+        for source in staged or ():
+            binding = self._bound_sequences[source][0]
+            binding.bind(binding.staging())
         if sequences:
             for source, array in sequences.items():
+                bound = self._bound_sequences.get(source)
+                if bound is not None:
+                    binding, lo, hi = bound
+                    binding.bind(array if lo == 1 and hi == len(array) else array[lo - 1:hi])
+                    continue
                 for slab, a, b in self._sequences[source]:
                     np.copyto(slab, array[a - 1:b])
         if self.quiet_overflow:

@@ -49,6 +49,11 @@ def minimum(a, b, out):
 
 _UNARY = {SIGMOID: sigmoid, RELU: relu}
 
+#: what the kernels of this module read and write: function → (positions of the arguments
+#: read, positions written); ``memory`` lets a call write over an input only when it knows
+EFFECTS = {sigmoid: ((0,), (1,)), relu: ((0,), (1,)), maximum: ((0, 1), (2,)),
+           minimum: ((0, 1), (2,)), np.copyto: ((1,), (0,))}
+
 
 def ufunc(op, node):
     """The numpy ufunc an element-wise op is, if it is one."""
@@ -75,6 +80,33 @@ def log_softmax(x, out, axis):
     s = np.exp(out).sum(axis=axis, keepdims=True)
     np.log(s, out=s)
     np.subtract(out, s, out=out)
+
+
+def softmax_cross_entropy(x, targets, loss, p, flat, scratch, row, picked, offsets, at):
+    """Cross-entropy and its gradient from logits ``x`` (N, k) and class indices ``targets``
+    (N,), in the few passes a hand-written kernel makes — computed as the graph computes them,
+    from the log-probabilities (``LogSoftmax``, then ``exp``, then ``− 1_y``):
+
+        loss = −log softmax(x)_y        p = softmax(x) − 1_y
+
+    ``flat`` is ``p`` as one axis, ``scratch`` (N, k) and ``row`` (N, 1) are workspace (``picked``
+    is ``row`` as (N,)), ``offsets`` the start of each row in ``flat`` and ``at`` (N,) room for
+    ``offsets + y``."""
+    if targets.size and (targets.min() < 0 or targets.max() >= x.shape[1]):
+        raise ValueError("a target is not a class index")  # the per-node run names it
+    np.maximum.reduce(x, 1, None, row, True)
+    np.subtract(x, row, out=p)
+    np.exp(p, out=scratch)
+    np.add.reduce(scratch, 1, None, row, True)
+    np.log(row, out=row)
+    np.subtract(p, row, out=p)                       # log softmax(x)
+    np.add(offsets, targets, out=at)
+    np.take(flat, at, out=loss, mode="clip")         # (the targets are checked above)
+    np.negative(loss, out=loss)
+    np.exp(p, out=p)                                 # softmax(x)
+    np.take(flat, at, out=picked, mode="clip")
+    np.subtract(picked, 1, out=picked)
+    np.put(flat, at, picked)
 
 
 def nll(logp, targets, out, axis):
@@ -118,6 +150,25 @@ def view_op(node, value: np.ndarray, lead: int) -> np.ndarray | None:
     return v if isinstance(v, np.ndarray) and np.may_share_memory(v, value) else None
 
 
+def sum_kernel(node, flags, values, out):
+    """The call writing a summing op (``batch_outer``, ``batch_sum``, ``sum_like`` of a batched
+    gradient) over stacked steps — its sum over steps and batch — straight into ``out``; None
+    when there is none (the op's own batching rule then computes it)."""
+    op = node.op
+    same = all(v is None or v.dtype == out.dtype for v in values)
+    if not same or not out.flags.c_contiguous:
+        return None
+    if op is BATCH_OUTER and flags == (True, True):
+        a, b = values
+        if a.ndim == b.ndim == 2 and out.shape == (a.shape[1], b.shape[1]):
+            return np.dot, (a.T, b, out)
+    elif (op is BATCH_SUM and flags[0]) or (op is SUM_LIKE and flags == (True, False)):
+        g = values[0]
+        if g.shape[1:] == out.shape:
+            return np.add.reduce, (g, 0, None, out)
+    return None
+
+
 def kernel(node, flags, values, out, batch, cache):
     op = node.op
     batched = True in flags
@@ -152,7 +203,7 @@ def kernel(node, flags, values, out, batch, cache):
         if not batched:
             return np.multiply, (_view(cache, a, "col", lambda a: a[:, None]),
                                  _view(cache, b, "row", lambda b: b[None, :]), out)
-        if op is OUTER and fa and fb:
+        if op is OUTER:                                 # (the batch axes broadcast)
             return np.multiply, (_view(cache, a, "bcol", lambda a: a[..., :, None]),
                                  _view(cache, b, "brow", lambda b: b[..., None, :]), out)
     elif op is SUM_LIKE:

@@ -25,7 +25,8 @@ from ..ops.shape import SCATTER
 from .distribute import Unit
 from .flat import Class, Single
 from .group import Grouping, Part, Reduction, contains, fold_flags
-from .kernels import VIEW_OPS, kernel, minus_one_hot, nll, view_op
+from . import fuse
+from .kernels import VIEW_OPS, kernel, softmax_cross_entropy, sum_kernel, minus_one_hot, nll, view_op
 
 #: the fewest consecutive steps written as a loop (shorter runs are written call by call)
 LOOP_STEPS = 8
@@ -211,9 +212,19 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
     st.minus_hot = _minus_one_hot(g, units)
     for _, hot, _ in st.minus_hot.values():
         st.skip.add(hot)
+    fused = {k: f for f in fuse.softmax_cross_entropy(g, units) for k in f.classes}
+    done: set[int] = set()
     out: list[list[Instr]] = []
     for u in units:
         st.pre = []
+        f = fused.get(u.classes[0].id) if u.kind == "vector" else None
+        if f is not None:                    # a fusion: its kernel at the first unit that may
+            code = []                        # run it, nothing at the others
+            if u.classes[0].id in f.first and f.loss not in done:
+                done.add(f.loss)
+                code = _fused(st, f)
+            out.append(st.pre + code)
+            continue
         if u.kind == "member":
             code = [_single(st, u.single)] if u.single is not None else \
                 [_peeled(st, *p) for p in u.peeled if p[0].id not in st.skip]
@@ -319,6 +330,40 @@ def _vector_plain(st: Storage, c: Class) -> list[Instr]:
         out = rows.reshape((size,) + node.shape)
         code.append(Instr(*kernel(node, flags, tuple(values), out, size, st.views)))
     return code
+
+
+def _fused(st: Storage, f) -> list[Instr]:
+    """A softmax cross-entropy fusion (``fuse``) as one kernel — or, when a slab cannot be
+    viewed as the kernel needs, its five classes one by one, here."""
+    values = st.values
+    c = values[f.loss]
+    inputs, _, _ = _fold_inputs(st, c, c.lo, c.hi)
+    k = c.rep.inputs[0].shape[-1]
+    x, targets = _as_shape(inputs[0], (-1, k)), _as_shape(inputs[1], (-1,))
+    p = _as_shape(st.slab(values[f.grad]), (-1, k))
+    loss = _as_shape(st.slab(c), (-1,))
+    flat = _as_shape(p, (-1,)) if p is not None else None
+    if any(a is None for a in (x, targets, p, loss, flat)) or x.shape != p.shape or \
+            x.shape[:1] != targets.shape or targets.shape != loss.shape:
+        return [i for cid in (f.log_softmax, f.loss, f.softmax, f.hot, f.grad)
+                for i in _vector(st, values[cid])]
+    n = x.shape[0]
+    scratch, row = st._alloc(x.shape, x.dtype), st._alloc((n, 1), x.dtype)
+    at, offsets = st._alloc((n,), np.intp), st._alloc((n,), np.intp)
+    offsets[...] = np.arange(n) * k
+    st.pinned.add(id(offsets))
+    return [Instr(softmax_cross_entropy, (x, targets, loss, p, flat, scratch, row,
+                                          row.reshape(n), offsets, at))]
+
+
+def _as_shape(a: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """A view of ``a`` with this shape, or None when that would need a copy."""
+    v = a.view()
+    try:
+        v.shape = shape
+    except AttributeError:
+        return None
+    return v
 
 
 # --- loop units ------------------------------------------------------------------------------
@@ -600,19 +645,41 @@ def _reduction(st: Storage, red: Reduction) -> list[Instr]:
                 singles.append(st.row(x, t))
             for a, b in x.runs:
                 vals, flags, size = _fold_inputs(st, x, a, b)
-                parts.append((_batched, (x.rep.op, x.rep, flags, size, *vals)))
+                parts.append(((_batched, (x.rep.op, x.rep, flags, size, *vals)),
+                              lambda out, x=x, f=flags, v=vals: sum_kernel(x.rep, f, v, out)))
             continue
         uniq, counts = np.unique(idx, return_counts=True)
         for times in sorted(set(counts.tolist())):
             for a, b in _runs(uniq[counts == times]):
                 for _ in range(times):
-                    parts.append((np.add.reduce, (st.slab(x)[a - x.lo:b - x.lo + 1], 0)))
-    return code + [Instr(sum_into, (st.row(red.cls, red.end), tuple(parts), tuple(singles)))]
+                    rows = st.slab(x)[a - x.lo:b - x.lo + 1]
+                    parts.append(((np.add.reduce, (rows, 0)),
+                                  lambda out, rows=rows: (np.add.reduce, (rows, 0, None, out))
+                                  if out.shape == rows.shape[1:] and out.dtype == rows.dtype
+                                  else None))
+    end = st.row(red.cls, red.end)
+    for j, (_, into) in enumerate(parts):
+        direct = into(end)
+        if direct is not None:               # one part written straight into the sum
+            rest = tuple(p for i, (p, _) in enumerate(parts) if i != j)
+            code.append(Instr(*direct))
+            if rest or singles:
+                code.append(Instr(add_into, (end, rest, tuple(singles))))
+            return code
+    return code + [Instr(sum_into, (end, tuple(p for p, _ in parts), tuple(singles)))]
 
 
 def _runs(index: np.ndarray):
     from .group import runs
     return runs(index)
+
+
+def add_into(out, parts, singles) -> None:
+    """``out += Σ parts + Σ singles`` (parts as in ``sum_into``)."""
+    for fn, args in parts:
+        np.add(out, fn(*args), out=out)
+    for v in singles:
+        np.add(out, v, out=out)
 
 
 def sum_into(out, parts, singles) -> None:
@@ -753,7 +820,7 @@ def _scatter_tree(st: Storage, c: Class):
         seen[key] += 1
     if seen.max() > 1:
         return None
-    return parts, inner
+    return parts, inner, bool(seen.min())
 
 
 def _indices(c: Class) -> np.ndarray:
@@ -773,11 +840,13 @@ def _place(st: Storage) -> None:
         found = _scatter_tree(st, c)
         if found is None:
             continue
-        parts, inner = found
+        parts, inner, tiled = found
         if any(p.id in taken or p.id in st.skip for p, _ in parts):
             continue
         node = c.rep
-        slab = st._alloc((c.rows,) + st._lead(c.batched) + node.shape, node.dtype, zero=True)
+        # (parts tiling the whole value leave no zeros to keep: the slab may then be shared)
+        slab = st._alloc((c.rows,) + st._lead(c.batched) + node.shape, node.dtype,
+                         zero=not tiled)
         st.slabs[c.id] = slab
         for p, key in parts:
             st.view_slabs[p.id] = slab[(slice(None),) * (1 + c.batched) + key]

@@ -1,20 +1,31 @@
-"""Memory: buffers whose lives do not overlap share their memory.
+"""Memory: buffers whose lives do not overlap share their memory, packed into one arena.
 
 Lowering gives every value a buffer of its own. Walking the units in order, a buffer lives from
-the first unit that uses it to the last (the outputs to the end, fed values from the start); a
-buffer of the same size whose life is over is reused for the next one, and every view of the
-program (the arguments of its calls) is moved onto the memory it was given. What a plan holds is
-then about what the computation needs at its widest point, as in a hand-written workspace.
-Buffers filled when planning (constants, zeros of an assembled gradient) keep their own memory.
+the first unit that uses it to the last (the outputs to the end, fed values from the start). An
+element-wise call may write its result over an input it reads for the last time, element for
+element (``tanh(a(t))`` over ``a(t)``, ``U x + b`` over ``U x``): such buffers are tied together
+at the offsets that make the call run in place. The tied groups are then given offsets in one
+arena, largest first, each at the lowest offset free during its whole life ("greedy by size",
+as TensorFlow Lite plans its tensors): what a plan holds is then about what the computation
+needs at its widest point, as in a hand-written workspace. Buffers filled when planning
+(constants, zeros of an assembled gradient) keep their own memory.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .kernels import EFFECTS
+from .lower import It, Loop
+
 #: buffers smaller than this keep their own memory (sharing them saves nothing)
 SMALL = 1024
 #: programs with more calls keep one buffer per value (planning stays linear and quick)
 MAX_CALLS = 200_000
+#: at most this many groups are packed into an arena (packing costs O(groups²) vector steps);
+#: beyond, each group keeps memory of its own
+MAX_GROUPS = 20_000
+#: offsets in the arena are multiples of this (a cache line: SIMD loads stay aligned)
+ALIGN = 64
 
 
 def _arrays(obj, out: list) -> None:
@@ -33,25 +44,119 @@ def _address(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]
 
 
-def _in_place(instrs, old: np.ndarray, new: np.ndarray) -> bool:
-    """Whether the unit ``instrs`` — one ufunc call writing a view of ``new`` — reads ``old``
-    only element for element with its output, so that the two may share memory."""
-    if len(instrs) != 1 or not isinstance(instrs[0].fn, np.ufunc):
-        return False
-    fn, args = instrs[0].fn, instrs[0].args
-    if len(args) != fn.nin + 1 or not isinstance(args[-1], np.ndarray) or \
-            _owner(args[-1]) is not new:
-        return False
-    out = args[-1]
-    at = _address(out) - _address(new)
-    reads = 0
-    for a in args[:-1]:
-        if isinstance(a, np.ndarray) and _owner(a) is old:
-            if a.shape != out.shape or a.strides != out.strides or \
-                    _address(a) - _address(old) != at:
-                return False
-            reads += 1
-    return reads > 0
+#: a step loop is looked into (its calls step by step) when it makes at most this many calls
+LOOK_INTO = 50_000
+
+
+def _calls(instr) -> list | None:
+    """The calls ``(fn, args)`` an instruction makes: a ``Loop``'s, step by step (None beyond
+    ``LOOK_INTO``)."""
+    if not isinstance(instr, Loop):
+        return [(instr.fn, instr.args)]
+    steps, iterators, body = instr.args
+    if steps * len(body) > LOOK_INTO:
+        return None
+    rows = [list(it) if isinstance(it, np.ndarray) else
+            [it[s % len(it)] for s in range(steps)] for it in iterators]
+    return [(fn, tuple(rows[a.k][s] if isinstance(a, It) else a for a in args))
+            for s in range(steps) for fn, args in body]
+
+
+def _effects(fn, args):
+    """(arrays read, arrays written) by a call, for the calls whose effect is known: ufuncs
+    (output last), ``np.dot``/``np.matmul`` with ``out``, and the kernels declaring it
+    (``kernels.EFFECTS``). None otherwise."""
+    if isinstance(fn, np.ufunc):
+        if len(args) == fn.nin + fn.nout and all(isinstance(a, np.ndarray) or np.isscalar(a)
+                                                  for a in args):
+            return args[:fn.nin], args[fn.nin:]
+        return None
+    if fn is np.dot or fn is np.matmul:
+        return (args[:2], args[2:]) if len(args) == 3 else None
+    where = EFFECTS.get(fn)
+    if where is None:
+        return None
+    ins, outs = where
+    return [args[j] for j in ins], [args[j] for j in outs]
+
+
+def _tie(code, new: np.ndarray, shared: dict, first: dict, last: dict):
+    """An input ``new`` may be written over, element for element: its owner id and the offset
+    of ``new`` from it — or None.
+
+    The candidates are the inputs the first call writing ``new`` reads (``tanh(a)`` over
+    ``a``; ``U x + b`` over ``U x``; in a step loop ``z(t) = W h(t−1) + (b + U x)(t)`` over each
+    row of ``b + U x``) whose life ends while ``new`` lives. One qualifies when, from the first
+    use of ``new`` to the last of the input, every call touching either has a known effect,
+    the input is only read — by ufuncs writing ``new`` at the same elements, at one fixed
+    offset — and each element of ``new`` is written at most once: so each element of the input
+    is read before it is written over, and never after."""
+    kn = id(new)
+    start = first[kn]
+    if not 0 <= start < len(code):
+        return None
+    candidates = []
+    for instr in code[start]:
+        for fn, args in _calls(instr) or ():
+            eff = _effects(fn, args)
+            if eff is not None and any(isinstance(a, np.ndarray) and _owner(a) is new
+                                       for a in eff[1]):
+                candidates = [id(_owner(a)) for a in eff[0] if isinstance(a, np.ndarray)]
+                break
+        if candidates:
+            break
+    for k in dict.fromkeys(candidates):
+        if k == kn or k not in shared or not start <= last[k] <= last[kn]:
+            continue
+        old, shift, written, ok = shared[k], None, [], True
+        for u in range(start, last[k] + 1):
+            for instr in code[u]:
+                arrays: list = []
+                _arrays(instr.args, arrays)
+                touched = {id(_owner(a)) for a in arrays}
+                if k not in touched and kn not in touched:
+                    continue
+                calls = _calls(instr)
+                if calls is None:
+                    ok = False
+                    break
+                for fn, args in calls:
+                    eff = _effects(fn, args)
+                    if eff is None:
+                        ok = False
+                        break
+                    ins, outs = eff
+                    mine = [a for a in outs if isinstance(a, np.ndarray) and _owner(a) is new]
+                    if any(isinstance(a, np.ndarray) and _owner(a) is old for a in outs):
+                        ok = False
+                        break
+                    written += mine
+                    reads = [a for a in ins if isinstance(a, np.ndarray) and _owner(a) is old]
+                    if not reads:
+                        continue
+                    if not isinstance(fn, np.ufunc) or len(mine) != 1 or len(outs) != 1:
+                        ok = False
+                        break
+                    out = mine[0]
+                    for a in reads:
+                        here = (_address(a) - _address(old)) - (_address(out) - _address(new))
+                        if a.shape != out.shape or a.strides != out.strides or \
+                                a.dtype != out.dtype or (shift is not None and here != shift):
+                            ok = False
+                            break
+                        shift = here
+                    if not ok:
+                        break
+                if not ok:
+                    break
+            if not ok:
+                break
+        if not ok or shift is None or any(not a.flags.c_contiguous for a in written):
+            continue
+        ends = sorted((_address(a), _address(a) + a.nbytes) for a in written)
+        if all(e <= b for (_, e), (b, _) in zip(ends, ends[1:])):
+            return k, shift
+    return None
 
 
 class Sharing:
@@ -82,37 +187,49 @@ class Sharing:
         for a in outputs:
             touch(a, end)
         self.nbytes = 0
-        self.memory: dict[int, np.ndarray] = {}          # owner id → the raw memory it uses
-        free: list[np.ndarray] = []                       # raw blocks no buffer uses now
-        releases: list[tuple[int, np.ndarray, int]] = []  # (last use, raw block, owner id)
-        for k in sorted(owners, key=lambda k: first[k]):
-            o = owners[k]
+        shared: dict[int, np.ndarray] = {}
+        for k, o in owners.items():
             if k in pinned or o.nbytes < SMALL or not o.flags.c_contiguous:
                 self.nbytes += o.nbytes
-                continue
-            # return the blocks whose last use is before this buffer's first use
-            releases.sort(key=lambda r: r[0])
-            while releases and releases[0][0] < first[k]:
-                free.append(releases.pop(0)[1])
-            # an element-wise call may write over an input it reads for the last time
-            raw = None
-            for j, (end_, block, old) in enumerate(releases):
-                if end_ == first[k] and block.nbytes >= o.nbytes and \
-                        _in_place(code[first[k]] if 0 <= first[k] < len(code) else (),
-                                  owners[old], o):
-                    raw = block
-                    del releases[j]
-                    break
-            if raw is None:
-                # the smallest free block that holds it (blocks are not split)
-                fits = [j for j, b in enumerate(free) if b.nbytes >= o.nbytes]
-                if fits:
-                    raw = free.pop(min(fits, key=lambda j: free[j].nbytes))
-                else:
-                    raw = np.empty(o.nbytes, np.uint8)
-                    self.nbytes += o.nbytes
-            self.memory[k] = raw
-            releases.append((last[k], raw, k))
+            else:
+                shared[k] = o
+        # tie buffers written in place over an input (``_tie``): group (its first member's id)
+        # and offset of each buffer in its group
+        group: dict[int, tuple[int, int]] = {}
+        members: dict[int, list[int]] = {}
+        tied: set[int] = set()               # inputs written over (by one buffer at most)
+        for k in sorted(shared, key=lambda k: first[k]):
+            tie = _tie(code, shared[k], shared, first, last)
+            if tie is not None and tie[0] in group and tie[0] not in tied:
+                tied.add(tie[0])
+                root, at = group[tie[0]]
+                group[k] = (root, at + tie[1])
+                members[root].append(k)
+            else:
+                group[k] = (k, 0)
+                members[k] = [k]
+        blocks = []                       # (size, first, last, root, shift of the group)
+        for root, ks in members.items():
+            lo = min(group[k][1] for k in ks)
+            hi = max(group[k][1] + shared[k].nbytes for k in ks)
+            blocks.append((hi - lo, min(first[k] for k in ks), max(last[k] for k in ks), root,
+                           -lo))
+        offsets = _pack(blocks) if len(blocks) <= MAX_GROUPS else None
+        self.memory: dict[int, tuple[np.ndarray, int]] = {}   # owner id → (raw memory, offset)
+        if offsets is None:
+            for size, _, _, root, shift in blocks:
+                raw = np.empty(size, np.uint8)
+                self.nbytes += size
+                for k in members[root]:
+                    self.memory[k] = (raw, shift + group[k][1])
+        elif blocks:
+            size = _arena(offsets, blocks)
+            raw = np.empty(size + ALIGN, np.uint8)
+            base = -_address(raw) % ALIGN
+            self.nbytes += size
+            for off, (_, _, _, root, shift) in zip(offsets, blocks):
+                for k in members[root]:
+                    self.memory[k] = (raw, base + off + shift + group[k][1])
         self._moved: dict[int, np.ndarray] = {}
         self._keep: list = []
 
@@ -122,13 +239,13 @@ class Sharing:
             new = self._moved.get(k)
             if new is None:
                 o = _owner(obj)
-                raw = self.memory.get(id(o))
-                if raw is None:
+                place = self.memory.get(id(o))
+                if place is None:
                     new = obj
                 else:
-                    offset = _address(obj) - _address(o)
-                    new = np.ndarray(obj.shape, obj.dtype, buffer=raw, offset=offset,
-                                     strides=obj.strides)
+                    raw, at = place
+                    new = np.ndarray(obj.shape, obj.dtype, buffer=raw,
+                                     offset=at + _address(obj) - _address(o), strides=obj.strides)
                 self._moved[k] = new
                 self._keep.append(obj)                   # ids stay unique while planning
             return new
@@ -137,3 +254,155 @@ class Sharing:
         if isinstance(obj, list):
             return [self.rebase(x) for x in obj]
         return obj
+
+
+#: arenas of at most this many groups are packed in two orders (the smaller is kept)
+TWICE = 2000
+
+
+def _pack(blocks: list[tuple]) -> list[int]:
+    """Offsets for blocks ``(size, first, last, …)`` such that two blocks alive at the same time
+    (their [first, last] intersect) never overlap: largest first, or largest size × life first
+    (which often packs to the widest point exactly), whichever arena is smaller."""
+    by_size = _packed(blocks, lambda j: (-blocks[j][0], blocks[j][1]))
+    if len(blocks) > TWICE:
+        return by_size
+    by_area = _packed(blocks, lambda j: (-blocks[j][0] * (blocks[j][2] - blocks[j][1] + 1),
+                                         blocks[j][1]))
+    return min(by_size, by_area, key=lambda offsets: _arena(offsets, blocks))
+
+
+def _arena(offsets: list[int], blocks: list[tuple]) -> int:
+    return max((off + b[0] for off, b in zip(offsets, blocks)), default=0)
+
+
+def _packed(blocks: list[tuple], key) -> list[int]:
+    """Offsets placing the blocks in the order of ``key``, each at the lowest aligned offset
+    free during its whole life."""
+    n = len(blocks)
+    order = sorted(range(n), key=key)
+    start = np.empty(n, np.int64)
+    stop = np.empty(n, np.int64)
+    born = np.array([b[1] for b in blocks], np.int64)
+    dies = np.array([b[2] for b in blocks], np.int64)
+    placed = np.zeros(n, bool)
+    offsets = [0] * n
+    for j in order:
+        size = blocks[j][0]
+        live = placed & (born <= dies[j]) & (dies >= born[j])
+        at = 0
+        if live.any():
+            idx = np.flatnonzero(live)
+            idx = idx[np.argsort(start[idx], kind="stable")]
+            for s, e in zip(start[idx].tolist(), stop[idx].tolist()):
+                if s - at >= size:
+                    break
+                at = max(at, -(-e // ALIGN) * ALIGN)
+        offsets[j] = at
+        start[j], stop[j] = at, at + size
+        placed[j] = True
+    return offsets
+
+
+#: plans with more units keep the order they were distributed in
+MAX_SCHEDULED = 5000
+#: a buffer touched by more units keeps their order whatever bytes each touches
+MAX_APART = 64
+
+
+def _extent(a: np.ndarray) -> tuple[int, int]:
+    """The bytes of its memory an array may touch: [first, past the last)."""
+    lo = hi = _address(a)
+    if a.size == 0:
+        return lo, lo
+    for n, s in zip(a.shape, a.strides):
+        if s < 0:
+            lo += s * (n - 1)
+        else:
+            hi += s * (n - 1)
+    return lo, hi + a.itemsize
+
+
+def _ordered(users: list[int], spans: list[tuple[int, int]]):
+    """Pairs (earlier, later) of the units touching one buffer that must keep their order:
+    those touching common bytes (rows of one slab written by different units — a peeled step,
+    the regular ones — are free to move past each other). Each later unit is tied to the
+    earlier ones back to one whose bytes cover its own (those before are behind that one)."""
+    if len(users) > MAX_APART:
+        return zip(users, users[1:])
+    pairs = []
+    for j in range(1, len(users)):
+        lo, hi = spans[j]
+        for i in range(j - 1, -1, -1):
+            a, b = spans[i]
+            if a < hi and lo < b:
+                pairs.append((users[i], users[j]))
+                if a <= lo and hi <= b:
+                    break
+    return pairs
+
+
+def schedule(code: list, pinned: set[int]) -> list[int]:
+    """An order of the units ``code`` that keeps memory low: the positions of the units, in the
+    order to run them.
+
+    Units that touch a common buffer keep their order (whatever each does to it, that is
+    always safe); among the units free to run, the one that adds the fewest bytes — buffers it
+    touches first, less buffers it touches last — runs next (ties: the distributed order).
+    What this moves: the off-path factors of a backward pass computed while the forward values
+    they read are alive, the peeled first step of a backward loop run just before the loop
+    rather than where it was built."""
+    n = len(code)
+    if n > MAX_SCHEDULED:
+        return list(range(n))
+    touches: list[dict[int, int]] = []               # unit → {owner id: bytes}
+    users: dict[int, list[int]] = {}                 # owner id → units touching it, in order
+    spans: dict[tuple[int, int], tuple[int, int]] = {}   # (owner id, unit) → bytes touched
+    for u, instrs in enumerate(code):
+        found: list = []
+        for i in instrs:
+            _arrays(i.args, found)
+        mine = {}
+        for a in found:
+            o = _owner(a)
+            k = id(o)
+            lo, hi = _extent(a)
+            if k not in mine:
+                mine[k] = 0 if k in pinned or o.nbytes < SMALL else o.nbytes
+                users.setdefault(k, []).append(u)
+                spans[k, u] = lo, hi
+            else:
+                was = spans[k, u]
+                spans[k, u] = min(was[0], lo), max(was[1], hi)
+        touches.append(mine)
+    waiting = [0] * n                                # predecessors not yet run
+    after: list[list[int]] = [[] for _ in range(n)]
+    for k, us in users.items():
+        for a, b in _ordered(us, [spans[k, u] for u in us]):
+            after[a].append(b)
+            waiting[b] += 1
+    left = {k: len(us) for k, us in users.items()}   # units still to touch each owner
+    started: set[int] = set()
+    ready = [u for u in range(n) if waiting[u] == 0]
+    order = []
+    while ready:
+        best, cost = None, None
+        for u in ready:
+            c = 0
+            for k, size in touches[u].items():
+                if k not in started:
+                    c += size
+                if left[k] == 1:
+                    c -= size
+            if cost is None or c < cost or (c == cost and u < best):
+                best, cost = u, c
+        ready.remove(best)
+        order.append(best)
+        for k in touches[best]:
+            started.add(k)
+            left[k] -= 1
+        for v in after[best]:
+            waiting[v] -= 1
+            if waiting[v] == 0:
+                ready.append(v)
+    return order if len(order) == n else list(range(n))

@@ -1,0 +1,197 @@
+"""Buffers of the time-batched plan: reused call after call, shared by liveness, written in place
+— and never seen by the caller.
+
+The classic failures of buffer reuse are aliasing: an output handed back to the caller and then
+overwritten by the next call, two outputs sharing memory, a value written over while something
+still reads it, a fed array written into, stale values from the previous call. Each property
+below evaluates a drawn graph several times with different feeds, keeps what it was given, and
+compares everything with the per-node reference (float64, 1e-12).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import unfold as uf
+from unfold import timebatch
+from unfold.timebatch import memory
+from unfold.testing.strategies import recurrences
+from bench.numpy_batched import BATCHED
+from bench.workloads import SIZES, data, unfold_program
+
+
+
+@pytest.fixture(autouse=True)
+def strict(monkeypatch):
+    """Failures of the compiler itself are raised, not rerun on the reference path; every
+    buffer, however small, is shared and tied, every fed array read in place (the drawn
+    graphs are small)."""
+    monkeypatch.setattr(timebatch, "STRICT", True)
+    monkeypatch.setattr(memory, "SMALL", 0)
+    monkeypatch.setattr(timebatch, "BIND_BYTES", 0)
+
+
+def _agree(got, want, rtol=1e-12):
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        scale = np.max(np.abs(b)) if b.size else 0.0
+        err = np.max(np.abs(a - b)) if b.size else 0.0
+        assert err <= rtol * max(scale, 1e-300) or err == 0, (err, scale)
+
+
+def _other_feed(feed: dict, seed: int) -> dict:
+    """Another feed of the same layout: new values, same keys, shapes and dtypes."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, v in feed.items():
+        if v.dtype.kind in "iub":
+            out[k] = np.ascontiguousarray(v[::-1])            # class indices stay valid
+        else:
+            out[k] = (0.8 * v + 0.3 * rng.standard_normal(v.shape)).astype(v.dtype)
+    return out
+
+
+def _outputs(g, drawn):
+    out = [g.loss] + uf.grad(g.loss, g.params)
+    for name, s in drawn.recurrence.states.items():
+        out += [g.final(name), g.at(s.value, 1)]
+    return list({id(n): n for n in out}.values())   # (a backward state's final is its step 1)
+
+
+def _no_two_share_memory(arrays):
+    for i, a in enumerate(arrays):
+        for b in arrays[i + 1:]:
+            assert not np.shares_memory(a, b), "two outputs share memory"
+
+
+def _mask(drawn, seed):
+    """A padding mask: each sequence (of the batch) real for its first 1…τ steps."""
+    rng = np.random.default_rng(seed)
+    steps, batch = drawn.steps, drawn.batch
+    lengths = rng.integers(1, steps + 1, size=() if batch is None else (batch,))
+    t = np.arange(steps).reshape((steps,) + (1,) * (batch is not None))
+    return (t < lengths).astype(drawn.dtype)
+
+
+@given(drawn=recurrences(max_steps=7, loss_steps=True), truncate=st.sampled_from([None, 2]),
+       mask=st.booleans(), seed=st.integers(0, 2**16))
+def test_outputs_survive_later_calls_and_stale_values_never_leak(drawn, truncate, mask, seed):
+    """Three calls (feeds A, B, A; masked feeds take the per-step feed path): each result
+    equals the reference after all calls, no fed array is written, no two results share
+    memory."""
+    g = drawn.unfold(truncate=truncate, mask=mask)
+    outputs = _outputs(g, drawn)
+    program = uf.compile(outputs)
+    first = dict(drawn.feed, **({"mask": _mask(drawn, seed)} if mask else {}))
+    second = _other_feed(drawn.feed, seed)
+    if mask:
+        second["mask"] = _mask(drawn, seed + 1)
+    feeds = [first, second, first]
+    fed = [{k: v.copy() for k, v in f.items()} for f in feeds]
+    results = [program(f) for f in feeds]     # (time-batched unless the compiler declines)
+    for f, kept, got in zip(fed, feeds, results):
+        _agree(got, uf.evaluate(outputs, f, mode="reference"))   # after every later call
+        for k in f:                                              # feeds are never written
+            assert np.array_equal(f[k], kept[k])
+    _no_two_share_memory([a for r in results for a in r])
+
+
+@settings(max_examples=10)
+@given(drawn=recurrences(max_steps=6, max_size=2, dtypes=(np.float32,)), seed=st.integers(0, 99))
+def test_float32_plans_reused_across_feeds_agree(drawn, seed):
+    g = drawn.unfold()
+    outputs = _outputs(g, drawn)
+    program = uf.compile(outputs)
+    for f in (drawn.feed, _other_feed(drawn.feed, seed)):
+        _agree(program(f), uf.evaluate(outputs, f, mode="reference"), rtol=1e-5)
+
+
+@pytest.mark.parametrize("workload", ["rnn", "lstm"])
+def test_the_peers_workloads_agree_call_after_call(workload):
+    """W1 and W2 at a small size in float64: every call equals the per-node reference; a first
+    call's outputs are unchanged by the next."""
+    program = unfold_program(workload, "tiny", np.float64)
+    outputs = list(program.outputs)
+    d1 = data(workload, "tiny", np.float64, seed=1)
+    d2 = data(workload, "tiny", np.float64, seed=2)
+    first = program(d1)
+    kept = [a.copy() for a in first]
+    second = program(d2)
+    for a, b in zip(first, kept):
+        assert np.array_equal(a, b)
+    _agree(first, uf.evaluate(outputs, d1, mode="reference"))
+    _agree(second, uf.evaluate(outputs, d2, mode="reference"))
+    _no_two_share_memory(first + second)
+
+
+@pytest.mark.parametrize("workload", ["rnn", "lstm"])
+def test_a_plan_holds_no_more_than_the_hand_written_workspace(workload):
+    """Buffers are shared by liveness, written in place and packed: the plan of W1 and W2
+    (medium sizes) holds at most 1.05× what the hand-written time-batched BPTT allocates once
+    (bench/numpy_batched.py). Bytes, not time: deterministic."""
+    size = "small"
+    program = unfold_program(workload, size, np.float32)
+    program(data(workload, size, np.float32))
+    (plan,) = program._batched_plans.values()
+    hand = BATCHED[workload](*SIZES[size], np.float32)
+    held = sum(a.nbytes for a in vars(hand).values() if isinstance(a, np.ndarray))
+    assert plan.nbytes <= 1.05 * held, (plan.nbytes, held)
+
+
+def test_softmax_cross_entropy_is_one_kernel():
+    """Fig. 10.3's loss and its gradient: the log-softmax, the softmax and ``softmax − 1_y`` are
+    one call over all steps, not four."""
+    from unfold.timebatch.kernels import softmax_cross_entropy
+    program = unfold_program("rnn", "tiny", np.float64)
+    program(data("rnn", "tiny", np.float64))
+    (plan,) = program._batched_plans.values()
+    space = plan.run_code.__globals__
+    (name,) = [k for k, f in space.items() if f is softmax_cross_entropy]
+    assert plan.run_code.source.count(f"{name}(") == 1
+    assert not any(getattr(f, "__name__", "") in ("log_softmax", "nll", "minus_one_hot", "exp")
+                   or f is np.exp for f in space.values())
+
+
+def test_a_feed_like_the_last_one_is_still_checked_for_its_values(monkeypatch):
+    """The fast path for a feed with the last one's keys, shapes and dtypes skips only what
+    depends on those: a conversion that would lose values, a target out of range, an unknown
+    name are refused as on a first call."""
+    monkeypatch.setattr(timebatch, "STRICT", False)        # what the caller sees
+    rec = uf.models.rnn(2, 3, 4, dtype="float32")
+    g = rec.unfold(3)
+    program = uf.compile([g.loss] + uf.grad(g.loss, g.params))
+    rng = np.random.default_rng(0)
+    feed = {name: rng.standard_normal(p.shape).astype("float32") for name, p in rec.params.items()}
+    feed.update(x=rng.standard_normal((3, 2, 2)), y=rng.integers(0, 4, (3, 2)))   # x: float64
+    program(feed)
+    program(feed)
+    with pytest.raises(uf.FeedError, match="overflows float32"):
+        program({**feed, "x": np.full((3, 2, 2), 1e39)})
+    with pytest.raises(uf.UnfoldError):
+        program({**feed, "y": np.full((3, 2), 7)})                 # class 7 of 4
+    with pytest.raises(uf.FeedError, match="unknown feed name"):
+        program({**feed, "z": feed["x"]})
+    _agree(program(feed), uf.evaluate(list(program.outputs), feed, mode="reference"), 1e-6)
+
+
+def test_fed_arrays_are_read_in_place_whatever_their_layout():
+    """Parameters and whole sequences are read where the caller keeps them: the same array
+    updated in place between calls (a training step) is read anew; a strided, Fortran-order
+    or read-only array gives the same values as a plain one."""
+    program = unfold_program("rnn", "tiny", np.float64)
+    outputs = list(program.outputs)
+    d = data("rnn", "tiny", np.float64)
+    program(d)
+    (plan,) = program._batched_plans.values()
+    assert plan._bound or plan._bound_sequences           # read in place, not copied
+    d["W"] *= 0.5                                           # same array, new values
+    _agree(program(d), uf.evaluate(outputs, d, mode="reference"))
+    wide = np.zeros(d["x"].shape[:-1] + (2 * d["x"].shape[-1],))
+    wide[..., ::2] = d["x"]
+    frozen = d["U"].copy()
+    frozen.flags.writeable = False
+    odd = {**d, "x": wide[..., ::2], "V": np.asfortranarray(d["V"]), "U": frozen}
+    want = uf.evaluate(outputs, d, mode="reference")
+    _agree(program(odd), want)
+    _agree(program(d), want)

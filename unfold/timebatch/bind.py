@@ -1,0 +1,91 @@
+"""Bind: fed arrays read where the caller keeps them, instead of copied into the plan.
+
+A plan's calls read fed values — parameters, whole sequences — through views of one buffer per
+placeholder (``Uᵀ``, the steps of ``x`` stacked as ``(τ·B, m)``). When every such view is a
+name of the generated function (not a row of a step loop, nor inside an argument), the buffer
+need not exist: each call makes the views from the caller's array itself when its layout is the
+buffer's (C-contiguous, same dtype and shape), and from a copy otherwise. The same array fed
+again (a training loop updating its parameters in place) costs nothing; nothing ever writes
+into it (fed values are only read, and memory sharing never ties a buffer over a bound one).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: fed values smaller than this are copied (a copy of a few kilobytes costs less than the views)
+BIND_BYTES = 1024
+
+
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def _owner(a: np.ndarray) -> np.ndarray:
+    return a if a.base is None else a.base
+
+
+class Bound:
+    """The views of one fed buffer in the generated function's namespace ``space``."""
+
+    __slots__ = ("shape", "dtype", "views", "space", "last", "target", "own")
+
+    def __init__(self, buffer: np.ndarray, views: list, space: dict) -> None:
+        self.shape, self.dtype, self.space = buffer.shape, buffer.dtype, space
+        start = _address(buffer)
+        self.views = [(name, v.shape, _address(v) - start, v.strides) for name, v in views]
+        self.last = self.target = self.own = None
+        for name, _ in views:
+            space[name] = None               # the planning buffer is dropped
+
+    def bind(self, value: np.ndarray) -> None:
+        """Make the views read ``value`` (a checked array of the placeholder's shape)."""
+        if value is self.last:
+            return
+        if value.__class__ is np.ndarray and value.dtype == self.dtype and \
+                value.shape == self.shape and value.flags.c_contiguous and value.flags.aligned:
+            target, self.last = value, value
+        else:                                # another layout: read from a copy, every call
+            target, self.last = self.staging(), None
+            np.copyto(target, value)
+        if target is self.target:
+            return
+        space, dtype = self.space, self.dtype
+        for name, shape, offset, strides in self.views:
+            space[name] = np.ndarray(shape, dtype, buffer=target, offset=offset,
+                                     strides=strides)
+        self.target = target
+
+    def staging(self) -> np.ndarray:
+        """An array of the buffer's layout, to assemble a value fed in pieces (then bound)."""
+        if self.own is None:
+            self.own = np.empty(self.shape, self.dtype)
+        return self.own
+
+
+def _arrays(obj, out: list) -> None:
+    if isinstance(obj, np.ndarray):
+        out.append(obj)
+    elif isinstance(obj, (tuple, list)):
+        for x in obj:
+            _arrays(x, out)
+
+
+def bind(space: dict, candidates: dict[int, np.ndarray], outputs: list) -> dict[int, Bound]:
+    """The candidate buffers (id → buffer) whose every view in ``space`` (the generated
+    function's names) is a name of its own, bound there: id → ``Bound``."""
+    views: dict[int, list] = {k: [] for k in candidates}
+    loose: set[int] = set()                 # read inside a list or a tuple, or an output
+    for name, value in space.items():
+        if isinstance(value, np.ndarray):
+            k = id(_owner(value))
+            if k in views:
+                views[k].append((name, value))
+        elif isinstance(value, (tuple, list)):
+            found: list = []
+            _arrays(value, found)
+            loose.update(id(_owner(a)) for a in found)
+    found = []
+    _arrays(outputs, found)
+    loose.update(id(_owner(a)) for a in found)
+    return {k: Bound(candidates[k], views[k], space) for k in candidates
+            if k not in loose and views[k]}
