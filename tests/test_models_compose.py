@@ -94,7 +94,7 @@ def test_a_hand_built_joined_model_trains_and_checkpoints_by_qualified_names(tmp
                                          ((5, 1), True, False)]     # one program per lengths
     path = train.save_params(tmp_path / "joined.npz", params)
     assert sorted(train.load_params(path, model)) == sorted(model.params)
-    with pytest.raises(ValueError, match="mask and carry"):
+    with pytest.raises(ValueError, match="carry is an option of a single recurrence"):
         train.Trainer(model, params, train.SGD(0.1), carry=True)
     with pytest.raises(TypeError, match="a stream is walked by one recurrence"):
         trainer.evaluate_stream(np.zeros((4, 2)), np.zeros(4, np.int64), chunk=2)

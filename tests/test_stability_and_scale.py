@@ -102,6 +102,67 @@ def test_a_chain_of_100_000_nodes_builds_differentiates_and_evaluates():
     np.testing.assert_allclose(grad_value, ds, rtol=1e-6)
 
 
+def _scalar_recurrence():
+    """``h(t) = tanh(w h(t−1) + u x(t))``, ``L = Σ_t h(t)²``: a scalar state."""
+    rec = uf.Recurrence("long")
+    x, h = rec.sequence("x", ()), rec.state("h", ())
+    w, u = rec.param("w", ()), rec.param("u", ())
+    rec.loss("L", rec.update(h, uf.tanh(w * h + u * x)) ** 2)
+    return rec, w, u
+
+
+def _by_hand(w: float, u: float, xs) -> tuple[float, float, float]:
+    """L, ∂L/∂w, ∂L/∂u of the scalar recurrence, by hand (Python floats: the fastest loop)."""
+    hs = [0.0]
+    for x in xs:
+        hs.append(math.tanh(w * hs[-1] + u * x))
+    loss = sum(h * h for h in hs[1:])
+    gh = gw = gu = 0.0
+    for t in range(len(xs), 0, -1):
+        da = (gh + 2 * hs[t]) * (1 - hs[t] * hs[t])
+        gw += da * hs[t - 1]
+        gu += da * xs[t - 1]
+        gh = w * da
+    return loss, gw, gu
+
+
+def test_tau_one_hundred_thousand_unfolds_differentiates_and_evaluates(monkeypatch):
+    """τ = 100 000 (2.3 M nodes) through the default, time-batched path — which must not give
+    up on the graph (``STRICT``: a failure of the compiler is raised, not rerun node by node)."""
+    from unfold import timebatch
+    monkeypatch.setattr(timebatch, "STRICT", True)
+    steps = 100_000
+    rec, w, u = _scalar_recurrence()
+    g = rec.unfold(steps)
+    program = uf.compile([g.loss] + uf.grad(g.loss, [w, u]))
+    xs = np.random.default_rng(0).standard_normal(steps)
+    got = program({"w": 0.5, "u": 1.0, "x": xs})
+    assert [p is not None for p in program._batched_plans.values()] == [True]
+    np.testing.assert_allclose(got, _by_hand(0.5, 1.0, xs.tolist()), rtol=1e-9)
+
+
+@pytest.mark.parametrize("batch", [None, 3])
+def test_a_scalar_state_runs_time_batched_in_a_loop(monkeypatch, batch):
+    """A scalar state's loop iterates 0-d rows (numpy would hand out scalars, not views)."""
+    from unfold import timebatch
+    from unfold.timebatch import lower
+    monkeypatch.setattr(timebatch, "STRICT", True)
+    monkeypatch.setattr(lower, "LOOP_STEPS", 2)
+    rec, w, u = _scalar_recurrence()
+    g = rec.unfold(9)
+    outputs = [g.loss] + uf.grad(g.loss, [w, u]) + [g.final("h")]
+    xs = np.random.default_rng(1).standard_normal((9,) if batch is None else (9, batch))
+    feed = {"w": 0.7, "u": -1.2, "x": xs}
+    program = uf.compile(outputs)
+    got = program(feed)
+    assert [p is not None for p in program._batched_plans.values()] == [True]
+    want = uf.evaluate(outputs, feed, mode="reference")
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-300)
+    if batch is None:
+        np.testing.assert_allclose(got[:3], _by_hand(0.7, -1.2, xs.tolist()), rtol=1e-12)
+
+
 # --- second order, intermediate and unrelated nodes, fan-out -------------------------------------
 
 def _mlp():

@@ -13,7 +13,8 @@
 3. The rest of the chapter, on tasks generated on the spot: a recursive net evaluating Boolean
    expressions deeper than any it was trained on, an echo state network's closed-form readout
    predicting Mackey–Glass, a memory network learning to copy, an encoder–decoder learning to
-   reverse, saved whole and restored (``unfold.demo_structured``).
+   reverse sequences of different lengths (padded batches), saved whole and restored
+   (``unfold.demo_structured``).
 4. Everything it measured into one folder: loss curves and gradient profiles as CSV and JSON,
    the trained parameters, samples, plots (matplotlib) and drawings (``viz``) when available.
 """

@@ -100,6 +100,13 @@ def omega(net: Unfolded, states: str | Sequence[str] | None = None, *,
     default every forward state (or, if there are none, every backward one). On an unfolding with
     a ``mask`` a padded step carries its state, ``∂h(t)/∂h(t−1) = I``, and adds nothing.
 
+    States taken jointly are one state vector ``z(t) = (s(t), h(t))``: ``∇z(t) L`` is the
+    gradient with respect to its coordinates as independent variables (with ``h(t)`` held
+    fixed, ``∇s(t) L`` is what flows into ``s(t)`` from later steps, not also through ``h(t) =
+    tanh(s(t)) q(t)`` of the same step), and ``∂z(t)/∂z(t−1)`` the full one-step Jacobian; so
+    ``(∇z(t) L) ∂z(t)/∂z(t−1)`` is exactly the part of ``∇z(t−1) L`` that comes through step
+    ``t``, as the ratio intends.
+
     Ω is built from gradient nodes, so ``unfold.grad(Ω, params)`` differentiates it exactly
     (through ``∇h(t) L`` as well: second derivatives). ``approximate=True`` holds the
     back-propagated vectors ``∇h(t) L`` constant (``stop_gradient``), as the paper does to keep
@@ -125,21 +132,29 @@ def omega(net: Unfolded, states: str | Sequence[str] | None = None, *,
         pairing = ops.add_n([ops.sum(g * st.value) for g, st in zip(seeds, chosen)]) \
             if len(chosen) > 1 else ops.sum(seeds[0] * chosen[0].value)
         folded = grad(pairing, present) if present else []
-        forward = [n for n in topological(folded) if n in body and n.op is not CONSTANT]
+        # states taken jointly: Gᵀ ∂(values)/∂(each value) within one step — the adjoints of
+        # the values when G seeds them, from which the partial gradients are recovered
+        within = grad(pairing, [st.value for st in chosen]) if len(chosen) > 1 else []
+        forward = [n for n in topological(folded + within) if n in body and
+                   n.op is not CONSTANT]
         times = range(1, net.steps + 1)
         flat = grad(net.loss, [net.at(st.value, t) for t in times for st in chosen])
         total: Node | None = None
         for i, t in enumerate(times):
             gs = flat[i * len(chosen):(i + 1) * len(chosen)]
-            if approximate:
-                gs = [ops.stop_gradient(g) for g in gs]
-            mapping: dict[Node, Node] = dict(zip(seeds, gs))
+            step: dict[Node, Node] = {}
             for n in forward:
                 copy = net.at(n, t)
                 if n.op is STATE and not copy.may_batch:
                     # the read is an initial state shared by the batch (zeros, a learned h(0)):
                     # carry the batch through it, so that the folded product stays per example
                     copy = copy + 0.0 * ops.sum(gs[0])
+                step[n] = copy
+            gs = _partial(gs, seeds, within, step)
+            if approximate:
+                gs = [ops.stop_gradient(g) for g in gs]
+            mapping: dict[Node, Node] = dict(zip(seeds, gs))
+            for n, copy in step.items():
                 mapping[n] = ops.stop_gradient(copy) if hold_states and copy.may_batch else copy
             products = iter(substitute(folded, mapping))
             vs = [next(products) if r is not None else ops.constant(np.zeros(st.shape, st.dtype))
@@ -154,6 +169,21 @@ def omega(net: Unfolded, states: str | Sequence[str] | None = None, *,
             term = ratio * ratio
             total = term if total is None else total + term
         return named(ops.batch_sum(total), "Ω")
+
+
+def _partial(totals: list[Node], seeds: list[Node], within: list[Node],
+             step: dict[Node, Node]) -> list[Node]:
+    """The gradients ``p`` with respect to jointly taken states as independent coordinates, from
+    the total ones ``g`` (what back-propagation gives each value node): ``g = p + Nᵀ p``, with
+    ``N`` the within-step dependence of the values on one another (an LSTM's ``h(t)`` on
+    ``s(t)``) — nilpotent, so ``p = g − Nᵀ p`` is exact after as many rounds as states.
+    ``within`` is ``Gᵀ ∂(values)/∂(value_i)`` (``= G + Nᵀ G``) in the folded graph; ``step`` maps
+    its folded nodes to this step's copies."""
+    p = totals
+    for _ in range(len(totals) - 1):
+        adjoints = substitute(within, {**step, **dict(zip(seeds, p))})
+        p = [g - (a - q) for g, a, q in zip(totals, adjoints, p)]
+    return p
 
 
 def _omega_states(rec, states) -> list:

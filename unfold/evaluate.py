@@ -328,7 +328,8 @@ class Program:
                 elif batched[i] or True in flags:
                     modes[i] = _BATCHED
             flags_of[i] = flags
-        return [(i, modes[i], order[i], kernels[i] or order[i].op, self._reads[i], flags_of[i],
+        reads = self._reads
+        return [(i, modes[i], order[i], kernels[i] or order[i].op, reads[i], flags_of[i],
                  frees) for i, frees in zip(sequence, frees_of)]
 
 

@@ -218,15 +218,17 @@ def sample(rec: Recurrence, params: Mapping[str, np.ndarray], *, length: int,
 
 def decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start: int,
            end: int | None = None, max_length: int = 100, temperature: float = 1.0,
-           rng: np.random.Generator | int | None = None) -> list[int] | list[list[int]]:
+           rng: np.random.Generator | int | None = None,
+           x_lengths: Sequence[int] | None = None) -> list[int] | list[list[int]]:
     """Generate with an encoder–decoder (``unfold.models.encoder_decoder``): encode ``x``
     ((n_x, n_in), or token ids (n_x,); with a batch axis after time, (n_x, batch, …)) into its
     context ``C``, then run the decoder one step at a time from ``y_prev(1) = start``, each step
     drawing a symbol from ``softmax(o(t) / temperature)`` (``temperature=0``: the most probable
     one, ``argmax o(t)`` — greedy decoding) and feeding it back as the next ``y_prev``. A
     sequence stops at the ``end`` symbol (not returned) or after ``max_length`` symbols.
-    ``params`` are the model's, by qualified name (``encoder.W`` …). Returns the symbols (a list
-    per example for a batch)."""
+    ``params`` are the model's, by qualified name (``encoder.W`` …). ``x_lengths`` (one per
+    example of a batch) gives inputs of different lengths, padded to ``n_x``: each example is
+    encoded from its own steps only. Returns the symbols (a list per example for a batch)."""
     from .models import EncoderDecoder
     if not isinstance(model, EncoderDecoder):
         raise UnfoldTypeError(f"decode generates with an encoder–decoder "
@@ -245,10 +247,18 @@ def decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start: int,
     if x.ndim == 0 or len(x) == 0:
         raise FeedError(f"decode: x must be a sequence (n_x, [batch,] …) of at least one step, "
                         f"got shape {x.shape}")
-    encoded = model.encoder.unfold(len(x))
-    (context,) = evaluate([model.context_of(encoded)],
-                          {**{model.encoder.params[k]: v for k, v in encoder_params.items()},
-                           "x": x})
+    feed = {**{model.encoder.params[k]: v for k, v in encoder_params.items()}, "x": x}
+    if x_lengths is not None:
+        lead = len(model.encoder.sequences["x"].shape) + 2
+        if x.ndim != lead:
+            raise FeedError(f"decode: x_lengths are the lengths of a batch's examples; x must be "
+                            f"(n_x, batch, …), got shape {x.shape}")
+        feed["mask"] = model.masks(x_lengths, [1] * len(x_lengths), n_x=len(x))["encoder.mask"]
+        if feed["mask"].shape[1] != x.shape[1]:
+            raise FeedError(f"decode: {feed['mask'].shape[1]} x_lengths for a batch of "
+                            f"{x.shape[1]}")
+    encoded = model.encoder.unfold(len(x), mask=x_lengths is not None)
+    (context,) = evaluate([model.context_of(encoded)], feed)
     batched = context.ndim == len(model.decoder.contexts["C"].shape) + 1
     batch = context.shape[0] if batched else 1
     stepper = Stepper(model.decoder, decoder_params, ["o"])
@@ -271,8 +281,9 @@ def decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start: int,
 
 
 def greedy_decode(model: Any, params: Mapping[str, np.ndarray], x: Any, *, start: int,
-                  end: int | None = None, max_length: int = 100) -> list[int] | list[list[int]]:
+                  end: int | None = None, max_length: int = 100,
+                  x_lengths: Sequence[int] | None = None) -> list[int] | list[list[int]]:
     """Greedy decoding with an encoder–decoder: ``decode`` choosing ``argmax o(t)`` at every
     step (the test-time counterpart of teacher forcing)."""
     return decode(model, params, x, start=start, end=end, max_length=max_length,
-                  temperature=0.0)
+                  temperature=0.0, x_lengths=x_lengths)

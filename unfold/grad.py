@@ -15,8 +15,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import GradError, UnfoldTypeError, describe
-from .graph import Node, Walked, _adjoint_of, _needed, gc_paused, topological, walk
+from .graph import (_NO_ATTRS, Node, Walked, _adjoint_of, _make, _needed, gc_paused,
+                    topological, walk)
 from .ops import add, constant, lift, sum_like
+from .ops.elementwise import ADD
 from .ops.base import broadcast_like, fit
 
 
@@ -72,12 +74,15 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     pending: dict[Node, Node] = {y: seed} if order and order[0] is y else {}
     found: dict[Node, Node] = {}
     enter, leave = _adjoint_of.append, _adjoint_of.pop
+    pop, get = pending.pop, pending.get
+    size = len(order)
     _needed.append(on_path)
     try:
+        # (written for speed: it runs once per node of the graph)
         for node in order:              # last built first
             if node is None:
                 continue
-            g = pending.pop(node, None)
+            g = pop(node, None)
             if g is None:
                 continue
             enter(node)                 # tag what is built here as part of node's adjoint
@@ -86,10 +91,15 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
             inputs = node.inputs
             if inputs and node.op.differentiable:
                 for x, term in zip(inputs, node.op.vjp(node, g)):
-                    if term is not None and x in on_path and x.dtype.kind == "f":
+                    if term is None:
+                        continue
+                    k = top - (x._key >> 1)                          # x on the path?
+                    if k < 0 or k >= size or order[k] is not x or x.dtype.kind != "f":
+                        continue
+                    if term.shape != x.shape or term._key & ~x._key & 1:
                         term = fit(term, x)
-                        before = pending.get(x)
-                        pending[x] = term if before is None else add(before, term)
+                    before = get(x)
+                    pending[x] = term if before is None else _added(before, term, node)
             leave()
     finally:
         del _adjoint_of[1:]
@@ -98,6 +108,15 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     if unreached:                     # (rare: walk again rather than keep the order alive)
         _refuse_folded(unreached, topological([y]))
     return [_finish(found.get(x), x) for x in targets]
+
+
+def _added(a: Node, b: Node, node: Node) -> Node:
+    """``a + b`` built while differentiating ``node``: two terms of one gradient, most often of
+    one shape and dtype — then made directly, as ``add`` would make it."""
+    if a.shape is b.shape and a.dtype is b.dtype and a.dtype.kind == "f":
+        return _make(ADD, (a, b), a.shape, a.dtype, _NO_ATTRS, node.step, node,
+                     (a._key | b._key) & 1)
+    return add(a, b)
 
 
 def _refuse_folded(targets: list[Node], order: list[Node]) -> None:

@@ -96,12 +96,31 @@ class Op:
 class _Fields:
     """The storage of a node (Node adds behaviour and forbids assignment).
 
-    Ten slots and nothing else (no ``__dict__``, no ``__weakref__``): an unfolded graph holds
-    millions of nodes, and each slot costs 8 bytes. ``_key`` packs two facts into one int:
-    the serial number (creation order) times two, plus one if the node may be batched."""
+    Eight slots and nothing else (no ``__dict__``, no ``__weakref__``): an unfolded graph holds
+    millions of nodes, and a node of eight slots takes 96 bytes where ten took 112. ``_key``
+    packs two facts into one int: the serial number (creation order) times two, plus one if the
+    node may be batched. ``_meta`` holds the node's attributes (a read-only mapping) when it has
+    neither a name nor a source — most nodes, every gradient node — else a ``Meta``, shared by
+    the copies of one folded node (see ``meta``)."""
 
-    __slots__ = ("op", "inputs", "shape", "dtype", "name", "attrs", "step", "source",
-                 "adjoint", "_key")
+    __slots__ = ("op", "inputs", "shape", "dtype", "_meta", "step", "adjoint", "_key")
+
+
+class Meta:
+    """The name, attributes and folded source of a named node or a copy."""
+
+    __slots__ = ("name", "attrs", "source")
+
+    def __init__(self, name: str | None, attrs: Mapping[str, Any], source: "Node | None"):
+        self.name, self.attrs, self.source = name, attrs, source
+
+
+def meta(name: str | None, attrs: Mapping[str, Any], source: "Node | None" = None):
+    """What ``_make`` stores for these fields (``attrs`` in stored form, see ``_frozen_attrs``):
+    the mapping itself when there is no name and no source; one ``meta`` may serve many nodes."""
+    if name is None and source is None:
+        return attrs
+    return Meta(name, attrs, source)
 
 
 class _Filling(_Fields):
@@ -112,22 +131,21 @@ class _Filling(_Fields):
 
 _keys = itertools.count(0, 2)
 _object_new = object.__new__
+_MAPPING = MappingProxyType
 
 
-def _make(op: Op, inputs: tuple, shape: Shape, dtype: np.dtype, name: str | None,
-          attrs: Mapping[str, Any], step: int | None, source: "Node | None",
+def _make(op: Op, inputs: tuple, shape: Shape, dtype: np.dtype, meta: Any, step: int | None,
           adjoint: "Node | None", batch: int) -> "Node":
-    """A node from fields already in their stored form — the one place nodes are made (``Node``,
-    ``apply`` and unfolding call it). ``batch`` is 1 (or True) if the node may be batched."""
+    """A node from fields already in their stored form (``meta`` from ``meta``) — the one place
+    nodes are made (``Node``, ``apply`` and unfolding call it). ``batch`` is 1 (or True) if the
+    node may be batched."""
     self = _object_new(_Filling)
     self.op = op
     self.inputs = inputs
     self.shape = shape
     self.dtype = dtype
-    self.name = name
-    self.attrs = attrs
+    self._meta = meta
     self.step = step
-    self.source = source
     self.adjoint = adjoint
     self._key = next(_keys) + batch
     self.__class__ = Node          # from here on, immutable
@@ -211,11 +229,30 @@ class Node(_Fields):
         if step is None and adjoint is not None:
             step = adjoint.step
         self = _make(op, inputs, _shared_shape(shape),
-                     dtype if isinstance(dtype, np.dtype) else np.dtype(dtype), name,
-                     _frozen_attrs(attrs), step, source, adjoint, 1 if may_batch else 0)
+                     dtype if isinstance(dtype, np.dtype) else np.dtype(dtype),
+                     meta(name, _frozen_attrs(attrs), source), step, adjoint,
+                     1 if may_batch else 0)
         if cls is not Node:
             object.__setattr__(self, "__class__", cls)
         return self
+
+    @property
+    def name(self) -> str | None:
+        """The user-facing name (``h``, ``W``), or None."""
+        m = self._meta
+        return None if m.__class__ is _MAPPING else m.name
+
+    @property
+    def attrs(self) -> Mapping[str, Any]:
+        """The op's static attributes (axes, a constant's value, …), read-only."""
+        m = self._meta
+        return m if m.__class__ is _MAPPING else m.attrs
+
+    @property
+    def source(self) -> "Node | None":
+        """For a copy in an unfolded graph, the folded node it copies (else None)."""
+        m = self._meta
+        return None if m.__class__ is _MAPPING else m.source
 
     @property
     def serial(self) -> int:
@@ -309,9 +346,10 @@ def apply(op: Op, *inputs: Node, name: str | None = None, **attrs: Any) -> Node:
         step = None if adjoint is None else adjoint.step
     else:
         adjoint = step = None
+    attrs = _frozen_attrs(attrs) if attrs else _NO_ATTRS
     return _make(op, inputs, _shared_shape(shape) if found is None else found,
-                 dtype if isinstance(dtype, np.dtype) else np.dtype(dtype), name,
-                 _frozen_attrs(attrs) if attrs else _NO_ATTRS, step, None, adjoint,
+                 dtype if isinstance(dtype, np.dtype) else np.dtype(dtype),
+                 attrs if name is None else Meta(name, attrs, None), step, adjoint,
                  _batch_flag(op, inputs))
 
 

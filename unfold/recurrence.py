@@ -28,7 +28,8 @@ import numpy as np
 
 from . import arguments
 from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, as_raised, describe
-from .graph import _NO_ATTRS, Node, _adjoint_of, _make, gc_paused, substitute, topological
+from .graph import (_NO_ATTRS, Meta, Node, _adjoint_of, _make, gc_paused, substitute,
+                    topological)
 from .ops import batch_sum, cast, constant, greater, maximum, stop_gradient, where
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
                        check_dtype, named, unmasked)
@@ -456,7 +457,8 @@ class Unfolded:
         # the padding mask, a boolean per step (fed as 0/1, checked by the feed)
         self.mask = None
         if mask:
-            self.mask = Node(INPUT, (), (), np.dtype(bool), name="mask", may_batch=True)
+            self.mask = Node(INPUT, (), (), np.dtype(bool), name="mask", may_batch=True,
+                             attrs={"recurrence": rec.name})   # fed as <name>.mask when joined
         # a per-step input knows the whole length, the names its model is fed by (not a bound
         # context: a value fed for it would be ignored), and the mask that pads it (the feed
         # gives padded steps zeros)
@@ -493,7 +495,7 @@ class Unfolded:
         same: dict[Node, list[Node]] = {}
         for nodes, times in ((first, range(1, steps + 1)), (second, range(steps, 0, -1))):
             reads: dict[tuple[str, int], tuple[_State, int, list[Node | None]]] = {}
-            recipes = [self._recipe(n, shared, reads, same) for n in nodes]
+            recipes = [self._recipe(n, shared, reads, same) + (self._meta_of(n),) for n in nodes]
             here = set(nodes)
             losses = [(k, v, set(chosen[k]), which) for k, (v, which) in rec.losses.items()
                       if v in here]
@@ -590,23 +592,27 @@ class Unfolded:
             values[t] = value
         return True
 
+    def _meta_of(self, node: Node) -> Meta:
+        """The name, attributes and source shared by every copy of folded ``node``."""
+        attrs = _NO_ATTRS if node.op is PARAM else self._sequence_attrs if node.op is INPUT \
+            else node.attrs
+        return Meta(node.name, attrs, node)
+
     def _copy_step(self, recipes, t: int, reads_filled: bool) -> None:
         adjoint = _adjoint_of[-1]        # None, unless unfolding inside someone's adjoint
-        for node, copies, kind, inputs, resolvers, masked in recipes:
+        for node, copies, kind, inputs, resolvers, masked, meta in recipes:
             if kind == 2 and reads_filled:
                 a, b = inputs[0][t], inputs[1][t]
-                copy = _make(node.op, (a, b), node.shape, node.dtype, node.name, node.attrs, t,
-                             node, adjoint, (a._key | b._key) & 1)
+                copy = _make(node.op, (a, b), node.shape, node.dtype, meta, t, adjoint,
+                             (a._key | b._key) & 1)
             elif kind == 1 and reads_filled:
                 a = inputs[0][t]
-                copy = _make(node.op, (a,), node.shape, node.dtype, node.name, node.attrs, t,
-                             node, adjoint, a._key & 1)
+                copy = _make(node.op, (a,), node.shape, node.dtype, meta, t, adjoint,
+                             a._key & 1)
             elif kind == _PARAM:
-                copy = _make(ALIAS, inputs, node.shape, node.dtype, node.name, _NO_ATTRS, t, node,
-                             adjoint, 0)
+                copy = _make(ALIAS, inputs, node.shape, node.dtype, meta, t, adjoint, 0)
             elif kind == _INPUT:
-                copy = _make(INPUT, (), node.shape, node.dtype, node.name, self._sequence_attrs,
-                             t, node, None, 1)
+                copy = _make(INPUT, (), node.shape, node.dtype, meta, t, None, 1)
             else:
                 ins = [r[t] for r in inputs] if reads_filled else [
                     r[t] if r.__class__ is list else r if r.__class__ is Node else

@@ -62,6 +62,9 @@ def echo_state(n_in: int, n_hidden: int, n_out: int, *, spectral_radius: float =
 
     Only the output weights are parameters (``V``, ``c``), so training is a convex problem for
     the squared-error loss (the default). Same sequences and options as ``unfold.models.rnn``.
+    The fixed weights are exactly ``W, U = reservoir(n_hidden, n_in, spectral_radius=…,
+    input_scale=…, seed=seed)`` (the same arrays every time for the same arguments), held in the
+    graph as the constants named ``W`` and ``U``.
     """
     return chain("echo_state", echo_state_cell, n_in, n_hidden, n_out, loss=loss,
                  outputs=outputs, inputs=inputs, carry=carry, dtype=dtype,

@@ -32,6 +32,15 @@ class EncoderDecoder:
     ``context`` is ``"final"`` (``C = h(n_x)``, the encoder's last state), ``"mean"``
     (``C = (1/n_x) Σ_t h(t)``), or a function of the list of encoder states ``[h(1) … h(n_x)]``
     returning a node of the decoder's ``C`` shape.
+
+    **Padded batches.** ``unfold(n_x, n_y, mask=True)`` takes inputs and outputs of different
+    lengths in one batch: sequences padded to ``n_x`` and ``n_y`` steps, with the masks
+    ``encoder.mask`` (n_x, batch) and ``decoder.mask`` (n_y, batch), 1 on real steps — made by
+    ``EncoderDecoder.masks(x_lengths, y_lengths)``. Each example is then exactly its unpadded
+    self: its context is made of its own ``n_x`` states (a padded encoder step carries the state:
+    ``h(n_x)`` is the last real one, and ``"mean"`` averages the real steps only; a function
+    context sees the padded steps as repeats of the last real state), and only its own ``n_y``
+    steps add to the loss. ``Trainer(model, …, mask=True)`` trains on such batches.
     """
 
     def __init__(self, encoder: Recurrence, decoder: Recurrence,
@@ -104,20 +113,54 @@ class EncoderDecoder:
     # --- unfolding -------------------------------------------------------------------------------
 
     def context_of(self, encoded: Unfolded) -> Node:
-        """The node ``C`` of an unfolded encoder."""
+        """The node ``C`` of an unfolded encoder (masked or not)."""
         states = encoded.over_time(self.state)
         if callable(self.context):
             C = self.context(states)
         elif self.context == "final":
             C = encoded.final(self.state)
-        else:
-            C = (states[0] if len(states) == 1 else ops.add_n(states)) / float(len(states))
+        elif encoded.mask is None:
+            C = _sum(states) / float(len(states))
+        else:                   # the mean over each example's real steps: Σ m(t) h(t) / Σ m(t)
+            real = [ops.cast(encoded.at("mask", t), states[0].dtype)
+                    for t in range(1, len(states) + 1)]
+            C = _sum([m * h for m, h in zip(real, states)]) / _sum(real)
         return named(C, "C")
 
-    def unfold(self, n_x: int, n_y: int) -> Unfolded:
-        """The joined graph: the encoder over ``n_x`` steps, the decoder over ``n_y``."""
-        encoded = self.encoder.unfold(n_x)
-        return self.decoder.unfold(n_y, bind={"C": self.context_of(encoded)})
+    def unfold(self, n_x: int, n_y: int, *, mask: bool = False) -> Unfolded:
+        """The joined graph: the encoder over ``n_x`` steps, the decoder over ``n_y`` — with
+        ``mask=True``, both padded (fed ``encoder.mask`` and ``decoder.mask``; see the class)."""
+        encoded = self.encoder.unfold(n_x, mask=mask)
+        return self.decoder.unfold(n_y, bind={"C": self.context_of(encoded)}, mask=mask)
+
+    @staticmethod
+    def masks(x_lengths: Sequence[int], y_lengths: Sequence[int], n_x: int | None = None,
+              n_y: int | None = None) -> dict[str, np.ndarray]:
+        """The padding masks of a batch whose example ``i`` has ``x_lengths[i]`` input and
+        ``y_lengths[i]`` output steps: ``{"encoder.mask": (n_x, batch), "decoder.mask": (n_y,
+        batch)}``, 1 on real steps (``n_x``, ``n_y``: the padded lengths, the longest by
+        default)."""
+        out = {}
+        for what, lengths, steps in (("encoder", x_lengths, n_x), ("decoder", y_lengths, n_y)):
+            if isinstance(lengths, (str, bytes)) or not isinstance(lengths,
+                                                                   (Sequence, np.ndarray)):
+                raise UnfoldTypeError(f"masks: the {what}'s lengths must be a list of step "
+                                      f"counts, got {type(lengths).__name__}")
+            sizes = [arguments.positive_int(f"masks: a length of the {what}", n) for n in lengths]
+            if not sizes:
+                raise UnfoldValueError("masks: give the lengths of at least one example")
+            steps = max(sizes) if steps is None else \
+                arguments.positive_int(f"masks: the {what}'s padded length", steps)
+            if max(sizes) > steps:
+                raise UnfoldValueError(f"masks: a {what} length {max(sizes)} exceeds the padded "
+                                       f"length {steps}")
+            out[f"{what}.mask"] = (np.arange(steps)[:, None] < np.array(sizes)[None, :]) \
+                .astype(np.float64)
+        if out["encoder.mask"].shape[1] != out["decoder.mask"].shape[1]:
+            raise UnfoldValueError(f"masks: {out['encoder.mask'].shape[1]} input lengths but "
+                                   f"{out['decoder.mask'].shape[1]} output lengths; give one of "
+                                   f"each per example")
+        return out
 
     def lengths(self, feed: Mapping[str, Any]) -> tuple[int, int]:
         """``(n_x, n_y)``: the lengths of the encoder's and the decoder's fed sequences."""
@@ -141,6 +184,10 @@ class EncoderDecoder:
 
     def __repr__(self) -> str:
         return f"<EncoderDecoder {self.encoder.name!r} → {self.decoder.name!r}>"
+
+
+def _sum(nodes: list[Node]) -> Node:
+    return nodes[0] if len(nodes) == 1 else ops.add_n(nodes)
 
 
 def teacher_forced(y: Any, start: int) -> np.ndarray:
@@ -177,9 +224,16 @@ def encoder_decoder(n_in: int, n_hidden: int, n_y: int, *, encoder_cell: str = "
     Recurrences ``encoder`` (sequence ``x``: (n_x, [batch,] n_in), or token ids with
     ``inputs="tokens"``) and ``decoder`` (sequences ``y_prev``, ``y``: (n_y, [batch]) ids;
     context ``C``). Parameters, qualified: ``encoder.U``, ``encoder.W``, ``encoder.b`` (and the
-    cell's gates), ``decoder.W_C`` (n_hidden×n_hidden), ``decoder.b_C``, ``decoder.U``
-    (n_hidden×(n_y + n_hidden)), ``decoder.W``, ``decoder.b`` (and gates), ``decoder.V``
-    (n_y×n_hidden), ``decoder.c``. The decoder's state is named ``h`` (the book's ``s``).
+    cell's gates, named as in ``unfold.models.lstm_cell`` / ``gru_cell``: ``encoder.U_f``,
+    ``encoder.W_f``, ``encoder.b_f`` …), ``decoder.W_C`` (n_hidden×n_hidden), ``decoder.b_C``,
+    ``decoder.U`` (n_hidden×(n_y + n_hidden): its first n_y columns read the one-hot
+    ``y_prev(t)``, the last n_hidden read ``C``; so do the gates' ``decoder.U_f`` …),
+    ``decoder.W``, ``decoder.b`` (and gates), ``decoder.V`` (n_y×n_hidden), ``decoder.c``.
+
+    The decoder's state is named ``h`` (the book's ``s`` above): ``s(0)`` is the initial value
+    of the cell's ``h``. An LSTM decoder also has its internal state ``s`` (``lstm_cell``'s, not
+    the book's ``s`` of this figure), which starts at zeros; ``o(t)`` reads the LSTM's output
+    ``h(t)``. Padded batches of different lengths: ``EncoderDecoder`` (``mask=True``).
     """
     for what, cell in (("encoder_cell", encoder_cell), ("decoder_cell", decoder_cell)):
         _check_choice(what, cell, ("rnn", "lstm", "gru"))

@@ -64,9 +64,12 @@ def memory_network(n_in: int, n_hidden: int, n_out: int, *, cells: int = 8, widt
     ``unfold.models.rnn`` (``outputs`` may also list the 1-based steps whose loss counts).
 
     States: ``h`` (zeros at t = 0; and ``s`` for an LSTM), ``read.r`` (the read vector ``r``,
-    zeros), ``M`` (starts at the learned ``M0``: distinct
-    initial words give the content addressing something to tell cells apart). Params: the
-    controller's (for "rnn": ``U`` n×(n_in+width), ``W``, ``b``), ``M0`` (cells×width), the heads'
+    zeros at t = 0), ``M`` (every example starts at the learned ``M0``: distinct initial words
+    give the content addressing something to tell cells apart). Vectors are columns: ``M`` is
+    cells×width, ``w_w e(t)ᵀ`` an outer product (cells×width), ``M(t)ᵀ w_r(t)`` a width-vector.
+    Params: the controller's (for "rnn": ``U`` n×(n_in+width), its first n_in columns reading
+    ``x(t)`` and the last width ``r(t−1)``, ``W``, ``b``; the gates of "lstm" / "gru" alike,
+    named as in ``lstm_cell`` / ``gru_cell``), ``M0`` (cells×width), the heads'
     (``write.W_k``, ``write.b_k``, ``write.w_beta``, ``write.b_beta``, ``write.W_e``,
     ``write.b_e``, ``write.W_a``, ``write.b_a``; ``read.W_k``, ``read.b_k``, ``read.w_beta``,
     ``read.b_beta``), and ``V`` (n_out×n), ``V_r`` (n_out×width), ``c``. Named values

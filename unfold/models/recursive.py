@@ -27,8 +27,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .. import arguments, ops
-from ..errors import (RecurrenceError, UnfoldIndexError, UnfoldTypeError, UnfoldValueError,
-                      describe)
+from ..errors import (RecurrenceError, UnfoldIndexError, UnfoldKeyError, UnfoldTypeError,
+                      UnfoldValueError, describe)
 from ..graph import Node, gc_paused, topological
 from ..ops import batch_sum
 from ..ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
@@ -382,6 +382,33 @@ class Recursive:
         with gc_paused():
             return UnfoldedTree(self, forest, bodies)
 
+    # --- what unfold.train.Trainer asks of a model -------------------------------------------------
+    #
+    # A batch for the Trainer is a feed with the forest under "trees" — {"trees": [t1, t2, …],
+    # "x": (leaves, [batch,] …), "y": (trees, [batch])} — one compiled program per forest.
+
+    #: feed entries that give the graph's shape, not values (the Trainer does not feed them)
+    structure = ("trees",)
+
+    @property
+    def sequences(self) -> dict[str, Node]:
+        """What a batch feeds besides the parameters: the leaf inputs and the tree targets."""
+        return {**self.inputs, **self.targets}
+
+    def check(self) -> None:
+        """Validate the folded graph (both bodies declared, each reading what it may)."""
+        self.bodies()
+        if not self.losses:
+            raise RecurrenceError(f"recursive net {self.name!r} declares no loss (rn.loss(…))")
+
+    def lengths(self, feed: Any) -> tuple[tuple[Tree, ...]]:
+        """The forest a batch asks for, ``(trees,)`` — from its ``"trees"`` entry."""
+        if not hasattr(feed, "get") or feed.get("trees") is None:
+            raise UnfoldKeyError(f"recursive net {self.name!r}: a batch gives its trees under "
+                                 f"'trees' ({{'trees': [tree, …], 'x': …, 'y': …}}); they decide "
+                                 f"the graph")
+        return (as_trees(feed["trees"]),)
+
 
 class UnfoldedTree:
     """A recursive net unfolded over a forest: every node tagged with its position (see the
@@ -525,6 +552,13 @@ class UnfoldedTree:
         return cached
 
     @property
+    def terms(self) -> Node:
+        """How many loss terms ``loss`` sums per example: one per tree and declared loss (the
+        Trainer's mean loss is ``loss`` over this times the batch)."""
+        return ops.constant(np.array(len(self.trees) * len(self.recursive.losses),
+                                     self.recursive.dtype))
+
+    @property
     def params(self) -> list[Node]:
         """The shared parameters the unfolded graph uses, in creation order."""
         return sorted((n for n in self._part_of if n.op is PARAM), key=lambda n: n.serial)
@@ -564,6 +598,9 @@ def recursive_net(n_in: int, n_hidden: int, n_out: int, *, loss: str = "cross_en
     (n_hidden), ``V`` (n_out×n_hidden), ``c`` (n_out). Feed ``x`` as (leaves, [batch,] n_in) —
     the leaves of all trees in order — and ``y`` as (trees, [batch]) class indices (or (trees,
     [batch,] n_out) reals). ``unfold(tree)`` / ``unfold([tree, …])`` gives the graph.
+    ``unfold.train.Trainer(rn, …)`` trains it on batches that name their forest, ``{"trees":
+    [tree, …], "x": …, "y": …}`` (one compiled program per forest, kept for the most recent
+    ``Trainer.PROGRAMS``); its mean loss is ``L`` over the number of trees and examples.
     """
     _check_choice("inputs", inputs, ("vectors", "tokens"))
     embed = arguments.flag("recursive_net: embed", embed)

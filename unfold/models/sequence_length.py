@@ -83,7 +83,12 @@ def language_model(vocab: int, n_hidden: int, *, cell: str = "rnn", stop: bool =
     that remain after this one, fed as the sequence ``remaining`` (``length_input="remaining"``),
     or ``[1_{x(t)}; 1_τ]`` (``"total"``), so that it knows when the end is near. Sequences ``x``
     and ``y`` (τ, [batch]) int64; ``encode`` builds them (and ``end``, or ``remaining`` and
-    ``tau``, and ``mask``) from symbol lists.
+    ``tau``, and ``mask``) from symbol lists. Unfolded with ``mask=True`` over a padded batch,
+    the loss is ``L = Σ_t mask(t) (L(t) [+ L_stop(t)]) [+ L_tau]`` summed over the examples.
+
+    Params: ``U`` (n×(vocab [+ K or K+1])): its first ``vocab`` columns read ``x(t)``, the rest
+    the one-hot length input; the cell's ``W``, ``b`` and gates; ``V`` (vocab×n), ``c``; and
+    ``V_s``, ``c_s`` (stop) or ``V_tau``, ``c_tau`` (length).
     """
     _check_choice("cell", cell, tuple(CELLS))
     stop = arguments.flag("language_model: stop", stop)

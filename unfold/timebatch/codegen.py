@@ -14,7 +14,7 @@ Arguments the same at every step are constants of the function.
 """
 from __future__ import annotations
 
-from itertools import cycle
+from itertools import cycle, repeat
 
 from .lower import It, Loop
 
@@ -25,7 +25,7 @@ STRAIGHT_LINES = 4000
 class _Source:
     def __init__(self) -> None:
         self.names: dict[int, str] = {}
-        self.space: dict[str, object] = {"cycle": cycle}
+        self.space: dict[str, object] = {"cycle": cycle, "repeat": repeat}
         self.lines: list[str] = []
         self.straight = 0
         self.calls = 0
@@ -61,6 +61,9 @@ class _Source:
         for kind, it in iterators:
             if kind == "ring":
                 names.append(f"cycle({self.name(it, 'C')})")
+            elif getattr(it, "ndim", 2) == 1:   # 0-d rows: numpy iterates them as scalars
+                names.append(f"map({self.name(it, 'I')}.__getitem__, "
+                             f"zip(range({len(it)}), repeat(...)))")
             else:
                 names.append(self.name(it, "I"))
         if all(kind == "ring" for kind, _ in iterators):

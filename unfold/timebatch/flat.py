@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..graph import _NO_ATTRS, Node, Op
+from ..graph import _NO_ATTRS, Meta, Node, Op
 from ..ops.base import ALIAS, CONSTANT, is_placeholder
 from ..ops.elementwise import ADD, DIV, MUL, SUB
 
@@ -144,9 +144,11 @@ class _Kid:
     """The copies of one computation while the pass runs: per index, how many were seen (the
     next one's rank); per description, the decision."""
 
-    __slots__ = ("memo", "count", "classes", "overflow")
+    __slots__ = ("memo", "count", "classes", "overflow", "shape", "dtype", "meta")
 
-    def __init__(self) -> None:
+    def __init__(self, node: Node | None = None) -> None:
+        if node is not None:
+            self.shape, self.dtype, self.meta = node.shape, node.dtype, node._meta
         self.memo: dict[tuple, tuple] = {}
         self.count = bytearray(64)
         self.classes: dict[tuple[int, bool], Class] = {}
@@ -178,8 +180,10 @@ class Flat:
         self.batch = batch
         self.values: list[Single | Class] = []
         self.batched: list[bool] = []          # by value id
-        self._kids: dict[tuple, _Kid] = {}
+        self._kids: dict[tuple, _Kid] = {}          # (role, op) → the last kid alike
+        self._full: dict[tuple, _Kid] = {}          # (role, op, shape, dtype, attrs) → kid
         self._roles: dict[tuple, int] = {}
+        self._source_roles: dict[tuple, int] = {}
         self._attrs: dict[int, tuple[Any, int]] = {}
         self._sigs: dict[tuple, int] = {}
         self._fed, self._fed_sequences = fed, fed_sequences
@@ -191,84 +195,113 @@ class Flat:
         self._finish(packed)
         for c in self.classes:
             c.kid = None                   # (the kids refer back to their classes)
-        del self._kids, self._roles, self._attrs, self._sigs
+        del self._kids, self._full, self._roles, self._source_roles, self._attrs, self._sigs
 
     # --- the pass --------------------------------------------------------------------------------
 
     def _scan(self, order: list, top: int) -> array:
         """The pass: ``order`` (a walk's list, indexed by ``top − serial``) is consumed from its
-        end — creation order — while ``packed`` (indexed by ``serial − low``) grows."""
+        end — creation order — while ``packed`` (indexed by ``serial − low``) grows. Written for
+        speed: it runs once per node."""
         low = self.low = top - len(order) + 1
         packed = array("q")
         append, pop = packed.append, order.pop
         kids = self._kids
-        attrs_id = self._attrs_id
-        no_attrs = _NO_ATTRS
         batched = self.batched
+        role_of = self._role
         last_adjoint = last_role = None
+        k = -1
         while order:
             node = pop()
+            k += 1
             if node is None:
                 append(0)
                 continue
             ins = node.inputs
             if not ins:
-                append(self._leaf(node, len(packed)))
+                append(self._leaf(node, k))
                 continue
             op = node.op
             if op is ALIAS:
                 append(packed[(ins[0]._key >> 1) - low])
                 continue
-            codes = [packed[(i._key >> 1) - low] for i in ins]
             t = node.step
-            if t is None:
-                for i, p in zip(ins, codes):
-                    s = i.step
-                    if s is None and p >= 0:
-                        s = (p & 0xFFFFFFFF) - MID
-                    if s is not None and (t is None or s > t):
-                        t = s
-            if t is None:
-                desc = tuple(codes)
+            if t is not None and len(ins) == 2:              # (the common case, unrolled)
+                x, y = ins
+                px, py = packed[(x._key >> 1) - low], packed[(y._key >> 1) - low]
+                codes = [px, py]
+                desc = (px - t if px >= 0 else px, py - t if py >= 0 else py)
+            elif t is not None and len(ins) == 1:
+                px = packed[(ins[0]._key >> 1) - low]
+                codes = [px]
+                desc = (px - t if px >= 0 else px,)
             else:
-                desc = tuple([p - t if p >= 0 else p for p in codes])
-            meta = op.meta_inputs
-            if meta:
+                codes = [packed[(i._key >> 1) - low] for i in ins]
+                if t is None:
+                    for i, p in zip(ins, codes):
+                        u = i.step
+                        if u is None and p >= 0:
+                            u = (p & 0xFFFFFFFF) - MID
+                        if u is not None and (t is None or u > t):
+                            t = u
+                if t is None:
+                    desc = tuple(codes)
+                else:
+                    desc = tuple([p - t if p >= 0 else p for p in codes])
+            if op.meta_inputs:
+                meta = op.meta_inputs
                 desc = tuple([META[p >= 0, batched[_vid(p)]] if j in meta else e
                               for j, (p, e) in enumerate(zip(codes, desc))])
             # the kid: which copies this node is one of
             a = node.adjoint
             if a is not None:
                 if a is not last_adjoint:
-                    last_adjoint, last_role = a, self._role(a)
+                    last_adjoint, last_role = a, role_of(a)
                 role = last_role
-            elif node.source is not None and node.step is not None:
-                role = node.source
+            elif t is not None and node._meta.__class__ is Meta and node.step is not None and \
+                    node._meta.source is not None:
+                role = node._meta.source
             else:
                 role = None
-            attrs = node.attrs
-            key = (role, op, node.shape, node.dtype, 0 if attrs is no_attrs else attrs_id(attrs))
-            kid = kids.get(key)
-            if kid is None:
-                kid = kids[key] = _Kid()
+            kid = kids.get((role, op))
+            if kid is None or kid.shape is not node.shape or kid.dtype is not node.dtype or \
+                    kid.meta is not node._meta:
+                kid = self._kid(role, node)
             d = kid.memo.get(desc)
             if d is None:
                 d = kid.memo[desc] = self._decide(node, kid, desc, codes)
             what = d[0]
             if what == _MEMBER:
-                r = kid.rank(t)
+                count = kid.count
+                if 0 <= t < len(count) and count[t] < 255:
+                    r = count[t]
+                    count[t] = r + 1
+                else:
+                    r = kid.rank(t)
                 if r == 0:
-                    cls, members = d[1], d[2]
+                    cls = d[1]
+                    d[2].append(k)
                 else:
                     cls = self._class(kid, r, d[3], node)
-                    members = self._variant(cls, desc, node)
-                members.append(len(packed))
+                    self._variant(cls, desc, node).append(k)
                 append((cls.id << 32) + MID + t)
             elif what == _ALIAS:
                 append(codes[d[1]])
             else:
                 append(-d[1] - 1)
         return packed
+
+    def _kid(self, role, node: Node) -> _Kid:
+        """The kid of ``node`` (role, op, shape, dtype, attributes), kept also under ``(role,
+        op)`` for the next node alike."""
+        attrs = node.attrs
+        key = (role, node.op, node.shape, node.dtype,
+               0 if attrs is _NO_ATTRS else self._attrs_id(attrs))
+        kid = self._full.get(key)
+        if kid is None:
+            kid = self._full[key] = _Kid(node)
+        self._kids[(role, node.op)] = kid
+        return kid
 
     def _variant(self, cls: Class, desc: tuple, node: Node) -> array:
         """The members of ``cls`` described by ``desc`` (their ``serial − low``); the first
@@ -324,6 +357,20 @@ class Flat:
     def _role(self, a: Node) -> int:
         """The role of the nodes built while differentiating ``a``: a small number standing
         for what identifies the copies of ``a`` (its role, op, shape, dtype, attributes)."""
+        m = a._meta
+        if a.adjoint is None and m.__class__ is Meta and m.source is not None and \
+                a.step is not None:
+            # (the copies of one folded node: the role of the last one alike)
+            found = self._source_roles.get((m.source, a.op))
+            if found is not None and found[1] is a.shape and found[2] is a.dtype and \
+                    found[3] is m:
+                return found[0]
+            role = self._role_of(a)
+            self._source_roles[(m.source, a.op)] = (role, a.shape, a.dtype, m)
+            return role
+        return self._role_of(a)
+
+    def _role_of(self, a: Node) -> int:
         if a.adjoint is not None:
             role = ("G", self._role(a.adjoint))
         elif a.source is not None and a.step is not None:

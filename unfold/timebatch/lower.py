@@ -561,7 +561,8 @@ def _segment(st: Storage, order: list[Class], steps) -> list[Instr]:
             if z is None:
                 z = keys[key] = len(iterators)
                 it = kind[2]
-                iterators.append((kind[0], list(it) if listed and kind[0] == "rows" else it))
+                iterators.append((kind[0], list(it) if listed and kind[0] == "rows" and
+                                  it.ndim > 1 else it))       # (0-d rows: see codegen)
             spec.append(It(z))
         body.append((fn, tuple(spec)))
     return [Loop(count, tuple(iterators), tuple(body))]

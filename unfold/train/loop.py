@@ -138,12 +138,22 @@ class Trainer:
     chunk) and, over more than one chunk, losses taken at chosen steps (``steps="last"``: the
     steps of a chunk are not those of the stream).
 
-    **Joined models.** Any object with ``name``, ``params`` (qualified name → node:
+    **Joined models and trees.** Any object with ``name``, ``params`` (qualified name → node:
     ``encoder.W``, ``decoder.W``), ``sequences`` (name → node), ``check()``, ``lengths(feed)``
-    (the unfolding lengths a feed asks for, a tuple) and ``unfold(*lengths)`` (the joined graph)
-    trains the same way: ``params`` are keyed by the qualified names, one program is compiled
-    per tuple of lengths. (``mask`` and ``carry`` are a single recurrence's options.)
+    (what a feed asks to unfold, a tuple) and ``unfold(*lengths)`` (the graph, with ``loss`` and
+    ``terms``) trains the same way: ``params`` are keyed by the qualified names, one program is
+    compiled per tuple of lengths. An encoder–decoder takes ``mask=True`` (padded batches of
+    different input and output lengths: ``EncoderDecoder.masks``). A recursive net
+    (``unfold.models.recursive_net``) is trained on batches ``{"trees": [tree, …], "x": …,
+    "y": …}``: its ``lengths`` is the forest, and the entries it lists in ``structure``
+    (``"trees"``) shape the graph instead of being fed. ``carry`` is a single recurrence's option.
+
+    Programs are kept for the ``PROGRAMS`` most recently used lengths (or forests: batches of
+    random trees each ask for their own graph), older ones dropped.
     """
+
+    #: how many compiled programs (one per unfolding length, or forest) a trainer keeps
+    PROGRAMS = 64
 
     def __init__(self, rec: Recurrence, params: dict[str, np.ndarray], optimizer: Optimizer, *,
                  clip: float | None = None, clip_mode: str = "norm", mask: bool = False,
@@ -162,9 +172,11 @@ class Trainer:
         self.mask = arguments.flag("mask", mask)
         self.carries = arguments.flag("carry", carry)
         self.nonfinite = arguments.choice("nonfinite", nonfinite, NONFINITE)
-        if not isinstance(rec, Recurrence) and (self.mask or self.carries):
-            raise UnfoldValueError(f"Trainer: mask and carry are options of a single "
-                                   f"recurrence, not of the joined model {rec.name!r}")
+        if not isinstance(rec, Recurrence) and (self.carries or self.mask and not _takes_mask(rec)):
+            raise UnfoldValueError(f"Trainer: {'carry' if self.carries else 'mask'} is an "
+                                   f"option of a single recurrence"
+                                   f"{'' if self.carries else ' (or an encoder–decoder)'}, not "
+                                   f"of {rec.name!r}")
         if self.carries:
             backward = sorted(s for s, st in rec.states.items() if st.backward)
             if backward:
@@ -188,14 +200,19 @@ class Trainer:
         (without the gradients when ``grads`` is false; reading the past from history inputs
         when ``history``). Built once per length, then reused."""
         key = (steps, grads, history)
-        cached = self._programs.get(key)
-        if cached is None:
+        cached = self._programs.pop(key, None)
+        if cached is not None:
+            self._programs[key] = cached                # the most recently used, last
+        else:
+            while len(self._programs) >= self.PROGRAMS:
+                self._programs.pop(next(iter(self._programs)))
             if isinstance(self.rec, Recurrence):
                 net = self.rec.unfold(steps, mask=self.mask, history=history)
                 finals = [n for s, st in self.rec.states.items() if not st.backward
                           for n in net.final_history(s)]
             else:                                   # a joined model: steps are its lengths
-                net, finals = self.rec.unfold(*steps), []
+                options = {"mask": True} if self.mask else {}
+                net, finals = self.rec.unfold(*steps, **options), []
             params = list(self.rec.params.values())
             derivatives = grad(net.loss, params) if grads else []
             cached = self._programs[key] = _Compiled(
@@ -233,7 +250,9 @@ class Trainer:
         feed = _check_feed(feed)
         steps, batch = self._steps_and_batch(feed)
         compiled = self.program(steps, grads, history=start is not None)
-        full = dict(feed)                   # params and carried states by node: a program
+        structure = getattr(self.rec, "structure", ())
+        full = {k: v for k, v in feed.items()   # params and carried states by node: a program
+                if not (isinstance(k, str) and k in structure)}
         full.update({self.rec.params[k]: v for k, v in self.params.items()})   # may not read all
         states = self.rec.states if carrying else {}
         if carrying and start is None:      # a stream's first chunk: a context init not given
@@ -562,6 +581,15 @@ def _is_joined(model: Any) -> bool:
     return all(callable(getattr(model, m, None)) for m in ("check", "lengths", "unfold")) and \
         isinstance(getattr(model, "params", None), Mapping) and \
         isinstance(getattr(model, "sequences", None), Mapping)
+
+
+def _takes_mask(model: Any) -> bool:
+    """Whether a joined model's ``unfold`` takes ``mask=`` (an encoder–decoder does)."""
+    import inspect
+    try:
+        return "mask" in inspect.signature(model.unfold).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _check_feed(feed: Any) -> Mapping[Any, Any]:
