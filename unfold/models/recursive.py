@@ -235,6 +235,8 @@ class Tree:
 
 def as_trees(trees: Tree | int | Iterable[Tree | int]) -> tuple[Tree, ...]:
     """A forest from a tree, a number of leaves (the balanced tree) or a sequence of either."""
+    if isinstance(trees, (str, bytes)):
+        _not_a_tree(trees)
     if isinstance(trees, (Tree, int, np.integer)) or not isinstance(trees, Iterable):
         trees = [trees]
     out = tuple(t if isinstance(t, Tree) else Tree.balanced(t) if
