@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test test-heavy figures bench clean
+.PHONY: demo test test-heavy test-oracles figures bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 # more hypothesis examples per property (minutes, not for every commit)
 test-heavy: $(STAMP)
 	HYPOTHESIS_PROFILE=heavy $(PY) -m pytest
+
+# the optional outside oracles (PyTorch's nn.LSTM / nn.GRU against the cells), installed here
+test-oracles: $(STAMP)
+	$(PY) -m pip install --quiet torch
+	$(PY) -m pytest -q tests/test_models_torch.py
 
 figures: $(STAMP)
 	$(PY) -m viz.gallery figures

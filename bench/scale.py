@@ -8,7 +8,7 @@ beside the hand-written numpy per-step BPTT of the same recurrence (checked agai
 Cases: ``tanh`` — the test suite's recurrence with a 4-unit state, ``h(t) = tanh(W h(t−1) +
 U x(t))``, ``L = Σ_t ‖h(t)‖²`` (the issue's τ = 100 000 case); ``rnn`` — Fig. 10.3
 (eqs. 10.8–10.11) with a 4-unit state and a softmax output, unbatched; ``scalar`` — the scalar
-recurrence ``h(t) = tanh(w h(t−1) + u x(t))``, ``L = Σ_t h(t)²`` of tests/test_recurrence.py.
+recurrence ``h(t) = tanh(w h(t−1) + u x(t))``, ``L = Σ_t h(t)²`` of tests/test_stability_and_scale.py.
 
 Every measurement runs in a fresh Python process, so that each peak resident set size
 (``ru_maxrss``) is the peak of that measurement alone: ``--repeat`` processes run all stages (the
@@ -16,7 +16,8 @@ table shows the minimum time of each stage over them, and their peak as the last
 one more process per stage of ``--peaks`` stops after it (the peak RSS up to and including that
 stage; ``--peaks none`` skips them). Bytes per node are the growth of the
 current RSS over a stage divided by the nodes the stage built. The machine is shared: read
-minima, and rerun before believing a difference of less than ~20 %.
+minima, and rerun before believing a difference of less than ~20 %; the CPU seconds (the
+process's own, ``time.process_time``) move less with the load than the wall-clock ones.
 """
 from __future__ import annotations
 
@@ -139,33 +140,28 @@ def child(case: str, steps: int, until: str, m: int, n: int, k: int) -> dict:
 
     feed, by_hand = feed_and_reference(case, steps, m, n, k)
     rec, names = _recurrence(uf, case, m, n, k)
-    seconds, rss = {}, {"start": _rss_now()}
-    clock = time.perf_counter
+    seconds, cpu, rss = {}, {}, {"start": _rss_now()}
+    clock, cpu_clock = time.perf_counter, time.process_time
 
-    start = clock()
-    graph = rec.unfold(steps)
-    seconds["unfold"], rss["unfold"] = clock() - start, _rss_now()
+    def stage(name, run):
+        start, start_cpu = clock(), cpu_clock()
+        out = run()
+        seconds[name], cpu[name], rss[name] = clock() - start, cpu_clock() - start_cpu, _rss_now()
+        return out
+
+    graph = stage("unfold", lambda: rec.unfold(steps))
     outputs = [graph.loss]
     if until != "unfold":
-        start = clock()
-        outputs += uf.grad(graph.loss, [rec.params[p] for p in names])
-        seconds["grad"], rss["grad"] = clock() - start, _rss_now()
+        outputs += stage("grad", lambda: uf.grad(graph.loss, [rec.params[p] for p in names]))
     if until not in ("unfold", "grad"):
-        start = clock()
-        program = uf.compile(outputs)
-        seconds["compile"], rss["compile"] = clock() - start, _rss_now()
+        program = stage("compile", lambda: uf.compile(outputs))
     if until in ("run1", "run2", "run3"):
-        start = clock()
-        values = program(feed)
-        seconds["run1"], rss["run1"] = clock() - start, _rss_now()
-    for stage in ("run2", "run3"):
-        if until in STAGES[STAGES.index(stage):]:
-            start = clock()
-            program(feed)
-            seconds[stage] = clock() - start
-            rss[stage] = _rss_now()
-    result = {"case": case, "steps": steps, "until": until, "seconds": seconds, "rss": rss,
-              "peak": _peak()}
+        values = stage("run1", lambda: program(feed))
+    for name in ("run2", "run3"):
+        if until in STAGES[STAGES.index(name):]:
+            stage(name, lambda: program(feed))
+    result = {"case": case, "steps": steps, "until": until, "seconds": seconds, "cpu": cpu,
+              "rss": rss, "peak": _peak()}
     if until == "run3":
         # after every peak is read: the reference, and the graph's size
         reference = by_hand()
@@ -198,6 +194,7 @@ def _spawn(case: str, steps: int, until: str, sizes: tuple[int, int, int]) -> di
 def report(case: str, steps: int, repeat: int, peaks: list[str], sizes) -> None:
     full = [_spawn(case, steps, "run3", sizes) for _ in range(repeat)]
     best = {s: min(r["seconds"][s] for r in full) for s in STAGES}
+    best_cpu = {s: min(r["cpu"][s] for r in full) for s in STAGES}
     nodes = full[0]["nodes"]
     total = nodes["unfold"] + nodes["grad"]
     per_stage_nodes = {"unfold": nodes["unfold"], "grad": nodes["grad"]}
@@ -209,16 +206,19 @@ def report(case: str, steps: int, repeat: int, peaks: list[str], sizes) -> None:
              "tanh": f"tanh, ‖h‖² loss, m n = {sizes[0]} {sizes[1]}"}.get(case, "scalar")
     print(f"\n{label}, τ = {steps}: {nodes['unfold']} forward + {nodes['grad']} gradient nodes "
           f"= {total}; min of {repeat} runs; max rel err vs numpy {full[0]['max_rel_err']:.1e}")
-    print(f"{'stage':8} {'seconds':>8} {'µs/node':>8} {'peak RSS MB':>12} {'RSS growth MB':>14} "
-          f"{'bytes/node':>11}")
+    print(f"{'stage':8} {'seconds':>8} {'CPU s':>7} {'µs/node':>8} {'peak RSS MB':>12} "
+          f"{'RSS growth MB':>14} {'bytes/node':>11}")
     for s in STAGES:
         n = per_stage_nodes.get(s, total)
         per_node = f"{grown[s] / n:11.0f}" if s in per_stage_nodes else f"{'':>11}"
         growth = f"{grown[s] / 2**20:14.0f}" if s in grown else f"{'':>14}"
         peak_mb = f"{peak[s] / 2**20:12.0f}" if s in peak else f"{'':>12}"
-        print(f"{s:8} {best[s]:8.2f} {1e6 * best[s] / n:8.2f} {peak_mb} {growth} {per_node}")
+        print(f"{s:8} {best[s]:8.2f} {best_cpu[s]:7.2f} {1e6 * best[s] / n:8.2f} {peak_mb} "
+              f"{growth} {per_node}")
     first = best["unfold"] + best["grad"] + best["compile"] + best["run1"]
-    print(f"unfold + grad + compile + first run: {first:.2f} s; a later run {best['run3']:.3f} s = "
+    first_cpu = best_cpu["unfold"] + best_cpu["grad"] + best_cpu["compile"] + best_cpu["run1"]
+    print(f"unfold + grad + compile + first run: {first:.2f} s ({first_cpu:.2f} s of CPU); "
+          f"a later run {best['run3']:.3f} s = "
           f"{best['run3'] / min(r['numpy'] for r in full):.1f}× the numpy BPTT "
           f"({min(r['numpy'] for r in full):.3f} s)", flush=True)
 

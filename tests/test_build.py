@@ -154,3 +154,27 @@ def test_parameter_copies_share_their_inputs_and_stay_distinct_nodes():
     assert all(c.op is ALIAS and c.inputs[0] is W and c.step == t + 1 and c.source is W
                for t, c in enumerate(copies))
     assert [n.serial for n in copies] == sorted(n.serial for n in copies)
+
+
+def test_name_attributes_and_source_read_back_from_one_shared_slot():
+    """A node keeps name, attributes and source in one slot: the attributes alone when it has
+    neither name nor source, one record shared by the copies of a folded node otherwise."""
+    x = uf.input("x", (3,))
+    s = uf.sum(x, axis=0)                                   # attributes, no name, no source
+    assert (s.name, dict(s.attrs), s.source) == (None, {"axes": (0,), "keepdims": False}, None)
+    assert s._meta is s.attrs
+    named = apply(SAME, x, name="y", k=1)                   # a name and attributes
+    assert (named.name, dict(named.attrs), named.source) == ("y", {"k": 1}, None)
+    made = Node(SAME, (x,), (3,), np.float64, name="z", attrs={"k": 2}, step=4, source=x)
+    assert (made.name, dict(made.attrs), made.step, made.source) == ("z", {"k": 2}, 4, x)
+    rec = uf.Recurrence("r")
+    xs, h = rec.sequence("x", (2,)), rec.state("h", (2,))
+    a = rec.param("W", (2, 2)) @ h + xs
+    rec.update(h, uf.tanh(a))
+    g = rec.unfold(3)
+    for folded in (a, xs):
+        copies = [g.at(folded, t) for t in (1, 2, 3)]
+        assert all(c.source is folded and c.name == folded.name for c in copies)
+        assert len({id(c._meta) for c in copies}) == 1       # one record for all the copies
+    assert dict(g.at(xs, 2).attrs)["steps"] == 3
+    assert len(graph._Fields.__slots__) == 8

@@ -1,6 +1,6 @@
 """An extra oracle, optional: PyTorch's ``nn.LSTM`` and ``nn.GRU`` against ``unfold.models.lstm``
 (``variant="common"``) and ``gru`` (``variant="reset_after"``), their weights mapped as the cells'
-docstrings say. Skipped without torch (``pip install torch==2.13.0``); the numpy references of
+docstrings say. Collected only when torch is installed (`make test-oracles`); the numpy references of
 tests/test_models_reference.py cover the same models without it."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import unfold as uf
 from unfold import models as M
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (collected only when installed: tests/conftest.py)
 
 
 def blocks(a, n):

@@ -128,3 +128,13 @@ def test_masks_and_their_misuse():
     with pytest.raises(ValueError, match="carry"):
         Trainer(M.encoder_decoder(2, 2, 3), init_params(M.encoder_decoder(2, 2, 3)), SGD(0.1),
                 carry=True)
+
+
+def test_a_shared_name_in_a_joined_graph_points_to_the_qualified_names():
+    model = M.encoder_decoder(2, 2, 3)
+    net = model.unfold(2, 2, mask=True)
+    feed = {**init_params(model), "x": np.zeros((2, 1, 2)), "y": np.zeros((2, 1), np.int64),
+            "y_prev": np.zeros((2, 1), np.int64), "mask": np.ones((2, 1))}
+    with pytest.raises(uf.FeedError, match=r"encoder\.mask, decoder\.mask|decoder\.mask, "
+                                           r"encoder\.mask"):
+        uf.evaluate([net.loss], feed)

@@ -128,15 +128,17 @@ def test_the_peers_workloads_agree_call_after_call(workload):
 @pytest.mark.parametrize("workload", ["rnn", "lstm"])
 def test_a_plan_holds_no_more_than_the_hand_written_workspace(workload):
     """Buffers are shared by liveness, written in place and packed: the plan of W1 and W2
-    (medium sizes) holds at most 1.05× what the hand-written time-batched BPTT allocates once
-    (bench/numpy_batched.py). Bytes, not time: deterministic."""
+    (small sizes) holds at most 1.1× what the hand-written time-batched BPTT allocates once
+    (bench/numpy_batched.py; W1 0.90×, W2 1.08×: the gates i, f, o share one slab, so that
+    each step computes σ once, and that slab lives as long as f). Bytes, not time:
+    deterministic."""
     size = "small"
     program = unfold_program(workload, size, np.float32)
     program(data(workload, size, np.float32))
     (plan,) = program._batched_plans.values()
     hand = BATCHED[workload](*SIZES[size], np.float32)
     held = sum(a.nbytes for a in vars(hand).values() if isinstance(a, np.ndarray))
-    assert plan.nbytes <= 1.05 * held, (plan.nbytes, held)
+    assert plan.nbytes <= 1.1 * held, (plan.nbytes, held)
 
 
 def test_softmax_cross_entropy_is_one_kernel():
@@ -195,3 +197,54 @@ def test_fed_arrays_are_read_in_place_whatever_their_layout():
     want = uf.evaluate(outputs, d, mode="reference")
     _agree(program(odd), want)
     _agree(program(d), want)
+
+
+def test_calls_on_slices_side_by_side_join_into_one():
+    """``merge_adjacent``: σ on z[:, 0:n], z[:, n:2n] into y[:, 0:n], y[:, n:2n] is one σ on
+    z[:, 0:2n]; slices apart, other functions, or a call in between touching their memory
+    keep the calls apart."""
+    from unfold.timebatch.kernels import sigmoid
+    from unfold.timebatch.lower import merge_adjacent
+    z, y, w = np.arange(24.0).reshape(2, 12), np.empty((2, 12)), np.empty((2, 4))
+    calls = [(sigmoid, (z[:, 0:4], y[:, 0:4])), (sigmoid, (z[:, 4:8], y[:, 4:8])),
+             (np.tanh, (z[:, 8:12], y[:, 8:12]))]
+    joined = merge_adjacent(calls)
+    assert [f for f, _ in joined] == [sigmoid, np.tanh]
+    assert joined[0][1][0].shape == (2, 8) and np.shares_memory(joined[0][1][1], y[:, 4:8])
+    for fn, args in joined:
+        fn(*args)
+    assert np.allclose(y, np.concatenate([1 / (1 + np.exp(-z[:, :8])), np.tanh(z[:, 8:])], 1))
+    apart = [(sigmoid, (z[:, 0:4], y[:, 0:4])), (sigmoid, (z[:, 8:12], y[:, 4:8]))]
+    assert len(merge_adjacent(apart)) == 2
+    between = [(sigmoid, (z[:, 0:4], y[:, 0:4])), (np.negative, (y[:, 4:8], w)),
+               (sigmoid, (z[:, 4:8], y[:, 4:8]))]
+    assert len(merge_adjacent(between)) == 3             # (y[:, 4:8] read before it is written)
+
+
+def test_the_lstm_step_computes_its_three_sigmoid_gates_in_one_call():
+    from unfold.timebatch.kernels import sigmoid
+    program = unfold_program("lstm", "tiny", np.float32)
+    program(data("lstm", "tiny", np.float32))
+    (plan,) = program._batched_plans.values()
+    space = plan.run_code.__globals__
+    sigmoids = [n for n, v in space.items() if v is sigmoid]
+    loops = plan.run_code.source.split("    for ")[1:]        # the step loops' bodies
+    counts = [sum(body.count(f" {n}(") for n in sigmoids) for body in loops]
+    assert sorted(counts) == [0, 1], counts                   # backward, forward
+
+
+def test_a_sum_over_one_peeled_scalar_step_reads_its_buffer():
+    """A reduction with a part of one row (the omega regularizer of an RNN: the first step's
+    scalar, peeled): the row is read from its buffer at every call, never a value copied
+    while planning."""
+    from unfold import models
+    from unfold.dynamics import omega
+    rec = models.rnn(2, 3, 2)
+    net = rec.unfold(5)
+    outputs = [omega(net)]
+    program = uf.compile(outputs)
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        feed = {k: rng.standard_normal(p.shape) for k, p in rec.params.items()}
+        feed.update(x=rng.standard_normal((5, 2)), y=rng.integers(0, 2, 5))
+        _agree(program(feed), uf.evaluate(outputs, feed, mode="reference"))

@@ -111,8 +111,10 @@ def omega(net: Unfolded, states: str | Sequence[str] | None = None, *,
     (through ``∇h(t) L`` as well: second derivatives). ``approximate=True`` holds the
     back-propagated vectors ``∇h(t) L`` constant (``stop_gradient``), as the paper does to keep
     the cost first-order; ``hold_states=True`` also holds every data-dependent value of the
-    Jacobian constant (the states ``h(t)``), leaving only its direct dependence on the weights —
-    the paper's "immediate derivative" with both held fixed. The value of Ω is the same in every
+    Jacobian constant — every per-example value of the step: the states ``h(t−1)``, ``h(t)``,
+    and for gated cells the gates and pre-activations — leaving only its direct dependence on
+    the weights (for Fig. 10.3, ``diag(1 − h(t)²) W`` with ``h(t)`` fixed): the paper's
+    "immediate derivative" with both held fixed. The value of Ω is the same in every
     case; only its gradient changes. Add it to the loss as a penalty: ``net.loss + λ Ω``.
     """
     if not isinstance(net, Unfolded):

@@ -204,8 +204,12 @@ class Feeds:
                 raise FeedError(f"unknown feed name {key!r}: the graph's placeholders are "
                                 f"{sorted(self._by_name)}")
             if len(found) > 1:
+                owners = sorted(str(n.attrs.get("recurrence")) for n in found)
+                qualified = f" or by qualified name ({', '.join(f'{o}.{key}' for o in owners)})" \
+                    if all("recurrence" in n.attrs for n in found) else ""
                 raise FeedError(f"the name {key!r} is shared by {len(found)} placeholders "
-                                f"({', '.join(describe(n) for n in found)}); feed them by node")
+                                f"({', '.join(describe(n) for n in found)}); feed them by node"
+                                f"{qualified}")
             return next(iter(found))
         if isinstance(key, Node):
             if key in self._sliced or (key in self._graph and is_placeholder(key)):

@@ -21,13 +21,15 @@ drawing does not depend on how the step is written:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from unfold.errors import UnfoldTypeError, UnfoldValueError
 from unfold.graph import Node
 from unfold.ops.base import ALIAS, CONSTANT, INPUT, PARAM
 from unfold.recurrence import STATE, Recurrence
+
+from .gates import LETTERS, gates
 
 #: op names that *add* a parameter (a bias) rather than multiply a variable by it
 ADDITIVE = frozenset({"add", "sub", "add_n"})
@@ -57,6 +59,7 @@ class Variable:
     params: tuple[str, ...] = ()   # for a cell: the parameters used inside it
     op: str | None = None          # the symbol of the nonlinearity or product it is (σ, ×)
     shows: tuple[str, str] | None = None   # drawn as this name at this step (``h``, ``t-1``)
+    role: str = ""                 # for a gate the user left unnamed: what it gates (viz.gates)
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ Source = tuple[str, int, bool]          # (variable or point, delay, backward)
 class _Contraction:
     """Walks the folded body once; see ``contract``."""
 
-    def __init__(self, rec: Recurrence, hide: frozenset[str], detail: bool = False) -> None:
+    def __init__(self, rec: Recurrence, hide: frozenset[str], detail: bool = False,
+                 named_gates: dict[Node, str] | None = None) -> None:
         self.rec, self.hide, self.detail = rec, hide, detail
         self.body = rec.body()
         self.rank = {n: i for i, n in enumerate(self.body)}
@@ -129,7 +133,14 @@ class _Contraction:
             else:
                 self.node_of[node.name] = node
             self.var_of[node] = node.name
+        for node, name in (named_gates or {}).items():  # unnamed gates, named by their role
+            self.node_of[name], self.var_of[node] = node, name
+        # variables in the order their values are computed, whatever the order of the
+        # declarations (an output named after the loss that reads it is still below the loss)
+        self.node_of = dict(sorted(self.node_of.items(), key=lambda kv: self.rank[kv[1]]))
         self.taken = {n.name for n in self.body if n.name is not None}
+        self.taken |= set((named_gates or {}).values())
+        self.kept: dict[str, Node] = {}             # each point, product or unit: its node
         self.users: dict[Node, list[Node]] = {}
         for node in self.body:
             for i in set(node.inputs):
@@ -187,22 +198,29 @@ class _Contraction:
             m in multiplies and any(i is n for i in m.inputs)
             for m in self.users.get(n, ()) if m in inside)]
         kinds = {n: "point" for n in points}
-        if self.detail:                 # the cell view: products (gating ×) and units (σ)
+        # the cell view: products (gating ×) and units (σ) — in the step's cell, not in its
+        # outputs and losses (the × of a squared error gates nothing)
+        detail = self.detail and name not in self.rec.outputs and name not in self.rec.losses
+        if detail:
             for n in region:
                 if _gating(n, below):
                     kinds[n] = "product"
-                elif n.op.name in UNITS and multiplied[n]:
-                    kinds[n] = "unit"
+                elif n.op.name in UNITS and multiplied[n] and not self.sliced(n) or \
+                        n.op.name == "getitem" and n.inputs[0] in multiplied and \
+                        multiplied[n.inputs[0]] and self.sliced(n.inputs[0]):
+                    kinds[n] = "unit"          # (each slice of σ(z) over several gates)
         kept = [n for n in region if n in kinds]
         names = {top: name}
         made = []
         for m in kept:
             names[m] = self.point_name(name)
+            self.kept[names[m]] = m
+            layer = m.inputs[0] if m.op.name == "getitem" else m
             made.append(Variable(names[m], kinds[m], owner=name, op=SYMBOLS.get(
-                "mul" if kinds[m] == "product" else m.op.name)))
+                "mul" if kinds[m] == "product" else layer.op.name)))
         edges = []
         heads = kept + [top]
-        if self.detail and _gating(top, below):      # h = tanh(s) q: a × node, then h
+        if detail and _gating(top, below):           # h = tanh(s) q: a × node, then h
             names[top] = self.point_name(name)
             made.append(Variable(names[top], "product", owner=name, op=SYMBOLS["mul"]))
             edges.append(Edge(names[top], name))
@@ -213,6 +231,13 @@ class _Contraction:
                 edges.append(Edge(src, names[k], delay, backward, self.in_order(labels),
                                   self.in_order(biases)))
         return edges, made
+
+    def sliced(self, node: Node) -> bool:
+        """Whether ``node`` (a layer such as σ(z)) is only ever read in slices: several gates
+        computed at once, each slice a unit of its own."""
+        users = self.users.get(node, ())
+        return node.op.name in UNITS and bool(users) and \
+            all(u.op.name == "getitem" for u in users)
 
     def in_order(self, params: list[str]) -> tuple[str, ...]:
         """Parameter names in the order the parameters were made (the order they are written
@@ -318,7 +343,19 @@ def contract(rec: Recurrence, hide: Iterable[str] = (), detail: bool = False) ->
         if name not in hideable:
             raise UnfoldValueError(f"cannot hide {name!r}: only named inner values, outputs and "
                                    f"losses can be hidden ({sorted(hideable)})")
-    c = _Contraction(rec, hide, detail)
+    unnamed = {} if detail else _unnamed_gates(rec, hide)
+    book, roles = _contracted(rec, hide, detail, unnamed)[0], dict(unnamed.values())
+    for name, r in roles.items():
+        if name in book.variables:
+            book.variables[name] = replace(book.variables[name], role=r)
+    return book
+
+
+def _contracted(rec: Recurrence, hide: frozenset[str], detail: bool,
+                unnamed: dict[Node, tuple[str, str]]) -> tuple[Book, "_Contraction"]:
+    """The book of ``rec`` (see ``contract``) with the ``unnamed`` gates named: node → (name,
+    role)."""
+    c = _Contraction(rec, hide, detail, {n: name for n, (name, _) in unnamed.items()})
     book = Book(rec.name)
     for name, node in c.node_of.items():
         kind = _kind(rec, node, name)
@@ -341,8 +378,26 @@ def contract(rec: Recurrence, hide: Iterable[str] = (), detail: bool = False) ->
     linked = {n for e in book.edges for n in (e.src, e.dst)}
     if linked:                                   # what a hidden loss alone read
         book.variables = {k: v for k, v in book.variables.items() if k in linked}
-    return book
+    return book, c
 
+
+def _unnamed_gates(rec: Recurrence, hide: frozenset[str]) -> dict[Node, tuple[str, str]]:
+    """The σ units of the step that gate something on its way to a state (``viz.gates``) and
+    that the user did not name (nor hide): each with the chapter's letter for its role (``f``,
+    ``g``, ``q``, ``u``, ``r``; primed when taken) and the role."""
+    detailed, c = _contracted(rec, hide, True, {})
+    hidden = {n.inputs[0] for n in c.body if n.op is ALIAS and n.inputs and n.name in hide}
+    taken = set(c.taken)
+    out: dict[Node, tuple[str, str]] = {}
+    for name, what in gates(detailed).items():
+        if c.kept[name] in hidden:
+            continue
+        letter = LETTERS[what]
+        while letter in taken:
+            letter += "'"
+        taken.add(letter)
+        out[c.kept[name]] = (letter, what)
+    return out
 
 def _points_before_owners(variables: dict[str, Variable]) -> dict[str, Variable]:
     """Variables in the order they are computed (points just before their owner)."""

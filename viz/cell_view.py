@@ -19,8 +19,9 @@ from unfold.recurrence import Recurrence
 
 from . import labels as L
 from .book import Book, Edge, Variable, _merged, check_recurrence, contract
+from .gates import gates, partners, role
 from .output import Drawing
-from .views import _check_flags, _Drawer, new_graph
+from .views import _check_flags, _Drawer, new_graph, width
 
 PRODUCT = {"shape": "circle", "width": "0.32", "height": "0.32", "fixedsize": "true",
            "fontsize": "16"}
@@ -76,75 +77,21 @@ def _states_read_as_inputs(book: Book) -> Book:
     return out
 
 
-def _role(book: Book, gate: str) -> str:
-    """What an unnamed σ unit does, read off the products it takes part in: it multiplies a
-    state's past into that state ("forget gate", or "update gate" when it also lets the new
-    candidate in, as a GRU's u), the cell's input into the state ("input gate"), the state's
-    new value ("output gate"), or the state's past on its way into another unit ("reset
-    gate"); "" when it does none of these."""
-    states = {v.name for v in book.variables.values() if v.kind == "state"}
-
-    def past(e: Edge) -> str | None:        # the state whose earlier value ``e`` carries
-        v = book.variables[e.src]
-        if e.delay and e.src in states:
-            return e.src
-        return v.shows[0] if v.shows is not None and v.shows[0] in states else None
-
-    def into_state(product: str) -> str | None:    # the state a product adds into
-        seen, stack = set(), [product]
-        while stack:
-            name = stack.pop()
-            for e in book.users_of(name):
-                if e.delay or e.dst in seen:
-                    continue
-                if e.dst in states:
-                    return e.dst
-                seen.add(e.dst)
-                if book.variables[e.dst].kind in ("product", "point"):
-                    stack.append(e.dst)
-        return None
-    roles = set()
-    for use in book.users_of(gate):
-        if use.delay or book.variables[use.dst].kind != "product":
-            continue
-        partners = [e for e in book.inputs_of(use.dst) if e.src != gate]
-        target = into_state(use.dst)
-        for e in partners:
-            state = past(e)
-            kind = book.variables[e.src].kind
-            if state is not None:
-                roles.add("forget" if target == state else "reset")
-            elif e.src in states and not e.delay:
-                roles.add("output")
-            elif kind in ("unit", "named") and target is not None:
-                roles.add("input")
-    if {"forget", "input", "reset"} <= roles:       # one σ sliced into a GRU's two gates
-        return "update and reset gates"
-    if {"forget", "input"} <= roles:
-        return "update gate"
-    return next((f"{r} gate" for r in ("forget", "input", "output", "reset") if r in roles), "")
-
-
 def _words(book: Book, names: Mapping[str, str]) -> dict[str, str]:
-    """The words written beside each unit: those given, else the gate's name; an unnamed unit
-    that a gate (a σ unit) multiplies is the cell's "input", an unnamed σ unit is named by what
-    it gates (``_role``)."""
+    """The words written beside each unit: those given, else the gate's name; an unnamed σ
+    unit that is a gate is named by what it gates (``viz.gates``), an unnamed unit that a gate
+    multiplies is the cell's "input"."""
+    roles = gates(book)
+    sigmoid = {v.name for v in book.variables.values() if v.op == "σ"}
     words = {}
-    gates = {v.name for v in book.variables.values() if v.op == "σ"}
-    named_gates = {v.name for v in book.variables.values() if v.op == "σ" and v.kind != "unit"}
     for v in book.variables.values():
         if v.name in names:
             words[v.name] = names[v.name]
         elif v.kind == "unit":
-            partners = {f.src for p in book.users_of(v.name)
-                        if book.variables[p.dst].kind == "product"
-                        for f in book.inputs_of(p.dst) if f.src != v.name}
-            if v.op != "σ" or partners & named_gates:     # what a gate lets through
-                words[v.name] = "input" if partners & gates else ""
-            else:
-                words[v.name] = _role(book, v.name)
+            words[v.name] = roles.get(v.name) or \
+                ("input" if partners(book, v.name) & sigmoid else
+                 role(book, v.name) if v.op == "σ" else "")     # "update and reset gates"
     return words
-
 
 class _CellDrawer(_Drawer):
     """A folded drawer whose nodes show units (symbol inside, words beside) and products."""
@@ -167,24 +114,25 @@ class _CellDrawer(_Drawer):
             unnamed = var.kind == "unit"
             look = {"label": L.unit(var.op if unnamed and not word else name,
                                     None if unnamed and not word else var.op, word),
-                    "width": self.size(word or ("" if unnamed else name)),
+                    "width": self.size(word, "" if unnamed or word else name),
                     "tooltip": L.tooltip(f"an unnamed {var.op} unit inside {var.owner}" if unnamed
                                        else f"{name} = {var.op}(…)")}
         elif var.shows is not None:              # a state read as an input, h(t−1)
-            look = {"label": L.variable(*var.shows), "width": self.size(""),
+            look = {"label": L.variable(*var.shows), "width": self.size("", *var.shows),
                     "tooltip": L.tooltip(f"{var.shows[0]}({L.step_text(var.shows[1])})")}
         else:
             look = {"label": L.unit(name, None, word) if word else L.variable(name),
-                    "width": self.size(word), "tooltip": L.tooltip(name)}
+                    "width": self.size(word, "" if word else name), "tooltip": L.tooltip(name)}
         self.dot.node(node, **{**look, **attrs})
         self.ranks.setdefault(self.row[name], []).append(node)
         return node
 
-    def size(self, word: str) -> str:
-        """A circle wide enough for the longest word (or for a name with its superscript)."""
+    def size(self, word: str, name: str = "", step: str | None = None) -> str:
+        """A circle wide enough for the longest word, and for ``name`` with its superscript."""
         longest = max((len(w) for w in word.split()), default=0)
         lines = len(word.split()) + 1                   # (and the symbol's line)
-        return str(round(max(0.62, 0.1 * longest + 0.3, 0.19 * lines + 0.2), 2))
+        return str(round(max(0.62, 0.1 * longest + 0.3, 0.19 * lines + 0.2,
+                             width(name, step) if name else 0), 2))
 
 
 def cell(rec: Recurrence, *, names: Mapping[str, str] | None = None, params: bool = False,

@@ -24,7 +24,11 @@ from . import labels as L
 from .book import Book, Edge, Variable, check_recurrence, contract
 from .layout import axis, check_columns, place
 from .output import Drawing
-from .views import _Drawer, new_graph
+from .views import DRAWABLE, _Drawer, new_graph
+
+#: the most edges a graphical model is drawn with (Fig. 10.7 over 32 steps, 528 edges, takes
+#: dot 5 s; over 64 steps, minutes)
+MAX_EDGES = 600
 
 
 def _nearest(top: Node, stop: dict[Node, tuple[str, int]]) -> set[tuple[str, int]]:
@@ -100,9 +104,17 @@ def graphical_model(rec: Recurrence, steps: int = 4, *, states: bool = False) ->
     check_columns("graphical_model: steps", steps + 1, "draw fewer steps (an ellipsis stands for "
                                                    "the rest of the sequence)")
     states = arguments.flag("graphical_model: states", states)
+    if steps > DRAWABLE:
+        raise UnfoldValueError(f"graphical_model: {steps} steps are too many to draw (at most "
+                               f"{DRAWABLE}; the figure reads well with about 4)")
     book, _ = dependencies(rec, steps + 1, states)
     columns = axis(window=[str(t) for t in range(1, steps + 1)] + ["..."])
     placement = place(book, columns)
+    if len(placement.edges) > MAX_EDGES:
+        raise UnfoldValueError(f"graphical_model: {steps} steps of {rec.name!r} give "
+                               f"{len(placement.edges)} edges (each target depends on all those "
+                               f"before it): dot would take minutes; draw at most {MAX_EDGES} "
+                               f"edges (fewer steps; about 4 read well)")
     if states:
         dot = new_graph(f"{rec.name} (graphical model)")
         d = _Drawer(dot, book, columns, params=False, biases=False)

@@ -1,6 +1,7 @@
 """The op view: every node of a graph (folded, unfolded or a gradient graph), as graphviz.
 
-``viz.graph(nodes)`` draws the ancestors of ``nodes``: op nodes as small boxes named by their op,
+``viz.graph(nodes)`` draws the ancestors of ``nodes``: op nodes as small boxes named by their op
+(or its symbol: ``@``, ``+``, ``×``, ``σ``),
 named values as ellipses (``h(3)``), parameters as bold boxes, the per-step dummy copies ``W(t)``
 as small dashed boxes in their step, the parameters themselves once, in a row under the steps
 whose legend says what a dashed copy is (no edge ties ``W`` to ``W(t)``: such edges, from one
@@ -10,7 +11,8 @@ is a column, named under it, the columns in the order of time (``_Columns``).
 ``backward=`` adds a gradient graph from ``unfold.grad`` in a red panel beside the forward one,
 its nodes named by what they mean (``∇h(3)``, ``∇W(2)``, ``∇W = Σ_t ∇W(t)``, see
 ``viz.gradients``). By default that panel shows only those meaningful gradients, joined where one
-is computed from another (``∇h(2)`` from ``∇h(3)``); ``backward_ops=True`` draws every op of it.
+is computed from another (``∇h(2)`` from ``∇h(3)``); ``backward_ops=True`` draws every op of it,
+the forward values they read standing beside them as grey stand-ins (so no edge leaves a panel).
 Every edge is written the way its data flows (tail: the value, head: its reader), and runs up
 the rows: the forward panel climbs a step at a time from ``x(1)`` (step t+1 reads h(t)), the
 backward one from the seed ``∇L = 1`` at the bottom, ``∇h(t)`` from ``∇h(t+1)``, to the sums
@@ -46,6 +48,12 @@ NODE = {"fontname": "Helvetica", "fontsize": "9", "shape": "box", "style": "roun
         "height": "0.25", "width": "0.3", "margin": "0.04,0.02"}
 EDGE = {"arrowsize": "0.5", "color": "#555555"}
 BACKWARD = "#b03a2e"           # the colour of gradient nodes
+#: the ops drawn as their symbol (the tooltip names the op): the narrower boxes halve the
+#: width of an LSTM's rows of matmuls
+SYMBOLS = {"matmul": "@", "add": "+", "add_n": "+", "sub": "−", "mul": "×", "div": "÷",
+           "neg": "−", "sigmoid": "σ"}
+#: the id suffix of a forward value's grey stand-in in the backward panel (``backward_ops``)
+REF = "[ref]"
 
 #: nodes drawn at most before the middle steps collapse (``budget=``)
 BUDGET = 400
@@ -82,7 +90,7 @@ def _label(node: Node) -> tuple[str, dict[str, str]]:
         extra = "" if node.op in (ALIAS, INPUT) else \
             f'<BR/><FONT POINT-SIZE="8">{L.esc(node.op.name)}</FONT>'
         return f"<<B>{L.esc(_title(node))}</B>{extra}>", {"shape": "ellipse", "style": ""}
-    return f"<{L.esc(node.op.name)}>", {}
+    return f"<{L.esc(SYMBOLS.get(node.op.name, node.op.name))}>", {}
 
 
 class _OpGraph:
@@ -287,9 +295,13 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     for part, ident in box.items():
         if any(panel[i] is part for i in panel) or not part:
             panel[ident], column[ident] = part, min(hidden) - 0.5
+    refs = {g.ids[n] + REF: n for n in visible}
     for tail, head, _ in edges:
         if tail.endswith("[cut]"):
             panel[tail], column[tail] = panel[head], column[head]
+        elif tail in refs:                       # in the backward panel, in its own step
+            panel[tail] = True
+            column[tail] = g.step[refs[tail]] if clusters else None
     parts = [False] + ([True] if g.grads else [])
     placed = _Columns(panel, column, edges, clusters)
     for part in parts:
@@ -310,6 +322,12 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                 elif ident.endswith("[cut]"):
                     frame.node(ident, "…", shape="plaintext",
                                tooltip=L.tooltip("inputs beyond depth"))
+                elif ident in refs:
+                    n = refs[ident]
+                    frame.node(ident, _label(n)[0], shape="plaintext", fontcolor="#999999",
+                               fontsize="8", height="0.15", tooltip=L.tooltip(
+                                   f"{g.ids[n]}: the forward value{_at(g, n)}, read here by "
+                                   f"the backward pass"))
             if loose:
                 with frame.subgraph(name=f"cluster_params") as row:
                     row.attr(label=L.plain(_LEGEND), style="rounded", color="#cccccc",
@@ -345,7 +363,7 @@ class _Columns:
     the running loss) have rows but no column; parameters that nothing drawn reads (their
     copies W(t) are) stand in a row of their own under the forward panel.
 
-    (Measured on a 3-step LSTM: the staircase has 45 crossings, the forward panel 2 415 × 1 891
+    (Measured on a 3-step LSTM: the staircase has 45 crossings, the forward panel 1 888 × 1 891
     px at 96 dpi; every step on the same rows instead — edges between steps not ranking their
     ends — is half as high but its edges h(t) → step t+1 run down the whole column and back:
     317 crossings. The old clusters with ties: 219 crossings, 2 560 × 2 723 px.)"""
@@ -509,15 +527,17 @@ def _edges(g: _OpGraph, draw: list[Node], drawn: set[Node], hidden: set, box: di
             continue
         for i in inputs:
             tail = box[i in g.gset] if g.step[i] in hidden else g.ids[g.rep.get(i, i)]
+            reads_forward = (i in g.gset) != into_grad
+            if reads_forward and g.step[i] not in hidden:
+                tail = g.ids[i] + REF                # the forward value's stand-in, beside
             if tail == head or (tail, head) in done:
                 continue
             done.add((tail, head))
             attrs: dict[str, str] = {}
-            if (i in g.gset) != into_grad:       # a forward value the gradient reads
-                attrs = {"color": "#bbbbbb", "constraint": "false"}
-            else:
-                if into_grad:
-                    attrs["color"] = BACKWARD
+            if reads_forward:                    # a forward value the gradient reads
+                attrs = {"color": "#bbbbbb"}
+            elif into_grad:
+                attrs["color"] = BACKWARD
             out.append((tail, head, attrs))
         if any(i not in g.shown for i in n.inputs) and g.step[n] not in hidden:
             out.append((g.ids[n] + "[cut]", g.ids[n], {"style": "dotted"}))

@@ -133,7 +133,9 @@ def cliff(**options: Any) -> Any:
         ax.plot(*path[0], "o", color="red", ms=6, label="start")
         ax.set_xlim(v["w"][0], v["w"][-1])
         ax.set_ylim(v["b"][0], v["b"][-1])
-        ax.set_title(f"{name} (largest ‖g‖ = {max(norms):.3g})", fontsize=10)
+        clipped = f" to {v['clip']}" if name == "with clipping" else ""
+        ax.set_title(f"{name}{clipped}: the largest ‖∇‖ met is {max(norms):.3g}", fontsize=10)
+        ax.set_xticks(np.arange(-1.0, 3.01, 1.0))      # (3.5 would touch the next panel's −1)
         ax.set_xlabel("w")
     axes[0].set_ylabel("b")
     axes[0].legend(loc="lower left", fontsize=8)

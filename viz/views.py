@@ -37,6 +37,9 @@ POINT = {"shape": "point", "label": "", "style": "invis", "width": "0.01", "heig
 
 #: concrete steps drawn before the middle of a longer sequence is elided (``max_steps``)
 MAX_STEPS = 12
+#: the most steps drawn even with max_steps=None (dot takes ~5 s at 300 steps of an RNN,
+#: and writing the DOT text of 10**6 steps takes minutes)
+DRAWABLE = 1000
 
 
 class ElidedStepsWarning(UserWarning):
@@ -127,8 +130,9 @@ class _Drawer:
             look = {**CELL_NODE, "label": L.cell(name, var.members, step),
                     "tooltip": L.tooltip(tip)}
         else:
+            what = f": the {var.role}, an unnamed σ named by what it gates" if var.role else ""
             look = {"label": L.variable(name, step), "width": self.width,
-                    "tooltip": L.tooltip(f"{name}{when}")}
+                    "tooltip": L.tooltip(f"{name}{when}{what}")}
         self.dot.node(node, **{**look, **attrs})
         self.ranks.setdefault(self.row[name], []).append(node)
         return node
@@ -406,7 +410,10 @@ class _Drawer:
         return ids
 
     def order_rows(self, placement: Placement, ids: dict) -> None:
-        """Invisible flat edges: in every row, time runs left to right."""
+        """Invisible flat edges: in every row, time runs left to right (and within one step,
+        a row shared by several values, the gates of an open cell, in the order they are
+        computed, which is also the order dot gives their labels: reversed, the edges from
+        x(t) to the gates crossed under their labels)."""
         by_row: dict[int, list[str]] = {}
         for name, c in placement.cells:           # sorted by column
             by_row.setdefault(self.row[name], []).append(ids[(name, c)])
@@ -462,8 +469,24 @@ def prepare(rec: Recurrence, columns: list[Column], *, hide: Sequence[str] = (),
     return book, place(book, columns), used == "open"
 
 
+def keep_order(dot: graphviz.Digraph, boxes: bool) -> None:
+    """Open cells keep their values in the same order in every step (f, g, q): dot's second
+    crossing minimisation swapped them in some cells, across the invisible edges ordering
+    them."""
+    if boxes:
+        dot.attr(remincross="false")
+
+
 def _columns(steps: int | None, window: Sequence[str] | None, max_steps: int | None,
              what: str) -> list[Column]:
+    if max_steps is None and isinstance(steps, int) and steps > DRAWABLE:
+        max_steps = DRAWABLE
+        warnings.warn(f"{what}: max_steps=None draws at most {DRAWABLE} steps (the DOT text of "
+                      f"τ = {steps} steps would take minutes to write, and dot far longer to "
+                      f"lay out); drawing steps 1–{DRAWABLE // 2} and "
+                      f"{steps - DRAWABLE // 2 + 1}–{steps}: pass max_steps=k to choose",
+                      ElidedStepsWarning, stacklevel=3)
+        return axis(steps, window, max_steps)
     columns = axis(steps, window, max_steps)
     if any(c.span for c in columns):
         gap = next(c.span for c in columns if c.span)
@@ -521,6 +544,7 @@ def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | 
     columns = _columns(steps, window, max_steps, "viz.unfolded")
     dot = new_graph(name)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
+    keep_order(dot, boxes)
     d = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)
     if gradients is None:
         d.unfolded(placement, boxes=boxes)
@@ -570,6 +594,7 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
                       fontsize="16", labelloc="t")
             book, placement, boxes = prepare(rec, columns, hide=options.pop("hide", ()),
                                              cells=options.pop("cells", "auto"))
+            keep_order(dot, boxes)
             params, biases = options.pop("params", True), options.pop("biases", False)
             _check_flags(params=params, biases=biases)
             d = _Drawer(part, book, columns, params=params, biases=biases, boxes=boxes)
@@ -604,6 +629,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     dot = new_graph(name)
     full = contract(rec, hide)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
+    keep_order(dot, boxes)
     # one drawer per half: the folded half keeps every value, the unfolded one may use cells;
     # both share the rows of the unfolded half where they have the same variables
     right = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)

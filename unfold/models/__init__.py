@@ -16,7 +16,7 @@ book's equations in its docstring. What a builder built records how (``model.spe
 ``context_rnn``             Fig. 10.9: a fixed context vector x through R
 ``conditional_rnn``         Fig. 10.10: an input sequence, previous target fed back
 ``lstm``                    Fig. 10.16, eqs. 10.40–10.44 (book and common variants)
-``gru``                     eqs. 10.45–10.47 (book and common variants)
+``gru``                     eqs. 10.45–10.47 (book, common and PyTorch's reset_after variants)
 ``leaky_rnn``               section 10.9.2: leaky units with time constant α
 ``skip_rnn``                sections 10.9.1, 10.9.3: delay-d connections, length-one removed
 ``language_model``          section 10.2.3: end symbol or Bernoulli stop output

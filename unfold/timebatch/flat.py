@@ -208,7 +208,7 @@ class Flat:
         append, pop = packed.append, order.pop
         kids = self._kids
         batched = self.batched
-        role_of = self._role
+        role_of, source_roles = self._role, self._source_roles
         last_adjoint = last_role = None
         k = -1
         while order:
@@ -229,11 +229,11 @@ class Flat:
             if t is not None and len(ins) == 2:              # (the common case, unrolled)
                 x, y = ins
                 px, py = packed[(x._key >> 1) - low], packed[(y._key >> 1) - low]
-                codes = [px, py]
+                codes = (px, py)
                 desc = (px - t if px >= 0 else px, py - t if py >= 0 else py)
             elif t is not None and len(ins) == 1:
                 px = packed[(ins[0]._key >> 1) - low]
-                codes = [px]
+                codes = (px,)
                 desc = (px - t if px >= 0 else px,)
             else:
                 codes = [packed[(i._key >> 1) - low] for i in ins]
@@ -256,7 +256,14 @@ class Flat:
             a = node.adjoint
             if a is not None:
                 if a is not last_adjoint:
-                    last_adjoint, last_role = a, role_of(a)
+                    last_adjoint = a
+                    m = a._meta                 # (a copy's role: _role's cache, inlined)
+                    found = source_roles.get(m) if m.__class__ is Meta else None
+                    if found is not None and found[1] is a.op and found[2] is a.shape and \
+                            found[3] is a.dtype and a.adjoint is None and a.step is not None:
+                        last_role = found[0]
+                    else:
+                        last_role = role_of(a)
                 role = last_role
             elif t is not None and node._meta.__class__ is Meta and node.step is not None and \
                     node._meta.source is not None:
@@ -279,12 +286,12 @@ class Flat:
                 else:
                     r = kid.rank(t)
                 if r == 0:
-                    cls = d[1]
                     d[2].append(k)
+                    append(d[4] + t)
                 else:
                     cls = self._class(kid, r, d[3], node)
                     self._variant(cls, desc, node).append(k)
-                append((cls.id << 32) + MID + t)
+                    append((cls.id << 32) + MID + t)
             elif what == _ALIAS:
                 append(codes[d[1]])
             else:
@@ -360,13 +367,13 @@ class Flat:
         m = a._meta
         if a.adjoint is None and m.__class__ is Meta and m.source is not None and \
                 a.step is not None:
-            # (the copies of one folded node: the role of the last one alike)
-            found = self._source_roles.get((m.source, a.op))
-            if found is not None and found[1] is a.shape and found[2] is a.dtype and \
-                    found[3] is m:
+            # (the copies of one folded node share their Meta: one role for them all)
+            found = self._source_roles.get(m)
+            if found is not None and found[1] is a.op and found[2] is a.shape and \
+                    found[3] is a.dtype:
                 return found[0]
             role = self._role_of(a)
-            self._source_roles[(m.source, a.op)] = (role, a.shape, a.dtype, m)
+            self._source_roles[m] = (role, a.op, a.shape, a.dtype)
             return role
         return self._role_of(a)
 
@@ -405,7 +412,7 @@ class Flat:
             v.value = self._fold(v)
             return (_SINGLE, v.id)
         cls = self._class(kid, 0, batched, node)
-        return (_MEMBER, cls, self._variant(cls, desc, node), batched)
+        return (_MEMBER, cls, self._variant(cls, desc, node), batched, (cls.id << 32) + MID)
 
     def _neutral(self, node: Node, codes, flags, batched) -> int | None:
         """The input whose value ``node`` is, when its other operand is a known neutral

@@ -49,6 +49,9 @@ def minimum(a, b, out):
 
 _UNARY = {SIGMOID: sigmoid, RELU: relu}
 
+#: kernels element for element whose calls on slices side by side may join into one
+JOINABLE = (sigmoid, relu, maximum, minimum)
+
 #: what the kernels of this module read and write: function → (positions of the arguments
 #: read, positions written); ``memory`` lets a call write over an input only when it knows
 EFFECTS = {sigmoid: ((0,), (1,)), relu: ((0,), (1,)), maximum: ((0, 1), (2,)),
@@ -82,7 +85,23 @@ def log_softmax(x, out, axis):
     np.subtract(out, s, out=out)
 
 
-def softmax_cross_entropy(x, targets, loss, p, flat, scratch, row, picked, offsets, at):
+#: rows at most this long find their maximum column by column (numpy's reduction along a short
+#: last axis pays its overhead once per row: 10× slower at 32 columns)
+BY_COLUMN = 64
+
+
+def row_max(x, out, scratch) -> None:
+    """``out`` (N, 1) = the maximum of each row of ``x`` (N, k); ``scratch`` holds N·k."""
+    n, k = x.shape
+    if k > BY_COLUMN or n < 4 * k:
+        np.maximum.reduce(x, 1, None, out, True)
+        return
+    columns = scratch.reshape(-1)[:n * k].reshape(k, n)
+    np.copyto(columns, x.T)
+    np.maximum.reduce(columns, 0, None, out.reshape(n))
+
+
+def softmax_cross_entropy(x, targets, loss, p, flat, scratch, row, picked, offsets, at, ones):
     """Cross-entropy and its gradient from logits ``x`` (N, k) and class indices ``targets``
     (N,), in the few passes a hand-written kernel makes — computed as the graph computes them,
     from the log-probabilities (``LogSoftmax``, then ``exp``, then ``− 1_y``):
@@ -90,14 +109,14 @@ def softmax_cross_entropy(x, targets, loss, p, flat, scratch, row, picked, offse
         loss = −log softmax(x)_y        p = softmax(x) − 1_y
 
     ``flat`` is ``p`` as one axis, ``scratch`` (N, k) and ``row`` (N, 1) are workspace (``picked``
-    is ``row`` as (N,)), ``offsets`` the start of each row in ``flat`` and ``at`` (N,) room for
-    ``offsets + y``."""
+    is ``row`` as (N,)), ``offsets`` the start of each row in ``flat``, ``at`` (N,) room for
+    ``offsets + y`` and ``ones`` (k,) ones: each row's sum of exponentials is one GEMV."""
     if targets.size and (targets.min() < 0 or targets.max() >= x.shape[1]):
         raise ValueError("a target is not a class index")  # the per-node run names it
-    np.maximum.reduce(x, 1, None, row, True)
+    row_max(x, row, scratch)
     np.subtract(x, row, out=p)
     np.exp(p, out=scratch)
-    np.add.reduce(scratch, 1, None, row, True)
+    np.dot(scratch, ones, out=picked)
     np.log(row, out=row)
     np.subtract(p, row, out=p)                       # log softmax(x)
     np.add(offsets, targets, out=at)

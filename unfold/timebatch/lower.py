@@ -26,7 +26,9 @@ from .distribute import Unit
 from .flat import Class, Single
 from .group import Grouping, Part, Reduction, contains, fold_flags
 from . import fuse
-from .kernels import VIEW_OPS, kernel, softmax_cross_entropy, sum_kernel, minus_one_hot, nll, view_op
+from ..ops.base import Elementwise
+from .kernels import JOINABLE, VIEW_OPS, kernel, softmax_cross_entropy, sum_kernel, minus_one_hot, \
+    nll, view_op
 
 #: the fewest consecutive steps written as a loop (shorter runs are written call by call)
 LOOP_STEPS = 8
@@ -207,6 +209,7 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
     st = Storage(g, batch)
     _place(st)
     _view_classes(st)
+    _siblings(st)
     _rings(g, units, exclude=_read_by_views(st))
     st.pairs = _shared_log_softmax(g, units)
     st.minus_hot = _minus_one_hot(g, units)
@@ -351,9 +354,11 @@ def _fused(st: Storage, f) -> list[Instr]:
     scratch, row = st._alloc(x.shape, x.dtype), st._alloc((n, 1), x.dtype)
     at, offsets = st._alloc((n,), np.intp), st._alloc((n,), np.intp)
     offsets[...] = np.arange(n) * k
-    st.pinned.add(id(offsets))
+    ones = st._alloc((k,), x.dtype)
+    ones[...] = 1
+    st.pinned.update((id(offsets), id(ones)))
     return [Instr(softmax_cross_entropy, (x, targets, loss, p, flat, scratch, row,
-                                          row.reshape(n), offsets, at))]
+                                          row.reshape(n), offsets, at, ones))]
 
 
 def _as_shape(a: np.ndarray, shape: tuple) -> np.ndarray | None:
@@ -505,10 +510,10 @@ def _straight_step(st: Storage, u: Unit, order: list[Class], t: int, peeled) -> 
                         before[key].add(other)
     priority = {key: (position.get(c.id, len(order)), c.first) for key, (c, _, _) in
                 members.items()}
-    out = []
-    for c, desc, node in _kahn(before, priority, members):
-        out.append(_call(st, node, desc, t, st.row(c, t)))
-    return out
+    calls = [kernel(node, tuple(st.flag(e) for e in desc), tuple(st.at(e, t) for e in desc),
+                    st.row(c, t), st.batch, st.views)
+             for c, desc, node in _kahn(before, priority, members)]
+    return [Instr(fn, args) for fn, args in merge_adjacent(calls)]
 
 
 def _one_by_one(st: Storage, u: Unit) -> list[Instr]:
@@ -523,9 +528,9 @@ class Unsupported(Exception):
 
 
 def _template(st: Storage, order: list[Class], t: int) -> list[tuple]:
-    return [kernel(c.rep, tuple(st.flag(e) for e in c.desc),
-                   tuple(st.at(e, t) for e in c.desc), st.row(c, t), st.batch, st.views)
-            for c in order]
+    return merge_adjacent([kernel(c.rep, tuple(st.flag(e) for e in c.desc),
+                                  tuple(st.at(e, t) for e in c.desc), st.row(c, t), st.batch,
+                                  st.views) for c in order])
 
 
 def _segment(st: Storage, order: list[Class], steps) -> list[Instr]:
@@ -654,6 +659,9 @@ def _reduction(st: Storage, red: Reduction) -> list[Instr]:
             for a, b in _runs(uniq[counts == times]):
                 for _ in range(times):
                     rows = st.slab(x)[a - x.lo:b - x.lo + 1]
+                    if len(rows) == 1:               # (added as it is: no partial sum)
+                        singles.append(rows[0, ...])
+                        continue
                     parts.append(((np.add.reduce, (rows, 0)),
                                   lambda out, rows=rows: (np.add.reduce, (rows, 0, None, out))
                                   if out.shape == rows.shape[1:] and out.dtype == rows.dtype
@@ -686,13 +694,12 @@ def add_into(out, parts, singles) -> None:
 def sum_into(out, parts, singles) -> None:
     """``out = Σ parts + Σ singles``, each part a call ``(function, arguments)`` returning a
     partial sum (one op over stacked steps)."""
-    acc = None
-    for fn, args in parts:
-        v = fn(*args)
-        acc = v if acc is None else acc + v
-    for v in singles:
-        acc = v if acc is None else acc + v
-    np.copyto(out, acc)
+    if parts:
+        fn, args = parts[0]
+        np.copyto(out, fn(*args))
+    else:
+        np.copyto(out, singles[0])
+    add_into(out, parts[1:], singles[0 if parts else 1:])
 
 
 def _batched(op, node, flags, size, *values):
@@ -705,7 +712,8 @@ def _rings(g: Grouping, units: list[Unit], exclude: set[int]) -> None:
     """Classes of a recurrent loop read only inside it, at most ``REACH`` steps after they are
     written (``W h(t−1)``, the sum it enters): they keep that many rows plus one, reused step
     after step."""
-    for u in units:
+    where = {(p[0].id, p[1]): i for i, u in enumerate(units) for p in u.peeled}
+    for i, u in enumerate(units):
         if u.kind != "loop" or not u.cyclic or _direction(u) in (None, 0):
             continue
         inside = {c.id for c in u.classes}
@@ -718,9 +726,11 @@ def _rings(g: Grouping, units: list[Unit], exclude: set[int]) -> None:
                     c.id in exclude:
                 continue
             # a peeled member outside the loop is written before it: safe in a ring only
-            # before the loop's first step
-            if any((c.id, t) not in peeled_in and (t > lo if forward else t < hi)
-                   for t, _, _ in c.peeled):
+            # before the loop's first step (a peeled first step of a backward pass), where
+            # its own readers outside the loop read it before the loop starts
+            before = [t for t, _, _ in c.peeled if (c.id, t) not in peeled_in]
+            if any((t > lo if forward else t < hi) or where.get((c.id, t), i) >= i
+                   for t in before):
                 continue
             far = 0
             ok = True
@@ -732,12 +742,15 @@ def _rings(g: Grouping, units: list[Unit], exclude: set[int]) -> None:
                     if reader.cls.id not in inside:
                         ok = False
                         break
-                elif any((reader.cls.id, int(t)) not in peeled_in for t in reader.index):
+                elif any((reader.cls.id, int(t)) not in peeled_in and
+                         (int(t) + e[2] not in before or
+                          where.get((reader.cls.id, int(t)), i) >= i) for t in reader.index):
                     ok = False
                     break
                 far = max(far, abs(e[2]))
-            if ok and far < REACH and far + 1 < c.rows:
-                c.ring = far + 1
+            ring = max(far + 1, len(before))
+            if ok and far < REACH and ring < c.rows:
+                c.ring = ring
 
 
 # --- values that need no call of their own ---------------------------------------------------
@@ -761,6 +774,99 @@ def _view_classes(st: Storage) -> None:
         if view is not None:
             st.view_slabs[c.id] = view
             st.skip.add(c.id)
+
+
+def _siblings(st: Storage) -> None:
+    """Classes of one element-wise op, each reading its own slice of one class's last axis
+    (the LSTM's gates ``σ(z[:, 0:n])``, ``σ(z[:, n:2n])``, ``σ(z[:, 2n:3n])``), side by side
+    in the order of their slices: written into adjacent slices of one slab, so that their
+    calls join into one (``merge_adjacent``)."""
+    values = st.values
+    groups: dict = {}
+    for c in st.g.classes:
+        node = c.rep
+        if not isinstance(node.op, Elementwise) or len(c.desc) != 1 or c.desc[0][0] != "c" or \
+                c.fed or c.reduction is not None or c.absorbed or c.ring or node.ndim == 0 or \
+                c.id in st.skip or c.id in st.written or c.id in st.view_slabs or \
+                c.id in st.slabs or c.id in st.minus_hot:
+            continue
+        _, k, d = c.desc[0]
+        view = st.view_slabs.get(k)
+        if view is None or k in st.written or view.ndim != node.ndim + 1 + c.batched:
+            continue
+        key = (node.op, tuple(sorted(node.attrs.items(), key=str)), node.dtype, c.lo, c.hi,
+               c.rows, c.batched, node.shape[:-1], d, values[k].lo, id(_owner(view)),
+               view.shape[:-1], view.strides)
+        groups.setdefault(key, []).append((_address(view), view, c))
+    for members in groups.values():
+        members.sort(key=lambda m: m[0])
+        run = [members[0]]
+        for m in members[1:] + [None]:
+            if m is not None and _follows(run[-1][1], m[1]):
+                run.append(m)
+                continue
+            if len(run) > 1:
+                cs = [c for _, _, c in run]
+                node = cs[0].rep
+                width = sum(c.rep.shape[-1] for c in cs)
+                lead = (cs[0].rows,) + st._lead(cs[0].batched)
+                slab = st._alloc(lead + node.shape[:-1] + (width,), node.dtype)
+                at = 0
+                for c in cs:
+                    w = c.rep.shape[-1]
+                    st.view_slabs[c.id] = slab[..., at:at + w]
+                    st.written.add(c.id)
+                    at += w
+            run = [m] if m is not None else []
+
+
+def _follows(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``b`` continues ``a`` along the last axis (same memory, layout and lead)."""
+    return a.ndim == b.ndim >= 1 and a.dtype == b.dtype and a.shape[:-1] == b.shape[:-1] and \
+        a.strides == b.strides and _owner(a) is _owner(b) and \
+        _address(b) == _address(a) + a.shape[-1] * a.strides[-1] and \
+        a.strides[-1] == a.itemsize
+
+
+def _joined(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a`` and ``b`` (``_follows``) as one view."""
+    owner = _owner(a)
+    return np.ndarray(a.shape[:-1] + (a.shape[-1] + b.shape[-1],), a.dtype, buffer=owner,
+                      offset=_address(a) - _address(owner), strides=a.strides)
+
+
+def merge_adjacent(calls: list[tuple]) -> list[tuple]:
+    """Calls ``(fn, args)`` of one element-wise function on slices side by side joined into one
+    call (``σ(z[:, :n]) → i``, ``σ(z[:, n:2n]) → f`` as ``σ(z[:, :2n]) → [i f]``): every
+    array argument of the later continues the earlier's (``_follows``), the others are the
+    same, and no call between them touches their memory."""
+    out: list = []
+    for fn, args in calls:
+        if fn in JOINABLE or isinstance(fn, np.ufunc):
+            for j in range(len(out) - 1, -1, -1):
+                f, a = out[j]
+                if f is fn and len(a) == len(args) and all(
+                        _follows(x, y) if isinstance(x, np.ndarray) else
+                        (not isinstance(y, np.ndarray) and x is y) for x, y in zip(a, args)):
+                    if not any(_touches(between, args) for between in out[j + 1:]):
+                        out[j] = (fn, tuple(_joined(x, y) if isinstance(x, np.ndarray) else x
+                                            for x, y in zip(a, args)))
+                        break
+                if _touches(out[j], args):
+                    out.append((fn, args))
+                    break
+            else:
+                out.append((fn, args))
+            continue
+        out.append((fn, args))
+    return out
+
+
+def _touches(call: tuple, arrays: tuple) -> bool:
+    """Whether a call's array arguments may share memory with any of ``arrays``."""
+    mine = [a for a in call[1] if isinstance(a, np.ndarray)]
+    return any(np.may_share_memory(a, b) for a in mine for b in arrays
+               if isinstance(b, np.ndarray))
 
 
 def _read_by_views(st: Storage) -> set[int]:

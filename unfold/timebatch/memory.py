@@ -323,21 +323,57 @@ def _extent(a: np.ndarray) -> tuple[int, int]:
     return lo, hi + a.itemsize
 
 
-def _ordered(users: list[int], spans: list[tuple[int, int]]):
+_NONE = (0, 0)
+
+
+def _join(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    if a[0] >= a[1]:
+        return b
+    if b[0] >= b[1]:
+        return a
+    return min(a[0], b[0]), max(a[1], b[1])
+
+
+def _meet(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[0] < a[1] and b[0] < b[1]
+
+
+def _spans(instrs: list) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
+    """Owner id → (bytes touched, bytes perhaps written) by a unit's instructions: the
+    outputs of calls whose effect is known (``_effects``), every argument of the others."""
+    out: dict = {}
+    for i in instrs:
+        eff = None if isinstance(i, Loop) else _effects(i.fn, i.args)
+        found: list = []
+        _arrays(i.args, found)
+        written = found if eff is None else [a for a in eff[1] if isinstance(a, np.ndarray)]
+        for a in found:
+            k = id(_owner(a))
+            any_, w = out.get(k, (_NONE, _NONE))
+            out[k] = (_join(any_, _extent(a)), w)
+        for a in written:
+            k = id(_owner(a))
+            any_, w = out[k]
+            out[k] = (any_, _join(w, _extent(a)))
+    return out
+
+
+def _ordered(users: list[int], spans: list[tuple]):
     """Pairs (earlier, later) of the units touching one buffer that must keep their order:
-    those touching common bytes (rows of one slab written by different units — a peeled step,
-    the regular ones — are free to move past each other). Each later unit is tied to the
-    earlier ones back to one whose bytes cover its own (those before are behind that one)."""
+    those touching common bytes one of them may write (rows of one slab written by different
+    units — a peeled step, the regular ones — and units only reading are free to move past
+    each other). Each later unit is tied to the earlier ones back to one writing over all the
+    bytes it touches (the units before conflict with that one, and are behind it)."""
     if len(users) > MAX_APART:
         return zip(users, users[1:])
     pairs = []
     for j in range(1, len(users)):
-        lo, hi = spans[j]
+        any_j, w_j = spans[j]
         for i in range(j - 1, -1, -1):
-            a, b = spans[i]
-            if a < hi and lo < b:
+            any_i, w_i = spans[i]
+            if _meet(w_i, any_j) or _meet(any_i, w_j):
                 pairs.append((users[i], users[j]))
-                if a <= lo and hi <= b:
+                if w_i[0] <= any_j[0] and any_j[1] <= w_i[1]:
                     break
     return pairs
 
@@ -357,7 +393,7 @@ def schedule(code: list, pinned: set[int]) -> list[int]:
         return list(range(n))
     touches: list[dict[int, int]] = []               # unit → {owner id: bytes}
     users: dict[int, list[int]] = {}                 # owner id → units touching it, in order
-    spans: dict[tuple[int, int], tuple[int, int]] = {}   # (owner id, unit) → bytes touched
+    spans: dict[tuple[int, int], tuple] = {}     # (owner id, unit) → bytes touched, written
     for u, instrs in enumerate(code):
         found: list = []
         for i in instrs:
@@ -366,14 +402,11 @@ def schedule(code: list, pinned: set[int]) -> list[int]:
         for a in found:
             o = _owner(a)
             k = id(o)
-            lo, hi = _extent(a)
             if k not in mine:
                 mine[k] = 0 if k in pinned or o.nbytes < SMALL else o.nbytes
                 users.setdefault(k, []).append(u)
-                spans[k, u] = lo, hi
-            else:
-                was = spans[k, u]
-                spans[k, u] = min(was[0], lo), max(was[1], hi)
+        for k, span in _spans(instrs).items():
+            spans[k, u] = span
         touches.append(mine)
     waiting = [0] * n                                # predecessors not yet run
     after: list[list[int]] = [[] for _ in range(n)]

@@ -1,0 +1,95 @@
+"""Gates: what an unnamed σ unit of a step does, and the letter the book gives it.
+
+A gate is a sigmoid unit whose value multiplies another on the way to a state update (Fig.
+10.16's forget, input and output gates, a GRU's update and reset gates). ``role(book, unit)``
+reads what a unit gates off the products of a detailed contraction (``contract(rec,
+detail=True)``: the element-wise products and the units kept as variables). The book view names
+the gates that the user left unnamed by their role, with the chapter's letters (eqs. 10.40–10.46:
+``f`` forget, ``g`` input, ``q`` output, ``u`` update, ``r`` reset), so that a gated cell written
+inline with ``uf.sigmoid`` draws as the one whose gates are named with ``rec.name_node``.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:                       # book.py imports this module
+    from .book import Book, Edge
+
+#: the chapter's letter for each gate (eqs. 10.40–10.46)
+LETTERS = {"forget gate": "f", "input gate": "g", "output gate": "q", "update gate": "u",
+           "reset gate": "r"}
+
+
+def role(book: "Book", gate: str) -> str:
+    """What an unnamed σ unit does, read off the products it takes part in: it multiplies a
+    state's past into that state ("forget gate", or "update gate" when it also lets the new
+    candidate in, as a GRU's u), the cell's input into the state ("input gate"), the state's
+    new value ("output gate"), or the state's past on its way into another unit ("reset
+    gate"); "" when it does none of these."""
+    states = {v.name for v in book.variables.values() if v.kind == "state"}
+
+    def past(e: "Edge") -> str | None:        # the state whose earlier value ``e`` carries
+        v = book.variables[e.src]
+        if e.delay and e.src in states:
+            return e.src
+        return v.shows[0] if v.shows is not None and v.shows[0] in states else None
+
+    def into_state(product: str) -> str | None:    # the state a product adds into
+        seen, stack = set(), [product]
+        while stack:
+            name = stack.pop()
+            for e in book.users_of(name):
+                if e.delay or e.dst in seen:
+                    continue
+                if e.dst in states:
+                    return e.dst
+                seen.add(e.dst)
+                if book.variables[e.dst].kind in ("product", "point"):
+                    stack.append(e.dst)
+        return None
+    roles = set()
+    for use in book.users_of(gate):
+        if use.delay or book.variables[use.dst].kind != "product":
+            continue
+        partners = [e for e in book.inputs_of(use.dst) if e.src != gate]
+        target = into_state(use.dst)
+        for e in partners:
+            state = past(e)
+            kind = book.variables[e.src].kind
+            if state is not None:
+                roles.add("forget" if target == state else "reset")
+            elif e.src in states and not e.delay:
+                roles.add("output")
+            elif kind in ("unit", "named") and target is not None:
+                roles.add("input")
+    if {"forget", "input", "reset"} <= roles:       # one σ sliced into a GRU's two gates
+        return "update and reset gates"
+    if {"forget", "input"} <= roles:
+        return "update gate"
+    return next((f"{r} gate" for r in ("forget", "input", "output", "reset") if r in roles), "")
+
+
+
+def partners(book: "Book", unit: str) -> set[str]:
+    """The values ``unit`` is multiplied with, in the products it takes part in."""
+    vs = book.variables
+    return {f.src for p in book.users_of(unit) if vs[p.dst].kind == "product"
+            for f in book.inputs_of(p.dst) if f.src != unit}
+
+
+def gates(book: "Book") -> dict[str, str]:
+    """The unnamed σ units of a detailed book that are gates, with their roles. A σ unit that a
+    gate multiplies is what the gate lets through (the book's LSTM squashes its cell input with
+    σ too), not a gate: the units whose role is plain (forget, output, update, reset) are gates
+    first, then those that only let an input in, unless their partner is already a gate."""
+    vs = book.variables
+    chosen = {v.name for v in vs.values() if v.op == "σ" and v.kind != "unit"}
+    roles = {v.name: role(book, v.name) for v in vs.values() if v.kind == "unit" and v.op == "σ"}
+    out: dict[str, str] = {}
+    for name in sorted((n for n in roles if roles[n] in LETTERS),
+                       key=lambda n: roles[n] == "input gate"):
+        if roles[name] == "input gate" and partners(book, name) & chosen:
+            continue
+        chosen.add(name)
+        out[name] = roles[name]
+    return out
