@@ -22,7 +22,7 @@ from unfold.recurrence import Recurrence
 
 from . import labels as L
 from .book import Book, Edge, Variable, check_recurrence, contract
-from .layout import axis, check_columns, place
+from .layout import axis, place
 from .output import Drawing
 from .views import DRAWABLE, _Drawer, new_graph
 
@@ -101,8 +101,6 @@ def graphical_model(rec: Recurrence, steps: int = 4, *, states: bool = False) ->
     states (``states=True``, Fig. 10.8): steps ``1 … steps`` and an ellipsis for the rest of the
     sequence, derived from the graph unfolded over one step more."""
     steps = arguments.positive_int("graphical_model: steps", steps)
-    check_columns("graphical_model: steps", steps + 1, "draw fewer steps (an ellipsis stands for "
-                                                   "the rest of the sequence)")
     states = arguments.flag("graphical_model: states", states)
     if steps > DRAWABLE:
         raise UnfoldValueError(f"graphical_model: {steps} steps are too many to draw (at most "
