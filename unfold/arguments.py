@@ -8,6 +8,7 @@ what it got.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import os
 import stat
@@ -134,11 +135,24 @@ def allocates(fn: F) -> F:
         except MemoryError as exc:
             if isinstance(exc, UnfoldError) or _CALLS[0] > 1:
                 raise                   # (the outermost call, the caller's, is named)
-            raise as_raised(exc, f"{fn.__qualname__}: the sizes asked for do not fit in memory "
-                                 f"({exc or 'out of memory'}); ask for smaller ones") from None
+            asked = ", ".join(f"{k}={v!r:.60}" for k, v in _arguments(fn, args, kwargs)
+                              if isinstance(v, (int, float, tuple, list)) and
+                              not isinstance(v, bool))
+            raise as_raised(exc, f"{fn.__qualname__}: the sizes asked for ({asked}) do not fit "
+                                 f"in memory ({exc or 'out of memory'}); ask for smaller ones"
+                            ) from None
         finally:
             _CALLS[0] -= 1
     return checked  # type: ignore[return-value]
 
 
 _CALLS = [0]                # how deep calls of functions marked ``allocates`` are nested
+
+
+def _arguments(fn: Callable[..., Any], args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
+    """The arguments of a call of ``fn`` by name (for a message)."""
+    try:
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        bound = {**{f"#{i}": v for i, v in enumerate(args)}, **kwargs}
+    return [(k, v) for k, v in bound.items() if k not in ("self", "cls")]

@@ -194,7 +194,12 @@ def _omega_states(rec, states) -> list:
         forward = [st for st in table.values() if not st.backward]
         chosen = forward or list(table.values())
     else:
-        names = [states] if isinstance(states, str) else list(states)
+        names = [states] if isinstance(states, str) else \
+            list(states) if isinstance(states, (list, tuple)) else None
+        if names is None or not all(isinstance(n, str) for n in names):
+            raise UnfoldTypeError(f"omega: states are given by name (a string or a list of "
+                                  f"them), got {states!r}; the states of {rec.name!r} are "
+                                  f"{sorted(table)}")
         unknown = [n for n in names if n not in table]
         if unknown or not names:
             raise RecurrenceError(f"omega: recurrence {rec.name!r} has no state(s) {unknown}; "

@@ -267,6 +267,10 @@ class Program:
             plan = timebatch.plan(self, signature, batch) if self._has_time() else None
         except MemoryError:         # buffers too large: the node path names what failed
             plan = None
+        except Exception:           # a graph the planner cannot handle: the per-node schedule
+            if timebatch.STRICT:    # computes it (as when a time-batched run fails)
+                raise
+            plan = None
         self._batched_plans[key] = plan
         while len(self._batched_plans) > _PLANS:
             self._batched_plans.popitem(last=False)

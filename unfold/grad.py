@@ -129,7 +129,7 @@ def _refuse_folded(targets: list[Node], order: list[Node]) -> None:
         return
     copied = {n.source for n in order if n.source is not None and n.source in absent}
     for x in targets:
-        if x in copied or (x in absent and x.op.name == "state" and not x.inputs):
+        if x in copied or (x in absent and x.op.name in ("state", "child") and not x.inputs):
             ref = repr(x.name) if x.name else "node"
             raise GradError(f"grad: {describe(x)} is a node of the folded recurrence; the "
                             f"unfolded graph holds its per-step copies instead. Differentiate "

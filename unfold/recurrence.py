@@ -55,6 +55,17 @@ def _check_node(value: Any, what: str) -> None:
                               f"unfold.constant")
 
 
+def check_loss(name: str, value: Any) -> None:
+    """A loss is a floating-point node, a scalar per example."""
+    _check_node(value, f"loss {name!r}")
+    if value.shape != ():
+        raise RecurrenceError(f"loss {name!r} must be a scalar per example, got "
+                              f"{describe(value)}; reduce it, e.g. with unfold.sum")
+    if value.dtype.kind != "f":
+        raise RecurrenceError(f"loss {name!r} is {describe(value)}; a loss is a "
+                              f"floating-point value (cast it with unfold.cast)")
+
+
 def _check_steps(name: str, steps: Any) -> tuple[int, ...] | str | None:
     """A loss's steps: None (every step), ``"last"``, ``"first"`` or distinct steps ≥ 1."""
     if steps is None or (isinstance(steps, str) and steps in ("last", "first")):
@@ -151,6 +162,7 @@ class Recurrence:
         node = self.params[name] = self._own(leaf_param(self._fresh(name), shape, dtype))
         return node
 
+    @arguments.allocates
     def state(self, name: str, shape: Sequence[int] = (), init: Node | None = None,
               dtype: Any = np.float64, backward: bool = False) -> Node:
         """A state ``h``; returns what step ``t`` reads, ``h(t−1)`` (``h(t+1)`` when the
@@ -233,13 +245,7 @@ class Recurrence:
         """A per-step loss ``L(t)`` (a scalar per example). ``steps`` limits it to some steps:
         ``"last"`` for a single output at the end of the sequence (Fig. 10.5), or a list."""
         name = self._fresh(name)
-        _check_node(value, f"loss {name!r}")
-        if value.shape != ():
-            raise RecurrenceError(f"loss {name!r} must be a scalar per example, got "
-                                  f"{describe(value)}; reduce it, e.g. with unfold.sum")
-        if value.dtype.kind != "f":
-            raise RecurrenceError(f"loss {name!r} is {describe(value)}; a loss is a "
-                                  f"floating-point value (cast it with unfold.cast)")
+        check_loss(name, value)
         steps = _check_steps(name, steps)
         value = named(value, name)
         self.losses[name] = (value, steps)
@@ -453,12 +459,13 @@ class Unfolded:
         if mask:
             self.mask = Node(INPUT, (), (), np.dtype(bool), name="mask", may_batch=True,
                              attrs={"recurrence": rec.name})   # fed as <name>.mask when joined
-        # a per-step input knows the whole length, the names its model is fed by, and the mask
-        # that pads it (the feed gives padded steps zeros)
+        # a per-step input knows the whole length, the names its model is fed by (not a bound
+        # context: a value fed for it would be ignored), and the mask that pads it (the feed
+        # gives padded steps zeros)
+        fed = [name for name, c in rec.contexts.items() if c not in bind]
         self._sequence_attrs = MappingProxyType({"steps": steps, "mask": self.mask,
-                                                 "model": frozenset([*rec.sequences,
-                                                                     *rec.contexts, *rec.params,
-                                                                     RESERVED])})
+                                                 "model": frozenset([*rec.sequences, *fed,
+                                                                     *rec.params, RESERVED])})
         if mask:
             meta = Meta("mask", MappingProxyType(dict(self._sequence_attrs, binary=True)),
                         self.mask)

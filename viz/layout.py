@@ -91,6 +91,20 @@ class Column:
         return f"{ELLIPSIS}{self.index}" if self.step == ELLIPSIS else self.step
 
 
+#: the most columns (time steps, or a tree's leaves) a drawing is built with: ``dot`` could not
+#: lay out a larger one in reasonable time anyway (see ``viz.output.MAX_STATEMENTS``)
+MAX_COLUMNS = 1000
+
+
+def check_columns(what: str, count: int, fix: str) -> None:
+    """Refuse, before any work, a drawing of more than ``MAX_COLUMNS`` columns."""
+    if count > MAX_COLUMNS:
+        raise UnfoldValueError(f"{what}: {count:,} columns to draw, more than "
+                               f"viz.layout.MAX_COLUMNS = {MAX_COLUMNS:,} — dot would take "
+                               f"hours to lay them out; {fix} (or raise "
+                               f"viz.layout.MAX_COLUMNS)")
+
+
 def axis(steps: int | None = None, window: Sequence[str] | None = None,
          max_steps: int | None = None) -> list[Column]:
     """The time axis: ``steps=τ`` for ``1 … τ`` (more than ``max_steps`` steps keep the first and
@@ -104,7 +118,10 @@ def axis(steps: int | None = None, window: Sequence[str] | None = None,
         if max_steps is not None:
             max_steps = arguments.positive_int("max_steps (or None)", max_steps, minimum=2)
         if max_steps is None or steps <= max_steps:
+            check_columns("steps", steps, "pass max_steps=k to draw k of them (the middle ones "
+                                          "elided), or fewer steps")
             return [Column(i, str(i + 1), "step", i + 1) for i in range(steps)]
+        check_columns("max_steps", max_steps, "give a smaller max_steps")
         k = max_steps // 2
         head = [Column(i, str(i + 1), "step", i + 1) for i in range(k)]
         gap = Column(k, ELLIPSIS, "gap", span=(k + 1, steps - k))
@@ -115,6 +132,8 @@ def axis(steps: int | None = None, window: Sequence[str] | None = None,
                                             not isinstance(window, Sequence)):
         raise UnfoldTypeError(f"window must be a sequence of steps such as ('...', 't-1', 't', "
                               f"'t+1', '...'), got {window!r}")
+    if window is not None:
+        check_columns("window", len(window), "give a shorter window")
     window = [str(s).replace("…", ELLIPSIS) for s in (GENERIC if window is None else window)]
     if not any(s != ELLIPSIS for s in window):
         raise UnfoldValueError(f"the window {window!r} has no step; e.g. ('...', 't-1', 't', "

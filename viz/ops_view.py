@@ -57,6 +57,8 @@ REF = "[ref]"
 
 #: nodes drawn at most before the middle steps collapse (``budget=``)
 BUDGET = 400
+#: the most op nodes ``graph`` draws, whatever ``budget`` and ``collapse`` say
+MAX_NODES = 1000
 #: steps kept at each end when they collapse by themselves (each step stands higher than the
 #: one before: six of an RNN's at each end made a 4 500 × 3 600 px staircase)
 KEPT = 3
@@ -264,6 +266,11 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     draw = g.drawn(backward_ops)
     hidden = set(_collapse(g, draw, collapse, budget))
     visible = [n for n in draw if g.step[n] not in hidden]       # (the others: in the box)
+    if len(visible) > MAX_NODES:
+        raise UnfoldValueError(f"viz.graph: {len(visible):,} op nodes to draw, more than "
+                               f"viz.ops_view.MAX_NODES = {MAX_NODES:,}: laying them out would "
+                               f"take minutes to hours; keep a few steps at each end "
+                               f"(collapse=3), give a budget (budget={BUDGET}), or a depth")
     g.rep = {} if backward_ops else _grouped(g, visible)
     g.ids = g.name_nodes(visible)
     dot = Drawing("ops", graph_attr=GRAPH, node_attr=NODE, edge_attr=EDGE)

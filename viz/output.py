@@ -53,8 +53,22 @@ def have_dot() -> bool:
     return shutil.which("dot") is not None
 
 
-def _rendering(call):
-    """Run ``call()`` (which runs ``dot``), turning graphviz's errors into viz's."""
+#: the most DOT statements (nodes, edges, attributes) a drawing may have for ``dot`` to lay it
+#: out: its time grows faster than linearly (Fig. 10.3 unfolded over 300 steps, ~9 300
+#: statements, takes ~10 s; over 1 000 steps ~3 min). Raise it to render larger drawings.
+MAX_STATEMENTS = 12_000
+
+
+def _rendering(g: graphviz.Digraph, call):
+    """Run ``call()`` (which runs ``dot`` on ``g``), turning graphviz's errors into viz's; a
+    drawing too large for ``dot`` to lay out in reasonable time is refused first."""
+    if len(g.body) > MAX_STATEMENTS:
+        raise UnfoldValueError(
+            f"viz: this drawing has {len(g.body):,} DOT statements, more than "
+            f"viz.output.MAX_STATEMENTS = {MAX_STATEMENTS:,}: dot would take minutes to hours "
+            f"to lay it out. Draw fewer steps (viz.unfolded(…, max_steps=12) elides the middle "
+            f"ones), collapse them (viz.graph(…, collapse=3) or a budget), or raise "
+            f"viz.output.MAX_STATEMENTS; the DOT text itself is g.source")
     if not have_dot():
         raise DotNotFoundError()
     try:
@@ -74,18 +88,18 @@ class Drawing(graphviz.Digraph):
     doc)."""
 
     def pipe(self, *args: Any, **kwargs: Any):
-        return _rendering(lambda: super(Drawing, self).pipe(*args, **kwargs))
+        return _rendering(self, lambda: super(Drawing, self).pipe(*args, **kwargs))
 
     def render(self, *args: Any, **kwargs: Any):
-        return _rendering(lambda: super(Drawing, self).render(*args, **kwargs))
+        return _rendering(self, lambda: super(Drawing, self).render(*args, **kwargs))
 
     def view(self, *args: Any, **kwargs: Any):
-        return _rendering(lambda: super(Drawing, self).view(*args, **kwargs))
+        return _rendering(self, lambda: super(Drawing, self).view(*args, **kwargs))
 
     def unflatten(self, *args: Any, **kwargs: Any):
         if shutil.which("unflatten") is None:
             raise DotNotFoundError(INSTALL.replace("`dot` program", "`unflatten` program"))
-        return _rendering(lambda: super(Drawing, self).unflatten(*args, **kwargs))
+        return _rendering(self, lambda: super(Drawing, self).unflatten(*args, **kwargs))
 
 
 def _check_drawing(g: Any) -> None:
@@ -107,7 +121,7 @@ def pipe(g: graphviz.Digraph, format: str) -> bytes:  # noqa: A002 - graphviz's 
     if not isinstance(format, str) or format not in graphviz.FORMATS:
         raise UnfoldValueError(f"unknown output format {format!r}; e.g. 'svg', 'png', 'pdf', "
                                f"'json'")
-    return _rendering(lambda: graphviz.Digraph.pipe(g, format=format))
+    return _rendering(g, lambda: graphviz.Digraph.pipe(g, format=format))
 
 
 def svg(g: graphviz.Digraph) -> str:

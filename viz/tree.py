@@ -18,6 +18,7 @@ from unfold.ops.base import ALIAS, PARAM
 
 from . import labels as L
 from .book import ADDITIVE
+from .layout import check_columns
 from .output import Drawing
 from .views import new_graph, width
 
@@ -48,11 +49,13 @@ def tree(rn: Any, structure: Any = 4, *, params: bool = True) -> Drawing:
     """Fig. 10.14: ``rn`` (an ``unfold.models.Recursive``) unfolded over ``structure`` (a
     ``Tree``, or a number of leaves for the balanced tree), drawn from the unfolded graph."""
     params = arguments.flag("tree: params", params)
-    from unfold.models.recursive import Recursive
+    from unfold.models.recursive import Recursive, as_trees
     if not isinstance(rn, Recursive):
         raise UnfoldTypeError(f"viz.tree draws an unfold.models.Recursive, got "
                               f"{type(rn).__name__}; for a recurrence use viz.unfolded")
-    net = rn.unfold(structure)
+    forest = as_trees(structure)
+    check_columns("viz.tree", sum(t.n_leaves for t in forest), "draw a tree of fewer leaves")
+    net = rn.unfold(forest)
     if len(net.trees) != 1:
         raise UnfoldTypeError("viz.tree draws one tree; give a Tree or a number of leaves")
     (x_name, _), = list(rn.inputs.items())[:1] or [("x", None)]

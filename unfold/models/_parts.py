@@ -42,10 +42,11 @@ def builder(build: Callable[..., Any]) -> Callable[..., Any]:
     included, as JSON values; ``None`` when an argument cannot be written, e.g. a function).
     ``rebuild(model.spec)`` makes the same model — what ``unfold.train.save_model`` stores."""
     signature = inspect.signature(build)
+    built = arguments.allocates(build)          # a size too large: UnfoldMemoryError, named
 
     @functools.wraps(build)
     def recorded(*args: Any, **kwargs: Any) -> Any:
-        model = build(*args, **kwargs)
+        model = built(*args, **kwargs)
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         arguments = dict(bound.arguments)
@@ -83,7 +84,8 @@ def _as_json(value: Any) -> Any:
 
 def rebuild(spec: Mapping[str, Any]) -> Any:
     """The model ``spec`` (a ``model.spec``) describes, built again."""
-    if not isinstance(spec, Mapping) or spec.get("builder") not in BUILDERS or \
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("builder"), str) or \
+            spec["builder"] not in BUILDERS or \
             not isinstance(spec.get("args"), Mapping):
         raise UnfoldValueError(f"rebuild: {spec!r:.200} is not the spec of a builder of "
                                f"unfold.models (builders: {sorted(BUILDERS)})")

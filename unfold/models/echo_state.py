@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import arguments, ops
-from ..errors import UnfoldKeyError, UnfoldTypeError, UnfoldValueError
+from ..errors import FeedError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError
 from ..feed import _as_array
 from ..evaluate import evaluate
 from ..graph import Node
@@ -86,6 +86,9 @@ def ridge_readout(rec: Recurrence, feed: Mapping[str, Any], *, ridge: float = 0.
     ``{"V": (n_out, n), "c": (n_out,)}``, ready to feed."""
     ridge = arguments.real("ridge_readout: ridge", ridge, low=0.0)
     washout = arguments.positive_int("ridge_readout: washout", washout, minimum=0)
+    if not isinstance(rec, Recurrence):
+        raise UnfoldTypeError(f"ridge_readout: expected a Recurrence (unfold.models.echo_state),"
+                              f" got {type(rec).__name__} {rec!r:.60}")
     if not isinstance(feed, Mapping) or "x" not in feed or "y" not in feed:
         raise UnfoldTypeError(f"ridge_readout: the feed must be a dict with the sequences 'x' and "
                               f"'y', got {type(feed).__name__}")
@@ -96,6 +99,8 @@ def ridge_readout(rec: Recurrence, feed: Mapping[str, Any], *, ridge: float = 0.
         raise UnfoldValueError(f"ridge_readout: {rec.name!r} has no linear readout o = c + V h "
                                f"(params V and c); build it with unfold.models.echo_state")
     x, y = _as_array("ridge_readout: x", feed["x"]), _as_array("ridge_readout: y", feed["y"])
+    if x.ndim == 0:
+        raise FeedError(f"ridge_readout: x must be a sequence (τ, [batch,] n_in), got a scalar")
     steps = x.shape[0]
     if not 0 <= washout < steps:
         raise UnfoldValueError(f"ridge_readout: washout must be in 0 … {steps - 1}, got "
@@ -104,6 +109,15 @@ def ridge_readout(rec: Recurrence, feed: Mapping[str, Any], *, ridge: float = 0.
     k = rec.params["c"].shape[0]
     inputs = {name: v for name, v in feed.items() if name != "y"}
     states = np.stack(evaluate(rec.unfold(steps).over_time(state), inputs))
+    if y.shape != states.shape[:-1] + (k,) or y.dtype.kind not in "biuf":
+        raise FeedError(f"ridge_readout: y must be the targets (τ, [batch,] n_out) = "
+                        f"{states.shape[:-1] + (k,)} of real numbers, like x's steps and batch, "
+                        f"got {y.dtype} of shape {y.shape}")
+    for what, values in (("the reservoir states h(t) (from x and the parameters)", states),
+                         ("y", y)):
+        if not np.all(np.isfinite(values)):
+            raise FeedError(f"ridge_readout: {what} hold NaN or infinite values; the "
+                            f"least-squares readout needs finite ones")
     H = states[washout:].reshape(-1, n)
     Y = y[washout:].reshape(-1, k)
     Z = np.hstack([H, np.ones((len(H), 1), H.dtype)])

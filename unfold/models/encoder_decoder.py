@@ -92,8 +92,14 @@ class EncoderDecoder:
 
     def split(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Qualified parameters → (the encoder's, the decoder's), under their own names."""
+        if not isinstance(params, Mapping):
+            raise UnfoldTypeError(f"{self.name!r}: params must be a dict qualified name → array "
+                                  f"(encoder.W …), got {type(params).__name__}")
         parts: tuple[dict, dict] = ({}, {})
         for key, value in params.items():
+            if not isinstance(key, str):
+                raise UnfoldKeyError(f"{key!r} is not a parameter name of {self.name!r}; its "
+                                     f"parameters are {sorted(self.params)}")
             owner, _, name = key.partition(".")
             for part, rec in zip(parts, self.recurrences):
                 if owner == rec.name and name in rec.params:
@@ -158,15 +164,22 @@ class EncoderDecoder:
 
     def lengths(self, feed: Mapping[str, Any]) -> tuple[int, int]:
         """``(n_x, n_y)``: the lengths of the encoder's and the decoder's fed sequences."""
+        if not isinstance(feed, Mapping):
+            raise UnfoldTypeError(f"{self.name!r}: a feed is a dict name → array, got "
+                                  f"{type(feed).__name__}")
         out = []
         for rec in self.recurrences:
-            fed = [np.shape(feed[k])[0] for k in feed if isinstance(k, str) and
+            fed = [k for k in feed if isinstance(k, str) and
                    (k in rec.sequences or k.startswith(f"{rec.name}.") and
                     k.partition(".")[2] in rec.sequences)]
             if not fed:
                 raise UnfoldKeyError(f"{self.name!r}: the feed has none of the sequences "
                                      f"{sorted(rec.sequences)} of the {rec.name}")
-            out.append(int(fed[0]))
+            first = _as_array(f"sequence {fed[0]!r}", feed[fed[0]])
+            if first.ndim == 0:
+                raise FeedError(f"sequence {fed[0]!r} is fed a scalar; a sequence is an array "
+                                f"(steps, [batch,] …)")
+            out.append(len(first))
         return out[0], out[1]
 
     def __repr__(self) -> str:
@@ -182,7 +195,7 @@ def teacher_forced(y: Any, start: int) -> np.ndarray:
     start`` and ``y_prev(t) = y(t−1)`` — ``y`` of shape (n_y, [batch])."""
     start = arguments.positive_int("teacher_forced: start (a symbol)", start, minimum=0)
     y = _as_array("teacher_forced: y", y)
-    if y.ndim == 0 or y.dtype.kind not in "iu":
+    if y.ndim == 0 or len(y) == 0 or y.dtype.kind not in "iu":
         raise FeedError(f"teacher_forced: y must be symbols (integers) of shape (n_y, [batch]), "
                         f"got {y.dtype} of shape {y.shape}")
     return np.concatenate([np.full((1,) + y.shape[1:], start, y.dtype), y[:-1]])

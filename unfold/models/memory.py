@@ -12,6 +12,7 @@ from ..errors import UnfoldValueError
 from ..graph import Node
 from ..recurrence import Recurrence
 from ._parts import _check_choice, affine, builder, input_sequence, readout
+from ._parts import cell_options as cell_options_of
 from .sequence_length import CELLS
 
 #: ε of the cosine similarity's norms, ``‖v‖_ε = √(v·v + ε)``
@@ -81,7 +82,8 @@ def memory_network(n_in: int, n_hidden: int, n_out: int, *, cells: int = 8, widt
     x = input_sequence(rec, n_in, inputs, dtype)
     r = rec.state("read.r", (width,), dtype=dtype)
     M = rec.state("M", (cells, width), init=rec.param("M0", (cells, width), dtype), dtype=dtype)
-    h = CELLS[controller](rec, ops.concat([x, r], axis=0), n_hidden, **cell_options)
+    h = CELLS[controller](rec, ops.concat([x, r], axis=0), n_hidden,
+                          **cell_options_of("memory_network", CELLS[controller], cell_options))
     w_w = address(rec, "write", h, M, width)
     e = rec.name_node("write.e", ops.sigmoid(affine(rec, width, "write.b_e", {"write.W_e": h})))
     a = rec.name_node("write.a", ops.tanh(affine(rec, width, "write.b_a", {"write.W_a": h})))

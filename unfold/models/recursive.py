@@ -27,12 +27,14 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .. import arguments, ops
-from ..errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, UnfoldValueError, describe
+from ..errors import (RecurrenceError, UnfoldIndexError, UnfoldKeyError, UnfoldTypeError,
+                      UnfoldValueError, describe)
 from ..graph import Node, gc_paused, topological
 from ..ops import batch_sum
 from ..ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
-                        is_int, named)
+                        check_dtype, is_int, named)
 from ..ops.base import input as leaf_input, param as leaf_param
+from ..recurrence import _check_node, check_loss
 from ._parts import _check_choice, affine, builder, output_loss, target_sequence
 
 #: the leaf standing for a child's (or the root's) representation inside the folded node body
@@ -233,6 +235,8 @@ class Tree:
 
 def as_trees(trees: Tree | int | Iterable[Tree | int]) -> tuple[Tree, ...]:
     """A forest from a tree, a number of leaves (the balanced tree) or a sequence of either."""
+    if isinstance(trees, (str, bytes)):
+        _not_a_tree(trees)
     if isinstance(trees, (Tree, int, np.integer)) or not isinstance(trees, Iterable):
         trees = [trees]
     out = tuple(t if isinstance(t, Tree) else Tree.balanced(t) if
@@ -268,7 +272,7 @@ class Recursive:
     def __init__(self, name: str, shape: Sequence[int], dtype: Any = np.float64) -> None:
         self.name = _check_name(name)
         self.shape = _check_shape(shape, f"recursive net {name!r}")
-        self.dtype = np.dtype(dtype)
+        self.dtype = check_dtype(dtype, f"recursive net {name!r}")
         self.left, self.right, self.root = (
             Node(CHILD, (), self.shape, self.dtype, name="h", attrs={"child": which},
                  may_batch=True) for which in ("left", "right", "root"))
@@ -330,20 +334,20 @@ class Recursive:
 
     def output(self, name: str, value: Node) -> Node:
         """An output of every tree, read from ``root``."""
+        _check_node(value, f"output {name!r}")
         self.outputs[name] = value = named(value, self._fresh(name))
         return value
 
     def loss(self, name: str, value: Node) -> Node:
         """A loss of every tree (a scalar per example); ``L = Σ_k L(k)``."""
         name = self._fresh(name)
-        if value.shape != ():
-            raise RecurrenceError(f"loss {name!r} must be a scalar per example, got "
-                                  f"{describe(value)}")
+        check_loss(name, value)
         self.losses[name] = value = named(value, name)
         return value
 
     def name_node(self, name: str, value: Node) -> Node:
         """Give a name to an inner value so that drawings show it."""
+        _check_node(value, f"name_node {name!r}")
         self.named[name] = value = named(value, self._fresh(name))
         return value
 
@@ -471,7 +475,12 @@ class UnfoldedTree:
 
     def position(self, k: int, node: int) -> int:
         """The position (1-based) of node ``node`` of tree ``k`` (both 0-based)."""
+        if not is_int(k) or not 0 <= k < len(self.trees):
+            raise (UnfoldIndexError if is_int(k) else UnfoldTypeError)(
+                f"the unfolding has trees 0 … {len(self.trees) - 1}, not {k!r}")
         tree = self.trees[k]
+        if not is_int(node):
+            raise UnfoldTypeError(f"tree {k}: a node number is an integer, got {node!r}")
         if not 0 <= node < tree.n_nodes:
             raise UnfoldValueError(f"tree {k} has nodes 0 … {tree.n_nodes - 1}, not {node}")
         if node < tree.n_leaves:
@@ -516,8 +525,10 @@ class UnfoldedTree:
 
     def hidden(self, k: int = 0, node: int | None = None) -> Node:
         """``h`` at node ``node`` of tree ``k`` (the root by default)."""
-        tree = self.trees[k]
-        return self.at("h", self.position(k, tree.root if node is None else node))
+        if node is None:
+            self.position(k, 0)                      # (checks k)
+            node = self.trees[k].root
+        return self.at("h", self.position(k, node))
 
     def copies(self, param: Node | str) -> list[Node]:
         """The dummy copies of a shared parameter, in position order."""

@@ -41,7 +41,12 @@ SQRT = Unary("sqrt", np.sqrt, lambda y, x, g: g / (2 * y))
 RELU = Unary("relu", lambda x: np.maximum(x, 0), lambda y, x, g: g * cast(x > 0, g.dtype))
 ABS = Unary("abs", np.abs, lambda y, x, g: g * sign(x))
 SIGN = Unary("sign", np.sign, lambda y, x, g: None)
-SOFTPLUS = Unary("softplus", lambda x: np.logaddexp(x.dtype.type(0), x),
+def _softplus(x: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):    # logaddexp alone warns of a NaN it is given
+        return np.logaddexp(x.dtype.type(0), x)
+
+
+SOFTPLUS = Unary("softplus", _softplus,
                  lambda y, x, g: g * sigmoid(x))
 LOG1P = Unary("log1p", np.log1p, lambda y, x, g: g / (1 + x))
 EXPM1 = Unary("expm1", np.expm1, lambda y, x, g: g * (y + 1))

@@ -377,8 +377,9 @@ class Trainer:
     def step(self, feed: Mapping[str, Any]) -> float:
         """One update on one batch; returns the mean loss and appends a ``Record``. A non-finite
         loss or gradient changes nothing (see the class docstring)."""
-        loss, grads, count, end = self._run(feed, True, self.carries, self.carry)
-        loss, grads = _mean(loss, grads, count)
+        with np.errstate(all="ignore"):   # a non-finite step is reported below, by name
+            loss, grads, count, end = self._run(feed, True, self.carries, self.carry)
+            loss, grads = _mean(loss, grads, count)
         problem = None
         if not math.isfinite(loss):
             problem = f"the loss is {loss}"
@@ -516,12 +517,25 @@ class Trainer:
             got = optimizer.get("type") if isinstance(optimizer, Mapping) else optimizer
             raise CheckpointError(f"the training state is of a {got!r} optimiser but this "
                                   f"trainer's is {kind}; build the trainer with the same kind")
-        for slot, values in (optimizer.get("moments") or {}).items():
+        moments = optimizer.get("moments") or {}
+        if not isinstance(moments, Mapping):
+            raise CheckpointError(f"the optimiser's moments must be a dict slot → {{name: "
+                                  f"array}}, got {type(moments).__name__}")
+        for slot, values in moments.items():
             if isinstance(values, Mapping):
                 _check_match({k: self.params[k] for k in values if k in self.params}, values,
                              f"the optimiser's {slot!r} moments", subset=True)
+                missing = sorted(set(self.params) - set(values))
+                if missing and optimizer.get("t") != 0:   # every update sets every moment
+                    raise CheckpointError(f"the optimiser's {slot!r} moments have no value for "
+                                          f"{missing} after {optimizer.get('t')!r} updates: the "
+                                          f"state is incomplete (resuming would restart them "
+                                          f"from zero)")
         history = History.from_columns(state.get("history", History().columns()))
         stream = state.get("stream") or {}
+        if not isinstance(stream, Mapping):
+            raise CheckpointError(f"the stream state must be a dict (carry, position, spec), "
+                                  f"got {type(stream).__name__}")
         carry = stream.get("carry")
         if carry is not None:
             carry = self._checked_carry(carry)
