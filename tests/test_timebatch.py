@@ -113,6 +113,25 @@ def test_an_lstm_with_gates_cut_from_one_z_agrees(steps, batch, loops, seed):
         assert_agree([g.loss] + uf.grad(g.loss, g.params) + [g.final("h")], feed)
 
 
+@pytest.mark.parametrize("steps", [3, 6])
+def test_a_masked_delay_two_state_is_planned_and_agrees(steps):
+    """h(t) = tanh(W h(t−1) + S h(t−2) + U x(t)) with a mask: ∇h(t−2) sums the delay-2 read at t
+    and the where at t−1 — planned at t−1, not a step late (a loop read both ways; found by
+    HYPOTHESIS_PROFILE=heavy)."""
+    rec = uf.Recurrence("r")
+    x, h = rec.sequence("x", (1,)), rec.state("h", (1,))
+    a = rec.param("W", (1, 1)) @ h + rec.param("U", (1, 1)) @ x
+    u = rec.update(h, uf.tanh(a + rec.param("S", (1, 1)) @ rec.past(h, 2)))
+    g = rec.state("g", (1,))
+    v = rec.update(g, uf.tanh(rec.param("R", (1, 1)) @ g + rec.param("C", (1, 1)) @ u))
+    rec.loss("L", uf.sum(rec.output("o", rec.param("V", (2, 1)) @ v) ** 2))
+    net = rec.unfold(steps, mask=True)
+    rng = np.random.default_rng(0)
+    feed = {name: rng.standard_normal(p.shape) for name, p in rec.params.items()}
+    feed.update(x=rng.standard_normal((steps, 1)), mask=np.arange(steps) < steps - 1)
+    assert_agree([net.loss] + uf.grad(net.loss, net.params) + [net.final("h")], feed)
+
+
 @settings(max_examples=10)
 @given(drawn=recurrences(max_steps=6, dtypes=(np.float32,)))
 def test_float32_recurrences_agree_and_stay_float32(drawn):

@@ -13,7 +13,11 @@ Every node is one of
   The copies are the nodes with the same *kid* — forward: the same folded ``source``; gradient:
   the same kid of their ``adjoint``; others ``("D",)`` — and the same op, shape, dtype and
   attributes, told apart by their *rank* (the r-th such node at an index, in creation order) and
-  their batchedness. A node's index is its step, or, untagged, the largest index of its inputs.
+  their batchedness. A node's index is its step, or, untagged, the largest index of its inputs
+  — but a node of the gradient of an untagged member (a masked update's ``where``) has that
+  member's index, as grad gives the others their adjoint's step. (By its inputs, ∇h(t−2)'s sum
+  of a delay-2 read at t and the where at t−1 would land at t, a step after the backward loop
+  computes it: a loop read both ways.)
 
 Each member is described by where its inputs are, relative to it: the member of a class ``d``
 steps away, a single, or an input whose value is never read. The members of a class with the
@@ -237,6 +241,11 @@ class Flat:
                 desc = (px - t if px >= 0 else px,)
             else:
                 codes = [packed[(i._key >> 1) - low] for i in ins]
+                a = node.adjoint
+                if t is None and a is not None and 0 <= (a._key >> 1) - low < len(packed):
+                    p = packed[(a._key >> 1) - low]
+                    if p > 0:                   # of an untagged member's gradient: its index
+                        t = (p & 0xFFFFFFFF) - MID
                 if t is None:
                     for i, p in zip(ins, codes):
                         u = i.step
