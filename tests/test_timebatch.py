@@ -132,6 +132,23 @@ def test_a_masked_delay_two_state_is_planned_and_agrees(steps):
     assert_agree([net.loss] + uf.grad(net.loss, net.params) + [net.final("h")], feed)
 
 
+@pytest.mark.parametrize("steps", [3, 5])
+def test_a_masked_backward_state_is_planned_and_agrees(steps):
+    """g(t) = tanh(R g(t+1) + C h(t)) with a mask: the choice where(m(t), g_new, g(t+1)) belongs
+    to step t, not to t+1 where its input comes from (found by HYPOTHESIS_PROFILE=heavy)."""
+    rec = uf.Recurrence("r")
+    x, h = rec.sequence("x", (1,)), rec.state("h", (1,))
+    u = rec.update(h, uf.tanh(rec.param("W", (1, 1)) @ h + rec.param("U", (1, 1)) @ x))
+    g = rec.state("g", (1,), backward=True)
+    v = rec.update(g, uf.tanh(rec.param("R", (1, 1)) @ g + rec.param("C", (1, 1)) @ u))
+    rec.loss("L", uf.sum(rec.output("o", rec.param("V", (2, 1)) @ v) ** 2))
+    net = rec.unfold(steps, mask=True)
+    rng = np.random.default_rng(1)
+    feed = {name: rng.standard_normal(p.shape) for name, p in rec.params.items()}
+    feed.update(x=rng.standard_normal((steps, 1)), mask=np.arange(steps) < steps - 1)
+    assert_agree([net.loss] + uf.grad(net.loss, net.params) + [net.final("g")], feed)
+
+
 @settings(max_examples=10)
 @given(drawn=recurrences(max_steps=6, dtypes=(np.float32,)))
 def test_float32_recurrences_agree_and_stay_float32(drawn):

@@ -631,6 +631,10 @@ class Unfolded:
         st = self._update_states[folded]
         previous = self._read(st, 1, t)
         chosen = where(self._copies[self.mask][t], new, previous)
+        # the choice belongs to step t (the planner files step-less nodes by their inputs' steps,
+        # which for a backward state is t + 1)
+        chosen = _make(chosen.op, chosen.inputs, chosen.shape, chosen.dtype, chosen._meta, t,
+                       chosen.adjoint, chosen._key & 1)
         meta = self._masked_meta.get(folded)
         if meta is None:
             meta = self._masked_meta[folded] = Meta(new.name, _NO_ATTRS, folded)
