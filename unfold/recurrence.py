@@ -478,6 +478,7 @@ class Unfolded:
         contexts = set(rec.contexts.values())
         shared = {n for n in body if n.op is CONSTANT or n in contexts}
         copied = [n for n in body if n not in shared and n.op is not STATE]
+        copied = self._aliases_first(copied)
         for n in copied:
             self._copies[n] = [None] * (steps + 1)
         chosen = {}                          # loss name → the steps it is taken at
@@ -509,6 +510,31 @@ class Unfolded:
         self._losses = {name: [self.at(value, t) for t in chosen[name]]
                         for name, (value, _) in rec.losses.items()}
         self._losses.update({name: [own] for name, own in self._own.items()})
+
+    def _aliases_first(self, copied: list[Node]) -> list[Node]:
+        """``copied`` with each declared variable (``rec.output``/``loss``/``name_node``) right
+        after the value it names, and ``self._alias`` mapping that value to it: a step whose user
+        went on with the expression rather than the returned node then reads the variable all the
+        same (an identity), so the unfolded graph is one graph however the model is written."""
+        rec = self.recurrence
+        declared = [*rec.named.values(), *rec.outputs.values(), *(v for v, _ in rec.losses.values())]
+        self._alias: dict[Node, Node] = {}
+        here = set(copied)
+        for a in declared:
+            x = a.inputs[0]
+            if a.op is ALIAS and a in here and x in here and x.op not in (PARAM, INPUT) \
+                    and x not in self._alias:
+                self._alias[x] = a
+        if not self._alias:
+            return copied
+        moved = set(self._alias.values())
+        order = []
+        for n in copied:
+            if n not in moved:
+                order.append(n)
+                if n in self._alias:
+                    order.append(self._alias[n])
+        return order
 
     def _accumulate(self, term: Node, name: str, which: Iterable[int] | str | None) -> None:
         """Add ``L(t)`` to the total — with a mask, only where step t is taken (a real step; for
@@ -567,7 +593,9 @@ class Unfolded:
             return node, copies, _PARAM, (node,), (), False     # one inputs tuple for all W(t)
         if node.op is INPUT:
             return node, copies, _INPUT, (), (), False
-        resolvers = [self._resolver(i, shared) for i in node.inputs]
+        alias = self._alias
+        resolvers = [self._resolver(i if alias.get(i, node) is node else alias[i], shared)
+                     for i in node.inputs]
         inputs = []
         for r in resolvers:
             if r.__class__ is tuple:             # (state, delay)
