@@ -125,11 +125,7 @@ def test_a_masked_delay_two_state_is_planned_and_agrees(steps):
     g = rec.state("g", (1,))
     v = rec.update(g, uf.tanh(rec.param("R", (1, 1)) @ g + rec.param("C", (1, 1)) @ u))
     rec.loss("L", uf.sum(rec.output("o", rec.param("V", (2, 1)) @ v) ** 2))
-    net = rec.unfold(steps, mask=True)
-    rng = np.random.default_rng(0)
-    feed = {name: rng.standard_normal(p.shape) for name, p in rec.params.items()}
-    feed.update(x=rng.standard_normal((steps, 1)), mask=np.arange(steps) < steps - 1)
-    assert_agree([net.loss] + uf.grad(net.loss, net.params) + [net.final("h")], feed)
+    _assert_masked_agrees(rec, steps, "h", seed=0)
 
 
 @pytest.mark.parametrize("steps", [3, 5])
@@ -142,11 +138,17 @@ def test_a_masked_backward_state_is_planned_and_agrees(steps):
     g = rec.state("g", (1,), backward=True)
     v = rec.update(g, uf.tanh(rec.param("R", (1, 1)) @ g + rec.param("C", (1, 1)) @ u))
     rec.loss("L", uf.sum(rec.output("o", rec.param("V", (2, 1)) @ v) ** 2))
+    _assert_masked_agrees(rec, steps, "g", seed=1)
+
+
+def _assert_masked_agrees(rec: uf.Recurrence, steps: int, state: str, seed: int) -> None:
+    """``rec`` unfolded with a mask (its last step padded), fed random values: the loss, its
+    gradients and the final ``state`` agree with the reference, planned time-batched."""
     net = rec.unfold(steps, mask=True)
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     feed = {name: rng.standard_normal(p.shape) for name, p in rec.params.items()}
     feed.update(x=rng.standard_normal((steps, 1)), mask=np.arange(steps) < steps - 1)
-    assert_agree([net.loss] + uf.grad(net.loss, net.params) + [net.final("g")], feed)
+    assert_agree([net.loss] + uf.grad(net.loss, net.params) + [net.final(state)], feed)
 
 
 @settings(max_examples=10)

@@ -31,6 +31,7 @@ from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, as_raised,
 from .graph import (_NO_ATTRS, Meta, Node, _adjoint_of, _batch_flag, _make, gc_paused,
                     substitute, topological)
 from .ops import batch_sum, cast, constant, greater, maximum, stop_gradient, where
+from .ops.elementwise import WHERE
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
                        check_dtype, named, unmasked)
 from .ops.base import input as leaf_input, param as leaf_param
@@ -658,11 +659,11 @@ class Unfolded:
         not blended, so the padding's values never leak in)."""
         st = self._update_states[folded]
         previous = self._read(st, 1, t)
-        chosen = where(self._copies[self.mask][t], new, previous)
-        # the choice belongs to step t (the planner files step-less nodes by their inputs' steps,
-        # which for a backward state is t + 1)
-        chosen = _make(chosen.op, chosen.inputs, chosen.shape, chosen.dtype, chosen._meta, t,
-                       chosen.adjoint, chosen._key & 1)
+        # made here, not by ``where``: the choice belongs to step t (the planner files a step-less
+        # node by its inputs' steps, which for a backward state is t + 1)
+        ins = (self._copies[self.mask][t], new, previous)
+        chosen = _make(WHERE, ins, new.shape, new.dtype, _NO_ATTRS, t, _adjoint_of[-1],
+                       _batch_flag(WHERE, ins))
         meta = self._masked_meta.get(folded)
         if meta is None:
             meta = self._masked_meta[folded] = Meta(new.name, _NO_ATTRS, folded)

@@ -62,12 +62,14 @@ class Bound:
         return self.own
 
 
-def _arrays(obj, out: list) -> None:
+def arrays_in(obj, out: list) -> None:
+    """Append to ``out`` every array in ``obj``, nested in tuples and lists (an instruction's
+    arguments)."""
     if isinstance(obj, np.ndarray):
         out.append(obj)
     elif isinstance(obj, (tuple, list)):
         for x in obj:
-            _arrays(x, out)
+            arrays_in(x, out)
 
 
 def bind(space: dict, candidates: dict[int, np.ndarray], outputs: list) -> dict[int, Bound]:
@@ -82,10 +84,10 @@ def bind(space: dict, candidates: dict[int, np.ndarray], outputs: list) -> dict[
                 views[k].append((name, value))
         elif isinstance(value, (tuple, list)):
             found: list = []
-            _arrays(value, found)
+            arrays_in(value, found)
             loose.update(id(_owner(a)) for a in found)
     found = []
-    _arrays(outputs, found)
+    arrays_in(outputs, found)
     loose.update(id(_owner(a)) for a in found)
     return {k: Bound(candidates[k], views[k], space) for k in candidates
             if k not in loose and views[k]}

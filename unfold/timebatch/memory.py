@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bind import arrays_in
 from .kernels import EFFECTS
 from .lower import It, Loop
 
@@ -26,14 +27,6 @@ MAX_CALLS = 200_000
 MAX_GROUPS = 20_000
 #: offsets in the arena are multiples of this (a cache line: SIMD loads stay aligned)
 ALIGN = 64
-
-
-def _arrays(obj, out: list) -> None:
-    if isinstance(obj, np.ndarray):
-        out.append(obj)
-    elif isinstance(obj, (tuple, list)):
-        for x in obj:
-            _arrays(x, out)
 
 
 def _owner(a: np.ndarray) -> np.ndarray:
@@ -112,7 +105,7 @@ def _tie(code, new: np.ndarray, shared: dict, first: dict, last: dict):
         for u in range(start, last[k] + 1):
             for instr in code[u]:
                 arrays: list = []
-                _arrays(instr.args, arrays)
+                arrays_in(instr.args, arrays)
                 touched = {id(_owner(a)) for a in arrays}
                 if k not in touched and kn not in touched:
                     continue
@@ -180,7 +173,7 @@ class Sharing:
         for u, instrs in enumerate(code):
             for i in instrs:
                 found: list = []
-                _arrays(i.args, found)
+                arrays_in(i.args, found)
                 for a in found:
                     touch(a, u)
         end = len(code)
@@ -344,7 +337,7 @@ def _spans(instrs: list) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
     out: dict = {}
     for i in instrs:
         found: list = []
-        _arrays(i.args, found)
+        arrays_in(i.args, found)
         if isinstance(i, Loop):                      # (its rows: all of each buffer, written)
             for o in {id(_owner(a)): _owner(a) for a in found}.values():
                 whole = _extent(o)
@@ -402,7 +395,7 @@ def schedule(code: list, pinned: set[int]) -> list[int]:
     for u, instrs in enumerate(code):
         found: list = []
         for i in instrs:
-            _arrays(i.args, found)
+            arrays_in(i.args, found)
         mine = {}
         for a in found:
             o = _owner(a)
