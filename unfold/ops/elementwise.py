@@ -35,8 +35,8 @@ def _sigmoid(x):
 NEG = Unary("neg", np.negative, lambda y, x, g: -g)
 EXP = Unary("exp", np.exp, lambda y, x, g: g * y)
 LOG = Unary("log", np.log, lambda y, x, g: g / x)
-TANH = Unary("tanh", np.tanh, lambda y, x, g: g * (1 - y * y))
-SIGMOID = Unary("sigmoid", _sigmoid, lambda y, x, g: g * (y * (1 - y)))
+TANH = Unary("tanh", np.tanh, lambda y, x, g: tanh_grad(g, y))
+SIGMOID = Unary("sigmoid", _sigmoid, lambda y, x, g: sigmoid_grad(g, y))
 SQRT = Unary("sqrt", np.sqrt, lambda y, x, g: g / (2 * y))
 RELU = Unary("relu", lambda x: np.maximum(x, 0), lambda y, x, g: g * cast(x > 0, g.dtype))
 ABS = Unary("abs", np.abs, lambda y, x, g: g * sign(x))
@@ -202,6 +202,25 @@ MAXIMUM = Binary("maximum", np.maximum, lambda y, a, b, g: (
     g * cast(a >= b, g.dtype), g * cast(a < b, g.dtype)))
 MINIMUM = Binary("minimum", np.minimum, lambda y, a, b, g: (
     g * cast(a <= b, g.dtype), g * cast(a > b, g.dtype)))
+
+
+# the derivatives of tanh and σ through their outputs, each one node of the gradient graph (an
+# unfolded recurrence has one per step): g ⊙ (1 − y²) and g ⊙ y(1 − y), computed as the three
+# element-wise ops they replace
+TANH_GRAD = Binary("tanh_grad", lambda g, y: g * (1 - y * y), lambda z, g, y, b: (
+    tanh_grad(b, y), -2.0 * (b * g * y)))
+SIGMOID_GRAD = Binary("sigmoid_grad", lambda g, y: g * (y * (1 - y)), lambda z, g, y, b: (
+    sigmoid_grad(b, y), b * g * (1 - 2.0 * y)))
+
+
+def tanh_grad(g, y) -> Node:
+    """``g ⊙ (1 − y²)``: ∂L/∂x of ``y = tanh x`` from ``g = ∂L/∂y`` (the book's diag(1 − h²))."""
+    return _binary(TANH_GRAD, g, y)
+
+
+def sigmoid_grad(g, y) -> Node:
+    """``g ⊙ y(1 − y)``: ∂L/∂x of ``y = σ(x)`` from ``g = ∂L/∂y``."""
+    return _binary(SIGMOID_GRAD, g, y)
 
 
 def _binary(op, a, b) -> Node:

@@ -6,7 +6,7 @@ import numpy as np
 from ..errors import ShapeError, describe
 from ..graph import Node, Op, apply, needs_gradient
 from .base import align, common_float_dtype, lift_all
-from .shape import reshape, swap_last, transpose
+from .shape import reshape, swap_last
 
 
 class MatMul(Op):
@@ -71,9 +71,9 @@ class MatMul(Op):
         a, b = node.inputs
         if a.ndim == 1 and b.ndim == 1:                 # g is a scalar
             return g * b, g * a
-        if a.ndim == 2 and b.ndim == 1:                 # W h: ∇W = g hᵀ, ∇h = Wᵀ g
+        if a.ndim == 2 and b.ndim == 1:                 # W h: ∇W = g hᵀ, ∇h = Wᵀ g = gᵀ W
             return (_weight_term(g, b, a) if needs_gradient(a) else None,
-                    transpose(a) @ g if needs_gradient(b) else None)    # (not for U x(t))
+                    g @ a if needs_gradient(b) else None)    # (not for U x(t); no Wᵀ node)
         if a.ndim == 1 and b.ndim == 2:                 # hᵀ W: ∇h = W g, ∇W = h gᵀ
             return b @ g, _weight_term(a, g, b)
         if a.ndim == 1:                                 # (k) @ (…, k, m) → (…, m)
@@ -126,7 +126,7 @@ class Outer(Op):
 
     def vjp(self, node, g):
         a, b = node.inputs
-        return g @ b, transpose(g) @ a
+        return g @ b, a @ g
 
     def summed_over_batch(self, node):
         return apply(BATCH_OUTER, *node.inputs)

@@ -103,6 +103,8 @@ class Storage:
         self.pairs: dict[int, int] = {}
         self.minus_hot: dict[int, tuple] = {}
         self.done: set[int] = set()
+        #: fused cross-entropy gradients whose slab holds softmax − 1_y until scaled by g
+        self.scale: set[int] = set()
 
     def _lead(self, batched: bool) -> tuple[int, ...]:
         return (self.batch,) if batched and self.batch is not None else ()
@@ -226,6 +228,8 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
             if u.classes[0].id in f.first and f.loss not in done:
                 done.add(f.loss)
                 code = _fused(st, f)
+            if u.classes[0].id == f.grad and f.grad in st.scale:
+                code = code + _scaled(st, st.values[f.grad])     # g ⊙ (softmax − 1_y)
             out.append(st.pre + code)
             continue
         if u.kind == "member":
@@ -336,8 +340,9 @@ def _vector_plain(st: Storage, c: Class) -> list[Instr]:
 
 
 def _fused(st: Storage, f) -> list[Instr]:
-    """A softmax cross-entropy fusion (``fuse``) as one kernel — or, when a slab cannot be
-    viewed as the kernel needs, its five classes one by one, here."""
+    """A softmax cross-entropy fusion (``fuse``) as one kernel writing the loss and
+    ``softmax − 1_y`` (scaled by ``g`` later, ``_scaled``) — or, when a slab cannot be viewed as
+    the kernel needs, its two classes one by one, here."""
     values = st.values
     c = values[f.loss]
     inputs, _, _ = _fold_inputs(st, c, c.lo, c.hi)
@@ -348,8 +353,7 @@ def _fused(st: Storage, f) -> list[Instr]:
     flat = _as_shape(p, (-1,)) if p is not None else None
     if any(a is None for a in (x, targets, p, loss, flat)) or x.shape != p.shape or \
             x.shape[:1] != targets.shape or targets.shape != loss.shape:
-        return [i for cid in (f.log_softmax, f.loss, f.softmax, f.hot, f.grad)
-                for i in _vector(st, values[cid])]
+        return [i for cid in (f.loss, f.grad) for i in _vector(st, values[cid])]
     n = x.shape[0]
     scratch, row = st._alloc(x.shape, x.dtype), st._alloc((n, 1), x.dtype)
     at, offsets = st._alloc((n,), np.intp), st._alloc((n,), np.intp)
@@ -357,8 +361,16 @@ def _fused(st: Storage, f) -> list[Instr]:
     ones = st._alloc((k,), x.dtype)
     ones[...] = 1
     st.pinned.update((id(offsets), id(ones)))
+    st.scale.add(f.grad)
     return [Instr(softmax_cross_entropy, (x, targets, loss, p, flat, scratch, row,
                                           row.reshape(n), offsets, at, ones))]
+
+
+def _scaled(st: Storage, c: Class) -> list[Instr]:
+    """``cross_entropy_grad``'s slab, holding ``softmax − 1_y``, multiplied by its ``g``."""
+    inputs, flags, size = _fold_inputs(st, c, c.lo, c.hi)
+    p = st.slab(c).reshape((size,) + c.rep.shape)
+    return [Instr(np.multiply, (p, inputs[0][..., None], p))]
 
 
 def _as_shape(a: np.ndarray, shape: tuple) -> np.ndarray | None:
