@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import GradError, UnfoldTypeError, describe
 from .graph import (_NO_ATTRS, Node, Walked, _adjoint_of, _make, _needed, gc_paused,
-                    topological, walk)
+                    meta, topological, walk)
 from .ops import add, constant, lift, sum_like
 from .ops.elementwise import ADD
 from .ops.base import broadcast_like, fit
@@ -113,8 +113,9 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
 def _added(a: Node, b: Node, node: Node) -> Node:
     """``a + b`` built while differentiating ``node``: two terms of one gradient, most often of
     one shape and dtype — then made directly, as ``add`` would make it."""
-    if a.shape is b.shape and a.dtype is b.dtype and a.dtype.kind == "f":
-        return _make(ADD, (a, b), a.shape, a.dtype, _NO_ATTRS, node.step, node,
+    dtype = a._meta.dtype
+    if a.shape is b.shape and dtype is b._meta.dtype and dtype.kind == "f":
+        return _make(ADD, (a, b), a.shape, meta(None, _NO_ATTRS, None, dtype), node,
                      (a._key | b._key) & 1)
     return add(a, b)
 

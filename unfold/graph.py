@@ -96,31 +96,61 @@ class Op:
 class _Fields:
     """The storage of a node (Node adds behaviour and forbids assignment).
 
-    Eight slots and nothing else (no ``__dict__``, no ``__weakref__``): an unfolded graph holds
-    millions of nodes, and a node of eight slots takes 96 bytes where ten took 112. ``_key``
+    Six slots and nothing else (no ``__dict__``, no ``__weakref__``): an unfolded graph holds
+    millions of nodes, and a node of six slots takes 80 bytes where eight took 96. ``_key``
     packs two facts into one int: the serial number (creation order) times two, plus one if the
-    node may be batched. ``_meta`` holds the node's attributes (a read-only mapping) when it has
-    neither a name nor a source — most nodes, every gradient node — else a ``Meta``, shared by
-    the copies of one folded node (see ``meta``)."""
+    node may be batched. ``_meta`` (a ``Meta``) holds the node's name, attributes, folded source
+    and dtype — one record shared by the copies of a folded node, and by the nodes with the
+    same attributes and dtype and neither a name nor a source (most nodes, every gradient
+    node; see ``meta``). ``_at`` holds the step, or for a node of a gradient its adjoint (whose
+    step it has; a ``Tagged`` pair in the rare case it has another)."""
 
-    __slots__ = ("op", "inputs", "shape", "dtype", "_meta", "step", "adjoint", "_key")
+    __slots__ = ("op", "inputs", "shape", "_meta", "_at", "_key")
 
 
 class Meta:
-    """The name, attributes and folded source of a named node or a copy."""
+    """The name, attributes, folded source and dtype of a node (shared by many nodes)."""
 
-    __slots__ = ("name", "attrs", "source")
+    __slots__ = ("name", "attrs", "source", "dtype")
 
-    def __init__(self, name: str | None, attrs: Mapping[str, Any], source: "Node | None"):
-        self.name, self.attrs, self.source = name, attrs, source
+    def __init__(self, name: str | None, attrs: Mapping[str, Any], source: "Node | None",
+                 dtype: np.dtype):
+        self.name, self.attrs, self.source, self.dtype = name, attrs, source, dtype
 
 
-def meta(name: str | None, attrs: Mapping[str, Any], source: "Node | None" = None):
-    """What ``_make`` stores for these fields (``attrs`` in stored form, see ``_frozen_attrs``):
-    the mapping itself when there is no name and no source; one ``meta`` may serve many nodes."""
+_SHARED_META: dict[tuple, Meta] = {}
+
+
+def meta(name: str | None, attrs: Mapping[str, Any], source: "Node | None",
+         dtype: np.dtype) -> Meta:
+    """What ``_make`` stores for these fields (``attrs`` in stored form, see ``_frozen_attrs``;
+    ``dtype`` a numpy dtype): without a name and a source, one shared record per attributes
+    and dtype; one ``meta`` may serve many nodes (the copies of a folded node)."""
     if name is None and source is None:
-        return attrs
-    return Meta(name, attrs, source)
+        key = (id(attrs), dtype)
+        found = _SHARED_META.get(key)
+        if found is None:
+            if len(_SHARED_META) > 4096:
+                _SHARED_META.clear()
+            found = _SHARED_META[key] = Meta(None, attrs, None, dtype)   # (keeps attrs alive)
+        return found
+    return Meta(name, attrs, source, dtype)
+
+
+class Tagged:
+    """``_at`` of a gradient node whose step is not its adjoint's."""
+
+    __slots__ = ("step", "adjoint")
+
+    def __init__(self, step: int | None, adjoint: "Node") -> None:
+        self.step, self.adjoint = step, adjoint
+
+
+def at(step: int | None, adjoint: "Node | None"):
+    """What ``_make`` stores for a node's step and adjoint (see ``_Fields``)."""
+    if adjoint is None:
+        return step
+    return adjoint if step == adjoint.step else Tagged(step, adjoint)
 
 
 class _Filling(_Fields):
@@ -131,22 +161,19 @@ class _Filling(_Fields):
 
 _keys = itertools.count(0, 2)
 _object_new = object.__new__
-_MAPPING = MappingProxyType
 
 
-def _make(op: Op, inputs: tuple, shape: Shape, dtype: np.dtype, meta: Any, step: int | None,
-          adjoint: "Node | None", batch: int) -> "Node":
-    """A node from fields already in their stored form (``meta`` from ``meta``) — the one place
-    nodes are made (``Node``, ``apply`` and unfolding call it). ``batch`` is 1 (or True) if the
-    node may be batched."""
+def _make(op: Op, inputs: tuple, shape: Shape, meta: Meta, at: Any, batch: int) -> "Node":
+    """A node from fields already in their stored form (``meta`` from ``meta``, ``at`` from
+    ``at``: a step, or an adjoint node whose step it takes) — the one place nodes are made
+    (``Node``, ``apply`` and unfolding call it). ``batch`` is 1 (or True) if the node may be
+    batched."""
     self = _object_new(_Filling)
     self.op = op
     self.inputs = inputs
     self.shape = shape
-    self.dtype = dtype
     self._meta = meta
-    self.step = step
-    self.adjoint = adjoint
+    self._at = at
     self._key = next(_keys) + batch
     self.__class__ = Node          # from here on, immutable
     return self
@@ -226,11 +253,10 @@ class Node(_Fields):
         # a node built while differentiating forward node n is part of n's adjoint (backward)
         # computation: it records n, and n's time step
         adjoint = _adjoint_of[-1] if inputs else None
-        if step is None and adjoint is not None:
-            step = adjoint.step
         self = _make(op, inputs, _shared_shape(shape),
-                     dtype if isinstance(dtype, np.dtype) else np.dtype(dtype),
-                     meta(name, _frozen_attrs(attrs), source), step, adjoint,
+                     meta(name, _frozen_attrs(attrs), source,
+                          dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)),
+                     adjoint if step is None and adjoint is not None else at(step, adjoint),
                      1 if may_batch else 0)
         if cls is not Node:
             object.__setattr__(self, "__class__", cls)
@@ -239,20 +265,39 @@ class Node(_Fields):
     @property
     def name(self) -> str | None:
         """The user-facing name (``h``, ``W``), or None."""
-        m = self._meta
-        return None if m.__class__ is _MAPPING else m.name
+        return self._meta.name
 
     @property
     def attrs(self) -> Mapping[str, Any]:
         """The op's static attributes (axes, a constant's value, …), read-only."""
-        m = self._meta
-        return m if m.__class__ is _MAPPING else m.attrs
+        return self._meta.attrs
 
     @property
     def source(self) -> "Node | None":
         """For a copy in an unfolded graph, the folded node it copies (else None)."""
-        m = self._meta
-        return None if m.__class__ is _MAPPING else m.source
+        return self._meta.source
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._meta.dtype
+
+    @property
+    def step(self) -> int | None:
+        """The time step of a copy in an unfolded graph (for a gradient node: its adjoint's),
+        else None."""
+        a = self._at
+        c = a.__class__
+        if c is Node:
+            return a.step
+        return a.step if c is Tagged else a
+
+    @property
+    def adjoint(self) -> "Node | None":
+        """For a node of a gradient graph, the forward node whose derivative it helps compute
+        (it was built by that node's VJP), else None."""
+        a = self._at
+        c = a.__class__
+        return a if c is Node else a.adjoint if c is Tagged else None
 
     @property
     def serial(self) -> int:
@@ -341,15 +386,13 @@ def apply(op: Op, *inputs: Node, name: str | None = None, **attrs: Any) -> Node:
     """Build the node ``op(*inputs)``, running the op's shape rule now."""
     shape, dtype = op.infer(inputs, attrs)
     found = _SHAPES.get(shape) if shape.__class__ is tuple else None
-    if inputs:
-        adjoint = _adjoint_of[-1]
-        step = None if adjoint is None else adjoint.step
-    else:
-        adjoint = step = None
+    adjoint = _adjoint_of[-1] if inputs else None
     attrs = _frozen_attrs(attrs) if attrs else _NO_ATTRS
+    if not isinstance(dtype, np.dtype):
+        dtype = np.dtype(dtype)
+    m = _SHARED_META.get((id(attrs), dtype)) if name is None else None
     return _make(op, inputs, _shared_shape(shape) if found is None else found,
-                 dtype if isinstance(dtype, np.dtype) else np.dtype(dtype),
-                 attrs if name is None else Meta(name, attrs, None), step, adjoint,
+                 meta(name, attrs, None, dtype) if m is None else m, adjoint,
                  _batch_flag(op, inputs))
 
 

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..graph import _NO_ATTRS, Meta, Node, Op
+from ..graph import _NO_ATTRS, Meta, Node, Op, Tagged
 from ..ops.base import ALIAS, CONSTANT, is_placeholder
 from ..ops.elementwise import ADD, DIV, MUL, SUB
 
@@ -229,7 +229,15 @@ class Flat:
             if op is ALIAS:
                 append(packed[(ins[0]._key >> 1) - low])
                 continue
-            t = node.step
+            adj = node._at                     # (node.adjoint and node.step, inlined)
+            if adj.__class__ is Node:
+                t = adj._at
+                if t is not None and t.__class__ is not int:
+                    t = adj.step
+            elif adj.__class__ is Tagged:
+                t, adj = adj.step, adj.adjoint
+            else:
+                t, adj = adj, None
             if t is not None and len(ins) == 2:              # (the common case, unrolled)
                 x, y = ins
                 px, py = packed[(x._key >> 1) - low], packed[(y._key >> 1) - low]
@@ -241,7 +249,7 @@ class Flat:
                 desc = (px - t if px >= 0 else px,)
             else:
                 codes = [packed[(i._key >> 1) - low] for i in ins]
-                a = node.adjoint
+                a = adj
                 if t is None and a is not None and 0 <= (a._key >> 1) - low < len(packed):
                     p = packed[(a._key >> 1) - low]
                     if p > 0:                   # of an untagged member's gradient: its index
@@ -262,26 +270,24 @@ class Flat:
                 desc = tuple([META[p >= 0, batched[_vid(p)]] if j in meta else e
                               for j, (p, e) in enumerate(zip(codes, desc))])
             # the kid: which copies this node is one of
-            a = node.adjoint
+            a = adj
             if a is not None:
                 if a is not last_adjoint:
                     last_adjoint = a
                     m = a._meta                 # (a copy's role: _role's cache, inlined)
-                    found = source_roles.get(m) if m.__class__ is Meta else None
+                    found = source_roles.get(m)
                     if found is not None and found[1] is a.op and found[2] is a.shape and \
-                            found[3] is a.dtype and a.adjoint is None and a.step is not None:
+                            a._at.__class__ is int:     # (a copy: a step, no adjoint)
                         last_role = found[0]
                     else:
                         last_role = role_of(a)
                 role = last_role
-            elif t is not None and node._meta.__class__ is Meta and node.step is not None and \
-                    node._meta.source is not None:
+            elif t is not None and node._meta.source is not None:
                 role = node._meta.source
             else:
                 role = None
             kid = kids.get((role, op))
-            if kid is None or kid.shape is not node.shape or kid.dtype is not node.dtype or \
-                    kid.meta is not node._meta:
+            if kid is None or kid.shape is not node.shape or kid.meta is not node._meta:
                 kid = self._kid(role, node)
             d = kid.memo.get(desc)
             if d is None:
@@ -374,8 +380,7 @@ class Flat:
         """The role of the nodes built while differentiating ``a``: a small number standing
         for what identifies the copies of ``a`` (its role, op, shape, dtype, attributes)."""
         m = a._meta
-        if a.adjoint is None and m.__class__ is Meta and m.source is not None and \
-                a.step is not None:
+        if a.adjoint is None and m.source is not None and a.step is not None:
             # (the copies of one folded node share their Meta: one role for them all)
             found = self._source_roles.get(m)
             if found is not None and found[1] is a.op and found[2] is a.shape and \
