@@ -19,7 +19,7 @@ from .graph import (_NO_ATTRS, Node, Walked, _adjoint_of, _make, _needed, gc_pau
                     meta, topological, walk)
 from .ops import add, constant, lift, sum_like
 from .ops.elementwise import ADD
-from .ops.base import broadcast_like, fit
+from .ops.base import ALIAS, broadcast_like, fit
 
 
 def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
@@ -85,22 +85,30 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
             g = pop(node, None)
             if g is None:
                 continue
-            enter(node)                 # tag what is built here as part of node's adjoint
             if node in wanted:
                 found[node] = g
             inputs = node.inputs
-            if inputs and node.op.differentiable:
-                for x, term in zip(inputs, node.op.vjp(node, g)):
-                    if term is None:
-                        continue
-                    k = top - (x._key >> 1)                          # x on the path?
-                    if k < 0 or k >= size or order[k] is not x or x.dtype.kind != "f":
-                        continue
-                    if term.shape != x.shape or term._key & ~x._key & 1:
-                        term = fit(term, x)
-                    before = get(x)
-                    pending[x] = term if before is None else _added(before, term, node)
-            leave()
+            op = node.op
+            if op is ALIAS:             # (a dummy copy W(t), a name: g passes unchanged)
+                terms = (g,)
+            elif inputs and op.differentiable:
+                enter(node)             # tag what is built here as part of node's adjoint
+                terms = op.vjp(node, g)
+                leave()
+            else:
+                continue
+            for x, term in zip(inputs, terms):
+                if term is None:
+                    continue
+                k = top - (x._key >> 1)                              # x on the path?
+                if k < 0 or k >= size or order[k] is not x or x._meta.dtype.kind != "f":
+                    continue
+                if term.shape != x.shape or term._key & ~x._key & 1:
+                    enter(node)
+                    term = fit(term, x)
+                    leave()
+                before = get(x)
+                pending[x] = term if before is None else _added(before, term, node)
     finally:
         del _adjoint_of[1:]
         _needed.pop()

@@ -396,6 +396,16 @@ def apply(op: Op, *inputs: Node, name: str | None = None, **attrs: Any) -> Node:
                  _batch_flag(op, inputs))
 
 
+def derived(op: Op, inputs: tuple, like: "Node", attrs: Mapping[str, Any] = _NO_ATTRS) -> Node:
+    """``op(*inputs)`` with the shape and dtype of node ``like`` and ``attrs`` in stored form,
+    for a VJP that knows them (its shape rule would answer the same): built without running
+    it — a gradient graph is built once per node of an unfolded graph."""
+    dtype = like._meta.dtype
+    m = _SHARED_META.get((id(attrs), dtype))
+    return _make(op, inputs, like.shape, meta(None, attrs, None, dtype) if m is None else m,
+                 _adjoint_of[-1], _batch_flag(op, inputs))
+
+
 def _batch_flag(op: Op, inputs: Sequence["Node"]) -> int:
     """1 if ``op`` applied to ``inputs`` may be batched: ``Op.out_batched`` on the inputs'
     ``may_batch`` flags."""

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DTypeError, UnfoldValueError, describe
-from ..graph import Node, apply
+from ..graph import Node, apply, derived
 from .base import (CONSTANT, Elementwise, Identity, broadcast_shapes, check_dtype,
                    common_float_dtype, lift, lift_all, terms)
 
@@ -35,8 +35,8 @@ def _sigmoid(x):
 NEG = Unary("neg", np.negative, lambda y, x, g: -g)
 EXP = Unary("exp", np.exp, lambda y, x, g: g * y)
 LOG = Unary("log", np.log, lambda y, x, g: g / x)
-TANH = Unary("tanh", np.tanh, lambda y, x, g: tanh_grad(g, y))
-SIGMOID = Unary("sigmoid", _sigmoid, lambda y, x, g: sigmoid_grad(g, y))
+TANH = Unary("tanh", np.tanh, lambda y, x, g: _through(TANH_GRAD, g, y))
+SIGMOID = Unary("sigmoid", _sigmoid, lambda y, x, g: _through(SIGMOID_GRAD, g, y))
 SQRT = Unary("sqrt", np.sqrt, lambda y, x, g: g / (2 * y))
 RELU = Unary("relu", lambda x: np.maximum(x, 0), lambda y, x, g: g * cast(x > 0, g.dtype))
 ABS = Unary("abs", np.abs, lambda y, x, g: g * sign(x))
@@ -211,6 +211,14 @@ TANH_GRAD = Binary("tanh_grad", lambda g, y: g * (1 - y * y), lambda z, g, y, b:
     tanh_grad(b, y), -2.0 * (b * g * y)))
 SIGMOID_GRAD = Binary("sigmoid_grad", lambda g, y: g * (y * (1 - y)), lambda z, g, y, b: (
     sigmoid_grad(b, y), b * g * (1 - 2.0 * y)))
+
+
+def _through(op, g: Node, y: Node) -> Node:
+    """``op(g, y)``, a derivative through the output ``y``; built directly when ``g`` has
+    ``y``'s shape and dtype (as it has but on a broadcast)."""
+    if g.shape is y.shape and g._meta.dtype is y._meta.dtype:
+        return derived(op, (g, y), y)
+    return _binary(op, g, y)
 
 
 def tanh_grad(g, y) -> Node:

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import arguments
 from ..errors import DTypeError, FeedError, ShapeError, describe
-from ..graph import Node, Op, apply
+from ..graph import Node, Op, apply, derived
 from .base import check_axis, check_dtype, common_float_dtype, lift
 from .elementwise import exp
 from .reduce import mean, sum
@@ -147,6 +147,8 @@ class CrossEntropy(Op):
 
     def vjp(self, node, g):
         logits, targets = node.inputs
+        if g.shape is targets.shape and g._meta.dtype is logits._meta.dtype:
+            return derived(CROSS_ENTROPY_GRAD, (g, logits, targets), logits, node.attrs), None
         return apply(CROSS_ENTROPY_GRAD, g, logits, targets, axis=node.attrs["axis"]), None
 
 
