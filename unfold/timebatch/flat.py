@@ -190,6 +190,8 @@ class Flat:
         self._source_roles: dict[tuple, int] = {}
         self._attrs: dict[int, tuple[Any, int]] = {}
         self._sigs: dict[tuple, int] = {}
+        #: a sequence's steps by their shared Meta: (kid, class of rank 0, its members)
+        self._steps: dict = {}
         self._fed, self._fed_sequences = fed, fed_sequences
         packed = self._scan(order, top)
         #: each output as ("n", single) or ("r", class, index)
@@ -200,6 +202,7 @@ class Flat:
         for c in self.classes:
             c.kid = None                   # (the kids refer back to their classes)
         del self._kids, self._full, self._roles, self._source_roles, self._attrs, self._sigs
+        del self._steps
 
     # --- the pass --------------------------------------------------------------------------------
 
@@ -223,6 +226,15 @@ class Flat:
                 continue
             ins = node.inputs
             if not ins:
+                step = self._steps.get(node._meta)       # a step of a sequence seen before
+                if step is not None:
+                    t = node._at
+                    kid, cid, members = step
+                    if t.__class__ is int and 0 <= t < len(kid.count) and kid.count[t] == 0:
+                        kid.count[t] = 1                 # (its rank 0, as kid.rank counts)
+                        members.append(k)
+                        append((cid << 32) + MID + t)
+                        continue
                 append(self._leaf(node, k))
                 continue
             op = node.op
@@ -247,6 +259,13 @@ class Flat:
                 px = packed[(ins[0]._key >> 1) - low]
                 codes = (px,)
                 desc = (px - t if px >= 0 else px,)
+            elif t is not None and len(ins) == 3:
+                x, y, z = ins
+                px, py, pz = (packed[(x._key >> 1) - low], packed[(y._key >> 1) - low],
+                              packed[(z._key >> 1) - low])
+                codes = (px, py, pz)
+                desc = (px - t if px >= 0 else px, py - t if py >= 0 else py,
+                        pz - t if pz >= 0 else pz)
             else:
                 codes = [packed[(i._key >> 1) - low] for i in ins]
                 a = adj
@@ -342,9 +361,12 @@ class Flat:
                 if kid is None:
                     kid = self._kids[key] = _Kid()
                 t = node.step
-                cls = self._class(kid, kid.rank(t), self._fed_sequences[node.source], node,
-                                  fed=True)
-                self._variant(cls, (), node).append(k)
+                rank = kid.rank(t)
+                cls = self._class(kid, rank, self._fed_sequences[node.source], node, fed=True)
+                members = self._variant(cls, (), node)
+                members.append(k)
+                if rank == 0:
+                    self._steps[node._meta] = (kid, cls.id, members)
                 return (cls.id << 32) + MID + t
             v = self._single(node, self._fed[node], fed=True)
         elif node.op is CONSTANT:
