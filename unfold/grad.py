@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import GradError, UnfoldTypeError, describe
-from .graph import (_NO_ATTRS, Node, Walked, _adjoint_of, _make, _needed, gc_paused,
+from .graph import (MANY, _NO_ATTRS, Node, Walked, _adjoint_of, _make, _needed, gc_paused,
                     meta, topological, walk)
 from .ops import add, constant, lift, sum_like
 from .ops.elementwise import ADD
@@ -61,7 +61,8 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
         node = order[k]
         if node is None or node in wanted:
             continue
-        for i in node.inputs:
+        b = node._b
+        for i in (node._a,) if b is None else node._a if b is MANY else (node._a, b):
             if order[top - (i._key >> 1)] is i:
                 break
         else:
@@ -87,7 +88,8 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
                 continue
             if node in wanted:
                 found[node] = g
-            inputs = node.inputs
+            b = node._b
+            inputs = (node._a,) if b is None else node._a if b is MANY else (node._a, b)
             op = node.op
             if op is ALIAS:             # (a dummy copy W(t), a name: g passes unchanged)
                 terms = (g,)

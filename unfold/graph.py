@@ -96,16 +96,22 @@ class Op:
 class _Fields:
     """The storage of a node (Node adds behaviour and forbids assignment).
 
-    Six slots and nothing else (no ``__dict__``, no ``__weakref__``): an unfolded graph holds
-    millions of nodes, and a node of six slots takes 80 bytes where eight took 96. ``_key``
-    packs two facts into one int: the serial number (creation order) times two, plus one if the
-    node may be batched. ``_meta`` (a ``Meta``) holds the node's name, attributes, folded source
-    and dtype — one record shared by the copies of a folded node, and by the nodes with the
-    same attributes and dtype and neither a name nor a source (most nodes, every gradient
-    node; see ``meta``). ``_at`` holds the step, or for a node of a gradient its adjoint (whose
-    step it has; a ``Tagged`` pair in the rare case it has another)."""
+    Seven slots and nothing else (no ``__dict__``, no ``__weakref__``): an unfolded graph holds
+    millions of nodes. A node takes 96 bytes; its inputs are kept in two of them (``_a``,
+    ``_b``, see ``inputs``) rather than in a tuple of its own (56–64 bytes more for one or two
+    inputs, most nodes). ``_key`` packs two facts into one int: the serial number (creation
+    order) times two, plus one if the node may be batched. ``_meta`` (a ``Meta``) holds the
+    node's name, attributes, folded source and dtype — one record shared by the copies of a
+    folded node, and by the nodes with the same attributes and dtype and neither a name nor a
+    source (most nodes, every gradient node; see ``meta``). ``_at`` holds the step, or for a
+    node of a gradient its adjoint (whose step it has; a ``Tagged`` pair in the rare case it
+    has another)."""
 
-    __slots__ = ("op", "inputs", "shape", "_meta", "_at", "_key")
+    __slots__ = ("op", "_a", "_b", "shape", "_meta", "_at", "_key")
+
+
+#: ``_b`` of a node with no input or more than two: its ``_a`` is the tuple of its inputs
+MANY = object()
 
 
 class Meta:
@@ -170,7 +176,15 @@ def _make(op: Op, inputs: tuple, shape: Shape, meta: Meta, at: Any, batch: int) 
     batched."""
     self = _object_new(_Filling)
     self.op = op
-    self.inputs = inputs
+    n = len(inputs)
+    if n == 2:
+        self._a, self._b = inputs
+    elif n == 1:
+        self._a = inputs[0]
+        self._b = None
+    else:
+        self._a = inputs
+        self._b = MANY
     self.shape = shape
     self._meta = meta
     self._at = at
@@ -261,6 +275,14 @@ class Node(_Fields):
         if cls is not Node:
             object.__setattr__(self, "__class__", cls)
         return self
+
+    @property
+    def inputs(self) -> tuple["Node", ...]:
+        """The nodes this one is computed from, in the op's order."""
+        b = self._b
+        if b is None:
+            return (self._a,)
+        return self._a if b is MANY else (self._a, b)
 
     @property
     def name(self) -> str | None:
@@ -435,7 +457,9 @@ def ancestors(outputs: Iterable[Node]) -> set[Node]:
     stack = list(seen)
     add, push, pop = seen.add, stack.append, stack.pop
     while stack:
-        for i in pop().inputs:
+        node = pop()
+        b = node._b
+        for i in (node._a,) if b is None else node._a if b is MANY else (node._a, b):
             if i not in seen:
                 add(i)
                 push(i)
@@ -484,7 +508,8 @@ def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int]:
     pop, push = stack.pop, stack.append
     while stack:
         node = pop()
-        ins = node.inputs
+        b = node._b
+        ins = (node._a,) if b is None else node._a if b is MANY else (node._a, b)
         if not ins:
             if is_placeholder(node):
                 placeholders.append(node)

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..graph import _NO_ATTRS, Meta, Node, Op, Tagged
+from ..graph import MANY, _NO_ATTRS, Meta, Node, Op, Tagged
 from ..ops.base import ALIAS, CONSTANT, is_placeholder
 from ..ops.elementwise import ADD, DIV, MUL, SUB
 
@@ -224,7 +224,8 @@ class Flat:
             if node is None:
                 append(0)
                 continue
-            ins = node.inputs
+            b = node._b
+            ins = (node._a,) if b is None else node._a if b is MANY else (node._a, b)
             if not ins:
                 step = self._steps.get(node._meta)       # a step of a sequence seen before
                 if step is not None:
