@@ -494,38 +494,45 @@ def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int]:
     top = max(o._key for o in outputs) >> 1
     size = max(1024, 2 * len(outputs))
     order: list = [None] * size
-    stack = []
     for o in outputs:
         k = top - (o._key >> 1)
         if k >= size:
             order.extend(repeat(None, k + 1 - size + size // 8))
             size = len(order)
-        if order[k] is None:
-            order[k] = o
-            stack.append(o)
+        order[k] = o
+    # one sweep from the latest node back: a node's inputs are older, so they lie further on
+    # and are reached after it (the list grows as the sweep goes: the iterator follows it)
     placeholders = []
-    count = len(stack)
-    pop, push = stack.pop, stack.append
-    while stack:
-        node = pop()
-        b = node._b
-        ins = (node._a,) if b is None else node._a if b is MANY else (node._a, b)
-        if not ins:
-            if is_placeholder(node):
-                placeholders.append(node)
+    count = 0
+    for node in order:
+        if node is None:
             continue
-        for i in ins:
+        count += 1
+        b = node._b
+        if b is None:
+            i = node._a
             k = top - (i._key >> 1)
             if k >= size:                    # (an eighth more: the list stays tight)
                 order.extend(repeat(None, k + 1 - size + size // 8))
                 size = len(order)
             if order[k] is None:
                 order[k] = i
-                push(i)
-                count += 1
+            continue
+        ins = node._a if b is MANY else (node._a, b)
+        if not ins:
+            if is_placeholder(node):
+                placeholders.append(node)
+            continue
+        for i in ins:
+            k = top - (i._key >> 1)
+            if k >= size:
+                order.extend(repeat(None, k + 1 - size + size // 8))
+                size = len(order)
+            if order[k] is None:
+                order[k] = i
     while order and order[-1] is None:
         order.pop()
-    placeholders.sort(key=_key_of)
+    placeholders.reverse()               # (swept latest first)
     return order, top, placeholders, count
 
 
