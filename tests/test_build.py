@@ -191,3 +191,19 @@ def test_name_attributes_and_source_read_back_from_one_shared_slot():
         assert len({id(c._meta) for c in copies}) == 1       # one record for all the copies
     assert dict(g.at(xs, 2).attrs)["steps"] == 3
     assert len(graph._Fields.__slots__) == 7
+
+
+@pytest.mark.parametrize("per_step", [24, 25])
+def test_a_graph_is_planned_whatever_its_nodes_per_step(per_step):
+    """Whether a large graph is worth time-batching is decided on a sample of its nodes; an
+    unfolded graph is periodic, and a sample at a regular stride equal to its period saw one
+    untagged node of each step (the loss sum) — the τ = 100 000 tanh recurrence of 24 nodes a
+    step then ran node by node (1.5 GB)."""
+    rec = uf.Recurrence("tanh")
+    x, h = rec.sequence("x", (4,)), rec.state("h", (4,))
+    W, U = rec.param("W", (4, 4)), rec.param("U", (4, 4))
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    rec.loss("L", uf.sum(h_t * h_t) if per_step == 24 else uf.sum(h_t * h_t) * 2.0)
+    g = rec.unfold(1000)
+    program = uf.compile([g.loss] + uf.grad(g.loss, [W, U]))
+    assert program.n_nodes > 24_000 and program._has_time()
