@@ -216,6 +216,7 @@ class Flat:
         kids = self._kids
         batched = self.batched
         role_of, source_roles = self._role, self._source_roles
+        copy_kids: dict = {}
         last_adjoint = last_role = None
         k = -1
         while order:
@@ -291,24 +292,31 @@ class Flat:
                               for j, (p, e) in enumerate(zip(codes, desc))])
             # the kid: which copies this node is one of
             a = adj
-            if a is not None:
-                if a is not last_adjoint:
-                    last_adjoint = a
-                    m = a._meta                 # (a copy's role: _role's cache, inlined)
-                    found = source_roles.get(m)
-                    if found is not None and found[1] is a.op and found[2] is a.shape and \
-                            a._at.__class__ is int:     # (a copy: a step, no adjoint)
-                        last_role = found[0]
-                    else:
-                        last_role = role_of(a)
-                role = last_role
-            elif t is not None and node._meta.source is not None:
-                role = node._meta.source
+            mine = node._meta
+            if a is None and t is not None and mine.source is not None:
+                found = copy_kids.get(mine)     # (a copy: its Meta, shared by its kid)
+                if found is not None and found[1] is op and found[2] is node.shape:
+                    kid = found[0]
+                else:
+                    kid = self._kid(mine.source, node)
+                    copy_kids[mine] = (kid, op, node.shape)
             else:
-                role = None
-            kid = kids.get((role, op))
-            if kid is None or kid.shape is not node.shape or kid.meta is not node._meta:
-                kid = self._kid(role, node)
+                if a is not None:
+                    if a is not last_adjoint:
+                        last_adjoint = a
+                        m = a._meta             # (a copy's role: _role's cache, inlined)
+                        found = source_roles.get(m)
+                        if found is not None and found[1] is a.op and found[2] is a.shape and \
+                                a._at.__class__ is int:     # (a copy: a step, no adjoint)
+                            last_role = found[0]
+                        else:
+                            last_role = role_of(a)
+                    role = last_role
+                else:
+                    role = None
+                kid = kids.get((role, op))
+                if kid is None or kid.shape is not node.shape or kid.meta is not mine:
+                    kid = self._kid(role, node)
             d = kid.memo.get(desc)
             if d is None:
                 d = kid.memo[desc] = self._decide(node, kid, desc, codes)
