@@ -20,7 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 import unfold as uf
 from unfold.graph import apply
-from unfold.ops.elementwise import sigmoid_grad, tanh_grad
+from unfold.ops.elementwise import sigmoid_deriv, tanh_deriv
 from unfold.ops.nn import CROSS_ENTROPY_GRAD
 from unfold.testing import strategies as ufst
 
@@ -397,8 +397,8 @@ CASES: list[OpCase] = [
     _unary("log", uf.log, np.log, low=0.2, high=3.0),
     _unary("tanh", uf.tanh, np.tanh),
     _unary("sigmoid", uf.sigmoid, lambda x: 1 / (1 + np.exp(-x)), low=-6, high=6),
-    _binary("tanh_grad", tanh_grad, lambda g, y: g * (1 - y * y), b=dict(low=-0.99, high=0.99)),
-    _binary("sigmoid_grad", sigmoid_grad, lambda g, y: g * y * (1 - y), b=dict(low=0.01, high=0.99)),
+    _unary("tanh_deriv", tanh_deriv, lambda y: 1 - y * y, low=-0.99, high=0.99),
+    _unary("sigmoid_deriv", sigmoid_deriv, lambda y: y * (1 - y), low=0.01, high=0.99),
     _unary("relu", uf.relu, lambda x: np.maximum(x, 0), away=0.1),
     _unary("abs", uf.abs, np.abs, away=0.1),
     _unary("sqrt", uf.sqrt, np.sqrt, low=0.2, high=3.0),

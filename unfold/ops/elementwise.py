@@ -35,8 +35,8 @@ def _sigmoid(x):
 NEG = Unary("neg", np.negative, lambda y, x, g: -g)
 EXP = Unary("exp", np.exp, lambda y, x, g: g * y)
 LOG = Unary("log", np.log, lambda y, x, g: g / x)
-TANH = Unary("tanh", np.tanh, lambda y, x, g: _through(TANH_GRAD, g, y))
-SIGMOID = Unary("sigmoid", _sigmoid, lambda y, x, g: _through(SIGMOID_GRAD, g, y))
+TANH = Unary("tanh", np.tanh, lambda y, x, g: _through(TANH_DERIV, g, y))
+SIGMOID = Unary("sigmoid", _sigmoid, lambda y, x, g: _through(SIGMOID_DERIV, g, y))
 SQRT = Unary("sqrt", np.sqrt, lambda y, x, g: g / (2 * y))
 RELU = Unary("relu", lambda x: np.maximum(x, 0), lambda y, x, g: g * cast(x > 0, g.dtype))
 ABS = Unary("abs", np.abs, lambda y, x, g: g * sign(x))
@@ -204,31 +204,30 @@ MINIMUM = Binary("minimum", np.minimum, lambda y, a, b, g: (
     g * cast(a <= b, g.dtype), g * cast(a > b, g.dtype)))
 
 
-# the derivatives of tanh and σ through their outputs, each one node of the gradient graph (an
-# unfolded recurrence has one per step): g ⊙ (1 − y²) and g ⊙ y(1 − y), computed as the three
-# element-wise ops they replace
-TANH_GRAD = Binary("tanh_grad", lambda g, y: g * (1 - y * y), lambda z, g, y, b: (
-    tanh_grad(b, y), -2.0 * (b * g * y)))
-SIGMOID_GRAD = Binary("sigmoid_grad", lambda g, y: g * (y * (1 - y)), lambda z, g, y, b: (
-    sigmoid_grad(b, y), b * g * (1 - 2.0 * y)))
+# the derivatives of tanh and σ as functions of their outputs, tanh′ = 1 − y² and σ′ = y(1 − y):
+# one node each (an unfolded recurrence has one per step), computed as the two element-wise ops
+# they replace; read by nothing but ``g ⊙ ·``, they run outside a recurrent loop
+TANH_DERIV = Unary("tanh_deriv", lambda y: 1 - y * y, lambda d, y, g: -2.0 * (g * y))
+SIGMOID_DERIV = Unary("sigmoid_deriv", lambda y: y * (1 - y), lambda d, y, g: g * (1 - 2.0 * y))
 
 
 def _through(op, g: Node, y: Node) -> Node:
-    """``op(g, y)``, a derivative through the output ``y``; built directly when ``g`` has
+    """``g ⊙ op(y)``: a derivative through the output ``y``; built directly when ``g`` has
     ``y``'s shape and dtype (as it has but on a broadcast)."""
+    d = derived(op, (y,), y)
     if g.shape is y.shape and g._meta.dtype is y._meta.dtype:
-        return derived(op, (g, y), y)
-    return _binary(op, g, y)
+        return derived(MUL, (g, d), y)
+    return g * d
 
 
-def tanh_grad(g, y) -> Node:
-    """``g ⊙ (1 − y²)``: ∂L/∂x of ``y = tanh x`` from ``g = ∂L/∂y`` (the book's diag(1 − h²))."""
-    return _binary(TANH_GRAD, g, y)
+def tanh_deriv(y) -> Node:
+    """``1 − y²``: the derivative of ``tanh`` where it is ``y`` (the book's diag(1 − h²))."""
+    return apply(TANH_DERIV, lift(y))
 
 
-def sigmoid_grad(g, y) -> Node:
-    """``g ⊙ y(1 − y)``: ∂L/∂x of ``y = σ(x)`` from ``g = ∂L/∂y``."""
-    return _binary(SIGMOID_GRAD, g, y)
+def sigmoid_deriv(y) -> Node:
+    """``y(1 − y)``: the derivative of ``σ`` where it is ``y``."""
+    return apply(SIGMOID_DERIV, lift(y))
 
 
 def _binary(op, a, b) -> Node:
