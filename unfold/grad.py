@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import GradError, UnfoldTypeError, describe
-from .graph import (MANY, _NO_ATTRS, Node, Walked, _adjoint_of, _make, _needed, gc_paused,
-                    meta, topological, walk)
+from .graph import (MANY, _NO_ATTRS, _PLAIN_META, Node, Walked, _adjoint_of, _make, _needed,
+                    gc_paused, meta, topological, walk)
 from .ops import add, constant, lift, sum_like
 from .ops.elementwise import ADD
 from .ops.base import ALIAS, broadcast_like, fit
@@ -125,8 +125,9 @@ def _added(a: Node, b: Node, node: Node) -> Node:
     one shape and dtype — then made directly, as ``add`` would make it."""
     dtype = a._meta.dtype
     if a.shape is b.shape and dtype is b._meta.dtype and dtype.kind == "f":
-        return _make(ADD, (a, b), a.shape, meta(None, _NO_ATTRS, None, dtype), node,
-                     (a._key | b._key) & 1)
+        m = _PLAIN_META.get(dtype)
+        return _make(ADD, (a, b), a.shape, meta(None, _NO_ATTRS, None, dtype) if m is None else m,
+                     node, (a._key | b._key) & 1)
     return add(a, b)
 
 

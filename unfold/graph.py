@@ -125,6 +125,7 @@ class Meta:
 
 
 _SHARED_META: dict[tuple, Meta] = {}
+_PLAIN_META: dict[np.dtype, Meta] = {}        # (no name, no source, no attributes: by dtype)
 
 
 def meta(name: str | None, attrs: Mapping[str, Any], source: "Node | None",
@@ -133,6 +134,11 @@ def meta(name: str | None, attrs: Mapping[str, Any], source: "Node | None",
     ``dtype`` a numpy dtype): without a name and a source, one shared record per attributes
     and dtype; one ``meta`` may serve many nodes (the copies of a folded node)."""
     if name is None and source is None:
+        if attrs is _NO_ATTRS:
+            found = _PLAIN_META.get(dtype)
+            if found is None:
+                found = _PLAIN_META[dtype] = Meta(None, attrs, None, dtype)
+            return found
         key = (id(attrs), dtype)
         found = _SHARED_META.get(key)
         if found is None:
@@ -423,9 +429,10 @@ def derived(op: Op, inputs: tuple, like: "Node", attrs: Mapping[str, Any] = _NO_
     for a VJP that knows them (its shape rule would answer the same): built without running
     it — a gradient graph is built once per node of an unfolded graph."""
     dtype = like._meta.dtype
-    m = _SHARED_META.get((id(attrs), dtype))
-    return _make(op, inputs, like.shape, meta(None, attrs, None, dtype) if m is None else m,
-                 _adjoint_of[-1], _batch_flag(op, inputs))
+    m = _PLAIN_META.get(dtype) if attrs is _NO_ATTRS else None
+    if m is None:
+        m = meta(None, attrs, None, dtype)
+    return _make(op, inputs, like.shape, m, _adjoint_of[-1], _batch_flag(op, inputs))
 
 
 def _batch_flag(op: Op, inputs: Sequence["Node"]) -> int:
