@@ -34,8 +34,9 @@ from .kernels import JOINABLE, VIEW_OPS, kernel, softmax_cross_entropy, sum_kern
 LOOP_STEPS = 8
 #: classes read at most this many steps after they are written, inside their loop, keep a ring
 REACH = 3
-#: loops over at most this many views (steps × arguments) keep their views in lists, walked
-#: faster than the rows of a strided array (which makes each view as it goes, but holds none)
+#: loops over at most this many views (steps × arguments moving with the step) keep their views
+#: in lists, walked faster than the rows of a strided array (which makes each view as it goes,
+#: but holds none): ~150 bytes a view
 LIST_VIEWS = 50_000
 
 
@@ -559,7 +560,6 @@ def _segment(st: Storage, order: list[Class], steps) -> list[Instr]:
     iterators: list = []
     keys: dict = {}
     body = []
-    listed = count * sum(len(args) for _, args in calls[0]) <= LIST_VIEWS
     for k, (fn, args) in enumerate(calls[0]):
         if any(c[k][0] is not fn for c in calls[1:]) or tail[k][0] is not fn or \
                 any(len(c[k][1]) != len(args) for c in calls[1:]):
@@ -578,11 +578,51 @@ def _segment(st: Storage, order: list[Class], steps) -> list[Instr]:
             if z is None:
                 z = keys[key] = len(iterators)
                 it = kind[2]
-                iterators.append((kind[0], list(it) if listed and kind[0] == "rows" and
-                                  it.ndim > 1 else it))       # (0-d rows: see codegen)
+                iterators.append((kind[0], it))
             spec.append(It(z))
         body.append((fn, tuple(spec)))
-    return [Loop(count, tuple(iterators), tuple(body))]
+    rows = [j for j, (kind, it) in enumerate(iterators) if kind == "rows" and it.ndim > 1]
+    if count * len(rows) <= LIST_VIEWS:                  # (0-d rows: see codegen)
+        for j in rows:
+            iterators[j] = ("rows", list(iterators[j][1]))
+    pre, body = _contiguous_operands(st, body, iterators)
+    return pre + [Loop(count, tuple(iterators), tuple(body))]
+
+
+def _contiguous_operands(st: Storage, body: list, iterators: list) -> tuple[list, list]:
+    """A matrix product in a step loop reading a constant operand that is not C-contiguous —
+    ``h(t−1) Wᵀ``, ``Wᵀ`` a transposed view of the fed ``W`` — reads a C-contiguous copy of it
+    made once before the loop instead: OpenBLAS's product with a transposed operand and few
+    rows is 1.2–2.2× slower (a step's ``(B, n) · (n, 4n)``, B = 1…64). The copy is made when
+    nothing in the loop writes the operand's memory: no other argument of the loop shares it."""
+    candidates: dict[int, np.ndarray] = {}
+    for fn, args in body:
+        if fn is np.dot or fn is np.matmul:
+            for a in args[:2]:
+                if isinstance(a, np.ndarray) and a.ndim == 2 and not a.flags.c_contiguous and \
+                        a.size > 1:
+                    candidates[id(a)] = a
+    if not candidates:
+        return [], body
+    others: list[np.ndarray] = []
+    for fn, args in body:
+        dot = fn is np.dot or fn is np.matmul
+        for j, a in enumerate(args):
+            if isinstance(a, np.ndarray) and not (dot and j < 2 and id(a) in candidates):
+                others.append(a)
+    for _, it in iterators:                          # (the whole of the memory they walk)
+        others += [it] if isinstance(it, np.ndarray) else \
+            list({id(_owner(v)): _owner(v) for v in it}.values())
+    pre, copies = [], {}
+    for k, a in candidates.items():
+        if any(np.may_share_memory(a, b) for b in others):
+            continue
+        copy = st._alloc(a.shape, a.dtype)
+        pre.append(Instr(np.copyto, (copy, a)))
+        copies[k] = copy
+    body = [(fn, tuple(copies.get(id(a), a) if isinstance(a, np.ndarray) else a
+                       for a in args)) for fn, args in body]
+    return pre, body
 
 
 def _unrolled(st, order, first, last, step) -> list[Instr]:
