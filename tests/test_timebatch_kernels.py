@@ -35,13 +35,16 @@ def _loop_calls(plan):
     """Each call in a step loop of the plan's function: (function, arguments — an array, or
     None for a row of the loop)."""
     space = plan.run_code.__globals__
+
+    def value(name):                             # (a loop reads its constants as locals)
+        return space.get(name[1:]) if name.startswith("_") else None
+
     out = []
     for node in ast.walk(ast.parse(plan.run_code.source)):
         if isinstance(node, ast.For):
             for s in node.body:
                 call = s.value
-                out.append((space[call.func.id],
-                            [space.get(a.id) if a.id in space else None for a in call.args]))
+                out.append((value(call.func.id), [value(a.id) for a in call.args]))
     return out
 
 
