@@ -335,10 +335,32 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                     _nodes(row, loose, g, part)
             if clusters:
                 placed.scaffold(frame, part)
-    for tail, head, attrs in edges:
-        dot.edge(tail, head, **attrs)
+    for (tail, head, attrs), port in zip(edges, _head_ports(edges, placed.row)):
+        dot.edge(tail, head, **attrs, **({"headport": port} if port else {}))
     placed.rank(dot)
     return dot
+
+
+#: where the inputs of a node enter it, left to right, by their number (more: unported)
+_PORTS = {2: ("sw", "se"), 3: ("sw", "s", "se"), 4: ("w", "sw", "se", "e"),
+          5: ("w", "sw", "s", "se", "e")}
+
+
+def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int]) -> list[str]:
+    """A port for each edge's head: a node's inputs (from the rows below) enter it at points of
+    their own along its lower side, in the order of its operands (``W(t) @ h(t)``: ``W(t)``
+    left, ``h(t)`` right). Unported, they all aimed at the centre of a small op box from below
+    and their arrowheads met at one point of it. (Edges within a row, or whose rows are not
+    known, keep dot's choice: ports on flat edges make dot 2.43 lose the spline.)"""
+    into: dict[str, list[int]] = {}
+    for k, (tail, head, attrs) in enumerate(edges):
+        if tail in row and head in row and row[tail] < row[head]:
+            into.setdefault(head, []).append(k)
+    out = [""] * len(edges)
+    for ks in into.values():
+        for k, port in zip(ks, _PORTS.get(len(ks), ())):
+            out[k] = port
+    return out
 
 
 _LEGEND = "shared parameters, drawn once; W(t), dashed, is step t's copy of W"
@@ -398,10 +420,22 @@ class _Columns:
                 frame.edge(name, i, style="invis")
             self.column[name], self.row[name] = t, lowest - 1
             at.setdefault(lowest - 1, {}).setdefault(t, []).append(name)
-        low, high = min(at), max(at)
-        for r in range(low, high + 1):
+        # wall k (between steps k−1 and k) stands on the rows of those two steps only: in a
+        # staircase each step spans a few rows, so the points grow linearly with τ (a point on
+        # every row of every wall was τ² of them: 214 062 statements at τ = 100)
+        span: dict[float, tuple[int, int]] = {}
+        for r, by_step in at.items():
+            for t in by_step:
+                lo, hi = span.get(t, (r, r))
+                span[t] = (min(lo, r), max(hi, r))
+        walls: dict[int, list[int]] = {}        # row → the walls standing on it
+        for k in range(1, len(steps)):
+            (a, b), (c, d) = span[steps[k - 1]], span[steps[k]]
+            for r in range(min(a, c), max(b, d) + 1):
+                walls.setdefault(r, []).append(k)
+        for r in sorted(walls):
             before = None
-            for k in range(1, len(steps)):
+            for k in walls[r]:
                 point = f"[{side} {r} {k}]"
                 frame.node(point, shape="point", width="0", height="0", style="invis",
                            group=f"{side}{k}")
@@ -412,7 +446,7 @@ class _Columns:
                     frame.edge(point, i, style="invis")
                 if before is not None:
                     frame.edge(before, point, style="invis")
-                if r > low:
+                if r - 1 in walls and k in walls[r - 1]:     # the wall stands straight
                     frame.edge(f"[{side} {r - 1} {k}]", point, style="invis", weight="4")
                 before = point
         for i in self.row:

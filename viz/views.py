@@ -81,6 +81,7 @@ class _Drawer:
         self.show_params, self.show_biases = params, biases
         self.ranks: dict[int, list[str]] = {}
         self.joined: set[frozenset] = set()     # pairs of nodes joined by a visible edge
+        self.ordered: set[tuple[str, str]] = set()   # invisible edges written
         self.suffix = ""                         # keeps node ids of several panels apart
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
@@ -96,18 +97,27 @@ class _Drawer:
         visible one that does not (the visible edge then stays nearly straight; without ports,
         or with others, dot bends it round its invisible twin)."""
         pair = frozenset((a, b))
-        if pair not in self.joined:
+        if pair not in self.joined and (a, b) not in self.ordered:
+            self.ordered.add((a, b))     # (twice the same flat edge: dot 2.43 aborts)
             self.dot.edge(f"{a}:{side}" if side else a, f"{b}:{side}" if side else b,
                           **INVISIBLE, **attrs)
             if side:
                 self.joined.add(pair)
 
-    def edge_label(self, e: Edge, free: bool = False) -> dict[str, str]:
+    def edge_label(self, e: Edge, free: bool = False, at_head: bool = False
+                   ) -> dict[str, str]:
         """The parameters on ``e``. On an edge inside a row or one that does not rank its ends
         (``free``) the label is an ``xlabel``: dot routes true labels of such edges badly (loops,
-        and lost edges when other edges cross the row)."""
+        and lost edges when other edges cross the row). ``at_head``: a ``headlabel`` beside the
+        arrowhead (a state of step t−1 into the gates of an open cell of step t: those edges
+        fan out together, and a label at the middle of one stood on the next, or on an edge
+        inside the box)."""
         names = (e.labels if self.show_params else ()) + (e.biases if self.show_biases else ())
-        return {"xlabel" if free else "label": L.params(names)} if names else {}
+        if not names:
+            return {}
+        if at_head:
+            return {"headlabel": L.params(names), "labeldistance": "2", "labelangle": "-25"}
+        return {"xlabel" if free else "label": L.params(names)}
 
     def node_id(self, name: str, key: str | None = None) -> str:
         return L.node_id(name, key) + self.suffix
@@ -139,7 +149,8 @@ class _Drawer:
 
     def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False,
                 port: str = "", weight: str | None = None, across: bool = False,
-                arcs: frozenset[int] = frozenset(), free_label: bool = False) -> None:
+                arcs: frozenset[int] = frozenset(), free_label: bool = False,
+                at_head: bool = False, tail_port: str = "") -> None:
         """The visible edge of ``e`` from node ``tail`` (where the data comes from) to node
         ``head`` (where it goes); ``tip`` says so in words.
 
@@ -163,12 +174,15 @@ class _Drawer:
         where the labels of the edges coming up into the row stand (the skip's ``W_d`` beside
         ``x(t−1)``'s ``U``, its line through it); an edge up into such a row spans three ranks
         (``minlen``), so that its label stands lower, clear of the arcs and their labels.
-        ``free_label`` makes the label an ``xlabel`` (placed where there is room)."""
+        ``free_label`` makes the label an ``xlabel`` (placed where there is room), ``at_head``
+        a ``headlabel``."""
         up = self.row[e.dst] - self.row[e.src]
         if port and up != 0:
             head = f"{head}:{port}"
-        attrs = {**self.edge_label(e, free=free_label or up == 0 or (up < 0 and not across)),
-                 "tooltip": L.tooltip(tip)}
+        if tail_port and up != 0:
+            tail = f"{tail}:{tail_port}"
+        attrs = {**self.edge_label(e, free=free_label or up == 0 or (up < 0 and not across),
+                                   at_head=at_head), "tooltip": L.tooltip(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
         elif weight is not None and up != 0:
@@ -392,8 +406,12 @@ class _Drawer:
             ids[(name, None)] = self.variable(name, group=f"c{middle}{self.suffix}")
         for name, c in sorted(placement.cells, key=lambda cell: (self.row[cell[0]], cell[1])):
             self.dot.node(L.node_id(name, cols[c].key) + self.suffix)   # row by row (bottom_up)
+        # (a state running backward in time stays outside the boxes: its edges from the box
+        # of step t+1 into that of step t, flat and against the row's order, made dot 2.43
+        # abort or never finish in viz.unfolding)
         boxed = set(C.internals(self.book)) | {
-            v.name for v in self.book.variables.values() if v.kind == "state"} if boxes else ()
+            v.name for v in self.book.variables.values() if v.kind == "state" and
+            not v.backward} if boxes else ()
         spine = self.spine(placement)
         home = self.dot
         for c, col in enumerate(cols):
@@ -434,15 +452,52 @@ class _Drawer:
         ports = {(dst, c, src): (("n", "", "s")[min(k, 2)] if len(found) > 1 else "") + side
                  for (dst, c, side), found in sides.items()
                  for k, (_, src) in enumerate(sorted(found))}
+        jumps = self.jump_ports(placement, spine) if boxes else {}
         for (src, s), (dst, c), e in placement.edges:
             side = "" if s is None or s == c or self.book.variables[dst].kind != "cell" else \
                 ports[(dst, c, src)]
+            side = jumps.get((src, s, dst, c), side)
+            across = s is not None and s != c
+            # a state of step t leaves for the cell of step t+1 from its side (t−1: the other
+            # side), clear of the edge up from its own cell into its bottom
+            out = "" if not across or self.book.variables[dst].kind != "cell" else \
+                "e" if s < c else "w"
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
-                         leftward=s is not None and s > c, port=side,
-                         across=s is not None and s != c, arcs=arcs)
+                         leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
+                         tail_port=out,
+                         at_head=boxes and across and dst in boxed and
+                         self.book.variables[dst].kind != "state")
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         return ids
+
+    def jump_ports(self, placement: Placement, spine: dict) -> dict[tuple, str]:
+        """Open cells: an edge from below that jumps over the row of a step's internal values
+        into a state (a GRU's x(t) → h(t), an LSTM's x(t) → s(t)) enters the state on the side
+        away from its edge from the step before (right, for a forward state), at the lower
+        corner, or at the upper one when a value of that row comes from that side too (the
+        GRU's r(t)). Unported, dot swung it round the box into the side where the state's edges
+        to the next step leave: an arrowhead on their tails."""
+        out: dict[tuple, str] = {}
+        shared: dict[tuple[int, int], list[str]] = {}
+        for name, c in placement.cells:            # (sorted by column, then computation)
+            shared.setdefault((c, self.row[name]), []).append(name)
+        for (src, s), (dst, c), e in placement.edges:
+            var = self.book.variables[dst]
+            if s != c or var.kind != "state" or self.row[dst] - self.row[src] < 2:
+                continue
+            row = shared.get((c, self.row[dst] - 1), [])
+            middle = spine.get((c, self.row[dst] - 1))
+            if len(row) < 2 or middle not in row:
+                continue
+            feeding = {f.src for f in self.book.inputs_of(dst) if not f.delay}
+            left = sum(1 for n in row[:row.index(middle)] if n in feeding)
+            right = sum(1 for n in row[row.index(middle) + 1:] if n in feeding)
+            # the side away from the state's edge from the step before; its lower corner, or
+            # the upper one when a value below comes from that side too (the GRU's r(t))
+            side, beside = ("w", left) if var.backward else ("e", right)
+            out[(src, s, dst, c)] = ("n" if beside else "s") + side
+        return out
 
     def order_rows(self, placement: Placement, ids: dict) -> None:
         """Invisible flat edges: in every row, time runs left to right (and within one step,
