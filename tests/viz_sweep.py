@@ -36,7 +36,7 @@ from viz_json import Laid, _bezier_points, distance, label_collisions, node_box 
 #: twice the distance between its ends it may be, before it "wraps round the figure"
 WRAP, DETOUR = 20.0, 100.0
 #: two edge ends closer than this (points) are at one point
-MEET = 3.0
+MEET = 8.0
 
 
 def carried(book) -> set[str]:
@@ -78,8 +78,9 @@ def _meeting_ends(laid: Laid) -> list[str]:
         ends.setdefault(e.tail, []).append((e.tail_end, False, f"{e.tail}→{e.head}"))
     out = []
     for node, here in ends.items():
-        if laid.nodes.get(node, {}).get("shape") == "point":
-            continue
+        attrs = laid.nodes.get(node, {})
+        if attrs.get("shape") == "point" or float(attrs.get("width", 1)) < 0.2:
+            continue                  # (a point: every edge meets at it by design)
         for i, (p, a, what) in enumerate(here):
             for q, b, other in here[i + 1:]:
                 if (a or b) and distance(p, q) < MEET:

@@ -60,6 +60,7 @@ class Variable:
     op: str | None = None          # the symbol of the nonlinearity or product it is (σ, ×)
     shows: tuple[str, str] | None = None   # drawn as this name at this step (``h``, ``t-1``)
     role: str = ""                 # for a gate the user left unnamed: what it gates (viz.gates)
+    stacked: bool = False          # a point read in slices (gates' stacked pre-activations)
 
 
 @dataclass(frozen=True)
@@ -135,16 +136,44 @@ class _Contraction:
             self.var_of[node] = node.name
         for node, name in (named_gates or {}).items():  # unnamed gates, named by their role
             self.node_of[name], self.var_of[node] = node, name
-        # variables in the order their values are computed, whatever the order of the
-        # declarations (an output named after the loss that reads it is still below the loss)
-        self.node_of = dict(sorted(self.node_of.items(), key=lambda kv: self.rank[kv[1]]))
         self.taken = {n.name for n in self.body if n.name is not None}
         self.taken |= set((named_gates or {}).values())
-        self.kept: dict[str, Node] = {}             # each point, product or unit: its node
         self.users: dict[Node, list[Node]] = {}
         for node in self.body:
             for i in set(node.inputs):
                 self.users.setdefault(i, []).append(node)
+        # a value read only in slices by several readers (the gates' pre-activations stacked
+        # in one W h + U x + b): a point of its own, so that W and U label one edge each into
+        # it and the delay square's loop runs into it, not fanned out over every gate
+        self.stacked: dict[str, Node] = {}
+        if not detail:
+            for node in self.body:
+                users = self.users.get(node, ())
+                if node.name is None and node not in self.var_of and node.inputs and \
+                        node.op.name not in UNITS and len(users) > 1 and \
+                        all(u.op.name == "getitem" for u in users) and \
+                        self.reads_variables(node):
+                    name = self.point_name("z")
+                    self.node_of[name], self.var_of[node] = node, name
+                    self.stacked[name] = node
+        # variables in the order their values are computed, whatever the order of the
+        # declarations (an output named after the loss that reads it is still below the loss)
+        self.node_of = dict(sorted(self.node_of.items(), key=lambda kv: self.rank[kv[1]]))
+        self.kept: dict[str, Node] = {}             # each point, product or unit: its node
+
+    def reads_variables(self, node: Node) -> bool:
+        """Whether ``node`` is computed from some variable of the step (not from parameters
+        and constants alone)."""
+        seen, stack = set(), [node]
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n is not node and (n.op in (STATE, INPUT) or n in self.var_of):
+                return True
+            stack.extend(n.inputs)
+        return False
 
     def source(self, node: Node) -> Source | None:
         """(variable, delay, backward) if ``node`` ends a contraction as a variable, else None."""
@@ -358,6 +387,12 @@ def _contracted(rec: Recurrence, hide: frozenset[str], detail: bool,
     c = _Contraction(rec, hide, detail, {n: name for n, (name, _) in unnamed.items()})
     book = Book(rec.name)
     for name, node in c.node_of.items():
+        if name in c.stacked:
+            readers = sorted({v for u in c.users[node] for v in _readers(c, u)},
+                             key=lambda v: c.rank[c.node_of[v]])
+            book.variables[name] = Variable(name, "point", members=tuple(readers),
+                                            stacked=True)
+            continue
         kind = _kind(rec, node, name)
         st = rec._states.get(name)
         steps = rec.losses[name][1] if kind == "loss" else None
@@ -379,6 +414,21 @@ def _contracted(rec: Recurrence, hide: frozenset[str], detail: bool,
     if linked:                                   # what a hidden loss alone read
         book.variables = {k: v for k, v in book.variables.items() if k in linked}
     return book, c
+
+
+def _readers(c: "_Contraction", node: Node) -> set[str]:
+    """The variables that read ``node`` through unnamed nodes."""
+    found, seen, stack = set(), set(), [node]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n is not node and n in c.var_of:
+            found.add(c.var_of[n])
+            continue
+        stack.extend(c.users.get(n, ()))
+    return found
 
 
 def _unnamed_gates(rec: Recurrence, hide: frozenset[str]) -> dict[Node, tuple[str, str]]:

@@ -129,7 +129,12 @@ class _Drawer:
         node = L.node_id(name, key if key is not None else step) + suffix + self.suffix
         var = self.book.variables[name]
         when = "" if step is None else f"({L.step_text(step)})"
-        if var.kind == "point":
+        if var.kind == "point" and var.stacked:
+            tip = f"{when[1:-1] + ': ' if when else ''}the pre-activations of " \
+                  f"{', '.join(var.members)} computed together (one stacked matrix) and read " \
+                  f"in slices"
+            look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
+        elif var.kind == "point":
             tip = f"{var.owner}{when}: an unnamed value on the way, between parameters " \
                   f"applied one after the other"
             look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
@@ -137,7 +142,8 @@ class _Drawer:
             tip = f"{name}{when}: the step's internal values {', '.join(var.members)}" + \
                   (f"; parameters {', '.join(var.params)}" if var.params else "") + \
                   " (cells='open' draws them)"
-            look = {**CELL_NODE, "label": L.cell(name, var.members, step),
+            shown = [m for m in var.members if "·" not in m]       # (not the points)
+            look = {**CELL_NODE, "label": L.cell(name, shown, step),
                     "tooltip": L.tooltip(tip)}
         else:
             what = f": the {var.role}, an unnamed σ named by what it gates" if var.role else ""
