@@ -466,13 +466,15 @@ class _Drawer:
             across = s is not None and s != c
             # a state of step t leaves for the cell of step t+1 from its side (t−1: the other
             # side), clear of the edge up from its own cell into its bottom
-            out = "" if not across or self.book.variables[dst].kind != "cell" else \
-                "e" if s < c else "w"
+            into_box = boxes and across and dst in boxed
+            out = "" if not across or not (self.book.variables[dst].kind == "cell" or
+                                           into_box) else "e" if s < c else "w"
+            if into_box and self.book.variables[dst].kind != "state":
+                side = "w" if s < c else "e"       # (a gate of an open cell: from its side)
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
                          tail_port=out,
-                         at_head=boxes and across and dst in boxed and
-                         self.book.variables[dst].kind != "state")
+                         at_head=into_box)
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         return ids
