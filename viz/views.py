@@ -116,7 +116,7 @@ class _Drawer:
         if not names:
             return {}
         if at_head:
-            return {"headlabel": L.params(names), "labeldistance": "2", "labelangle": "-25"}
+            return {"headlabel": L.params(names), "labeldistance": "2.5", "labelangle": "-25"}
         return {"xlabel" if free else "label": L.params(names)}
 
     def node_id(self, name: str, key: str | None = None) -> str:
@@ -448,36 +448,85 @@ class _Drawer:
         arcs = frozenset(self.row[dst] for (src, s), (dst, c), e in placement.edges
                          if s is not None and c is not None and abs(c - s) > 1 and
                          self.row[src] == self.row[dst])
-        # the states of the step before enter a cell from the side, each at a point of its
-        # own (the highest state at the upper corner): at one port, their arrowheads met
-        sides: dict[tuple[str, int, str], list[tuple[int, str]]] = {}
-        for (src, s), (dst, c), e in placement.edges:
-            if s is not None and c is not None and s != c and \
-                    self.book.variables[dst].kind == "cell":
-                sides.setdefault((dst, c, "w" if s < c else "e"), []).append((-self.row[src], src))
-        ports = {(dst, c, src): (("n", "", "s")[min(k, 2)] if len(found) > 1 else "") + side
-                 for (dst, c, side), found in sides.items()
-                 for k, (_, src) in enumerate(sorted(found))}
+        boxes_in = {(dst, c) for (_, s), (dst, c), _ in placement.edges
+                    if boxes and s is not None and s != c and dst in boxed}
         jumps = self.jump_ports(placement, spine) if boxes else {}
+        heads = self.head_ports(placement, spine, boxes_in, jumps)
         for (src, s), (dst, c), e in placement.edges:
-            side = "" if s is None or s == c or self.book.variables[dst].kind != "cell" else \
-                ports[(dst, c, src)]
-            side = jumps.get((src, s, dst, c), side)
+            side = jumps.get((src, s, dst, c), heads.get((src, s, dst, c), ""))
             across = s is not None and s != c
-            # a state of step t leaves for the cell of step t+1 from its side (t−1: the other
-            # side), clear of the edge up from its own cell into its bottom
-            into_box = boxes and across and dst in boxed
+            # a state of step t leaves for the cell of step t+1 (or a gate of its open cell)
+            # from its side (t−1: the other side), clear of the edge up into its bottom
+            into_box = across and (dst, c) in boxes_in
             out = "" if not across or not (self.book.variables[dst].kind == "cell" or
                                            into_box) else "e" if s < c else "w"
-            if into_box and self.book.variables[dst].kind != "state":
-                side = "w" if s < c else "e"       # (a gate of an open cell: from its side)
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
-                         tail_port=out,
-                         at_head=into_box)
+                         tail_port=out, at_head=into_box)
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         return ids
+
+    def head_ports(self, placement: Placement, spine: dict, boxes_in: set,
+                   jumps: dict[tuple, str]) -> dict[tuple, str]:
+        """Where edges enter their heads, when several would meet at one point (their
+        arrowheads touched): (src, column, dst, column) → port.
+
+        The states of the step before enter a cell (or a gate of an open cell, ``boxes_in``)
+        from the side, each at a point of its own, the highest state at the upper corner (an
+        LSTM's s(t−1) and h(t−1), a memory network's h(t−1) and r(t−1) into f(t)). Several
+        values of the step below enter a variable along its lower side, left to right as they
+        stand (in a row, the order ``order_rows`` gives them; the value on the column's line in
+        the middle): a memory's e(t) and a(t) into M(t), k(t) and β(t) into w(t) (the edges
+        ``jumps`` enters elsewhere left out)."""
+        out: dict[tuple, str] = {}
+        sides: dict[tuple[str, int, str], list[tuple[int, str, int]]] = {}
+        for (src, s), (dst, c), e in placement.edges:
+            if s is not None and c is not None and s != c and \
+                    self.row[src] != self.row[dst] and \
+                    (self.book.variables[dst].kind == "cell" or (dst, c) in boxes_in):
+                sides.setdefault((dst, c, "w" if s < c else "e"), []).append(
+                    (-self.row[src], src, s))
+        flat = {(dst, c, "w" if s < c else "e") for (src, s), (dst, c), _ in placement.edges
+                if s is not None and c is not None and s != c and
+                self.row[src] == self.row[dst]}
+        for (dst, c, side), found in sides.items():
+            # (the middle of the side is the flat edge's, when one comes in there)
+            corners = ("n", "s") if (dst, c, side) in flat else \
+                ("n", "", "s") if len(found) > 1 else ("",)
+            for k, (_, src, s) in enumerate(sorted(found)):
+                out[(src, s, dst, c)] = corners[min(k, len(corners) - 1)] + side
+        shared: dict[tuple[int, int], list[str]] = {}
+        for name, c in placement.cells:            # (sorted by column, then computation)
+            shared.setdefault((c, self.row[name]), []).append(name)
+
+        def across(name: str, c: int) -> float:    # left (−) or right (+) of the column line
+            row = shared.get((c, self.row[name]), [name])
+            middle = spine.get((c, self.row[name]), row[0])
+            return row.index(name) - row.index(middle) if middle in row else 0
+        below: dict[tuple[str, int], list[tuple[float, int, str]]] = {}
+        for k, ((src, s), (dst, c), e) in enumerate(placement.edges):
+            if s == c and s is not None and self.row[src] < self.row[dst] and \
+                    (src, s, dst, c) not in jumps:
+                below.setdefault((dst, c), []).append((across(src, c), k, src))
+        jumped = {(dst, c): port for (_, _, dst, c), port in jumps.items()}
+        for (dst, c), found in below.items():
+            if len(found) < 2:
+                continue
+            # the value right under it, on the column's line, keeps the middle (a port there
+            # pulled the column out of line); the others take the lower corners, by side
+            straight = [f for f in found if f[0] == 0 and self.row[f[2]] == self.row[dst] - 1]
+            rest = sorted(f for f in found if f not in straight[:1])
+            free = [p for p in ("sw", "se") if p[-1] != jumped.get((dst, c), "  ")[-1]]
+            if not straight:
+                free = ["sw", "s", "se"] if len(rest) == 3 else free
+            if len(rest) > len(free):
+                continue
+            if len(rest) == 1 and len(free) == 2:      # by its side of the column
+                free = free[1:] if rest[0][0] > 0 else free[:1]
+            for port, (_, _, src) in zip(free, rest):
+                out.setdefault((src, c, dst, c), port)
+        return out
 
     def jump_ports(self, placement: Placement, spine: dict) -> dict[tuple, str]:
         """Open cells: an edge from below that jumps over the row of a step's internal values
