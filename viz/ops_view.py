@@ -109,7 +109,8 @@ class _OpGraph:
 
     def steps(self) -> dict[Node, int | None]:
         """Each node's time step: its own, or for unstepped computed nodes (the running sum
-        L = Σ_t L(t), the backward steps of those) the latest step they read; the sums over
+        L = Σ_t L(t), the backward steps of those) the latest step of the tagged values they
+        read (else of any value they read); the sums over
         all steps of a parameter's gradient stand outside the steps."""
         step: dict[Node, int | None] = {}
         for n in self.order:
@@ -121,8 +122,11 @@ class _OpGraph:
                 step[n] = None            # (a source read by one step only: below)
             elif n.adjoint is not None and step.get(n.adjoint) is not None:
                 step[n] = step[n.adjoint]
-            else:
-                found = [step[i] for i in n.inputs if step.get(i) is not None]
+            else:    # the latest step among the tagged values it reads, else among all:
+                # a running sum built from the last step down (a bidirectional recurrence's
+                # L = L(τ) + … + L(1)) belongs step by step to the L(t) it adds, not all to τ
+                found = [i.step for i in n.inputs if i.step is not None] or \
+                    [step[i] for i in n.inputs if step.get(i) is not None]
                 step[n] = max(found) if found else None
         readers: dict[Node, set] = {}
         for n in self.order:
@@ -501,17 +505,45 @@ def _rows(ids: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
 
 def _below(g: _OpGraph, n: Node, drawn: set[Node]) -> list[Node]:
     """The drawn gradient nodes that gradient node ``n`` reads, directly or through undrawn
-    ones (and, when every op is drawn, the forward values it reads)."""
-    found, seen, stack = [], set(), list(n.inputs)
-    while stack:
-        i = stack.pop()
-        if i in seen:
-            continue
-        seen.add(i)
+    ones (and, when every op is drawn, the forward values it reads). What an undrawn gradient
+    node leads to is found once and remembered (``g.through``): walked again for every drawn
+    node, long runs of undrawn ones made this quadratic (an LSTM at τ = 1 000: a minute)."""
+    kept, memo = g.__dict__.get("through", (None, {}))
+    if kept is not drawn:                    # (remembered for this set of drawn nodes only)
+        memo = {}
+        g.through = (drawn, memo)
+
+    def reached(i: Node) -> frozenset:
+        """What reading ``i`` means: ``i`` itself if drawn, what it reads if undrawn."""
         if i in drawn and (i in g.gset or g.every_op):
-            found.append(i)
-        elif i in g.gset:
-            stack.extend(i.inputs)
+            return frozenset((i,))
+        if i not in g.gset:
+            return frozenset()
+        if i in memo:
+            return memo[i]
+        stack = [(i, False)]                 # post-order, no recursion
+        while stack:
+            m, done = stack.pop()
+            if m in memo:
+                continue
+            if done:
+                out: set[Node] = set()
+                for j in m.inputs:
+                    if j in drawn and (j in g.gset or g.every_op):
+                        out.add(j)
+                    elif j in g.gset:
+                        out |= memo.get(j, frozenset())
+                memo[m] = frozenset(out)
+                continue
+            stack.append((m, True))
+            for j in m.inputs:
+                if j in g.gset and j not in memo and not (j in drawn and (j in g.gset or
+                                                                            g.every_op)):
+                    stack.append((j, False))
+        return memo[i]
+    found: set[Node] = set()
+    for i in n.inputs:
+        found |= reached(i)
     return sorted(found, key=lambda x: x.serial)
 
 
