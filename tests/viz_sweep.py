@@ -54,12 +54,17 @@ def _stepped(node: str) -> tuple[str, str, str] | None:
     return (m.group("name"), m.group("step"), m.group("suffix")) if m else None
 
 
-def defects(g, carried_names: set[str] | None = None, op_view: bool = False) -> list[str]:
+def defects(g, carried_names: set[str] | None = None, op_view: bool = False,
+            only: set[str] | None = None) -> list[str]:
+    """Every defect of drawing ``g`` (see the module doc); ``carried_names``: the variables
+    that may cross steps (None: not checked); ``op_view``: steps read from the tooltips;
+    ``only``: the variables whose steps are time (a tree's leaves x(i): its inner positions are
+    not)."""
     laid = Laid(g)
     found = [f"label {a} meets {b}" for a, b in label_collisions(laid)]
     found += _meeting_ends(laid)
     found += _wraps(laid)
-    found += _op_columns(laid) if op_view else _columns(laid)
+    found += _op_columns(laid) if op_view else _columns(laid, only)
     if carried_names is not None:
         found += _cross_step(laid, carried_names)
     return found
@@ -122,13 +127,13 @@ def _time(step: str) -> float:
     return 10.0 ** 9
 
 
-def _columns(laid: Laid) -> list[str]:
+def _columns(laid: Laid, only: set[str] | None = None) -> list[str]:
     """Book views: per panel (node id suffix), each variable left to right in time, and each
     step's nodes left of the next step's."""
     by_panel: dict[str, dict[str, list[tuple[float, str]]]] = {}
     for node in _visible_nodes(laid):
         s = _stepped(node)
-        if s is None or s[1] == "":
+        if s is None or s[1] == "" or (only is not None and s[0] not in only):
             continue
         name, step, suffix = s
         by_panel.setdefault(suffix, {}).setdefault(step, []).append((laid.xy(node)[0], name))
@@ -292,7 +297,8 @@ def others() -> dict[str, Callable]:
     """The structured views: graphical models, encoder–decoders, trees, memory."""
     from viz.figures import fig_10_7
     m = models
-    out = {"graphical_model": lambda: viz.graphical_model(fig_10_7(), 4),
+    out: dict[str, Callable] = {
+           "graphical_model": lambda: viz.graphical_model(fig_10_7(), 4),
            "graphical_model states": lambda: viz.graphical_model(fig_10_7(), 4, states=True),
            "graphical_model rnn": lambda: viz.graphical_model(m.rnn(NI, NH, NO), 3),
            "tree 4": lambda: viz.tree(m.recursive_net(NI, NH, NO), 4),
@@ -313,7 +319,7 @@ def check_other(name: str) -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         g = others()[name]()
-    return defects(g)
+    return defects(g, only={"x"} if name.startswith("tree") else None)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ drawing does not depend on how the step is written:
   loss, whether it was declared with ``rec.target`` or ``rec.sequence``;
 * parameters applied one after the other on a path (``V @ tanh(V2 @ h)``) keep their order: the
   edge passes through a small *point*, an unnamed intermediate value (``h –V2→ • –V→ o``), while
-  parameters on parallel paths (``W @ h + S @ h``) share one edge.
+  parameters on parallel paths (``W @ h + S @ h``) share one edge;
+* a value read only in slices by several readers (gates' pre-activations stacked in one
+  ``W h + U x + b``) is a point too: one ``W`` and one ``U`` edge into it, not one per gate.
 """
 from __future__ import annotations
 
