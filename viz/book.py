@@ -93,6 +93,55 @@ class Book:
         return [e for e in self.edges if e.src == name]
 
 
+def _constant(node: Node, value: float) -> bool:
+    return node.op is CONSTANT and node.attrs["value"].size == 1 and \
+        float(node.attrs["value"].reshape(())) == value
+
+
+def _negated(node: Node) -> Node | None:
+    """``a`` if ``node`` is ``−a`` (``neg(a)``, ``(−1)·a``, ``0 − a``)."""
+    if node.op.name == "neg":
+        return node.inputs[0]
+    if node.op.name == "mul" and len(node.inputs) == 2:
+        c, a = node.inputs if node.inputs[0].op is CONSTANT else node.inputs[::-1]
+        return a if _constant(c, -1.0) else None
+    if node.op.name == "sub" and _constant(node.inputs[0], 0.0):
+        return node.inputs[1]
+    return None
+
+
+def _one_plus(node: Node) -> Node | None:
+    """``b`` if ``node`` is ``1 + b`` (either order)."""
+    if node.op.name != "add" or len(node.inputs) != 2:
+        return None
+    c, b = node.inputs if node.inputs[0].op is CONSTANT else node.inputs[::-1]
+    return b if _constant(c, 1.0) else None
+
+
+def written_sigmoid(node: Node) -> list[Node] | None:
+    """The nodes of a logistic sigmoid written out by hand — ``1 / (1 + exp(−a))``,
+    ``(1 + exp(−a)) ** −1``, ``0.5 · (tanh(a / 2) + 1)`` — from ``node`` (its top) down to, not
+    including, ``a``; None if ``node`` is not one. Such a unit is a σ like ``uf.sigmoid`` (the
+    same function: the drawing does not depend on how it is spelled)."""
+    op = node.op.name
+    if op == "div" and _constant(node.inputs[0], 1.0) or \
+            op == "pow" and _constant(node.inputs[1], -1.0):
+        denominator = node.inputs[1] if op == "div" else node.inputs[0]
+        e = _one_plus(denominator)
+        if e is not None and e.op.name == "exp" and _negated(e.inputs[0]) is not None:
+            return [node, denominator, e, e.inputs[0]]
+        return None
+    if op == "mul" and len(node.inputs) == 2:
+        c, b = node.inputs if node.inputs[0].op is CONSTANT else node.inputs[::-1]
+        t = _one_plus(b) if _constant(c, 0.5) else None
+        if t is not None and t.op.name == "tanh":
+            half = t.inputs[0]
+            if half.op.name == "div" and _constant(half.inputs[1], 2.0) or \
+                    half.op.name == "mul" and any(_constant(i, 0.5) for i in half.inputs):
+                return [node, b, t, half]
+    return None
+
+
 def _kind(rec: Recurrence, node: Node, name: str) -> str:
     """What the variable ``name`` (drawn as ``node``) is; names are unique in a recurrence."""
     if node.op is INPUT:
@@ -144,6 +193,13 @@ class _Contraction:
         for node in self.body:
             for i in set(node.inputs):
                 self.users.setdefault(i, []).append(node)
+        self.sigmoid_tops: set[Node] = set()     # σ written out by hand: its top node …
+        self.sigmoid_parts: set[Node] = set()    # … and the nodes under it (not units)
+        for node in self.body:
+            parts = written_sigmoid(node) if node.inputs else None
+            if parts is not None:
+                self.sigmoid_tops.add(node)
+                self.sigmoid_parts.update(parts[1:])
         # a value read only in slices by several readers (the gates' pre-activations stacked
         # in one W h + U x + b): a point of its own, so that W and U label one edge each into
         # it and the delay square's loop runs into it, not fanned out over every gate
@@ -152,7 +208,7 @@ class _Contraction:
             for node in self.body:
                 users = self.users.get(node, ())
                 if node.name is None and node not in self.var_of and node.inputs and \
-                        node.op.name not in UNITS and len(users) > 1 and \
+                        self.unit(node) is None and len(users) > 1 and \
                         all(u.op.name == "getitem" for u in users) and \
                         self.reads_variables(node):
                     name = self.point_name("z")
@@ -162,6 +218,15 @@ class _Contraction:
         # declarations (an output named after the loss that reads it is still below the loss)
         self.node_of = dict(sorted(self.node_of.items(), key=lambda kv: self.rank[kv[1]]))
         self.kept: dict[str, Node] = {}             # each point, product or unit: its node
+
+    def unit(self, node: Node) -> str | None:
+        """The nonlinearity ``node`` is (``sigmoid`` also when written out by hand), or None
+        (also for the inner nodes of a written-out σ)."""
+        if node in self.sigmoid_parts:
+            return None
+        if node in self.sigmoid_tops:
+            return "sigmoid"
+        return node.op.name if node.op.name in UNITS else None
 
     def reads_variables(self, node: Node) -> bool:
         """Whether ``node`` is computed from some variable of the step (not from parameters
@@ -236,7 +301,7 @@ class _Contraction:
             for n in region:
                 if _gating(n, below):
                     kinds[n] = "product"
-                elif n.op.name in UNITS and multiplied[n] and not self.sliced(n) or \
+                elif self.unit(n) and multiplied[n] and not self.sliced(n) or \
                         n.op.name == "getitem" and n.inputs[0] in multiplied and \
                         multiplied[n.inputs[0]] and self.sliced(n.inputs[0]):
                     kinds[n] = "unit"          # (each slice of σ(z) over several gates)
@@ -248,7 +313,7 @@ class _Contraction:
             self.kept[names[m]] = m
             layer = m.inputs[0] if m.op.name == "getitem" else m
             made.append(Variable(names[m], kinds[m], owner=name, op=SYMBOLS.get(
-                "mul" if kinds[m] == "product" else layer.op.name)))
+                "mul" if kinds[m] == "product" else self.unit(layer) or layer.op.name)))
         edges = []
         heads = kept + [top]
         if detail and _gating(top, below):           # h = tanh(s) q: a × node, then h
@@ -267,7 +332,7 @@ class _Contraction:
         """Whether ``node`` (a layer such as σ(z)) is only ever read in slices: several gates
         computed at once, each slice a unit of its own."""
         users = self.users.get(node, ())
-        return node.op.name in UNITS and bool(users) and \
+        return self.unit(node) is not None and bool(users) and \
             all(u.op.name == "getitem" for u in users)
 
     def in_order(self, params: list[str]) -> tuple[str, ...]:
@@ -398,7 +463,8 @@ def _contracted(rec: Recurrence, hide: frozenset[str], detail: bool,
         kind = _kind(rec, node, name)
         st = rec._states.get(name)
         steps = rec.losses[name][1] if kind == "loss" else None
-        op = SYMBOLS.get(node.op.name if node.op is not ALIAS else node.inputs[0].op.name)
+        inner = node if node.op is not ALIAS else node.inputs[0]
+        op = SYMBOLS.get(c.unit(inner) or inner.op.name)
         book.variables[name] = Variable(name, kind, bool(st and st.backward), steps,
                                         op=op if detail and op != "×" else None)
     edges: list[Edge] = []

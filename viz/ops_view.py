@@ -333,7 +333,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                                    f"{g.ids[n]}: the forward value{_at(g, n)}, read here by "
                                    f"the backward pass"))
             if loose:
-                with frame.subgraph(name=f"cluster_params") as row:
+                with frame.subgraph(name=f"cluster_params{'_b' if part else ''}") as row:
                     row.attr(label=L.plain(_LEGEND), style="rounded", color="#cccccc",
                              fontcolor="#666666", fontsize="10")
                     _nodes(row, loose, g, part)

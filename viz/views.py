@@ -465,7 +465,24 @@ class _Drawer:
                          tail_port=out, at_head=into_box)
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
+        self.widen(placement)
         return ids
+
+    def widen(self, placement: Placement) -> None:
+        """Columns far enough apart for the labels of the edges inside a row between them (an
+        xlabel between two adjacent columns: "W, S", "W, b" touched both circles at the
+        default ``nodesep``): ``self.nodesep``, for the drawing's graph attribute."""
+        widest = 0
+        for (src, s), (dst, c), e in placement.edges:
+            if s is not None and c is not None and s != c and self.row[src] == self.row[dst]:
+                names = (e.labels if self.show_params else ()) + \
+                    (e.biases if self.show_biases else ())
+                if names:      # (≈ 7.5 pt a letter of the 14 pt italics, 5 of a subscript,
+                    # 8 a ", ")
+                    widest = max(widest, sum(7.5 * len(n.partition("_")[0]) +
+                                             5 * len(n.partition("_")[2]) for n in names) +
+                                 8 * (len(names) - 1))
+        self.nodesep = max(float(GRAPH["nodesep"]), round((widest + 16) / 72, 2))
 
     def head_ports(self, placement: Placement, spine: dict, boxes_in: set,
                    jumps: dict[tuple, str]) -> dict[tuple, str]:
@@ -643,6 +660,22 @@ def _columns(steps: int | None, window: Sequence[str] | None, max_steps: int | N
     return columns
 
 
+#: the default window of a recurrence whose losses are all taken at the last step (Fig. 10.5)
+LAST = ("...", "t-1", "t", "...", "τ")
+
+
+def _window(rec: Recurrence, steps: int | None, window: Sequence[str] | None
+            ) -> Sequence[str] | None:
+    """The window drawn when none is given: the book's ``h(…), t−1, t, t+1, h(…)``, or, when
+    every loss is taken at the last step only, Fig. 10.5's ``h(…), t−1, t, …, τ`` — the
+    generic window drew ``o, L, y`` at t+1 with the chain going on after it."""
+    if steps is not None or window is not None:
+        return window
+    losses = [spec[1] for spec in rec.losses.values()]
+    return LAST if losses and all(isinstance(k, str) and k == "last" for k in losses) \
+        else None
+
+
 def caption(dot: graphviz.Digraph, columns: list[Column], extra: str = "") -> None:
     """Say at the top of the drawing which steps it shows (when some are elided, or asked)."""
     text = shown_steps(columns)
@@ -688,7 +721,7 @@ def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | 
     """
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolded")
-    columns = _columns(steps, window, max_steps, "viz.unfolded")
+    columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolded")
     dot = new_graph(name)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
     keep_order(dot, boxes)
@@ -701,7 +734,15 @@ def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | 
         overlay(d, placement, gradients, scale, boxes=boxes)
         caption(dot, columns)
     d.close()
+    _spread(dot, [d])
     return dot
+
+
+def _spread(dot: graphviz.Digraph, drawers: Sequence["_Drawer"]) -> None:
+    """The drawing's ``nodesep``: room for the widest label between two columns."""
+    wide = max((getattr(d, "nodesep", 0.0) for d in drawers), default=0.0)
+    if wide > float(GRAPH["nodesep"]):
+        dot.attr(nodesep=f"{wide:g}")
 
 
 def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str, Any]]]
@@ -728,7 +769,7 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
     common = given[0] if given else shared_scale(
         *[p[2]["gradients"] for p in panels if p[2].get("gradients") is not None])
     dot = new_graph(name)
-    firsts = []
+    firsts, drawers = [], []
     for k, (title, rec, options) in enumerate(panels):
         options = dict(options)
         check_recurrence(rec)
@@ -754,6 +795,7 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
                         legend_here=k == len(panels) - 1)
             d.close()
         firsts.append(d.ranks[min(d.ranks)])
+        drawers.append(d)
     with dot.subgraph() as bottom:                # the bottom rows side by side
         bottom.attr(rank="same")
         for nodes in firsts:
@@ -761,6 +803,7 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
                 bottom.node(node)
     for left, right in zip(firsts, firsts[1:]):   # panels in order, left to right
         dot.edge(left[-1], right[0], style="invis", weight="0")
+    _spread(dot, drawers)
     return dot
 
 
@@ -772,7 +815,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     named value); the unfolded one draws cells as ``unfolded`` does (``cells``)."""
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolding")
-    columns = _columns(steps, window, max_steps, "viz.unfolding")
+    columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolding")
     dot = new_graph(name)
     full = contract(rec, hide)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
@@ -819,6 +862,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
         right.invisible(a, b, weight="8")
     right.close()
     caption(dot, columns)
+    _spread(dot, [right])
     return dot
 
 
