@@ -585,17 +585,24 @@ def _edges(g: _OpGraph, draw: list[Node], drawn: set[Node], hidden: set, box: di
     parameters stand in a row of their own, and the legend says what a copy is."""
     done: set[tuple[str, str]] = set()
     out = []
+
+    def tail_of(i: Node, into_grad: bool) -> tuple[str, bool]:
+        """Where an edge from ``i`` starts, and whether it reads a forward value."""
+        reads_forward = (i in g.gset) != into_grad
+        if g.step[i] in hidden:
+            return box[i in g.gset], reads_forward
+        if reads_forward:
+            return g.ids[i] + REF, True          # the forward value's stand-in, beside
+        return g.ids[g.rep.get(i, i)], False
+    tails = _TailsBelow(g, drawn, lambda i: tail_of(i, True))
     for n in draw:
-        into_grad = n in g.gset
-        head = box[into_grad] if g.step[n] in hidden else g.ids[g.rep.get(n, n)]
-        inputs = _below(g, n, drawn) if into_grad else [i for i in n.inputs if i in drawn]
         if _is_copy(n):
             continue
-        for i in inputs:
-            tail = box[i in g.gset] if g.step[i] in hidden else g.ids[g.rep.get(i, i)]
-            reads_forward = (i in g.gset) != into_grad
-            if reads_forward and g.step[i] not in hidden:
-                tail = g.ids[i] + REF                # the forward value's stand-in, beside
+        into_grad = n in g.gset
+        head = box[into_grad] if g.step[n] in hidden else g.ids[g.rep.get(n, n)]
+        starts = tails.of(n) if into_grad else \
+            [tail_of(i, False) for i in n.inputs if i in drawn]
+        for tail, reads_forward in starts:
             if tail == head or (tail, head) in done:
                 continue
             done.add((tail, head))
@@ -608,6 +615,56 @@ def _edges(g: _OpGraph, draw: list[Node], drawn: set[Node], hidden: set, box: di
         if any(i not in g.shown for i in n.inputs) and g.step[n] not in hidden:
             out.append((g.ids[n] + "[cut]", g.ids[n], {"style": "dotted"}))
     return out
+
+
+class _TailsBelow:
+    """For a gradient node, where its edges start: the ``tail`` (``tail(i)`` of each drawn
+    node it reads, directly or through undrawn gradient nodes — ``_below``), in the order of
+    the first such node. Remembered per undrawn node as the set of tails it leads to, so that
+    the thousands of nodes behind a collapsed box count as the one box they start from (an
+    LSTM written with its σ spelled out, τ = 1 000: each drawn gradient node reached ~600
+    drawn ones, 10⁷ in all, and ``viz.graph`` took 26 s)."""
+
+    def __init__(self, g: _OpGraph, drawn: set[Node], tail) -> None:
+        self.g, self.drawn, self.tail = g, drawn, tail
+        self.memo: dict[Node, dict] = {}
+
+    def visible(self, i: Node) -> bool:
+        return i in self.drawn and (i in self.g.gset or self.g.every_op)
+
+    def reached(self, i: Node) -> dict:
+        """tail → the smallest serial of the drawn nodes behind it, for reading ``i``."""
+        if self.visible(i):
+            return {self.tail(i): i.serial}
+        if i not in self.g.gset:
+            return {}
+        stack = [(i, False)]                      # post-order, no recursion
+        while stack:
+            m, done = stack.pop()
+            if m in self.memo:
+                continue
+            if done:
+                out: dict = {}
+                for j in m.inputs:
+                    part = {self.tail(j): j.serial} if self.visible(j) else \
+                        self.memo.get(j, {}) if j in self.g.gset else {}
+                    for k, v in part.items():
+                        if v < out.get(k, v + 1):
+                            out[k] = v
+                self.memo[m] = out
+                continue
+            stack.append((m, True))
+            stack.extend((j, False) for j in m.inputs
+                         if j in self.g.gset and j not in self.memo and not self.visible(j))
+        return self.memo[i]
+
+    def of(self, n: Node) -> list:
+        found: dict = {}
+        for i in n.inputs:
+            for k, v in self.reached(i).items():
+                if v < found.get(k, v + 1):
+                    found[k] = v
+        return sorted(found, key=found.__getitem__)
 
 
 def _at(g: _OpGraph, n: Node) -> str:
