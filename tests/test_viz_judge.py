@@ -20,8 +20,7 @@ pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot pro
 # Cases that fail today, by the number of their finding in /work/wt/vizjudge/FINDINGS.md: they are
 # left out here (a failing test may not be committed) and come back when viz fixes the finding.
 OPEN = {
-    "lstm_my_sigmoid": 1, "gru_reset_after": 1,          # a user-written σ is not a gate
-    "cell-lstm_inline": 2, "cell-lstm_reordered": 2,      # named gates: letters, inline: words
+    "unfolding-lstm_stacked_preact": 15,       # gates' order in a row follows the writing order
 }
 
 
@@ -51,14 +50,15 @@ def visible(laid):
             if "pos" in a and a.get("style") != "invis"}
 
 
-def geometry(g):
+def geometry(g, by_label=False):
     """Rows bottom to top (nodes left to right in each) and the labelled edges; unnamed inner
-    nodes (ids ``s·3``, numbered in whatever order they were met) go by their label."""
+    nodes (ids ``s·3``, numbered in whatever order they were met) — or, ``by_label``, all
+    nodes — go by their label."""
     laid = Laid(g)
     at = visible(laid)
 
     def name(n):
-        return f"<{text(laid.nodes[n].get('label', ''))}>" if "%C2%B7" in n else n
+        return f"<{text(laid.nodes[n].get('label', ''))}>" if by_label or "%C2%B7" in n else n
     ys = sorted({round(y) for _, y in at.values()})
     rows = [tuple(name(n) for _, n in sorted((x, n) for n, (x, y) in at.items()
                                              if round(y) == r)) for r in ys]
@@ -167,7 +167,8 @@ def test_gated_window_ellipses_are_states_only(build, view):
                          ids=lambda v: getattr(v, "__name__", v))
 def test_lstm_styles_draw_the_same(build, view):
     draw = VIEWS[view]
-    assert geometry(draw(build())) == geometry(draw(M.lstm_named()))
+    cell = view == "cell"                 # the cell view writes every unit's role in words
+    assert geometry(draw(build()), cell) == geometry(draw(M.lstm_named()), cell)
 
 
 @pytest.mark.parametrize("build", [M.lstm_reordered, M.lstm_stacked, M.lstm_stacked_preact],
@@ -181,8 +182,7 @@ def cell_words(g):
     return laid, {n: text(a.get("label", "")) for n, a in laid.nodes.items()}
 
 
-@pytest.mark.parametrize("build", [b for b in cases(M.LSTM_ALL) if b is not M.lstm_named],
-                         ids=lambda b: b.__name__)
+@pytest.mark.parametrize("build", cases(M.LSTM_ALL), ids=lambda b: b.__name__)
 def test_lstm_cell_view_is_figure_10_16(build):
     laid, words = cell_words(viz.cell(build()))
     joined = " | ".join(words.values())
@@ -230,7 +230,7 @@ def loop_end_clashes(laid, gap=8.0):
 
 
 # models whose folded loops clash today (finding 3) are left out
-LOOPS_OPEN = {M.lstm_named, M.lstm_inline, M.lstm_reordered, M.lstm_my_sigmoid, M.lstm_stacked,
+LOOPS_OPEN = {M.gru_reset_after, M.lstm_named, M.lstm_inline, M.lstm_reordered, M.lstm_my_sigmoid, M.lstm_stacked,
               M.lstm_stacked_preact, M.lstm_peephole, M.lstm_coupled, M.gru_book, M.context_rnn,
               M.conditional_rnn, M.bidirectional}
 
@@ -285,6 +285,13 @@ def test_a_long_op_view_collapses_says_so_and_names_the_parameter(build):
 
 # the LSTMs written with the expressions downstream lose ∇h(t), ∇s(t) (finding 6+7)
 MEANINGS_OPEN = {M.lstm_reordered, M.lstm_my_sigmoid}
+
+
+def test_a_bidirectional_op_view_at_1000_steps_collapses_too():      # finding 5
+    g, caught = op_view(M.bidirectional, 1000, backward=False)
+    assert len(caught) == 1 and "collapse=" in str(caught[0].message)
+    assert re.search(r"steps \d+…\d+", " ".join(text(a.get("label", ""))
+                                                 for a in Laid(g).nodes.values()))
 
 
 @pytest.mark.parametrize("build", [b for b in M.LSTM_SAME if b not in MEANINGS_OPEN],

@@ -104,6 +104,8 @@ def cell(name: str, members: tuple[str, ...] | list[str], step: str | int | None
     """The HTML label of a cell: ``cell`` with its superscript, and the internal values it holds
     in small letters underneath (``f, g, q``)."""
     head = variable(name, step, size)[1:-1]
+    if not members:                      # (an empty <FONT></FONT> is a syntax error to dot)
+        return f"<{head}>"
     inner = ", ".join(symbol(m, round(0.75 * size, 1)) for m in members)
     return f'<{head}<BR/><FONT POINT-SIZE="{round(0.75 * size, 1):g}">{inner}</FONT>>'
 
