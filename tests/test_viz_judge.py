@@ -445,3 +445,56 @@ def test_a_given_scale_is_used_as_is():
                       if a.get("fillcolor")]
     assert fill(wide) != fill(own)
     assert "-9.0" in wide.source and "0.0" in wide.source
+
+
+# ---------------------------------------------------------------- findings fixed by viz, kept fixed
+
+@pytest.mark.parametrize("build, options", [(M.rnn_parallel_params, {}),
+                                            (M.rnn_readme, {"biases": True}),
+                                            (M.gru_reset_after, {})],
+                         ids=["W-S", "biases", "gru-window"])
+def test_long_edge_labels_stay_clear_of_the_nodes(build, options):        # finding 4
+    steps = {} if build is M.gru_reset_after else {"steps": 3}
+    assert label_collisions(Laid(viz.unfolded(build(), **steps, **options))) == []
+
+
+def test_a_loss_at_the_last_step_ends_the_window_at_tau():                   # finding 11
+    laid = Laid(viz.unfolded(M.single_output()))
+    steps = {split(n)[1] for n in laid.nodes if split(n)[0] in ("o", "L", "y")}
+    assert steps == {"τ"} or steps == {"%CF%84"}
+    assert not any(split(e.tail)[1] in ("τ", "%CF%84") and split(e.head)[1] not in ("τ", "%CF%84")
+                   and split(e.head)[0] == "h" for e in laid.edges)   # nothing after τ
+
+
+def bidirectional_written(g_first):
+    rec = uf.Recurrence("birnn")
+    x, y = rec.sequence("x", (3,)), rec.target("y", ())
+    h, g = rec.state("h", (2,)), rec.state("g", (2,), backward=True)
+    W, U, Wg, Ug = (rec.param(n, (2, 2 if n[0] == "W" else 3)) for n in ("W", "U", "Wg", "Ug"))
+    V, Vg = rec.param("V", (4, 2)), rec.param("Vg", (4, 2))
+    if g_first:
+        gn = uf.tanh(Ug @ x + Wg @ g)
+        hn = uf.tanh(U @ x + W @ h)
+    else:
+        hn = uf.tanh(U @ x + W @ h)
+        gn = uf.tanh(Ug @ x + Wg @ g)
+    rec.update(h, hn)
+    rec.update(g, gn)
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ hn + Vg @ gn), y))
+    return rec
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded3", "window"])
+def test_bidirectional_rows_do_not_follow_the_writing_order(view):           # finding 15
+    draw = VIEWS[view]
+    rows = geometry(draw(bidirectional_written(True)))[0]
+    assert rows == geometry(draw(bidirectional_written(False)))[0]
+    order = [r[0].split("(")[0].split("[")[0] for r in rows]
+    assert order.index("h") < order.index("g")               # forward under backward (10.11)
+
+
+def test_overlay_legend_cells_keep_their_width():                           # finding 18
+    g = quiet(viz.unfolded, M.rnn_readme(), steps=100,
+              gradients={("h", t): 0.9 ** t for t in range(1, 101)})
+    cells = re.findall(r'<TD BGCOLOR="[^"]*"[^>]*>', g.source)
+    assert len(cells) >= 5 and all('FIXEDSIZE="TRUE"' in c for c in cells)
