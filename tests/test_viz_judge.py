@@ -498,3 +498,41 @@ def test_overlay_legend_cells_keep_their_width():                           # fi
               gradients={("h", t): 0.9 ** t for t in range(1, 101)})
     cells = re.findall(r'<TD BGCOLOR="[^"]*"[^>]*>', g.source)
     assert len(cells) >= 5 and all('FIXEDSIZE="TRUE"' in c for c in cells)
+
+
+def test_an_op_view_with_an_unread_output_has_one_legend_per_panel():       # finding 17
+    import subprocess
+    g, _ = op_view(M.rnn_output_unused, 3)
+    names = re.findall(r"subgraph (cluster\w*)", g.source)
+    assert len(names) == len(set(names))
+    said = subprocess.run(["dot", "-Tjson"], input=g.source.encode(), capture_output=True)
+    assert said.returncode == 0 and b"Warning" not in said.stderr
+
+
+SIGMOIDS = {
+    "uf.sigmoid": uf.sigmoid,
+    "1/(1+exp(-a))": M.my_sigmoid,
+    "1/(1+np.exp(-a))": lambda a: 1 / (1 + __import__("numpy").exp(-a)),
+    "(1+exp(-a))**-1": lambda a: (1 + uf.exp(-a)) ** -1,
+    "0.5*(tanh(a/2)+1)": lambda a: 0.5 * (uf.tanh(a / 2) + 1),
+}
+
+
+def lstm_with(sigma):
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = M._lstm_decl(rec)
+    P = {k: M._gate_params(rec, k) for k in ("f", "g", "q", "")}
+    V = M._p(rec, "V", M.NO, M.NH)
+    G = {k: sigma(b + U @ x + W @ h) for k, (U, W, b) in P.items()}
+    s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
+    h_t = rec.update(h, uf.tanh(s_t) * G["q"])
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+@pytest.mark.parametrize("spelling", list(SIGMOIDS)[1:])
+def test_a_written_out_sigmoid_is_a_gate_like_uf_sigmoid(spelling):        # finding 1
+    mine, ref = lstm_with(SIGMOIDS[spelling]), lstm_with(uf.sigmoid)
+    for view in ("folded", "unfolded3", "cell"):
+        assert geometry(VIEWS[view](mine), view == "cell") == \
+            geometry(VIEWS[view](ref), view == "cell"), view
