@@ -104,7 +104,7 @@ class _Drawer:
             if side:
                 self.joined.add(pair)
 
-    def edge_label(self, e: Edge, free: bool = False, at_head: bool = False
+    def edge_label(self, e: Edge, free: bool = False, at_head: bool | str = False
                    ) -> dict[str, str]:
         """The parameters on ``e``. On an edge inside a row or one that does not rank its ends
         (``free``) the label is an ``xlabel``: dot routes true labels of such edges badly (loops,
@@ -115,8 +115,11 @@ class _Drawer:
         names = (e.labels if self.show_params else ()) + (e.biases if self.show_biases else ())
         if not names:
             return {}
-        if at_head:
-            return {"headlabel": L.params(names), "labeldistance": "2.5", "labelangle": "-25"}
+        if at_head:                  # (turned away from the other ports' labels: an edge
+            # into a node's upper corner has its label above the line, into the lower one below)
+            angle = {"n": "0", "s": "-25"}.get(at_head[:1], "-25") if isinstance(
+                at_head, str) else "-25"
+            return {"headlabel": L.params(names), "labeldistance": "2.5", "labelangle": angle}
         return {"xlabel" if free else "label": L.params(names)}
 
     def node_id(self, name: str, key: str | None = None) -> str:
@@ -143,7 +146,9 @@ class _Drawer:
                   (f"; parameters {', '.join(var.params)}" if var.params else "") + \
                   " (cells='open' draws them)"
             shown = [m for m in var.members if "·" not in m]       # (not the points)
-            look = {**CELL_NODE, "label": L.cell(name, shown, step),
+            ports = getattr(self, "cell_ports", 0)
+            look = {**CELL_NODE, **({"margin": "0,0"} if ports > 3 else {}),
+                    "label": L.cell(name, shown, step, ports=ports),
                     "tooltip": L.tooltip(tip)}
         else:
             what = f": the {var.role}, an unnamed σ named by what it gates" if var.role else ""
@@ -156,7 +161,7 @@ class _Drawer:
     def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False,
                 port: str = "", weight: str | None = None, across: bool = False,
                 arcs: frozenset[int] = frozenset(), free_label: bool = False,
-                at_head: bool = False, tail_port: str = "") -> None:
+                at_head: bool | str = False, tail_port: str = "") -> None:
         """The visible edge of ``e`` from node ``tail`` (where the data comes from) to node
         ``head`` (where it goes); ``tip`` says so in words.
 
@@ -412,6 +417,13 @@ class _Drawer:
             ids[(name, None)] = self.variable(name, group=f"c{middle}{self.suffix}")
         for name, c in sorted(placement.cells, key=lambda cell: (self.row[cell[0]], cell[1])):
             self.dot.node(L.node_id(name, cols[c].key) + self.suffix)   # row by row (bottom_up)
+        entering: dict[tuple, int] = {}        # states into one side of a cell (ports)
+        for (src, s), (dst, c), e in placement.edges:
+            if s is not None and c is not None and s != c and \
+                    self.row[src] != self.row[dst] and self.book.variables[dst].kind == "cell":
+                key = (dst, c, s < c)
+                entering[key] = entering.get(key, 0) + 1
+        self.cell_ports = max(entering.values(), default=0)
         # (a state running backward in time stays outside the boxes: its edges from the box
         # of step t+1 into that of step t, flat and against the row's order, made dot 2.43
         # abort or never finish in viz.unfolding)
@@ -462,7 +474,7 @@ class _Drawer:
                                            into_box) else "e" if s < c else "w"
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
-                         tail_port=out, at_head=into_box)
+                         tail_port=out, at_head=(side or True) if into_box else False)
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         self.widen(placement)
@@ -508,6 +520,10 @@ class _Drawer:
                 if s is not None and c is not None and s != c and
                 self.row[src] == self.row[dst]}
         for (dst, c, side), found in sides.items():
+            if self.book.variables[dst].kind == "cell" and len(found) > 3:
+                for k, (_, src, s) in enumerate(sorted(found)):   # (the label's ports)
+                    out[(src, s, dst, c)] = f"{side}{k}:{side}"
+                continue
             # (the middle of the side is the flat edge's, when one comes in there)
             corners = ("n", "s") if (dst, c, side) in flat else \
                 ("n", "", "s") if len(found) > 1 else ("",)
