@@ -19,6 +19,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import unfold as uf
+from unfold.graph import apply
+from unfold.ops.elementwise import sigmoid_deriv, tanh_deriv
+from unfold.ops.nn import CROSS_ENTROPY_GRAD
 from unfold.testing import strategies as ufst
 
 SEEDS = st.integers(0, 2**32 - 1)
@@ -231,6 +234,18 @@ def _draw_cross_entropy(d):
             {"axis": axis, "reduction": reduction})
 
 
+def _draw_cross_entropy_grad(d):
+    """The derivative op of cross-entropy on its own: g (the targets' shape), logits, targets."""
+    (logits, targets), kwargs = _draw_cross_entropy(d)
+    return [Arg(targets.shape), logits, targets], {"axis": kwargs["axis"]}
+
+
+def np_cross_entropy_grad(g, logits, targets, axis):
+    axis %= logits.ndim
+    hot = np.moveaxis(np.eye(logits.shape[axis])[targets], -1, axis)
+    return np.expand_dims(g, axis) * (np_softmax(logits, axis) - hot)
+
+
 def _draw_mse(d):
     shape = _shape(d)
     return [Arg(shape), Arg(shape)], {"reduction": d.draw(st.sampled_from(["mean", "sum", "none"]),
@@ -382,6 +397,8 @@ CASES: list[OpCase] = [
     _unary("log", uf.log, np.log, low=0.2, high=3.0),
     _unary("tanh", uf.tanh, np.tanh),
     _unary("sigmoid", uf.sigmoid, lambda x: 1 / (1 + np.exp(-x)), low=-6, high=6),
+    _unary("tanh_deriv", tanh_deriv, lambda y: 1 - y * y, low=-0.99, high=0.99),
+    _unary("sigmoid_deriv", sigmoid_deriv, lambda y: y * (1 - y), low=0.01, high=0.99),
     _unary("relu", uf.relu, lambda x: np.maximum(x, 0), away=0.1),
     _unary("abs", uf.abs, np.abs, away=0.1),
     _unary("sqrt", uf.sqrt, np.sqrt, low=0.2, high=3.0),
@@ -429,6 +446,9 @@ CASES: list[OpCase] = [
     OpCase("softmax", _draw_softmax, uf.softmax, np_softmax),
     OpCase("log_softmax", _draw_softmax, uf.log_softmax, np_log_softmax),
     OpCase("cross_entropy", _draw_cross_entropy, uf.cross_entropy, np_cross_entropy),
+    OpCase("cross_entropy_grad", _draw_cross_entropy_grad,
+           lambda g, o, y, axis: apply(CROSS_ENTROPY_GRAD, g, o, y, axis=axis % o.ndim),
+           np_cross_entropy_grad),
     OpCase("mse", _draw_mse, uf.mse, lambda p, t, reduction: np_reduce((p - t) ** 2, reduction)),
     OpCase("one_hot", _draw_one_hot, lambda t, x, k: uf.one_hot(t, k) * x,
            lambda t, x, k: np.eye(k)[t] * x),

@@ -157,12 +157,25 @@ def test_parameter_copies_share_their_inputs_and_stay_distinct_nodes():
 
 
 def test_name_attributes_and_source_read_back_from_one_shared_slot():
-    """A node keeps name, attributes and source in one slot: the attributes alone when it has
-    neither name nor source, one record shared by the copies of a folded node otherwise."""
+    """A node keeps name, attributes, source and dtype in one slot: one record shared by the
+    nodes with the same attributes and dtype and neither name nor source, and by the copies of
+    a folded node; step and adjoint share another."""
     x = uf.input("x", (3,))
     s = uf.sum(x, axis=0)                                   # attributes, no name, no source
     assert (s.name, dict(s.attrs), s.source) == (None, {"axes": (0,), "keepdims": False}, None)
-    assert s._meta is s.attrs
+    assert uf.sum(x * 2, axis=0)._meta is s._meta
+    assert uf.sum(uf.cast(x, "float32"), axis=0)._meta is not s._meta
+    assert (s.dtype, uf.sum(uf.cast(x, "float32"), axis=0).dtype) == (np.float64, np.float32)
+    y = uf.tanh(x)
+    gx = uf.grad(uf.sum(y), x)
+    inner = gx.inputs[0] if gx.op.name == "sum_like" else gx
+    assert inner.adjoint is y and inner.step is None
+    tagged = Node(SAME, (x,), (3,), np.float64, step=7)
+    assert (tagged.step, tagged.adjoint) == (7, None)
+    with graph.adjoint_of(y):
+        inside = Node(SAME, (x,), (3,), np.float64, step=5)
+        same = uf.tanh(x)
+    assert (inside.step, inside.adjoint, same.step, same.adjoint) == (5, y, None, y)
     named = apply(SAME, x, name="y", k=1)                   # a name and attributes
     assert (named.name, dict(named.attrs), named.source) == ("y", {"k": 1}, None)
     made = Node(SAME, (x,), (3,), np.float64, name="z", attrs={"k": 2}, step=4, source=x)
@@ -177,4 +190,21 @@ def test_name_attributes_and_source_read_back_from_one_shared_slot():
         assert all(c.source is folded and c.name == folded.name for c in copies)
         assert len({id(c._meta) for c in copies}) == 1       # one record for all the copies
     assert dict(g.at(xs, 2).attrs)["steps"] == 3
-    assert len(graph._Fields.__slots__) == 8
+    assert len(graph._Fields.__slots__) == 7
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_a_graph_is_planned_whatever_its_nodes_per_step(scaled):
+    """Whether a large graph is worth time-batching is decided on a sample of its nodes; an
+    unfolded graph is periodic, and a sample at a regular stride (a thousandth of the graph:
+    at τ = 1000, the period) saw one untagged node of each step (the loss sum) — the
+    τ = 100 000 tanh recurrence then ran node by node (1.5 GB)."""
+    from unfold.evaluate import UNTIMED_NODES
+    rec = uf.Recurrence("tanh")
+    x, h = rec.sequence("x", (4,)), rec.state("h", (4,))
+    W, U = rec.param("W", (4, 4)), rec.param("U", (4, 4))
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    rec.loss("L", uf.sum(h_t * h_t) * 2.0 if scaled else uf.sum(h_t * h_t))
+    g = rec.unfold(1000)
+    program = uf.compile([g.loss] + uf.grad(g.loss, [W, U]))
+    assert program.n_nodes > UNTIMED_NODES and program._has_time()

@@ -19,6 +19,7 @@ from unfold.timebatch import memory
 from unfold.testing.strategies import recurrences
 from bench.numpy_batched import BATCHED
 from bench.workloads import SIZES, data, unfold_program
+from timebatch_tolerance import assert_agree
 
 
 
@@ -32,12 +33,12 @@ def strict(monkeypatch):
     monkeypatch.setattr(timebatch, "BIND_BYTES", 0)
 
 
-def _agree(got, want, rtol=1e-12):
-    for a, b in zip(got, want):
-        assert a.shape == b.shape and a.dtype == b.dtype
-        scale = np.max(np.abs(b)) if b.size else 0.0
-        err = np.max(np.abs(a - b)) if b.size else 0.0
-        assert err <= rtol * max(scale, 1e-300) or err == 0, (err, scale)
+def _agree(outputs, got, feed, rtol=1e-12, want=None):
+    """``got`` equals the reference evaluation of ``outputs`` on ``feed`` (within ``rtol`` of
+    each output's scale: tests/timebatch_tolerance.py)."""
+    if want is None:
+        want = uf.evaluate(outputs, feed, mode="reference")
+    assert_agree(outputs, got, want, feed, rtol)
 
 
 def _other_feed(feed: dict, seed: int) -> dict:
@@ -91,7 +92,7 @@ def test_outputs_survive_later_calls_and_stale_values_never_leak(drawn, truncate
     fed = [{k: v.copy() for k, v in f.items()} for f in feeds]
     results = [program(f) for f in feeds]     # (time-batched unless the compiler declines)
     for f, kept, got in zip(fed, feeds, results):
-        _agree(got, uf.evaluate(outputs, f, mode="reference"))   # after every later call
+        _agree(outputs, got, f)   # after every later call
         for k in f:                                              # feeds are never written
             assert np.array_equal(f[k], kept[k])
     _no_two_share_memory([a for r in results for a in r])
@@ -104,7 +105,7 @@ def test_float32_plans_reused_across_feeds_agree(drawn, seed):
     outputs = _outputs(g, drawn)
     program = uf.compile(outputs)
     for f in (drawn.feed, _other_feed(drawn.feed, seed)):
-        _agree(program(f), uf.evaluate(outputs, f, mode="reference"), rtol=1e-5)
+        _agree(outputs, program(f), f, rtol=1e-5)
 
 
 @pytest.mark.parametrize("workload", ["rnn", "lstm"])
@@ -120,8 +121,8 @@ def test_the_peers_workloads_agree_call_after_call(workload):
     second = program(d2)
     for a, b in zip(first, kept):
         assert np.array_equal(a, b)
-    _agree(first, uf.evaluate(outputs, d1, mode="reference"))
-    _agree(second, uf.evaluate(outputs, d2, mode="reference"))
+    _agree(outputs, first, d1)
+    _agree(outputs, second, d2)
     _no_two_share_memory(first + second)
 
 
@@ -174,7 +175,7 @@ def test_a_feed_like_the_last_one_is_still_checked_for_its_values(monkeypatch):
         program({**feed, "y": np.full((3, 2), 7)})                 # class 7 of 4
     with pytest.raises(uf.FeedError, match="unknown feed name"):
         program({**feed, "z": feed["x"]})
-    _agree(program(feed), uf.evaluate(list(program.outputs), feed, mode="reference"), 1e-6)
+    _agree(list(program.outputs), program(feed), feed, 1e-6)
 
 
 def test_fed_arrays_are_read_in_place_whatever_their_layout():
@@ -188,15 +189,15 @@ def test_fed_arrays_are_read_in_place_whatever_their_layout():
     (plan,) = program._batched_plans.values()
     assert plan._bound or plan._bound_sequences           # read in place, not copied
     d["W"] *= 0.5                                           # same array, new values
-    _agree(program(d), uf.evaluate(outputs, d, mode="reference"))
+    _agree(outputs, program(d), d)
     wide = np.zeros(d["x"].shape[:-1] + (2 * d["x"].shape[-1],))
     wide[..., ::2] = d["x"]
     frozen = d["U"].copy()
     frozen.flags.writeable = False
     odd = {**d, "x": wide[..., ::2], "V": np.asfortranarray(d["V"]), "U": frozen}
     want = uf.evaluate(outputs, d, mode="reference")
-    _agree(program(odd), want)
-    _agree(program(d), want)
+    _agree(outputs, program(odd), d, want=want)
+    _agree(outputs, program(d), d, want=want)
 
 
 def test_calls_on_slices_side_by_side_join_into_one():
@@ -229,7 +230,7 @@ def test_the_lstm_step_computes_its_three_sigmoid_gates_in_one_call():
     space = plan.run_code.__globals__
     sigmoids = [n for n, v in space.items() if v is sigmoid]
     loops = plan.run_code.source.split("    for ")[1:]        # the step loops' bodies
-    counts = [sum(body.count(f" {n}(") for n in sigmoids) for body in loops]
+    counts = [sum(body.count(f" _{n}(") for n in sigmoids) for body in loops]   # (as locals)
     assert sorted(counts) == [0, 1], counts                   # backward, forward
 
 
@@ -247,4 +248,4 @@ def test_a_sum_over_one_peeled_scalar_step_reads_its_buffer():
         rng = np.random.default_rng(seed)
         feed = {k: rng.standard_normal(p.shape) for k, p in rec.params.items()}
         feed.update(x=rng.standard_normal((5, 2)), y=rng.integers(0, 2, 5))
-        _agree(program(feed), uf.evaluate(outputs, feed, mode="reference"))
+        _agree(outputs, program(feed), feed)

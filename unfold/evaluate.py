@@ -9,6 +9,7 @@ runs batched and which bookkeeping ops reduce to aliases.
 from __future__ import annotations
 
 import math
+import random
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -284,8 +285,10 @@ class Program:
         if self.n_nodes <= UNTIMED_NODES:
             return True
         walked, _ = self._walked_order()
-        stride = max(1, len(walked) // 1000)
-        sample = [n for n in walked[::stride] if n is not None]
+        # (at random places: a regular stride can land on one node of each step, the period of
+        # an unfolded graph)
+        where = random.Random(0).sample(range(len(walked)), min(1000, len(walked)))
+        sample = [walked[k] for k in where if walked[k] is not None]
         return 2 * sum(n.step is not None for n in sample) > len(sample)
 
     @property

@@ -15,11 +15,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import GradError, UnfoldTypeError, describe
-from .graph import (_NO_ATTRS, Node, Walked, _adjoint_of, _make, _needed, gc_paused,
-                    topological, walk)
+from .graph import (MANY, _NO_ATTRS, _PLAIN_META, Node, Walked, _adjoint_of, _make, _needed,
+                    gc_paused, meta, topological, walk)
 from .ops import add, constant, lift, sum_like
 from .ops.elementwise import ADD
-from .ops.base import broadcast_like, fit
+from .ops.base import ALIAS, broadcast_like, fit
 
 
 def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
@@ -61,7 +61,8 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
         node = order[k]
         if node is None or node in wanted:
             continue
-        for i in node.inputs:
+        b = node._b
+        for i in (node._a,) if b is None else node._a if b is MANY else (node._a, b):
             if order[top - (i._key >> 1)] is i:
                 break
         else:
@@ -85,22 +86,31 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
             g = pop(node, None)
             if g is None:
                 continue
-            enter(node)                 # tag what is built here as part of node's adjoint
             if node in wanted:
                 found[node] = g
-            inputs = node.inputs
-            if inputs and node.op.differentiable:
-                for x, term in zip(inputs, node.op.vjp(node, g)):
-                    if term is None:
-                        continue
-                    k = top - (x._key >> 1)                          # x on the path?
-                    if k < 0 or k >= size or order[k] is not x or x.dtype.kind != "f":
-                        continue
-                    if term.shape != x.shape or term._key & ~x._key & 1:
-                        term = fit(term, x)
-                    before = get(x)
-                    pending[x] = term if before is None else _added(before, term, node)
-            leave()
+            b = node._b
+            inputs = (node._a,) if b is None else node._a if b is MANY else (node._a, b)
+            op = node.op
+            if op is ALIAS:             # (a dummy copy W(t), a name: g passes unchanged)
+                terms = (g,)
+            elif inputs and op.differentiable:
+                enter(node)             # tag what is built here as part of node's adjoint
+                terms = op.vjp(node, g)
+                leave()
+            else:
+                continue
+            for x, term in zip(inputs, terms):
+                if term is None:
+                    continue
+                k = top - (x._key >> 1)                              # x on the path?
+                if k < 0 or k >= size or order[k] is not x or x._meta.dtype.kind != "f":
+                    continue
+                if term.shape != x.shape or term._key & ~x._key & 1:
+                    enter(node)
+                    term = fit(term, x)
+                    leave()
+                before = get(x)
+                pending[x] = term if before is None else _added(before, term, node)
     finally:
         del _adjoint_of[1:]
         _needed.pop()
@@ -113,9 +123,11 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
 def _added(a: Node, b: Node, node: Node) -> Node:
     """``a + b`` built while differentiating ``node``: two terms of one gradient, most often of
     one shape and dtype — then made directly, as ``add`` would make it."""
-    if a.shape is b.shape and a.dtype is b.dtype and a.dtype.kind == "f":
-        return _make(ADD, (a, b), a.shape, a.dtype, _NO_ATTRS, node.step, node,
-                     (a._key | b._key) & 1)
+    dtype = a._meta.dtype
+    if a.shape is b.shape and dtype is b._meta.dtype and dtype.kind == "f":
+        m = _PLAIN_META.get(dtype)
+        return _make(ADD, (a, b), a.shape, meta(None, _NO_ATTRS, None, dtype) if m is None else m,
+                     node, (a._key | b._key) & 1)
     return add(a, b)
 
 

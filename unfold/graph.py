@@ -96,31 +96,73 @@ class Op:
 class _Fields:
     """The storage of a node (Node adds behaviour and forbids assignment).
 
-    Eight slots and nothing else (no ``__dict__``, no ``__weakref__``): an unfolded graph holds
-    millions of nodes, and a node of eight slots takes 96 bytes where ten took 112. ``_key``
-    packs two facts into one int: the serial number (creation order) times two, plus one if the
-    node may be batched. ``_meta`` holds the node's attributes (a read-only mapping) when it has
-    neither a name nor a source — most nodes, every gradient node — else a ``Meta``, shared by
-    the copies of one folded node (see ``meta``)."""
+    Seven slots and nothing else (no ``__dict__``, no ``__weakref__``): an unfolded graph holds
+    millions of nodes. A node takes 96 bytes; its inputs are kept in two of them (``_a``,
+    ``_b``, see ``inputs``) rather than in a tuple of its own (56–64 bytes more for one or two
+    inputs, most nodes). ``_key`` packs two facts into one int: the serial number (creation
+    order) times two, plus one if the node may be batched. ``_meta`` (a ``Meta``) holds the
+    node's name, attributes, folded source and dtype — one record shared by the copies of a
+    folded node, and by the nodes with the same attributes and dtype and neither a name nor a
+    source (most nodes, every gradient node; see ``meta``). ``_at`` holds the step, or for a
+    node of a gradient its adjoint (whose step it has; a ``Tagged`` pair in the rare case it
+    has another)."""
 
-    __slots__ = ("op", "inputs", "shape", "dtype", "_meta", "step", "adjoint", "_key")
+    __slots__ = ("op", "_a", "_b", "shape", "_meta", "_at", "_key")
+
+
+#: ``_b`` of a node with no input or more than two: its ``_a`` is the tuple of its inputs
+MANY = object()
 
 
 class Meta:
-    """The name, attributes and folded source of a named node or a copy."""
+    """The name, attributes, folded source and dtype of a node (shared by many nodes)."""
 
-    __slots__ = ("name", "attrs", "source")
+    __slots__ = ("name", "attrs", "source", "dtype")
 
-    def __init__(self, name: str | None, attrs: Mapping[str, Any], source: "Node | None"):
-        self.name, self.attrs, self.source = name, attrs, source
+    def __init__(self, name: str | None, attrs: Mapping[str, Any], source: "Node | None",
+                 dtype: np.dtype):
+        self.name, self.attrs, self.source, self.dtype = name, attrs, source, dtype
 
 
-def meta(name: str | None, attrs: Mapping[str, Any], source: "Node | None" = None):
-    """What ``_make`` stores for these fields (``attrs`` in stored form, see ``_frozen_attrs``):
-    the mapping itself when there is no name and no source; one ``meta`` may serve many nodes."""
+_SHARED_META: dict[tuple, Meta] = {}
+_PLAIN_META: dict[np.dtype, Meta] = {}        # (no name, no source, no attributes: by dtype)
+
+
+def meta(name: str | None, attrs: Mapping[str, Any], source: "Node | None",
+         dtype: np.dtype) -> Meta:
+    """What ``_make`` stores for these fields (``attrs`` in stored form, see ``_frozen_attrs``;
+    ``dtype`` a numpy dtype): without a name and a source, one shared record per attributes
+    and dtype; one ``meta`` may serve many nodes (the copies of a folded node)."""
     if name is None and source is None:
-        return attrs
-    return Meta(name, attrs, source)
+        if attrs is _NO_ATTRS:
+            found = _PLAIN_META.get(dtype)
+            if found is None:
+                found = _PLAIN_META[dtype] = Meta(None, attrs, None, dtype)
+            return found
+        key = (id(attrs), dtype)
+        found = _SHARED_META.get(key)
+        if found is None:
+            if len(_SHARED_META) > 4096:
+                _SHARED_META.clear()
+            found = _SHARED_META[key] = Meta(None, attrs, None, dtype)   # (keeps attrs alive)
+        return found
+    return Meta(name, attrs, source, dtype)
+
+
+class Tagged:
+    """``_at`` of a gradient node whose step is not its adjoint's."""
+
+    __slots__ = ("step", "adjoint")
+
+    def __init__(self, step: int | None, adjoint: "Node") -> None:
+        self.step, self.adjoint = step, adjoint
+
+
+def at(step: int | None, adjoint: "Node | None"):
+    """What ``_make`` stores for a node's step and adjoint (see ``_Fields``)."""
+    if adjoint is None:
+        return step
+    return adjoint if step == adjoint.step else Tagged(step, adjoint)
 
 
 class _Filling(_Fields):
@@ -131,22 +173,27 @@ class _Filling(_Fields):
 
 _keys = itertools.count(0, 2)
 _object_new = object.__new__
-_MAPPING = MappingProxyType
 
 
-def _make(op: Op, inputs: tuple, shape: Shape, dtype: np.dtype, meta: Any, step: int | None,
-          adjoint: "Node | None", batch: int) -> "Node":
-    """A node from fields already in their stored form (``meta`` from ``meta``) — the one place
-    nodes are made (``Node``, ``apply`` and unfolding call it). ``batch`` is 1 (or True) if the
-    node may be batched."""
+def _make(op: Op, inputs: tuple, shape: Shape, meta: Meta, at: Any, batch: int) -> "Node":
+    """A node from fields already in their stored form (``meta`` from ``meta``, ``at`` from
+    ``at``: a step, or an adjoint node whose step it takes) — the one place nodes are made
+    (``Node``, ``apply`` and unfolding call it). ``batch`` is 1 (or True) if the node may be
+    batched."""
     self = _object_new(_Filling)
     self.op = op
-    self.inputs = inputs
+    n = len(inputs)
+    if n == 2:
+        self._a, self._b = inputs
+    elif n == 1:
+        self._a = inputs[0]
+        self._b = None
+    else:
+        self._a = inputs
+        self._b = MANY
     self.shape = shape
-    self.dtype = dtype
     self._meta = meta
-    self.step = step
-    self.adjoint = adjoint
+    self._at = at
     self._key = next(_keys) + batch
     self.__class__ = Node          # from here on, immutable
     return self
@@ -226,33 +273,59 @@ class Node(_Fields):
         # a node built while differentiating forward node n is part of n's adjoint (backward)
         # computation: it records n, and n's time step
         adjoint = _adjoint_of[-1] if inputs else None
-        if step is None and adjoint is not None:
-            step = adjoint.step
         self = _make(op, inputs, _shared_shape(shape),
-                     dtype if isinstance(dtype, np.dtype) else np.dtype(dtype),
-                     meta(name, _frozen_attrs(attrs), source), step, adjoint,
+                     meta(name, _frozen_attrs(attrs), source,
+                          dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)),
+                     adjoint if step is None and adjoint is not None else at(step, adjoint),
                      1 if may_batch else 0)
         if cls is not Node:
             object.__setattr__(self, "__class__", cls)
         return self
 
     @property
+    def inputs(self) -> tuple["Node", ...]:
+        """The nodes this one is computed from, in the op's order."""
+        b = self._b
+        if b is None:
+            return (self._a,)
+        return self._a if b is MANY else (self._a, b)
+
+    @property
     def name(self) -> str | None:
         """The user-facing name (``h``, ``W``), or None."""
-        m = self._meta
-        return None if m.__class__ is _MAPPING else m.name
+        return self._meta.name
 
     @property
     def attrs(self) -> Mapping[str, Any]:
         """The op's static attributes (axes, a constant's value, …), read-only."""
-        m = self._meta
-        return m if m.__class__ is _MAPPING else m.attrs
+        return self._meta.attrs
 
     @property
     def source(self) -> "Node | None":
         """For a copy in an unfolded graph, the folded node it copies (else None)."""
-        m = self._meta
-        return None if m.__class__ is _MAPPING else m.source
+        return self._meta.source
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._meta.dtype
+
+    @property
+    def step(self) -> int | None:
+        """The time step of a copy in an unfolded graph (for a gradient node: its adjoint's),
+        else None."""
+        a = self._at
+        c = a.__class__
+        if c is Node:
+            return a.step
+        return a.step if c is Tagged else a
+
+    @property
+    def adjoint(self) -> "Node | None":
+        """For a node of a gradient graph, the forward node whose derivative it helps compute
+        (it was built by that node's VJP), else None."""
+        a = self._at
+        c = a.__class__
+        return a if c is Node else a.adjoint if c is Tagged else None
 
     @property
     def serial(self) -> int:
@@ -341,16 +414,25 @@ def apply(op: Op, *inputs: Node, name: str | None = None, **attrs: Any) -> Node:
     """Build the node ``op(*inputs)``, running the op's shape rule now."""
     shape, dtype = op.infer(inputs, attrs)
     found = _SHAPES.get(shape) if shape.__class__ is tuple else None
-    if inputs:
-        adjoint = _adjoint_of[-1]
-        step = None if adjoint is None else adjoint.step
-    else:
-        adjoint = step = None
+    adjoint = _adjoint_of[-1] if inputs else None
     attrs = _frozen_attrs(attrs) if attrs else _NO_ATTRS
+    if not isinstance(dtype, np.dtype):
+        dtype = np.dtype(dtype)
+    m = _SHARED_META.get((id(attrs), dtype)) if name is None else None
     return _make(op, inputs, _shared_shape(shape) if found is None else found,
-                 dtype if isinstance(dtype, np.dtype) else np.dtype(dtype),
-                 attrs if name is None else Meta(name, attrs, None), step, adjoint,
+                 meta(name, attrs, None, dtype) if m is None else m, adjoint,
                  _batch_flag(op, inputs))
+
+
+def derived(op: Op, inputs: tuple, like: "Node", attrs: Mapping[str, Any] = _NO_ATTRS) -> Node:
+    """``op(*inputs)`` with the shape and dtype of node ``like`` and ``attrs`` in stored form,
+    for a VJP that knows them (its shape rule would answer the same): built without running
+    it — a gradient graph is built once per node of an unfolded graph."""
+    dtype = like._meta.dtype
+    m = _PLAIN_META.get(dtype) if attrs is _NO_ATTRS else None
+    if m is None:
+        m = meta(None, attrs, None, dtype)
+    return _make(op, inputs, like.shape, m, _adjoint_of[-1], _batch_flag(op, inputs))
 
 
 def _batch_flag(op: Op, inputs: Sequence["Node"]) -> int:
@@ -382,7 +464,9 @@ def ancestors(outputs: Iterable[Node]) -> set[Node]:
     stack = list(seen)
     add, push, pop = seen.add, stack.append, stack.pop
     while stack:
-        for i in pop().inputs:
+        node = pop()
+        b = node._b
+        for i in (node._a,) if b is None else node._a if b is MANY else (node._a, b):
             if i not in seen:
                 add(i)
                 push(i)
@@ -417,37 +501,45 @@ def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int]:
     top = max(o._key for o in outputs) >> 1
     size = max(1024, 2 * len(outputs))
     order: list = [None] * size
-    stack = []
     for o in outputs:
         k = top - (o._key >> 1)
         if k >= size:
             order.extend(repeat(None, k + 1 - size + size // 8))
             size = len(order)
-        if order[k] is None:
-            order[k] = o
-            stack.append(o)
+        order[k] = o
+    # one sweep from the latest node back: a node's inputs are older, so they lie further on
+    # and are reached after it (the list grows as the sweep goes: the iterator follows it)
     placeholders = []
-    count = len(stack)
-    pop, push = stack.pop, stack.append
-    while stack:
-        node = pop()
-        ins = node.inputs
-        if not ins:
-            if is_placeholder(node):
-                placeholders.append(node)
+    count = 0
+    for node in order:
+        if node is None:
             continue
-        for i in ins:
+        count += 1
+        b = node._b
+        if b is None:
+            i = node._a
             k = top - (i._key >> 1)
             if k >= size:                    # (an eighth more: the list stays tight)
                 order.extend(repeat(None, k + 1 - size + size // 8))
                 size = len(order)
             if order[k] is None:
                 order[k] = i
-                push(i)
-                count += 1
+            continue
+        ins = node._a if b is MANY else (node._a, b)
+        if not ins:
+            if is_placeholder(node):
+                placeholders.append(node)
+            continue
+        for i in ins:
+            k = top - (i._key >> 1)
+            if k >= size:
+                order.extend(repeat(None, k + 1 - size + size // 8))
+                size = len(order)
+            if order[k] is None:
+                order[k] = i
     while order and order[-1] is None:
         order.pop()
-    placeholders.sort(key=_key_of)
+    placeholders.reverse()               # (swept latest first)
     return order, top, placeholders, count
 
 

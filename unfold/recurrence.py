@@ -28,8 +28,9 @@ import numpy as np
 
 from . import arguments
 from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, as_raised, describe
-from .graph import (_NO_ATTRS, Meta, Node, _adjoint_of, _batch_flag, _make, gc_paused,
+from .graph import (_NO_ATTRS, Meta, Node, _adjoint_of, _batch_flag, _make, at, gc_paused,
                     substitute, topological)
+from .graph import meta as shared_meta
 from .ops import batch_sum, cast, constant, greater, maximum, stop_gradient, where
 from .ops.elementwise import WHERE
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
@@ -469,9 +470,9 @@ class Unfolded:
                                                                      *rec.params, RESERVED])})
         if mask:
             meta = Meta("mask", MappingProxyType(dict(self._sequence_attrs, binary=True)),
-                        self.mask)
+                        self.mask, self.mask.dtype)
             self._copies[self.mask] = [None] + [
-                _make(INPUT, (), self.mask.shape, self.mask.dtype, meta, t, None, 1)
+                _make(INPUT, (), self.mask.shape, meta, t, 1)
                 for t in range(1, steps + 1)]
         self._masked_meta: dict[Node, Meta] = {}      # (one per masked state, for its copies)
         self._ends: dict[str, dict[int, Node]] = {}
@@ -627,29 +628,28 @@ class Unfolded:
         """The name, attributes and source shared by every copy of folded ``node``."""
         attrs = _NO_ATTRS if node.op is PARAM else self._sequence_attrs if node.op is INPUT \
             else node.attrs
-        return Meta(node.name, attrs, node)
+        return Meta(node.name, attrs, node, node.dtype)
 
     def _copy_step(self, recipes, t: int, reads_filled: bool) -> None:
         adjoint = _adjoint_of[-1]        # None, unless unfolding inside someone's adjoint
+        tag = at(t, adjoint)             # (the step t, or adjoint and step)
         for node, copies, kind, inputs, resolvers, masked, meta in recipes:
             if kind == 2 and reads_filled:
                 a, b = inputs[0][t], inputs[1][t]
-                copy = _make(node.op, (a, b), node.shape, node.dtype, meta, t, adjoint,
-                             (a._key | b._key) & 1)
+                copy = _make(node.op, (a, b), node.shape, meta, tag, (a._key | b._key) & 1)
             elif kind == 1 and reads_filled:
                 a = inputs[0][t]
-                copy = _make(node.op, (a,), node.shape, node.dtype, meta, t, adjoint,
-                             a._key & 1)
+                copy = _make(node.op, (a,), node.shape, meta, tag, a._key & 1)
             elif kind == _PARAM:
-                copy = _make(ALIAS, inputs, node.shape, node.dtype, meta, t, adjoint, 0)
+                copy = _make(ALIAS, inputs, node.shape, meta, tag, 0)
             elif kind == _INPUT:
-                copy = _make(INPUT, (), node.shape, node.dtype, meta, t, None, 1)
+                copy = _make(INPUT, (), node.shape, meta, t, 1)
             else:
                 ins = [r[t] for r in inputs] if reads_filled else [
                     r[t] if r.__class__ is list else r if r.__class__ is Node else
                     self._read(r[0], r[1], t) for r in resolvers]
-                copy = _make(node.op, tuple(ins), node.shape, node.dtype, meta, t,
-                             adjoint if ins else None, _batch_flag(node.op, ins))
+                copy = _make(node.op, tuple(ins), node.shape, meta, tag if ins else t,
+                             _batch_flag(node.op, ins))
             if masked:
                 copy = self._masked_update(node, copy, t)
             copies[t] = copy
@@ -662,12 +662,12 @@ class Unfolded:
         # made here, not by ``where``: the choice belongs to step t (the planner files a step-less
         # node by its inputs' steps, which for a backward state is t + 1)
         ins = (self._copies[self.mask][t], new, previous)
-        chosen = _make(WHERE, ins, new.shape, new.dtype, _NO_ATTRS, t, _adjoint_of[-1],
-                       _batch_flag(WHERE, ins))
-        meta = self._masked_meta.get(folded)
-        if meta is None:
-            meta = self._masked_meta[folded] = Meta(new.name, _NO_ATTRS, folded)
-        return _make(ALIAS, (chosen,), new.shape, new.dtype, meta, t, _adjoint_of[-1],
+        chosen = _make(WHERE, ins, new.shape, shared_meta(None, _NO_ATTRS, None, new.dtype),
+                       at(t, _adjoint_of[-1]), _batch_flag(WHERE, ins))
+        named = self._masked_meta.get(folded)
+        if named is None:
+            named = self._masked_meta[folded] = Meta(new.name, _NO_ATTRS, folded, new.dtype)
+        return _make(ALIAS, (chosen,), new.shape, named, at(t, _adjoint_of[-1]),
                      chosen._key & 1)
 
     def _read(self, st: _State, delay: int, t: int) -> Node:

@@ -51,7 +51,8 @@ BACKWARD = "#b03a2e"           # the colour of gradient nodes
 #: the ops drawn as their symbol (the tooltip names the op): the narrower boxes halve the
 #: width of an LSTM's rows of matmuls
 SYMBOLS = {"matmul": "@", "add": "+", "add_n": "+", "sub": "−", "mul": "×", "div": "÷",
-           "neg": "−", "sigmoid": "σ"}
+           "neg": "−", "sigmoid": "σ", "tanh_deriv": "tanh′", "sigmoid_deriv": "σ′",
+           "cross_entropy_grad": "ŷ − 1_y"}
 #: the id suffix of a forward value's grey stand-in in the backward panel (``backward_ops``)
 REF = "[ref]"
 

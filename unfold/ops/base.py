@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import (DTypeError, ShapeError, UnfoldIndexError, UnfoldTypeError, UnfoldValueError,
                       describe)
-from ..graph import Node, Op, Shape, apply
+from ..graph import Node, Op, Shape, apply, derived
 
 
 # --- leaves -------------------------------------------------------------------------------------
@@ -529,6 +529,8 @@ def fit(contribution: Node, x: Node) -> Node:
         summed = contribution.op.summed_over_batch(contribution)
         if summed is not None:
             return summed
+        if contribution._meta.dtype is x._meta.dtype:
+            return derived(SUM_LIKE, (contribution, x), x)     # (sum_like's shape rule)
     return sum_like(contribution, x)
 
 

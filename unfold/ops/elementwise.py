@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DTypeError, UnfoldValueError, describe
-from ..graph import Node, apply
+from ..graph import Node, apply, derived
 from .base import (CONSTANT, Elementwise, Identity, broadcast_shapes, check_dtype,
                    common_float_dtype, lift, lift_all, terms)
 
@@ -35,8 +35,8 @@ def _sigmoid(x):
 NEG = Unary("neg", np.negative, lambda y, x, g: -g)
 EXP = Unary("exp", np.exp, lambda y, x, g: g * y)
 LOG = Unary("log", np.log, lambda y, x, g: g / x)
-TANH = Unary("tanh", np.tanh, lambda y, x, g: g * (1 - y * y))
-SIGMOID = Unary("sigmoid", _sigmoid, lambda y, x, g: g * (y * (1 - y)))
+TANH = Unary("tanh", np.tanh, lambda y, x, g: _through(TANH_DERIV, g, y))
+SIGMOID = Unary("sigmoid", _sigmoid, lambda y, x, g: _through(SIGMOID_DERIV, g, y))
 SQRT = Unary("sqrt", np.sqrt, lambda y, x, g: g / (2 * y))
 RELU = Unary("relu", lambda x: np.maximum(x, 0), lambda y, x, g: g * cast(x > 0, g.dtype))
 ABS = Unary("abs", np.abs, lambda y, x, g: g * sign(x))
@@ -202,6 +202,32 @@ MAXIMUM = Binary("maximum", np.maximum, lambda y, a, b, g: (
     g * cast(a >= b, g.dtype), g * cast(a < b, g.dtype)))
 MINIMUM = Binary("minimum", np.minimum, lambda y, a, b, g: (
     g * cast(a <= b, g.dtype), g * cast(a > b, g.dtype)))
+
+
+# the derivatives of tanh and σ as functions of their outputs, tanh′ = 1 − y² and σ′ = y(1 − y):
+# one node each (an unfolded recurrence has one per step), computed as the two element-wise ops
+# they replace; read by nothing but ``g ⊙ ·``, they run outside a recurrent loop
+TANH_DERIV = Unary("tanh_deriv", lambda y: 1 - y * y, lambda d, y, g: -2.0 * (g * y))
+SIGMOID_DERIV = Unary("sigmoid_deriv", lambda y: y * (1 - y), lambda d, y, g: g * (1 - 2.0 * y))
+
+
+def _through(op, g: Node, y: Node) -> Node:
+    """``g ⊙ op(y)``: a derivative through the output ``y``; built directly when ``g`` has
+    ``y``'s shape and dtype (as it has but on a broadcast)."""
+    d = derived(op, (y,), y)
+    if g.shape is y.shape and g._meta.dtype is y._meta.dtype:
+        return derived(MUL, (g, d), y)
+    return g * d
+
+
+def tanh_deriv(y) -> Node:
+    """``1 − y²``: the derivative of ``tanh`` where it is ``y`` (the book's diag(1 − h²))."""
+    return apply(TANH_DERIV, lift(y))
+
+
+def sigmoid_deriv(y) -> Node:
+    """``y(1 − y)``: the derivative of ``σ`` where it is ``y``."""
+    return apply(SIGMOID_DERIV, lift(y))
 
 
 def _binary(op, a, b) -> Node:

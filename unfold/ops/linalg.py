@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, describe
-from ..graph import Node, Op, apply, needs_gradient
+from ..graph import Node, Op, apply, derived, needs_gradient
 from .base import align, common_float_dtype, lift_all
-from .shape import reshape, swap_last, transpose
+from .shape import reshape, swap_last
 
 
 class MatMul(Op):
@@ -24,6 +24,8 @@ class MatMul(Op):
         sa, sb = a.shape, b.shape
         if len(sa) == 2 and 0 < len(sb) <= 2 and sa[1] == sb[0]:      # W h and A B, at once
             return (sa[0],) + sb[1:], dtype
+        if len(sa) == 1 and len(sb) == 2 and sa[0] == sb[0]:          # hᵀ W
+            return sb[1:], dtype
         if a.ndim == 0 or b.ndim == 0:
             raise ShapeError(f"matmul: {describe(a)} @ {describe(b)} — an operand is a scalar; "
                              f"use * for scaling")
@@ -69,19 +71,20 @@ class MatMul(Op):
 
     def vjp(self, node, g):
         a, b = node.inputs
-        if a.ndim == 1 and b.ndim == 1:                 # g is a scalar
+        na, nb = len(a.shape), len(b.shape)
+        if na == 1 and nb == 1:                         # g is a scalar
             return g * b, g * a
-        if a.ndim == 2 and b.ndim == 1:                 # W h: ∇W = g hᵀ, ∇h = Wᵀ g
+        if na == 2 and nb == 1:                         # W h: ∇W = g hᵀ, ∇h = Wᵀ g = gᵀ W
             return (_weight_term(g, b, a) if needs_gradient(a) else None,
-                    transpose(a) @ g if needs_gradient(b) else None)    # (not for U x(t))
-        if a.ndim == 1 and b.ndim == 2:                 # hᵀ W: ∇h = W g, ∇W = h gᵀ
+                    _vector_matrix(g, a, b) if needs_gradient(b) else None)  # (not for U x(t))
+        if na == 1 and nb == 2:                         # hᵀ W: ∇h = W g, ∇W = h gᵀ
             return b @ g, _weight_term(a, g, b)
-        if a.ndim == 1:                                 # (k) @ (…, k, m) → (…, m)
+        if na == 1:                                 # (k) @ (…, k, m) → (…, m)
             g2 = reshape(g, g.shape[:-1] + (1, g.shape[-1]))                # (…, 1, m)
             ga = reshape(g2 @ swap_last(b), g.shape[:-1] + (a.shape[0],))
             gb = reshape(a, (a.shape[0], 1)) * g2
             return ga, gb
-        if b.ndim == 1:                                 # (…, n, k) @ (k) → (…, n)
+        if nb == 1:                                     # (…, n, k) @ (k) → (…, n)
             g2 = reshape(g, g.shape + (1,))                                  # (…, n, 1)
             ga = g2 * b
             gb = reshape(swap_last(a) @ g2, g.shape[:-1] + (b.shape[0],))
@@ -95,9 +98,18 @@ MATMUL = MatMul()
 def _weight_term(g: Node, v: Node, w: Node) -> Node:
     """``g vᵀ``, the term of ∂L/∂w: a weight shared by every example gets it summed over the
     batch, ``Σ_batch g vᵀ`` (what ``fit`` makes of ``outer(g, v)``, built directly)."""
-    if not w.may_batch and (g.may_batch or v.may_batch):
-        return apply(BATCH_OUTER, g, v)
-    return outer(g, v)
+    summed = not (w._key & 1) and (g._key | v._key) & 1
+    op = BATCH_OUTER if summed else OUTER
+    if g._meta.dtype is w._meta.dtype is v._meta.dtype:
+        return derived(op, (g, v), w)                   # (outer's shape rule: w's shape)
+    return apply(op, g, v)
+
+
+def _vector_matrix(g: Node, w: Node, h: Node) -> Node:
+    """``gᵀ W`` (= Wᵀ g, of ``h``'s shape): the term of ∂L/∂h in ``W h``."""
+    if g._meta.dtype is w._meta.dtype is h._meta.dtype:
+        return derived(MATMUL, (g, w), h)
+    return g @ w
 
 
 def matmul(a, b) -> Node:
@@ -126,7 +138,7 @@ class Outer(Op):
 
     def vjp(self, node, g):
         a, b = node.inputs
-        return g @ b, transpose(g) @ a
+        return g @ b, a @ g
 
     def summed_over_batch(self, node):
         return apply(BATCH_OUTER, *node.inputs)

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import arguments
 from ..errors import DTypeError, FeedError, ShapeError, describe
-from ..graph import Node, Op, apply
+from ..graph import Node, Op, apply, derived
 from .base import check_axis, check_dtype, common_float_dtype, lift
 from .elementwise import exp
 from .reduce import mean, sum
@@ -104,6 +104,8 @@ _REDUCTIONS = ("sum", "mean", "none")
 
 def _reduce(losses: Node, reduction: str, op: str) -> Node:
     reduction = arguments.choice(f"{op}: reduction", reduction, _REDUCTIONS)
+    if losses.ndim == 0:
+        return losses                   # one position: its sum and its mean are itself
     if reduction == "sum":
         return sum(losses)
     if reduction == "mean":
@@ -145,17 +147,63 @@ class CrossEntropy(Op):
 
     def vjp(self, node, g):
         logits, targets = node.inputs
-        axis = node.attrs["axis"]
-        hot = one_hot(targets, logits.shape[axis], logits.dtype)
-        if axis != logits.ndim - 1:
-            order = list(range(logits.ndim))
-            order.insert(axis, order.pop())
-            hot = transpose(hot, order)
-        g = reshape(g, g.shape[:axis] + (1,) + g.shape[axis:])
-        return g * (softmax(logits, axis) - hot), None
+        if g.shape is targets.shape and g._meta.dtype is logits._meta.dtype:
+            return derived(CROSS_ENTROPY_GRAD, (g, logits, targets), logits, node.attrs), None
+        return apply(CROSS_ENTROPY_GRAD, g, logits, targets, axis=node.attrs["axis"]), None
 
 
 CROSS_ENTROPY = CrossEntropy()
+
+
+def _one_hot_on(targets: Node, logits: Node, axis: int) -> Node:
+    """``1_y`` with its class axis at ``axis`` of the logits."""
+    hot = one_hot(targets, logits.shape[axis], logits.dtype)
+    if axis != logits.ndim - 1:
+        order = list(range(logits.ndim))
+        order.insert(axis, order.pop())
+        hot = transpose(hot, order)
+    return hot
+
+
+class CrossEntropyGrad(Op):
+    """``cross_entropy_grad(g, o, y) = g ⊙ (softmax(o) − 1_y)``, ``g`` spread along the class
+    axis: ∂L/∂o of ``L = cross_entropy(o, y)`` from ``g = ∂L/∂L(t)`` (eq. 10.18) — one node of
+    the gradient graph per step, computed as ``g · (exp(log_softmax(o)) − one_hot(y))``.
+    Differentiated with ops: ``∂/∂g = Σ_classes ḡ ⊙ (p − 1_y)``, ``∂/∂o = p ⊙ (v − Σ p ⊙ v)``
+    for ``v = g ⊙ ḡ`` and ``p = softmax(o)``."""
+
+    name = "cross_entropy_grad"
+
+    def infer(self, inputs, attrs):
+        return inputs[1].shape, inputs[1].dtype
+
+    def _compute(self, node, g, logits, targets, axis):
+        k = logits.shape[axis]
+        _check_classes("cross_entropy", targets, k, node.inputs[2])
+        p = np.exp(LOG_SOFTMAX._compute(logits, axis))
+        hot = np.expand_dims(targets, axis) == np.arange(k).reshape(
+            (k,) + (1,) * (logits.ndim - axis - 1))
+        return np.expand_dims(g, axis) * (p - hot.astype(logits.dtype))
+
+    def forward(self, node, g, logits, targets):
+        return self._compute(node, g, logits, targets, node.attrs["axis"])
+
+    def batched(self, node, values, flags, batch):
+        values = [v if f else np.broadcast_to(v, (batch,) + v.shape)
+                  for v, f in zip(values, flags)]
+        return self._compute(node, *values, node.attrs["axis"] + 1)
+
+    def vjp(self, node, b):
+        g, logits, targets = node.inputs
+        axis = node.attrs["axis"]
+        p = softmax(logits, axis)
+        spread = g.shape[:axis] + (1,) + g.shape[axis:]
+        v = reshape(g, spread) * b
+        return (sum(b * (p - _one_hot_on(targets, logits, axis)), axis=axis),
+                p * (v - sum(p * v, axis=axis, keepdims=True)), None)
+
+
+CROSS_ENTROPY_GRAD = CrossEntropyGrad()
 
 
 def cross_entropy(logits, targets, axis: int = -1, reduction: str = "sum") -> Node:

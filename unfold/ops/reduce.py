@@ -35,6 +35,8 @@ class Reduce(Op):
         return self._fn(values[0], axis=axes, keepdims=node.attrs["keepdims"])
 
     def vjp(self, node, g):
+        if self is SUM and not g.shape:        # a total: g broadcasts as it is
+            return (broadcast_like(g, node.inputs[0]),)
         return (self._vjp(node, node.inputs[0], reshape(g, _kept_shape(node))),)
 
 

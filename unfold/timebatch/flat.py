@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..graph import _NO_ATTRS, Meta, Node, Op
+from ..graph import MANY, _NO_ATTRS, Meta, Node, Op, Tagged
 from ..ops.base import ALIAS, CONSTANT, is_placeholder
 from ..ops.elementwise import ADD, DIV, MUL, SUB
 
@@ -190,6 +190,8 @@ class Flat:
         self._source_roles: dict[tuple, int] = {}
         self._attrs: dict[int, tuple[Any, int]] = {}
         self._sigs: dict[tuple, int] = {}
+        #: a sequence's steps by their shared Meta: (kid, class of rank 0, its members)
+        self._steps: dict = {}
         self._fed, self._fed_sequences = fed, fed_sequences
         packed = self._scan(order, top)
         #: each output as ("n", single) or ("r", class, index)
@@ -200,6 +202,7 @@ class Flat:
         for c in self.classes:
             c.kid = None                   # (the kids refer back to their classes)
         del self._kids, self._full, self._roles, self._source_roles, self._attrs, self._sigs
+        del self._steps
 
     # --- the pass --------------------------------------------------------------------------------
 
@@ -213,6 +216,7 @@ class Flat:
         kids = self._kids
         batched = self.batched
         role_of, source_roles = self._role, self._source_roles
+        copy_kids: dict = {}
         last_adjoint = last_role = None
         k = -1
         while order:
@@ -221,15 +225,33 @@ class Flat:
             if node is None:
                 append(0)
                 continue
-            ins = node.inputs
+            b = node._b
+            ins = (node._a,) if b is None else node._a if b is MANY else (node._a, b)
             if not ins:
+                step = self._steps.get(node._meta)       # a step of a sequence seen before
+                if step is not None:
+                    t = node._at
+                    kid, cid, members = step
+                    if t.__class__ is int and 0 <= t < len(kid.count) and kid.count[t] == 0:
+                        kid.count[t] = 1                 # (its rank 0, as kid.rank counts)
+                        members.append(k)
+                        append((cid << 32) + MID + t)
+                        continue
                 append(self._leaf(node, k))
                 continue
             op = node.op
             if op is ALIAS:
                 append(packed[(ins[0]._key >> 1) - low])
                 continue
-            t = node.step
+            adj = node._at                     # (node.adjoint and node.step, inlined)
+            if adj.__class__ is Node:
+                t = adj._at
+                if t is not None and t.__class__ is not int:
+                    t = adj.step
+            elif adj.__class__ is Tagged:
+                t, adj = adj.step, adj.adjoint
+            else:
+                t, adj = adj, None
             if t is not None and len(ins) == 2:              # (the common case, unrolled)
                 x, y = ins
                 px, py = packed[(x._key >> 1) - low], packed[(y._key >> 1) - low]
@@ -239,9 +261,16 @@ class Flat:
                 px = packed[(ins[0]._key >> 1) - low]
                 codes = (px,)
                 desc = (px - t if px >= 0 else px,)
+            elif t is not None and len(ins) == 3:
+                x, y, z = ins
+                px, py, pz = (packed[(x._key >> 1) - low], packed[(y._key >> 1) - low],
+                              packed[(z._key >> 1) - low])
+                codes = (px, py, pz)
+                desc = (px - t if px >= 0 else px, py - t if py >= 0 else py,
+                        pz - t if pz >= 0 else pz)
             else:
                 codes = [packed[(i._key >> 1) - low] for i in ins]
-                a = node.adjoint
+                a = adj
                 if t is None and a is not None and 0 <= (a._key >> 1) - low < len(packed):
                     p = packed[(a._key >> 1) - low]
                     if p > 0:                   # of an untagged member's gradient: its index
@@ -262,27 +291,32 @@ class Flat:
                 desc = tuple([META[p >= 0, batched[_vid(p)]] if j in meta else e
                               for j, (p, e) in enumerate(zip(codes, desc))])
             # the kid: which copies this node is one of
-            a = node.adjoint
-            if a is not None:
-                if a is not last_adjoint:
-                    last_adjoint = a
-                    m = a._meta                 # (a copy's role: _role's cache, inlined)
-                    found = source_roles.get(m) if m.__class__ is Meta else None
-                    if found is not None and found[1] is a.op and found[2] is a.shape and \
-                            found[3] is a.dtype and a.adjoint is None and a.step is not None:
-                        last_role = found[0]
-                    else:
-                        last_role = role_of(a)
-                role = last_role
-            elif t is not None and node._meta.__class__ is Meta and node.step is not None and \
-                    node._meta.source is not None:
-                role = node._meta.source
+            a = adj
+            mine = node._meta
+            if a is None and t is not None and mine.source is not None:
+                found = copy_kids.get(mine)     # (a copy: its Meta, shared by its kid)
+                if found is not None and found[1] is op and found[2] is node.shape:
+                    kid = found[0]
+                else:
+                    kid = self._kid(mine.source, node)
+                    copy_kids[mine] = (kid, op, node.shape)
             else:
-                role = None
-            kid = kids.get((role, op))
-            if kid is None or kid.shape is not node.shape or kid.dtype is not node.dtype or \
-                    kid.meta is not node._meta:
-                kid = self._kid(role, node)
+                if a is not None:
+                    if a is not last_adjoint:
+                        last_adjoint = a
+                        m = a._meta             # (a copy's role: _role's cache, inlined)
+                        found = source_roles.get(m)
+                        if found is not None and found[1] is a.op and found[2] is a.shape and \
+                                a._at.__class__ is int:     # (a copy: a step, no adjoint)
+                            last_role = found[0]
+                        else:
+                            last_role = role_of(a)
+                    role = last_role
+                else:
+                    role = None
+                kid = kids.get((role, op))
+                if kid is None or kid.shape is not node.shape or kid.meta is not mine:
+                    kid = self._kid(role, node)
             d = kid.memo.get(desc)
             if d is None:
                 d = kid.memo[desc] = self._decide(node, kid, desc, codes)
@@ -336,9 +370,12 @@ class Flat:
                 if kid is None:
                     kid = self._kids[key] = _Kid()
                 t = node.step
-                cls = self._class(kid, kid.rank(t), self._fed_sequences[node.source], node,
-                                  fed=True)
-                self._variant(cls, (), node).append(k)
+                rank = kid.rank(t)
+                cls = self._class(kid, rank, self._fed_sequences[node.source], node, fed=True)
+                members = self._variant(cls, (), node)
+                members.append(k)
+                if rank == 0:
+                    self._steps[node._meta] = (kid, cls.id, members)
                 return (cls.id << 32) + MID + t
             v = self._single(node, self._fed[node], fed=True)
         elif node.op is CONSTANT:
@@ -374,8 +411,7 @@ class Flat:
         """The role of the nodes built while differentiating ``a``: a small number standing
         for what identifies the copies of ``a`` (its role, op, shape, dtype, attributes)."""
         m = a._meta
-        if a.adjoint is None and m.__class__ is Meta and m.source is not None and \
-                a.step is not None:
+        if a.adjoint is None and m.source is not None and a.step is not None:
             # (the copies of one folded node share their Meta: one role for them all)
             found = self._source_roles.get(m)
             if found is not None and found[1] is a.op and found[2] is a.shape and \

@@ -5,37 +5,34 @@ emits its kernel once, at the first unit of those that read its inputs, and noth
 others.
 
 * **softmax cross-entropy.** A cross-entropy loss differentiated by ``grad`` reads its logits
-  ``o`` and targets ``y``; its VJP builds ``exp(log_softmax(o)) − one_hot(y)``. When the
-  log-softmax, the softmax and the one-hot are read by nothing else, the five classes become one
-  kernel (``kernels.softmax_cross_entropy``) writing the loss and ``softmax(o) − 1_y`` — the
-  log-softmax and the softmax are never stored apart, the one-hot never built.
+  ``o`` and targets ``y``; its VJP is one node, ``cross_entropy_grad(g, o, y) = g ⊙ (softmax(o) −
+  1_y)``. The two classes become one kernel (``kernels.softmax_cross_entropy``) writing the loss
+  and ``softmax(o) − 1_y`` — the log-softmax and the softmax are never stored apart, the one-hot
+  never built — and one product by ``g`` where the gradient's unit runs (``g`` is known there).
 """
 from __future__ import annotations
 
 from .distribute import Unit
 from .group import Grouping
-from ..ops.elementwise import EXP, SUB
-from ..ops.nn import CROSS_ENTROPY, LOG_SOFTMAX, ONE_HOT
+from ..ops.nn import CROSS_ENTROPY, CROSS_ENTROPY_GRAD
 
 
 class SoftmaxCrossEntropy:
-    """The classes (ids): ``loss`` (cross-entropy), ``log_softmax``, ``softmax`` (its exp),
-    ``hot`` (the one-hot of the targets) and ``grad`` (softmax − one-hot)."""
+    """The classes (ids): ``loss`` (cross-entropy) and ``grad`` (``cross_entropy_grad``)."""
 
-    __slots__ = ("loss", "log_softmax", "softmax", "hot", "grad")
+    __slots__ = ("loss", "grad")
 
-    def __init__(self, loss, log_softmax, softmax, hot, grad) -> None:
-        self.loss, self.log_softmax, self.softmax = loss, log_softmax, softmax
-        self.hot, self.grad = hot, grad
+    def __init__(self, loss, grad) -> None:
+        self.loss, self.grad = loss, grad
 
     @property
     def classes(self) -> tuple:
-        return (self.loss, self.log_softmax, self.softmax, self.hot, self.grad)
+        return (self.loss, self.grad)
 
     @property
     def first(self) -> tuple:
         """The classes whose units may run the kernel: those reading the logits."""
-        return (self.loss, self.log_softmax)
+        return (self.loss, self.grad)
 
 
 def softmax_cross_entropy(g: Grouping, units: list[Unit]) -> list[SoftmaxCrossEntropy]:
@@ -48,17 +45,11 @@ def softmax_cross_entropy(g: Grouping, units: list[Unit]) -> list[SoftmaxCrossEn
         return c.id in vector and not c.peeled and c.runs == [(c.lo, c.hi)] and \
             c.id not in g.kept and c.reduction is None and not c.absorbed and not c.fed
 
-    def sole_reader(c):
-        """The class reading every member of ``c`` at its own index, if it is the only reader."""
-        readers = g.readers.get(c.id, ())
-        if len(readers) != 1:
-            return None
-        part, e = readers[0]
-        if not hasattr(part, "cls") or not part.regular or part.cls.peeled or \
-                e != ("c", c.id, 0):
-            return None
-        return part.cls
-
+    grads = {}
+    for k in vector:
+        c = values[k]
+        if c.rep.op is CROSS_ENTROPY_GRAD and plain(c):
+            grads.setdefault((c.desc[1:], c.rep.attrs["axis"]), []).append(c)
     out = []
     for ce in (values[k] for k in vector):
         if ce.rep.op is not CROSS_ENTROPY or not plain(ce) or ce.desc[0][0] != "c" or \
@@ -68,25 +59,12 @@ def softmax_cross_entropy(g: Grouping, units: list[Unit]) -> list[SoftmaxCrossEn
         axis = ce.rep.attrs["axis"]
         if not values[targets[1]].fed or axis != ce.rep.inputs[0].ndim - 1:
             continue                                # fed targets, classes on the last axis
-        ls = [values[k] for k in vector if values[k].rep.op is LOG_SOFTMAX and
-              values[k].desc == (logits,) and values[k].rep.attrs["axis"] == axis]
-        if len(ls) != 1 or not plain(ls[0]):
+        found = grads.get((ce.desc, axis), ())
+        if len(found) != 1:
             continue
-        sm = sole_reader(ls[0])
-        if sm is None or sm.rep.op is not EXP or not plain(sm):
+        grad = found[0]
+        if (grad.lo, grad.hi, grad.batched) != (ce.lo, ce.hi, ce.batched) or \
+                grad.rep.dtype != ce.rep.dtype:
             continue
-        sub = sole_reader(sm)
-        if sub is None or sub.rep.op is not SUB or not plain(sub) or sub.desc[0] != \
-                ("c", sm.id, 0) or sub.desc[1][0] != "c" or sub.desc[1][2] != 0:
-            continue
-        hot = values[sub.desc[1][1]]
-        if hot.rep.op is not ONE_HOT or not plain(hot) or hot.desc != (targets,) or \
-                sole_reader(hot) is not sub:
-            continue
-        group = (ce, ls[0], sm, hot, sub)
-        if any((c.lo, c.hi, c.batched) != (ce.lo, ce.hi, ce.batched) for c in group) or \
-                any(c.rep.shape != ce.rep.inputs[0].shape for c in group[1:]) or \
-                any(c.rep.dtype != ce.rep.dtype for c in (ls[0], sm, sub)):
-            continue
-        out.append(SoftmaxCrossEntropy(*(c.id for c in group)))
+        out.append(SoftmaxCrossEntropy(ce.id, grad.id))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops.base import BROADCAST_LIKE, SUM_LIKE, Elementwise, align
-from ..ops.elementwise import SIGMOID, Binary, Unary, RELU
+from ..ops.elementwise import RELU, SIGMOID, SIGMOID_DERIV, TANH_DERIV, Binary, Unary
 from ..ops.linalg import BATCH_OUTER, MATMUL, OUTER
 from ..ops.nn import LOG_SOFTMAX
 from ..ops.reduce import BATCH_SUM, SUM
@@ -35,6 +35,18 @@ def sigmoid(x, out):
     np.reciprocal(out, out)
 
 
+def tanh_deriv(y, out):
+    """tanh′ = ``1 − y²`` into ``out``, in the order ``TANH_DERIV`` computes it."""
+    np.multiply(y, y, out=out)
+    np.subtract(1, out, out=out)
+
+
+def sigmoid_deriv(y, out):
+    """σ′ = ``y(1 − y)`` into ``out``, in the order ``SIGMOID_DERIV`` computes it."""
+    np.subtract(1, y, out=out)
+    np.multiply(y, out, out=out)
+
+
 def relu(x, out):
     np.maximum(x, 0, out=out)
 
@@ -47,15 +59,35 @@ def minimum(a, b, out):
     np.minimum(a, b, out=out)
 
 
-_UNARY = {SIGMOID: sigmoid, RELU: relu}
+#: columns of a transposed matrix copied at a time (``transposed_copy``)
+BLOCK = 64
+
+
+def transposed_copy(out, a):
+    """``out = a`` for a transposed (Fortran-ordered) matrix ``a``, BLOCK columns at a time: a
+    block's source rows stay in cache while they are written across ``out`` (one
+    ``copyto`` of a 2048 × 512 float32 ``Wᵀ`` takes 7.5 ms, by blocks 0.9 ms)."""
+    n = a.shape[1]
+    if n <= BLOCK:
+        np.copyto(out, a)
+        return
+    for j in range(0, n, BLOCK):
+        np.copyto(out[:, j:j + BLOCK], a[:, j:j + BLOCK])
+
+
+_UNARY = {SIGMOID: sigmoid, RELU: relu, TANH_DERIV: tanh_deriv, SIGMOID_DERIV: sigmoid_deriv}
+
+#: the kernels above of one operand
+_ONE_OPERAND = (sigmoid, relu, tanh_deriv, sigmoid_deriv)
 
 #: kernels element for element whose calls on slices side by side may join into one
-JOINABLE = (sigmoid, relu, maximum, minimum)
+JOINABLE = (sigmoid, relu, maximum, minimum, tanh_deriv, sigmoid_deriv)
 
 #: what the kernels of this module read and write: function → (positions of the arguments
 #: read, positions written); ``memory`` lets a call write over an input only when it knows
 EFFECTS = {sigmoid: ((0,), (1,)), relu: ((0,), (1,)), maximum: ((0, 1), (2,)),
-           minimum: ((0, 1), (2,)), np.copyto: ((1,), (0,))}
+           minimum: ((0, 1), (2,)), np.copyto: ((1,), (0,)), transposed_copy: ((1,), (0,)),
+           tanh_deriv: ((0,), (1,)), sigmoid_deriv: ((0,), (1,))}
 
 
 def ufunc(op, node):
@@ -197,7 +229,7 @@ def kernel(node, flags, values, out, batch, cache):
             nd = node.ndim
             args = [_view(cache, v, f"align{nd}", lambda v: align(v, True, nd)) if f else v
                     for v, f in zip(values, flags)]
-            if fn is sigmoid or fn is relu:
+            if fn in _ONE_OPERAND:
                 return fn, (args[0], out)
             if fn is np.maximum or fn is np.minimum:
                 fn = maximum if fn is np.maximum else minimum

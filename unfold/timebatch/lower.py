@@ -28,14 +28,15 @@ from .group import Grouping, Part, Reduction, contains, fold_flags
 from . import fuse
 from ..ops.base import Elementwise
 from .kernels import JOINABLE, VIEW_OPS, kernel, softmax_cross_entropy, sum_kernel, minus_one_hot, \
-    nll, view_op
+    nll, transposed_copy, view_op
 
 #: the fewest consecutive steps written as a loop (shorter runs are written call by call)
 LOOP_STEPS = 8
 #: classes read at most this many steps after they are written, inside their loop, keep a ring
 REACH = 3
-#: loops over at most this many views (steps × arguments) keep their views in lists, walked
-#: faster than the rows of a strided array (which makes each view as it goes, but holds none)
+#: loops over at most this many views (steps × arguments moving with the step) keep their views
+#: in lists, walked faster than the rows of a strided array (which makes each view as it goes,
+#: but holds none): ~150 bytes a view
 LIST_VIEWS = 50_000
 
 
@@ -103,6 +104,8 @@ class Storage:
         self.pairs: dict[int, int] = {}
         self.minus_hot: dict[int, tuple] = {}
         self.done: set[int] = set()
+        #: fused cross-entropy gradients whose slab holds softmax − 1_y until scaled by g
+        self.scale: set[int] = set()
 
     def _lead(self, batched: bool) -> tuple[int, ...]:
         return (self.batch,) if batched and self.batch is not None else ()
@@ -226,6 +229,8 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
             if u.classes[0].id in f.first and f.loss not in done:
                 done.add(f.loss)
                 code = _fused(st, f)
+            if u.classes[0].id == f.grad and f.grad in st.scale:
+                code = code + _scaled(st, st.values[f.grad])     # g ⊙ (softmax − 1_y)
             out.append(st.pre + code)
             continue
         if u.kind == "member":
@@ -336,8 +341,9 @@ def _vector_plain(st: Storage, c: Class) -> list[Instr]:
 
 
 def _fused(st: Storage, f) -> list[Instr]:
-    """A softmax cross-entropy fusion (``fuse``) as one kernel — or, when a slab cannot be
-    viewed as the kernel needs, its five classes one by one, here."""
+    """A softmax cross-entropy fusion (``fuse``) as one kernel writing the loss and
+    ``softmax − 1_y`` (scaled by ``g`` later, ``_scaled``) — or, when a slab cannot be viewed as
+    the kernel needs, its two classes one by one, here."""
     values = st.values
     c = values[f.loss]
     inputs, _, _ = _fold_inputs(st, c, c.lo, c.hi)
@@ -348,8 +354,7 @@ def _fused(st: Storage, f) -> list[Instr]:
     flat = _as_shape(p, (-1,)) if p is not None else None
     if any(a is None for a in (x, targets, p, loss, flat)) or x.shape != p.shape or \
             x.shape[:1] != targets.shape or targets.shape != loss.shape:
-        return [i for cid in (f.log_softmax, f.loss, f.softmax, f.hot, f.grad)
-                for i in _vector(st, values[cid])]
+        return [i for cid in (f.loss, f.grad) for i in _vector(st, values[cid])]
     n = x.shape[0]
     scratch, row = st._alloc(x.shape, x.dtype), st._alloc((n, 1), x.dtype)
     at, offsets = st._alloc((n,), np.intp), st._alloc((n,), np.intp)
@@ -357,8 +362,16 @@ def _fused(st: Storage, f) -> list[Instr]:
     ones = st._alloc((k,), x.dtype)
     ones[...] = 1
     st.pinned.update((id(offsets), id(ones)))
+    st.scale.add(f.grad)
     return [Instr(softmax_cross_entropy, (x, targets, loss, p, flat, scratch, row,
                                           row.reshape(n), offsets, at, ones))]
+
+
+def _scaled(st: Storage, c: Class) -> list[Instr]:
+    """``cross_entropy_grad``'s slab, holding ``softmax − 1_y``, multiplied by its ``g``."""
+    inputs, flags, size = _fold_inputs(st, c, c.lo, c.hi)
+    p = st.slab(c).reshape((size,) + c.rep.shape)
+    return [Instr(np.multiply, (p, inputs[0][..., None], p))]
 
 
 def _as_shape(a: np.ndarray, shape: tuple) -> np.ndarray | None:
@@ -547,7 +560,6 @@ def _segment(st: Storage, order: list[Class], steps) -> list[Instr]:
     iterators: list = []
     keys: dict = {}
     body = []
-    listed = count * sum(len(args) for _, args in calls[0]) <= LIST_VIEWS
     for k, (fn, args) in enumerate(calls[0]):
         if any(c[k][0] is not fn for c in calls[1:]) or tail[k][0] is not fn or \
                 any(len(c[k][1]) != len(args) for c in calls[1:]):
@@ -566,11 +578,51 @@ def _segment(st: Storage, order: list[Class], steps) -> list[Instr]:
             if z is None:
                 z = keys[key] = len(iterators)
                 it = kind[2]
-                iterators.append((kind[0], list(it) if listed and kind[0] == "rows" and
-                                  it.ndim > 1 else it))       # (0-d rows: see codegen)
+                iterators.append((kind[0], it))
             spec.append(It(z))
         body.append((fn, tuple(spec)))
-    return [Loop(count, tuple(iterators), tuple(body))]
+    rows = [j for j, (kind, it) in enumerate(iterators) if kind == "rows" and it.ndim > 1]
+    if count * len(rows) <= LIST_VIEWS:                  # (0-d rows: see codegen)
+        for j in rows:
+            iterators[j] = ("rows", list(iterators[j][1]))
+    pre, body = _contiguous_operands(st, body, iterators)
+    return pre + [Loop(count, tuple(iterators), tuple(body))]
+
+
+def _contiguous_operands(st: Storage, body: list, iterators: list) -> tuple[list, list]:
+    """A matrix product in a step loop reading a constant operand that is not C-contiguous —
+    ``h(t−1) Wᵀ``, ``Wᵀ`` a transposed view of the fed ``W`` — reads a C-contiguous copy of it
+    made once before the loop instead: OpenBLAS's product with a transposed operand and few
+    rows is 1.2–2.2× slower (a step's ``(B, n) · (n, 4n)``, B = 1…64). The copy is made when
+    nothing in the loop writes the operand's memory: no other argument of the loop shares it."""
+    candidates: dict[int, np.ndarray] = {}
+    for fn, args in body:
+        if fn is np.dot or fn is np.matmul:
+            for a in args[:2]:
+                if isinstance(a, np.ndarray) and a.ndim == 2 and not a.flags.c_contiguous and \
+                        a.size > 1:
+                    candidates[id(a)] = a
+    if not candidates:
+        return [], body
+    others: list[np.ndarray] = []
+    for fn, args in body:
+        dot = fn is np.dot or fn is np.matmul
+        for j, a in enumerate(args):
+            if isinstance(a, np.ndarray) and not (dot and j < 2 and id(a) in candidates):
+                others.append(a)
+    for _, it in iterators:                          # (the whole of the memory they walk)
+        others += [it] if isinstance(it, np.ndarray) else \
+            list({id(_owner(v)): _owner(v) for v in it}.values())
+    pre, copies = [], {}
+    for k, a in candidates.items():
+        if any(np.may_share_memory(a, b) for b in others):
+            continue
+        copy = st._alloc(a.shape, a.dtype)
+        pre.append(Instr(transposed_copy if a.flags.f_contiguous else np.copyto, (copy, a)))
+        copies[k] = copy
+    body = [(fn, tuple(copies.get(id(a), a) if isinstance(a, np.ndarray) else a
+                       for a in args)) for fn, args in body]
+    return pre, body
 
 
 def _unrolled(st, order, first, last, step) -> list[Instr]:

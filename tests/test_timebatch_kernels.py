@@ -1,0 +1,103 @@
+"""The calls a time-batched plan makes in its step loops: what they read, and that the values are
+the reference's (float64, tests/timebatch_tolerance.py), through the planner (STRICT)."""
+from __future__ import annotations
+
+import ast
+
+import numpy as np
+import pytest
+
+import unfold as uf
+from unfold import timebatch
+from unfold.timebatch.kernels import transposed_copy
+from unfold.timebatch.lower import It, _contiguous_operands
+from bench.workloads import data, unfold_program
+from timebatch_tolerance import assert_agree
+
+
+@pytest.fixture(autouse=True)
+def strict(monkeypatch):
+    monkeypatch.setattr(timebatch, "STRICT", True)
+
+
+def _plan(workload: str, size: str = "tiny", dtype=np.float64):
+    program = unfold_program(workload, size, dtype)
+    feed = data(workload, size, dtype)
+    got = program(feed)
+    outputs = list(program.outputs)
+    assert_agree(outputs, got, uf.evaluate(outputs, feed, mode="reference"), feed)
+    (plan,) = program._batched_plans.values()
+    assert plan is not None
+    return plan
+
+
+def _loop_calls(plan):
+    """Each call in a step loop of the plan's function: (function, arguments — an array, or
+    None for a row of the loop)."""
+    space = plan.run_code.__globals__
+
+    def value(name):                             # (a loop reads its constants as locals)
+        return space.get(name[1:]) if name.startswith("_") else None
+
+    out = []
+    for node in ast.walk(ast.parse(plan.run_code.source)):
+        if isinstance(node, ast.For):
+            for s in node.body:
+                call = s.value
+                out.append((value(call.func.id), [value(a.id) for a in call.args]))
+    return out
+
+
+@pytest.mark.parametrize("workload", ["rnn", "lstm"])
+def test_step_loops_multiply_by_c_contiguous_weights(workload):
+    """``h(t−1) Wᵀ`` in the forward loop reads a C-contiguous copy of ``Wᵀ`` made before the
+    loop (OpenBLAS is 1.2–2.2× slower on a transposed operand with few rows), and every other
+    product in a loop reads its constant operand C-contiguous."""
+    plan = _plan(workload)
+    products = [(fn, args) for fn, args in _loop_calls(plan) if fn is np.dot or fn is np.matmul]
+    assert len(products) == 2                               # forward, backward
+    for _, args in products:
+        for a in args[:2]:
+            assert a is None or a.flags.c_contiguous
+    assert any(v is transposed_copy for v in plan.run_code.__globals__.values())
+
+
+def test_a_weight_written_inside_the_loop_is_not_copied_before_it():
+    """The copy is made only when nothing in the loop may write the operand's memory."""
+    w = np.zeros((3, 4))
+    out, other = np.empty((2, 3)), np.empty((3, 4))
+    st = type("St", (), {"_alloc": staticmethod(lambda shape, dtype: np.empty(shape, dtype))})
+    read_only = [(np.dot, (It(0), w.T, out))]
+    pre, body = _contiguous_operands(st, read_only, [("rows", np.zeros((5, 2, 4)))])
+    assert len(pre) == 1 and body[0][1][1].flags.c_contiguous
+    written = read_only + [(np.negative, (other, w))]       # (w written in the loop)
+    pre, body = _contiguous_operands(st, written, [("rows", np.zeros((5, 2, 4)))])
+    assert pre == [] and body[0][1][1] is read_only[0][1][1]
+    walked = [("rows", np.zeros((5, 2, 4))), ("ring", [w[:2], w[1:]])]   # (w a loop's rows)
+    pre, _ = _contiguous_operands(st, read_only, walked)
+    assert pre == []
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (70, 130), (64, 64), (129, 65)])
+def test_a_transposed_copy_by_blocks_is_the_transpose(shape):
+    w = np.random.default_rng(0).standard_normal(shape)
+    out = np.empty(shape[::-1])
+    transposed_copy(out, w.T)
+    assert np.array_equal(out, w.T)
+
+
+def test_a_wide_recurrence_copies_its_transposed_weight_by_blocks_and_agrees():
+    """A state wider than a block (n = 80 > kernels.BLOCK): ``Wᵀ`` copied block by block before
+    the forward loop, every value the reference's."""
+    rec = uf.models.rnn(3, 80, 4)
+    net = rec.unfold(9)
+    outputs = [net.loss] + uf.grad(net.loss, net.params)
+    rng = np.random.default_rng(1)
+    feed = {k: rng.standard_normal(p.shape) / 8 for k, p in rec.params.items()}
+    feed.update(x=rng.standard_normal((9, 2, 3)), y=rng.integers(0, 4, (9, 2)))
+    program = uf.compile(outputs)
+    assert_agree(outputs, program(feed), uf.evaluate(outputs, feed, mode="reference"), feed)
+    (plan,) = program._batched_plans.values()
+    space = plan.run_code.__globals__
+    (name,) = [k for k, v in space.items() if v is transposed_copy]
+    assert plan.run_code.source.count(f"{name}(") == 1

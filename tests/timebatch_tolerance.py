@@ -1,0 +1,67 @@
+"""How close the time-batched evaluation must come to the per-node reference.
+
+The compiler reassociates sums: ``∇W = Σ_t ∇W(t)`` as one GEMM over stacked steps, a gradient's
+parts added in another order. Rounding then differs by a few units in the last place of the
+*terms* summed, not of the result: when the terms cancel (a gradient of 1.4e-4 summed from
+terms of 0.4), a difference of 2e-16 is 1.4e-12 of the result but 5e-16 of the terms. So each
+output is compared relative to its scale — the largest of ``|reference|`` and ``Σ |term|``
+over the terms of the sum it is (the leaves of its tree of additions and subtractions in the
+graph, evaluated by the reference): the condition of the summation, as in the classic bound
+``|fl(Σ x_i) − Σ x_i| ≤ γ_n Σ |x_i|``. An output that is no sum has the scale ``|reference|``.
+
+    |compiled − reference| ≤ rtol · max(max |reference|, max Σ |term|)    (norm-wise)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import unfold as uf
+from unfold.ops.base import ALIAS
+from unfold.ops.elementwise import ADD, ADD_N, SUB
+
+SUMS = (ADD, ADD_N, SUB)
+
+
+def terms(node) -> list:
+    """The terms of the sum ``node`` is (itself when it is none): the leaves of its tree of
+    additions and subtractions, through aliases."""
+    out, stack, seen = [], [node], set()
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            out.append(x)                     # (a term read twice counts twice)
+            continue
+        seen.add(id(x))
+        if x.op is ALIAS or x.op in SUMS:
+            stack.extend(x.inputs)
+        else:
+            out.append(x)
+    return out
+
+
+def scales(outputs, feed: dict, want: list) -> list[float]:
+    """Each output's scale (module docstring), from the reference values ``want``."""
+    out = []
+    for node, b in zip(outputs, want):
+        scale = float(np.max(np.abs(b))) if b.size else 0.0
+        leaves = terms(node)
+        if len(leaves) > 1:
+            magnitude = np.zeros(b.shape)
+            for v in uf.evaluate(leaves, feed, mode="reference"):
+                try:
+                    magnitude = magnitude + np.abs(np.broadcast_to(v, b.shape))
+                except ValueError:            # (a term broadcast the other way: not counted)
+                    continue
+            if magnitude.size:
+                scale = max(scale, float(np.max(magnitude)))
+        out.append(scale)
+    return out
+
+
+def assert_agree(outputs, got: list, want: list, feed: dict, rtol: float = 1e-12) -> None:
+    """Compiled ``got`` and reference ``want`` agree within ``rtol`` of each output's scale."""
+    for node, a, b, scale in zip(outputs, got, want, scales(outputs, feed, want)):
+        assert a.shape == b.shape and a.dtype == b.dtype, node
+        err = float(np.max(np.abs(a - b))) if b.size else 0.0
+        assert err <= rtol * max(scale, 1e-300) or err == 0, \
+            f"{node.label}: |compiled − reference| = {err:.3g}, scale {scale:.3g}"
