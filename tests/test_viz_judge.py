@@ -536,3 +536,12 @@ def test_a_written_out_sigmoid_is_a_gate_like_uf_sigmoid(spelling):        # fin
     for view in ("folded", "unfolded3", "cell"):
         assert geometry(VIEWS[view](mine), view == "cell") == \
             geometry(VIEWS[view](ref), view == "cell"), view
+
+
+def test_four_states_enter_the_next_cell_at_four_points():                 # finding 14
+    laid = Laid(viz.unfolded(M.stacked_lstm(), steps=3))
+    ends = [e.head_end for e in laid.edges if e.head == "cell(2)"]
+    assert len(ends) == 5                                   # s1, h1, s2, h2 of step 1, and x(2)
+    assert all(distance(p, q) >= 4 for i, p in enumerate(ends) for q in ends[i + 1:])
+    cross = [e for e in laid.edges if split(e.tail)[1] == "1" and split(e.head)[1] == "2"]
+    assert {split(e.tail)[0] for e in cross} == {"s1", "h1", "s2", "h2"}
