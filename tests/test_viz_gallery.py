@@ -55,11 +55,17 @@ def test_the_plots_are_computed_by_unfold():
     x, curves = plots.composition_values(n=20, steps=3, points=50)
     assert len(curves) == 4 and np.allclose(curves[0], np.linspace(-1, 1, 50) * curves[0][-1])
     assert np.std(np.diff(curves[3], 2)) > np.std(np.diff(curves[0], 2))   # more nonlinear
-    v = plots.cliff_values(grid=12, iterations=40)
-    free, clipped = v["paths"]["without clipping"], v["paths"]["with clipping"]
-    jump = lambda path: np.max(np.linalg.norm(np.diff(path[0], axis=0), axis=1))  # noqa: E731
-    assert jump(free) > 3 * jump(clipped)          # the cliff throws the unclipped descent
-    assert jump(clipped) <= v["lr"] * v["clip"] + 1e-9
+    v = plots.cliff_values(grid=12)
+    free, clipped = v["runs"]["without clipping"], v["runs"]["with clipping"]
+    cliff = max(v["paths"]["without clipping"][1])
+    # both descents meet the cliff's face: a gradient far above the clipping threshold …
+    assert cliff > 1000 * v["clip"] and max(v["paths"]["with clipping"][1]) > 1000 * v["clip"]
+    # … which throws the unclipped one off the plot in one step, at that very gradient,
+    assert free["thrown"] and free["steps"][-1] == pytest.approx(v["lr"] * cliff)
+    assert max(free["steps"][:-1]) <= v["lr"] * v["clip"]     # (moderate until then)
+    # while the clipped one stays on it, its steps bounded, and goes on down to the valley
+    assert not clipped["thrown"] and max(clipped["steps"]) <= v["lr"] * v["clip"] + 1e-12
+    assert clipped["losses"][-1] < 1e-3 * clipped["losses"][0]
 
 
 @needs_dot

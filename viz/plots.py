@@ -92,55 +92,92 @@ def _cliff_net():
     return net, w, b
 
 
-def cliff_values(grid: int = 160, start: tuple[float, float] = (2.5, 0.3),
-                 lr: float = 2.0, iterations: int = 40, clip: float = 0.2) -> dict[str, Any]:
-    """The loss on a grid of (w, b), and gradient-descent paths from ``start`` without and with
-    clipping the gradient's norm to ``clip``."""
+W_RANGE, B_RANGE = (-1.0, 3.5), (-1.5, 1.5)      # the plotted window of (w, b)
+
+
+def _inside(point: np.ndarray) -> bool:
+    return bool(W_RANGE[0] <= point[0] <= W_RANGE[1] and B_RANGE[0] <= point[1] <= B_RANGE[1])
+
+
+def cliff_values(grid: int = 160, start: tuple[float, float] = (2.0, -0.6),
+                 lr: float = 0.1, iterations: int = 60, clip: float = 1.0) -> dict[str, Any]:
+    """The loss on a grid of (w, b), and gradient-descent paths ``θ ← θ − ε g`` from ``start``
+    without and with clipping the gradient's norm to ``clip`` (section 10.11.1).
+
+    From the default start, on the plateau where h(τ) ends near the wrong fixed point, both
+    descents creep towards the cliff (a bifurcation of ``h ↦ tanh(w h + b)``); at its face the
+    gradient's norm exceeds 10⁴. Unclipped, that one step throws the parameters off the plot
+    (the path stops there and records where it was thrown); clipped, the step stays ≤ ε·clip and
+    the descent goes on down to the valley ``tanh(0.7 w + b) = 0.7``. Each path records per step
+    the gradient's norm ``norms``, the step's length ``steps`` and the loss ``losses``."""
     net, w, b = _cliff_net()
     loss = net.losses("L")[0]
-    ws, bs = np.linspace(-1.0, 3.5, grid), np.linspace(-1.5, 1.5, grid)
+    ws, bs = np.linspace(*W_RANGE, grid), np.linspace(*B_RANGE, grid)
     W, B = np.meshgrid(ws, bs)
     (surface,) = uf.evaluate([loss], {"w": W.ravel(), "b": B.ravel()})
     step = uf.compile([loss] + uf.grad(net.loss, [w, b]))
-    paths = {}
+    paths, runs = {}, {}
     for name, threshold in (("without clipping", None), ("with clipping", clip)):
         point = np.array(start, dtype=np.float64)
-        path = [point.copy()]
-        norms = []
+        path, norms, steps, losses = [point.copy()], [], [], []
         for _ in range(iterations):
-            _, gw, gb = step({"w": point[0], "b": point[1]})
+            value, gw, gb = step({"w": point[0], "b": point[1]})
             grads = {"w": np.asarray(gw), "b": np.asarray(gb)}
             norms.append(global_norm(grads))
+            losses.append(float(value))
             if threshold is not None:
                 grads, _ = clip_by_norm(grads, threshold)
-            point = point - lr * np.array([grads["w"], grads["b"]], dtype=np.float64)
+            move = lr * np.array([grads["w"], grads["b"]], dtype=np.float64)
+            point = point - move
+            steps.append(float(np.hypot(*move)))
             path.append(point.copy())
+            if not _inside(point):
+                break                                   # thrown off the plot: nothing more to draw
         paths[name] = (np.array(path), norms)
-    return {"w": ws, "b": bs, "loss": surface.reshape(W.shape), "paths": paths,
+        runs[name] = {"steps": steps, "losses": losses, "thrown": not _inside(point)}
+    return {"w": ws, "b": bs, "loss": surface.reshape(W.shape), "paths": paths, "runs": runs,
             "start": start, "lr": lr, "clip": clip}
+
+
+def _story(name: str, norms: list[float], run: dict[str, Any], path: np.ndarray) -> str:
+    """What the panel's descent did, in its own numbers."""
+    k = int(np.argmax(norms))
+    met = f"{name}: ‖∇‖ = {norms[k]:.3g} met at step {k + 1}"
+    if run["thrown"]:
+        w, b = path[-1]
+        return f"{met}\nthrows θ {run['steps'][-1]:.3g} away, off the plot to (w, b) = ({w:.3g}, {b:.3g})"
+    return (f"{met}\nevery step ≤ {max(run['steps']):.3g}; loss {run['losses'][0]:.3g} → "
+            f"{run['losses'][-1]:.2g} after {len(run['steps'])} steps")
 
 
 def cliff(**options: Any) -> Any:
     """Fig. 10.17 as a matplotlib figure: two panels, the loss landscape with the path of
-    gradient descent without and with clipping."""
+    gradient descent without and with clipping; each panel's title says, with the run's own
+    numbers, the largest gradient met and what it did to the parameters."""
     plt = _pyplot()
     v = cliff_values(**options)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True, layout="constrained")
     log = np.log10(v["loss"] + 1e-6)
     for ax, (name, (path, norms)) in zip(axes, v["paths"].items()):
-        ax.contourf(v["w"], v["b"], log, levels=30, cmap="viridis")
-        ax.plot(path[:, 0], path[:, 1], "-o", color="white", ms=3, lw=1.2)
+        run = v["runs"][name]
+        filled = ax.contourf(v["w"], v["b"], log, levels=30, cmap="viridis")
+        shown = path if not run["thrown"] else path[:-1]
+        ax.plot(shown[:, 0], shown[:, 1], "-o", color="white", ms=3, lw=1.2)
         ax.plot(*path[0], "o", color="red", ms=6, label="start")
-        ax.set_xlim(v["w"][0], v["w"][-1])
-        ax.set_ylim(v["b"][0], v["b"][-1])
-        clipped = f" to {v['clip']}" if name == "with clipping" else ""
-        ax.set_title(f"{name}{clipped}: the largest ‖∇‖ met is {max(norms):.3g}", fontsize=10)
+        if run["thrown"]:                               # the last step leaves the window
+            direction = (path[-1] - path[-2]) / np.linalg.norm(path[-1] - path[-2])
+            ax.annotate("", xy=shown[-1] + 0.9 * direction, xytext=shown[-1],
+                        arrowprops={"arrowstyle": "-|>", "color": "red", "lw": 1.6})
+        ax.set_xlim(*W_RANGE)
+        ax.set_ylim(*B_RANGE)
+        clipped = f" to {v['clip']:g}" if name == "with clipping" else ""
+        ax.set_title(_story(name + clipped, norms, run, path), fontsize=9)
         ax.set_xticks(np.arange(-1.0, 3.01, 1.0))      # (3.5 would touch the next panel's −1)
         ax.set_xlabel("w")
     axes[0].set_ylabel("b")
     axes[0].legend(loc="lower left", fontsize=8)
+    fig.colorbar(filled, ax=axes, label="log₁₀ loss", shrink=0.9)
     fig.suptitle(f"The cliff of h(t) = tanh(w h(t−1) + b), loss (h(τ) − {TARGET})², τ = {TAU}: "
-                 f"log10 loss; gradient descent, ε = {v['lr']}, clip ‖g‖ to {v['clip']}",
+                 f"log10 loss; gradient descent, ε = {v['lr']:g}, clip ‖g‖ to {v['clip']:g}",
                  fontsize=10)
-    fig.tight_layout()
     return fig

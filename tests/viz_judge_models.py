@@ -1,0 +1,554 @@
+"""Recurrences written by an outsider, in many styles, for the independent check of the renderer
+(tests/test_viz_judge.py). None of them comes from ``unfold.models``: each builder writes the
+step its own way. Builders of one *family* compute the same thing and must draw the same.
+
+Sizes are tiny (the drawings only need shapes): n_in = 3, n_hidden = 2, n_out = 4.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import unfold as uf
+
+NI, NH, NO = 3, 2, 4
+
+
+def _p(rec, name, *shape):
+    return rec.param(name, shape)
+
+
+def my_sigmoid(a):
+    return 1.0 / (1.0 + uf.exp(-a))
+
+
+# ---------------------------------------------------------------- Fig. 10.3 RNN, many styles
+
+def rnn_readme():
+    """Returned nodes used downstream, target declared with rec.target."""
+    rec = uf.Recurrence("rnn")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h = rec.state("h", (NH,))
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(b + W @ h + U @ x))
+    o = rec.output("o", c + V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def rnn_expression():
+    """The expression passed to rec.output/rec.update used downstream, not the returned node;
+    the target declared as a sequence read only by the loss."""
+    rec = uf.Recurrence("rnn")
+    x = rec.sequence("x", (NI,))
+    y = rec.sequence("y", (), dtype="int64")
+    h = rec.state("h", (NH,))
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    new = uf.tanh(U @ x + W @ h + b)
+    rec.update(h, new)
+    expr = c + V @ new
+    rec.output("o", expr)
+    rec.loss("L", uf.cross_entropy(expr, y))
+    return rec
+
+
+def rnn_reordered():
+    """Parameters declared first, in another order; the loss declared before the output, the
+    state updated last; numpy ufuncs on nodes; x @ U.T style."""
+    rec = uf.Recurrence("rnn")
+    c, V = _p(rec, "c", NO), _p(rec, "V", NO, NH)
+    b, U, W = _p(rec, "b", NH), _p(rec, "U", NI, NH), _p(rec, "W", NH, NH)
+    h = rec.state("h", (NH,))
+    y = rec.sequence("y", (), dtype="int64")
+    x = rec.sequence("x", (NI,))
+    new = np.tanh(W @ h + U.T @ x + b)
+    logits = V @ new + c
+    rec.loss("L", uf.cross_entropy(logits, y))
+    rec.output("o", logits)
+    rec.update(h, new)
+    return rec
+
+
+def rnn_constants_inline():
+    """'Bad' but legal: constants inline (a 1.0 *, a + 0.0, a numpy constant)."""
+    rec = uf.Recurrence("rnn")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h = rec.state("h", (NH,))
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(1.0 * (W @ h) + U @ x + b + np.zeros(NH)))
+    o = rec.output("o", c + V @ h_t + 0.0)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+RNN_STYLES = [rnn_readme, rnn_expression, rnn_reordered, rnn_constants_inline]
+
+
+def rnn_unused_sequence():
+    """'Bad' but legal: a declared sequence nothing reads."""
+    rec = rnn_readme()
+    rec.sequence("z", (NI,))
+    return rec
+
+
+def rnn_output_unused():
+    """'Bad' but legal: an output no loss reads (a second readout)."""
+    rec = uf.Recurrence("rnn")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h = rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    V, V2 = _p(rec, "V", NO, NH), _p(rec, "Q", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    o = rec.output("o", V @ h_t)
+    rec.output("p", V2 @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def rnn_two_param_path():
+    """o = V @ tanh(V2 @ h): a path through two parameters in sequence."""
+    rec = uf.Recurrence("rnn")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h = rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    V, V2 = _p(rec, "V", NO, NH), _p(rec, "V2", NH, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    o = rec.output("o", V @ uf.tanh(V2 @ h_t))
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def rnn_parallel_params():
+    """h(t) = tanh(W h + S h + U x): two parameters on parallel paths (may share an edge)."""
+    rec = uf.Recurrence("rnn")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h = rec.state("h", (NH,))
+    W, S, U = _p(rec, "W", NH, NH), _p(rec, "S", NH, NH), _p(rec, "U", NH, NI)
+    V = _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + S @ h + U @ x))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+# ---------------------------------------------------------------- LSTM (eqs. 10.40-10.44)
+
+def _lstm_decl(rec, order="sh"):
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    if order == "sh":
+        s = rec.state("s", (NH,))
+        h = rec.state("h", (NH,))
+    else:
+        h = rec.state("h", (NH,))
+        s = rec.state("s", (NH,))
+    return x, y, s, h
+
+
+def _gate_params(rec, tag):
+    return (_p(rec, "U" + tag, NH, NI), _p(rec, "W" + tag, NH, NH), _p(rec, "b" + tag, NH))
+
+
+def lstm_named():
+    """Separate matrices per gate, gates named with rec.name_node, uf.sigmoid."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    Uf, Wf, bf = _gate_params(rec, "f")
+    Ug, Wg, bg = _gate_params(rec, "g")
+    Uq, Wq, bq = _gate_params(rec, "q")
+    U, W, b = _gate_params(rec, "")
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    f = rec.name_node("f", uf.sigmoid(bf + Uf @ x + Wf @ h))
+    g = rec.name_node("g", uf.sigmoid(bg + Ug @ x + Wg @ h))
+    q = rec.name_node("q", uf.sigmoid(bq + Uq @ x + Wq @ h))
+    s_t = rec.update(s, f * s + g * uf.sigmoid(b + U @ x + W @ h))
+    h_t = rec.update(h, uf.tanh(s_t) * q)
+    o = rec.output("o", c + V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def lstm_inline():
+    """Separate matrices, gates written inline with uf.sigmoid and never named."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    Uf, Wf, bf = _gate_params(rec, "f")
+    Ug, Wg, bg = _gate_params(rec, "g")
+    Uq, Wq, bq = _gate_params(rec, "q")
+    U, W, b = _gate_params(rec, "")
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    s_t = rec.update(s, uf.sigmoid(bf + Uf @ x + Wf @ h) * s
+                     + uf.sigmoid(bg + Ug @ x + Wg @ h) * uf.sigmoid(b + U @ x + W @ h))
+    h_t = rec.update(h, uf.tanh(s_t) * uf.sigmoid(bq + Uq @ x + Wq @ h))
+    o = rec.output("o", c + V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def lstm_my_sigmoid():
+    """Gates with a user-written sigmoid 1/(1+exp(-a)) and numpy ufuncs (np.tanh) on nodes;
+    states declared h before s; the expression, not the returned node, used downstream."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec, order="hs")
+    Uf, Wf, bf = _gate_params(rec, "f")
+    Ug, Wg, bg = _gate_params(rec, "g")
+    Uq, Wq, bq = _gate_params(rec, "q")
+    U, W, b = _gate_params(rec, "")
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    f = my_sigmoid(Wf @ h + Uf @ x + bf)
+    g = my_sigmoid(Wg @ h + Ug @ x + bg)
+    q = my_sigmoid(Wq @ h + Uq @ x + bq)
+    s_new = f * s + g * my_sigmoid(W @ h + U @ x + b)
+    h_new = np.tanh(s_new) * q
+    rec.update(s, s_new)
+    rec.update(h, h_new)
+    logits = V @ h_new + c
+    rec.output("o", logits)
+    rec.loss("L", uf.cross_entropy(logits, y))
+    return rec
+
+
+def lstm_reordered():
+    """uf.sigmoid inline; states declared h before s; the loss declared before the output, the
+    states updated last; the expressions (not the returned nodes) used downstream; np.tanh."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec, order="hs")
+    Uf, Wf, bf = _gate_params(rec, "f")
+    Ug, Wg, bg = _gate_params(rec, "g")
+    Uq, Wq, bq = _gate_params(rec, "q")
+    U, W, b = _gate_params(rec, "")
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    f = uf.sigmoid(Wf @ h + Uf @ x + bf)
+    g = uf.sigmoid(Wg @ h + Ug @ x + bg)
+    q = uf.sigmoid(Wq @ h + Uq @ x + bq)
+    s_new = f * s + g * uf.sigmoid(W @ h + U @ x + b)
+    h_new = np.tanh(s_new) * q
+    logits = V @ h_new + c
+    rec.loss("L", uf.cross_entropy(logits, y))
+    rec.output("o", logits)
+    rec.update(h, h_new)
+    rec.update(s, s_new)
+    return rec
+
+
+def lstm_stacked():
+    """One stacked matrix for the four gates, sliced; concatenated [x; h] input."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    M = _p(rec, "M", 4 * NH, NI + NH)
+    bm = _p(rec, "bm", 4 * NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    z = uf.sigmoid(M @ uf.concat([x, h]) + bm)
+    f, g, q, cand = z[0:NH], z[NH:2 * NH], z[2 * NH:3 * NH], z[3 * NH:]
+    s_t = rec.update(s, f * s + g * cand)
+    h_t = rec.update(h, uf.tanh(s_t) * q)
+    o = rec.output("o", c + V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def lstm_stacked_preact():
+    """One stacked matrix, sliced BEFORE the sigmoids (the common way: one GEMM, four σ)."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    Ux, Wh = _p(rec, "Ux", 4 * NH, NI), _p(rec, "Wh", 4 * NH, NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    a = Ux @ x + Wh @ h
+    f = uf.sigmoid(a[0:NH])
+    g = uf.sigmoid(a[NH:2 * NH])
+    q = uf.sigmoid(a[2 * NH:3 * NH])
+    cand = uf.sigmoid(a[3 * NH:])
+    s_t = rec.update(s, f * s + g * cand)
+    h_t = rec.update(h, uf.tanh(s_t) * q)
+    o = rec.output("o", c + V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def lstm_peephole():
+    """Gates that also read the cell state s(t-1) through diagonal peephole weights."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    Uf, Wf, bf = _gate_params(rec, "f")
+    Ug, Wg, bg = _gate_params(rec, "g")
+    Uq, Wq, bq = _gate_params(rec, "q")
+    U, W, b = _gate_params(rec, "")
+    Pf, Pg, Pq = _p(rec, "Pf", NH), _p(rec, "Pg", NH), _p(rec, "Pq", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    f = uf.sigmoid(bf + Uf @ x + Wf @ h + Pf * s)
+    g = uf.sigmoid(bg + Ug @ x + Wg @ h + Pg * s)
+    s_t = rec.update(s, f * s + g * uf.tanh(b + U @ x + W @ h))
+    q = uf.sigmoid(bq + Uq @ x + Wq @ h + Pq * s_t)
+    h_t = rec.update(h, uf.tanh(s_t) * q)
+    o = rec.output("o", c + V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def lstm_coupled():
+    """Coupled input and forget gates: g = 1 - f."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    Uf, Wf, bf = _gate_params(rec, "f")
+    Uq, Wq, bq = _gate_params(rec, "q")
+    U, W, b = _gate_params(rec, "")
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    f = uf.sigmoid(bf + Uf @ x + Wf @ h)
+    s_t = rec.update(s, f * s + (1.0 - f) * uf.tanh(b + U @ x + W @ h))
+    h_t = rec.update(h, uf.tanh(s_t) * uf.sigmoid(bq + Uq @ x + Wq @ h))
+    o = rec.output("o", c + V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+LSTM_SAME = [lstm_named, lstm_inline, lstm_reordered, lstm_my_sigmoid]          # must draw identically
+LSTM_ALL = LSTM_SAME + [lstm_stacked, lstm_stacked_preact, lstm_peephole, lstm_coupled]
+
+
+# ---------------------------------------------------------------- GRU (eqs. 10.45-10.47)
+
+def gru_book():
+    """Book's GRU: reset applied to h(t-1) before W (r * h)."""
+    rec = uf.Recurrence("gru")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h = rec.state("h", (NH,))
+    Uu, Wu, bu = _gate_params(rec, "u")
+    Ur, Wr, br = _gate_params(rec, "r")
+    U, W, b = _gate_params(rec, "")
+    V = _p(rec, "V", NO, NH)
+    u = uf.sigmoid(bu + Uu @ x + Wu @ h)
+    r = uf.sigmoid(br + Ur @ x + Wr @ h)
+    h_t = rec.update(h, u * h + (1 - u) * uf.tanh(b + U @ x + W @ (r * h)))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def gru_reset_after():
+    """Reset applied after W (r * (W h)), as cuDNN/PyTorch; user sigmoid; names in words."""
+    rec = uf.Recurrence("gru")
+    x = rec.sequence("x", (NI,))
+    y = rec.sequence("y", (), dtype="int64")
+    h = rec.state("h", (NH,))
+    Uu, Wu, bu = _gate_params(rec, "u")
+    Ur, Wr, br = _gate_params(rec, "r")
+    U, W, b = _gate_params(rec, "")
+    V = _p(rec, "V", NO, NH)
+    u = my_sigmoid(bu + Uu @ x + Wu @ h)
+    r = my_sigmoid(br + Ur @ x + Wr @ h)
+    cand = np.tanh(b + U @ x + r * (W @ h))
+    new = (1 - u) * cand + u * h
+    rec.update(h, new)
+    rec.output("o", V @ new)
+    rec.loss("L", uf.cross_entropy(V @ new, y))
+    return rec
+
+
+GRU_ALL = [gru_book, gru_reset_after]
+
+
+# ---------------------------------------------------------------- other recurrences
+
+def deep_transition():
+    """h(t) = tanh(W2 tanh(W1 h(t-1) + U x)) (Fig. 10.13b's deep hidden-to-hidden map)."""
+    rec = uf.Recurrence("deep")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h = rec.state("h", (NH,))
+    W1, W2, U = _p(rec, "W1", NH, NH), _p(rec, "W2", NH, NH), _p(rec, "U", NH, NI)
+    V = _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W2 @ uf.tanh(W1 @ h + U @ x)))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def deep_transition_3():
+    """Three layers in the transition, the middle one named z by the user."""
+    rec = uf.Recurrence("deep3")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h = rec.state("h", (NH,))
+    W1, W2, W3 = (_p(rec, n, NH, NH) for n in ("W1", "W2", "W3"))
+    U = _p(rec, "U", NH, NI)
+    V = _p(rec, "V", NO, NH)
+    z1 = uf.relu(W1 @ h + U @ x)
+    z2 = rec.name_node("z", uf.tanh(W2 @ z1))
+    h_t = rec.update(h, uf.tanh(W3 @ z2))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def stacked_two_layer():
+    """Two stacked states h1 (bottom) and h2 (top)."""
+    rec = uf.Recurrence("stacked")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h1 = rec.state("h1", (NH,))
+    h2 = rec.state("h2", (NH,))
+    W1, U1 = _p(rec, "W1", NH, NH), _p(rec, "U1", NH, NI)
+    W2, U2 = _p(rec, "W2", NH, NH), _p(rec, "U2", NH, NH)
+    V = _p(rec, "V", NO, NH)
+    a1 = rec.update(h1, uf.tanh(W1 @ h1 + U1 @ x))
+    a2 = rec.update(h2, uf.tanh(W2 @ h2 + U2 @ a1))
+    o = rec.output("o", V @ a2)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def skip_rnn():
+    """h(t) = tanh(W h(t-1) + Wd h(t-2) + U x(t)) via rec.past(h, 2)."""
+    rec = uf.Recurrence("skip")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h = rec.state("h", (NH,))
+    W, Wd, U = _p(rec, "W", NH, NH), _p(rec, "Wd", NH, NH), _p(rec, "U", NH, NI)
+    V = _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + Wd @ rec.past(h, 2) + U @ x))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def leaky():
+    """Leaky units h(t) = a h(t-1) + (1-a) tanh(W h + U x), a a learnt per-unit rate."""
+    rec = uf.Recurrence("leaky")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h = rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    alpha = _p(rec, "alpha", NH)
+    V = _p(rec, "V", NO, NH)
+    a = uf.sigmoid(alpha)
+    h_t = rec.update(h, a * h + (1 - a) * uf.tanh(W @ h + U @ x))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def teacher_forcing():
+    """Fig. 10.6 train time: y(t-1) feeds h(t) through W (a state holding the previous target)."""
+    rec = uf.Recurrence("teacher")
+    x = rec.sequence("x", (NI,))
+    y = rec.sequence("y", (NO,))                # real-valued targets (mse), read by loss + state
+    yp = rec.state("y_prev", (NO,))
+    h = rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NO), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_new = uf.tanh(W @ yp + U @ x)
+    rec.update(h, h_new)
+    o = rec.output("o", V @ h_new)
+    rec.loss("L", uf.mse(o, y))
+    rec.update(yp, y)
+    return rec
+
+
+def output_feedback():
+    """Fig. 10.4 / 10.6 test time: o(t-1) feeds h(t) through W."""
+    rec = uf.Recurrence("outfeed")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    op = rec.state("o_prev", (NO,))
+    W, U, V = _p(rec, "W", NH, NO), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h = rec.name_node("h", uf.tanh(W @ op + U @ x))
+    o = rec.output("o", V @ h)
+    rec.update(op, o)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def context_rnn():
+    """Fig. 10.9: a fixed context vector x feeds every h(t) through R; y(t-1) is input."""
+    rec = uf.Recurrence("ctx")
+    xc = rec.context("x", (NI,))
+    y = rec.sequence("y", (), dtype="int64")
+    yp = rec.state("y_prev", (NO,))
+    h = rec.state("h", (NH,))
+    W, R, U, V = _p(rec, "W", NH, NH), _p(rec, "R", NH, NI), _p(rec, "U", NH, NO), \
+        _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + R @ xc + U @ yp))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    rec.update(yp, uf.one_hot(y, NO))
+    return rec
+
+
+def conditional_rnn():
+    """Fig. 10.10: a sequence x(t) and the previous target y(t-1) through R."""
+    rec = uf.Recurrence("cond")
+    x = rec.sequence("x", (NI,))
+    y = rec.sequence("y", (NO,))
+    yp = rec.state("y_prev", (NO,))
+    h = rec.state("h", (NH,))
+    W, R, U, V = _p(rec, "W", NH, NH), _p(rec, "R", NH, NO), _p(rec, "U", NH, NI), \
+        _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x + R @ yp))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", uf.mse(o, y))
+    rec.update(yp, y)
+    return rec
+
+
+def bidirectional():
+    """Fig. 10.11: h forward, g backward in time, both into o."""
+    rec = uf.Recurrence("birnn")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h = rec.state("h", (NH,))
+    g = rec.state("g", (NH,), backward=True)
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    Wg, Ug = _p(rec, "Wg", NH, NH), _p(rec, "Ug", NH, NI)
+    V, Vg = _p(rec, "V", NO, NH), _p(rec, "Vg", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    g_t = rec.update(g, uf.tanh(Wg @ g + Ug @ x))
+    o = rec.output("o", V @ h_t + Vg @ g_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def single_output():
+    """Fig. 10.5: a loss at the last step only."""
+    rec = uf.Recurrence("single")
+    x = rec.sequence("x", (NI,))
+    y = rec.target("y", ())
+    h = rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y), steps="last")
+    return rec
+
+
+def encoder_decoder_pair():
+    """Fig. 10.12 written by hand: an encoder RNN and a decoder with a context C."""
+    enc = uf.Recurrence("encoder")
+    x = enc.sequence("x", (NI,))
+    h = enc.state("h", (NH,))
+    W, U = _p(enc, "W", NH, NH), _p(enc, "U", NH, NI)
+    enc.update(h, uf.tanh(W @ h + U @ x))
+    dec = uf.Recurrence("decoder")
+    C = dec.context("C", (NH,))
+    y = dec.target("y", ())
+    yp = dec.sequence("y_prev", (NO,))
+    s = dec.state("s", (NH,))
+    W2, U2, R, V = _p(dec, "W", NH, NH), _p(dec, "U", NH, NO), _p(dec, "R", NH, NH), \
+        _p(dec, "V", NO, NH)
+    s_t = dec.update(s, uf.tanh(W2 @ s + U2 @ yp + R @ C))
+    o = dec.output("o", V @ s_t)
+    dec.loss("L", uf.cross_entropy(o, y))
+    return enc, dec
+
+
+GATED = [*LSTM_ALL, *GRU_ALL, deep_transition, deep_transition_3]
+OTHERS = [stacked_two_layer, skip_rnn, leaky, teacher_forcing, output_feedback, context_rnn,
+          conditional_rnn, bidirectional, single_output, rnn_two_param_path, rnn_parallel_params,
+          rnn_unused_sequence, rnn_output_unused]
+ALL = [*RNN_STYLES, *GATED, *OTHERS]
