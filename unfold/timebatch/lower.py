@@ -28,7 +28,7 @@ from .group import Grouping, Part, Reduction, contains, fold_flags
 from . import fuse
 from ..ops.base import Elementwise
 from .kernels import JOINABLE, VIEW_OPS, kernel, softmax_cross_entropy, sum_kernel, minus_one_hot, \
-    nll, transposed_copy, view_op
+    nll, transposed_copy, ufunc, view_op
 
 #: the fewest consecutive steps written as a loop (shorter runs are written call by call)
 LOOP_STEPS = 8
@@ -211,6 +211,7 @@ class Storage:
 def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, list[list[Instr]]]:
     st = Storage(g, batch)
     _place(st)
+    _factors_in_place(st)
     _view_classes(st)
     _siblings(st)
     _rings(g, units, exclude=_read_by_views(st))
@@ -1015,6 +1016,42 @@ def _place(st: Storage) -> None:
         st.skip.update(x.id for x in inner)
         st.assembled[c.id] = [p.id for p, _ in parts]
         taken.add(c.id)
+
+
+def _factors_in_place(st: Storage) -> None:
+    """A class ``F`` read only by the members of one element-wise class ``Z`` written into a
+    slice of an assembled gradient (``_place``), each member of ``Z`` reading ``F`` once, at its
+    own index — ``∇z_o(t) = ∇h(t) ⊙ F_o(t)``, the off-path factor ``F_o = tanh s ⊙ σ′(o)`` of an
+    LSTM gate's gradient, computed for all steps before the backward loop — is computed into
+    ``Z``'s rows: each call of ``Z`` (a ufunc) then writes over the factor it reads, element for
+    element, and the factors take no memory of their own (an LSTM's four: 4 τ·B·n slabs)."""
+    g, values = st.g, st.values
+    for z in g.classes:
+        view = st.view_slabs.get(z.id)
+        if view is None or z.id not in st.written or z.id in st.skip or \
+                any(not isinstance(ufunc(p.node.op, p.node), np.ufunc) for p in z.parts):
+            continue
+        found = [values[e[1]] for e in z.desc if e[0] == "c" and e[2] == 0]
+        for f in found:
+            if not isinstance(f, Class) or f is z or f.id in g.kept or f.fed or \
+                    f.reduction is not None or f.absorbed or f.id in st.skip or \
+                    f.id in st.view_slabs or f.id in st.written or f.id in st.slabs or \
+                    f.rep.shape != z.rep.shape or f.rep.dtype != z.rep.dtype or \
+                    f.batched != z.batched or (f.lo, f.hi) != (z.lo, z.hi) or \
+                    not np.array_equal(_indices(f), _indices(z)):
+                continue
+            readers = g.readers.get(f.id, ())
+            if not readers or any(
+                    not isinstance(r, Part) or r.cls is not z or e != ("c", f.id, 0) or
+                    sum(1 for x in r.desc if x[0] == "c" and x[1] == f.id) != 1
+                    for r, e in readers):
+                continue
+            lead = (view.shape[0] * (st.batch if f.batched and st.batch is not None else 1),)
+            if _as_shape(view, lead + f.rep.shape) is None:    # (its rows are stacked as one)
+                continue
+            st.view_slabs[f.id] = view
+            st.written.add(f.id)
+            break
 
 
 def _all_regular_vectors(g: Grouping, units: list[Unit]) -> list[Class]:
