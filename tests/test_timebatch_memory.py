@@ -261,6 +261,33 @@ def test_calls_on_slices_side_by_side_join_into_one():
     assert len(merge_adjacent(between)) == 3             # (y[:, 4:8] read before it is written)
 
 
+def test_a_ufunc_on_slices_side_by_side_and_one_same_array_is_one_stacked_call():
+    """``merge_adjacent``: ``s ⊙ e[:, 4:8] → e[:, 4:8]``, ``s ⊙ e[:, 0:4] → e[:, 0:4]`` (an LSTM's
+    backward step: ∇s times the factors of ∇z_f and ∇z_i) is one call on ``e[:, 0:8]`` seen as
+    (2, 2, 4), ``s`` broadcast; ``s`` among the outputs, slices of other widths, or a call in
+    between writing ``s`` keep the calls apart."""
+    from unfold.timebatch.lower import merge_adjacent
+    rng = np.random.default_rng(0)
+    e, s = rng.standard_normal((2, 12)), rng.standard_normal((2, 4))
+    want = e.copy()
+    want[:, :8] *= np.tile(s, 2)
+    calls = [(np.multiply, (s[:], e[:, 4:8], e[:, 4:8])), (np.multiply, (s[:], e[:, 0:4], e[:, 0:4]))]
+    (joined,) = merge_adjacent(calls)
+    assert joined[1][1].shape == (2, 2, 4) and joined[1][0].shape == (2, 1, 4)
+    joined[0](*joined[1])
+    assert np.array_equal(e, want)
+    three = [(np.multiply, (s, e[:, 4 * j:4 * j + 4], e[:, 4 * j:4 * j + 4])) for j in range(3)]
+    assert len(merge_adjacent(three)) == 1
+    w = np.empty((2, 12))
+    writes_s = [(np.multiply, (s, e[:, 0:4], s)), (np.multiply, (s, e[:, 4:8], s))]
+    assert len(merge_adjacent(writes_s)) == 2
+    widths = [(np.add, (s, e[:, 0:4], w[:, 0:4])), (np.add, (s[:, :2], e[:, 4:6], w[:, 4:6]))]
+    assert len(merge_adjacent(widths)) == 2
+    between = [(np.add, (s, e[:, 0:4], w[:, 0:4])), (np.negative, (e[:, 8:12], s)),
+               (np.add, (s, e[:, 4:8], w[:, 4:8]))]
+    assert len(merge_adjacent(between)) == 3
+
+
 def test_the_lstm_step_computes_its_three_sigmoid_gates_in_one_call():
     from unfold.timebatch.kernels import sigmoid
     program = unfold_program("lstm", "tiny", np.float32)

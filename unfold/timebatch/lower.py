@@ -890,20 +890,34 @@ def _joined(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def merge_adjacent(calls: list[tuple]) -> list[tuple]:
     """Calls ``(fn, args)`` of one element-wise function on slices side by side joined into one
-    call (``σ(z[:, :n]) → i``, ``σ(z[:, n:2n]) → f`` as ``σ(z[:, :2n]) → [i f]``): every
-    array argument of the later continues the earlier's (``_follows``), the others are the
-    same, and no call between them touches their memory."""
+    call, when no call between them touches their memory:
+
+    * every array argument of the later continues the earlier's (``_follows``), the others
+      are the same: one call on the joined slices (``σ(z[:, :n]) → i``, ``σ(z[:, n:2n]) → f``
+      as ``σ(z[:, :2n]) → [i f]``);
+    * a ufunc whose array arguments are, position by position, the same array or slices of
+      one width side by side (``∇s ⊙ F_i → ∇z_i``, ``∇s ⊙ F_f → ∇z_f`` in an LSTM's backward
+      step): one call on the slices stacked on a new axis, the same array broadcast over it
+      (``_stacked``)."""
     out: list = []
+    stacks: dict[int, list] = {}            # out index → the calls stacked there, in memory order
     for fn, args in calls:
         if fn in JOINABLE or isinstance(fn, np.ufunc):
             for j in range(len(out) - 1, -1, -1):
                 f, a = out[j]
-                if f is fn and len(a) == len(args) and all(
+                if f is fn and j not in stacks and len(a) == len(args) and all(
                         _follows(x, y) if isinstance(x, np.ndarray) else
                         (not isinstance(y, np.ndarray) and x is y) for x, y in zip(a, args)):
                     if not any(_touches(between, args) for between in out[j + 1:]):
                         out[j] = (fn, tuple(_joined(x, y) if isinstance(x, np.ndarray) else x
                                             for x, y in zip(a, args)))
+                        break
+                if f is fn and isinstance(fn, np.ufunc) and \
+                        not any(_touches(between, args) for between in out[j + 1:]):
+                    members = _stacked(fn, stacks.get(j, [a]), args)
+                    if members is not None:
+                        stacks[j] = members
+                        out[j] = (fn, _stack_args(members))
                         break
                 if _touches(out[j], args):
                     out.append((fn, args))
@@ -913,6 +927,60 @@ def merge_adjacent(calls: list[tuple]) -> list[tuple]:
             continue
         out.append((fn, args))
     return out
+
+
+def _stacked(fn: np.ufunc, members: list[tuple], args: tuple) -> list[tuple] | None:
+    """``members`` (argument tuples of calls of ``fn``, side by side in memory) with ``args``
+    at either end, or None: each array argument the same in all (an input, never written) or
+    a slice of one width continuing the others' (the outputs always)."""
+    first, last = members[0], members[-1]
+    at_end = at_start = True
+    outputs = len(args) - fn.nout
+    for p, y in enumerate(args):
+        x0, x1 = first[p], last[p]
+        if not isinstance(y, np.ndarray):
+            if isinstance(x0, np.ndarray) or x0 is not y:
+                return None
+            continue
+        if not isinstance(x0, np.ndarray):
+            return None
+        if _same(y, x0) and _same(y, x1):                # the same array: broadcast
+            if p >= outputs or any(np.may_share_memory(y, m[q]) for m in members + [args]
+                                   for q in range(outputs, len(args))):
+                return None
+            continue
+        if len(members) > 1 and _same(x0, x1) or y.shape != x0.shape:
+            return None
+        at_end &= _follows(x1, y)
+        at_start &= _follows(y, x0)
+    if at_end:
+        return members + [args]
+    if at_start:
+        return [args] + members
+    return None
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays are views of the same memory with the same layout."""
+    return a is b or (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype and
+                      _address(a) == _address(b) and _owner(a) is _owner(b))
+
+
+def _stack_args(members: list[tuple]) -> tuple:
+    """The arguments of one call doing the stacked calls ``members`` (``_stacked``)."""
+    out = []
+    k = len(members)
+    for p, x in enumerate(members[0]):
+        if not isinstance(x, np.ndarray):
+            out.append(x)
+        elif _same(x, members[-1][p]):
+            out.append(x[..., None, :] if x.ndim else x)
+        else:
+            owner, w = _owner(x), x.shape[-1]
+            out.append(np.ndarray(x.shape[:-1] + (k, w), x.dtype, buffer=owner,
+                                  offset=_address(x) - _address(owner),
+                                  strides=x.strides[:-1] + (w * x.itemsize, x.itemsize)))
+    return tuple(out)
 
 
 def _touches(call: tuple, arrays: tuple) -> bool:
