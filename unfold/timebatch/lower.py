@@ -933,6 +933,8 @@ def _stacked(fn: np.ufunc, members: list[tuple], args: tuple) -> list[tuple] | N
     """``members`` (argument tuples of calls of ``fn``, side by side in memory) with ``args``
     at either end, or None: each array argument the same in all (an input, never written) or
     a slice of one width continuing the others' (the outputs always)."""
+    if len(args) != fn.nin + fn.nout:                    # (outputs given: ``kernel``'s calls)
+        return None
     first, last = members[0], members[-1]
     at_end = at_start = True
     outputs = len(args) - fn.nout
