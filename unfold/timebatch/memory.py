@@ -418,12 +418,16 @@ def schedule(code: list, pinned: set[int]) -> list[int]:
     """An order of the units ``code`` that keeps memory low: the positions of the units, in the
     order to run them.
 
-    Units that touch a common buffer keep their order (whatever each does to it, that is
-    always safe); among the units free to run, the one that adds the fewest bytes — buffers it
-    touches first, less buffers it touches last — runs next (ties: the distributed order).
-    What this moves: the off-path factors of a backward pass computed while the forward values
-    they read are alive, the peeled first step of a backward loop run just before the loop
-    rather than where it was built."""
+    Units that touch common bytes of a buffer, one of them writing, keep their order (that is
+    always safe; ``_ordered``); among the units free to run, the one that adds the fewest bytes
+    — buffers it touches first, less buffers it touches last — runs next (ties: the
+    distributed order). A buffer written in parts by several units (an assembled gradient,
+    each gate's slice written by its own units) counts against each of its writers its share
+    only: whichever starts it, the others write into it for free, so the first is not put off
+    while the transient values the others free pile up. What this moves: the off-path factors
+    of a backward pass computed while the forward values they read are alive, each
+    derivative slab consumed right after it is made, the peeled first step of a backward loop
+    run just before the loop rather than where it was built."""
     n = len(code)
     if n > MAX_SCHEDULED:
         return list(range(n))
