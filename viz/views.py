@@ -259,7 +259,11 @@ class _Drawer:
                 here = [n for n in order if self.row[n] == r]
                 feeds = [n for n in here if above is not None and
                          any(e.dst == above and not e.delay for e in self.book.users_of(n))]
-                above = (feeds or here)[0]
+                # (of those, the one on the loop of the column's state: the forget gate's ×
+                # stands under the LSTM's state, the forget gate under it, as in Fig. 10.16)
+                looped = [n for n in feeds if any(e.delay and e.src in column
+                                                  for e in self.book.inputs_of(n))]
+                above = (looped or feeds or here)[0]
                 column.add(above)
         for name in order:
             ids[name] = self.variable(name, suffix=suffix, **(
