@@ -44,9 +44,9 @@ SYMBOLS = {"sigmoid": "σ", "tanh": "tanh", "relu": "relu", "softmax": "softmax"
 
 #: variable kinds, in the order of the book's rows from the bottom up; a ``point`` is an unnamed
 #: value between two parameters applied in sequence, a ``cell`` a step's internal values taken
-#: together (``viz.cells``)
-KINDS = ("input", "context", "named", "point", "product", "unit", "cell", "state", "output",
-         "loss", "target")
+#: together (``viz.cells``), a ``complement`` the ``1 − u`` a gating × reads (detailed books)
+KINDS = ("input", "context", "named", "point", "product", "complement", "unit", "cell",
+         "state", "output", "loss", "target")
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,14 @@ def _negated(node: Node) -> Node | None:
     if node.op.name == "sub" and _constant(node.inputs[0], 0.0):
         return node.inputs[1]
     return None
+
+
+def _complement(node: Node) -> Node | None:
+    """``a`` if ``node`` is ``1 − a`` (or ``1 + (−a)``, ``−a + 1``)."""
+    if node.op.name == "sub" and _constant(node.inputs[0], 1.0):
+        return node.inputs[1]
+    b = _one_plus(node)
+    return _negated(b) if b is not None else None
 
 
 def _one_plus(node: Node) -> Node | None:
@@ -307,6 +315,11 @@ class _Contraction:
                         n.op.name == "getitem" and n.inputs[0] in multiplied and \
                         multiplied[n.inputs[0]] and self.sliced(n.inputs[0]):
                     kinds[n] = "unit"          # (each slice of σ(z) over several gates)
+            for n in region:        # 1 − u into a gating × (a GRU's, a coupled forget gate's)
+                if _complement(n) is not None and any(
+                        kinds.get(u) == "product" or u is top and _gating(top, below)
+                        for u in self.users.get(n, ())):
+                    kinds[n] = "complement"
         kept = [n for n in region if n in kinds]
         names = {top: name}
         made = []
@@ -314,8 +327,10 @@ class _Contraction:
             names[m] = self.point_name(name)
             self.kept[names[m]] = m
             layer = m.inputs[0] if m.op.name == "getitem" else m
-            made.append(Variable(names[m], kinds[m], owner=name, op=SYMBOLS.get(
-                "mul" if kinds[m] == "product" else self.unit(layer) or layer.op.name)))
+            made.append(Variable(names[m], kinds[m], owner=name, op="1 −" if kinds[m] ==
+                                 "complement" else SYMBOLS.get("mul" if kinds[m] == "product"
+                                                               else self.unit(layer) or
+                                                               layer.op.name)))
         edges = []
         heads = kept + [top]
         if detail and _gating(top, below):           # h = tanh(s) q: a × node, then h

@@ -101,6 +101,9 @@ class _CellDrawer(_Drawer):
         if var.kind == "product":
             look = {"label": L.plain("×"), **PRODUCT,
                     "tooltip": L.tooltip(f"×: an element-wise product inside {var.owner}")}
+        elif var.kind == "complement":           # the 1 − u a GRU's candidate is gated by
+            look = {"label": L.plain("1 −"), **PRODUCT, "fontsize": "12", "width": "0.42", "height": "0.42",
+                    "tooltip": L.tooltip(f"1 − the value below, inside {var.owner}")}
         elif var.kind == "unit" or var.op:
             unnamed = var.kind == "unit"
             look = {"label": L.unit(var.op if unnamed and not word else name,

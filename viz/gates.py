@@ -52,10 +52,12 @@ def role(book: "Book", gate: str) -> str:
                     stack.append(e.dst)
         return None
     roles = set()
-    for use in book.users_of(gate):
+    mine = {gate} | {e.dst for e in book.users_of(gate)         # the gate and its 1 − gate
+                     if not e.delay and book.variables[e.dst].kind == "complement"}
+    for use in (e for m in mine for e in book.users_of(m)):
         if use.delay or book.variables[use.dst].kind != "product":
             continue
-        partners = [e for e in book.inputs_of(use.dst) if e.src != gate]
+        partners = [e for e in book.inputs_of(use.dst) if e.src not in mine]
         target = into_state(use.dst)
         for e in partners:
             state = past(e)
@@ -77,8 +79,13 @@ def role(book: "Book", gate: str) -> str:
 def partners(book: "Book", unit: str) -> set[str]:
     """The values ``unit`` is multiplied with, in the products it takes part in."""
     vs = book.variables
-    return {f.src for p in book.users_of(unit) if vs[p.dst].kind == "product"
-            for f in book.inputs_of(p.dst) if f.src != unit}
+    mine = {unit} | {e.dst for e in book.users_of(unit) if vs[e.dst].kind == "complement"}
+    found = {f.src for m in mine for p in book.users_of(m) if vs[p.dst].kind == "product"
+             for f in book.inputs_of(p.dst) if f.src not in mine}
+    out: set[str] = set()
+    for f in found:                    # (a 1 − u stands for the u it is taken of)
+        out |= {g.src for g in book.inputs_of(f)} if vs[f].kind == "complement" else {f}
+    return out
 
 
 def gates(book: "Book") -> dict[str, str]:
