@@ -50,9 +50,7 @@ EDGE = {"arrowsize": "0.5", "color": "#555555"}
 BACKWARD = "#b03a2e"           # the colour of gradient nodes
 #: the ops drawn as their symbol (the tooltip names the op): the narrower boxes halve the
 #: width of an LSTM's rows of matmuls
-SYMBOLS = {"matmul": "@", "add": "+", "add_n": "+", "sub": "−", "mul": "×", "div": "÷",
-           "neg": "−", "sigmoid": "σ", "tanh_deriv": "tanh′", "sigmoid_deriv": "σ′",
-           "cross_entropy_grad": "ŷ − 1_y"}
+SYMBOLS = L.OPS
 #: the id suffix of a forward value's grey stand-in in the backward panel (``backward_ops``)
 REF = "[ref]"
 #: the id suffix of a constant's copy for one reader (``[use by <reader>]``): a constant is drawn
@@ -351,7 +349,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                     _nodes(row, loose, g, part)
             if clusters:
                 placed.scaffold(frame, part)
-    for (tail, head, attrs), port in zip(edges, _head_ports(edges, placed.row)):
+    for (tail, head, attrs), port in zip(edges, _head_ports(edges, placed.row, column)):
         dot.edge(tail, head, **attrs, **({"headport": port} if port else {}))
     placed.rank(dot)
     return dot
@@ -359,18 +357,23 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
 
 #: where the inputs of a node enter it, left to right, by their number (more: unported)
 _PORTS = {2: ("sw", "se"), 3: ("sw", "s", "se"), 4: ("w", "sw", "se", "e"),
-          5: ("w", "sw", "s", "se", "e")}
+          5: ("w", "sw", "s", "se", "e"), 6: ("nw", "w", "sw", "se", "e", "ne"),
+          7: ("nw", "w", "sw", "s", "se", "e", "ne")}
 
 
-def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int]) -> list[str]:
-    """A port for each edge's head: a node's inputs (from the rows below) enter it at points of
-    their own along its lower side, in the order of its operands (``W(t) @ h(t)``: ``W(t)``
+def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
+                column: dict[str, float | None]) -> list[str]:
+    """A port for each edge's head: a node's inputs (from the rows below) enter it at points
+    of their own along its lower side, in the order of its operands (``W(t) @ h(t)``: ``W(t)``
     left, ``h(t)`` right). Unported, they all aimed at the centre of a small op box from below
     and their arrowheads met at one point of it. (Edges within a row, or whose rows are not
-    known, keep dot's choice: ports on flat edges make dot 2.43 lose the spline.)"""
+    known, keep dot's choice: ports on flat edges make dot 2.43 lose the spline; so do the
+    nodes outside the steps — the sums ∇W = Σ_t ∇W(t), read from every column, whose edges
+    came in nearly flat and hooked round under the node to reach a lower corner.)"""
     into: dict[str, list[int]] = {}
     for k, (tail, head, attrs) in enumerate(edges):
-        if tail in row and head in row and row[tail] < row[head]:
+        if tail in row and head in row and row[tail] < row[head] and \
+                column.get(head) is not None:
             into.setdefault(head, []).append(k)
     out = [""] * len(edges)
     for ks in into.values():
