@@ -160,6 +160,17 @@ def test_constants_are_drawn_at_each_use_and_each_gates_gradients_apart():
         assert len(gates) == 1 and len(re.findall(r"∇[WUb][fgqi]\(", t)) == 3, t
 
 
+def test_gradients_of_states_given_as_a_mapping_are_one_node_each():
+    """``backward={h(t): ∇h(t)}``: uf.grad's ∇h(t) is a copy (summed to h's shape) of the
+    panel's own ∇h(t) — drawn once, not as two nodes with one label."""
+    for make, names in ((rnn, "h"), (_lstm, "hs")):
+        u = make().unfold(3)
+        values = [u.at(v, t) for t in (1, 2, 3) for v in names]
+        src = viz.graph(u.loss, backward=dict(zip(values, uf.grad(u.loss, values)))).source
+        labels = re.findall(r'label=<<B>(∇[hs]\(\d\))</B>', src)
+        assert sorted(labels) == sorted(f"∇{v}({t})" for t in (1, 2, 3) for v in names)
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
 def test_the_backward_panel_of_a_3_step_lstm_fits_a_laptop_screen():
     import unfold.models as models

@@ -268,8 +268,16 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
         if _is_copy(c):
             copies[c.inputs[0]] = copies.get(c.inputs[0], 0) + 1
     for r, x in given.items():                   # what the caller says a result is
-        if r in g.gset:
-            g.meaning[r] = Meaning(x, "total" if copies.get(x, 0) > 1 else "grad")
+        if r not in g.gset:
+            continue
+        inner = _origin(g, r, set())
+        if inner is not r and inner in g.meaning and g.meaning[inner].of is x:
+            # a copy of the panel's own ∇x (``uf.grad`` of a state: ∇h(t) summed down to its
+            # shape): one node, not two with one label
+            g.results.discard(r)
+            g.results.add(inner)
+            continue
+        g.meaning[r] = Meaning(x, "total" if copies.get(x, 0) > 1 else "grad")
     draw = g.drawn(backward_ops)
     hidden = set(_collapse(g, draw, collapse, budget))
     visible = [n for n in draw if g.step[n] not in hidden]       # (the others: in the box)
