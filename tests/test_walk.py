@@ -12,7 +12,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import unfold as uf
@@ -76,6 +76,7 @@ def test_a_walk_lists_the_graph_and_nothing_between_its_eras(data):
     assert [p.serial for p in placeholders] == sorted(p.serial for p in placeholders)
 
 
+@settings(max_examples=12)
 @given(data=st.data())
 def test_graphs_read_across_gaps_evaluate_and_differentiate_as_without_them(data):
     y, (W, b, v, x, a), feed, _ = _graph(data)
