@@ -185,7 +185,7 @@ def step_nodes(laid):
 ONE_CELL_OPEN = {"auto-mgu": 21}
 
 
-@pytest.mark.parametrize("build, cellss", view_cases(M.GATED + M.ROUND2_GATED,
+@pytest.mark.parametrize("build, cellss", view_cases(M.DISTINCT_GATED,
                                                       ("auto", "compact", "open"), ONE_CELL_OPEN))
 def test_gated_recurrences_unfold_one_cell_per_step(build, cellss):
     for cells in cellss:
@@ -211,7 +211,7 @@ def one_cell_per_step(build, cells):
         assert all(len(c) == 1 for c in cells_at.values()), (cells, cells_at)
 
 
-@pytest.mark.parametrize("build", cases(M.GATED + M.ROUND2_GATED))
+@pytest.mark.parametrize("build", cases(M.DISTINCT_GATED))
 def test_gated_window_ellipses_are_states_only(build):
     rec = build()
     for view in ("unfolded", "unfolding"):
@@ -291,17 +291,18 @@ LOOPS_OPEN = {b.__name__: 3 for b in (
     M.gru_reset_after, M.lstm_named, M.lstm_inline, M.lstm_reordered, M.lstm_my_sigmoid,
     M.lstm_stacked, M.lstm_stacked_preact, M.lstm_peephole, M.lstm_coupled, M.gru_book,
     M.context_rnn, M.conditional_rnn, M.bidirectional, M.gru_named, M.gru_loop,
-    M.gru_one_minus_z, M.lstm_stacked_ofig, M.lstm_loop_named, M.gru_two_layers)}
+    M.gru_one_minus_z, M.lstm_stacked_ofig, M.lstm_loop_named, M.gru_two_layers,
+    M.bidirectional_helper)}
 
 
-@pytest.mark.parametrize("build", cases(M.ALL + M.ROUND2, open_=LOOPS_OPEN))
+@pytest.mark.parametrize("build", cases(M.DISTINCT, open_=LOOPS_OPEN))
 def test_folded_loops_have_ends_of_their_own(build):
     laid = lay(viz.folded(build()))
     assert loop_end_clashes(laid) == []
     assert label_collisions(laid) == []
 
 
-@pytest.mark.parametrize("build", cases(M.ALL + M.ROUND2))
+@pytest.mark.parametrize("build", cases(M.DISTINCT))
 def test_unfolding_keeps_its_folded_loops_in_the_folded_panel(build):
     from viz_json import _bezier_points
     laid = lay(quiet(viz.unfolding, build(), steps=3))
@@ -361,8 +362,11 @@ def test_op_view_gradient_nodes_carry_their_meaning(build):           # finding 
     assert not re.search(r"\w+#\d+", flat)                # no batch_outer#123 names
 
 
-def test_the_3_step_lstm_backward_panel_fits_a_laptop_screen():
-    g, _ = op_view(M.lstm_named, 3)
+@pytest.mark.parametrize("build", [M.lstm_named, M.lstm_inline, M.lstm_stacked_ofig, M.gru_two_layers,
+                                   still_open(26, M.lstm_peephole, id="lstm_peephole")],
+                         ids=lambda b: getattr(b, "__name__", b))
+def test_the_3_step_lstm_backward_panel_fits_a_laptop_screen(build):
+    g, _ = op_view(build, 3)
     laid = lay(g)
     bb = next([float(v) for v in o["bb"].split(",")] for o in laid.raw["objects"]
               if o.get("name") == "cluster_backward")
@@ -718,18 +722,31 @@ def test_lstm_gates_row_does_not_follow_the_writing_order(view):              # 
         geometry(draw(lstm_gates_in_order(("f", "g", "q", ""))))
 
 
+def backward_labels(build):
+    g, _ = op_view(build, 3)
+    return [text(a.get("label", "")) for a in lay(g).nodes.values()]
+
+
+@pytest.mark.parametrize("build", [still_open(20, M.lstm_inline, id="lstm_inline"),
+                                   still_open(20, M.gru_book, id="gru_book"),
+                                   still_open(20, M.mgu, id="mgu"), M.lstm_named, M.gru_named],
+                         ids=lambda b: getattr(b, "__name__", b))
+def test_op_view_keeps_each_gate_s_parameter_gradients_apart(build):          # finding 20
+    gate_grads = {f"∇W{k}(3)" for k in "fgqurz"}
+    for t in backward_labels(build):
+        said = set(t.split())
+        assert not ("∇W(3)" in said and said & gate_grads), t
+
+
 @pytest.mark.parametrize("build", [still_open(20, M.lstm_inline, id="lstm_inline"),
                                    still_open(20, M.gru_book, id="gru_book")])
 def test_op_view_names_inline_gates_as_the_folded_view_does(build):           # finding 20
     """viz.folded names inline σ gates (f, g, q / u, r): the op view's backward panel should
-    too (∇f(t)), with each gate's parameter gradients in a node of their own."""
+    too (∇f(t) as for a gate given to rec.name_node)."""
     gates = {"lstm": ("f", "g", "q"), "gru": ("u", "r")}[build().name]
-    g, _ = op_view(build, 3)
-    labels = [text(a.get("label", "")) for a in lay(g).nodes.values()]
+    labels = backward_labels(build)
     for v in gates:
         assert f"∇{v}(3)" in labels, (v, labels)
-    assert not any("∇W(3)" in t.split() and "∇Wr(3)" in t.split() + "∇Wf(3)".split()
-                   and len(t.split()) > 3 for t in labels)
 
 
 @pytest.mark.parametrize("build", [still_open(21, M.mgu, id="mgu")])
@@ -749,3 +766,60 @@ def test_state_gradients_given_as_a_mapping_have_one_node_each(build):        # 
     grads = [text(a.get("label", "")) for a in laid.nodes.values()
              if text(a.get("label", "")).startswith("∇h")]
     assert sorted(grads) == ["∇h(1)", "∇h(2)", "∇h(3)"]
+
+
+PANEL_OPEN = {b.__name__: 22 for b in (
+    M.lstm_named, M.lstm_inline, M.lstm_reordered, M.lstm_my_sigmoid, M.lstm_stacked,
+    M.lstm_peephole, M.lstm_coupled, M.gru_reset_after, M.lstm_loop_named, M.gru_two_layers)}
+
+
+@pytest.mark.parametrize("build", cases(M.DISTINCT_GATED, open_=PANEL_OPEN))
+def test_the_unfolding_s_folded_panel_reads_as_well_as_the_folded_view(build):  # finding 22
+    from viz_json import crossings
+    alone, panel = lay(viz.folded(build())), lay(quiet(viz.unfolding, build(), steps=3))
+    inside = lambda pair: all("[folded]" in p for p in pair)
+    assert len([c for c in crossings(panel) if inside(c)]) <= len(crossings(alone))
+    assert len([c for c in label_collisions(panel) if "[folded]" in c[0]]) <= \
+        len(label_collisions(alone))
+
+
+@pytest.mark.parametrize("build", M.RNN_SPELLINGS, ids=lambda b: b.__name__)
+def test_einsum_function_calls_add_n_and_transposes_draw_as_operators(build):
+    assert differing(build, ("folded", "unfolded3", "cell"), M.rnn_readme) == []
+
+
+SPACING_OPEN = {n: 27 for n in (
+    "lstm_named", "lstm_inline", "lstm_reordered", "lstm_my_sigmoid", "lstm_stacked",
+    "lstm_stacked_preact", "lstm_peephole", "lstm_coupled", "mgu", "lstm_stacked_ofig",
+    "lstm_loop_named", "gru_two_layers")}
+
+
+@pytest.mark.parametrize("build", cases(M.DISTINCT, open_=SPACING_OPEN))
+def test_unfolded_steps_are_evenly_spaced(build):                              # finding 27
+    cells = lay(viz.unfolded(build(), steps=3)).cells()
+    var = next(v for v in ("x", "h", "s", "y") if all(str(t) in cells.get(v, {}) for t in (1, 2, 3)))
+    xs = [cells[var][str(t)][0] for t in (1, 2, 3)]
+    gaps = [xs[1] - xs[0], xs[2] - xs[1]]
+    assert max(gaps) <= 1.1 * min(gaps), (var, gaps)
+
+
+@pytest.mark.parametrize("build", [still_open(28, M.bidirectional, id="bidirectional"),
+                                   still_open(28, M.bidirectional_helper, id="bidirectional_helper"),
+                                   M.rnn_readme, M.stacked_two_layer, M.deep_rnn_loop, M.skip_rnn,
+                                   M.context_rnn, M.teacher_forcing],
+                         ids=lambda b: getattr(b, "__name__", b))
+def test_plain_recurrences_unfold_without_crossings(build):                    # finding 28
+    from viz_json import crossings
+    assert crossings(lay(viz.unfolded(build(), steps=3))) == []
+
+
+def test_a_stack_of_layers_built_in_a_loop_keeps_its_order():
+    for view in ("folded", "unfolded3", "window", "open", "cell"):
+        rows = [r[0].split("(")[0].split("[")[0] for r in geometry(VIEWS[view](M.deep_rnn_loop()))[0]]
+        assert [r for r in rows if r.startswith("h")] == ["h1", "h2", "h3"], (view, rows)
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded3", "window", "cell"])
+def test_a_bidirectional_net_from_one_helper_has_h_under_g(view):
+    rows = [r[0].split("(")[0].split("[")[0] for r in geometry(VIEWS[view](M.bidirectional_helper()))[0]]
+    assert rows.index("h") < rows.index("g"), rows

@@ -769,3 +769,73 @@ ROUND2 = [*ROUND2_RNN, rnn_two_inputs, rnn_delay_two, output_is_the_state, singl
 ROUND2_GATED = [gru_named, gru_loop, gru_one_minus_z, mgu, lstm_stacked_ofig, lstm_loop_named,
                 gru_two_layers]
 GRU_SAME = [gru_book, gru_named, gru_loop]                      # must draw identically
+
+
+def _rnn_with(step):
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(step(x, h, W, U, b)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+def rnn_einsum():
+    """W h and U x written with uf.einsum("ij,j->i", …)."""
+    return _rnn_with(lambda x, h, W, U, b: uf.einsum("ij,j->i", W, h)
+                     + uf.einsum("ij,j->i", U, x) + b)
+
+
+def rnn_functional():
+    """Function calls instead of operators: uf.add(uf.add(uf.matmul(W, h), …), b)."""
+    return _rnn_with(lambda x, h, W, U, b: uf.add(uf.add(uf.matmul(W, h), uf.matmul(U, x)), b))
+
+
+def rnn_add_n():
+    """The three terms summed with uf.add_n."""
+    return _rnn_with(lambda x, h, W, U, b: uf.add_n([W @ h, U @ x, b]))
+
+
+def rnn_transposed():
+    """Row vectors times transposed matrices: h Wᵀ + x Uᵀ + b."""
+    return _rnn_with(lambda x, h, W, U, b: h @ uf.transpose(W) + x @ uf.transpose(U) + b)
+
+
+RNN_SPELLINGS = [rnn_einsum, rnn_functional, rnn_add_n, rnn_transposed]
+
+
+def deep_rnn_loop(layers=3):
+    """A stack of tanh layers h1 … hN built in a loop (Fig. 10.13a with N layers)."""
+    rec = uf.Recurrence("deep_loop")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    below = x
+    for i in range(1, layers + 1):
+        h = rec.state(f"h{i}", (NH,))
+        below = rec.update(h, uf.tanh(_p(rec, f"W{i}", NH, NH) @ h
+                                      + _p(rec, f"U{i}", NH, below.shape[0]) @ below))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ below), y))
+    return rec
+
+
+def bidirectional_helper():
+    """Fig. 10.11 with both directions made by one helper (backward= its only difference)."""
+    rec = uf.Recurrence("birnn")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+
+    def direction(name, backward):
+        s = rec.state(name, (NH,), backward=backward)
+        return rec.update(s, uf.tanh(_p(rec, "W" + name, NH, NH) @ s
+                                     + _p(rec, "U" + name, NH, NI) @ x))
+    g, h = direction("g", True), direction("h", False)       # the backward one written first
+    o = rec.output("o", _p(rec, "Vh", NO, NH) @ h + _p(rec, "Vg", NO, NH) @ g)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+# Builders whose drawings the style tests prove identical to a reference's (rnn_readme,
+# lstm_named, gru_book) in every view: the per-model geometry checks run on the reference only.
+DRAWN_AS_A_REFERENCE = {*RNN_STYLES[1:], rnn_row_vectors, *LSTM_SAME[1:], *GRU_SAME[1:],
+                        *RNN_SPELLINGS}
+DISTINCT = [b for b in [*ALL, *ROUND2, deep_rnn_loop, bidirectional_helper]
+            if b not in DRAWN_AS_A_REFERENCE]
+DISTINCT_GATED = [b for b in [*GATED, *ROUND2_GATED] if b not in DRAWN_AS_A_REFERENCE]
