@@ -182,16 +182,6 @@ def step_nodes(laid):
     return by_step
 
 
-ONE_CELL_OPEN = {"auto-mgu": 21}
-
-
-@pytest.mark.parametrize("build, cellss", view_cases(M.DISTINCT_GATED,
-                                                      ("auto", "compact", "open"), ONE_CELL_OPEN))
-def test_gated_recurrences_unfold_one_cell_per_step(build, cellss):
-    for cells in cellss:
-        one_cell_per_step(build, cells)
-
-
 def one_cell_per_step(build, cells):
     rec = build()
     states = set(rec.states)                   # what may cross from one step to the next
@@ -211,15 +201,26 @@ def one_cell_per_step(build, cells):
         assert all(len(c) == 1 for c in cells_at.values()), (cells, cells_at)
 
 
-@pytest.mark.parametrize("build", cases(M.DISTINCT_GATED))
-def test_gated_window_ellipses_are_states_only(build):
+def windows_and_unfoldings_cross_steps_by_states_only(build):
+    """The book's window and viz.unfolding (3 steps): ellipses only for states, every
+    edge between two steps leaving a state, the steps' columns in the order of time."""
+    from viz_json import step_key
     rec = build()
-    for view in ("unfolded", "unfolding"):
-        laid = lay(getattr(viz, view)(rec))
-        for n in visible(laid):
+    for view, g in (("window", viz.unfolded(rec)), ("unfolding3", quiet(viz.unfolding, rec, steps=3))):
+        laid = lay(g)
+        columns = {}
+        for n, (x, _) in visible(laid).items():
             var, step = split(n)
             if step is not None and step.startswith("..."):
                 assert var in rec.states, (view, n)
+            if step is not None and "[folded]" not in n:
+                columns.setdefault(step, []).append(x)
+        for e in laid.edges:
+            (a, ta), (_, tb) = split(e.tail), split(e.head)
+            if ta is not None and tb is not None and ta != tb:
+                assert a in rec.states, (view, e.tail, e.head)
+        by_x = sorted(columns, key=lambda t: sum(columns[t]) / len(columns[t]))
+        assert by_x == sorted(columns, key=step_key), (view, by_x)
 
 
 @pytest.mark.parametrize("build, views", view_cases(M.LSTM_SAME[1:]))
@@ -295,15 +296,13 @@ LOOPS_OPEN = {b.__name__: 3 for b in (
     M.bidirectional_helper)}
 
 
-@pytest.mark.parametrize("build", cases(M.DISTINCT, open_=LOOPS_OPEN))
-def test_folded_loops_have_ends_of_their_own(build):
+def folded_loops_have_ends_of_their_own(build):
     laid = lay(viz.folded(build()))
     assert loop_end_clashes(laid) == []
     assert label_collisions(laid) == []
 
 
-@pytest.mark.parametrize("build", cases(M.DISTINCT))
-def test_unfolding_keeps_its_folded_loops_in_the_folded_panel(build):
+def unfolding_keeps_its_folded_loops_in_the_folded_panel(build):
     from viz_json import _bezier_points
     laid = lay(quiet(viz.unfolding, build(), steps=3))
     bb = next([float(v) for v in o["bb"].split(",")] for o in laid.raw["objects"]
@@ -573,21 +572,9 @@ SIGMOIDS = {
 }
 
 
-def lstm_with(sigma):
-    rec = uf.Recurrence("lstm")
-    x, y, s, h = M._lstm_decl(rec)
-    P = {k: M._gate_params(rec, k) for k in ("f", "g", "q", "")}
-    V = M._p(rec, "V", M.NO, M.NH)
-    G = {k: sigma(b + U @ x + W @ h) for k, (U, W, b) in P.items()}
-    s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
-    h_t = rec.update(h, uf.tanh(s_t) * G["q"])
-    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
-    return rec
-
-
 @pytest.mark.parametrize("spelling", list(SIGMOIDS)[1:])
 def test_a_written_out_sigmoid_is_a_gate_like_uf_sigmoid(spelling):        # finding 1
-    mine, ref = lstm_with(SIGMOIDS[spelling]), lstm_with(uf.sigmoid)
+    mine, ref = M.lstm_written(SIGMOIDS[spelling]), M.lstm_written()
     for view in ("folded", "unfolded3", "cell"):
         assert geometry(VIEWS[view](mine), view == "cell") == \
             geometry(VIEWS[view](ref), view == "cell"), view
@@ -619,8 +606,8 @@ def test_row_vectors_draw_exactly_as_column_vectors():
 def test_gru_styles_draw_the_same(build, views):
     """Gates named with rec.name_node, or made by a helper in a loop: the book's GRU drawing;
     Cho et al.'s (1 − z) h + z h~ the same with z for u."""
-    if build is M.gru_one_minus_z:
-        assert differing(build, views, M.gru_book, "named") == []
+    if build is M.gru_one_minus_z:      # (its cell marks 1 − z elsewhere: finding 13's test)
+        assert differing(build, tuple(v for v in views if v != "cell"), M.gru_book, "named") == []
     else:
         assert differing(build, views, M.gru_book, cell_how="by_label") == []
 
@@ -694,32 +681,28 @@ def test_open_cells_keep_labels_clear(build):                                 # 
     assert label_collisions(lay(viz.unfolded(build(), steps=3, cells="open"))) == []
 
 
-@pytest.mark.parametrize("build", [still_open(13, M.gru_book, id="gru_book"),
-                                   still_open(13, M.lstm_coupled, id="lstm_coupled")])
-def test_the_cell_view_shows_one_minus_the_gate(build):                      # finding 13
+@pytest.mark.parametrize("build, partner", [
+    still_open(13, M.gru_book, "input", id="gru_book"),             # u h + (1 − u) h~
+    still_open(13, M.gru_one_minus_z, "h(t−1)", id="gru_one_minus_z"),  # (1 − z) h + z h~
+    still_open(13, M.lstm_coupled, "input", id="lstm_coupled")])    # f s + (1 − f) g
+def test_the_cell_view_shows_one_minus_the_gate_on_its_path(build, partner):   # finding 13
+    """The update gate's 1 − u is marked, on the product it belongs to: the candidate's in the
+    book's GRU (and the coupled LSTM's input), h(t−1)'s in Cho et al.'s writing."""
     laid = lay(viz.cell(build()))
-    said = [text(a.get("label", "")) for a in laid.nodes.values()] + [e.label for e in laid.edges]
-    assert any(re.search(r"1\s*[−-]", t) for t in said), said
-
-
-def lstm_gates_in_order(order):
-    rec = uf.Recurrence("lstm")
-    x, y, s, h = M._lstm_decl(rec)
-    P = {k: M._gate_params(rec, k) for k in ("f", "g", "q", "")}
-    V = M._p(rec, "V", M.NO, M.NH)
-    G = {k: uf.sigmoid(P[k][2] + P[k][0] @ x + P[k][1] @ h) for k in order}
-    s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
-    h_t = rec.update(h, uf.tanh(s_t) * G["q"])
-    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
-    return rec
+    word = {n: text(a.get("label", "")) for n, a in laid.nodes.items()}
+    marks = [n for n, w in word.items() if re.fullmatch(r"1\s*[−-]", w)]
+    assert len(marks) == 1, sorted(word.values())
+    into = [e.head for e in laid.edges if e.tail == marks[0]]
+    assert len(into) == 1 and word[into[0]] == "×"
+    others = [word[e.tail] for e in laid.edges if e.head == into[0] and e.tail != marks[0]]
+    assert len(others) == 1 and others[0].startswith(partner), others
 
 
 @pytest.mark.parametrize("view", [still_open(15, "folded", id="folded"), "unfolded3",
                                   still_open(15, "open", id="open")])
 def test_lstm_gates_row_does_not_follow_the_writing_order(view):              # finding 15
     draw = VIEWS[view]
-    assert geometry(draw(lstm_gates_in_order(("q", "g", "f", "")))) == \
-        geometry(draw(lstm_gates_in_order(("f", "g", "q", ""))))
+    assert geometry(draw(M.lstm_written(order="qgf"))) == geometry(draw(M.lstm_written()))
 
 
 def backward_labels(build):
@@ -773,8 +756,7 @@ PANEL_OPEN = {b.__name__: 22 for b in (
     M.lstm_peephole, M.lstm_coupled, M.gru_reset_after, M.lstm_loop_named, M.gru_two_layers)}
 
 
-@pytest.mark.parametrize("build", cases(M.DISTINCT_GATED, open_=PANEL_OPEN))
-def test_the_unfolding_s_folded_panel_reads_as_well_as_the_folded_view(build):  # finding 22
+def the_unfolding_s_folded_panel_reads_as_well_as_the_folded_view(build):  # finding 22
     from viz_json import crossings
     alone, panel = lay(viz.folded(build())), lay(quiet(viz.unfolding, build(), steps=3))
     inside = lambda pair: all("[folded]" in p for p in pair)
@@ -794,8 +776,7 @@ SPACING_OPEN = {n: 27 for n in (
     "lstm_loop_named", "gru_two_layers")}
 
 
-@pytest.mark.parametrize("build", cases(M.DISTINCT, open_=SPACING_OPEN))
-def test_unfolded_steps_are_evenly_spaced(build):                              # finding 27
+def unfolded_steps_are_evenly_spaced(build):                              # finding 27
     cells = lay(viz.unfolded(build(), steps=3)).cells()
     var = next(v for v in ("x", "h", "s", "y") if all(str(t) in cells.get(v, {}) for t in (1, 2, 3)))
     xs = [cells[var][str(t)][0] for t in (1, 2, 3)]
@@ -823,3 +804,53 @@ def test_a_stack_of_layers_built_in_a_loop_keeps_its_order():
 def test_a_bidirectional_net_from_one_helper_has_h_under_g(view):
     rows = [r[0].split("(")[0].split("[")[0] for r in geometry(VIEWS[view](M.bidirectional_helper()))[0]]
     assert rows.index("h") < rows.index("g"), rows
+
+
+def unfolded_labels_stand_clear(build):
+    """No parameter label over a node or another edge's line (3 steps; the window's labels are
+    checked for the models of finding 4)."""
+    assert label_collisions(lay(VIEWS["unfolded3"](build()))) == []
+
+
+# ---------------------------------------------------------------- every model, every geometry check
+
+# check name → (check, the builders it applies to, its open cases {builder name: finding}).
+# A builder's passing checks run as one case; each open (check, builder) as a case of its own.
+MODEL_CHECKS = {
+    "one_cell_auto": (lambda b: one_cell_per_step(b, "auto"), M.DISTINCT_GATED, {"mgu": 21}),
+    "one_cell_compact": (lambda b: one_cell_per_step(b, "compact"), M.DISTINCT_GATED, {}),
+    "one_cell_open": (lambda b: one_cell_per_step(b, "open"), M.DISTINCT_GATED, {}),
+    "windows_cross_by_states": (windows_and_unfoldings_cross_steps_by_states_only,
+                                M.DISTINCT_GATED, {}),
+    "folded_loop_ends": (folded_loops_have_ends_of_their_own, M.DISTINCT, LOOPS_OPEN),
+    "unfolding_loops_in_panel": (unfolding_keeps_its_folded_loops_in_the_folded_panel,
+                                 M.DISTINCT, {}),
+    "unfolding_panel_reads": (the_unfolding_s_folded_panel_reads_as_well_as_the_folded_view,
+                              M.DISTINCT_GATED, PANEL_OPEN),
+    "even_steps": (unfolded_steps_are_evenly_spaced, M.DISTINCT, SPACING_OPEN),
+    "labels_clear": (unfolded_labels_stand_clear, M.DISTINCT, {}),
+}
+
+
+def model_cases():
+    out = []
+    for b in M.DISTINCT:
+        names = [n for n, (_, builders, _) in MODEL_CHECKS.items() if b in builders]
+        shut = [n for n in names if b.__name__ in MODEL_CHECKS[n][2]]
+        out.append(pytest.param(b, tuple(n for n in names if n not in shut), id=b.__name__))
+        out += [still_open(MODEL_CHECKS[n][2][b.__name__], b, (n,), id=f"{n}-{b.__name__}")
+                for n in shut]
+    return out
+
+
+@pytest.mark.parametrize("build, checks", model_cases())
+def test_every_model_passes_the_geometry_checks(build, checks):
+    """Items 2-3 for each hand-written model (one representative per family): one cell per step
+    with only states crossing, state-only ellipses, columns in time order, folded loops' ends of
+    their own, the unfolding's loops inside its folded panel and that panel as clear as
+    viz.folded, evenly spaced steps, labels clear."""
+    for name in checks:
+        try:
+            MODEL_CHECKS[name][0](build)
+        except AssertionError as e:
+            raise AssertionError(f"{name}: {e}") from None

@@ -839,3 +839,17 @@ DRAWN_AS_A_REFERENCE = {*RNN_STYLES[1:], rnn_row_vectors, *LSTM_SAME[1:], *GRU_S
 DISTINCT = [b for b in [*ALL, *ROUND2, deep_rnn_loop, bidirectional_helper]
             if b not in DRAWN_AS_A_REFERENCE]
 DISTINCT_GATED = [b for b in [*GATED, *ROUND2_GATED] if b not in DRAWN_AS_A_REFERENCE]
+
+
+def lstm_written(sigma=uf.sigmoid, order="fgq"):
+    """The per-gate LSTM with the gates' σ spelt ``sigma`` and written in ``order`` (the input
+    unit last), the gates' values kept in a dict."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    P = {k: _gate_params(rec, k) for k in ("f", "g", "q", "")}
+    V = _p(rec, "V", NO, NH)
+    G = {k: sigma(P[k][2] + P[k][0] @ x + P[k][1] @ h) for k in (*order, "")}
+    s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
+    h_t = rec.update(h, uf.tanh(s_t) * G["q"])
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
