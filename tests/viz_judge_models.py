@@ -585,6 +585,17 @@ def rnn_concat():
     return rec
 
 
+def rnn_concat_rows():
+    """Row vectors: h(t) = tanh([h(t-1), x(t)] Wc + b), Wc (n_h + n_in) × n_h."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Wc, b = _p(rec, "Wc", NH + NI, NH), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NH, NO), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(uf.concat([h, x]) @ Wc + b))
+    rec.loss("L", uf.cross_entropy(rec.output("o", h_t @ V + c), y))
+    return rec
+
+
 def rnn_sliced_matrix():
     """One parameter matrix [W U] sliced by columns: W = P[:, :n_h], U = P[:, n_h:]."""
     rec = uf.Recurrence("rnn")
@@ -762,7 +773,7 @@ def gru_two_layers():
     return rec
 
 
-ROUND2_RNN = [rnn_concat, rnn_sliced_matrix, rnn_row_vectors]      # named structure of rnn_readme
+ROUND2_RNN = [rnn_concat, rnn_concat_rows, rnn_sliced_matrix, rnn_row_vectors]      # named structure of rnn_readme
 ROUND2 = [*ROUND2_RNN, rnn_two_inputs, rnn_delay_two, output_is_the_state, single_output_expression,
           gru_named, gru_loop, gru_one_minus_z, mgu, lstm_stacked_ofig, lstm_loop_named,
           gru_two_layers]
