@@ -239,3 +239,19 @@ def test_folded_gated_cells_cross_little(name):
     assert len(crossings(laid)) <= 2, crossings(laid)
     square = "h[delay 1 out]" if "h[delay 1 out]" in laid.nodes else "h[delay 1]"
     assert abs(laid.xy(square)[1] - laid.xy("h")[1]) < 1            # beside h, in its row
+
+
+def test_a_single_gate_makes_a_gated_cell():
+    """The minimal gated unit (Zhou et al. 2016): one σ doing a GRU's update and reset gates'
+    work, h = (1 − f) h(t−1) + f tanh(U x + W (f ⊙ h(t−1))): its gate is named f in the book
+    views and each step is one cell (it was an unnamed point, the flat drawing)."""
+    rec = uf.Recurrence("mgu")
+    x, h = rec.sequence("x", (2,)), rec.state("h", (3,))
+    f = uf.sigmoid(rec.param("Wf", (3, 3)) @ h + rec.param("Uf", (3, 2)) @ x)
+    h_t = rec.update(h, (1.0 - f) * h + f * uf.tanh(rec.param("U", (3, 2)) @ x +
+                                                 rec.param("W", (3, 3)) @ (f * h)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (2, 3)) @ h_t),
+                                   rec.target("y")))
+    assert "f" in contract(rec).variables
+    check_cells(rec, viz.unfolded(rec, steps=3))
+    assert "cell(2)" in viz.unfolded(rec, steps=3).source
