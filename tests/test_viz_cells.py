@@ -255,3 +255,16 @@ def test_a_single_gate_makes_a_gated_cell():
     assert "f" in contract(rec).variables
     check_cells(rec, viz.unfolded(rec, steps=3))
     assert "cell(2)" in viz.unfolded(rec, steps=3).source
+
+
+@pytest.mark.parametrize("make", [lambda: models.lstm(M, N, 4), lambda: models.gru(M, N, 4),
+                                  lambda: models.deep_rnn(M, [N, N], 4, cell="lstm")],
+                         ids=["lstm", "gru", "deep lstm"])
+def test_unfolded_cells_stand_evenly_spaced(make):
+    """Each cell's edge up past a state into another (cell(t) → h(t) past s(t)) goes round the
+    side the states leave from: dot took the left of every column but the last, whose gap was
+    then 156 pt against the others' 230."""
+    from viz_json import Laid
+    xs = sorted(p[0] for p in Laid(viz.unfolded(make(), steps=3)).cells()["x"].values())
+    gaps = [b - a for a, b in zip(xs, xs[1:])]
+    assert max(gaps) - min(gaps) < 2, gaps
