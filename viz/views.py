@@ -326,8 +326,11 @@ class _Drawer:
                 below[e.dst] = [e.src]
         port_of = {}
         for dst, srcs in below.items():
-            straight = next((e.src for e in self.book.inputs_of(dst) if not e.delay and
-                             e.src in column and self.row[e.src] == self.row[dst] - 1), None)
+            # (beside a state's own loop the lower right corner is the loop's: only a state
+            # whose right holds its readers' square takes it)
+            straight = None if dst in self.looped else next(
+                (e.src for e in self.book.inputs_of(dst) if not e.delay and e.src in column and
+                 self.row[e.src] == self.row[dst] - 1), None)
             if straight is None:
                 port_of.update({(dst, src): "s" if len(srcs) == 1 else
                                 ("sw", "s", "se")[min(k, 2)] for k, src in enumerate(srcs)})
