@@ -180,8 +180,18 @@ def test_every_model_of_unfold_models_draws_cleanly_in_rows_and_columns(name):
     assert all(len(xs) == 1 for xs in columns.values()), columns
 
 
+def _two_inputs() -> Recurrence:
+    rec = Recurrence("two inputs")
+    x, z, h = rec.sequence("x", (3,)), rec.sequence("z", (2,)), rec.state("h", (2,))
+    h_t = rec.update(h, uf.tanh(rec.param("W", (2, 2)) @ h + rec.param("U", (2, 3)) @ x +
+                                rec.param("Uz", (2, 2)) @ z))
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (4, 2)) @ h_t),
+                                   rec.target("y")))
+    return rec
+
+
 @pytest.mark.parametrize("name", ["lstm", "lstm common", "gru", "context_rnn", "conditional_rnn",
-                                  "bidirectional", "rnn"])
+                                  "bidirectional", "rnn", "two inputs"])
 def test_folded_loops_end_clear_of_every_other_edge_end(name):
     """Issue 9 item 3: a loop through a delay square leaves and re-enters its state at points
     of its own — no other edge's end (an arrowhead above all) within 8 pt of the loop's ends:
@@ -192,7 +202,8 @@ def test_folded_loops_end_clear_of_every_other_edge_end(name):
     rec = {"lstm": lambda: m.lstm(3, 2, 4), "lstm common": lambda: m.lstm(3, 2, 4, variant="common"),
            "gru": lambda: m.gru(3, 2, 4), "context_rnn": lambda: m.context_rnn(3, 2, 4),
            "conditional_rnn": lambda: m.conditional_rnn(3, 2, 4),
-           "bidirectional": bidirectional, "rnn": lambda: m.rnn(3, 2, 4)}[name]()
+           "bidirectional": bidirectional, "rnn": lambda: m.rnn(3, 2, 4),
+           "two inputs": _two_inputs}[name]()
     for g in (viz.folded(rec), viz.unfolding(rec, steps=3)):
         laid = Laid(g)
         squares = {n for n in laid.nodes if "[delay" in n}
