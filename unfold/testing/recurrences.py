@@ -397,10 +397,12 @@ def _cells(draw, max_states: int, max_size: int, max_steps: int, max_batch: int,
         rec.loss("L", ops.mse(o, rec.target("y", (k,), dtype), reduction="sum"), steps=at)
         feed["y"] = rng.uniform(-1, 1, size=shape + (k,)).astype(dtype)
         desc["loss"] = "mse"
-    if draw(st.booleans()):                              # a second loss on an intermediate
-        v = draw(st.sampled_from(inner))
-        rec.loss("L_inner", ops.mse(v, ops.constant(np.zeros(v.shape, dtype)), reduction="sum"))
-        desc["inner loss"] = v.shape
+    if draw(st.booleans()):                  # a second loss, Σ v², on a state or an intermediate
+        which = draw(st.integers(0, len(new) + len(inner) - 1))
+        v = new[which][0] if which < len(new) else inner[which - len(new)]
+        rec.loss("L_inner", ops.sum(v * v), steps=draw(st.none() | st.just("last")))
+        desc["inner loss"] = f"state h{which}" if which < len(new) else \
+            f"intermediate {which - len(new)} {v.shape}"
     for name, node in rec.params.items():
         fan_in = node.shape[-1] if node.ndim == 2 else 1
         feed[name] = (rng.standard_normal(node.shape) / np.sqrt(fan_in)).astype(dtype)
