@@ -1,6 +1,6 @@
 """FINDINGS #1: h(t) = tanh(a)[0:1], a = W1 x(t) + W2 h(t−1) (2 rows); output o = c + V h(t) with
 mse; a second loss on tanh(a)[1:2]; mask=True; step loops (LOOP_STEPS = 2); τ = 2."""
-import sys; sys.path.insert(0, "/work/wt/fuzz")
+import os, sys; sys.path.insert(0, os.environ.get("UNFOLD_ROOT", "/work/wt/fuzz"))
 import numpy as np, unfold as uf
 from unfold.timebatch import lower
 sys.path.insert(0, "/work/wt/fuzz/repro")

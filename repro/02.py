@@ -1,6 +1,6 @@
 """FINDINGS #2: no activation at all — h(t) = a[0:1] ⊙ h(t−1) + a[0:1] ⊙ a[1:2],
 a = W1 x(t) + W2 h(t−1) (2 rows), n = m = 1, τ = 2, o = c + V h(t), mse loss."""
-import sys; sys.path.insert(0, "/work/wt/fuzz"); sys.path.insert(0, "/work/wt/fuzz/repro")
+import os, sys; sys.path.insert(0, os.environ.get("UNFOLD_ROOT", "/work/wt/fuzz")); sys.path.insert(0, "/work/wt/fuzz/repro")
 import numpy as np, unfold as uf
 from refcheck import reference_vs_numeric
 

@@ -1,12 +1,12 @@
 """Hunt: cells() drawn recurrences, batched vs reference."""
-import sys; sys.path.insert(0, "/work/wt/fuzz")
+import os, sys; sys.path.insert(0, os.environ.get("UNFOLD_ROOT", "/work/wt/fuzz"))
 import sys, traceback, numpy as np
 
 from hypothesis import given, settings, strategies as st, HealthCheck, Phase
 import unfold as uf
 from unfold import timebatch
 from unfold.timebatch import lower
-from unfold.testing.recurrences import cells
+sys.path.insert(1, "/work/wt/fuzz/scratch"); from cellsmod import cells
 sys.path.insert(0, "tests")
 from timebatch_tolerance import assert_agree
 
@@ -16,10 +16,12 @@ LOOPS = len(sys.argv) > 2 and sys.argv[2] == "loops"
 if LOOPS:
     lower.LOOP_STEPS = 2
 fails = []
+import ast
+KW = ast.literal_eval(os.environ.get("CELLS", "{}"))
 
 @settings(max_examples=N, deadline=None, suppress_health_check=list(HealthCheck), database=None,
           phases=[Phase.generate])
-@given(drawn=cells(dtypes=(np.float64,)), mask=st.booleans(), truncate=st.sampled_from([None, None, 2]))
+@given(drawn=cells(**KW), mask=st.booleans(), truncate=st.sampled_from([None, None, 2]))
 def run(drawn, mask, truncate):
     g = drawn.unfold(mask=mask, truncate=truncate)
     feed = dict(drawn.feed)

@@ -1,12 +1,12 @@
 """Shrink one failure of cells(**kwargs) batched vs reference; prints the minimal description.
 usage: shrink.py '<kwargs as python dict>' [mask] [loops] [seed]"""
-import sys; sys.path.insert(0, "/work/wt/fuzz"); sys.path.insert(0, "/work/wt/fuzz/tests")
+import os, sys; sys.path.insert(0, "/work/wt/fuzz/tests"); sys.path.insert(0, os.environ.get("UNFOLD_ROOT", "/work/wt/fuzz"))
 import ast, numpy as np
 from hypothesis import given, settings, strategies as st, HealthCheck, seed as hseed
 import unfold as uf
 from unfold import timebatch
 from unfold.timebatch import lower
-from unfold.testing.recurrences import cells
+sys.path.insert(1, "/work/wt/fuzz/scratch"); from cellsmod import cells
 from timebatch_tolerance import assert_agree
 timebatch.STRICT = True
 kw = ast.literal_eval(sys.argv[1]) if len(sys.argv) > 1 else {}
@@ -16,7 +16,7 @@ SEED = int(sys.argv[-1]) if sys.argv[-1].isdigit() else 0
 if LOOPS: lower.LOOP_STEPS = 2
 
 @hseed(SEED)
-@settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck), database=None, report_multiple_bugs=False)
 @given(drawn=cells(**kw))
 def run(drawn):
     if NOACT and any(k.endswith("act before slicing") for k in drawn.description):
@@ -44,4 +44,5 @@ try:
     run()
     print("no failure")
 except BaseException as e:
-    print(str(e)[:3000])
+    for x in getattr(e, "exceptions", [e]):
+        print(str(x)[:3000])

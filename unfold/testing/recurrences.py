@@ -183,8 +183,8 @@ _GATES = ("sigmoid", "hand sigmoid")
 
 def cells(max_states: int = 3, max_size: int = 4, max_steps: int = 6, max_batch: int = 3,
           dtypes: tuple = (np.float64,), activations: tuple = tuple(_ACTIVATIONS),
-          backward: bool = True, delays: bool = True, loss_steps: bool = True
-          ) -> st.SearchStrategy[RandomRecurrence]:
+          backward: bool = True, delays: bool = True, loss_steps: bool = True,
+          products: bool = True) -> st.SearchStrategy[RandomRecurrence]:
     """Random recurrences whose step body is a random DAG written the way people write cells.
 
     Each of 1…``max_states`` states (sizes 1…``max_size``; forward, or ``backward`` in time after
@@ -199,7 +199,8 @@ def cells(max_states: int = 3, max_size: int = 4, max_steps: int = 6, max_batch:
     an earlier state's new value, or a random tree of ``+ − ⊙``. One or two outputs read states
     and intermediates; a squared-error or cross-entropy loss on one of them, at every step or (with
     ``loss_steps``) at drawn steps, plus sometimes a second loss on an intermediate. ``activations``
-    limits the nonlinearities (e.g. without ``"relu"`` for a finite-difference check). Examples are
+    limits the nonlinearities (e.g. without ``"relu"`` for a finite-difference check); without
+    ``products`` no two windows are multiplied (only sums of windows and ``window ⊙ h``). Examples are
     small (sizes ≤ 4, τ ≤ 6) so that each costs milliseconds.
     """
     counts = [arguments.positive_int(f"cells: {what}", n) for what, n in
@@ -214,7 +215,8 @@ def cells(max_states: int = 3, max_size: int = 4, max_steps: int = 6, max_batch:
         raise UnfoldValueError(f"cells: activations must be a non-empty tuple of names from "
                                f"{sorted(_ACTIVATIONS)}, got {activations!r}")
     flags = [arguments.flag(f"cells: {what}", v) for what, v in
-             (("backward", backward), ("delays", delays), ("loss_steps", loss_steps))]
+             (("backward", backward), ("delays", delays), ("loss_steps", loss_steps),
+              ("products", products))]
     return _cells(*counts, dtypes, tuple(activations), *flags)
 
 
@@ -238,18 +240,20 @@ class _Body:
     def preactivation(self, sources: list[Node], width: int, what: str) -> Node:
         """``M concat(sources) + b`` or ``Σ W_j src_j + b`` of ``width`` rows."""
         draw = self.draw
+        names = [_name(s) for s in sources]
         if len(sources) > 1 and draw(st.booleans()):
             joined = ops.concat(sources)
             a = self.param("M", (width, joined.shape[0])) @ joined
-            self.desc[what] = f"M concat({len(sources)})"
+            self.desc[what] = f"M concat({', '.join(names)}), {width} rows"
         else:
             a = None
             for src in sources:
                 term = self.param("W", (width, src.shape[0])) @ src
                 a = term if a is None else a + term
-            self.desc[what] = f"sum of {len(sources)} matmuls"
+            self.desc[what] = " + ".join(f"W {n}" for n in names) + f", {width} rows"
         if draw(st.booleans()):
             a = a + self.param("b", (width,))
+            self.desc[what] += " + b"
         return a
 
     def windows(self, a: Node, n: int, count: int, what: str) -> list[Node]:
@@ -292,8 +296,8 @@ class _Body:
 
 @st.composite
 def _cells(draw, max_states: int, max_size: int, max_steps: int, max_batch: int,
-           dtypes: tuple, activations: tuple, backward: bool, delays: bool, loss_steps: bool
-           ) -> RandomRecurrence:
+           dtypes: tuple, activations: tuple, backward: bool, delays: bool, loss_steps: bool,
+           products: bool) -> RandomRecurrence:
     dtype = np.dtype(draw(st.sampled_from(dtypes)))
     m = draw(st.integers(1, max_size))
     steps = draw(st.integers(1, max_steps))
@@ -308,6 +312,7 @@ def _cells(draw, max_states: int, max_size: int, max_steps: int, max_batch: int,
     states: list[tuple[Node, bool]] = []                 # (previous value, backward)
     new: list[tuple[Node, bool]] = []                    # (new value, backward)
     inner: list[Node] = []                               # intermediates outputs may read
+    names: list[str] = []                                # (what each is, for the description)
     for i in range(draw(st.integers(1, max_states))):
         n = draw(st.integers(1, max_size))
         back = backward and i > 0 and draw(st.booleans())
@@ -327,6 +332,7 @@ def _cells(draw, max_states: int, max_size: int, max_steps: int, max_batch: int,
                                                   or list(activations)))](ra)
             hidden = r * h
             inner.append(r)
+            names.append(f"r{i}")
             desc[f"h{i} reset"] = True
         sources = [x, hidden] + others
         if delays and draw(st.booleans()):
@@ -338,11 +344,14 @@ def _cells(draw, max_states: int, max_size: int, max_steps: int, max_batch: int,
         width = n * parts + draw(st.integers(0, 2))
         a = body.preactivation(sources, width, f"h{i} a")
         inner.append(a)
+        names.append(f"a{i}")
         w = body.windows(a, n, draw(st.integers(2, 4)), f"h{i}")
         inner.extend(w)
+        names.extend(f"h{i} window {c}" for c in range(len(w)))
         pool = w + [h] + [ops.tanh(v) for v, b in new if v.shape == (n,) and (not b or back)]
         how = draw(st.sampled_from(["window", "product", "sum", "lstm", "gru", "o tanh(s)",
-                                    "tree", "tree"]))
+                                    "tree", "tree"] if products else
+                                   ["window", "sum", "gated", "tree", "tree"]))
         if how == "window":
             value = w[0]
         elif how == "product":
@@ -355,14 +364,16 @@ def _cells(draw, max_states: int, max_size: int, max_steps: int, max_batch: int,
             value = (1 - w[0]) * h + w[0] * w[1]
         elif how == "o tanh(s)" and len(pool) > len(w) + 1:
             value = w[0] * pool[-1]
+        elif how == "gated":
+            value = w[0] * h + w[1]
         else:
             how = "tree"
             value = draw(st.sampled_from(pool))
             for _ in range(draw(st.integers(1, 3))):
                 other = draw(st.sampled_from(pool))
-                op = draw(st.sampled_from(["+", "-", "*"]))
+                op = draw(st.sampled_from(["+", "-", "*"] if products else ["+", "-", "* h"]))
                 value = value + other if op == "+" else value - other if op == "-" \
-                    else value * other
+                    else value * h if op == "* h" else value * other
         if value.shape != (n,):                          # a tree of width-1 gates only
             value = value * w[0]
         desc[f"h{i} update"] = how
@@ -373,13 +384,14 @@ def _cells(draw, max_states: int, max_size: int, max_steps: int, max_batch: int,
     outputs = []
     for j in range(draw(st.integers(1, 2))):
         k = draw(st.integers(2, max_size + 1))
-        reads = draw(st.lists(st.sampled_from([v for v, _ in new] + inner), min_size=1,
-                              max_size=3))
+        readable = [v for v, _ in new] + inner
+        reads = draw(st.lists(st.integers(0, len(readable) - 1), min_size=1, max_size=3))
         o = rec.param(f"c{j}", (k,), dtype)
-        for v in reads:
-            o = o + body.param("V", (k, v.shape[0])) @ v
+        for r in reads:
+            o = o + body.param("V", (k, readable[r].shape[0])) @ readable[r]
         outputs.append(rec.output(f"o{j}", o))
-    desc["outputs"] = [o.shape[0] for o in outputs]
+        desc[f"o{j}"] = (k, [f"h{r}(t)" if r < len(new) else names[r - len(new)]
+                             for r in reads])
     shape = (steps,) if batch is None else (steps, batch)
     at = None
     if loss_steps:
@@ -401,12 +413,22 @@ def _cells(draw, max_states: int, max_size: int, max_steps: int, max_batch: int,
         which = draw(st.integers(0, len(new) + len(inner) - 1))
         v = new[which][0] if which < len(new) else inner[which - len(new)]
         rec.loss("L_inner", ops.sum(v * v), steps=draw(st.none() | st.just("last")))
-        desc["inner loss"] = f"state h{which}" if which < len(new) else \
-            f"intermediate {which - len(new)} {v.shape}"
+        desc["inner loss"] = f"h{which}(t)" if which < len(new) else names[which - len(new)]
     for name, node in rec.params.items():
         fan_in = node.shape[-1] if node.ndim == 2 else 1
         feed[name] = (rng.standard_normal(node.shape) / np.sqrt(fan_in)).astype(dtype)
     return RandomRecurrence(rec, steps, batch, dtype, feed, desc)
+
+
+def _name(node: Node) -> str:
+    """How a source of a pre-activation reads in a description: x, h0 (its previous value),
+    past(h0, 2), r ⊙ h0, h1(t) (a new value)."""
+    if node.op.name == "state":
+        d = node.attrs.get("delay", 1)
+        return node.name if d == 1 else f"past({node.name}, {d})"
+    if node.op.name in ("mul", "multiply"):
+        return f"r ⊙ {_name(node.inputs[1])}"
+    return node.name if node.name == "x" else f"{node.name}(t)"
 
 
 def _is_backward(rec: Recurrence, value: Node) -> bool:
