@@ -130,15 +130,20 @@ def test_the_reference_agrees_with_central_differences(drawn):
 
 def _one_state(body, steps: int, batch=None, act=None, inner=None, width: int = 2,
                n: int = 1, m: int = 1, seed: int = 0, state_loss: bool = False,
-               x_first: bool = True):
+               x_first: bool = True, delay: int = 0, bias: bool = False):
     """h(t) = body(z, h) for ONE node z = act(a) (z = a without ``act``), a = W1 x(t) + W2 h(t−1)
     (``width`` rows; W2 h(t−1) + W1 x(t) unless ``x_first``); loss mse(c + V h(t), y), or Σ h(t)²
-    with ``state_loss``, plus Σ v² for ``v = inner(z)`` when given."""
+    with ``state_loss``, plus Σ v² for ``v = inner(z)`` when given; ``+ W3 h(t−delay)``, ``+ b``
+    as asked."""
     from unfold.testing.recurrences import RandomRecurrence
     rec = uf.Recurrence("finding")
     x, h = rec.sequence("x", (m,)), rec.state("h", (n,))
     u, w = rec.param("W1", (width, m)) @ x, rec.param("W2", (width, n)) @ h
     a = u + w if x_first else w + u
+    if delay:
+        a = a + rec.param("W3", (width, n)) @ rec.past(h, delay)
+    if bias:
+        a = a + rec.param("b", (width,))
     z = a if act is None else act(a)
     new = rec.update(h, body(z, h))
     lead = (steps,) if batch is None else (steps, batch)
@@ -178,6 +183,10 @@ FOUND = [
     pytest.param(lambda steps, batch, seed, x_first: _one_state(
         lambda z, h: z[0:1] * z[1:2], steps, batch, uf.tanh, seed=seed, x_first=x_first),
         False, id="lead-18:00-tanh(a)[0:1]*tanh(a)[1:2]", marks=_open("lead 18:00")),
+    pytest.param(lambda steps, batch, seed, x_first: _one_state(
+        lambda z, h: z[0:1], steps + 1, 1 if batch is None else batch, delay=steps, bias=True,
+        seed=seed, x_first=x_first),
+        False, id="3-batched-bias-delay-d-at-tau-d+1", marks=_open("#3")),
 ]
 
 
