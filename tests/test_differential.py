@@ -201,3 +201,15 @@ def test_found_defects(make, mask):
                 for x_first in (True, False):
                     check(make(steps, batch, seed, x_first), mask=mask,
                           drawn_by_hypothesis=False)
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"max_states": 0}, ValueError, "max_states"),
+    ({"dtypes": "float64"}, ValueError, "dtypes"),
+    ({"activations": ("tanh", "swish")}, ValueError, "activations"),
+    ({"activations": ()}, ValueError, "activations"),
+    ({"products": "yes"}, TypeError, "products"),
+])
+def test_cells_refuses_bad_arguments_when_made(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        cells(**kwargs)

@@ -73,17 +73,23 @@ def recurrences(max_states: int = 2, max_size: int = 3, max_steps: int = 5, max_
     time (delays > 1), output fed back into the next step, a context vector, learned or zero
     initial states; a squared-error or cross-entropy loss; random τ, batch and dtype. With
     ``loss_steps`` the loss is taken at some steps only (every step, the last, or a drawn set)."""
-    counts = [arguments.positive_int(f"recurrences: {what}", n) for what, n in
-              (("max_states", max_states), ("max_size", max_size), ("max_steps", max_steps),
-               ("max_batch", max_batch))]
-    if isinstance(dtypes, (str, bytes)) or not isinstance(dtypes, (tuple, list)) or not dtypes:
-        raise UnfoldValueError(f"recurrences: dtypes must be a non-empty tuple of float dtypes, "
-                               f"got {dtypes!r}")
-    dtypes = tuple(arguments.float_dtype("recurrences: dtypes", d) for d in dtypes)
-    flags = [arguments.flag(f"recurrences: {what}", v) for what, v in
-             (("feedback", feedback), ("delays", delays), ("backward", backward),
-              ("contexts", contexts), ("loss_steps", loss_steps))]
+    counts, dtypes, flags = _checked("recurrences", (max_states, max_size, max_steps, max_batch),
+                                     dtypes, feedback=feedback, delays=delays, backward=backward,
+                                     contexts=contexts, loss_steps=loss_steps)
     return _recurrences(*counts, dtypes, *flags)
+
+
+def _checked(strategy: str, counts: tuple, dtypes: Any, **flags: Any) -> tuple[list, tuple, list]:
+    """The arguments of a strategy, refused with a message when wrong: the counts (max_states,
+    max_size, max_steps, max_batch) positive, the dtypes a non-empty tuple of float dtypes, the
+    flags booleans."""
+    names = ("max_states", "max_size", "max_steps", "max_batch")
+    counts = [arguments.positive_int(f"{strategy}: {what}", n) for what, n in zip(names, counts)]
+    if isinstance(dtypes, (str, bytes)) or not isinstance(dtypes, (tuple, list)) or not dtypes:
+        raise UnfoldValueError(f"{strategy}: dtypes must be a non-empty tuple of float dtypes, "
+                               f"got {dtypes!r}")
+    dtypes = tuple(arguments.float_dtype(f"{strategy}: dtypes", d) for d in dtypes)
+    return counts, dtypes, [arguments.flag(f"{strategy}: {what}", v) for what, v in flags.items()]
 
 
 @st.composite
@@ -203,20 +209,13 @@ def cells(max_states: int = 3, max_size: int = 4, max_steps: int = 6, max_batch:
     ``products`` no two windows are multiplied (only sums of windows and ``window ⊙ h``). Examples are
     small (sizes ≤ 4, τ ≤ 6) so that each costs milliseconds.
     """
-    counts = [arguments.positive_int(f"cells: {what}", n) for what, n in
-              (("max_states", max_states), ("max_size", max_size), ("max_steps", max_steps),
-               ("max_batch", max_batch))]
-    if isinstance(dtypes, (str, bytes)) or not isinstance(dtypes, (tuple, list)) or not dtypes:
-        raise UnfoldValueError(f"cells: dtypes must be a non-empty tuple of float dtypes, "
-                               f"got {dtypes!r}")
-    dtypes = tuple(arguments.float_dtype("cells: dtypes", d) for d in dtypes)
-    if isinstance(activations, str) or not activations or \
-            any(a not in _ACTIVATIONS for a in activations):
+    counts, dtypes, flags = _checked("cells", (max_states, max_size, max_steps, max_batch),
+                                     dtypes, backward=backward, delays=delays,
+                                     loss_steps=loss_steps, products=products)
+    if isinstance(activations, str) or not isinstance(activations, (tuple, list)) or \
+            not activations or any(a not in _ACTIVATIONS for a in activations):
         raise UnfoldValueError(f"cells: activations must be a non-empty tuple of names from "
                                f"{sorted(_ACTIVATIONS)}, got {activations!r}")
-    flags = [arguments.flag(f"cells: {what}", v) for what, v in
-             (("backward", backward), ("delays", delays), ("loss_steps", loss_steps),
-              ("products", products))]
     return _cells(*counts, dtypes, tuple(activations), *flags)
 
 
