@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import Phase, assume, given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 import unfold as uf
 from unfold import timebatch
@@ -83,17 +83,6 @@ def check(drawn, mask: bool | str = False, truncate: int | None = None, loops: b
     assert_agree(outputs, got, want, feed, rtol)
 
 
-# On main 8a985c2 the time-batched path is wrong for ~13 % of drawn cells (77 of 600: FINDINGS
-# #1–#3 and the lead's 18:00 bug), and this property's examples meet them: a strict xfail,
-# without shrinking (a shrunk example takes minutes; /work/wt/fuzz/scratch/shrink.py does it),
-# that turns red (XPASS) once the fix lands — then drop the mark. (The two below draw fewer
-# examples, none of which meets the open defects today.)
-OPEN = pytest.mark.xfail(strict=True, reason="FINDINGS #1–#3 + lead 18:00 (time-batched path)")
-QUICK = settings(phases=[Phase.explicit, Phase.reuse, Phase.generate])
-
-
-@OPEN
-@QUICK
 @given(drawn=cells(), mask=st.booleans(), truncate=st.sampled_from([None, None, 2]))
 def test_drawn_cells_agree_with_the_reference(drawn, mask, truncate):
     check(drawn, mask, truncate)
@@ -126,7 +115,8 @@ def test_the_reference_agrees_with_central_differences(drawn):
             f"∇{p.label}: reference {a} vs central differences {n}"
 
 
-# --- the defects found, as explicit models (FINDINGS.md); open ones are strict xfails -----------
+# --- the defects found, as explicit models (FINDINGS.md): fixed ones stay as regression cases,
+# open ones are strict xfails ------------------------------------------------------------------
 
 def _one_state(body, steps: int, batch=None, act=None, inner=None, width: int = 2,
                n: int = 1, m: int = 1, seed: int = 0, state_loss: bool = False,
@@ -169,20 +159,20 @@ def _open(finding: str):
 FOUND = [
     pytest.param(lambda steps, batch, seed, x_first: _one_state(
         lambda z, h: z[0:1], steps, batch, uf.tanh, inner=lambda z: z[1:2], seed=seed, x_first=x_first),
-        "ones", id="1-mask-loss-on-the-other-slice-of-tanh(a)", marks=_open("#1")),
+        "ones", id="1-mask-loss-on-the-other-slice-of-tanh(a)"),
     pytest.param(lambda steps, batch, seed, x_first: _one_state(
         lambda z, h: z[0:1] * h + z[0:1] * z[1:2], steps, batch, seed=seed, x_first=x_first),
-        False, id="2-a[0:1]*h+a[0:1]*a[1:2]", marks=_open("#2")),
+        False, id="2-a[0:1]*h+a[0:1]*a[1:2]"),
     pytest.param(lambda steps, batch, seed, x_first: _one_state(
         lambda z, h: z[1:2] * h + z[0:1] * z[1:2], steps, batch, seed=seed, x_first=x_first),
-        False, id="2-a[1:2]*h+a[0:1]*a[1:2]", marks=_open("#2")),
+        False, id="2-a[1:2]*h+a[0:1]*a[1:2]"),
     pytest.param(lambda steps, batch, seed, x_first: _one_state(
         lambda z, h: z[0:2] * z[2:4], steps, batch, uf.sigmoid, width=4, n=2, m=3,
         seed=seed, x_first=x_first, state_loss=True),
-        False, id="lead-18:00-sigmoid(a)[0:2]*sigmoid(a)[2:4]", marks=_open("lead 18:00")),
+        False, id="lead-18:00-sigmoid(a)[0:2]*sigmoid(a)[2:4]"),
     pytest.param(lambda steps, batch, seed, x_first: _one_state(
         lambda z, h: z[0:1] * z[1:2], steps, batch, uf.tanh, seed=seed, x_first=x_first),
-        False, id="lead-18:00-tanh(a)[0:1]*tanh(a)[1:2]", marks=_open("lead 18:00")),
+        False, id="lead-18:00-tanh(a)[0:1]*tanh(a)[1:2]"),
     pytest.param(lambda steps, batch, seed, x_first: _one_state(
         lambda z, h: z[0:1], steps + 1, 1 if batch is None else batch, delay=steps, bias=True,
         seed=seed, x_first=x_first),
