@@ -9,6 +9,11 @@ Hypothesis strategies for shapes, arrays, random expression graphs and random re
     @given(unfold.testing.strategies.recurrences())
     def test_bptt(drawn):
         unfold.testing.gradcheck_recurrence(drawn)
+
+``unfold.testing.recurrences.cells()`` draws cells the way people write them (stacked matrices
+over ``concat([x, h])``, slices of one pre-activation, σ before or after slicing, gate products,
+several states, delays); it gives the same ``RandomRecurrence``, e.g. to compare
+``evaluate(…)`` with ``evaluate(…, mode="reference")`` on each drawn cell.
 """
 from __future__ import annotations
 
