@@ -208,3 +208,32 @@ def test_a_graph_is_planned_whatever_its_nodes_per_step(scaled):
     g = rec.unfold(1000)
     program = uf.compile([g.loss] + uf.grad(g.loss, [W, U]))
     assert program.n_nodes > UNTIMED_NODES and program._has_time()
+
+
+@pytest.mark.parametrize("axis, with_loss", [(-1, False), (0, True)])
+def test_cross_entropy_s_one_node_gradient_is_time_batched_without_its_fusion(monkeypatch, axis,
+                                                                          with_loss):
+    """``cross_entropy_grad`` runs by its own batching rule over all steps where the fused
+    kernel does not apply (the loss not computed, or classes on another axis), and agrees with
+    the per-node schedule."""
+    from unfold import timebatch
+    monkeypatch.setattr(timebatch, "STRICT", True)
+    rec = uf.Recurrence("ce")
+    x, y = rec.sequence("x", (3,)), rec.target("y", (2,) if axis == 0 else (3,))
+    h = rec.state("h", (4,))
+    W, U, V = rec.param("W", (4, 4)), rec.param("U", (4, 3)), rec.param("V", (6, 4))
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    logits = uf.reshape(V @ h_t, (3, 2))                 # 3 classes on axis 0, or 2 on axis -1
+    rec.loss("L", uf.cross_entropy(logits, y, axis=axis))
+    g = rec.unfold(6)
+    outputs = ([g.loss] if with_loss else []) + uf.grad(g.loss, [W, U, V])
+    rng = np.random.default_rng(3)
+    k = 3 if axis == 0 else 2
+    feed = {W: rng.standard_normal((4, 4)) * 0.5, U: rng.standard_normal((4, 3)),
+            V: rng.standard_normal((6, 4)), "x": rng.standard_normal((6, 5, 3)),
+            "y": rng.integers(0, k, size=(6, 5) + y.shape)}
+    program = uf.compile(outputs)
+    got = program(feed)
+    assert [p is not None for p in program._batched_plans.values()] == [True]
+    for a, b in zip(got, uf.evaluate(outputs, feed, mode="reference")):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
