@@ -9,6 +9,7 @@ import pytest
 
 import unfold as uf
 from unfold import timebatch
+from unfold.timebatch.kernels import transposed_copy
 from unfold.timebatch.lower import It, _contiguous_operands
 from bench.workloads import data, unfold_program
 from timebatch_tolerance import assert_agree
@@ -34,13 +35,16 @@ def _loop_calls(plan):
     """Each call in a step loop of the plan's function: (function, arguments — an array, or
     None for a row of the loop)."""
     space = plan.run_code.__globals__
+
+    def value(name):                             # (a loop reads its constants as locals)
+        return space.get(name[1:]) if name.startswith("_") else None
+
     out = []
     for node in ast.walk(ast.parse(plan.run_code.source)):
         if isinstance(node, ast.For):
             for s in node.body:
                 call = s.value
-                out.append((space[call.func.id],
-                            [space.get(a.id) if a.id in space else None for a in call.args]))
+                out.append((value(call.func.id), [value(a.id) for a in call.args]))
     return out
 
 
@@ -55,7 +59,7 @@ def test_step_loops_multiply_by_c_contiguous_weights(workload):
     for _, args in products:
         for a in args[:2]:
             assert a is None or a.flags.c_contiguous
-    assert any(v is np.copyto for v in plan.run_code.__globals__.values())
+    assert any(v is transposed_copy for v in plan.run_code.__globals__.values())
 
 
 def test_a_weight_written_inside_the_loop_is_not_copied_before_it():
@@ -72,3 +76,28 @@ def test_a_weight_written_inside_the_loop_is_not_copied_before_it():
     walked = [("rows", np.zeros((5, 2, 4))), ("ring", [w[:2], w[1:]])]   # (w a loop's rows)
     pre, _ = _contiguous_operands(st, read_only, walked)
     assert pre == []
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (70, 130), (64, 64), (129, 65)])
+def test_a_transposed_copy_by_blocks_is_the_transpose(shape):
+    w = np.random.default_rng(0).standard_normal(shape)
+    out = np.empty(shape[::-1])
+    transposed_copy(out, w.T)
+    assert np.array_equal(out, w.T)
+
+
+def test_a_wide_recurrence_copies_its_transposed_weight_by_blocks_and_agrees():
+    """A state wider than a block (n = 80 > kernels.BLOCK): ``Wᵀ`` copied block by block before
+    the forward loop, every value the reference's."""
+    rec = uf.models.rnn(3, 80, 4)
+    net = rec.unfold(9)
+    outputs = [net.loss] + uf.grad(net.loss, net.params)
+    rng = np.random.default_rng(1)
+    feed = {k: rng.standard_normal(p.shape) / 8 for k, p in rec.params.items()}
+    feed.update(x=rng.standard_normal((9, 2, 3)), y=rng.integers(0, 4, (9, 2)))
+    program = uf.compile(outputs)
+    assert_agree(outputs, program(feed), uf.evaluate(outputs, feed, mode="reference"), feed)
+    (plan,) = program._batched_plans.values()
+    space = plan.run_code.__globals__
+    (name,) = [k for k, v in space.items() if v is transposed_copy]
+    assert plan.run_code.source.count(f"{name}(") == 1

@@ -5,12 +5,14 @@ from a list of ``(function, arguments)`` (compiling a very long function costs m
 saves). A ``Loop`` becomes a ``for`` over its iterators — the rows of strided arrays, or ring
 rows cycled::
 
+    _f0, _a1, _f1, _f2 = f0, a1, f1, f2
     for r0, r1, r2 in zip(I0, I1, cycle(C2)):      # views of step t, t+1, …
-        f0(r0, a1, r2)                              # e.g. np.dot(h(t−1), Wᵀ, Wh(t))
-        f1(r2, r1, r2)
-        f2(r2, r1)
+        _f0(r0, _a1, r2)                            # e.g. np.dot(h(t−1), Wᵀ, Wh(t))
+        _f1(r2, r1, r2)
+        _f2(r2, r1)
 
-Arguments the same at every step are constants of the function.
+Arguments the same at every step are constants of the function, read into locals before the
+loop.
 """
 from __future__ import annotations
 
@@ -71,11 +73,20 @@ class _Source:
             body = [(fn, tuple(It(a.k + 1) if isinstance(a, It) else a for a in args))
                     for fn, args in body]
         targets = ", ".join(f"r{k}" for k in range(len(names)))
-        self.lines.append(f"    for {targets}{',' if len(names) == 1 else ''} in "
-                          f"zip({', '.join(names)}):")
+        lines = []
+        local: dict[str, str] = {}           # a global read in the loop → its local name
         for fn, args in body:
             spelled = [f"r{a.k}" if isinstance(a, It) else self.name(a) for a in args]
-            self.lines.append(f"        {self.name(fn, 'f')}({', '.join(spelled)})")
+            spelled = [local.setdefault(x, "_" + x) if x[0] != "r" else x
+                       for x in [self.name(fn, "f")] + spelled]
+            lines.append(f"        {spelled[0]}({', '.join(spelled[1:])})")
+        # (the loop's functions and constant arguments read as locals: read once per call of
+        # the plan, after ``bind`` has pointed the names at this call's arrays)
+        self.lines.append(f"    {', '.join(local.values())}{',' if len(local) == 1 else ''} = "
+                          f"{', '.join(local)}{',' if len(local) == 1 else ''}")
+        self.lines.append(f"    for {targets}{',' if len(names) == 1 else ''} in "
+                          f"zip({', '.join(names)}):")
+        self.lines += lines
         self.calls += steps * len(body)
 
     def function(self):

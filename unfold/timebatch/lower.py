@@ -28,7 +28,7 @@ from .group import Grouping, Part, Reduction, contains, fold_flags
 from . import fuse
 from ..ops.base import Elementwise
 from .kernels import JOINABLE, VIEW_OPS, kernel, softmax_cross_entropy, sum_kernel, minus_one_hot, \
-    nll, view_op
+    nll, transposed_copy, view_op
 
 #: the fewest consecutive steps written as a loop (shorter runs are written call by call)
 LOOP_STEPS = 8
@@ -618,7 +618,7 @@ def _contiguous_operands(st: Storage, body: list, iterators: list) -> tuple[list
         if any(np.may_share_memory(a, b) for b in others):
             continue
         copy = st._alloc(a.shape, a.dtype)
-        pre.append(Instr(np.copyto, (copy, a)))
+        pre.append(Instr(transposed_copy if a.flags.f_contiguous else np.copyto, (copy, a)))
         copies[k] = copy
     body = [(fn, tuple(copies.get(id(a), a) if isinstance(a, np.ndarray) else a
                        for a in args)) for fn, args in body]
