@@ -8,10 +8,14 @@ which the arrays of that example are generated (see ``unfold.testing.strategies.
 """
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+import unfold as uf
 
 # Tests against an optional outside oracle are collected only where the oracle is installed
 # (`make test-oracles` installs it), so that `make test` never reports skipped cases; the numpy
@@ -37,3 +41,13 @@ def pytest_report_header(config):
     return (f"hypothesis profile {PROFILE!r}: max_examples={current.max_examples}, "
             f"derandomize={current.derandomize} (examples are fixed by the test name; arrays "
             f"come from integer seeds printed with any falsifying example)")
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs():
+    """Each test ends without programs cached by ``evaluate`` and without garbage: a τ = 100 000
+    test's graph (millions of nodes) would otherwise stay alive in the worker, and the cyclic
+    collector would walk it in whichever later test it happens to run."""
+    yield
+    uf.clear_cache()
+    gc.collect()

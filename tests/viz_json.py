@@ -46,7 +46,8 @@ class Laid:
                 continue
             a, b = name[e["tail"]], name[e["head"]]
             start, end = _ends(e["pos"])
-            self.edges.append(Edge(a, b, text(e.get("label") or e.get("xlabel") or ""),
+            self.edges.append(Edge(a, b, text(e.get("label") or e.get("xlabel") or
+                                              e.get("headlabel") or ""),
                                    start, end, e))
 
     def xy(self, node: str) -> tuple[float, float]:
@@ -158,10 +159,11 @@ def _text_box(ops: list[dict]) -> Box | None:
 
 
 def label_boxes(laid: "Laid") -> list[tuple[Edge, Box]]:
-    """Each visible edge's label (``label`` or ``xlabel``) and the box dot drew its text in."""
+    """Each visible edge's label (``label``, ``xlabel`` or ``headlabel``) and the box dot drew
+    its text in."""
     out = []
     for e in laid.edges:
-        for key in ("_ldraw_", "_xldraw_"):
+        for key in ("_ldraw_", "_xldraw_", "_hldraw_", "_tldraw_"):
             box = _text_box(e.attrs.get(key, []))
             if box is not None:
                 out.append((e, box))

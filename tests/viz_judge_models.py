@@ -552,3 +552,21 @@ OTHERS = [stacked_two_layer, skip_rnn, leaky, teacher_forcing, output_feedback, 
           conditional_rnn, bidirectional, single_output, rnn_two_param_path, rnn_parallel_params,
           rnn_unused_sequence, rnn_output_unused]
 ALL = [*RNN_STYLES, *GATED, *OTHERS]
+
+
+def _lstm_layer(rec, x, tag, n_in):
+    s, h = rec.state("s" + tag, (NH,)), rec.state("h" + tag, (NH,))
+    W, U = rec.param("W" + tag, (4 * NH, NH)), rec.param("U" + tag, (4 * NH, n_in))
+    a = W @ h + U @ x
+    f, g, q = (uf.sigmoid(a[i * NH:(i + 1) * NH]) for i in range(3))
+    s_t = rec.update(s, f * s + g * uf.tanh(a[3 * NH:]))
+    return rec.update(h, uf.tanh(s_t) * q)
+
+
+def stacked_lstm():
+    """Two LSTM layers, each from one stacked matrix sliced after the GEMM (four states)."""
+    rec = uf.Recurrence("lstm2")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    top = _lstm_layer(rec, _lstm_layer(rec, x, "1", NI), "2", NH)
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (NO, NH)) @ top), y))
+    return rec

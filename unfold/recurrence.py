@@ -519,7 +519,8 @@ class Unfolded:
         went on with the expression rather than the returned node then reads the variable all the
         same (an identity), so the unfolded graph is one graph however the model is written."""
         rec = self.recurrence
-        declared = [*rec.named.values(), *rec.outputs.values(), *(v for v, _ in rec.losses.values())]
+        declared = [*rec.named.values(), *rec.outputs.values(), *(v for v, _ in rec.losses.values()),
+                    *(st.value for st in rec.states.values() if st.value is not None)]
         self._alias: dict[Node, Node] = {}
         here = set(copied)
         for a in declared:
@@ -534,8 +535,9 @@ class Unfolded:
         for n in copied:
             if n not in moved:
                 order.append(n)
-                if n in self._alias:
-                    order.append(self._alias[n])
+                while n in self._alias:              # (a chain: o = V h; rec.update(y_prev, o))
+                    n = self._alias[n]
+                    order.append(n)
         return order
 
     def _accumulate(self, term: Node, name: str, which: Iterable[int] | str | None) -> None:

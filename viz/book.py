@@ -17,7 +17,9 @@ drawing does not depend on how the step is written:
   loss, whether it was declared with ``rec.target`` or ``rec.sequence``;
 * parameters applied one after the other on a path (``V @ tanh(V2 @ h)``) keep their order: the
   edge passes through a small *point*, an unnamed intermediate value (``h –V2→ • –V→ o``), while
-  parameters on parallel paths (``W @ h + S @ h``) share one edge.
+  parameters on parallel paths (``W @ h + S @ h``) share one edge;
+* a value read only in slices by several readers (gates' pre-activations stacked in one
+  ``W h + U x + b``) is a point too: one ``W`` and one ``U`` edge into it, not one per gate.
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ class Variable:
     op: str | None = None          # the symbol of the nonlinearity or product it is (σ, ×)
     shows: tuple[str, str] | None = None   # drawn as this name at this step (``h``, ``t-1``)
     role: str = ""                 # for a gate the user left unnamed: what it gates (viz.gates)
+    stacked: bool = False          # a point read in slices (gates' stacked pre-activations)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,55 @@ class Book:
 
     def users_of(self, name: str) -> list[Edge]:
         return [e for e in self.edges if e.src == name]
+
+
+def _constant(node: Node, value: float) -> bool:
+    return node.op is CONSTANT and node.attrs["value"].size == 1 and \
+        float(node.attrs["value"].reshape(())) == value
+
+
+def _negated(node: Node) -> Node | None:
+    """``a`` if ``node`` is ``−a`` (``neg(a)``, ``(−1)·a``, ``0 − a``)."""
+    if node.op.name == "neg":
+        return node.inputs[0]
+    if node.op.name == "mul" and len(node.inputs) == 2:
+        c, a = node.inputs if node.inputs[0].op is CONSTANT else node.inputs[::-1]
+        return a if _constant(c, -1.0) else None
+    if node.op.name == "sub" and _constant(node.inputs[0], 0.0):
+        return node.inputs[1]
+    return None
+
+
+def _one_plus(node: Node) -> Node | None:
+    """``b`` if ``node`` is ``1 + b`` (either order)."""
+    if node.op.name != "add" or len(node.inputs) != 2:
+        return None
+    c, b = node.inputs if node.inputs[0].op is CONSTANT else node.inputs[::-1]
+    return b if _constant(c, 1.0) else None
+
+
+def written_sigmoid(node: Node) -> list[Node] | None:
+    """The nodes of a logistic sigmoid written out by hand — ``1 / (1 + exp(−a))``,
+    ``(1 + exp(−a)) ** −1``, ``0.5 · (tanh(a / 2) + 1)`` — from ``node`` (its top) down to, not
+    including, ``a``; None if ``node`` is not one. Such a unit is a σ like ``uf.sigmoid`` (the
+    same function: the drawing does not depend on how it is spelled)."""
+    op = node.op.name
+    if op == "div" and _constant(node.inputs[0], 1.0) or \
+            op == "pow" and _constant(node.inputs[1], -1.0):
+        denominator = node.inputs[1] if op == "div" else node.inputs[0]
+        e = _one_plus(denominator)
+        if e is not None and e.op.name == "exp" and _negated(e.inputs[0]) is not None:
+            return [node, denominator, e, e.inputs[0]]
+        return None
+    if op == "mul" and len(node.inputs) == 2:
+        c, b = node.inputs if node.inputs[0].op is CONSTANT else node.inputs[::-1]
+        t = _one_plus(b) if _constant(c, 0.5) else None
+        if t is not None and t.op.name == "tanh":
+            half = t.inputs[0]
+            if half.op.name == "div" and _constant(half.inputs[1], 2.0) or \
+                    half.op.name == "mul" and any(_constant(i, 0.5) for i in half.inputs):
+                return [node, b, t, half]
+    return None
 
 
 def _kind(rec: Recurrence, node: Node, name: str) -> str:
@@ -135,16 +187,60 @@ class _Contraction:
             self.var_of[node] = node.name
         for node, name in (named_gates or {}).items():  # unnamed gates, named by their role
             self.node_of[name], self.var_of[node] = node, name
-        # variables in the order their values are computed, whatever the order of the
-        # declarations (an output named after the loss that reads it is still below the loss)
-        self.node_of = dict(sorted(self.node_of.items(), key=lambda kv: self.rank[kv[1]]))
         self.taken = {n.name for n in self.body if n.name is not None}
         self.taken |= set((named_gates or {}).values())
-        self.kept: dict[str, Node] = {}             # each point, product or unit: its node
         self.users: dict[Node, list[Node]] = {}
         for node in self.body:
             for i in set(node.inputs):
                 self.users.setdefault(i, []).append(node)
+        self.sigmoid_tops: set[Node] = set()     # σ written out by hand: its top node …
+        self.sigmoid_parts: set[Node] = set()    # … and the nodes under it (not units)
+        for node in self.body:
+            parts = written_sigmoid(node) if node.inputs else None
+            if parts is not None:
+                self.sigmoid_tops.add(node)
+                self.sigmoid_parts.update(parts[1:])
+        # a value read only in slices by several readers (the gates' pre-activations stacked
+        # in one W h + U x + b): a point of its own, so that W and U label one edge each into
+        # it and the delay square's loop runs into it, not fanned out over every gate
+        self.stacked: dict[str, Node] = {}
+        if not detail:
+            for node in self.body:
+                users = self.users.get(node, ())
+                if node.name is None and node not in self.var_of and node.inputs and \
+                        self.unit(node) is None and len(users) > 1 and \
+                        all(u.op.name == "getitem" for u in users) and \
+                        self.reads_variables(node):
+                    name = self.point_name("z")
+                    self.node_of[name], self.var_of[node] = node, name
+                    self.stacked[name] = node
+        # variables in the order their values are computed, whatever the order of the
+        # declarations (an output named after the loss that reads it is still below the loss)
+        self.node_of = dict(sorted(self.node_of.items(), key=lambda kv: self.rank[kv[1]]))
+        self.kept: dict[str, Node] = {}             # each point, product or unit: its node
+
+    def unit(self, node: Node) -> str | None:
+        """The nonlinearity ``node`` is (``sigmoid`` also when written out by hand), or None
+        (also for the inner nodes of a written-out σ)."""
+        if node in self.sigmoid_parts:
+            return None
+        if node in self.sigmoid_tops:
+            return "sigmoid"
+        return node.op.name if node.op.name in UNITS else None
+
+    def reads_variables(self, node: Node) -> bool:
+        """Whether ``node`` is computed from some variable of the step (not from parameters
+        and constants alone)."""
+        seen, stack = set(), [node]
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n is not node and (n.op in (STATE, INPUT) or n in self.var_of):
+                return True
+            stack.extend(n.inputs)
+        return False
 
     def source(self, node: Node) -> Source | None:
         """(variable, delay, backward) if ``node`` ends a contraction as a variable, else None."""
@@ -205,7 +301,7 @@ class _Contraction:
             for n in region:
                 if _gating(n, below):
                     kinds[n] = "product"
-                elif n.op.name in UNITS and multiplied[n] and not self.sliced(n) or \
+                elif self.unit(n) and multiplied[n] and not self.sliced(n) or \
                         n.op.name == "getitem" and n.inputs[0] in multiplied and \
                         multiplied[n.inputs[0]] and self.sliced(n.inputs[0]):
                     kinds[n] = "unit"          # (each slice of σ(z) over several gates)
@@ -217,7 +313,7 @@ class _Contraction:
             self.kept[names[m]] = m
             layer = m.inputs[0] if m.op.name == "getitem" else m
             made.append(Variable(names[m], kinds[m], owner=name, op=SYMBOLS.get(
-                "mul" if kinds[m] == "product" else layer.op.name)))
+                "mul" if kinds[m] == "product" else self.unit(layer) or layer.op.name)))
         edges = []
         heads = kept + [top]
         if detail and _gating(top, below):           # h = tanh(s) q: a × node, then h
@@ -236,7 +332,7 @@ class _Contraction:
         """Whether ``node`` (a layer such as σ(z)) is only ever read in slices: several gates
         computed at once, each slice a unit of its own."""
         users = self.users.get(node, ())
-        return node.op.name in UNITS and bool(users) and \
+        return self.unit(node) is not None and bool(users) and \
             all(u.op.name == "getitem" for u in users)
 
     def in_order(self, params: list[str]) -> tuple[str, ...]:
@@ -358,10 +454,17 @@ def _contracted(rec: Recurrence, hide: frozenset[str], detail: bool,
     c = _Contraction(rec, hide, detail, {n: name for n, (name, _) in unnamed.items()})
     book = Book(rec.name)
     for name, node in c.node_of.items():
+        if name in c.stacked:
+            readers = sorted({v for u in c.users[node] for v in _readers(c, u)},
+                             key=lambda v: c.rank[c.node_of[v]])
+            book.variables[name] = Variable(name, "point", members=tuple(readers),
+                                            stacked=True)
+            continue
         kind = _kind(rec, node, name)
         st = rec._states.get(name)
         steps = rec.losses[name][1] if kind == "loss" else None
-        op = SYMBOLS.get(node.op.name if node.op is not ALIAS else node.inputs[0].op.name)
+        inner = node if node.op is not ALIAS else node.inputs[0]
+        op = SYMBOLS.get(c.unit(inner) or inner.op.name)
         book.variables[name] = Variable(name, kind, bool(st and st.backward), steps,
                                         op=op if detail and op != "×" else None)
     edges: list[Edge] = []
@@ -379,6 +482,21 @@ def _contracted(rec: Recurrence, hide: frozenset[str], detail: bool,
     if linked:                                   # what a hidden loss alone read
         book.variables = {k: v for k, v in book.variables.items() if k in linked}
     return book, c
+
+
+def _readers(c: "_Contraction", node: Node) -> set[str]:
+    """The variables that read ``node`` through unnamed nodes."""
+    found, seen, stack = set(), set(), [node]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n is not node and n in c.var_of:
+            found.add(c.var_of[n])
+            continue
+        stack.extend(c.users.get(n, ()))
+    return found
 
 
 def _unnamed_gates(rec: Recurrence, hide: frozenset[str]) -> dict[Node, tuple[str, str]]:

@@ -91,6 +91,15 @@ def _words(book: Book, names: Mapping[str, str]) -> dict[str, str]:
             words[v.name] = roles.get(v.name) or \
                 ("input" if partners(book, v.name) & sigmoid else
                  role(book, v.name) if v.op == "σ" else "")     # "update and reset gates"
+        elif v.kind == "named" and v.op == "σ":
+            # a gate the user named (rec.name_node("f", …)): what it gates, as an inline one
+            # gets (an input gate unless its partner is a named σ too: of two named σ
+            # multiplied together, which is the gate and which the input is the user's word)
+            r = role(book, v.name)
+            named = {u.name for u in book.variables.values() if u.kind == "named" and
+                     u.op == "σ"}
+            if r and (r != "input gate" or not partners(book, v.name) & named):
+                words[v.name] = r
     return words
 
 class _CellDrawer(_Drawer):

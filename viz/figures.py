@@ -217,10 +217,6 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            "x(1)…x(n_x), its final state is the context C, which the decoder reads at every step "
            "while emitting y(1)…y(n_y) from the previous symbols y_prev (two recurrences joined "
            "by Recurrence.unfold(bind=…))", _fig_10_12),
-    Figure("10.14", "A recursive network (unfold.models.recursive_net) unfolded over a balanced "
-           "tree of four leaves: the same U (left child) and W (right child) at every inner "
-           "node, V to the output o, the loss L against y",
-           lambda: tree(fig_10_14(), 4)),
     Figure("10.13a", "A deep RNN (unfold.models.deep_rnn): the hidden state as a hierarchy of "
            "recurrent layers h_1, h_2",
            lambda: views.folded(fig_10_13a(), hide=("a_1", "a_2"))),
@@ -229,6 +225,10 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            lambda: views.folded(fig_10_13b())),
     Figure("10.13c", "The deep RNN of (b) with a skip connection S around its deep transition",
            lambda: views.folded(fig_10_13c())),
+    Figure("10.14", "A recursive network (unfold.models.recursive_net) unfolded over a balanced "
+           "tree of four leaves: the same U (left child) and W (right child) at every inner "
+           "node, V to the output o, the loss L against y",
+           lambda: tree(fig_10_14(), 4)),
     Figure("10.15", "Repeated composition of a tanh layer h(t) = tanh(W h(t−1)) (100 units): "
            "a linear projection of h(t) against the initial state's coordinate along a random "
            "direction, after 0…5 compositions (computed by unfold, drawn with matplotlib)",

@@ -130,8 +130,27 @@ def graphical_model(rec: Recurrence, steps: int = 4, *, states: bool = False) ->
     for name, c in placement.cells:
         col = columns[c]
         ids[(name, c)] = d.variable(name, col.step, col.key, group="row")
+    joined = set()
+    # the arcs into one target end at points of their own along its lower side, the longest
+    # lowest (at one point their arrowheads met): the neighbour's edge at the left, then
+    # further round the bottom
+    spans: dict[int, list[int]] = {}
+    for (src, s), (dst, c), e in placement.edges:
+        spans.setdefault(c, []).append(c - s)
+    corner = ("w", "sw", "s", "se")
     for (src, s), (dst, c), e in sorted(placement.edges, key=lambda x: (x[0][1], x[1][1])):
+        order = sorted(spans[c])
+        port = corner[order.index(c - s)] if len(order) > 1 and len(order) <= len(corner) \
+            else ""
         dot.edge(ids[(src, s)], ids[(dst, c)], **({"weight": "20"} if c == s + 1 else {}),
+                 **({"headport": port} if port else {}),
                  tooltip=L.tooltip(f"{src}({L.step_text(columns[s].step)}) → "
                                    f"{dst}({L.step_text(columns[c].step)})"))
+        joined.add((s, c))
+    # neighbours no edge joins (targets independent given the inputs: an RNN without
+    # feedback) still stand in the order of time, not stacked in one rank
+    by_column = sorted((c, ident) for (name, c), ident in ids.items())
+    for (a, x), (b, y) in zip(by_column, by_column[1:]):
+        if b == a + 1 and (a, b) not in joined:
+            dot.edge(x, y, style="invis", weight="20")
     return dot

@@ -66,9 +66,12 @@ def encoder_decoder(encoder: Recurrence, decoder: Recurrence, *, context: str = 
     last = max(c for name, c in enc_place.cells if name == state)
     # the context, out of the decoder's box: the encoder's last state computes it. The two
     # boxes stand side by side on the same rows (their bottom rows as one rank, in order), so
-    # the edge runs down from h(n_x) to C, level with the inputs: it does not rank its ends
+    # the edge runs down from h(n_x) to C, level with the inputs, into C's left side (clear
+    # of C's own edges up). It is written plainly, weight 0: dot's cycle breaking turns it
+    # round and it runs straight between the boxes (with constraint=false it was routed
+    # round the whole decoder box, into C from the right)
     source, target = enc_ids[(state, last)], dec_ids[(context, None)]
-    dot.edge(source, target, constraint="false", penwidth="1.4",
+    dot.edge(source, target, penwidth="1.4", weight="0", headport="w",
              tooltip=L.tooltip(f"{state}({L.step_text(enc_place.columns[last].step)}) → "
                                f"{context}"))
     bottoms = [enc.ranks[min(enc.ranks)], dec.ranks[min(dec.ranks)]]

@@ -100,12 +100,22 @@ def params(names: tuple[str, ...] | list[str], size: float = 14) -> str:
 
 
 def cell(name: str, members: tuple[str, ...] | list[str], step: str | int | None = None,
-         size: float = 14) -> str:
+         size: float = 14, ports: int = 0) -> str:
     """The HTML label of a cell: ``cell`` with its superscript, and the internal values it holds
-    in small letters underneath (``f, g, q``)."""
+    in small letters underneath (``f, g, q``); with ``ports`` > 3, ports ``w0…``, ``e0…`` down
+    its sides."""
     head = variable(name, step, size)[1:-1]
-    inner = ", ".join(symbol(m, round(0.75 * size, 1)) for m in members)
-    return f'<{head}<BR/><FONT POINT-SIZE="{round(0.75 * size, 1):g}">{inner}</FONT>>'
+    if members:                          # (an empty <FONT></FONT> is a syntax error to dot)
+        inner = ", ".join(symbol(m, round(0.75 * size, 1)) for m in members)
+        head += f'<BR/><FONT POINT-SIZE="{round(0.75 * size, 1):g}">{inner}</FONT>'
+    if ports <= 3:
+        return f"<{head}>"
+    # more states enter from one side than a box has compass points there: a column of ports
+    # ``w0 … w{k−1}`` down the left side (``e…`` the right), one per state
+    rows = "".join(f'<TR><TD PORT="w{k}" WIDTH="2" HEIGHT="7"></TD>' +
+                   (f'<TD ROWSPAN="{ports}" CELLPADDING="5">{head}</TD>' if k == 0 else "") +
+                   f'<TD PORT="e{k}" WIDTH="2" HEIGHT="7"></TD></TR>' for k in range(ports))
+    return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">{rows}</TABLE>>'
 
 
 def unit(name: str, op: str | None = None, word: str = "", size: float = 14) -> str:

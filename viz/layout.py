@@ -36,20 +36,33 @@ def rows(book: Book, shared: bool | set[str] = True) -> dict[str, int]:
     variable has a row of its own, in the same order (so that the cells of one step of an
     unfolded view stand in one column); with a set of names, only those share their rows (the
     gates inside an open cell)."""
-    row: dict[str, int] = {}
-    exclusive: set[int] = set()           # rows held by a state
-    occupied: set[int] = set()
     names = [v for v in book.variables.values() if v.kind != "target"]
-    for var in names:
-        srcs = [e.src for e in book.inputs_of(var.name)
-                if e.delay == 0 and e.src in row]
-        r = 0 if var.kind in ("input", "context") else max((row[s] + 1 for s in srcs), default=1)
-        while r in exclusive or (var.kind == "state" and r in occupied):
-            r += 1
-        row[var.name] = r
-        occupied.add(r)
-        if var.kind == "state":
-            exclusive.add(r)
+    later = _backward_only(book)
+    forward = [v.name for v in names if v.kind == "state" and not v.backward]
+
+    def stack(floor: dict[str, int]) -> dict[str, int]:
+        row: dict[str, int] = {}
+        exclusive: set[int] = set()           # rows held by a state
+        occupied: set[int] = set()
+        for var in names:
+            srcs = [e.src for e in book.inputs_of(var.name)
+                    if e.delay == 0 and e.src in row]
+            r = 0 if var.kind in ("input", "context") else \
+                max((row[s] + 1 for s in srcs), default=1)
+            if var.name in later or (var.kind == "state" and var.backward and forward):
+                # above the forward chain (see _backward_only), whatever order the updates
+                # were written in (Fig. 10.11: h's row under g's)
+                r = max([r] + [row.get(f, floor.get(f, -1)) + 1 for f in forward])
+            while r in exclusive or (var.kind == "state" and r in occupied):
+                r += 1
+            row[var.name] = r
+            occupied.add(r)
+            if var.kind == "state":
+                exclusive.add(r)
+        return row
+    row = stack({})
+    if later or any(v.kind == "state" and v.backward for v in names):
+        row = stack(row)          # (the forward states' rows known before the backward ones)
     top = max(row.values(), default=-1)
     for var in book.variables.values():
         if var.kind == "target":
@@ -68,6 +81,37 @@ def rows(book: Book, shared: bool | set[str] = True) -> dict[str, int]:
         return out
     used = sorted(set(row.values()))
     return {name: used.index(r) for name, r in row.items()}
+
+
+def _backward_only(book: Book) -> set[str]:
+    """When a step has states running both ways (a bidirectional RNN's h and g), the values
+    computed on the way to the backward states alone (g's gates): they stand above every
+    forward state, so that each chain keeps its own band of rows — the forward cell below, the
+    backward one above — instead of g's gates sharing the forward gates' row, their edges up to
+    g running past h and crossing h's."""
+    states = [v for v in book.variables.values() if v.kind == "state"]
+    if not (any(v.backward for v in states) and any(not v.backward for v in states)):
+        return set()
+    feeds: dict[str, set[str]] = {}
+    for e in book.edges:
+        if not e.delay:
+            feeds.setdefault(e.src, set()).add(e.dst)
+    kinds = {v.name: v for v in states}
+    out = set()
+    for v in book.variables.values():
+        if v.kind not in ("named", "point"):
+            continue
+        reached, stack = set(), [v.name]
+        while stack:
+            for d in feeds.get(stack.pop(), ()):
+                if d not in reached:
+                    reached.add(d)
+                    if d not in kinds:
+                        stack.append(d)
+        hit = [kinds[d] for d in reached if d in kinds]
+        if hit and all(s.backward for s in hit):
+            out.add(v.name)
+    return out
 
 
 @dataclass(frozen=True)

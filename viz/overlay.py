@@ -143,21 +143,28 @@ def legend(low: float, high: float, stops: int = 5, special: Iterable[str] = (),
            title: str = "") -> str:
     """The legend, an HTML-like table: a colour bar from ``low`` to ``high`` (log10 ‖∇‖), the
     colours of the ``special`` values met (``0``, ``∞``, ``NaN``), and ``title``."""
-    cells = "".join(f'<TD BGCOLOR="{colour(k / (stops - 1))}" WIDTH="26" HEIGHT="14"></TD>'
-                    for k in range(stops))
+    # (fixed-size cells in a table of their own: in one table with a title wider than the
+    # bar, dot stretched the colour cells unevenly and the scale read as non-linear)
+    cells = "".join(f'<TD BGCOLOR="{colour(k / (stops - 1))}" FIXEDSIZE="TRUE" WIDTH="28" '
+                    f'HEIGHT="14"></TD>' for k in range(stops))
     values = [round(low + (high - low) * k / (stops - 1), 1) + 0.0 for k in range(stops)]
-    ticks = "".join(f'<TD><FONT POINT-SIZE="10">{v:.1f}</FONT></TD>' for v in values)
+    ticks = "".join(f'<TD FIXEDSIZE="TRUE" WIDTH="28" HEIGHT="16"><FONT POINT-SIZE="10">'
+                    f'{v:.1f}</FONT></TD>' for v in values)
     extra = ""
     swatches = {"0": colour(0.0), "∞": INFINITE, "NaN": NAN}
     for name in special:
-        extra += (f'<TR><TD BGCOLOR="{swatches[name]}" WIDTH="26" HEIGHT="14"></TD>'
-                  f'<TD COLSPAN="{stops - 1}" ALIGN="LEFT"><FONT POINT-SIZE="10">'
+        extra += (f'<TR><TD BGCOLOR="{swatches[name]}" FIXEDSIZE="TRUE" WIDTH="28" '
+                  f'HEIGHT="14"></TD><TD COLSPAN="{stops - 1}" ALIGN="LEFT"><FONT '
+                  f'POINT-SIZE="10">'
                   f'{L.esc({"0": "‖∇‖ = 0", "∞": "‖∇‖ = ∞ (overflow)", "NaN": "NaN"}[name])}'
                   f"</FONT></TD></TR>")
-    head = f"log<SUB>10</SUB> ‖∇‖" + (f"<BR/>{L.esc(title)}" if title else "")
+    font = f'<FONT FACE="{L.FONT}" POINT-SIZE="12">'
+    # the title on a row of its own (under the subscript of log₁₀ it touched the next line)
+    note = f"<TR><TD>{font}{L.esc(title)}</FONT></TD></TR>" if title else ""
     return (f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="1">'
-            f'<TR><TD COLSPAN="{stops}"><FONT FACE="{L.FONT}" POINT-SIZE="12">'
-            f"{head}</FONT></TD></TR><TR>{cells}</TR><TR>{ticks}</TR>{extra}</TABLE>>")
+            f"<TR><TD>{font}log<SUB>10</SUB> ‖∇‖</FONT></TD></TR>{note}"
+            f'<TR><TD><TABLE BORDER="0" CELLBORDER="0" CELLSPACING="1"><TR>{cells}</TR>'
+            f"<TR>{ticks}</TR>{extra}</TABLE></TD></TR></TABLE>>")
 
 
 def overlay(drawer, placement: Placement, gradients: Mapping[Any, Any],

@@ -81,6 +81,7 @@ class _Drawer:
         self.show_params, self.show_biases = params, biases
         self.ranks: dict[int, list[str]] = {}
         self.joined: set[frozenset] = set()     # pairs of nodes joined by a visible edge
+        self.ordered: set[tuple[str, str]] = set()   # invisible edges written
         self.suffix = ""                         # keeps node ids of several panels apart
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
@@ -96,18 +97,30 @@ class _Drawer:
         visible one that does not (the visible edge then stays nearly straight; without ports,
         or with others, dot bends it round its invisible twin)."""
         pair = frozenset((a, b))
-        if pair not in self.joined:
+        if pair not in self.joined and (a, b) not in self.ordered:
+            self.ordered.add((a, b))     # (twice the same flat edge: dot 2.43 aborts)
             self.dot.edge(f"{a}:{side}" if side else a, f"{b}:{side}" if side else b,
                           **INVISIBLE, **attrs)
             if side:
                 self.joined.add(pair)
 
-    def edge_label(self, e: Edge, free: bool = False) -> dict[str, str]:
+    def edge_label(self, e: Edge, free: bool = False, at_head: bool | str = False
+                   ) -> dict[str, str]:
         """The parameters on ``e``. On an edge inside a row or one that does not rank its ends
         (``free``) the label is an ``xlabel``: dot routes true labels of such edges badly (loops,
-        and lost edges when other edges cross the row)."""
+        and lost edges when other edges cross the row). ``at_head``: a ``headlabel`` beside the
+        arrowhead (a state of step t−1 into the gates of an open cell of step t: those edges
+        fan out together, and a label at the middle of one stood on the next, or on an edge
+        inside the box)."""
         names = (e.labels if self.show_params else ()) + (e.biases if self.show_biases else ())
-        return {"xlabel" if free else "label": L.params(names)} if names else {}
+        if not names:
+            return {}
+        if at_head:                  # (turned away from the other ports' labels: an edge
+            # into a node's upper corner has its label above the line, into the lower one below)
+            angle = {"n": "0", "s": "-25"}.get(at_head[:1], "-25") if isinstance(
+                at_head, str) else "-25"
+            return {"headlabel": L.params(names), "labeldistance": "2.5", "labelangle": angle}
+        return {"xlabel" if free else "label": L.params(names)}
 
     def node_id(self, name: str, key: str | None = None) -> str:
         return L.node_id(name, key) + self.suffix
@@ -119,7 +132,12 @@ class _Drawer:
         node = L.node_id(name, key if key is not None else step) + suffix + self.suffix
         var = self.book.variables[name]
         when = "" if step is None else f"({L.step_text(step)})"
-        if var.kind == "point":
+        if var.kind == "point" and var.stacked:
+            tip = f"{when[1:-1] + ': ' if when else ''}the pre-activations of " \
+                  f"{', '.join(var.members)} computed together (one stacked matrix) and read " \
+                  f"in slices"
+            look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
+        elif var.kind == "point":
             tip = f"{var.owner}{when}: an unnamed value on the way, between parameters " \
                   f"applied one after the other"
             look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
@@ -127,7 +145,10 @@ class _Drawer:
             tip = f"{name}{when}: the step's internal values {', '.join(var.members)}" + \
                   (f"; parameters {', '.join(var.params)}" if var.params else "") + \
                   " (cells='open' draws them)"
-            look = {**CELL_NODE, "label": L.cell(name, var.members, step),
+            shown = [m for m in var.members if "·" not in m]       # (not the points)
+            ports = getattr(self, "cell_ports", 0)
+            look = {**CELL_NODE, **({"margin": "0,0"} if ports > 3 else {}),
+                    "label": L.cell(name, shown, step, ports=ports),
                     "tooltip": L.tooltip(tip)}
         else:
             what = f": the {var.role}, an unnamed σ named by what it gates" if var.role else ""
@@ -139,7 +160,8 @@ class _Drawer:
 
     def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False,
                 port: str = "", weight: str | None = None, across: bool = False,
-                arcs: frozenset[int] = frozenset(), free_label: bool = False) -> None:
+                arcs: frozenset[int] = frozenset(), free_label: bool = False,
+                at_head: bool | str = False, tail_port: str = "") -> None:
         """The visible edge of ``e`` from node ``tail`` (where the data comes from) to node
         ``head`` (where it goes); ``tip`` says so in words.
 
@@ -163,12 +185,15 @@ class _Drawer:
         where the labels of the edges coming up into the row stand (the skip's ``W_d`` beside
         ``x(t−1)``'s ``U``, its line through it); an edge up into such a row spans three ranks
         (``minlen``), so that its label stands lower, clear of the arcs and their labels.
-        ``free_label`` makes the label an ``xlabel`` (placed where there is room)."""
+        ``free_label`` makes the label an ``xlabel`` (placed where there is room), ``at_head``
+        a ``headlabel``."""
         up = self.row[e.dst] - self.row[e.src]
         if port and up != 0:
             head = f"{head}:{port}"
-        attrs = {**self.edge_label(e, free=free_label or up == 0 or (up < 0 and not across)),
-                 "tooltip": L.tooltip(tip)}
+        if tail_port and up != 0:
+            tail = f"{tail}:{tail_port}"
+        attrs = {**self.edge_label(e, free=free_label or up == 0 or (up < 0 and not across),
+                                   at_head=at_head), "tooltip": L.tooltip(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
         elif weight is not None and up != 0:
@@ -392,8 +417,19 @@ class _Drawer:
             ids[(name, None)] = self.variable(name, group=f"c{middle}{self.suffix}")
         for name, c in sorted(placement.cells, key=lambda cell: (self.row[cell[0]], cell[1])):
             self.dot.node(L.node_id(name, cols[c].key) + self.suffix)   # row by row (bottom_up)
+        entering: dict[tuple, int] = {}        # states into one side of a cell (ports)
+        for (src, s), (dst, c), e in placement.edges:
+            if s is not None and c is not None and s != c and \
+                    self.row[src] != self.row[dst] and self.book.variables[dst].kind == "cell":
+                key = (dst, c, s < c)
+                entering[key] = entering.get(key, 0) + 1
+        self.cell_ports = max(entering.values(), default=0)
+        # (a state running backward in time stays outside the boxes: its edges from the box
+        # of step t+1 into that of step t, flat and against the row's order, made dot 2.43
+        # abort or never finish in viz.unfolding)
         boxed = set(C.internals(self.book)) | {
-            v.name for v in self.book.variables.values() if v.kind == "state"} if boxes else ()
+            v.name for v in self.book.variables.values() if v.kind == "state" and
+            not v.backward} if boxes else ()
         spine = self.spine(placement)
         home = self.dot
         for c, col in enumerate(cols):
@@ -424,25 +460,134 @@ class _Drawer:
         arcs = frozenset(self.row[dst] for (src, s), (dst, c), e in placement.edges
                          if s is not None and c is not None and abs(c - s) > 1 and
                          self.row[src] == self.row[dst])
-        # the states of the step before enter a cell from the side, each at a point of its
-        # own (the highest state at the upper corner): at one port, their arrowheads met
-        sides: dict[tuple[str, int, str], list[tuple[int, str]]] = {}
+        boxes_in = {(dst, c) for (_, s), (dst, c), _ in placement.edges
+                    if boxes and s is not None and s != c and dst in boxed}
+        jumps = self.jump_ports(placement, spine) if boxes else {}
+        heads = self.head_ports(placement, spine, boxes_in, jumps)
         for (src, s), (dst, c), e in placement.edges:
-            if s is not None and c is not None and s != c and \
-                    self.book.variables[dst].kind == "cell":
-                sides.setdefault((dst, c, "w" if s < c else "e"), []).append((-self.row[src], src))
-        ports = {(dst, c, src): (("n", "", "s")[min(k, 2)] if len(found) > 1 else "") + side
-                 for (dst, c, side), found in sides.items()
-                 for k, (_, src) in enumerate(sorted(found))}
-        for (src, s), (dst, c), e in placement.edges:
-            side = "" if s is None or s == c or self.book.variables[dst].kind != "cell" else \
-                ports[(dst, c, src)]
+            side = jumps.get((src, s, dst, c), heads.get((src, s, dst, c), ""))
+            across = s is not None and s != c
+            # a state of step t leaves for the cell of step t+1 (or a gate of its open cell)
+            # from its side (t−1: the other side), clear of the edge up into its bottom
+            into_box = across and (dst, c) in boxes_in
+            out = "" if not across or not (self.book.variables[dst].kind == "cell" or
+                                           into_box) else "e" if s < c else "w"
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
-                         leftward=s is not None and s > c, port=side,
-                         across=s is not None and s != c, arcs=arcs)
+                         leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
+                         tail_port=out, at_head=(side or True) if into_box else False)
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
+        self.widen(placement)
         return ids
+
+    def widen(self, placement: Placement) -> None:
+        """Columns far enough apart for the labels of the edges inside a row between them (an
+        xlabel between two adjacent columns: "W, S", "W, b" touched both circles at the
+        default ``nodesep``): ``self.nodesep``, for the drawing's graph attribute."""
+        widest = 0
+        for (src, s), (dst, c), e in placement.edges:
+            if s is not None and c is not None and s != c and self.row[src] == self.row[dst]:
+                names = (e.labels if self.show_params else ()) + \
+                    (e.biases if self.show_biases else ())
+                if names:      # (≈ 7.5 pt a letter of the 14 pt italics, 5 of a subscript,
+                    # 8 a ", ")
+                    widest = max(widest, sum(7.5 * len(n.partition("_")[0]) +
+                                             5 * len(n.partition("_")[2]) for n in names) +
+                                 8 * (len(names) - 1))
+        self.nodesep = max(float(GRAPH["nodesep"]), round((widest + 16) / 72, 2))
+
+    def head_ports(self, placement: Placement, spine: dict, boxes_in: set,
+                   jumps: dict[tuple, str]) -> dict[tuple, str]:
+        """Where edges enter their heads, when several would meet at one point (their
+        arrowheads touched): (src, column, dst, column) → port.
+
+        The states of the step before enter a cell (or a gate of an open cell, ``boxes_in``)
+        from the side, each at a point of its own, the highest state at the upper corner (an
+        LSTM's s(t−1) and h(t−1), a memory network's h(t−1) and r(t−1) into f(t)). Several
+        values of the step below enter a variable along its lower side, left to right as they
+        stand (in a row, the order ``order_rows`` gives them; the value on the column's line in
+        the middle): a memory's e(t) and a(t) into M(t), k(t) and β(t) into w(t) (the edges
+        ``jumps`` enters elsewhere left out)."""
+        out: dict[tuple, str] = {}
+        sides: dict[tuple[str, int, str], list[tuple[int, str, int]]] = {}
+        for (src, s), (dst, c), e in placement.edges:
+            if s is not None and c is not None and s != c and \
+                    self.row[src] != self.row[dst] and \
+                    (self.book.variables[dst].kind == "cell" or (dst, c) in boxes_in):
+                sides.setdefault((dst, c, "w" if s < c else "e"), []).append(
+                    (-self.row[src], src, s))
+        flat = {(dst, c, "w" if s < c else "e") for (src, s), (dst, c), _ in placement.edges
+                if s is not None and c is not None and s != c and
+                self.row[src] == self.row[dst]}
+        for (dst, c, side), found in sides.items():
+            if self.book.variables[dst].kind == "cell" and len(found) > 3:
+                for k, (_, src, s) in enumerate(sorted(found)):   # (the label's ports)
+                    out[(src, s, dst, c)] = f"{side}{k}:{side}"
+                continue
+            # (the middle of the side is the flat edge's, when one comes in there)
+            corners = ("n", "s") if (dst, c, side) in flat else \
+                ("n", "", "s") if len(found) > 1 else ("",)
+            for k, (_, src, s) in enumerate(sorted(found)):
+                out[(src, s, dst, c)] = corners[min(k, len(corners) - 1)] + side
+        shared: dict[tuple[int, int], list[str]] = {}
+        for name, c in placement.cells:            # (sorted by column, then computation)
+            shared.setdefault((c, self.row[name]), []).append(name)
+
+        def across(name: str, c: int) -> float:    # left (−) or right (+) of the column line
+            row = shared.get((c, self.row[name]), [name])
+            middle = spine.get((c, self.row[name]), row[0])
+            return row.index(name) - row.index(middle) if middle in row else 0
+        below: dict[tuple[str, int], list[tuple[float, int, str]]] = {}
+        for k, ((src, s), (dst, c), e) in enumerate(placement.edges):
+            if s == c and s is not None and self.row[src] < self.row[dst] and \
+                    (src, s, dst, c) not in jumps:
+                below.setdefault((dst, c), []).append((across(src, c), k, src))
+        jumped = {(dst, c): port for (_, _, dst, c), port in jumps.items()}
+        for (dst, c), found in below.items():
+            if len(found) < 2:
+                continue
+            # the value right under it, on the column's line, keeps the middle (a port there
+            # pulled the column out of line); the others take the lower corners, by side
+            straight = [f for f in found if f[0] == 0 and self.row[f[2]] == self.row[dst] - 1]
+            rest = sorted(f for f in found if f not in straight[:1])
+            free = [p for p in ("sw", "se") if p[-1] != jumped.get((dst, c), "  ")[-1]]
+            if not straight:
+                free = ["sw", "s", "se"] if len(rest) == 3 else free
+            if len(rest) > len(free):
+                continue
+            if len(rest) == 1 and len(free) == 2:      # by its side of the column
+                free = free[1:] if rest[0][0] > 0 else free[:1]
+            for port, (_, _, src) in zip(free, rest):
+                out.setdefault((src, c, dst, c), port)
+        return out
+
+    def jump_ports(self, placement: Placement, spine: dict) -> dict[tuple, str]:
+        """Open cells: an edge from below that jumps over the row of a step's internal values
+        into a state (a GRU's x(t) → h(t), an LSTM's x(t) → s(t)) enters the state on the side
+        away from its edge from the step before (right, for a forward state), at the lower
+        corner, or at the upper one when a value of that row comes from that side too (the
+        GRU's r(t)). Unported, dot swung it round the box into the side where the state's edges
+        to the next step leave: an arrowhead on their tails."""
+        out: dict[tuple, str] = {}
+        shared: dict[tuple[int, int], list[str]] = {}
+        for name, c in placement.cells:            # (sorted by column, then computation)
+            shared.setdefault((c, self.row[name]), []).append(name)
+        for (src, s), (dst, c), e in placement.edges:
+            var = self.book.variables[dst]
+            if s != c or var.kind != "state" or self.row[dst] - self.row[src] < 2:
+                continue
+            row = shared.get((c, self.row[dst] - 1), [])
+            middle = spine.get((c, self.row[dst] - 1))
+            if len(row) < 2 or middle not in row:
+                continue
+            feeding = {f.src for f in self.book.inputs_of(dst) if not f.delay}
+            left = sum(1 for n in row[:row.index(middle)] if n in feeding)
+            right = sum(1 for n in row[row.index(middle) + 1:] if n in feeding)
+            # the side away from the state's edge from the step before; its lower corner, or
+            # the upper one when a value below comes from that side too (the GRU's r(t))
+            side, beside = ("w", left) if var.backward else ("e", right)
+            out[(src, s, dst, c)] = ("n" if beside else "s") + side
+        return out
 
     def order_rows(self, placement: Placement, ids: dict) -> None:
         """Invisible flat edges: in every row, time runs left to right (and within one step,
@@ -531,6 +676,22 @@ def _columns(steps: int | None, window: Sequence[str] | None, max_steps: int | N
     return columns
 
 
+#: the default window of a recurrence whose losses are all taken at the last step (Fig. 10.5)
+LAST = ("...", "t-1", "t", "...", "τ")
+
+
+def _window(rec: Recurrence, steps: int | None, window: Sequence[str] | None
+            ) -> Sequence[str] | None:
+    """The window drawn when none is given: the book's ``h(…), t−1, t, t+1, h(…)``, or, when
+    every loss is taken at the last step only, Fig. 10.5's ``h(…), t−1, t, …, τ`` — the
+    generic window drew ``o, L, y`` at t+1 with the chain going on after it."""
+    if steps is not None or window is not None:
+        return window
+    losses = [spec[1] for spec in rec.losses.values()]
+    return LAST if losses and all(isinstance(k, str) and k == "last" for k in losses) \
+        else None
+
+
 def caption(dot: graphviz.Digraph, columns: list[Column], extra: str = "") -> None:
     """Say at the top of the drawing which steps it shows (when some are elided, or asked)."""
     text = shown_steps(columns)
@@ -576,7 +737,7 @@ def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | 
     """
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolded")
-    columns = _columns(steps, window, max_steps, "viz.unfolded")
+    columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolded")
     dot = new_graph(name)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
     keep_order(dot, boxes)
@@ -589,7 +750,15 @@ def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | 
         overlay(d, placement, gradients, scale, boxes=boxes)
         caption(dot, columns)
     d.close()
+    _spread(dot, [d])
     return dot
+
+
+def _spread(dot: graphviz.Digraph, drawers: Sequence["_Drawer"]) -> None:
+    """The drawing's ``nodesep``: room for the widest label between two columns."""
+    wide = max((getattr(d, "nodesep", 0.0) for d in drawers), default=0.0)
+    if wide > float(GRAPH["nodesep"]):
+        dot.attr(nodesep=f"{wide:g}")
 
 
 def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str, Any]]]
@@ -616,7 +785,7 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
     common = given[0] if given else shared_scale(
         *[p[2]["gradients"] for p in panels if p[2].get("gradients") is not None])
     dot = new_graph(name)
-    firsts = []
+    firsts, drawers = [], []
     for k, (title, rec, options) in enumerate(panels):
         options = dict(options)
         check_recurrence(rec)
@@ -642,6 +811,7 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
                         legend_here=k == len(panels) - 1)
             d.close()
         firsts.append(d.ranks[min(d.ranks)])
+        drawers.append(d)
     with dot.subgraph() as bottom:                # the bottom rows side by side
         bottom.attr(rank="same")
         for nodes in firsts:
@@ -649,6 +819,7 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
                 bottom.node(node)
     for left, right in zip(firsts, firsts[1:]):   # panels in order, left to right
         dot.edge(left[-1], right[0], style="invis", weight="0")
+    _spread(dot, drawers)
     return dot
 
 
@@ -660,7 +831,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     named value); the unfolded one draws cells as ``unfolded`` does (``cells``)."""
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolding")
-    columns = _columns(steps, window, max_steps, "viz.unfolding")
+    columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolding")
     dot = new_graph(name)
     full = contract(rec, hide)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
@@ -707,6 +878,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
         right.invisible(a, b, weight="8")
     right.close()
     caption(dot, columns)
+    _spread(dot, [right])
     return dot
 
 

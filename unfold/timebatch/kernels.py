@@ -75,19 +75,17 @@ def transposed_copy(out, a):
         np.copyto(out[:, j:j + BLOCK], a[:, j:j + BLOCK])
 
 
+#: the kernels above of one operand, by the op they compute: ``fn(x, out)``
 _UNARY = {SIGMOID: sigmoid, RELU: relu, TANH_DERIV: tanh_deriv, SIGMOID_DERIV: sigmoid_deriv}
-
-#: the kernels above of one operand
-_ONE_OPERAND = (sigmoid, relu, tanh_deriv, sigmoid_deriv)
+_ONE_OPERAND = tuple(_UNARY.values())
 
 #: kernels element for element whose calls on slices side by side may join into one
-JOINABLE = (sigmoid, relu, maximum, minimum, tanh_deriv, sigmoid_deriv)
+JOINABLE = _ONE_OPERAND + (maximum, minimum)
 
 #: what the kernels of this module read and write: function → (positions of the arguments
 #: read, positions written); ``memory`` lets a call write over an input only when it knows
-EFFECTS = {sigmoid: ((0,), (1,)), relu: ((0,), (1,)), maximum: ((0, 1), (2,)),
-           minimum: ((0, 1), (2,)), np.copyto: ((1,), (0,)), transposed_copy: ((1,), (0,)),
-           tanh_deriv: ((0,), (1,)), sigmoid_deriv: ((0,), (1,))}
+EFFECTS = {**{fn: ((0,), (1,)) for fn in _ONE_OPERAND}, maximum: ((0, 1), (2,)),
+           minimum: ((0, 1), (2,)), np.copyto: ((1,), (0,)), transposed_copy: ((1,), (0,))}
 
 
 def ufunc(op, node):

@@ -612,7 +612,7 @@ def _contiguous_operands(st: Storage, body: list, iterators: list) -> tuple[list
                 others.append(a)
     for _, it in iterators:                          # (the whole of the memory they walk)
         others += [it] if isinstance(it, np.ndarray) else \
-            list({id(_owner(v)): _owner(v) for v in it}.values())
+            list({id(o): o for o in map(_owner, it)}.values())
     pre, copies = [], {}
     for k, a in candidates.items():
         if any(np.may_share_memory(a, b) for b in others):
