@@ -15,11 +15,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import GradError, UnfoldTypeError, describe
-from .graph import (MANY, _NO_ATTRS, _PLAIN_META, Node, Walked, _adjoint_of, _make, _needed,
-                    gc_paused, meta, topological, walk)
+from . import graph
+from .graph import (MANY, _NO_ATTRS, _PLAIN_META, Node, Tagged, Walked, _adjoint_of, _key_of,
+                    _make, _needed, gc_paused, meta, topological, walk)
 from .ops import add, constant, lift, sum_like
 from .ops.elementwise import ADD
-from .ops.base import ALIAS, broadcast_like, fit
+from .ops.base import ALIAS, CONSTANT, broadcast_like, fit
 
 
 def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
@@ -78,14 +79,27 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     pop, get = pending.pop, pending.get
     size = len(order)
     _needed.append(on_path)
+    stamps = _Stamps(order, top, pending, wanted, found)
     try:
         # (written for speed: it runs once per node of the graph)
-        for node in order:              # last built first
+        record, watch = stamps.record, stamps.watch
+        period = start = 0
+        template: list = []
+        for k in range(size):           # last built first
+            node = order[k]
             if node is None:
                 continue
             g = pop(node, None)
             if g is None:
                 continue
+            if period:                  # the copy of a node seen one period ago: stamped?
+                r = template[(k - start) % period]
+                if r and r(node, g):
+                    continue
+                recorded = record(node, g, k, r)
+            else:
+                recorded = watch(node, g, k)
+            period, start, template = stamps.period, stamps.start, stamps.template
             if node in wanted:
                 found[node] = g
             b = node._b
@@ -98,7 +112,7 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
                 terms = op.vjp(node, g)
                 leave()
             else:
-                continue
+                terms = ()
             for x, term in zip(inputs, terms):
                 if term is None:
                     continue
@@ -111,6 +125,8 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
                     leave()
                 before = get(x)
                 pending[x] = term if before is None else _added(before, term, node)
+            if recorded is not None:
+                recorded.done(node, inputs)
     finally:
         del _adjoint_of[1:]
         _needed.pop()
@@ -177,3 +193,214 @@ def _finish(g: Node | None, x: Node) -> Node:
         g = constant(np.zeros(x.shape, x.dtype))
     # a batched x gets its gradient per example, even where that gradient is the same for all
     return sum_like(g, x) if x.may_batch else g
+
+
+# --- stamping: the gradient of an unfolded graph, one period at a time ---------------------------
+#
+# An unfolded graph repeats one step's nodes τ times, so reverse mode does the same work τ
+# times: a copy's vjp builds the same nodes as its copy one step later, from inputs alike. The
+# loop therefore records what one node's processing built — its new nodes (op, inputs as roles:
+# the node, its inputs, g, the terms already pending; shape, Meta, batch flag) and what it left
+# pending — and, for the node one period later, checks that everything the processing reads is
+# alike (op, Meta, shape and batch flag of the node, of g, of each input and its being on the
+# path, of each pending term it adds to) and then builds the same nodes with ``_make`` alone,
+# in the same order: the graph is the one the vjps would have built. Anything else — a node
+# that is not alike, a vjp reaching beyond its node's inputs — takes the ordinary path.
+
+#: the longest period looked for (forward nodes of one step)
+MAX_PERIOD = 4096
+#: whether ``grad`` stamps repeated nodes (False: every node through its op's vjp, the reference)
+STAMP = True
+_UNTOUCHED = object()          # an input whose pending term the node leaves as it is
+
+
+def _next_key() -> int:
+    """The ``_key`` the next node built will have (serial numbers are a counter's)."""
+    text = repr(graph._keys)                      # "count(n, 2)"
+    return int(text[text.index("(") + 1:text.index(",")])
+
+
+class _Stamps:
+    """The period and the template of the loop in ``_backward`` (see above)."""
+
+    __slots__ = ("order", "top", "size", "pending", "wanted", "found", "period", "start",
+                 "template", "seen", "misses", "quiet", "names")
+
+    def __init__(self, order, top, pending, wanted, found) -> None:
+        self.order, self.top, self.size = order, top, len(order)
+        self.pending, self.wanted, self.found = pending, wanted, found
+        self.period = self.start = self.misses = 0
+        self.quiet = 0 if STAMP else len(order)
+        self.template: list | None = None
+        self.seen: dict = {}
+        #: what the stamps read: the path, the pending terms, the targets
+        self.names = {"_make": _make, "MANY": MANY, "ORDER": order, "TOP": top,
+                      "SIZE": len(order), "get": pending.get, "pending": pending,
+                      "WANTED": wanted, "FOUND": found}
+
+    def watch(self, node: Node, g: Node, k: int):
+        """Without a template: a copy of a folded node seen before gives the period (the
+        positions between the two), and the template is recorded from here."""
+        if self.quiet:
+            self.quiet -= 1
+            return None
+        m = node._meta
+        if node._at.__class__ is not int or m.source is None:
+            return None
+        before = self.seen.get(m)
+        self.seen[m] = k
+        if before is None or not 0 < k - before <= MAX_PERIOD:
+            return None
+        self.period, self.start, self.misses = k - before, k, 0
+        self.template = [None] * self.period
+        return self.record(node, g, k, None)
+
+    def record(self, node: Node, g: Node, k: int, entry):
+        """A node not stamped: it takes the ordinary path, recorded for the next period
+        (``entry`` False: it cannot be). Too many of them and the template is dropped."""
+        self.misses += 1
+        if self.misses > 2 * self.period + (k - self.start) // 8:
+            self.period, self.template, self.seen = 0, None, {}
+            self.quiet = 4 * MAX_PERIOD
+            return None
+        if entry is False:
+            return None
+        return _Recording(self, (k - self.start) % self.period, node, g)
+
+class _Recording:
+    """One node's ordinary processing, watched: ``done`` makes its template entry."""
+
+    __slots__ = ("stamps", "j", "g", "befores", "mark")
+
+    def __init__(self, stamps: _Stamps, j: int, node: Node, g: Node) -> None:
+        self.stamps, self.j, self.g = stamps, j, g
+        get = stamps.pending.get
+        self.befores = [get(x) for x in node.inputs]
+        self.mark = _next_key()
+
+    def done(self, node: Node, inputs: tuple) -> None:
+        entry = self._entry(node, inputs)
+        self.stamps.template[self.j] = False if entry is None else _stamp(entry, self.stamps)
+
+    def _entry(self, node: Node, inputs: tuple) -> tuple | None:
+        """The template entry, or None when the processing cannot be replayed."""
+        s, g, n = self.stamps, self.g, len(inputs)
+        if n > 3 or node._at.__class__ is Tagged:
+            return None
+        get = s.pending.get
+        afters = [get(x) for x in inputs]
+        updated = [afters[i] is not self.befores[i] for i in range(n)]
+        env = [node, g, *inputs] + [self.befores[i] if updated[i] else None for i in range(n)]
+        where: dict[int, int] = {}
+        for e, x in enumerate(env):
+            if x is not None:
+                if id(x) in where:          # one node in two roles: not told apart
+                    return None
+                where[id(x)] = e
+        # the nodes built: reached from the new pending terms, newer than the mark
+        fixed, created, stack = [], [], [afters[i] for i in range(n) if updated[i]]
+        while stack:
+            x = stack.pop()
+            if id(x) in where:
+                continue
+            if x._b is MANY and not x._a:
+                if x.op is not CONSTANT:
+                    return None
+                where[id(x)] = None
+                fixed.append(x)
+            elif x._key < self.mark or x.__class__ is not Node or x._at is not node:
+                return None                 # (reached beyond its node's inputs)
+            else:
+                where[id(x)] = None
+                created.append(x)
+                stack.extend(x.inputs)
+        base = len(env)
+        for i, x in enumerate(fixed):
+            where[id(x)] = base + i
+        created.sort(key=_key_of)
+        base += len(fixed)
+        for i, x in enumerate(created):
+            where[id(x)] = base + i
+        order, top, size = s.order, s.top, s.size
+        props = []
+        for x in inputs:
+            k = top - (x._key >> 1)
+            props.append((x.op, x._meta, x.shape, x._key & 1, 0 <= k < size and order[k] is x))
+        befores = []
+        for i, x in enumerate(inputs):
+            before = self.befores[i]
+            befores.append(_UNTOUCHED if not updated[i] else None if before is None else
+                           (before._meta, before.shape, before._key & 1))
+        return (node.op, node._meta, node.shape, node._key & 1, node._at.__class__, g.op,
+                g._meta, g.shape, g._key & 1, tuple(props), tuple(befores), tuple(fixed),
+                tuple((c.op, tuple([where[id(i)] for i in c.inputs]), c.shape, c._meta,
+                       c._key & 1) for c in created),
+                tuple((i, where[id(afters[i])]) for i in range(n) if updated[i]))
+
+
+def _stamp(entry: tuple, stamps: _Stamps):
+    """A template entry as a function ``stamp(node, g) -> bool``: straight-line code that checks
+    that ``node`` and ``g`` are alike the recorded ones and, if so, builds the recorded nodes
+    and pending terms for them (False, having built nothing, if not)."""
+    (op, meta, shape, flag, at_class, gop, gmeta, gshape, gflag, props, befores, fixed,
+     created, updates) = entry
+    n = len(props)
+    consts: dict[str, Any] = {}
+
+    def const(value) -> str:
+        name = f"K{len(consts)}"
+        consts[name] = value
+        return name
+
+    def alike(x: str, xop, xmeta, xshape, xflag) -> str:
+        return (f"    if {x}.op is not {const(xop)} or {x}._meta is not {const(xmeta)} or "
+                f"{x}.shape is not {const(xshape)} or {x}._key & 1 != {xflag}:\n"
+                f"        return False\n")
+
+    code = "def stamp(node, g):\n" + alike("node", op, meta, shape, flag) + \
+        f"    if node._at.__class__ is not {const(at_class)}:\n        return False\n" + \
+        alike("g", gop, gmeta, gshape, gflag)
+    xs = [f"x{i}" for i in range(n)]
+    if n == 0:
+        code += "    if node._b is not MANY or node._a:\n        return False\n"
+    elif n == 1:
+        code += "    if node._b is not None:\n        return False\n    x0 = node._a\n"
+    elif n == 2:
+        code += ("    x1 = node._b\n    if x1 is None or x1 is MANY:\n        return False\n"
+                 "    x0 = node._a\n    if x0 is x1:\n        return False\n")
+    else:
+        code += ("    if node._b is not MANY or len(node._a) != 3:\n        return False\n"
+                 "    x0, x1, x2 = node._a\n"
+                 "    if x0 is x1 or x0 is x2 or x1 is x2:\n        return False\n")
+    for x, (xop, xmeta, xshape, xflag, on_path) in zip(xs, props):
+        code += alike(x, xop, xmeta, xshape, xflag)
+        code += (f"    k = TOP - ({x}._key >> 1)\n"
+                 f"    if {'not ' if on_path else ''}(0 <= k < SIZE and ORDER[k] is {x}):\n"
+                 f"        return False\n")
+    bs = []
+    for i, (x, bp) in enumerate(zip(xs, befores)):
+        if bp is _UNTOUCHED:
+            bs.append("None")
+            continue
+        bs.append(f"b{i}")
+        code += f"    b{i} = get({x})\n"
+        if bp is None:
+            code += f"    if b{i} is not None:\n        return False\n"
+        else:
+            code += (f"    if b{i} is None or b{i}._meta is not {const(bp[0])} or "
+                     f"b{i}.shape is not {const(bp[1])} or b{i}._key & 1 != {bp[2]}:\n"
+                     f"        return False\n")
+    code += "    if node in WANTED:\n        FOUND[node] = g\n"
+    env = ["node", "g", *xs, *bs] + [const(f) for f in fixed]
+    for j, (cop, refs, cshape, cmeta, cflag) in enumerate(created):
+        args = ", ".join(env[r] for r in refs) + ("," if len(refs) == 1 else "")
+        code += (f"    c{j} = _make({const(cop)}, ({args}), {const(cshape)}, {const(cmeta)}, "
+                 f"node, {cflag})\n")
+        env.append(f"c{j}")
+    for i, e in updates:
+        code += f"    pending[{xs[i]}] = {env[e]}\n"
+    code += "    return True\n"
+    names = dict(stamps.names)
+    names.update(consts)
+    exec(code, names)
+    return names["stamp"]
