@@ -10,6 +10,7 @@ can be evaluated, drawn, and differentiated again (Hessian-vector products).
 """
 from __future__ import annotations
 
+from types import FunctionType
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ from .graph import (MANY, _NO_ATTRS, _PLAIN_META, Node, Tagged, Walked, _adjoint
 from .ops import add, constant, lift, sum_like
 from .ops.elementwise import ADD
 from .ops.base import ALIAS, CONSTANT, broadcast_like, fit
+from .timebatch.flat import compiled
 
 
 def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
@@ -247,11 +249,16 @@ class _Stamps:
         m = node._meta
         if node._at.__class__ is not int or m.source is None:
             return None
-        before = self.seen.get(m)
-        self.seen[m] = k
-        if before is None or not 0 < k - before <= MAX_PERIOD:
+        t = node._at
+        seen = self.seen.get(m)
+        if seen is None or abs(seen[1] - t) != 1:
+            self.seen[m] = (k, t, 0)
             return None
-        self.period, self.start, self.misses = k - before, k, 0
+        period = k - seen[0]
+        self.seen[m] = (k, t, period)
+        if period != seen[2] or not 0 < period <= MAX_PERIOD:
+            return None                         # (a period is two equal distances)
+        self.period, self.start, self.misses = period, k, 0
         self.template = [None] * self.period
         return self.record(node, g, k, None)
 
@@ -259,9 +266,9 @@ class _Stamps:
         """A node not stamped: it takes the ordinary path, recorded for the next period
         (``entry`` False: it cannot be). Too many of them and the template is dropped."""
         self.misses += 1
-        if self.misses > 2 * self.period + (k - self.start) // 8:
+        if self.misses > self.period + (k - self.start) // 64:
             self.period, self.template, self.seen = 0, None, {}
-            self.quiet = 4 * MAX_PERIOD
+            self.quiet = 4 * self.period
             return None
         if entry is False:
             return None
@@ -402,5 +409,4 @@ def _stamp(entry: tuple, stamps: _Stamps):
     code += "    return True\n"
     names = dict(stamps.names)
     names.update(consts)
-    exec(code, names)
-    return names["stamp"]
+    return FunctionType(compiled(code), names)
