@@ -65,7 +65,13 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
         if node is None or node in wanted:
             continue
         b = node._b
-        for i in (node._a,) if b is None else node._a if b is MANY else (node._a, b):
+        if b is not MANY:               # (one input or two, unrolled)
+            a = node._a
+            if order[top - (a._key >> 1)] is not a and (
+                    b is None or order[top - (b._key >> 1)] is not b):
+                order[k] = None
+            continue
+        for i in node._a:
             if order[top - (i._key >> 1)] is i:
                 break
         else:
@@ -236,7 +242,8 @@ class _Stamps:
         self.template: list | None = None
         self.seen: dict = {}
         #: what the stamps read: the path, the pending terms, the targets
-        self.names = {"_make": _make, "MANY": MANY, "ORDER": order, "TOP": top,
+        self.names = {"new": graph._object_new, "Filling": graph._Filling, "Node": Node,
+                      "key": graph._keys.__next__, "MANY": MANY, "ORDER": order, "TOP": top,
                       "SIZE": len(order), "get": pending.get, "pending": pending,
                       "WANTED": wanted, "FOUND": found}
 
@@ -400,10 +407,16 @@ def _stamp(entry: tuple, stamps: _Stamps):
     code += "    if node in WANTED:\n        FOUND[node] = g\n"
     env = ["node", "g", *xs, *bs] + [const(f) for f in fixed]
     for j, (cop, refs, cshape, cmeta, cflag) in enumerate(created):
-        args = ", ".join(env[r] for r in refs) + ("," if len(refs) == 1 else "")
-        code += (f"    c{j} = _make({const(cop)}, ({args}), {const(cshape)}, {const(cmeta)}, "
-                 f"node, {cflag})\n")
-        env.append(f"c{j}")
+        # (``_make``, inlined)
+        ins = [env[r] for r in refs]
+        a, b = (ins[0], "None") if len(ins) == 1 else ins if len(ins) == 2 else \
+            ("(" + ", ".join(ins) + ")", "MANY")
+        c = f"c{j}"
+        code += (f"    {c} = new(Filling)\n    {c}.op = {const(cop)}\n    {c}._a = {a}\n"
+                 f"    {c}._b = {b}\n    {c}.shape = {const(cshape)}\n"
+                 f"    {c}._meta = {const(cmeta)}\n    {c}._at = node\n"
+                 f"    {c}._key = key() + {cflag}\n    {c}.__class__ = Node\n")
+        env.append(c)
     for i, e in updates:
         code += f"    pending[{xs[i]}] = {env[e]}\n"
     code += "    return True\n"

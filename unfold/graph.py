@@ -516,7 +516,7 @@ def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int]:
             continue
         count += 1
         b = node._b
-        if b is None:
+        if b is None or b is not MANY:       # (one input or two: the common cases, unrolled)
             i = node._a
             k = top - (i._key >> 1)
             if k >= size:                    # (an eighth more: the list stays tight)
@@ -524,8 +524,16 @@ def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int]:
                 size = len(order)
             if order[k] is None:
                 order[k] = i
+            if b is None:
+                continue
+            k = top - (b._key >> 1)
+            if k >= size:
+                order.extend(repeat(None, k + 1 - size + size // 8))
+                size = len(order)
+            if order[k] is None:
+                order[k] = b
             continue
-        ins = node._a if b is MANY else (node._a, b)
+        ins = node._a
         if not ins:
             if is_placeholder(node):
                 placeholders.append(node)
