@@ -190,7 +190,7 @@ def test_name_attributes_and_source_read_back_from_one_shared_slot():
         assert all(c.source is folded and c.name == folded.name for c in copies)
         assert len({id(c._meta) for c in copies}) == 1       # one record for all the copies
     assert dict(g.at(xs, 2).attrs)["steps"] == 3
-    assert len(graph._Fields.__slots__) == 7
+    assert len(graph._Fields.__slots__) == 6
 
 
 @pytest.mark.parametrize("scaled", [False, True])

@@ -147,10 +147,11 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
 def _added(a: Node, b: Node, node: Node) -> Node:
     """``a + b`` built while differentiating ``node``: two terms of one gradient, most often of
     one shape and dtype — then made directly, as ``add`` would make it."""
-    dtype = a._meta.dtype
-    if a.shape is b.shape and dtype is b._meta.dtype and dtype.kind == "f":
-        m = _PLAIN_META.get(dtype)
-        return _make(ADD, (a, b), a.shape, meta(None, _NO_ATTRS, None, dtype) if m is None else m,
+    am, bm = a._meta, b._meta
+    dtype, shape = am.dtype, am.shape
+    if shape is bm.shape and dtype is bm.dtype and dtype.kind == "f":
+        m = _PLAIN_META.get((dtype, shape))
+        return _make(ADD, (a, b), meta(None, _NO_ATTRS, None, dtype, shape) if m is None else m,
                      node, (a._key | b._key) & 1)
     return add(a, b)
 
@@ -366,9 +367,9 @@ def _stamp(entry: tuple, stamps: _Stamps):
         consts[name] = value
         return name
 
-    def alike(x: str, xop, xmeta, xshape, xflag) -> str:
+    def alike(x: str, xop, xmeta, xshape, xflag) -> str:     # (a Meta holds the shape)
         return (f"    if {x}.op is not {const(xop)} or {x}._meta is not {const(xmeta)} or "
-                f"{x}.shape is not {const(xshape)} or {x}._key & 1 != {xflag}:\n"
+                f"{x}._key & 1 != {xflag}:\n"
                 f"        return False\n")
 
     code = "def stamp(node, g):\n" + alike("node", op, meta, shape, flag) + \
@@ -402,7 +403,7 @@ def _stamp(entry: tuple, stamps: _Stamps):
             code += f"    if b{i} is not None:\n        return False\n"
         else:
             code += (f"    if b{i} is None or b{i}._meta is not {const(bp[0])} or "
-                     f"b{i}.shape is not {const(bp[1])} or b{i}._key & 1 != {bp[2]}:\n"
+                     f"b{i}._key & 1 != {bp[2]}:\n"
                      f"        return False\n")
     code += "    if node in WANTED:\n        FOUND[node] = g\n"
     env = ["node", "g", *xs, *bs] + [const(f) for f in fixed]
@@ -413,7 +414,7 @@ def _stamp(entry: tuple, stamps: _Stamps):
             ("(" + ", ".join(ins) + ")", "MANY")
         c = f"c{j}"
         code += (f"    {c} = new(Filling)\n    {c}.op = {const(cop)}\n    {c}._a = {a}\n"
-                 f"    {c}._b = {b}\n    {c}.shape = {const(cshape)}\n"
+                 f"    {c}._b = {b}\n"
                  f"    {c}._meta = {const(cmeta)}\n    {c}._at = node\n"
                  f"    {c}._key = key() + {cflag}\n    {c}.__class__ = Node\n")
         env.append(c)

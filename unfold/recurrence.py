@@ -470,9 +470,9 @@ class Unfolded:
                                                                      *rec.params, RESERVED])})
         if mask:
             meta = Meta("mask", MappingProxyType(dict(self._sequence_attrs, binary=True)),
-                        self.mask, self.mask.dtype)
+                        self.mask, self.mask.dtype, self.mask.shape)
             self._copies[self.mask] = [None] + [
-                _make(INPUT, (), self.mask.shape, meta, t, 1)
+                _make(INPUT, (), meta, t, 1)
                 for t in range(1, steps + 1)]
         self._masked_meta: dict[Node, Meta] = {}      # (one per masked state, for its copies)
         self._ends: dict[str, dict[int, Node]] = {}
@@ -630,7 +630,7 @@ class Unfolded:
         """The name, attributes and source shared by every copy of folded ``node``."""
         attrs = _NO_ATTRS if node.op is PARAM else self._sequence_attrs if node.op is INPUT \
             else node.attrs
-        return Meta(node.name, attrs, node, node.dtype)
+        return Meta(node.name, attrs, node, node.dtype, node.shape)
 
     def _copy_step(self, recipes, t: int, reads_filled: bool) -> None:
         adjoint = _adjoint_of[-1]        # None, unless unfolding inside someone's adjoint
@@ -638,19 +638,19 @@ class Unfolded:
         for node, copies, kind, inputs, resolvers, masked, meta in recipes:
             if kind == 2 and reads_filled:
                 a, b = inputs[0][t], inputs[1][t]
-                copy = _make(node.op, (a, b), node.shape, meta, tag, (a._key | b._key) & 1)
+                copy = _make(node.op, (a, b), meta, tag, (a._key | b._key) & 1)
             elif kind == 1 and reads_filled:
                 a = inputs[0][t]
-                copy = _make(node.op, (a,), node.shape, meta, tag, a._key & 1)
+                copy = _make(node.op, (a,), meta, tag, a._key & 1)
             elif kind == _PARAM:
-                copy = _make(ALIAS, inputs, node.shape, meta, tag, 0)
+                copy = _make(ALIAS, inputs, meta, tag, 0)
             elif kind == _INPUT:
-                copy = _make(INPUT, (), node.shape, meta, t, 1)
+                copy = _make(INPUT, (), meta, t, 1)
             else:
                 ins = [r[t] for r in inputs] if reads_filled else [
                     r[t] if r.__class__ is list else r if r.__class__ is Node else
                     self._read(r[0], r[1], t) for r in resolvers]
-                copy = _make(node.op, tuple(ins), node.shape, meta, tag if ins else t,
+                copy = _make(node.op, tuple(ins), meta, tag if ins else t,
                              _batch_flag(node.op, ins))
             if masked:
                 copy = self._masked_update(node, copy, t)
@@ -664,12 +664,13 @@ class Unfolded:
         # made here, not by ``where``: the choice belongs to step t (the planner files a step-less
         # node by its inputs' steps, which for a backward state is t + 1)
         ins = (self._copies[self.mask][t], new, previous)
-        chosen = _make(WHERE, ins, new.shape, shared_meta(None, _NO_ATTRS, None, new.dtype),
+        chosen = _make(WHERE, ins, shared_meta(None, _NO_ATTRS, None, new.dtype, new.shape),
                        at(t, _adjoint_of[-1]), _batch_flag(WHERE, ins))
         named = self._masked_meta.get(folded)
         if named is None:
-            named = self._masked_meta[folded] = Meta(new.name, _NO_ATTRS, folded, new.dtype)
-        return _make(ALIAS, (chosen,), new.shape, named, at(t, _adjoint_of[-1]),
+            named = self._masked_meta[folded] = Meta(new.name, _NO_ATTRS, folded, new.dtype,
+                                                            new.shape)
+        return _make(ALIAS, (chosen,), named, at(t, _adjoint_of[-1]),
                      chosen._key & 1)
 
     def _read(self, st: _State, delay: int, t: int) -> Node:
