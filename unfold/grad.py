@@ -90,24 +90,43 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     stamps = _Stamps(order, top, pending, wanted, found)
     try:
         # (written for speed: it runs once per node of the graph)
-        record, watch = stamps.record, stamps.watch
-        period = start = 0
-        template: list = []
-        for k in range(size):           # last built first
+        watch, note = stamps.watch, stamps.note
+        run, next_at, span, period, recording = None, -1, 0, 0, False
+        k = 0
+        while k < size:                 # last built first
+            if k == next_at:            # a period alike the recorded one: stamped
+                if k + span <= size:
+                    m = run(k)
+                    k += m
+                    if m == span:
+                        next_at += period
+                        continue
+                run, next_at = None, -1
+                stamps.seen = {}
+                if k >= size:
+                    break
             node = order[k]
+            k += 1
             if node is None:
+                if recording:
+                    recording = note(_SKIP)
+                    if not recording:
+                        run, next_at, span, period = stamps.stamped()
                 continue
             g = pop(node, None)
             if g is None:
+                if recording:
+                    recording = note(_SKIP)
+                    if not recording:
+                        run, next_at, span, period = stamps.stamped()
                 continue
-            if period:                  # the copy of a node seen one period ago: stamped?
-                r = template[(k - start) % period]
-                if r and r(node, g):
-                    continue
-                recorded = record(node, g, k, r)
+            if recording:
+                recorded = _Recording(stamps, node, g)
+            elif run is None:
+                recorded = watch(node, g, k - 1)
+                recording = recorded is not None
             else:
-                recorded = watch(node, g, k)
-            period, start, template = stamps.period, stamps.start, stamps.template
+                recorded = None
             if node in wanted:
                 found[node] = g
             b = node._b
@@ -124,8 +143,8 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
             for x, term in zip(inputs, terms):
                 if term is None:
                     continue
-                k = top - (x._key >> 1)                              # x on the path?
-                if k < 0 or k >= size or order[k] is not x or x._meta.dtype.kind != "f":
+                j = top - (x._key >> 1)                              # x on the path?
+                if j < 0 or j >= size or order[j] is not x or x._meta.dtype.kind != "f":
                     continue
                 if term.shape != x.shape or term._key & ~x._key & 1:
                     enter(node)
@@ -134,7 +153,9 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
                 before = get(x)
                 pending[x] = term if before is None else _added(before, term, node)
             if recorded is not None:
-                recorded.done(node, inputs)
+                recording = note(recorded.entry(node, inputs))
+                if not recording:
+                    run, next_at, span, period = stamps.stamped()
     finally:
         del _adjoint_of[1:]
         _needed.pop()
@@ -220,7 +241,10 @@ def _finish(g: Node | None, x: Node) -> Node:
 MAX_PERIOD = 4096
 #: whether ``grad`` stamps repeated nodes (False: every node through its op's vjp, the reference)
 STAMP = True
+#: periods found (and recorded) in one gradient at most: a graph that does not repeat stops there
+MAX_TEMPLATES = 64
 _UNTOUCHED = object()          # an input whose pending term the node leaves as it is
+_SKIP = "skip"                 # a position without a node, or whose node has no gradient
 
 
 def _next_key() -> int:
@@ -230,29 +254,29 @@ def _next_key() -> int:
 
 
 class _Stamps:
-    """The period and the template of the loop in ``_backward`` (see above)."""
+    """The period, the template and its function of the loop in ``_backward`` (see above)."""
 
     __slots__ = ("order", "top", "size", "pending", "wanted", "found", "period", "start",
-                 "template", "seen", "misses", "quiet", "names")
+                 "template", "seen", "left", "names", "run", "next_at", "span")
 
     def __init__(self, order, top, pending, wanted, found) -> None:
         self.order, self.top, self.size = order, top, len(order)
         self.pending, self.wanted, self.found = pending, wanted, found
-        self.period = self.start = self.misses = 0
-        self.quiet = 0 if STAMP else len(order)
-        self.template: list | None = None
+        self.period = self.start = self.span = 0
+        self.left = MAX_TEMPLATES if STAMP else 0
+        self.template: list = []
         self.seen: dict = {}
+        self.run, self.next_at = None, -1
         #: what the stamps read: the path, the pending terms, the targets
         self.names = {"new": graph._object_new, "Filling": graph._Filling, "Node": Node,
                       "key": graph._keys.__next__, "MANY": MANY, "ORDER": order, "TOP": top,
-                      "SIZE": len(order), "get": pending.get, "pending": pending,
-                      "WANTED": wanted, "FOUND": found}
+                      "SIZE": len(order), "get": pending.get, "pop": pending.pop,
+                      "pending": pending, "WANTED": wanted, "FOUND": found}
 
     def watch(self, node: Node, g: Node, k: int):
-        """Without a template: a copy of a folded node seen before gives the period (the
-        positions between the two), and the template is recorded from here."""
-        if self.quiet:
-            self.quiet -= 1
+        """Two copies of a folded node a step apart, twice at the same distance, give the
+        period: the template is then recorded from ``node`` on (its recording)."""
+        if not self.left:
             return None
         m = node._meta
         if node._at.__class__ is not int or m.source is None:
@@ -266,36 +290,52 @@ class _Stamps:
         self.seen[m] = (k, t, period)
         if period != seen[2] or not 0 < period <= MAX_PERIOD:
             return None                         # (a period is two equal distances)
-        self.period, self.start, self.misses = period, k, 0
-        self.template = [None] * self.period
-        return self.record(node, g, k, None)
+        self.left -= 1
+        self.period, self.start, self.template = period, k, []
+        return _Recording(self, node, g)
 
-    def record(self, node: Node, g: Node, k: int, entry):
-        """A node not stamped: it takes the ordinary path, recorded for the next period
-        (``entry`` False: it cannot be). Too many of them and the template is dropped."""
-        self.misses += 1
-        if self.misses > self.period + (k - self.start) // 64:
-            self.period, self.template, self.seen = 0, None, {}
-            self.quiet = 4 * self.period
-            return None
-        if entry is False:
-            return None
-        return _Recording(self, (k - self.start) % self.period, node, g)
+    def note(self, entry) -> bool:
+        """The next position's template entry while recording; False once the period is
+        recorded (``stamped`` then gives its function)."""
+        self.template.append(entry)
+        if len(self.template) < self.period:
+            return True
+        # the stamped span: the longest run of entries, starting after one that is not
+        entries, p = self.template, self.period
+        first = next((j for j, e in enumerate(entries) if e is False), None)
+        begin = 0 if first is None else (first + 1) % p
+        span = 0
+        while span < p and entries[(begin + span) % p] is not False:
+            span += 1
+        self.template = []
+        if span < 2:
+            self.run, self.next_at = None, -1
+        else:
+            self.span = span
+            self.run = _run([entries[(begin + j) % p] for j in range(span)], self.names)
+            self.next_at = self.start + p + begin
+        return False
+
+    def stamped(self) -> tuple:
+        """The period's function, where it runs first, its span and the period."""
+        return self.run, self.next_at, self.span, self.period
+
 
 class _Recording:
-    """One node's ordinary processing, watched: ``done`` makes its template entry."""
+    """One node's ordinary processing, watched: ``entry`` gives its template entry."""
 
-    __slots__ = ("stamps", "j", "g", "befores", "mark")
+    __slots__ = ("stamps", "g", "befores", "mark")
 
-    def __init__(self, stamps: _Stamps, j: int, node: Node, g: Node) -> None:
-        self.stamps, self.j, self.g = stamps, j, g
+    def __init__(self, stamps: _Stamps, node: Node, g: Node) -> None:
+        self.stamps, self.g = stamps, g
         get = stamps.pending.get
         self.befores = [get(x) for x in node.inputs]
         self.mark = _next_key()
 
-    def done(self, node: Node, inputs: tuple) -> None:
+    def entry(self, node: Node, inputs: tuple):
+        """The template entry (False when the processing cannot be replayed)."""
         entry = self._entry(node, inputs)
-        self.stamps.template[self.j] = False if entry is None else _stamp(entry, self.stamps)
+        return False if entry is None else entry
 
     def _entry(self, node: Node, inputs: tuple) -> tuple | None:
         """The template entry, or None when the processing cannot be replayed."""
@@ -353,13 +393,11 @@ class _Recording:
                 tuple((i, where[id(afters[i])]) for i in range(n) if updated[i]))
 
 
-def _stamp(entry: tuple, stamps: _Stamps):
-    """A template entry as a function ``stamp(node, g) -> bool``: straight-line code that checks
-    that ``node`` and ``g`` are alike the recorded ones and, if so, builds the recorded nodes
-    and pending terms for them (False, having built nothing, if not)."""
-    (op, meta, shape, flag, at_class, gop, gmeta, gshape, gflag, props, befores, fixed,
-     created, updates) = entry
-    n = len(props)
+def _run(entries: list, names: dict):
+    """The function ``run(k) -> m`` of a period: for the positions ``k, k + 1, …`` of the order
+    it checks that each node (and its g, inputs and pending terms) is alike the recorded one
+    and, if so, builds the recorded nodes and pending terms for it; it returns how many
+    positions it took (a position not alike is left as it was)."""
     consts: dict[str, Any] = {}
 
     def const(value) -> str:
@@ -367,31 +405,53 @@ def _stamp(entry: tuple, stamps: _Stamps):
         consts[name] = value
         return name
 
-    def alike(x: str, xop, xmeta, xshape, xflag) -> str:     # (a Meta holds the shape)
-        return (f"    if {x}.op is not {const(xop)} or {x}._meta is not {const(xmeta)} or "
-                f"{x}._key & 1 != {xflag}:\n"
-                f"        return False\n")
+    code = ["def run(k):"]
+    for j, e in enumerate(entries):
+        code.append(f"    node = ORDER[k + {j}]")
+        if e is _SKIP:
+            code.append(f"    if node is not None and node in pending:\n        return {j}")
+            continue
+        code.append(f"    if node is None:\n        return {j}\n"
+                    f"    g = pop(node, None)\n    if g is None:\n        return {j}")
+        code.append(_stamp(e, const, f"        pending[node] = g\n        return {j}"))
+    code.append(f"    return {len(entries)}\n")
+    names = dict(names)
+    names.update(consts)
+    return FunctionType(compiled("\n".join(code)), names)
 
-    code = "def stamp(node, g):\n" + alike("node", op, meta, shape, flag) + \
-        f"    if node._at.__class__ is not {const(at_class)}:\n        return False\n" + \
-        alike("g", gop, gmeta, gshape, gflag)
+
+def _stamp(entry: tuple, const, fail: str) -> str:
+    """The code of one template entry: checks that ``node`` and ``g`` are alike the recorded
+    ones (``fail`` if not, having built nothing), then builds the recorded nodes and pending
+    terms for them."""
+    (op, meta, shape, flag, at_class, gop, gmeta, gshape, gflag, props, befores, fixed,
+     created, updates) = entry
+    n = len(props)
+
+    def alike(x: str, xop, xmeta, xflag) -> str:                # (a Meta holds the shape)
+        return (f"    if {x}.op is not {const(xop)} or {x}._meta is not {const(xmeta)} or "
+                f"{x}._key & 1 != {xflag}:\n{fail}\n")
+
+    code = alike("node", op, meta, flag) + \
+        f"    if node._at.__class__ is not {const(at_class)}:\n{fail}\n" + \
+        alike("g", gop, gmeta, gflag)
     xs = [f"x{i}" for i in range(n)]
     if n == 0:
-        code += "    if node._b is not MANY or node._a:\n        return False\n"
+        code += f"    if node._b is not MANY or node._a:\n{fail}\n"
     elif n == 1:
-        code += "    if node._b is not None:\n        return False\n    x0 = node._a\n"
+        code += f"    if node._b is not None:\n{fail}\n    x0 = node._a\n"
     elif n == 2:
-        code += ("    x1 = node._b\n    if x1 is None or x1 is MANY:\n        return False\n"
-                 "    x0 = node._a\n    if x0 is x1:\n        return False\n")
+        code += (f"    x1 = node._b\n    if x1 is None or x1 is MANY:\n{fail}\n"
+                 f"    x0 = node._a\n    if x0 is x1:\n{fail}\n")
     else:
-        code += ("    if node._b is not MANY or len(node._a) != 3:\n        return False\n"
-                 "    x0, x1, x2 = node._a\n"
-                 "    if x0 is x1 or x0 is x2 or x1 is x2:\n        return False\n")
+        code += (f"    if node._b is not MANY or len(node._a) != 3:\n{fail}\n"
+                 f"    x0, x1, x2 = node._a\n"
+                 f"    if x0 is x1 or x0 is x2 or x1 is x2:\n{fail}\n")
     for x, (xop, xmeta, xshape, xflag, on_path) in zip(xs, props):
-        code += alike(x, xop, xmeta, xshape, xflag)
-        code += (f"    k = TOP - ({x}._key >> 1)\n"
-                 f"    if {'not ' if on_path else ''}(0 <= k < SIZE and ORDER[k] is {x}):\n"
-                 f"        return False\n")
+        code += alike(x, xop, xmeta, xflag)
+        code += (f"    i = TOP - ({x}._key >> 1)\n"
+                 f"    if {'not ' if on_path else ''}(0 <= i < SIZE and ORDER[i] is {x}):\n"
+                 f"{fail}\n")
     bs = []
     for i, (x, bp) in enumerate(zip(xs, befores)):
         if bp is _UNTOUCHED:
@@ -400,11 +460,10 @@ def _stamp(entry: tuple, stamps: _Stamps):
         bs.append(f"b{i}")
         code += f"    b{i} = get({x})\n"
         if bp is None:
-            code += f"    if b{i} is not None:\n        return False\n"
+            code += f"    if b{i} is not None:\n{fail}\n"
         else:
             code += (f"    if b{i} is None or b{i}._meta is not {const(bp[0])} or "
-                     f"b{i}._key & 1 != {bp[2]}:\n"
-                     f"        return False\n")
+                     f"b{i}._key & 1 != {bp[2]}:\n{fail}\n")
     code += "    if node in WANTED:\n        FOUND[node] = g\n"
     env = ["node", "g", *xs, *bs] + [const(f) for f in fixed]
     for j, (cop, refs, cshape, cmeta, cflag) in enumerate(created):
@@ -414,13 +473,9 @@ def _stamp(entry: tuple, stamps: _Stamps):
             ("(" + ", ".join(ins) + ")", "MANY")
         c = f"c{j}"
         code += (f"    {c} = new(Filling)\n    {c}.op = {const(cop)}\n    {c}._a = {a}\n"
-                 f"    {c}._b = {b}\n"
-                 f"    {c}._meta = {const(cmeta)}\n    {c}._at = node\n"
+                 f"    {c}._b = {b}\n    {c}._meta = {const(cmeta)}\n    {c}._at = node\n"
                  f"    {c}._key = key() + {cflag}\n    {c}.__class__ = Node\n")
         env.append(c)
     for i, e in updates:
         code += f"    pending[{xs[i]}] = {env[e]}\n"
-    code += "    return True\n"
-    names = dict(stamps.names)
-    names.update(consts)
-    return FunctionType(compiled(code), names)
+    return code.rstrip("\n")
