@@ -223,10 +223,12 @@ class Flat:
         watch, note = stamps.watch, stamps.note
         run, next_at, recording = None, -1, False
         k = -1
+        stamped = 0
         while order:
             if k + 1 == next_at and len(order) >= stamps.span:      # a period as recorded
                 m = run(k + 1)
                 k += m
+                stamped += m
                 if m == stamps.span:
                     next_at += stamps.period
                     continue
@@ -375,6 +377,8 @@ class Flat:
                 recording = note(k, _entry(node, len(ins), desc, kid, d))
                 if not recording:
                     run, next_at = stamps.run, stamps.next_at
+        #: how many positions were decided by stamps (the rest in full)
+        self.stamped = stamped
         return packed
 
     def _ranked(self, kid: _Kid, r: int, batched: bool, node: Node, desc: tuple, k: int,
