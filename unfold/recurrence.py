@@ -26,10 +26,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from . import arguments
+from . import arguments, graph
 from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, as_raised, describe
-from .graph import (_NO_ATTRS, Meta, Node, _adjoint_of, _batch_flag, _make, at, gc_paused,
-                    substitute, topological)
+from .graph import (MANY, _NO_ATTRS, Meta, Node, _Filling, _adjoint_of, _batch_flag, _make,
+                    _object_new, at, gc_paused, substitute, topological)
 from .graph import meta as shared_meta
 from .ops import batch_sum, cast, constant, greater, maximum, stop_gradient, where
 from .ops.elementwise import WHERE
@@ -635,17 +635,31 @@ class Unfolded:
     def _copy_step(self, recipes, t: int, reads_filled: bool) -> None:
         adjoint = _adjoint_of[-1]        # None, unless unfolding inside someone's adjoint
         tag = at(t, adjoint)             # (the step t, or adjoint and step)
+        new, key = _object_new, graph._keys.__next__
         for node, copies, kind, inputs, resolvers, masked, meta in recipes:
+            # (the common kinds make their copy as ``_make`` would, inlined: it runs per node)
             if kind == 2 and reads_filled:
                 a, b = inputs[0][t], inputs[1][t]
-                copy = _make(node.op, (a, b), meta, tag, (a._key | b._key) & 1)
+                copy = new(_Filling)
+                copy.op, copy._a, copy._b, copy._meta, copy._at = node.op, a, b, meta, tag
+                copy._key = key() + ((a._key | b._key) & 1)
+                copy.__class__ = Node
             elif kind == 1 and reads_filled:
                 a = inputs[0][t]
-                copy = _make(node.op, (a,), meta, tag, a._key & 1)
+                copy = new(_Filling)
+                copy.op, copy._a, copy._b, copy._meta, copy._at = node.op, a, None, meta, tag
+                copy._key = key() + (a._key & 1)
+                copy.__class__ = Node
             elif kind == _PARAM:
-                copy = _make(ALIAS, inputs, meta, tag, 0)
+                copy = new(_Filling)
+                copy.op, copy._a, copy._b, copy._meta, copy._at = ALIAS, inputs[0], None, meta, tag
+                copy._key = key()
+                copy.__class__ = Node
             elif kind == _INPUT:
-                copy = _make(INPUT, (), meta, t, 1)
+                copy = new(_Filling)
+                copy.op, copy._a, copy._b, copy._meta, copy._at = INPUT, (), MANY, meta, t
+                copy._key = key() + 1
+                copy.__class__ = Node
             else:
                 ins = [r[t] for r in inputs] if reads_filled else [
                     r[t] if r.__class__ is list else r if r.__class__ is Node else
