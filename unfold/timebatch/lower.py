@@ -28,7 +28,7 @@ from .group import Grouping, Part, Reduction, contains, fold_flags
 from . import fuse
 from ..ops.base import Elementwise
 from .kernels import JOINABLE, VIEW_OPS, kernel, softmax_cross_entropy, sum_kernel, minus_one_hot, \
-    nll, transposed_copy, view_op
+    nll, transposed_copy, ufunc, view_op
 
 #: the fewest consecutive steps written as a loop (shorter runs are written call by call)
 LOOP_STEPS = 8
@@ -211,6 +211,7 @@ class Storage:
 def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, list[list[Instr]]]:
     st = Storage(g, batch)
     _place(st)
+    _factors_in_place(st)
     _view_classes(st)
     _siblings(st)
     _rings(g, units, exclude=_read_by_views(st))
@@ -889,20 +890,34 @@ def _joined(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def merge_adjacent(calls: list[tuple]) -> list[tuple]:
     """Calls ``(fn, args)`` of one element-wise function on slices side by side joined into one
-    call (``σ(z[:, :n]) → i``, ``σ(z[:, n:2n]) → f`` as ``σ(z[:, :2n]) → [i f]``): every
-    array argument of the later continues the earlier's (``_follows``), the others are the
-    same, and no call between them touches their memory."""
+    call, when no call between them touches their memory:
+
+    * every array argument of the later continues the earlier's (``_follows``), the others
+      are the same: one call on the joined slices (``σ(z[:, :n]) → i``, ``σ(z[:, n:2n]) → f``
+      as ``σ(z[:, :2n]) → [i f]``);
+    * a ufunc whose array arguments are, position by position, the same array or slices of
+      one width side by side (``∇s ⊙ F_i → ∇z_i``, ``∇s ⊙ F_f → ∇z_f`` in an LSTM's backward
+      step): one call on the slices stacked on a new axis, the same array broadcast over it
+      (``_stacked``)."""
     out: list = []
+    stacks: dict[int, list] = {}            # out index → the calls stacked there, in memory order
     for fn, args in calls:
         if fn in JOINABLE or isinstance(fn, np.ufunc):
             for j in range(len(out) - 1, -1, -1):
                 f, a = out[j]
-                if f is fn and len(a) == len(args) and all(
+                if f is fn and j not in stacks and len(a) == len(args) and all(
                         _follows(x, y) if isinstance(x, np.ndarray) else
                         (not isinstance(y, np.ndarray) and x is y) for x, y in zip(a, args)):
                     if not any(_touches(between, args) for between in out[j + 1:]):
                         out[j] = (fn, tuple(_joined(x, y) if isinstance(x, np.ndarray) else x
                                             for x, y in zip(a, args)))
+                        break
+                if f is fn and isinstance(fn, np.ufunc) and \
+                        not any(_touches(between, args) for between in out[j + 1:]):
+                    members = _stacked(fn, stacks.get(j, [a]), args)
+                    if members is not None:
+                        stacks[j] = members
+                        out[j] = (fn, _stack_args(members))
                         break
                 if _touches(out[j], args):
                     out.append((fn, args))
@@ -912,6 +927,62 @@ def merge_adjacent(calls: list[tuple]) -> list[tuple]:
             continue
         out.append((fn, args))
     return out
+
+
+def _stacked(fn: np.ufunc, members: list[tuple], args: tuple) -> list[tuple] | None:
+    """``members`` (argument tuples of calls of ``fn``, side by side in memory) with ``args``
+    at either end, or None: each array argument the same in all (an input, never written) or
+    a slice of one width continuing the others' (the outputs always)."""
+    if len(args) != fn.nin + fn.nout:                    # (outputs given: ``kernel``'s calls)
+        return None
+    first, last = members[0], members[-1]
+    at_end = at_start = True
+    outputs = len(args) - fn.nout
+    for p, y in enumerate(args):
+        x0, x1 = first[p], last[p]
+        if not isinstance(y, np.ndarray):
+            if isinstance(x0, np.ndarray) or x0 is not y:
+                return None
+            continue
+        if not isinstance(x0, np.ndarray):
+            return None
+        if _same(y, x0) and _same(y, x1):                # the same array: broadcast
+            if p >= outputs or any(np.may_share_memory(y, m[q]) for m in members + [args]
+                                   for q in range(outputs, len(args))):
+                return None
+            continue
+        if len(members) > 1 and _same(x0, x1) or y.shape != x0.shape:
+            return None
+        at_end &= _follows(x1, y)
+        at_start &= _follows(y, x0)
+    if at_end:
+        return members + [args]
+    if at_start:
+        return [args] + members
+    return None
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays are views of the same memory with the same layout."""
+    return a is b or (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype and
+                      _address(a) == _address(b) and _owner(a) is _owner(b))
+
+
+def _stack_args(members: list[tuple]) -> tuple:
+    """The arguments of one call doing the stacked calls ``members`` (``_stacked``)."""
+    out = []
+    k = len(members)
+    for p, x in enumerate(members[0]):
+        if not isinstance(x, np.ndarray):
+            out.append(x)
+        elif _same(x, members[-1][p]):
+            out.append(x[..., None, :] if x.ndim else x)
+        else:
+            owner, w = _owner(x), x.shape[-1]
+            out.append(np.ndarray(x.shape[:-1] + (k, w), x.dtype, buffer=owner,
+                                  offset=_address(x) - _address(owner),
+                                  strides=x.strides[:-1] + (w * x.itemsize, x.itemsize)))
+    return tuple(out)
 
 
 def _touches(call: tuple, arrays: tuple) -> bool:
@@ -1015,6 +1086,42 @@ def _place(st: Storage) -> None:
         st.skip.update(x.id for x in inner)
         st.assembled[c.id] = [p.id for p, _ in parts]
         taken.add(c.id)
+
+
+def _factors_in_place(st: Storage) -> None:
+    """A class ``F`` read only by the members of one element-wise class ``Z`` written into a
+    slice of an assembled gradient (``_place``), each member of ``Z`` reading ``F`` once, at its
+    own index — ``∇z_o(t) = ∇h(t) ⊙ F_o(t)``, the off-path factor ``F_o = tanh s ⊙ σ′(o)`` of an
+    LSTM gate's gradient, computed for all steps before the backward loop — is computed into
+    ``Z``'s rows: each call of ``Z`` (a ufunc) then writes over the factor it reads, element for
+    element, and the factors take no memory of their own (an LSTM's four: 4 τ·B·n slabs)."""
+    g, values = st.g, st.values
+    for z in g.classes:
+        view = st.view_slabs.get(z.id)
+        if view is None or z.id not in st.written or z.id in st.skip or \
+                any(not isinstance(ufunc(p.node.op, p.node), np.ufunc) for p in z.parts):
+            continue
+        found = [values[e[1]] for e in z.desc if e[0] == "c" and e[2] == 0]
+        for f in found:
+            if not isinstance(f, Class) or f is z or f.id in g.kept or f.fed or \
+                    f.reduction is not None or f.absorbed or f.id in st.skip or \
+                    f.id in st.view_slabs or f.id in st.written or f.id in st.slabs or \
+                    f.rep.shape != z.rep.shape or f.rep.dtype != z.rep.dtype or \
+                    f.batched != z.batched or (f.lo, f.hi) != (z.lo, z.hi) or \
+                    not np.array_equal(_indices(f), _indices(z)):
+                continue
+            readers = g.readers.get(f.id, ())
+            if not readers or any(
+                    not isinstance(r, Part) or r.cls is not z or e != ("c", f.id, 0) or
+                    sum(1 for x in r.desc if x[0] == "c" and x[1] == f.id) != 1
+                    for r, e in readers):
+                continue
+            lead = (view.shape[0] * (st.batch if f.batched and st.batch is not None else 1),)
+            if _as_shape(view, lead + f.rep.shape) is None:    # (its rows are stacked as one)
+                continue
+            st.view_slabs[f.id] = view
+            st.written.add(f.id)
+            break
 
 
 def _all_regular_vectors(g: Grouping, units: list[Unit]) -> list[Class]:

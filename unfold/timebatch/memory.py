@@ -50,7 +50,7 @@ def _calls(instr) -> list | None:
     if steps * len(body) > LOOK_INTO:
         return None
     rows = [list(it) if isinstance(it, np.ndarray) else
-            [it[s % len(it)] for s in range(steps)] for it in iterators]
+            [it[s % len(it)] for s in range(steps)] for _, it in iterators]
     return [(fn, tuple(rows[a.k][s] if isinstance(a, It) else a for a in args))
             for s in range(steps) for fn, args in body]
 
@@ -316,62 +316,100 @@ def _extent(a: np.ndarray) -> tuple[int, int]:
     return lo, hi + a.itemsize
 
 
-_NONE = (0, 0)
+class _Span:
+    """What a unit does to one buffer: the arrays it touches, those it may write, and the bytes
+    it writes over entirely (its C-contiguous written arrays: their extents)."""
+
+    __slots__ = ("touched", "written", "whole")
+
+    def __init__(self) -> None:
+        self.touched: list[np.ndarray] = []
+        self.written: list[np.ndarray] = []
+        self.whole: list[tuple[int, int]] = []
+
+    def write(self, a: np.ndarray) -> None:
+        self.written.append(a)
+        if a.flags.c_contiguous:
+            self.whole.append(_extent(a))
+
+    def extent(self) -> tuple[int, int]:
+        """The bytes it may touch, first to past the last."""
+        spans = [_extent(a) for a in self.touched if a.size]
+        return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else (0, 0)
+
+    def covers(self, other: "_Span") -> bool:
+        """Whether it writes over every byte ``other`` touches."""
+        lo, hi = other.extent()
+        return any(a <= lo and hi <= b for a, b in self.whole)
 
 
-def _join(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
-    if a[0] >= a[1]:
-        return b
-    if b[0] >= b[1]:
-        return a
-    return min(a[0], b[0]), max(a[1], b[1])
+def _overlap(xs: list, ys: list) -> bool:
+    """Whether an array of ``xs`` and one of ``ys`` share a byte (exactly, for strided slices
+    side by side: the gates' slices of one assembled gradient; when that is too hard to tell,
+    yes)."""
+    for a in xs:
+        for b in ys:
+            if not np.may_share_memory(a, b):
+                continue
+            try:
+                if np.shares_memory(a, b, max_work=SHARE_WORK):
+                    return True
+            except np.exceptions.TooHardError:
+                return True
+    return False
 
 
-def _meet(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return a[0] < b[1] and b[0] < a[1] and a[0] < a[1] and b[0] < b[1]
+#: the bound of the work ``np.shares_memory`` may do to tell whether two views overlap
+SHARE_WORK = 1000
 
 
-def _spans(instrs: list) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
-    """Owner id → (bytes touched, bytes perhaps written) by a unit's instructions: the
-    outputs of calls whose effect is known (``_effects``), every argument of the others."""
+def _spans(instrs: list) -> dict[int, _Span]:
+    """Owner id → what a unit's instructions do to it: the outputs of calls whose effect is
+    known (``_effects``) are written, every argument of the others may be."""
     out: dict = {}
+
+    def span(a):
+        k = id(_owner(a))
+        s = out.get(k)
+        if s is None:
+            s = out[k] = _Span()
+        return s
+
     for i in instrs:
         found: list = []
         arrays_in(i.args, found)
         if isinstance(i, Loop):                      # (its rows: all of each buffer, written)
             for o in {id(_owner(a)): _owner(a) for a in found}.values():
-                whole = _extent(o)
-                out[id(o)] = (whole, whole)
+                s = span(o)
+                s.touched.append(o)
+                s.write(o)
             continue
         eff = _effects(i.fn, i.args)
         written = found if eff is None else [a for a in eff[1] if isinstance(a, np.ndarray)]
         for a in found:
-            k = id(_owner(a))
-            any_, w = out.get(k, (_NONE, _NONE))
-            out[k] = (_join(any_, _extent(a)), w)
+            span(a).touched.append(a)
         for a in written:
-            k = id(_owner(a))
-            any_, w = out[k]
-            out[k] = (any_, _join(w, _extent(a)))
+            span(a).write(a)
     return out
 
 
-def _ordered(users: list[int], spans: list[tuple]):
+def _ordered(users: list[int], spans: list[_Span]):
     """Pairs (earlier, later) of the units touching one buffer that must keep their order:
     those touching common bytes one of them may write (rows of one slab written by different
-    units — a peeled step, the regular ones — and units only reading are free to move past
-    each other). Each later unit is tied to the earlier ones back to one writing over all the
-    bytes it touches (the units before conflict with that one, and are behind it)."""
+    units — a peeled step, the regular ones —, slices of one assembled gradient: units writing
+    disjoint slices, and units only reading, are free to move past each other). Each later
+    unit is tied to the earlier ones back to one writing over all the bytes it touches (the
+    units before conflict with that one, and are behind it)."""
     if len(users) > MAX_APART:
         return zip(users, users[1:])
     pairs = []
     for j in range(1, len(users)):
-        any_j, w_j = spans[j]
+        sj = spans[j]
         for i in range(j - 1, -1, -1):
-            any_i, w_i = spans[i]
-            if _meet(w_i, any_j) or _meet(any_i, w_j):
+            si = spans[i]
+            if _overlap(si.written, sj.touched) or _overlap(si.touched, sj.written):
                 pairs.append((users[i], users[j]))
-                if w_i[0] <= any_j[0] and any_j[1] <= w_i[1]:
+                if si.covers(sj):
                     break
     return pairs
 
@@ -380,18 +418,22 @@ def schedule(code: list, pinned: set[int]) -> list[int]:
     """An order of the units ``code`` that keeps memory low: the positions of the units, in the
     order to run them.
 
-    Units that touch a common buffer keep their order (whatever each does to it, that is
-    always safe); among the units free to run, the one that adds the fewest bytes — buffers it
-    touches first, less buffers it touches last — runs next (ties: the distributed order).
-    What this moves: the off-path factors of a backward pass computed while the forward values
-    they read are alive, the peeled first step of a backward loop run just before the loop
-    rather than where it was built."""
+    Units that touch common bytes of a buffer, one of them writing, keep their order (that is
+    always safe; ``_ordered``); among the units free to run, the one that adds the fewest bytes
+    — buffers it touches first, less buffers it touches last — runs next (ties: the
+    distributed order). A buffer written in parts by several units (an assembled gradient,
+    each gate's slice written by its own units) counts against each of its writers its share
+    only: whichever starts it, the others write into it for free, so the first is not put off
+    while the transient values the others free pile up. What this moves: the off-path factors
+    of a backward pass computed while the forward values they read are alive, each
+    derivative slab consumed right after it is made, the peeled first step of a backward loop
+    run just before the loop rather than where it was built."""
     n = len(code)
     if n > MAX_SCHEDULED:
         return list(range(n))
     touches: list[dict[int, int]] = []               # unit → {owner id: bytes}
     users: dict[int, list[int]] = {}                 # owner id → units touching it, in order
-    spans: dict[tuple[int, int], tuple] = {}     # (owner id, unit) → bytes touched, written
+    spans: dict[tuple[int, int], _Span] = {}         # (owner id, unit) → what it does there
     for u, instrs in enumerate(code):
         found: list = []
         for i in instrs:
@@ -406,6 +448,9 @@ def schedule(code: list, pinned: set[int]) -> list[int]:
         for k, span in _spans(instrs).items():
             spans[k, u] = span
         touches.append(mine)
+    # units writing each buffer: a buffer written in parts by several units (the slices of an
+    # assembled gradient) counts against each its share only
+    writers = {k: max(1, sum(1 for u in us if spans[k, u].written)) for k, us in users.items()}
     waiting = [0] * n                                # predecessors not yet run
     after: list[list[int]] = [[] for _ in range(n)]
     for k, us in users.items():
@@ -422,7 +467,7 @@ def schedule(code: list, pinned: set[int]) -> list[int]:
             c = 0
             for k, size in touches[u].items():
                 if k not in started:
-                    c += size
+                    c += size / writers[k]
                 if left[k] == 1:
                     c -= size
             if cost is None or c < cost or (c == cost and u < best):
