@@ -8,11 +8,15 @@ from __future__ import annotations
 import gc
 from unittest import mock
 
+import importlib
+
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import unfold as uf
-from unfold import graph
+from unfold import graph, models, train
+from unfold.testing.recurrences import recurrences
 from unfold.graph import Node, apply, needs_gradient
 from unfold.ops.base import ALIAS, sum_like
 
@@ -33,6 +37,8 @@ class _Same(uf.Op):
 
 
 SAME = _Same()
+grad_module = importlib.import_module("unfold.grad")
+flat_module = importlib.import_module("unfold.timebatch.flat")
 
 
 def test_equal_attributes_of_different_types_are_not_merged():
@@ -190,7 +196,7 @@ def test_name_attributes_and_source_read_back_from_one_shared_slot():
         assert all(c.source is folded and c.name == folded.name for c in copies)
         assert len({id(c._meta) for c in copies}) == 1       # one record for all the copies
     assert dict(g.at(xs, 2).attrs)["steps"] == 3
-    assert len(graph._Fields.__slots__) == 7
+    assert len(graph._Fields.__slots__) == 6
 
 
 @pytest.mark.parametrize("scaled", [False, True])
@@ -208,3 +214,140 @@ def test_a_graph_is_planned_whatever_its_nodes_per_step(scaled):
     g = rec.unfold(1000)
     program = uf.compile([g.loss] + uf.grad(g.loss, [W, U]))
     assert program.n_nodes > UNTIMED_NODES and program._has_time()
+
+
+@pytest.mark.parametrize("axis, with_loss", [(-1, False), (0, True)])
+def test_cross_entropy_s_one_node_gradient_is_time_batched_without_its_fusion(monkeypatch, axis,
+                                                                          with_loss):
+    """``cross_entropy_grad`` runs by its own batching rule over all steps where the fused
+    kernel does not apply (the loss not computed, or classes on another axis), and agrees with
+    the per-node schedule."""
+    from unfold import timebatch
+    monkeypatch.setattr(timebatch, "STRICT", True)
+    rec = uf.Recurrence("ce")
+    x, y = rec.sequence("x", (3,)), rec.target("y", (2,) if axis == 0 else (3,))
+    h = rec.state("h", (4,))
+    W, U, V = rec.param("W", (4, 4)), rec.param("U", (4, 3)), rec.param("V", (6, 4))
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    logits = uf.reshape(V @ h_t, (3, 2))                 # 3 classes on axis 0, or 2 on axis -1
+    rec.loss("L", uf.cross_entropy(logits, y, axis=axis))
+    g = rec.unfold(6)
+    outputs = ([g.loss] if with_loss else []) + uf.grad(g.loss, [W, U, V])
+    rng = np.random.default_rng(3)
+    k = 3 if axis == 0 else 2
+    feed = {W: rng.standard_normal((4, 4)) * 0.5, U: rng.standard_normal((4, 3)),
+            V: rng.standard_normal((6, 4)), "x": rng.standard_normal((6, 5, 3)),
+            "y": rng.integers(0, k, size=(6, 5) + y.shape)}
+    program = uf.compile(outputs)
+    got = program(feed)
+    assert [p is not None for p in program._batched_plans.values()] == [True]
+    for a, b in zip(got, uf.evaluate(outputs, feed, mode="reference")):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+# --- stamping: a repeated node's processing replayed from a recorded one ---------------------------
+
+def _structure(outputs):
+    """A graph as a list of rows — op, shape, dtype, name, attributes, step, adjoint, inputs (by
+    position in creation order), batch flag — and the outputs' positions: equal for graphs
+    built alike (serial numbers and node identities aside)."""
+    order = graph.topological(outputs)
+    at = {id(n): i for i, n in enumerate(order)}
+    rows = [(n.op, n.shape, n.dtype, n.name, dict(n.attrs).keys(), n.step,
+             None if n.adjoint is None else at.get(id(n.adjoint), "outside"),
+             tuple(at[id(i)] for i in n.inputs), n.may_batch) for n in order]
+    return rows, [at[id(o)] for o in outputs]
+
+
+def _wrt(g, drawn, choice):
+    wrt = list(g.params)
+    if choice:                    # intermediate values too: gradients found inside the loop
+        wrt += [c for c in g.over_time(next(iter(drawn.recurrence.states)))]
+    return wrt
+
+
+@settings(max_examples=20, deadline=None)
+@given(drawn=recurrences(max_steps=2, loss_steps=True), steps=st.integers(4, 12),
+       truncate=st.sampled_from([None, 2]), mask=st.booleans(), states=st.booleans())
+def test_stamped_gradients_are_the_graph_the_vjps_build(drawn, steps, truncate, mask, states):
+    """grad replays a node's recorded processing for its copies one period later only where
+    everything the processing reads is alike: the gradient graph is the one every op's vjp
+    builds (grad.STAMP = False), node for node."""
+    g = drawn.recurrence.unfold(steps, truncate=truncate, mask=mask)
+    wrt = _wrt(g, drawn, states)
+    built = {}
+    for stamp in (False, True):
+        with mock.patch.object(grad_module, "STAMP", stamp):
+            built[stamp] = _structure([g.loss] + uf.grad(g.loss, wrt))
+    assert built[True] == built[False]
+
+
+def test_stamping_replaces_the_vjps_of_a_long_unfolding():
+    """Over 40 steps of an LSTM the vjps run for a few steps only (the rest is stamped), and
+    the graph and its values are those of the vjps."""
+    rec = models.lstm(3, 4, 5)
+    g = rec.unfold(40)
+    calls = []
+    vjp = type(uf.tanh(uf.input("z", (2,))).op).vjp
+
+    def counted(self, node, gr):
+        calls.append(node)
+        return vjp(self, node, gr)
+
+    built, values = {}, {}
+    feed = {**train.init_params(rec, seed=1), "x": np.random.default_rng(0).standard_normal(
+        (40, 3)), "y": np.arange(40) % 5}
+    for stamp in (False, True):
+        calls.clear()
+        with mock.patch.object(grad_module, "STAMP", stamp), \
+                mock.patch.object(type(uf.tanh(uf.input("z", (2,))).op), "vjp", counted):
+            grads = uf.grad(g.loss, list(g.params))
+        built[stamp] = (_structure([g.loss] + grads), len(calls))
+        values[stamp] = uf.evaluate([g.loss] + grads, feed, mode="reference")
+    assert built[True][0] == built[False][0]
+    assert built[False][1] >= 40 * 5 and built[True][1] < 8 * 5
+    for a, b in zip(values[True], values[False]):
+        np.testing.assert_array_equal(a, b)
+
+
+def _flat(outputs, batched, stamp):
+    order, top, placeholders, _, far = graph.walk(outputs)
+    fed, sequences = {}, {}
+    for p in placeholders:
+        if p.step is not None and p.source is not None:
+            sequences[p.source] = batched
+        else:
+            fed[p] = batched and p.op.name == "input"
+    with mock.patch.object(flat_module, "STAMP", stamp):
+        return flat_module.Flat(order, top, far, outputs, fed, sequences, 2 if batched else None)
+
+
+def _decided(f):
+    """What flat's pass found: its classes (variants: descriptions, indices, first serial
+    numbers, representatives), its singles, the outputs' places."""
+    classes = [(c.id, c.rank, c.batched, c.rep.serial, c.fed,
+                [(d, i.tolist(), first, rep.serial) for d, i, first, rep in c.variants])
+               for c in f.classes]
+    return classes, [(v.id, v.node.serial, v.batched, v.desc, v.fed) for v in f.singles], \
+        f.outputs
+
+
+@settings(max_examples=20, deadline=None)
+@given(drawn=recurrences(max_steps=2, loss_steps=True), steps=st.integers(4, 12),
+       truncate=st.sampled_from([None, 2]), mask=st.booleans(), batched=st.booleans())
+def test_flat_s_stamped_pass_decides_as_the_full_pass(drawn, steps, truncate, mask, batched):
+    """The planner's pass over the nodes decides a node from the record of its copy one
+    period earlier only where all it reads is alike: the same classes, variants and singles
+    as deciding every node in full."""
+    g = drawn.recurrence.unfold(steps, truncate=truncate, mask=mask)
+    outputs = [g.loss] + uf.grad(g.loss, list(g.params))
+    assert _decided(_flat(outputs, batched, True)) == _decided(_flat(outputs, batched, False))
+
+
+def test_flat_stamps_most_of_a_long_unfolding():
+    rec = models.rnn(3, 4, 5)
+    g = rec.unfold(60)
+    outputs = [g.loss] + uf.grad(g.loss, list(g.params))
+    full, stamped = _flat(outputs, False, False), _flat(outputs, False, True)
+    assert _decided(stamped) == _decided(full)
+    assert full.stamped == 0 and stamped.stamped > 0.8 * graph.walk(outputs)[3]

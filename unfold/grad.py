@@ -10,16 +10,19 @@ can be evaluated, drawn, and differentiated again (Hessian-vector products).
 """
 from __future__ import annotations
 
+from types import FunctionType
 from typing import Any, Sequence
 
 import numpy as np
 
 from .errors import GradError, UnfoldTypeError, describe
-from .graph import (MANY, _NO_ATTRS, _PLAIN_META, Node, Walked, _adjoint_of, _make, _needed,
-                    gc_paused, meta, topological, walk)
+from . import graph
+from .graph import (MANY, _NO_ATTRS, _PLAIN_META, Node, Tagged, Walked, _adjoint_of, _key_of,
+                    _make, _needed, gc_paused, meta, topological, walk)
 from .ops import add, constant, lift, sum_like
 from .ops.elementwise import ADD
-from .ops.base import ALIAS, broadcast_like, fit
+from .ops.base import ALIAS, CONSTANT, broadcast_like, fit
+from .timebatch.flat import compiled
 
 
 def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
@@ -63,7 +66,18 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
         if node is None or node in wanted:
             continue
         b = node._b
-        for i in (node._a,) if b is None else node._a if b is MANY else (node._a, b):
+        if b is not MANY:               # (one input or two, unrolled)
+            a = node._a
+            j = top - (a._key >> 1)
+            if order[j if j < dense else far[a]] is not a:
+                if b is None:
+                    order[k] = None
+                else:
+                    j = top - (b._key >> 1)
+                    if order[j if j < dense else far[b]] is not b:
+                        order[k] = None
+            continue
+        for i in node._a:
             j = top - (i._key >> 1)
             if order[j if j < dense else far[i]] is i:
                 break
@@ -78,15 +92,48 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     found: dict[Node, Node] = {}
     enter, leave = _adjoint_of.append, _adjoint_of.pop
     pop, get = pending.pop, pending.get
+    size = len(order)
     _needed.append(on_path)
+    stamps = _Stamps(order, top, far, pending, wanted, found)
     try:
         # (written for speed: it runs once per node of the graph)
-        for node in order:              # last built first
+        watch, note = stamps.watch, stamps.note
+        run, next_at, span, period, recording = None, -1, 0, 0, False
+        k = 0
+        while k < size:                 # last built first
+            if k == next_at:            # a period alike the recorded one: stamped
+                if k + span <= size:
+                    m = run(k)
+                    k += m
+                    if m == span:
+                        next_at += period
+                        continue
+                run, next_at = None, -1
+                stamps.seen = {}
+                if k >= size:
+                    break
+            node = order[k]
+            k += 1
             if node is None:
+                if recording:
+                    recording = note(_SKIP)
+                    if not recording:
+                        run, next_at, span, period = stamps.stamped()
                 continue
             g = pop(node, None)
             if g is None:
+                if recording:
+                    recording = note(_SKIP)
+                    if not recording:
+                        run, next_at, span, period = stamps.stamped()
                 continue
+            if recording:
+                recorded = _Recording(stamps, node, g)
+            elif run is None:
+                recorded = watch(node, g, k - 1)
+                recording = recorded is not None
+            else:
+                recorded = None
             if node in wanted:
                 found[node] = g
             b = node._b
@@ -99,14 +146,14 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
                 terms = op.vjp(node, g)
                 leave()
             else:
-                continue
+                terms = ()
             for x, term in zip(inputs, terms):
                 if term is None:
                     continue
-                k = top - (x._key >> 1)                              # x on the path?
-                if k >= dense:
-                    k = far.get(x, -1)
-                if k < 0 or order[k] is not x or x._meta.dtype.kind != "f":
+                j = top - (x._key >> 1)                              # x on the path?
+                if j >= dense:
+                    j = far.get(x, -1)
+                if j < 0 or order[j] is not x or x._meta.dtype.kind != "f":
                     continue
                 if term.shape != x.shape or term._key & ~x._key & 1:
                     enter(node)
@@ -114,6 +161,10 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
                     leave()
                 before = get(x)
                 pending[x] = term if before is None else _added(before, term, node)
+            if recorded is not None:
+                recording = note(recorded.entry(node, inputs))
+                if not recording:
+                    run, next_at, span, period = stamps.stamped()
     finally:
         del _adjoint_of[1:]
         _needed.pop()
@@ -126,10 +177,11 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
 def _added(a: Node, b: Node, node: Node) -> Node:
     """``a + b`` built while differentiating ``node``: two terms of one gradient, most often of
     one shape and dtype — then made directly, as ``add`` would make it."""
-    dtype = a._meta.dtype
-    if a.shape is b.shape and dtype is b._meta.dtype and dtype.kind == "f":
-        m = _PLAIN_META.get(dtype)
-        return _make(ADD, (a, b), a.shape, meta(None, _NO_ATTRS, None, dtype) if m is None else m,
+    am, bm = a._meta, b._meta
+    dtype, shape = am.dtype, am.shape
+    if shape is bm.shape and dtype is bm.dtype and dtype.kind == "f":
+        m = _PLAIN_META.get((dtype, shape))
+        return _make(ADD, (a, b), meta(None, _NO_ATTRS, None, dtype, shape) if m is None else m,
                      node, (a._key | b._key) & 1)
     return add(a, b)
 
@@ -180,3 +232,262 @@ def _finish(g: Node | None, x: Node) -> Node:
         g = constant(np.zeros(x.shape, x.dtype))
     # a batched x gets its gradient per example, even where that gradient is the same for all
     return sum_like(g, x) if x.may_batch else g
+
+
+# --- stamping: the gradient of an unfolded graph, one period at a time ---------------------------
+#
+# An unfolded graph repeats one step's nodes τ times, so reverse mode does the same work τ
+# times: a copy's vjp builds the same nodes as its copy one step later, from inputs alike. The
+# loop therefore records what one node's processing built — its new nodes (op, inputs as roles:
+# the node, its inputs, g, the terms already pending; shape, Meta, batch flag) and what it left
+# pending — and, for the node one period later, checks that everything the processing reads is
+# alike (op, Meta, shape and batch flag of the node, of g, of each input and its being on the
+# path, of each pending term it adds to) and then builds the same nodes with ``_make`` alone,
+# in the same order: the graph is the one the vjps would have built. Anything else — a node
+# that is not alike, a vjp reaching beyond its node's inputs — takes the ordinary path.
+
+#: the longest period looked for (forward nodes of one step)
+MAX_PERIOD = 4096
+#: whether ``grad`` stamps repeated nodes (False: every node through its op's vjp, the reference)
+STAMP = True
+#: periods found (and recorded) in one gradient at most: a graph that does not repeat stops there
+MAX_TEMPLATES = 64
+_UNTOUCHED = object()          # an input whose pending term the node leaves as it is
+_SKIP = "skip"                 # a position without a node, or whose node has no gradient
+
+
+def _next_key() -> int:
+    """The ``_key`` the next node built will have (serial numbers are a counter's)."""
+    text = repr(graph._keys)                      # "count(n, 2)"
+    return int(text[text.index("(") + 1:text.index(",")])
+
+
+class _Stamps:
+    """The period, the template and its function of the loop in ``_backward`` (see above)."""
+
+    __slots__ = ("order", "top", "size", "far", "dense", "pending", "wanted", "found", "period",
+                 "start", "template", "seen", "left", "names", "run", "next_at", "span")
+
+    def __init__(self, order, top, far, pending, wanted, found) -> None:
+        self.order, self.top, self.size = order, top, len(order)
+        self.far, self.dense = far, len(order) - len(far)
+        self.pending, self.wanted, self.found = pending, wanted, found
+        self.period = self.start = self.span = 0
+        self.left = MAX_TEMPLATES if STAMP else 0
+        self.template: list = []
+        self.seen: dict = {}
+        self.run, self.next_at = None, -1
+        #: what the stamps read: the path, the pending terms, the targets
+        self.names = {"new": graph._object_new, "Filling": graph._Filling, "Node": Node,
+                      "key": graph._keys.__next__, "MANY": MANY, "ORDER": order, "TOP": top,
+                      "SIZE": len(order), "DENSE": self.dense, "FAR": far, "get": pending.get, "pop": pending.pop,
+                      "pending": pending, "WANTED": wanted, "FOUND": found}
+
+    def watch(self, node: Node, g: Node, k: int):
+        """Two copies of a folded node a step apart, twice at the same distance, give the
+        period: the template is then recorded from ``node`` on (its recording)."""
+        if not self.left:
+            return None
+        m = node._meta
+        if node._at.__class__ is not int or m.source is None:
+            return None
+        t = node._at
+        seen = self.seen.get(m)
+        if seen is None or abs(seen[1] - t) != 1:
+            self.seen[m] = (k, t, 0)
+            return None
+        period = k - seen[0]
+        self.seen[m] = (k, t, period)
+        if period != seen[2] or not 0 < period <= MAX_PERIOD:
+            return None                         # (a period is two equal distances)
+        self.left -= 1
+        self.period, self.start, self.template = period, k, []
+        return _Recording(self, node, g)
+
+    def note(self, entry) -> bool:
+        """The next position's template entry while recording; False once the period is
+        recorded (``stamped`` then gives its function)."""
+        self.template.append(entry)
+        if len(self.template) < self.period:
+            return True
+        # the stamped span: the longest run of entries, starting after one that is not
+        entries, p = self.template, self.period
+        first = next((j for j, e in enumerate(entries) if e is False), None)
+        begin = 0 if first is None else (first + 1) % p
+        span = 0
+        while span < p and entries[(begin + span) % p] is not False:
+            span += 1
+        self.template = []
+        if span < 2:
+            self.run, self.next_at = None, -1
+        else:
+            self.span = span
+            self.run = _run([entries[(begin + j) % p] for j in range(span)], self.names)
+            self.next_at = self.start + p + begin
+        return False
+
+    def stamped(self) -> tuple:
+        """The period's function, where it runs first, its span and the period."""
+        return self.run, self.next_at, self.span, self.period
+
+
+class _Recording:
+    """One node's ordinary processing, watched: ``entry`` gives its template entry."""
+
+    __slots__ = ("stamps", "g", "befores", "mark")
+
+    def __init__(self, stamps: _Stamps, node: Node, g: Node) -> None:
+        self.stamps, self.g = stamps, g
+        get = stamps.pending.get
+        self.befores = [get(x) for x in node.inputs]
+        self.mark = _next_key()
+
+    def entry(self, node: Node, inputs: tuple):
+        """The template entry (False when the processing cannot be replayed)."""
+        entry = self._entry(node, inputs)
+        return False if entry is None else entry
+
+    def _entry(self, node: Node, inputs: tuple) -> tuple | None:
+        """The template entry, or None when the processing cannot be replayed."""
+        s, g, n = self.stamps, self.g, len(inputs)
+        if n > 3 or node._at.__class__ is Tagged:
+            return None
+        get = s.pending.get
+        afters = [get(x) for x in inputs]
+        updated = [afters[i] is not self.befores[i] for i in range(n)]
+        env = [node, g, *inputs] + [self.befores[i] if updated[i] else None for i in range(n)]
+        where: dict[int, int] = {}
+        for e, x in enumerate(env):
+            if x is not None:
+                if id(x) in where:          # one node in two roles: not told apart
+                    return None
+                where[id(x)] = e
+        # the nodes built: reached from the new pending terms, newer than the mark
+        fixed, created, stack = [], [], [afters[i] for i in range(n) if updated[i]]
+        while stack:
+            x = stack.pop()
+            if id(x) in where:
+                continue
+            if x._b is MANY and not x._a:
+                if x.op is not CONSTANT:
+                    return None
+                where[id(x)] = None
+                fixed.append(x)
+            elif x._key < self.mark or x.__class__ is not Node or x._at is not node:
+                return None                 # (reached beyond its node's inputs)
+            else:
+                where[id(x)] = None
+                created.append(x)
+                stack.extend(x.inputs)
+        base = len(env)
+        for i, x in enumerate(fixed):
+            where[id(x)] = base + i
+        created.sort(key=_key_of)
+        base += len(fixed)
+        for i, x in enumerate(created):
+            where[id(x)] = base + i
+        order, top, dense, far = s.order, s.top, s.dense, s.far
+        props = []
+        for x in inputs:
+            k = top - (x._key >> 1)
+            on_path = (order[k] if 0 <= k < dense else order[far.get(x, -1)]) is x
+            props.append((x.op, x._meta, x.shape, x._key & 1, on_path))
+        befores = []
+        for i, x in enumerate(inputs):
+            before = self.befores[i]
+            befores.append(_UNTOUCHED if not updated[i] else None if before is None else
+                           (before._meta, before.shape, before._key & 1))
+        return (node.op, node._meta, node.shape, node._key & 1, node._at.__class__, g.op,
+                g._meta, g.shape, g._key & 1, tuple(props), tuple(befores), tuple(fixed),
+                tuple((c.op, tuple([where[id(i)] for i in c.inputs]), c.shape, c._meta,
+                       c._key & 1) for c in created),
+                tuple((i, where[id(afters[i])]) for i in range(n) if updated[i]))
+
+
+def _run(entries: list, names: dict):
+    """The function ``run(k) -> m`` of a period: for the positions ``k, k + 1, …`` of the order
+    it checks that each node (and its g, inputs and pending terms) is alike the recorded one
+    and, if so, builds the recorded nodes and pending terms for it; it returns how many
+    positions it took (a position not alike is left as it was)."""
+    consts: dict[str, Any] = {}
+
+    def const(value) -> str:
+        name = f"K{len(consts)}"
+        consts[name] = value
+        return name
+
+    code = ["def run(k):"]
+    for j, e in enumerate(entries):
+        code.append(f"    node = ORDER[k + {j}]")
+        if e is _SKIP:
+            code.append(f"    if node is not None and node in pending:\n        return {j}")
+            continue
+        code.append(f"    if node is None:\n        return {j}\n"
+                    f"    g = pop(node, None)\n    if g is None:\n        return {j}")
+        code.append(_stamp(e, const, f"        pending[node] = g\n        return {j}"))
+    code.append(f"    return {len(entries)}\n")
+    names = dict(names)
+    names.update(consts)
+    return FunctionType(compiled("\n".join(code)), names)
+
+
+def _stamp(entry: tuple, const, fail: str) -> str:
+    """The code of one template entry: checks that ``node`` and ``g`` are alike the recorded
+    ones (``fail`` if not, having built nothing), then builds the recorded nodes and pending
+    terms for them."""
+    (op, meta, shape, flag, at_class, gop, gmeta, gshape, gflag, props, befores, fixed,
+     created, updates) = entry
+    n = len(props)
+
+    def alike(x: str, xop, xmeta, xflag) -> str:                # (a Meta holds the shape)
+        return (f"    if {x}.op is not {const(xop)} or {x}._meta is not {const(xmeta)} or "
+                f"{x}._key & 1 != {xflag}:\n{fail}\n")
+
+    code = alike("node", op, meta, flag) + \
+        f"    if node._at.__class__ is not {const(at_class)}:\n{fail}\n" + \
+        alike("g", gop, gmeta, gflag)
+    xs = [f"x{i}" for i in range(n)]
+    if n == 0:
+        code += f"    if node._b is not MANY or node._a:\n{fail}\n"
+    elif n == 1:
+        code += f"    if node._b is not None:\n{fail}\n    x0 = node._a\n"
+    elif n == 2:
+        code += (f"    x1 = node._b\n    if x1 is None or x1 is MANY:\n{fail}\n"
+                 f"    x0 = node._a\n    if x0 is x1:\n{fail}\n")
+    else:
+        code += (f"    if node._b is not MANY or len(node._a) != 3:\n{fail}\n"
+                 f"    x0, x1, x2 = node._a\n"
+                 f"    if x0 is x1 or x0 is x2 or x1 is x2:\n{fail}\n")
+    for x, (xop, xmeta, xshape, xflag, on_path) in zip(xs, props):
+        code += alike(x, xop, xmeta, xflag)
+        code += (f"    i = TOP - ({x}._key >> 1)\n"
+                 f"    if {'not ' if on_path else ''}((ORDER[i] if 0 <= i < DENSE else "
+                 f"ORDER[FAR.get({x}, -1)]) is {x}):\n"
+                 f"{fail}\n")
+    bs = []
+    for i, (x, bp) in enumerate(zip(xs, befores)):
+        if bp is _UNTOUCHED:
+            bs.append("None")
+            continue
+        bs.append(f"b{i}")
+        code += f"    b{i} = get({x})\n"
+        if bp is None:
+            code += f"    if b{i} is not None:\n{fail}\n"
+        else:
+            code += (f"    if b{i} is None or b{i}._meta is not {const(bp[0])} or "
+                     f"b{i}._key & 1 != {bp[2]}:\n{fail}\n")
+    code += "    if node in WANTED:\n        FOUND[node] = g\n"
+    env = ["node", "g", *xs, *bs] + [const(f) for f in fixed]
+    for j, (cop, refs, cshape, cmeta, cflag) in enumerate(created):
+        # (``_make``, inlined)
+        ins = [env[r] for r in refs]
+        a, b = (ins[0], "None") if len(ins) == 1 else ins if len(ins) == 2 else \
+            ("(" + ", ".join(ins) + ")", "MANY")
+        c = f"c{j}"
+        code += (f"    {c} = new(Filling)\n    {c}.op = {const(cop)}\n    {c}._a = {a}\n"
+                 f"    {c}._b = {b}\n    {c}._meta = {const(cmeta)}\n    {c}._at = node\n"
+                 f"    {c}._key = key() + {cflag}\n    {c}.__class__ = Node\n")
+        env.append(c)
+    for i, e in updates:
+        code += f"    pending[{xs[i]}] = {env[e]}\n"
+    return code.rstrip("\n")

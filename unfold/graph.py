@@ -97,18 +97,18 @@ class Op:
 class _Fields:
     """The storage of a node (Node adds behaviour and forbids assignment).
 
-    Seven slots and nothing else (no ``__dict__``, no ``__weakref__``): an unfolded graph holds
-    millions of nodes. A node takes 96 bytes; its inputs are kept in two of them (``_a``,
+    Six slots and nothing else (no ``__dict__``, no ``__weakref__``): an unfolded graph holds
+    millions of nodes. A node takes 80 bytes; its inputs are kept in two of them (``_a``,
     ``_b``, see ``inputs``) rather than in a tuple of its own (56–64 bytes more for one or two
     inputs, most nodes). ``_key`` packs two facts into one int: the serial number (creation
     order) times two, plus one if the node may be batched. ``_meta`` (a ``Meta``) holds the
-    node's name, attributes, folded source and dtype — one record shared by the copies of a
-    folded node, and by the nodes with the same attributes and dtype and neither a name nor a
-    source (most nodes, every gradient node; see ``meta``). ``_at`` holds the step, or for a
+    node's name, attributes, folded source, dtype and shape — one record shared by the copies
+    of a folded node, and by the nodes with the same attributes, dtype and shape and neither a
+    name nor a source (most nodes, every gradient node; see ``meta``). ``_at`` holds the step, or for a
     node of a gradient its adjoint (whose step it has; a ``Tagged`` pair in the rare case it
     has another)."""
 
-    __slots__ = ("op", "_a", "_b", "shape", "_meta", "_at", "_key")
+    __slots__ = ("op", "_a", "_b", "_meta", "_at", "_key")
 
 
 #: ``_b`` of a node with no input or more than two: its ``_a`` is the tuple of its inputs
@@ -116,38 +116,43 @@ MANY = object()
 
 
 class Meta:
-    """The name, attributes, folded source and dtype of a node (shared by many nodes)."""
+    """The name, attributes, folded source, dtype and shape of a node (shared by many nodes)."""
 
-    __slots__ = ("name", "attrs", "source", "dtype")
+    __slots__ = ("name", "attrs", "source", "dtype", "shape")
 
     def __init__(self, name: str | None, attrs: Mapping[str, Any], source: "Node | None",
-                 dtype: np.dtype):
+                 dtype: np.dtype, shape: Shape):
         self.name, self.attrs, self.source, self.dtype = name, attrs, source, dtype
+        self.shape = shape
 
 
 _SHARED_META: dict[tuple, Meta] = {}
-_PLAIN_META: dict[np.dtype, Meta] = {}        # (no name, no source, no attributes: by dtype)
+_PLAIN_META: dict[tuple, Meta] = {}    # (no name, no source, no attributes: by dtype and shape)
 
 
 def meta(name: str | None, attrs: Mapping[str, Any], source: "Node | None",
-         dtype: np.dtype) -> Meta:
+         dtype: np.dtype, shape: Shape) -> Meta:
     """What ``_make`` stores for these fields (``attrs`` in stored form, see ``_frozen_attrs``;
-    ``dtype`` a numpy dtype): without a name and a source, one shared record per attributes
-    and dtype; one ``meta`` may serve many nodes (the copies of a folded node)."""
+    ``dtype`` a numpy dtype, ``shape`` from ``_shared_shape``): without a name and a source,
+    one shared record per attributes, dtype and shape; one ``meta`` may serve many nodes (the
+    copies of a folded node)."""
     if name is None and source is None:
         if attrs is _NO_ATTRS:
-            found = _PLAIN_META.get(dtype)
+            key = (dtype, shape)
+            found = _PLAIN_META.get(key)
             if found is None:
-                found = _PLAIN_META[dtype] = Meta(None, attrs, None, dtype)
+                if len(_PLAIN_META) > 4096:
+                    _PLAIN_META.clear()
+                found = _PLAIN_META[key] = Meta(None, attrs, None, dtype, shape)
             return found
-        key = (id(attrs), dtype)
+        key = (id(attrs), dtype, shape)
         found = _SHARED_META.get(key)
         if found is None:
             if len(_SHARED_META) > 4096:
                 _SHARED_META.clear()
-            found = _SHARED_META[key] = Meta(None, attrs, None, dtype)   # (keeps attrs alive)
+            found = _SHARED_META[key] = Meta(None, attrs, None, dtype, shape)   # (keeps attrs)
         return found
-    return Meta(name, attrs, source, dtype)
+    return Meta(name, attrs, source, dtype, shape)
 
 
 class Tagged:
@@ -176,8 +181,9 @@ _keys = itertools.count(0, 2)
 _object_new = object.__new__
 
 
-def _make(op: Op, inputs: tuple, shape: Shape, meta: Meta, at: Any, batch: int) -> "Node":
-    """A node from fields already in their stored form (``meta`` from ``meta``, ``at`` from
+def _make(op: Op, inputs: tuple, meta: Meta, at: Any, batch: int) -> "Node":
+    """A node from fields already in their stored form (``meta`` from ``meta``, with the
+    node's shape; ``at`` from
     ``at``: a step, or an adjoint node whose step it takes) — the one place nodes are made
     (``Node``, ``apply`` and unfolding call it). ``batch`` is 1 (or True) if the node may be
     batched."""
@@ -192,7 +198,6 @@ def _make(op: Op, inputs: tuple, shape: Shape, meta: Meta, at: Any, batch: int) 
     else:
         self._a = inputs
         self._b = MANY
-    self.shape = shape
     self._meta = meta
     self._at = at
     self._key = next(_keys) + batch
@@ -274,9 +279,10 @@ class Node(_Fields):
         # a node built while differentiating forward node n is part of n's adjoint (backward)
         # computation: it records n, and n's time step
         adjoint = _adjoint_of[-1] if inputs else None
-        self = _make(op, inputs, _shared_shape(shape),
+        self = _make(op, inputs,
                      meta(name, _frozen_attrs(attrs), source,
-                          dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)),
+                          dtype if isinstance(dtype, np.dtype) else np.dtype(dtype),
+                          _shared_shape(shape)),
                      adjoint if step is None and adjoint is not None else at(step, adjoint),
                      1 if may_batch else 0)
         if cls is not Node:
@@ -290,6 +296,11 @@ class Node(_Fields):
         if b is None:
             return (self._a,)
         return self._a if b is MANY else (self._a, b)
+
+    @property
+    def shape(self) -> Shape:
+        """The per-example shape (the batch axis, if any, is not part of it)."""
+        return self._meta.shape
 
     @property
     def name(self) -> str | None:
@@ -415,13 +426,14 @@ def apply(op: Op, *inputs: Node, name: str | None = None, **attrs: Any) -> Node:
     """Build the node ``op(*inputs)``, running the op's shape rule now."""
     shape, dtype = op.infer(inputs, attrs)
     found = _SHAPES.get(shape) if shape.__class__ is tuple else None
+    shape = _shared_shape(shape) if found is None else found
     adjoint = _adjoint_of[-1] if inputs else None
     attrs = _frozen_attrs(attrs) if attrs else _NO_ATTRS
     if not isinstance(dtype, np.dtype):
         dtype = np.dtype(dtype)
-    m = _SHARED_META.get((id(attrs), dtype)) if name is None else None
-    return _make(op, inputs, _shared_shape(shape) if found is None else found,
-                 meta(name, attrs, None, dtype) if m is None else m, adjoint,
+    m = None if name is not None else _PLAIN_META.get((dtype, shape)) if attrs is _NO_ATTRS \
+        else _SHARED_META.get((id(attrs), dtype, shape))
+    return _make(op, inputs, meta(name, attrs, None, dtype, shape) if m is None else m, adjoint,
                  _batch_flag(op, inputs))
 
 
@@ -429,11 +441,11 @@ def derived(op: Op, inputs: tuple, like: "Node", attrs: Mapping[str, Any] = _NO_
     """``op(*inputs)`` with the shape and dtype of node ``like`` and ``attrs`` in stored form,
     for a VJP that knows them (its shape rule would answer the same): built without running
     it — a gradient graph is built once per node of an unfolded graph."""
-    dtype = like._meta.dtype
-    m = _PLAIN_META.get(dtype) if attrs is _NO_ATTRS else None
+    lm = like._meta
+    m = _PLAIN_META.get((lm.dtype, lm.shape)) if attrs is _NO_ATTRS else None
     if m is None:
-        m = meta(None, attrs, None, dtype)
-    return _make(op, inputs, like.shape, m, _adjoint_of[-1], _batch_flag(op, inputs))
+        m = meta(None, attrs, None, lm.dtype, lm.shape)
+    return _make(op, inputs, m, _adjoint_of[-1], _batch_flag(op, inputs))
 
 
 def _batch_flag(op: Op, inputs: Sequence["Node"]) -> int:
@@ -552,15 +564,22 @@ def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int, dict[Node
             continue
         count += 1
         b = node._b
-        if b is None:
+        if b is None or b is not MANY:       # (one input or two: the common cases, unrolled)
             i = node._a
             k = top - (i._key >> 1)
             if k >= size:
                 reach(i, k)
             elif order[k] is None:
                 order[k] = i
+            if b is None:
+                continue
+            k = top - (b._key >> 1)
+            if k >= size:
+                reach(b, k)
+            elif order[k] is None:
+                order[k] = b
             continue
-        ins = node._a if b is MANY else (node._a, b)
+        ins = node._a
         if not ins:
             if is_placeholder(node):
                 placeholders.append(node)

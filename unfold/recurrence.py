@@ -26,10 +26,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from . import arguments
+from . import arguments, graph
 from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, as_raised, describe
-from .graph import (_NO_ATTRS, Meta, Node, _adjoint_of, _batch_flag, _make, at, gc_paused,
-                    substitute, topological)
+from .graph import (MANY, _NO_ATTRS, Meta, Node, _Filling, _adjoint_of, _batch_flag, _make,
+                    _object_new, at, gc_paused, substitute, topological)
 from .graph import meta as shared_meta
 from .ops import batch_sum, cast, constant, greater, maximum, stop_gradient, where
 from .ops.elementwise import WHERE
@@ -470,9 +470,9 @@ class Unfolded:
                                                                      *rec.params, RESERVED])})
         if mask:
             meta = Meta("mask", MappingProxyType(dict(self._sequence_attrs, binary=True)),
-                        self.mask, self.mask.dtype)
+                        self.mask, self.mask.dtype, self.mask.shape)
             self._copies[self.mask] = [None] + [
-                _make(INPUT, (), self.mask.shape, meta, t, 1)
+                _make(INPUT, (), meta, t, 1)
                 for t in range(1, steps + 1)]
         self._masked_meta: dict[Node, Meta] = {}      # (one per masked state, for its copies)
         self._ends: dict[str, dict[int, Node]] = {}
@@ -630,27 +630,41 @@ class Unfolded:
         """The name, attributes and source shared by every copy of folded ``node``."""
         attrs = _NO_ATTRS if node.op is PARAM else self._sequence_attrs if node.op is INPUT \
             else node.attrs
-        return Meta(node.name, attrs, node, node.dtype)
+        return Meta(node.name, attrs, node, node.dtype, node.shape)
 
     def _copy_step(self, recipes, t: int, reads_filled: bool) -> None:
         adjoint = _adjoint_of[-1]        # None, unless unfolding inside someone's adjoint
         tag = at(t, adjoint)             # (the step t, or adjoint and step)
+        new, key = _object_new, graph._keys.__next__
         for node, copies, kind, inputs, resolvers, masked, meta in recipes:
+            # (the common kinds make their copy as ``_make`` would, inlined: it runs per node)
             if kind == 2 and reads_filled:
                 a, b = inputs[0][t], inputs[1][t]
-                copy = _make(node.op, (a, b), node.shape, meta, tag, (a._key | b._key) & 1)
+                copy = new(_Filling)
+                copy.op, copy._a, copy._b, copy._meta, copy._at = node.op, a, b, meta, tag
+                copy._key = key() + ((a._key | b._key) & 1)
+                copy.__class__ = Node
             elif kind == 1 and reads_filled:
                 a = inputs[0][t]
-                copy = _make(node.op, (a,), node.shape, meta, tag, a._key & 1)
+                copy = new(_Filling)
+                copy.op, copy._a, copy._b, copy._meta, copy._at = node.op, a, None, meta, tag
+                copy._key = key() + (a._key & 1)
+                copy.__class__ = Node
             elif kind == _PARAM:
-                copy = _make(ALIAS, inputs, node.shape, meta, tag, 0)
+                copy = new(_Filling)
+                copy.op, copy._a, copy._b, copy._meta, copy._at = ALIAS, inputs[0], None, meta, tag
+                copy._key = key()
+                copy.__class__ = Node
             elif kind == _INPUT:
-                copy = _make(INPUT, (), node.shape, meta, t, 1)
+                copy = new(_Filling)
+                copy.op, copy._a, copy._b, copy._meta, copy._at = INPUT, (), MANY, meta, t
+                copy._key = key() + 1
+                copy.__class__ = Node
             else:
                 ins = [r[t] for r in inputs] if reads_filled else [
                     r[t] if r.__class__ is list else r if r.__class__ is Node else
                     self._read(r[0], r[1], t) for r in resolvers]
-                copy = _make(node.op, tuple(ins), node.shape, meta, tag if ins else t,
+                copy = _make(node.op, tuple(ins), meta, tag if ins else t,
                              _batch_flag(node.op, ins))
             if masked:
                 copy = self._masked_update(node, copy, t)
@@ -664,12 +678,13 @@ class Unfolded:
         # made here, not by ``where``: the choice belongs to step t (the planner files a step-less
         # node by its inputs' steps, which for a backward state is t + 1)
         ins = (self._copies[self.mask][t], new, previous)
-        chosen = _make(WHERE, ins, new.shape, shared_meta(None, _NO_ATTRS, None, new.dtype),
+        chosen = _make(WHERE, ins, shared_meta(None, _NO_ATTRS, None, new.dtype, new.shape),
                        at(t, _adjoint_of[-1]), _batch_flag(WHERE, ins))
         named = self._masked_meta.get(folded)
         if named is None:
-            named = self._masked_meta[folded] = Meta(new.name, _NO_ATTRS, folded, new.dtype)
-        return _make(ALIAS, (chosen,), new.shape, named, at(t, _adjoint_of[-1]),
+            named = self._masked_meta[folded] = Meta(new.name, _NO_ATTRS, folded, new.dtype,
+                                                            new.shape)
+        return _make(ALIAS, (chosen,), named, at(t, _adjoint_of[-1]),
                      chosen._key & 1)
 
     def _read(self, st: _State, delay: int, t: int) -> Node:

@@ -33,6 +33,7 @@ description, not per node.
 from __future__ import annotations
 
 from array import array
+from types import CodeType, FunctionType
 from typing import Any, Sequence
 
 import numpy as np
@@ -227,12 +228,30 @@ class Flat:
         role_of, source_roles = self._role, self._source_roles
         copy_kids: dict = {}
         last_adjoint = last_role = None
+        stamps = _Stamps(self, packed, low, order)
+        watch, note = stamps.watch, stamps.note
+        run, next_at, recording = None, -1, False
         k = -1
+        stamped = 0
         while order:
+            if k + 1 == next_at and len(order) >= stamps.span:      # a period as recorded
+                m = run(k + 1)
+                k += m
+                stamped += m
+                if m == stamps.span:
+                    next_at += stamps.period
+                    continue
+                run, next_at = stamps.missed()
+                if not order:
+                    break
             node = pop()
             k += 1
             if node is None:
                 append(0)
+                if recording:
+                    recording = note(k, _NONE)
+                    if not recording:
+                        run, next_at = stamps.run, stamps.next_at
                 continue
             b = node._b
             ins = (node._a,) if b is None else node._a if b is MANY else (node._a, b)
@@ -245,14 +264,29 @@ class Flat:
                         kid.count[t] = 1                 # (its rank 0, as kid.rank counts)
                         members.append(k)
                         append((cid << 32) + MID + t)
+                        if recording:
+                            recording = note(k, (_STEP, node._meta, kid.count, members,
+                                                 (cid << 32) + MID))
+                            if not recording:
+                                run, next_at = stamps.run, stamps.next_at
                         continue
                 append(self._leaf(node, k))
+                if recording:
+                    recording = note(k, False)
+                    if not recording:
+                        run, next_at = stamps.run, stamps.next_at
                 continue
             op = node.op
             if op is ALIAS:
                 i = (ins[0]._key >> 1) - low
                 append(packed[i if i >= nfar else places[ins[0]]])
+                if recording:
+                    recording = note(k, _ALIAS_ENTRY if b is None else False)
+                    if not recording:
+                        run, next_at = stamps.run, stamps.next_at
                 continue
+            if not recording and run is None:
+                recording = watch(node, k)
             adj = node._at                     # (node.adjoint and node.step, inlined)
             if adj.__class__ is Node:
                 t = adj._at
@@ -356,7 +390,20 @@ class Flat:
                 append(codes[d[1]])
             else:
                 append(-d[1] - 1)
+            if recording:
+                recording = note(k, _entry(node, len(ins), desc, kid, d))
+                if not recording:
+                    run, next_at = stamps.run, stamps.next_at
+        #: how many positions were decided by stamps (the rest in full)
+        self.stamped = stamped
         return packed
+
+    def _ranked(self, kid: _Kid, r: int, batched: bool, node: Node, desc: tuple, k: int,
+                t: int) -> int:
+        """The code of a member of rank ``r > 0`` (its class and variant found or made)."""
+        cls = self._class(kid, r, batched, node)
+        self._variant(cls, desc, node).append(k)
+        return (cls.id << 32) + MID + t
 
     def _kid(self, role, node: Node) -> _Kid:
         """The kid of ``node`` (role, op, shape, dtype, attributes), kept also under ``(role,
@@ -543,6 +590,202 @@ def _where(p: int) -> tuple:
 
 def _vid(p: int) -> int:
     return -p - 1 if p < 0 else p >> 32
+
+
+# --- stamping: the pass over a graph that repeats itself ------------------------------------------
+#
+# An unfolded graph and its gradient repeat one step's nodes τ times, and the pass decides the
+# same for each copy. So it records, for one period of nodes, what it found for each (its kid,
+# description and decision) as straight-line code, and for the node one period later checks
+# only what the decision reads — op, Meta, shape, the adjoint's op, Meta and shape, and the
+# description from the inputs' codes — and appends the same code at its index. A node that is
+# not alike takes the ordinary path (and is recorded for the next period).
+
+#: the longest period looked for (nodes of one step)
+MAX_PERIOD = 4096
+#: whether the pass stamps repeated nodes (False: every node decided in full)
+STAMP = True
+#: periods found (and recorded) in one pass at most: a graph that does not repeat stops there
+MAX_TEMPLATES = 64
+_NONE, _ALIAS_ENTRY, _STEP, _OP = "none", "alias", 2, 3
+
+
+class _Stamps:
+    """The period, the template and its function of the pass (see above)."""
+
+    __slots__ = ("flat", "order", "period", "start", "template", "seen", "left", "names",
+                 "run", "next_at", "span")
+
+    def __init__(self, flat: Flat, packed: array, low: int, order: list) -> None:
+        self.flat, self.order = flat, order
+        self.period = self.start = self.span = 0
+        self.left = MAX_TEMPLATES if STAMP else 0
+        self.template: list = []
+        self.seen: dict = {}
+        self.run, self.next_at = None, -1
+        self.names = {"Node": Node, "MANY": MANY, "ALIAS": ALIAS, "packed": packed,
+                      "append": packed.append, "pop": order.pop, "back": order.append,
+                      "LOW": low, "NFAR": len(flat._far), "PLACES": flat._far,
+                      "BATCHED": flat.batched, "META": META, "MID": MID,
+                      "ranked": flat._ranked}
+
+    def watch(self, node: Node, k: int) -> bool:
+        """Two copies of one computation a step apart, twice at the same distance, give the
+        period: the template is then recorded from ``node`` on (True)."""
+        if not self.left:
+            return False
+        a = node._at
+        if a.__class__ is int:
+            key, t = node._meta, a
+        elif a.__class__ is Node and a._at.__class__ is int:
+            key, t = (a._meta, node.op), a._at
+        else:
+            return False
+        seen = self.seen.get(key)
+        if seen is None or abs(seen[1] - t) != 1:
+            self.seen[key] = (k, t, 0)
+            return False
+        period = k - seen[0]
+        self.seen[key] = (k, t, period)
+        if period != seen[2] or not 0 < period <= MAX_PERIOD:
+            return False
+        self.left -= 1
+        self.period, self.start, self.template = period, k, []
+        return True
+
+    def note(self, k: int, entry) -> bool:
+        """The entry of the node at ``k`` while recording; False once the period is recorded
+        (``run`` and ``next_at`` are then set)."""
+        self.template.append(entry)
+        if len(self.template) < self.period:
+            return True
+        # the stamped span: the longest run of entries, starting after one that is not
+        entries, p = self.template, self.period
+        first = next((j for j, e in enumerate(entries) if e is False), None)
+        begin = 0 if first is None else (first + 1) % p
+        span = 0
+        while span < p and entries[(begin + span) % p] is not False:
+            span += 1
+        self.template = []
+        if span < 2:
+            self.run, self.next_at = None, -1
+            return False
+        self.span = span
+        self.run = _run([entries[(begin + j) % p] for j in range(span)], self.names)
+        self.next_at = k + 1 + begin
+        return False
+
+    def missed(self):
+        """A period not alike the recorded one (a node taking the ordinary path): back to
+        looking for a period."""
+        self.seen = {}
+        self.run, self.next_at = None, -1
+        return None, -1
+
+
+def _entry(node: Node, n: int, desc: tuple, kid: _Kid, d: tuple):
+    """What the pass decided for ``node``, as a template entry (False if it is not one)."""
+    a = node._at
+    if not 1 <= n <= 3 or not (a.__class__ is int or a.__class__ is Node and
+                               a._at.__class__ is int and (a._b is not MANY or a._a)):
+        return False                    # (a leaf's role is the leaf itself: not stamped)
+    return (_OP, node, n, desc, kid, d)
+
+
+def _run(entries: list, names: dict):
+    """The function ``run(k) -> m`` of a period: it takes the nodes from the end of the order
+    (positions ``k, k + 1, …``) while they are alike the entries, appends their codes, and
+    returns how many it took (a node not alike is put back)."""
+    consts: dict[str, Any] = {}
+
+    def const(value) -> str:
+        name = f"K{len(consts)}"
+        consts[name] = value
+        return name
+
+    code = ["def run(k):"]
+    for j, e in enumerate(entries):
+        fail = f"        back(node)\n        return {j}"
+        code.append("    node = pop()")
+        if e is _NONE:
+            code.append(f"    if node is not None:\n{fail}\n    append(0)")
+            continue
+        code.append(f"    if node is None:\n        back(node)\n        return {j}")
+        if e is _ALIAS_ENTRY:
+            code.append(f"    if node.op is not ALIAS or node._b is not None:\n{fail}\n"
+                        f"    i = (node._a._key >> 1) - LOW\n"
+                        f"    append(packed[i if i >= NFAR else PLACES[node._a]])")
+            continue
+        if e[0] == _STEP:
+            _, meta, count, members, base = e
+            code.append(f"    t = node._at\n    count = {const(count)}\n"
+                        f"    if node._meta is not {const(meta)} or node._b is not MANY or "
+                        f"node._a or t.__class__ is not int or not 0 <= t < len(count) or "
+                        f"count[t]:\n{fail}\n"
+                        f"    count[t] = 1\n    {const(members)}.append(k + {j})\n"
+                        f"    append({base} + t)")
+            continue
+        _, node, n, desc, kid, d = e
+        a = node._at
+        code.append(f"    if node.op is not {const(node.op)} or node._meta is not "
+                    f"{const(node._meta)}:\n{fail}")        # (a Meta holds the shape)
+        if a.__class__ is int:
+            code.append(f"    t = node._at\n    if t.__class__ is not int:\n{fail}")
+        else:
+            code.append(f"    a = node._at\n"
+                        f"    if a.__class__ is not Node or a._meta is not {const(a._meta)} or "
+                        f"a.op is not {const(a.op)}:\n{fail}\n"
+                        f"    t = a._at\n    if t.__class__ is not int:\n{fail}")
+        if n == 1:
+            code.append(f"    if node._b is not None:\n{fail}\n    x0 = node._a")
+        elif n == 2:
+            code.append(f"    x1 = node._b\n    if x1 is None or x1 is MANY:\n{fail}\n"
+                        f"    x0 = node._a")
+        else:
+            code.append(f"    if node._b is not MANY or len(node._a) != 3:\n{fail}\n"
+                        f"    x0, x1, x2 = node._a")
+        meta = node.op.meta_inputs
+        for i in range(n):
+            code.append(f"    q{i} = (x{i}._key >> 1) - LOW\n"
+                        f"    p{i} = packed[q{i} if q{i} >= NFAR else PLACES[x{i}]]")
+            if i in meta:
+                code.append(f"    if META[p{i} >= 0, BATCHED[-p{i} - 1 if p{i} < 0 else "
+                            f"p{i} >> 32]] != {desc[i]}:\n{fail}")
+            else:
+                code.append(f"    if (p{i} - t if p{i} >= 0 else p{i}) != {desc[i]}:\n{fail}")
+        what = d[0]
+        if what == _MEMBER:
+            code.append(f"    count = {const(kid.count)}\n"
+                        f"    if 0 <= t < len(count) and count[t] < 255:\n"
+                        f"        r = count[t]\n        count[t] = r + 1\n"
+                        f"    else:\n        r = {const(kid)}.rank(t)\n"
+                        f"    if r == 0:\n        {const(d[2])}.append(k + {j})\n"
+                        f"        append({d[4]} + t)\n"
+                        f"    else:\n        append(ranked({const(kid)}, r, {d[3]}, node, "
+                        f"{const(desc)}, k + {j}, t))")
+        elif what == _ALIAS:
+            code.append(f"    append(p{d[1]})")
+        else:
+            code.append(f"    append({-d[1] - 1})")
+    code.append(f"    return {len(entries)}\n")
+    names = dict(names)
+    names.update(consts)
+    return FunctionType(compiled("\n".join(code)), names)
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def compiled(code: str):
+    """The code object of the one function ``code`` defines (compiled once per text: entries
+    alike differ only in the constants they read)."""
+    found = _COMPILED.get(code)
+    if found is None:
+        if len(_COMPILED) > 4096:
+            _COMPILED.clear()
+        module = compile(code, "<unfold stamp>", "exec")
+        found = _COMPILED[code] = next(c for c in module.co_consts if isinstance(c, CodeType))
+    return found
 
 
 #: (kept operand, neutral value of the other) for ops with a neutral element

@@ -296,7 +296,13 @@ def _fixed_rows(variants: list) -> list:
         found = [(k, descs[k][j]) for k in range(len(variants)) if descs[k][j][0] == "c"]
         if len(found) < 2 or len({e[1] for _, e in found}) != 1:
             continue
-        rows = {int(t) for k, e in found for t in np.unique(variants[k][1] + e[2])}
+        rows = set()                    # the rows read (two are enough to give up)
+        for k, e in found:
+            index = variants[k][1]
+            if len(index):
+                rows.update((int(index.min()) + e[2], int(index.max()) + e[2]))
+                if len(rows) > 1:
+                    break
         if len(rows) != 1:
             continue
         t = rows.pop()
