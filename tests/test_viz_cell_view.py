@@ -125,3 +125,31 @@ def test_unnamed_gates_are_named_by_what_they_gate():
                                              gru.param("U", (3, 2)) @ x))
     words = {text(o.get("label", "")) for o in Laid(viz.cell(gru)).nodes.values()}
     assert {"update gate σ", "reset gate σ", "input tanh"} <= words
+
+
+@pytest.mark.parametrize("variant", ["book", "common"])
+def test_the_gru_cell_shows_the_one_minus_u(variant):
+    """h = u ⊙ h(t−1) + (1 − u) ⊙ h̃ (eq. 10.45): the update gate feeds one × directly and the
+    other through a "1 −" node (drawn alike, the cell read h = u·h(t−1) + u·h̃); the coupled
+    LSTM's s = f ⊙ s(t−1) + (1 − f) ⊙ g the same; and the cell's words stay."""
+    for rec in (models.gru(3, 4, 2, variant=variant), _coupled()):
+        laid = Laid(viz.cell(rec))
+        label = {n: text(o.get("label", "")) for n, o in laid.nodes.items()}
+        minus = [n for n in label if label[n] == "1 −"]
+        assert len(minus) == 1, sorted(label.values())
+        gate = {e.tail for e in laid.edges if e.head == minus[0]}
+        assert [label[n] for n in gate] in (["update gate σ"], ["forget gate σ"])
+        into = {e.head for e in laid.edges if e.tail == minus[0]}
+        assert [label[n] for n in into] == ["×"]
+        # the gate's other product, the one with the state's past, reads it plainly
+        assert len({e.head for e in laid.edges if e.tail in gate} - set(minus)) == 1
+
+
+def _coupled() -> uf.Recurrence:
+    rec = uf.Recurrence("coupled")
+    x, h, s = rec.sequence("x", (2,)), rec.state("h", (3,)), rec.state("s", (3,))
+    gate = lambda k: uf.sigmoid(rec.param(f"W{k}", (3, 3)) @ h + rec.param(f"U{k}", (3, 2)) @ x)
+    f, q = gate("f"), gate("q")
+    s_t = rec.update(s, f * s + (1.0 - f) * uf.tanh(rec.param("W", (3, 3)) @ h))
+    rec.update(h, uf.tanh(s_t) * q)
+    return rec

@@ -139,7 +139,7 @@ def test_the_unfolding_keeps_columns_apart_and_cells_compact(name):
 
 def test_compact_cells_hold_the_internal_values_and_only_states_cross_steps():
     rec = models.lstm(M, N, 4)
-    assert internals(contract(rec)) == ["f", "g", "q"]
+    assert internals(contract(rec)) == ["g", "f", "q"]         # the book's order (Fig. 10.16)
     src = viz.unfolded(rec, steps=3).source
     assert "f(2)" not in src and "cell(2)" in src
     laid = Laid(viz.unfolded(rec, steps=3))

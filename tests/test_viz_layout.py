@@ -178,3 +178,30 @@ def test_every_model_of_unfold_models_draws_cleanly_in_rows_and_columns(name):
         for step, (x, _) in row.items():
             columns.setdefault(step, set()).add(round(x, 1))
     assert all(len(xs) == 1 for xs in columns.values()), columns
+
+
+@pytest.mark.parametrize("name", ["lstm", "lstm common", "gru", "context_rnn", "conditional_rnn",
+                                  "bidirectional", "rnn"])
+def test_folded_loops_end_clear_of_every_other_edge_end(name):
+    """Issue 9 item 3: a loop through a delay square leaves and re-enters its state at points
+    of its own — no other edge's end (an arrowhead above all) within 8 pt of the loop's ends:
+    the LSTM's W h(t−1) into s was 5.6 pt from s's loop, Fig. 10.9's U y(t−1) into h 5.6 pt
+    from h's, the bidirectional's U_g into g and the GRU's r → h 6 pt."""
+    import unfold.models as m
+    from viz_json import Laid, distance
+    rec = {"lstm": lambda: m.lstm(3, 2, 4), "lstm common": lambda: m.lstm(3, 2, 4, variant="common"),
+           "gru": lambda: m.gru(3, 2, 4), "context_rnn": lambda: m.context_rnn(3, 2, 4),
+           "conditional_rnn": lambda: m.conditional_rnn(3, 2, 4),
+           "bidirectional": bidirectional, "rnn": lambda: m.rnn(3, 2, 4)}[name]()
+    for g in (viz.folded(rec), viz.unfolding(rec, steps=3)):
+        laid = Laid(g)
+        squares = {n for n in laid.nodes if "[delay" in n}
+        ends = [(node, p, e) for e in laid.edges
+                for node, p in ((e.tail, e.tail_end), (e.head, e.head_end))]
+        for e in laid.edges:
+            if not squares & {e.tail, e.head} or squares >= {e.tail, e.head}:
+                continue
+            node, p = (e.head, e.head_end) if e.tail in squares else (e.tail, e.tail_end)
+            for other, q, f in ends:
+                if other == node and f is not e and not squares & {f.tail, f.head}:
+                    assert distance(p, q) >= 8, (f"{e.tail}→{e.head}", f"{f.tail}→{f.head}")

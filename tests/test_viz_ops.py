@@ -126,6 +126,51 @@ def test_backward_panel_shows_the_meaningful_gradients_beside_the_forward_one():
     assert "∇h(1)" in every
 
 
+def _lstm_written_out():
+    """An LSTM with its σ written out, 1/(1 + exp(−a)), gates unnamed, expressions downstream."""
+    rec = uf.Recurrence("lstm")
+    x, h, s = rec.sequence("x", (2,)), rec.state("h", (3,)), rec.state("s", (3,))
+    sig = lambda a: 1.0 / (1.0 + uf.exp(-a))
+    f, g, q, i = (sig(rec.param(f"b{k}", (3,)) + rec.param(f"U{k}", (3, 2)) @ x +
+                      rec.param(f"W{k}", (3, 3)) @ h) for k in "fgqi")
+    s_new = f * s + g * i
+    h_new = uf.tanh(s_new) * q
+    rec.update(s, s_new)
+    rec.update(h, h_new)
+    rec.loss("L", uf.cross_entropy(rec.param("V", (2, 3)) @ h_new, rec.target("y")))
+    return rec
+
+
+def test_constants_are_drawn_at_each_use_and_each_gates_gradients_apart():
+    """The 1 of every 1/(1 + exp(−a)) is its reader's own (one node read by every gate of every
+    step pulled the graph into a tangle), and the op view's parameter gradients are grouped by
+    the gradient they are computed from: one node per gate and step, ∇Wf(t) ∇Uf(t) ∇bf(t)
+    (not the f, g and input gates' nine in one node because they all lie behind ∇s(t))."""
+    rec = _lstm_written_out()
+    u = rec.unfold(3)
+    params = list(rec.params.values())
+    src = viz.graph(u.loss, backward=dict(zip(params, uf.grad(u.loss, params)))).source
+    ones = [(a, b) for a, b, _ in edges(src) if "[use by " in a]
+    assert len(ones) >= 2 * 4 * 3                  # (two per σ: 1 + exp(−a), 1 ÷ that)
+    assert len({a for a, _ in ones}) == len(ones)     # each copy read once
+    per_step = [t for t in re.findall(r'label=<(.*?)> ', src) if re.search(r"∇W\w\(\d\)", t)]
+    assert len(per_step) == 4 * 3
+    for t in per_step:                                 # one gate's W, U, b
+        gates = set(re.findall(r"∇[WUb]([fgqi])\(", t))
+        assert len(gates) == 1 and len(re.findall(r"∇[WUb][fgqi]\(", t)) == 3, t
+
+
+def test_gradients_of_states_given_as_a_mapping_are_one_node_each():
+    """``backward={h(t): ∇h(t)}``: uf.grad's ∇h(t) is a copy (summed to h's shape) of the
+    panel's own ∇h(t) — drawn once, not as two nodes with one label."""
+    for make, names in ((rnn, "h"), (_lstm, "hs")):
+        u = make().unfold(3)
+        values = [u.at(v, t) for t in (1, 2, 3) for v in names]
+        src = viz.graph(u.loss, backward=dict(zip(values, uf.grad(u.loss, values)))).source
+        labels = re.findall(r'label=<<B>(∇[hs]\(\d\))</B>', src)
+        assert sorted(labels) == sorted(f"∇{v}({t})" for t in (1, 2, 3) for v in names)
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
 def test_the_backward_panel_of_a_3_step_lstm_fits_a_laptop_screen():
     import unfold.models as models

@@ -79,6 +79,33 @@ def test_graphical_models_are_read_off_the_unfolded_graph():
                                                        ("y(2)", "y(3)")}
 
 
+def _fed_back(teacher: bool) -> uf.Recurrence:
+    """Fig. 10.6: the previous target (train time) or output (test time) into h — no loop on h,
+    and the step reads h's expression, not the node rec.update returned."""
+    rec = uf.Recurrence("fed back")
+    x, y = rec.sequence("x", (2,)), rec.sequence("y", (3,))
+    prev = rec.state("y_prev" if teacher else "o_prev", (3,))
+    h_new = uf.tanh(rec.param("W", (2, 3)) @ prev + rec.param("U", (2, 2)) @ x)
+    if teacher:
+        rec.update(rec.state("h", (2,)), h_new)
+    else:
+        h_new = rec.name_node("h", h_new)
+    o = rec.output("o", rec.param("V", (3, 2)) @ h_new)
+    rec.loss("L", uf.mse(o, y))
+    rec.update(prev, y if teacher else o)
+    return rec
+
+
+@pytest.mark.parametrize("teacher", [True, False])
+def test_fig_10_8_of_a_network_fed_its_targets_or_outputs(teacher):
+    """With the hidden units put back, y(t) hangs on h(t), and h(t) on what was fed back:
+    y(t−1) (teacher forcing) or h(t−1) through o(t−1) (the output fed back); h, the named
+    value, is the hidden unit when no state of the book is left."""
+    chain, _ = dependencies(_fed_back(teacher), 4, states=True)
+    assert {(e.src, e.dst, e.delay) for e in chain.edges} == \
+        {("h", "y", 0), ("y", "h", 1) if teacher else ("h", "h", 1)}
+
+
 def test_the_memory_networks_controller_loops_beside_h_and_its_read_path_is_labelled():
     rec = models.memory_network(3, 4, 2, cells=5, width=3)
     for hide in ((), ("a",)):

@@ -23,6 +23,7 @@ drawing does not depend on how the step is written:
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field, replace
 from typing import Iterable
 
@@ -31,7 +32,7 @@ from unfold.graph import Node
 from unfold.ops.base import ALIAS, CONSTANT, INPUT, PARAM
 from unfold.recurrence import STATE, Recurrence
 
-from .gates import LETTERS, gates
+from .gates import LETTERS, ORDER, gates, roles as roles_in
 
 #: op names that *add* a parameter (a bias) rather than multiply a variable by it
 ADDITIVE = frozenset({"add", "sub", "add_n"})
@@ -43,9 +44,9 @@ SYMBOLS = {"sigmoid": "σ", "tanh": "tanh", "relu": "relu", "softmax": "softmax"
 
 #: variable kinds, in the order of the book's rows from the bottom up; a ``point`` is an unnamed
 #: value between two parameters applied in sequence, a ``cell`` a step's internal values taken
-#: together (``viz.cells``)
-KINDS = ("input", "context", "named", "point", "product", "unit", "cell", "state", "output",
-         "loss", "target")
+#: together (``viz.cells``), a ``complement`` the ``1 − u`` a gating × reads (detailed books)
+KINDS = ("input", "context", "named", "point", "product", "complement", "unit", "cell",
+         "state", "output", "loss", "target")
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class Variable:
     params: tuple[str, ...] = ()   # for a cell: the parameters used inside it
     op: str | None = None          # the symbol of the nonlinearity or product it is (σ, ×)
     shows: tuple[str, str] | None = None   # drawn as this name at this step (``h``, ``t-1``)
-    role: str = ""                 # for a gate the user left unnamed: what it gates (viz.gates)
+    role: str = ""                 # for a gate the user left unnamed (in a detailed book: any
+    #                                unit): what it gates, "input" for the cell's input (viz.gates)
     stacked: bool = False          # a point read in slices (gates' stacked pre-activations)
 
 
@@ -108,6 +110,14 @@ def _negated(node: Node) -> Node | None:
     if node.op.name == "sub" and _constant(node.inputs[0], 0.0):
         return node.inputs[1]
     return None
+
+
+def _complement(node: Node) -> Node | None:
+    """``a`` if ``node`` is ``1 − a`` (or ``1 + (−a)``, ``−a + 1``)."""
+    if node.op.name == "sub" and _constant(node.inputs[0], 1.0):
+        return node.inputs[1]
+    b = _one_plus(node)
+    return _negated(b) if b is not None else None
 
 
 def _one_plus(node: Node) -> Node | None:
@@ -305,6 +315,11 @@ class _Contraction:
                         n.op.name == "getitem" and n.inputs[0] in multiplied and \
                         multiplied[n.inputs[0]] and self.sliced(n.inputs[0]):
                     kinds[n] = "unit"          # (each slice of σ(z) over several gates)
+            for n in region:        # 1 − u into a gating × (a GRU's, a coupled forget gate's)
+                if _complement(n) is not None and any(
+                        kinds.get(u) == "product" or u is top and _gating(top, below)
+                        for u in self.users.get(n, ())):
+                    kinds[n] = "complement"
         kept = [n for n in region if n in kinds]
         names = {top: name}
         made = []
@@ -312,8 +327,10 @@ class _Contraction:
             names[m] = self.point_name(name)
             self.kept[names[m]] = m
             layer = m.inputs[0] if m.op.name == "getitem" else m
-            made.append(Variable(names[m], kinds[m], owner=name, op=SYMBOLS.get(
-                "mul" if kinds[m] == "product" else self.unit(layer) or layer.op.name)))
+            made.append(Variable(names[m], kinds[m], owner=name, op="1 −" if kinds[m] ==
+                                 "complement" else SYMBOLS.get("mul" if kinds[m] == "product"
+                                                               else self.unit(layer) or
+                                                               layer.op.name)))
         edges = []
         heads = kept + [top]
         if detail and _gating(top, below):           # h = tanh(s) q: a × node, then h
@@ -439,12 +456,54 @@ def contract(rec: Recurrence, hide: Iterable[str] = (), detail: bool = False) ->
         if name not in hideable:
             raise UnfoldValueError(f"cannot hide {name!r}: only named inner values, outputs and "
                                    f"losses can be hidden ({sorted(hideable)})")
-    unnamed = {} if detail else _unnamed_gates(rec, hide)
-    book, roles = _contracted(rec, hide, detail, unnamed)[0], dict(unnamed.values())
-    for name, r in roles.items():
+    unnamed, of_node = ({}, {}) if detail else _unnamed_gates(rec, hide)
+    book, c = _contracted(rec, hide, detail, unnamed)
+    # the gates' roles: of the unnamed ones in a book, of every unit in a detailed one (read
+    # before the order changes: of two σ multiplied together the first computed is the gate)
+    found = roles_in(book) if detail else dict(unnamed.values())
+    for name, r in found.items():
         if name in book.variables:
             book.variables[name] = replace(book.variables[name], role=r)
+    _in_book_order(book, found if detail else
+                   {name: of_node[n] for name, n in c.node_of.items() if n in of_node})
     return book
+
+
+def _in_book_order(book: Book, roles: dict[str, str]) -> None:
+    """The variables in the order they are computed, except that a cell's units (and, in a
+    detailed book, the products they gate) follow the book's order (``viz.gates.ORDER``: input,
+    input gate, forget gate, output gate) wherever neither reads the other: the same cell
+    whatever order its gates were written in. (A product ranks as its first-ranked gate.)"""
+    rank = {n: ORDER.index(r) for n, r in roles.items() if r in ORDER}
+    for v in book.variables.values():
+        if v.kind == "product":
+            found = [rank[e.src] for e in book.inputs_of(v.name) if e.src in rank]
+            if found:
+                rank[v.name] = min(found)
+    if len(rank) < 2:
+        return
+    names = list(book.variables)
+    pos = {n: k for k, n in enumerate(names)}
+    first = min(pos[n] for n in rank)
+    key = {n: (first, rank[n], pos[n]) if n in rank else (pos[n], -1, 0) for n in names}
+    waiting = {n: 0 for n in names}
+    readers: dict[str, list[str]] = {}
+    for e in book.edges:
+        if not e.delay and e.src in waiting and e.dst in waiting and e.src != e.dst:
+            waiting[e.dst] += 1
+            readers.setdefault(e.src, []).append(e.dst)
+    ready = [key[n] + (n,) for n in names if not waiting[n]]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        n = heapq.heappop(ready)[-1]
+        order.append(n)
+        for r in readers.get(n, ()):
+            waiting[r] -= 1
+            if not waiting[r]:
+                heapq.heappush(ready, key[r] + (r,))
+    order += [n for n in names if n not in set(order)]      # (on a cycle: as they were)
+    book.variables = {n: book.variables[n] for n in order}
 
 
 def _contracted(rec: Recurrence, hide: frozenset[str], detail: bool,
@@ -499,10 +558,12 @@ def _readers(c: "_Contraction", node: Node) -> set[str]:
     return found
 
 
-def _unnamed_gates(rec: Recurrence, hide: frozenset[str]) -> dict[Node, tuple[str, str]]:
+def _unnamed_gates(rec: Recurrence, hide: frozenset[str]
+                   ) -> tuple[dict[Node, tuple[str, str]], dict[Node, str]]:
     """The σ units of the step that gate something on its way to a state (``viz.gates``) and
     that the user did not name (nor hide): each with the chapter's letter for its role (``f``,
-    ``g``, ``q``, ``u``, ``r``; primed when taken) and the role."""
+    ``g``, ``q``, ``u``, ``r``; primed when taken) and the role; and the role of every unit
+    that has one, named or not (``viz.gates.roles``), by node."""
     detailed, c = _contracted(rec, hide, True, {})
     hidden = {n.inputs[0] for n in c.body if n.op is ALIAS and n.inputs and n.name in hide}
     taken = set(c.taken)
@@ -515,7 +576,9 @@ def _unnamed_gates(rec: Recurrence, hide: frozenset[str]) -> dict[Node, tuple[st
             letter += "'"
         taken.add(letter)
         out[c.kept[name]] = (letter, what)
-    return out
+    of_node = {c.kept.get(name, c.node_of.get(name)): r
+               for name, r in roles_in(detailed).items()}
+    return out, of_node
 
 def _points_before_owners(variables: dict[str, Variable]) -> dict[str, Variable]:
     """Variables in the order they are computed (points just before their owner)."""

@@ -19,7 +19,6 @@ from unfold.recurrence import Recurrence
 
 from . import labels as L
 from .book import Book, Edge, Variable, _merged, check_recurrence, contract
-from .gates import gates, partners, role
 from .output import Drawing
 from .views import _check_flags, _Drawer, new_graph, width
 
@@ -78,29 +77,12 @@ def _states_read_as_inputs(book: Book) -> Book:
 
 
 def _words(book: Book, names: Mapping[str, str]) -> dict[str, str]:
-    """The words written beside each unit: those given, else the gate's name; an unnamed σ
-    unit that is a gate is named by what it gates (``viz.gates``), an unnamed unit that a gate
-    multiplies is the cell's "input"."""
-    roles = gates(book)
-    sigmoid = {v.name for v in book.variables.values() if v.op == "σ"}
-    words = {}
-    for v in book.variables.values():
-        if v.name in names:
-            words[v.name] = names[v.name]
-        elif v.kind == "unit":
-            words[v.name] = roles.get(v.name) or \
-                ("input" if partners(book, v.name) & sigmoid else
-                 role(book, v.name) if v.op == "σ" else "")     # "update and reset gates"
-        elif v.kind == "named" and v.op == "σ":
-            # a gate the user named (rec.name_node("f", …)): what it gates, as an inline one
-            # gets (an input gate unless its partner is a named σ too: of two named σ
-            # multiplied together, which is the gate and which the input is the user's word)
-            r = role(book, v.name)
-            named = {u.name for u in book.variables.values() if u.kind == "named" and
-                     u.op == "σ"}
-            if r and (r != "input gate" or not partners(book, v.name) & named):
-                words[v.name] = r
-    return words
+    """The words written beside each unit: those given, else its role (``viz.gates.roles``, as
+    ``contract(detail=True)`` found it: a gate named by what it gates, an unnamed unit that a
+    gate multiplies the cell's "input")."""
+    return {**{v.name: v.role for v in book.variables.values() if v.role},
+            **{k: v for k, v in names.items() if k in book.variables}}
+
 
 class _CellDrawer(_Drawer):
     """A folded drawer whose nodes show units (symbol inside, words beside) and products."""
@@ -119,6 +101,9 @@ class _CellDrawer(_Drawer):
         if var.kind == "product":
             look = {"label": L.plain("×"), **PRODUCT,
                     "tooltip": L.tooltip(f"×: an element-wise product inside {var.owner}")}
+        elif var.kind == "complement":           # the 1 − u a GRU's candidate is gated by
+            look = {"label": L.plain("1 −"), **PRODUCT, "fontsize": "12", "width": "0.42", "height": "0.42",
+                    "tooltip": L.tooltip(f"1 − the value below, inside {var.owner}")}
         elif var.kind == "unit" or var.op:
             unnamed = var.kind == "unit"
             look = {"label": L.unit(var.op if unnamed and not word else name,
@@ -163,7 +148,15 @@ def cell(rec: Recurrence, *, names: Mapping[str, str] | None = None, params: boo
         raise UnfoldValueError(f"names given for {unknown}, which the cell does not draw; it "
                                f"draws {[v for v in book.variables if '·' not in v]}")
     dot = new_graph(f"{rec.name} (cell)", nodesep="0.45", ranksep="0.45")
-    d = _CellDrawer(dot, book, _words(book, names), params)
-    d.folded()
+    words = _words(book, names)
+    d = _CellDrawer(dot, book, words, params)
+    ids = d.folded()
+    rows: dict[int, list[str]] = {}             # the units of a row in the book's order
+    for name in book.variables:                 # (contract's: input, input gate, forget …)
+        if name in words and name in ids:
+            rows.setdefault(d.row[name], []).append(ids[name])
+    for chain in rows.values():
+        for a, b in zip(chain, chain[1:]):
+            d.invisible(a, b)
     d.close()
     return dot

@@ -73,17 +73,25 @@ def fig_10_13a() -> Recurrence:
     return models.deep_rnn(M, [N, N], K)
 
 
-def fig_10_13b() -> Recurrence:
-    """Fig. 10.13 (b): ``unfold.models.deep_rnn`` with an MLP in all three maps — a layer in.z_1
-    between x and h, z_1 inside the hidden-to-hidden transition, out.z_1 between h and o."""
-    return models.deep_rnn(M, [N, N], K, transition="deep", input_layers=[N],
-                           output_layers=[N])
+def fig_10_13b(skip: bool = False) -> Recurrence:
+    """Fig. 10.13 (b): an MLP of one hidden layer in each of the three maps — input to hidden
+    (``U_1``, then ``U_2``), hidden to hidden (``W_1``, ``W_2``) and hidden to output (``V_1``,
+    ``V_2``); the layers unnamed, as the book draws them (each a small point between its two
+    matrices). ``skip``: (c)'s skip connection ``S h(t−1)`` around the deep transition."""
+    rec = Recurrence("10.13 deep RNN")
+    x, h = rec.sequence("x", (M,)), rec.state("h", (N,))
+    P = lambda name, rows, cols: rec.param(name, (rows, cols))       # noqa: E731
+    into = P("U_2", N, N) @ uf.tanh(P("U_1", N, M) @ x)
+    across = P("W_2", N, N) @ uf.tanh(P("W_1", N, N) @ h)
+    h_t = rec.update(h, uf.tanh(into + across + (P("S", N, N) @ h if skip else 0.0)))
+    o = rec.output("o", P("V_2", K, N) @ uf.tanh(P("V_1", N, N) @ h_t))
+    rec.loss("L", uf.cross_entropy(o, rec.target("y", (), dtype="int64")))
+    return rec
 
 
 def fig_10_13c() -> Recurrence:
     """Fig. 10.13 (c): (b) with the skip connection S h(t−1) around the deep transition."""
-    return models.deep_rnn(M, [N, N], K, transition="deep", skip=True, input_layers=[N],
-                           output_layers=[N])
+    return fig_10_13b(skip=True)
 
 
 def fig_10_7() -> Recurrence:
@@ -220,8 +228,9 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
     Figure("10.13a", "A deep RNN (unfold.models.deep_rnn): the hidden state as a hierarchy of "
            "recurrent layers h_1, h_2",
            lambda: views.folded(fig_10_13a(), hide=("a_1", "a_2"))),
-    Figure("10.13b", "A deep RNN (unfold.models.deep_rnn) with an MLP in the input-to-hidden "
-           "(in.z_1), hidden-to-hidden (z_1) and hidden-to-output (out.z_1) maps",
+    Figure("10.13b", "A deep RNN with an MLP in the input-to-hidden (U_1, U_2), "
+           "hidden-to-hidden (W_1, W_2) and hidden-to-output (V_1, V_2) maps, its hidden "
+           "layers the small points between the two matrices of each",
            lambda: views.folded(fig_10_13b())),
     Figure("10.13c", "The deep RNN of (b) with a skip connection S around its deep transition",
            lambda: views.folded(fig_10_13c())),

@@ -18,6 +18,10 @@ if TYPE_CHECKING:                       # book.py imports this module
 #: the chapter's letter for each gate (eqs. 10.40–10.46)
 LETTERS = {"forget gate": "f", "input gate": "g", "output gate": "q", "update gate": "u",
            "reset gate": "r"}
+#: the book's order of a cell's units, left to right: Fig. 10.16's input, input gate, forget
+#: gate and output gate; a GRU's update gate before its reset gate (eqs. 10.45–10.46)
+ORDER = ("input", "input gate", "forget gate", "update gate", "update and reset gates",
+         "reset gate", "output gate")
 
 
 def role(book: "Book", gate: str) -> str:
@@ -48,10 +52,12 @@ def role(book: "Book", gate: str) -> str:
                     stack.append(e.dst)
         return None
     roles = set()
-    for use in book.users_of(gate):
+    mine = {gate} | {e.dst for e in book.users_of(gate)         # the gate and its 1 − gate
+                     if not e.delay and book.variables[e.dst].kind == "complement"}
+    for use in (e for m in mine for e in book.users_of(m)):
         if use.delay or book.variables[use.dst].kind != "product":
             continue
-        partners = [e for e in book.inputs_of(use.dst) if e.src != gate]
+        partners = [e for e in book.inputs_of(use.dst) if e.src not in mine]
         target = into_state(use.dst)
         for e in partners:
             state = past(e)
@@ -73,8 +79,13 @@ def role(book: "Book", gate: str) -> str:
 def partners(book: "Book", unit: str) -> set[str]:
     """The values ``unit`` is multiplied with, in the products it takes part in."""
     vs = book.variables
-    return {f.src for p in book.users_of(unit) if vs[p.dst].kind == "product"
-            for f in book.inputs_of(p.dst) if f.src != unit}
+    mine = {unit} | {e.dst for e in book.users_of(unit) if vs[e.dst].kind == "complement"}
+    found = {f.src for m in mine for p in book.users_of(m) if vs[p.dst].kind == "product"
+             for f in book.inputs_of(p.dst) if f.src not in mine}
+    out: set[str] = set()
+    for f in found:                    # (a 1 − u stands for the u it is taken of)
+        out |= {g.src for g in book.inputs_of(f)} if vs[f].kind == "complement" else {f}
+    return out
 
 
 def gates(book: "Book") -> dict[str, str]:
@@ -85,11 +96,41 @@ def gates(book: "Book") -> dict[str, str]:
     vs = book.variables
     chosen = {v.name for v in vs.values() if v.op == "σ" and v.kind != "unit"}
     roles = {v.name: role(book, v.name) for v in vs.values() if v.kind == "unit" and v.op == "σ"}
+    def lettered(name: str) -> bool:          # its parameters carry the input gate's g
+        return any(p[1:].lstrip("_") == "g" for e in book.inputs_of(name)
+                   for p in e.labels + e.biases)
     out: dict[str, str] = {}
+    # (of two σ multiplied together, the graph cannot tell the gate from the input: the one
+    # whose parameters say g — U_g, W_g, b_g — is the gate, else the one computed first)
     for name in sorted((n for n in roles if roles[n] in LETTERS),
-                       key=lambda n: roles[n] == "input gate"):
+                       key=lambda n: (roles[n] == "input gate", not lettered(n))):
         if roles[name] == "input gate" and partners(book, name) & chosen:
             continue
         chosen.add(name)
         out[name] = roles[name]
+    return out
+
+
+def roles(book: "Book") -> dict[str, str]:
+    """The role of every σ of a detailed book that has one: the unnamed gates' (``gates``), the
+    named σ's (``rec.name_node("f", …)``: what it gates, an input gate unless its partner is a
+    named σ too — of two named σ multiplied together, which is the gate and which the input is
+    the user's word), and "input" for an unnamed unit that a gate multiplies (the cell's input;
+    an unnamed σ sliced into two gates: "update and reset gates")."""
+    vs = book.variables
+    found = gates(book)
+    sigmoid = {v.name for v in vs.values() if v.op == "σ"}
+    named = {v.name for v in vs.values() if v.kind == "named" and v.op == "σ"}
+    out = {}
+    for v in vs.values():
+        if v.kind == "unit":
+            r = found.get(v.name) or ("input" if partners(book, v.name) & sigmoid else
+                                      role(book, v.name) if v.op == "σ" else "")
+        elif v.name in named:
+            r = role(book, v.name)
+            r = "" if r == "input gate" and partners(book, v.name) & named else r
+        else:
+            continue
+        if r:
+            out[v.name] = r
     return out

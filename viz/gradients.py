@@ -22,6 +22,8 @@ import numpy as np
 from unfold.graph import Node
 from unfold.ops.base import ALIAS, CONSTANT, PARAM
 
+from .labels import OPS
+
 
 @dataclass(frozen=True)
 class Meaning:
@@ -35,7 +37,7 @@ class Meaning:
     @property
     def label(self) -> str:
         x = self.of
-        name = x.name if x.name is not None else x.op.name
+        name = x.name if x.name is not None else _unnamed(x)
         if self.kind == "total":
             return f"∇{name} = Σ_t ∇{name}(t)"
         if self.kind == "partial":
@@ -43,6 +45,17 @@ class Meaning:
         if self.kind == "seed":
             return f"∇{name} = 1"
         return f"∇{name}" if x.step is None else f"∇{name}({x.step})"
+
+
+def _unnamed(x: Node) -> str:
+    """An unnamed value by its op and operands: ``(W @ ·)``, ``(· + b)``, ``tanh(·)`` (a
+    name where the operand has one, a dot where not; ``∇matmul(1)`` said which op, not which
+    of them)."""
+    names = [i.name if i.name is not None else "·" for i in x.inputs]
+    symbol = OPS.get(x.op.name)
+    if symbol is not None and len(names) == 2:
+        return f"({names[0]} {symbol} {names[1]})"
+    return f"{symbol or x.op.name}({', '.join(names)})"
 
 
 def _is_copy(node: Node) -> bool:

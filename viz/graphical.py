@@ -17,7 +17,7 @@ from __future__ import annotations
 from unfold import arguments
 from unfold.errors import UnfoldValueError
 from unfold.graph import Node
-from unfold.ops.base import INPUT
+from unfold.ops.base import ALIAS, INPUT
 from unfold.recurrence import Recurrence
 
 from . import labels as L
@@ -54,7 +54,10 @@ def dependencies(rec: Recurrence, steps: int, states: bool) -> tuple[Book, list[
     book = contract(rec)
     targets = [v.name for v in book.variables.values() if v.kind == "target" and
                any(book.variables[e.dst].kind == "loss" for e in book.users_of(v.name))]
-    hidden = [v.name for v in book.variables.values() if v.kind == "state"] if states else []
+    # the hidden units: the states; a network whose recurrence runs only through what it fed
+    # back (teacher forcing's y(t−1), drawn as the target) has none left: its named values
+    hidden = ([v.name for v in book.variables.values() if v.kind == "state"] or
+              [v.name for v in book.variables.values() if v.kind == "named"]) if states else []
     if not targets:
         raise UnfoldValueError(f"recurrence {rec.name!r} has no target scored by a loss: it "
                                f"defines no distribution over a sequence to draw")
@@ -62,7 +65,13 @@ def dependencies(rec: Recurrence, steps: int, states: bool) -> tuple[Book, list[
     var_at: dict[Node, tuple[str, int]] = {}
     for t in range(1, steps + 1):
         for name in targets + hidden:
-            var_at[u.at(name, t)] = (name, t)
+            node = u.at(name, t)
+            var_at.setdefault(node, (name, t))
+            # (and the expression a state's value names: a step may read the expression given
+            # to rec.update rather than the node it returned — teacher forcing's o = V h_new)
+            while node.op is ALIAS and node.inputs:
+                node = node.inputs[0]
+                var_at.setdefault(node, (name, t))
     parents: dict[tuple[str, int], set[tuple[str, int]]] = {}
     for name, (value, _) in rec.losses.items():
         scored = [y for y in targets if any(e.src == y for e in book.inputs_of(name))]
@@ -77,7 +86,10 @@ def dependencies(rec: Recurrence, steps: int, states: bool) -> tuple[Book, list[
                 parents.setdefault((y, t), set()).update(p for p in found if p != (y, t))
     for name in hidden:
         for t in range(1, steps + 1):
-            parents[(name, t)] = _nearest(u.at(name, t), var_at)
+            node = u.at(name, t)
+            while node.op is ALIAS and node.inputs:      # (from below the names of itself)
+                node = node.inputs[0]
+            parents[(name, t)] = _nearest(node, var_at) - {(name, t)}
     edges = {Edge(p, child, t - pt) for (child, t), ps in parents.items() for p, pt in ps}
     out = Book(rec.name)
     for name in hidden + targets:

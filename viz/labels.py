@@ -17,6 +17,11 @@ FONT = "Times-Roman"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+\-]")
 
+#: the ops the op view draws as their symbol (``viz.graph``; unnamed values' gradients too)
+OPS = {"matmul": "@", "add": "+", "add_n": "+", "sub": "−", "mul": "×", "div": "÷",
+       "neg": "−", "sigmoid": "σ", "tanh_deriv": "tanh′", "sigmoid_deriv": "σ′",
+       "cross_entropy_grad": "ŷ − 1_y"}
+
 
 def _encode(text: str) -> str:
     return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)

@@ -50,11 +50,13 @@ EDGE = {"arrowsize": "0.5", "color": "#555555"}
 BACKWARD = "#b03a2e"           # the colour of gradient nodes
 #: the ops drawn as their symbol (the tooltip names the op): the narrower boxes halve the
 #: width of an LSTM's rows of matmuls
-SYMBOLS = {"matmul": "@", "add": "+", "add_n": "+", "sub": "−", "mul": "×", "div": "÷",
-           "neg": "−", "sigmoid": "σ", "tanh_deriv": "tanh′", "sigmoid_deriv": "σ′",
-           "cross_entropy_grad": "ŷ − 1_y"}
+SYMBOLS = L.OPS
 #: the id suffix of a forward value's grey stand-in in the backward panel (``backward_ops``)
 REF = "[ref]"
+#: the id suffix of a constant's copy for one reader (``[use by <reader>]``): a constant is drawn
+#: at each use, not once for all (the 1 of a written-out σ, 1/(1 + exp(−a)), read by every gate
+#: of every step, was one hub pulling the whole graph to it)
+USE = "[use by "
 
 #: nodes drawn at most before the middle steps collapse (``budget=``)
 BUDGET = 400
@@ -266,8 +268,16 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
         if _is_copy(c):
             copies[c.inputs[0]] = copies.get(c.inputs[0], 0) + 1
     for r, x in given.items():                   # what the caller says a result is
-        if r in g.gset:
-            g.meaning[r] = Meaning(x, "total" if copies.get(x, 0) > 1 else "grad")
+        if r not in g.gset:
+            continue
+        inner = _origin(g, r, set())
+        if inner is not r and inner in g.meaning and g.meaning[inner].of is x:
+            # a copy of the panel's own ∇x (``uf.grad`` of a state: ∇h(t) summed down to its
+            # shape): one node, not two with one label
+            g.results.discard(r)
+            g.results.add(inner)
+            continue
+        g.meaning[r] = Meaning(x, "total" if copies.get(x, 0) > 1 else "grad")
     draw = g.drawn(backward_ops)
     hidden = set(_collapse(g, draw, collapse, budget))
     visible = [n for n in draw if g.step[n] not in hidden]       # (the others: in the box)
@@ -291,8 +301,9 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     panel: dict[str, bool] = {}
     column: dict[str, float | None] = {}
     members: dict[str, Node] = {}
+    copied = set(g.uses.values())
     for n in visible:
-        if g.rep.get(n, n) is n:
+        if g.rep.get(n, n) is n and n not in copied:
             ident = g.ids[n]
             members[ident] = n
             panel[ident] = n in g.gset
@@ -302,7 +313,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             panel[ident], column[ident] = part, min(hidden) - 0.5
     refs = {g.ids[n] + REF: n for n in visible}
     for tail, head, _ in edges:
-        if tail.endswith("[cut]"):
+        if tail.endswith("[cut]") or tail in g.uses:
             panel[tail], column[tail] = panel[head], column[head]
         elif tail in refs:                       # in the backward panel, in its own step
             panel[tail] = True
@@ -327,6 +338,12 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                 elif ident.endswith("[cut]"):
                     frame.node(ident, "…", shape="plaintext",
                                tooltip=L.tooltip("inputs beyond depth"))
+                elif ident in g.uses:
+                    n = g.uses[ident]
+                    label, attrs = _label(n)
+                    frame.node(ident, label, **attrs, **(
+                        {"fontcolor": "#999999", "fontsize": "8"} if part else {}),
+                        tooltip=L.tooltip(f"{g.ids[n]}: a constant, drawn at each use{_at(g, n)}"))
                 elif ident in refs:
                     n = refs[ident]
                     frame.node(ident, _label(n)[0], shape="plaintext", fontcolor="#999999",
@@ -340,7 +357,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                     _nodes(row, loose, g, part)
             if clusters:
                 placed.scaffold(frame, part)
-    for (tail, head, attrs), port in zip(edges, _head_ports(edges, placed.row)):
+    for (tail, head, attrs), port in zip(edges, _head_ports(edges, placed.row, column)):
         dot.edge(tail, head, **attrs, **({"headport": port} if port else {}))
     placed.rank(dot)
     return dot
@@ -348,18 +365,23 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
 
 #: where the inputs of a node enter it, left to right, by their number (more: unported)
 _PORTS = {2: ("sw", "se"), 3: ("sw", "s", "se"), 4: ("w", "sw", "se", "e"),
-          5: ("w", "sw", "s", "se", "e")}
+          5: ("w", "sw", "s", "se", "e"), 6: ("nw", "w", "sw", "se", "e", "ne"),
+          7: ("nw", "w", "sw", "s", "se", "e", "ne")}
 
 
-def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int]) -> list[str]:
-    """A port for each edge's head: a node's inputs (from the rows below) enter it at points of
-    their own along its lower side, in the order of its operands (``W(t) @ h(t)``: ``W(t)``
+def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
+                column: dict[str, float | None]) -> list[str]:
+    """A port for each edge's head: a node's inputs (from the rows below) enter it at points
+    of their own along its lower side, in the order of its operands (``W(t) @ h(t)``: ``W(t)``
     left, ``h(t)`` right). Unported, they all aimed at the centre of a small op box from below
     and their arrowheads met at one point of it. (Edges within a row, or whose rows are not
-    known, keep dot's choice: ports on flat edges make dot 2.43 lose the spline.)"""
+    known, keep dot's choice: ports on flat edges make dot 2.43 lose the spline; so do the
+    nodes outside the steps — the sums ∇W = Σ_t ∇W(t), read from every column, whose edges
+    came in nearly flat and hooked round under the node to reach a lower corner.)"""
     into: dict[str, list[int]] = {}
     for k, (tail, head, attrs) in enumerate(edges):
-        if tail in row and head in row and row[tail] < row[head]:
+        if tail in row and head in row and row[tail] < row[head] and \
+                column.get(head) is not None:
             into.setdefault(head, []).append(k)
     out = [""] * len(edges)
     for ks in into.values():
@@ -504,61 +526,37 @@ def _rows(ids: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
     return row
 
 
-def _below(g: _OpGraph, n: Node, drawn: set[Node]) -> list[Node]:
-    """The drawn gradient nodes that gradient node ``n`` reads, directly or through undrawn
-    ones (and, when every op is drawn, the forward values it reads). What an undrawn gradient
-    node leads to is found once and remembered (``g.through``): walked again for every drawn
-    node, long runs of undrawn ones made this quadratic (an LSTM at τ = 1 000: a minute)."""
-    kept, memo = g.__dict__.get("through", (None, {}))
-    if kept is not drawn:                    # (remembered for this set of drawn nodes only)
-        memo = {}
-        g.through = (drawn, memo)
+#: ops that only bring a gradient to another shape (summed over the batch, reshaped)
+_RESHAPING = {"sum_like", "broadcast_like", "batch_sum", "reshape", "transpose", "alias"}
 
-    def reached(i: Node) -> frozenset:
-        """What reading ``i`` means: ``i`` itself if drawn, what it reads if undrawn."""
-        if i in drawn and (i in g.gset or g.every_op):
-            return frozenset((i,))
-        if i not in g.gset:
-            return frozenset()
-        if i in memo:
-            return memo[i]
-        stack = [(i, False)]                 # post-order, no recursion
-        while stack:
-            m, done = stack.pop()
-            if m in memo:
-                continue
-            if done:
-                out: set[Node] = set()
-                for j in m.inputs:
-                    if j in drawn and (j in g.gset or g.every_op):
-                        out.add(j)
-                    elif j in g.gset:
-                        out |= memo.get(j, frozenset())
-                memo[m] = frozenset(out)
-                continue
-            stack.append((m, True))
-            for j in m.inputs:
-                if j in g.gset and j not in memo and not (j in drawn and (j in g.gset or
-                                                                            g.every_op)):
-                    stack.append((j, False))
-        return memo[i]
-    found: set[Node] = set()
-    for i in n.inputs:
-        found |= reached(i)
-    return sorted(found, key=lambda x: x.serial)
+
+def _origin(g: _OpGraph, x: Node, drawn: set[Node]) -> Node:
+    """The gradient node that gradient node ``x`` only reshapes (through undrawn sums over
+    the batch, reshapes): ``∇W(1) = outer(sum_like(δ), h(0))`` comes from ``δ`` as
+    ``∇U(1) = batch_outer(δ, x(1))`` does."""
+    while x not in drawn and x.op.name in _RESHAPING:
+        into = [i for i in x.inputs if i in g.gset]
+        if len(into) != 1:
+            break
+        x = into[0]
+    return x
 
 
 def _grouped(g: _OpGraph, draw: list[Node]) -> dict[Node, Node]:
     """In the meaningful-gradients panel, the gradients of parameters computed from the same
-    gradients (∇W_f(t), ∇U_f(t), ∇b_f(t), all from ∇f(t)) share one node, and so do their sums
-    over the steps: node → the node that stands for it (only for those that share)."""
+    gradient node (∇W_f(t), ∇U_f(t), ∇b_f(t), all from the gradient of f's pre-activation)
+    share one node, and so do their sums over the steps: node → the node that stands for it
+    (only for those that share). The gradient nodes they read directly decide, not the drawn
+    ones behind those: with the gates unnamed (no ∇f(t) drawn) the f, g and input gates'
+    parameters all lie behind ∇s(t), and one node merged nine gradients."""
     drawn = set(draw)
     groups: dict[tuple, list[Node]] = {}
     for n in draw:
         m = g.meaning.get(n)
         if n in g.gset and m is not None and m.kind == "grad" and _is_copy(m.of) and \
                 n not in g.results:
-            key = (g.step[n], tuple(sorted(x.serial for x in _below(g, n, drawn))))
+            key = (g.step[n], tuple(sorted(_origin(g, x, drawn).serial
+                                           for x in n.inputs if x in g.gset)))
             groups.setdefault(key, []).append(n)
     rep: dict[Node, Node] = {n: members[0] for members in groups.values() for n in members}
     # the sums: together when their parameters' copies are together at every step drawn
@@ -586,12 +584,17 @@ def _edges(g: _OpGraph, draw: list[Node], drawn: set[Node], hidden: set, box: di
     parameters stand in a row of their own, and the legend says what a copy is."""
     done: set[tuple[str, str]] = set()
     out = []
+    constant: dict[str, Node] = {}               # id + USE → the constant
+    g.uses = {}                                  # a constant's copy for one reader → it
 
     def tail_of(i: Node, into_grad: bool) -> tuple[str, bool]:
         """Where an edge from ``i`` starts, and whether it reads a forward value."""
         reads_forward = (i in g.gset) != into_grad
         if g.step[i] in hidden:
             return box[i in g.gset], reads_forward
+        if i.op is CONSTANT and i not in g.meaning:     # (its reader's own copy: below)
+            constant[g.ids[i] + USE] = i
+            return g.ids[i] + USE, reads_forward
         if reads_forward:
             return g.ids[i] + REF, True          # the forward value's stand-in, beside
         return g.ids[g.rep.get(i, i)], False
@@ -604,6 +607,9 @@ def _edges(g: _OpGraph, draw: list[Node], drawn: set[Node], hidden: set, box: di
         starts = tails.of(n) if into_grad else \
             [tail_of(i, False) for i in n.inputs if i in drawn]
         for tail, reads_forward in starts:
+            if tail in constant:
+                g.uses[f"{tail}{head}]"] = constant[tail]
+                tail = f"{tail}{head}]"
             if tail == head or (tail, head) in done:
                 continue
             done.add((tail, head))
@@ -620,7 +626,7 @@ def _edges(g: _OpGraph, draw: list[Node], drawn: set[Node], hidden: set, box: di
 
 class _TailsBelow:
     """For a gradient node, where its edges start: the ``tail`` (``tail(i)`` of each drawn
-    node it reads, directly or through undrawn gradient nodes — ``_below``), in the order of
+    node it reads, directly or through undrawn gradient nodes), in the order of
     the first such node. Remembered per undrawn node as the set of tails it leads to, so that
     the thousands of nodes behind a collapsed box count as the one box they start from (an
     LSTM written with its σ spelled out, τ = 1 000: each drawn gradient node reached ~600

@@ -25,7 +25,11 @@ GRAPH = {"rankdir": "BT", "newrank": "true", "nodesep": "0.5", "ranksep": "0.5",
          "fontname": L.FONT, "forcelabels": "true", "outputorder": "edgesfirst"}
 NODE = {"shape": "circle", "fixedsize": "true", "fontname": L.FONT, "fontsize": "14",
         "penwidth": "1.2"}
-EDGE = {"arrowsize": "0.7", "fontname": L.FONT, "fontsize": "14", "penwidth": "1.1"}
+#: (``arrowhead`` declared first: dot 2.43 lays a flat edge between adjacent nodes that has a
+#: port out in a graph of its own, and read its arrow from the attribute declared at that
+#: place, the font size: 'Warning: Arrow type "14" unknown')
+EDGE = {"arrowhead": "normal", "arrowsize": "0.7", "fontname": L.FONT, "fontsize": "14",
+        "penwidth": "1.1"}
 DELAY = {"shape": "square", "style": "filled", "fillcolor": "black", "label": "",
          "width": "0.11", "height": "0.11", "fixedsize": "true"}
 POINT_NODE = {"shape": "circle", "label": "", "width": "0.13", "height": "0.13",
@@ -259,7 +263,11 @@ class _Drawer:
                 here = [n for n in order if self.row[n] == r]
                 feeds = [n for n in here if above is not None and
                          any(e.dst == above and not e.delay for e in self.book.users_of(n))]
-                above = (feeds or here)[0]
+                # (of those, the one on the loop of the column's state: the forget gate's ×
+                # stands under the LSTM's state, the forget gate under it, as in Fig. 10.16)
+                looped = [n for n in feeds if any(e.delay and e.src in column
+                                                  for e in self.book.inputs_of(n))]
+                above = (looped or feeds or here)[0]
                 column.add(above)
         for name in order:
             ids[name] = self.variable(name, suffix=suffix, **(
@@ -295,18 +303,38 @@ class _Drawer:
             place = next(p for p in wanted if p not in used)
             used.append(place)
             self.delay(ids, edges, place)
+        right = {src for src, places in taken.items() if "right" in places}
+
         def under(e: Edge) -> bool:
-            # into a state whose loop holds its right, from beside its column below (an
-            # LSTM's gates into s): from underneath, clear of the loop's lower arc
-            return not e.delay and e.dst in self.looped and e.src not in column and \
+            # into a state whose square holds its right, from beside its column below (an
+            # LSTM's gates into s, a GRU's r into h): from underneath, clear of the square's
+            # edges (the loop's lower arc)
+            return not e.delay and e.dst in right and e.src not in column and \
                 self.row[e.src] < self.row[e.dst]
         # several of them (the LSTM's f and g into s) each at a point of its own, left to right
-        # as their sources stand (at one port their arrowheads met)
-        below = {}
+        # as their sources stand (at one port their arrowheads met); beside the column's own
+        # edge up into the state (the GRU's u → h), at the lower corner on their side
+        below: dict[str, list[str]] = {}
         for e in sorted(filter(under, self.book.edges), key=lambda e: order.index(e.src)):
             below.setdefault(e.dst, []).append(e.src)
-        port_of = {(dst, src): ("s" if len(srcs) == 1 else ("sw", "s", "se")[min(k, 2)])
-                   for dst, srcs in below.items() for k, src in enumerate(srcs)}
+        for e in self.book.edges:        # the column's edge that jumps up into it, if alone
+            # (the bidirectional g's U_g from x past h: round the right, onto the loop's arc)
+            if not e.delay and e.dst in right and e.dst not in below and e.src in column and \
+                    self.row[e.dst] - self.row[e.src] > 1 and not any(
+                        f.src in column and not f.delay and self.row[f.src] < self.row[e.dst]
+                        and f is not e for f in self.book.inputs_of(e.dst)):
+                below[e.dst] = [e.src]
+        port_of = {}
+        for dst, srcs in below.items():
+            straight = next((e.src for e in self.book.inputs_of(dst) if not e.delay and
+                             e.src in column and self.row[e.src] == self.row[dst] - 1), None)
+            if straight is None:
+                port_of.update({(dst, src): "s" if len(srcs) == 1 else
+                                ("sw", "s", "se")[min(k, 2)] for k, src in enumerate(srcs)})
+                continue
+            sides = ["sw" if order.index(src) < order.index(straight) else "se" for src in srcs]
+            if len(set(sides)) == len(sides):
+                port_of.update(zip(((dst, src) for src in srcs), sides))
         for e in self.book.edges:
             if not e.delay:
                 # up from a state whose square stands above right: the line to the square
@@ -353,8 +381,14 @@ class _Drawer:
                       tooltip=L.tooltip(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
         if place == "right":
             self.place_square(square, self.row[e.src], beside=True)
-            # the flat edge out of the state orders the square
-            self.edge(src, square, arrowhead="none", tooltip=tip,
+            # the flat edge out of the state orders the square; the loop of a state that
+            # another state's past enters too (from above right, at ``ne``: the LSTM's
+            # W h(t−1) into s, Fig. 10.9's U y(t−1) into h) leaves from the state's east
+            # point (its upper arc left 5–7 pt from that edge's arrowhead); the others are
+            # unported (two round arcs, Fig. 10.3's)
+            entered = loop and any(f.dst == e.src and f.src != e.src and f.delay
+                                   for f in self.book.edges)
+            self.edge(f"{src}:e" if entered else src, square, arrowhead="none", tooltip=tip,
                       **(self.edge_label(e, free=True) if loop else {}))
             for f in edges:
                 if loop:              # the lower arc, back into the state
