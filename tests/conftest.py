@@ -43,11 +43,22 @@ def pytest_report_header(config):
             f"come from integer seeds printed with any falsifying example)")
 
 
+def _serial() -> int:
+    """The serial number the next node will get (this probe takes one)."""
+    return uf.input("probe").serial
+
+
 @pytest.fixture(autouse=True)
 def _release_compiled_programs():
-    """Each test ends without programs cached by ``evaluate`` and without garbage: a τ = 100 000
-    test's graph (millions of nodes) would otherwise stay alive in the worker, and the cyclic
-    collector would walk it in whichever later test it happens to run."""
+    """Each test ends without programs cached by ``evaluate``, and a test that built a large
+    graph (a τ = 100 000 test's millions of nodes) without garbage too: otherwise its graph would
+    stay alive in the worker, and the cyclic collector would walk it in whichever later test it
+    happens to run. (A full collection after every test would cost more than many tests do.)"""
+    start = _serial()
     yield
     uf.clear_cache()
-    gc.collect()
+    if _serial() - start > LARGE:
+        gc.collect()
+
+
+LARGE = 200_000     # nodes built by one test

@@ -570,3 +570,297 @@ def stacked_lstm():
     top = _lstm_layer(rec, _lstm_layer(rec, x, "1", NI), "2", NH)
     rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (NO, NH)) @ top), y))
     return rec
+
+
+# ---------------------------------------------------------------- round 2: more outsider styles
+
+def rnn_concat():
+    """h(t) = tanh(Wc [h(t-1); x(t)] + b): one matrix over the concatenated state and input."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Wc, b = _p(rec, "Wc", NH, NH + NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(Wc @ uf.concat([h, x]) + b))
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+def rnn_concat_rows():
+    """Row vectors: h(t) = tanh([h(t-1), x(t)] Wc + b), Wc (n_h + n_in) × n_h."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Wc, b = _p(rec, "Wc", NH + NI, NH), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NH, NO), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(uf.concat([h, x]) @ Wc + b))
+    rec.loss("L", uf.cross_entropy(rec.output("o", h_t @ V + c), y))
+    return rec
+
+
+def rnn_sliced_matrix():
+    """One parameter matrix [W U] sliced by columns: W = P[:, :n_h], U = P[:, n_h:]."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    P, b = _p(rec, "P", NH, NH + NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(P[:, :NH] @ h + P[:, NH:] @ x + b))
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+def rnn_row_vectors():
+    """Row-vector convention h W + x U + b (matrices on the right), as in many numpy codes."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NI, NH), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NH, NO), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(h @ W + x @ U + b))
+    rec.loss("L", uf.cross_entropy(rec.output("o", h_t @ V + c), y))
+    return rec
+
+
+def rnn_two_inputs():
+    """Two input sequences x and z, each with its own matrix."""
+    rec = uf.Recurrence("rnn2in")
+    x, z = rec.sequence("x", (NI,)), rec.sequence("z", (NH,))
+    y, h = rec.target("y", ()), rec.state("h", (NH,))
+    W, U, Uz = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "Uz", NH, NH)
+    V = _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x + Uz @ z))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def rnn_delay_two():
+    """h(t) = tanh(W h(t-2) + U x(t)): the state read two steps back only (rec.past(h, 2))."""
+    rec = uf.Recurrence("delay2")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ rec.past(h, 2) + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def output_is_the_state():
+    """Fig. 10.4 written as an outsider would: the output o itself is the state fed back."""
+    rec = uf.Recurrence("outrec")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    o = rec.state("o", (NO,))
+    W, U, V = _p(rec, "W", NH, NO), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h = rec.name_node("h", uf.tanh(W @ o + U @ x))
+    o_t = rec.update(o, V @ h)
+    rec.loss("L", uf.cross_entropy(o_t, y))
+    return rec
+
+
+def single_output_expression():
+    """Fig. 10.5 with the expressions used downstream and no rec.output: loss at the last step."""
+    rec = uf.Recurrence("single")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    new = uf.tanh(W @ h + U @ x)
+    rec.update(h, new)
+    rec.loss("L", uf.cross_entropy(V @ new, y), steps="last")
+    return rec
+
+
+def gru_named():
+    """The book's GRU with u and r given to rec.name_node."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Uu, Wu, bu = _gate_params(rec, "u")
+    Ur, Wr, br = _gate_params(rec, "r")
+    U, W, b = _gate_params(rec, "")
+    V = _p(rec, "V", NO, NH)
+    u = rec.name_node("u", uf.sigmoid(bu + Uu @ x + Wu @ h))
+    r = rec.name_node("r", uf.sigmoid(br + Ur @ x + Wr @ h))
+    h_t = rec.update(h, u * h + (1 - u) * uf.tanh(b + U @ x + W @ (r * h)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def _dense(rec, tag, **inputs):
+    """b_tag + Σ W_tag_k @ v over the named inputs, parameters made on the way (a helper)."""
+    out = rec.param("b" + tag, (NH,))
+    for k, v in inputs.items():
+        out = out + rec.param(f"{'U' if k == 'x' else 'W'}{tag}", (NH, v.shape[0])) @ v
+    return out
+
+
+def gru_loop():
+    """The book's GRU built by a helper called in a loop (parameters made inside the helper)."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    gates = {k: uf.sigmoid(_dense(rec, k, x=x, h=h)) for k in ("u", "r")}
+    cand = uf.tanh(_dense(rec, "", x=x, h=gates["r"] * h))
+    h_t = rec.update(h, gates["u"] * h + (1 - gates["u"]) * cand)
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (NO, NH)) @ h_t), y))
+    return rec
+
+
+def gru_one_minus_z():
+    """Cho et al.'s writing: h(t) = (1 - z) h(t-1) + z h~ (the update gate's sense reversed)."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Uz, Wz, bz = _gate_params(rec, "z")
+    Ur, Wr, br = _gate_params(rec, "r")
+    U, W, b = _gate_params(rec, "")
+    V = _p(rec, "V", NO, NH)
+    z = uf.sigmoid(bz + Uz @ x + Wz @ h)
+    r = uf.sigmoid(br + Ur @ x + Wr @ h)
+    cand = uf.tanh(b + U @ x + W @ (r * h))
+    h_t = rec.update(h, (1 - z) * h + z * cand)
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def mgu():
+    """Minimal gated unit (Zhou et al. 2016): one forget gate f, h = (1 - f) h + f tanh(W (f h) + U x)."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Uf, Wf, bf = _gate_params(rec, "f")
+    U, W, b = _gate_params(rec, "")
+    V = _p(rec, "V", NO, NH)
+    f = uf.sigmoid(bf + Uf @ x + Wf @ h)
+    h_t = rec.update(h, (1 - f) * h + f * uf.tanh(b + U @ x + W @ (f * h)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def lstm_stacked_ofig():
+    """One GEMM [Wx Wh] @ [x; h], sliced in the order o, f, i, g (PyTorch's is i, f, g, o),
+    the input unit tanh (g), the output gate named o_gate by nobody: all inline."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    Wx, Wh, bb = _p(rec, "Wx", 4 * NH, NI), _p(rec, "Wh", 4 * NH, NH), _p(rec, "bb", 4 * NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    a = Wx @ x + Wh @ h + bb
+    q = uf.sigmoid(a[0:NH])                  # output gate
+    f = uf.sigmoid(a[NH:2 * NH])             # forget gate
+    g = uf.sigmoid(a[2 * NH:3 * NH])         # input gate
+    cand = uf.sigmoid(a[3 * NH:])            # input unit (σ as in eq. 10.41)
+    s_t = rec.update(s, f * s + g * cand)
+    h_t = rec.update(h, uf.tanh(s_t) * q)
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+def lstm_loop_named():
+    """The LSTM with its gates made by a helper in a loop and named with rec.name_node."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    G = {k: uf.sigmoid(_dense(rec, k, x=x, h=h)) for k in ("f", "g", "q", "")}
+    G = {k: rec.name_node(k, v) if k else v for k, v in G.items()}
+    s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
+    h_t = rec.update(h, uf.tanh(s_t) * G["q"])
+    o = rec.output("o", rec.param("c", (NO,)) + rec.param("V", (NO, NH)) @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def gru_two_layers():
+    """Two GRU layers stacked, built by one helper called twice (h1 feeds h2 at each step)."""
+    rec = uf.Recurrence("gru2")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+
+    def layer(tag, inp):
+        h = rec.state("h" + tag, (NH,))
+        u = uf.sigmoid(_dense(rec, "u" + tag, x=inp, h=h))
+        r = uf.sigmoid(_dense(rec, "r" + tag, x=inp, h=h))
+        cand = uf.tanh(_dense(rec, tag, x=inp, h=r * h))
+        return rec.update(h, u * h + (1 - u) * cand)
+    top = layer("2", layer("1", x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (NO, NH)) @ top), y))
+    return rec
+
+
+ROUND2_RNN = [rnn_concat, rnn_concat_rows, rnn_sliced_matrix, rnn_row_vectors]      # named structure of rnn_readme
+ROUND2 = [*ROUND2_RNN, rnn_two_inputs, rnn_delay_two, output_is_the_state, single_output_expression,
+          gru_named, gru_loop, gru_one_minus_z, mgu, lstm_stacked_ofig, lstm_loop_named,
+          gru_two_layers]
+ROUND2_GATED = [gru_named, gru_loop, gru_one_minus_z, mgu, lstm_stacked_ofig, lstm_loop_named,
+                gru_two_layers]
+GRU_SAME = [gru_book, gru_named, gru_loop]                      # must draw identically
+
+
+def _rnn_with(step):
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(step(x, h, W, U, b)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+def rnn_einsum():
+    """W h and U x written with uf.einsum("ij,j->i", …)."""
+    return _rnn_with(lambda x, h, W, U, b: uf.einsum("ij,j->i", W, h)
+                     + uf.einsum("ij,j->i", U, x) + b)
+
+
+def rnn_functional():
+    """Function calls instead of operators: uf.add(uf.add(uf.matmul(W, h), …), b)."""
+    return _rnn_with(lambda x, h, W, U, b: uf.add(uf.add(uf.matmul(W, h), uf.matmul(U, x)), b))
+
+
+def rnn_add_n():
+    """The three terms summed with uf.add_n."""
+    return _rnn_with(lambda x, h, W, U, b: uf.add_n([W @ h, U @ x, b]))
+
+
+def rnn_transposed():
+    """Row vectors times transposed matrices: h Wᵀ + x Uᵀ + b."""
+    return _rnn_with(lambda x, h, W, U, b: h @ uf.transpose(W) + x @ uf.transpose(U) + b)
+
+
+RNN_SPELLINGS = [rnn_einsum, rnn_functional, rnn_add_n, rnn_transposed]
+
+
+def deep_rnn_loop(layers=3):
+    """A stack of tanh layers h1 … hN built in a loop (Fig. 10.13a with N layers)."""
+    rec = uf.Recurrence("deep_loop")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    below = x
+    for i in range(1, layers + 1):
+        h = rec.state(f"h{i}", (NH,))
+        below = rec.update(h, uf.tanh(_p(rec, f"W{i}", NH, NH) @ h
+                                      + _p(rec, f"U{i}", NH, below.shape[0]) @ below))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ below), y))
+    return rec
+
+
+def bidirectional_helper():
+    """Fig. 10.11 with both directions made by one helper (backward= its only difference)."""
+    rec = uf.Recurrence("birnn")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+
+    def direction(name, backward):
+        s = rec.state(name, (NH,), backward=backward)
+        return rec.update(s, uf.tanh(_p(rec, "W" + name, NH, NH) @ s
+                                     + _p(rec, "U" + name, NH, NI) @ x))
+    g, h = direction("g", True), direction("h", False)       # the backward one written first
+    o = rec.output("o", _p(rec, "Vh", NO, NH) @ h + _p(rec, "Vg", NO, NH) @ g)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+# Builders whose drawings the style tests prove identical to a reference's (rnn_readme,
+# lstm_named, gru_book) in every view: the per-model geometry checks run on the reference only.
+DRAWN_AS_A_REFERENCE = {*RNN_STYLES[1:], rnn_row_vectors, *LSTM_SAME[1:], *GRU_SAME[1:],
+                        *RNN_SPELLINGS}
+DISTINCT = [b for b in [*ALL, *ROUND2, deep_rnn_loop, bidirectional_helper]
+            if b not in DRAWN_AS_A_REFERENCE]
+DISTINCT_GATED = [b for b in [*GATED, *ROUND2_GATED] if b not in DRAWN_AS_A_REFERENCE]
+
+
+def lstm_written(sigma=uf.sigmoid, order="fgq"):
+    """The per-gate LSTM with the gates' σ spelt ``sigma`` and written in ``order`` (the input
+    unit last), the gates' values kept in a dict."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    P = {k: _gate_params(rec, k) for k in ("f", "g", "q", "")}
+    V = _p(rec, "V", NO, NH)
+    G = {k: sigma(P[k][2] + P[k][0] @ x + P[k][1] @ h) for k in (*order, "")}
+    s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
+    h_t = rec.update(h, uf.tanh(s_t) * G["q"])
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
