@@ -189,3 +189,25 @@ def test_stacked_lstm_and_gru_over_concat_agree(cell, steps, batch, loops):
     feed = _feed(rec, steps, batch, np.random.default_rng(steps), m, targets=k)
     outputs = [g.loss] + uf.grad(g.loss, g.params) + [g.final("h")]
     _check(outputs, feed, loops)
+
+
+@pytest.mark.parametrize("delay", [2, 3])
+@pytest.mark.parametrize("steps_past", [1, 2, 3])
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("loops", [False, True])
+def test_a_batched_sum_with_a_delay_and_a_bias_agrees(delay, steps_past, batch, loops):
+    """fuzz FINDINGS 3: ``a = W1 x(t) + W2 h(t−1) + W3 h(t−d) + b``, batched, τ = d + 1: the
+    members of ``W3 h(t−d) + b`` reading the initial state are unbatched, the last one is
+    not; reassociation (distribute.reassociate) rewrote the regular ones and made the class
+    unbatched while its kept member wrote a batch into it — the plan crashed. Now a rewrite
+    that would change the batch axis of a class with kept members is not made."""
+    steps = delay + steps_past - 1
+    rec = uf.Recurrence("r")
+    x, h = rec.sequence("x", (1,)), rec.state("h", (2,))
+    a = rec.param("W1", (3, 1)) @ x + rec.param("W2", (3, 2)) @ h
+    a = a + rec.param("W3", (3, 2)) @ rec.past(h, delay) + rec.param("b", (3,))
+    new = rec.update(h, uf.tanh(a[0:2]))
+    rec.loss("L", uf.sum(new * new) + uf.sum(a[2:3] ** 2))
+    g = rec.unfold(steps)
+    feed = _feed(rec, steps, batch, np.random.default_rng(delay), 1)
+    _check([g.loss] + uf.grad(g.loss, g.params) + [g.final("h")], feed, loops)

@@ -269,11 +269,16 @@ def reassociate(g: Grouping, units: list[Unit]) -> bool:
                 both = np.intersect1d(a.part.index, c.part.index)
                 if not len(both):
                     continue
+                # (the members left as they are keep ``a``'s batch axis: the class's slab has
+                # one layout, so the rewrite must not change it while any member is kept)
+                batched = _batched(g, p) or _batched(g, x)
+                if batched != a.batched and (a.peeled or len(both) < len(a.part.index)):
+                    continue
                 g.peel(a, np.setdiff1d(a.part.index, both))
                 g.peel(c, np.setdiff1d(c.part.index, both))
                 a.desc = a.part.desc = (p, x)
                 c.desc = c.part.desc = (q, ("c", a.id, 0))
-                a.batched = g.flat.batched[a.id] = _batched(g, p) or _batched(g, x)
+                a.batched = g.flat.batched[a.id] = batched
                 changed = True
                 break
     if changed:
