@@ -239,3 +239,32 @@ def test_folded_gated_cells_cross_little(name):
     assert len(crossings(laid)) <= 2, crossings(laid)
     square = "h[delay 1 out]" if "h[delay 1 out]" in laid.nodes else "h[delay 1]"
     assert abs(laid.xy(square)[1] - laid.xy("h")[1]) < 1            # beside h, in its row
+
+
+def test_a_single_gate_makes_a_gated_cell():
+    """The minimal gated unit (Zhou et al. 2016): one σ doing a GRU's update and reset gates'
+    work, h = (1 − f) h(t−1) + f tanh(U x + W (f ⊙ h(t−1))): its gate is named f in the book
+    views and each step is one cell (it was an unnamed point, the flat drawing)."""
+    rec = uf.Recurrence("mgu")
+    x, h = rec.sequence("x", (2,)), rec.state("h", (3,))
+    f = uf.sigmoid(rec.param("Wf", (3, 3)) @ h + rec.param("Uf", (3, 2)) @ x)
+    h_t = rec.update(h, (1.0 - f) * h + f * uf.tanh(rec.param("U", (3, 2)) @ x +
+                                                 rec.param("W", (3, 3)) @ (f * h)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (2, 3)) @ h_t),
+                                   rec.target("y")))
+    assert "f" in contract(rec).variables
+    check_cells(rec, viz.unfolded(rec, steps=3))
+    assert "cell(2)" in viz.unfolded(rec, steps=3).source
+
+
+@pytest.mark.parametrize("make", [lambda: models.lstm(M, N, 4), lambda: models.gru(M, N, 4),
+                                  lambda: models.deep_rnn(M, [N, N], 4, cell="lstm")],
+                         ids=["lstm", "gru", "deep lstm"])
+def test_unfolded_cells_stand_evenly_spaced(make):
+    """Each cell's edge up past a state into another (cell(t) → h(t) past s(t)) goes round the
+    side the states leave from: dot took the left of every column but the last, whose gap was
+    then 156 pt against the others' 230."""
+    from viz_json import Laid
+    xs = sorted(p[0] for p in Laid(viz.unfolded(make(), steps=3)).cells()["x"].values())
+    gaps = [b - a for a, b in zip(xs, xs[1:])]
+    assert max(gaps) - min(gaps) < 2, gaps

@@ -47,8 +47,9 @@ def mode(book: Book, cells: str) -> str:
     inner = internals(book)
     if not inner:
         return "flat"
-    if cells == "auto":
-        return "compact" if len(inner) >= AUTO else "flat"
+    if cells == "auto":        # (one gate is a gated cell too: the minimal gated unit's f)
+        gated = any(book.variables[n].role for n in inner)
+        return "compact" if len(inner) >= AUTO or gated else "flat"
     return cells
 
 

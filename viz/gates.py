@@ -17,7 +17,8 @@ if TYPE_CHECKING:                       # book.py imports this module
 
 #: the chapter's letter for each gate (eqs. 10.40–10.46)
 LETTERS = {"forget gate": "f", "input gate": "g", "output gate": "q", "update gate": "u",
-           "reset gate": "r"}
+           "reset gate": "r", "update and reset gates": "f"}
+#: (one σ doing a GRU's u's and r's work: the minimal gated unit's forget gate, Zhou et al.)
 #: the book's order of a cell's units, left to right: Fig. 10.16's input, input gate, forget
 #: gate and output gate; a GRU's update gate before its reset gate (eqs. 10.45–10.46)
 ORDER = ("input", "input gate", "forget gate", "update gate", "update and reset gates",

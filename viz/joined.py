@@ -71,7 +71,9 @@ def encoder_decoder(encoder: Recurrence, decoder: Recurrence, *, context: str = 
     # round and it runs straight between the boxes (with constraint=false it was routed
     # round the whole decoder box, into C from the right)
     source, target = enc_ids[(state, last)], dec_ids[(context, None)]
-    dot.edge(source, target, penwidth="1.4", weight="0", headport="w",
+    # (from the state's east point: the edge up into it from its cell comes round the right
+    # to its lower corner)
+    dot.edge(source, target, penwidth="1.4", weight="0", headport="w", tailport="e",
              tooltip=L.tooltip(f"{state}({L.step_text(enc_place.columns[last].step)}) → "
                                f"{context}"))
     bottoms = [enc.ranks[min(enc.ranks)], dec.ranks[min(dec.ranks)]]

@@ -497,6 +497,10 @@ class _Drawer:
         boxes_in = {(dst, c) for (_, s), (dst, c), _ in placement.edges
                     if boxes and s is not None and s != c and dst in boxed}
         jumps = self.jump_ports(placement, spine) if boxes else {}
+        entered: dict[tuple, bool] = {}     # (cell, column, from the right) → a state enters
+        for (_, s), (dst, c), _ in placement.edges:
+            if s is not None and c is not None and s != c:
+                entered[(dst, c, s > c)] = True
         heads = self.head_ports(placement, spine, boxes_in, jumps)
         for (src, s), (dst, c), e in placement.edges:
             side = jumps.get((src, s, dst, c), heads.get((src, s, dst, c), ""))
@@ -506,6 +510,14 @@ class _Drawer:
             into_box = across and (dst, c) in boxes_in
             out = "" if not across or not (self.book.variables[dst].kind == "cell" or
                                            into_box) else "e" if s < c else "w"
+            # a compact cell's edge up past a state into another (cell(t) → h(t) past s(t)):
+            # always on the side the states leave for the next step (dot chose a side per
+            # step: round the left of every column but the last, whose gap it narrowed)
+            if not across and s is not None and self.book.variables[src].kind == "cell" and \
+                    self.row[dst] - self.row[src] > 1 and not side:
+                back = self.book.variables[dst].backward
+                if not entered.get((src, c, not back)):   # (that side's upper corner free)
+                    side, out = ("sw", "nw") if back else ("se", "ne")
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
                          tail_port=out, at_head=(side or True) if into_box else False)
