@@ -20,7 +20,7 @@ from . import schedule, timebatch
 from .errors import (FeedError, UnfoldError, UnfoldTypeError, UnfoldValueError, as_raised,
                      describe)
 from .feed import Feeds
-from .graph import Node, Op, gc_paused, walk
+from .graph import Node, Op, Walked, gc_paused, walk
 from .ops.base import ALIAS, is_placeholder
 
 _KERNEL, _FORWARD, _BATCHED, _ALIAS = 0, 1, 2, 3
@@ -43,7 +43,7 @@ class Program:
         self.outputs = tuple(outputs)
         # the graph, found once: a list indexed by ``top − serial`` (kept until it is planned)
         self._walk = walk(self.outputs)
-        order, self._top, self.placeholders, self.n_nodes = self._walk
+        order, self._top, self.placeholders, self.n_nodes, _ = self._walk
         self.feeds = Feeds(self.placeholders, self)
         if checkpoint is not None:
             if checkpoint == "sqrt":
@@ -66,19 +66,20 @@ class Program:
 
     # --- the graph, node by node (the reference schedule) ----------------------------------------
 
-    def _walked_order(self) -> tuple[list, int]:
+    def _walked_order(self) -> tuple[list, int, dict]:
         """The graph as a list indexed by ``top − serial`` (None for serial numbers of other
-        graphs), and ``top``: the outputs' largest serial number."""
+        graphs), ``top`` (the outputs' largest serial number), and the places of the nodes set
+        apart beyond a gap (``graph.walk``)."""
         if self._walk is None:
             self._walk = walk(self.outputs)
-        return self._walk[0], self._walk[1]
+        return self._walk[0], self._walk[1], self._walk[4]
 
-    def _take_walk(self) -> tuple[list, int]:
-        """The walk's list for a planner that consumes it (the program walks again if it needs
-        it later)."""
-        order, top = self._walked_order()
+    def _take_walk(self) -> tuple[list, int, dict]:
+        """The walk for a planner that consumes it (the program walks again if it needs it
+        later)."""
+        walked = self._walked_order()
         self._walk = None
-        return order, top
+        return walked
 
     def _per_node(self):
         """The per-node structures of the reference schedule, made when first needed: the
@@ -88,7 +89,7 @@ class Program:
         W(t), a named value) shares its input's slot: it is never run, its readers read the
         value it stands for."""
         if self._nodes is None:
-            walked, _ = self._walked_order()
+            walked = self._walked_order()[0]
             order = [n for n in reversed(walked) if n is not None]
             index = {node: i for i, node in enumerate(order)}
             none = len(order)
@@ -127,9 +128,7 @@ class Program:
         return self._per_node()[4]
 
     def __contains__(self, node: Node) -> bool:
-        walked, top = self._walked_order()
-        k = top - node.serial
-        return 0 <= k < len(walked) and walked[k] is node
+        return node in Walked(*self._walked_order())
 
     def _node_schedule(self) -> tuple[list[int], list[tuple[int, ...]]]:
         """The per-node schedule — the order of computation (with recomputations when
@@ -284,7 +283,7 @@ class Program:
         chain built by hand — runs node by node, with no planning cost (a sample decides)."""
         if self.n_nodes <= UNTIMED_NODES:
             return True
-        walked, _ = self._walked_order()
+        walked = self._walked_order()[0]
         # (at random places: a regular stride can land on one node of each step, the period of
         # an unfolded graph)
         where = random.Random(0).sample(range(len(walked)), min(1000, len(walked)))

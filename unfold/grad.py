@@ -56,18 +56,20 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     # the nodes through which y depends on a target: y's ancestors (a list indexed by serial
     # number, 8 bytes a node), without those that depend on no target — in creation order, a
     # node's inputs are settled before it
-    order, top, _, _ = walk([y])
+    order, top, _, _, far = walk([y])
+    dense = len(order) - len(far)
     for k in range(len(order) - 1, -1, -1):
         node = order[k]
         if node is None or node in wanted:
             continue
         b = node._b
         for i in (node._a,) if b is None else node._a if b is MANY else (node._a, b):
-            if order[top - (i._key >> 1)] is i:
+            j = top - (i._key >> 1)
+            if order[j if j < dense else far[i]] is i:
                 break
         else:
             order[k] = None
-    on_path = Walked(order, top)
+    on_path = Walked(order, top, far)
 
     # ∂y/∂node so far (only nodes on the path ever enter); each term is added as soon as it is
     # built (an accumulation chain ((t₁ + t₂) + t₃) + …), so ∇W = Σ_t ∇W(t) never holds all τ
@@ -76,7 +78,6 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     found: dict[Node, Node] = {}
     enter, leave = _adjoint_of.append, _adjoint_of.pop
     pop, get = pending.pop, pending.get
-    size = len(order)
     _needed.append(on_path)
     try:
         # (written for speed: it runs once per node of the graph)
@@ -103,7 +104,9 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
                 if term is None:
                     continue
                 k = top - (x._key >> 1)                              # x on the path?
-                if k < 0 or k >= size or order[k] is not x or x._meta.dtype.kind != "f":
+                if k >= dense:
+                    k = far.get(x, -1)
+                if k < 0 or order[k] is not x or x._meta.dtype.kind != "f":
                     continue
                 if term.shape != x.shape or term._key & ~x._key & 1:
                     enter(node)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import heapq
 import itertools
 from itertools import repeat
 import math
@@ -477,36 +478,71 @@ _key_of = operator.attrgetter("_key")      # creation order
 
 
 class Walked:
-    """Membership in a graph listed by ``walk``: ``node in Walked(order, top)``."""
+    """Membership in a graph listed by ``walk``: ``node in Walked(order, top, far)``."""
 
-    __slots__ = ("order", "top")
+    __slots__ = ("order", "top", "far", "dense")
 
-    def __init__(self, order: list, top: int) -> None:
-        self.order, self.top = order, top
+    def __init__(self, order: list, top: int, far: Mapping[Node, int] | None = None) -> None:
+        self.order, self.top, self.far = order, top, far or {}
+        self.dense = len(order) - len(self.far)
 
     def __contains__(self, node: Node) -> bool:
         k = self.top - (node._key >> 1)
-        return 0 <= k < len(self.order) and self.order[k] is node
+        if 0 <= k < self.dense:
+            return self.order[k] is node
+        k = self.far.get(node)
+        return k is not None and self.order[k] is node
 
 
-def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int]:
+#: how far past the end of a walk's list a node may lie before it is set apart (see ``walk``)
+_GAP = 4096
+
+
+def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int, dict[Node, int]]:
     """Every ancestor of ``outputs`` in a list indexed by ``top − serial`` — so that reading it
     backwards is creation order, a topological order — with None at the serial numbers of
     nodes not in the graph; ``top`` (the largest serial number), the placeholders (leaves that
-    are fed) in creation order, and the number of nodes. Costs 8 bytes per serial number, where a
-    set of the nodes costs about 50 per node."""
+    are fed) in creation order, the number of nodes, and ``far``.
+
+    The list costs 8 bytes per serial number (a set of the nodes costs about 50 per node) — but
+    a graph may read a leaf made long before the rest (a parameter read by graph after graph, a
+    shared constant): the leaves beyond a gap larger than the list itself are set apart, listed
+    after it, and ``far`` gives their places. So a walk costs what its nodes do, not what was
+    built between them and the leaves they read."""
     from .ops.base import is_placeholder
     if not outputs:
-        return [], -1, [], 0
+        return [], -1, [], 0, {}
     top = max(o._key for o in outputs) >> 1
     size = max(1024, 2 * len(outputs))
     order: list = [None] * size
+    later: dict[int, Node] = {}          # leaves beyond the list's end, by index: set apart
+    heap: list[int] = []                 # their indices
+
+    def reach(i: Node, k: int) -> None:
+        """``i``, at index ``k ≥ size``: the list grows to it — unless ``i`` is a leaf beyond a
+        large gap: then it waits in ``later`` until the list grows past it (or for ever: it is
+        far). (Only leaves: the forward values a gradient reads lie a gap away too, at first.)"""
+        nonlocal size
+        if k - size > max(_GAP, size) and i._b is MANY and not i._a:
+            if k not in later:
+                later[k] = i
+                heapq.heappush(heap, k)
+            return
+        order.extend(repeat(None, k + 1 - size + size // 8))     # (an eighth more: tight)
+        size = len(order)
+        order[k] = i
+        while heap and heap[0] < size:
+            j = heapq.heappop(heap)
+            if order[j] is None:
+                order[j] = later[j]
+            del later[j]
+
     for o in outputs:
         k = top - (o._key >> 1)
         if k >= size:
-            order.extend(repeat(None, k + 1 - size + size // 8))
-            size = len(order)
-        order[k] = o
+            reach(o, k)
+        else:
+            order[k] = o
     # one sweep from the latest node back: a node's inputs are older, so they lie further on
     # and are reached after it (the list grows as the sweep goes: the iterator follows it)
     placeholders = []
@@ -519,10 +555,9 @@ def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int]:
         if b is None:
             i = node._a
             k = top - (i._key >> 1)
-            if k >= size:                    # (an eighth more: the list stays tight)
-                order.extend(repeat(None, k + 1 - size + size // 8))
-                size = len(order)
-            if order[k] is None:
+            if k >= size:
+                reach(i, k)
+            elif order[k] is None:
                 order[k] = i
             continue
         ins = node._a if b is MANY else (node._a, b)
@@ -533,14 +568,22 @@ def walk(outputs: Sequence[Node]) -> tuple[list, int, list[Node], int]:
         for i in ins:
             k = top - (i._key >> 1)
             if k >= size:
-                order.extend(repeat(None, k + 1 - size + size // 8))
-                size = len(order)
-            if order[k] is None:
+                reach(i, k)
+            elif order[k] is None:
                 order[k] = i
     while order and order[-1] is None:
         order.pop()
+    # the far leaves, latest first
+    far: dict[Node, int] = {}
+    for k in sorted(later):
+        node = later[k]
+        far[node] = len(order)
+        order.append(node)
+        if is_placeholder(node):
+            placeholders.append(node)
+    count += len(far)
     placeholders.reverse()               # (swept latest first)
-    return order, top, placeholders, count
+    return order, top, placeholders, count, far
 
 
 def substitute(outputs: Sequence[Node], mapping: Mapping[Node, Node]) -> list[Node]:

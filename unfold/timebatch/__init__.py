@@ -36,14 +36,14 @@ class Plan:
     """A program compiled for one pattern of batched feeds and one batch size."""
 
     def __init__(self, program, signature: tuple[bool, ...], batch: int | None) -> None:
-        order, top = program._take_walk()
+        order, top, far = program._take_walk()
         fed, fed_sequences = {}, {}
         for p, flag in zip(program.placeholders, signature):
             if p.step is not None and p.source is not None:
                 fed_sequences[p.source] = flag
             else:
                 fed[p] = flag
-        flat = Flat(order, top, program.outputs, fed, fed_sequences, batch)   # (consumes order)
+        flat = Flat(order, top, far, program.outputs, fed, fed_sequences, batch)   # (consumes order)
         del order
         g = Grouping(flat)
         units = distribute(g)

@@ -178,9 +178,9 @@ class _Kid:
 class Flat:
     """The values of a program for one pattern of batched feeds (see the module docstring)."""
 
-    def __init__(self, order: Sequence[Node | None], top: int, outputs: Sequence[Node],
-                 fed: dict[Node, bool], fed_sequences: dict[Node, bool],
-                 batch: int | None) -> None:
+    def __init__(self, order: Sequence[Node | None], top: int, far: dict[Node, int],
+                 outputs: Sequence[Node], fed: dict[Node, bool],
+                 fed_sequences: dict[Node, bool], batch: int | None) -> None:
         self.batch = batch
         self.values: list[Single | Class] = []
         self.batched: list[bool] = []          # by value id
@@ -193,24 +193,33 @@ class Flat:
         #: a sequence's steps by their shared Meta: (kid, class of rank 0, its members)
         self._steps: dict = {}
         self._fed, self._fed_sequences = fed, fed_sequences
-        packed = self._scan(order, top)
+        packed = self._scan(order, top, far)
         #: each output as ("n", single) or ("r", class, index)
-        self.outputs = [_where(packed[(o._key >> 1) - self.low]) for o in outputs]
+        self.outputs = [_where(packed[self._place(o)]) for o in outputs]
         self.classes = [v for v in self.values if isinstance(v, Class)]
         self.singles = [v for v in self.values if isinstance(v, Single)]
         self._finish(packed)
         for c in self.classes:
             c.kid = None                   # (the kids refer back to their classes)
         del self._kids, self._full, self._roles, self._source_roles, self._attrs, self._sigs
-        del self._steps
+        del self._steps, self._far
 
     # --- the pass --------------------------------------------------------------------------------
 
-    def _scan(self, order: list, top: int) -> array:
-        """The pass: ``order`` (a walk's list, indexed by ``top − serial``) is consumed from its
-        end — creation order — while ``packed`` (indexed by ``serial − low``) grows. Written for
-        speed: it runs once per node."""
+    def _place(self, node: Node) -> int:
+        """Where ``node``'s code is in ``packed`` (−1: not in the graph)."""
+        i = (node._key >> 1) - self.low
+        return self._far.get(node, -1) if i < len(self._far) else i
+
+    def _scan(self, order: list, top: int, far: dict[Node, int]) -> array:
+        """The pass: ``order`` (a walk's list, indexed by ``top − serial``, then the nodes set
+        apart beyond a gap at their places ``far``) is consumed from its end — creation order —
+        while ``packed`` (indexed by ``serial − low``; the far nodes first, by ``self._far``)
+        grows. Written for speed: it runs once per node."""
         low = self.low = top - len(order) + 1
+        last = len(order) - 1
+        self._far = places = {node: last - k for node, k in far.items()}
+        nfar = len(places)          # (an input i with ``serial − low < nfar`` is far)
         packed = array("q")
         append, pop = packed.append, order.pop
         kids = self._kids
@@ -241,7 +250,8 @@ class Flat:
                 continue
             op = node.op
             if op is ALIAS:
-                append(packed[(ins[0]._key >> 1) - low])
+                i = (ins[0]._key >> 1) - low
+                append(packed[i if i >= nfar else places[ins[0]]])
                 continue
             adj = node._at                     # (node.adjoint and node.step, inlined)
             if adj.__class__ is Node:
@@ -254,25 +264,32 @@ class Flat:
                 t, adj = adj, None
             if t is not None and len(ins) == 2:              # (the common case, unrolled)
                 x, y = ins
-                px, py = packed[(x._key >> 1) - low], packed[(y._key >> 1) - low]
+                i, j = (x._key >> 1) - low, (y._key >> 1) - low
+                if i < nfar or j < nfar:
+                    i, j = (i if i >= nfar else places[x]), (j if j >= nfar else places[y])
+                px, py = packed[i], packed[j]
                 codes = (px, py)
                 desc = (px - t if px >= 0 else px, py - t if py >= 0 else py)
             elif t is not None and len(ins) == 1:
-                px = packed[(ins[0]._key >> 1) - low]
+                i = (ins[0]._key >> 1) - low
+                px = packed[i if i >= nfar else places[ins[0]]]
                 codes = (px,)
                 desc = (px - t if px >= 0 else px,)
             elif t is not None and len(ins) == 3:
                 x, y, z = ins
-                px, py, pz = (packed[(x._key >> 1) - low], packed[(y._key >> 1) - low],
-                              packed[(z._key >> 1) - low])
+                i, j, m = (x._key >> 1) - low, (y._key >> 1) - low, (z._key >> 1) - low
+                if i < nfar or j < nfar or m < nfar:
+                    i, j, m = (i if i >= nfar else places[x]), (j if j >= nfar else places[y]), \
+                        (m if m >= nfar else places[z])
+                px, py, pz = packed[i], packed[j], packed[m]
                 codes = (px, py, pz)
                 desc = (px - t if px >= 0 else px, py - t if py >= 0 else py,
                         pz - t if pz >= 0 else pz)
             else:
-                codes = [packed[(i._key >> 1) - low] for i in ins]
+                codes = [packed[self._place(i)] for i in ins]
                 a = adj
-                if t is None and a is not None and 0 <= (a._key >> 1) - low < len(packed):
-                    p = packed[(a._key >> 1) - low]
+                if t is None and a is not None and 0 <= self._place(a) < len(packed):
+                    p = packed[self._place(a)]
                     if p > 0:                   # of an untagged member's gradient: its index
                         t = (p & 0xFFFFFFFF) - MID
                 if t is None:

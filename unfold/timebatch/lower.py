@@ -147,9 +147,13 @@ class Storage:
                                                         c.rep.dtype)
             return a
         i = t - c.lo
+        s = self.slab(c)
         if c.ring:
+            if s.shape[0] != c.ring:
+                raise AssertionError(f"class {c.id} is a ring of {c.ring} in a slab of "
+                                     f"{s.shape[0]} rows")
             i %= c.ring
-        return self.slab(c)[i, ...]
+        return s[i, ...]
 
     def loc(self, v: Single) -> np.ndarray:
         a = self.single.get(v.id)
@@ -197,6 +201,8 @@ class Storage:
                 raise AssertionError(f"rows {a}…{b} of class {c.id}, which keeps one")
             rows = self.row(c, a)[None]
         else:
+            if c.ring:
+                raise AssertionError(f"rows {a}…{b} of class {c.id}, a ring of {c.ring}")
             rows = self.slab(c)[a - c.lo:b - c.lo + 1]
         if fold is None:
             return rows
@@ -214,7 +220,9 @@ def lower(g: Grouping, units: list[Unit], batch: int | None) -> tuple[Storage, l
     _factors_in_place(st)
     _view_classes(st)
     _siblings(st)
-    _rings(g, units, exclude=_read_by_views(st))
+    # (a class whose slab is already laid out — assembled gradients, siblings, the classes
+    # views look at — keeps all its rows: its writers and readers index them by step)
+    _rings(g, units, exclude=_read_by_views(st) | set(st.slabs) | set(st.assembled))
     st.pairs = _shared_log_softmax(g, units)
     st.minus_hot = _minus_one_hot(g, units)
     for _, hot, _ in st.minus_hot.values():
