@@ -9,8 +9,9 @@ evaluation (time-batched, ``timebatch.STRICT``: a compiler failure raises) and
 ALL gradients to 1e-12 relative in float64 (1e-5 in float32; a sum relative to its terms:
 tests/timebatch_tolerance.py) — with masks, truncation, batched and unbatched feeds, and with
 step loops forced at small τ (``lower.LOOP_STEPS = 2``). The reference itself is checked against
-central differences on a subset (no relu: kinks). Defects found are in /work/wt/fuzz/FINDINGS.md;
-those still open run below as strict xfails, so that a fix turns them green.
+central differences on a subset (no relu: kinks). The defects it found (wrong gradients where
+one gradient is assembled from slices; a plan that failed on a batched delay) are fixed and stay
+below as explicit regression cases.
 """
 from __future__ import annotations
 
@@ -115,8 +116,7 @@ def test_the_reference_agrees_with_central_differences(drawn):
             f"∇{p.label}: reference {a} vs central differences {n}"
 
 
-# --- the defects found, as explicit models (FINDINGS.md): fixed ones stay as regression cases,
-# open ones are strict xfails ------------------------------------------------------------------
+# --- the defects found, as explicit models: all fixed, they stay as regression cases ------------
 
 def _one_state(body, steps: int, batch=None, act=None, inner=None, width: int = 2,
                n: int = 1, m: int = 1, seed: int = 0, state_loss: bool = False,
@@ -152,10 +152,6 @@ def _one_state(body, steps: int, batch=None, act=None, inner=None, width: int = 
     return RandomRecurrence(rec, steps, batch, np.dtype(np.float64), feed, {"seed": seed})
 
 
-def _open(finding: str):
-    return pytest.mark.xfail(strict=True, reason=f"FINDINGS {finding} (/work/wt/fuzz/FINDINGS.md)")
-
-
 FOUND = [
     pytest.param(lambda steps, batch, seed, x_first: _one_state(
         lambda z, h: z[0:1], steps, batch, uf.tanh, inner=lambda z: z[1:2], seed=seed, x_first=x_first),
@@ -176,7 +172,7 @@ FOUND = [
     pytest.param(lambda steps, batch, seed, x_first: _one_state(
         lambda z, h: z[0:1], steps + 1, 1 if batch is None else batch, delay=steps, bias=True,
         seed=seed, x_first=x_first),
-        False, id="3-batched-bias-delay-d-at-tau-d+1", marks=_open("#3")),
+        False, id="3-batched-bias-delay-d-at-tau-d+1"),
 ]
 
 

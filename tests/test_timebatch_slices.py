@@ -196,7 +196,8 @@ def test_stacked_lstm_and_gru_over_concat_agree(cell, steps, batch, loops):
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("loops", [False, True])
 def test_a_batched_sum_with_a_delay_and_a_bias_agrees(delay, steps_past, batch, loops):
-    """fuzz FINDINGS 3: ``a = W1 x(t) + W2 h(t−1) + W3 h(t−d) + b``, batched, τ = d + 1: the
+    """Found by the differential fuzz (tests/test_differential.py): ``a = W1 x(t) + W2 h(t−1) +
+    W3 h(t−d) + b``, batched, τ = d + 1: the
     members of ``W3 h(t−d) + b`` reading the initial state are unbatched, the last one is
     not; reassociation (distribute.reassociate) rewrote the regular ones and made the class
     unbatched while its kept member wrote a batch into it — the plan crashed. Now a rewrite

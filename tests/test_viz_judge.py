@@ -1,7 +1,7 @@
 """Issue 9's independent check ("vizjudge"): recurrences written by hand in many styles
 (tests/viz_judge_models.py, never unfold.models), every view laid out by ``dot -Tjson``, and
 structure and geometry checked against what the issue promises (items 1-5). No image comparison,
-no timed test; the PNGs a person looked at are in /work/wt/vizjudge/FINDINGS.md."""
+no timed test; the PNGs a person looked at are in tests/viz_judge_findings.md."""
 from __future__ import annotations
 
 import functools
@@ -18,7 +18,7 @@ from viz_json import Laid, distance, label_collisions, node_box, text
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
 
-# Cases that fail today, by the number of their finding in /work/wt/vizjudge/FINDINGS.md. They
+# Cases that fail today, by the number of their finding in tests/viz_judge_findings.md. They
 # run as strict xfails (an AssertionError expected): when viz fixes the finding the case XPASSes,
 # which fails the run until the case is moved out of its OPEN set here.
 OPEN = {
@@ -30,7 +30,7 @@ def still_open(finding, *values, id=None):
     """``values`` as one case expected to fail on ``finding`` (strict: a pass is reported)."""
     return pytest.param(*values, id=id, marks=pytest.mark.xfail(
         strict=True, raises=AssertionError,
-        reason=f"vizjudge finding {finding} (FINDINGS.md) still open"))
+        reason=f"vizjudge finding {finding} (tests/viz_judge_findings.md) still open"))
 
 
 def cases(builders, *more, open_=None):
@@ -287,10 +287,11 @@ def loop_end_clashes(laid, gap=8.0):
     return found
 
 
-# models whose folded loops clash today (finding 3; 30: a regression of viz 92297d7)
-LOOPS_OPEN = {**{b.__name__: 3 for b in (
+# models whose folded loops clash today (finding 3; 30, a regression of viz 92297d7, fixed in
+# viz dbffde6)
+LOOPS_OPEN = {b.__name__: 3 for b in (
     M.gru_reset_after, M.lstm_stacked_preact, M.lstm_peephole, M.lstm_stacked_ofig,
-    M.gru_two_layers)}, "rnn_two_inputs": 30}
+    M.gru_two_layers)}
 
 
 def folded_loops_have_ends_of_their_own(build):
