@@ -22,7 +22,7 @@ from .graph import (MANY, _NO_ATTRS, _PLAIN_META, Node, Tagged, Walked, _adjoint
 from .ops import add, constant, lift, sum_like
 from .ops.elementwise import ADD
 from .ops.base import ALIAS, CONSTANT, broadcast_like, fit
-from .timebatch.flat import compiled
+from .timebatch.flat import compiled, stamped_span
 
 
 def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
@@ -310,13 +310,8 @@ class _Stamps:
         self.template.append(entry)
         if len(self.template) < self.period:
             return True
-        # the stamped span: the longest run of entries, starting after one that is not
         entries, p = self.template, self.period
-        first = next((j for j, e in enumerate(entries) if e is False), None)
-        begin = 0 if first is None else (first + 1) % p
-        span = 0
-        while span < p and entries[(begin + span) % p] is not False:
-            span += 1
+        begin, span = stamped_span(entries, p)
         self.template = []
         if span < 2:
             self.run, self.next_at = None, -1

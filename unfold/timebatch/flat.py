@@ -659,13 +659,8 @@ class _Stamps:
         self.template.append(entry)
         if len(self.template) < self.period:
             return True
-        # the stamped span: the longest run of entries, starting after one that is not
         entries, p = self.template, self.period
-        first = next((j for j, e in enumerate(entries) if e is False), None)
-        begin = 0 if first is None else (first + 1) % p
-        span = 0
-        while span < p and entries[(begin + span) % p] is not False:
-            span += 1
+        begin, span = stamped_span(entries, p)
         self.template = []
         if span < 2:
             self.run, self.next_at = None, -1
@@ -774,6 +769,18 @@ def _run(entries: list, names: dict):
 
 
 _COMPILED: dict[str, Any] = {}
+
+
+def stamped_span(entries: list, period: int) -> tuple[int, int]:
+    """``(begin, span)``: the run of a recorded period's ``entries`` (read cyclically) that a
+    stamp replays — no False in it, a position the ordinary path must take — starting after
+    the first False. (Shared with grad's stamps.)"""
+    first = next((j for j, e in enumerate(entries) if e is False), None)
+    begin = 0 if first is None else (first + 1) % period
+    span = 0
+    while span < period and entries[(begin + span) % period] is not False:
+        span += 1
+    return begin, span
 
 
 def compiled(code: str):
