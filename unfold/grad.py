@@ -10,7 +10,6 @@ can be evaluated, drawn, and differentiated again (Hessian-vector products).
 """
 from __future__ import annotations
 
-from types import FunctionType
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,7 +21,7 @@ from .graph import (MANY, _NO_ATTRS, _PLAIN_META, Node, Tagged, Walked, _adjoint
 from .ops import add, constant, lift, sum_like
 from .ops.elementwise import ADD
 from .ops.base import ALIAS, CONSTANT, broadcast_like, fit
-from .timebatch.flat import compiled, stamped_span
+from .timebatch.flat import Constants, generated, stamped_span
 
 
 def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
@@ -404,13 +403,7 @@ def _run(entries: list, names: dict):
     it checks that each node (and its g, inputs and pending terms) is alike the recorded one
     and, if so, builds the recorded nodes and pending terms for it; it returns how many
     positions it took (a position not alike is left as it was)."""
-    consts: dict[str, Any] = {}
-
-    def const(value) -> str:
-        name = f"K{len(consts)}"
-        consts[name] = value
-        return name
-
+    const = Constants()
     code = ["def run(k):"]
     for j, e in enumerate(entries):
         code.append(f"    node = ORDER[k + {j}]")
@@ -421,9 +414,7 @@ def _run(entries: list, names: dict):
                     f"    g = pop(node, None)\n    if g is None:\n        return {j}")
         code.append(_stamp(e, const, f"        pending[node] = g\n        return {j}"))
     code.append(f"    return {len(entries)}\n")
-    names = dict(names)
-    names.update(consts)
-    return FunctionType(compiled("\n".join(code)), names)
+    return generated(code, names, const)
 
 
 def _stamp(entry: tuple, const, fail: str) -> str:

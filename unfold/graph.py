@@ -184,9 +184,9 @@ _object_new = object.__new__
 def _make(op: Op, inputs: tuple, meta: Meta, at: Any, batch: int) -> "Node":
     """A node from fields already in their stored form (``meta`` from ``meta``, with the
     node's shape; ``at`` from
-    ``at``: a step, or an adjoint node whose step it takes) — the one place nodes are made
-    (``Node``, ``apply`` and unfolding call it). ``batch`` is 1 (or True) if the node may be
-    batched."""
+    ``at``: a step, or an adjoint node whose step it takes) — how every node is made (``Node``
+    and ``apply`` call it; unfolding's common copies and grad's stamps do the same inlined, as
+    they run per node at τ = 100 000). ``batch`` is 1 (or True) if the node may be batched."""
     self = _object_new(_Filling)
     self.op = op
     n = len(inputs)

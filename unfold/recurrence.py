@@ -640,32 +640,26 @@ class Unfolded:
             # (the common kinds make their copy as ``_make`` would, inlined: it runs per node)
             if kind == 2 and reads_filled:
                 a, b = inputs[0][t], inputs[1][t]
-                copy = new(_Filling)
-                copy.op, copy._a, copy._b, copy._meta, copy._at = node.op, a, b, meta, tag
-                copy._key = key() + ((a._key | b._key) & 1)
-                copy.__class__ = Node
+                op, where, flag = node.op, tag, (a._key | b._key) & 1
             elif kind == 1 and reads_filled:
-                a = inputs[0][t]
-                copy = new(_Filling)
-                copy.op, copy._a, copy._b, copy._meta, copy._at = node.op, a, None, meta, tag
-                copy._key = key() + (a._key & 1)
-                copy.__class__ = Node
+                a, b = inputs[0][t], None
+                op, where, flag = node.op, tag, a._key & 1
             elif kind == _PARAM:
-                copy = new(_Filling)
-                copy.op, copy._a, copy._b, copy._meta, copy._at = ALIAS, inputs[0], None, meta, tag
-                copy._key = key()
-                copy.__class__ = Node
+                op, a, b, where, flag = ALIAS, inputs[0], None, tag, 0
             elif kind == _INPUT:
-                copy = new(_Filling)
-                copy.op, copy._a, copy._b, copy._meta, copy._at = INPUT, (), MANY, meta, t
-                copy._key = key() + 1
-                copy.__class__ = Node
+                op, a, b, where, flag = INPUT, (), MANY, t, 1
             else:
                 ins = [r[t] for r in inputs] if reads_filled else [
                     r[t] if r.__class__ is list else r if r.__class__ is Node else
                     self._read(r[0], r[1], t) for r in resolvers]
+                op = None
                 copy = _make(node.op, tuple(ins), meta, tag if ins else t,
                              _batch_flag(node.op, ins))
+            if op is not None:
+                copy = new(_Filling)
+                copy.op, copy._a, copy._b, copy._meta, copy._at = op, a, b, meta, where
+                copy._key = key() + flag
+                copy.__class__ = Node
             if masked:
                 copy = self._masked_update(node, copy, t)
             copies[t] = copy

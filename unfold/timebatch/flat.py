@@ -691,13 +691,7 @@ def _run(entries: list, names: dict):
     """The function ``run(k) -> m`` of a period: it takes the nodes from the end of the order
     (positions ``k, k + 1, …``) while they are alike the entries, appends their codes, and
     returns how many it took (a node not alike is put back)."""
-    consts: dict[str, Any] = {}
-
-    def const(value) -> str:
-        name = f"K{len(consts)}"
-        consts[name] = value
-        return name
-
+    const = Constants()
     code = ["def run(k):"]
     for j, e in enumerate(entries):
         fail = f"        back(node)\n        return {j}"
@@ -763,9 +757,7 @@ def _run(entries: list, names: dict):
         else:
             code.append(f"    append({-d[1] - 1})")
     code.append(f"    return {len(entries)}\n")
-    names = dict(names)
-    names.update(consts)
-    return FunctionType(compiled("\n".join(code)), names)
+    return generated(code, names, const)
 
 
 _COMPILED: dict[str, Any] = {}
@@ -781,6 +773,21 @@ def stamped_span(entries: list, period: int) -> tuple[int, int]:
     while span < period and entries[(begin + span) % period] is not False:
         span += 1
     return begin, span
+
+
+class Constants(dict):
+    """The values a generated function reads by the names ``K0, K1, …`` its text uses:
+    ``name = const(value)``."""
+
+    def __call__(self, value: Any) -> str:
+        name = f"K{len(self)}"
+        self[name] = value
+        return name
+
+
+def generated(code: list[str], names: dict, const: Constants):
+    """The one function the lines ``code`` define, reading ``names`` and ``const``'s values."""
+    return FunctionType(compiled("\n".join(code)), {**names, **const})
 
 
 def compiled(code: str):
