@@ -34,9 +34,9 @@ from .group import Grouping, Part
 #: strip-mine the backward pass (False: each class over all its steps)
 STRIP = True
 #: a chunk spans at least this many rows (steps × batch): its GEMMs stay large
-CHUNK_ROWS = 256
+CHUNK_ROWS = 512
 #: at most this many chunks (two chunks of each backward value are alive: 2 / CHUNKS of it)
-CHUNKS = 16
+CHUNKS = 8
 #: backward passes whose values take fewer bytes (all steps) are not cut
 MIN_BYTES = 256 * 1024
 
@@ -45,7 +45,9 @@ def chunk_steps(span: int, batch: int | None) -> int | None:
     """The steps of a chunk for a backward pass over ``span`` steps, or None (not cut)."""
     rows = batch if batch else 1
     k = max(-(-span // CHUNKS), -(-CHUNK_ROWS // rows))
-    return k if k < span else None
+    if k >= span:
+        return None
+    return -(-span // -(-span // k))                  # (chunks of one size, the last no smaller)
 
 
 def _split_set(g: Grouping) -> set[int]:
