@@ -281,7 +281,9 @@ def _single(st: Storage, v: Single) -> Instr | None:
 def _call(st: Storage, node: Node, desc: tuple, t: int, out: np.ndarray) -> Instr:
     values = tuple(st.at(e, t) for e in desc)
     flags = tuple(st.flag(e) for e in desc)
-    return Instr(*kernel(node, flags, values, out, st.batch, st.views))
+    _, ((fn, args),) = _contiguous_operands(
+        st, [kernel(node, flags, values, out, st.batch, st.views)], None, make=False)
+    return Instr(fn, args)
 
 
 def _peeled(st: Storage, c: Class, t: int, node: Node, desc: tuple) -> Instr:
@@ -385,6 +387,9 @@ def _fused(st: Storage, f) -> list[Instr]:
 
 def _scaled(st: Storage, c: Class) -> list[Instr]:
     """``cross_entropy_grad``'s slab, holding ``softmax − 1_y``, multiplied by its ``g``."""
+    e = c.desc[0]
+    if e[0] == "n" and st.values[e[1]].known and np.all(st.values[e[1]].value == 1):
+        return []                                    # (the seed ∂L/∂L = 1)
     inputs, flags, size = _fold_inputs(st, c, c.lo, c.hi)
     p = st.slab(c).reshape((size,) + c.rep.shape)
     return [Instr(np.multiply, (p, inputs[0][..., None], p))]
@@ -608,7 +613,8 @@ def _segment(st: Storage, order: list[Class], steps) -> list[Instr]:
     return pre + [Loop(count, tuple(iterators), tuple(body))]
 
 
-def _contiguous_operands(st: Storage, body: list, iterators: list | None) -> tuple[list, list]:
+def _contiguous_operands(st: Storage, body: list, iterators: list | None,
+                         make: bool = True) -> tuple[list, list]:
     """A matrix product in a step loop reading a constant operand that is not C-contiguous —
     ``h(t−1) Wᵀ``, ``Wᵀ`` a transposed view of the fed ``W`` — reads a C-contiguous copy of it
     made once before the loop instead: OpenBLAS's product with a transposed operand and few
@@ -616,7 +622,8 @@ def _contiguous_operands(st: Storage, body: list, iterators: list | None) -> tup
     value's view is made once per run and read by every loop and straight step after it (the
     chunks of a strip-mined loop, strip.py); any other operand's is made before its loop, when
     nothing in the loop writes the operand's memory (no other argument of the loop shares it).
-    ``iterators`` None: straight steps (``body`` the calls), which only read fed values' copies.
+    ``iterators`` None: straight steps (``body`` the calls), which only read fed values' copies
+    (and with ``make`` False only those already made: a single call does not pay for one).
     """
     candidates: dict[int, np.ndarray] = {}
     for fn, args in body:
@@ -643,6 +650,8 @@ def _contiguous_operands(st: Storage, body: list, iterators: list | None) -> tup
         if id(_owner(a)) in fed:
             key = (id(_owner(a)), _address(a), a.shape, a.strides)
             copy = st.contiguous.get(key)
+            if copy is None and not make:
+                continue
             if copy is None:
                 copy = st.contiguous[key] = st._alloc(a.shape, a.dtype)
                 pre.append(Instr(transposed_copy if a.flags.f_contiguous else np.copyto,
@@ -757,8 +766,10 @@ def _reduction(st: Storage, red: Reduction) -> list[Instr]:
         if direct is not None:               # one part written straight into the sum
             rest = tuple(p for i, (p, _) in enumerate(parts) if i != j)
             code.append(Instr(*direct))
-            if rest or singles:
+            if rest:
                 code.append(Instr(add_into, (end, rest, tuple(singles))))
+            else:                            # (ufunc calls: their effects are known)
+                code += [Instr(np.add, (end, v, end)) for v in singles]
             return code
     return code + [Instr(sum_into, (end, tuple(p for p, _ in parts), tuple(singles)))]
 
