@@ -47,7 +47,8 @@ class Plan:
         flat = Flat(order, top, far, program.outputs, fed, fed_sequences, batch)   # (consumes order)
         del order
         g = Grouping(flat)
-        strip_mine(g, batch)
+        #: the chunks of steps the passes run in (strip.py), 0: not cut
+        self.chunks = strip_mine(g, batch)
         units = distribute(g)
         if units is not None and reassociate(g, units):        # then distribute again
             units = distribute(g)
@@ -55,6 +56,8 @@ class Plan:
             raise Unsupported("the dependence graph defeats the analysis")
         st, code = lower.lower(g, units, batch)
         chunks = [_chunk(g, u) for u in units]
+        if len(chunks) != len(code):
+            raise AssertionError("lowering gave a unit more or less")
         self.units = [(u.kind, [c.rep.op.name for c in u.classes], len(u.peeled))
                       for u in units]
         out = [st.output(o) for o in flat.outputs]

@@ -33,21 +33,24 @@ from .group import Grouping, Part
 
 #: strip-mine the backward pass (False: each class over all its steps)
 STRIP = True
-#: a chunk spans at least this many rows (steps × batch): its GEMMs stay large
-CHUNK_ROWS = 512
+#: a chunk spans at least this many rows (steps × batch): its GEMMs stay large, and the calls
+#: each chunk adds (~20: its share of every GEMM and sum) stay a few per cent of its work
+CHUNK_ROWS = 400
 #: at most this many chunks (two chunks of each backward value are alive: 2 / CHUNKS of it)
 CHUNKS = 8
 #: backward passes whose values take fewer bytes (all steps) are not cut
 MIN_BYTES = 256 * 1024
 
 
-def chunk_steps(span: int, batch: int | None) -> int | None:
-    """The steps of a chunk for a backward pass over ``span`` steps, or None (not cut)."""
-    rows = batch if batch else 1
-    k = max(-(-span // CHUNKS), -(-CHUNK_ROWS // rows))
-    if k >= span:
-        return None
-    return -(-span // -(-span // k))                  # (chunks of one size, the last no smaller)
+def chunk_steps(span: int, batch: int | None, rows: int | None = None,
+                most: int | None = None) -> int | None:
+    """The steps of a chunk for a pass over ``span`` steps, or None (not cut): at least ``rows``
+    (default CHUNK_ROWS) rows a chunk, at most ``most`` (CHUNKS) chunks, all of one size but
+    the last, which is no larger."""
+    rows = CHUNK_ROWS if rows is None else rows
+    most = CHUNKS if most is None else most
+    count = span // max(-(-span // most), -(-rows // (batch if batch else 1)))
+    return -(-span // count) if count > 1 else None
 
 
 def _split_set(g: Grouping) -> set[int]:
@@ -76,15 +79,15 @@ def _split_set(g: Grouping) -> set[int]:
     return split
 
 
-def strip_mine(g: Grouping, batch: int | None) -> bool:
-    """Split the backward pass's classes of ``g`` into chunks of steps (regrouping ``g``);
-    True if it did."""
+def strip_mine(g: Grouping, batch: int | None) -> int:
+    """Split the classes of ``g`` into chunks of steps (regrouping ``g``): the number of
+    chunks, 0 when it is not cut."""
     if not STRIP:
-        return False
+        return 0
     values = g.values
     backward = _split_set(g)
     if not backward:
-        return False
+        return 0
     ids = {c.id for c in g.classes if not c.fed}
     chosen = [values[k] for k in ids]
     grads = [c for c in chosen if c.rep.adjoint is not None]
@@ -94,7 +97,7 @@ def strip_mine(g: Grouping, batch: int | None) -> bool:
                (batch if c.batched and batch else 1) for c in grads)
     k = chunk_steps(hi - lo + 1, batch if any(c.batched for c in grads) else None)
     if k is None or size < MIN_BYTES:
-        return False
+        return 0
 
     def chunk(t):
         return (t - lo) // k
@@ -163,7 +166,7 @@ def strip_mine(g: Grouping, batch: int | None) -> bool:
             classes.append(c)
     g.regroup(classes, [s for s in subs.values()])
     g.chunk = {s.id: rank(cid, j) for (cid, j), s in subs.items()}
-    return True
+    return count - first
 
 
 __all__ = ["STRIP", "chunk_steps", "strip_mine"]
