@@ -3,6 +3,7 @@
     flat        one pass over the nodes: aliases, singles, and the members of classes (the copies
                 of one computation), each described by where its inputs are
     group       each class's regular and peeled members, its readers; reductions
+    strip       the classes cut into chunks of steps: each pass runs chunk by chunk
     distribute  the dependence graph of the classes, its recurrent core, an order of units
     lower       storage (a slab per class, buffers allocated once) and numpy calls; a loop's
                 step lowered once, as a template

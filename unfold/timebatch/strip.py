@@ -1,28 +1,31 @@
-"""Strip: the backward pass cut into chunks of steps, so that only a chunk of it is alive.
+"""Strip: the passes cut into chunks of steps, so that only a chunk of each is alive.
 
 Time-batched, a backward pass computes each off-path factor, each derivative and each ``∇z(t)``
-for all τ steps before the one GEMM ``∇W = Σ_t ∇z(t) h(t−1)ᵀ`` reads them: τ rows of each are
-alive at once, where a per-step BPTT holds one. Strip-mining (loop sectioning) cuts the steps
-into chunks of ``K`` — ``[lo, lo + K)``, ``[lo + K, lo + 2K)``, … — and runs the backward pass
-chunk after chunk: the factors of a chunk, its steps of the backward loop, and its share of each
-``∇W`` (one GEMM over ``K·B`` rows, added to the partial sum of the chunks before). A chunk's
-values die when the next chunk has read what it needs of them (the loop's state across the
-boundary): about two chunks of each backward value are alive, not τ steps.
+for all τ steps before the one GEMM ``∇W = Σ_t ∇z(t) h(t−1)ᵀ`` reads them, and the forward pass
+computes ``U x(t)`` for all steps before its loop: τ rows of each are alive at once, where a
+per-step BPTT holds one. Strip-mining (loop sectioning) cuts the steps into chunks of ``K`` —
+``[lo, lo + K)``, ``[lo + K, lo + 2K)``, … — and runs each pass chunk after chunk: the forward
+pass's ``U x`` of a chunk, then its steps; the backward pass's factors of a chunk, its steps
+of the backward loop, and its share of each ``∇W`` (one GEMM over ``K·B`` rows, added to the
+sum of the chunks before). A chunk's values die when the next chunk has read what it needs of
+them (the state across the boundary): about two chunks of each such value are alive, not τ
+steps; the forward values the backward pass reads stay, as in any BPTT.
 
-The cut is made on the grouping, before the dependence analysis: each class of the backward
-pass is split into one class per chunk (its members at those steps), and each description
-entry reading a split class names the chunk's class it reads — so a member reading across a
-boundary (``∇h(t) ← ∇z(t + 1)`` at a chunk's edge) becomes a peeled member of its chunk's class,
-and an accumulation chain ``∇W(t) = ∇W(t + 1) + ∇W(t)'s term`` becomes one reduction per chunk
-whose leaves include the previous chunk's end. Nothing is computed differently — every value
-is the same node's, read from the same inputs, in an order the dependences allow — so the rest
-of the compiler (distribution, lowering, memory) is unchanged, and so is every number.
+The cut is made on the grouping, before the dependence analysis: each class is split into one
+class per chunk (its members at those steps), and each description entry reading a split
+class names the chunk's class it reads — so a member reading across a boundary (``h(t) ←
+h(t − 1)``, ``∇h(t) ← ∇z(t + 1)`` at a chunk's edge) becomes a peeled member of its chunk's
+class, and an accumulation chain ``∇W(t) = ∇W(t + 1) + ∇W(t)'s term`` becomes one reduction per
+chunk whose leaves include the previous chunk's sum. Nothing is computed differently — every
+value is the same node's, read from the same inputs, in an order the dependences allow — so
+the rest of the compiler (distribution, lowering, memory) is unchanged, and so is every number.
 
-Which classes: every class of the gradient graph (its nodes have an adjoint), every class
-reading a split one (so that no description reads a split class unsplit), and the forward
-classes read by split ones only (the output layer and the loss, which the backward pass reads
-chunk by chunk) — never a forward recurrence (its members read each other, not the backward
-pass), nor a fed class (read in place from the caller's arrays).
+Every class is cut but the fed ones (read in place from the caller's arrays). The chunks run
+in the order of their pass (``Grouping.chunk``, read by ``memory.schedule``): the forward
+core's first, from the first step (or the last, for a backward state); then the backward pass
+— the gradient graph's classes, what reads them, and the forward classes read by them only
+(the output layer and the loss, computed chunk by chunk as the backward pass reads them) — in
+the order its classes were built, from the last step for a forward state's gradient.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import numpy as np
 from .flat import Class
 from .group import Grouping, Part
 
-#: strip-mine the backward pass (False: each class over all its steps)
+#: cut the passes into chunks of steps (False: each class over all its steps at once)
 STRIP = True
 #: a chunk spans at least this many rows (steps × batch): its GEMMs stay large, and the calls
 #: each chunk adds (~20: its share of every GEMM and sum) stay a few per cent of its work
@@ -53,8 +56,9 @@ def chunk_steps(span: int, batch: int | None, rows: int | None = None,
     return -(-span // count) if count > 1 else None
 
 
-def _split_set(g: Grouping) -> set[int]:
-    """The ids of the classes to split (see the module's docstring)."""
+def _backward(g: Grouping) -> set[int]:
+    """The ids of the backward pass's classes: the gradient graph's (their nodes have an
+    adjoint), whatever reads them, and the forward classes read by these only."""
     readers: dict[int, set[int]] = {}                 # class id → the classes reading it
     for c in g.classes:
         for part in c.parts:
@@ -85,7 +89,7 @@ def strip_mine(g: Grouping, batch: int | None) -> int:
     if not STRIP:
         return 0
     values = g.values
-    backward = _split_set(g)
+    backward = _backward(g)
     if not backward:
         return 0
     ids = {c.id for c in g.classes if not c.fed}
