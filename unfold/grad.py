@@ -255,12 +255,6 @@ _UNTOUCHED = object()          # an input whose pending term the node leaves as 
 _SKIP = "skip"                 # a position without a node, or whose node has no gradient
 
 
-def _next_key() -> int:
-    """The ``_key`` the next node built will have (serial numbers are a counter's)."""
-    text = repr(graph._keys)                      # "count(n, 2)"
-    return int(text[text.index("(") + 1:text.index(",")])
-
-
 class _Stamps:
     """The period, the template and its function of the loop in ``_backward`` (see above)."""
 
@@ -334,7 +328,7 @@ class _Recording:
         self.stamps, self.g = stamps, g
         get = stamps.pending.get
         self.befores = [get(x) for x in node.inputs]
-        self.mark = _next_key()
+        self.mark = graph.next_key()
 
     def entry(self, node: Node, inputs: tuple):
         """The template entry (False when the processing cannot be replayed)."""
