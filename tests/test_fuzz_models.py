@@ -40,15 +40,14 @@ def _builders():
     """(id, builder) for every constructor and each of its choices; the common choices (loss,
     outputs, inputs, carry) rotate through the builders, each seeing four of their sixteen
     combinations."""
-    tags = list(itertools.product(M.LOSSES, M.OUTPUTS, M.INPUTS, (False, True)))
     out = []
 
     def add(name, make, carries: bool = True):
+        tags = list(itertools.product(M.LOSSES, M.OUTPUTS, M.INPUTS, *[(False, True)] * carries))
+        first = len(out)
         for j in range(4):
-            loss, outputs, inputs, carry = tags[(5 * len(out) + 3 * j) % len(tags)]
-            kw = dict(loss=loss, outputs=outputs, inputs=inputs)
-            if carries:
-                kw["carry"] = carry
+            chosen = tags[(first + j * (len(tags) // 4 + 1)) % len(tags)]
+            kw = dict(zip(("loss", "outputs", "inputs", "carry"), chosen))
             tag = "-".join(str(v) for v in kw.values())
             out.append((f"{name}-{tag}", lambda make=make, kw=kw: make(**kw)))
 
