@@ -23,6 +23,8 @@ pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot pro
 # which fails the run until the case is moved out of its OPEN set here.
 OPEN = {
     "unfolding-lstm_stacked_preact": 15,       # gates' order in a row follows the writing order
+    "unfolding-lstm_concat_preact": 15,
+    "unfolding-lstm_layers_loop": 15,
 }
 
 
@@ -291,7 +293,7 @@ def loop_end_clashes(laid, gap=8.0):
 # viz dbffde6)
 LOOPS_OPEN = {b.__name__: 3 for b in (
     M.gru_reset_after, M.lstm_stacked_preact, M.lstm_peephole, M.lstm_stacked_ofig,
-    M.gru_two_layers)}
+    M.gru_two_layers, M.lstm_concat_preact, M.lstm_layers_loop, M.bigru)}
 
 
 def folded_loops_have_ends_of_their_own(build):
@@ -748,7 +750,8 @@ def test_state_gradients_given_as_a_mapping_have_one_node_each(build):        # 
 
 PANEL_OPEN = {b.__name__: 22 for b in (
     M.lstm_named, M.lstm_inline, M.lstm_reordered, M.lstm_my_sigmoid, M.lstm_stacked,
-    M.lstm_peephole, M.gru_reset_after, M.lstm_loop_named, M.gru_two_layers, M.mgu)}
+    M.lstm_peephole, M.gru_reset_after, M.lstm_loop_named, M.gru_two_layers, M.mgu,
+    M.lstm_layers_loop, M.bigru)}
 
 
 def the_unfolding_s_folded_panel_reads_as_well_as_the_folded_view(build):  # finding 22
@@ -765,7 +768,7 @@ def test_einsum_function_calls_add_n_and_transposes_draw_as_operators(build):
     assert differing(build, ("folded", "unfolded3", "cell"), M.rnn_readme) == []
 
 
-SPACING_OPEN: dict[str, int] = {}            # finding 27 fixed in viz 8134743
+SPACING_OPEN = {"bigru": 31, "deep_skip": 33}     # (finding 27 fixed in viz 8134743)
 
 
 def unfolded_steps_are_evenly_spaced(build):                              # finding 27
@@ -864,3 +867,138 @@ def test_overlay_norms_of_a_batched_feed_are_the_gradients_norms(build):     # f
     want = uf.evaluate(uf.grad(net.loss, hs), feed, mode="reference")
     for h, g in zip(hs, want):
         assert norms[("h", h.step)] == pytest.approx(float(np.linalg.norm(g)), rel=1e-9), h.step
+
+
+# ---------------------------------------------------------------- round 3: more styles, more models
+
+def against(build, ref, how, views=tuple(sorted(VIEWS))):
+    """``view_cases`` of ``build`` with the reference ``ref`` and the comparison ``how``."""
+    return [pytest.param(p.values[0], ref, how, p.values[1], id=p.id, marks=p.marks)
+            for p in view_cases([build], views)]
+
+
+@pytest.mark.parametrize("build, ref, how, views", [
+    *against(M.lstm_gate_function, M.lstm_inline, "geometry"),
+    *against(M.gru_cho, M.gru_book, "named"),
+    *against(M.gru_book_sigma, M.gru_book, "named", tuple(v for v in sorted(VIEWS) if v != "cell")),
+    *against(M.lstm_concat_preact, M.lstm_inline, "named"),
+    *against(M.lstm_layers_loop, M.stacked_lstm, "named"),
+])
+def test_round_3_styles_draw_as_their_reference(build, ref, how, views):
+    """A gate made by a helper called per gate is drawn as the inline one; Cho et al.'s GRU in
+    their notation (W input, U recurrent, no biases) and the book's eq. 10.45 with σ for the
+    candidate as the book's GRU; one matrix over [x; h] sliced before σ as the LSTM with a
+    matrix per gate; a two-layer LSTM from a for loop as the one from nested calls (in each
+    case the same named values in the same rows, joined alike)."""
+    assert differing(build, views, ref, how) == []
+
+
+def test_the_book_s_sigma_candidate_is_not_a_gate():
+    """Eq. 10.45 squashes the GRU's candidate with σ: the cell keeps it the input unit, the two
+    gates only u and r."""
+    words = sorted(cell_words(viz.cell(M.gru_book_sigma()))[1].values())
+    assert [w for w in words if "gate" in w] == ["reset gate σ", "update gate σ"], words
+    assert "input σ" in words
+
+
+def _cell_of(laid, state):
+    tails = {e.tail for e in laid.edges if e.head == state}
+    return {t for t in tails if split(t)[0] == "cell"}
+
+
+@pytest.mark.parametrize("build", [still_open(31, M.bigru, id="bigru")])
+def test_a_bidirectional_gated_net_unfolds_each_direction_in_cells_of_its_own(build):  # 31
+    """Fig. 10.11 with gated cells: h runs forward, g backward; one cell holding both
+    directions makes g(t+1) → cell(t) run against every other edge of its row."""
+    laid = lay(viz.unfolded(build(), steps=3))
+    for t in "123":
+        h_cells, g_cells = _cell_of(laid, f"h({t})"), _cell_of(laid, f"g({t})")
+        assert h_cells and g_cells and not (h_cells & g_cells), (t, h_cells, g_cells)
+
+
+@pytest.mark.parametrize("build", [M.deep_rnn_loop, M.stacked_two_layer,
+                                   still_open(34, M.gru_two_layers, id="gru_two_layers"),
+                                   still_open(34, M.stacked_lstm, id="stacked_lstm"),
+                                   still_open(34, M.lstm_layers_loop, id="lstm_layers_loop")],
+                         ids=lambda b: getattr(b, "__name__", b))
+def test_stacked_layers_unfold_without_crossings(build):                       # finding 34
+    """Fig. 10.13a unfolded: layer over layer, no edge crossing another (as the plain stack)."""
+    from viz_json import crossings
+    assert crossings(lay(viz.unfolded(build(), steps=3))) == []
+
+
+@pytest.mark.parametrize("build", [M.skip_rnn, still_open(32, M.skip_only_long, id="skip_only_long")],
+                         ids=lambda b: getattr(b, "__name__", b))
+def test_the_window_keeps_skip_labels_clear(build):                             # finding 32
+    assert label_collisions(lay(viz.unfolded(build()))) == []
+
+
+def _joined(enc_dec):
+    enc, dec = enc_dec()
+    return enc, dec, dec.unfold(2, bind={"C": enc.unfold(3).final("h")})
+
+
+@pytest.mark.parametrize("enc_dec", [still_open(35, M.encoder_decoder_pair, id="rnn_rnn")])
+def test_a_joined_op_view_tells_the_encoder_s_parameters_from_the_decoder_s(enc_dec):  # 35
+    """Two recurrences joined with bind, each with its own W and U (net.param_names:
+    encoder.W, decoder.W): the op view's parameter legend and its ∇ sums must tell them apart."""
+    _, _, net = _joined(enc_dec)
+    ps = list(net.params)
+    laid = lay(viz.graph([net.loss], backward=dict(zip(ps, uf.grad(net.loss, ps)))))
+    words = [text(a.get("label", "")) for a in laid.nodes.values()]
+    legend = [w for w in words if w in {p.name for p in ps} | set(net.param_names)]
+    assert len(legend) == len(set(legend)) == len(ps), sorted(legend)
+    sums = [w for w in words if "Σ_t" in w]
+    said = [part for w in sums for part in re.findall(r"∇\S+ = Σ_t", w)]
+    assert len(said) == len(set(said)), said
+
+
+@pytest.mark.parametrize("enc_dec", [still_open(36, M.encoder_decoder_pair, id="rnn_rnn"),
+                                     still_open(36, M.encoder_decoder_gru, id="gru_rnn")])
+def test_the_encoder_decoder_s_steps_are_evenly_spaced(enc_dec):                # finding 36
+    enc, dec = enc_dec()
+    laid = lay(viz.encoder_decoder(enc, dec))
+    for box, var in (("encoder", "h"), ("decoder", "s")):
+        xs = sorted(laid.xy(n)[0] for n in laid.nodes
+                    if n.startswith(var + "(") and n.endswith(f"[{box}]") and "pos" in laid.nodes[n])
+        gaps = [b - a for a, b in zip(xs, xs[1:])]
+        assert len(gaps) == 3 and max(gaps) <= 1.1 * min(gaps), (box, gaps)
+
+
+@pytest.mark.parametrize("enc_dec", [M.encoder_decoder_pair, M.encoder_decoder_gru],
+                         ids=["rnn_rnn", "gru_rnn"])
+def test_an_encoder_decoder_joined_by_hand_is_figure_10_12(enc_dec):
+    """Written by hand (two Recurrences, the decoder's context C): the encoder box left of the
+    decoder's, C fed by h(n_x) and read by every decoder step through R; the join computes."""
+    enc, dec, net = _joined(enc_dec)
+    laid = lay(viz.encoder_decoder(enc, dec))
+    e = laid.labelled()
+    assert ("h(n_x)[encoder]", "C[decoder]", "") in e
+    reads = {b for a, b, lab in e if a == "C[decoder]" and lab == "R"}
+    assert reads == {f"s({t})[decoder]" for t in ("1", "2", "...2", "n_y")}, reads
+    box = {o["name"]: [float(v) for v in o["bb"].split(",")] for o in laid.raw["objects"]
+           if o.get("name", "").startswith("cluster_")}
+    assert box["cluster_encoder"][2] < box["cluster_decoder"][0]
+    assert {p.name for p in net.params} >= {"W", "U", "R", "V"}
+
+
+@pytest.mark.parametrize("shape", ["balanced4", "chain4", "nested5"])
+def test_a_recursive_net_is_figure_10_14(shape):
+    """unfold.models.recursive_net over three tree shapes: every parent above its children,
+    the left child's edge U, the right child's W, the root → o through V, o → L ← y."""
+    from unfold import models
+    from unfold.models import Tree
+    tree = {"balanced4": 4, "chain4": Tree.chain(4),
+            "nested5": Tree.from_nested(((0, 1), (2, (3, 4))))[0]}[shape]
+    laid = lay(viz.tree(models.recursive_net(3, 3, 2, embed=False), tree))
+    into = {}
+    for e in laid.edges:
+        into.setdefault(e.head, []).append(e)
+    inner = [n for n, es in into.items() if split(n)[0] == "h" and len(es) == 2]
+    assert len(inner) == (4 if shape != "nested5" else 5) - 1
+    for n in inner:
+        left, right = sorted(into[n], key=lambda e: laid.xy(e.tail)[0])
+        assert (left.label, right.label) == ("U", "W"), n
+        assert all(laid.xy(e.tail)[1] < laid.xy(n)[1] for e in into[n])
+    assert any(e.label == "V" and split(e.head)[0] == "o" for e in laid.edges)
+    assert {("o", "L"), ("y", "L")} <= {(e.tail, e.head) for e in laid.edges}
