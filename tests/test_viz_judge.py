@@ -86,11 +86,21 @@ def geometry(g, by_label=False):
 
     def name(n):
         return f"<{text(laid.nodes[n].get('label', ''))}>" if by_label or "%C2%B7" in n else n
-    ys = sorted({round(y) for _, y in at.values()})
-    rows = [tuple(name(n) for _, n in sorted((x, n) for n, (x, y) in at.items()
-                                             if round(y) == r)) for r in ys]
     edges = sorted((name(e.tail), name(e.head), e.label) for e in laid.edges)
-    return rows, edges
+    return rows_of(at, name), edges
+
+
+def rows_of(at, name):
+    """Rows bottom to top, nodes left to right in each, of the nodes ``at`` (name → (x, y)):
+    viz.unfolding's folded half (``[folded]`` ids) and its unfolded half each on their own
+    (the two halves' rows need not line up)."""
+    rows = []
+    for half in ({n: p for n, p in at.items() if "[folded]" in n},
+                 {n: p for n, p in at.items() if "[folded]" not in n}):
+        for r in sorted({round(y) for _, y in half.values()}):
+            rows.append(tuple(name(n) for _, n in sorted((x, n) for n, (x, y) in half.items()
+                                                         if round(y) == r)))
+    return rows
 
 
 def split(node):
@@ -440,9 +450,7 @@ def named_structure(g):
 
     def name(n):
         return f"<{text(laid.nodes[n].get('label', ''))}>" if "%C2%B7" in n else n
-    ys = sorted({round(y) for n, (_, y) in at.items() if n not in point})
-    rows = [tuple(name(n) for _, n in sorted((x, n) for n, (x, y) in at.items()
-                                             if round(y) == r and n not in point)) for r in ys]
+    rows = rows_of({n: p for n, p in at.items() if n not in point}, name)
     out = {}
     for e in laid.edges:
         out.setdefault(e.tail, set()).add(e.head)
@@ -496,6 +504,26 @@ def test_a_drawing_saves_as_svg_png_pdf_json_and_dot(tmp_path):
         path = viz.save(g, tmp_path / f"f.{ext}")
         assert path.read_bytes().lstrip().startswith(start), ext
     assert "image/svg+xml" in g._repr_mimebundle_()
+    assert viz.svg(g).lstrip().startswith("<?xml")          # SVG as text (README: "the bytes")
+    assert viz.png(g).startswith(b"\x89PNG") and viz.pdf(g).startswith(b"%PDF")
+
+
+def test_without_the_dot_program_rendering_says_how_to_install_it(tmp_path):
+    """README: without Graphviz's dot every rendering raises viz.DotNotFoundError (a
+    RuntimeError) saying how to install it; the DOT source still saves."""
+    import subprocess
+    import sys
+    code = ("import viz, viz_judge_models as M\n"
+            "g = viz.folded(M.gru_book())\n"
+            "try:\n    viz.svg(g)\nexcept viz.DotNotFoundError as e:\n"
+            "    assert isinstance(e, RuntimeError) and 'install' in str(e).lower()\n"
+            "    print('refused')\n"
+            f"viz.save(g, {str(tmp_path / 'f.dot')!r})\n")
+    here = __import__("pathlib").Path(__file__).parent
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={"PATH": str(tmp_path), "PYTHONPATH": f"{here}:{here.parent}"})
+    assert run.returncode == 0 and run.stdout.strip() == "refused", run.stderr
+    assert (tmp_path / "f.dot").read_text().startswith("digraph")
 
 
 def test_a_given_scale_is_used_as_is():
