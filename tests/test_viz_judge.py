@@ -155,7 +155,8 @@ def test_rnn_styles_draw_the_same(style, views):
 
 
 def test_a_sequence_only_a_loss_reads_is_a_target_above_its_loss():
-    for build in (M.rnn_expression, M.rnn_reordered, M.gru_reset_after):
+    for build in (M.rnn_expression, M.rnn_reordered, M.gru_reset_after, M.rnn_book_equations,
+                  M.rnn_mse_by_hand):
         laid = lay(viz.unfolded(build(), steps=3))
         for t in "123":
             (yx, yy), (lx, ly) = laid.xy(f"y({t})"), laid.xy(f"L({t})")
@@ -1037,3 +1038,10 @@ def test_a_recursive_net_is_figure_10_14(shape):
         assert all(laid.xy(e.tail)[1] < laid.xy(n)[1] for e in into[n])
     assert any(e.label == "V" and split(e.head)[0] == "o" for e in laid.edges)
     assert {("o", "L"), ("y", "L")} <= {(e.tail, e.head) for e in laid.edges}
+
+
+@pytest.mark.parametrize("build", [still_open(38, M.rnn_book_equations, id="rnn_book_equations")])
+def test_the_book_s_y_hat_is_drawn_as_y_hat(build):                          # finding 38
+    """Eq. 10.11's ŷ(t) named "yhat" (as Greek names spelt out are drawn as letters)."""
+    laid = lay(viz.folded(build()))
+    assert any(text(a.get("label", "")) in ("ŷ", "\u0079\u0302") for a in laid.nodes.values())

@@ -1037,9 +1037,35 @@ def encoder_decoder_gru():
     return enc, dec
 
 
+def rnn_book_equations():
+    """Eqs. 10.8-10.11 to the letter: a(t) and ŷ(t) named as the book names them, the loss
+    written out as −log ŷ_y (one_hot · log softmax), the target a plain integer sequence."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.sequence("y", (), dtype="int64"), rec.state("h", (NH,))
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    a = rec.name_node("a", b + W @ h + U @ x)
+    h_t = rec.update(h, uf.tanh(a))
+    o = rec.output("o", c + V @ h_t)
+    yhat = rec.name_node("yhat", uf.softmax(o))
+    rec.loss("L", -uf.sum(uf.one_hot(y, NO) * uf.log(yhat)))
+    return rec
+
+
+def rnn_mse_by_hand():
+    """A regression RNN whose squared error is written out, Σ (o − y)², y a real sequence."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.sequence("y", (NO,)), rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", uf.sum((o - y) * (o - y)))
+    return rec
+
 ROUND3_SAME_AS_INLINE = [lstm_gate_function]                # must draw as lstm_inline
 ROUND3_GATED = [lstm_concat_preact, gru_book_sigma, gru_cho, lstm_layers_loop, bigru]
-ROUND3_PLAIN = [deep_all_maps, deep_skip, skip_only_long, leaky_fixed, echo_state_by_hand]
+ROUND3_PLAIN = [deep_all_maps, deep_skip, skip_only_long, leaky_fixed, echo_state_by_hand,
+                rnn_book_equations, rnn_mse_by_hand]
 ROUND3 = [*ROUND3_SAME_AS_INLINE, *ROUND3_GATED, *ROUND3_PLAIN]
 
 
