@@ -942,13 +942,22 @@ def _cell_of(laid, state):
     return {t for t in tails if split(t)[0] == "cell"}
 
 
-@pytest.mark.parametrize("build", [still_open(31, M.bigru, id="bigru")])
-def test_a_bidirectional_gated_net_unfolds_each_direction_in_cells_of_its_own(build):  # 31
-    """Fig. 10.11 with gated cells: h runs forward, g backward; one cell holding both
-    directions makes g(t+1) → cell(t) run against every other edge of its row."""
+def _models_bidirectional(cell):
+    from unfold import models
+    return models.bidirectional(M.NI, M.NH, M.NO, cell=cell)
+
+
+@pytest.mark.parametrize("build, backward", [
+    still_open(31, M.bigru, "g", id="bigru"),
+    still_open(31, lambda: _models_bidirectional("gru"), "g.h", id="models.bidirectional-gru"),
+    still_open(31, lambda: _models_bidirectional("lstm"), "g.h", id="models.bidirectional-lstm")])
+def test_a_bidirectional_gated_net_unfolds_each_direction_in_cells_of_its_own(build, backward):
+    """Fig. 10.11 with gated cells (finding 31): h runs forward, g backward; one cell holding
+    both directions makes g(t+1) → cell(t) run against every other edge of its row (the
+    README's models.bidirectional(…, cell="lstm") too)."""
     laid = lay(viz.unfolded(build(), steps=3))
     for t in "123":
-        h_cells, g_cells = _cell_of(laid, f"h({t})"), _cell_of(laid, f"g({t})")
+        h_cells, g_cells = _cell_of(laid, f"h({t})"), _cell_of(laid, f"{backward}({t})")
         assert h_cells and g_cells and not (h_cells & g_cells), (t, h_cells, g_cells)
 
 
