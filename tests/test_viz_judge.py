@@ -1054,3 +1054,13 @@ def test_the_book_s_y_hat_is_drawn_as_y_hat(build):                          # f
     """Eq. 10.11's ŷ(t) named "yhat" (as Greek names spelt out are drawn as letters)."""
     laid = lay(viz.folded(build()))
     assert any(text(a.get("label", "")) in ("ŷ", "\u0079\u0302") for a in laid.nodes.values())
+
+
+@pytest.mark.parametrize("cells", [still_open(39, 4, id="4 cells"), still_open(39, 6, id="6 cells")])
+def test_the_memory_cells_are_drawn_equally_wide(cells):                       # finding 39
+    """Fig. 10.18's row of memory cells: the caption under the row is wider than the cells, and
+    dot shares the extra width out unevenly unless each cell's size is fixed (finding 18)."""
+    from unfold import models
+    g = viz.memory(models.memory_network(n_in=3, n_hidden=4, n_out=3, cells=cells, width=3))
+    row = re.findall(r'<TD WIDTH="\d+" HEIGHT="\d+" BGCOLOR[^>]*>', g.source)
+    assert len(row) == cells and all('FIXEDSIZE="TRUE"' in c for c in row), row[:1]
