@@ -966,15 +966,18 @@ def test_a_bidirectional_gated_net_unfolds_each_direction_in_cells_of_its_own(bu
         assert h_cells and g_cells and not (h_cells & g_cells), (t, h_cells, g_cells)
 
 
-@pytest.mark.parametrize("build", [M.deep_rnn_loop, M.stacked_two_layer,
-                                   still_open(34, M.gru_two_layers, id="gru_two_layers"),
-                                   still_open(34, M.stacked_lstm, id="stacked_lstm"),
-                                   still_open(34, M.lstm_layers_loop, id="lstm_layers_loop")],
-                         ids=lambda b: getattr(b, "__name__", b))
-def test_stacked_layers_unfold_without_crossings(build):                       # finding 34
-    """Fig. 10.13a unfolded: layer over layer, no edge crossing another (as the plain stack)."""
+@pytest.mark.parametrize("build, layer, n", [
+    pytest.param(M.deep_rnn_loop, M.rnn_readme, 3, id="deep_rnn_loop"),
+    pytest.param(M.stacked_two_layer, M.rnn_readme, 2, id="stacked_two_layer"),
+    still_open(34, M.gru_two_layers, M.gru_book, 2, id="gru_two_layers"),
+    still_open(34, M.stacked_lstm, M.lstm_named, 2, id="stacked_lstm"),
+    still_open(34, M.lstm_layers_loop, M.lstm_named, 2, id="lstm_layers_loop")])
+def test_stacking_layers_adds_no_crossing(build, layer, n):                    # finding 34
+    """Fig. 10.13a unfolded: layer over layer, with no more crossings than its ``n`` layers
+    drawn one by one (as a one-layer net of the same kind)."""
     from viz_json import crossings
-    assert crossings(lay(viz.unfolded(build(), steps=3))) == []
+    one = len(crossings(lay(viz.unfolded(layer(), steps=3))))
+    assert len(crossings(lay(viz.unfolded(build(), steps=3)))) <= n * one
 
 
 @pytest.mark.parametrize("build", [M.skip_rnn, still_open(32, M.skip_only_long, id="skip_only_long")],
