@@ -1072,3 +1072,19 @@ def test_the_memory_cells_are_drawn_equally_wide(cells):                       #
     g = viz.memory(models.memory_network(n_in=3, n_hidden=4, n_out=3, cells=cells, width=3))
     row = re.findall(r'<TD WIDTH="\d+" HEIGHT="\d+" BGCOLOR[^>]*>', g.source)
     assert len(row) == cells and all('FIXEDSIZE="TRUE"' in c for c in row), row[:1]
+
+
+@pytest.mark.parametrize("build, layer, n", [
+    pytest.param(M.stacked_lstm, M.lstm_named, 2, id="stacked_lstm"),
+    pytest.param(M.lstm_layers_loop, M.lstm_named, 2, id="lstm_layers_loop"),
+    pytest.param(M.gru_two_layers, M.gru_book, 2, id="gru_two_layers"),
+    pytest.param(lambda: _models_bidirectional("gru"), M.gru_book, 2, id="models.bidirectional-gru"),
+    still_open(31, M.bigru, M.gru_book, 2, id="bigru"),
+    still_open(31, lambda: _models_bidirectional("lstm"), M.lstm_named, 2,
+               id="models.bidirectional-lstm")])
+def test_a_cell_of_two_layers_or_directions_crosses_no_more_than_two_cells(build, layer, n):
+    """viz.cell of a 2-layer or bidirectional gated net (findings 31, 40): no more crossings
+    than its ``n`` cells drawn one by one."""
+    from viz_json import crossings
+    one = len(crossings(lay(viz.cell(layer()))))
+    assert len(crossings(lay(viz.cell(build())))) <= n * one
