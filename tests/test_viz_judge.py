@@ -1088,3 +1088,45 @@ def test_a_cell_of_two_layers_or_directions_crosses_no_more_than_two_cells(build
     from viz_json import crossings
     one = len(crossings(lay(viz.cell(layer()))))
     assert len(crossings(lay(viz.cell(build())))) <= n * one
+
+
+def _drawn_state_edges(laid, state="h"):
+    return {(e.tail, e.head, p) for e in laid.edges
+            if split(e.tail)[0] == state and split(e.head)[0] == state for p in e.label.split(", ")}
+
+
+def _expected_state_edges(delays, column, steps):
+    """(tail, head, parameter) for every h(a) → h(a + d) through parameter p (``delays``
+    {p: d}), a and a + d in ``steps``, mapped to their drawn nodes by ``column`` (an ellipsis
+    stands for all the steps it hides; an edge inside one ellipsis is not drawn)."""
+    out = set()
+    for p, d in delays.items():
+        for a in steps:
+            if a + d in steps and column(a) != column(a + d):
+                out.add((f"h({column(a)})", f"h({column(a + d)})", p))
+    return out
+
+
+SKIPS = {"skip_rnn": {"W": 1, "Wd": 2}, "skip_only_long": {"W": 1, "Wd": 3},
+         "rnn_delay_two": {"W": 2}}
+
+
+ELLIPSES_OPEN = {f"{w}-{n}" for w in ("window", "elided") for n in SKIPS} - {"window-rnn_delay_two"}
+
+
+@pytest.mark.parametrize("where, build", [
+    still_open(41, w, getattr(M, n), id=f"{w}-{n}") if f"{w}-{n}" in ELLIPSES_OPEN else
+    pytest.param(w, getattr(M, n), id=f"{w}-{n}") for w in ("window", "elided") for n in SKIPS])
+def test_every_state_edge_is_drawn_into_and_out_of_the_ellipses(where, build):  # finding 41
+    """h(t−d) → h(t) for every delay d of the step, wherever t − d or t falls: a shown step,
+    the book's h(…) at either end of the window, or the elided middle of a long sequence."""
+    if where == "window":
+        laid = lay(viz.unfolded(build()))
+        names = {1: "t-1", 2: "t", 3: "t+1"}
+        column = lambda a: names.get(a, "...0" if a < 1 else "...4")
+        steps = range(-6, 10)
+    else:
+        laid = lay(quiet(viz.unfolded, build(), steps=12, max_steps=8))
+        column = lambda a: "...4" if 5 <= a <= 8 else str(a)
+        steps = range(1, 13)
+    assert _drawn_state_edges(laid) == _expected_state_edges(SKIPS[build.__name__], column, steps)
