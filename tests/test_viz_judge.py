@@ -1130,3 +1130,12 @@ def test_every_state_edge_is_drawn_into_and_out_of_the_ellipses(where, build):  
         column = lambda a: "...4" if 5 <= a <= 8 else str(a)
         steps = range(1, 13)
     assert _drawn_state_edges(laid) == _expected_state_edges(SKIPS[build.__name__], column, steps)
+
+
+@pytest.mark.parametrize("build", [still_open(37, lambda: __import__("unfold").models.echo_state(2, 5, 1),
+                                              id="models.echo_state")])
+def test_named_constants_label_their_edges(build):                              # finding 37
+    """An echo state network's fixed reservoir, constants named W and U (section 10.8): drawn
+    as Fig. 10.3 draws them, U on x → h and W on the loop."""
+    labels = {(e.tail, e.head): e.label for e in lay(viz.folded(build())).edges}
+    assert labels.get(("x", "h")) == "U" and "W" in {labels.get(k) for k in labels if "h[delay" in k[0] + k[1]}, labels
