@@ -1139,3 +1139,16 @@ def test_named_constants_label_their_edges(build):                              
     as Fig. 10.3 draws them, U on x → h and W on the loop."""
     labels = {(e.tail, e.head): e.label for e in lay(viz.folded(build())).edges}
     assert labels.get(("x", "h")) == "U" and "W" in {labels.get(k) for k in labels if "h[delay" in k[0] + k[1]}, labels
+
+
+@pytest.mark.parametrize("view", ["folded", "open", "unfolding"])
+def test_figure_10_13b_by_hand_keeps_each_mlp_s_two_matrices_in_order(view):
+    """Item 1's "a path through several parameters in sequence keeps its order": each map of
+    M.deep_all_maps is two matrices with a tanh layer between — two edges through a point,
+    never one edge labelled "U1, U2" (compact cells, unfolded's default here, hide the inner
+    matrices by design; cells="open" shows them)."""
+    laid = lay(quiet(VIEWS[view], M.deep_all_maps()))
+    labels = [set(e.label.split(", ")) for e in laid.edges]
+    for pair in ({"U1", "U2"}, {"W1", "W2"}, {"V1", "V2"}):
+        assert not any(pair <= lab for lab in labels), pair
+        assert all(any(p in lab for lab in labels) for p in pair), pair
