@@ -1152,3 +1152,15 @@ def test_figure_10_13b_by_hand_keeps_each_mlp_s_two_matrices_in_order(view):
     for pair in ({"U1", "U2"}, {"W1", "W2"}, {"V1", "V2"}):
         assert not any(pair <= lab for lab in labels), pair
         assert all(any(p in lab for lab in labels) for p in pair), pair
+
+
+@pytest.mark.parametrize("build", [M.lstm_named, M.deep_transition_3,
+                                   still_open(42, M.deep_all_maps, id="deep_all_maps")],
+                         ids=lambda b: getattr(b, "__name__", b))
+def test_a_compact_cell_says_what_is_inside(build):                             # finding 42
+    """A compact cell's visible label says more than "cell(t)" (its gates, its named values or
+    its parameters): a PNG or a PDF has no tooltip."""
+    laid = lay(viz.unfolded(build(), steps=3))
+    for t in "123":
+        words = text(laid.nodes[f"cell({t})"].get("label", "")).split()
+        assert len(words) > 1, (t, words)
