@@ -716,7 +716,9 @@ def test_graphical_model_with_states_keeps_the_hidden_chain(build):           # 
 
 
 @pytest.mark.parametrize("build", [still_open(12, M.lstm_peephole, id="lstm_peephole"),
-                                   M.gru_book, M.lstm_named, M.mgu],
+                                   still_open(12, M.bigru, id="bigru"),
+                                   M.gru_book, M.lstm_named, M.mgu, M.lstm_layers_loop,
+                                   M.lstm_concat_preact],
                          ids=lambda b: getattr(b, "__name__", b))
 def test_open_cells_keep_labels_clear(build):                                 # finding 12
     assert label_collisions(lay(viz.unfolded(build(), steps=3, cells="open"))) == []
