@@ -1166,3 +1166,15 @@ def test_a_compact_cell_says_what_is_inside(build):                             
     for t in "123":
         words = text(laid.nodes[f"cell({t})"].get("label", "")).split()
         assert len(words) > 1, (t, words)
+
+
+@pytest.mark.parametrize("shape", [still_open(43, 4, id="balanced4")])
+def test_a_recursive_net_s_op_view_speaks_of_tree_positions(shape):               # finding 43
+    """The op view of unfold.models.recursive_net over a tree: its copies U(p), W(p) are tree
+    positions, not time steps — no "step p" columns, no "Σ_t"."""
+    from unfold import models
+    net = models.recursive_net(3, 3, 2).unfold(shape)
+    ps = list(net.params)
+    laid = lay(viz.graph([net.loss], backward=dict(zip(ps, uf.grad(net.loss, ps)))))
+    words = " | ".join(text(a.get("label", "")) for a in laid.nodes.values())
+    assert "Σ_t" not in words and not re.search(r"\bstep \d", words), words[:300]
