@@ -830,6 +830,7 @@ def _rings(g: Grouping, units: list[Unit], exclude: set[int]) -> None:
                 continue
             far = 0
             ok = True
+            later = []          # rows read by units after the loop (the next chunk's first step)
             for reader, e in g.readers.get(c.id, ()):
                 if e[0] != "c" or isinstance(reader, Single):
                     ok = False
@@ -838,13 +839,26 @@ def _rings(g: Grouping, units: list[Unit], exclude: set[int]) -> None:
                     if reader.cls.id not in inside:
                         ok = False
                         break
-                elif any((reader.cls.id, int(t)) not in peeled_in and
-                         (int(t) + e[2] not in before or
-                          where.get((reader.cls.id, int(t)), i) >= i) for t in reader.index):
-                    ok = False
+                    far = max(far, abs(e[2]))
+                    continue
+                for t in reader.index.tolist():
+                    at = where.get((reader.cls.id, t), i)
+                    if (reader.cls.id, t) in peeled_in or t + e[2] in before and at < i:
+                        far = max(far, abs(e[2]))
+                    elif at > i:
+                        later.append(t + e[2])
+                    else:
+                        ok = False
+                        break
+                if not ok:
                     break
-                far = max(far, abs(e[2]))
             ring = max(far + 1, len(before))
+            if later:
+                # read after the loop: safe in a ring when among the rows the loop writes last
+                written = sorted([t for a, b in c.runs for t in range(a, b + 1)] +
+                                 [t for t, _, _ in c.peeled if (c.id, t) in peeled_in])
+                last = set(written[-ring:] if forward else written[:ring])
+                ok = ok and all(t in last for t in later)
             if ok and far < REACH and ring < c.rows:
                 c.ring = ring
 
