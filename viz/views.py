@@ -876,8 +876,9 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
               *, params: bool = True, biases: bool = False, hide: Sequence[str] = (),
               cells: str = "auto", max_steps: int | None = MAX_STEPS) -> Drawing:
     """Fig. 10.2's composition: the folded graph on the left, an arrow labelled "Unfold", and
-    the unfolded graph on the right, on the same rows. The folded graph is drawn in full (every
-    named value); the unfolded one draws cells as ``unfolded`` does (``cells``)."""
+    the unfolded graph on the right, both standing on the bottom row. The folded graph is
+    drawn in full (every named value), exactly as ``folded`` draws it; the unfolded one draws
+    cells as ``unfolded`` does (``cells``)."""
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolding")
     columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolding")
@@ -885,29 +886,29 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     full = contract(rec, hide)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
     keep_order(dot, boxes)
-    # one drawer per half: the folded half keeps every value, the unfolded one may use cells;
-    # both share the rows of the unfolded half where they have the same variables
+    # one drawer per half: the folded half keeps every value, the unfolded one may use cells.
+    # The folded half is viz.folded's DOT: its own rows, no rank or edge shared with the
+    # unfolded half and no cluster, so it is a connected component of its own, which dot
+    # orders exactly as it orders viz.folded (on the unfolded half's rows, tied to the wall,
+    # an LSTM with peepholes had 13 crossings where viz.folded has 4; in a cluster, which dot
+    # orders from another start, mgu 1 where viz.folded has 0). Both halves stand on the
+    # bottom row; where the rows are the same (an RNN, Fig. 10.2) they are level.
     right = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)
     left = _Drawer(dot, full, None, params=params, biases=biases)
-    left.row = _aligned_rows(left.row, right.row)
     left.width = right.width = str(max(float(left.width), float(right.width)))
-    with dot.subgraph(name="cluster_folded") as panel:
-        panel.attr(pencolor="transparent", label="")
-        left.folded(suffix="[folded]", dot=panel)
+    left.folded(suffix="[folded]")
+    left.close()
     ids = right.unfolded(placement, boxes=boxes)
-    # the ranks of both halves, merged row by row
-    for r, nodes in left.ranks.items():
-        right.ranks.setdefault(r, [])[:0] = nodes
-    folded_rows = left.ranks
     first: dict[int, str] = {}                   # the first unfolded cell of each row
     for cell in placement.cells:
         first.setdefault(right.row[cell[0]], ids[cell])
     states = [v.name for v in book.variables.values() if v.kind == "state"]
     arrow_row = right.row[states[0]] if states else max(right.row.values()) // 2
-    # an invisible wall of points between the two halves, one per row, with the arrow in the
-    # row of the first state: the folded graph stays left of it, the unfolded graph right
+    # an invisible wall of points left of the unfolded half, one per row, with the arrow in
+    # the row of the first state (dot puts the components left to right in the order their
+    # first nodes are declared: the folded half first)
     walls = []
-    for r in sorted(set(folded_rows) | set(first)):
+    for r in sorted(first):
         wall = f"[unfold {r}]"
         dot.node(wall, group="unfold", **POINT)
         right.ranks.setdefault(r, []).append(wall)
@@ -918,10 +919,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
             right.ranks[r].append(head)
             right.edge(wall, head, label=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
                        fontname=L.FONT)
-        for node in folded_rows.get(r, ()):      # (dot ignores the order of weight-0 edges)
-            right.invisible(node, wall, weight="1")
-        if r in first:
-            right.invisible(head, first[r], weight="1")
+        right.invisible(head, first[r], weight="1")
         walls.append(wall)
     for a, b in zip(walls, walls[1:]):
         right.invisible(a, b, weight="8")
@@ -929,21 +927,3 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     caption(dot, columns)
     _spread(dot, [right])
     return dot
-
-
-def _aligned_rows(folded: dict[str, int], unfolded: dict[str, int]) -> dict[str, int]:
-    """Rows for the folded half of ``unfolding``: each variable on its unfolded row where the
-    unfolded half has it, the others (the values inside a cell) spread between, in order."""
-    out: dict[str, int] = {}
-    order = sorted(folded, key=lambda n: folded[n])
-    known = [(folded[n], unfolded[n]) for n in order if n in unfolded]
-    for n in order:
-        if n in unfolded:
-            out[n] = unfolded[n]
-            continue
-        below = [u for f, u in known if f < folded[n]]
-        above = [u for f, u in known if f > folded[n]]
-        lo = max(below, default=-1)
-        hi = min(above, default=lo + 2)
-        out[n] = lo + 1 if lo + 1 < hi else lo
-    return out
