@@ -280,30 +280,33 @@ class _Drawer:
         for e in self.book.edges:
             if e.delay:
                 delayed.setdefault((e.src, e.delay, e.backward), []).append(e)
-        groups = []               # a state's loop onto itself gets a square of its own
-        for edges in delayed.values():
-            loops = [e for e in edges if e.dst == e.src]
-            others = [e for e in edges if e.dst != e.src]
-            groups += [g for g in (loops, others) if g]
-        # where each square stands: right of its state in its row, taken by the state's own
-        # loop unless others read the state's past (their square takes it, the loop goes to
-        # the row above); further squares in the rows below and above (``delay``)
-        readers = {edges[0].src for edges in groups if edges[0].dst != edges[0].src}
+        # one square per state and delay, on the loop: h → ■ → h, and from the same square
+        # to the other readers of the state's past (a GRU's ■ → u, ■ → r; a square of its own
+        # for the loop, in the row above, met h → L there, and its arcs met h's edge out to
+        # the readers' square); the loop's edges first
+        groups = [sorted(edges, key=lambda e: e.dst != e.src) for edges in delayed.values()]
+        looping = {id(edges) for edges in groups if edges[0].dst == edges[0].src}
+        # where each square stands: right of its state in its row, unless another square of
+        # the state (another delay) holds it: a second loop above left, others in the rows
+        # below and above (``delay``)
+        readers = {edges[0].src for edges in groups if id(edges) not in looping}
         self.raised: set[str] = set()          # states with a square in a row above
+        #: states whose loop holds the right of their row, its lower arc their lower right
         self.looped = {edges[0].src for edges in groups
-                       if edges[0].dst == edges[0].src and edges[0].src not in readers}
+                       if id(edges) in looping and edges[0].src not in readers}
         taken: dict[str, list[str | int]] = {}
+        places = []
         for edges in groups:
             src = edges[0].src
             used = taken.setdefault(src, [])
-            loop = edges[0].dst == src
+            loop = id(edges) in looping
             wanted: list[str | int] = (["right"] if not (loop and src in readers) else []) + \
                 (["above left"] if loop and "right" in used and src in self.looped else []) + \
                 [1, -1, 2, -2, 3, -3]
             place = next(p for p in wanted if p not in used)
             used.append(place)
-            self.delay(ids, edges, place)
-        right = {src for src, places in taken.items() if "right" in places}
+            places.append((edges, place))
+        right = {src for src, where in taken.items() if "right" in where}
 
         def under(e: Edge) -> bool:
             # into a state whose square holds its right, from beside its column below (an
@@ -338,6 +341,9 @@ class _Drawer:
             sides = ["sw" if order.index(src) < order.index(straight) else "se" for src in srcs]
             if len(set(sides)) == len(sides):
                 port_of.update(zip(((dst, src) for src in srcs), sides))
+        self.square_ports, tail_of = self.gate_ports(places, under)
+        for edges, place in places:
+            self.delay(ids, edges, place)
         for e in self.book.edges:
             if not e.delay:
                 # up from a state whose square stands above right: the line to the square
@@ -345,9 +351,42 @@ class _Drawer:
                 aside = e.src in self.raised and self.row[e.dst] > self.row[e.src]
                 self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}",
                              weight="4" if spine_edge(e) else None,
-                             port=port_of.get((e.dst, e.src), ""), free_label=aside)
+                             port=port_of.get((e.dst, e.src), ""), free_label=aside,
+                             tail_port=tail_of.get((e.src, e.dst), ""))
+        if self.reach_first:
+            # a row shared by several values (an LSTM's gates) keeps the order they were
+            # declared in, the book's (dot reordered them as the ports around them changed)
+            inner = set(C.internals(self.book))
+            for r in sorted({self.row[n] for n in order}):
+                here = [ids[n] for n in order if self.row[n] == r]
+                if not all(n in inner for n in order if self.row[n] == r):
+                    continue
+                for a, b in zip(here, here[1:]):
+                    self.invisible(a, b)
         self.dot = home
         return ids
+
+    def gate_ports(self, places: list[tuple[list[Edge], str | int]], under
+                   ) -> tuple[dict[tuple, str], dict[tuple[str, str], str]]:
+        """Ports of a value beside the column that reads a state's past from a square above
+        and feeds a state beside it (an LSTM's f: ■ → f, f → s): both lines go up towards the
+        column, and unported their ends met (0.5 pt apart on f). Its edge into the state leaves
+        from its west side, towards the column; the squares' edges come in at its top, ``n``,
+        and a second one at ``ne`` (with peepholes the gates read h's and s's pasts, and
+        their arrowheads lay 1 pt apart), the square of the higher row first. Returns the
+        squares' ports, (state, delay, backward, reader) → port, and the value's edges' tail
+        ports, (value, state) → port."""
+        feeding = {e.src for e in self.book.edges if under(e)}
+        into: dict[str, list[tuple[int, tuple]]] = {}
+        for edges, place in places:
+            row = self.row[edges[0].src] + (place if isinstance(place, int) else 0)
+            for f in edges:
+                if f.dst in feeding and row > self.row[f.dst]:
+                    into.setdefault(f.dst, []).append((-row, (f.src, f.delay, f.backward, f.dst)))
+        squares = {key: ("n", "ne", "nw")[min(k, 2)] for found in into.values()
+                   for k, (_, key) in enumerate(sorted(found))}
+        tails = {(e.src, e.dst): "nw" for e in self.book.edges if under(e) and e.src in into}
+        return squares, tails
 
     def delay(self, ids: dict[str, str], edges: list[Edge], place: str | int = "right"
               ) -> None:
@@ -380,6 +419,7 @@ class _Drawer:
                       f"{e.src}, {e.delay} step(s) {when}")
 
         def reads(f: Edge, port: str = "", **attrs: str) -> None:
+            port = port or self.square_ports.get((f.src, f.delay, f.backward, f.dst), "")
             self.edge(square, f"{ids[f.dst]}:{port}" if port else ids[f.dst], **attrs,
                       tooltip=L.tooltip(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
         if place == "right":
@@ -904,25 +944,17 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
         first.setdefault(right.row[cell[0]], ids[cell])
     states = [v.name for v in book.variables.values() if v.kind == "state"]
     arrow_row = right.row[states[0]] if states else max(right.row.values()) // 2
-    # an invisible wall of points left of the unfolded half, one per row, with the arrow in
-    # the row of the first state (dot puts the components left to right in the order their
-    # first nodes are declared: the folded half first)
-    walls = []
-    for r in sorted(first):
-        wall = f"[unfold {r}]"
-        dot.node(wall, group="unfold", **POINT)
-        right.ranks.setdefault(r, []).append(wall)
-        head = wall
-        if r == arrow_row:
-            head = "[unfold head]"
-            dot.node(head, **POINT)
-            right.ranks[r].append(head)
-            right.edge(wall, head, label=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
-                       fontname=L.FONT)
-        right.invisible(head, first[r], weight="1")
-        walls.append(wall)
-    for a, b in zip(walls, walls[1:]):
-        right.invisible(a, b, weight="8")
+    # the arrow, in the row of the first state, left of the unfolded half: dot puts the
+    # components left to right in the order their first nodes are declared, the folded half
+    # first. (A wall of points down the rows, tied to the first cell of each, was a stiff
+    # line that pulled x(1) out of its column and its U edge round it.)
+    tail, head = "[unfold 0]", "[unfold head]"
+    for node in (tail, head):
+        dot.node(node, **POINT)
+        right.ranks.setdefault(arrow_row, []).append(node)
+    right.edge(tail, head, label=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
+               fontname=L.FONT)
+    right.invisible(head, first[arrow_row], weight="1")
     right.close()
     caption(dot, columns)
     _spread(dot, [right])
