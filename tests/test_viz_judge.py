@@ -301,10 +301,17 @@ def folded_loops_have_ends_of_their_own(build):
 
 
 def unfolding_keeps_its_folded_loops_in_the_folded_panel(build):
+    """Every folded edge inside the folded panel, every unfolded node right of it. The panel is
+    ``cluster_folded``'s box where there is one, else what stands left of the "Unfold" arrow's
+    invisible wall (the ``[unfold …]`` nodes)."""
     from viz_json import _bezier_points
     laid = lay(quiet(viz.unfolding, build(), steps=3))
-    bb = next([float(v) for v in o["bb"].split(",")] for o in laid.raw["objects"]
-              if o.get("name") == "cluster_folded")
+    bb = next(([float(v) for v in o["bb"].split(",")] for o in laid.raw["objects"]
+               if o.get("name") == "cluster_folded"), None)
+    if bb is None:
+        wall = min(float(a["pos"].split(",")[0]) for n, a in laid.nodes.items()
+                   if n.startswith("[unfold") and "pos" in a)
+        bb = [-1e9, -1e9, wall, 1e9]
     inside = lambda p: bb[0] - 1 <= p[0] <= bb[2] + 1 and bb[1] - 1 <= p[1] <= bb[3] + 1
     for e in laid.edges:
         if "[folded]" in e.tail and "[folded]" in e.head:

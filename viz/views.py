@@ -87,6 +87,9 @@ class _Drawer:
         self.joined: set[frozenset] = set()     # pairs of nodes joined by a visible edge
         self.ordered: set[tuple[str, str]] = set()   # invisible edges written
         self.suffix = ""                         # keeps node ids of several panels apart
+        #: row → the rank it stands in, when two halves are levelled (``unfolding``)
+        self.levels: dict[int, int] | None = None
+        self.arcs: frozenset[int] = frozenset()  # rows whose edges up into them span 3 ranks
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
         """A visible edge (``a`` or ``b`` may carry a port, ``node:w``)."""
@@ -232,9 +235,15 @@ class _Drawer:
                 s.attr(rank="same")
                 for node in self.ranks[r]:
                     s.node(node)
-        heads = [self.ranks[r][0] for r in sorted(self.ranks)]
-        for a, b in zip(heads, heads[1:]):
-            self.invisible(a, b, weight="8")
+        rows = sorted(self.ranks)
+        for low, high in zip(rows, rows[1:]):
+            a, b = self.ranks[low][0], self.ranks[high][0]
+            gap = _level(self.levels, high) - _level(self.levels, low) if self.levels else 1
+            if gap > (3 if high in self.arcs else 1):   # (more than the edges up ask for;
+                # at the centres, beside a visible edge joining them, which stays straight)
+                self.dot.edge(f"{a}:c", f"{b}:c", **INVISIBLE, weight="8", minlen=str(gap))
+            else:
+                self.invisible(a, b, weight="8")
 
     # --- folded ----------------------------------------------------------------------------------
 
@@ -537,6 +546,7 @@ class _Drawer:
         arcs = frozenset(self.row[dst] for (src, s), (dst, c), e in placement.edges
                          if s is not None and c is not None and abs(c - s) > 1 and
                          self.row[src] == self.row[dst])
+        self.arcs = arcs
         boxes_in = {(dst, c) for (_, s), (dst, c), _ in placement.edges
                     if boxes and s is not None and s != c and dst in boxed}
         jumps = self.jump_ports(placement, spine) if boxes else {}
@@ -937,25 +947,83 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     left = _Drawer(dot, full, None, params=params, biases=biases)
     left.width = right.width = str(max(float(left.width), float(right.width)))
     left.folded(suffix="[folded]")
-    left.close()
     ids = right.unfolded(placement, boxes=boxes)
+    left.levels, right.levels = _levels(left, right)
+    left.close()
     first: dict[int, str] = {}                   # the first unfolded cell of each row
     for cell in placement.cells:
         first.setdefault(right.row[cell[0]], ids[cell])
     states = [v.name for v in book.variables.values() if v.kind == "state"]
     arrow_row = right.row[states[0]] if states else max(right.row.values()) // 2
-    # the arrow, in the row of the first state, left of the unfolded half: dot puts the
-    # components left to right in the order their first nodes are declared, the folded half
-    # first. (A wall of points down the rows, tied to the first cell of each, was a stiff
-    # line that pulled x(1) out of its column and its U edge round it.)
-    tail, head = "[unfold 0]", "[unfold head]"
-    for node in (tail, head):
-        dot.node(node, **POINT)
-        right.ranks.setdefault(arrow_row, []).append(node)
-    right.edge(tail, head, label=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
-               fontname=L.FONT)
-    right.invisible(head, first[arrow_row], weight="1")
+    # an invisible wall of points left of the unfolded half, one per row, each just left of
+    # its row's first cell, with the arrow in the row of the first state (dot puts the
+    # components left to right in the order their first nodes are declared: the folded half
+    # first, and each of its rows left of the wall's point in that row). The points are
+    # joined by weight-0 edges, which keep them in the half's ranks without holding them in
+    # one line (a stiff wall, one group, pulled x(1) out of its column and its U edge round
+    # it; the arrow alone, joined by its flat edge, stood between h(1) and h(2))
+    walls = []
+    for r in sorted(first):
+        wall = f"[unfold {r}]"
+        dot.node(wall, **POINT)
+        right.ranks.setdefault(r, []).append(wall)
+        head = wall
+        if r == arrow_row:
+            head = "[unfold head]"
+            dot.node(head, **POINT)
+            right.ranks[r].append(head)
+            right.edge(wall, head, xlabel=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
+                       fontname=L.FONT)
+        right.invisible(head, first[r], weight="1")
+        walls.append(wall)
+    for a, b in zip(walls, walls[1:]):
+        right.invisible(a, b, weight="0")
     right.close()
     caption(dot, columns)
     _spread(dot, [right])
     return dot
+
+
+def _level(levels: dict[int, int], row: int) -> int:
+    """The rank of ``row`` (a row without one, a delay square's above the top, counts on from
+    the nearest below)."""
+    known = max((r for r in levels if r <= row), default=None)
+    return row if known is None else levels[known] + row - known
+
+
+def _levels(left: _Drawer, right: _Drawer) -> tuple[dict[int, int], dict[int, int]]:
+    """The ranks of the rows of ``unfolding``'s two halves, so that a variable drawn in both
+    stands level in both (Fig. 10.2): each half counts its rows up from the bottom — one rank
+    a row, three into a row of arcs under skip edges (``connect``) — and where a variable's
+    row is lower in one half, that half's rows from there on stand higher. The halves share
+    no rank (see ``unfolding``): the ranks are kept by invisible edges of that length."""
+    pairs = sorted({(left.row[n], right.row[n]) for n in left.row if n in right.row and
+                    n in left.book.variables and n in right.book.variables})
+    anchors, last = [], (-1, -1)
+    for f, u in pairs:                  # (a chain rising in both halves)
+        if f > last[0] and u > last[1]:
+            anchors.append((f, u))
+            last = (f, u)
+    f_rows, u_rows = sorted(set(left.row.values())), sorted(set(right.row.values()))
+    f_level: dict[int, int] = {}
+    u_level: dict[int, int] = {}
+    f_at = u_at = -1                    # the last row placed in each half, and its rank
+    f_rank = u_rank = -1
+
+    def climb(rows, upto, at, rank, levels, gap):
+        for r in rows:
+            if at < r < upto:
+                rank += gap(r)
+                levels[r] = rank
+                at = r
+        return at, rank
+    u_gap = lambda r: 3 if r in right.arcs else 1
+    for f, u in anchors + [(10 ** 9, 10 ** 9)]:
+        f_at, f_rank = climb(f_rows, f, f_at, f_rank, f_level, lambda r: 1)
+        u_at, u_rank = climb(u_rows, u, u_at, u_rank, u_level, u_gap)
+        if f == 10 ** 9:
+            break
+        rank = max(f_rank + 1, u_rank + u_gap(u))
+        f_level[f] = u_level[u] = f_rank = u_rank = rank
+        f_at, u_at = f, u
+    return f_level, u_level
