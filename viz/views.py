@@ -964,16 +964,17 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     # it; the arrow alone, joined by its flat edge, stood between h(1) and h(2))
     walls = []
     for r in sorted(first):
-        wall = f"[unfold {r}]"
-        dot.node(wall, **POINT)
-        right.ranks.setdefault(r, []).append(wall)
-        head = wall
+        # (each row's point stands as far left of its first cell as the arrow's tail: a
+        # point, then the arrow's head or another point, then the cell)
+        wall, head = f"[unfold {r}]", "[unfold head]" if r == arrow_row else f"[unfold {r} to]"
+        for node in (wall, head):
+            dot.node(node, **POINT)
+            right.ranks.setdefault(r, []).append(node)
         if r == arrow_row:
-            head = "[unfold head]"
-            dot.node(head, **POINT)
-            right.ranks[r].append(head)
             right.edge(wall, head, xlabel=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
                        fontname=L.FONT)
+        else:
+            right.invisible(wall, head, weight="1")
         right.invisible(head, first[r], weight="1")
         walls.append(wall)
     for a, b in zip(walls, walls[1:]):
