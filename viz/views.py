@@ -289,11 +289,23 @@ class _Drawer:
         for e in self.book.edges:
             if e.delay:
                 delayed.setdefault((e.src, e.delay, e.backward), []).append(e)
-        # one square per state and delay, on the loop: h → ■ → h, and from the same square
-        # to the other readers of the state's past (a GRU's ■ → u, ■ → r; a square of its own
-        # for the loop, in the row above, met h → L there, and its arcs met h's edge out to
-        # the readers' square); the loop's edges first
-        groups = [sorted(edges, key=lambda e: e.dst != e.src) for edges in delayed.values()]
+        # a state's loop onto itself gets a square of its own, in the row above when others
+        # read the state's past too (their square holds the right of its row) — unless the
+        # state feeds several values in that row: then one square serves the loop and the
+        # other readers, h → ■ → h, ■ → u, ■ → r (the loop's square, above right, met h → L
+        # there, and its arcs met h's line out to the readers' square: a GRU whose loss reads
+        # h, a second GRU layer's gates); loops first
+        groups = []
+        for edges in delayed.values():
+            loops = [e for e in edges if e.dst == e.src]
+            others = [e for e in edges if e.dst != e.src]
+            src = edges[0].src
+            fed = {e.dst for e in self.book.users_of(src)
+                   if not e.delay and self.row[e.dst] == self.row[src] + 1}
+            if loops and others and len(fed) > 1:
+                groups.append(loops + others)
+            else:
+                groups += [g for g in (loops, others) if g]
         looping = {id(edges) for edges in groups if edges[0].dst == edges[0].src}
         # where each square stands: right of its state in its row, unless another square of
         # the state (another delay) holds it: a second loop above left, others in the rows
@@ -350,7 +362,6 @@ class _Drawer:
             sides = ["sw" if order.index(src) < order.index(straight) else "se" for src in srcs]
             if len(set(sides)) == len(sides):
                 port_of.update(zip(((dst, src) for src in srcs), sides))
-        self.square_ports, tail_of = self.gate_ports(places, under)
         for edges, place in places:
             self.delay(ids, edges, place)
         for e in self.book.edges:
@@ -360,42 +371,9 @@ class _Drawer:
                 aside = e.src in self.raised and self.row[e.dst] > self.row[e.src]
                 self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}",
                              weight="4" if spine_edge(e) else None,
-                             port=port_of.get((e.dst, e.src), ""), free_label=aside,
-                             tail_port=tail_of.get((e.src, e.dst), ""))
-        if self.reach_first:
-            # a row shared by several values (an LSTM's gates) keeps the order they were
-            # declared in, the book's (dot reordered them as the ports around them changed)
-            inner = set(C.internals(self.book))
-            for r in sorted({self.row[n] for n in order}):
-                here = [ids[n] for n in order if self.row[n] == r]
-                if not all(n in inner for n in order if self.row[n] == r):
-                    continue
-                for a, b in zip(here, here[1:]):
-                    self.invisible(a, b)
+                             port=port_of.get((e.dst, e.src), ""), free_label=aside)
         self.dot = home
         return ids
-
-    def gate_ports(self, places: list[tuple[list[Edge], str | int]], under
-                   ) -> tuple[dict[tuple, str], dict[tuple[str, str], str]]:
-        """Ports of a value beside the column that reads a state's past from a square above
-        and feeds a state beside it (an LSTM's f: ■ → f, f → s): both lines go up towards the
-        column, and unported their ends met (0.5 pt apart on f). Its edge into the state leaves
-        from its west side, towards the column; the squares' edges come in at its top, ``n``,
-        and a second one at ``ne`` (with peepholes the gates read h's and s's pasts, and
-        their arrowheads lay 1 pt apart), the square of the higher row first. Returns the
-        squares' ports, (state, delay, backward, reader) → port, and the value's edges' tail
-        ports, (value, state) → port."""
-        feeding = {e.src for e in self.book.edges if under(e)}
-        into: dict[str, list[tuple[int, tuple]]] = {}
-        for edges, place in places:
-            row = self.row[edges[0].src] + (place if isinstance(place, int) else 0)
-            for f in edges:
-                if f.dst in feeding and row > self.row[f.dst]:
-                    into.setdefault(f.dst, []).append((-row, (f.src, f.delay, f.backward, f.dst)))
-        squares = {key: ("n", "ne", "nw")[min(k, 2)] for found in into.values()
-                   for k, (_, key) in enumerate(sorted(found))}
-        tails = {(e.src, e.dst): "nw" for e in self.book.edges if under(e) and e.src in into}
-        return squares, tails
 
     def delay(self, ids: dict[str, str], edges: list[Edge], place: str | int = "right"
               ) -> None:
@@ -428,7 +406,6 @@ class _Drawer:
                       f"{e.src}, {e.delay} step(s) {when}")
 
         def reads(f: Edge, port: str = "", **attrs: str) -> None:
-            port = port or self.square_ports.get((f.src, f.delay, f.backward, f.dst), "")
             self.edge(square, f"{ids[f.dst]}:{port}" if port else ids[f.dst], **attrs,
                       tooltip=L.tooltip(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
         if place == "right":
