@@ -15,7 +15,8 @@ the backward step of one of ``x``'s users built — so it can be read off the gr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from types import MappingProxyType
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -33,11 +34,17 @@ class Meaning:
 
     of: Node
     kind: str = "grad"
+    name: str | None = None     # what the book view calls an unnamed ``of`` (a gate's letter)
+
+    @property
+    def title(self) -> str | None:
+        """The name of ``of``: its own, or the book view's, or None."""
+        return self.of.name if self.of.name is not None else self.name
 
     @property
     def label(self) -> str:
         x = self.of
-        name = x.name if x.name is not None else _unnamed(x)
+        name = self.title if self.title is not None else _unnamed(x)
         if self.kind == "total":
             return f"∇{name} = Σ_t ∇{name}(t)"
         if self.kind == "partial":
@@ -62,9 +69,12 @@ def _is_copy(node: Node) -> bool:
     return node.op is ALIAS and node.step is not None and node.inputs[0].op is PARAM
 
 
-def meanings(forward: Iterable[Node], backward: Iterable[Node]) -> dict[Node, Meaning]:
+def meanings(forward: Iterable[Node], backward: Iterable[Node],
+             names: Mapping[Node, str] = MappingProxyType({})) -> dict[Node, Meaning]:
     """The meaning of the gradient nodes of ``backward`` (inputs before users) with respect to
-    the forward nodes ``forward``; nodes without a clear meaning are left out."""
+    the forward nodes ``forward``; nodes without a clear meaning are left out. ``names``: what
+    unnamed forward nodes are called (``viz.recovered.gate_names``: ``∇f(t)`` of an inline
+    σ gate), named values in their own right."""
     forward = list(forward)
     fset = set(forward)
     users: dict[Node, set[Node]] = {}          # (sets: == between nodes is element-wise)
@@ -170,7 +180,8 @@ def meanings(forward: Iterable[Node], backward: Iterable[Node]) -> dict[Node, Me
         if g is None:
             continue
         old = out.get(g)
-        if old is None or (old.kind == "grad" and x.name is not None and
-                           (old.of.name is None or old.of.op is not ALIAS)):
-            out[g] = Meaning(x)
+        name = x.name if x.name is not None else names.get(x)
+        if old is None or (old.kind == "grad" and name is not None and
+                           (old.title is None or old.of.op is not ALIAS)):
+            out[g] = Meaning(x, name=names.get(x))
     return out

@@ -40,6 +40,7 @@ from unfold.recurrence import STATE
 
 from . import labels as L
 from .gradients import Meaning, _is_copy, meanings
+from .recovered import gate_names
 from .output import Drawing
 
 GRAPH = {"rankdir": "BT", "newrank": "true", "remincross": "false", "nodesep": "0.15", "ranksep": "0.18",
@@ -71,12 +72,14 @@ class CollapsedStepsWarning(UserWarning):
     """An op view draws the middle steps of a long graph as one box."""
 
 
-def _title(node: Node) -> str:
-    return node.name if node.step is None else f"{node.name}({node.step})"
+def _title(node: Node, name: str | None = None) -> str:
+    name = node.name if name is None else name
+    return name if node.step is None else f"{name}({node.step})"
 
 
-def _label(node: Node) -> tuple[str, dict[str, str]]:
-    """The HTML label and the shape attributes of one forward node."""
+def _label(node: Node, name: str | None = None) -> tuple[str, dict[str, str]]:
+    """The HTML label and the shape attributes of one forward node; ``name``: what the book
+    view calls it when it has no name of its own (an inline gate's letter)."""
     if node.op is PARAM:
         return f"<<B>{L.esc(_title(node))}</B>>", {"shape": "box", "style": "bold"}
     if _is_copy(node):                               # many of them: small, plain
@@ -89,10 +92,10 @@ def _label(node: Node) -> tuple[str, dict[str, str]]:
     if node.op is STATE:                         # a state read d steps back, h(t−1)
         return (f"<<B>{L.esc(node.name)}</B>(<I>t</I>−{node.attrs['delay']})>",
                 {"shape": "ellipse", "style": "dashed"})
-    if node.name is not None:
+    if node.name is not None or name is not None:
         extra = "" if node.op in (ALIAS, INPUT) else \
             f'<BR/><FONT POINT-SIZE="8">{L.esc(node.op.name)}</FONT>'
-        return f"<<B>{L.esc(_title(node))}</B>{extra}>", {"shape": "ellipse", "style": ""}
+        return f"<<B>{L.esc(_title(node, name))}</B>{extra}>", {"shape": "ellipse", "style": ""}
     return f"<{L.esc(SYMBOLS.get(node.op.name, node.op.name))}>", {}
 
 
@@ -105,7 +108,9 @@ class _OpGraph:
         self.grads = [n for n in topological(backward) if n not in fset] if backward else []
         self.gset = set(self.grads)
         self.order = sorted(self.forward + self.grads, key=lambda n: n.serial)
-        self.meaning: dict[Node, Meaning] = meanings(self.forward, self.grads)
+        # the unnamed gates, named as the book view names them (f(t), and ∇f(t) below)
+        self.gate: dict[Node, str] = gate_names(self.forward)
+        self.meaning: dict[Node, Meaning] = meanings(self.forward, self.grads, self.gate)
         self.step = self.steps()
         self.shown = self.within(roots + backward, depth)
         self.ids: dict[Node, str] = {}
@@ -164,10 +169,10 @@ class _OpGraph:
             k = position[node]
             m = self.meaning.get(node)
             if m is not None:
-                base = "grad " + (L.node_id(m.of.name or m.of.op.name, m.of.step)
+                base = "grad " + (L.node_id(m.title or m.of.op.name, m.of.step)
                                   if m.kind == "grad" else f"{m.of.name} {m.kind}")
-            elif node.name is not None:
-                base = L.node_id(node.name, node.step)
+            elif node.name is not None or node in self.gate:
+                base = L.node_id(node.name or self.gate[node], node.step)
             else:
                 base = f"{node.op.name}#{k}"
             if node in self.gset and m is None:
@@ -192,7 +197,7 @@ class _OpGraph:
             return True
         if m is None or m.kind == "partial":
             return False
-        return m.of.name is not None or m.kind == "seed"
+        return m.title is not None or m.kind == "seed"
 
 
 def _collapse(g: _OpGraph, nodes: list[Node], collapse: int | None, budget: int | None
@@ -346,8 +351,8 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                         tooltip=L.tooltip(f"{g.ids[n]}: a constant, drawn at each use{_at(g, n)}"))
                 elif ident in refs:
                     n = refs[ident]
-                    frame.node(ident, _label(n)[0], shape="plaintext", fontcolor="#999999",
-                               fontsize="8", height="0.15", tooltip=L.tooltip(
+                    frame.node(ident, _label(n, g.gate.get(n))[0], shape="plaintext",
+                               fontcolor="#999999", fontsize="8", height="0.15", tooltip=L.tooltip(
                                    f"{g.ids[n]}: the forward value{_at(g, n)}, read here by "
                                    f"the backward pass"))
             if loose:
@@ -706,7 +711,7 @@ def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bo
         elif backward and m is not None:
             label, attrs = "<+>", {}
         else:
-            label, attrs = _label(n)
+            label, attrs = _label(n, g.gate.get(n))
         if backward:
             attrs = {**attrs, "color": BACKWARD, "fontcolor": BACKWARD}
         tip = f"{g.ids[n]}: {n.op.name}, shape {n.shape}, {n.dtype}" + _at(g, n)
