@@ -123,6 +123,15 @@ def cell(name: str, members: tuple[str, ...] | list[str], step: str | int | None
     return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">{rows}</TABLE>>'
 
 
+def ported(label: str, ports: int, prefix: str) -> str:
+    """The HTML ``label`` (``<…>``) over a row of ``ports`` ports ``<prefix>0 …`` along the
+    node's lower side, one per edge entering from below."""
+    cells = "".join(f'<TD PORT="{prefix}{k}" WIDTH="9" HEIGHT="3"></TD>' for k in range(ports))
+    return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>' \
+           f'<TD COLSPAN="{ports}" CELLPADDING="3">{label[1:-1]}</TD></TR><TR>{cells}</TR>' \
+           f'</TABLE>>'
+
+
 def unit(name: str, op: str | None = None, word: str = "", size: float = 14) -> str:
     """A unit's label: its words (``forget gate``, one word a line) or its name, and the symbol
     of its nonlinearity (``σ``) as a small line under them; an unnamed unit shows its symbol

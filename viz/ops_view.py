@@ -325,6 +325,11 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             column[tail] = g.step[refs[tail]] if clusters else None
     parts = [False] + ([True] if g.grads else [])
     placed = _Columns(panel, column, edges, clusters)
+    ports = _head_ports(edges, placed.row, column)
+    g.many = {}                          # nodes entered at a row of ports (_head_ports)
+    for (_, head, _), port in zip(edges, ports):
+        if port.startswith(_MANY):
+            g.many[head] = g.many.get(head, 0) + 1
     for part in parts:
         mine = [i for i in panel if panel[i] is part]
         with dot.subgraph(name=f"cluster_{'backward' if part else 'forward'}"
@@ -362,16 +367,18 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                     _nodes(row, loose, g, part)
             if clusters:
                 placed.scaffold(frame, part)
-    for (tail, head, attrs), port in zip(edges, _head_ports(edges, placed.row, column)):
+    for (tail, head, attrs), port in zip(edges, ports):
         dot.edge(tail, head, **attrs, **({"headport": port} if port else {}))
     placed.rank(dot)
     return dot
 
 
-#: where the inputs of a node enter it, left to right, by their number (more: unported)
-_PORTS = {2: ("sw", "se"), 3: ("sw", "s", "se"), 4: ("w", "sw", "se", "e"),
-          5: ("w", "sw", "s", "se", "e"), 6: ("nw", "w", "sw", "se", "e", "ne"),
-          7: ("nw", "w", "sw", "s", "se", "e", "ne")}
+#: where the inputs of a node enter it, left to right, by their number; more than three: a
+#: port each in a row along its lower side, ``_MANY`` 0, 1, … (at the side points ``w``, ``e``
+#: the arrowheads met the edges leaving the node upwards — a GRU's ∇h(t) — and past seven
+#: there were no compass points left)
+_PORTS = {2: ("sw", "se"), 3: ("sw", "s", "se")}
+_MANY = "in"
 
 
 def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
@@ -382,7 +389,9 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
     and their arrowheads met at one point of it. (Edges within a row, or whose rows are not
     known, keep dot's choice: ports on flat edges make dot 2.43 lose the spline; so do the
     nodes outside the steps — the sums ∇W = Σ_t ∇W(t), read from every column, whose edges
-    came in nearly flat and hooked round under the node to reach a lower corner.)"""
+    came in nearly flat and hooked round under the node to reach a lower corner.) More than
+    three inputs (a GRU's ∇h(t), a memory network's, read by every head's gradient) enter at a
+    row of ports along the node's lower side (``_MANY``: its label is a table, ``_nodes``).)"""
     into: dict[str, list[int]] = {}
     for k, (tail, head, attrs) in enumerate(edges):
         if tail in row and head in row and row[tail] < row[head] and \
@@ -390,7 +399,8 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
             into.setdefault(head, []).append(k)
     out = [""] * len(edges)
     for ks in into.values():
-        for k, port in zip(ks, _PORTS.get(len(ks), ())):
+        ports = _PORTS.get(len(ks)) or [f"{_MANY}{i}:s" for i in range(len(ks))] * (len(ks) > 1)
+        for k, port in zip(ks, ports):
             out[k] = port
     return out
 
@@ -685,6 +695,14 @@ def _at(g: _OpGraph, n: Node) -> str:
 
 
 def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bool) -> None:
+    many = getattr(g, "many", {})
+
+    def put(n: Node, label: str, **attrs: str) -> None:
+        ports = many.get(g.ids[n], 0)
+        if ports:           # (a table: its lower side a row of ports, see _head_ports)
+            label = L.ported(label, ports, _MANY)
+            attrs = {**attrs, "shape": "box", "style": "rounded", "margin": "0"}
+        dot.node(g.ids[n], label, **attrs)
     shared: dict[Node, list[Node]] = {}
     for n, r in g.rep.items():
         shared.setdefault(r, []).append(n)
@@ -698,9 +716,9 @@ def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bo
                                     if g.meaning[k].kind == "total" else "")
                                  for k in shared[n])
             tip = "; ".join(g.meaning[k].label for k in shared[n]) + _at(g, n)
-            dot.node(g.ids[n], f"<{lines}>", shape="box", style="rounded", color=BACKWARD,
-                     fontcolor=BACKWARD, fontsize="9" if g.step[n] is not None else "10",
-                     tooltip=L.tooltip(tip))
+            put(n, f"<{lines}>", shape="box", style="rounded", color=BACKWARD,
+                fontcolor=BACKWARD, fontsize="9" if g.step[n] is not None else "10",
+                tooltip=L.tooltip(tip))
             continue
         if backward and m is not None and m.kind != "partial":
             head, _, tail = m.label.partition(" = ")
@@ -719,4 +737,4 @@ def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bo
             tip += f"; {m.label}" + (" so far" if m.kind == "partial" else "")
         elif n.adjoint is not None:        # (ids, not labels: those carry serial numbers)
             tip += f"; part of the backward step of {g.ids.get(n.adjoint, n.adjoint.op.name)}"
-        dot.node(g.ids[n], label, tooltip=L.tooltip(tip), **attrs)
+        put(n, label, tooltip=L.tooltip(tip), **attrs)
