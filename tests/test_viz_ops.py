@@ -231,3 +231,20 @@ def test_inline_gates_are_named_in_the_op_view_as_in_the_book_view(sigma):
     for k in "fgq":
         for t in (1, 2, 3):
             assert f"<B>{k}({t})</B>" in src and f"<B>∇{k}({t})</B>" in src, (k, t)
+
+
+def test_the_parameters_of_joined_recurrences_are_qualified():
+    """Finding 35: an encoder and a decoder joined with bind, each with its own W and U: the op
+    view names them as net.param_names does (encoder.W, decoder.W), in the legend, the copies
+    and the gradients' sums; a graph of one recurrence keeps the plain names."""
+    import unfold.models as models
+    net = models.encoder_decoder(3, 2, 4)
+    joined = net.decoder.unfold(2, bind={"C": net.encoder.unfold(3).final("h")})
+    params = list(joined.params)
+    src = viz.graph(joined.loss, backward=dict(zip(params, uf.grad(joined.loss, params)))).source
+    for name in joined.param_names:
+        assert f"<B>{name}</B>" in src, name
+    sums = re.findall(r"<B>∇([\w.]+)</B> = Σ_t", src)             # (in the labels)
+    assert len(sums) == len(set(sums)) and all(s in joined.param_names for s in sums), sums
+    single = viz.graph(rnn().unfold(2).loss).source
+    assert "<B>W</B>" in single and "rnn.W" not in single

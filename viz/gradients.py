@@ -34,12 +34,13 @@ class Meaning:
 
     of: Node
     kind: str = "grad"
-    name: str | None = None     # what the book view calls an unnamed ``of`` (a gate's letter)
+    name: str | None = None     # what ``of`` is called, if not its own name: an unnamed gate's
+    #                             letter, a joined graph's qualified ``encoder.W``
 
     @property
     def title(self) -> str | None:
-        """The name of ``of``: its own, or the book view's, or None."""
-        return self.of.name if self.of.name is not None else self.name
+        """The name of ``of`` as drawn (``name``, else its own), or None."""
+        return self.name if self.name is not None else self.of.name
 
     @property
     def label(self) -> str:
@@ -73,8 +74,9 @@ def meanings(forward: Iterable[Node], backward: Iterable[Node],
              names: Mapping[Node, str] = MappingProxyType({})) -> dict[Node, Meaning]:
     """The meaning of the gradient nodes of ``backward`` (inputs before users) with respect to
     the forward nodes ``forward``; nodes without a clear meaning are left out. ``names``: what
-    unnamed forward nodes are called (``viz.recovered.gate_names``: ``∇f(t)`` of an inline
-    σ gate), named values in their own right."""
+    forward nodes are called instead of their own names — an inline σ gate's letter
+    (``viz.recovered.gate_names``: ``∇f(t)``, a named value in its own right), a joined graph's
+    qualified parameters (``∇encoder.W(t)``)."""
     forward = list(forward)
     fset = set(forward)
     users: dict[Node, set[Node]] = {}          # (sets: == between nodes is element-wise)
@@ -157,10 +159,10 @@ def meanings(forward: Iterable[Node], backward: Iterable[Node],
                 if sender is not None:
                     copy_of[start] = sender
         for p in parts[:-1]:
-            out[p] = Meaning(param, "partial")
-        out[parts[-1]] = Meaning(param, "total")
+            out[p] = Meaning(param, "partial", names.get(param))
+        out[parts[-1]] = Meaning(param, "total", names.get(param))
     for g, x in copy_of.items():
-        out.setdefault(g, Meaning(x))
+        out.setdefault(g, Meaning(x, name=names.get(x)))
     # an op whose backward step builds nothing (a name, an add) passes its gradient on as it
     # is: to an input it alone reads, whose gradient is then the same node
     for x in forward:
@@ -180,7 +182,7 @@ def meanings(forward: Iterable[Node], backward: Iterable[Node],
         if g is None:
             continue
         old = out.get(g)
-        name = x.name if x.name is not None else names.get(x)
+        name = names.get(x, x.name)
         if old is None or (old.kind == "grad" and name is not None and
                            (old.title is None or old.of.op is not ALIAS)):
             out[g] = Meaning(x, name=names.get(x))

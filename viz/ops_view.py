@@ -72,18 +72,32 @@ class CollapsedStepsWarning(UserWarning):
     """An op view draws the middle steps of a long graph as one box."""
 
 
+def _qualified(forward: list[Node]) -> dict[Node, str]:
+    """In a graph that joins recurrences (``bind``), each parameter and its copies by the name
+    ``Unfolded.param_names`` gives it, ``encoder.W``, ``decoder.W``: two legends "W", two
+    "∇W = Σ_t ∇W(t)" could not be told apart."""
+    params = [n for n in forward if n.op is PARAM]
+    if len({p.attrs.get("recurrence") for p in params} - {None}) < 2:
+        return {}
+    out = {p: f"{p.attrs['recurrence']}.{p.name}" for p in params
+           if p.attrs.get("recurrence") is not None}
+    out.update((n, out[n.inputs[0]]) for n in forward if _is_copy(n) and n.inputs[0] in out)
+    return out
+
+
 def _title(node: Node, name: str | None = None) -> str:
     name = node.name if name is None else name
     return name if node.step is None else f"{name}({node.step})"
 
 
 def _label(node: Node, name: str | None = None) -> tuple[str, dict[str, str]]:
-    """The HTML label and the shape attributes of one forward node; ``name``: what the book
-    view calls it when it has no name of its own (an inline gate's letter)."""
+    """The HTML label and the shape attributes of one forward node; ``name``: what it is
+    called instead of its own name (``_OpGraph.alias``)."""
     if node.op is PARAM:
-        return f"<<B>{L.esc(_title(node))}</B>>", {"shape": "box", "style": "bold"}
+        return f"<<B>{L.esc(_title(node, name))}</B>>", {"shape": "box", "style": "bold"}
     if _is_copy(node):                               # many of them: small, plain
-        return f"<{L.esc(_title(node))}>", {"shape": "box", "style": "dashed", "fontsize": "8"}
+        return f"<{L.esc(_title(node, name))}>", {"shape": "box", "style": "dashed",
+                                                  "fontsize": "8"}
     if node.op is CONSTANT:
         value = node.attrs["value"]
         text = np.array2string(value, precision=3) if value.size <= 3 else \
@@ -108,9 +122,10 @@ class _OpGraph:
         self.grads = [n for n in topological(backward) if n not in fset] if backward else []
         self.gset = set(self.grads)
         self.order = sorted(self.forward + self.grads, key=lambda n: n.serial)
-        # the unnamed gates, named as the book view names them (f(t), and ∇f(t) below)
-        self.gate: dict[Node, str] = gate_names(self.forward)
-        self.meaning: dict[Node, Meaning] = meanings(self.forward, self.grads, self.gate)
+        # what nodes are called instead of their own names: the unnamed gates as the book
+        # view names them (f(t), and ∇f(t) below), parameters of joined recurrences qualified
+        self.alias: dict[Node, str] = {**gate_names(self.forward), **_qualified(self.forward)}
+        self.meaning: dict[Node, Meaning] = meanings(self.forward, self.grads, self.alias)
         self.step = self.steps()
         self.shown = self.within(roots + backward, depth)
         self.ids: dict[Node, str] = {}
@@ -170,9 +185,9 @@ class _OpGraph:
             m = self.meaning.get(node)
             if m is not None:
                 base = "grad " + (L.node_id(m.title or m.of.op.name, m.of.step)
-                                  if m.kind == "grad" else f"{m.of.name} {m.kind}")
-            elif node.name is not None or node in self.gate:
-                base = L.node_id(node.name or self.gate[node], node.step)
+                                  if m.kind == "grad" else f"{m.title} {m.kind}")
+            elif node.name is not None or node in self.alias:
+                base = L.node_id(self.alias.get(node, node.name), node.step)
             else:
                 base = f"{node.op.name}#{k}"
             if node in self.gset and m is None:
@@ -282,7 +297,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             g.results.discard(r)
             g.results.add(inner)
             continue
-        g.meaning[r] = Meaning(x, "total" if copies.get(x, 0) > 1 else "grad")
+        g.meaning[r] = Meaning(x, "total" if copies.get(x, 0) > 1 else "grad", g.alias.get(x))
     draw = g.drawn(backward_ops)
     hidden = set(_collapse(g, draw, collapse, budget))
     visible = [n for n in draw if g.step[n] not in hidden]       # (the others: in the box)
@@ -356,7 +371,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                         tooltip=L.tooltip(f"{g.ids[n]}: a constant, drawn at each use{_at(g, n)}"))
                 elif ident in refs:
                     n = refs[ident]
-                    frame.node(ident, _label(n, g.gate.get(n))[0], shape="plaintext",
+                    frame.node(ident, _label(n, g.alias.get(n))[0], shape="plaintext",
                                fontcolor="#999999", fontsize="8", height="0.15", tooltip=L.tooltip(
                                    f"{g.ids[n]}: the forward value{_at(g, n)}, read here by "
                                    f"the backward pass"))
@@ -729,7 +744,7 @@ def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bo
         elif backward and m is not None:
             label, attrs = "<+>", {}
         else:
-            label, attrs = _label(n, g.gate.get(n))
+            label, attrs = _label(n, g.alias.get(n))
         if backward:
             attrs = {**attrs, "color": BACKWARD, "fontcolor": BACKWARD}
         tip = f"{g.ids[n]}: {n.op.name}, shape {n.shape}, {n.dtype}" + _at(g, n)
