@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 
 from graphviz import nohtml
 
@@ -80,11 +81,16 @@ GREEK = dict(zip(
 def symbol(name: str, size: float = 14) -> str:
     """A variable or parameter name in the book's style, as HTML-label markup: bold italic, and
     what follows the first ``_`` as a subscript (``W_f`` → 𝑾_f); a Greek letter spelled out
-    as the whole base or subscript is drawn as the letter (``beta`` → β, ``w_beta`` → w_β)."""
+    as the whole base or subscript is drawn as the letter (``beta`` → β, ``w_beta`` → w_β); a
+    letter with ``hat`` is hatted (``yhat``, ``y_hat`` → ŷ, eq. 10.11's)."""
     base, _, sub = name.partition("_")
     if not base:                              # "_x": no base letter to hang a subscript on
         base, sub = name, ""
     base, sub = GREEK.get(base, base), GREEK.get(sub, sub)
+    if sub == "hat":                                             # y_hat → ŷ
+        base, sub = unicodedata.normalize("NFC", base + "\u0302"), ""
+    elif len(base) == 4 and base.endswith("hat"):                # yhat → ŷ
+        base = unicodedata.normalize("NFC", base[0] + "\u0302")
     out = f"<B><I>{esc(base)}</I></B>"
     if sub:
         out += _small(f"<I>{esc(sub)}</I>", round(0.7 * size, 1), "SUB")
