@@ -126,12 +126,16 @@ class _CellDrawer(_Drawer):
 
     def in_row(self) -> dict[int, list[str]]:
         """Each row's variables left to right: the units in the book's order (``cell`` chains
-        them), the inputs ``x(t)`` before the states' pasts ``h(t−1)`` (chained here)."""
+        them), the inputs ``x(t)``, then the states' pasts ``h(t−1)``, then the futures of
+        backward states ``g(t+1)``: in time order (chained here)."""
         out: dict[int, list[str]] = {}
         for name, v in self.book.variables.items():
             out.setdefault(self.row[name], []).append(name)
-        return {r: sorted(names, key=lambda n: self.book.variables[n].shows is not None)
-                for r, names in out.items()}
+
+        def when(name: str) -> int:
+            shows = self.book.variables[name].shows
+            return 0 if shows is None else 1 if shows[1].startswith("t-") else 2
+        return {r: sorted(names, key=when) for r, names in out.items()}
 
     def connect(self, tail: str, head: str, e: Edge, tip: str, **kw) -> None:
         """(Several inputs from below enter a unit at points of their own: ``_spread``; not
