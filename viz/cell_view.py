@@ -121,6 +121,13 @@ class _CellDrawer(_Drawer):
     def __init__(self, dot, book: Book, words: Mapping[str, str], params: bool) -> None:
         super().__init__(dot, book, None, params=params, biases=False)
         self.words = words
+        # a state's past stands just under the lowest unit that reads it: the second layer's
+        # h_2(t−1) beside h_1, under the second layer's gates (in the bottom row its edges
+        # crossed every edge of the first layer), a backward state's g(t+1) under its cell
+        for name, v in book.variables.items():
+            readers = [self.row[e.dst] for e in book.users_of(name)]
+            if v.shows is not None and readers:
+                self.row[name] = max(0, min(readers) - 1)
         self.name_of: dict[str, str] = {}           # node id → variable
         self.spread = _spread(book, self.row, self.in_row())
 
