@@ -236,7 +236,8 @@ def test_inline_gates_are_named_in_the_op_view_as_in_the_book_view(sigma):
 def test_the_parameters_of_joined_recurrences_are_qualified():
     """Finding 35: an encoder and a decoder joined with bind, each with its own W and U: the op
     view names them as net.param_names does (encoder.W, decoder.W), in the legend, the copies
-    and the gradients' sums; a graph of one recurrence keeps the plain names."""
+    and the gradients' sums, and gives each its own columns; a graph of one recurrence keeps
+    the plain names and steps."""
     import unfold.models as models
     net = models.encoder_decoder(3, 2, 4)
     joined = net.decoder.unfold(2, bind={"C": net.encoder.unfold(3).final("h")})
@@ -246,5 +247,8 @@ def test_the_parameters_of_joined_recurrences_are_qualified():
         assert f"<B>{name}</B>" in src, name
     sums = re.findall(r"<B>∇([\w.]+)</B> = Σ_t", src)             # (in the labels)
     assert len(sums) == len(set(sums)) and all(s in joined.param_names for s in sums), sums
+    # each recurrence's steps in columns of their own, the encoder's first (both panels)
+    assert re.findall(r'label="(\w+ step \d)"', src) == 2 * (
+        [f"encoder step {t}" for t in (1, 2, 3)] + [f"decoder step {t}" for t in (1, 2)])
     single = viz.graph(rnn().unfold(2).loss).source
-    assert "<B>W</B>" in single and "rnn.W" not in single
+    assert "<B>W</B>" in single and "rnn.W" not in single and "rnn step" not in single

@@ -40,7 +40,7 @@ from unfold.recurrence import STATE
 
 from . import labels as L
 from .gradients import Meaning, _is_copy, meanings
-from .recovered import gate_names
+from .recovered import gate_names, owners
 from .output import Drawing
 
 GRAPH = {"rankdir": "BT", "newrank": "true", "remincross": "false", "nodesep": "0.15", "ranksep": "0.18",
@@ -322,12 +322,16 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     column: dict[str, float | None] = {}
     members: dict[str, Node] = {}
     copied = set(g.uses.values())
+    shift, titles = _joined(g) if clusters and not hidden else ({}, {})
+
+    def column_of(n: Node) -> float | None:
+        return None if not clusters or g.step[n] is None else g.step[n] + shift.get(n, 0)
     for n in visible:
         if g.rep.get(n, n) is n and n not in copied:
             ident = g.ids[n]
             members[ident] = n
             panel[ident] = n in g.gset
-            column[ident] = g.step[n] if clusters else None
+            column[ident] = column_of(n)
     for part, ident in box.items():
         if any(panel[i] is part for i in panel) or not part:
             panel[ident], column[ident] = part, min(hidden) - 0.5
@@ -337,9 +341,10 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             panel[tail], column[tail] = panel[head], column[head]
         elif tail in refs:                       # in the backward panel, in its own step
             panel[tail] = True
-            column[tail] = g.step[refs[tail]] if clusters else None
+            column[tail] = column_of(refs[tail])
     parts = [False] + ([True] if g.grads else [])
     placed = _Columns(panel, column, edges, clusters)
+    placed.titles = titles
     ports = _head_ports(edges, placed.row, column)
     g.many = {}                          # nodes entered at a row of ports (_head_ports)
     for (_, head, _), port in zip(edges, ports):
@@ -386,6 +391,31 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
         dot.edge(tail, head, **attrs, **({"headport": port} if port else {}))
     placed.rank(dot)
     return dot
+
+
+def _joined(g: _OpGraph) -> tuple[dict[Node, int], dict[int, str]]:
+    """In a graph joining recurrences (``bind``), each recurrence's steps in columns of their
+    own, one recurrence after the other (the encoder's steps 1…n_x, then the decoder's: they
+    shared the columns "step 1", "step 2"): the shift of each stepped node's column, and the
+    columns' names ("encoder step 1"). Gradient nodes go with their forward nodes."""
+    owner, names = owners(g.forward)
+    if not owner:
+        return {}, {}
+    part: dict[Node, int] = {}
+    for n in g.order:
+        k = owner.get(n, part.get(n.adjoint) if n.adjoint is not None else None)
+        if k is None:
+            k = next((part[i] for i in n.inputs if i in part), None)
+        if k is not None:
+            part[n] = k
+    last = [0] * len(names)
+    for n, k in part.items():
+        if g.step[n] is not None:
+            last[k] = max(last[k], g.step[n])
+    offset = [sum(last[:k]) for k in range(len(names))]
+    titles = {offset[k] + t: f"{names[k]} step {t}" for k in range(len(names))
+              for t in range(1, last[k] + 1)}
+    return {n: offset[k] for n, k in part.items()}, titles
 
 
 #: where the inputs of a node enter it, left to right, by their number; more than three: a
@@ -450,6 +480,7 @@ class _Columns:
     def __init__(self, panel: dict[str, bool], column: dict[str, float | None],
                  edges: list[tuple[str, str, dict]], on: bool) -> None:
         self.panel, self.column, self.on = panel, column, on
+        self.titles: dict[float, str] = {}      # a column's name, if not "step t"
         linked = {i for t, h, _ in edges for i in (t, h)}
         self.loose = {i for i in panel if i not in linked and column[i] is None}
         self.row = _rows([i for i in panel if i not in self.loose],
@@ -470,9 +501,9 @@ class _Columns:
             if t != int(t):                      # the collapsed steps' box names itself
                 continue
             lowest = min(self.row[i] for i in mine if self.column[i] == t)
-            name = f"[{side} step {int(t)}]"
-            frame.node(name, L.plain(f"step {int(t)}"), shape="plaintext", fontsize="9",
-                       fontcolor="#888888", height="0.2", tooltip=L.tooltip(f"step {int(t)}"))
+            name, title = f"[{side} step {int(t)}]", self.titles.get(t, f"step {int(t)}")
+            frame.node(name, L.plain(title), shape="plaintext", fontsize="9",
+                       fontcolor="#888888", height="0.2", tooltip=L.tooltip(title))
             for i in at[lowest][t]:              # (centred under the step's lowest row)
                 frame.edge(name, i, style="invis")
             self.column[name], self.row[name] = t, lowest - 1

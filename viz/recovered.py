@@ -21,7 +21,7 @@ import numpy as np
 
 from unfold.graph import Node, topological
 from unfold.ops import constant
-from unfold.ops.base import INPUT, PARAM
+from unfold.ops.base import CONSTANT, INPUT, PARAM
 from unfold.recurrence import STATE, Recurrence, _State
 
 from .book import _unnamed_gates
@@ -40,13 +40,32 @@ def folded_of(nodes: Iterable[Node]) -> list[Node]:
 def recurrences(nodes: Iterable[Node]) -> list[Recurrence]:
     """One recurrence per connected folded graph behind ``nodes`` that reads a state and
     updates it (see the module doc)."""
-    folded = folded_of(nodes)
     out = []
-    for part in _components(folded):
+    for part in _components(folded_of(nodes)):
         rec = _rebuilt(part)
         if rec is not None:
             out.append(rec)
     return out
+
+
+def owners(nodes: Iterable[Node]) -> tuple[dict[Node, int], list[str]]:
+    """When ``nodes`` join several recurrences (``bind``): the index of the recurrence each
+    node's folded source belongs to, and the recurrences' names (in the order their first
+    nodes come); empty for one recurrence."""
+    nodes = list(nodes)
+    parts = [p for p in _components(folded_of(nodes)) if any(n.op is STATE for n in p)]
+    if len(parts) < 2:
+        return {}, []
+    found = {f: k for k, part in enumerate(parts) for f in part}
+    first: dict[int, int] = {}
+    for i, n in enumerate(nodes):
+        if n.source in found:
+            first.setdefault(found[n.source], i)
+    order = sorted(first, key=first.__getitem__)            # (the encoder before the decoder)
+    rank = {k: r for r, k in enumerate(order)}
+    names = [next((f.attrs["recurrence"] for f in parts[k] if "recurrence" in f.attrs),
+                  f"#{r + 1}") for r, k in enumerate(order)]
+    return {n: rank[found[n.source]] for n in nodes if n.source in found}, names
 
 
 def gate_names(nodes: Iterable[Node]) -> dict[Node, str]:
@@ -65,7 +84,8 @@ def gate_names(nodes: Iterable[Node]) -> dict[Node, str]:
 
 
 def _components(nodes: list[Node]) -> list[list[Node]]:
-    """``nodes`` split into the parts no edge joins (in the order given)."""
+    """``nodes`` split into the parts no edge joins (in the order given); a constant joins
+    nothing (two recurrences may read one constant node)."""
     part_of: dict[Node, int] = {}
     parent: list[int] = []
 
@@ -78,7 +98,7 @@ def _components(nodes: list[Node]) -> list[list[Node]]:
         part_of[n] = len(parent)
         parent.append(len(parent))
         for i in n.inputs:
-            if i in part_of:
+            if i in part_of and i.op is not CONSTANT:
                 a, b = root(part_of[i]), root(part_of[n])
                 parent[max(a, b)] = min(a, b)
     parts: dict[int, list[Node]] = {}
