@@ -34,7 +34,7 @@ PAIRS = [(m, v) for i, m in enumerate(MODELS) for j, v in enumerate(VIEWS)
 
 #: (model, view) → defects left (see the module doc)
 LEFT = {
-    ('bidirectional gru', 'cell'): 1,
+    ('bidirectional gru', 'cell'): 5,
     ('bidirectional gru', 'folded'): 5,
     ('bidirectional gru', 'unfolded open'): 8,
     ('bidirectional gru', 'unfolding'): 3,
@@ -44,7 +44,7 @@ LEFT = {
     ('bidirectional lstm', 'unfolded open'): 4,
     ('bidirectional lstm', 'unfolding'): 3,
     ('bidirectional lstm', 'unfolding steps=3 open'): 16,
-    ('bidirectional', 'cell'): 1,
+    ('bidirectional', 'cell'): 2,
     ('conditional_rnn', 'unfolding steps=3 open'): 2,
     ('context_rnn', 'unfolding steps=3 open'): 2,
     ('deep_rnn lstm', 'folded'): 2,             # (1 or 2 from run to run)

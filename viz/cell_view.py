@@ -121,13 +121,6 @@ class _CellDrawer(_Drawer):
     def __init__(self, dot, book: Book, words: Mapping[str, str], params: bool) -> None:
         super().__init__(dot, book, None, params=params, biases=False)
         self.words = words
-        # a state's past stands just under the lowest unit that reads it: the second layer's
-        # h_2(t−1) beside h_1, under the second layer's gates (in the bottom row its edges
-        # crossed every edge of the first layer), a backward state's g(t+1) under its cell
-        for name, v in book.variables.items():
-            readers = [self.row[e.dst] for e in book.users_of(name)]
-            if v.shows is not None and readers:
-                self.row[name] = max(0, min(readers) - 1)
         self.name_of: dict[str, str] = {}           # node id → variable
         self.spread = _spread(book, self.row, self.in_row())
 
@@ -222,9 +215,6 @@ def cell(rec: Recurrence, *, names: Mapping[str, str] | None = None, params: boo
     for name in book.variables:                 # (contract's: input, input gate, forget …)
         if name in words and name in ids:
             rows.setdefault(d.row[name], []).append(ids[name])
-    for r, names in d.in_row().items():         # (the inputs as _spread guessed them)
-        if all(book.variables[n].kind == "input" for n in names):
-            rows[r] = [ids[n] for n in names if n in ids]
     for chain in rows.values():
         for a, b in zip(chain, chain[1:]):
             d.invisible(a, b)
