@@ -125,9 +125,10 @@ class _CellDrawer(_Drawer):
         self.spread = _spread(book, self.row, self.in_row())
 
     def in_row(self) -> dict[int, list[str]]:
-        """Each row's variables left to right: the units in the book's order (``cell`` chains
-        them), the inputs ``x(t)``, then the states' pasts ``h(t−1)``, then the futures of
-        backward states ``g(t+1)``: in time order (chained here)."""
+        """Each row's variables left to right, as ``_spread`` guesses them: the units in the
+        book's order (``cell`` chains them), the inputs ``x(t)``, then the states' pasts
+        ``h(t−1)``, then a backward state's ``g(t+1)`` (not chained: ordering the bottom row
+        added crossings to stacked cells)."""
         out: dict[int, list[str]] = {}
         for name, v in self.book.variables.items():
             out.setdefault(self.row[name], []).append(name)
