@@ -20,6 +20,7 @@ import unfold as uf
 from unfold import timebatch
 from unfold.graph import Node
 from unfold.ops.base import is_placeholder
+from unfold.testing import gradcheck
 from unfold.testing.recurrences import cells
 from unfold.timebatch import lower
 from timebatch_tolerance import assert_agree
@@ -132,3 +133,18 @@ def test_gradients_of_gradients_agree(drawn):
                  for d in first]
     s = projected[0] if len(projected) == 1 else uf.add_n(projected)
     _compare([s] + uf.grad(s, g.params) + first, drawn.feed, drawn.dtype, loops=False)
+
+
+@settings(max_examples=max(4, FEW // 3))
+@given(drawn=cells(max_states=2, max_size=2, max_steps=4, loss_steps=True,
+                   activations=("identity", "tanh", "sigmoid", "softsign", "hand sigmoid")))
+def test_gradcheck_passes_through_the_compiled_path_on_drawn_cells(drawn):
+    """``gradcheck`` evaluates the gradients and the finite differences time-batched (the
+    default): both through the compiler, for every parameter and every step of ``x``."""
+    g = drawn.unfold()
+    assume(np.all(np.abs(uf.evaluate([g.loss], drawn.feed, mode="reference")[0]) < 1e6))
+    program = uf.compile(uf.grad(g.loss, g.params))
+    program(drawn.feed)
+    assert any(p is not None for p in program._batched_plans.values()), \
+        "the time-batched compiler gave up on this graph"
+    gradcheck(g.loss, g.params + g.over_time("x"), drawn.feed)
