@@ -23,6 +23,8 @@ pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot pro
 # which fails the run until the case is moved out of its OPEN set here.
 OPEN = {
     "unfolding-lstm_stacked_preact": 15,       # gates' order in a row follows the writing order
+    "unfolding-lstm_concat_preact": 15,
+    "unfolding-lstm_layers_loop": 15,
 }
 
 
@@ -84,11 +86,21 @@ def geometry(g, by_label=False):
 
     def name(n):
         return f"<{text(laid.nodes[n].get('label', ''))}>" if by_label or "%C2%B7" in n else n
-    ys = sorted({round(y) for _, y in at.values()})
-    rows = [tuple(name(n) for _, n in sorted((x, n) for n, (x, y) in at.items()
-                                             if round(y) == r)) for r in ys]
     edges = sorted((name(e.tail), name(e.head), e.label) for e in laid.edges)
-    return rows, edges
+    return rows_of(at, name), edges
+
+
+def rows_of(at, name):
+    """Rows bottom to top, nodes left to right in each, of the nodes ``at`` (name → (x, y)):
+    viz.unfolding's folded half (``[folded]`` ids) and its unfolded half each on their own
+    (the two halves' rows need not line up)."""
+    rows = []
+    for half in ({n: p for n, p in at.items() if "[folded]" in n},
+                 {n: p for n, p in at.items() if "[folded]" not in n}):
+        for r in sorted({round(y) for _, y in half.values()}):
+            rows.append(tuple(name(n) for _, n in sorted((x, n) for n, (x, y) in half.items()
+                                                         if round(y) == r)))
+    return rows
 
 
 def split(node):
@@ -143,7 +155,8 @@ def test_rnn_styles_draw_the_same(style, views):
 
 
 def test_a_sequence_only_a_loss_reads_is_a_target_above_its_loss():
-    for build in (M.rnn_expression, M.rnn_reordered, M.gru_reset_after):
+    for build in (M.rnn_expression, M.rnn_reordered, M.gru_reset_after, M.rnn_book_equations,
+                  M.rnn_mse_by_hand):
         laid = lay(viz.unfolded(build(), steps=3))
         for t in "123":
             (yx, yy), (lx, ly) = laid.xy(f"y({t})"), laid.xy(f"L({t})")
@@ -197,8 +210,9 @@ def one_cell_per_step(build, cells):
         assert max(b[2] for b in boxes[t]) < min(b[0] for b in boxes[u]), (t, u)
     if cells == "compact" or (cells == "auto" and build is not M.deep_transition):
         # (auto draws a single internal value, deep_transition's layer, in its own row)
-        cells_at = {t: [n for n in ns if split(n)[0] == "cell"] for t, ns in by_step.items()}
-        assert all(len(c) == 1 for c in cells_at.values()), (cells, cells_at)
+        # (one cell per step, or one per layer / direction: cell_1(t), cell_2(t) …)
+        cells_at = {t: [n for n in ns if split(n)[0].startswith("cell")] for t, ns in by_step.items()}
+        assert len({len(c) for c in cells_at.values()}) == 1 and cells_at["1"], (cells, cells_at)
 
 
 def windows_and_unfoldings_cross_steps_by_states_only(build):
@@ -291,7 +305,7 @@ def loop_end_clashes(laid, gap=8.0):
 # viz dbffde6)
 LOOPS_OPEN = {b.__name__: 3 for b in (
     M.gru_reset_after, M.lstm_stacked_preact, M.lstm_peephole, M.lstm_stacked_ofig,
-    M.gru_two_layers)}
+    M.gru_two_layers, M.lstm_concat_preact, M.lstm_layers_loop, M.bigru)}
 
 
 def folded_loops_have_ends_of_their_own(build):
@@ -301,10 +315,17 @@ def folded_loops_have_ends_of_their_own(build):
 
 
 def unfolding_keeps_its_folded_loops_in_the_folded_panel(build):
+    """Every folded edge inside the folded panel, every unfolded node right of it. The panel is
+    ``cluster_folded``'s box where there is one, else what stands left of the "Unfold" arrow's
+    invisible wall (the ``[unfold …]`` nodes)."""
     from viz_json import _bezier_points
     laid = lay(quiet(viz.unfolding, build(), steps=3))
-    bb = next([float(v) for v in o["bb"].split(",")] for o in laid.raw["objects"]
-              if o.get("name") == "cluster_folded")
+    bb = next(([float(v) for v in o["bb"].split(",")] for o in laid.raw["objects"]
+               if o.get("name") == "cluster_folded"), None)
+    if bb is None:
+        wall = min(float(a["pos"].split(",")[0]) for n, a in laid.nodes.items()
+                   if n.startswith("[unfold") and "pos" in a)
+        bb = [-1e9, -1e9, wall, 1e9]
     inside = lambda p: bb[0] - 1 <= p[0] <= bb[2] + 1 and bb[1] - 1 <= p[1] <= bb[3] + 1
     for e in laid.edges:
         if "[folded]" in e.tail and "[folded]" in e.head:
@@ -431,9 +452,7 @@ def named_structure(g):
 
     def name(n):
         return f"<{text(laid.nodes[n].get('label', ''))}>" if "%C2%B7" in n else n
-    ys = sorted({round(y) for n, (_, y) in at.items() if n not in point})
-    rows = [tuple(name(n) for _, n in sorted((x, n) for n, (x, y) in at.items()
-                                             if round(y) == r and n not in point)) for r in ys]
+    rows = rows_of({n: p for n, p in at.items() if n not in point}, name)
     out = {}
     for e in laid.edges:
         out.setdefault(e.tail, set()).add(e.head)
@@ -487,6 +506,26 @@ def test_a_drawing_saves_as_svg_png_pdf_json_and_dot(tmp_path):
         path = viz.save(g, tmp_path / f"f.{ext}")
         assert path.read_bytes().lstrip().startswith(start), ext
     assert "image/svg+xml" in g._repr_mimebundle_()
+    assert viz.svg(g).lstrip().startswith("<?xml")          # SVG as text (README: "the bytes")
+    assert viz.png(g).startswith(b"\x89PNG") and viz.pdf(g).startswith(b"%PDF")
+
+
+def test_without_the_dot_program_rendering_says_how_to_install_it(tmp_path):
+    """README: without Graphviz's dot every rendering raises viz.DotNotFoundError (a
+    RuntimeError) saying how to install it; the DOT source still saves."""
+    import subprocess
+    import sys
+    code = ("import viz, viz_judge_models as M\n"
+            "g = viz.folded(M.gru_book())\n"
+            "try:\n    viz.svg(g)\nexcept viz.DotNotFoundError as e:\n"
+            "    assert isinstance(e, RuntimeError) and 'install' in str(e).lower()\n"
+            "    print('refused')\n"
+            f"viz.save(g, {str(tmp_path / 'f.dot')!r})\n")
+    here = __import__("pathlib").Path(__file__).parent
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={"PATH": str(tmp_path), "PYTHONPATH": f"{here}:{here.parent}"})
+    assert run.returncode == 0 and run.stdout.strip() == "refused", run.stderr
+    assert (tmp_path / "f.dot").read_text().startswith("digraph")
 
 
 def test_a_given_scale_is_used_as_is():
@@ -580,9 +619,13 @@ def test_a_written_out_sigmoid_is_a_gate_like_uf_sigmoid(spelling):        # fin
 
 def test_four_states_enter_the_next_cell_at_four_points():                 # finding 14
     laid = lay(viz.unfolded(M.stacked_lstm(), steps=3))
-    ends = [e.head_end for e in laid.edges if e.head == "cell(2)"]
-    assert len(ends) == 5                                   # s1, h1, s2, h2 of step 1, and x(2)
-    assert all(distance(p, q) >= 4 for i, p in enumerate(ends) for q in ends[i + 1:])
+    into = {}                           # step 2's cell(s): one, or one per layer (cell_1, cell_2)
+    for e in laid.edges:
+        if split(e.head)[0].startswith("cell") and split(e.head)[1] == "2":
+            into.setdefault(e.head, []).append(e.head_end)
+    assert sum(len(v) for v in into.values()) >= 5    # s1, h1, s2, h2 of step 1, and x(2)
+    assert all(distance(p, q) >= 4 for ends in into.values()
+               for i, p in enumerate(ends) for q in ends[i + 1:])
     cross = [e for e in laid.edges if split(e.tail)[1] == "1" and split(e.head)[1] == "2"]
     assert {split(e.tail)[0] for e in cross} == {"s1", "h1", "s2", "h2"}
 
@@ -673,7 +716,9 @@ def test_graphical_model_with_states_keeps_the_hidden_chain(build):           # 
 
 
 @pytest.mark.parametrize("build", [still_open(12, M.lstm_peephole, id="lstm_peephole"),
-                                   M.gru_book, M.lstm_named, M.mgu],
+                                   still_open(12, M.bigru, id="bigru"),
+                                   M.gru_book, M.lstm_named, M.mgu, M.lstm_layers_loop,
+                                   M.lstm_concat_preact],
                          ids=lambda b: getattr(b, "__name__", b))
 def test_open_cells_keep_labels_clear(build):                                 # finding 12
     assert label_collisions(lay(viz.unfolded(build(), steps=3, cells="open"))) == []
@@ -748,7 +793,8 @@ def test_state_gradients_given_as_a_mapping_have_one_node_each(build):        # 
 
 PANEL_OPEN = {b.__name__: 22 for b in (
     M.lstm_named, M.lstm_inline, M.lstm_reordered, M.lstm_my_sigmoid, M.lstm_stacked,
-    M.lstm_peephole, M.gru_reset_after, M.lstm_loop_named, M.gru_two_layers, M.mgu)}
+    M.lstm_peephole, M.gru_reset_after, M.lstm_loop_named, M.gru_two_layers, M.mgu,
+    M.lstm_layers_loop, M.bigru)}
 
 
 def the_unfolding_s_folded_panel_reads_as_well_as_the_folded_view(build):  # finding 22
@@ -765,7 +811,7 @@ def test_einsum_function_calls_add_n_and_transposes_draw_as_operators(build):
     assert differing(build, ("folded", "unfolded3", "cell"), M.rnn_readme) == []
 
 
-SPACING_OPEN: dict[str, int] = {}            # finding 27 fixed in viz 8134743
+SPACING_OPEN = {"bigru": 31, "deep_skip": 33}     # (finding 27 fixed in viz 8134743)
 
 
 def unfolded_steps_are_evenly_spaced(build):                              # finding 27
@@ -864,3 +910,271 @@ def test_overlay_norms_of_a_batched_feed_are_the_gradients_norms(build):     # f
     want = uf.evaluate(uf.grad(net.loss, hs), feed, mode="reference")
     for h, g in zip(hs, want):
         assert norms[("h", h.step)] == pytest.approx(float(np.linalg.norm(g)), rel=1e-9), h.step
+
+
+# ---------------------------------------------------------------- round 3: more styles, more models
+
+def against(build, ref, how, views=tuple(sorted(VIEWS))):
+    """``view_cases`` of ``build`` with the reference ``ref`` and the comparison ``how``."""
+    return [pytest.param(p.values[0], ref, how, p.values[1], id=p.id, marks=p.marks)
+            for p in view_cases([build], views)]
+
+
+@pytest.mark.parametrize("build, ref, how, views", [
+    *against(M.lstm_gate_function, M.lstm_inline, "geometry"),
+    *against(M.gru_cho, M.gru_book, "named"),
+    *against(M.gru_book_sigma, M.gru_book, "named", tuple(v for v in sorted(VIEWS) if v != "cell")),
+    *against(M.lstm_concat_preact, M.lstm_inline, "named"),
+    *against(M.lstm_layers_loop, M.stacked_lstm, "named"),
+])
+def test_round_3_styles_draw_as_their_reference(build, ref, how, views):
+    """A gate made by a helper called per gate is drawn as the inline one; Cho et al.'s GRU in
+    their notation (W input, U recurrent, no biases) and the book's eq. 10.45 with σ for the
+    candidate as the book's GRU; one matrix over [x; h] sliced before σ as the LSTM with a
+    matrix per gate; a two-layer LSTM from a for loop as the one from nested calls (in each
+    case the same named values in the same rows, joined alike)."""
+    assert differing(build, views, ref, how) == []
+
+
+def test_the_book_s_sigma_candidate_is_not_a_gate():
+    """Eq. 10.45 squashes the GRU's candidate with σ: the cell keeps it the input unit, the two
+    gates only u and r."""
+    words = sorted(cell_words(viz.cell(M.gru_book_sigma()))[1].values())
+    assert [w for w in words if "gate" in w] == ["reset gate σ", "update gate σ"], words
+    assert "input σ" in words
+
+
+def _cell_of(laid, state):
+    tails = {e.tail for e in laid.edges if e.head == state}
+    return {t for t in tails if split(t)[0].startswith("cell")}
+
+
+def _models_bidirectional(cell):
+    from unfold import models
+    return models.bidirectional(M.NI, M.NH, M.NO, cell=cell)
+
+
+@pytest.mark.parametrize("build, backward", [
+    still_open(31, M.bigru, "g", id="bigru"),
+    still_open(31, lambda: _models_bidirectional("gru"), "g.h", id="models.bidirectional-gru"),
+    still_open(31, lambda: _models_bidirectional("lstm"), "g.h", id="models.bidirectional-lstm")])
+def test_a_bidirectional_gated_net_unfolds_each_direction_in_cells_of_its_own(build, backward):
+    """Fig. 10.11 with gated cells (finding 31): h runs forward, g backward; one cell holding
+    both directions makes g(t+1) → cell(t) run against every other edge of its row (the
+    README's models.bidirectional(…, cell="lstm") too)."""
+    laid = lay(viz.unfolded(build(), steps=3))
+    for t in "123":
+        h_cells, g_cells = _cell_of(laid, f"h({t})"), _cell_of(laid, f"{backward}({t})")
+        assert h_cells and g_cells and not (h_cells & g_cells), (t, h_cells, g_cells)
+
+
+@pytest.mark.parametrize("build, layer, n", [
+    pytest.param(M.deep_rnn_loop, M.rnn_readme, 3, id="deep_rnn_loop"),
+    pytest.param(M.stacked_two_layer, M.rnn_readme, 2, id="stacked_two_layer"),
+    still_open(34, M.gru_two_layers, M.gru_book, 2, id="gru_two_layers"),
+    still_open(34, M.stacked_lstm, M.lstm_named, 2, id="stacked_lstm"),
+    still_open(34, M.lstm_layers_loop, M.lstm_named, 2, id="lstm_layers_loop")])
+def test_stacking_layers_adds_no_crossing(build, layer, n):                    # finding 34
+    """Fig. 10.13a unfolded: layer over layer, with no more crossings than its ``n`` layers
+    drawn one by one (as a one-layer net of the same kind)."""
+    from viz_json import crossings
+    one = len(crossings(lay(viz.unfolded(layer(), steps=3))))
+    assert len(crossings(lay(viz.unfolded(build(), steps=3)))) <= n * one
+
+
+@pytest.mark.parametrize("build", [M.skip_rnn, still_open(32, M.skip_only_long, id="skip_only_long")],
+                         ids=lambda b: getattr(b, "__name__", b))
+def test_the_window_keeps_skip_labels_clear(build):                             # finding 32
+    assert label_collisions(lay(viz.unfolded(build()))) == []
+
+
+def _joined(enc_dec):
+    enc, dec = enc_dec()
+    return enc, dec, dec.unfold(2, bind={"C": enc.unfold(3).final("h")})
+
+
+@pytest.mark.parametrize("enc_dec", [still_open(35, M.encoder_decoder_pair, id="rnn_rnn")])
+def test_a_joined_op_view_tells_the_encoder_s_parameters_from_the_decoder_s(enc_dec):  # 35
+    """Two recurrences joined with bind, each with its own W and U (net.param_names:
+    encoder.W, decoder.W): the op view's parameter legend and its ∇ sums must tell them apart."""
+    _, _, net = _joined(enc_dec)
+    ps = list(net.params)
+    laid = lay(viz.graph([net.loss], backward=dict(zip(ps, uf.grad(net.loss, ps)))))
+    words = [text(a.get("label", "")) for a in laid.nodes.values()]
+    legend = [w for w in words if w in {p.name for p in ps} | set(net.param_names)]
+    assert len(legend) == len(set(legend)) == len(ps), sorted(legend)
+    sums = [w for w in words if "Σ_t" in w]
+    said = [part for w in sums for part in re.findall(r"∇\S+ = Σ_t", w)]
+    assert len(said) == len(set(said)), said
+
+
+@pytest.mark.parametrize("enc_dec", [still_open(36, M.encoder_decoder_pair, id="rnn_rnn"),
+                                     still_open(36, M.encoder_decoder_gru, id="gru_rnn")])
+def test_the_encoder_decoder_s_steps_are_evenly_spaced(enc_dec):                # finding 36
+    enc, dec = enc_dec()
+    laid = lay(viz.encoder_decoder(enc, dec))
+    for box, var in (("encoder", "h"), ("decoder", "s")):
+        xs = sorted(laid.xy(n)[0] for n in laid.nodes
+                    if n.startswith(var + "(") and n.endswith(f"[{box}]") and "pos" in laid.nodes[n])
+        gaps = [b - a for a, b in zip(xs, xs[1:])]
+        assert len(gaps) == 3 and max(gaps) <= 1.1 * min(gaps), (box, gaps)
+
+
+@pytest.mark.parametrize("enc_dec", [M.encoder_decoder_pair, M.encoder_decoder_gru],
+                         ids=["rnn_rnn", "gru_rnn"])
+def test_an_encoder_decoder_joined_by_hand_is_figure_10_12(enc_dec):
+    """Written by hand (two Recurrences, the decoder's context C): the encoder box left of the
+    decoder's, C fed by h(n_x) and read by every decoder step through R; the join computes."""
+    enc, dec, net = _joined(enc_dec)
+    laid = lay(viz.encoder_decoder(enc, dec))
+    e = laid.labelled()
+    assert ("h(n_x)[encoder]", "C[decoder]", "") in e
+    reads = {b for a, b, lab in e if a == "C[decoder]" and lab == "R"}
+    assert reads == {f"s({t})[decoder]" for t in ("1", "2", "...2", "n_y")}, reads
+    box = {o["name"]: [float(v) for v in o["bb"].split(",")] for o in laid.raw["objects"]
+           if o.get("name", "").startswith("cluster_")}
+    assert box["cluster_encoder"][2] < box["cluster_decoder"][0]
+    assert {p.name for p in net.params} >= {"W", "U", "R", "V"}
+
+
+@pytest.mark.parametrize("shape", ["balanced4", "chain4", "nested5"])
+def test_a_recursive_net_is_figure_10_14(shape):
+    """unfold.models.recursive_net over three tree shapes: every parent above its children,
+    the left child's edge U, the right child's W, the root → o through V, o → L ← y."""
+    from unfold import models
+    from unfold.models import Tree
+    tree = {"balanced4": 4, "chain4": Tree.chain(4),
+            "nested5": Tree.from_nested(((0, 1), (2, (3, 4))))[0]}[shape]
+    laid = lay(viz.tree(models.recursive_net(3, 3, 2, embed=False), tree))
+    into = {}
+    for e in laid.edges:
+        into.setdefault(e.head, []).append(e)
+    inner = [n for n, es in into.items() if split(n)[0] == "h" and len(es) == 2]
+    assert len(inner) == (4 if shape != "nested5" else 5) - 1
+    for n in inner:
+        left, right = sorted(into[n], key=lambda e: laid.xy(e.tail)[0])
+        assert (left.label, right.label) == ("U", "W"), n
+        assert all(laid.xy(e.tail)[1] < laid.xy(n)[1] for e in into[n])
+    assert any(e.label == "V" and split(e.head)[0] == "o" for e in laid.edges)
+    assert {("o", "L"), ("y", "L")} <= {(e.tail, e.head) for e in laid.edges}
+
+
+@pytest.mark.parametrize("build", [still_open(38, M.rnn_book_equations, id="rnn_book_equations")])
+def test_the_book_s_y_hat_is_drawn_as_y_hat(build):                          # finding 38
+    """Eq. 10.11's ŷ(t) named "yhat" (as Greek names spelt out are drawn as letters)."""
+    laid = lay(viz.folded(build()))
+    assert any(text(a.get("label", "")) in ("ŷ", "\u0079\u0302") for a in laid.nodes.values())
+
+
+@pytest.mark.parametrize("cells", [still_open(39, 4, id="4 cells"), still_open(39, 6, id="6 cells")])
+def test_the_memory_cells_are_drawn_equally_wide(cells):                       # finding 39
+    """Fig. 10.18's row of memory cells: the caption under the row is wider than the cells, and
+    dot shares the extra width out unevenly unless each cell's size is fixed (finding 18)."""
+    from unfold import models
+    g = viz.memory(models.memory_network(n_in=3, n_hidden=4, n_out=3, cells=cells, width=3))
+    row = re.findall(r'<TD WIDTH="\d+" HEIGHT="\d+" BGCOLOR[^>]*>', g.source)
+    assert len(row) == cells and all('FIXEDSIZE="TRUE"' in c for c in row), row[:1]
+
+
+@pytest.mark.parametrize("build, layer, n", [
+    pytest.param(M.stacked_lstm, M.lstm_named, 2, id="stacked_lstm"),
+    pytest.param(M.lstm_layers_loop, M.lstm_named, 2, id="lstm_layers_loop"),
+    pytest.param(M.gru_two_layers, M.gru_book, 2, id="gru_two_layers"),
+    pytest.param(lambda: _models_bidirectional("gru"), M.gru_book, 2, id="models.bidirectional-gru"),
+    still_open(31, M.bigru, M.gru_book, 2, id="bigru"),
+    still_open(31, lambda: _models_bidirectional("lstm"), M.lstm_named, 2,
+               id="models.bidirectional-lstm")])
+def test_a_cell_of_two_layers_or_directions_crosses_no_more_than_two_cells(build, layer, n):
+    """viz.cell of a 2-layer or bidirectional gated net (findings 31, 40): no more crossings
+    than its ``n`` cells drawn one by one."""
+    from viz_json import crossings
+    one = len(crossings(lay(viz.cell(layer()))))
+    assert len(crossings(lay(viz.cell(build())))) <= n * one
+
+
+def _drawn_state_edges(laid, state="h"):
+    return {(e.tail, e.head, p) for e in laid.edges
+            if split(e.tail)[0] == state and split(e.head)[0] == state for p in e.label.split(", ")}
+
+
+def _expected_state_edges(delays, column, steps):
+    """(tail, head, parameter) for every h(a) → h(a + d) through parameter p (``delays``
+    {p: d}), a and a + d in ``steps``, mapped to their drawn nodes by ``column`` (an ellipsis
+    stands for all the steps it hides; an edge inside one ellipsis is not drawn)."""
+    out = set()
+    for p, d in delays.items():
+        for a in steps:
+            if a + d in steps and column(a) != column(a + d):
+                out.add((f"h({column(a)})", f"h({column(a + d)})", p))
+    return out
+
+
+SKIPS = {"skip_rnn": {"W": 1, "Wd": 2}, "skip_only_long": {"W": 1, "Wd": 3},
+         "rnn_delay_two": {"W": 2}}
+
+
+ELLIPSES_OPEN = {f"{w}-{n}" for w in ("window", "elided") for n in SKIPS} - {"window-rnn_delay_two"}
+
+
+@pytest.mark.parametrize("where, build", [
+    still_open(41, w, getattr(M, n), id=f"{w}-{n}") if f"{w}-{n}" in ELLIPSES_OPEN else
+    pytest.param(w, getattr(M, n), id=f"{w}-{n}") for w in ("window", "elided") for n in SKIPS])
+def test_every_state_edge_is_drawn_into_and_out_of_the_ellipses(where, build):  # finding 41
+    """h(t−d) → h(t) for every delay d of the step, wherever t − d or t falls: a shown step,
+    the book's h(…) at either end of the window, or the elided middle of a long sequence."""
+    if where == "window":
+        laid = lay(viz.unfolded(build()))
+        names = {1: "t-1", 2: "t", 3: "t+1"}
+        column = lambda a: names.get(a, "...0" if a < 1 else "...4")
+        steps = range(-6, 10)
+    else:
+        laid = lay(quiet(viz.unfolded, build(), steps=12, max_steps=8))
+        column = lambda a: "...4" if 5 <= a <= 8 else str(a)
+        steps = range(1, 13)
+    assert _drawn_state_edges(laid) == _expected_state_edges(SKIPS[build.__name__], column, steps)
+
+
+@pytest.mark.parametrize("build", [still_open(37, lambda: __import__("unfold").models.echo_state(2, 5, 1),
+                                              id="models.echo_state")])
+def test_named_constants_label_their_edges(build):                              # finding 37
+    """An echo state network's fixed reservoir, constants named W and U (section 10.8): drawn
+    as Fig. 10.3 draws them, U on x → h and W on the loop."""
+    labels = {(e.tail, e.head): e.label for e in lay(viz.folded(build())).edges}
+    assert labels.get(("x", "h")) == "U" and "W" in {labels.get(k) for k in labels if "h[delay" in k[0] + k[1]}, labels
+
+
+@pytest.mark.parametrize("view", ["folded", "open", "unfolding"])
+def test_figure_10_13b_by_hand_keeps_each_mlp_s_two_matrices_in_order(view):
+    """Item 1's "a path through several parameters in sequence keeps its order": each map of
+    M.deep_all_maps is two matrices with a tanh layer between — two edges through a point,
+    never one edge labelled "U1, U2" (compact cells, unfolded's default here, hide the inner
+    matrices by design; cells="open" shows them)."""
+    laid = lay(quiet(VIEWS[view], M.deep_all_maps()))
+    labels = [set(e.label.split(", ")) for e in laid.edges]
+    for pair in ({"U1", "U2"}, {"W1", "W2"}, {"V1", "V2"}):
+        assert not any(pair <= lab for lab in labels), pair
+        assert all(any(p in lab for lab in labels) for p in pair), pair
+
+
+@pytest.mark.parametrize("build", [M.lstm_named, M.deep_transition_3,
+                                   still_open(42, M.deep_all_maps, id="deep_all_maps")],
+                         ids=lambda b: getattr(b, "__name__", b))
+def test_a_compact_cell_says_what_is_inside(build):                             # finding 42
+    """A compact cell's visible label says more than "cell(t)" (its gates, its named values or
+    its parameters): a PNG or a PDF has no tooltip."""
+    laid = lay(viz.unfolded(build(), steps=3))
+    for t in "123":
+        words = text(laid.nodes[f"cell({t})"].get("label", "")).split()
+        assert len(words) > 1, (t, words)
+
+
+@pytest.mark.parametrize("shape", [still_open(43, 4, id="balanced4")])
+def test_a_recursive_net_s_op_view_speaks_of_tree_positions(shape):               # finding 43
+    """The op view of unfold.models.recursive_net over a tree: its copies U(p), W(p) are tree
+    positions, not time steps — no "step p" columns, no "Σ_t"."""
+    from unfold import models
+    net = models.recursive_net(3, 3, 2).unfold(shape)
+    ps = list(net.params)
+    laid = lay(viz.graph([net.loss], backward=dict(zip(ps, uf.grad(net.loss, ps)))))
+    words = " | ".join(text(a.get("label", "")) for a in laid.nodes.values())
+    assert "Σ_t" not in words and not re.search(r"\bstep \d", words), words[:300]

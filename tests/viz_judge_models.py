@@ -843,15 +843,6 @@ def bidirectional_helper():
     rec.loss("L", uf.cross_entropy(o, y))
     return rec
 
-# Builders whose drawings the style tests prove identical to a reference's (rnn_readme,
-# lstm_named, gru_book) in every view: the per-model geometry checks run on the reference only.
-DRAWN_AS_A_REFERENCE = {*RNN_STYLES[1:], rnn_row_vectors, *LSTM_SAME[1:], *GRU_SAME[1:],
-                        *RNN_SPELLINGS}
-DISTINCT = [b for b in [*ALL, *ROUND2, deep_rnn_loop, bidirectional_helper]
-            if b not in DRAWN_AS_A_REFERENCE]
-DISTINCT_GATED = [b for b in [*GATED, *ROUND2_GATED] if b not in DRAWN_AS_A_REFERENCE]
-
-
 def lstm_written(sigma=uf.sigmoid, order="fgq"):
     """The per-gate LSTM with the gates' σ spelt ``sigma`` and written in ``order`` (the input
     unit last), the gates' values kept in a dict."""
@@ -864,3 +855,224 @@ def lstm_written(sigma=uf.sigmoid, order="fgq"):
     h_t = rec.update(h, uf.tanh(s_t) * G["q"])
     rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
     return rec
+
+
+# ---------------------------------------------------------------- round 3: more outsider styles
+
+def lstm_concat_preact():
+    """One matrix over the concatenation [x; h], the four pre-activations sliced from it, then
+    σ for the three gates and the input unit (eq. 10.41's σ): a GEMM per step, as most code."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    M, bm = _p(rec, "M", 4 * NH, NI + NH), _p(rec, "bm", 4 * NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    a = M @ uf.concat([x, h]) + bm
+    f, g, q, cand = (uf.sigmoid(a[k * NH:(k + 1) * NH]) for k in range(4))
+    s_t = rec.update(s, f * s + g * cand)
+    h_t = rec.update(h, uf.tanh(s_t) * q)
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+def lstm_gate_function():
+    """Each gate made by a Python helper called once per gate (parameters made outside and
+    passed in, nothing named): the same LSTM as lstm_inline."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    P = {k: _gate_params(rec, k) for k in ("f", "g", "q", "")}
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+
+    def unit(U, W, b):
+        return uf.sigmoid(b + U @ x + W @ h)
+    f, g, q, cand = (unit(*P[k]) for k in ("f", "g", "q", ""))
+    s_t = rec.update(s, f * s + g * cand)
+    h_t = rec.update(h, uf.tanh(s_t) * q)
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+def gru_book_sigma():
+    """The book's eqs. 10.45-10.46 to the letter: the candidate squashed by σ (not tanh), so the
+    step holds three σ's of which only two are gates."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Uu, Wu, bu = _gate_params(rec, "u")
+    Ur, Wr, br = _gate_params(rec, "r")
+    U, W, b = _gate_params(rec, "")
+    V = _p(rec, "V", NO, NH)
+    u = uf.sigmoid(bu + Uu @ x + Wu @ h)
+    r = uf.sigmoid(br + Ur @ x + Wr @ h)
+    h_t = rec.update(h, u * h + (1 - u) * uf.sigmoid(b + U @ x + W @ (r * h)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def gru_cho():
+    """Cho et al. 2014 (eqs. 5-8) in their notation: W for the input, U for the recurrent
+    matrix, no biases; h = z h(t-1) + (1 - z) h~, h~ = tanh(W x + U (r ⊙ h(t-1)))."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Wz, Uz = _p(rec, "Wz", NH, NI), _p(rec, "Uz", NH, NH)
+    Wr, Ur = _p(rec, "Wr", NH, NI), _p(rec, "Ur", NH, NH)
+    W, U = _p(rec, "W", NH, NI), _p(rec, "U", NH, NH)
+    V = _p(rec, "V", NO, NH)
+    z = uf.sigmoid(Wz @ x + Uz @ h)
+    r = uf.sigmoid(Wr @ x + Ur @ h)
+    cand = uf.tanh(W @ x + U @ (r * h))
+    h_t = rec.update(h, z * h + (1 - z) * cand)
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def lstm_layers_loop(layers=2):
+    """A two-layer LSTM built in a for loop, a matrix per gate, gates inline (tanh input unit),
+    each layer's h feeding the next layer's gates."""
+    rec = uf.Recurrence("lstm_deep")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    below = x
+    for i in range(1, layers + 1):
+        s, h = rec.state(f"s{i}", (NH,)), rec.state(f"h{i}", (NH,))
+        pre = {k: _p(rec, f"b{k}{i}", NH) + _p(rec, f"U{k}{i}", NH, below.shape[0]) @ below
+               + _p(rec, f"W{k}{i}", NH, NH) @ h for k in ("f", "g", "q", "")}
+        s_t = rec.update(s, uf.sigmoid(pre["f"]) * s + uf.sigmoid(pre["g"]) * uf.tanh(pre[""]))
+        below = rec.update(h, uf.tanh(s_t) * uf.sigmoid(pre["q"]))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ below), y))
+    return rec
+
+
+def deep_all_maps():
+    """Fig. 10.13b by hand: an MLP (one tanh layer) in each of the three maps — input to
+    hidden, hidden to hidden, hidden to output."""
+    rec = uf.Recurrence("deep_b")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    U1, U2 = _p(rec, "U1", NH, NI), _p(rec, "U2", NH, NH)
+    W1, W2 = _p(rec, "W1", NH, NH), _p(rec, "W2", NH, NH)
+    V1, V2 = _p(rec, "V1", NH, NH), _p(rec, "V2", NO, NH)
+    h_t = rec.update(h, uf.tanh(W2 @ uf.tanh(W1 @ h) + U2 @ uf.tanh(U1 @ x)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V2 @ uf.tanh(V1 @ h_t)), y))
+    return rec
+
+
+def deep_skip():
+    """Fig. 10.13c by hand: 10.13b's deep transition plus a shortcut S h(t-1) straight into
+    h(t) beside the MLP."""
+    rec = uf.Recurrence("deep_c")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    U, W1, W2, S = (_p(rec, "U", NH, NI), _p(rec, "W1", NH, NH), _p(rec, "W2", NH, NH),
+                    _p(rec, "S", NH, NH))
+    V = _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W2 @ uf.tanh(W1 @ h) + S @ h + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def skip_only_long():
+    """Skip connections through time without the unit delay: h(t) = tanh(W h(t-1) + Wd h(t-3)
+    + U x) read as rec.past(h, 3)."""
+    rec = uf.Recurrence("skip3")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, Wd, U, V = (_p(rec, "W", NH, NH), _p(rec, "Wd", NH, NH), _p(rec, "U", NH, NI),
+                   _p(rec, "V", NO, NH))
+    h_t = rec.update(h, uf.tanh(W @ h + Wd @ rec.past(h, 3) + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def bigru():
+    """A bidirectional GRU by hand: h forward, g backward (both the book's GRU), o = V h + Vg g."""
+    rec = uf.Recurrence("bigru")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+
+    def gru(state):
+        P = {k: _gate_params(rec, k + state.name) for k in ("u", "r", "")}
+        u = uf.sigmoid(P["u"][2] + P["u"][0] @ x + P["u"][1] @ state)
+        r = uf.sigmoid(P["r"][2] + P["r"][0] @ x + P["r"][1] @ state)
+        cand = uf.tanh(P[""][2] + P[""][0] @ x + P[""][1] @ (r * state))
+        return rec.update(state, u * state + (1 - u) * cand)
+    h_t = gru(rec.state("h", (NH,)))
+    g_t = gru(rec.state("g", (NH,), backward=True))
+    o = rec.output("o", _p(rec, "V", NO, NH) @ h_t + _p(rec, "Vg", NO, NH) @ g_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def leaky_fixed():
+    """Leaky units with fixed time constants (section 10.9.2): h = α ⊙ h(t-1) + (1 - α) ⊙
+    tanh(W h + U x), α a numpy constant (one slow unit, one fast)."""
+    rec = uf.Recurrence("leaky")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    alpha = np.array([0.9, 0.1])
+    h_t = rec.update(h, alpha * h + (1 - alpha) * uf.tanh(W @ h + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def echo_state_by_hand():
+    """An echo state network by hand (section 10.8): W, U fixed numpy reservoir matrices (ρ(W)
+    = 0.9), only the readout V, c learned; squared error on a real target."""
+    rng = np.random.default_rng(3)
+    Wr = rng.standard_normal((NH, NH))
+    Wr *= 0.9 / np.max(np.abs(np.linalg.eigvals(Wr)))
+    Ur = rng.uniform(-1, 1, (NH, NI))
+    rec = uf.Recurrence("esn")
+    x, y, h = rec.sequence("x", (NI,)), rec.sequence("y", (NO,)), rec.state("h", (NH,))
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(Wr @ h + Ur @ x))
+    rec.loss("L", uf.mse(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+def encoder_decoder_gru():
+    """Fig. 10.12 by hand with a GRU encoder (gates inline) and an RNN decoder reading C."""
+    enc = uf.Recurrence("encoder")
+    x, h = enc.sequence("x", (NI,)), enc.state("h", (NH,))
+    Uu, Wu, bu = _gate_params(enc, "u")
+    Ur, Wr, br = _gate_params(enc, "r")
+    U, W, b = _gate_params(enc, "")
+    u = uf.sigmoid(bu + Uu @ x + Wu @ h)
+    r = uf.sigmoid(br + Ur @ x + Wr @ h)
+    enc.update(h, u * h + (1 - u) * uf.tanh(b + U @ x + W @ (r * h)))
+    _, dec = encoder_decoder_pair()
+    return enc, dec
+
+
+def rnn_book_equations():
+    """Eqs. 10.8-10.11 to the letter: a(t) and ŷ(t) named as the book names them, the loss
+    written out as −log ŷ_y (one_hot · log softmax), the target a plain integer sequence."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.sequence("y", (), dtype="int64"), rec.state("h", (NH,))
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    a = rec.name_node("a", b + W @ h + U @ x)
+    h_t = rec.update(h, uf.tanh(a))
+    o = rec.output("o", c + V @ h_t)
+    yhat = rec.name_node("yhat", uf.softmax(o))
+    rec.loss("L", -uf.sum(uf.one_hot(y, NO) * uf.log(yhat)))
+    return rec
+
+
+def rnn_mse_by_hand():
+    """A regression RNN whose squared error is written out, Σ (o − y)², y a real sequence."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.sequence("y", (NO,)), rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", uf.sum((o - y) * (o - y)))
+    return rec
+
+ROUND3_SAME_AS_INLINE = [lstm_gate_function]                # must draw as lstm_inline
+ROUND3_GATED = [lstm_concat_preact, gru_book_sigma, gru_cho, lstm_layers_loop, bigru]
+ROUND3_PLAIN = [deep_all_maps, deep_skip, skip_only_long, leaky_fixed, echo_state_by_hand,
+                rnn_book_equations, rnn_mse_by_hand]
+ROUND3 = [*ROUND3_SAME_AS_INLINE, *ROUND3_GATED, *ROUND3_PLAIN]
+
+
+# Builders whose drawings the style tests prove identical to a reference's (rnn_readme,
+# lstm_named, gru_book) in every view: the per-model geometry checks run on the reference only.
+DRAWN_AS_A_REFERENCE = {*RNN_STYLES[1:], rnn_row_vectors, *LSTM_SAME[1:], *GRU_SAME[1:],
+                        *RNN_SPELLINGS, lstm_gate_function}
+DISTINCT = [b for b in [*ALL, *ROUND2, deep_rnn_loop, bidirectional_helper, *ROUND3]
+            if b not in DRAWN_AS_A_REFERENCE]
+DISTINCT_GATED = [b for b in [*GATED, *ROUND2_GATED, *ROUND3_GATED] if b not in DRAWN_AS_A_REFERENCE]
