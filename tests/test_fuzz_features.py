@@ -148,3 +148,30 @@ def test_gradcheck_passes_through_the_compiled_path_on_drawn_cells(drawn):
     assert any(p is not None for p in program._batched_plans.values()), \
         "the time-batched compiler gave up on this graph"
     gradcheck(g.loss, g.params + g.over_time("x"), drawn.feed)
+
+
+@settings(max_examples=max(6, FEW // 2))
+@given(drawn=cells(max_states=3, max_steps=5), mask=st.booleans(),
+       truncate=st.sampled_from([None, 1, 2]))
+def test_generated_unfolding_builds_what_the_loop_builds(drawn, mask, truncate):
+    """The batched and the reference evaluations share one unfolded graph, so a wrong graph is
+    invisible to them: unfolding's generated step functions (``recurrence.GENERATED``) against
+    its loop (``_copy_step``) — the same nodes (op, step, batch flag, shape) and bit-identical
+    values, masks and truncation included."""
+    from unfold import recurrence
+    feed = dict(drawn.feed)
+    if mask:
+        feed["mask"] = _lengths_mask(drawn)
+    built = []
+    for generated in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(recurrence, "GENERATED", generated)
+            g = drawn.unfold(mask=mask, truncate=truncate)
+        outputs = [g.loss] + uf.grad(g.loss, g.params) + \
+            [g.final(s) for s in drawn.recurrence.states]
+        nodes = sorted((n.op.name, n.step or 0, n.may_batch, n.shape) for n in g.nodes())
+        built.append((nodes, uf.evaluate(outputs, feed, mode="reference")))
+    (nodes, values), (loop_nodes, loop_values) = built
+    assert nodes == loop_nodes
+    for a, b in zip(values, loop_values):
+        np.testing.assert_array_equal(a, b)
