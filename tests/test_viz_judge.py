@@ -21,11 +21,7 @@ pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="the dot pro
 # Cases that fail today, by the number of their finding in tests/viz_judge_findings.md. They
 # run as strict xfails (an AssertionError expected): when viz fixes the finding the case XPASSes,
 # which fails the run until the case is moved out of its OPEN set here.
-OPEN = {
-    "unfolding-lstm_stacked_preact": 15,       # gates' order in a row follows the writing order
-    "unfolding-lstm_concat_preact": 15,
-    "unfolding-lstm_layers_loop": 15,
-}
+OPEN: dict[str, int] = {}          # finding 15's unfolding cases fixed in viz s6-viz
 
 
 def still_open(finding, *values, id=None):
@@ -304,8 +300,8 @@ def loop_end_clashes(laid, gap=8.0):
 # models whose folded loops clash today (finding 3; 30, a regression of viz 92297d7, fixed in
 # viz dbffde6)
 LOOPS_OPEN = {b.__name__: 3 for b in (
-    M.gru_reset_after, M.lstm_stacked_preact, M.lstm_peephole, M.lstm_stacked_ofig,
-    M.gru_two_layers, M.lstm_concat_preact, M.lstm_layers_loop, M.bigru)}
+    M.lstm_stacked_preact, M.lstm_peephole, M.lstm_stacked_ofig, M.gru_two_layers,
+    M.lstm_concat_preact, M.lstm_layers_loop, M.bigru)}
 
 
 def folded_loops_have_ends_of_their_own(build):
@@ -791,10 +787,7 @@ def test_state_gradients_given_as_a_mapping_have_one_node_each(build):        # 
     assert sorted(grads) == ["∇h(1)", "∇h(2)", "∇h(3)"]
 
 
-PANEL_OPEN = {b.__name__: 22 for b in (
-    M.lstm_named, M.lstm_inline, M.lstm_reordered, M.lstm_my_sigmoid, M.lstm_stacked,
-    M.lstm_peephole, M.gru_reset_after, M.lstm_loop_named, M.gru_two_layers, M.mgu,
-    M.lstm_layers_loop, M.bigru)}
+PANEL_OPEN: dict[str, int] = {}             # finding 22 fixed in viz s6-viz
 
 
 def the_unfolding_s_folded_panel_reads_as_well_as_the_folded_view(build):  # finding 22
