@@ -11,7 +11,8 @@ Found here (fuzz, session 6): the node-by-node paths returned the caller's own f
 output that is an input or a parameter, a step copy ``x(t)``, a dummy copy ``W(t)``) and views
 of them (``x[0:2]``, ``reshape(x)``): mutating the feed afterwards changed the "result"
 (``evaluate._owned`` copied only read-only arrays). Fixed by the speed helper: an output
-sharing memory with a fed array is copied (``evaluate._owned``).
+sharing memory with a fed array is copied (``evaluate._owned``). Open: a cached time-batched
+plan keeps the arrays it read in place alive after the call (strict xfail below).
 """
 from __future__ import annotations
 
