@@ -309,9 +309,15 @@ LOOPS_OPEN = {b.__name__: 3 for b in (
 
 
 def folded_loops_have_ends_of_their_own(build):
+    """Item 3: loop ends clear of other edges' ends, labels clear, and each delay square on its
+    loop — within 140 pt of its state (the models' squares stand 96-132 pt away, the outliers
+    162-216 pt; finding 3)."""
+    from viz_json import distance
     laid = lay(viz.folded(build()))
     assert loop_end_clashes(laid) == []
     assert label_collisions(laid) == []
+    for sq in (n for n in laid.nodes if "[delay" in n and n.split("[")[0] in laid.nodes):
+        assert distance(laid.xy(sq), laid.xy(sq.split("[")[0])) <= 140, sq
 
 
 def unfolding_keeps_its_folded_loops_in_the_folded_panel(build):
