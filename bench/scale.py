@@ -8,7 +8,11 @@ beside the hand-written numpy per-step BPTT of the same recurrence (checked agai
 Cases: ``tanh`` — the test suite's recurrence with a 4-unit state, ``h(t) = tanh(W h(t−1) +
 U x(t))``, ``L = Σ_t ‖h(t)‖²`` (the issue's τ = 100 000 case); ``rnn`` — Fig. 10.3
 (eqs. 10.8–10.11) with a 4-unit state and a softmax output, unbatched; ``scalar`` — the scalar
-recurrence ``h(t) = tanh(w h(t−1) + u x(t))``, ``L = Σ_t h(t)²`` of tests/test_stability_and_scale.py.
+recurrence ``h(t) = tanh(w h(t−1) + u x(t))``, ``L = Σ_t h(t)²`` of tests/test_stability_and_scale.py;
+``lstm`` — an LSTM written by hand with a gate per parameter set (``σ(b_f + U_f x(t) + W_f h(t−1))``
+…, eqs. 10.40–10.44 with a tanh cell input, as in ``models.lstm(variant="common")``), a 4-unit
+state and Fig. 10.3's softmax output, unbatched, checked against bench.workloads' stacked numpy
+LSTM.
 
 Every measurement runs in a fresh Python process, so that each peak resident set size
 (``ru_maxrss``) is the peak of that measurement alone: ``--repeat`` processes run all stages (the
@@ -69,7 +73,32 @@ def tanh_vector(uf, m: int, n: int):
     return rec, ["W", "U"]
 
 
+#: the LSTM's gates, in the order of bench.workloads' stacked rows
+GATES = ("i", "f", "o", "c")
+
+
+def lstm(uf, m: int, n: int, k: int):
+    """An LSTM with one parameter set per gate: ``i, f, o = σ(b_· + U_· x(t) + W_· h(t−1))``,
+    ``s(t) = f s(t−1) + i tanh(b_c + U_c x(t) + W_c h(t−1))``, ``h(t) = o tanh(s(t))``, and
+    Fig. 10.3's output ``o(t) = c + V h(t)`` with ``L = Σ_t −log softmax(o(t))_{y(t)}``."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (m,)), rec.target("y", ())
+    h, s = rec.state("h", (n,)), rec.state("s", (n,))
+
+    def pre(gate):
+        W, U = rec.param(f"W_{gate}", (n, n)), rec.param(f"U_{gate}", (n, m))
+        return rec.param(f"b_{gate}", (n,)) + U @ x + W @ h
+    i, f, o = (uf.sigmoid(pre(gate)) for gate in GATES[:3])
+    s_t = rec.update(s, f * s + i * uf.tanh(pre("c")))
+    h_t = rec.update(h, o * uf.tanh(s_t))
+    V, c = rec.param("V", (k, n)), rec.param("c", (k,))
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec, [f"{p}_{gate}" for p in ("U", "W", "b") for gate in GATES] + ["V", "c"]
+
+
 def _recurrence(uf, case: str, m: int, n: int, k: int):
+    if case == "lstm":
+        return lstm(uf, m, n, k)
     if case == "scalar":
         return scalar(uf)
     if case == "tanh":
@@ -113,6 +142,23 @@ def feed_and_reference(case: str, steps: int, m: int, n: int, k: int):
                 gu += da * xs[t - 1]
                 gh = w * da
             return [np.sum(hs[1:] ** 2), gw, gu]
+        return feed, by_hand
+    if case == "lstm":
+        from .workloads import numpy_lstm
+        stacked = {"U": rng.standard_normal((4 * n, m)) / np.sqrt(m),
+                   "W": rng.standard_normal((4 * n, n)) / np.sqrt(n),
+                   "b": 0.1 * rng.standard_normal(4 * n), "V": rng.standard_normal((k, n)) /
+                   np.sqrt(n), "c": 0.1 * rng.standard_normal(k),
+                   "x": rng.standard_normal((steps, m)), "y": rng.integers(0, k, size=steps)}
+        feed = {f"{p}_{gate}": stacked[p][j * n:(j + 1) * n] for p in ("U", "W", "b")
+                for j, gate in enumerate(GATES)}
+        feed.update({key: stacked[key] for key in ("V", "c", "x", "y")})
+        batch_of_one = {**stacked, "x": stacked["x"][:, None, :], "y": stacked["y"][:, None]}
+
+        def by_hand():     # [L, ∂L/∂U_i … ∂L/∂b_c, ∂L/∂V, ∂L/∂c]: the stacked rows, split
+            loss, dU, dW, db, dV, dc = numpy_lstm(batch_of_one)
+            return [loss] + [d[j * n:(j + 1) * n] for d in (dU, dW, db)
+                             for j in range(len(GATES))] + [dV, dc]
         return feed, by_hand
     from .workloads import numpy_rnn
     feed = {"U": rng.standard_normal((n, m)) / np.sqrt(m), "W": rng.standard_normal((n, n)) /
@@ -203,7 +249,9 @@ def report(case: str, steps: int, repeat: int, peaks: list[str], sizes) -> None:
     rss = full[0]["rss"]
     grown = {s: rss[s] - rss[p] for p, s in zip(("start",) + STAGES, STAGES) if s in rss}
     label = {"rnn": "Fig. 10.3 RNN, m n k = " + " ".join(map(str, sizes)),
-             "tanh": f"tanh, ‖h‖² loss, m n = {sizes[0]} {sizes[1]}"}.get(case, "scalar")
+             "tanh": f"tanh, ‖h‖² loss, m n = {sizes[0]} {sizes[1]}",
+             "lstm": "LSTM (a parameter set per gate), m n k = " + " ".join(map(str, sizes))
+             }.get(case, "scalar")
     print(f"\n{label}, τ = {steps}: {nodes['unfold']} forward + {nodes['grad']} gradient nodes "
           f"= {total}; min of {repeat} runs; max rel err vs numpy {full[0]['max_rel_err']:.1e}")
     print(f"{'stage':8} {'seconds':>8} {'CPU s':>7} {'µs/node':>8} {'peak RSS MB':>12} "
@@ -226,8 +274,8 @@ def report(case: str, steps: int, repeat: int, peaks: list[str], sizes) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale")
     parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--cases", default="tanh,rnn,scalar")
-    parser.add_argument("--sizes", default="4,4,4", help="m,n,k of the tanh and rnn cases")
+    parser.add_argument("--cases", default="tanh,rnn,scalar,lstm")
+    parser.add_argument("--sizes", default="4,4,4", help="m,n,k of the tanh, rnn and lstm cases")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--peaks", default="unfold,grad,compile,run1",
                         help="stages measured alone for their peak RSS, or 'none'")

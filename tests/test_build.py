@@ -351,3 +351,45 @@ def test_flat_stamps_most_of_a_long_unfolding():
     full, stamped = _flat(outputs, False, False), _flat(outputs, False, True)
     assert _decided(stamped) == _decided(full)
     assert full.stamped == 0 and stamped.stamped > 0.8 * graph.walk(outputs)[3]
+
+
+recurrence_module = importlib.import_module("unfold.recurrence")
+
+
+def _unfolded(g):
+    """An unfolded graph's rows (``_structure``, with each node's folded source: the same
+    folded node, or — a mask, made by each unfolding — one alike)."""
+    nodes = g.nodes() + [g.loss]
+    rows, outputs = _structure(nodes)
+    sources = [None if n.source is None else n.source.label if n.source.name == "mask" else
+               id(n.source) for n in graph.topological(nodes)]
+    return rows, outputs, sources
+
+
+@settings(max_examples=20, deadline=None)
+@given(drawn=recurrences(max_steps=2, loss_steps=True), steps=st.integers(2, 9),
+       truncate=st.sampled_from([None, 2]), mask=st.booleans())
+def test_generated_steps_unfold_the_graph_the_loop_builds(drawn, steps, truncate, mask):
+    """Unfolding makes a step's copies with one generated function of the step's recipes: the
+    graph is the one the loop over the recipes builds (recurrence.GENERATED = False), node for
+    node, sources included (after a first unfolding has made what unfoldings share)."""
+    drawn.recurrence.unfold(steps, truncate=truncate, mask=mask)
+    built = {}
+    for generated in (False, True):
+        with mock.patch.object(recurrence_module, "GENERATED", generated):
+            built[generated] = _unfolded(drawn.recurrence.unfold(steps, truncate=truncate,
+                                                                 mask=mask))
+    assert built[True] == built[False]
+
+
+def test_generated_steps_unfold_every_model_as_the_loop():
+    """The same, for the chapter's gated cells, masked, and a bidirectional recurrence (a state
+    read backward in time: the second group of recipes)."""
+    for rec in (models.lstm(3, 4, 5), models.gru(2, 3, 2),
+                models.bidirectional(2, 3, 2), models.skip_rnn(2, 3, 2, delay=2)):
+        rec.unfold(5, mask=True)
+        built = {}
+        for generated in (False, True):
+            with mock.patch.object(recurrence_module, "GENERATED", generated):
+                built[generated] = _unfolded(rec.unfold(5, mask=True))
+        assert built[True] == built[False]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FeedError, UnfoldTypeError, describe
-from .graph import Node
+from .graph import Meta, Node, _key_of
 from .ops.base import PARAM, is_placeholder, unmasked
 
 
@@ -28,24 +28,42 @@ class Feeds:
     def __init__(self, placeholders: Sequence[Node], graph: Container[Node]) -> None:
         self.placeholders = list(placeholders)
         self._graph = graph
-        # feed keys: placeholders themselves, and the folded nodes that per-step copies come from
+        # feed keys: placeholders themselves, and the folded nodes that per-step copies come
+        # from. The copies of one folded node share their Meta (name, attributes, source): the
+        # work is per Meta, not per placeholder (an unfolding has τ of them per sequence).
+        by_meta: dict[Meta, list[Node]] = {}
+        for p in self.placeholders:
+            found = by_meta.get(p._meta)
+            if found is None:
+                by_meta[p._meta] = [p]
+            else:
+                found.append(p)
         self._sliced: dict[Node, list[Node]] = {}
-        for p in self.placeholders:
-            if p.step is not None and p.source is not None:
-                self._sliced.setdefault(p.source, []).append(p)
-        # a sequence whose copies come from unfoldings of different lengths cannot be fed one array
-        self._lengths = {key: sorted({c.attrs.get("steps") or 0 for c in copies})
-                         for key, copies in self._sliced.items()}
-        sliced = {c for copies in self._sliced.values() for c in copies}
-        self._direct = [p for p in self.placeholders if p not in sliced]
+        steps_of: dict[Node, set[int]] = {}
+        direct: set[Node] = set()
         self._by_name: dict[str, set[Node]] = {}
-        for p in self.placeholders:
-            key = p.source if p.step is not None and p.source is not None else p
-            if key.name is not None:
-                self._by_name.setdefault(key.name, set()).add(key)
-                if "recurrence" in key.attrs:       # and qualified, as in a joined graph
-                    self._by_name.setdefault(f"{key.attrs['recurrence']}.{key.name}",
-                                             set()).add(key)
+        for m, group in by_meta.items():
+            if m.source is not None:
+                # (a leaf's ``_at`` is its step: a leaf is no gradient node)
+                copies = [p for p in group if p._at is not None]
+                direct.update(p for p in group if p._at is None)
+                if copies:
+                    self._sliced.setdefault(m.source, []).extend(copies)
+                    steps_of.setdefault(m.source, set()).add(m.attrs.get("steps") or 0)
+                    self._name(m.source)
+                if len(copies) == len(group):
+                    continue
+            else:
+                direct.update(group)
+            for p in group:
+                if p in direct:
+                    self._name(p)
+        for copies in self._sliced.values():
+            if copies[-1]._key < copies[0]._key:     # (of several Metas: creation order)
+                copies.sort(key=_key_of)
+        # a sequence whose copies come from unfoldings of different lengths cannot be fed one array
+        self._lengths = {key: sorted(steps) for key, steps in steps_of.items()}
+        self._direct = sorted(direct, key=_key_of)            # (in creation order)
         # names of the recurrence an unfolded graph came from: a feed for the whole model may
         # name what these outputs do not need (the targets, when evaluating outputs)
         self._model_names = frozenset().union(*(p.attrs.get("model", ()) for copies in
@@ -65,6 +83,13 @@ class Feeds:
                 continue
             by_step = {m.step: m for m in self._sliced[mask]}
             self._padded += [(c, by_step[c.step]) for c in copies if c.step in by_step]
+
+    def _name(self, key: Node) -> None:
+        """``key`` fed by its name (and qualified, as in a joined graph)."""
+        if key.name is not None:
+            self._by_name.setdefault(key.name, set()).add(key)
+            if "recurrence" in key.attrs:
+                self._by_name.setdefault(f"{key.attrs['recurrence']}.{key.name}", set()).add(key)
 
     def resolve(self, feed: Mapping[Any, Any]) -> dict[Node, np.ndarray]:
         """Placeholder → array, checked for completeness, shape and dtype before any work."""

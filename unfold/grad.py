@@ -159,7 +159,7 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
                     term = fit(term, x)
                     leave()
                 before = get(x)
-                pending[x] = term if before is None else _added(before, term, node)
+                pending[x] = term if before is None else added(before, term, node)
             if recorded is not None:
                 recording = note(recorded.entry(node, inputs))
                 if not recording:
@@ -173,15 +173,16 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     return [_finish(found.get(x), x) for x in targets]
 
 
-def _added(a: Node, b: Node, node: Node) -> Node:
-    """``a + b`` built while differentiating ``node``: two terms of one gradient, most often of
-    one shape and dtype — then made directly, as ``add`` would make it."""
+def added(a: Node, b: Node, at: Any) -> Node:
+    """``a + b`` — two terms of one sum (a gradient, an unfolding's total loss), most often of
+    one shape and dtype: then made directly, as ``add`` would make it, with ``at`` its stored
+    step or adjoint (``graph.at``: while differentiating node n, n)."""
     am, bm = a._meta, b._meta
     dtype, shape = am.dtype, am.shape
     if shape is bm.shape and dtype is bm.dtype and dtype.kind == "f":
         m = _PLAIN_META.get((dtype, shape))
         return _make(ADD, (a, b), meta(None, _NO_ATTRS, None, dtype, shape) if m is None else m,
-                     node, (a._key | b._key) & 1)
+                     at, (a._key | b._key) & 1)
     return add(a, b)
 
 
@@ -253,12 +254,6 @@ STAMP = True
 MAX_TEMPLATES = 64
 _UNTOUCHED = object()          # an input whose pending term the node leaves as it is
 _SKIP = "skip"                 # a position without a node, or whose node has no gradient
-
-
-def _next_key() -> int:
-    """The ``_key`` the next node built will have (serial numbers are a counter's)."""
-    text = repr(graph._keys)                      # "count(n, 2)"
-    return int(text[text.index("(") + 1:text.index(",")])
 
 
 class _Stamps:
@@ -334,7 +329,7 @@ class _Recording:
         self.stamps, self.g = stamps, g
         get = stamps.pending.get
         self.befores = [get(x) for x in node.inputs]
-        self.mark = _next_key()
+        self.mark = graph.next_key()
 
     def entry(self, node: Node, inputs: tuple):
         """The template entry (False when the processing cannot be replayed)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import heapq
-import itertools
 from itertools import repeat
 import math
 import operator
@@ -177,7 +176,16 @@ class _Filling(_Fields):
     __slots__ = ()
 
 
-_keys = itertools.count(0, 2)
+#: the keys of the nodes to come, in creation order (a node's ``_key`` is ``next(_keys)`` plus its
+#: batch flag): an iterator over a range, so that ``next_key`` can read where it is
+_KEYS_END = 1 << 62
+_keys = iter(range(0, _KEYS_END, 2))
+
+
+def next_key() -> int:
+    """The ``_key`` (without its batch flag) the next node built will have."""
+    return _KEYS_END - 2 * operator.length_hint(_keys)
+
 _object_new = object.__new__
 
 

@@ -31,6 +31,8 @@ from .errors import RecurrenceError, UnfoldKeyError, UnfoldTypeError, as_raised,
 from .graph import (MANY, _NO_ATTRS, Meta, Node, _Filling, _adjoint_of, _batch_flag, _make,
                     _object_new, at, gc_paused, substitute, topological)
 from .graph import meta as shared_meta
+from .grad import added
+from .timebatch.flat import Constants, generated
 from .ops import batch_sum, cast, constant, greater, maximum, stop_gradient, where
 from .ops.elementwise import WHERE
 from .ops.base import (ALIAS, CONSTANT, INPUT, PARAM, Placeholder, _check_name, _check_shape,
@@ -41,6 +43,9 @@ from .ops.base import input as leaf_input, param as leaf_param
 #: the leaf standing for a state's past value, h(t−d), inside the folded step
 STATE = Placeholder("state")
 _PARAM, _INPUT, _OTHER = -1, -2, -3    # recipe kinds: leaves copied at every step, special ops
+#: whether unfolding makes each step's copies with one generated function of the step's recipes
+#: (False: the loop of ``_copy_step``, the reference)
+GENERATED = True
 
 #: the name of the engine's own input, the padding mask of ``unfold(τ, mask=True)``, which no
 #: variable may take (the inputs of ``unfold(τ, history=True)`` are named ``h(0)``, ``h(-1)``…
@@ -499,13 +504,19 @@ class Unfolded:
         second = [n for n in copied if n in rec._reads_backward]
         same: dict[Node, list[Node]] = {}
         for nodes, times in ((first, range(1, steps + 1)), (second, range(steps, 0, -1))):
+            if not nodes:
+                continue
             reads: dict[tuple[str, int], tuple[_State, int, list[Node | None]]] = {}
             recipes = [self._recipe(n, shared, reads, same) + (self._meta_of(n),) for n in nodes]
             here = set(nodes)
             losses = [(k, v, set(chosen[k]), which) for k, (v, which) in rec.losses.items()
                       if v in here]
+            stepper = self._stepper(recipes, same) if GENERATED else None
             for t in times:
-                self._copy_step(recipes, t, self._read_step(reads, t))
+                if stepper is not None and self._read_step(reads, t):
+                    stepper(t, graph.at(t, _adjoint_of[-1]))
+                else:
+                    self._copy_step(recipes, t, self._read_step(reads, t))
                 for name, value, at, which in losses:
                     if t in at:
                         self._accumulate(self._copies[value][t], name, which)
@@ -553,7 +564,7 @@ class Unfolded:
             if which in ("last", "first"):
                 own = self._own.get(name)
                 self._own[name] = term if own is None else own + term
-        self._total = term if self._total is None else self._total + term
+        self._total = term if self._total is None else added(self._total, term, _adjoint_of[-1])
 
     def _taken(self, t: int, which: Iterable[int] | str | None) -> Node:
         """Whether the loss is taken at step ``t`` of each sequence of a masked batch."""
@@ -631,6 +642,59 @@ class Unfolded:
         attrs = _NO_ATTRS if node.op is PARAM else self._sequence_attrs if node.op is INPUT \
             else node.attrs
         return Meta(node.name, attrs, node, node.dtype, node.shape)
+
+    def _stepper(self, recipes, same: dict):
+        """``_copy_step`` for a step whose state reads are filled in, as one generated
+        straight-line function ``step(t, tag)`` of these recipes (it runs τ times): each copy
+        made as ``_copy_step`` makes it, in the same order, an input made earlier in the step
+        read from its local variable."""
+        const = Constants()
+        code = ["def step(t, tag):"]
+        local: dict[int, str] = {}                  # id(copies list) → its copy's variable
+        constant_lists = {id(v): k for k, v in same.items()}  # the same node at every step
+        for j, (node, copies, kind, inputs, _, masked, meta) in enumerate(recipes):
+            c = f"c{j}"
+            ins = []
+            for r in inputs:
+                if id(r) in local:
+                    ins.append(local[id(r)])
+                elif id(r) in constant_lists:
+                    ins.append(const(constant_lists[id(r)]))
+                else:
+                    ins.append(f"{const(r)}[t]")
+            if kind == _PARAM:
+                op, a, b, where, flag = ALIAS, const(inputs[0]), "None", "tag", "0"
+            elif kind == _INPUT:
+                op, a, b, where, flag = INPUT, "()", "MANY", "t", "1"
+            elif kind in (1, 2):
+                op, where = node.op, "tag"
+                a, b = (ins[0], "None") if kind == 1 else ins
+                if kind == 1:
+                    code.append(f"    a = {a}")
+                    a, flag = "a", "(a._key & 1)"
+                else:
+                    code.append(f"    a = {a}\n    b = {b}")
+                    a, b, flag = "a", "b", "((a._key | b._key) & 1)"
+            else:
+                op = None
+                args = "(" + "".join(f"{i}, " for i in ins) + ")"
+                code.append(f"    ins = {args}\n    {c} = make({const(node.op)}, ins, "
+                            f"{const(meta)}, {'tag' if ins else 't'}, "
+                            f"batch_flag({const(node.op)}, ins))")
+            if op is not None:
+                code.append(f"    {c} = new(Filling)\n    {c}.op = {const(op)}\n"
+                            f"    {c}._a = {a}\n    {c}._b = {b}\n    {c}._meta = {const(meta)}\n"
+                            f"    {c}._at = {where}\n    {c}._key = key() + {flag}\n"
+                            f"    {c}.__class__ = Node")
+            if masked:
+                code.append(f"    {c} = masked({const(node)}, {c}, t)")
+            code.append(f"    {const(copies)}[t] = {c}")
+            local[id(copies)] = c
+        code.append("    return None")
+        names = {"new": graph._object_new, "Filling": _Filling, "Node": Node, "MANY": MANY,
+                 "key": graph._keys.__next__, "make": _make, "batch_flag": _batch_flag,
+                 "masked": self._masked_update}
+        return generated(code, names, const)
 
     def _copy_step(self, recipes, t: int, reads_filled: bool) -> None:
         adjoint = _adjoint_of[-1]        # None, unless unfolding inside someone's adjoint

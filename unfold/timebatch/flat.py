@@ -693,6 +693,14 @@ def _run(entries: list, names: dict):
     returns how many it took (a node not alike is put back)."""
     const = Constants()
     code = ["def run(k):"]
+
+    def place(x: str) -> str:
+        """The code of node ``x`` in ``packed`` (without far nodes, every node of the graph
+        lies at ``serial − low ≥ 0``)."""
+        if not names["NFAR"]:
+            return f"packed[({x}._key >> 1) - LOW]"
+        return f"packed[(({x}._key >> 1) - LOW) if ({x}._key >> 1) - LOW >= NFAR else PLACES[{x}]]"
+
     for j, e in enumerate(entries):
         fail = f"        back(node)\n        return {j}"
         code.append("    node = pop()")
@@ -702,8 +710,7 @@ def _run(entries: list, names: dict):
         code.append(f"    if node is None:\n        back(node)\n        return {j}")
         if e is _ALIAS_ENTRY:
             code.append(f"    if node.op is not ALIAS or node._b is not None:\n{fail}\n"
-                        f"    i = (node._a._key >> 1) - LOW\n"
-                        f"    append(packed[i if i >= NFAR else PLACES[node._a]])")
+                        f"    append({place('node._a')})")
             continue
         if e[0] == _STEP:
             _, meta, count, members, base = e
@@ -735,18 +742,20 @@ def _run(entries: list, names: dict):
                         f"    x0, x1, x2 = node._a")
         meta = node.op.meta_inputs
         for i in range(n):
-            code.append(f"    q{i} = (x{i}._key >> 1) - LOW\n"
-                        f"    p{i} = packed[q{i} if q{i} >= NFAR else PLACES[x{i}]]")
+            code.append(f"    p{i} = {place(f'x{i}')}")
             if i in meta:
                 code.append(f"    if META[p{i} >= 0, BATCHED[-p{i} - 1 if p{i} < 0 else "
                             f"p{i} >> 32]] != {desc[i]}:\n{fail}")
-            else:
-                code.append(f"    if (p{i} - t if p{i} >= 0 else p{i}) != {desc[i]}:\n{fail}")
+            elif desc[i] >= 0:      # a member's: (a single's code minus t is negative too)
+                code.append(f"    if p{i} - t != {desc[i]}:\n{fail}")
+            else:                   # a single's: (a member's code is never negative)
+                code.append(f"    if p{i} != {desc[i]}:\n{fail}")
         what = d[0]
         if what == _MEMBER:
+            # (rank 0 — the first copy at index t — inline; any other through ``kid.rank``)
             code.append(f"    count = {const(kid.count)}\n"
-                        f"    if 0 <= t < len(count) and count[t] < 255:\n"
-                        f"        r = count[t]\n        count[t] = r + 1\n"
+                        f"    if 0 <= t < len(count) and not count[t]:\n"
+                        f"        count[t] = 1\n        r = 0\n"
                         f"    else:\n        r = {const(kid)}.rank(t)\n"
                         f"    if r == 0:\n        {const(d[2])}.append(k + {j})\n"
                         f"        append({d[4]} + t)\n"
