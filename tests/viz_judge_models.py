@@ -1076,3 +1076,16 @@ DRAWN_AS_A_REFERENCE = {*RNN_STYLES[1:], rnn_row_vectors, *LSTM_SAME[1:], *GRU_S
 DISTINCT = [b for b in [*ALL, *ROUND2, deep_rnn_loop, bidirectional_helper, *ROUND3]
             if b not in DRAWN_AS_A_REFERENCE]
 DISTINCT_GATED = [b for b in [*GATED, *ROUND2_GATED, *ROUND3_GATED] if b not in DRAWN_AS_A_REFERENCE]
+
+
+def rnn_state_is_the_output():
+    """The output is the new state itself (no readout): rec.output("o", h(t)) and the loss
+    on the same expression, as a regression RNN whose state is its prediction."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.sequence("y", (NH,)), rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    new = uf.tanh(W @ h + U @ x)
+    rec.update(h, new)
+    rec.output("o", new)
+    rec.loss("L", uf.mse(new, y))
+    return rec
