@@ -1186,11 +1186,14 @@ def test_a_recursive_net_s_op_view_speaks_of_tree_positions(shape):             
     assert "Σ_t" not in words and not re.search(r"\bstep \d", words), words[:300]
 
 
-@pytest.mark.parametrize("view", [still_open(44, v, id=v) for v in ("folded", "unfolded3")])
-def test_an_output_that_is_the_state_feeds_its_loss(view):                     # finding 44
+@pytest.mark.parametrize("returned, view", [
+    *[pytest.param(True, v, id=f"returned-{v}") for v in ("folded", "unfolded3")],
+    *[still_open(44, False, v, id=f"expression-{v}") for v in ("folded", "unfolded3")]])
+def test_an_output_that_is_the_state_feeds_its_loss(returned, view):           # finding 44
     """rec.output("o", h(t)) with the loss on the same value: o is what the loss reads (item 1:
-    "the node given to rec.output ... is that variable"), not a dead end beside L."""
-    laid = lay(VIEWS[view](M.rnn_state_is_the_output()))
+    "the node given to rec.output ... is that variable whether the user goes on with the
+    returned node or with the expression"), not a dead end beside L."""
+    laid = lay(VIEWS[view](M.rnn_state_is_the_output(returned)))
     into_loss = {split(e.tail)[0] for e in laid.edges if split(e.head)[0] == "L"}
     out_of_o = {split(e.head)[0] for e in laid.edges if split(e.tail)[0] == "o"}
     assert into_loss == {"o", "y"} and out_of_o == {"L"}, (into_loss, out_of_o)

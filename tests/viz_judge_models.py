@@ -1078,14 +1078,15 @@ DISTINCT = [b for b in [*ALL, *ROUND2, deep_rnn_loop, bidirectional_helper, *ROU
 DISTINCT_GATED = [b for b in [*GATED, *ROUND2_GATED, *ROUND3_GATED] if b not in DRAWN_AS_A_REFERENCE]
 
 
-def rnn_state_is_the_output():
-    """The output is the new state itself (no readout): rec.output("o", h(t)) and the loss
-    on the same expression, as a regression RNN whose state is its prediction."""
+def rnn_state_is_the_output(returned=False):
+    """The output is the new state itself (no readout), as a regression RNN whose state is its
+    prediction: rec.output("o", h(t)) and the loss on the expression given to both (or, with
+    ``returned``, each call on the node the previous one returned)."""
     rec = uf.Recurrence("rnn")
     x, y, h = rec.sequence("x", (NI,)), rec.sequence("y", (NH,)), rec.state("h", (NH,))
     W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
     new = uf.tanh(W @ h + U @ x)
-    rec.update(h, new)
-    rec.output("o", new)
-    rec.loss("L", uf.mse(new, y))
+    h_t = rec.update(h, new)
+    o = rec.output("o", h_t if returned else new)
+    rec.loss("L", uf.mse(o if returned else new, y))
     return rec
