@@ -800,7 +800,7 @@ def test_state_gradients_given_as_a_mapping_have_one_node_each(build):        # 
 PANEL_OPEN = {b.__name__: 22 for b in (
     M.lstm_named, M.lstm_inline, M.lstm_reordered, M.lstm_my_sigmoid, M.lstm_stacked,
     M.lstm_peephole, M.gru_reset_after, M.lstm_loop_named, M.gru_two_layers, M.mgu,
-    M.lstm_layers_loop, M.bigru)}
+    M.lstm_layers_loop, M.bigru, M.highway_rnn)}
 
 
 def the_unfolding_s_folded_panel_reads_as_well_as_the_folded_view(build):  # finding 22
