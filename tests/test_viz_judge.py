@@ -828,14 +828,28 @@ def unfolded_steps_are_evenly_spaced(build):                              # find
     assert max(gaps) <= 1.1 * min(gaps), (var, gaps)
 
 
-@pytest.mark.parametrize("build", [still_open(28, M.bidirectional, id="bidirectional"),
-                                   still_open(28, M.bidirectional_helper, id="bidirectional_helper"),
-                                   M.rnn_readme, M.stacked_two_layer, M.deep_rnn_loop, M.skip_rnn,
+@pytest.mark.parametrize("build", [M.rnn_readme, M.stacked_two_layer, M.deep_rnn_loop, M.skip_rnn,
                                    M.context_rnn, M.teacher_forcing],
                          ids=lambda b: getattr(b, "__name__", b))
-def test_plain_recurrences_unfold_without_crossings(build):                    # finding 28
+def test_plain_recurrences_unfold_without_crossings(build):
     from viz_json import crossings
     assert crossings(lay(viz.unfolded(build(), steps=3))) == []
+
+
+@pytest.mark.parametrize("build", [still_open(28, M.bidirectional, id="bidirectional"),
+                                   still_open(28, M.bidirectional_helper, id="bidirectional_helper")])
+def test_a_bidirectional_net_s_chains_run_straight(build):                     # finding 28
+    """Fig. 10.11: the h row pointing right and the g row pointing left, each a straight chain —
+    every point of h(t) → h(t+1) and g(t+1) → g(t) within a circle's radius of its row. (Each
+    x(t) → g(t) must cross the h chain somewhere, as in the book, so crossings are no test.)"""
+    from viz_json import _bezier_points
+    laid = lay(viz.unfolded(build(), steps=3))
+    for e in laid.edges:
+        (a, ta), (b, tb) = split(e.tail), split(e.head)
+        if a == b and a in ("h", "g") and ta != tb:
+            y = laid.xy(e.tail)[1]
+            r = float(laid.nodes[e.tail]["height"]) * 72 / 2
+            assert all(abs(p[1] - y) <= r for p in _bezier_points(e.attrs["pos"])), (e.tail, e.head)
 
 
 def test_a_stack_of_layers_built_in_a_loop_keeps_its_order():
