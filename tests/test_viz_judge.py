@@ -1211,3 +1211,17 @@ def test_an_output_that_is_the_state_feeds_its_loss(returned, view):           #
     into_loss = {split(e.tail)[0] for e in laid.edges if split(e.head)[0] == "L"}
     out_of_o = {split(e.head)[0] for e in laid.edges if split(e.tail)[0] == "o"}
     assert into_loss == {"o", "y"} and out_of_o == {"L"}, (into_loss, out_of_o)
+
+
+@pytest.mark.parametrize("enc_dec", [still_open(35, M.encoder_decoder_pair, id="rnn_rnn")])
+def test_a_joined_op_view_gives_each_recurrence_its_own_step_columns(enc_dec):  # finding 35b
+    """The encoder's step t and the decoder's step t are different steps: their columns say
+    whose they are, the decoder's right of the encoder's."""
+    _, _, net = _joined(enc_dec)
+    laid = lay(viz.graph([net.loss]))
+    steps = {text(a.get("label", "")): laid.xy(n)[0] for n, a in laid.nodes.items()
+             if "step " in text(a.get("label", "")) and "pos" in a}
+    assert not any(re.fullmatch(r"step \d+", w) for w in steps), sorted(steps)
+    enc = [x for w, x in steps.items() if w.startswith("encoder")]
+    dec = [x for w, x in steps.items() if w.startswith("decoder")]
+    assert len(enc) == 3 and len(dec) == 2 and max(enc) < min(dec), sorted(steps)
