@@ -1225,3 +1225,13 @@ def test_a_joined_op_view_gives_each_recurrence_its_own_step_columns(enc_dec):  
     enc = [x for w, x in steps.items() if w.startswith("encoder")]
     dec = [x for w, x in steps.items() if w.startswith("decoder")]
     assert len(enc) == 3 and len(dec) == 2 and max(enc) < min(dec), sorted(steps)
+
+
+@pytest.mark.parametrize("build", [M.rnn_readme, M.lstm_named], ids=lambda b: b.__name__)
+def test_the_unfold_label_stands_under_the_middle_of_its_arrow(build):
+    """Fig. 10.2's "Unfold" arrow: its word centred on the arrow (within 10 pt of its middle)."""
+    laid = lay(viz.unfolding(build(), steps=3))
+    arrow = next(e for e in laid.edges if "Unfold" in (e.attrs.get("label", "") + e.attrs.get("xlabel", "")))
+    (x0, _), (x1, _) = arrow.tail_end, arrow.head_end
+    x = float((arrow.attrs.get("lp") or arrow.attrs.get("xlp")).split(",")[0])
+    assert abs(x - (x0 + x1) / 2) <= 10, (x, x0, x1)
