@@ -272,9 +272,11 @@ def _wrt(g, drawn, choice):
 def test_stamped_gradients_are_the_graph_the_vjps_build(drawn, steps, truncate, mask, states):
     """grad replays a node's recorded processing for its copies one period later only where
     everything the processing reads is alike: the gradient graph is the one every op's vjp
-    builds (grad.STAMP = False), node for node."""
+    builds (grad.STAMP = False), node for node (after a first gradient has made what
+    gradients share: a constant made by the first one would sort first in the second)."""
     g = drawn.recurrence.unfold(steps, truncate=truncate, mask=mask)
     wrt = _wrt(g, drawn, states)
+    uf.grad(g.loss, wrt)
     built = {}
     for stamp in (False, True):
         with mock.patch.object(grad_module, "STAMP", stamp):

@@ -10,8 +10,8 @@ each its own values. Checked for every way a program runs: time-batched (the def
 Found here (fuzz, session 6): the node-by-node paths returned the caller's own fed arrays (an
 output that is an input or a parameter, a step copy ``x(t)``, a dummy copy ``W(t)``) and views
 of them (``x[0:2]``, ``reshape(x)``): mutating the feed afterwards changed the "result"
-(``evaluate._owned`` copies only read-only arrays). Strict xfail until fixed in
-unfold/evaluate.py (owned by the speed helper; see /work/wt/COORDINATION.md).
+(``evaluate._owned`` copied only read-only arrays). Fixed by the speed helper: an output
+sharing memory with a fed array is copied (``evaluate._owned``).
 """
 from __future__ import annotations
 
@@ -26,11 +26,9 @@ from timebatch_tolerance import assert_agree
 pytestmark = pytest.mark.usefixtures("strict")
 
 SEED = 20261201
-ALIASED = pytest.mark.xfail(strict=True, reason="fuzz s6: the node-by-node paths return fed "
-                            "arrays and views of them (evaluate._owned)")
 RUNS = [pytest.param({}, id="batched"),
-        pytest.param({"mode": "reference"}, id="reference", marks=ALIASED),
-        pytest.param({"checkpoint": 2}, id="checkpoint", marks=ALIASED)]
+        pytest.param({"mode": "reference"}, id="reference"),
+        pytest.param({"checkpoint": 2}, id="checkpoint")]
 
 
 @pytest.fixture

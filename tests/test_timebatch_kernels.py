@@ -66,7 +66,8 @@ def test_a_weight_written_inside_the_loop_is_not_copied_before_it():
     """The copy is made only when nothing in the loop may write the operand's memory."""
     w = np.zeros((3, 4))
     out, other = np.empty((2, 3)), np.empty((3, 4))
-    st = type("St", (), {"_alloc": staticmethod(lambda shape, dtype: np.empty(shape, dtype))})
+    st = type("St", (), {"_alloc": staticmethod(lambda shape, dtype: np.empty(shape, dtype)),
+                         "fed_owners": staticmethod(set), "contiguous": {}})
     read_only = [(np.dot, (It(0), w.T, out))]
     pre, body = _contiguous_operands(st, read_only, [("rows", np.zeros((5, 2, 4)))])
     assert len(pre) == 1 and body[0][1][1].flags.c_contiguous

@@ -216,3 +216,53 @@ def test_folded_loops_end_clear_of_every_other_edge_end(name):
             for other, q, f in ends:
                 if other == node and f is not e and not squares & {f.tail, f.head}:
                     assert distance(p, q) >= 8, (f"{e.tail}→{e.head}", f"{f.tail}→{f.head}")
+
+
+def _unfolding_models() -> dict:
+    import unfold.models as m
+    return {"rnn": lambda: m.rnn(3, 4, 2), "lstm": lambda: m.lstm(3, 2, 4),
+            "lstm common": lambda: m.lstm(3, 2, 4, variant="common"),
+            "gru": lambda: m.gru(3, 2, 4), "gru reset_after": lambda: m.gru(3, 2, 4,
+                                                                           variant="reset_after"),
+            "skip_rnn": lambda: m.skip_rnn(3, 4, 2), "bidirectional": bidirectional,
+            "deep lstm": lambda: m.deep_rnn(3, [4, 4], 2, cell="lstm"),
+            "teacher_forcing": lambda: m.teacher_forcing(3, 4, 2, mode="scheduled")}
+
+
+@pytest.mark.parametrize("name", sorted(_unfolding_models()))
+def test_the_unfolding_s_folded_half_is_the_folded_view(name):
+    """Issue 9 item 3: viz.unfolding's folded half is drawn as viz.folded draws the graph —
+    the same rows, each in the same order left to right, and the same pairs of edges crossing
+    (it once shared the unfolded half's rows: a peephole LSTM had 13 crossings there, 4 alone);
+    its states stand level with the unfolded half's (Fig. 10.2); and it stands left of the
+    arrow, every folded edge with it."""
+    from viz_json import Laid, crossings, _bezier_points
+    rec = _unfolding_models()[name]()
+    alone, both = Laid(viz.folded(rec)), Laid(viz.unfolding(rec, steps=3))
+
+    def rows(laid, keep):
+        at = {n: laid.xy(n) for n, a in laid.nodes.items()
+              if keep(n) and "pos" in a and a.get("style") != "invis"}
+        ys = sorted({round(y) for _, y in at.values()})
+        return [[n.replace("[folded]", "") for _, n in sorted((x, n) for n, (x, y) in at.items()
+                                                             if round(y) == r)] for r in ys]
+    assert rows(both, lambda n: "[folded]" in n) == rows(alone, lambda n: True)
+    strip = lambda pairs: sorted(tuple(sorted(p.replace("[folded]", "") for p in c))
+                                 for c in pairs)
+    inside = [c for c in crossings(both) if all("[folded]" in p for p in c)]
+    assert strip(inside) == strip(crossings(alone))
+    cells = {}
+    for n in both.nodes:
+        m = re.fullmatch(r"([^(\[]+)\((\d+)\)", n)
+        if m and "pos" in both.nodes[n]:
+            cells.setdefault(m.group(1), both.xy(n)[1])
+    from viz import labels as L
+    from viz.book import contract
+    states = [v.name for v in contract(rec).variables.values() if v.kind == "state"]
+    for var in states:            # (two inputs side by side when folded stack when unfolded)
+        if var in cells:
+            assert abs(both.xy(f"{L.node_id(var, None)}[folded]")[1] - cells[var]) < TOL, var
+    wall = min(both.xy(n)[0] for n in both.nodes if n.startswith("[unfold"))
+    for e in both.edges:
+        if "[folded]" in e.tail and "[folded]" in e.head:
+            assert max(p[0] for p in _bezier_points(e.attrs["pos"])) < wall, (e.tail, e.head)

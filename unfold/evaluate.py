@@ -256,7 +256,8 @@ class Program:
         except Exception as exc:  # a numpy failure deep inside: say where it happened
             raise as_raised(exc, f"evaluating {describe(node)} failed: {type(exc).__name__}: "
                                  f"{exc}") from exc
-        return [_owned(slots[j]) for j in self._slot]
+        fed = {id(_root(v)) for v in values.values()}
+        return [_owned(slots[j], fed) for j in self._slot]
 
     def _batched_plan(self, signature: tuple[bool, ...], batch: int | None):
         key = (signature, batch)
@@ -335,10 +336,19 @@ class Program:
                  frees) for i, frees in zip(sequence, frees_of)]
 
 
-def _owned(value: Any) -> np.ndarray:
-    """An output array the caller may write to (broadcast views and constants are copied)."""
+def _owned(value: Any, fed: set[int]) -> np.ndarray:
+    """An output array the caller may write to, and that writing to a fed array leaves alone:
+    broadcast views, constants, fed values and views of them (an output that is an input,
+    ``x(t)``, ``W(t)``, ``reshape(x)``; ``fed``: the ids of the fed arrays' memory) are copied."""
     array = np.asarray(value)
-    return array if array.flags.writeable else array.copy()
+    return array if array.flags.writeable and id(_root(array)) not in fed else array.copy()
+
+
+def _root(a: Any) -> Any:
+    """The array owning the memory of ``a`` (through views of views)."""
+    while isinstance(a, np.ndarray) and isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
 
 
 # the most recently used programs: at most 16, and at most CACHE_BYTES held in all (a program holds

@@ -407,15 +407,17 @@ def _run(entries: list, names: dict):
             continue
         code.append(f"    if node is None:\n        return {j}\n"
                     f"    g = pop(node, None)\n    if g is None:\n        return {j}")
-        code.append(_stamp(e, const, f"        pending[node] = g\n        return {j}"))
+        code.append(_stamp(e, const, f"        pending[node] = g\n        return {j}",
+                           not names["FAR"]))
     code.append(f"    return {len(entries)}\n")
     return generated(code, names, const)
 
 
-def _stamp(entry: tuple, const, fail: str) -> str:
+def _stamp(entry: tuple, const, fail: str, dense: bool) -> str:
     """The code of one template entry: checks that ``node`` and ``g`` are alike the recorded
     ones (``fail`` if not, having built nothing), then builds the recorded nodes and pending
-    terms for them."""
+    terms for them. ``dense``: the walk set no node apart (every input of a node of the graph
+    is then at ``TOP − serial``, inside the order)."""
     (op, meta, shape, flag, at_class, gop, gmeta, gshape, gflag, props, befores, fixed,
      created, updates) = entry
     n = len(props)
@@ -441,10 +443,13 @@ def _stamp(entry: tuple, const, fail: str) -> str:
                  f"    if x0 is x1 or x0 is x2 or x1 is x2:\n{fail}\n")
     for x, (xop, xmeta, xshape, xflag, on_path) in zip(xs, props):
         code += alike(x, xop, xmeta, xflag)
-        code += (f"    i = TOP - ({x}._key >> 1)\n"
-                 f"    if {'not ' if on_path else ''}((ORDER[i] if 0 <= i < DENSE else "
-                 f"ORDER[FAR.get({x}, -1)]) is {x}):\n"
-                 f"{fail}\n")
+        if dense:
+            code += f"    if ORDER[TOP - ({x}._key >> 1)] is {'not ' if on_path else ''}{x}:\n{fail}\n"
+        else:
+            code += (f"    i = TOP - ({x}._key >> 1)\n"
+                     f"    if {'not ' if on_path else ''}((ORDER[i] if 0 <= i < DENSE else "
+                     f"ORDER[FAR.get({x}, -1)]) is {x}):\n"
+                     f"{fail}\n")
     bs = []
     for i, (x, bp) in enumerate(zip(xs, befores)):
         if bp is _UNTOUCHED:

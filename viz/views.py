@@ -87,6 +87,9 @@ class _Drawer:
         self.joined: set[frozenset] = set()     # pairs of nodes joined by a visible edge
         self.ordered: set[tuple[str, str]] = set()   # invisible edges written
         self.suffix = ""                         # keeps node ids of several panels apart
+        #: row → the rank it stands in, when two halves are levelled (``unfolding``)
+        self.levels: dict[int, int] | None = None
+        self.arcs: frozenset[int] = frozenset()  # rows whose edges up into them span 3 ranks
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
         """A visible edge (``a`` or ``b`` may carry a port, ``node:w``)."""
@@ -232,9 +235,15 @@ class _Drawer:
                 s.attr(rank="same")
                 for node in self.ranks[r]:
                     s.node(node)
-        heads = [self.ranks[r][0] for r in sorted(self.ranks)]
-        for a, b in zip(heads, heads[1:]):
-            self.invisible(a, b, weight="8")
+        rows = sorted(self.ranks)
+        for low, high in zip(rows, rows[1:]):
+            a, b = self.ranks[low][0], self.ranks[high][0]
+            gap = _level(self.levels, high) - _level(self.levels, low) if self.levels else 1
+            if gap > (3 if high in self.arcs else 1):   # (more than the edges up ask for;
+                # at the centres, beside a visible edge joining them, which stays straight)
+                self.dot.edge(f"{a}:c", f"{b}:c", **INVISIBLE, weight="8", minlen=str(gap))
+            else:
+                self.invisible(a, b, weight="8")
 
     # --- folded ----------------------------------------------------------------------------------
 
@@ -280,30 +289,45 @@ class _Drawer:
         for e in self.book.edges:
             if e.delay:
                 delayed.setdefault((e.src, e.delay, e.backward), []).append(e)
-        groups = []               # a state's loop onto itself gets a square of its own
+        # a state's loop onto itself gets a square of its own, in the row above when others
+        # read the state's past too (their square holds the right of its row) — unless the
+        # state feeds several values in that row: then one square serves the loop and the
+        # other readers, h → ■ → h, ■ → u, ■ → r (the loop's square, above right, met h → L
+        # there, and its arcs met h's line out to the readers' square: a GRU whose loss reads
+        # h, a second GRU layer's gates); loops first
+        groups = []
         for edges in delayed.values():
             loops = [e for e in edges if e.dst == e.src]
             others = [e for e in edges if e.dst != e.src]
-            groups += [g for g in (loops, others) if g]
-        # where each square stands: right of its state in its row, taken by the state's own
-        # loop unless others read the state's past (their square takes it, the loop goes to
-        # the row above); further squares in the rows below and above (``delay``)
-        readers = {edges[0].src for edges in groups if edges[0].dst != edges[0].src}
+            src = edges[0].src
+            fed = {e.dst for e in self.book.users_of(src)
+                   if not e.delay and self.row[e.dst] == self.row[src] + 1}
+            if loops and others and len(fed) > 1:
+                groups.append(loops + others)
+            else:
+                groups += [g for g in (loops, others) if g]
+        looping = {id(edges) for edges in groups if edges[0].dst == edges[0].src}
+        # where each square stands: right of its state in its row, unless another square of
+        # the state (another delay) holds it: a second loop above left, others in the rows
+        # below and above (``delay``)
+        readers = {edges[0].src for edges in groups if id(edges) not in looping}
         self.raised: set[str] = set()          # states with a square in a row above
+        #: states whose loop holds the right of their row, its lower arc their lower right
         self.looped = {edges[0].src for edges in groups
-                       if edges[0].dst == edges[0].src and edges[0].src not in readers}
+                       if id(edges) in looping and edges[0].src not in readers}
         taken: dict[str, list[str | int]] = {}
+        places = []
         for edges in groups:
             src = edges[0].src
             used = taken.setdefault(src, [])
-            loop = edges[0].dst == src
+            loop = id(edges) in looping
             wanted: list[str | int] = (["right"] if not (loop and src in readers) else []) + \
                 (["above left"] if loop and "right" in used and src in self.looped else []) + \
                 [1, -1, 2, -2, 3, -3]
             place = next(p for p in wanted if p not in used)
             used.append(place)
-            self.delay(ids, edges, place)
-        right = {src for src, places in taken.items() if "right" in places}
+            places.append((edges, place))
+        right = {src for src, where in taken.items() if "right" in where}
 
         def under(e: Edge) -> bool:
             # into a state whose square holds its right, from beside its column below (an
@@ -338,6 +362,8 @@ class _Drawer:
             sides = ["sw" if order.index(src) < order.index(straight) else "se" for src in srcs]
             if len(set(sides)) == len(sides):
                 port_of.update(zip(((dst, src) for src in srcs), sides))
+        for edges, place in places:
+            self.delay(ids, edges, place)
         for e in self.book.edges:
             if not e.delay:
                 # up from a state whose square stands above right: the line to the square
@@ -497,6 +523,7 @@ class _Drawer:
         arcs = frozenset(self.row[dst] for (src, s), (dst, c), e in placement.edges
                          if s is not None and c is not None and abs(c - s) > 1 and
                          self.row[src] == self.row[dst])
+        self.arcs = arcs
         boxes_in = {(dst, c) for (_, s), (dst, c), _ in placement.edges
                     if boxes and s is not None and s != c and dst in boxed}
         jumps = self.jump_ports(placement, spine) if boxes else {}
@@ -876,8 +903,9 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
               *, params: bool = True, biases: bool = False, hide: Sequence[str] = (),
               cells: str = "auto", max_steps: int | None = MAX_STEPS) -> Drawing:
     """Fig. 10.2's composition: the folded graph on the left, an arrow labelled "Unfold", and
-    the unfolded graph on the right, on the same rows. The folded graph is drawn in full (every
-    named value); the unfolded one draws cells as ``unfolded`` does (``cells``)."""
+    the unfolded graph on the right, both standing on the bottom row. The folded graph is
+    drawn in full (every named value), exactly as ``folded`` draws it; the unfolded one draws
+    cells as ``unfolded`` does (``cells``)."""
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolding")
     columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolding")
@@ -885,65 +913,95 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     full = contract(rec, hide)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
     keep_order(dot, boxes)
-    # one drawer per half: the folded half keeps every value, the unfolded one may use cells;
-    # both share the rows of the unfolded half where they have the same variables
+    # one drawer per half: the folded half keeps every value, the unfolded one may use cells.
+    # The folded half is viz.folded's DOT: its own rows, no rank or edge shared with the
+    # unfolded half and no cluster, so it is a connected component of its own, which dot
+    # orders exactly as it orders viz.folded (on the unfolded half's rows, tied to the wall,
+    # an LSTM with peepholes had 13 crossings where viz.folded has 4; in a cluster, which dot
+    # orders from another start, mgu 1 where viz.folded has 0). Both halves stand on the
+    # bottom row; where the rows are the same (an RNN, Fig. 10.2) they are level.
     right = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)
     left = _Drawer(dot, full, None, params=params, biases=biases)
-    left.row = _aligned_rows(left.row, right.row)
     left.width = right.width = str(max(float(left.width), float(right.width)))
-    with dot.subgraph(name="cluster_folded") as panel:
-        panel.attr(pencolor="transparent", label="")
-        left.folded(suffix="[folded]", dot=panel)
+    left.folded(suffix="[folded]")
     ids = right.unfolded(placement, boxes=boxes)
-    # the ranks of both halves, merged row by row
-    for r, nodes in left.ranks.items():
-        right.ranks.setdefault(r, [])[:0] = nodes
-    folded_rows = left.ranks
+    left.levels, right.levels = _levels(left, right)
+    left.close()
     first: dict[int, str] = {}                   # the first unfolded cell of each row
     for cell in placement.cells:
         first.setdefault(right.row[cell[0]], ids[cell])
     states = [v.name for v in book.variables.values() if v.kind == "state"]
     arrow_row = right.row[states[0]] if states else max(right.row.values()) // 2
-    # an invisible wall of points between the two halves, one per row, with the arrow in the
-    # row of the first state: the folded graph stays left of it, the unfolded graph right
+    # an invisible wall of points left of the unfolded half, one per row, each just left of
+    # its row's first cell, with the arrow in the row of the first state (dot puts the
+    # components left to right in the order their first nodes are declared: the folded half
+    # first, and each of its rows left of the wall's point in that row). The points are
+    # joined by weight-0 edges, which keep them in the half's ranks without holding them in
+    # one line (a stiff wall, one group, pulled x(1) out of its column and its U edge round
+    # it; the arrow alone, joined by its flat edge, stood between h(1) and h(2))
     walls = []
-    for r in sorted(set(folded_rows) | set(first)):
-        wall = f"[unfold {r}]"
-        dot.node(wall, group="unfold", **POINT)
-        right.ranks.setdefault(r, []).append(wall)
-        head = wall
+    for r in sorted(first):
+        # (each row's point stands as far left of its first cell as the arrow's tail: a
+        # point, then the arrow's head or another point, then the cell)
+        wall, head = f"[unfold {r}]", "[unfold head]" if r == arrow_row else f"[unfold {r} to]"
+        for node in (wall, head):
+            dot.node(node, **POINT)
+            right.ranks.setdefault(r, []).append(node)
         if r == arrow_row:
-            head = "[unfold head]"
-            dot.node(head, **POINT)
-            right.ranks[r].append(head)
-            right.edge(wall, head, label=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
+            right.edge(wall, head, xlabel=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
                        fontname=L.FONT)
-        for node in folded_rows.get(r, ()):      # (dot ignores the order of weight-0 edges)
-            right.invisible(node, wall, weight="1")
-        if r in first:
-            right.invisible(head, first[r], weight="1")
+        else:
+            right.invisible(wall, head, weight="1")
+        right.invisible(head, first[r], weight="1")
         walls.append(wall)
     for a, b in zip(walls, walls[1:]):
-        right.invisible(a, b, weight="8")
+        right.invisible(a, b, weight="0")
     right.close()
     caption(dot, columns)
     _spread(dot, [right])
     return dot
 
 
-def _aligned_rows(folded: dict[str, int], unfolded: dict[str, int]) -> dict[str, int]:
-    """Rows for the folded half of ``unfolding``: each variable on its unfolded row where the
-    unfolded half has it, the others (the values inside a cell) spread between, in order."""
-    out: dict[str, int] = {}
-    order = sorted(folded, key=lambda n: folded[n])
-    known = [(folded[n], unfolded[n]) for n in order if n in unfolded]
-    for n in order:
-        if n in unfolded:
-            out[n] = unfolded[n]
-            continue
-        below = [u for f, u in known if f < folded[n]]
-        above = [u for f, u in known if f > folded[n]]
-        lo = max(below, default=-1)
-        hi = min(above, default=lo + 2)
-        out[n] = lo + 1 if lo + 1 < hi else lo
-    return out
+def _level(levels: dict[int, int], row: int) -> int:
+    """The rank of ``row`` (a row without one, a delay square's above the top, counts on from
+    the nearest below)."""
+    known = max((r for r in levels if r <= row), default=None)
+    return row if known is None else levels[known] + row - known
+
+
+def _levels(left: _Drawer, right: _Drawer) -> tuple[dict[int, int], dict[int, int]]:
+    """The ranks of the rows of ``unfolding``'s two halves, so that a variable drawn in both
+    stands level in both (Fig. 10.2): each half counts its rows up from the bottom — one rank
+    a row, three into a row of arcs under skip edges (``connect``) — and where a variable's
+    row is lower in one half, that half's rows from there on stand higher. The halves share
+    no rank (see ``unfolding``): the ranks are kept by invisible edges of that length."""
+    pairs = sorted({(left.row[n], right.row[n]) for n in left.row if n in right.row and
+                    n in left.book.variables and n in right.book.variables})
+    anchors, last = [], (-1, -1)
+    for f, u in pairs:                  # (a chain rising in both halves)
+        if f > last[0] and u > last[1]:
+            anchors.append((f, u))
+            last = (f, u)
+    f_rows, u_rows = sorted(set(left.row.values())), sorted(set(right.row.values()))
+    f_level: dict[int, int] = {}
+    u_level: dict[int, int] = {}
+    f_at = u_at = -1                    # the last row placed in each half, and its rank
+    f_rank = u_rank = -1
+
+    def climb(rows, upto, at, rank, levels, gap):
+        for r in rows:
+            if at < r < upto:
+                rank += gap(r)
+                levels[r] = rank
+                at = r
+        return at, rank
+    u_gap = lambda r: 3 if r in right.arcs else 1
+    for f, u in anchors + [(10 ** 9, 10 ** 9)]:
+        f_at, f_rank = climb(f_rows, f, f_at, f_rank, f_level, lambda r: 1)
+        u_at, u_rank = climb(u_rows, u, u_at, u_rank, u_level, u_gap)
+        if f == 10 ** 9:
+            break
+        rank = max(f_rank + 1, u_rank + u_gap(u))
+        f_level[f] = u_level[u] = f_rank = u_rank = rank
+        f_at, u_at = f, u
+    return f_level, u_level

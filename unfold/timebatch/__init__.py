@@ -3,6 +3,7 @@
     flat        one pass over the nodes: aliases, singles, and the members of classes (the copies
                 of one computation), each described by where its inputs are
     group       each class's regular and peeled members, its readers; reductions
+    strip       the classes cut into chunks of steps: each pass runs chunk by chunk
     distribute  the dependence graph of the classes, its recurrent core, an order of units
     lower       storage (a slab per class, buffers allocated once) and numpy calls; a loop's
                 step lowered once, as a template
@@ -25,6 +26,7 @@ from .kernels import sigmoid
 from . import lower
 from .lower import Loop, Unsupported
 from .memory import MAX_CALLS, Sharing, schedule
+from .strip import strip_mine
 
 
 #: raise a failure of a time-batched run instead of rerunning the per-node schedule (which names
@@ -46,12 +48,17 @@ class Plan:
         flat = Flat(order, top, far, program.outputs, fed, fed_sequences, batch)   # (consumes order)
         del order
         g = Grouping(flat)
+        #: the chunks of steps the passes run in (strip.py), 0: not cut
+        self.chunks = strip_mine(g, batch)
         units = distribute(g)
         if units is not None and reassociate(g, units):        # then distribute again
             units = distribute(g)
         if units is None:
             raise Unsupported("the dependence graph defeats the analysis")
         st, code = lower.lower(g, units, batch)
+        chunks = [_chunk(g, u) for u in units]
+        if len(chunks) != len(code):
+            raise AssertionError("lowering gave a unit more or less")
         self.units = [(u.kind, [c.rep.op.name for c in u.classes], len(u.peeled))
                       for u in units]
         out = [st.output(o) for o in flat.outputs]
@@ -79,7 +86,7 @@ class Plan:
         instrs = sum(len(u) for u in code)
         if instrs <= MAX_CALLS:
             # buffers whose lives do not overlap share memory, in an order that keeps few alive
-            code = [code[u] for u in schedule(code, st.pinned)]
+            code = [code[u] for u in schedule(code, st.pinned, chunks)]
             held = list(fed_at.values()) + [t[0] for ts in sequences.values() for t in ts]
             sharing = Sharing(code, st.pinned, held, out)
             for unit in code:
@@ -162,6 +169,13 @@ class Plan:
         else:
             self.run_code()
         return [np.array(a) for a in self._out]
+
+
+def _chunk(g, u) -> int:
+    """The rank of the chunk of steps a unit belongs to (strip.py), -1 for none."""
+    c = u.classes[0] if u.classes else u.peeled[0][0] if u.peeled else \
+        u.reduction.cls if u.reduction is not None else None
+    return g.chunk.get(c.id, -1) if c is not None else -1
 
 
 def plan(program, signature: tuple[bool, ...], batch: int | None) -> Plan | None:

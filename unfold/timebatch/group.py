@@ -84,9 +84,17 @@ class Grouping:
         self.flat = flat
         self.values = flat.values
         self.parts: list[Part] = []
+        self.made_down: set[int] = set()     # classes whose members were built last step first
+        #: class id → the rank of its chunk in the order the chunks run (strip.py; none: -1)
+        self.chunk: dict[int, int] = {}
         for c in flat.classes:
             self._settle(c)
-        self.classes = [c for c in flat.classes]
+        self._analyse(list(flat.classes))
+
+    def _analyse(self, classes: list[Class]) -> None:
+        self.classes = classes
+        self.parts = [p for c in classes for p in c.parts]
+        flat = self.flat
         self.kept: set[int] = {o[1] for o in flat.outputs}
         self.kept_rows: dict[int, set[int]] = {}
         for o in flat.outputs:
@@ -96,6 +104,15 @@ class Grouping:
         self.reductions: list[Reduction] = []
         self._find_reductions()
 
+    def regroup(self, classes: list[Class], new: list[Class]) -> None:
+        """The grouping of these classes instead (``new`` among them, with their variants as
+        the pass leaves them): regular members, readers and reductions found again."""
+        for c in new:
+            self._settle(c)
+        for c in classes:
+            c.reduction, c.absorbed = None, False
+        self._analyse(classes)
+
     # --- regular and peeled members --------------------------------------------------------------
 
     def _settle(self, c: Class) -> None:
@@ -104,6 +121,8 @@ class Grouping:
         index = np.concatenate([v[1] for v in variants])
         c.lo, c.hi = int(index.min()), int(index.max())
         c.count = len(index)
+        if len(variants[best][1]) > 1 and variants[best][1][0] > variants[best][1][-1]:
+            self.made_down.add(c.id)
         c.parts = []
         c.peeled = []
         for k, (desc, idx, first, node) in enumerate(variants):

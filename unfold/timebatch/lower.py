@@ -90,6 +90,8 @@ class Storage:
         self.nbytes = 0
         self.pinned: set[int] = set()      # buffers filled when planning (never shared)
         self.views: dict = {}              # derived views (a transpose, an aligned operand)
+        #: C-contiguous copies of fed values' views read by step loops (``_contiguous_operands``)
+        self.contiguous: dict = {}
         self.pre: list = []                # copies the unit being lowered needs first
         self.viewed: set[int] = set()      # singles that are views of another value
         #: classes whose slab is a view of another's: computed into it (``written``) or not at
@@ -106,6 +108,11 @@ class Storage:
         self.done: set[int] = set()
         #: fused cross-entropy gradients whose slab holds softmax − 1_y until scaled by g
         self.scale: set[int] = set()
+
+    def fed_owners(self) -> set[int]:
+        """The ids of the buffers of fed singles (never written by a run)."""
+        values = self.values
+        return {id(a) for k, a in self.single.items() if values[k].fed}
 
     def _lead(self, batched: bool) -> tuple[int, ...]:
         return (self.batch,) if batched and self.batch is not None else ()
@@ -274,7 +281,9 @@ def _single(st: Storage, v: Single) -> Instr | None:
 def _call(st: Storage, node: Node, desc: tuple, t: int, out: np.ndarray) -> Instr:
     values = tuple(st.at(e, t) for e in desc)
     flags = tuple(st.flag(e) for e in desc)
-    return Instr(*kernel(node, flags, values, out, st.batch, st.views))
+    _, ((fn, args),) = _contiguous_operands(
+        st, [kernel(node, flags, values, out, st.batch, st.views)], None, make=False)
+    return Instr(fn, args)
 
 
 def _peeled(st: Storage, c: Class, t: int, node: Node, desc: tuple) -> Instr:
@@ -378,6 +387,9 @@ def _fused(st: Storage, f) -> list[Instr]:
 
 def _scaled(st: Storage, c: Class) -> list[Instr]:
     """``cross_entropy_grad``'s slab, holding ``softmax − 1_y``, multiplied by its ``g``."""
+    e = c.desc[0]
+    if e[0] == "n" and st.values[e[1]].known and np.all(st.values[e[1]].value == 1):
+        return []                                    # (the seed ∂L/∂L = 1)
     inputs, flags, size = _fold_inputs(st, c, c.lo, c.hi)
     p = st.slab(c).reshape((size,) + c.rep.shape)
     return [Instr(np.multiply, (p, inputs[0][..., None], p))]
@@ -535,7 +547,8 @@ def _straight_step(st: Storage, u: Unit, order: list[Class], t: int, peeled) -> 
     calls = [kernel(node, tuple(st.flag(e) for e in desc), tuple(st.at(e, t) for e in desc),
                     st.row(c, t), st.batch, st.views)
              for c, desc, node in _kahn(before, priority, members)]
-    return [Instr(fn, args) for fn, args in merge_adjacent(calls)]
+    pre, calls = _contiguous_operands(st, merge_adjacent(calls), None)
+    return pre + [Instr(fn, args) for fn, args in calls]
 
 
 def _one_by_one(st: Storage, u: Unit) -> list[Instr]:
@@ -559,7 +572,9 @@ def _segment(st: Storage, order: list[Class], steps) -> list[Instr]:
     """Consecutive template steps: a Loop when every argument is a constant, a strided view or
     a ring row; else (or when short) one call per member and step."""
     if isinstance(steps, list):
-        return [Instr(fn, args) for t in steps for fn, args in _template(st, order, t)]
+        pre, calls = _contiguous_operands(
+            st, [call for t in steps for call in _template(st, order, t)], None)
+        return pre + [Instr(fn, args) for fn, args in calls]
     first, last, step = steps
     count = (last - first) * step + 1
     period = max([c.ring for c in order if c.ring] + [2])
@@ -598,12 +613,18 @@ def _segment(st: Storage, order: list[Class], steps) -> list[Instr]:
     return pre + [Loop(count, tuple(iterators), tuple(body))]
 
 
-def _contiguous_operands(st: Storage, body: list, iterators: list) -> tuple[list, list]:
+def _contiguous_operands(st: Storage, body: list, iterators: list | None,
+                         make: bool = True) -> tuple[list, list]:
     """A matrix product in a step loop reading a constant operand that is not C-contiguous —
     ``h(t−1) Wᵀ``, ``Wᵀ`` a transposed view of the fed ``W`` — reads a C-contiguous copy of it
     made once before the loop instead: OpenBLAS's product with a transposed operand and few
-    rows is 1.2–2.2× slower (a step's ``(B, n) · (n, 4n)``, B = 1…64). The copy is made when
-    nothing in the loop writes the operand's memory: no other argument of the loop shares it."""
+    rows is 1.2–2.2× slower (a step's ``(B, n) · (n, 4n)``, B = 1…64). The copy of a fed
+    value's view is made once per run and read by every loop and straight step after it (the
+    chunks of a strip-mined loop, strip.py); any other operand's is made before its loop, when
+    nothing in the loop writes the operand's memory (no other argument of the loop shares it).
+    ``iterators`` None: straight steps (``body`` the calls), which only read fed values' copies
+    (and with ``make`` False only those already made: a single call does not pay for one).
+    """
     candidates: dict[int, np.ndarray] = {}
     for fn, args in body:
         if fn is np.dot or fn is np.matmul:
@@ -613,18 +634,31 @@ def _contiguous_operands(st: Storage, body: list, iterators: list) -> tuple[list
                     candidates[id(a)] = a
     if not candidates:
         return [], body
+    fed = st.fed_owners()
     others: list[np.ndarray] = []
-    for fn, args in body:
-        dot = fn is np.dot or fn is np.matmul
-        for j, a in enumerate(args):
-            if isinstance(a, np.ndarray) and not (dot and j < 2 and id(a) in candidates):
-                others.append(a)
-    for _, it in iterators:                          # (the whole of the memory they walk)
-        others += [it] if isinstance(it, np.ndarray) else \
-            list({id(o): o for o in map(_owner, it)}.values())
+    if iterators is not None and any(id(_owner(a)) not in fed for a in candidates.values()):
+        for fn, args in body:
+            dot = fn is np.dot or fn is np.matmul
+            for j, a in enumerate(args):
+                if isinstance(a, np.ndarray) and not (dot and j < 2 and id(a) in candidates):
+                    others.append(a)
+        for _, it in iterators:                      # (the whole of the memory they walk)
+            others += [it] if isinstance(it, np.ndarray) else \
+                list({id(o): o for o in map(_owner, it)}.values())
     pre, copies = [], {}
     for k, a in candidates.items():
-        if any(np.may_share_memory(a, b) for b in others):
+        if id(_owner(a)) in fed:
+            key = (id(_owner(a)), _address(a), a.shape, a.strides)
+            copy = st.contiguous.get(key)
+            if copy is None and not make:
+                continue
+            if copy is None:
+                copy = st.contiguous[key] = st._alloc(a.shape, a.dtype)
+                pre.append(Instr(transposed_copy if a.flags.f_contiguous else np.copyto,
+                                 (copy, a)))
+            copies[k] = copy
+            continue
+        if iterators is None or any(np.may_share_memory(a, b) for b in others):
             continue
         copy = st._alloc(a.shape, a.dtype)
         pre.append(Instr(transposed_copy if a.flags.f_contiguous else np.copyto, (copy, a)))
@@ -635,8 +669,7 @@ def _contiguous_operands(st: Storage, body: list, iterators: list) -> tuple[list
 
 
 def _unrolled(st, order, first, last, step) -> list[Instr]:
-    return [Instr(fn, args) for t in range(first, last + step, step)
-            for fn, args in _template(st, order, t)]
+    return _segment(st, order, list(range(first, last + step, step)))
 
 
 def _address(a: np.ndarray) -> int:
@@ -733,8 +766,10 @@ def _reduction(st: Storage, red: Reduction) -> list[Instr]:
         if direct is not None:               # one part written straight into the sum
             rest = tuple(p for i, (p, _) in enumerate(parts) if i != j)
             code.append(Instr(*direct))
-            if rest or singles:
+            if rest:
                 code.append(Instr(add_into, (end, rest, tuple(singles))))
+            else:                            # (ufunc calls: their effects are known)
+                code += [Instr(np.add, (end, v, end)) for v in singles]
             return code
     return code + [Instr(sum_into, (end, tuple(p for p, _ in parts), tuple(singles)))]
 
@@ -795,6 +830,7 @@ def _rings(g: Grouping, units: list[Unit], exclude: set[int]) -> None:
                 continue
             far = 0
             ok = True
+            later = []          # rows read by units after the loop (the next chunk's first step)
             for reader, e in g.readers.get(c.id, ()):
                 if e[0] != "c" or isinstance(reader, Single):
                     ok = False
@@ -803,13 +839,26 @@ def _rings(g: Grouping, units: list[Unit], exclude: set[int]) -> None:
                     if reader.cls.id not in inside:
                         ok = False
                         break
-                elif any((reader.cls.id, int(t)) not in peeled_in and
-                         (int(t) + e[2] not in before or
-                          where.get((reader.cls.id, int(t)), i) >= i) for t in reader.index):
-                    ok = False
+                    far = max(far, abs(e[2]))
+                    continue
+                for t in reader.index.tolist():
+                    at = where.get((reader.cls.id, t), i)
+                    if (reader.cls.id, t) in peeled_in or t + e[2] in before and at < i:
+                        far = max(far, abs(e[2]))
+                    elif at > i:
+                        later.append(t + e[2])
+                    else:
+                        ok = False
+                        break
+                if not ok:
                     break
-                far = max(far, abs(e[2]))
             ring = max(far + 1, len(before))
+            if later:
+                # read after the loop: safe in a ring when among the rows the loop writes last
+                written = sorted([t for a, b in c.runs for t in range(a, b + 1)] +
+                                 [t for t, _, _ in c.peeled if (c.id, t) in peeled_in])
+                last = set(written[-ring:] if forward else written[:ring])
+                ok = ok and all(t in last for t in later)
             if ok and far < REACH and ring < c.rows:
                 c.ring = ring
 

@@ -414,7 +414,7 @@ def _ordered(users: list[int], spans: list[_Span]):
     return pairs
 
 
-def schedule(code: list, pinned: set[int]) -> list[int]:
+def schedule(code: list, pinned: set[int], chunks: list[int] | None = None) -> list[int]:
     """An order of the units ``code`` that keeps memory low: the positions of the units, in the
     order to run them.
 
@@ -427,8 +427,13 @@ def schedule(code: list, pinned: set[int]) -> list[int]:
     while the transient values the others free pile up. What this moves: the off-path factors
     of a backward pass computed while the forward values they read are alive, each
     derivative slab consumed right after it is made, the peeled first step of a backward loop
-    run just before the loop rather than where it was built."""
+    run just before the loop rather than where it was built.
+
+    ``chunks`` gives each unit the rank of the chunk of steps it belongs to (strip.py; -1 for
+    none): a unit of an earlier chunk runs first whatever its bytes, so that a chunk's values
+    die before the next chunk's are made."""
     n = len(code)
+    rank = chunks if chunks is not None else [0] * n
     if n > MAX_SCHEDULED:
         return list(range(n))
     touches: list[dict[int, int]] = []               # unit → {owner id: bytes}
@@ -470,7 +475,8 @@ def schedule(code: list, pinned: set[int]) -> list[int]:
                     c += size / writers[k]
                 if left[k] == 1:
                     c -= size
-            if cost is None or c < cost or (c == cost and u < best):
+            c = (rank[u], c, u)
+            if cost is None or c < cost:
                 best, cost = u, c
         ready.remove(best)
         order.append(best)
