@@ -20,6 +20,7 @@ import unfold as uf
 from unfold import timebatch
 from unfold.graph import Node
 from unfold.ops.base import is_placeholder
+from unfold.testing import gradcheck
 from unfold.testing.recurrences import cells
 from unfold.timebatch import lower
 from timebatch_tolerance import assert_agree
@@ -132,3 +133,45 @@ def test_gradients_of_gradients_agree(drawn):
                  for d in first]
     s = projected[0] if len(projected) == 1 else uf.add_n(projected)
     _compare([s] + uf.grad(s, g.params) + first, drawn.feed, drawn.dtype, loops=False)
+
+
+@settings(max_examples=max(4, FEW // 3))
+@given(drawn=cells(max_states=2, max_size=2, max_steps=4, loss_steps=True,
+                   activations=("identity", "tanh", "sigmoid", "softsign", "hand sigmoid")))
+def test_gradcheck_passes_through_the_compiled_path_on_drawn_cells(drawn):
+    """``gradcheck`` evaluates the gradients and the finite differences time-batched (the
+    default): both through the compiler, for every parameter and every step of ``x``."""
+    g = drawn.unfold()
+    assume(np.all(np.abs(uf.evaluate([g.loss], drawn.feed, mode="reference")[0]) < 1e6))
+    program = uf.compile(uf.grad(g.loss, g.params))
+    program(drawn.feed)
+    assert any(p is not None for p in program._batched_plans.values()), \
+        "the time-batched compiler gave up on this graph"
+    gradcheck(g.loss, g.params + g.over_time("x"), drawn.feed)
+
+
+@settings(max_examples=max(6, FEW // 2))
+@given(drawn=cells(max_states=3, max_steps=5), mask=st.booleans(),
+       truncate=st.sampled_from([None, 1, 2]))
+def test_generated_unfolding_builds_what_the_loop_builds(drawn, mask, truncate):
+    """The batched and the reference evaluations share one unfolded graph, so a wrong graph is
+    invisible to them: unfolding's generated step functions (``recurrence.GENERATED``) against
+    its loop (``_copy_step``) — the same nodes (op, step, batch flag, shape) and bit-identical
+    values, masks and truncation included."""
+    from unfold import recurrence
+    feed = dict(drawn.feed)
+    if mask:
+        feed["mask"] = _lengths_mask(drawn)
+    built = []
+    for generated in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(recurrence, "GENERATED", generated)
+            g = drawn.unfold(mask=mask, truncate=truncate)
+        outputs = [g.loss] + uf.grad(g.loss, g.params) + \
+            [g.final(s) for s in drawn.recurrence.states]
+        nodes = sorted((n.op.name, n.step or 0, n.may_batch, n.shape) for n in g.nodes())
+        built.append((nodes, uf.evaluate(outputs, feed, mode="reference")))
+    (nodes, values), (loop_nodes, loop_values) = built
+    assert nodes == loop_nodes
+    for a, b in zip(values, loop_values):
+        np.testing.assert_array_equal(a, b)

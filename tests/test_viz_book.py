@@ -242,3 +242,18 @@ def test_hide_contracts_inner_values_and_drops_a_hidden_loss():
     assert ("o", "h", 1, ("W",)) in {(e.src, e.dst, e.delay, e.labels) for e in test_time.edges}
     with pytest.raises(ValueError, match="cannot hide 'h'"):
         contract(m.rnn(3, 4, 2), hide=("h",))
+
+
+def test_named_constants_label_their_edges_like_parameters():
+    """Finding 37: an echo state network's fixed reservoir (``constant(W, name="W")``, section
+    10.8) labels x –U→ h and the W loop as Fig. 10.3 does; unnamed constants label nothing."""
+    import unfold.models as models
+    labels = {(e.src, e.dst): e.labels for e in contract(models.echo_state(2, 5, 1)).edges}
+    assert labels[("x", "h")] == ("U",) and labels[("h", "h")] == ("W",)
+    assert labels[("h", "o")] == ("V",)
+
+
+@pytest.mark.parametrize("name", ["yhat", "y_hat"])
+def test_a_hatted_name_is_drawn_with_its_hat(name):
+    """Finding 38: eq. 10.11's ŷ, named yhat or y_hat, is drawn ŷ (as beta is drawn β)."""
+    assert L.symbol(name) == "<B><I>ŷ</I></B>"

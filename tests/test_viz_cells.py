@@ -268,3 +268,27 @@ def test_unfolded_cells_stand_evenly_spaced(make):
     xs = sorted(p[0] for p in Laid(viz.unfolded(make(), steps=3)).cells()["x"].values())
     gaps = [b - a for a, b in zip(xs, xs[1:])]
     assert max(gaps) - min(gaps) < 2, gaps
+
+
+@pytest.mark.parametrize("make, layers", [
+    (lambda: models.deep_rnn(3, [2, 2], 4, cell="lstm"), [("s_1", "h_1"), ("s_2", "h_2")]),
+    (lambda: models.bidirectional(3, 2, 4, cell="gru"), [("h",), ("g.h",)]),
+    (lambda: models.lstm(3, 2, 4), [("s", "h")])], ids=["deep lstm", "bidirectional gru", "lstm"])
+def test_a_cell_per_layer_and_per_direction(make, layers):
+    """Findings 14b, 31, 34: a stack of LSTM layers has a cell per layer (the next layer reads
+    h_1(t) through its parameters: an input of its cell, as in Fig. 10.13a), a bidirectional
+    GRU a cell per direction; each cell writes its own states and reads the states of its own
+    layer from the step before, and only states cross between steps."""
+    rec = make()
+    laid = Laid(viz.unfolded(rec, steps=3))
+    names = ["cell"] if len(layers) == 1 else [f"cell_{k}" for k in range(1, len(layers) + 1)]
+    for name, states in zip(names, layers):
+        for t in (1, 2, 3):
+            out = {e.head for e in laid.edges if e.tail == f"{name}({t})"}
+            assert {f"{s}({t})" for s in states} <= out, (name, t, out)
+            into = {e.tail for e in laid.edges if e.head == f"{name}({t})"}
+            earlier = {n for n in into if re.search(r"\((\d)\)$", n).group(1) != str(t)}
+            assert {n.rsplit("(", 1)[0] for n in earlier} <= set(states), (name, t, into)
+    if len(layers) == 2 and layers[0][0] == "s_1":
+        assert "h_1(2)" in {e.tail for e in laid.edges if e.head == "cell_2(2)"}
+        assert laid.xy("cell_1(2)")[1] < laid.xy("cell_2(2)")[1]          # layer 1 below

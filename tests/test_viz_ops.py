@@ -14,6 +14,7 @@ import unfold as uf
 import viz
 from test_viz_book import edges, nodes, rnn
 from unfold.graph import topological
+from viz.book import contract
 from viz.gradients import meanings
 from viz.ops_view import CollapsedStepsWarning
 
@@ -167,7 +168,7 @@ def test_gradients_of_states_given_as_a_mapping_are_one_node_each():
         u = make().unfold(3)
         values = [u.at(v, t) for t in (1, 2, 3) for v in names]
         src = viz.graph(u.loss, backward=dict(zip(values, uf.grad(u.loss, values)))).source
-        labels = re.findall(r'label=<<B>(∇[hs]\(\d\))</B>', src)
+        labels = re.findall(r'label=<[^\n]*?<B>(∇[hs]\(\d\))</B>', src)   # (or in a table)
         assert sorted(labels) == sorted(f"∇{v}({t})" for t in (1, 2, 3) for v in names)
 
 
@@ -202,3 +203,52 @@ def test_bad_arguments_are_library_errors():
         target = bad.pop("nodes")
         with pytest.raises(uf.UnfoldError):
             viz.graph(target, **bad)
+
+
+@pytest.mark.parametrize("sigma", ["uf.sigmoid", "written out", "stacked and sliced"])
+def test_inline_gates_are_named_in_the_op_view_as_in_the_book_view(sigma):
+    """Finding 20b: gates left unnamed (σ inline, written out as 1/(1 + exp(−a)), or one σ over
+    a stacked matrix, sliced) are f(t), g(t), q(t) in the forward panel and ∇f(t)… in the
+    backward one, as viz.folded names them (viz.recovered rebuilds the folded step)."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (2,)), rec.target("y", ())
+    h, s = rec.state("h", (3,)), rec.state("s", (3,))
+    sig = (lambda a: 1.0 / (1.0 + uf.exp(-a))) if sigma == "written out" else uf.sigmoid
+    if sigma == "stacked and sliced":
+        z = sig(rec.param("M", (9, 3)) @ h + rec.param("N", (9, 2)) @ x)
+        f, g, q = z[0:3], z[3:6], z[6:9]
+    else:
+        f, g, q = (sig(rec.param(f"W{k}", (3, 3)) @ h + rec.param(f"U{k}", (3, 2)) @ x)
+                   for k in "fgq")
+    cand = uf.tanh(rec.param("W", (3, 3)) @ h + rec.param("U", (3, 2)) @ x)
+    s_t = rec.update(s, f * s + g * cand)
+    h_t = rec.update(h, uf.tanh(s_t) * q)
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (4, 3)) @ h_t), y))
+    assert {"f", "g", "q"} <= set(contract(rec).variables)
+    u = rec.unfold(3)
+    params = list(u.params)
+    src = viz.graph(u.loss, backward=dict(zip(params, uf.grad(u.loss, params)))).source
+    for k in "fgq":
+        for t in (1, 2, 3):
+            assert f"<B>{k}({t})</B>" in src and f"<B>∇{k}({t})</B>" in src, (k, t)
+
+
+def test_the_parameters_of_joined_recurrences_are_qualified():
+    """Finding 35: an encoder and a decoder joined with bind, each with its own W and U: the op
+    view names them as net.param_names does (encoder.W, decoder.W), in the legend, the copies
+    and the gradients' sums, and gives each its own columns; a graph of one recurrence keeps
+    the plain names and steps."""
+    import unfold.models as models
+    net = models.encoder_decoder(3, 2, 4)
+    joined = net.decoder.unfold(2, bind={"C": net.encoder.unfold(3).final("h")})
+    params = list(joined.params)
+    src = viz.graph(joined.loss, backward=dict(zip(params, uf.grad(joined.loss, params)))).source
+    for name in joined.param_names:
+        assert f"<B>{name}</B>" in src, name
+    sums = re.findall(r"<B>∇([\w.]+)</B> = Σ_t", src)             # (in the labels)
+    assert len(sums) == len(set(sums)) and all(s in joined.param_names for s in sums), sums
+    # each recurrence's steps in columns of their own, the encoder's first (both panels)
+    assert re.findall(r'label="(\w+ step \d)"', src) == 2 * (
+        [f"encoder step {t}" for t in (1, 2, 3)] + [f"decoder step {t}" for t in (1, 2)])
+    single = viz.graph(rnn().unfold(2).loss).source
+    assert "<B>W</B>" in single and "rnn.W" not in single and "rnn step" not in single

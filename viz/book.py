@@ -290,7 +290,7 @@ class _Contraction:
             below[node] = found
         multiplies: dict[Node, list[str]] = {}     # node → params that multiply there
         adds: dict[Node, list[str]] = {}           # node → params added there
-        for p in sorted({i for n in inside for i in n.inputs if i.op is PARAM},
+        for p in sorted({i for n in inside for i in n.inputs if _labels(i)},
                         key=self.rank.__getitem__):
             for meet in self.meetings(p, inside, below):
                 table = adds if meet.op.name in ADDITIVE else multiplies
@@ -411,6 +411,12 @@ class _Contraction:
             return (self.rank[src], 0)
         name, delay, _ = src
         return (self.rank.get(self.node_of.get(name), -1), delay)
+
+
+def _labels(node: Node) -> bool:
+    """Whether ``node`` names an edge it is met on: a parameter, or a named constant (an echo
+    state network's fixed reservoir ``W``, ``U``, section 10.8)."""
+    return node.op is PARAM or node.op is CONSTANT and node.name is not None
 
 
 def _gating(node: Node, below: dict) -> bool:

@@ -84,6 +84,35 @@ def _words(book: Book, names: Mapping[str, str]) -> dict[str, str]:
             **{k: v for k, v in names.items() if k in book.variables}}
 
 
+def _spread(book: Book, row: Mapping[str, int], in_row: Mapping[int, list[str]]
+            ) -> dict[tuple[str, str], str]:
+    """(unit, source) → the port at which each of several inputs from the row below enters a
+    unit (``x(t)`` and ``h(t−1)`` into every gate of an LSTM: at one point their arrowheads
+    met): the one straight under it at ``s``, those left of it at ``sw``, right at ``se`` —
+    each on the side it comes from, so that no edge hooks round the unit to reach a far
+    corner; two on one side, the nearer at ``s`` (the ``input`` unit, leftmost: ``s``, ``se``).
+    Where a variable stands is guessed from its place in its row, centred (``x``, ``h(t−1)``
+    under the middle two of four gates)."""
+    def place(name: str) -> float:
+        names = in_row[row[name]]
+        return names.index(name) - (len(names) - 1) / 2
+    out = {}
+    for dst in book.variables:
+        srcs = sorted({e.src for e in book.inputs_of(dst)
+                       if not e.delay and row[e.src] == row[dst] - 1}, key=place)
+        if not 2 <= len(srcs) <= 3:
+            continue
+        here = place(dst)
+        ports = ["s" if abs(place(s) - here) < 0.25 else "sw" if place(s) < here else "se"
+                 for s in srcs]
+        if len(set(ports)) < len(ports):         # (all on one side: the nearest at s)
+            ports = ["sw", "s", "se"] if len(srcs) == 3 else \
+                ["s", "se"] if ports[0] == "se" else ["sw", "s"] if ports[-1] == "sw" else \
+                ["sw", "se"]
+        out.update(((dst, src), port) for src, port in zip(srcs, ports))
+    return out
+
+
 class _CellDrawer(_Drawer):
     """A folded drawer whose nodes show units (symbol inside, words beside) and products."""
 
@@ -92,6 +121,37 @@ class _CellDrawer(_Drawer):
     def __init__(self, dot, book: Book, words: Mapping[str, str], params: bool) -> None:
         super().__init__(dot, book, None, params=params, biases=False)
         self.words = words
+        self.name_of: dict[str, str] = {}           # node id → variable
+        self.spread = _spread(book, self.row, self.in_row())
+
+    def in_row(self) -> dict[int, list[str]]:
+        """Each row's variables left to right, as ``_spread`` guesses them: the units in the
+        book's order (``cell`` chains them), the inputs ``x(t)``, then the states' pasts
+        ``h(t−1)``, then a backward state's ``g(t+1)`` (not chained: ordering the bottom row
+        added crossings to stacked cells)."""
+        out: dict[int, list[str]] = {}
+        for name, v in self.book.variables.items():
+            out.setdefault(self.row[name], []).append(name)
+
+        def when(name: str) -> int:
+            shows = self.book.variables[name].shows
+            return 0 if shows is None else 1 if shows[1].startswith("t-") else 2
+        return {r: sorted(names, key=when) for r, names in out.items()}
+
+    def connect(self, tail: str, head: str, e: Edge, tip: str, **kw) -> None:
+        """(Several inputs from below enter a unit at points of their own: ``_spread``; not
+        the column's own edge, ``weight`` 4, which a port pulls out of line.)"""
+        if not kw.get("port") and kw.get("weight") != "4" and (e.dst, e.src) in self.spread:
+            kw["port"] = self.spread[(e.dst, e.src)]
+        super().connect(tail, head, e, tip, **kw)
+
+    def edge(self, a: str, b: str, **attrs: str) -> None:
+        """(A delay square's edge down into a gating × enters it from the side of the square:
+        at its top it met the ×'s own edge up into the state.)"""
+        var = self.book.variables.get(self.name_of.get(b, ""))
+        if "[delay" in a and ":" not in b and var is not None and var.kind == "product":
+            b += ":e"
+        super().edge(a, b, **attrs)
 
     def variable(self, name: str, step: str | None = None, key: str | None = None,
                  suffix: str = "", **attrs: str) -> str:
@@ -119,6 +179,7 @@ class _CellDrawer(_Drawer):
                     "width": self.size(word, "" if word else name), "tooltip": L.tooltip(name)}
         self.dot.node(node, **{**look, **attrs})
         self.ranks.setdefault(self.row[name], []).append(node)
+        self.name_of[node] = name
         return node
 
     def size(self, word: str, name: str = "", step: str | None = None) -> str:

@@ -53,46 +53,78 @@ def mode(book: Book, cells: str) -> str:
     return cells
 
 
-def cell_name(book: Book) -> str:
+def groups(book: Book) -> list[tuple[list[str], list[str]]]:
+    """The step's cells: (internal values, states) of each, in the order they are computed. An
+    internal value belongs with what it feeds within the step (other internal values, states),
+    and a state with a state that reads it through no parameter (an LSTM's ``h = tanh(s) q``
+    reads ``s``); a state read through a parameter (the next layer's ``U_2 h_1``, its gates'
+    ``W h_1``) is an input of its reader's cell, not part of it. So a stack of LSTM layers has
+    a cell per layer, a bidirectional GRU a cell per direction, and a single gated recurrence
+    one cell. States computed through no internal value have no cell."""
+    inner = internals(book)
+    states = [v.name for v in book.variables.values() if v.kind == "state"]
+    parent = {n: n for n in inner + states}
+
+    def root(n: str) -> str:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+    for e in book.edges:
+        if e.delay or e.src not in parent or e.dst not in parent:
+            continue
+        if e.src in inner or not (e.labels or e.biases):
+            a, b = root(e.src), root(e.dst)
+            if a != b:
+                parent[b] = a
+    found: dict[str, tuple[list[str], list[str]]] = {}
+    for n in book.variables:                      # (in the order they are computed)
+        if n in parent:
+            found.setdefault(root(n), ([], []))[0 if n in inner else 1].append(n)
+    return [g for g in found.values() if g[0]]
+
+
+def cell_names(book: Book, count: int) -> list[str]:
+    """``cell`` for one cell, ``cell_1``, ``cell_2``… for several (primed if taken)."""
     name = "cell"
-    while name in book.variables:
+    while any(n == name or n.startswith(name + "_") for n in book.variables):
         name += "'"
-    return name
+    return [name] if count == 1 else [f"{name}_{k}" for k in range(1, count + 1)]
 
 
 def compact(book: Book) -> Book:
-    """``book`` with its internal values and state updates folded into one ``cell`` variable:
-    what reads an internal value or a state within the step reads the cell; every state is
-    written by the cell; edges into the cell carry no parameters (the cell's tooltip lists
-    them)."""
-    inner = internals(book)
-    states = [v.name for v in book.variables.values() if v.kind == "state"]
-    inside = set(inner) | set(states)
-    cell = cell_name(book)
-    params: list[str] = []
+    """``book`` with each cell's internal values and states (``groups``) folded into one
+    ``cell`` variable: what reads an internal value or a state within its cell reads the cell;
+    every state of a cell is written by it; edges into a cell carry no parameters (the cell's
+    tooltip lists them)."""
+    cells = groups(book)
+    names = cell_names(book, len(cells))
+    owner: dict[str, int] = {}
+    for k, (inner, states) in enumerate(cells):
+        owner.update((n, k) for n in inner + states)
+    inner = {n for i, _ in cells for n in i}
+    params: list[list[str]] = [[] for _ in cells]
     edges: list[Edge] = []
     for e in book.edges:
-        into = e.dst in inside
-        if into and (e.src in inner or (e.src in states and e.delay == 0)):
-            params += [p for p in e.labels + e.biases if p not in params]
-            continue                                       # inside the cell
-        if into:
-            params += [p for p in e.labels + e.biases if p not in params]
-            edges.append(Edge(e.src, cell, e.delay, e.backward))
+        k = owner.get(e.dst)
+        if k is not None:
+            params[k] += [p for p in e.labels + e.biases if p not in params[k]]
+            if owner.get(e.src) == k and (e.src in inner or e.delay == 0):
+                continue                                   # inside the cell
+            edges.append(Edge(e.src, names[k], e.delay, e.backward))
         elif e.src in inner:
-            edges.append(Edge(cell, e.dst, 0, False, e.labels, e.biases))
+            edges.append(Edge(names[owner[e.src]], e.dst, 0, False, e.labels, e.biases))
         else:
             edges.append(e)
-    edges += [Edge(cell, s) for s in states]
+    edges += [Edge(names[k], s) for k, (_, states) in enumerate(cells) for s in states]
     out = Book(book.name)
-    placed = False
     for v in book.variables.values():
         if v.name in inner:
             continue
-        if v.kind == "state" and not placed:
-            out.variables[cell] = Variable(cell, "cell", members=tuple(inner),
-                                           params=tuple(params))
-            placed = True
+        k = owner.get(v.name)
+        if k is not None and names[k] not in out.variables:    # (before its first state)
+            out.variables[names[k]] = Variable(names[k], "cell", members=tuple(cells[k][0]),
+                                               params=tuple(params[k]))
         out.variables[v.name] = v
     out.edges = _merged(edges)
     return out

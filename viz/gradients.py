@@ -15,7 +15,8 @@ the backward step of one of ``x``'s users built — so it can be read off the gr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from types import MappingProxyType
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -33,11 +34,18 @@ class Meaning:
 
     of: Node
     kind: str = "grad"
+    name: str | None = None     # what ``of`` is called, if not its own name: an unnamed gate's
+    #                             letter, a joined graph's qualified ``encoder.W``
+
+    @property
+    def title(self) -> str | None:
+        """The name of ``of`` as drawn (``name``, else its own), or None."""
+        return self.name if self.name is not None else self.of.name
 
     @property
     def label(self) -> str:
         x = self.of
-        name = x.name if x.name is not None else _unnamed(x)
+        name = self.title if self.title is not None else _unnamed(x)
         if self.kind == "total":
             return f"∇{name} = Σ_t ∇{name}(t)"
         if self.kind == "partial":
@@ -62,9 +70,13 @@ def _is_copy(node: Node) -> bool:
     return node.op is ALIAS and node.step is not None and node.inputs[0].op is PARAM
 
 
-def meanings(forward: Iterable[Node], backward: Iterable[Node]) -> dict[Node, Meaning]:
+def meanings(forward: Iterable[Node], backward: Iterable[Node],
+             names: Mapping[Node, str] = MappingProxyType({})) -> dict[Node, Meaning]:
     """The meaning of the gradient nodes of ``backward`` (inputs before users) with respect to
-    the forward nodes ``forward``; nodes without a clear meaning are left out."""
+    the forward nodes ``forward``; nodes without a clear meaning are left out. ``names``: what
+    forward nodes are called instead of their own names — an inline σ gate's letter
+    (``viz.recovered.gate_names``: ``∇f(t)``, a named value in its own right), a joined graph's
+    qualified parameters (``∇encoder.W(t)``)."""
     forward = list(forward)
     fset = set(forward)
     users: dict[Node, set[Node]] = {}          # (sets: == between nodes is element-wise)
@@ -147,10 +159,10 @@ def meanings(forward: Iterable[Node], backward: Iterable[Node]) -> dict[Node, Me
                 if sender is not None:
                     copy_of[start] = sender
         for p in parts[:-1]:
-            out[p] = Meaning(param, "partial")
-        out[parts[-1]] = Meaning(param, "total")
+            out[p] = Meaning(param, "partial", names.get(param))
+        out[parts[-1]] = Meaning(param, "total", names.get(param))
     for g, x in copy_of.items():
-        out.setdefault(g, Meaning(x))
+        out.setdefault(g, Meaning(x, name=names.get(x)))
     # an op whose backward step builds nothing (a name, an add) passes its gradient on as it
     # is: to an input it alone reads, whose gradient is then the same node
     for x in forward:
@@ -170,7 +182,8 @@ def meanings(forward: Iterable[Node], backward: Iterable[Node]) -> dict[Node, Me
         if g is None:
             continue
         old = out.get(g)
-        if old is None or (old.kind == "grad" and x.name is not None and
-                           (old.of.name is None or old.of.op is not ALIAS)):
-            out[g] = Meaning(x)
+        name = names.get(x, x.name)
+        if old is None or (old.kind == "grad" and name is not None and
+                           (old.title is None or old.of.op is not ALIAS)):
+            out[g] = Meaning(x, name=names.get(x))
     return out

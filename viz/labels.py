@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 
 from graphviz import nohtml
 
@@ -80,11 +81,16 @@ GREEK = dict(zip(
 def symbol(name: str, size: float = 14) -> str:
     """A variable or parameter name in the book's style, as HTML-label markup: bold italic, and
     what follows the first ``_`` as a subscript (``W_f`` → 𝑾_f); a Greek letter spelled out
-    as the whole base or subscript is drawn as the letter (``beta`` → β, ``w_beta`` → w_β)."""
+    as the whole base or subscript is drawn as the letter (``beta`` → β, ``w_beta`` → w_β); a
+    letter with ``hat`` is hatted (``yhat``, ``y_hat`` → ŷ, eq. 10.11's)."""
     base, _, sub = name.partition("_")
     if not base:                              # "_x": no base letter to hang a subscript on
         base, sub = name, ""
     base, sub = GREEK.get(base, base), GREEK.get(sub, sub)
+    if sub == "hat":                                             # y_hat → ŷ
+        base, sub = unicodedata.normalize("NFC", base + "\u0302"), ""
+    elif len(base) == 4 and base.endswith("hat"):                # yhat → ŷ
+        base = unicodedata.normalize("NFC", base[0] + "\u0302")
     out = f"<B><I>{esc(base)}</I></B>"
     if sub:
         out += _small(f"<I>{esc(sub)}</I>", round(0.7 * size, 1), "SUB")
@@ -121,6 +127,15 @@ def cell(name: str, members: tuple[str, ...] | list[str], step: str | int | None
                    (f'<TD ROWSPAN="{ports}" CELLPADDING="5">{head}</TD>' if k == 0 else "") +
                    f'<TD PORT="e{k}" WIDTH="2" HEIGHT="7"></TD></TR>' for k in range(ports))
     return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">{rows}</TABLE>>'
+
+
+def ported(label: str, ports: int, prefix: str) -> str:
+    """The HTML ``label`` (``<…>``) over a row of ``ports`` ports ``<prefix>0 …`` along the
+    node's lower side, one per edge entering from below."""
+    cells = "".join(f'<TD PORT="{prefix}{k}" WIDTH="9" HEIGHT="3"></TD>' for k in range(ports))
+    return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>' \
+           f'<TD COLSPAN="{ports}" CELLPADDING="3">{label[1:-1]}</TD></TR><TR>{cells}</TR>' \
+           f'</TABLE>>'
 
 
 def unit(name: str, op: str | None = None, word: str = "", size: float = 14) -> str:

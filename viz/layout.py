@@ -99,8 +99,8 @@ def _backward_only(book: Book) -> set[str]:
     kinds = {v.name: v for v in states}
     out = set()
     for v in book.variables.values():
-        if v.kind not in ("named", "point"):
-            continue
+        if v.kind not in ("named", "point", "unit", "product", "complement"):
+            continue              # (the last three: viz.cell's, a backward cell's input unit)
         reached, stack = set(), [v.name]
         while stack:
             for d in feeds.get(stack.pop(), ()):

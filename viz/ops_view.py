@@ -40,6 +40,7 @@ from unfold.recurrence import STATE
 
 from . import labels as L
 from .gradients import Meaning, _is_copy, meanings
+from .recovered import gate_names, owners
 from .output import Drawing
 
 GRAPH = {"rankdir": "BT", "newrank": "true", "remincross": "false", "nodesep": "0.15", "ranksep": "0.18",
@@ -71,16 +72,32 @@ class CollapsedStepsWarning(UserWarning):
     """An op view draws the middle steps of a long graph as one box."""
 
 
-def _title(node: Node) -> str:
-    return node.name if node.step is None else f"{node.name}({node.step})"
+def _qualified(forward: list[Node]) -> dict[Node, str]:
+    """In a graph that joins recurrences (``bind``), each parameter and its copies by the name
+    ``Unfolded.param_names`` gives it, ``encoder.W``, ``decoder.W``: two legends "W", two
+    "∇W = Σ_t ∇W(t)" could not be told apart."""
+    params = [n for n in forward if n.op is PARAM]
+    if len({p.attrs.get("recurrence") for p in params} - {None}) < 2:
+        return {}
+    out = {p: f"{p.attrs['recurrence']}.{p.name}" for p in params
+           if p.attrs.get("recurrence") is not None}
+    out.update((n, out[n.inputs[0]]) for n in forward if _is_copy(n) and n.inputs[0] in out)
+    return out
 
 
-def _label(node: Node) -> tuple[str, dict[str, str]]:
-    """The HTML label and the shape attributes of one forward node."""
+def _title(node: Node, name: str | None = None) -> str:
+    name = node.name if name is None else name
+    return name if node.step is None else f"{name}({node.step})"
+
+
+def _label(node: Node, name: str | None = None) -> tuple[str, dict[str, str]]:
+    """The HTML label and the shape attributes of one forward node; ``name``: what it is
+    called instead of its own name (``_OpGraph.alias``)."""
     if node.op is PARAM:
-        return f"<<B>{L.esc(_title(node))}</B>>", {"shape": "box", "style": "bold"}
+        return f"<<B>{L.esc(_title(node, name))}</B>>", {"shape": "box", "style": "bold"}
     if _is_copy(node):                               # many of them: small, plain
-        return f"<{L.esc(_title(node))}>", {"shape": "box", "style": "dashed", "fontsize": "8"}
+        return f"<{L.esc(_title(node, name))}>", {"shape": "box", "style": "dashed",
+                                                  "fontsize": "8"}
     if node.op is CONSTANT:
         value = node.attrs["value"]
         text = np.array2string(value, precision=3) if value.size <= 3 else \
@@ -89,10 +106,10 @@ def _label(node: Node) -> tuple[str, dict[str, str]]:
     if node.op is STATE:                         # a state read d steps back, h(t−1)
         return (f"<<B>{L.esc(node.name)}</B>(<I>t</I>−{node.attrs['delay']})>",
                 {"shape": "ellipse", "style": "dashed"})
-    if node.name is not None:
+    if node.name is not None or name is not None:
         extra = "" if node.op in (ALIAS, INPUT) else \
             f'<BR/><FONT POINT-SIZE="8">{L.esc(node.op.name)}</FONT>'
-        return f"<<B>{L.esc(_title(node))}</B>{extra}>", {"shape": "ellipse", "style": ""}
+        return f"<<B>{L.esc(_title(node, name))}</B>{extra}>", {"shape": "ellipse", "style": ""}
     return f"<{L.esc(SYMBOLS.get(node.op.name, node.op.name))}>", {}
 
 
@@ -105,7 +122,10 @@ class _OpGraph:
         self.grads = [n for n in topological(backward) if n not in fset] if backward else []
         self.gset = set(self.grads)
         self.order = sorted(self.forward + self.grads, key=lambda n: n.serial)
-        self.meaning: dict[Node, Meaning] = meanings(self.forward, self.grads)
+        # what nodes are called instead of their own names: the unnamed gates as the book
+        # view names them (f(t), and ∇f(t) below), parameters of joined recurrences qualified
+        self.alias: dict[Node, str] = {**gate_names(self.forward), **_qualified(self.forward)}
+        self.meaning: dict[Node, Meaning] = meanings(self.forward, self.grads, self.alias)
         self.step = self.steps()
         self.shown = self.within(roots + backward, depth)
         self.ids: dict[Node, str] = {}
@@ -164,10 +184,10 @@ class _OpGraph:
             k = position[node]
             m = self.meaning.get(node)
             if m is not None:
-                base = "grad " + (L.node_id(m.of.name or m.of.op.name, m.of.step)
-                                  if m.kind == "grad" else f"{m.of.name} {m.kind}")
-            elif node.name is not None:
-                base = L.node_id(node.name, node.step)
+                base = "grad " + (L.node_id(m.title or m.of.op.name, m.of.step)
+                                  if m.kind == "grad" else f"{m.title} {m.kind}")
+            elif node.name is not None or node in self.alias:
+                base = L.node_id(self.alias.get(node, node.name), node.step)
             else:
                 base = f"{node.op.name}#{k}"
             if node in self.gset and m is None:
@@ -192,7 +212,7 @@ class _OpGraph:
             return True
         if m is None or m.kind == "partial":
             return False
-        return m.of.name is not None or m.kind == "seed"
+        return m.title is not None or m.kind == "seed"
 
 
 def _collapse(g: _OpGraph, nodes: list[Node], collapse: int | None, budget: int | None
@@ -277,7 +297,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             g.results.discard(r)
             g.results.add(inner)
             continue
-        g.meaning[r] = Meaning(x, "total" if copies.get(x, 0) > 1 else "grad")
+        g.meaning[r] = Meaning(x, "total" if copies.get(x, 0) > 1 else "grad", g.alias.get(x))
     draw = g.drawn(backward_ops)
     hidden = set(_collapse(g, draw, collapse, budget))
     visible = [n for n in draw if g.step[n] not in hidden]       # (the others: in the box)
@@ -302,12 +322,16 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     column: dict[str, float | None] = {}
     members: dict[str, Node] = {}
     copied = set(g.uses.values())
+    shift, titles = _joined(g) if clusters and not hidden else ({}, {})
+
+    def column_of(n: Node) -> float | None:
+        return None if not clusters or g.step[n] is None else g.step[n] + shift.get(n, 0)
     for n in visible:
         if g.rep.get(n, n) is n and n not in copied:
             ident = g.ids[n]
             members[ident] = n
             panel[ident] = n in g.gset
-            column[ident] = g.step[n] if clusters else None
+            column[ident] = column_of(n)
     for part, ident in box.items():
         if any(panel[i] is part for i in panel) or not part:
             panel[ident], column[ident] = part, min(hidden) - 0.5
@@ -317,9 +341,15 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             panel[tail], column[tail] = panel[head], column[head]
         elif tail in refs:                       # in the backward panel, in its own step
             panel[tail] = True
-            column[tail] = g.step[refs[tail]] if clusters else None
+            column[tail] = column_of(refs[tail])
     parts = [False] + ([True] if g.grads else [])
     placed = _Columns(panel, column, edges, clusters)
+    placed.titles = titles
+    ports = _head_ports(edges, placed.row, column)
+    g.many = {}                          # nodes entered at a row of ports (_head_ports)
+    for (_, head, _), port in zip(edges, ports):
+        if port.startswith(_MANY):
+            g.many[head] = g.many.get(head, 0) + 1
     for part in parts:
         mine = [i for i in panel if panel[i] is part]
         with dot.subgraph(name=f"cluster_{'backward' if part else 'forward'}"
@@ -346,8 +376,8 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                         tooltip=L.tooltip(f"{g.ids[n]}: a constant, drawn at each use{_at(g, n)}"))
                 elif ident in refs:
                     n = refs[ident]
-                    frame.node(ident, _label(n)[0], shape="plaintext", fontcolor="#999999",
-                               fontsize="8", height="0.15", tooltip=L.tooltip(
+                    frame.node(ident, _label(n, g.alias.get(n))[0], shape="plaintext",
+                               fontcolor="#999999", fontsize="8", height="0.15", tooltip=L.tooltip(
                                    f"{g.ids[n]}: the forward value{_at(g, n)}, read here by "
                                    f"the backward pass"))
             if loose:
@@ -357,16 +387,43 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                     _nodes(row, loose, g, part)
             if clusters:
                 placed.scaffold(frame, part)
-    for (tail, head, attrs), port in zip(edges, _head_ports(edges, placed.row, column)):
+    for (tail, head, attrs), port in zip(edges, ports):
         dot.edge(tail, head, **attrs, **({"headport": port} if port else {}))
     placed.rank(dot)
     return dot
 
 
-#: where the inputs of a node enter it, left to right, by their number (more: unported)
-_PORTS = {2: ("sw", "se"), 3: ("sw", "s", "se"), 4: ("w", "sw", "se", "e"),
-          5: ("w", "sw", "s", "se", "e"), 6: ("nw", "w", "sw", "se", "e", "ne"),
-          7: ("nw", "w", "sw", "s", "se", "e", "ne")}
+def _joined(g: _OpGraph) -> tuple[dict[Node, int], dict[int, str]]:
+    """In a graph joining recurrences (``bind``), each recurrence's steps in columns of their
+    own, one recurrence after the other (the encoder's steps 1…n_x, then the decoder's: they
+    shared the columns "step 1", "step 2"): the shift of each stepped node's column, and the
+    columns' names ("encoder step 1"). Gradient nodes go with their forward nodes."""
+    owner, names = owners(g.forward)
+    if not owner:
+        return {}, {}
+    part: dict[Node, int] = {}
+    for n in g.order:
+        k = owner.get(n, part.get(n.adjoint) if n.adjoint is not None else None)
+        if k is None:
+            k = next((part[i] for i in n.inputs if i in part), None)
+        if k is not None:
+            part[n] = k
+    last = [0] * len(names)
+    for n, k in part.items():
+        if g.step[n] is not None:
+            last[k] = max(last[k], g.step[n])
+    offset = [sum(last[:k]) for k in range(len(names))]
+    titles = {offset[k] + t: f"{names[k]} step {t}" for k in range(len(names))
+              for t in range(1, last[k] + 1)}
+    return {n: offset[k] for n, k in part.items()}, titles
+
+
+#: where the inputs of a node enter it, left to right, by their number; more than three: a
+#: port each in a row along its lower side, ``_MANY`` 0, 1, … (at the side points ``w``, ``e``
+#: the arrowheads met the edges leaving the node upwards — a GRU's ∇h(t) — and past seven
+#: there were no compass points left)
+_PORTS = {2: ("sw", "se"), 3: ("sw", "s", "se")}
+_MANY = "in"
 
 
 def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
@@ -377,7 +434,9 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
     and their arrowheads met at one point of it. (Edges within a row, or whose rows are not
     known, keep dot's choice: ports on flat edges make dot 2.43 lose the spline; so do the
     nodes outside the steps — the sums ∇W = Σ_t ∇W(t), read from every column, whose edges
-    came in nearly flat and hooked round under the node to reach a lower corner.)"""
+    came in nearly flat and hooked round under the node to reach a lower corner.) More than
+    three inputs (a GRU's ∇h(t), a memory network's, read by every head's gradient) enter at a
+    row of ports along the node's lower side (``_MANY``: its label is a table, ``_nodes``).)"""
     into: dict[str, list[int]] = {}
     for k, (tail, head, attrs) in enumerate(edges):
         if tail in row and head in row and row[tail] < row[head] and \
@@ -385,7 +444,8 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
             into.setdefault(head, []).append(k)
     out = [""] * len(edges)
     for ks in into.values():
-        for k, port in zip(ks, _PORTS.get(len(ks), ())):
+        ports = _PORTS.get(len(ks)) or [f"{_MANY}{i}:s" for i in range(len(ks))] * (len(ks) > 1)
+        for k, port in zip(ks, ports):
             out[k] = port
     return out
 
@@ -420,6 +480,7 @@ class _Columns:
     def __init__(self, panel: dict[str, bool], column: dict[str, float | None],
                  edges: list[tuple[str, str, dict]], on: bool) -> None:
         self.panel, self.column, self.on = panel, column, on
+        self.titles: dict[float, str] = {}      # a column's name, if not "step t"
         linked = {i for t, h, _ in edges for i in (t, h)}
         self.loose = {i for i in panel if i not in linked and column[i] is None}
         self.row = _rows([i for i in panel if i not in self.loose],
@@ -440,9 +501,9 @@ class _Columns:
             if t != int(t):                      # the collapsed steps' box names itself
                 continue
             lowest = min(self.row[i] for i in mine if self.column[i] == t)
-            name = f"[{side} step {int(t)}]"
-            frame.node(name, L.plain(f"step {int(t)}"), shape="plaintext", fontsize="9",
-                       fontcolor="#888888", height="0.2", tooltip=L.tooltip(f"step {int(t)}"))
+            name, title = f"[{side} step {int(t)}]", self.titles.get(t, f"step {int(t)}")
+            frame.node(name, L.plain(title), shape="plaintext", fontsize="9",
+                       fontcolor="#888888", height="0.2", tooltip=L.tooltip(title))
             for i in at[lowest][t]:              # (centred under the step's lowest row)
                 frame.edge(name, i, style="invis")
             self.column[name], self.row[name] = t, lowest - 1
@@ -680,6 +741,14 @@ def _at(g: _OpGraph, n: Node) -> str:
 
 
 def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bool) -> None:
+    many = getattr(g, "many", {})
+
+    def put(n: Node, label: str, **attrs: str) -> None:
+        ports = many.get(g.ids[n], 0)
+        if ports:           # (a table: its lower side a row of ports, see _head_ports)
+            label = L.ported(label, ports, _MANY)
+            attrs = {**attrs, "shape": "box", "style": "rounded", "margin": "0"}
+        dot.node(g.ids[n], label, **attrs)
     shared: dict[Node, list[Node]] = {}
     for n, r in g.rep.items():
         shared.setdefault(r, []).append(n)
@@ -693,9 +762,9 @@ def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bo
                                     if g.meaning[k].kind == "total" else "")
                                  for k in shared[n])
             tip = "; ".join(g.meaning[k].label for k in shared[n]) + _at(g, n)
-            dot.node(g.ids[n], f"<{lines}>", shape="box", style="rounded", color=BACKWARD,
-                     fontcolor=BACKWARD, fontsize="9" if g.step[n] is not None else "10",
-                     tooltip=L.tooltip(tip))
+            put(n, f"<{lines}>", shape="box", style="rounded", color=BACKWARD,
+                fontcolor=BACKWARD, fontsize="9" if g.step[n] is not None else "10",
+                tooltip=L.tooltip(tip))
             continue
         if backward and m is not None and m.kind != "partial":
             head, _, tail = m.label.partition(" = ")
@@ -706,7 +775,7 @@ def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bo
         elif backward and m is not None:
             label, attrs = "<+>", {}
         else:
-            label, attrs = _label(n)
+            label, attrs = _label(n, g.alias.get(n))
         if backward:
             attrs = {**attrs, "color": BACKWARD, "fontcolor": BACKWARD}
         tip = f"{g.ids[n]}: {n.op.name}, shape {n.shape}, {n.dtype}" + _at(g, n)
@@ -714,4 +783,4 @@ def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bo
             tip += f"; {m.label}" + (" so far" if m.kind == "partial" else "")
         elif n.adjoint is not None:        # (ids, not labels: those carry serial numbers)
             tip += f"; part of the backward step of {g.ids.get(n.adjoint, n.adjoint.op.name)}"
-        dot.node(g.ids[n], label, tooltip=L.tooltip(tip), **attrs)
+        put(n, label, tooltip=L.tooltip(tip), **attrs)

@@ -487,12 +487,11 @@ class _Drawer:
                 key = (dst, c, s < c)
                 entering[key] = entering.get(key, 0) + 1
         self.cell_ports = max(entering.values(), default=0)
-        # (a state running backward in time stays outside the boxes: its edges from the box
-        # of step t+1 into that of step t, flat and against the row's order, made dot 2.43
-        # abort or never finish in viz.unfolding)
-        boxed = set(C.internals(self.book)) | {
-            v.name for v in self.book.variables.values() if v.kind == "state" and
-            not v.backward} if boxes else ()
+        # (a state running backward in time stays outside the boxes, with its cell's values:
+        # its edges from the box of step t+1 into that of step t, flat and against the row's
+        # order, made dot 2.43 abort or never finish in viz.unfolding)
+        boxed = {n for inner, states in C.groups(self.book) for n in inner + states
+                 if not any(self.book.variables[s].backward for s in states)} if boxes else ()
         spine = self.spine(placement)
         home = self.dot
         for c, col in enumerate(cols):
