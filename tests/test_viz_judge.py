@@ -1206,7 +1206,7 @@ def test_an_output_that_is_the_state_feeds_its_loss(returned, view):           #
     assert into_loss == {"o", "y"} and out_of_o == {"L"}, (into_loss, out_of_o)
 
 
-@pytest.mark.parametrize("enc_dec", [still_open(35, M.encoder_decoder_pair, id="rnn_rnn")])
+@pytest.mark.parametrize("enc_dec", [M.encoder_decoder_pair], ids=["rnn_rnn"])   # 35b fixed (viz2)
 def test_a_joined_op_view_gives_each_recurrence_its_own_step_columns(enc_dec):  # finding 35b
     """The encoder's step t and the decoder's step t are different steps: their columns say
     whose they are, the decoder's right of the encoder's."""
