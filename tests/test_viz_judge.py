@@ -305,9 +305,15 @@ LOOPS_OPEN = {b.__name__: 3 for b in (
 
 
 def folded_loops_have_ends_of_their_own(build):
+    """Item 3: loop ends clear of other edges' ends, labels clear, and each delay square on its
+    loop — within 140 pt of its state (the models' squares stand 96-132 pt away, the outliers
+    162-216 pt; finding 3)."""
+    from viz_json import distance
     laid = lay(viz.folded(build()))
     assert loop_end_clashes(laid) == []
     assert label_collisions(laid) == []
+    for sq in (n for n in laid.nodes if "[delay" in n and n.split("[")[0] in laid.nodes):
+        assert distance(laid.xy(sq), laid.xy(sq.split("[")[0])) <= 140, sq
 
 
 def unfolding_keeps_its_folded_loops_in_the_folded_panel(build):
@@ -787,7 +793,7 @@ def test_state_gradients_given_as_a_mapping_have_one_node_each(build):        # 
     assert sorted(grads) == ["∇h(1)", "∇h(2)", "∇h(3)"]
 
 
-PANEL_OPEN: dict[str, int] = {}             # finding 22 fixed in viz s6-viz
+PANEL_OPEN: dict[str, int] = {}             # finding 22 fixed in viz 9e63a43 … 81cdf49
 
 
 def the_unfolding_s_folded_panel_reads_as_well_as_the_folded_view(build):  # finding 22
@@ -815,14 +821,28 @@ def unfolded_steps_are_evenly_spaced(build):                              # find
     assert max(gaps) <= 1.1 * min(gaps), (var, gaps)
 
 
-@pytest.mark.parametrize("build", [still_open(28, M.bidirectional, id="bidirectional"),
-                                   still_open(28, M.bidirectional_helper, id="bidirectional_helper"),
-                                   M.rnn_readme, M.stacked_two_layer, M.deep_rnn_loop, M.skip_rnn,
+@pytest.mark.parametrize("build", [M.rnn_readme, M.stacked_two_layer, M.deep_rnn_loop, M.skip_rnn,
                                    M.context_rnn, M.teacher_forcing],
                          ids=lambda b: getattr(b, "__name__", b))
-def test_plain_recurrences_unfold_without_crossings(build):                    # finding 28
+def test_plain_recurrences_unfold_without_crossings(build):
     from viz_json import crossings
     assert crossings(lay(viz.unfolded(build(), steps=3))) == []
+
+
+@pytest.mark.parametrize("build", [still_open(28, M.bidirectional, id="bidirectional"),
+                                   still_open(28, M.bidirectional_helper, id="bidirectional_helper")])
+def test_a_bidirectional_net_s_chains_run_straight(build):                     # finding 28
+    """Fig. 10.11: the h row pointing right and the g row pointing left, each a straight chain —
+    every point of h(t) → h(t+1) and g(t+1) → g(t) within a circle's radius of its row. (Each
+    x(t) → g(t) must cross the h chain somewhere, as in the book, so crossings are no test.)"""
+    from viz_json import _bezier_points
+    laid = lay(viz.unfolded(build(), steps=3))
+    for e in laid.edges:
+        (a, ta), (b, tb) = split(e.tail), split(e.head)
+        if a == b and a in ("h", "g") and ta != tb:
+            y = laid.xy(e.tail)[1]
+            r = float(laid.nodes[e.tail]["height"]) * 72 / 2
+            assert all(abs(p[1] - y) <= r for p in _bezier_points(e.attrs["pos"])), (e.tail, e.head)
 
 
 def test_a_stack_of_layers_built_in_a_loop_keeps_its_order():
@@ -1171,3 +1191,41 @@ def test_a_recursive_net_s_op_view_speaks_of_tree_positions(shape):             
     laid = lay(viz.graph([net.loss], backward=dict(zip(ps, uf.grad(net.loss, ps)))))
     words = " | ".join(text(a.get("label", "")) for a in laid.nodes.values())
     assert "Σ_t" not in words and not re.search(r"\bstep \d", words), words[:300]
+
+
+@pytest.mark.parametrize("returned, view", [
+    *[pytest.param(True, v, id=f"returned-{v}") for v in ("folded", "unfolded3")],
+    *[still_open(44, False, v, id=f"expression-{v}") for v in ("folded", "unfolded3")]])
+def test_an_output_that_is_the_state_feeds_its_loss(returned, view):           # finding 44
+    """rec.output("o", h(t)) with the loss on the same value: o is what the loss reads (item 1:
+    "the node given to rec.output ... is that variable whether the user goes on with the
+    returned node or with the expression"), not a dead end beside L."""
+    laid = lay(VIEWS[view](M.rnn_state_is_the_output(returned)))
+    into_loss = {split(e.tail)[0] for e in laid.edges if split(e.head)[0] == "L"}
+    out_of_o = {split(e.head)[0] for e in laid.edges if split(e.tail)[0] == "o"}
+    assert into_loss == {"o", "y"} and out_of_o == {"L"}, (into_loss, out_of_o)
+
+
+@pytest.mark.parametrize("enc_dec", [M.encoder_decoder_pair], ids=["rnn_rnn"])   # 35b fixed (viz2)
+def test_a_joined_op_view_gives_each_recurrence_its_own_step_columns(enc_dec):  # finding 35b
+    """The encoder's step t and the decoder's step t are different steps: their columns say
+    whose they are, the decoder's right of the encoder's."""
+    _, _, net = _joined(enc_dec)
+    laid = lay(viz.graph([net.loss]))
+    steps = {text(a.get("label", "")): laid.xy(n)[0] for n, a in laid.nodes.items()
+             if "step " in text(a.get("label", "")) and "pos" in a}
+    assert not any(re.fullmatch(r"step \d+", w) for w in steps), sorted(steps)
+    enc = [x for w, x in steps.items() if w.startswith("encoder")]
+    dec = [x for w, x in steps.items() if w.startswith("decoder")]
+    assert len(enc) == 3 and len(dec) == 2 and max(enc) < min(dec), sorted(steps)
+
+
+@pytest.mark.parametrize("build", [still_open(45, M.rnn_readme, id="rnn_readme"),
+                                   still_open(45, M.lstm_named, id="lstm_named")])
+def test_the_unfold_label_stands_under_the_middle_of_its_arrow(build):          # finding 45
+    """Fig. 10.2's "Unfold" arrow: its word centred on the arrow (within 10 pt of its middle)."""
+    laid = lay(viz.unfolding(build(), steps=3))
+    arrow = next(e for e in laid.edges if "Unfold" in (e.attrs.get("label", "") + e.attrs.get("xlabel", "")))
+    (x0, _), (x1, _) = arrow.tail_end, arrow.head_end
+    x = float((arrow.attrs.get("lp") or arrow.attrs.get("xlp")).split(",")[0])
+    assert abs(x - (x0 + x1) / 2) <= 10, (x, x0, x1)

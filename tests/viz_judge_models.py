@@ -1062,8 +1062,21 @@ def rnn_mse_by_hand():
     rec.loss("L", uf.sum((o - y) * (o - y)))
     return rec
 
+def highway_rnn():
+    """A highway / gated-leak RNN (one transform gate, no reset): h = g ⊙ tanh(W h + U x) +
+    (1 − g) ⊙ h(t-1), g = σ(Wg h + Ug x + bg)."""
+    rec = uf.Recurrence("highway")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Ug, Wg, bg = _gate_params(rec, "g")
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    g = uf.sigmoid(bg + Ug @ x + Wg @ h)
+    h_t = rec.update(h, g * uf.tanh(W @ h + U @ x) + (1 - g) * h)
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
 ROUND3_SAME_AS_INLINE = [lstm_gate_function]                # must draw as lstm_inline
-ROUND3_GATED = [lstm_concat_preact, gru_book_sigma, gru_cho, lstm_layers_loop, bigru]
+ROUND3_GATED = [lstm_concat_preact, gru_book_sigma, gru_cho, lstm_layers_loop, bigru, highway_rnn]
 ROUND3_PLAIN = [deep_all_maps, deep_skip, skip_only_long, leaky_fixed, echo_state_by_hand,
                 rnn_book_equations, rnn_mse_by_hand]
 ROUND3 = [*ROUND3_SAME_AS_INLINE, *ROUND3_GATED, *ROUND3_PLAIN]
@@ -1076,3 +1089,17 @@ DRAWN_AS_A_REFERENCE = {*RNN_STYLES[1:], rnn_row_vectors, *LSTM_SAME[1:], *GRU_S
 DISTINCT = [b for b in [*ALL, *ROUND2, deep_rnn_loop, bidirectional_helper, *ROUND3]
             if b not in DRAWN_AS_A_REFERENCE]
 DISTINCT_GATED = [b for b in [*GATED, *ROUND2_GATED, *ROUND3_GATED] if b not in DRAWN_AS_A_REFERENCE]
+
+
+def rnn_state_is_the_output(returned=False):
+    """The output is the new state itself (no readout), as a regression RNN whose state is its
+    prediction: rec.output("o", h(t)) and the loss on the expression given to both (or, with
+    ``returned``, each call on the node the previous one returned)."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.sequence("y", (NH,)), rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    new = uf.tanh(W @ h + U @ x)
+    h_t = rec.update(h, new)
+    o = rec.output("o", h_t if returned else new)
+    rec.loss("L", uf.mse(o if returned else new, y))
+    return rec
