@@ -145,11 +145,7 @@ def test_programs_over_the_same_nodes_evaluated_interleaved_agree():
                                  uf.evaluate(outputs, feed, mode="reference"), feed)
 
 
-KEPT = pytest.mark.xfail(strict=True, reason="fuzz s6: a time-batched plan keeps the arrays it "
-                         "read in place (bind.Bound's views and last) alive after the call")
-
-
-@pytest.mark.parametrize("run", [pytest.param({}, id="batched", marks=KEPT),
+@pytest.mark.parametrize("run", [pytest.param({}, id="batched"),
                                  pytest.param({"mode": "reference"}, id="reference"),
                                  pytest.param({"checkpoint": 2}, id="checkpoint")])
 def test_a_program_keeps_no_fed_array_alive_after_the_call(run):

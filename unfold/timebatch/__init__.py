@@ -125,6 +125,8 @@ class Plan:
                 del self._sequences[source]
                 self._copy_rows.pop(source, None)
                 self.nbytes -= slab.nbytes
+        self._bindings = list(self._bound.values()) + [b for b, _, _ in
+                                                       self._bound_sequences.values()]
 
     def describe(self) -> str:
         """One line per unit: what runs as one op, as a sum, or step by step."""
@@ -163,12 +165,16 @@ class Plan:
                     continue
                 for slab, a, b in self._sequences[source]:
                     np.copyto(slab, array[a - 1:b])
-        if self.quiet_overflow:
-            with np.errstate(over="ignore"):
+        try:
+            if self.quiet_overflow:
+                with np.errstate(over="ignore"):
+                    self.run_code()
+            else:
                 self.run_code()
-        else:
-            self.run_code()
-        return [np.array(a) for a in self._out]
+            return [np.array(a) for a in self._out]
+        finally:
+            for binding in self._bindings:
+                binding.release()
 
 
 def _chunk(g, u) -> int:

@@ -4,9 +4,11 @@ A plan's calls read fed values — parameters, whole sequences — through views
 placeholder (``Uᵀ``, the steps of ``x`` stacked as ``(τ·B, m)``). When every such view is a
 name of the generated function (not a row of a step loop, nor inside an argument), the buffer
 need not exist: each call makes the views from the caller's array itself when its layout is the
-buffer's (C-contiguous, same dtype and shape), and from a copy otherwise. The same array fed
-again (a training loop updating its parameters in place) costs nothing; nothing ever writes
+buffer's (C-contiguous, same dtype and shape), and from a copy otherwise. Nothing ever writes
 into it (fed values are only read, and memory sharing never ties a buffer over a bound one).
+After the call the views of the caller's arrays are dropped (``Bound.release``): a cached plan
+never keeps an array alive that the caller has let go, at the price of a few views made again
+on the next call.
 """
 from __future__ import annotations
 
@@ -27,25 +29,23 @@ def _owner(a: np.ndarray) -> np.ndarray:
 class Bound:
     """The views of one fed buffer in the generated function's namespace ``space``."""
 
-    __slots__ = ("shape", "dtype", "views", "space", "last", "target", "own")
+    __slots__ = ("shape", "dtype", "views", "space", "target", "own")
 
     def __init__(self, buffer: np.ndarray, views: list, space: dict) -> None:
         self.shape, self.dtype, self.space = buffer.shape, buffer.dtype, space
         start = _address(buffer)
         self.views = [(name, v.shape, _address(v) - start, v.strides) for name, v in views]
-        self.last = self.target = self.own = None
+        self.target = self.own = None
         for name, _ in views:
             space[name] = None               # the planning buffer is dropped
 
     def bind(self, value: np.ndarray) -> None:
         """Make the views read ``value`` (a checked array of the placeholder's shape)."""
-        if value is self.last:
-            return
         if value.__class__ is np.ndarray and value.dtype == self.dtype and \
                 value.shape == self.shape and value.flags.c_contiguous and value.flags.aligned:
-            target, self.last = value, value
+            target = value
         else:                                # another layout: read from a copy, every call
-            target, self.last = self.staging(), None
+            target = self.staging()
             np.copyto(target, value)
         if target is self.target:
             return
@@ -54,6 +54,14 @@ class Bound:
             space[name] = np.ndarray(shape, dtype, buffer=target, offset=offset,
                                      strides=strides)
         self.target = target
+
+    def release(self) -> None:
+        """Drop the views of the caller's array (those of the own staging array stay)."""
+        if self.target is not None and self.target is not self.own:
+            space = self.space
+            for name, *_ in self.views:
+                space[name] = None
+            self.target = None
 
     def staging(self) -> np.ndarray:
         """An array of the buffer's layout, to assemble a value fed in pieces (then bound)."""
