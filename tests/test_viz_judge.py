@@ -1126,7 +1126,7 @@ SKIPS = {"skip_rnn": {"W": 1, "Wd": 2}, "skip_only_long": {"W": 1, "Wd": 3},
          "rnn_delay_two": {"W": 2}}
 
 
-ELLIPSES_OPEN = {f"{w}-{n}" for w in ("window", "elided") for n in SKIPS} - {"window-rnn_delay_two"}
+ELLIPSES_OPEN: set[str] = set()                                  # finding 41 fixed (viz)
 
 
 @pytest.mark.parametrize("where, build", [

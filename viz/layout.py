@@ -229,12 +229,14 @@ def _loss_columns(steps, columns: list[Column]) -> list[int]:
 
 
 def _merge_ellipsis_edges(edges: list, columns: list[Column]) -> list:
-    """One edge from an ellipsis to a cell: ``h(…)`` stands for every step before the window,
-    so ``W`` from ``h(t−2)`` and ``W_d`` from ``h(t−3)`` into ``h(t−1)`` are one edge "W, W_d"
-    (two would run side by side, each label in the other's way)."""
+    """One edge between a cell and an ellipsis: ``h(…)`` stands for several steps, so ``W``
+    from ``h(t−2)`` and ``W_d`` from ``h(t−3)`` into ``h(t−1)`` are one edge "W, W_d", and so
+    are ``W`` and ``W_d`` from ``h(t+1)`` into the ``h(…)`` after it (two would run side by
+    side, each label in the other's way)."""
+    hides = lambda c: c is not None and columns[c].step == ELLIPSIS
     merged: dict[tuple, tuple] = {}
     for k, (src, dst, e) in enumerate(edges):
-        ellipsis = src[1] is not None and columns[src[1]].kind == "end"
+        ellipsis = hides(src[1]) or hides(dst[1])
         key = (src, dst) if ellipsis else k
         if key in merged:
             old = merged[key][2]
@@ -273,6 +275,21 @@ def place(book: Book, columns: list[Column]) -> Placement:
             return len(columns) - 1 if last_end else None
         return s
 
+    def source_columns(edge: Edge, c: int) -> list[int]:
+        """The columns ``edge.src`` is read from at column ``c``: a concrete gap stands for
+        every step of its span, so a delayed edge into it comes from each shown step it
+        reads (``W h(t−2)`` into the gap ``5–8``: from ``h(3)`` and ``h(4)``)."""
+        span = columns[c].span
+        if span is None or not edge.delay:
+            s = source_column(edge, c)
+            return [] if s is None else [s]
+        d = edge.delay
+        ends = range(max(span[0], span[1] - d + 1), span[1] + 1) if edge.backward else \
+            range(span[0], min(span[1], span[0] + d - 1) + 1)
+        found = {by_step[s] for t in ends
+                 if (s := t + d if edge.backward else t - d) in by_step}
+        return sorted(found)
+
     sinks: list[Cell] = []
     leaves = ("input", "context", "target")
     for var in book.variables.values():
@@ -300,12 +317,10 @@ def place(book: Book, columns: list[Column]) -> Placement:
                 contexts.add(e.src)
                 out.edges.append(((e.src, None), cell, e))
                 continue
-            s = source_column(e, c)
-            if s is not None:
+            for s in source_columns(e, c):
                 work.append((e.src, s))
                 out.edges.append(((e.src, s), cell, e))
     # delayed edges leaving the window end in an ellipsis on that side
-    ended: set[tuple[Cell, Cell]] = set()
     for name, c in sorted(drawn):
         if columns[c].kind == "end":
             continue
@@ -320,9 +335,6 @@ def place(book: Book, columns: list[Column]) -> Placement:
                 continue
             if book.variables[e.dst].kind != "state":
                 e = Edge(name, name, e.delay, e.backward)
-            if ((name, c), (e.dst, end)) in ended:
-                continue
-            ended.add(((name, c), (e.dst, end)))
             drawn.add((e.dst, end))
             out.edges.append(((name, c), (e.dst, end), e))
     out.edges = _merge_ellipsis_edges(out.edges, columns)
