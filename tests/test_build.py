@@ -355,6 +355,37 @@ def test_flat_stamps_most_of_a_long_unfolding():
     assert full.stamped == 0 and stamped.stamped > 0.8 * graph.walk(outputs)[3]
 
 
+def test_flat_stamps_untagged_running_sums_as_the_full_pass():
+    """An untagged node (a running sum over the steps, the total loss's or the user's) takes
+    its index from its inputs: stamped too, where its inputs give it the same way — a step, a
+    member's index, a single's none — and decided in full where they do not (the sum's
+    pattern changes half-way)."""
+    rec = models.rnn(3, 4, 5)
+    g = rec.unfold(200)
+    hs, w = g.over_time("h"), uf.constant(np.full(4, 0.5))
+    extra = hs[0]
+    for t, h in enumerate(hs[1:], 2):
+        extra = extra + (h * w if t < 100 else h) + (w if t % 50 else hs[t // 2])
+    loss = g.loss + uf.sum(extra)
+    outputs = [loss] + uf.grad(loss, list(g.params))
+    full, stamped = _flat(outputs, False, False), _flat(outputs, False, True)
+    assert _decided(stamped) == _decided(full)
+    assert stamped.stamped > 0.85 * graph.walk(outputs)[3]
+
+
+@pytest.mark.parametrize("model", [models.rnn, models.lstm])
+def test_flat_decides_a_bounded_number_of_positions_in_full_per_doubling_of_the_steps(model):
+    """Once a period is recorded, every copy is stamped — the total loss's running sum too —
+    but for a few periods each time a count by index grows (it doubles): the positions
+    decided in full grow with log τ, not with τ."""
+    in_full = []
+    for steps in (50, 100, 200):
+        g = model(3, 4, 5).unfold(steps)
+        outputs = [g.loss] + uf.grad(g.loss, list(g.params))
+        in_full.append(graph.walk(outputs)[3] - _flat(outputs, False, True).stamped)
+    assert in_full[2] - in_full[1] <= in_full[1] - in_full[0], in_full
+
+
 recurrence_module = importlib.import_module("unfold.recurrence")
 
 

@@ -391,7 +391,7 @@ class Flat:
             else:
                 append(-d[1] - 1)
             if recording:
-                recording = note(k, _entry(node, len(ins), desc, kid, d))
+                recording = note(k, _entry(node, ins, codes, desc, kid, d))
                 if not recording:
                     run, next_at = stamps.run, stamps.next_at
         #: how many positions were decided by stamps (the rest in full)
@@ -608,6 +608,7 @@ STAMP = True
 #: periods found (and recorded) in one pass at most: a graph that does not repeat stops there
 MAX_TEMPLATES = 64
 _NONE, _ALIAS_ENTRY, _STEP, _OP = "none", "alias", 2, 3
+_STEP_OF, _INDEX_OF = "step", "index"       # how an untagged node's input gives its index
 
 
 class _Stamps:
@@ -678,13 +679,37 @@ class _Stamps:
         return None, -1
 
 
-def _entry(node: Node, n: int, desc: tuple, kid: _Kid, d: tuple):
-    """What the pass decided for ``node``, as a template entry (False if it is not one)."""
-    a = node._at
-    if not 1 <= n <= 3 or not (a.__class__ is int or a.__class__ is Node and
-                               a._at.__class__ is int and (a._b is not MANY or a._a)):
+def _entry(node: Node, ins: tuple, codes, desc: tuple, kid: _Kid, d: tuple):
+    """What the pass decided for ``node`` (its inputs' codes ``codes``), as a template entry
+    (False if it is not one)."""
+    a, n = node._at, len(ins)
+    if not 1 <= n <= 3:
+        return False
+    if a is None:                       # untagged: its index is the largest of its inputs'
+        return _untagged(node, ins, codes, desc, kid, d)
+    if not (a.__class__ is int or a.__class__ is Node and a._at.__class__ is int and
+            (a._b is not MANY or a._a)):
         return False                    # (a leaf's role is the leaf itself: not stamped)
-    return (_OP, node, n, desc, kid, d)
+    return (_OP, node, n, desc, kid, d, None)
+
+
+def _untagged(node: Node, ins: tuple, codes, desc: tuple, kid: _Kid, d: tuple):
+    """The entry of an untagged node (a running sum ``L(1) + … + L(t)``) — its index ``t``
+    is the largest index of its inputs: a tagged input's step, an untagged member's index
+    from its code (a single has none) — with how each input gave it (False if an input is
+    of another kind, or none gave an index)."""
+    how = []
+    for i, p in zip(ins, codes):
+        at = i._at
+        if at.__class__ is int:
+            how.append(_STEP_OF)
+        elif at is None:
+            how.append(_INDEX_OF if p >= 0 else None)
+        else:
+            return False
+    if not any(how):
+        return False
+    return (_OP, node, len(ins), desc, kid, d, tuple(how))
 
 
 def _run(entries: list, names: dict):
@@ -721,11 +746,13 @@ def _run(entries: list, names: dict):
                         f"    count[t] = 1\n    {const(members)}.append(k + {j})\n"
                         f"    append({base} + t)")
             continue
-        _, node, n, desc, kid, d = e
+        _, node, n, desc, kid, d, how = e
         a = node._at
         code.append(f"    if node.op is not {const(node.op)} or node._meta is not "
                     f"{const(node._meta)}:\n{fail}")        # (a Meta holds the shape)
-        if a.__class__ is int:
+        if how is not None:
+            code.append(f"    if node._at is not None:\n{fail}")
+        elif a.__class__ is int:
             code.append(f"    t = node._at\n    if t.__class__ is not int:\n{fail}")
         else:
             code.append(f"    a = node._at\n"
@@ -743,6 +770,9 @@ def _run(entries: list, names: dict):
         meta = node.op.meta_inputs
         for i in range(n):
             code.append(f"    p{i} = {place(f'x{i}')}")
+        if how is not None:
+            code.append(_index_of(how, fail))
+        for i in range(n):
             if i in meta:
                 code.append(f"    if META[p{i} >= 0, BATCHED[-p{i} - 1 if p{i} < 0 else "
                             f"p{i} >> 32]] != {desc[i]}:\n{fail}")
@@ -767,6 +797,23 @@ def _run(entries: list, names: dict):
             code.append(f"    append({-d[1] - 1})")
     code.append(f"    return {len(entries)}\n")
     return generated(code, names, const)
+
+
+def _index_of(how: tuple, fail: str) -> str:
+    """The code giving ``t``, an untagged node's index, from its inputs ``x0, x1, …`` and
+    their codes ``p0, p1, …`` as the recorded node's inputs gave it (``_untagged``)."""
+    code = []
+    for i, h in enumerate(how):
+        if h is _STEP_OF:
+            code.append(f"    u{i} = x{i}._at\n    if u{i}.__class__ is not int:\n{fail}")
+        else:                       # (an untagged single's code is negative, a member's not)
+            code.append(f"    if x{i}._at is not None or p{i} {'<' if h else '>='} 0:\n{fail}")
+            if h:
+                code.append(f"    u{i} = (p{i} & 0xFFFFFFFF) - MID")
+    us = [f"u{i}" for i, h in enumerate(how) if h]
+    code.append(f"    t = {us[0]}")
+    code += [f"    if {u} > t:\n        t = {u}" for u in us[1:]]
+    return "\n".join(code)
 
 
 _COMPILED: dict[str, Any] = {}
@@ -795,8 +842,18 @@ class Constants(dict):
 
 
 def generated(code: list[str], names: dict, const: Constants):
-    """The one function the lines ``code`` define, reading ``names`` and ``const``'s values."""
-    return FunctionType(compiled("\n".join(code)), {**names, **const})
+    """The one function the lines ``code`` define (``code[0]`` its ``def`` line), reading
+    ``names`` and ``const``'s values — as parameters with those values as defaults, so that
+    the body reads them as local variables (a generated function runs once per node or step,
+    and a local is the cheapest read Python has)."""
+    values = {**names, **const}
+    used = [n for n in compiled("\n".join(code)).co_names if n in values]
+    head = code[0]
+    if used:
+        head = f"{head[:-2]}{', ' if not head.endswith('():') else ''}{', '.join(used)}):"
+    fn = FunctionType(compiled("\n".join([head, *code[1:]])), values)
+    fn.__defaults__ = tuple(values[n] for n in used)
+    return fn
 
 
 def compiled(code: str):
