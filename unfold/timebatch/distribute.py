@@ -266,7 +266,8 @@ def reassociate(g: Grouping, units: list[Unit]) -> bool:
                 if not all(_shape(g, y) == shape for y in (p, q, x)) or a.rep.shape != shape:
                     continue
                 # the steps where both are regular are rewritten; the others keep what they read
-                both = np.intersect1d(a.part.index, c.part.index)
+                # (a part's indices are unique: numpy's unique passes are not needed)
+                both = np.intersect1d(a.part.index, c.part.index, assume_unique=True)
                 if not len(both):
                     continue
                 # (the members left as they are keep ``a``'s batch axis: the class's slab has
@@ -274,8 +275,8 @@ def reassociate(g: Grouping, units: list[Unit]) -> bool:
                 batched = _batched(g, p) or _batched(g, x)
                 if batched != a.batched and (a.peeled or len(both) < len(a.part.index)):
                     continue
-                g.peel(a, np.setdiff1d(a.part.index, both))
-                g.peel(c, np.setdiff1d(c.part.index, both))
+                g.peel(a, np.setdiff1d(a.part.index, both, assume_unique=True))
+                g.peel(c, np.setdiff1d(c.part.index, both, assume_unique=True))
                 a.desc = a.part.desc = (p, x)
                 c.desc = c.part.desc = (q, ("c", a.id, 0))
                 a.batched = g.flat.batched[a.id] = batched

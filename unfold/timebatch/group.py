@@ -221,7 +221,7 @@ class Grouping:
         if len(preds) != len(members) - 1 or np.any(preds[1:] == preds[:-1]) or \
                 not np.all(np.isin(preds, members)):
             return None
-        end = int(np.setdiff1d(members, preds)[0])
+        end = int(np.setdiff1d(members, preds, assume_unique=True)[0])   # (both unique)
         # the partial sums: read by the chain only, never an output
         rows = self.kept_rows.get(c.id, set())
         if c.id in self.kept and rows - {end}:
