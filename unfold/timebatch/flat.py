@@ -374,18 +374,12 @@ class Flat:
             what = d[0]
             if what == _MEMBER:
                 count = kid.count
-                if 0 <= t < len(count) and count[t] < 255:
-                    r = count[t]
-                    count[t] = r + 1
-                else:
-                    r = kid.rank(t)
-                if r == 0:
+                if 0 <= t < len(count) and not count[t]:      # (rank 0, the common case)
+                    count[t] = 1
                     d[2].append(k)
                     append(d[4] + t)
                 else:
-                    cls = self._class(kid, r, d[3], node)
-                    self._variant(cls, desc, node).append(k)
-                    append((cls.id << 32) + MID + t)
+                    append(self._member(kid, d, node, desc, k, t))
             elif what == _ALIAS:
                 append(codes[d[1]])
             else:
@@ -398,10 +392,14 @@ class Flat:
         self.stamped = stamped
         return packed
 
-    def _ranked(self, kid: _Kid, r: int, batched: bool, node: Node, desc: tuple, k: int,
-                t: int) -> int:
-        """The code of a member of rank ``r > 0`` (its class and variant found or made)."""
-        cls = self._class(kid, r, batched, node)
+    def _member(self, kid: _Kid, d: tuple, node: Node, desc: tuple, k: int, t: int) -> int:
+        """The code of the member at ``k`` of index ``t``, its rank counted (decision ``d``:
+        rank 0 joins its variant; another rank its class and variant, found or made)."""
+        r = kid.rank(t)
+        if r == 0:
+            d[2].append(k)
+            return d[4] + t
+        cls = self._class(kid, r, d[3], node)
         self._variant(cls, desc, node).append(k)
         return (cls.id << 32) + MID + t
 
@@ -628,7 +626,7 @@ class _Stamps:
                       "append": packed.append, "pop": order.pop, "back": order.append,
                       "LOW": low, "NFAR": len(flat._far), "PLACES": flat._far,
                       "BATCHED": flat.batched, "META": META, "MID": MID,
-                      "ranked": flat._ranked}
+                      "member": flat._member}
 
     def watch(self, node: Node, k: int) -> bool:
         """Two copies of one computation a step apart, twice at the same distance, give the
@@ -783,13 +781,11 @@ def _run(entries: list, names: dict):
         what = d[0]
         if what == _MEMBER:
             # (rank 0 — the first copy at index t — inline; any other through ``kid.rank``)
-            code.append(f"    count = {const(kid.count)}\n"
-                        f"    if 0 <= t < len(count) and not count[t]:\n"
-                        f"        count[t] = 1\n        r = 0\n"
-                        f"    else:\n        r = {const(kid)}.rank(t)\n"
-                        f"    if r == 0:\n        {const(d[2])}.append(k + {j})\n"
+            count = const(kid.count)
+            code.append(f"    if 0 <= t < len({count}) and not {count}[t]:\n"
+                        f"        {count}[t] = 1\n        {const(d[2])}.append(k + {j})\n"
                         f"        append({d[4]} + t)\n"
-                        f"    else:\n        append(ranked({const(kid)}, r, {d[3]}, node, "
+                        f"    else:\n        append(member({const(kid)}, {const(d)}, node, "
                         f"{const(desc)}, k + {j}, t))")
         elif what == _ALIAS:
             code.append(f"    append(p{d[1]})")
