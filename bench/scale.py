@@ -1,4 +1,5 @@
-"""``python -m bench.scale [--steps 100000] [--cases rnn,scalar] [--repeat 3] [--peaks STAGES]``
+"""``python -m bench.scale [--steps 100000] [--cases rnn,scalar] [--repeat 3] [--peaks STAGES]
+[--passes]``
 
 What building and running a long unfolded graph costs, stage by stage, through the public API:
 ``Recurrence`` → ``unfold`` → ``grad`` → ``compile`` → evaluate three times (the first run, the
@@ -22,6 +23,8 @@ stage; ``--peaks none`` skips them). Bytes per node are the growth of the
 current RSS over a stage divided by the nodes the stage built. The machine is shared: read
 minima, and rerun before believing a difference of less than ~20 %; the CPU seconds (the
 process's own, ``time.process_time``) move less with the load than the wall-clock ones.
+``--passes`` adds a line of CPU seconds per pass of the pipeline (``PASSES``: timers around
+the main functions, through the first run) — where the time goes.
 """
 from __future__ import annotations
 
@@ -180,9 +183,49 @@ def _peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024     # kB on Linux
 
 
-def child(case: str, steps: int, until: str, m: int, n: int, k: int) -> dict:
+#: the passes ``--passes`` times (CPU seconds, through the first run): (label, module, name)
+PASSES = (("grad's walk", "unfold.grad", "walk"), ("grad", "unfold.grad", "_backward"),
+          ("program's walk", "unfold.evaluate", "walk"), ("Feeds", "unfold.evaluate", "Feeds"),
+          ("flat", "unfold.timebatch", "Flat"), ("grouping", "unfold.timebatch", "Grouping"),
+          ("strip", "unfold.timebatch", "strip_mine"),
+          ("distribute", "unfold.timebatch", "distribute"),
+          ("reassociate", "unfold.timebatch", "reassociate"),
+          ("lower", "unfold.timebatch.lower", "lower"),
+          ("memory", "unfold.timebatch", "Sharing"), ("run", "unfold.timebatch.Plan", "run"))
+
+
+def _time_passes() -> tuple[dict, list]:
+    """Timers around the main functions of the pipeline (no profiler: cProfile triples the
+    cost of per-node Python code): the CPU seconds of each, and a switch that stops them."""
+    import importlib
+    spent: dict[str, float] = {}
+    on = [True]
+
+    def timed(label, fn):
+        def wrapper(*args, **kwargs):
+            if not on[0]:
+                return fn(*args, **kwargs)
+            start = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.process_time() - start
+        return wrapper
+
+    for label, module, name in PASSES:
+        if module.endswith(".Plan"):
+            owner = importlib.import_module(module[:-len(".Plan")]).Plan
+        else:
+            owner = importlib.import_module(module)
+        setattr(owner, name, timed(label, getattr(owner, name)))
+    return spent, on
+
+
+def child(case: str, steps: int, until: str, m: int, n: int, k: int,
+          passes: bool = False) -> dict:
     import unfold as uf
     from unfold.graph import topological
+    spent, timing = _time_passes() if passes else ({}, [False])
 
     feed, by_hand = feed_and_reference(case, steps, m, n, k)
     rec, names = _recurrence(uf, case, m, n, k)
@@ -203,11 +246,15 @@ def child(case: str, steps: int, until: str, m: int, n: int, k: int) -> dict:
         program = stage("compile", lambda: uf.compile(outputs))
     if until in ("run1", "run2", "run3"):
         values = stage("run1", lambda: program(feed))
+    timing[0] = False
     for name in ("run2", "run3"):
         if until in STAGES[STAGES.index(name):]:
             stage(name, lambda: program(feed))
+    if passes:      # (grad's own time: its loop, without the walk it starts with)
+        spent["grad"] = spent.get("grad", 0.0) - spent.get("grad's walk", 0.0)
+        spent = {"unfold": cpu["unfold"], **spent}
     result = {"case": case, "steps": steps, "until": until, "seconds": seconds, "cpu": cpu,
-              "rss": rss, "peak": _peak()}
+              "rss": rss, "peak": _peak(), "passes": spent}
     if until == "run3":
         # after every peak is read: the reference, and the graph's size
         reference = by_hand()
@@ -227,9 +274,11 @@ def _timed(fn) -> float:
 
 # --- the table (the parent process) -------------------------------------------------------------
 
-def _spawn(case: str, steps: int, until: str, sizes: tuple[int, int, int]) -> dict:
+def _spawn(case: str, steps: int, until: str, sizes: tuple[int, int, int],
+           passes: bool = False) -> dict:
     command = [sys.executable, "-m", "bench.scale", "--child", case, "--steps", str(steps),
-               "--until", until, "--sizes", ",".join(map(str, sizes))]
+               "--until", until, "--sizes", ",".join(map(str, sizes))] + \
+        (["--passes"] if passes else [])
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -237,8 +286,9 @@ def _spawn(case: str, steps: int, until: str, sizes: tuple[int, int, int]) -> di
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def report(case: str, steps: int, repeat: int, peaks: list[str], sizes) -> None:
-    full = [_spawn(case, steps, "run3", sizes) for _ in range(repeat)]
+def report(case: str, steps: int, repeat: int, peaks: list[str], sizes,
+           passes: bool = False) -> None:
+    full = [_spawn(case, steps, "run3", sizes, passes) for _ in range(repeat)]
     best = {s: min(r["seconds"][s] for r in full) for s in STAGES}
     best_cpu = {s: min(r["cpu"][s] for r in full) for s in STAGES}
     nodes = full[0]["nodes"]
@@ -269,6 +319,10 @@ def report(case: str, steps: int, repeat: int, peaks: list[str], sizes) -> None:
           f"a later run {best['run3']:.3f} s = "
           f"{best['run3'] / min(r['numpy'] for r in full):.1f}× the numpy BPTT "
           f"({min(r['numpy'] for r in full):.3f} s)", flush=True)
+    if passes:
+        spent = {p: min(r["passes"].get(p, 0.0) for r in full) for p in full[0]["passes"]}
+        print("passes through the first run, CPU s (min of the runs): " +
+              " · ".join(f"{p} {v:.2f}" for p, v in spent.items() if v >= 0.005), flush=True)
 
 
 def main() -> None:
@@ -279,17 +333,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--peaks", default="unfold,grad,compile,run1",
                         help="stages measured alone for their peak RSS, or 'none'")
+    parser.add_argument("--passes", action="store_true",
+                        help="also time the main passes (CPU seconds through the first run)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--until", default="run3", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = tuple(int(s) for s in args.sizes.split(","))
     if args.child:
-        print(json.dumps(child(args.child, args.steps, args.until, *sizes)))
+        print(json.dumps(child(args.child, args.steps, args.until, *sizes, passes=args.passes)))
         return
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}")
     for case in args.cases.split(","):
-        report(case, args.steps, args.repeat, args.peaks.split(","), sizes)
+        report(case, args.steps, args.repeat, args.peaks.split(","), sizes, args.passes)
 
 
 if __name__ == "__main__":
