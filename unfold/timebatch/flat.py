@@ -838,18 +838,8 @@ class Constants(dict):
 
 
 def generated(code: list[str], names: dict, const: Constants):
-    """The one function the lines ``code`` define (``code[0]`` its ``def`` line), reading
-    ``names`` and ``const``'s values — as parameters with those values as defaults, so that
-    the body reads them as local variables (a generated function runs once per node or step,
-    and a local is the cheapest read Python has)."""
-    values = {**names, **const}
-    used = [n for n in compiled("\n".join(code)).co_names if n in values]
-    head = code[0]
-    if used:
-        head = f"{head[:-2]}{', ' if not head.endswith('():') else ''}{', '.join(used)}):"
-    fn = FunctionType(compiled("\n".join([head, *code[1:]])), values)
-    fn.__defaults__ = tuple(values[n] for n in used)
-    return fn
+    """The one function the lines ``code`` define, reading ``names`` and ``const``'s values."""
+    return FunctionType(compiled("\n".join(code)), {**names, **const})
 
 
 def compiled(code: str):
