@@ -62,7 +62,7 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
     dense = len(order) - len(far)
     for k in range(len(order) - 1, -1, -1):
         node = order[k]
-        if node is None or node in wanted:
+        if node is None:
             continue
         b = node._b
         if b is not MANY:               # (one input or two, unrolled)
@@ -70,10 +70,11 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
             j = top - (a._key >> 1)
             if order[j if j < dense else far[a]] is not a:
                 if b is None:
-                    order[k] = None
+                    if node not in wanted:      # (a target stays, whatever it reads)
+                        order[k] = None
                 else:
                     j = top - (b._key >> 1)
-                    if order[j if j < dense else far[b]] is not b:
+                    if order[j if j < dense else far[b]] is not b and node not in wanted:
                         order[k] = None
             continue
         for i in node._a:
@@ -81,7 +82,8 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
             if order[j if j < dense else far[i]] is i:
                 break
         else:
-            order[k] = None
+            if node not in wanted:
+                order[k] = None
     on_path = Walked(order, top, far)
 
     # ∂y/∂node so far (only nodes on the path ever enter); each term is added as soon as it is
