@@ -284,6 +284,30 @@ def test_stamped_gradients_are_the_graph_the_vjps_build(drawn, steps, truncate, 
     assert built[True] == built[False]
 
 
+@pytest.mark.parametrize("targets", [("h", (30,)), ("h", (2, 31, 57)), ("o", (44,))])
+def test_a_target_inside_a_stamped_run_gets_its_gradient(targets):
+    """Stamps look a node up among the targets only where a target shares its Meta (the
+    copies of one folded node): a copy asked for at any step, among copies that are not,
+    still gets its gradient — the graph and values of the vjps."""
+    rec = models.rnn(3, 4, 5)
+    g = rec.unfold(60)
+    name, steps = targets
+    wrt = list(g.params) + [g.at(name, t) for t in steps]
+    feed = {**train.init_params(rec, seed=2), "x": np.random.default_rng(1).standard_normal(
+        (60, 3)), "y": np.arange(60) % 5}
+    uf.grad(g.loss, wrt)
+    built, values = {}, {}
+    for stamp in (False, True):
+        with mock.patch.object(grad_module, "STAMP", stamp):
+            grads = uf.grad(g.loss, wrt)
+        built[stamp] = _structure([g.loss] + grads)
+        values[stamp] = uf.evaluate(grads, feed, mode="reference")
+    assert built[True] == built[False]
+    for a, b in zip(values[True], values[False]):
+        np.testing.assert_array_equal(a, b)
+    assert all(np.any(v != 0) for v in values[True][-len(steps):])
+
+
 def test_stamping_replaces_the_vjps_of_a_long_unfolding():
     """Over 40 steps of an LSTM the vjps run for a few steps only (the rest is stamped), and
     the graph and its values are those of the vjps."""

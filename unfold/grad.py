@@ -402,6 +402,7 @@ def _run(entries: list, names: dict):
     positions it took (a position not alike is left as it was)."""
     const = Constants()
     code = ["def run(k):"]
+    wanted = {id(x._meta) for x in names["WANTED"]}
     for j, e in enumerate(entries):
         code.append(f"    node = ORDER[k + {j}]")
         if e is _SKIP:
@@ -410,16 +411,17 @@ def _run(entries: list, names: dict):
         code.append(f"    if node is None:\n        return {j}\n"
                     f"    g = pop(node, None)\n    if g is None:\n        return {j}")
         code.append(_stamp(e, const, f"        pending[node] = g\n        return {j}",
-                           not names["FAR"]))
+                           not names["FAR"], wanted))
     code.append(f"    return {len(entries)}\n")
     return generated(code, names, const)
 
 
-def _stamp(entry: tuple, const, fail: str, dense: bool) -> str:
+def _stamp(entry: tuple, const, fail: str, dense: bool, wanted: set[int]) -> str:
     """The code of one template entry: checks that ``node`` and ``g`` are alike the recorded
     ones (``fail`` if not, having built nothing), then builds the recorded nodes and pending
     terms for them. ``dense``: the walk set no node apart (every input of a node of the graph
-    is then at ``TOP − serial``, inside the order)."""
+    is then at ``TOP − serial``, inside the order). ``wanted``: the ids of the targets' Metas
+    (a node of another Meta is no target: it is not looked up)."""
     (op, meta, shape, flag, at_class, gop, gmeta, gshape, gflag, props, befores, fixed,
      created, updates) = entry
     n = len(props)
@@ -464,7 +466,8 @@ def _stamp(entry: tuple, const, fail: str, dense: bool) -> str:
         else:
             code += (f"    if b{i} is None or b{i}._meta is not {const(bp[0])} or "
                      f"b{i}._key & 1 != {bp[2]}:\n{fail}\n")
-    code += "    if node in WANTED:\n        FOUND[node] = g\n"
+    if id(meta) in wanted:
+        code += "    if node in WANTED:\n        FOUND[node] = g\n"
     env = ["node", "g", *xs, *bs] + [const(f) for f in fixed]
     for j, (cop, refs, cshape, cmeta, cflag) in enumerate(created):
         # (``_make``, inlined)
