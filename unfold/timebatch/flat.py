@@ -595,9 +595,10 @@ def _vid(p: int) -> int:
 # An unfolded graph and its gradient repeat one step's nodes τ times, and the pass decides the
 # same for each copy. So it records, for one period of nodes, what it found for each (its kid,
 # description and decision) as straight-line code, and for the node one period later checks
-# only what the decision reads — op, Meta, shape, the adjoint's op, Meta and shape, and the
-# description from the inputs' codes — and appends the same code at its index. A node that is
-# not alike takes the ordinary path (and is recorded for the next period).
+# only what the decision reads — op, Meta, shape, the adjoint's op, Meta and shape (or, for an
+# untagged node, how each input gives its index), and the description from the inputs' codes —
+# and appends the same code at its index. A node that is not alike takes the ordinary path (and
+# is recorded for the next period).
 
 #: the longest period looked for (nodes of one step)
 MAX_PERIOD = 4096
