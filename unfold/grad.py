@@ -392,7 +392,8 @@ class _Recording:
                 g._meta, g.shape, g._key & 1, tuple(props), tuple(befores), tuple(fixed),
                 tuple((c.op, tuple([where[id(i)] for i in c.inputs]), c.shape, c._meta,
                        c._key & 1) for c in created),
-                tuple((i, where[id(afters[i])]) for i in range(n) if updated[i]))
+                tuple((i, where[id(afters[i])]) for i in range(n) if updated[i]), g,
+                tuple(created))
 
 
 def _run(entries: list, names: dict):
@@ -403,6 +404,7 @@ def _run(entries: list, names: dict):
     const = Constants()
     code = ["def run(k):"]
     wanted = {id(x._meta) for x in names["WANTED"]}
+    made: dict[int, str] = {}         # id of a node built by an earlier entry → its variable
     for j, e in enumerate(entries):
         code.append(f"    node = ORDER[k + {j}]")
         if e is _SKIP:
@@ -411,19 +413,22 @@ def _run(entries: list, names: dict):
         code.append(f"    if node is None:\n        return {j}\n"
                     f"    g = pop(node, None)\n    if g is None:\n        return {j}")
         code.append(_stamp(e, const, f"        pending[node] = g\n        return {j}",
-                           not names["FAR"], wanted))
+                           not names["FAR"], wanted, j, made.get(id(e[-2]))))
+        made.update((id(c), f"c{j}_{m}") for m, c in enumerate(e[-1]))
     code.append(f"    return {len(entries)}\n")
     return generated(code, names, const)
 
 
-def _stamp(entry: tuple, const, fail: str, dense: bool, wanted: set[int]) -> str:
-    """The code of one template entry: checks that ``node`` and ``g`` are alike the recorded
-    ones (``fail`` if not, having built nothing), then builds the recorded nodes and pending
-    terms for them. ``dense``: the walk set no node apart (every input of a node of the graph
-    is then at ``TOP − serial``, inside the order). ``wanted``: the ids of the targets' Metas
-    (a node of another Meta is no target: it is not looked up)."""
+def _stamp(entry: tuple, const, fail: str, dense: bool, wanted: set[int], j: int,
+           g_made: str | None) -> str:
+    """The code of entry ``j`` of a template: checks that ``node`` and ``g`` are alike the
+    recorded ones (``fail`` if not, having built nothing), then builds the recorded nodes and
+    pending terms for them. ``dense``: the walk set no node apart (every input of a node of the
+    graph is then at ``TOP − serial``, inside the order). ``wanted``: the ids of the targets'
+    Metas (a node of another Meta is no target: it is not looked up). ``g_made``: the variable
+    of the node an earlier entry built that was the recorded g (a g that is it is alike)."""
     (op, meta, shape, flag, at_class, gop, gmeta, gshape, gflag, props, befores, fixed,
-     created, updates) = entry
+     created, updates, _, _) = entry
     n = len(props)
 
     def alike(x: str, xop, xmeta, xflag) -> str:                # (a Meta holds the shape)
@@ -431,8 +436,12 @@ def _stamp(entry: tuple, const, fail: str, dense: bool, wanted: set[int]) -> str
                 f"{x}._key & 1 != {xflag}:\n{fail}\n")
 
     code = alike("node", op, meta, flag) + \
-        f"    if node._at.__class__ is not {const(at_class)}:\n{fail}\n" + \
-        alike("g", gop, gmeta, gflag)
+        f"    if node._at.__class__ is not {const(at_class)}:\n{fail}\n"
+    if g_made is None:
+        code += alike("g", gop, gmeta, gflag)
+    else:                   # (built alike by this very run: most often it is)
+        code += (f"    if g is not {g_made} and (g.op is not {const(gop)} or g._meta is not "
+                 f"{const(gmeta)} or g._key & 1 != {gflag}):\n{fail}\n")
     xs = [f"x{i}" for i in range(n)]
     if n == 0:
         code += f"    if node._b is not MANY or node._a:\n{fail}\n"
@@ -469,12 +478,12 @@ def _stamp(entry: tuple, const, fail: str, dense: bool, wanted: set[int]) -> str
     if id(meta) in wanted:
         code += "    if node in WANTED:\n        FOUND[node] = g\n"
     env = ["node", "g", *xs, *bs] + [const(f) for f in fixed]
-    for j, (cop, refs, cshape, cmeta, cflag) in enumerate(created):
+    for m, (cop, refs, cshape, cmeta, cflag) in enumerate(created):
         # (``_make``, inlined)
         ins = [env[r] for r in refs]
         a, b = (ins[0], "None") if len(ins) == 1 else ins if len(ins) == 2 else \
             ("(" + ", ".join(ins) + ")", "MANY")
-        c = f"c{j}"
+        c = f"c{j}_{m}"
         code += (f"    {c} = new(Filling)\n    {c}.op = {const(cop)}\n    {c}._a = {a}\n"
                  f"    {c}._b = {b}\n    {c}._meta = {const(cmeta)}\n    {c}._at = node\n"
                  f"    {c}._key = key() + {cflag}\n    {c}.__class__ = Node\n")
