@@ -393,7 +393,7 @@ class _Recording:
                 tuple((c.op, tuple([where[id(i)] for i in c.inputs]), c.shape, c._meta,
                        c._key & 1) for c in created),
                 tuple((i, where[id(afters[i])]) for i in range(n) if updated[i]), g,
-                tuple(created))
+                tuple(created), tuple(self.befores))
 
 
 def _run(entries: list, names: dict):
@@ -413,23 +413,25 @@ def _run(entries: list, names: dict):
         code.append(f"    if node is None:\n        return {j}\n"
                     f"    g = pop(node, None)\n    if g is None:\n        return {j}")
         code.append(_stamp(e, const, f"        pending[node] = g\n        return {j}",
-                           not names["FAR"], wanted, j, made.get(id(e[-2]))))
-        made.update((id(c), f"c{j}_{m}") for m, c in enumerate(e[-1]))
+                           not names["FAR"], wanted, j, made))
+        made.update((id(c), f"c{j}_{m}") for m, c in enumerate(e[-2]))
     code.append(f"    return {len(entries)}\n")
     return generated(code, names, const)
 
 
 def _stamp(entry: tuple, const, fail: str, dense: bool, wanted: set[int], j: int,
-           g_made: str | None) -> str:
+           made: dict[int, str]) -> str:
     """The code of entry ``j`` of a template: checks that ``node`` and ``g`` are alike the
     recorded ones (``fail`` if not, having built nothing), then builds the recorded nodes and
     pending terms for them. ``dense``: the walk set no node apart (every input of a node of the
     graph is then at ``TOP − serial``, inside the order). ``wanted``: the ids of the targets'
-    Metas (a node of another Meta is no target: it is not looked up). ``g_made``: the variable
-    of the node an earlier entry built that was the recorded g (a g that is it is alike)."""
+    Metas (a node of another Meta is no target: it is not looked up). ``made``: the variables
+    of the nodes earlier entries built, by id — a recorded g or pending term that was one of
+    them is known alike when it is that variable's node."""
     (op, meta, shape, flag, at_class, gop, gmeta, gshape, gflag, props, befores, fixed,
-     created, updates, _, _) = entry
+     created, updates, g_was, _, befores_were) = entry
     n = len(props)
+    g_made = made.get(id(g_was))
 
     def alike(x: str, xop, xmeta, xflag) -> str:                # (a Meta holds the shape)
         return (f"    if {x}.op is not {const(xop)} or {x}._meta is not {const(xmeta)} or "
@@ -473,8 +475,10 @@ def _stamp(entry: tuple, const, fail: str, dense: bool, wanted: set[int], j: int
         if bp is None:
             code += f"    if b{i} is not None:\n{fail}\n"
         else:
-            code += (f"    if b{i} is None or b{i}._meta is not {const(bp[0])} or "
-                     f"b{i}._key & 1 != {bp[2]}:\n{fail}\n")
+            was = made.get(id(befores_were[i]))
+            known = "" if was is None else f"b{i} is not {was} and "
+            code += (f"    if {known}(b{i} is None or b{i}._meta is not {const(bp[0])} or "
+                     f"b{i}._key & 1 != {bp[2]}):\n{fail}\n")
     if id(meta) in wanted:
         code += "    if node in WANTED:\n        FOUND[node] = g\n"
     env = ["node", "g", *xs, *bs] + [const(f) for f in fixed]
