@@ -257,3 +257,30 @@ def test_named_constants_label_their_edges_like_parameters():
 def test_a_hatted_name_is_drawn_with_its_hat(name):
     """Finding 38: eq. 10.11's ŷ, named yhat or y_hat, is drawn ŷ (as beta is drawn β)."""
     assert L.symbol(name) == "<B><I>ŷ</I></B>"
+
+
+def _state_is_the_output(style: str) -> Recurrence:
+    """A regression RNN whose new state is its prediction: o(t) = h(t), L(t) = mse(o(t), y(t)),
+    written with the expression, with each returned node, or with the loss on the state's."""
+    rec = Recurrence("rnn")
+    x, y, h = rec.sequence("x", (3,)), rec.sequence("y", (2,)), rec.state("h", (2,))
+    new = uf.tanh(rec.param("W", (2, 2)) @ h + rec.param("U", (2, 3)) @ x)
+    h_t = rec.update(h, new)
+    o = rec.output("o", {"expression": new, "returned": h_t, "loss on h": new}[style])
+    rec.loss("L", uf.mse({"expression": new, "returned": o, "loss on h": h_t}[style], y))
+    return rec
+
+
+@pytest.mark.parametrize("style", ["expression", "returned", "loss on h"])
+def test_an_output_that_is_the_state_is_what_its_loss_reads(style):        # vizjudge 44
+    """h(t) given to rec.output too: h → o → L in every view (Fig. 10.3's o → L), whichever
+    node the user went on with — never o a dead end beside an h → L edge."""
+    book = contract(_state_is_the_output(style))
+    assert {(e.src, e.dst, e.delay, e.labels) for e in book.edges} == {
+        ("x", "h", 0, ("U",)), ("h", "h", 1, ("W",)), ("h", "o", 0, ()), ("o", "L", 0, ()),
+        ("y", "L", 0, ())}
+    for view in (viz.folded, viz.cell, lambda r: viz.unfolded(r, steps=2)):
+        drawn = {(a.split("(")[0], b.split("(")[0]) for a, b, _ in edges(view(
+            _state_is_the_output(style)).source)}
+        assert {a for a, b in drawn if b == "L"} == {"o", "y"}
+        assert {b for a, b in drawn if a == "o"} == {"L"}

@@ -1193,9 +1193,9 @@ def test_a_recursive_net_s_op_view_speaks_of_tree_positions(shape):             
     assert "Σ_t" not in words and not re.search(r"\bstep \d", words), words[:300]
 
 
-@pytest.mark.parametrize("returned, view", [
+@pytest.mark.parametrize("returned, view", [                        # 44 fixed (viz2)
     *[pytest.param(True, v, id=f"returned-{v}") for v in ("folded", "unfolded3")],
-    *[still_open(44, False, v, id=f"expression-{v}") for v in ("folded", "unfolded3")]])
+    *[pytest.param(False, v, id=f"expression-{v}") for v in ("folded", "unfolded3")]])
 def test_an_output_that_is_the_state_feeds_its_loss(returned, view):           # finding 44
     """rec.output("o", h(t)) with the loss on the same value: o is what the loss reads (item 1:
     "the node given to rec.output ... is that variable whether the user goes on with the

@@ -182,6 +182,13 @@ class _Contraction:
         # names (so that reading the expression reads the variable)
         self.var_of: dict[Node, str] = {}
         self.node_of: dict[str, Node] = {}
+        # an expression several names alias (a state's new value given to rec.output too):
+        # the names in body order, each drawn reading the one before it, as if each call had
+        # been given the node the previous one returned; every other reader of the expression
+        # or of one of its names reads the last (a loss on h(t) = o(t) reads o, as in 10.3)
+        self.chains: dict[Node, list[str]] = {}
+        aliases: dict[Node, Node] = {}              # each alias node → the expression it names
+        self.reader: str | None = None              # the variable whose edges are being found
         for node in self.body:
             if node.name is None or node.op in (PARAM, CONSTANT, STATE) or node.name in hide:
                 continue
@@ -192,9 +199,17 @@ class _Contraction:
                     inner not in self.var_of:
                 self.var_of[inner] = node.name
                 self.node_of[node.name] = inner
+                self.chains[inner] = [node.name]
             else:
                 self.node_of[node.name] = node
+                if inner in self.chains:
+                    self.chains[inner].append(node.name)
+                    aliases[node] = inner
             self.var_of[node] = node.name
+            if inner in self.chains and self.chains[inner][0] == node.name:
+                aliases[node] = inner
+        self.chains = {n: names for n, names in self.chains.items() if len(names) > 1}
+        self.chains.update({a: self.chains[e] for a, e in aliases.items() if e in self.chains})
         for node, name in (named_gates or {}).items():  # unnamed gates, named by their role
             self.node_of[name], self.var_of[node] = node, name
         self.taken = {n.name for n in self.body if n.name is not None}
@@ -257,6 +272,10 @@ class _Contraction:
         if node.op is STATE:
             st = self.rec._state_of[node]
             return st.name, node.attrs["delay"], st.backward
+        chain = self.chains.get(node)
+        if chain is not None:
+            k = chain.index(self.reader) if self.reader in chain[1:] else len(chain)
+            return chain[k - 1], 0, False
         name = self.var_of.get(node)
         return None if name is None else (name, 0, False)
 
@@ -277,6 +296,7 @@ class _Contraction:
         """The edges into variable ``name``, and the points they pass through: a point is the
         unnamed value that a parameter multiplies when another parameter was applied below it
         (``tanh(V2 @ h)`` in ``V @ tanh(V2 @ h)``)."""
+        self.reader = name
         top = self.node_of[name]
         region = self.region(top)
         inside = set(region) | {top}
