@@ -152,7 +152,8 @@ class _Drawer:
             tip = f"{name}{when}: the step's internal values {', '.join(var.members)}" + \
                   (f"; parameters {', '.join(var.params)}" if var.params else "") + \
                   " (cells='open' draws them)"
-            shown = [m for m in var.members if "·" not in m]       # (not the points)
+            # its named values (not the points), or else its parameters: a PNG has no tooltip
+            shown = [m for m in var.members if "·" not in m] or list(var.params)
             ports = getattr(self, "cell_ports", 0)
             look = {**CELL_NODE, **({"margin": "0,0"} if ports > 3 else {}),
                     "label": L.cell(name, shown, step, ports=ports),
