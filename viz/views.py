@@ -868,8 +868,9 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
         columns = _columns(options.pop("steps", None), options.pop("window", None),
                            options.pop("max_steps", MAX_STEPS), "viz.side_by_side")
         with dot.subgraph(name=f"cluster_panel{k}") as part:
-            label = title if not any(c.span for c in columns) else \
-                f"{title}\n({shown_steps(columns)})"
+            # (an overlay says which steps it shows: each panel for itself, their τ may differ)
+            label = title if not any(c.span for c in columns) and \
+                options.get("gradients") is None else f"{title}\n({shown_steps(columns)})"
             part.attr(label=L.plain(label), pencolor="transparent", fontname=L.FONT,
                       fontsize="16", labelloc="t")
             book, placement, boxes = prepare(rec, columns, hide=options.pop("hide", ()),
@@ -884,7 +885,9 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
                 d.unfolded(placement, boxes=boxes)
             else:
                 overlay(d, placement, gradients, common, boxes=boxes,
-                        legend_here=k == len(panels) - 1)
+                        legend_here=k == len(panels) - 1,
+                        compared=[p[2]["gradients"] for p in panels
+                                  if p[2].get("gradients") is not None])
             d.close()
         firsts.append(d.ranks[min(d.ranks)])
         drawers.append(d)
