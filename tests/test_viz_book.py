@@ -284,3 +284,16 @@ def test_an_output_that_is_the_state_is_what_its_loss_reads(style):        # viz
             _state_is_the_output(style)).source)}
         assert {a for a, b in drawn if b == "L"} == {"o", "y"}
         assert {b for a, b in drawn if a == "o"} == {"L"}
+
+
+def test_both_ends_of_an_output_to_hidden_recurrence_say_w():                 # vizjudge 24
+    """Fig. 10.4: o(…) –W→ h(t−1) at the left end, and at the right o(t+1) –W→ into the
+    ellipsis (an unlabelled o(t+1) → o(…) read as an identity), as h(t+1) –W→ h(…) in 10.3."""
+    from unfold import models
+    for rec, carrier in ((models.output_to_hidden(3, 4, 2), "o"), (rnn(), "h")):
+        found = {(a, b): attrs for a, b, attrs in edges(viz.unfolded(rec).source)}
+        into_end = [attrs for (a, b), attrs in found.items()
+                    if a == f"{carrier}(t+1)" and b.endswith("(...4)")]
+        out_of_start = [attrs for (a, b), attrs in found.items() if a == f"{carrier}(...0)"]
+        assert len(into_end) == 1 and "<I>W</I>" in into_end[0], found
+        assert out_of_start and all("<I>W</I>" in attrs for attrs in out_of_start)
