@@ -192,7 +192,8 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            "(unfold.models.rnn)",
            lambda: views.unfolding(models.rnn(M, N, K), hide=_NO_A)),
     Figure("10.4", "RNN whose only recurrence is from the output to the hidden layer "
-           "(unfold.models.output_to_hidden)",
+           "(unfold.models.output_to_hidden); the ellipses at both ends stand for o, the value "
+           "carried from step to step, entering the next step through W",
            lambda: views.unfolding(models.output_to_hidden(M, N, K))),
     Figure("10.5", "RNN with a single output at the end of the sequence "
            "(unfold.models.rnn_single_output)",
