@@ -186,30 +186,30 @@ class _Contraction:
         # the names in body order, each drawn reading the one before it, as if each call had
         # been given the node the previous one returned; every other reader of the expression
         # or of one of its names reads the last (a loss on h(t) = o(t) reads o, as in 10.3)
-        self.chains: dict[Node, list[str]] = {}
-        aliases: dict[Node, Node] = {}              # each alias node → the expression it names
-        self.reader: str | None = None              # the variable whose edges are being found
+        aliases: dict[Node, Node] = {}      # each alias node → the unnamed expression it names
         for node in self.body:
             if node.name is None or node.op in (PARAM, CONSTANT, STATE) or node.name in hide:
                 continue
             if node.name in self.node_of:               # an alias of a drawn variable's node
                 continue
             inner = node.inputs[0] if node.op is ALIAS and node.inputs else None
-            if inner is not None and inner.name is None and inner.inputs and \
-                    inner not in self.var_of:
+            named = inner is not None and inner.name is None and bool(inner.inputs)
+            if named and inner not in self.var_of:
                 self.var_of[inner] = node.name
                 self.node_of[node.name] = inner
-                self.chains[inner] = [node.name]
             else:
                 self.node_of[node.name] = node
-                if inner in self.chains:
-                    self.chains[inner].append(node.name)
-                    aliases[node] = inner
-            self.var_of[node] = node.name
-            if inner in self.chains and self.chains[inner][0] == node.name:
+            if named:
                 aliases[node] = inner
-        self.chains = {n: names for n, names in self.chains.items() if len(names) > 1}
-        self.chains.update({a: self.chains[e] for a, e in aliases.items() if e in self.chains})
+            self.var_of[node] = node.name
+        names: dict[Node, list[str]] = {}
+        for alias, inner in aliases.items():
+            names.setdefault(inner, []).append(alias.name)
+        chains = {inner: found for inner, found in names.items() if len(found) > 1}
+        #: expression or alias node → the names of its chain, in body order
+        self.chains: dict[Node, list[str]] = {
+            **chains, **{a: chains[inner] for a, inner in aliases.items() if inner in chains}}
+        self.reader: str | None = None              # the variable whose edges are being found
         for node, name in (named_gates or {}).items():  # unnamed gates, named by their role
             self.node_of[name], self.var_of[node] = node, name
         self.taken = {n.name for n in self.body if n.name is not None}

@@ -155,7 +155,7 @@ def memory(rec: Recurrence, *, params: bool = True, hide: Sequence[str] = ()) ->
         dot.node(square, **DELAY, **({"xlabel": str(e.delay)} if e.delay > 1 else {}),
                  tooltip=L.tooltip(f"delay: {e.src} as it was {e.delay} step(s) earlier"))
         row = d.row[e.dst]
-        d.invisible(square, ids[e.dst], minlen="1")
+        d.invisible(square, ids[e.dst])
         d.ranks.setdefault(row, []).append(square)
         dot.edge(heads["reading"], square, arrowhead="none", weight="0",
                  tooltip=L.tooltip(f"{e.src}, {e.delay} step(s) earlier"))
