@@ -100,10 +100,10 @@ def _from_the_left(part: Drawing, tails: list[str], above: set[str]) -> None:
     before the ellipsis column, whose width dot then doubled (as true labels they did so too);
     from the left each runs through the gap before its own column."""
     starts = tuple(f"{quoting.quote(t)} -> " for t in tails)
-    edge = re.compile(r'^(\s*\S+ -> ("(?:[^"\\]|\\.)*"|[\w.]+)) \[label=')
+    edge = re.compile(r'^(\s*\S+ -> ("(?:[^"\\]|\\.)*"|[\w.]+)) \[(label=)?')
 
     def rewrite(m: re.Match) -> str:
         port = "" if m.group(2) in {quoting.quote(a) for a in above} else ":sw"
-        return f"{m.group(1)}{port} [xlabel="
+        return f"{m.group(1)}{port} [{'xlabel=' if m.group(3) else ''}"
     part.body[:] = [edge.sub(rewrite, line, count=1) if line.lstrip().startswith(starts)
                     else line for line in part.body]
