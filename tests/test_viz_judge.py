@@ -508,7 +508,7 @@ def test_a_drawing_saves_as_svg_png_pdf_json_and_dot(tmp_path):
         path = viz.save(g, tmp_path / f"f.{ext}")
         assert path.read_bytes().lstrip().startswith(start), ext
     assert "image/svg+xml" in g._repr_mimebundle_()
-    assert viz.svg(g).lstrip().startswith("<?xml")          # SVG as text (README: "the bytes")
+    assert viz.svg(g).lstrip().startswith("<?xml")          # SVG as text, as the README says
     assert viz.png(g).startswith(b"\x89PNG") and viz.pdf(g).startswith(b"%PDF")
 
 

@@ -5,6 +5,7 @@ checked by evaluating them against unfold.grad."""
 from __future__ import annotations
 
 import re
+import subprocess
 import shutil
 
 import numpy as np
@@ -252,6 +253,21 @@ def test_the_parameters_of_joined_recurrences_are_qualified():
         [f"encoder step {t}" for t in (1, 2, 3)] + [f"decoder step {t}" for t in (1, 2)])
     single = viz.graph(rnn().unfold(2).loss).source
     assert "<B>W</B>" in single and "rnn.W" not in single and "rnn step" not in single
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")
+@pytest.mark.parametrize("build", [uf.models.rnn, uf.models.lstm, uf.models.gru],
+                         ids=["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("backward_ops", [False, True], ids=["backward", "backward_ops"])
+def test_dot_lays_out_a_collapsed_op_view_without_a_warning(build, backward_ops):
+    """Edges into the collapsed steps' box aim at the box, not at ports it does not have (dot
+    warned "node [backward steps 2-999], port in17 unrecognized" on the LSTM's op view)."""
+    u = build(3, 4, 5).unfold(6)
+    grads = uf.grad(u.loss, u.params)
+    g = viz.graph(u.loss, backward=dict(zip(u.params, grads)), backward_ops=backward_ops,
+                  collapse=2)
+    said = subprocess.run(["dot", "-Tjson"], input=g.source.encode(), capture_output=True)
+    assert said.returncode == 0 and b"Warning" not in said.stderr, said.stderr.decode()[:500]
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="the dot program is absent")

@@ -355,7 +355,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     placed.titles = titles
     if g.moved is not None:
         placed.tree = True
-    ports = _head_ports(edges, placed.row, column)
+    ports = _head_ports(edges, placed.row, column, set(box.values()))
     g.many = {}                          # nodes entered at a row of ports (_head_ports)
     for (_, head, _), port in zip(edges, ports):
         if port.startswith(_MANY):
@@ -437,7 +437,7 @@ _MANY = "in"
 
 
 def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
-                column: dict[str, float | None]) -> list[str]:
+                column: dict[str, float | None], boxes: set[str]) -> list[str]:
     """A port for each edge's head: a node's inputs (from the rows below) enter it at points
     of their own along its lower side, in the order of its operands (``W(t) @ h(t)``: ``W(t)``
     left, ``h(t)`` right). Unported, they all aimed at the centre of a small op box from below
@@ -446,11 +446,12 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
     nodes outside the steps — the sums ∇W = Σ_t ∇W(t), read from every column, whose edges
     came in nearly flat and hooked round under the node to reach a lower corner.) More than
     three inputs (a GRU's ∇h(t), a memory network's, read by every head's gradient) enter at a
-    row of ports along the node's lower side (``_MANY``: its label is a table, ``_nodes``).)"""
+    row of ports along the node's lower side (``_MANY``: its label is a table, ``_nodes``).)
+    The ``boxes`` of collapsed steps have no such table: their edges keep dot's choice."""
     into: dict[str, list[int]] = {}
     for k, (tail, head, attrs) in enumerate(edges):
         if tail in row and head in row and row[tail] < row[head] and \
-                column.get(head) is not None:
+                column.get(head) is not None and head not in boxes:
             into.setdefault(head, []).append(k)
     out = [""] * len(edges)
     for ks in into.values():
