@@ -23,7 +23,7 @@ from .feed import Feeds
 from .graph import Node, Op, Walked, gc_paused, walk
 from .ops.base import ALIAS, is_placeholder
 
-_KERNEL, _FORWARD, _BATCHED, _ALIAS = 0, 1, 2, 3
+_KERNEL, _FORWARD, _BATCHED, _ALIAS, _FETCH = 0, 1, 2, 3, 4
 #: how a program runs: time-batched (the default) or node by node (the reference)
 MODES = ("batched", "reference")
 #: time-batched plans kept per program (one per pattern of batched feeds and batch size)
@@ -140,16 +140,22 @@ class Program:
             if self.checkpoint is None:
                 sequence = schedule.plain(self.order)
             else:
-                sequence = schedule.checkpointed(self.order, self._reads, keep, self.checkpoint)
-            self._schedule = (sequence, schedule.frees(sequence, self._reads, keep, fed,
-                                                       once=self.checkpoint is None))
+                # the steps of a sequence are sliced from it right before each reader: holding
+                # every step's view from the start would be O(τ)
+                fetched = {j for copies in self.feeds._sliced.values() for c in copies
+                           if (j := self._index[c]) not in keep}
+                fed = [j for j in fed if j not in fetched]
+                sequence = schedule.checkpointed(self.order, self._reads, keep, self.checkpoint,
+                                                 fetched)
+            frees = schedule.frees(sequence, self._reads, keep, fed, once=self.checkpoint is None)
+            self._schedule = (sequence, frees, fed)
         return self._schedule
 
     def peak_elements(self) -> int:
         """The most array elements (per example) this program computes and holds at once — what
         liveness and checkpointing save. Fed values and aliases (which share memory) count 0."""
         sizes = [0 if n.op is ALIAS or is_placeholder(n) else n.size for n in self.order]
-        return schedule.peak(*self._node_schedule(), sizes, [])
+        return schedule.peak(*self._node_schedule()[:2], sizes, [])
 
     # --- running --------------------------------------------------------------------------------
 
@@ -159,6 +165,10 @@ class Program:
                 out = self._run_batched(feed)
                 if out is not None:
                     return out
+            if self.checkpoint is not None:
+                found = self.feeds.resolve_sequences(feed)
+                if found is not None:
+                    return self._run(*found)
             return self._run(self.feeds.resolve(feed))
 
     def _run_batched(self, feed: Mapping[Any, Any]) -> list[np.ndarray] | None:
@@ -202,16 +212,28 @@ class Program:
                 raise
             return None
 
-    def _run(self, values: dict[Node, np.ndarray]) -> list[np.ndarray]:
+    def _run(self, values: dict[Node, np.ndarray],
+             sequences: Mapping[Node, np.ndarray] | None = None) -> list[np.ndarray]:
+        """The per-node run. ``values``: each placeholder's array, or — with ``sequences``, the
+        folded sequences fed whole — those of the placeholders fed one by one."""
+        def fetch(p: Node) -> np.ndarray:
+            v = values.get(p)
+            return sequences[p.source][p.step - 1] if v is None else v
+
         batch, signature = None, []
         for p in self.placeholders:
-            batched = values[p].ndim == p.ndim + 1
+            v = values.get(p)
+            if v is None:               # (a step of a sequence: its batch is the second axis)
+                s = sequences[p.source]
+                batched, size = s.ndim == p.ndim + 2, s.shape[1:2]
+            else:
+                batched, size = v.ndim == p.ndim + 1, v.shape[:1]
             signature.append(batched)
             if batched:
                 if batch is None:
-                    batch = values[p].shape[0]
-                elif values[p].shape[0] != batch:
-                    raise FeedError(f"{p.label!r} is fed with a batch of {values[p].shape[0]} but "
+                    batch = size[0]
+                elif size[0] != batch:
+                    raise FeedError(f"{p.label!r} is fed with a batch of {size[0]} but "
                                     f"another input with a batch of {batch}; all batched inputs "
                                     f"of one evaluation share the batch size")
         signature = tuple(signature)
@@ -224,12 +246,13 @@ class Program:
                     # the per-node schedule names the node and step that failed
                     if timebatch.STRICT:
                         raise
-        plan = self._plans.get(signature)
-        if plan is None:
-            plan = self._plans[signature] = self._plan(signature)
-        slots: list[Any] = [None] * (len(self.order) + 1)    # the last slot stays None
-        for p in self.placeholders:
-            slots[self._index[p]] = values[p]
+        found = self._plans.get(signature)
+        if found is None:
+            found = self._plans[signature] = self._plan(signature)
+        plan, regs = found
+        slots: list[Any] = [None] * regs.count               # register 0 stays None
+        for j, r in regs.fed.items():
+            slots[r] = fetch(self.order[j])
         node = None
         try:
             for i, mode, node, op, ins, flags, frees in plan:
@@ -247,6 +270,8 @@ class Program:
                     slots[i] = op.forward(node, *args)
                 elif mode == _BATCHED:
                     slots[i] = op.batched(node, args, flags, batch)
+                elif mode == _FETCH:
+                    slots[i] = fetch(node)
                 else:
                     slots[i] = args[0]
                 for j in frees:
@@ -257,7 +282,8 @@ class Program:
             raise as_raised(exc, f"evaluating {describe(node)} failed: {type(exc).__name__}: "
                                  f"{exc}") from exc
         fed = {id(_root(v)) for v in values.values()}
-        return [_owned(slots[j], fed) for j in self._slot]
+        fed.update(id(_root(v)) for v in (sequences or {}).values())
+        return [_owned(slots[regs.kept[j]], fed) for j in self._slot]
 
     def _batched_plan(self, signature: tuple[bool, ...], batch: int | None):
         key = (signature, batch)
@@ -305,9 +331,9 @@ class Program:
         self._plans.clear()
         self._nodes = self._schedule = None
 
-    def _plan(self, signature: tuple[bool, ...]) -> list:
-        """The schedule for one pattern of batched feeds: ``(position, mode, node, op, reads,
-        flags, frees)`` per entry of the sequence."""
+    def _plan(self, signature: tuple[bool, ...]) -> tuple[list, schedule.Registers]:
+        """The schedule for one pattern of batched feeds: ``(register, mode, node, op, registers
+        read, flags, registers freed)`` per entry of the sequence, and its registers."""
         batched = [False] * len(self.order)
         for p, flag in zip(self.placeholders, signature):
             batched[self._index[p]] = flag
@@ -315,10 +341,13 @@ class Program:
         flags_of: list[tuple] = [()] * len(self.order)
         kernels: list = [None] * len(self.order)
         order, positions = self.order, self._positions
-        sequence, frees_of = self._node_schedule()
+        sequence, frees_of, fed = self._node_schedule()
         for i in sequence:
             node = order[i]
             op = node.op
+            if not node.inputs and is_placeholder(node):
+                modes[i] = _FETCH           # a step of a sequence, sliced for its reader
+                continue
             flags = tuple([batched[j] for j in positions[i]])
             if True in flags:
                 batched[i] = op.out_batched(node, flags)
@@ -331,9 +360,9 @@ class Program:
                 elif batched[i] or True in flags:
                     modes[i] = _BATCHED
             flags_of[i] = flags
-        reads = self._reads
-        return [(i, modes[i], order[i], kernels[i] or order[i].op, reads[i], flags_of[i],
-                 frees) for i, frees in zip(sequence, frees_of)]
+        regs = schedule.registers(sequence, self._reads, frees_of, fed, set(self._slot))
+        return [(r, modes[i], order[i], kernels[i] or order[i].op, ins, flags_of[i], frees)
+                for i, r, ins, frees in zip(sequence, regs.writes, regs.reads, regs.frees)], regs
 
 
 def _owned(value: Any, fed: set[int]) -> np.ndarray:

@@ -13,7 +13,7 @@ plain schedule; with k ≈ √τ the memory is O(√τ).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Collection, NamedTuple, Sequence
 
 from .graph import Node
 from .ops.base import ALIAS, is_placeholder
@@ -30,10 +30,14 @@ def _unscheduled(node: Node) -> bool:
 
 
 def checkpointed(order: Sequence[Node], reads: Sequence[tuple[int, ...]], keep: set[int],
-                 k: int) -> list[int]:
+                 k: int, fetched: Collection[int] = ()) -> list[int]:
     """The plain order, with segments of forward nodes recomputed before the backward pass reads
-    them (see the module docstring)."""
+    them (see the module docstring). ``fetched``: fed values sliced from their sequence right
+    before each reader (an entry of their own), instead of all held from the start."""
     n = len(order)
+    fetch = [False] * n
+    for j in fetched:
+        fetch[j] = True
     forward = [node.step is not None and node.adjoint is None and bool(node.inputs)
                for node in order]
     segment = [(node.step - 1) // k if f else -1 for node, f in zip(order, forward)]
@@ -60,6 +64,13 @@ def checkpointed(order: Sequence[Node], reads: Sequence[tuple[int, ...]], keep: 
     done: set[int] = set()
     sequence: list[int] = []
 
+    def emit(i: int) -> None:
+        for j in dict.fromkeys(reads[i]):
+            if j < n and fetch[j]:
+                sequence.append(j)                   # a view of the fed sequence, for i alone
+        sequence.append(i)
+        live[i] = True
+
     def recompute(s: int) -> None:
         need, stack = set(), [j for j in wanted.get(s, ()) if not live[j]]
         while stack:
@@ -69,21 +80,21 @@ def checkpointed(order: Sequence[Node], reads: Sequence[tuple[int, ...]], keep: 
             need.add(j)
             stack.extend(x for x in reads[j] if x < n and recomputable[x] and not live[x])
         for j in sorted(need):
-            sequence.append(j)
-            live[j] = True
+            emit(j)
         done.add(s)
 
     for i, node in enumerate(order):
+        if fetch[i]:
+            continue
         if _unscheduled(node):
             live[i] = True
             continue
         for j in reads[i]:
-            if j < n and not live[j]:
+            if j < n and not live[j] and not fetch[j]:
                 if not recomputable[j] or segment[j] in done:
                     raise AssertionError(f"checkpoint schedule lost {order[j]!r}")
                 recompute(segment[j])
-        sequence.append(i)
-        live[i] = True
+        emit(i)
         for j in reads[i] + (i,):
             # a forward instance dies after its last forward reader (the backward pass will read
             # a recomputed instance); recomputed instances live until liveness frees them
@@ -141,6 +152,48 @@ def _frees_once(sequence: Sequence[int], reads: Sequence[tuple[int, ...]], keep:
             continue                          # an output, or a fed value nobody reads
         out[p if p >= 0 else entry[j]].append(j)
     return [tuple(f) for f in out]
+
+
+class Registers(NamedTuple):
+    """A schedule with each value instance in a register (a slot of the run's list) that values
+    not alive at the same time share: a run holds O(peak live values) slots, not O(nodes)."""
+    writes: list[int]                 # entry → the register it writes
+    reads: list[tuple[int, ...]]      # entry → the registers of the values it reads
+    frees: list[tuple[int, ...]]      # entry → the registers to clear after it
+    fed: dict[int, int]               # fed value → its register
+    kept: dict[int, int]              # kept value (an output) → the register of its final value
+    count: int                        # how many registers (register 0 is always None)
+
+
+def registers(sequence: Sequence[int], reads: Sequence[tuple[int, ...]],
+              free_lists: Sequence[tuple[int, ...]], fed: Sequence[int],
+              keep: Collection[int]) -> Registers:
+    """Registers for a schedule (``sequence`` with ``free_lists`` from ``frees``): a value's
+    register is taken when it is computed (or fed) and given back when it is freed. Register 0
+    stands for the slot ``len(reads)``, which is never written (inputs whose value is unread)."""
+    held = {len(reads): 0}            # value → the register of its live instance
+    spare: list[int] = []
+    count = 1
+
+    def take(j: int) -> int:
+        nonlocal count
+        if j in held:
+            raise AssertionError(f"schedule writes value {j} while it is still held")
+        if spare:
+            held[j] = spare.pop()
+        else:
+            held[j], count = count, count + 1
+        return held[j]
+
+    fed_regs = {j: take(j) for j in fed}
+    writes, ins, gone = [], [], []
+    for i, free in zip(sequence, free_lists):
+        ins.append(tuple([held[j] for j in reads[i]]))
+        writes.append(take(i))
+        freed = tuple([held.pop(j) for j in free])
+        spare.extend(freed)
+        gone.append(freed)
+    return Registers(writes, ins, gone, fed_regs, {j: held[j] for j in keep if j in held}, count)
 
 
 def peak(sequence: Sequence[int], free_lists: Sequence[tuple[int, ...]], sizes: Sequence[int],
