@@ -9,6 +9,7 @@ runs batched and which bookkeeping ops reduce to aliases.
 from __future__ import annotations
 
 import math
+import operator
 import random
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -45,15 +46,12 @@ class Program:
         self._walk = walk(self.outputs)
         order, self._top, self.placeholders, self.n_nodes, _ = self._walk
         self.feeds = Feeds(self.placeholders, self)
-        if checkpoint is not None:
-            if checkpoint == "sqrt":
-                steps = max((n.step for n in order if n is not None and n.step is not None),
-                            default=1)
-                checkpoint = max(1, math.isqrt(steps - 1) + 1)
-            if not isinstance(checkpoint, int) or checkpoint < 1:
-                raise UnfoldValueError(f"checkpoint must be a positive number of steps or "
-                                       f"'sqrt', got {checkpoint!r}")
-        self.checkpoint = checkpoint
+        checkpoint = _checkpoint(checkpoint)
+        if checkpoint == "sqrt":
+            steps = max((n.step for n in order if n is not None and n.step is not None),
+                        default=1)
+            checkpoint = max(1, math.isqrt(steps - 1) + 1)
+        self.checkpoint: int | None = checkpoint
         self._schedule: tuple | None = None
         self._nodes: tuple | None = None
         self._plans: dict[tuple, list] = {}
@@ -411,25 +409,46 @@ def compile(nodes: Sequence[Node], checkpoint: int | str | None = None,
 
     ``checkpoint=k`` (or ``"sqrt"`` for k ≈ √τ) schedules an unfolded graph's backward pass with
     checkpointing: only every k-th step's states are stored, the rest is recomputed when needed —
-    the same values, in O(√τ) memory.
+    the same values, bit for bit, in O(τ/k + k) memory: O(√τ) for k ≈ √τ (k ≥ τ is one segment,
+    the memory of the plain schedule). A checkpointed program runs the per-node schedule (as
+    ``mode="reference"``), not the time-batched plan: batching a group over all τ steps needs
+    its τ inputs and outputs at once — the O(τ) memory checkpointing exists to avoid — so it
+    trades speed for memory twice.
     """
     nodes = tuple(nodes)
     for n in nodes:
         if not isinstance(n, Node):
             raise UnfoldTypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
-    if not (checkpoint is None or isinstance(checkpoint, (int, str))) or \
-            isinstance(checkpoint, bool) or not isinstance(mode, str):
-        raise UnfoldValueError(f"checkpoint must be a positive number of steps or 'sqrt', got "
-                               f"{checkpoint!r}, and mode one of {MODES}, got {mode!r}")
-    key = (nodes, checkpoint, mode)
+    if not isinstance(mode, str):
+        raise UnfoldValueError(f"mode must be one of {MODES}, got {mode!r}")
+    key = (nodes, _checkpoint(checkpoint), mode)
     program = _CACHE.get(key)
     if program is None:
         with gc_paused():
-            program = _CACHE[key] = Program(key[0], checkpoint, mode)
+            program = _CACHE[key] = Program(key[0], key[1], mode)
         _trim_cache()
     else:
         _CACHE.move_to_end(key)
     return program
+
+
+def _checkpoint(k: Any) -> int | str | None:
+    """``checkpoint=`` checked: None, "sqrt", or a positive number of steps (a Python or numpy
+    integer; not a bool, not a float)."""
+    if k is None or isinstance(k, str) and k == "sqrt":
+        return k
+    if not isinstance(k, (bool, np.bool_)):
+        try:
+            steps = operator.index(k)
+        except TypeError:
+            steps = None
+        if steps is not None and steps >= 1:
+            return steps
+    hint = " (did you mean 'sqrt'?)" if isinstance(k, str) and \
+        k.strip().lower() in ("sqrt", "√", "'sqrt'") else ""
+    raise UnfoldValueError(f"checkpoint must be a positive number of steps k (segments of k "
+                           f"steps: only every k-th state is kept, the rest recomputed) or 'sqrt' "
+                           f"(k ≈ √τ), got {k!r}{hint}; e.g. checkpoint=10 or checkpoint='sqrt'")
 
 
 def evaluate(nodes: Node | Sequence[Node], feed: Mapping[Any, Any] | None = None, *,
