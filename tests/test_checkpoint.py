@@ -182,3 +182,22 @@ def test_a_numpy_integer_is_a_number_of_steps(k):
     checkpointed = uf.compile(program.outputs, checkpoint=k)
     assert checkpointed.checkpoint == int(k) and type(checkpointed.checkpoint) is int
     _assert_identical(plain, checkpointed(feed))
+
+
+def _registers(steps, k):
+    program, feed = _program(steps, k)
+    program(feed)
+    (_, regs), = program._plans.values()
+    return regs.count
+
+
+def test_a_run_holds_as_many_slots_as_values_alive_at_once():
+    """The run's slots are registers shared by values not alive together: O(τ) on the plain
+    schedule (every step's values wait for the backward pass), O(√τ) checkpointed — not one
+    per node of the graph (O(τ) whatever the schedule)."""
+    plain = _registers(100, None), _registers(400, None)
+    checkpointed = _registers(100, 10), _registers(400, 20)
+    nodes = len(_program(400, 20)[0].order)
+    assert 3.5 < plain[1] / plain[0] < 4.5
+    assert checkpointed[1] / checkpointed[0] < 2.5
+    assert checkpointed[1] * 20 < nodes

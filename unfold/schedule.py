@@ -9,7 +9,14 @@ at every k-th step: the checkpoints). Every other forward value is freed after i
 reader, and when the backward pass first needs a value of segment s, the forward nodes of s that
 the backward pass reads are recomputed from the checkpoints. The gradient graph is unchanged and
 the recomputation runs the same ops on the same inputs, so the results are bit-identical to the
-plain schedule; with k ≈ √τ the memory is O(√τ).
+plain schedule; with k ≈ √τ the memory is O(√τ): τ/k checkpoints and one segment's k steps. So
+that nothing else is O(τ), each step of a fed sequence is sliced right before its reader (not all
+τ views up front), and a run keeps its values in registers (``registers``): slots shared by
+values not alive at the same time, as many as the most values alive at once — not one per node.
+
+Not O(√τ) yet: a graph whose backward pass reads a segment's values at two far-apart times (the
+two opposite backward chains of a bidirectional net) holds them in between, as the plain schedule
+does.
 """
 from __future__ import annotations
 
