@@ -54,7 +54,7 @@ class Program:
         self.checkpoint: int | None = checkpoint
         self._schedule: tuple | None = None
         self._nodes: tuple | None = None
-        self._plans: dict[tuple, list] = {}
+        self._plans: dict[tuple, tuple] = {}
         self._batched_plans: OrderedDict[tuple, Any] = OrderedDict()
         # how a time-batched run is fed: whole sequences (each with its step copies) and the
         # placeholders fed one by one
