@@ -14,9 +14,13 @@ that nothing else is O(τ), each step of a fed sequence is sliced right before i
 τ views up front), and a run keeps its values in registers (``registers``): slots shared by
 values not alive at the same time, as many as the most values alive at once — not one per node.
 
-Not O(√τ) yet: a graph whose backward pass reads a segment's values at two far-apart times (the
-two opposite backward chains of a bidirectional net) holds them in between, as the plain schedule
-does.
+The backward nodes run demand-driven (``as_late_as_possible``): a gradient node larger than its
+inputs — an outer product waiting for its accumulation chain — is computed right before its first
+reader, not where the gradient graph was built. And at most ``RESIDENT`` recomputed segments are
+held: a backward pass that comes back to a segment (the second, opposite backward chain of a
+bidirectional net) recomputes it again. There, what stays O(τ) is a few gradient vectors per step
+that the second chain's accumulations read (the sums' order is fixed by the gradient graph:
+changing it would change the bits).
 """
 from __future__ import annotations
 
@@ -24,6 +28,11 @@ from typing import Collection, NamedTuple, Sequence
 
 from .graph import Node
 from .ops.base import ALIAS, is_placeholder
+
+
+#: recomputed segments held at once: recomputing one more drops the oldest (recomputed anew if the
+#: backward pass comes back to it: a bidirectional net's second backward chain)
+RESIDENT = 2
 
 
 def plain(order: Sequence[Node]) -> list[int]:
@@ -69,6 +78,7 @@ def checkpointed(order: Sequence[Node], reads: Sequence[tuple[int, ...]], keep: 
 
     live = [False] * n
     done: set[int] = set()
+    resident: dict[int, set[int]] = {}           # recomputed segment → what it made live
     sequence: list[int] = []
 
     def emit(i: int) -> None:
@@ -79,6 +89,9 @@ def checkpointed(order: Sequence[Node], reads: Sequence[tuple[int, ...]], keep: 
         live[i] = True
 
     def recompute(s: int) -> None:
+        while len(resident) >= RESIDENT:             # the oldest segment is recomputed anew
+            for j in resident.pop(next(iter(resident))):    # if it is needed again
+                live[j] = False
         need, stack = set(), [j for j in wanted.get(s, ()) if not live[j]]
         while stack:
             j = stack.pop()
@@ -89,8 +102,10 @@ def checkpointed(order: Sequence[Node], reads: Sequence[tuple[int, ...]], keep: 
         for j in sorted(need):
             emit(j)
         done.add(s)
+        resident[s] = need
 
-    for i, node in enumerate(order):
+    for i in as_late_as_possible(order, reads, keep):
+        node = order[i]
         if fetch[i]:
             continue
         if _unscheduled(node):
@@ -98,7 +113,7 @@ def checkpointed(order: Sequence[Node], reads: Sequence[tuple[int, ...]], keep: 
             continue
         for j in reads[i]:
             if j < n and not live[j] and not fetch[j]:
-                if not recomputable[j] or segment[j] in done:
+                if not recomputable[j]:
                     raise AssertionError(f"checkpoint schedule lost {order[j]!r}")
                 recompute(segment[j])
         emit(i)
@@ -109,6 +124,30 @@ def checkpointed(order: Sequence[Node], reads: Sequence[tuple[int, ...]], keep: 
                     last_forward_read[j] <= i:
                 live[j] = False
     return sequence
+
+
+def as_late_as_possible(order: Sequence[Node], reads: Sequence[tuple[int, ...]],
+                        keep: Collection[int]) -> list[int]:
+    """The nodes in an order where a gradient node larger than its inputs comes right before its
+    first reader (the others, and the outputs, keep their places): demand-driven, so that a
+    value the backward pass needs only much later — an outer product ∇W(t) = ∇a(t) h(t−1)ᵀ
+    waiting for its accumulation chain — is not computed, and held, long before (its smaller
+    inputs are held instead). Sorting by (the first reader's place, own place) keeps every
+    input before its readers."""
+    n = len(order)
+    first = list(range(n))                          # the place of a node's first reader
+    readers: list[list[int]] = [[] for _ in range(n)]
+    for i, node in enumerate(order):
+        if not _unscheduled(node):
+            for j in reads[i]:
+                if j < n:
+                    readers[j].append(i)
+    for i in range(n - 1, -1, -1):
+        node = order[i]
+        if readers[i] and node.adjoint is not None and i not in keep and node.size > sum(
+                order[j].size for j in set(reads[i]) if j < n and not _unscheduled(order[j])):
+            first[i] = min(first[c] for c in readers[i])
+    return sorted(range(n), key=lambda i: (first[i], i))
 
 
 def frees(sequence: Sequence[int], reads: Sequence[tuple[int, ...]], keep: set[int],
