@@ -9,6 +9,7 @@ import pytest
 
 import unfold as uf
 from unfold import timebatch
+from unfold.timebatch import kernels
 from unfold.timebatch.kernels import transposed_copy
 from unfold.timebatch.lower import It, _contiguous_operands
 from bench.workloads import data, unfold_program
@@ -102,3 +103,29 @@ def test_a_wide_recurrence_copies_its_transposed_weight_by_blocks_and_agrees():
     space = plan.run_code.__globals__
     (name,) = [k for k, v in space.items() if v is transposed_copy]
     assert plan.run_code.source.count(f"{name}(") == 1
+
+
+@pytest.mark.parametrize("order", ["batched first", "shared first", "four terms"])
+def test_add_n_in_a_step_loop_is_two_adds_a_call_not_the_ops_forward(order):
+    """``add_n`` in the recurrent step (terms batched or shared by every example, in any order)
+    runs as ``kernels.add_n`` — ``np.add`` into the output, term after term, AddN's order — and
+    every value is the reference's."""
+    rec = uf.Recurrence("sum3")
+    x, y = rec.sequence("x", (3,)), rec.target("y", ())
+    W, U, b = rec.param("W", (4, 4)), rec.param("U", (4, 3)), rec.param("b", (4,))
+    V = rec.param("V", (2, 4))
+    h = rec.state("h", (4,))
+    terms = {"batched first": [W @ h, U @ x, b], "shared first": [b, W @ h, U @ x],
+             "four terms": [W @ h, b, U @ x, uf.tanh(W @ h)]}[order]
+    h_t = rec.update(h, uf.tanh(uf.add_n(terms)))
+    rec.loss("L", uf.cross_entropy(V @ h_t, y))
+    net = rec.unfold(12)
+    outputs = [net.loss] + uf.grad(net.loss, net.params)
+    rng = np.random.default_rng(3)
+    feed = {k: rng.standard_normal(p.shape) / 2 for k, p in rec.params.items()}
+    feed.update(x=rng.standard_normal((12, 5, 3)), y=rng.integers(0, 2, (12, 5)))
+    program = uf.compile(outputs)
+    assert_agree(outputs, program(feed), uf.evaluate(outputs, feed, mode="reference"), feed)
+    (plan,) = program._batched_plans.values()
+    functions = {v for v in plan.run_code.__globals__.values() if callable(v)}
+    assert kernels.add_n in functions and kernels.compute not in functions

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops.base import BROADCAST_LIKE, SUM_LIKE, Elementwise, align
-from ..ops.elementwise import RELU, SIGMOID, SIGMOID_DERIV, TANH_DERIV, Binary, Unary
+from ..ops.elementwise import ADD_N, RELU, SIGMOID, SIGMOID_DERIV, TANH_DERIV, Binary, Unary
 from ..ops.linalg import BATCH_OUTER, MATMUL, OUTER
 from ..ops.nn import LOG_SOFTMAX
 from ..ops.reduce import BATCH_SUM, SUM
@@ -45,6 +45,15 @@ def sigmoid_deriv(y, out):
     """σ′ = ``y(1 − y)`` into ``out``, in the order ``SIGMOID_DERIV`` computes it."""
     np.subtract(1, y, out=out)
     np.multiply(y, out, out=out)
+
+
+def add_n(*terms_and_out):
+    """``out = ((x₁ + x₂) + x₃) + …``, the order ``AddN`` sums in, two operands a call: the
+    arguments are the terms, then ``out`` (each term broadcasts to ``out``)."""
+    out = terms_and_out[-1]
+    np.add(terms_and_out[0], terms_and_out[1], out)
+    for x in terms_and_out[2:-1]:
+        np.add(out, x, out)
 
 
 def relu(x, out):
@@ -218,17 +227,29 @@ def sum_kernel(node, flags, values, out):
     return None
 
 
+def _apart(terms, out) -> bool:
+    """``add_n`` computes these terms into ``out``: all of its dtype, and the terms read after
+    ``out`` is first written (the third on) elsewhere in memory."""
+    return all(v.dtype == out.dtype for v in terms) and \
+        not any(np.may_share_memory(v, out) for v in terms[2:])
+
+
 def kernel(node, flags, values, out, batch, cache):
     op = node.op
     batched = True in flags
     if isinstance(op, Elementwise):
         fn = _UNARY.get(op) or ufunc(op, node)
+        if op is ADD_N:
+            fn = add_n if _apart(values, out) else None
         if fn is not None:
             nd = node.ndim
             args = [_view(cache, v, f"align{nd}", lambda v: align(v, True, nd)) if f else v
                     for v, f in zip(values, flags)]
             if fn in _ONE_OPERAND:
                 return fn, (args[0], out)
+            if fn is add_n and not all(np.broadcast_shapes(a.shape, out.shape) == out.shape
+                                       for a in args):
+                return compute, (op, node, flags, batch, out, *values)
             if fn is np.maximum or fn is np.minimum:
                 fn = maximum if fn is np.maximum else minimum
             return fn, (*args, out)
