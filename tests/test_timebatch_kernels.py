@@ -129,3 +129,38 @@ def test_add_n_in_a_step_loop_is_two_adds_a_call_not_the_ops_forward(order):
     (plan,) = program._batched_plans.values()
     functions = {v for v in plan.run_code.__globals__.values() if callable(v)}
     assert kernels.add_n in functions and kernels.compute not in functions
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.int32, np.uint16])
+def test_negate_is_minus_x_at_any_strides(dtype):
+    """``kernels.negate`` (the kernel of ``np.negative``) and ``sigmoid``'s ``−x``: exactly
+    ``−x`` for inputs and outputs strided by 1…11 elements (numpy 2.4.6's ``np.negative``
+    read a float64 input strided 64 bytes apart as contiguous, into a strided output)."""
+    a = (np.arange(1, 401) * 3 - 500).astype(dtype)
+    for si in range(1, 12):
+        for so in range(1, 12):
+            out = np.zeros(400, dtype)
+            kernels.negate(a[::si][:17], out[::so][:17])
+            assert np.array_equal(out[::so][:17], -a[::si][:17]), (si, so)
+            if np.dtype(dtype).kind == "f":
+                kernels.sigmoid(a[::si][:17] / 100, out[::so][:17])
+                assert np.array_equal(out[::so][:17], 1 / (1 + np.exp(-(a[::si][:17] / 100))))
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_a_width_one_gate_of_a_wide_vector_agrees(steps):
+    """Regression (hypothesis, heavy profile): ``h(t) = σ(z[2:3]) ⊙ z[0:2] + h(t−1) ⊙ σ(z[0:2])``,
+    ``z`` 8 wide, float64, batch 3 — σ(z[2:3]) was computed from the wrong elements (the
+    ``np.negative`` of ``negate``'s docstring): the loss 1.36 off."""
+    rec = uf.Recurrence("narrow")
+    x, h, b = rec.sequence("x", (2,)), rec.state("h", (2,)), rec.param("b", (8,))
+    z = rec.param("W", (8, 2)) @ h + rec.param("U", (8, 2)) @ x + b
+    h_t = rec.update(h, uf.sigmoid(z[2:3]) * z[0:2] + h * uf.sigmoid(z[0:2]))
+    rec.loss("L", uf.sum(h_t * h_t))
+    net = rec.unfold(steps)
+    outputs = [net.loss] + uf.grad(net.loss, net.params)
+    rng = np.random.default_rng(0)
+    feed = {k: rng.standard_normal(p.shape) for k, p in rec.params.items()}
+    feed["x"] = rng.standard_normal((steps, 3, 2))
+    program = uf.compile(outputs)
+    assert_agree(outputs, program(feed), uf.evaluate(outputs, feed, mode="reference"), feed)

@@ -28,11 +28,28 @@ def compute(op, node, flags, batch, out, *values):
 
 
 def sigmoid(x, out):
-    """σ(x) = 1 / (1 + e⁻ˣ) in place (e⁻ˣ overflows to ∞ only where σ(x) < 1e-308, giving 0)."""
-    np.negative(x, out)
+    """σ(x) = 1 / (1 + e⁻ˣ) in place (e⁻ˣ overflows to ∞ only where σ(x) < 1e-308, giving 0);
+    −x as ``x · (−1)`` (``negate``)."""
+    np.multiply(x, -1.0, out)
     np.exp(out, out)
     np.add(out, 1.0, out)
     np.reciprocal(out, out)
+
+
+def negate(x, out):
+    """``out = −x`` as ``x · (−1)`` (unsigned: ``0 − x``), exactly the same numbers: numpy
+    2.4.6's ``np.negative`` reads an input strided 64 bytes apart (float32: 16) as if it were
+    contiguous when the output is strided too — e.g. a width-one column ``z[:, 2:3]`` of an
+    (N, 8) float64 array into a column of another (tests/test_timebatch_kernels.py)."""
+    kind = out.dtype.kind
+    if kind == "f":
+        np.multiply(x, -1.0, out)
+    elif kind == "i":
+        np.multiply(x, -1, out)
+    elif kind == "u":
+        np.subtract(0, x, out)
+    else:
+        np.negative(x, out)
 
 
 def tanh_deriv(y, out):
@@ -86,7 +103,8 @@ def transposed_copy(out, a):
 
 #: the kernels above of one operand, by the op they compute: ``fn(x, out)``
 _UNARY = {SIGMOID: sigmoid, RELU: relu, TANH_DERIV: tanh_deriv, SIGMOID_DERIV: sigmoid_deriv}
-_ONE_OPERAND = tuple(_UNARY.values())
+#: … and ``negate``, the kernel of ``np.negative`` (see there)
+_ONE_OPERAND = tuple(_UNARY.values()) + (negate,)
 
 #: kernels element for element whose calls on slices side by side may join into one
 JOINABLE = _ONE_OPERAND + (maximum, minimum)
@@ -104,6 +122,7 @@ def ufunc(op, node):
         if isinstance(fn, np.ufunc):
             return fn
     return None
+
 
 
 def _view(cache: dict, a: np.ndarray, how: str, make) -> np.ndarray:
@@ -241,6 +260,8 @@ def kernel(node, flags, values, out, batch, cache):
         fn = _UNARY.get(op) or ufunc(op, node)
         if op is ADD_N:
             fn = add_n if _apart(values, out) else None
+        elif fn is np.negative:
+            fn = negate
         if fn is not None:
             nd = node.ndim
             args = [_view(cache, v, f"align{nd}", lambda v: align(v, True, nd)) if f else v
