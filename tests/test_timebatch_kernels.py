@@ -149,9 +149,9 @@ def test_negate_is_minus_x_at_any_strides(dtype):
 
 @pytest.mark.parametrize("steps", [1, 3])
 def test_a_width_one_gate_of_a_wide_vector_agrees(steps):
-    """Regression (hypothesis, heavy profile): ``h(t) = σ(z[2:3]) ⊙ z[0:2] + h(t−1) ⊙ σ(z[0:2])``,
-    ``z`` 8 wide, float64, batch 3 — σ(z[2:3]) was computed from the wrong elements (the
-    ``np.negative`` of ``negate``'s docstring): the loss 1.36 off."""
+    """Regression (test_timebatch_slices at 400 random examples): ``h(t) = σ(z[2:3]) ⊙ z[0:2]
+    + h(t−1) ⊙ σ(z[0:2])``, ``z`` 8 wide, float64, batch 3 — σ(z[2:3]) was computed from the
+    wrong elements (the ``np.negative`` of ``negate``'s docstring): the loss 1.36 off."""
     rec = uf.Recurrence("narrow")
     x, h, b = rec.sequence("x", (2,)), rec.state("h", (2,)), rec.param("b", (8,))
     z = rec.param("W", (8, 2)) @ h + rec.param("U", (8, 2)) @ x + b

@@ -27,8 +27,8 @@ from .flat import Class, Single
 from .group import Grouping, Part, Reduction, contains, fold_flags
 from . import fuse
 from ..ops.base import Elementwise
-from .kernels import EFFECTS, JOINABLE, VIEW_OPS, add_n, kernel, softmax_cross_entropy, sum_kernel, minus_one_hot, \
-    nll, transposed_copy, ufunc, view_op
+from .kernels import EFFECTS, JOINABLE, VIEW_OPS, add_n, kernel, softmax_cross_entropy, \
+    sum_kernel, minus_one_hot, nll, transposed_copy, ufunc, view_op
 
 #: the fewest consecutive steps written as a loop (shorter runs are written call by call)
 LOOP_STEPS = 8
