@@ -192,7 +192,7 @@ def nll(logp, targets, out, axis):
     if targets.size and (targets.min() < 0 or targets.max() >= k):
         raise ValueError("a target is not a class index")  # the per-node run names it
     picked = np.take_along_axis(logp, np.expand_dims(targets, axis), axis)
-    np.negative(np.squeeze(picked, axis), out=out)
+    negate(np.squeeze(picked, axis), out)
 
 
 VIEW_OPS = (GETITEM, TRANSPOSE, RESHAPE)
