@@ -17,6 +17,7 @@ from unfold.recurrence import Recurrence
 
 from . import cells as C
 from . import labels as L
+from . import loops
 from .book import Book, Edge, Variable, check_recurrence, contract
 from .layout import Column, Placement, axis, place, rows, shown_steps
 from .output import Drawing
@@ -90,9 +91,16 @@ class _Drawer:
         #: row → the rank it stands in, when two halves are levelled (``unfolding``)
         self.levels: dict[int, int] | None = None
         self.arcs: frozenset[int] = frozenset()  # rows whose edges up into them span 3 ranks
+        #: ends moved off the loops (``viz.loops``): (tail, head) → their ports
+        self.ports: loops.Ports = {}
+        self.folded_suffix = ""                  # that of ``folded``'s node ids
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
-        """A visible edge (``a`` or ``b`` may carry a port, ``node:w``)."""
+        """A visible edge (``a`` or ``b`` may carry a port, ``node:w``; ``ports`` may move it)."""
+        node = lambda end: end.split(":")[0]
+        moved = self.ports and self.ports.get((self.plain_id(node(a)), self.plain_id(node(b))))
+        if moved:
+            a, b = (f"{node(end)}:{port}" if port else end for end, port in zip((a, b), moved))
         if attrs.get("constraint") != "false":
             self.joined.add(frozenset((a.split(":")[0], b.split(":")[0])))
         self.dot.edge(a, b, **attrs)
@@ -128,6 +136,12 @@ class _Drawer:
                 at_head, str) else "-25"
             return {"headlabel": L.params(names), "labeldistance": "2.5", "labelangle": angle}
         return {"xlabel" if free else "label": L.params(names)}
+
+    def plain_id(self, node: str) -> str:
+        """``node``'s id without the suffixes that keep panels apart (``h[folded]`` → ``h``)."""
+        for suffix in {self.suffix, self.folded_suffix} - {""}:
+            node = node.replace(suffix, "")
+        return node
 
     def node_id(self, name: str, key: str | None = None) -> str:
         return L.node_id(name, key) + self.suffix
@@ -252,6 +266,7 @@ class _Drawer:
         keeps its node ids apart from those of an unfolded graph in the same drawing; ``dot``
         is the (sub)graph its nodes are declared in."""
         home, self.dot = self.dot, dot or self.dot
+        self.folded_suffix = suffix
         ids, spine, column = {}, set(), set()
         # declared bottom row first (see ``bottom_up``); in a row shared by several values
         # (an LSTM's gates) those read higher up first, left, away from the squares on the
@@ -302,7 +317,7 @@ class _Drawer:
             src = edges[0].src
             fed = {e.dst for e in self.book.users_of(src)
                    if not e.delay and self.row[e.dst] == self.row[src] + 1}
-            if loops and others and len(fed) > 1:
+            if loops and others and len(fed) != 1:
                 groups.append(loops + others)
             else:
                 groups += [g for g in (loops, others) if g]
@@ -785,11 +800,24 @@ def folded(rec: Recurrence, *, params: bool = True, biases: bool = False,
     an output is contracted like an unnamed one, a loss disappears).
     """
     _check_flags(params=params, biases=biases)
-    dot = new_graph(_name(rec, "folded"))
-    d = _Drawer(dot, contract(rec, hide), None, params=params, biases=biases)
+    book = contract(rec, hide)
+    return _draw_folded(book, _name(rec, "folded"), params, biases, _loop_ports(
+        book, params, biases))
+
+
+def _draw_folded(book: Book, name: str, params: bool, biases: bool, ports: loops.Ports
+                 ) -> Drawing:
+    dot = new_graph(name)
+    d = _Drawer(dot, book, None, params=params, biases=biases)
+    d.ports = ports
     d.folded()
     d.close()
     return dot
+
+
+def _loop_ports(book: Book, params: bool, biases: bool) -> loops.Ports:
+    """The ports that keep the folded drawing's loops clear of other edges' ends."""
+    return loops.untangle(lambda ports: _draw_folded(book, "folded", params, biases, ports))
 
 
 def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | None = None,
@@ -922,6 +950,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     right = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)
     left = _Drawer(dot, full, None, params=params, biases=biases)
     left.width = right.width = str(max(float(left.width), float(right.width)))
+    left.ports = _loop_ports(full, params, biases)   # (those of viz.folded's own drawing)
     left.folded(suffix="[folded]")
     ids = right.unfolded(placement, boxes=boxes)
     left.levels, right.levels = _levels(left, right)
