@@ -306,10 +306,11 @@ class _Drawer:
                 delayed.setdefault((e.src, e.delay, e.backward), []).append(e)
         # a state's loop onto itself gets a square of its own, in the row above when others
         # read the state's past too (their square holds the right of its row) — unless the
-        # state feeds several values in that row: then one square serves the loop and the
-        # other readers, h → ■ → h, ■ → u, ■ → r (the loop's square, above right, met h → L
+        # state feeds several values in that row, or none: then one square serves the loop and
+        # the other readers, h → ■ → h, ■ → u, ■ → r (the loop's square, above right, met h → L
         # there, and its arcs met h's line out to the readers' square: a GRU whose loss reads
-        # h, a second GRU layer's gates); loops first
+        # h, a second GRU layer's gates; in a row of values it does not feed, a bidirectional
+        # GRU's backward gates, it stood 190 pt away across their inputs); loops first
         groups = []
         for edges in delayed.values():
             loops = [e for e in edges if e.dst == e.src]
