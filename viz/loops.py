@@ -49,14 +49,16 @@ def is_square(node: str) -> bool:
     return "[delay" in node
 
 
-def untangle(draw: Callable[[Ports], graphviz.Digraph]) -> Ports:
+def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = None,
+             movable: Callable[[str], bool] = lambda node: True) -> Ports:
     """The ports for which ``draw(ports)`` has the fewest edge ends on its loops (see the
     module's doc) and then the fewest other ends meeting at an arrowhead, found greedily: clash
     by clash, the other edge's end moved first, else the loop's own; a move is taken when it
     leaves fewer clashes on the loops (or as many and fewer meetings) and no more of both
-    together, and keeps the drawing (``_kept``)."""
+    together, and keeps the drawing (``_kept``). ``start``: the moves to begin with;
+    ``movable``: the nodes whose ends may move."""
     from .output import have_dot, layout
-    ports: Ports = {}
+    ports: Ports = dict(start or {})
     if not have_dot():
         return ports
     first = draw(ports)
@@ -65,7 +67,8 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph]) -> Ports:
     (loops, meets), kept = _judge(layout(first))
     tries, stuck = 0, set()
     while loops + meets and tries < TRIES:
-        todo = [end for pair in loops + meets for end in pair if end[:3] not in stuck]
+        todo = [end for pair in loops + meets for end in pair if end[:3] not in stuck and
+                movable(end[0] if end[2] == "tail" else end[1])]
         if not todo:
             break
         end = todo[0]
@@ -143,15 +146,24 @@ def _kept(now: tuple, before: tuple, moved: tuple[str, str]) -> bool:
 
 def _crossings(laid: Mapping[str, Any]) -> int:
     """Pairs of visible edges whose splines cross, leaving out pairs that share a node."""
-    lines = [((e["tail"], e["head"]), _spline(e["pos"])) for e in laid.get("edges", [])
-             if e.get("style") != "invis" and "pos" in e]
+    lines = [((e["tail"], e["head"]), line, _box(line)) for e in laid.get("edges", [])
+             if e.get("style") != "invis" and "pos" in e for line in [_spline(e["pos"])]]
     count = 0
-    for k, (ends, a) in enumerate(lines):
-        for other, b in lines[k + 1:]:
-            if not set(ends) & set(other) and any(
+    for k, (ends, a, box_a) in enumerate(lines):
+        for other, b, box_b in lines[k + 1:]:
+            if not set(ends) & set(other) and _meet(box_a, box_b) and any(
                     _cross(p, q, r, s) for p, q in zip(a, a[1:]) for r, s in zip(b, b[1:])):
                 count += 1
     return count
+
+
+def _box(line: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    xs, ys = [p[0] for p in line], [p[1] for p in line]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _meet(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
 def _cross(p, q, r, s) -> bool:

@@ -98,7 +98,8 @@ class _Drawer:
     def edge(self, a: str, b: str, **attrs: str) -> None:
         """A visible edge (``a`` or ``b`` may carry a port, ``node:w``; ``ports`` may move it)."""
         node = lambda end: end.split(":")[0]
-        moved = self.ports and self.ports.get((self.plain_id(node(a)), self.plain_id(node(b))))
+        moved = self.ports and (self.ports.get((node(a), node(b))) or self.ports.get(
+            (self.plain_id(node(a)), self.plain_id(node(b)))))
         if moved:
             a, b = (f"{node(end)}:{port}" if port else end for end, port in zip((a, b), moved))
         if attrs.get("constraint") != "false":
@@ -937,8 +938,20 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolding")
     columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolding")
-    dot = new_graph(name)
     full = contract(rec, hide)
+
+    def draw(ports: loops.Ports) -> Drawing:
+        return _unfolding(rec, name, columns, full, hide, cells, params, biases, ports)
+    # (the folded half's loops in this drawing: its rows beside the other half's ranks may
+    # lay out otherwise than viz.folded's, so the moves found for viz.folded are a start)
+    return draw(loops.untangle(draw, start=_loop_ports(full, params, biases),
+                               movable=lambda node: "[folded]" in node))
+
+
+def _unfolding(rec: Recurrence, name: str, columns: list[Column], full: Book,
+               hide: Sequence[str], cells: str, params: bool, biases: bool,
+               ports: loops.Ports) -> Drawing:
+    dot = new_graph(name)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
     keep_order(dot, boxes)
     # one drawer per half: the folded half keeps every value, the unfolded one may use cells.
@@ -951,7 +964,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     right = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)
     left = _Drawer(dot, full, None, params=params, biases=biases)
     left.width = right.width = str(max(float(left.width), float(right.width)))
-    left.ports = _loop_ports(full, params, biases)   # (those of viz.folded's own drawing)
+    left.ports = ports
     left.folded(suffix="[folded]")
     ids = right.unfolded(placement, boxes=boxes)
     left.levels, right.levels = _levels(left, right)
@@ -977,7 +990,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
             dot.node(node, **POINT)
             right.ranks.setdefault(r, []).append(node)
         if r == arrow_row:
-            right.edge(wall, head, xlabel=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
+            right.edge(wall, head, label=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
                        fontname=L.FONT)
         else:
             right.invisible(wall, head, weight="1")
