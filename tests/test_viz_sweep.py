@@ -90,7 +90,6 @@ LEFT = {
     ('rnn_single_output', 'unfolded window'): 2,
     ('rnn_single_output', 'unfolding'): 2,
     ('skip_rnn', 'cell'): 1,
-    ('teacher_forcing scheduled', 'unfolded window'): 3,
 }
 
 

@@ -647,8 +647,15 @@ class _Drawer:
                 free = ["sw", "s", "se"] if len(rest) == 3 else free
             if len(rest) > len(free):
                 continue
-            if len(rest) == 1 and len(free) == 2:      # by its side of the column
-                free = free[1:] if rest[0][0] > 0 else free[:1]
+            if len(rest) == 1 and len(free) == 2:      # by its side of the column; from
+                # the column's line, past the value under it, on the side away from what
+                # that value takes from the steps before (Fig. 10.13c's U past the MLP point
+                # that h(t−1)'s W1 enters from the left: round the right, into the right)
+                side = rest[0][0]
+                if side == 0 and straight:        # (at every step alike: the first too)
+                    side = sum(-1 if e.backward else 1 for e in
+                               self.book.inputs_of(straight[0][2]) if e.delay)
+                free = free[1:] if side > 0 else free[:1]
             for port, (_, _, src) in zip(free, rest):
                 out.setdefault((src, c, dst, c), port)
         return out
