@@ -5,9 +5,11 @@ The folded views place every delay square by rule (``views._Drawer.delay``), but
 lets a loop leave or re-enter its state depends on the whole drawing: a gated cell's gates, a
 second layer's inputs or a peephole's extra square may end beside it, their arrowheads on the
 loop's arcs. So the drawing is laid out once, and every edge end that lies within ``GAP`` points
-of a loop's end on the same node (a delay square's edge) is moved to a compass point of that
-node — the nearest one, round the node's boundary, that is clear of the loop — as long as that
-leaves fewer such clashes. Nothing is moved without ``dot`` (the DOT text is then the rule's).
+of a loop's end on the same node (a delay square's edge) — then every two ends that meet at an
+arrowhead — is moved to a compass point of that node: the nearest one round the node's
+boundary that faces the edge's other end and is clear of the loop, as long as that leaves
+fewer such clashes and keeps the drawing (the nodes' order in each row, no new crossing, about
+as much line). Nothing is moved without ``dot`` (the DOT text is then the rules').
 
 The moves are ``Ports``: ``(tail id, head id) → (tail port, head port)``, ids without a panel's
 suffix, so that ``viz.unfolding``'s folded panel takes the ports found for ``viz.folded``.
@@ -39,8 +41,8 @@ CLEAR = 40.0
 FACING = 60.0
 
 
-#: the ports found for each drawing (by its DOT text without them): dot 2.43 does not always lay
-#: out one text alike, so without this one model could come out two ways in one session
+#: the ports found for each drawing (by its DOT text before any move): dot 2.43 does not always
+#: lay out one text alike, so without this one model could come out two ways in one session
 _FOUND: dict[str, Ports] = {}
 
 
@@ -77,8 +79,9 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
             tries += 1
             trial = _with(ports, end, port)
             (now, near), drawn = _judge(layout(draw(trial)))
-            if (len(now), len(near)) < (len(loops), len(meets)) and \
-                    len(now) + len(near) <= len(loops) + len(meets) and _kept(drawn, kept, end[:2]):
+            fewer = (len(now), len(near)) < (len(loops), len(meets)) and \
+                len(now) + len(near) <= len(loops) + len(meets)
+            if fewer and _kept(drawn, kept, end[:2]):
                 ports, loops, meets = trial, now, near
                 break
             if tries >= TRIES:
