@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test test-heavy test-oracles figures bench clean
+.PHONY: demo test test-heavy test-oracles figures bench bench-scale bench-viz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench: $(STAMP)
 # build costs at τ = 100 000: seconds, µs and bytes per node, peak RSS per stage (bench/scale.py)
 bench-scale: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m bench.scale
+
+# how long drawings take: the op view of an LSTM at τ = 1 000 with backward= (limit 10 s), book views
+bench-viz: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PY) -m viz.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

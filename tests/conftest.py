@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import unfold as uf
+from examples import DEFAULT_EXAMPLES
 
 # Tests against an optional outside oracle are collected only where the oracle is installed
 # (`make test-oracles` installs it), so that `make test` never reports skipped cases; the numpy
@@ -27,7 +28,7 @@ settings.register_profile(
     "default",
     derandomize=True,
     deadline=None,
-    max_examples=25,
+    max_examples=DEFAULT_EXAMPLES,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
 )

@@ -25,6 +25,7 @@ from unfold.testing import numeric_grad
 from unfold.testing.recurrences import cells
 from unfold.timebatch import lower
 from timebatch_tolerance import assert_agree
+from examples import scaled
 
 pytestmark = pytest.mark.usefixtures("strict")
 
@@ -89,19 +90,19 @@ def test_drawn_cells_agree_with_the_reference(drawn, mask, truncate):
     check(drawn, mask, truncate)
 
 
-@settings(max_examples=15)
+@settings(max_examples=scaled(15))
 @given(drawn=cells(max_states=2), mask=st.booleans())
 def test_drawn_cells_agree_when_every_run_of_steps_is_a_loop(drawn, mask):
     check(drawn, mask, loops=True)
 
 
-@settings(max_examples=15)
+@settings(max_examples=scaled(15))
 @given(drawn=cells(max_states=2, dtypes=(np.float32,)), loops=st.booleans())
 def test_drawn_float32_cells_agree(drawn, loops):
     check(drawn, loops=loops)
 
 
-@settings(max_examples=8)
+@settings(max_examples=scaled(8))
 @given(drawn=cells(max_states=2, max_size=3, max_steps=4,
                    activations=("identity", "tanh", "sigmoid", "softsign", "hand sigmoid")))
 def test_the_reference_agrees_with_central_differences(drawn):

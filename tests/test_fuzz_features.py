@@ -22,8 +22,7 @@ from unfold.graph import Node
 from unfold.ops.base import is_placeholder
 from unfold.testing import gradcheck
 from unfold.testing.recurrences import cells
-from unfold.timebatch import lower
-from timebatch_tolerance import assert_agree
+from timebatch_tolerance import assert_agree, compiled_and_reference
 
 pytestmark = pytest.mark.usefixtures("strict")
 
@@ -41,17 +40,7 @@ def _inner(rec) -> list[Node]:
 
 
 def _compare(outputs, feed, dtype, loops: bool) -> None:
-    with pytest.MonkeyPatch.context() as mp:
-        if loops:
-            mp.setattr(lower, "LOOP_STEPS", 2)
-        program = uf.compile(outputs)
-        program({k: v * v.dtype.type(0.9) if v.dtype.kind == "f" and k != "mask" else v
-                 for k, v in feed.items()})
-        got = program(feed)
-    assert any(p is not None for p in program._batched_plans.values()), \
-        "the time-batched compiler gave up on this graph"
-    want = uf.evaluate(outputs, feed, mode="reference")
-    assume(all(np.all(np.isfinite(w)) and np.all(np.abs(w) < 1e8) for w in want))
+    got, want = compiled_and_reference(outputs, feed, loops)
     assert_agree(outputs, got, want, feed, 1e-12 if dtype == np.float64 else 1e-5)
 
 

@@ -227,3 +227,23 @@ def test_the_program_cache_is_bounded_by_bytes_and_can_be_cleared(monkeypatch):
     assert uf.compile([y]) is not small                         # the older one was dropped
     uf.clear_cache()
     assert not ev._CACHE
+
+
+@pytest.mark.parametrize("make", [
+    lambda a: a, lambda a: a.T, lambda a: a[2:5], lambda a: a.reshape(-1, 3)[1:],
+    lambda a: a[1:3].reshape(2, 4, 3).transpose(2, 1, 0), lambda a: a[:, 1:],
+    lambda a: a[::2], lambda a: a[3, 2], lambda a: a.reshape(-1)[5:5]])
+def test_a_bound_view_is_made_again_exactly_on_another_array(make):
+    """``Bound`` makes each view of a fed buffer again on the caller's array by a recipe (the
+    array, a reshaped flat slice, its transpose, else a general strided view): the same
+    shape, strides and place as the planned view, for any view."""
+    from unfold.timebatch.bind import Bound
+    buffer = np.arange(72.0).reshape(6, 4, 3)
+    space = {"v": make(buffer)}
+    bound = Bound(buffer, [("v", space["v"])], space)
+    other = np.random.default_rng(0).standard_normal(buffer.shape)
+    bound.bind(other)
+    want = make(other)
+    assert space["v"].shape == want.shape and space["v"].strides == want.strides
+    assert np.shares_memory(space["v"], other) or want.size == 0
+    assert np.array_equal(space["v"], want)

@@ -9,6 +9,7 @@ import pytest
 
 import unfold as uf
 from unfold import timebatch
+from unfold.timebatch import kernels
 from unfold.timebatch.kernels import transposed_copy
 from unfold.timebatch.lower import It, _contiguous_operands
 from bench.workloads import data, unfold_program
@@ -102,3 +103,64 @@ def test_a_wide_recurrence_copies_its_transposed_weight_by_blocks_and_agrees():
     space = plan.run_code.__globals__
     (name,) = [k for k, v in space.items() if v is transposed_copy]
     assert plan.run_code.source.count(f"{name}(") == 1
+
+
+@pytest.mark.parametrize("order", ["batched first", "shared first", "four terms"])
+def test_add_n_in_a_step_loop_is_two_adds_a_call_not_the_ops_forward(order):
+    """``add_n`` in the recurrent step (terms batched or shared by every example, in any order)
+    runs as ``kernels.add_n`` — ``np.add`` into the output, term after term, AddN's order — and
+    every value is the reference's."""
+    rec = uf.Recurrence("sum3")
+    x, y = rec.sequence("x", (3,)), rec.target("y", ())
+    W, U, b = rec.param("W", (4, 4)), rec.param("U", (4, 3)), rec.param("b", (4,))
+    V = rec.param("V", (2, 4))
+    h = rec.state("h", (4,))
+    terms = {"batched first": [W @ h, U @ x, b], "shared first": [b, W @ h, U @ x],
+             "four terms": [W @ h, b, U @ x, uf.tanh(W @ h)]}[order]
+    h_t = rec.update(h, uf.tanh(uf.add_n(terms)))
+    rec.loss("L", uf.cross_entropy(V @ h_t, y))
+    net = rec.unfold(12)
+    outputs = [net.loss] + uf.grad(net.loss, net.params)
+    rng = np.random.default_rng(3)
+    feed = {k: rng.standard_normal(p.shape) / 2 for k, p in rec.params.items()}
+    feed.update(x=rng.standard_normal((12, 5, 3)), y=rng.integers(0, 2, (12, 5)))
+    program = uf.compile(outputs)
+    assert_agree(outputs, program(feed), uf.evaluate(outputs, feed, mode="reference"), feed)
+    (plan,) = program._batched_plans.values()
+    functions = {v for v in plan.run_code.__globals__.values() if callable(v)}
+    assert kernels.add_n in functions and kernels.compute not in functions
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.int32, np.uint16])
+def test_negate_is_minus_x_at_any_strides(dtype):
+    """``kernels.negate`` (the kernel of ``np.negative``) and ``sigmoid``'s ``−x``: exactly
+    ``−x`` for inputs and outputs strided by 1…11 elements (numpy 2.4.6's ``np.negative``
+    read a float64 input strided 64 bytes apart as contiguous, into a strided output)."""
+    a = (np.arange(1, 401) * 3 - 500).astype(dtype)
+    for si in range(1, 12):
+        for so in range(1, 12):
+            out = np.zeros(400, dtype)
+            kernels.negate(a[::si][:17], out[::so][:17])
+            assert np.array_equal(out[::so][:17], -a[::si][:17]), (si, so)
+            if np.dtype(dtype).kind == "f":
+                kernels.sigmoid(a[::si][:17] / 100, out[::so][:17])
+                assert np.array_equal(out[::so][:17], 1 / (1 + np.exp(-(a[::si][:17] / 100))))
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_a_width_one_gate_of_a_wide_vector_agrees(steps):
+    """Regression (test_timebatch_slices at 400 random examples): ``h(t) = σ(z[2:3]) ⊙ z[0:2]
+    + h(t−1) ⊙ σ(z[0:2])``, ``z`` 8 wide, float64, batch 3 — σ(z[2:3]) was computed from the
+    wrong elements (the ``np.negative`` of ``negate``'s docstring): the loss 1.36 off."""
+    rec = uf.Recurrence("narrow")
+    x, h, b = rec.sequence("x", (2,)), rec.state("h", (2,)), rec.param("b", (8,))
+    z = rec.param("W", (8, 2)) @ h + rec.param("U", (8, 2)) @ x + b
+    h_t = rec.update(h, uf.sigmoid(z[2:3]) * z[0:2] + h * uf.sigmoid(z[0:2]))
+    rec.loss("L", uf.sum(h_t * h_t))
+    net = rec.unfold(steps)
+    outputs = [net.loss] + uf.grad(net.loss, net.params)
+    rng = np.random.default_rng(0)
+    feed = {k: rng.standard_normal(p.shape) for k, p in rec.params.items()}
+    feed["x"] = rng.standard_normal((steps, 3, 2))
+    program = uf.compile(outputs)
+    assert_agree(outputs, program(feed), uf.evaluate(outputs, feed, mode="reference"), feed)

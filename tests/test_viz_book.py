@@ -257,3 +257,43 @@ def test_named_constants_label_their_edges_like_parameters():
 def test_a_hatted_name_is_drawn_with_its_hat(name):
     """Finding 38: eq. 10.11's ŷ, named yhat or y_hat, is drawn ŷ (as beta is drawn β)."""
     assert L.symbol(name) == "<B><I>ŷ</I></B>"
+
+
+def _state_is_the_output(style: str) -> Recurrence:
+    """A regression RNN whose new state is its prediction: o(t) = h(t), L(t) = mse(o(t), y(t)),
+    written with the expression, with each returned node, or with the loss on the state's."""
+    rec = Recurrence("rnn")
+    x, y, h = rec.sequence("x", (3,)), rec.sequence("y", (2,)), rec.state("h", (2,))
+    new = uf.tanh(rec.param("W", (2, 2)) @ h + rec.param("U", (2, 3)) @ x)
+    h_t = rec.update(h, new)
+    o = rec.output("o", {"expression": new, "returned": h_t, "loss on h": new}[style])
+    rec.loss("L", uf.mse({"expression": new, "returned": o, "loss on h": h_t}[style], y))
+    return rec
+
+
+@pytest.mark.parametrize("style", ["expression", "returned", "loss on h"])
+def test_an_output_that_is_the_state_is_what_its_loss_reads(style):        # vizjudge 44
+    """h(t) given to rec.output too: h → o → L in every view (Fig. 10.3's o → L), whichever
+    node the user went on with — never o a dead end beside an h → L edge."""
+    book = contract(_state_is_the_output(style))
+    assert {(e.src, e.dst, e.delay, e.labels) for e in book.edges} == {
+        ("x", "h", 0, ("U",)), ("h", "h", 1, ("W",)), ("h", "o", 0, ()), ("o", "L", 0, ()),
+        ("y", "L", 0, ())}
+    for view in (viz.folded, viz.cell, lambda r: viz.unfolded(r, steps=2)):
+        drawn = {(a.split("(")[0], b.split("(")[0]) for a, b, _ in edges(view(
+            _state_is_the_output(style)).source)}
+        assert {a for a, b in drawn if b == "L"} == {"o", "y"}
+        assert {b for a, b in drawn if a == "o"} == {"L"}
+
+
+def test_both_ends_of_an_output_to_hidden_recurrence_say_w():                 # vizjudge 24
+    """Fig. 10.4: o(…) –W→ h(t−1) at the left end, and at the right o(t+1) –W→ into the
+    ellipsis (an unlabelled o(t+1) → o(…) read as an identity), as h(t+1) –W→ h(…) in 10.3."""
+    from unfold import models
+    for rec, carrier in ((models.output_to_hidden(3, 4, 2), "o"), (rnn(), "h")):
+        found = {(a, b): attrs for a, b, attrs in edges(viz.unfolded(rec).source)}
+        into_end = [attrs for (a, b), attrs in found.items()
+                    if a == f"{carrier}(t+1)" and b.endswith("(...4)")]
+        out_of_start = [attrs for (a, b), attrs in found.items() if a == f"{carrier}(...0)"]
+        assert len(into_end) == 1 and "<I>W</I>" in into_end[0], found
+        assert out_of_start and all("<I>W</I>" in attrs for attrs in out_of_start)

@@ -299,9 +299,7 @@ def loop_end_clashes(laid, gap=8.0):
 
 # models whose folded loops clash today (finding 3; 30, a regression of viz 92297d7, fixed in
 # viz dbffde6)
-LOOPS_OPEN = {b.__name__: 3 for b in (
-    M.lstm_stacked_preact, M.lstm_peephole, M.lstm_stacked_ofig, M.gru_two_layers,
-    M.lstm_concat_preact, M.lstm_layers_loop, M.bigru)}
+LOOPS_OPEN = {b.__name__: 3 for b in (M.lstm_peephole,)}   # (six more fixed in viz s7-viz: viz.loops)
 
 
 def folded_loops_have_ends_of_their_own(build):
@@ -508,7 +506,7 @@ def test_a_drawing_saves_as_svg_png_pdf_json_and_dot(tmp_path):
         path = viz.save(g, tmp_path / f"f.{ext}")
         assert path.read_bytes().lstrip().startswith(start), ext
     assert "image/svg+xml" in g._repr_mimebundle_()
-    assert viz.svg(g).lstrip().startswith("<?xml")          # SVG as text (README: "the bytes")
+    assert viz.svg(g).lstrip().startswith("<?xml")          # SVG as text, as the README says
     assert viz.png(g).startswith(b"\x89PNG") and viz.pdf(g).startswith(b"%PDF")
 
 
@@ -810,7 +808,7 @@ def test_einsum_function_calls_add_n_and_transposes_draw_as_operators(build):
     assert differing(build, ("folded", "unfolded3", "cell"), M.rnn_readme) == []
 
 
-SPACING_OPEN = {"deep_skip": 33}            # (bigru passes: viz2's cells)     # (finding 27 fixed in viz 8134743)
+SPACING_OPEN: dict[str, int] = {}   # (33 fixed in viz s7; bigru passes: viz2's cells; 27 fixed in viz 8134743)
 
 
 def unfolded_steps_are_evenly_spaced(build):                              # finding 27
@@ -1021,8 +1019,8 @@ def test_a_joined_op_view_tells_the_encoder_s_parameters_from_the_decoder_s(enc_
     assert len(said) == len(set(said)), said
 
 
-@pytest.mark.parametrize("enc_dec", [still_open(36, M.encoder_decoder_pair, id="rnn_rnn"),
-                                     still_open(36, M.encoder_decoder_gru, id="gru_rnn")])
+@pytest.mark.parametrize("enc_dec", [M.encoder_decoder_pair, M.encoder_decoder_gru],  # 36 fixed (viz2)
+                         ids=["rnn_rnn", "gru_rnn"])
 def test_the_encoder_decoder_s_steps_are_evenly_spaced(enc_dec):                # finding 36
     enc, dec = enc_dec()
     laid = lay(viz.encoder_decoder(enc, dec))
@@ -1079,7 +1077,7 @@ def test_the_book_s_y_hat_is_drawn_as_y_hat(build):                          # f
     assert any(text(a.get("label", "")) in ("ŷ", "\u0079\u0302") for a in laid.nodes.values())
 
 
-@pytest.mark.parametrize("cells", [still_open(39, 4, id="4 cells"), still_open(39, 6, id="6 cells")])
+@pytest.mark.parametrize("cells", [pytest.param(4, id="4 cells"), pytest.param(6, id="6 cells")])  # 39 fixed (viz2)
 def test_the_memory_cells_are_drawn_equally_wide(cells):                       # finding 39
     """Fig. 10.18's row of memory cells: the caption under the row is wider than the cells, and
     dot shares the extra width out unevenly unless each cell's size is fixed (finding 18)."""
@@ -1170,7 +1168,7 @@ def test_figure_10_13b_by_hand_keeps_each_mlp_s_two_matrices_in_order(view):
 
 
 @pytest.mark.parametrize("build", [M.lstm_named, M.deep_transition_3,
-                                   still_open(42, M.deep_all_maps, id="deep_all_maps")],
+                                   M.deep_all_maps],                     # 42 fixed (viz2)
                          ids=lambda b: getattr(b, "__name__", b))
 def test_a_compact_cell_says_what_is_inside(build):                             # finding 42
     """A compact cell's visible label says more than "cell(t)" (its gates, its named values or
@@ -1181,7 +1179,7 @@ def test_a_compact_cell_says_what_is_inside(build):                             
         assert len(words) > 1, (t, words)
 
 
-@pytest.mark.parametrize("shape", [still_open(43, 4, id="balanced4")])
+@pytest.mark.parametrize("shape", [pytest.param(4, id="balanced4")])          # 43 fixed (viz2)
 def test_a_recursive_net_s_op_view_speaks_of_tree_positions(shape):               # finding 43
     """The op view of unfold.models.recursive_net over a tree: its copies U(p), W(p) are tree
     positions, not time steps — no "step p" columns, no "Σ_t"."""
@@ -1193,9 +1191,9 @@ def test_a_recursive_net_s_op_view_speaks_of_tree_positions(shape):             
     assert "Σ_t" not in words and not re.search(r"\bstep \d", words), words[:300]
 
 
-@pytest.mark.parametrize("returned, view", [
+@pytest.mark.parametrize("returned, view", [                        # 44 fixed (viz2)
     *[pytest.param(True, v, id=f"returned-{v}") for v in ("folded", "unfolded3")],
-    *[still_open(44, False, v, id=f"expression-{v}") for v in ("folded", "unfolded3")]])
+    *[pytest.param(False, v, id=f"expression-{v}") for v in ("folded", "unfolded3")]])
 def test_an_output_that_is_the_state_feeds_its_loss(returned, view):           # finding 44
     """rec.output("o", h(t)) with the loss on the same value: o is what the loss reads (item 1:
     "the node given to rec.output ... is that variable whether the user goes on with the
@@ -1220,8 +1218,8 @@ def test_a_joined_op_view_gives_each_recurrence_its_own_step_columns(enc_dec):  
     assert len(enc) == 3 and len(dec) == 2 and max(enc) < min(dec), sorted(steps)
 
 
-@pytest.mark.parametrize("build", [still_open(45, M.rnn_readme, id="rnn_readme"),
-                                   still_open(45, M.lstm_named, id="lstm_named")])
+@pytest.mark.parametrize("build", [M.rnn_readme, M.lstm_named],             # 45 fixed (viz s7)
+                         ids=lambda b: b.__name__)
 def test_the_unfold_label_stands_under_the_middle_of_its_arrow(build):          # finding 45
     """Fig. 10.2's "Unfold" arrow: its word centred on the arrow (within 10 pt of its middle)."""
     laid = lay(viz.unfolding(build(), steps=3))

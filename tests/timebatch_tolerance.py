@@ -18,8 +18,11 @@ An output that is no sum has the scale ``|reference|``.
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from hypothesis import assume
 
 import unfold as uf
+from unfold.timebatch import lower
 from unfold.ops.base import ALIAS, SUM_LIKE
 from unfold.ops.elementwise import ADD, ADD_N, SUB
 from unfold.ops.reduce import BATCH_SUM, SUM
@@ -84,3 +87,22 @@ def assert_agree(outputs, got: list, want: list, feed: dict, rtol: float = 1e-12
             scale = max(scale, _sum_scale(node, b, feed))
         assert err <= rtol * max(scale, 1e-300) or err == 0, \
             f"{node.label}: |compiled − reference| = {err:.3g}, scale {scale:.3g}"
+
+
+def compiled_and_reference(outputs, feed: dict, loops: bool = False) -> tuple[list, list]:
+    """``outputs`` by a compiled program (after a first call on other values, so that the second
+    reuses the cached plan) and by the per-node reference; the compiler must have batched the
+    graph, and cases whose reference overflows are discarded. With ``loops`` every recurrent
+    core of two steps or more runs as a loop (``lower.LOOP_STEPS = 2``)."""
+    with pytest.MonkeyPatch.context() as mp:
+        if loops:
+            mp.setattr(lower, "LOOP_STEPS", 2)
+        program = uf.compile(outputs)
+        program({k: v * v.dtype.type(0.9) if v.dtype.kind == "f" and k != "mask" else v
+                 for k, v in feed.items()})
+        got = program(feed)
+    assert any(p is not None for p in program._batched_plans.values()), \
+        "the time-batched compiler gave up on this graph"
+    want = uf.evaluate(outputs, feed, mode="reference")
+    assume(all(np.all(np.isfinite(w)) and np.all(np.abs(w) < 1e8) for w in want))
+    return got, want

@@ -4,7 +4,9 @@ and their two end points. Shared by the viz tests that check structure and geome
 comparison)."""
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from dataclasses import dataclass
 
 import viz
@@ -27,11 +29,22 @@ class Edge:
     attrs: dict
 
 
+def _laid_out(g) -> tuple[dict, list[str]]:
+    """``viz.layout(g)``, and what dot said on stderr meanwhile: the warnings a user sees in the
+    terminal (viz.layout lets them through), which no drawing may cause. (dot runs here, once,
+    as viz.layout runs it; a drawing it refuses goes through viz.layout for viz's error.)"""
+    run = subprocess.run(["dot", "-Tjson"], input=g.source.encode(), capture_output=True)
+    if run.returncode != 0 or len(g.body) > viz.output.MAX_STATEMENTS:
+        return viz.layout(g), []
+    said = run.stderr.decode("utf-8", "replace").splitlines()
+    return json.loads(run.stdout), [line for line in said if line.strip()]
+
+
 class Laid:
     """``g`` laid out by dot."""
 
     def __init__(self, g) -> None:
-        d = viz.layout(g)
+        d, self.warnings = _laid_out(g)
         self.raw = d
         name = {}
         self.nodes: dict[str, dict] = {}

@@ -4,6 +4,7 @@ prints every defect of every pair).
 
 ``defects(g, book=...)`` lists, in words:
 
+* a warning dot printed laying the drawing out (the user sees it in the terminal);
 * a label box within 2 points of another label, over a node, or crossed by another edge's line
   (``viz_json.label_collisions``);
 * two edge ends at one point of a node (within 3 points) where one of them is an arrowhead —
@@ -61,7 +62,8 @@ def defects(g, carried_names: set[str] | None = None, op_view: bool = False,
     ``only``: the variables whose steps are time (a tree's leaves x(i): its inner positions are
     not)."""
     laid = Laid(g)
-    found = [f"label {a} meets {b}" for a, b in label_collisions(laid)]
+    found = [f"dot: {w}" for w in laid.warnings]
+    found += [f"label {a} meets {b}" for a, b in label_collisions(laid)]
     found += _meeting_ends(laid)
     found += _wraps(laid)
     found += _op_columns(laid) if op_view else _columns(laid, only)

@@ -9,6 +9,7 @@ runs batched and which bookkeeping ops reduce to aliases.
 from __future__ import annotations
 
 import math
+import operator
 import random
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,7 @@ from .feed import Feeds
 from .graph import Node, Op, Walked, gc_paused, walk
 from .ops.base import ALIAS, is_placeholder
 
-_KERNEL, _FORWARD, _BATCHED, _ALIAS = 0, 1, 2, 3
+_KERNEL, _FORWARD, _BATCHED, _ALIAS, _FETCH = 0, 1, 2, 3, 4
 #: how a program runs: time-batched (the default) or node by node (the reference)
 MODES = ("batched", "reference")
 #: time-batched plans kept per program (one per pattern of batched feeds and batch size)
@@ -45,18 +46,15 @@ class Program:
         self._walk = walk(self.outputs)
         order, self._top, self.placeholders, self.n_nodes, _ = self._walk
         self.feeds = Feeds(self.placeholders, self)
-        if checkpoint is not None:
-            if checkpoint == "sqrt":
-                steps = max((n.step for n in order if n is not None and n.step is not None),
-                            default=1)
-                checkpoint = max(1, math.isqrt(steps - 1) + 1)
-            if not isinstance(checkpoint, int) or checkpoint < 1:
-                raise UnfoldValueError(f"checkpoint must be a positive number of steps or "
-                                       f"'sqrt', got {checkpoint!r}")
-        self.checkpoint = checkpoint
+        checkpoint = _checkpoint(checkpoint)
+        if checkpoint == "sqrt":
+            steps = max((n.step for n in order if n is not None and n.step is not None),
+                        default=1)
+            checkpoint = max(1, math.isqrt(steps - 1) + 1)
+        self.checkpoint: int | None = checkpoint
         self._schedule: tuple | None = None
         self._nodes: tuple | None = None
-        self._plans: dict[tuple, list] = {}
+        self._plans: dict[tuple, tuple] = {}
         self._batched_plans: OrderedDict[tuple, Any] = OrderedDict()
         # how a time-batched run is fed: whole sequences (each with its step copies) and the
         # placeholders fed one by one
@@ -140,16 +138,22 @@ class Program:
             if self.checkpoint is None:
                 sequence = schedule.plain(self.order)
             else:
-                sequence = schedule.checkpointed(self.order, self._reads, keep, self.checkpoint)
-            self._schedule = (sequence, schedule.frees(sequence, self._reads, keep, fed,
-                                                       once=self.checkpoint is None))
+                # the steps of a sequence are sliced from it right before each reader: holding
+                # every step's view from the start would be O(τ)
+                fetched = {j for copies in self.feeds._sliced.values() for c in copies
+                           if (j := self._index[c]) not in keep}
+                fed = [j for j in fed if j not in fetched]
+                sequence = schedule.checkpointed(self.order, self._reads, keep, self.checkpoint,
+                                                 fetched)
+            frees = schedule.frees(sequence, self._reads, keep, fed, once=self.checkpoint is None)
+            self._schedule = (sequence, frees, fed)
         return self._schedule
 
     def peak_elements(self) -> int:
         """The most array elements (per example) this program computes and holds at once — what
         liveness and checkpointing save. Fed values and aliases (which share memory) count 0."""
         sizes = [0 if n.op is ALIAS or is_placeholder(n) else n.size for n in self.order]
-        return schedule.peak(*self._node_schedule(), sizes, [])
+        return schedule.peak(*self._node_schedule()[:2], sizes, [])
 
     # --- running --------------------------------------------------------------------------------
 
@@ -159,6 +163,10 @@ class Program:
                 out = self._run_batched(feed)
                 if out is not None:
                     return out
+            if self.checkpoint is not None:
+                found = self.feeds.resolve_sequences(feed)
+                if found is not None:
+                    return self._run(*found)
             return self._run(self.feeds.resolve(feed))
 
     def _run_batched(self, feed: Mapping[Any, Any]) -> list[np.ndarray] | None:
@@ -202,16 +210,28 @@ class Program:
                 raise
             return None
 
-    def _run(self, values: dict[Node, np.ndarray]) -> list[np.ndarray]:
+    def _run(self, values: dict[Node, np.ndarray],
+             sequences: Mapping[Node, np.ndarray] | None = None) -> list[np.ndarray]:
+        """The per-node run. ``values``: each placeholder's array, or — with ``sequences``, the
+        folded sequences fed whole — those of the placeholders fed one by one."""
+        def fetch(p: Node) -> np.ndarray:
+            v = values.get(p)
+            return sequences[p.source][p.step - 1] if v is None else v
+
         batch, signature = None, []
         for p in self.placeholders:
-            batched = values[p].ndim == p.ndim + 1
+            v = values.get(p)
+            if v is None:               # (a step of a sequence: its batch is the second axis)
+                s = sequences[p.source]
+                batched, size = s.ndim == p.ndim + 2, s.shape[1:2]
+            else:
+                batched, size = v.ndim == p.ndim + 1, v.shape[:1]
             signature.append(batched)
             if batched:
                 if batch is None:
-                    batch = values[p].shape[0]
-                elif values[p].shape[0] != batch:
-                    raise FeedError(f"{p.label!r} is fed with a batch of {values[p].shape[0]} but "
+                    batch = size[0]
+                elif size[0] != batch:
+                    raise FeedError(f"{p.label!r} is fed with a batch of {size[0]} but "
                                     f"another input with a batch of {batch}; all batched inputs "
                                     f"of one evaluation share the batch size")
         signature = tuple(signature)
@@ -224,12 +244,13 @@ class Program:
                     # the per-node schedule names the node and step that failed
                     if timebatch.STRICT:
                         raise
-        plan = self._plans.get(signature)
-        if plan is None:
-            plan = self._plans[signature] = self._plan(signature)
-        slots: list[Any] = [None] * (len(self.order) + 1)    # the last slot stays None
-        for p in self.placeholders:
-            slots[self._index[p]] = values[p]
+        found = self._plans.get(signature)
+        if found is None:
+            found = self._plans[signature] = self._plan(signature)
+        plan, regs = found
+        slots: list[Any] = [None] * regs.count               # register 0 stays None
+        for j, r in regs.fed.items():
+            slots[r] = fetch(self.order[j])
         node = None
         try:
             for i, mode, node, op, ins, flags, frees in plan:
@@ -247,6 +268,8 @@ class Program:
                     slots[i] = op.forward(node, *args)
                 elif mode == _BATCHED:
                     slots[i] = op.batched(node, args, flags, batch)
+                elif mode == _FETCH:
+                    slots[i] = fetch(node)
                 else:
                     slots[i] = args[0]
                 for j in frees:
@@ -257,7 +280,8 @@ class Program:
             raise as_raised(exc, f"evaluating {describe(node)} failed: {type(exc).__name__}: "
                                  f"{exc}") from exc
         fed = {id(_root(v)) for v in values.values()}
-        return [_owned(slots[j], fed) for j in self._slot]
+        fed.update(id(_root(v)) for v in (sequences or {}).values())
+        return [_owned(slots[regs.kept[j]], fed) for j in self._slot]
 
     def _batched_plan(self, signature: tuple[bool, ...], batch: int | None):
         key = (signature, batch)
@@ -305,9 +329,9 @@ class Program:
         self._plans.clear()
         self._nodes = self._schedule = None
 
-    def _plan(self, signature: tuple[bool, ...]) -> list:
-        """The schedule for one pattern of batched feeds: ``(position, mode, node, op, reads,
-        flags, frees)`` per entry of the sequence."""
+    def _plan(self, signature: tuple[bool, ...]) -> tuple[list, schedule.Registers]:
+        """The schedule for one pattern of batched feeds: ``(register, mode, node, op, registers
+        read, flags, registers freed)`` per entry of the sequence, and its registers."""
         batched = [False] * len(self.order)
         for p, flag in zip(self.placeholders, signature):
             batched[self._index[p]] = flag
@@ -315,10 +339,13 @@ class Program:
         flags_of: list[tuple] = [()] * len(self.order)
         kernels: list = [None] * len(self.order)
         order, positions = self.order, self._positions
-        sequence, frees_of = self._node_schedule()
+        sequence, frees_of, fed = self._node_schedule()
         for i in sequence:
             node = order[i]
             op = node.op
+            if not node.inputs and is_placeholder(node):
+                modes[i] = _FETCH           # a step of a sequence, sliced for its reader
+                continue
             flags = tuple([batched[j] for j in positions[i]])
             if True in flags:
                 batched[i] = op.out_batched(node, flags)
@@ -331,9 +358,9 @@ class Program:
                 elif batched[i] or True in flags:
                     modes[i] = _BATCHED
             flags_of[i] = flags
-        reads = self._reads
-        return [(i, modes[i], order[i], kernels[i] or order[i].op, reads[i], flags_of[i],
-                 frees) for i, frees in zip(sequence, frees_of)]
+        regs = schedule.registers(sequence, self._reads, frees_of, fed, set(self._slot))
+        return [(r, modes[i], order[i], kernels[i] or order[i].op, ins, flags_of[i], frees)
+                for i, r, ins, frees in zip(sequence, regs.writes, regs.reads, regs.frees)], regs
 
 
 def _owned(value: Any, fed: set[int]) -> np.ndarray:
@@ -382,25 +409,46 @@ def compile(nodes: Sequence[Node], checkpoint: int | str | None = None,
 
     ``checkpoint=k`` (or ``"sqrt"`` for k ≈ √τ) schedules an unfolded graph's backward pass with
     checkpointing: only every k-th step's states are stored, the rest is recomputed when needed —
-    the same values, in O(√τ) memory.
+    the same values, bit for bit, in O(τ/k + k) memory: O(√τ) for k ≈ √τ (k ≥ τ is one segment,
+    the memory of the plain schedule). A checkpointed program runs the per-node schedule (as
+    ``mode="reference"``), not the time-batched plan: batching a group over all τ steps needs
+    its τ inputs and outputs at once — the O(τ) memory checkpointing exists to avoid — so it
+    trades speed for memory twice.
     """
     nodes = tuple(nodes)
     for n in nodes:
         if not isinstance(n, Node):
             raise UnfoldTypeError(f"evaluate: outputs must be nodes, got {type(n).__name__}")
-    if not (checkpoint is None or isinstance(checkpoint, (int, str))) or \
-            isinstance(checkpoint, bool) or not isinstance(mode, str):
-        raise UnfoldValueError(f"checkpoint must be a positive number of steps or 'sqrt', got "
-                               f"{checkpoint!r}, and mode one of {MODES}, got {mode!r}")
-    key = (nodes, checkpoint, mode)
+    if not isinstance(mode, str):
+        raise UnfoldValueError(f"mode must be one of {MODES}, got {mode!r}")
+    key = (nodes, _checkpoint(checkpoint), mode)
     program = _CACHE.get(key)
     if program is None:
         with gc_paused():
-            program = _CACHE[key] = Program(key[0], checkpoint, mode)
+            program = _CACHE[key] = Program(key[0], key[1], mode)
         _trim_cache()
     else:
         _CACHE.move_to_end(key)
     return program
+
+
+def _checkpoint(k: Any) -> int | str | None:
+    """``checkpoint=`` checked: None, "sqrt", or a positive number of steps (a Python or numpy
+    integer; not a bool, not a float)."""
+    if k is None or isinstance(k, str) and k == "sqrt":
+        return k
+    if not isinstance(k, (bool, np.bool_)):
+        try:
+            steps = operator.index(k)
+        except TypeError:
+            steps = None
+        if steps is not None and steps >= 1:
+            return steps
+    hint = " (did you mean 'sqrt'?)" if isinstance(k, str) and \
+        k.strip().lower() in ("sqrt", "√", "'sqrt'") else ""
+    raise UnfoldValueError(f"checkpoint must be a positive number of steps k (segments of k "
+                           f"steps: only every k-th state is kept, the rest recomputed) or 'sqrt' "
+                           f"(k ≈ √τ), got {k!r}{hint}; e.g. checkpoint=10 or checkpoint='sqrt'")
 
 
 def evaluate(nodes: Node | Sequence[Node], feed: Mapping[Any, Any] | None = None, *,

@@ -182,19 +182,34 @@ class _Contraction:
         # names (so that reading the expression reads the variable)
         self.var_of: dict[Node, str] = {}
         self.node_of: dict[str, Node] = {}
+        # an expression several names alias (a state's new value given to rec.output too):
+        # the names in body order, each drawn reading the one before it, as if each call had
+        # been given the node the previous one returned; every other reader of the expression
+        # or of one of its names reads the last (a loss on h(t) = o(t) reads o, as in 10.3)
+        aliases: dict[Node, Node] = {}      # each alias node → the unnamed expression it names
         for node in self.body:
             if node.name is None or node.op in (PARAM, CONSTANT, STATE) or node.name in hide:
                 continue
             if node.name in self.node_of:               # an alias of a drawn variable's node
                 continue
             inner = node.inputs[0] if node.op is ALIAS and node.inputs else None
-            if inner is not None and inner.name is None and inner.inputs and \
-                    inner not in self.var_of:
+            named = inner is not None and inner.name is None and bool(inner.inputs)
+            if named and inner not in self.var_of:
                 self.var_of[inner] = node.name
                 self.node_of[node.name] = inner
             else:
                 self.node_of[node.name] = node
+            if named:
+                aliases[node] = inner
             self.var_of[node] = node.name
+        names: dict[Node, list[str]] = {}
+        for alias, inner in aliases.items():
+            names.setdefault(inner, []).append(alias.name)
+        chains = {inner: found for inner, found in names.items() if len(found) > 1}
+        #: expression or alias node → the names of its chain, in body order
+        self.chains: dict[Node, list[str]] = {
+            **chains, **{a: chains[inner] for a, inner in aliases.items() if inner in chains}}
+        self.reader: str | None = None              # the variable whose edges are being found
         for node, name in (named_gates or {}).items():  # unnamed gates, named by their role
             self.node_of[name], self.var_of[node] = node, name
         self.taken = {n.name for n in self.body if n.name is not None}
@@ -257,6 +272,10 @@ class _Contraction:
         if node.op is STATE:
             st = self.rec._state_of[node]
             return st.name, node.attrs["delay"], st.backward
+        chain = self.chains.get(node)
+        if chain is not None:
+            k = chain.index(self.reader) if self.reader in chain[1:] else len(chain)
+            return chain[k - 1], 0, False
         name = self.var_of.get(node)
         return None if name is None else (name, 0, False)
 
@@ -277,6 +296,7 @@ class _Contraction:
         """The edges into variable ``name``, and the points they pass through: a point is the
         unnamed value that a parameter multiplies when another parameter was applied below it
         (``tanh(V2 @ h)`` in ``V @ tanh(V2 @ h)``)."""
+        self.reader = name
         top = self.node_of[name]
         region = self.region(top)
         inside = set(region) | {top}

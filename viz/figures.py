@@ -192,7 +192,8 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            "(unfold.models.rnn)",
            lambda: views.unfolding(models.rnn(M, N, K), hide=_NO_A)),
     Figure("10.4", "RNN whose only recurrence is from the output to the hidden layer "
-           "(unfold.models.output_to_hidden)",
+           "(unfold.models.output_to_hidden); the ellipses at both ends stand for o, the value "
+           "carried from step to step, entering the next step through W",
            lambda: views.unfolding(models.output_to_hidden(M, N, K))),
     Figure("10.5", "RNN with a single output at the end of the sequence "
            "(unfold.models.rnn_single_output)",
@@ -253,8 +254,9 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            "descent thrown far by the cliff without clipping, moderate with the gradient's norm "
            "clipped (computed by unfold, drawn with matplotlib)", _plot("cliff"), kind="plot"),
     Figure("10.18", "A memory network (unfold.models.memory_network): the recurrent task network "
-           "at the bottom, a row of memory cells on top; writing (where, erase, add) and reading "
-           "(where, and the vector read) drawn as thick arrows",
+           "at the bottom, a row of memory cells on top; writing (where: key k, sharpness β, "
+           "weights w; what: erase e, add a) and reading (k, β, w and the vector read r) drawn "
+           "as thick arrows, r entering the next step through the delay square beside h",
            lambda: memory(fig_10_18(), hide=_NO_A)),
     Figure("gradients", "Not in the book: vanishing gradients (section 10.7) seen along the time "
            "axis, each h(t) coloured by log10 ‖∂L(τ)/∂h(t)‖ as computed by back-propagation "

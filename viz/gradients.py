@@ -36,6 +36,7 @@ class Meaning:
     kind: str = "grad"
     name: str | None = None     # what ``of`` is called, if not its own name: an unnamed gate's
     #                             letter, a joined graph's qualified ``encoder.W``
+    index: str = "t"            # what the copies are indexed by: time t, a tree position p
 
     @property
     def title(self) -> str | None:
@@ -47,9 +48,9 @@ class Meaning:
         x = self.of
         name = self.title if self.title is not None else _unnamed(x)
         if self.kind == "total":
-            return f"∇{name} = Σ_t ∇{name}(t)"
+            return f"∇{name} = Σ_{self.index} ∇{name}({self.index})"
         if self.kind == "partial":
-            return f"Σ ∇{name}(t)"
+            return f"Σ ∇{name}({self.index})"
         if self.kind == "seed":
             return f"∇{name} = 1"
         return f"∇{name}" if x.step is None else f"∇{name}({x.step})"

@@ -8,7 +8,10 @@ and emits ``y(1) … y(n_y)``. Both halves are the book views of the live recurr
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
+
+from graphviz import quoting
 
 from unfold.errors import UnfoldValueError
 from unfold.recurrence import Recurrence
@@ -61,6 +64,11 @@ def encoder_decoder(encoder: Recurrence, decoder: Recurrence, *, context: str = 
             d.context_first = True             # C comes in from the encoder, on the left
             ids[title] = (d.unfolded(placement, boxes=boxes), placement, d)
             d.close()
+            if title == "Decoder":
+                drawn = ids[title][0]
+                under = d.context_column([c.index for c in columns if c.kind == "step"])
+                _from_the_left(part, [drawn[(n, None)] for n in placement.contexts],
+                               {v for (_, c), v in drawn.items() if c == under})
     enc_ids, enc_place, enc = ids["Encoder"]
     dec_ids, _, dec = ids["Decoder"]
     last = max(c for name, c in enc_place.cells if name == state)
@@ -83,3 +91,19 @@ def encoder_decoder(encoder: Recurrence, decoder: Recurrence, *, context: str = 
             bottom.node(node)
     dot.edge(bottoms[0][-1], bottoms[1][0], style="invis")
     return dot
+
+
+def _from_the_left(part: Drawing, tails: list[str], above: set[str]) -> None:
+    """The edges out of ``tails`` (the context, one node for all steps) into the lower left of
+    the states they feed (but those ``above`` it, in its column), their labels (``R``) as
+    ``xlabel``s placed after the layout. Entering anywhere, two of them ran through the one gap
+    before the ellipsis column, whose width dot then doubled (as true labels they did so too);
+    from the left each runs through the gap before its own column."""
+    starts = tuple(f"{quoting.quote(t)} -> " for t in tails)
+    edge = re.compile(r'^(\s*\S+ -> ("(?:[^"\\]|\\.)*"|[\w.]+)) \[(label=)?')
+
+    def rewrite(m: re.Match) -> str:
+        port = "" if m.group(2) in {quoting.quote(a) for a in above} else ":sw"
+        return f"{m.group(1)}{port} [{'xlabel=' if m.group(3) else ''}"
+    part.body[:] = [edge.sub(rewrite, line, count=1) if line.lstrip().startswith(starts)
+                    else line for line in part.body]

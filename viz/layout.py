@@ -334,7 +334,12 @@ def place(book: Book, columns: list[Column]) -> Placement:
             if end is None:
                 continue
             if book.variables[e.dst].kind != "state":
-                e = Edge(name, name, e.delay, e.backward)
+                # into its own ellipsis, with the parameters it enters the next step through
+                # when it enters through one edge (Fig. 10.4's o(t+1) –W→ o(…), as o(…) –W→
+                # h(t−1) at the other end); through several (a gated cell's), unlabelled
+                one = sum(1 for u in book.users_of(name) if u.delay) == 1
+                e = Edge(name, name, e.delay, e.backward, e.labels if one else (),
+                         e.biases if one else ())
             drawn.add((e.dst, end))
             out.edges.append(((name, c), (e.dst, end), e))
     out.edges = _merge_ellipsis_edges(out.edges, columns)

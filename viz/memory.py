@@ -69,10 +69,15 @@ def _cells(dot: Drawing, rec: Recurrence, m: str) -> str:
     """The node of memory ``m``: a row of cells (at most 16 drawn), named with its shape."""
     shape = rec.states[m].shape
     shown = min(shape[0], 16)
-    boxes = "".join('<TD WIDTH="26" HEIGHT="22" BGCOLOR="#f2f2f2"></TD>' for _ in range(shown))
+    # the cells in a table of their own, centred over the (wider) caption: in one table dot
+    # shares the caption's extra width out among the cells' columns unevenly (the book draws
+    # identical cells)
+    boxes = "".join('<TD WIDTH="26" HEIGHT="22" BGCOLOR="#f2f2f2" FIXEDSIZE="TRUE"></TD>'
+                    for _ in range(shown))
     more = '<TD BORDER="0">…</TD>' if shape[0] > 16 else ""
-    label = (f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3"><TR>{boxes}{more}</TR>'
-             f'<TR><TD BORDER="0" COLSPAN="{shown + bool(more)}">memory cells '
+    label = (f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0"><TR><TD>'
+             f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3"><TR>{boxes}{more}</TR></TABLE>'
+             f'</TD></TR><TR><TD>memory cells '
              f'{L.symbol(m)} ({shape[0]} × {" × ".join(map(str, shape[1:]))})</TD></TR>'
              f"</TABLE>>")
     node = L.node_id(m) + "[memory]"
@@ -143,21 +148,18 @@ def memory(rec: Recurrence, *, params: bool = True, hide: Sequence[str] = ()) ->
         if not e.delay:
             dot.edge(heads["reading"], ids[e.dst], constraint="false", **label, tooltip=tip(e))
             continue
-        # the vector read at step t−1 enters step t like an input, from a square in the row
-        # under its reader (beside x, which the same U multiplies in [x; r(t−1)])
+        # the vector read at step t−1 enters step t through a square beside its reader, on
+        # the left (the read head's side), as the controller's own loop has its square beside
+        # it on the right: never far from the loop it marks
         square = f"{ids[e.dst]}[delay {e.delay} read]"
         dot.node(square, **DELAY, **({"xlabel": str(e.delay)} if e.delay > 1 else {}),
                  tooltip=L.tooltip(f"delay: {e.src} as it was {e.delay} step(s) earlier"))
-        below = d.row[e.dst] > 0
-        row = d.row[e.dst] - below
-        if d.ranks.get(row):          # left of its row: the read head is on the left
-            d.invisible(square, d.ranks[row][0])
+        row = d.row[e.dst]
+        d.invisible(square, ids[e.dst])
         d.ranks.setdefault(row, []).append(square)
         dot.edge(heads["reading"], square, arrowhead="none", weight="0",
                  tooltip=L.tooltip(f"{e.src}, {e.delay} step(s) earlier"))
-        if below:
-            label = {"label": label["xlabel"]} if label else {}
-        dot.edge(square, ids[e.dst], **label, **({} if below else {"constraint": "false"}),
+        dot.edge(square, ids[e.dst], **label, constraint="false",
                  tooltip=tip(e, f", {e.delay} step(s) earlier"))
     d.close()
     with dot.subgraph() as row:                       # the memory on top, the heads under it

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
+from dataclasses import replace
 from typing import Mapping, Sequence
 
 import graphviz
@@ -40,6 +41,7 @@ from unfold.recurrence import STATE
 
 from . import labels as L
 from .gradients import Meaning, _is_copy, meanings
+from .positions import tree_positions
 from .recovered import gate_names, owners
 from .output import Drawing
 
@@ -126,6 +128,10 @@ class _OpGraph:
         # view names them (f(t), and ∇f(t) below), parameters of joined recurrences qualified
         self.alias: dict[Node, str] = {**gate_names(self.forward), **_qualified(self.forward)}
         self.meaning: dict[Node, Meaning] = meanings(self.forward, self.grads, self.alias)
+        # a recursive net's copies are tree positions: Σ_p, and each readout by its root
+        self.moved = tree_positions(self.forward)
+        self.index = "t" if self.moved is None else "p"
+        self.meaning = {n: replace(m, index=self.index) for n, m in self.meaning.items()}
         self.step = self.steps()
         self.shown = self.within(roots + backward, depth)
         self.ids: dict[Node, str] = {}
@@ -140,7 +146,8 @@ class _OpGraph:
             if n in self.meaning and self.meaning[n].kind == "total":
                 step[n] = None
             elif n.step is not None:
-                step[n] = n.step
+                moved = self.moved or {}
+                step[n] = moved.get(n, moved.get(n.adjoint, n.step))
             elif not n.inputs:
                 step[n] = None            # (a source read by one step only: below)
             elif n.adjoint is not None and step.get(n.adjoint) is not None:
@@ -297,7 +304,8 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             g.results.discard(r)
             g.results.add(inner)
             continue
-        g.meaning[r] = Meaning(x, "total" if copies.get(x, 0) > 1 else "grad", g.alias.get(x))
+        g.meaning[r] = Meaning(x, "total" if copies.get(x, 0) > 1 else "grad", g.alias.get(x),
+                               g.index)
     draw = g.drawn(backward_ops)
     hidden = set(_collapse(g, draw, collapse, budget))
     visible = [n for n in draw if g.step[n] not in hidden]       # (the others: in the box)
@@ -345,7 +353,9 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     parts = [False] + ([True] if g.grads else [])
     placed = _Columns(panel, column, edges, clusters)
     placed.titles = titles
-    ports = _head_ports(edges, placed.row, column)
+    if g.moved is not None:
+        placed.tree = True
+    ports = _head_ports(edges, placed.row, column, set(box.values()))
     g.many = {}                          # nodes entered at a row of ports (_head_ports)
     for (_, head, _), port in zip(edges, ports):
         if port.startswith(_MANY):
@@ -382,8 +392,8 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                                    f"the backward pass"))
             if loose:
                 with frame.subgraph(name=f"cluster_params{'_b' if part else ''}") as row:
-                    row.attr(label=L.plain(_LEGEND), style="rounded", color="#cccccc",
-                             fontcolor="#666666", fontsize="10")
+                    row.attr(label=L.plain(_LEGEND[g.moved is not None]), style="rounded",
+                             color="#cccccc", fontcolor="#666666", fontsize="10")
                     _nodes(row, loose, g, part)
             if clusters:
                 placed.scaffold(frame, part)
@@ -427,7 +437,7 @@ _MANY = "in"
 
 
 def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
-                column: dict[str, float | None]) -> list[str]:
+                column: dict[str, float | None], boxes: set[str]) -> list[str]:
     """A port for each edge's head: a node's inputs (from the rows below) enter it at points
     of their own along its lower side, in the order of its operands (``W(t) @ h(t)``: ``W(t)``
     left, ``h(t)`` right). Unported, they all aimed at the centre of a small op box from below
@@ -436,11 +446,12 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
     nodes outside the steps — the sums ∇W = Σ_t ∇W(t), read from every column, whose edges
     came in nearly flat and hooked round under the node to reach a lower corner.) More than
     three inputs (a GRU's ∇h(t), a memory network's, read by every head's gradient) enter at a
-    row of ports along the node's lower side (``_MANY``: its label is a table, ``_nodes``).)"""
+    row of ports along the node's lower side (``_MANY``: its label is a table, ``_nodes``).)
+    The ``boxes`` of collapsed steps have no such table: their edges keep dot's choice."""
     into: dict[str, list[int]] = {}
     for k, (tail, head, attrs) in enumerate(edges):
         if tail in row and head in row and row[tail] < row[head] and \
-                column.get(head) is not None:
+                column.get(head) is not None and head not in boxes:
             into.setdefault(head, []).append(k)
     out = [""] * len(edges)
     for ks in into.values():
@@ -450,7 +461,9 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
     return out
 
 
-_LEGEND = "shared parameters, drawn once; W(t), dashed, is step t's copy of W"
+#: the parameters' legend: of a recurrence, of a recursive net (copies by tree position)
+_LEGEND = {False: "shared parameters, drawn once; W(t), dashed, is step t's copy of W",
+           True: "shared parameters, drawn once; W(p), dashed, is tree node p's copy of W"}
 
 
 class _Columns:
@@ -481,6 +494,7 @@ class _Columns:
                  edges: list[tuple[str, str, dict]], on: bool) -> None:
         self.panel, self.column, self.on = panel, column, on
         self.titles: dict[float, str] = {}      # a column's name, if not "step t"
+        self.tree = False                       # columns are tree positions: "node p"
         linked = {i for t, h, _ in edges for i in (t, h)}
         self.loose = {i for i in panel if i not in linked and column[i] is None}
         self.row = _rows([i for i in panel if i not in self.loose],
@@ -501,7 +515,8 @@ class _Columns:
             if t != int(t):                      # the collapsed steps' box names itself
                 continue
             lowest = min(self.row[i] for i in mine if self.column[i] == t)
-            name, title = f"[{side} step {int(t)}]", self.titles.get(t, f"step {int(t)}")
+            name = f"[{side} step {int(t)}]"
+            title = self.titles.get(t, f"{'node' if self.tree else 'step'} {int(t)}")
             frame.node(name, L.plain(title), shape="plaintext", fontsize="9",
                        fontcolor="#888888", height="0.2", tooltip=L.tooltip(title))
             for i in at[lowest][t]:              # (centred under the step's lowest row)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from numbers import Real
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -169,9 +169,10 @@ def legend(low: float, high: float, stops: int = 5, special: Iterable[str] = (),
 
 def overlay(drawer, placement: Placement, gradients: Mapping[Any, Any],
             scale: tuple[float, float] | None = None, *, boxes: bool = False,
-            legend_here: bool = True) -> dict:
+            legend_here: bool = True, compared: Sequence[Mapping[Any, Any]] = ()) -> dict:
     """Draw ``placement`` with ``drawer`` (see ``views``), coloured by ``gradients`` on
-    ``scale`` (by default that of the values given)."""
+    ``scale`` (by default that of the values given). ``compared``: the gradients of every
+    panel drawn beside it, whose special values (0, ∞, NaN) the one legend also explains."""
     columns = placement.columns
     if not all(c.t is not None for c in columns if c.kind == "step"):
         raise UnfoldValueError("a gradient overlay needs concrete steps: viz.unfolded(rec, "
@@ -195,12 +196,14 @@ def overlay(drawer, placement: Placement, gradients: Mapping[Any, Any],
     styles = {cells[k]: style(v, low, high, f"{k[0]}({k[1]})") for k, v in values.items()
               if k in cells}
     ids = drawer.unfolded(placement, styles, boxes=boxes)
-    special = [s for s, hit in (("0", any(v == 0 for v in values.values())),
-                                ("∞", any(math.isinf(v) for v in values.values())),
-                                ("NaN", any(math.isnan(v) for v in values.values()))) if hit]
+    every = [v for g in (values, *map(norms, compared)) for v in g.values()]
+    special = [s for s, hit in (("0", any(v == 0 for v in every)),
+                                ("∞", any(math.isinf(v) for v in every)),
+                                ("NaN", any(math.isnan(v) for v in every))) if hit]
     if legend_here:
         key = "[legend]" + drawer.suffix
-        drawer.dot.node(key, legend(low, high, special=special, title=shown_steps(columns)),
+        title = shown_steps(columns) if len(compared) < 2 else ""   # (each panel says it)
+        drawer.dot.node(key, legend(low, high, special=special, title=title),
                         shape="plaintext", fixedsize="false",
                         tooltip=L.tooltip("colour: log10 of the gradient's norm"))
         bottom = min(drawer.ranks)

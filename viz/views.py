@@ -17,6 +17,7 @@ from unfold.recurrence import Recurrence
 
 from . import cells as C
 from . import labels as L
+from . import loops
 from .book import Book, Edge, Variable, check_recurrence, contract
 from .layout import Column, Placement, axis, place, rows, shown_steps
 from .output import Drawing
@@ -84,15 +85,25 @@ class _Drawer:
         self.width = str(max((width(n, s) for n in circles for s in steps), default=0.55))
         self.show_params, self.show_biases = params, biases
         self.ranks: dict[int, list[str]] = {}
+        #: the node of each row that the rows are stacked through (else the row's first)
+        self.stacked_by: dict[int, str] = {}
         self.joined: set[frozenset] = set()     # pairs of nodes joined by a visible edge
         self.ordered: set[tuple[str, str]] = set()   # invisible edges written
         self.suffix = ""                         # keeps node ids of several panels apart
         #: row → the rank it stands in, when two halves are levelled (``unfolding``)
         self.levels: dict[int, int] | None = None
         self.arcs: frozenset[int] = frozenset()  # rows whose edges up into them span 3 ranks
+        #: ends moved off the loops (``viz.loops``): (tail, head) → their ports
+        self.ports: loops.Ports = {}
+        self.folded_suffix = ""                  # that of ``folded``'s node ids
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
-        """A visible edge (``a`` or ``b`` may carry a port, ``node:w``)."""
+        """A visible edge (``a`` or ``b`` may carry a port, ``node:w``; ``ports`` may move it)."""
+        node = lambda end: end.split(":")[0]
+        moved = self.ports and (self.ports.get((node(a), node(b))) or self.ports.get(
+            (self.plain_id(node(a)), self.plain_id(node(b)))))
+        if moved:
+            a, b = (f"{node(end)}:{port}" if port else end for end, port in zip((a, b), moved))
         if attrs.get("constraint") != "false":
             self.joined.add(frozenset((a.split(":")[0], b.split(":")[0])))
         self.dot.edge(a, b, **attrs)
@@ -129,6 +140,12 @@ class _Drawer:
             return {"headlabel": L.params(names), "labeldistance": "2.5", "labelangle": angle}
         return {"xlabel" if free else "label": L.params(names)}
 
+    def plain_id(self, node: str) -> str:
+        """``node``'s id without the suffixes that keep panels apart (``h[folded]`` → ``h``)."""
+        for suffix in {self.suffix, self.folded_suffix} - {""}:
+            node = node.replace(suffix, "")
+        return node
+
     def node_id(self, name: str, key: str | None = None) -> str:
         return L.node_id(name, key) + self.suffix
 
@@ -152,7 +169,8 @@ class _Drawer:
             tip = f"{name}{when}: the step's internal values {', '.join(var.members)}" + \
                   (f"; parameters {', '.join(var.params)}" if var.params else "") + \
                   " (cells='open' draws them)"
-            shown = [m for m in var.members if "·" not in m]       # (not the points)
+            # its named values (not the points), or else its parameters: a PNG has no tooltip
+            shown = [m for m in var.members if "·" not in m] or list(var.params)
             ports = getattr(self, "cell_ports", 0)
             look = {**CELL_NODE, **({"margin": "0,0"} if ports > 3 else {}),
                     "label": L.cell(name, shown, step, ports=ports),
@@ -237,7 +255,7 @@ class _Drawer:
                     s.node(node)
         rows = sorted(self.ranks)
         for low, high in zip(rows, rows[1:]):
-            a, b = self.ranks[low][0], self.ranks[high][0]
+            a, b = (self.stacked_by.get(r, self.ranks[r][0]) for r in (low, high))
             gap = _level(self.levels, high) - _level(self.levels, low) if self.levels else 1
             if gap > (3 if high in self.arcs else 1):   # (more than the edges up ask for;
                 # at the centres, beside a visible edge joining them, which stays straight)
@@ -252,20 +270,35 @@ class _Drawer:
         keeps its node ids apart from those of an unfolded graph in the same drawing; ``dot``
         is the (sub)graph its nodes are declared in."""
         home, self.dot = self.dot, dot or self.dot
-        ids, spine, column = {}, set(), set()
+        self.folded_suffix = suffix
+        ids, column, beside = {}, set(), []
         # declared bottom row first (see ``bottom_up``); in a row shared by several values
         # (an LSTM's gates) those read higher up first, left, away from the squares on the
-        # right of the states (the output gate, read by h above s); the first variable of
-        # each row stands in one column
+        # right of the states (the output gate, read by h above s); one variable of each
+        # row stands in one column (see below)
         reach = {name: max((self.row[e.dst] for e in self.book.users_of(name) if not e.delay),
                            default=self.row[name]) if self.reach_first else 0
                  for name in self.book.variables}
         order = sorted(self.bottom_up(self.book.variables), key=lambda n: (self.row[n], -reach[n]))
         if self.reach_first:
-            for name in order:
-                if self.row[name] not in spine:
-                    spine.add(self.row[name])
-                    column.add(name)
+            below = None
+            for r in sorted({self.row[n] for n in order}):
+                here = [n for n in order if self.row[n] == r]
+                # the first, unless its edges jump over the row above and another value of
+                # the row, read from the column below, reads only into that row: that one,
+                # and the first goes up beside the column, not round the value above it (an
+                # LSTM's output gate q, read by h over s: the input gate stands under s, q's
+                # edge reaches h from the left)
+                nearer = [n for n in here if reach[n] == r + 1 and below is not None and
+                          any(e.src == below and not e.delay for e in self.book.inputs_of(n))]
+                below = nearer[0] if reach[here[0]] > r + 1 and nearer else here[0]
+                column.add(below)
+                if below != here[0]:
+                    # (invisible edges hold the row in that order: those that jump, the
+                    # column's, the others)
+                    aside = [n for n in here if reach[n] > r + 1]
+                    beside.append(aside + [below] + [n for n in here
+                                                     if n not in aside and n != below])
         else:     # from the top down, the first of each row that feeds the column above
             above = None
             for r in sorted({self.row[n] for n in order}, reverse=True):
@@ -281,6 +314,10 @@ class _Drawer:
         for name in order:
             ids[name] = self.variable(name, suffix=suffix, **(
                 {"group": f"folded{self.suffix}"} if name in column else {}))
+        for names in beside:
+            self.stacked_by[self.row[names[0]]] = ids[next(n for n in names if n in column)]
+            for a, b in zip(names, names[1:]):
+                self.invisible(ids[a], ids[b])
 
         def spine_edge(e: Edge) -> bool:         # heavy: the column stands straight
             return e.src in column and e.dst in column and \
@@ -291,10 +328,11 @@ class _Drawer:
                 delayed.setdefault((e.src, e.delay, e.backward), []).append(e)
         # a state's loop onto itself gets a square of its own, in the row above when others
         # read the state's past too (their square holds the right of its row) — unless the
-        # state feeds several values in that row: then one square serves the loop and the
-        # other readers, h → ■ → h, ■ → u, ■ → r (the loop's square, above right, met h → L
+        # state feeds several values in that row, or none: then one square serves the loop and
+        # the other readers, h → ■ → h, ■ → u, ■ → r (the loop's square, above right, met h → L
         # there, and its arcs met h's line out to the readers' square: a GRU whose loss reads
-        # h, a second GRU layer's gates); loops first
+        # h, a second GRU layer's gates; in a row of values it does not feed, a bidirectional
+        # GRU's backward gates, it stood 190 pt away across their inputs); loops first
         groups = []
         for edges in delayed.values():
             loops = [e for e in edges if e.dst == e.src]
@@ -302,7 +340,7 @@ class _Drawer:
             src = edges[0].src
             fed = {e.dst for e in self.book.users_of(src)
                    if not e.delay and self.row[e.dst] == self.row[src] + 1}
-            if loops and others and len(fed) > 1:
+            if loops and others and len(fed) != 1:
                 groups.append(loops + others)
             else:
                 groups += [g for g in (loops, others) if g]
@@ -351,10 +389,12 @@ class _Drawer:
         port_of = {}
         for dst, srcs in below.items():
             # (beside a state's own loop the lower right corner is the loop's: only a state
-            # whose right holds its readers' square takes it)
-            straight = None if dst in self.looped else next(
-                (e.src for e in self.book.inputs_of(dst) if not e.delay and e.src in column and
-                 self.row[e.src] == self.row[dst] - 1), None)
+            # whose right holds its readers' square, or whose column's edge up takes its
+            # lowest point, takes it)
+            straight = next((e.src for e in self.book.inputs_of(dst) if not e.delay and
+                             e.src in column and self.row[e.src] == self.row[dst] - 1), None)
+            if dst in self.looped and len(srcs) > 1:
+                straight = None
             if straight is None:
                 port_of.update({(dst, src): "s" if len(srcs) == 1 else
                                 ("sw", "s", "se")[min(k, 2)] for k, src in enumerate(srcs)})
@@ -630,8 +670,15 @@ class _Drawer:
                 free = ["sw", "s", "se"] if len(rest) == 3 else free
             if len(rest) > len(free):
                 continue
-            if len(rest) == 1 and len(free) == 2:      # by its side of the column
-                free = free[1:] if rest[0][0] > 0 else free[:1]
+            if len(rest) == 1 and len(free) == 2:      # by its side of the column; from
+                # the column's line, past the value under it, on the side away from what
+                # that value takes from the steps before (Fig. 10.13c's U past the MLP point
+                # that h(t−1)'s W1 enters from the left: round the right, into the right)
+                side = rest[0][0]
+                if side == 0 and straight:        # (at every step alike: the first too)
+                    side = sum(-1 if e.backward else 1 for e in
+                               self.book.inputs_of(straight[0][2]) if e.delay)
+                free = free[1:] if side > 0 else free[:1]
             for port, (_, _, src) in zip(free, rest):
                 out.setdefault((src, c, dst, c), port)
         return out
@@ -785,11 +832,24 @@ def folded(rec: Recurrence, *, params: bool = True, biases: bool = False,
     an output is contracted like an unnamed one, a loss disappears).
     """
     _check_flags(params=params, biases=biases)
-    dot = new_graph(_name(rec, "folded"))
-    d = _Drawer(dot, contract(rec, hide), None, params=params, biases=biases)
+    book = contract(rec, hide)
+    return _draw_folded(book, _name(rec, "folded"), params, biases, _loop_ports(
+        book, params, biases))
+
+
+def _draw_folded(book: Book, name: str, params: bool, biases: bool, ports: loops.Ports
+                 ) -> Drawing:
+    dot = new_graph(name)
+    d = _Drawer(dot, book, None, params=params, biases=biases)
+    d.ports = ports
     d.folded()
     d.close()
     return dot
+
+
+def _loop_ports(book: Book, params: bool, biases: bool) -> loops.Ports:
+    """The ports that keep the folded drawing's loops clear of other edges' ends."""
+    return loops.untangle(lambda ports: _draw_folded(book, "folded", params, biases, ports))
 
 
 def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | None = None,
@@ -867,8 +927,9 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
         columns = _columns(options.pop("steps", None), options.pop("window", None),
                            options.pop("max_steps", MAX_STEPS), "viz.side_by_side")
         with dot.subgraph(name=f"cluster_panel{k}") as part:
-            label = title if not any(c.span for c in columns) else \
-                f"{title}\n({shown_steps(columns)})"
+            # (an overlay says which steps it shows: each panel for itself, their τ may differ)
+            label = title if not any(c.span for c in columns) and \
+                options.get("gradients") is None else f"{title}\n({shown_steps(columns)})"
             part.attr(label=L.plain(label), pencolor="transparent", fontname=L.FONT,
                       fontsize="16", labelloc="t")
             book, placement, boxes = prepare(rec, columns, hide=options.pop("hide", ()),
@@ -883,7 +944,9 @@ def side_by_side(name: str, panels: Sequence[tuple[str, Recurrence, Mapping[str,
                 d.unfolded(placement, boxes=boxes)
             else:
                 overlay(d, placement, gradients, common, boxes=boxes,
-                        legend_here=k == len(panels) - 1)
+                        legend_here=k == len(panels) - 1,
+                        compared=[p[2]["gradients"] for p in panels
+                                  if p[2].get("gradients") is not None])
             d.close()
         firsts.append(d.ranks[min(d.ranks)])
         drawers.append(d)
@@ -908,8 +971,20 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolding")
     columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolding")
-    dot = new_graph(name)
     full = contract(rec, hide)
+
+    def draw(ports: loops.Ports) -> Drawing:
+        return _unfolding(rec, name, columns, full, hide, cells, params, biases, ports)
+    # (the folded half's loops in this drawing: its rows beside the other half's ranks may
+    # lay out otherwise than viz.folded's, so the moves found for viz.folded are a start)
+    return draw(loops.untangle(draw, start=_loop_ports(full, params, biases),
+                               movable=lambda node: "[folded]" in node))
+
+
+def _unfolding(rec: Recurrence, name: str, columns: list[Column], full: Book,
+               hide: Sequence[str], cells: str, params: bool, biases: bool,
+               ports: loops.Ports) -> Drawing:
+    dot = new_graph(name)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
     keep_order(dot, boxes)
     # one drawer per half: the folded half keeps every value, the unfolded one may use cells.
@@ -922,6 +997,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     right = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)
     left = _Drawer(dot, full, None, params=params, biases=biases)
     left.width = right.width = str(max(float(left.width), float(right.width)))
+    left.ports = ports
     left.folded(suffix="[folded]")
     ids = right.unfolded(placement, boxes=boxes)
     left.levels, right.levels = _levels(left, right)
@@ -947,7 +1023,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
             dot.node(node, **POINT)
             right.ranks.setdefault(r, []).append(node)
         if r == arrow_row:
-            right.edge(wall, head, xlabel=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
+            right.edge(wall, head, label=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
                        fontname=L.FONT)
         else:
             right.invisible(wall, head, weight="1")

@@ -8,7 +8,8 @@ buffer's (C-contiguous, same dtype and shape), and from a copy otherwise. Nothin
 into it (fed values are only read, and memory sharing never ties a buffer over a bound one).
 After the call the views of the caller's arrays are dropped (``Bound.release``): a cached plan
 never keeps an array alive that the caller has let go, at the price of a few views made again
-on the next call.
+on the next call — each by the cheapest recipe that makes exactly it (the array itself, a
+reshaped slice of it, the transpose of one: ~0.3 µs; a general strided view: ~1.7 µs).
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ class Bound:
     def __init__(self, buffer: np.ndarray, views: list, space: dict) -> None:
         self.shape, self.dtype, self.space = buffer.shape, buffer.dtype, space
         start = _address(buffer)
-        self.views = [(name, v.shape, _address(v) - start, v.strides) for name, v in views]
+        self.views = [(name, _recipe(buffer, v), v.shape, _address(v) - start, v.strides)
+                      for name, v in views]
         self.target = self.own = None
         for name, _ in views:
             space[name] = None               # the planning buffer is dropped
@@ -49,10 +51,16 @@ class Bound:
             np.copyto(target, value)
         if target is self.target:
             return
-        space, dtype = self.space, self.dtype
-        for name, shape, offset, strides in self.views:
-            space[name] = np.ndarray(shape, dtype, buffer=target, offset=offset,
-                                     strides=strides)
+        space, dtype, flat = self.space, self.dtype, target.reshape(-1)
+        for name, how, shape, offset, strides in self.views:
+            if how is None:
+                space[name] = np.ndarray(shape, dtype, buffer=target, offset=offset,
+                                         strides=strides)
+            elif how == "whole":
+                space[name] = target
+            else:
+                view = flat[how[1]:how[2]].reshape(how[3])
+                space[name] = view.T if how[0] == "T" else view
         self.target = target
 
     def release(self) -> None:
@@ -68,6 +76,30 @@ class Bound:
         if self.own is None:
             self.own = np.empty(self.shape, self.dtype)
         return self.own
+
+
+def _recipe(buffer: np.ndarray, view: np.ndarray):
+    """How ``Bound.bind`` makes ``view`` of a C-contiguous ``buffer`` again, for another array
+    of its layout: "whole" (the array itself), ``("C", start, stop, shape)`` (a slice of it
+    flat, reshaped), ``("T", start, stop, shape)`` (… the transpose of one), or None (a general
+    strided view) — each checked to make exactly ``view``."""
+    if view.shape == buffer.shape and view.strides == buffer.strides and \
+            _address(view) == _address(buffer):
+        return "whole"
+    at, rem = divmod(_address(view) - _address(buffer), buffer.itemsize)
+    flat = buffer.reshape(-1)
+    for kind, shape in (("C", view.shape), ("T", view.shape[::-1])):
+        if rem or view.ndim == 0:
+            break
+        try:
+            made = flat[at:at + view.size].reshape(shape)
+        except ValueError:
+            continue
+        made = made.T if kind == "T" else made
+        if made.shape == view.shape and made.strides == view.strides and \
+                _address(made) == _address(view):
+            return (kind, at, at + view.size, shape)
+    return None
 
 
 def arrays_in(obj, out: list) -> None:

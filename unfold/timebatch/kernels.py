@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops.base import BROADCAST_LIKE, SUM_LIKE, Elementwise, align
-from ..ops.elementwise import RELU, SIGMOID, SIGMOID_DERIV, TANH_DERIV, Binary, Unary
+from ..ops.elementwise import ADD_N, RELU, SIGMOID, SIGMOID_DERIV, TANH_DERIV, Binary, Unary
 from ..ops.linalg import BATCH_OUTER, MATMUL, OUTER
 from ..ops.nn import LOG_SOFTMAX
 from ..ops.reduce import BATCH_SUM, SUM
@@ -28,11 +28,28 @@ def compute(op, node, flags, batch, out, *values):
 
 
 def sigmoid(x, out):
-    """σ(x) = 1 / (1 + e⁻ˣ) in place (e⁻ˣ overflows to ∞ only where σ(x) < 1e-308, giving 0)."""
-    np.negative(x, out)
+    """σ(x) = 1 / (1 + e⁻ˣ) in place (e⁻ˣ overflows to ∞ only where σ(x) < 1e-308, giving 0);
+    −x as ``x · (−1)`` (``negate``)."""
+    np.multiply(x, -1.0, out)
     np.exp(out, out)
     np.add(out, 1.0, out)
     np.reciprocal(out, out)
+
+
+def negate(x, out):
+    """``out = −x`` as ``x · (−1)`` (unsigned: ``0 − x``), exactly the same numbers: numpy
+    2.4.6's ``np.negative`` reads an input strided 64 bytes apart (float32: 16) as if it were
+    contiguous when the output is strided too — e.g. a width-one column ``z[:, 2:3]`` of an
+    (N, 8) float64 array into a column of another (tests/test_timebatch_kernels.py)."""
+    kind = out.dtype.kind
+    if kind == "f":
+        np.multiply(x, -1.0, out)
+    elif kind == "i":
+        np.multiply(x, -1, out)
+    elif kind == "u":
+        np.subtract(0, x, out)
+    else:
+        np.negative(x, out)
 
 
 def tanh_deriv(y, out):
@@ -45,6 +62,15 @@ def sigmoid_deriv(y, out):
     """σ′ = ``y(1 − y)`` into ``out``, in the order ``SIGMOID_DERIV`` computes it."""
     np.subtract(1, y, out=out)
     np.multiply(y, out, out=out)
+
+
+def add_n(*terms_and_out):
+    """``out = ((x₁ + x₂) + x₃) + …``, the order ``AddN`` sums in, two operands a call: the
+    arguments are the terms, then ``out`` (each term broadcasts to ``out``)."""
+    out = terms_and_out[-1]
+    np.add(terms_and_out[0], terms_and_out[1], out)
+    for x in terms_and_out[2:-1]:
+        np.add(out, x, out)
 
 
 def relu(x, out):
@@ -77,7 +103,8 @@ def transposed_copy(out, a):
 
 #: the kernels above of one operand, by the op they compute: ``fn(x, out)``
 _UNARY = {SIGMOID: sigmoid, RELU: relu, TANH_DERIV: tanh_deriv, SIGMOID_DERIV: sigmoid_deriv}
-_ONE_OPERAND = tuple(_UNARY.values())
+#: … and ``negate``, the kernel of ``np.negative`` (see there)
+_ONE_OPERAND = tuple(_UNARY.values()) + (negate,)
 
 #: kernels element for element whose calls on slices side by side may join into one
 JOINABLE = _ONE_OPERAND + (maximum, minimum)
@@ -95,6 +122,7 @@ def ufunc(op, node):
         if isinstance(fn, np.ufunc):
             return fn
     return None
+
 
 
 def _view(cache: dict, a: np.ndarray, how: str, make) -> np.ndarray:
@@ -164,7 +192,7 @@ def nll(logp, targets, out, axis):
     if targets.size and (targets.min() < 0 or targets.max() >= k):
         raise ValueError("a target is not a class index")  # the per-node run names it
     picked = np.take_along_axis(logp, np.expand_dims(targets, axis), axis)
-    np.negative(np.squeeze(picked, axis), out=out)
+    negate(np.squeeze(picked, axis), out)
 
 
 VIEW_OPS = (GETITEM, TRANSPOSE, RESHAPE)
@@ -218,17 +246,31 @@ def sum_kernel(node, flags, values, out):
     return None
 
 
+def _apart(terms, out) -> bool:
+    """``add_n`` computes these terms into ``out``: all of its dtype, and the terms read after
+    ``out`` is first written (the third on) elsewhere in memory."""
+    return all(v.dtype == out.dtype for v in terms) and \
+        not any(np.may_share_memory(v, out) for v in terms[2:])
+
+
 def kernel(node, flags, values, out, batch, cache):
     op = node.op
     batched = True in flags
     if isinstance(op, Elementwise):
         fn = _UNARY.get(op) or ufunc(op, node)
+        if op is ADD_N:
+            fn = add_n if _apart(values, out) else None
+        elif fn is np.negative:
+            fn = negate
         if fn is not None:
             nd = node.ndim
             args = [_view(cache, v, f"align{nd}", lambda v: align(v, True, nd)) if f else v
                     for v, f in zip(values, flags)]
             if fn in _ONE_OPERAND:
                 return fn, (args[0], out)
+            if fn is add_n and not all(np.broadcast_shapes(a.shape, out.shape) == out.shape
+                                       for a in args):
+                return compute, (op, node, flags, batch, out, *values)
             if fn is np.maximum or fn is np.minimum:
                 fn = maximum if fn is np.maximum else minimum
             return fn, (*args, out)
