@@ -815,7 +815,7 @@ SPACING_OPEN = {"deep_skip": 33}            # (bigru passes: viz2's cells)     #
 
 def unfolded_steps_are_evenly_spaced(build):                              # finding 27
     cells = lay(viz.unfolded(build(), steps=3)).cells()
-    var = next(v for v in ("x", "h", "s", "y") if all(str(t) in cells.get(v, {}) for t in (1, 2, 3)))
+    var = next(v for v in ("x", "h", "s", "y", "x1", "h1") if all(str(t) in cells.get(v, {}) for t in (1, 2, 3)))
     xs = [cells[var][str(t)][0] for t in (1, 2, 3)]
     gaps = [xs[1] - xs[0], xs[2] - xs[1]]
     assert max(gaps) <= 1.1 * min(gaps), (var, gaps)
@@ -1229,3 +1229,118 @@ def test_the_unfold_label_stands_under_the_middle_of_its_arrow(build):          
     (x0, _), (x1, _) = arrow.tail_end, arrow.head_end
     x = float((arrow.attrs.get("lp") or arrow.attrs.get("xlp")).split(",")[0])
     assert abs(x - (x0 + x1) / 2) <= 10, (x, x0, x1)
+
+
+# ---------------------------------------------------------------- round 4 (session 7): more styles
+
+@pytest.mark.parametrize("build, ref, how, views", [
+    *against(M.rnn_state_one, M.rnn_readme, "geometry"),
+    *against(M.rnn_concat_transposed, M.rnn_readme, "named"),
+    *against(M.rnn_mul_sum, M.rnn_readme, "named"),
+    *against(M.lstm_odd_declarations, M.lstm_named, "geometry"),
+    *against(M.lstm_cifg, M.lstm_coupled, "named", tuple(v for v in sorted(VIEWS) if v != "cell")),
+])
+def test_round_4_styles_draw_as_their_reference(build, ref, how, views):
+    """A state of shape (1,) as the README's; [h; x] @ Wcᵀ with the bias last and an einsum
+    read-out, or products written sum(W * h, axis=1), as the README's (same named values, rows
+    and joins); lstm_named declared in an odd order exactly as lstm_named; CIFG's forget gate
+    1 − i as the coupled LSTM's input gate 1 − f."""
+    if how == "geometry" and build is M.lstm_odd_declarations:
+        assert differing(build, views, ref, cell_how="by_label") == []
+    else:
+        assert differing(build, views, ref, how) == []
+
+
+def _loss_pairs(laid, pairs, step_of=lambda n: n):
+    """(target, loss, target x − loss x, target above loss) for each (target, loss) node pair."""
+    out = []
+    for t, l in pairs:
+        (tx, ty), (lx, ly) = laid.xy(step_of(t)), laid.xy(step_of(l))
+        out.append((t, l, round(tx - lx), ty > ly))
+    return out
+
+
+TWO_OUTPUTS_OPEN = {"unfolded3": 46, "window": 46}
+
+
+@pytest.mark.parametrize("view", [still_open(TWO_OUTPUTS_OPEN[v], v, id=v) if v in TWO_OUTPUTS_OPEN
+                                  else pytest.param(v, id=v) for v in ("folded", "unfolded3", "window")])
+def test_two_outputs_of_one_state_stand_side_by_side_under_their_targets(view):   # finding 46
+    """o = V h → L ← y and p = P h → M ← z: the two outputs in one row (as viz.folded draws
+    them), each target straight above its own loss, and no edge crossing another."""
+    from viz_json import crossings
+    laid = lay(VIEWS[view](M.rnn_two_outputs()))
+    steps = {"folded": [""], "unfolded3": ["(1)", "(2)", "(3)"], "window": ["(t-1)", "(t)", "(t+1)"]}[view]
+    for t in steps:
+        assert laid.xy(f"o{t}")[1] == laid.xy(f"p{t}")[1], (t, laid.xy(f"o{t}"), laid.xy(f"p{t}"))
+        for target, loss, dx, above in _loss_pairs(laid, [(f"y{t}", f"L{t}"), (f"z{t}", f"M{t}")]):
+            assert above and abs(dx) < 20, (target, loss, dx)
+    assert crossings(laid) == []
+
+
+@pytest.mark.parametrize("build", [M.gru_reset_after,
+                                   still_open(47, M.gru_pytorch, id="gru_pytorch")],
+                         ids=lambda b: getattr(b, "__name__", b))
+def test_a_bias_in_the_reset_product_adds_no_second_delay_square(build):        # finding 47
+    """PyTorch's GRU, n = tanh(W_in x + r ∗ (W_hn h + b_hn)): h has one delay of one step, so
+    one loop through one square, as the reset-after GRU without b_hn (biases are not drawn)."""
+    laid = lay(viz.folded(build()))
+    squares = [n for n in laid.nodes if "[delay" in n and "pos" in laid.nodes[n]]
+    assert len(squares) == 1, squares
+
+
+@pytest.mark.parametrize("build, view", [
+    pytest.param(M.lstm_named, "cell", id="lstm_named-cell"),
+    pytest.param(M.gru_pytorch, "cell", id="gru_pytorch-cell"),
+    still_open(48, M.lstm_pytorch, "cell", id="lstm_pytorch-cell"),
+    *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b in (M.lstm_pytorch, M.lstm_cifg)
+      for v in ("folded", "unfolded3")]])
+def test_two_arrows_into_one_unit_end_at_points_of_their_own(build, view):      # finding 48
+    """Two edges into the same node never share their arrowhead (within 6 pt): a reader
+    cannot tell which arrow is which (the forget gate of lstm_pytorch's cell)."""
+    laid = lay(VIEWS[view](build()))
+    ends = [(e.head, e.head_end, e.tail) for e in laid.edges]
+    met = [(h, a, b) for i, (h, p, a) in enumerate(ends) for g, q, b in ends[i + 1:]
+           if h == g and distance(p, q) < 6]
+    assert met == []
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded3", "window", "open"])
+def test_an_output_read_by_another_output_is_drawn_in_between(view):
+    """o = c + V h, p = P o, L on p: h → o (V) → p (P) → L ← y; o is no dead end and h
+    never reaches L directly."""
+    laid = lay(VIEWS[view](M.rnn_output_of_output()))
+    e = {(split(a)[0], split(b)[0], lab) for a, b, lab in laid.labelled()}
+    assert {("h", "o", "V"), ("o", "p", "P"), ("p", "L", ""), ("y", "L", "")} <= e, sorted(e)
+    assert not any(b == "L" and a in ("h", "o") for a, b, _ in e)
+
+
+def test_a_sequence_read_by_the_last_step_s_loss_is_its_target():
+    """Fig. 10.5 with y declared as a sequence: y(τ) straight above L(τ), y above L folded, and
+    no y at the other steps."""
+    laid = lay(viz.unfolded(M.rnn_last_loss_sequence()))
+    tau = next(n for n in laid.nodes if split(n)[0] == "L")
+    (yx, yy), (lx, ly) = laid.xy(tau.replace("L", "y", 1)), laid.xy(tau)
+    assert yy > ly and abs(yx - lx) < 20
+    assert [n for n in laid.nodes if split(n)[0] == "y"] == [tau.replace("L", "y", 1)]
+    laid = lay(viz.folded(M.rnn_last_loss_sequence()))
+    assert laid.xy("y")[1] > laid.xy("L")[1]
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded3", "window"])
+def test_underscored_names_are_drawn_as_subscripts(view):
+    """W_hh, U_xh, V_hy drawn as W, U, V with subscripts hh, xh, hy on the edges Fig. 10.3
+    puts W, U, V on; names with digits (h1, x1, L1) keep their rows."""
+    g = VIEWS[view](M.rnn_subscripts())
+    for base, sub in (("W", "hh"), ("U", "xh"), ("V", "hy")):
+        assert re.search(rf"<I>{base}</I>.*?<SUB><I>{sub}</I></SUB>", g.source), (base, sub)
+    rows = [split(r[0])[0].split("[")[0] for r in geometry(g)[0]]
+    assert [r for r in rows if r in ("x1", "h1", "o1", "L1", "y1")] == ["x1", "h1", "o1", "L1", "y1"]
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded3", "window"])
+def test_a_scalar_state_labels_its_edges_as_a_vector_state_does(view):
+    """A state of shape (), its weights multiplied with * (w h, v h): the same labelled edges as
+    the README's RNN (W on the loop, U on x → h, V on h → o)."""
+    assert geometry(VIEWS[view](M.rnn_scalar_state()))[1] == \
+        [(a, b, lab) for a, b, lab in drawn(M.rnn_readme, view)[1]]
