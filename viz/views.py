@@ -17,6 +17,7 @@ from unfold.recurrence import Recurrence
 
 from . import cells as C
 from . import labels as L
+from . import loops
 from .book import Book, Edge, Variable, check_recurrence, contract
 from .layout import Column, Placement, axis, place, rows, shown_steps
 from .output import Drawing
@@ -90,9 +91,17 @@ class _Drawer:
         #: row → the rank it stands in, when two halves are levelled (``unfolding``)
         self.levels: dict[int, int] | None = None
         self.arcs: frozenset[int] = frozenset()  # rows whose edges up into them span 3 ranks
+        #: ends moved off the loops (``viz.loops``): (tail, head) → their ports
+        self.ports: loops.Ports = {}
+        self.folded_suffix = ""                  # that of ``folded``'s node ids
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
-        """A visible edge (``a`` or ``b`` may carry a port, ``node:w``)."""
+        """A visible edge (``a`` or ``b`` may carry a port, ``node:w``; ``ports`` may move it)."""
+        node = lambda end: end.split(":")[0]
+        moved = self.ports and (self.ports.get((node(a), node(b))) or self.ports.get(
+            (self.plain_id(node(a)), self.plain_id(node(b)))))
+        if moved:
+            a, b = (f"{node(end)}:{port}" if port else end for end, port in zip((a, b), moved))
         if attrs.get("constraint") != "false":
             self.joined.add(frozenset((a.split(":")[0], b.split(":")[0])))
         self.dot.edge(a, b, **attrs)
@@ -128,6 +137,12 @@ class _Drawer:
                 at_head, str) else "-25"
             return {"headlabel": L.params(names), "labeldistance": "2.5", "labelangle": angle}
         return {"xlabel" if free else "label": L.params(names)}
+
+    def plain_id(self, node: str) -> str:
+        """``node``'s id without the suffixes that keep panels apart (``h[folded]`` → ``h``)."""
+        for suffix in {self.suffix, self.folded_suffix} - {""}:
+            node = node.replace(suffix, "")
+        return node
 
     def node_id(self, name: str, key: str | None = None) -> str:
         return L.node_id(name, key) + self.suffix
@@ -253,6 +268,7 @@ class _Drawer:
         keeps its node ids apart from those of an unfolded graph in the same drawing; ``dot``
         is the (sub)graph its nodes are declared in."""
         home, self.dot = self.dot, dot or self.dot
+        self.folded_suffix = suffix
         ids, spine, column = {}, set(), set()
         # declared bottom row first (see ``bottom_up``); in a row shared by several values
         # (an LSTM's gates) those read higher up first, left, away from the squares on the
@@ -292,10 +308,11 @@ class _Drawer:
                 delayed.setdefault((e.src, e.delay, e.backward), []).append(e)
         # a state's loop onto itself gets a square of its own, in the row above when others
         # read the state's past too (their square holds the right of its row) — unless the
-        # state feeds several values in that row: then one square serves the loop and the
-        # other readers, h → ■ → h, ■ → u, ■ → r (the loop's square, above right, met h → L
+        # state feeds several values in that row, or none: then one square serves the loop and
+        # the other readers, h → ■ → h, ■ → u, ■ → r (the loop's square, above right, met h → L
         # there, and its arcs met h's line out to the readers' square: a GRU whose loss reads
-        # h, a second GRU layer's gates); loops first
+        # h, a second GRU layer's gates; in a row of values it does not feed, a bidirectional
+        # GRU's backward gates, it stood 190 pt away across their inputs); loops first
         groups = []
         for edges in delayed.values():
             loops = [e for e in edges if e.dst == e.src]
@@ -303,7 +320,7 @@ class _Drawer:
             src = edges[0].src
             fed = {e.dst for e in self.book.users_of(src)
                    if not e.delay and self.row[e.dst] == self.row[src] + 1}
-            if loops and others and len(fed) > 1:
+            if loops and others and len(fed) != 1:
                 groups.append(loops + others)
             else:
                 groups += [g for g in (loops, others) if g]
@@ -631,8 +648,15 @@ class _Drawer:
                 free = ["sw", "s", "se"] if len(rest) == 3 else free
             if len(rest) > len(free):
                 continue
-            if len(rest) == 1 and len(free) == 2:      # by its side of the column
-                free = free[1:] if rest[0][0] > 0 else free[:1]
+            if len(rest) == 1 and len(free) == 2:      # by its side of the column; from
+                # the column's line, past the value under it, on the side away from what
+                # that value takes from the steps before (Fig. 10.13c's U past the MLP point
+                # that h(t−1)'s W1 enters from the left: round the right, into the right)
+                side = rest[0][0]
+                if side == 0 and straight:        # (at every step alike: the first too)
+                    side = sum(-1 if e.backward else 1 for e in
+                               self.book.inputs_of(straight[0][2]) if e.delay)
+                free = free[1:] if side > 0 else free[:1]
             for port, (_, _, src) in zip(free, rest):
                 out.setdefault((src, c, dst, c), port)
         return out
@@ -786,11 +810,24 @@ def folded(rec: Recurrence, *, params: bool = True, biases: bool = False,
     an output is contracted like an unnamed one, a loss disappears).
     """
     _check_flags(params=params, biases=biases)
-    dot = new_graph(_name(rec, "folded"))
-    d = _Drawer(dot, contract(rec, hide), None, params=params, biases=biases)
+    book = contract(rec, hide)
+    return _draw_folded(book, _name(rec, "folded"), params, biases, _loop_ports(
+        book, params, biases))
+
+
+def _draw_folded(book: Book, name: str, params: bool, biases: bool, ports: loops.Ports
+                 ) -> Drawing:
+    dot = new_graph(name)
+    d = _Drawer(dot, book, None, params=params, biases=biases)
+    d.ports = ports
     d.folded()
     d.close()
     return dot
+
+
+def _loop_ports(book: Book, params: bool, biases: bool) -> loops.Ports:
+    """The ports that keep the folded drawing's loops clear of other edges' ends."""
+    return loops.untangle(lambda ports: _draw_folded(book, "folded", params, biases, ports))
 
 
 def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | None = None,
@@ -912,8 +949,20 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolding")
     columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolding")
-    dot = new_graph(name)
     full = contract(rec, hide)
+
+    def draw(ports: loops.Ports) -> Drawing:
+        return _unfolding(rec, name, columns, full, hide, cells, params, biases, ports)
+    # (the folded half's loops in this drawing: its rows beside the other half's ranks may
+    # lay out otherwise than viz.folded's, so the moves found for viz.folded are a start)
+    return draw(loops.untangle(draw, start=_loop_ports(full, params, biases),
+                               movable=lambda node: "[folded]" in node))
+
+
+def _unfolding(rec: Recurrence, name: str, columns: list[Column], full: Book,
+               hide: Sequence[str], cells: str, params: bool, biases: bool,
+               ports: loops.Ports) -> Drawing:
+    dot = new_graph(name)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
     keep_order(dot, boxes)
     # one drawer per half: the folded half keeps every value, the unfolded one may use cells.
@@ -926,6 +975,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     right = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)
     left = _Drawer(dot, full, None, params=params, biases=biases)
     left.width = right.width = str(max(float(left.width), float(right.width)))
+    left.ports = ports
     left.folded(suffix="[folded]")
     ids = right.unfolded(placement, boxes=boxes)
     left.levels, right.levels = _levels(left, right)
@@ -951,7 +1001,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
             dot.node(node, **POINT)
             right.ranks.setdefault(r, []).append(node)
         if r == arrow_row:
-            right.edge(wall, head, xlabel=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
+            right.edge(wall, head, label=L.plain("Unfold"), penwidth="1.6", arrowsize="1.0",
                        fontname=L.FONT)
         else:
             right.invisible(wall, head, weight="1")

@@ -1,0 +1,247 @@
+"""Folded loops with ends of their own: item 3's "a recurrent loop leaves and re-enters its node
+without crossing another edge's end".
+
+The folded views place every delay square by rule (``views._Drawer.delay``), but where dot then
+lets a loop leave or re-enter its state depends on the whole drawing: a gated cell's gates, a
+second layer's inputs or a peephole's extra square may end beside it, their arrowheads on the
+loop's arcs. So the drawing is laid out once, and every edge end that lies within ``GAP`` points
+of a loop's end on the same node (a delay square's edge) — then every two ends that meet at an
+arrowhead — is moved to a compass point of that node: the nearest one round the node's
+boundary that faces the edge's other end and is clear of the loop, as long as that leaves
+fewer such clashes and keeps the drawing (the nodes' order in each row, no new crossing, about
+as much line). Nothing is moved without ``dot`` (the DOT text is then the rules').
+
+The moves are ``Ports``: ``(tail id, head id) → (tail port, head port)``, ids without a panel's
+suffix, so that ``viz.unfolding``'s folded panel takes the ports found for ``viz.folded``.
+Dot 2.43 does not always lay out one DOT text the same way, so the ports found may differ from
+one session to the next; within a session one drawing keeps the ports first found for it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+import graphviz
+
+Ports = dict[tuple[str, str], tuple[str, str]]
+
+#: how close (points) an edge end may come to a loop's end on the same node
+GAP = 8.0
+#: the compass points, counter-clockwise from the east (dot's y grows upwards)
+COMPASS = ("e", "ne", "n", "nw", "w", "sw", "s", "se")
+#: the most layouts tried per drawing (each a run of dot on a small graph, ~30 ms)
+TRIES = 32
+#: how much more line (all edges together) a move may draw
+INK = 1.1
+#: how much longer the edge whose end is moved may grow
+LONGER = 1.5
+#: a compass point this close (degrees) to a loop's end is not tried
+CLEAR = 40.0
+#: the compass points tried face the edge's other end: this close (degrees) to its direction
+FACING = 60.0
+
+
+#: the ports found for each drawing (by its DOT text before any move): dot 2.43 does not always
+#: lay out one text alike, so without this one model could come out two ways in one session
+_FOUND: dict[str, Ports] = {}
+
+
+def is_square(node: str) -> bool:
+    """A delay square's node id (``h[delay 1]``, ``h[delay 1 out]``…)."""
+    return "[delay" in node
+
+
+def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = None,
+             movable: Callable[[str], bool] = lambda node: True) -> Ports:
+    """The ports for which ``draw(ports)`` has the fewest edge ends on its loops (see the
+    module's doc) and then the fewest other ends meeting at an arrowhead, found greedily: clash
+    by clash, the other edge's end moved first, else the loop's own; a move is taken when it
+    leaves fewer clashes on the loops (or as many and fewer meetings) and no more of both
+    together, and keeps the drawing (``_kept``). ``start``: the moves to begin with;
+    ``movable``: the nodes whose ends may move."""
+    from .output import have_dot, layout
+    ports: Ports = dict(start or {})
+    if not have_dot():
+        return ports
+    first = draw(ports)
+    if first.source in _FOUND:
+        return dict(_FOUND[first.source])
+    (loops, meets), kept = _judge(layout(first))
+    tries, stuck = 0, set()
+    while loops + meets and tries < TRIES:
+        todo = [end for pair in loops + meets for end in pair if end[:3] not in stuck and
+                movable(end[0] if end[2] == "tail" else end[1])]
+        if not todo:
+            break
+        end = todo[0]
+        stuck.add(end[:3])
+        for port in _candidates(end, loops + meets):
+            tries += 1
+            trial = _with(ports, end, port)
+            (now, near), drawn = _judge(layout(draw(trial)))
+            fewer = (len(now), len(near)) < (len(loops), len(meets)) and \
+                len(now) + len(near) <= len(loops) + len(meets)
+            if fewer and _kept(drawn, kept, end[:2]):
+                ports, loops, meets = trial, now, near
+                break
+            if tries >= TRIES:
+                break
+    if len(_FOUND) >= 512:
+        _FOUND.clear()
+    _FOUND[first.source] = dict(ports)
+    return ports
+
+
+# an edge end: (tail, head, "tail" | "head", its node's centre, the end point, the centre of
+# the node at the edge's other end)
+End = tuple[str, str, str, tuple[float, float], tuple[float, float], tuple[float, float]]
+
+
+def _with(ports: Ports, end: End, port: str) -> Ports:
+    tail, head, side = end[:3]
+    old = ports.get((tail, head), ("", ""))
+    return {**ports, (tail, head): (port, old[1]) if side == "tail" else (old[0], port)}
+
+
+def _angle(centre: tuple[float, float], p: tuple[float, float]) -> float:
+    return math.degrees(math.atan2(p[1] - centre[1], p[0] - centre[0])) % 360
+
+
+def _apart(a: float, b: float) -> float:
+    d = abs(a - b) % 360
+    return min(d, 360 - d)
+
+
+def _candidates(end: End, found: list[tuple[End, End]]) -> list[str]:
+    """Compass points of ``end``'s node, nearest to where it ends now first, clear of the
+    loop ends it clashes with, on the side that faces the edge's other end (an edge round the
+    back of its node reads worst), within ``FACING`` degrees of its direction."""
+    tail, head, side, centre, point, far = end
+    node = tail if side == "tail" else head
+    mine, ahead = _angle(centre, point), _angle(centre, far)
+    loops = [_angle(e[3], e[4]) for pair in found for e in pair
+             if (e[0] if e[2] == "tail" else e[1]) == node and e[:3] != end[:3]]
+    ranked = sorted(COMPASS, key=lambda c: _apart(COMPASS.index(c) * 45.0, mine))
+    return [c for c in ranked if _apart(COMPASS.index(c) * 45.0, ahead) <= FACING and
+            all(_apart(COMPASS.index(c) * 45.0, a) >= CLEAR for a in loops)]
+
+
+def _judge(laid: Mapping[str, Any]) -> tuple[tuple[list, list], tuple]:
+    """The loop clashes of a layout, and what a move must keep: the nodes' order in each row,
+    and how many pairs of edges cross, and how much line is drawn."""
+    at = {o["name"]: tuple(map(float, o["pos"].split(","))) for o in laid.get("objects", [])
+          if "nodes" not in o and "pos" in o}
+    order = tuple(sorted(at, key=lambda n: (round(at[n][1]), at[n][0])))
+    names = {o["_gvid"]: o["name"] for o in laid.get("objects", []) if "nodes" not in o}
+    length = {(names[e["tail"]], names[e["head"]]): sum(
+        math.dist(p, q) for p, q in zip(line, line[1:])) for e in laid.get("edges", [])
+        if e.get("style") != "invis" and "pos" in e for line in [_spline(e["pos"])]}
+    return _clashes(laid), (order, _crossings(laid), sum(length.values()), length)
+
+
+def _kept(now: tuple, before: tuple, moved: tuple[str, str]) -> bool:
+    """Whether a move of an end of the edge ``moved`` kept the drawing: every node where it
+    stood in its row, no more edges crossing, at most ``INK`` times the line, and that edge
+    at most ``LONGER`` times as long (not round its node)."""
+    return now[0] == before[0] and now[1] <= before[1] and now[2] <= INK * before[2] and \
+        now[3].get(moved, 0) <= LONGER * before[3].get(moved, 0)
+
+
+def _crossings(laid: Mapping[str, Any]) -> int:
+    """Pairs of visible edges whose splines cross, leaving out pairs that share a node."""
+    lines = [((e["tail"], e["head"]), line, _box(line)) for e in laid.get("edges", [])
+             if e.get("style") != "invis" and "pos" in e for line in [_spline(e["pos"])]]
+    count = 0
+    for k, (ends, a, box_a) in enumerate(lines):
+        for other, b, box_b in lines[k + 1:]:
+            if not set(ends) & set(other) and _meet(box_a, box_b) and any(
+                    _cross(p, q, r, s) for p, q in zip(a, a[1:]) for r, s in zip(b, b[1:])):
+                count += 1
+    return count
+
+
+def _box(line: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    xs, ys = [p[0] for p in line], [p[1] for p in line]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _meet(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
+def _cross(p, q, r, s) -> bool:
+    """Whether the segments p–q and r–s cross."""
+    def turn(a, b, c):
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+    return turn(p, q, r) * turn(p, q, s) < 0 and turn(r, s, p) * turn(r, s, q) < 0
+
+
+def _spline(pos: str, samples: int = 8) -> list[tuple[float, float]]:
+    """Points along an edge's cubic Bézier spline (dot's ``pos``, arrow ends left out)."""
+    ctrl = [tuple(map(float, t.split(","))) for t in pos.replace(";", " ").split()
+            if t[:2] not in ("e,", "s,")]
+    out = [ctrl[0]]
+    for k in range(0, len(ctrl) - 3, 3):
+        p0, p1, p2, p3 = ctrl[k:k + 4]
+        for i in range(1, samples + 1):
+            t = i / samples
+            w = ((1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t ** 3)
+            out.append(tuple(sum(c * p[d] for c, p in zip(w, (p0, p1, p2, p3)))
+                             for d in (0, 1)))
+    return out
+
+
+def _clashes(laid: Mapping[str, Any]) -> tuple[list[tuple[End, End]], list[tuple[End, End]]]:
+    """Pairs of edge ends within ``GAP`` points on one node that is not a point (``laid``:
+    dot's JSON): (another edge's end, a loop's end) — the other edge may be another square's —
+    and, apart, any other two ends where one is an arrowhead (the other end first)."""
+    names, centre, big = {}, {}, set()
+    for o in laid.get("objects", []):
+        if "nodes" in o or "pos" not in o:
+            continue
+        names[o["_gvid"]] = o["name"]
+        x, y = o["pos"].split(",")
+        centre[o["name"]] = (float(x), float(y))
+        if float(o.get("width", 0)) >= 0.2:
+            big.add(o["name"])
+    ends: dict[str, list[tuple[End, set[str], bool]]] = {}
+    for e in laid.get("edges", []):
+        if e.get("style") == "invis" or "pos" not in e:
+            continue
+        tail, head = names[e["tail"]], names[e["head"]]
+        first, last = _ends(e["pos"])
+        squares = {n for n in (tail, head) if is_square(n)}
+        arrow = e.get("arrowhead") != "none"
+        for side, node, p, other in (("tail", tail, first, head), ("head", head, last, tail)):
+            if node in big:
+                ends.setdefault(node, []).append(
+                    ((tail, head, side, centre[node], p, centre[other]), squares,
+                     arrow and side == "head"))
+    loops, meets = [], []
+    for here in ends.values():
+        for k, (a, squares_a, arrow_a) in enumerate(here):
+            for b, squares_b, arrow_b in here:
+                if a is b or math.dist(a[4], b[4]) >= GAP:
+                    continue
+                if squares_a - squares_b and not (squares_b - squares_a and
+                                                  here.index((b, squares_b, arrow_b)) < k):
+                    loops.append((b, a))           # (the other edge's end first: moved first;
+                    # two squares' edges once)
+                elif (arrow_a or arrow_b) and not (squares_a ^ squares_b) and \
+                        here.index((b, squares_b, arrow_b)) > k:
+                    meets.append((b, a) if arrow_a else (a, b))
+    return loops, meets
+
+
+def _ends(pos: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    """An edge's two ends from dot's ``pos``: its arrow tips, else its spline's end points."""
+    start = end = None
+    points = []
+    for token in pos.replace(";", " ").split():
+        kind, *xy = token.split(",")
+        if kind in ("e", "s"):
+            point = (float(xy[0]), float(xy[1]))
+            start, end = (point, end) if kind == "s" else (start, point)
+        else:
+            points.append((float(kind), float(xy[0])))
+    return start or points[0], end or points[-1]
