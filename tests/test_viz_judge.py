@@ -1342,3 +1342,41 @@ def test_a_scalar_state_labels_its_edges_as_a_vector_state_does(view):
     the README's RNN (W on the loop, U on x → h, V on h → o)."""
     assert geometry(VIEWS[view](M.rnn_scalar_state()))[1] == \
         [(a, b, lab) for a, b, lab in drawn(M.rnn_readme, view)[1]]
+
+
+CANDIDATE_OPEN = {"folded": 49, "open": 49, "cell": 49}
+
+
+@pytest.mark.parametrize("view", [still_open(CANDIDATE_OPEN[v], v, id=v) if v in CANDIDATE_OPEN
+                                  else pytest.param(v, id=v)
+                                  for v in ("folded", "unfolded3", "open", "cell")])
+def test_naming_the_lstm_s_candidate_adds_no_crossing(view):                      # finding 49
+    """PyTorch's LSTM names all four of i, f, g, o; the same net with g left unnamed draws
+    with fewer crossings (folded 2 against 4, open cells 17 against 25, the cell 6 against 7):
+    a name is a label, not a reason to tangle."""
+    from viz_json import crossings
+    named = len(crossings(lay(VIEWS[view](M.lstm_pytorch()))))
+    assert named <= len(crossings(lay(VIEWS[view](M.lstm_pytorch_candidate_unnamed())))), named
+
+
+@pytest.mark.parametrize("build", [M.lstm_pytorch_candidate_unnamed,
+                                   still_open(50, M.lstm_pytorch, id="lstm_pytorch")],
+                         ids=lambda b: getattr(b, "__name__", b))
+def test_the_cell_names_the_candidate_input_whatever_the_user_called_it(build):   # finding 50
+    """Fig. 10.16's input unit: the cell writes the gates the user named i, f, o in words
+    (input gate, forget gate, output gate); the candidate the user named g is the book's
+    "input" as well, not a letter that lstm_named uses for the input gate."""
+    words = [w for w in cell_words(viz.cell(build()))[1].values() if w]
+    assert any(w.startswith("input") and "gate" not in w for w in words), sorted(words)
+    assert {"input gate σ", "forget gate σ", "output gate σ"} <= set(words), sorted(words)
+
+
+@pytest.mark.parametrize("build", [still_open(51, M.rnn_nll_by_hand, id="rnn_nll_by_hand")])
+def test_a_window_of_losses_at_some_steps_says_which(build):                      # finding 51
+    """Losses at steps 2 and 3 only: the book's window (t−1, t, t+1) draws L at every one of
+    its steps; it must draw fewer, or say at which steps the loss is taken (as unfolded
+    with steps=3 shows L(2), L(3) only)."""
+    laid = lay(viz.unfolded(build()))
+    losses = [n for n in visible(laid) if split(n)[0] == "L"]
+    words = " ".join(text(a.get("label", "")) for a in laid.nodes.values())
+    assert len(losses) < 3 or re.search(r"steps? 2(,| and) 3", words), losses

@@ -1294,3 +1294,37 @@ ROUND4 = [*ROUND4_GATED, *ROUND4_PLAIN]
 DRAWN_AS_A_REFERENCE |= {*ROUND4_SAME_AS_README, *ROUND4_NAMED_AS_README, *ROUND4_SAME_AS_NAMED}
 DISTINCT = [*DISTINCT, *ROUND4]                    # every geometry check runs on them too
 DISTINCT_GATED = [*DISTINCT_GATED, *ROUND4_GATED]
+
+
+def rnn_nll_by_hand():
+    """The loss written by hand, −Σ one_hot(y) ⊙ log_softmax(o), the target a sequence read
+    only by it; losses at steps 2 and 3 only."""
+    rec = uf.Recurrence("rnn")
+    x, y = rec.sequence("x", (NI,)), rec.sequence("y", (), dtype="int64")
+    h = rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", -uf.sum(uf.one_hot(y, NO) * uf.log_softmax(o)), steps=[2, 3])
+    return rec
+
+
+def lstm_pytorch_candidate_unnamed():
+    """lstm_pytorch with its candidate g left unnamed (i, f, o named): the control of finding 49."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    h, c = rec.state("h", (NH,)), rec.state("c", (NH,))
+    G = {}
+    for k, squash in [("i", uf.sigmoid), ("f", uf.sigmoid), ("g", uf.tanh), ("o", uf.sigmoid)]:
+        v = squash(_p(rec, f"W_i{k}", NH, NI) @ x + _p(rec, f"W_h{k}", NH, NH) @ h
+                   + _p(rec, f"b_{k}", NH))
+        G[k] = v if k == "g" else rec.name_node(k, v)
+    c_t = rec.update(c, G["f"] * c + G["i"] * G["g"])
+    h_t = rec.update(h, G["o"] * uf.tanh(c_t))
+    rec.loss("L", uf.cross_entropy(rec.output("logits", _p(rec, "W_hy", NO, NH) @ h_t), y))
+    return rec
+
+
+ROUND4_PLAIN.append(rnn_nll_by_hand)
+ROUND4.append(rnn_nll_by_hand)
+DISTINCT.append(rnn_nll_by_hand)
