@@ -1328,3 +1328,51 @@ def lstm_pytorch_candidate_unnamed():
 ROUND4_PLAIN.append(rnn_nll_by_hand)
 ROUND4.append(rnn_nll_by_hand)
 DISTINCT.append(rnn_nll_by_hand)
+
+
+def gru_tilde():
+    """Cho et al.'s GRU with every value named as in the paper: z, r and the candidate h_tilde,
+    h = (1 − z) h + z h_tilde; W_· on x, U_· on h."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    gate = lambda k, v: uf.sigmoid(_p(rec, f"W_{k}", NH, NI) @ x + _p(rec, f"U_{k}", NH, NH) @ v)
+    z, r = rec.name_node("z", gate("z", h)), rec.name_node("r", gate("r", h))
+    cand = rec.name_node("h_tilde", uf.tanh(_p(rec, "W_h", NH, NI) @ x
+                                            + _p(rec, "U_h", NH, NH) @ (r * h)))
+    h_t = rec.update(h, (1 - z) * h + z * cand)
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def lstm_state_named_cell():
+    """PyTorch's words for the states: "hidden" and "cell" (the word viz gives compact cells)."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    h, c = rec.state("hidden", (NH,)), rec.state("cell", (NH,))
+    G = {k: sq(_p(rec, f"W_{k}", NH, NI) @ x + _p(rec, f"U_{k}", NH, NH) @ h) for k, sq in
+         [("i", uf.sigmoid), ("f", uf.sigmoid), ("g", uf.tanh), ("o", uf.sigmoid)]}
+    c_t = rec.update(c, G["f"] * c + G["i"] * G["g"])
+    h_t = rec.update(h, G["o"] * uf.tanh(c_t))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def rnn_joint_loss():
+    """rnn_two_outputs with one loss over both outputs: L = CE(o, y) + MSE(p, z)."""
+    rec = uf.Recurrence("rnn")
+    x, y, z = rec.sequence("x", (NI,)), rec.target("y", ()), rec.sequence("z", (NH,))
+    h = rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    V, P = _p(rec, "V", NO, NH), _p(rec, "P", NH, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    o, p = rec.output("o", V @ h_t), rec.output("p", P @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y) + uf.mse(p, z))
+    return rec
+
+
+for _b in (gru_tilde, lstm_state_named_cell, rnn_joint_loss):
+    ROUND4.append(_b)
+    DISTINCT.append(_b)
+ROUND4_GATED += [gru_tilde, lstm_state_named_cell]
+DISTINCT_GATED += [gru_tilde, lstm_state_named_cell]
+ROUND4_PLAIN.append(rnn_joint_loss)
