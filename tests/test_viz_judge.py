@@ -1391,3 +1391,35 @@ def test_a_window_of_losses_at_some_steps_says_which(build):                    
     losses = [n for n in visible(laid) if split(n)[0] == "L"]
     words = " ".join(text(a.get("label", "")) for a in laid.nodes.values())
     assert len(losses) < 3 or re.search(r"steps? 2(,| and) 3", words), losses
+
+
+def _labels_along(laid, start, end):
+    """The labels met from node ``start`` to the first node of variable ``end`` through the
+    small unnamed points between (ids with "·"), in order; one way on at each point."""
+    labels, node = [], start
+    for _ in range(10):
+        on = [e for e in laid.edges if e.tail == node and
+              ("%C2%B7" in e.head or split(e.head)[0] == end)]
+        assert len(on) == 1, (node, [(e.head, e.label) for e in on])
+        labels.append(on[0].label)
+        node = on[0].head
+        if split(node)[0] == end:
+            return labels
+    raise AssertionError((start, end, labels))
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded3", "window", "open"])
+def test_parameters_in_sequence_are_drawn_one_edge_each_in_order(view):
+    """Item 1's ordered parameter paths, without a squashing unit between: U2 (U1 x) is
+    x –U1→ · –U2→ h, V3 relu(V2 (V1 h)) is h –V1→ · –V2→ · –V3→ o."""
+    laid = lay(VIEWS[view](M.rnn_linear_paths()))
+    t = {"folded": "", "window": "(t)"}.get(view, "(2)")
+    assert _labels_along(laid, f"x{t}", "h") == ["U1", "U2"]
+    assert _labels_along(laid, f"h{t}", "o") == ["V1", "V2", "V3"]
+
+
+@pytest.mark.parametrize("build, views", view_cases([M.lstm_reshaped]))
+def test_gates_taken_as_rows_of_a_reshaped_preactivation_draw_as_slices(build, views):
+    """pre.reshape(4, n_h)[k] for the gates: lstm_inline's named structure, as the sliced
+    pre-activation (lstm_stacked_preact) has."""
+    assert differing(build, views, M.lstm_inline, "named") == []

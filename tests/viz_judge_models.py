@@ -1376,3 +1376,37 @@ for _b in (gru_tilde, lstm_state_named_cell, rnn_joint_loss):
 ROUND4_GATED += [gru_tilde, lstm_state_named_cell]
 DISTINCT_GATED += [gru_tilde, lstm_state_named_cell]
 ROUND4_PLAIN.append(rnn_joint_loss)
+
+
+def rnn_linear_paths():
+    """Parameters in sequence with no squashing between: the input through U2 (U1 x) and the
+    output through V3 relu(V2 (V1 h)) — three matrices on one path, in order."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U1, U2 = _p(rec, "W", NH, NH), _p(rec, "U1", NH, NI), _p(rec, "U2", NH, NH)
+    V1, V2, V3 = _p(rec, "V1", NH, NH), _p(rec, "V2", NH, NH), _p(rec, "V3", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U2 @ (U1 @ x)))
+    o = rec.output("o", V3 @ uf.relu(V2 @ (V1 @ h_t)))
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def lstm_reshaped():
+    """One GEMM over [x; h], the pre-activation reshaped to 4 × n_h and its rows taken as the
+    gates (pre[0] … pre[3]) — indexing, not slicing."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    Mx, b = _p(rec, "M", 4 * NH, NI + NH), _p(rec, "b", 4 * NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    pre = uf.reshape(Mx @ uf.concat([x, h]) + b, (4, NH))
+    f, g, q = uf.sigmoid(pre[0]), uf.sigmoid(pre[1]), uf.sigmoid(pre[2])
+    s_t = rec.update(s, f * s + g * uf.sigmoid(pre[3]))
+    h_t = rec.update(h, uf.tanh(s_t) * q)
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+for _b in (rnn_linear_paths, lstm_reshaped):
+    ROUND4.append(_b)
+    DISTINCT.append(_b)
+DISTINCT_GATED.append(lstm_reshaped)
