@@ -266,3 +266,36 @@ def test_the_unfolding_s_folded_half_is_the_folded_view(name):
     for e in both.edges:
         if "[folded]" in e.tail and "[folded]" in e.head:
             assert max(p[0] for p in _bezier_points(e.attrs["pos"])) < wall, (e.tail, e.head)
+
+
+def _lstms() -> dict:
+    import unfold.models as m
+    from viz_judge_models import lstm_named, lstm_stacked_preact
+    return {"lstm": (lambda: m.lstm(3, 4, 5), "q", "s", "h"),
+            "language_model lstm": (lambda: m.language_model(8, 4, cell="lstm"), "q", "s", "h"),
+            "deep lstm, first layer": (lambda: m.deep_rnn(3, [4, 4], 2, cell="lstm"),
+                                       "q_1", "s_1", "h_1"),
+            "deep lstm, second layer": (lambda: m.deep_rnn(3, [4, 4], 2, cell="lstm"),
+                                        "q_2", "s_2", "h_2"),
+            "lstm_named": (lstm_named, "q", "s", "h"),
+            "lstm_stacked_preact": (lstm_stacked_preact, "q", "s", "h")}
+
+
+@pytest.mark.parametrize("name", sorted(_lstms()))
+def test_the_output_gate_reaches_h_beside_the_state_not_round_it(name):
+    """Issue 9 (Fig. 10.16): in the folded LSTM the gates stand in one row under the state s;
+    those that feed s (the input and forget gates) under it, the output gate q, whose edge
+    jumps over s's row into h, on the side away from s's loop square, its line up to h clear
+    of s (it used to stand under s and curve round it)."""
+    from viz_json import Laid, _bezier_points, node_box
+    build, gate, state, out = _lstms()[name]
+    laid = Laid(viz.folded(build()))
+    loop = f"{state}[delay 1]"
+    sx, sy = laid.xy(state)
+    gates = [n for n in laid.nodes if "[" not in n and abs(laid.xy(n)[1] - laid.xy(gate)[1]) < TOL]
+    assert laid.xy(loop)[0] > sx and laid.xy(gate)[0] == min(laid.xy(n)[0] for n in gates)
+    x0, y0, _, y1 = node_box(laid, state)
+    assert laid.xy(gate)[0] < x0 and any(abs(laid.xy(n)[0] - sx) < TOL for n in gates)
+    line = next(e for e in laid.edges if (e.tail, e.head) == (gate, out))
+    beside = [p for p in _bezier_points(line.attrs["pos"]) if y0 <= p[1] <= y1]
+    assert beside and all(p[0] < x0 for p in beside), (name, beside, x0)

@@ -39,18 +39,20 @@ LEFT = {
     ('bidirectional gru', 'folded'): 1,          # (5 before viz.loops, s7)
     ('bidirectional gru', 'unfolded open'): 8,
     ('bidirectional gru', 'unfolding'): 1,
-    ('bidirectional gru', 'unfolding steps=3 open'): 13,
+    ('bidirectional gru', 'unfolding steps=3 open'): 12,
     ('bidirectional lstm', 'cell'): 2,
     ('bidirectional lstm', 'folded'): 3,
     ('bidirectional lstm', 'unfolded open'): 4,
     # (+1 each: the Unfold word a true label, centred on its arrow — finding 45 — whose
     # label rank moves this unfolded half: V's label on a line of g's cell once more)
-    ('bidirectional lstm', 'unfolding'): 3,
-    ('bidirectional lstm', 'unfolding steps=3 open'): 8,
+    # (3 and 1 before s7 round 2, which set the LSTM's output gate beside the column: the
+    # forward s's loop arcs, and x → s, meet in these two, 15 defects fewer elsewhere)
+    ('bidirectional lstm', 'unfolding'): 5,
+    ('bidirectional lstm', 'unfolding steps=3 open'): 7,
     ('conditional_rnn', 'unfolding steps=3 open'): 2,
     ('context_rnn', 'unfolding steps=3 open'): 2,
     ('deep_rnn lstm', 'folded'): 1,
-    ('deep_rnn lstm', 'unfolding'): 1,
+    ('deep_rnn lstm', 'unfolding'): 2,           # (see bidirectional lstm's)
     ('deep_rnn lstm', 'unfolding steps=3 open'): 1,
     ('gru reset_after', 'graph backward'): 1,
     ('gru reset_after', 'unfolded open'): 2,
@@ -62,8 +64,6 @@ LEFT = {
     ('lstm common', 'unfolding'): 1,
     ('lstm common', 'unfolding steps=3 open'): 1,
     ('memory_network', 'cell'): 6,
-    ('memory_network', 'folded'): 1,
-    ('memory_network', 'unfolding'): 1,
     ('memory_network', 'unfolding steps=3 open'): 1,
     ('memory_network lstm', 'cell'): 6,
     ('memory_network lstm', 'folded'): 2,
@@ -71,22 +71,13 @@ LEFT = {
     # dot 2.43 lays this graph out differently from run to run (the same DOT source: x positions
     # move; 3 defects in 21 of 30 runs, 4 in 9)
     ('memory_network lstm', 'unfolding'): 3,
-    ('memory_network lstm', 'unfolding steps=3 open'): 17,
+    ('memory_network lstm', 'unfolding steps=3 open'): 15,
     ('outsider lstm per gate inline', 'folded'): 1,
     ('outsider lstm per gate inline', 'unfolding'): 1,
     ('outsider lstm per gate inline', 'unfolding steps=3 open'): 1,
     ('outsider lstm sigma input', 'folded'): 1,
     ('outsider lstm sigma input', 'unfolding'): 1,
     ('outsider lstm sigma input', 'unfolding steps=3 open'): 1,
-    ('outsider lstm sigmoid sliced', 'folded'): 2,
-    ('outsider lstm sigmoid sliced', 'unfolding'): 1,
-    ('outsider lstm sigmoid sliced', 'unfolding steps=3 open'): 1,
-    ('outsider lstm stacked inline', 'folded'): 2,
-    ('outsider lstm stacked inline', 'unfolding'): 1,
-    ('outsider lstm stacked inline', 'unfolding steps=3 open'): 1,
-    ('outsider lstm stacked named', 'folded'): 2,
-    ('outsider lstm stacked named', 'unfolding'): 1,
-    ('outsider lstm stacked named', 'unfolding steps=3 open'): 1,
     ('rnn_single_output', 'unfolded window'): 2,
     ('rnn_single_output', 'unfolding'): 2,
     ('skip_rnn', 'cell'): 1,

@@ -85,6 +85,8 @@ class _Drawer:
         self.width = str(max((width(n, s) for n in circles for s in steps), default=0.55))
         self.show_params, self.show_biases = params, biases
         self.ranks: dict[int, list[str]] = {}
+        #: the node of each row that the rows are stacked through (else the row's first)
+        self.stacked_by: dict[int, str] = {}
         self.joined: set[frozenset] = set()     # pairs of nodes joined by a visible edge
         self.ordered: set[tuple[str, str]] = set()   # invisible edges written
         self.suffix = ""                         # keeps node ids of several panels apart
@@ -253,7 +255,7 @@ class _Drawer:
                     s.node(node)
         rows = sorted(self.ranks)
         for low, high in zip(rows, rows[1:]):
-            a, b = self.ranks[low][0], self.ranks[high][0]
+            a, b = (self.stacked_by.get(r, self.ranks[r][0]) for r in (low, high))
             gap = _level(self.levels, high) - _level(self.levels, low) if self.levels else 1
             if gap > (3 if high in self.arcs else 1):   # (more than the edges up ask for;
                 # at the centres, beside a visible edge joining them, which stays straight)
@@ -269,20 +271,34 @@ class _Drawer:
         is the (sub)graph its nodes are declared in."""
         home, self.dot = self.dot, dot or self.dot
         self.folded_suffix = suffix
-        ids, spine, column = {}, set(), set()
+        ids, column, beside = {}, set(), []
         # declared bottom row first (see ``bottom_up``); in a row shared by several values
         # (an LSTM's gates) those read higher up first, left, away from the squares on the
-        # right of the states (the output gate, read by h above s); the first variable of
-        # each row stands in one column
+        # right of the states (the output gate, read by h above s); one variable of each
+        # row stands in one column (see below)
         reach = {name: max((self.row[e.dst] for e in self.book.users_of(name) if not e.delay),
                            default=self.row[name]) if self.reach_first else 0
                  for name in self.book.variables}
         order = sorted(self.bottom_up(self.book.variables), key=lambda n: (self.row[n], -reach[n]))
         if self.reach_first:
-            for name in order:
-                if self.row[name] not in spine:
-                    spine.add(self.row[name])
-                    column.add(name)
+            below = None
+            for r in sorted({self.row[n] for n in order}):
+                here = [n for n in order if self.row[n] == r]
+                # the first, unless its edges jump over the row above and another value of
+                # the row, read from the column below, reads only into that row: that one,
+                # and the first goes up beside the column, not round the value above it (an
+                # LSTM's output gate q, read by h over s: the input gate stands under s, q's
+                # edge reaches h from the left)
+                nearer = [n for n in here if reach[n] == r + 1 and below is not None and
+                          any(e.src == below and not e.delay for e in self.book.inputs_of(n))]
+                below = nearer[0] if reach[here[0]] > r + 1 and nearer else here[0]
+                column.add(below)
+                if below != here[0]:
+                    # (invisible edges hold the row in that order: those that jump, the
+                    # column's, the others)
+                    aside = [n for n in here if reach[n] > r + 1]
+                    beside.append(aside + [below] + [n for n in here
+                                                     if n not in aside and n != below])
         else:     # from the top down, the first of each row that feeds the column above
             above = None
             for r in sorted({self.row[n] for n in order}, reverse=True):
@@ -298,6 +314,10 @@ class _Drawer:
         for name in order:
             ids[name] = self.variable(name, suffix=suffix, **(
                 {"group": f"folded{self.suffix}"} if name in column else {}))
+        for names in beside:
+            self.stacked_by[self.row[names[0]]] = ids[next(n for n in names if n in column)]
+            for a, b in zip(names, names[1:]):
+                self.invisible(ids[a], ids[b])
 
         def spine_edge(e: Edge) -> bool:         # heavy: the column stands straight
             return e.src in column and e.dst in column and \
@@ -369,10 +389,12 @@ class _Drawer:
         port_of = {}
         for dst, srcs in below.items():
             # (beside a state's own loop the lower right corner is the loop's: only a state
-            # whose right holds its readers' square takes it)
-            straight = None if dst in self.looped else next(
-                (e.src for e in self.book.inputs_of(dst) if not e.delay and e.src in column and
-                 self.row[e.src] == self.row[dst] - 1), None)
+            # whose right holds its readers' square, or whose column's edge up takes its
+            # lowest point, takes it)
+            straight = next((e.src for e in self.book.inputs_of(dst) if not e.delay and
+                             e.src in column and self.row[e.src] == self.row[dst] - 1), None)
+            if dst in self.looped and len(srcs) > 1:
+                straight = None
             if straight is None:
                 port_of.update({(dst, src): "s" if len(srcs) == 1 else
                                 ("sw", "s", "se")[min(k, 2)] for k, src in enumerate(srcs)})
