@@ -300,6 +300,7 @@ def loop_end_clashes(laid, gap=8.0):
 # models whose folded loops clash today (finding 3; 30, a regression of viz 92297d7, fixed in
 # viz dbffde6)
 LOOPS_OPEN = {b.__name__: 3 for b in (M.lstm_peephole,)}   # (six more fixed in viz s7-viz: viz.loops)
+LOOPS_OPEN["gru_tilde"] = 47        # its loop's own square one row up, 140.2 pt from h (finding 47)
 
 
 def folded_loops_have_ends_of_their_own(build):
@@ -813,7 +814,7 @@ SPACING_OPEN: dict[str, int] = {}   # (33 fixed in viz s7; bigru passes: viz2's 
 
 def unfolded_steps_are_evenly_spaced(build):                              # finding 27
     cells = lay(viz.unfolded(build(), steps=3)).cells()
-    var = next(v for v in ("x", "h", "s", "y") if all(str(t) in cells.get(v, {}) for t in (1, 2, 3)))
+    var = next(v for v in ("x", "h", "s", "y", "x1", "h1") if all(str(t) in cells.get(v, {}) for t in (1, 2, 3)))
     xs = [cells[var][str(t)][0] for t in (1, 2, 3)]
     gaps = [xs[1] - xs[0], xs[2] - xs[1]]
     assert max(gaps) <= 1.1 * min(gaps), (var, gaps)
@@ -1227,3 +1228,198 @@ def test_the_unfold_label_stands_under_the_middle_of_its_arrow(build):          
     (x0, _), (x1, _) = arrow.tail_end, arrow.head_end
     x = float((arrow.attrs.get("lp") or arrow.attrs.get("xlp")).split(",")[0])
     assert abs(x - (x0 + x1) / 2) <= 10, (x, x0, x1)
+
+
+# ---------------------------------------------------------------- round 4 (session 7): more styles
+
+@pytest.mark.parametrize("build, ref, how, views", [
+    *against(M.rnn_state_one, M.rnn_readme, "geometry"),
+    *against(M.rnn_concat_transposed, M.rnn_readme, "named"),
+    *against(M.rnn_mul_sum, M.rnn_readme, "named"),
+    *against(M.lstm_odd_declarations, M.lstm_named, "geometry"),
+    *against(M.lstm_cifg, M.lstm_coupled, "named", tuple(v for v in sorted(VIEWS) if v != "cell")),
+])
+def test_round_4_styles_draw_as_their_reference(build, ref, how, views):
+    """A state of shape (1,) as the README's; [h; x] @ Wcᵀ with the bias last and an einsum
+    read-out, or products written sum(W * h, axis=1), as the README's (same named values, rows
+    and joins); lstm_named declared in an odd order exactly as lstm_named; CIFG's forget gate
+    1 − i as the coupled LSTM's input gate 1 − f."""
+    if how == "geometry" and build is M.lstm_odd_declarations:
+        assert differing(build, views, ref, cell_how="by_label") == []
+    else:
+        assert differing(build, views, ref, how) == []
+
+
+def _loss_pairs(laid, pairs, step_of=lambda n: n):
+    """(target, loss, target x − loss x, target above loss) for each (target, loss) node pair."""
+    out = []
+    for t, l in pairs:
+        (tx, ty), (lx, ly) = laid.xy(step_of(t)), laid.xy(step_of(l))
+        out.append((t, l, round(tx - lx), ty > ly))
+    return out
+
+
+TWO_OUTPUTS_OPEN = {"unfolded3": 46, "window": 46}
+
+
+@pytest.mark.parametrize("build, view", [
+    still_open(TWO_OUTPUTS_OPEN[v], b, v, id=f"{b.__name__}-{v}") if v in TWO_OUTPUTS_OPEN
+    else pytest.param(b, v, id=f"{b.__name__}-{v}")
+    for b in (M.rnn_two_outputs, M.rnn_joint_loss) for v in ("folded", "unfolded3", "window")])
+def test_two_outputs_of_one_state_stand_side_by_side_under_their_targets(build, view):  # 46
+    """o = V h → L ← y and p = P h → M ← z (or one loss L over both): the two outputs in one
+    row (as viz.folded draws them), each target above its loss — straight above where each
+    output has a loss of its own — and no edge crossing another."""
+    from viz_json import crossings
+    laid = lay(VIEWS[view](build()))
+    steps = {"folded": [""], "unfolded3": ["(1)", "(2)", "(3)"], "window": ["(t-1)", "(t)", "(t+1)"]}[view]
+    own = build is M.rnn_two_outputs
+    for t in steps:
+        assert laid.xy(f"o{t}")[1] == laid.xy(f"p{t}")[1], (t, laid.xy(f"o{t}"), laid.xy(f"p{t}"))
+        pairs = [(f"y{t}", f"L{t}"), (f"z{t}", f"M{t}" if own else f"L{t}")]
+        for target, loss, dx, above in _loss_pairs(laid, pairs):
+            assert above and (abs(dx) < 20 or not own), (target, loss, dx)
+    assert crossings(laid) == []
+
+
+@pytest.mark.parametrize("build, ref", [
+    pytest.param(M.gru_named, M.gru_book, id="gru_named"),
+    still_open(47, M.gru_pytorch, M.gru_reset_after, id="gru_pytorch"),
+    pytest.param(M.gru_tilde, M.gru_named, id="gru_tilde")])
+def test_a_gru_s_delay_squares_do_not_depend_on_its_biases_or_names(build, ref):  # finding 47
+    """h has one delay of one step; a GRU draws it as one square for h's own loop and one for
+    the gates that read h(t−1) (viz's rule). PyTorch's GRU (b_hn inside r ∗ (W_hn h + b_hn))
+    must draw the squares the reset-after GRU without b_hn draws (biases are not drawn) — today
+    that one puts its W loop on the gates' square; Cho et al.'s GRU with its candidate named
+    h_tilde the squares of the GRU with named gates and an unnamed candidate."""
+    def squares(b):
+        laid = lay(viz.folded(b()))
+        return sorted(n for n in laid.nodes if "[delay" in n and "pos" in laid.nodes[n])
+    assert squares(build) == squares(ref)
+
+
+@pytest.mark.parametrize("build, view", [
+    pytest.param(M.lstm_named, "cell", id="lstm_named-cell"),
+    pytest.param(M.gru_pytorch, "cell", id="gru_pytorch-cell"),
+    still_open(48, M.lstm_pytorch, "cell", id="lstm_pytorch-cell"),
+    *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b in (M.lstm_pytorch, M.lstm_cifg)
+      for v in ("folded", "unfolded3")]])
+def test_two_arrows_into_one_unit_end_at_points_of_their_own(build, view):      # finding 48
+    """Two edges into the same node never share their arrowhead (within 6 pt): a reader
+    cannot tell which arrow is which (the forget gate of lstm_pytorch's cell)."""
+    laid = lay(VIEWS[view](build()))
+    ends = [(e.head, e.head_end, e.tail) for e in laid.edges]
+    met = [(h, a, b) for i, (h, p, a) in enumerate(ends) for g, q, b in ends[i + 1:]
+           if h == g and distance(p, q) < 6]
+    assert met == []
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded3", "window", "open"])
+def test_an_output_read_by_another_output_is_drawn_in_between(view):
+    """o = c + V h, p = P o, L on p: h → o (V) → p (P) → L ← y; o is no dead end and h
+    never reaches L directly."""
+    laid = lay(VIEWS[view](M.rnn_output_of_output()))
+    e = {(split(a)[0], split(b)[0], lab) for a, b, lab in laid.labelled()}
+    assert {("h", "o", "V"), ("o", "p", "P"), ("p", "L", ""), ("y", "L", "")} <= e, sorted(e)
+    assert not any(b == "L" and a in ("h", "o") for a, b, _ in e)
+
+
+def test_a_sequence_read_by_the_last_step_s_loss_is_its_target():
+    """Fig. 10.5 with y declared as a sequence: y(τ) straight above L(τ), y above L folded, and
+    no y at the other steps."""
+    laid = lay(viz.unfolded(M.rnn_last_loss_sequence()))
+    tau = next(n for n in laid.nodes if split(n)[0] == "L")
+    (yx, yy), (lx, ly) = laid.xy(tau.replace("L", "y", 1)), laid.xy(tau)
+    assert yy > ly and abs(yx - lx) < 20
+    assert [n for n in laid.nodes if split(n)[0] == "y"] == [tau.replace("L", "y", 1)]
+    laid = lay(viz.folded(M.rnn_last_loss_sequence()))
+    assert laid.xy("y")[1] > laid.xy("L")[1]
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded3", "window"])
+def test_underscored_names_are_drawn_as_subscripts(view):
+    """W_hh, U_xh, V_hy drawn as W, U, V with subscripts hh, xh, hy on the edges Fig. 10.3
+    puts W, U, V on; names with digits (h1, x1, L1) keep their rows."""
+    g = VIEWS[view](M.rnn_subscripts())
+    for base, sub in (("W", "hh"), ("U", "xh"), ("V", "hy")):
+        assert re.search(rf"<I>{base}</I>.*?<SUB><I>{sub}</I></SUB>", g.source), (base, sub)
+    rows = [split(r[0])[0].split("[")[0] for r in geometry(g)[0]]
+    assert [r for r in rows if r in ("x1", "h1", "o1", "L1", "y1")] == ["x1", "h1", "o1", "L1", "y1"]
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded3", "window"])
+def test_a_scalar_state_labels_its_edges_as_a_vector_state_does(view):
+    """A state of shape (), its weights multiplied with * (w h, v h): the same labelled edges as
+    the README's RNN (W on the loop, U on x → h, V on h → o)."""
+    assert geometry(VIEWS[view](M.rnn_scalar_state()))[1] == \
+        [(a, b, lab) for a, b, lab in drawn(M.rnn_readme, view)[1]]
+
+
+CANDIDATE_OPEN = {"folded": 49, "open": 49, "cell": 49}
+
+
+@pytest.mark.parametrize("view", [still_open(CANDIDATE_OPEN[v], v, id=v) if v in CANDIDATE_OPEN
+                                  else pytest.param(v, id=v)
+                                  for v in ("folded", "unfolded3", "open", "cell")])
+def test_naming_the_lstm_s_candidate_adds_no_crossing(view):                      # finding 49
+    """PyTorch's LSTM names all four of i, f, g, o; the same net with g left unnamed draws
+    with fewer crossings (folded 2 against 4, open cells 17 against 25, the cell 6 against 7):
+    a name is a label, not a reason to tangle."""
+    from viz_json import crossings
+    named = len(crossings(lay(VIEWS[view](M.lstm_pytorch()))))
+    assert named <= len(crossings(lay(VIEWS[view](M.lstm_pytorch_candidate_unnamed())))), named
+
+
+@pytest.mark.parametrize("build", [M.lstm_pytorch_candidate_unnamed,
+                                   still_open(50, M.lstm_pytorch, id="lstm_pytorch")],
+                         ids=lambda b: getattr(b, "__name__", b))
+def test_the_cell_names_the_candidate_input_whatever_the_user_called_it(build):   # finding 50
+    """Fig. 10.16's input unit: the cell writes the gates the user named i, f, o in words
+    (input gate, forget gate, output gate); the candidate the user named g is the book's
+    "input" as well, not a letter that lstm_named uses for the input gate."""
+    words = [w for w in cell_words(viz.cell(build()))[1].values() if w]
+    assert any(w.startswith("input") and "gate" not in w for w in words), sorted(words)
+    assert {"input gate σ", "forget gate σ", "output gate σ"} <= set(words), sorted(words)
+
+
+@pytest.mark.parametrize("build", [still_open(51, M.rnn_nll_by_hand, id="rnn_nll_by_hand")])
+def test_a_window_of_losses_at_some_steps_says_which(build):                      # finding 51
+    """Losses at steps 2 and 3 only: the book's window (t−1, t, t+1) draws L at every one of
+    its steps; it must draw fewer, or say at which steps the loss is taken (as unfolded
+    with steps=3 shows L(2), L(3) only)."""
+    laid = lay(viz.unfolded(build()))
+    losses = [n for n in visible(laid) if split(n)[0] == "L"]
+    words = " ".join(text(a.get("label", "")) for a in laid.nodes.values())
+    assert len(losses) < 3 or re.search(r"steps? 2(,| and) 3", words), losses
+
+
+def _labels_along(laid, start, end):
+    """The labels met from node ``start`` to the first node of variable ``end`` through the
+    small unnamed points between (ids with "·"), in order; one way on at each point."""
+    labels, node = [], start
+    for _ in range(10):
+        on = [e for e in laid.edges if e.tail == node and
+              ("%C2%B7" in e.head or split(e.head)[0] == end)]
+        assert len(on) == 1, (node, [(e.head, e.label) for e in on])
+        labels.append(on[0].label)
+        node = on[0].head
+        if split(node)[0] == end:
+            return labels
+    raise AssertionError((start, end, labels))
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded3", "window", "open"])
+def test_parameters_in_sequence_are_drawn_one_edge_each_in_order(view):
+    """Item 1's ordered parameter paths, without a squashing unit between: U2 (U1 x) is
+    x –U1→ · –U2→ h, V3 relu(V2 (V1 h)) is h –V1→ · –V2→ · –V3→ o."""
+    laid = lay(VIEWS[view](M.rnn_linear_paths()))
+    t = {"folded": "", "window": "(t)"}.get(view, "(2)")
+    assert _labels_along(laid, f"x{t}", "h") == ["U1", "U2"]
+    assert _labels_along(laid, f"h{t}", "o") == ["V1", "V2", "V3"]
+
+
+@pytest.mark.parametrize("build, views", view_cases([M.lstm_reshaped]))
+def test_gates_taken_as_rows_of_a_reshaped_preactivation_draw_as_slices(build, views):
+    """pre.reshape(4, n_h)[k] for the gates: lstm_inline's named structure, as the sliced
+    pre-activation (lstm_stacked_preact) has."""
+    assert differing(build, views, M.lstm_inline, "named") == []

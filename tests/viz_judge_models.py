@@ -1103,3 +1103,310 @@ def rnn_state_is_the_output(returned=False):
     o = rec.output("o", h_t if returned else new)
     rec.loss("L", uf.mse(o if returned else new, y))
     return rec
+
+
+# ---------------------------------------------------------------- round 4 (session 7)
+
+def rnn_scalar_state():
+    """A state of shape (): h(t) = tanh(w h(t-1) + u·x(t) + b), o = c + v h(t) (w, b scalars,
+    u, v vectors; products written with * and a dot product with @)."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", ())
+    W, U, b = _p(rec, "W"), _p(rec, "U", NI), _p(rec, "b")
+    V, c = _p(rec, "V", NO), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(W * h + U @ x + b))
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V * h_t), y))
+    return rec
+
+
+def rnn_state_one():
+    """The README's RNN with a state of shape (1,) (W 1 × 1, U 1 × n_in, V n_out × 1)."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (1,))
+    W, U, b = _p(rec, "W", 1, 1), _p(rec, "U", 1, NI), _p(rec, "b", 1)
+    V, c = _p(rec, "V", NO, 1), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(b + W @ h + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+def rnn_concat_transposed():
+    """[h; x] @ Wcᵀ with the bias added last, the output read out with einsum("j,ij->i", h, V)
+    (operands in the other order), the target a sequence read only by the loss."""
+    rec = uf.Recurrence("rnn")
+    x, y = rec.sequence("x", (NI,)), rec.sequence("y", (), dtype="int64")
+    h = rec.state("h", (NH,))
+    Wc, b = _p(rec, "Wc", NH, NH + NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    new = uf.tanh(uf.concat([h, x]) @ Wc.T + b)
+    rec.update(h, new)
+    o = uf.einsum("j,ij->i", new, V) + c
+    rec.output("o", o)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def rnn_mul_sum():
+    """Matrix-vector products written as a broadcast product summed over its last axis:
+    Σ_j W_ij h_j = sum(W * h, axis=1) (as people write them before they know @)."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(uf.sum(W * h, axis=1) + uf.sum(U * x, axis=1) + b))
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + uf.sum(V * h_t, axis=1)), y))
+    return rec
+
+
+def rnn_two_outputs():
+    """Two outputs of one state, each with its own target and loss: o = V h → L ← y (classes)
+    and p = P h → M ← z (a regression, squared error)."""
+    rec = uf.Recurrence("rnn")
+    x, y, z = rec.sequence("x", (NI,)), rec.target("y", ()), rec.sequence("z", (NH,))
+    h = rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    V, P = _p(rec, "V", NO, NH), _p(rec, "P", NH, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    rec.loss("M", uf.mse(rec.output("p", P @ h_t), z))
+    return rec
+
+
+def rnn_output_of_output():
+    """An output read by another output: o = c + V h, p = P o, the loss on p."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    V, c, P = _p(rec, "V", NO, NH), _p(rec, "c", NO), _p(rec, "P", NO, NO)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    o = rec.output("o", c + V @ h_t)
+    rec.loss("L", uf.cross_entropy(rec.output("p", P @ o), y))
+    return rec
+
+
+def rnn_last_loss_sequence():
+    """Fig. 10.5 with the target declared as a sequence read only by the loss at the last step."""
+    rec = uf.Recurrence("single")
+    x, y = rec.sequence("x", (NI,)), rec.sequence("y", (), dtype="int64")
+    h = rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    new = uf.tanh(W @ h + U @ x)
+    rec.update(h, new)
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ new), y), steps="last")
+    return rec
+
+
+def rnn_subscripts():
+    """The README's RNN with names people write in code: W_hh, U_xh, b_h, V_hy, c_y, a state
+    h1, an input x1, a target y1, an output o1 and a loss L1."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x1", (NI,)), rec.target("y1", ()), rec.state("h1", (NH,))
+    W, U, b = _p(rec, "W_hh", NH, NH), _p(rec, "U_xh", NH, NI), _p(rec, "b_h", NH)
+    V, c = _p(rec, "V_hy", NO, NH), _p(rec, "c_y", NO)
+    h_t = rec.update(h, uf.tanh(b + W @ h + U @ x))
+    rec.loss("L1", uf.cross_entropy(rec.output("o1", c + V @ h_t), y))
+    return rec
+
+
+def lstm_pytorch():
+    """PyTorch's notation: states h and c (declared in that order), gates i, f, o and the
+    candidate g made in a Python loop over a list by a helper, named with rec.name_node; the
+    output called "logits" (the gate has the letter o)."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    h, c = rec.state("h", (NH,)), rec.state("c", (NH,))
+
+    def gate(k, squash):
+        W_i, W_h = _p(rec, f"W_i{k}", NH, NI), _p(rec, f"W_h{k}", NH, NH)
+        return rec.name_node(k, squash(W_i @ x + W_h @ h + _p(rec, f"b_{k}", NH)))
+    G = {}
+    for k, squash in [("i", uf.sigmoid), ("f", uf.sigmoid), ("g", uf.tanh), ("o", uf.sigmoid)]:
+        G[k] = gate(k, squash)
+    c_t = rec.update(c, G["f"] * c + G["i"] * G["g"])
+    h_t = rec.update(h, G["o"] * uf.tanh(c_t))
+    rec.loss("L", uf.cross_entropy(rec.output("logits", _p(rec, "W_hy", NO, NH) @ h_t), y))
+    return rec
+
+
+def lstm_cifg():
+    """CIFG (Greff et al. 2017): the forget gate written as 1 − i from the input gate."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    Ug, Wg, bg = _gate_params(rec, "g")
+    Uq, Wq, bq = _gate_params(rec, "q")
+    U, W, b = _gate_params(rec, "")
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    g = uf.sigmoid(bg + Ug @ x + Wg @ h)
+    s_t = rec.update(s, (1 - g) * s + g * uf.tanh(b + U @ x + W @ h))
+    h_t = rec.update(h, uf.tanh(s_t) * uf.sigmoid(bq + Uq @ x + Wq @ h))
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+def lstm_odd_declarations():
+    """lstm_named with everything declared in an odd order: the parameters first (output layer
+    first), then the target, the states h before s, the input last."""
+    rec = uf.Recurrence("lstm")
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    U, W, b = _gate_params(rec, "")
+    Uq, Wq, bq = _gate_params(rec, "q")
+    Ug, Wg, bg = _gate_params(rec, "g")
+    Uf, Wf, bf = _gate_params(rec, "f")
+    y = rec.target("y", ())
+    h, s = rec.state("h", (NH,)), rec.state("s", (NH,))
+    x = rec.sequence("x", (NI,))
+    q = rec.name_node("q", uf.sigmoid(bq + Uq @ x + Wq @ h))
+    g = rec.name_node("g", uf.sigmoid(bg + Ug @ x + Wg @ h))
+    f = rec.name_node("f", uf.sigmoid(bf + Uf @ x + Wf @ h))
+    s_t = rec.update(s, f * s + g * uf.sigmoid(b + U @ x + W @ h))
+    h_t = rec.update(h, uf.tanh(s_t) * q)
+    o = rec.output("o", c + V @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def gru_pytorch():
+    """PyTorch's GRU: r, z and n with the reset gate after the recurrent matmul
+    (n = tanh(W_in x + b_in + r ∗ (W_hn h + b_hn))), h = (1 − z) n + z h; names with
+    underscores, the target a sequence read only by the loss."""
+    rec = uf.Recurrence("gru")
+    x, y = rec.sequence("x", (NI,)), rec.sequence("y", (), dtype="int64")
+    h = rec.state("h", (NH,))
+    P = {f"{m}_{a}{k}": _p(rec, f"{m}_{a}{k}", *((NH, NI) if a == "i" else (NH, NH))
+                           if m == "W" else (NH,))
+         for k in "rzn" for m in "Wb" for a in "ih"}
+    lin = lambda a, k, v: P[f"W_{a}{k}"] @ v + P[f"b_{a}{k}"]
+    r = uf.sigmoid(lin("i", "r", x) + lin("h", "r", h))
+    z = uf.sigmoid(lin("i", "z", x) + lin("h", "z", h))
+    n = uf.tanh(lin("i", "n", x) + r * lin("h", "n", h))
+    h_t = rec.update(h, (1 - z) * n + z * h)
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "W_hy", NO, NH) @ h_t), y))
+    return rec
+
+
+ROUND4_SAME_AS_README = [rnn_state_one]                # must draw exactly as rnn_readme
+ROUND4_NAMED_AS_README = [rnn_concat_transposed, rnn_mul_sum]   # named structure of rnn_readme
+ROUND4_SAME_AS_NAMED = [lstm_odd_declarations]         # must draw exactly as lstm_named
+ROUND4_GATED = [lstm_pytorch, lstm_cifg, gru_pytorch]
+ROUND4_PLAIN = [rnn_scalar_state, rnn_two_outputs, rnn_output_of_output, rnn_last_loss_sequence,
+                rnn_subscripts]
+ROUND4 = [*ROUND4_GATED, *ROUND4_PLAIN]
+DRAWN_AS_A_REFERENCE |= {*ROUND4_SAME_AS_README, *ROUND4_NAMED_AS_README, *ROUND4_SAME_AS_NAMED}
+DISTINCT = [*DISTINCT, *ROUND4]                    # every geometry check runs on them too
+DISTINCT_GATED = [*DISTINCT_GATED, *ROUND4_GATED]
+
+
+def rnn_nll_by_hand():
+    """The loss written by hand, −Σ one_hot(y) ⊙ log_softmax(o), the target a sequence read
+    only by it; losses at steps 2 and 3 only."""
+    rec = uf.Recurrence("rnn")
+    x, y = rec.sequence("x", (NI,)), rec.sequence("y", (), dtype="int64")
+    h = rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    o = rec.output("o", V @ h_t)
+    rec.loss("L", -uf.sum(uf.one_hot(y, NO) * uf.log_softmax(o)), steps=[2, 3])
+    return rec
+
+
+def lstm_pytorch_candidate_unnamed():
+    """lstm_pytorch with its candidate g left unnamed (i, f, o named): the control of finding 49."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    h, c = rec.state("h", (NH,)), rec.state("c", (NH,))
+    G = {}
+    for k, squash in [("i", uf.sigmoid), ("f", uf.sigmoid), ("g", uf.tanh), ("o", uf.sigmoid)]:
+        v = squash(_p(rec, f"W_i{k}", NH, NI) @ x + _p(rec, f"W_h{k}", NH, NH) @ h
+                   + _p(rec, f"b_{k}", NH))
+        G[k] = v if k == "g" else rec.name_node(k, v)
+    c_t = rec.update(c, G["f"] * c + G["i"] * G["g"])
+    h_t = rec.update(h, G["o"] * uf.tanh(c_t))
+    rec.loss("L", uf.cross_entropy(rec.output("logits", _p(rec, "W_hy", NO, NH) @ h_t), y))
+    return rec
+
+
+ROUND4_PLAIN.append(rnn_nll_by_hand)
+ROUND4.append(rnn_nll_by_hand)
+DISTINCT.append(rnn_nll_by_hand)
+
+
+def gru_tilde():
+    """Cho et al.'s GRU with every value named as in the paper: z, r and the candidate h_tilde,
+    h = (1 − z) h + z h_tilde; W_· on x, U_· on h."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    gate = lambda k, v: uf.sigmoid(_p(rec, f"W_{k}", NH, NI) @ x + _p(rec, f"U_{k}", NH, NH) @ v)
+    z, r = rec.name_node("z", gate("z", h)), rec.name_node("r", gate("r", h))
+    cand = rec.name_node("h_tilde", uf.tanh(_p(rec, "W_h", NH, NI) @ x
+                                            + _p(rec, "U_h", NH, NH) @ (r * h)))
+    h_t = rec.update(h, (1 - z) * h + z * cand)
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def lstm_state_named_cell():
+    """PyTorch's words for the states: "hidden" and "cell" (the word viz gives compact cells)."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    h, c = rec.state("hidden", (NH,)), rec.state("cell", (NH,))
+    G = {k: sq(_p(rec, f"W_{k}", NH, NI) @ x + _p(rec, f"U_{k}", NH, NH) @ h) for k, sq in
+         [("i", uf.sigmoid), ("f", uf.sigmoid), ("g", uf.tanh), ("o", uf.sigmoid)]}
+    c_t = rec.update(c, G["f"] * c + G["i"] * G["g"])
+    h_t = rec.update(h, G["o"] * uf.tanh(c_t))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def rnn_joint_loss():
+    """rnn_two_outputs with one loss over both outputs: L = CE(o, y) + MSE(p, z)."""
+    rec = uf.Recurrence("rnn")
+    x, y, z = rec.sequence("x", (NI,)), rec.target("y", ()), rec.sequence("z", (NH,))
+    h = rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    V, P = _p(rec, "V", NO, NH), _p(rec, "P", NH, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    o, p = rec.output("o", V @ h_t), rec.output("p", P @ h_t)
+    rec.loss("L", uf.cross_entropy(o, y) + uf.mse(p, z))
+    return rec
+
+
+for _b in (gru_tilde, lstm_state_named_cell, rnn_joint_loss):
+    ROUND4.append(_b)
+    DISTINCT.append(_b)
+ROUND4_GATED += [gru_tilde, lstm_state_named_cell]
+DISTINCT_GATED += [gru_tilde, lstm_state_named_cell]
+ROUND4_PLAIN.append(rnn_joint_loss)
+
+
+def rnn_linear_paths():
+    """Parameters in sequence with no squashing between: the input through U2 (U1 x) and the
+    output through V3 relu(V2 (V1 h)) — three matrices on one path, in order."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U1, U2 = _p(rec, "W", NH, NH), _p(rec, "U1", NH, NI), _p(rec, "U2", NH, NH)
+    V1, V2, V3 = _p(rec, "V1", NH, NH), _p(rec, "V2", NH, NH), _p(rec, "V3", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U2 @ (U1 @ x)))
+    o = rec.output("o", V3 @ uf.relu(V2 @ (V1 @ h_t)))
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def lstm_reshaped():
+    """One GEMM over [x; h], the pre-activation reshaped to 4 × n_h and its rows taken as the
+    gates (pre[0] … pre[3]) — indexing, not slicing."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    Mx, b = _p(rec, "M", 4 * NH, NI + NH), _p(rec, "b", 4 * NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    pre = uf.reshape(Mx @ uf.concat([x, h]) + b, (4, NH))
+    f, g, q = uf.sigmoid(pre[0]), uf.sigmoid(pre[1]), uf.sigmoid(pre[2])
+    s_t = rec.update(s, f * s + g * uf.sigmoid(pre[3]))
+    h_t = rec.update(h, uf.tanh(s_t) * q)
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+for _b in (rnn_linear_paths, lstm_reshaped):
+    ROUND4.append(_b)
+    DISTINCT.append(_b)
+DISTINCT_GATED.append(lstm_reshaped)
