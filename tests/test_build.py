@@ -19,6 +19,7 @@ from unfold import graph, models, train
 from unfold.testing.recurrences import recurrences
 from unfold.graph import Node, apply, needs_gradient
 from unfold.ops.base import ALIAS, sum_like
+from examples import scaled
 
 
 class _Same(uf.Op):
@@ -266,7 +267,7 @@ def _wrt(g, drawn, choice):
     return wrt
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=scaled(20), deadline=None)
 @given(drawn=recurrences(max_steps=2, loss_steps=True), steps=st.integers(4, 12),
        truncate=st.sampled_from([None, 2]), mask=st.booleans(), states=st.booleans())
 def test_stamped_gradients_are_the_graph_the_vjps_build(drawn, steps, truncate, mask, states):
@@ -358,7 +359,7 @@ def _decided(f):
         f.outputs
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=scaled(20), deadline=None)
 @given(drawn=recurrences(max_steps=2, loss_steps=True), steps=st.integers(4, 12),
        truncate=st.sampled_from([None, 2]), mask=st.booleans(), batched=st.booleans())
 def test_flat_s_stamped_pass_decides_as_the_full_pass(drawn, steps, truncate, mask, batched):
@@ -423,7 +424,7 @@ def _unfolded(g):
     return rows, outputs, sources
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=scaled(20), deadline=None)
 @given(drawn=recurrences(max_steps=2, loss_steps=True), steps=st.integers(2, 9),
        truncate=st.sampled_from([None, 2]), mask=st.booleans())
 def test_generated_steps_unfold_the_graph_the_loop_builds(drawn, steps, truncate, mask):
