@@ -25,6 +25,13 @@ from .lower import Instr, It, Loop, _address, _owner
 _SUM, _PRODUCT, _SIGMOID, _COPY = "sum", "product", "sigmoid", "copy"
 _KIND = {np.add: _SUM, np.dot: _PRODUCT, sigmoid: _SIGMOID, np.copyto: _COPY,
          transposed_copy: _COPY}
+#: the arguments each kind is called with (another count: an opaque call)
+_ARITY = {_SUM: 3, _PRODUCT: 3, _SIGMOID: 2, _COPY: 2}
+
+
+def _kind(fn, args):
+    kind = _KIND.get(fn)
+    return kind if kind is not None and len(args) == _ARITY[kind] else None
 
 
 class _Opaque(Exception):
@@ -91,13 +98,13 @@ def _sites(code) -> list[_Site]:
                 rows = [_iterator_array(kind, views, steps) for kind, views in iterators]
                 for j, (fn, args) in enumerate(body):
                     arrays = [rows[a.k] if isinstance(a, It) else a for a in args]
-                    kind = _KIND.get(fn) if all(a is not None for a in arrays) else None
+                    kind = _kind(fn, args) if all(a is not None for a in arrays) else None
                     opaque = [list(iterators[a.k][1]) if isinstance(a, It) else [a]
                               for a in args]
                     out.append(_Site(kind, arrays if kind else sum(opaque, []),
                                      [isinstance(a, It) for a in args], (i, j)))
             else:
-                out.append(_Site(_KIND.get(i.fn), list(i.args), [False] * len(i.args), i))
+                out.append(_Site(_kind(i.fn, i.args), list(i.args), [False] * len(i.args), i))
     return out
 
 
@@ -137,7 +144,7 @@ def _product(s: _Site):
     ``h · M`` (M a matrix) — a column of the output is negated where that column of ``M`` is;
     ``M · v`` (v a vector) — an element where that row of ``M`` is. None for other products."""
     a, m, out = s.arrays
-    if getattr(m, "ndim", 0) == 2 and out.shape[-1] == m.shape[-1]:
+    if getattr(m, "ndim", 0) == 2 and out.ndim and out.shape[-1] == m.shape[-1]:
         return 1, (lambda need: need.reshape(-1, need.shape[-1]).any(axis=0)[None]), \
             (lambda pat: np.broadcast_to(pat, m.shape).any(axis=0))
     if getattr(m, "ndim", 0) == 1 and getattr(a, "ndim", 0) == 2 and out.ndim == 1:
