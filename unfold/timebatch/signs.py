@@ -43,10 +43,11 @@ class _Site:
     its rows), which of them are a loop's rows, and where it is (the instruction, or a loop and
     the body index)."""
 
-    __slots__ = ("kind", "arrays", "rows", "where")
+    __slots__ = ("kind", "arrays", "rows", "where", "owners")
 
     def __init__(self, kind, arrays, rows, where) -> None:
         self.kind, self.arrays, self.rows, self.where = kind, arrays, rows, where
+        self.owners = {id(_owner(a)) for a in arrays if isinstance(a, np.ndarray)}
 
 
 def _columns(a: np.ndarray, owner: np.ndarray) -> np.ndarray:
@@ -77,10 +78,12 @@ def _iterator_array(kind, views, steps):
         return None
     if len(views) == 1:
         return views[0][None]
+    # (lower makes such a list of a strided array's rows: its spacing is checked at four rows)
     first = views[0]
     step = _address(views[1]) - _address(first)
     owner = _owner(first)
-    for k, v in enumerate(views):
+    for k in (1, len(views) // 2, len(views) - 1):
+        v = views[k]
         if v.shape != first.shape or v.strides != first.strides or _owner(v) is not owner or \
                 _address(v) - _address(first) != k * step or step < 0:
             return None
@@ -113,6 +116,17 @@ class _Signs:
 
     def __init__(self, written: set) -> None:
         self.written, self.negated = written, {}
+        self._columns: dict = {}              # id(view) → its columns (the views outlive this)
+
+    def columns(self, a: np.ndarray, owner: np.ndarray) -> np.ndarray:
+        cols = self._columns.get(id(a))
+        if cols is None:
+            cols = self._columns[id(a)] = _columns(a, owner)
+        return cols
+
+    def touches(self, s: _Site) -> bool:
+        """Whether the site reads or writes a buffer with negated columns."""
+        return not s.owners.isdisjoint(self.negated)
 
     def pattern(self, a) -> np.ndarray:
         """Whether each element of ``a`` holds a negated value (broadcastable to its shape)."""
@@ -122,7 +136,7 @@ class _Signs:
         neg = self.negated.get(id(owner))
         if neg is None:
             return np.zeros((1,) * a.ndim, bool)
-        return neg[_columns(a, owner)]
+        return neg[self.columns(a, owner)]
 
     def leaf(self, a) -> bool:
         return not isinstance(a, np.ndarray) or id(_owner(a)) not in self.written
@@ -130,13 +144,21 @@ class _Signs:
     def require(self, a, where: np.ndarray) -> bool:
         """Negate the columns of ``a`` where ``where`` (broadcast to ``a``); True if it grew."""
         owner = _owner(a)
-        cols = np.broadcast_to(_columns(a, owner), a.shape)[np.broadcast_to(where, a.shape)]
+        where = np.broadcast_to(where, a.shape)
+        cols, where = np.broadcast_arrays(_compact(np.broadcast_to(self.columns(a, owner),
+                                                                   a.shape)), _compact(where))
+        cols = cols[where]
         if cols.size == 0:
             return False
         neg = self.negated.setdefault(id(owner), np.zeros(owner.shape[-1], bool))
         grew = not neg[cols].all()
         neg[cols] = True
         return grew
+
+
+def _compact(x: np.ndarray) -> np.ndarray:
+    """``x`` with its broadcast axes (stride 0) cut to length one: the same values, few."""
+    return x[tuple(slice(0, 1) if st == 0 else slice(None) for st in x.strides)]
 
 
 def _product(s: _Site):
@@ -170,10 +192,10 @@ def _carried(s: _Site, pats: list) -> np.ndarray | None:
         if how is None:
             return None
         k, _, to_out = how
-        need = np.broadcast_to(pats[2], out.shape)
+        need = _compact(np.broadcast_to(pats[2], out.shape))
         if out.ndim:
-            need = need | np.broadcast_to(to_out(pats[k]), out.shape)
-        return need
+            need = need | _compact(np.broadcast_to(to_out(pats[k]), out.shape))
+        return np.broadcast_to(need, out.shape)
     return None
 
 
@@ -196,6 +218,8 @@ def fold(code, outputs: list, fed: list, pinned: set) -> int:
         while grew:
             grew = False
             for s in sites:
+                if not signs.touches(s):
+                    continue
                 need = _need(s, signs)
                 if need is None or not need.any():
                     continue
@@ -297,7 +321,7 @@ def _rewrite(code, sites, signs: _Signs, outputs, pinned: set) -> int:
     for o in outputs:
         if signs.pattern(o).any():
             raise _Opaque
-    plans = [(s, _check(s, signs)) for s in sites]
+    plans = [(s, _check(s, signs)) for s in sites if signs.touches(s)]
     for _, how in plans:
         for factors in (how[1].values() if how else ()):
             pinned.add(id(factors))
