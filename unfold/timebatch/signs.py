@@ -101,11 +101,13 @@ def _sites(code) -> list[_Site]:
                 rows = [_iterator_array(kind, views, steps) for kind, views in iterators]
                 for j, (fn, args) in enumerate(body):
                     arrays = [rows[a.k] if isinstance(a, It) else a for a in args]
-                    kind = _kind(fn, args) if all(a is not None for a in arrays) else None
-                    opaque = [list(iterators[a.k][1]) if isinstance(a, It) else [a]
-                              for a in args]
-                    out.append(_Site(kind, arrays if kind else sum(opaque, []),
-                                     [isinstance(a, It) for a in args], (i, j)))
+                    whole = all(r is not None for a, r in zip(args, arrays) if isinstance(a, It))
+                    kind = _kind(fn, args) if whole else None
+                    if kind is None:      # (an opaque call: every view it is passed)
+                        arrays = [v for a, r in zip(args, arrays) for v in
+                                  (list(iterators[a.k][1]) if isinstance(a, It) and r is None
+                                   else [r])]
+                    out.append(_Site(kind, arrays, [isinstance(a, It) for a in args], (i, j)))
             else:
                 out.append(_Site(_kind(i.fn, i.args), list(i.args), [False] * len(i.args), i))
     return out
@@ -321,40 +323,45 @@ def _rewrite(code, sites, signs: _Signs, outputs, pinned: set) -> int:
     for o in outputs:
         if signs.pattern(o).any():
             raise _Opaque
-    plans = [(s, _check(s, signs)) for s in sites if signs.touches(s)]
-    for _, how in plans:
-        for factors in (how[1].values() if how else ()):
-            pinned.add(id(factors))
+    plans = [(s, how) for s in sites if signs.touches(s) for how in [_check(s, signs)] if how]
+    factors: dict = {}                        # the ±1 arrays, one of each content
+    negated: dict = {}                        # (fed array, factors) → its negated copy
+    unit_of = {id(i): u for u, unit in enumerate(code) for i in unit}
+    before: dict = {}                         # instruction → calls to insert before it
+    after: dict = {}
+    made: set = set()                         # (unit, copy): a unit makes each copy once
     changed = 0
-    for unit in code:
-        before: dict = {}                     # instruction → calls to insert before it
-        after: dict = {}
-        for s, how in plans:
-            if how is None:
-                continue
-            fn, copies = how
-            i, j = s.where if isinstance(s.where, tuple) else (s.where, None)
-            if not any(i is x for x in unit):
-                continue
-            if "after" in copies:
-                dst = s.arrays[0]
-                after.setdefault(id(i), []).append(Instr(np.multiply, (dst, copies["after"], dst)))
-                continue
-            args = list(i.args) if j is None else list(i.args[2][j][1])
-            for k, sign in copies.items():
-                leaf = args[k]
-                neg = np.empty_like(leaf)
+    for s, (fn, copies) in plans:
+        i, j = s.where if isinstance(s.where, tuple) else (s.where, None)
+        copies = {k: factors.setdefault((f.dtype.str, f.shape, f.tobytes()), f)
+                  for k, f in copies.items()}
+        if "after" in copies:
+            dst = s.arrays[0]
+            after.setdefault(id(i), []).append(Instr(np.multiply, (dst, copies["after"], dst)))
+            continue
+        args = list(i.args) if j is None else list(i.args[2][j][1])
+        for k, sign in copies.items():
+            leaf = args[k]
+            key = (id(leaf), id(sign))
+            neg = negated.get(key)
+            if neg is None:
+                neg = negated[key] = np.empty_like(leaf)
+            if (unit_of[id(i)], key) not in made:
+                made.add((unit_of[id(i)], key))
                 before.setdefault(id(i), []).append(Instr(np.multiply, (leaf, sign, neg)))
-                args[k] = neg
-            if j is None:
-                i.fn = fn or i.fn
-                i.args = tuple(args)
-            else:
-                steps, iterators, body = i.args
-                body = list(body)
-                body[j] = (fn or body[j][0], tuple(args))
-                i.args = (steps, iterators, tuple(body))
-            changed += fn is not None
-        unit[:] = [x for i in unit
-                   for x in before.get(id(i), []) + [i] + after.get(id(i), [])]
+            args[k] = neg
+        if j is None:
+            i.fn = fn or i.fn
+            i.args = tuple(args)
+        else:
+            steps, iterators, body = i.args
+            body = list(body)
+            body[j] = (fn or body[j][0], tuple(args))
+            i.args = (steps, iterators, tuple(body))
+        changed += fn is not None
+    pinned.update(id(f) for f in factors.values())
+    for unit in code:
+        if any(id(i) in before or id(i) in after for i in unit):
+            unit[:] = [x for i in unit
+                       for x in before.get(id(i), []) + [i] + after.get(id(i), [])]
     return changed
