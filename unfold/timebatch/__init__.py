@@ -22,8 +22,8 @@ from .codegen import generate
 from .distribute import distribute, reassociate
 from .flat import Flat
 from .group import Grouping
-from .kernels import sigmoid
-from . import lower
+from .kernels import sigmoid, sigmoid_of_negated
+from . import lower, signs
 from .lower import Loop, Unsupported
 from .memory import MAX_CALLS, Sharing, schedule
 from .strip import strip_mine
@@ -56,6 +56,11 @@ class Plan:
         if units is None:
             raise Unsupported("the dependence graph defeats the analysis")
         st, code = lower.lower(g, units, batch)
+        #: σ calls reading an input its producers stored negated (signs.py)
+        self.negated_sigmoids = signs.fold(
+            code, [st.output(o) for o in flat.outputs],
+            [st.loc(v) for v in flat.singles if v.fed] + [st.slab(c) for c in flat.classes
+                                                          if c.fed], st.pinned)
         chunks = [_chunk(g, u) for u in units]
         if len(chunks) != len(code):
             raise AssertionError("lowering gave a unit more or less")
@@ -104,8 +109,9 @@ class Plan:
         self.run_code, self.calls = generate(code)
         self._bind(bind(self.run_code.__globals__, candidates, out), whole)
         # σ(x) = 1 / (1 + e⁻ˣ) overflows to the right answer, 0, where σ(x) < 1e-308
-        self.quiet_overflow = any(i.fn is sigmoid or isinstance(i, Loop) and
-                                  any(fn is sigmoid for fn, _ in i.args[2])
+        sigmoids = (sigmoid, sigmoid_of_negated)
+        self.quiet_overflow = any(i.fn in sigmoids or isinstance(i, Loop) and
+                                  any(fn in sigmoids for fn, _ in i.args[2])
                                   for unit in code for i in unit)
         self.instructions = instrs
 

@@ -12,16 +12,28 @@ rows cycled::
         _f2(r2, r1)
 
 Arguments the same at every step are constants of the function, read into locals before the
-loop.
+loop. numpy functions that dispatch on ``__array_function__`` (``np.dot``, ``np.copyto``, …) are
+called as their C implementation: the plan's arrays are all plain ndarrays (``bind`` binds no
+other class), for which the dispatcher — a Python call, ~120 ns of a 0.4 µs ``np.dot`` of a
+(1, 32) row — only ends up calling it.
 """
 from __future__ import annotations
 
 from itertools import cycle, repeat
 
+import numpy as np
+
 from .lower import It, Loop
+
+_DISPATCHER = type(np.dot)
 
 #: straight-line calls written as source; beyond, walked from a list
 STRAIGHT_LINES = 4000
+
+
+def _direct(fn):
+    """``fn``, or the C function it dispatches to (module docstring)."""
+    return fn._implementation if type(fn) is _DISPATCHER else fn
 
 
 class _Source:
@@ -34,6 +46,8 @@ class _Source:
         self.pending: list = []
 
     def name(self, obj, prefix: str = "a") -> str:
+        if prefix == "f":
+            obj = _direct(obj)
         key = id(obj)
         n = self.names.get(key)
         if n is None:
@@ -46,7 +60,7 @@ class _Source:
         if not instrs:
             return
         if self.straight + len(instrs) > STRAIGHT_LINES:
-            table = [(i.fn, i.args) for i in instrs]
+            table = [(_direct(i.fn), i.args) for i in instrs]
             self.lines.append(f"    for fn, args in {self.name(table, 'T')}:")
             self.lines.append("        fn(*args)")
         else:

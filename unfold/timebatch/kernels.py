@@ -36,6 +36,14 @@ def sigmoid(x, out):
     np.reciprocal(out, out)
 
 
+def sigmoid_of_negated(m, out):
+    """σ(x) from ``m = −x`` (``signs``: the producers of ``x`` stored it negated): ``sigmoid``
+    without its first call, the same numbers."""
+    np.exp(m, out)
+    np.add(out, 1.0, out)
+    np.reciprocal(out, out)
+
+
 def negate(x, out):
     """``out = −x`` as ``x · (−1)`` (unsigned: ``0 − x``), exactly the same numbers: numpy
     2.4.6's ``np.negative`` reads an input strided 64 bytes apart (float32: 16) as if it were
@@ -103,8 +111,8 @@ def transposed_copy(out, a):
 
 #: the kernels above of one operand, by the op they compute: ``fn(x, out)``
 _UNARY = {SIGMOID: sigmoid, RELU: relu, TANH_DERIV: tanh_deriv, SIGMOID_DERIV: sigmoid_deriv}
-#: … and ``negate``, the kernel of ``np.negative`` (see there)
-_ONE_OPERAND = tuple(_UNARY.values()) + (negate,)
+#: … and ``negate``, the kernel of ``np.negative`` (see there), and σ of a negated input
+_ONE_OPERAND = tuple(_UNARY.values()) + (negate, sigmoid_of_negated)
 
 #: kernels element for element whose calls on slices side by side may join into one
 JOINABLE = _ONE_OPERAND + (maximum, minimum)
