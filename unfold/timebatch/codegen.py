@@ -32,8 +32,10 @@ STRAIGHT_LINES = 4000
 
 
 def _direct(fn):
-    """``fn``, or the C function it dispatches to (module docstring)."""
-    return fn._implementation if type(fn) is _DISPATCHER else fn
+    """``fn``, or the C function it dispatches to (module docstring). (numpy before 1.25 has no
+    C dispatcher: ``type(np.dot)`` is then a plain function, and one without
+    ``_implementation`` — a kernel of ours — stays itself.)"""
+    return getattr(fn, "_implementation", fn) if type(fn) is _DISPATCHER else fn
 
 
 class _Source:
