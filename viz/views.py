@@ -741,10 +741,30 @@ class _Drawer:
         middle = self.context_column(steps)     # (the group of context nodes)
         for name in placement.contexts:
             by_col.setdefault(middle, {}).setdefault(self.row[name], ids[(name, None)])
+        self.hold_rows(placement, ids, by_col)
         for stack in by_col.values():
             chain = [stack[r] for r in sorted(stack)]
             for a, b in zip(chain, chain[1:]):
                 self.invisible(a, b, weight="8")
+
+    def hold_rows(self, placement: Placement, ids: dict, by_col: dict[int, dict[int, str]]
+                  ) -> None:
+        """Invisible points in ``by_col``: a column (an ellipsis ``h(…)``, a gap) that draws
+        nothing in a row where the column before it holds several values side by side (two
+        outputs of one state, their losses and targets) gets a point there, right of them, on
+        its own vertical line: ``h(…)`` stood under the second output of step t+1."""
+        wide: dict[tuple[int, int], list[str]] = {}
+        for name, c in placement.cells:           # (sorted by column, then computation)
+            wide.setdefault((c, self.row[name]), []).append(ids[(name, c)])
+        for (c, r), nodes in sorted(wide.items()):
+            stack = by_col.get(c + 1)
+            if len(nodes) < 2 or not stack or r in stack:
+                continue
+            point = f"hold{c + 1}-{r}{self.suffix}"
+            self.dot.node(point, **POINT)
+            self.ranks.setdefault(r, []).append(point)
+            self.invisible(nodes[-1], point)
+            stack[r] = point
 
 
 def _name(rec: Recurrence, view: str) -> str:
