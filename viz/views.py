@@ -19,7 +19,7 @@ from . import cells as C
 from . import labels as L
 from . import loops
 from .book import Book, Edge, Variable, check_recurrence, contract
-from .layout import Column, Placement, axis, place, rows, shown_steps
+from .layout import Column, Placement, axis, place, readouts, rows, shown_steps
 from .output import Drawing
 
 GRAPH = {"rankdir": "BT", "newrank": "true", "nodesep": "0.5", "ranksep": "0.5",
@@ -725,11 +725,14 @@ class _Drawer:
 
     def spine(self, placement: Placement) -> dict[tuple[int, int], str]:
         """(column, row) → the variable that stands on the column's vertical line: the only one,
-        or the middle one of a row shared by several (the gates of an open cell)."""
+        the middle one of a row shared by several (the gates of an open cell), or the first of
+        a row of read-outs, the others right of it, as folded (o over h, p and q beside it)."""
         together: dict[tuple[int, int], list[str]] = {}
         for name, c in placement.cells:
             together.setdefault((c, self.row[name]), []).append(name)
-        return {k: names[(len(names) - 1) // 2] for k, names in together.items()}
+        outs = readouts(self.book)
+        return {k: names[0 if names[0] in outs else (len(names) - 1) // 2]
+                for k, names in together.items()}
 
     def stack_columns(self, placement: Placement, ids: dict) -> None:
         """Invisible heavy edges: the cells of one column stand on one vertical line; context
