@@ -96,6 +96,7 @@ class _Drawer:
         #: ends moved off the loops (``viz.loops``): (tail, head) → their ports
         self.ports: loops.Ports = {}
         self.folded_suffix = ""                  # that of ``folded``'s node ids
+        self.column: set[str] = set()            # ``folded``'s: the values on its line
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
         """A visible edge (``a`` or ``b`` may carry a port, ``node:w``; ``ports`` may move it)."""
@@ -311,6 +312,7 @@ class _Drawer:
                                                   for e in self.book.inputs_of(n))]
                 above = (looped or feeds or here)[0]
                 column.add(above)
+        self.column = column
         for name in order:
             ids[name] = self.variable(name, suffix=suffix, **(
                 {"group": f"folded{self.suffix}"} if name in column else {}))
