@@ -74,15 +74,19 @@ def rows(book: Book, shared: bool | set[str] = True) -> dict[str, int]:
             row[var.name] = max(fed) + 1 if fed else top + 1
     order = {name: i for i, name in enumerate(book.variables)}
     if shared is not True:
-        out_of = readouts(book)
-        together = (shared or set()) | out_of
-        stacked = sorted(row, key=lambda name: (row[name], name not in together, order[name]))
+        inner, out_of = shared or set(), readouts(book)
+
+        def key(name: str) -> tuple | str:       # (one row for each key)
+            return (row[name], "shared") if name in inner else \
+                (row[name], book.variables[name].kind) if name in out_of else name
+        first: dict = {}
+        for name in sorted(row, key=order.__getitem__):
+            first.setdefault(key(name), order[name])
+        stacked = sorted(row, key=lambda n: (row[n], n not in inner, first[key(n)], order[n]))
         out, last, k = {}, None, -1
         for name in stacked:
-            key = (row[name], book.variables[name].kind) if name in out_of else \
-                (row[name], "shared") if name in together else name
-            if key != last:
-                k, last = k + 1, key
+            if key(name) != last:
+                k, last = k + 1, key(name)
             out[name] = k
         return out
     used = sorted(set(row.values()))
