@@ -153,3 +153,34 @@ def _coupled() -> uf.Recurrence:
     s_t = rec.update(s, f * s + (1.0 - f) * uf.tanh(rec.param("W", (3, 3)) @ h))
     rec.update(h, uf.tanh(s_t) * q)
     return rec
+
+
+def _pytorch_lstm() -> uf.Recurrence:
+    """PyTorch's LSTM: h declared before c, the gates i, f, g, o made in a loop (finding 48)."""
+    rec = uf.Recurrence("lstm")
+    x, h, c = rec.sequence("x", (3,)), rec.state("h", (4,)), rec.state("c", (4,))
+    gate = {k: rec.name_node(k, squash(rec.param(f"W_i{k}", (4, 3)) @ x +
+                                       rec.param(f"W_h{k}", (4, 4)) @ h))
+            for k, squash in [("i", uf.sigmoid), ("f", uf.sigmoid), ("g", uf.tanh),
+                              ("o", uf.sigmoid)]}
+    c_t = rec.update(c, gate["f"] * c + gate["i"] * gate["g"])
+    rec.update(h, gate["o"] * uf.tanh(c_t))
+    return rec
+
+
+@pytest.mark.parametrize("name", ["pytorch lstm", "lstm", "gru", "gru reset_after"])
+def test_inputs_from_below_enter_a_unit_at_points_of_their_own(name):
+    """Finding 48: x and h(t−1) into each gate end at points at least 6 pt apart, whichever
+    of them stands on the drawing's column (h(t−1) under PyTorch's forget gate, x right of
+    it: both arrowheads met at the gate's lowest point, 0.3 pt apart). (A memory network's
+    addressing units still have such ends: the sweep's LEFT counts them.)"""
+    from viz_json import distance
+    rec = {"pytorch lstm": _pytorch_lstm, "lstm": lambda: models.lstm(3, 4, 2),
+           "gru": lambda: models.gru(3, 4, 2),
+           "gru reset_after": lambda: models.gru(3, 4, 2, variant="reset_after")}[name]()
+    laid = Laid(viz.cell(rec))
+    heads = [(e.head, e.head_end, e.tail) for e in laid.edges
+             if e.attrs.get("arrowhead") != "none"]
+    met = [(h, a, b) for i, (h, p, a) in enumerate(heads) for g, q, b in heads[i + 1:]
+           if h == g and distance(p, q) < 6]
+    assert met == []

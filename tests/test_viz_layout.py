@@ -4,6 +4,7 @@ graph stays left of the "Unfold" arrow. Skipped only when ``dot`` is truly absen
 from __future__ import annotations
 
 import re
+import warnings
 import shutil
 
 import pytest
@@ -299,3 +300,56 @@ def test_the_output_gate_reaches_h_beside_the_state_not_round_it(name):
     line = next(e for e in laid.edges if (e.tail, e.head) == (gate, out))
     beside = [p for p in _bezier_points(line.attrs["pos"]) if y0 <= p[1] <= y1]
     assert beside and all(p[0] < x0 for p in beside), (name, beside, x0)
+
+
+def _read_outs(k: int) -> Recurrence:
+    """k outputs of one state, each with its own loss and target (o → L ← y, p → M ← z, …)."""
+    rec = Recurrence(f"{k} read-outs")
+    x, h = rec.sequence("x", (3,)), rec.state("h", (2,))
+    h_t = rec.update(h, uf.tanh(rec.param("W", (2, 2)) @ h + rec.param("U", (2, 3)) @ x))
+    for out, loss, target, w in list(zip("opq", "LMN", "yzw", "VPQ"))[:k]:
+        rec.loss(loss, uf.mse(rec.output(out, rec.param(w, (2, 2)) @ h_t),
+                              rec.sequence(target, (2,))))
+    return rec
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("view", ["folded", "steps=3", "window", "unfolding", "gap"])
+def test_read_outs_of_one_state_stand_side_by_side_in_every_view(k, view):
+    """Finding 46: the outputs of one state share a row in every view, as folded — the first on
+    the state's line, the others right of it — each loss straight above its output and each
+    target above its loss; a step's nodes stand wholly left of the next step's (the ellipsis
+    h(…) after step t+1, the elided gap after step 3, right of the last output); no crossing."""
+    from viz_json import Laid, crossings
+    rec = _read_outs(k)
+    g = {"folded": lambda: viz.folded(rec), "steps=3": lambda: viz.unfolded(rec, steps=3),
+         "window": lambda: viz.unfolded(rec), "unfolding": lambda: viz.unfolding(rec),
+         "gap": lambda: viz.unfolded(rec, steps=8, max_steps=6)}[view]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", viz.ElidedStepsWarning)
+        laid = Laid(g())
+    at = laid.cells() if view != "folded" else {n: {"": laid.xy(n)} for n in "xhopqLMNyzw"
+                                                 if n in laid.nodes}
+    outs, losses, targets = "opq"[:k], "LMN"[:k], "yzw"[:k]
+    for step, (hx, _) in at["h"].items():
+        if step not in at["o"]:
+            continue                                        # (an ellipsis, a gap)
+        for chain in (outs, losses, targets):
+            assert len({at[n][step][1] for n in chain}) == 1, (step, chain)
+            xs = [at[n][step][0] for n in chain]
+            assert xs == sorted(xs), (step, chain, xs)
+        assert abs(at["o"][step][0] - hx) < TOL, (step, at["o"][step], hx)
+        for o, loss, t in zip(outs, losses, targets):
+            (ox, oy), (lx, ly), (tx, ty) = at[o][step], at[loss][step], at[t][step]
+            assert oy < ly < ty and abs(lx - ox) < 20 and abs(tx - lx) < 20, (step, o, loss, t)
+    if view != "folded":
+        steps: dict[str, list[float]] = {}
+        for row in at.values():
+            for step, (x, _) in row.items():
+                steps.setdefault(step, []).append(x)
+        # (the gap "...k" of a concrete axis is its column k: after step k)
+        order = step_order(list(steps)) if view != "gap" else \
+            sorted(steps, key=lambda s: int(s) if s.isdigit() else int(s[3:]) + 0.5)
+        for a, b in zip(order, order[1:]):
+            assert max(steps[a]) < min(steps[b]), (a, b)
+    assert crossings(laid) == []

@@ -12,7 +12,7 @@ delay square (the LSTM's state ``s``, through the forget gate's ×); a state tha
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import AbstractSet, Mapping, Sequence
 
 from unfold.errors import UnfoldTypeError, UnfoldValueError
 from unfold.recurrence import Recurrence
@@ -84,26 +84,49 @@ def _words(book: Book, names: Mapping[str, str]) -> dict[str, str]:
             **{k: v for k, v in names.items() if k in book.variables}}
 
 
-def _spread(book: Book, row: Mapping[str, int], in_row: Mapping[int, list[str]]
-            ) -> dict[tuple[str, str], str]:
+def _spread(book: Book, row: Mapping[str, int], in_row: Mapping[int, list[str]],
+            column: AbstractSet[str] = frozenset()) -> dict[tuple[str, str], str]:
     """(unit, source) → the port at which each of several inputs from the row below enters a
     unit (``x(t)`` and ``h(t−1)`` into every gate of an LSTM: at one point their arrowheads
     met): the one straight under it at ``s``, those left of it at ``sw``, right at ``se`` —
     each on the side it comes from, so that no edge hooks round the unit to reach a far
     corner; two on one side, the nearer at ``s`` (the ``input`` unit, leftmost: ``s``, ``se``).
     Where a variable stands is guessed from its place in its row, centred (``x``, ``h(t−1)``
-    under the middle two of four gates)."""
+    under the middle two of four gates) — but where the drawing's ``column`` runs through both
+    rows, its value below stands under its value above, and the others where dot pulls them,
+    under the middle of the units they feed (lstm_pytorch's h(t−1) under the forget gate, the
+    second of four gates, and x right of it: guessed left, x entered the forget gate at ``s``,
+    0.3 pt from h(t−1)'s arrowhead, and the other gates from the wrong side)."""
     def place(name: str) -> float:
         names = in_row[row[name]]
         return names.index(name) - (len(names) - 1) / 2
+    line = {row[n]: n for n in column}
+
+    def where(src: str, r: int) -> float:     # (in row r's places)
+        if r not in line or row[src] not in line:
+            return place(src)
+        if src in column:
+            return place(line[r])
+        fed = [place(e.dst) for e in book.users_of(src) if not e.delay and row[e.dst] == r]
+        return sum(fed) / len(fed)
     out = {}
     for dst in book.variables:
-        srcs = sorted({e.src for e in book.inputs_of(dst)
-                       if not e.delay and row[e.src] == row[dst] - 1}, key=place)
+        srcs = {e.src for e in book.inputs_of(dst) if not e.delay and row[e.src] == row[dst] - 1}
         if not 2 <= len(srcs) <= 3:
             continue
         here = place(dst)
-        ports = ["s" if abs(place(s) - here) < 0.25 else "sw" if place(s) < here else "se"
+        at = {s: where(s, row[dst]) for s in srcs}
+        srcs = sorted(srcs, key=lambda s: (at[s], place(s)))
+        straight = [s for s in srcs if s in column and dst in column]
+        if straight:             # (its edge keeps the middle: the others on their sides,
+            # two on one side the farther at the side's middle)
+            key = {s: (at[s], place(s)) for s in srcs}
+            left = [s for s in srcs if key[s] < key[straight[0]]]
+            right = [s for s in srcs if key[s] > key[straight[0]]]
+            out.update(zip(((dst, s) for s in left), ["w", "sw"][-len(left):]))
+            out.update(zip(((dst, s) for s in right), ["se", "e"]))
+            continue
+        ports = ["s" if abs(at[s] - here) < 0.25 else "sw" if at[s] < here else "se"
                  for s in srcs]
         if len(set(ports)) < len(ports):         # (all on one side: the nearest at s)
             ports = ["sw", "s", "se"] if len(srcs) == 3 else \
@@ -122,7 +145,7 @@ class _CellDrawer(_Drawer):
         super().__init__(dot, book, None, params=params, biases=False)
         self.words = words
         self.name_of: dict[str, str] = {}           # node id → variable
-        self.spread = _spread(book, self.row, self.in_row())
+        self.spread: dict[tuple[str, str], str] | None = None   # (once the column is known)
 
     def in_row(self) -> dict[int, list[str]]:
         """Each row's variables left to right, as ``_spread`` guesses them: the units in the
@@ -141,6 +164,8 @@ class _CellDrawer(_Drawer):
     def connect(self, tail: str, head: str, e: Edge, tip: str, **kw) -> None:
         """(Several inputs from below enter a unit at points of their own: ``_spread``; not
         the column's own edge, ``weight`` 4, which a port pulls out of line.)"""
+        if self.spread is None:
+            self.spread = _spread(self.book, self.row, self.in_row(), self.column)
         if not kw.get("port") and kw.get("weight") != "4" and (e.dst, e.src) in self.spread:
             kw["port"] = self.spread[(e.dst, e.src)]
         super().connect(tail, head, e, tip, **kw)

@@ -3,7 +3,9 @@
 ``rows(book)`` stacks the variables as chapter 10 does: inputs at the bottom, then hidden states,
 outputs and losses, and the targets above the losses they feed. Each state has a row of its own
 (a bidirectional RNN's ``h`` and ``g`` never share one). Other variables of the same depth share
-a row in folded views (an LSTM's gates side by side) and stack in unfolded ones.
+a row in folded views (an LSTM's gates side by side) and stack in unfolded ones — except the
+read-outs (``readouts``: two outputs of one state, their losses and targets), side by side in
+every view.
 
 ``axis(steps, window)`` is the time axis: concrete steps ``1 … τ`` (with ``max_steps``, a long
 sequence keeps its first and last steps and one column of ellipses for the middle), or a generic
@@ -34,8 +36,10 @@ def rows(book: Book, shared: bool | set[str] = True) -> dict[str, int]:
     """Row of each variable, 0 at the bottom, with no empty row. With ``shared`` variables of
     the same depth share a row (an LSTM's gates side by side, in a folded view); without, every
     variable has a row of its own, in the same order (so that the cells of one step of an
-    unfolded view stand in one column); with a set of names, only those share their rows (the
-    gates inside an open cell)."""
+    unfolded view stand in one column), but the read-outs (``readouts``) of one depth and kind
+    share theirs, as folded (two outputs of h side by side, but an output below a loss that
+    reads h too); with a set of names, those share their rows too (the gates inside an open
+    cell)."""
     names = [v for v in book.variables.values() if v.kind != "target"]
     later = _backward_only(book)
     forward = [v.name for v in names if v.kind == "state" and not v.backward]
@@ -70,17 +74,44 @@ def rows(book: Book, shared: bool | set[str] = True) -> dict[str, int]:
             row[var.name] = max(fed) + 1 if fed else top + 1
     order = {name: i for i, name in enumerate(book.variables)}
     if shared is not True:
-        together = shared or set()
-        stacked = sorted(row, key=lambda name: (row[name], name not in together, order[name]))
+        inner, out_of = shared or set(), readouts(book)
+
+        def key(name: str) -> tuple | str:       # (one row for each key)
+            return (row[name], "shared") if name in inner else \
+                (row[name], book.variables[name].kind) if name in out_of else name
+        first: dict = {}
+        for name in sorted(row, key=order.__getitem__):
+            first.setdefault(key(name), order[name])
+        stacked = sorted(row, key=lambda n: (row[n], n not in inner, first[key(n)], order[n]))
         out, last, k = {}, None, -1
         for name in stacked:
-            key = (row[name], "shared") if name in together else name
-            if key != last:
-                k, last = k + 1, key
+            if key(name) != last:
+                k, last = k + 1, key(name)
             out[name] = k
         return out
     used = sorted(set(row.values()))
     return {name: used.index(r) for name, r in row.items()}
+
+
+def readouts(book: Book) -> set[str]:
+    """The values read out of the recurrence: those from which no path of the same step leads
+    to a state and that no later step reads (outputs, losses, their targets; not Fig. 10.4's
+    o, fed to h(t+1), nor a gate). Unfolded, they share their rows as folded (o = V h beside
+    p = P h, L beside M, y above L and z above M): stacked, p stood in a row above o, as a
+    layer on top of it, and each target went up past the other's loss."""
+    reads: dict[str, set[str]] = {}
+    for e in book.edges:
+        if not e.delay:
+            reads.setdefault(e.dst, set()).add(e.src)
+    inside = {n for n, v in book.variables.items() if v.kind in ("input", "context", "state")
+              or any(e.delay for e in book.users_of(n))}
+    work = list(inside)
+    while work:                              # (back from them: what feeds them)
+        for src in reads.get(work.pop(), ()):
+            if src not in inside:
+                inside.add(src)
+                work.append(src)
+    return set(book.variables) - inside
 
 
 def _backward_only(book: Book) -> set[str]:

@@ -19,7 +19,7 @@ from . import cells as C
 from . import labels as L
 from . import loops
 from .book import Book, Edge, Variable, check_recurrence, contract
-from .layout import Column, Placement, axis, place, rows, shown_steps
+from .layout import Column, Placement, axis, place, readouts, rows, shown_steps
 from .output import Drawing
 
 GRAPH = {"rankdir": "BT", "newrank": "true", "nodesep": "0.5", "ranksep": "0.5",
@@ -96,6 +96,7 @@ class _Drawer:
         #: ends moved off the loops (``viz.loops``): (tail, head) → their ports
         self.ports: loops.Ports = {}
         self.folded_suffix = ""                  # that of ``folded``'s node ids
+        self.column: set[str] = set()            # ``folded``'s: the values on its line
 
     def edge(self, a: str, b: str, **attrs: str) -> None:
         """A visible edge (``a`` or ``b`` may carry a port, ``node:w``; ``ports`` may move it)."""
@@ -311,6 +312,7 @@ class _Drawer:
                                                   for e in self.book.inputs_of(n))]
                 above = (looped or feeds or here)[0]
                 column.add(above)
+        self.column = column
         for name in order:
             ids[name] = self.variable(name, suffix=suffix, **(
                 {"group": f"folded{self.suffix}"} if name in column else {}))
@@ -725,11 +727,14 @@ class _Drawer:
 
     def spine(self, placement: Placement) -> dict[tuple[int, int], str]:
         """(column, row) → the variable that stands on the column's vertical line: the only one,
-        or the middle one of a row shared by several (the gates of an open cell)."""
+        the middle one of a row shared by several (the gates of an open cell), or the first of
+        a row of read-outs, the others right of it, as folded (o over h, p and q beside it)."""
         together: dict[tuple[int, int], list[str]] = {}
         for name, c in placement.cells:
             together.setdefault((c, self.row[name]), []).append(name)
-        return {k: names[(len(names) - 1) // 2] for k, names in together.items()}
+        outs = readouts(self.book)
+        return {k: names[0 if names[0] in outs else (len(names) - 1) // 2]
+                for k, names in together.items()}
 
     def stack_columns(self, placement: Placement, ids: dict) -> None:
         """Invisible heavy edges: the cells of one column stand on one vertical line; context
@@ -741,10 +746,30 @@ class _Drawer:
         middle = self.context_column(steps)     # (the group of context nodes)
         for name in placement.contexts:
             by_col.setdefault(middle, {}).setdefault(self.row[name], ids[(name, None)])
+        self.hold_rows(placement, ids, by_col)
         for stack in by_col.values():
             chain = [stack[r] for r in sorted(stack)]
             for a, b in zip(chain, chain[1:]):
                 self.invisible(a, b, weight="8")
+
+    def hold_rows(self, placement: Placement, ids: dict, by_col: dict[int, dict[int, str]]
+                  ) -> None:
+        """Invisible points in ``by_col``: a column (an ellipsis ``h(…)``, a gap) that draws
+        nothing in a row where the column before it holds several values side by side (two
+        outputs of one state, their losses and targets) gets a point there, right of them, on
+        its own vertical line: ``h(…)`` stood under the second output of step t+1."""
+        wide: dict[tuple[int, int], list[str]] = {}
+        for name, c in placement.cells:           # (sorted by column, then computation)
+            wide.setdefault((c, self.row[name]), []).append(ids[(name, c)])
+        for (c, r), nodes in sorted(wide.items()):
+            stack = by_col.get(c + 1)
+            if len(nodes) < 2 or not stack or r in stack:
+                continue
+            point = f"hold{c + 1}-{r}{self.suffix}"
+            self.dot.node(point, **POINT)
+            self.ranks.setdefault(r, []).append(point)
+            self.invisible(nodes[-1], point)
+            stack[r] = point
 
 
 def _name(rec: Recurrence, view: str) -> str:
