@@ -111,6 +111,24 @@ def test_the_fold_holds_no_copy_of_a_weight_matrix(size, dtype, monkeypatch):
     assert on - off <= 2 * feed["b"].nbytes, (on, off)
 
 
+def test_a_fold_over_its_budget_leaves_the_plan_alone(monkeypatch):
+    """With no bytes to spare (``BUDGET`` and ``SMALL`` 0), the LSTM's copy of ``b`` is too
+    many: no σ reads a negated input, and the plan holds what it holds without the fold."""
+    program = unfold_program("lstm", "tiny", np.float64)
+    feed = data("lstm", "tiny", np.float64)
+    _run(program, feed)
+    on = _held(program)
+    monkeypatch.setattr(signs, "BUDGET", 0.0)
+    monkeypatch.setattr(signs, "SMALL", 0)
+    program.release()
+    got, plan = _run(program, feed)
+    assert plan.negated_sigmoids == 0
+    assert _held(program) < on
+    assert not [n for n, v in plan.run_code.__globals__.items() if v is sigmoid_of_negated]
+    assert_agree(list(program.outputs), got,
+                 uf.evaluate(list(program.outputs), feed, mode="reference"), feed)
+
+
 @settings(max_examples=30)
 @given(drawn=recurrences(max_steps=6))
 def test_drawn_recurrences_give_the_same_numbers_with_and_without_the_fold(drawn):
