@@ -10,6 +10,7 @@ import unfold as uf
 from unfold import timebatch
 from unfold.timebatch import signs
 from unfold.timebatch.kernels import sigmoid, sigmoid_of_negated
+from unfold.timebatch.memory import SMALL
 from unfold.testing.strategies import recurrences
 from bench.workloads import data, unfold_program
 from timebatch_tolerance import assert_agree
@@ -87,14 +88,57 @@ def test_a_sigmoid_input_read_by_another_op_is_not_negated(read_twice):
     assert_agree(outputs, got, uf.evaluate(outputs, feed, mode="reference"), feed)
 
 
+def _held(program) -> int:
+    return sum(p.nbytes for p in program._batched_plans.values() if p is not None)
+
+
+@pytest.mark.parametrize("size", ["tiny", "small", "long"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_fold_holds_no_copy_of_a_weight_matrix(size, dtype, monkeypatch):
+    """The LSTM's plan with the fold holds at most a negated copy of ``b`` and one row of ±1
+    factors more than without it: ``U x``'s output is negated in place, not ``U``, and
+    ``W``ᵀ's copy in place — no matrix of weights or of factors."""
+    program = unfold_program("lstm", size, dtype)
+    feed = data("lstm", size, dtype)
+    _, plan = _run(program, feed)
+    assert plan.negated_sigmoids > 0
+    on = _held(program)
+    with monkeypatch.context() as m:
+        m.setattr(signs, "fold", lambda *_: 0)
+        program.release()
+        program(feed)
+        off = _held(program)
+    assert on - off <= 2 * feed["b"].nbytes, (on, off)
+
+
+def test_a_fold_over_its_budget_leaves_the_plan_alone(monkeypatch):
+    """With no bytes to spare (``BUDGET`` and ``SMALL`` 0), the LSTM's copy of ``b`` is too
+    many: no σ reads a negated input, and the plan holds what it holds without the fold."""
+    program = unfold_program("lstm", "tiny", np.float64)
+    feed = data("lstm", "tiny", np.float64)
+    _run(program, feed)
+    on = _held(program)
+    monkeypatch.setattr(signs, "BUDGET", 0.0)
+    monkeypatch.setattr(signs, "SMALL", 0)
+    program.release()
+    got, plan = _run(program, feed)
+    assert plan.negated_sigmoids == 0
+    assert _held(program) < on
+    assert not [n for n, v in plan.run_code.__globals__.items() if v is sigmoid_of_negated]
+    assert_agree(list(program.outputs), got,
+                 uf.evaluate(list(program.outputs), feed, mode="reference"), feed)
+
+
 @settings(max_examples=30)
 @given(drawn=recurrences(max_steps=6))
 def test_drawn_recurrences_give_the_same_numbers_with_and_without_the_fold(drawn):
     """Any drawn recurrence (σ among its ops): the plan with σ's inputs negated, where the
-    pass finds it may, computes bit for bit what the plan without the pass does."""
+    pass finds it may, computes bit for bit what the plan without the pass does, and holds
+    at most its budget of bytes more (``signs.BUDGET`` of the buffers, or ``SMALL``)."""
     g = drawn.unfold()
     outputs = [g.loss] + uf.grad(g.loss, g.params)
-    got = uf.compile(outputs)(drawn.feed)
+    folded = uf.compile(outputs)
+    got = folded(drawn.feed)
     real = signs.fold
     signs.fold = lambda *_: 0
     try:
@@ -105,3 +149,4 @@ def test_drawn_recurrences_give_the_same_numbers_with_and_without_the_fold(drawn
         signs.fold = real
     for a, b in zip(got, want):
         assert np.array_equal(a, b, equal_nan=True)
+    assert _held(folded) - _held(program) <= max(signs.BUDGET * _held(program), SMALL)

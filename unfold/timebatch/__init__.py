@@ -56,12 +56,12 @@ class Plan:
         if units is None:
             raise Unsupported("the dependence graph defeats the analysis")
         st, code = lower.lower(g, units, batch)
+        chunks = [_chunk(g, u) for u in units]
         #: σ calls reading an input its producers stored negated (signs.py)
         self.negated_sigmoids = signs.fold(
             code, [st.output(o) for o in flat.outputs],
             [st.loc(v) for v in flat.singles if v.fed] + [st.slab(c) for c in flat.classes
-                                                          if c.fed], st.pinned)
-        chunks = [_chunk(g, u) for u in units]
+                                                          if c.fed], st.pinned, chunks)
         if len(chunks) != len(code):
             raise AssertionError("lowering gave a unit more or less")
         self.units = [(u.kind, [c.rep.op.name for c in u.classes], len(u.peeled))

@@ -2,11 +2,17 @@
 
 ``kernels.sigmoid`` negates its input before ``exp``. When the columns σ reads are written only by
 sums (``np.add``) and products (``np.dot``) of arrays nothing in the plan writes — fed values:
-``U``ᵀ, ``b``, a copy of ``W``ᵀ — those columns can be stored as −z instead: negate the columns of
-the fed operands once per call (a copy, or in place after the copy made before a loop), and σ
-reads −z directly (``kernels.sigmoid_of_negated``). Exact in IEEE arithmetic, rounding being
-symmetric: ``(−a) + (−b) = −(a + b)``, ``a · (−b) = −(a · b)``, so a GEMM of a negated column
-gives the negated column, bit for bit — the same numbers as before.
+``U``ᵀ, ``b``, a copy of ``W``ᵀ — those columns can be stored as −z instead, and σ reads −z
+directly (``kernels.sigmoid_of_negated``). Exact in IEEE arithmetic, rounding being symmetric:
+``(−a) + (−b) = −(a + b)``, ``a · (−b) = −(a · b)``, so a GEMM of a negated column gives the
+negated column, bit for bit — the same numbers as before.
+
+Where the signs go, holding no copy of a weight matrix: a product of a fed matrix outside a
+loop (all steps' ``U x``, the first step's ``W h``) has its output's columns multiplied by ±1
+in place after the call, one call over all steps; the copy of ``W``ᵀ a loop reads, in place
+after it is made; a fed operand of a sum (``b``) or of a product inside a loop is copied
+negated, once a call, in a unit run first. Those copies and the ±1 factors (one row each) may
+add ``BUDGET`` of the plan's buffers at most, else the pass leaves the plan alone.
 
 The pass is conservative: each buffer the plan writes gets a set of negated columns (its last
 axis); the sets grow until every call reading or writing them agrees (a sum: each operand
@@ -21,6 +27,11 @@ import numpy as np
 
 from .kernels import sigmoid, sigmoid_of_negated, transposed_copy
 from .lower import Instr, It, Loop, _address, _owner
+from .memory import SMALL
+
+#: the most memory the fold may add (negated copies of fed operands, ±1 factors): this share of
+#: the buffers the plan writes, or ``SMALL`` bytes if more; more, and the plan is left as it was
+BUDGET = 0.02
 
 _SUM, _PRODUCT, _SIGMOID, _COPY = "sum", "product", "sigmoid", "copy"
 _KIND = {np.add: _SUM, np.dot: _PRODUCT, sigmoid: _SIGMOID, np.copyto: _COPY,
@@ -201,11 +212,13 @@ def _carried(s: _Site, pats: list) -> np.ndarray | None:
     return None
 
 
-def fold(code, outputs: list, fed: list, pinned: set) -> int:
+def fold(code, outputs: list, fed: list, pinned: set, chunks: list) -> int:
     """Store the columns σ reads negated where the producers allow it (module docstring):
     ``outputs`` the program's output arrays, ``fed`` the buffers fed values are written into
     (nothing in the plan writes them), ``pinned`` (ids) the buffers memory sharing leaves
-    alone — the ±1 factors join them. Returns the number of σ calls made three-call."""
+    alone — the ±1 factors join them —, ``chunks`` each unit's chunk of steps (strip.py): the
+    negated copies of fed operands are made in a unit of their own, ranked before them all.
+    Returns the number of σ calls made three-call."""
     try:
         sites = _sites(code)
         fed_ids = {id(_owner(a)) for a in fed}
@@ -234,7 +247,10 @@ def fold(code, outputs: list, fed: list, pinned: set) -> int:
                     grew |= signs.require(s.arrays[2], need)
                     if not signs.leaf(s.arrays[k]):
                         grew |= signs.require(s.arrays[k], to_operand(need))
-        return _rewrite(code, sites, signs, outputs, pinned)
+        held = {id(o): o.nbytes for s in sites for a in _writes(s) for o in [_owner(a)]
+                if id(o) in written}
+        return _rewrite(code, sites, signs, outputs, pinned, chunks,
+                        max(BUDGET * sum(held.values()), SMALL))
     except (_Opaque, ValueError):             # (ValueError: shapes that do not broadcast)
         return 0
 
@@ -265,7 +281,8 @@ def _reduced(need: np.ndarray, a: np.ndarray) -> np.ndarray:
 def _check(s: _Site, signs: _Signs):
     """The site's new form once the signs are settled: None for unchanged, else ``(function or
     None, {operand index: the ±1 factors of a negated copy of that fed operand})`` — or, for a
-    copy, ``{"after": the factors to multiply its destination by}``."""
+    copy of a fed value and a product of one outside a loop, ``{"after": (its output, the
+    factors to multiply it by after the call)}``."""
     pats = [signs.pattern(a) for a in s.arrays]
     if not any(p.any() for p in pats):
         return None
@@ -276,7 +293,7 @@ def _check(s: _Site, signs: _Signs):
         if want.any():
             if s.rows[k] or not isinstance(a, np.ndarray):
                 raise _Opaque                 # (a loop's rows, a Python scalar: no copy made)
-            factors[k] = np.where(want, -1, 1).astype(a.dtype)
+            factors[k] = _factors(want, a.dtype)
 
     def agrees(k: int, want: np.ndarray) -> None:
         if not (np.broadcast_to(pats[k], s.arrays[k].shape) == want).all():
@@ -305,6 +322,9 @@ def _check(s: _Site, signs: _Signs):
             raise _Opaque                     # (a product's negated output not column-wise)
         if pats[1 - k].any():
             raise _Opaque
+        if signs.leaf(s.arrays[k]) and not isinstance(s.where, tuple) and want.any():
+            # (outside a loop: the output negated after the call, one pass, no copy of M)
+            return None, {"after": (out, _factors(need, out.dtype))}
         if signs.leaf(s.arrays[k]):
             leaf_copy(k, want)
         else:
@@ -314,31 +334,44 @@ def _check(s: _Site, signs: _Signs):
         dst, src = s.arrays
         if not signs.leaf(src) or pats[1].any():
             raise _Opaque
-        return None, {"after": np.where(np.broadcast_to(pats[0], dst.shape), -1, 1)
-                      .astype(dst.dtype)}
+        return None, {"after": (dst, _factors(np.broadcast_to(pats[0], dst.shape), dst.dtype))}
     raise _Opaque                              # an opaque call touching a negated column
 
 
-def _rewrite(code, sites, signs: _Signs, outputs, pinned: set) -> int:
+def _factors(want: np.ndarray, dtype) -> np.ndarray:
+    """The ±1 factors (−1 where ``want``) as the smallest array broadcasting to its shape:
+    a row of columns, not a matrix of them."""
+    f = np.where(_compact(want), -1, 1)
+    lead = next((k for k, n in enumerate(f.shape) if n != 1), f.ndim)
+    return f.reshape(f.shape[lead:]).astype(dtype)    # (a buffer of its own: pinned)
+
+
+def _rewrite(code, sites, signs: _Signs, outputs, pinned: set, chunks: list,
+             budget: float) -> int:
     for o in outputs:
         if signs.pattern(o).any():
             raise _Opaque
     plans = [(s, how) for s in sites if signs.touches(s) for how in [_check(s, signs)] if how]
     factors: dict = {}                        # the ±1 arrays, one of each content
+
+    def unique(f: np.ndarray) -> np.ndarray:
+        return factors.setdefault((f.dtype.str, f.shape, f.tobytes()), f)
+
+    plans = [(s, fn, {k: (f[0], unique(f[1])) if k == "after" else unique(f)
+                      for k, f in copies.items()}) for s, (fn, copies) in plans]
+    leaves = {(id(s.arrays[k]), id(f)): s.arrays[k].nbytes
+              for s, _, copies in plans for k, f in copies.items() if k != "after"}
+    if sum(leaves.values()) + sum(f.nbytes for f in factors.values()) > budget:
+        raise _Opaque                         # (more held memory than the fold may add)
     negated: dict = {}                        # (fed array, factors) → its negated copy
-    unit_of = {id(i): u for u, unit in enumerate(code) for i in unit}
-    before: dict = {}                         # instruction → calls to insert before it
-    after: dict = {}
-    made: set = set()                         # (unit, copy): a unit makes each copy once
+    prologue: list = []                       # the calls making them: a unit run first
+    after: dict = {}                          # instruction → calls to insert after it
     changed = 0
-    for s, (fn, copies) in plans:
+    for s, fn, copies in plans:
         i, j = s.where if isinstance(s.where, tuple) else (s.where, None)
-        copies = {k: factors.setdefault((f.dtype.str, f.shape, f.tobytes()), f)
-                  for k, f in copies.items()}
         if "after" in copies:
-            dst = s.arrays[0]
-            after.setdefault(id(i), []).append(Instr(np.multiply, (dst, copies["after"], dst)))
-            continue
+            dst, sign = copies.pop("after")
+            after.setdefault(id(i), []).append(Instr(np.multiply, (dst, sign, dst)))
         args = list(i.args) if j is None else list(i.args[2][j][1])
         for k, sign in copies.items():
             leaf = args[k]
@@ -346,9 +379,7 @@ def _rewrite(code, sites, signs: _Signs, outputs, pinned: set) -> int:
             neg = negated.get(key)
             if neg is None:
                 neg = negated[key] = np.empty_like(leaf)
-            if (unit_of[id(i)], key) not in made:
-                made.add((unit_of[id(i)], key))
-                before.setdefault(id(i), []).append(Instr(np.multiply, (leaf, sign, neg)))
+                prologue.append(Instr(np.multiply, (leaf, sign, neg)))
             args[k] = neg
         if j is None:
             i.fn = fn or i.fn
@@ -359,9 +390,12 @@ def _rewrite(code, sites, signs: _Signs, outputs, pinned: set) -> int:
             body[j] = (fn or body[j][0], tuple(args))
             i.args = (steps, iterators, tuple(body))
         changed += fn is not None
-    pinned.update(id(f) for f in factors.values())
+    # (pinned too, the copies: held apart, as the fed values are, they move no schedule)
+    pinned.update(id(a) for a in list(factors.values()) + list(negated.values()))
     for unit in code:
-        if any(id(i) in before or id(i) in after for i in unit):
-            unit[:] = [x for i in unit
-                       for x in before.get(id(i), []) + [i] + after.get(id(i), [])]
+        if any(id(i) in after for i in unit):
+            unit[:] = [x for i in unit for x in [i] + after.get(id(i), [])]
+    if prologue:
+        code.insert(0, prologue)
+        chunks.insert(0, min(chunks, default=0) - 1)
     return changed
