@@ -102,6 +102,14 @@ def test_a_transposed_copy_by_blocks_is_the_transpose(shape):
     assert np.array_equal(out, w.T)
 
 
+def _agreeing_plan(outputs, feed):
+    """The time-batched plan of ``outputs``, once its values are checked against the reference."""
+    program = uf.compile(outputs)
+    assert_agree(outputs, program(feed), uf.evaluate(outputs, feed, mode="reference"), feed)
+    (plan,) = program._batched_plans.values()
+    return plan
+
+
 def test_a_wide_recurrence_copies_its_transposed_weight_by_blocks_and_agrees():
     """A state wider than a block (n = 80 > kernels.BLOCK): ``Wᵀ`` copied block by block before
     the forward loop, every value the reference's."""
@@ -111,9 +119,7 @@ def test_a_wide_recurrence_copies_its_transposed_weight_by_blocks_and_agrees():
     rng = np.random.default_rng(1)
     feed = {k: rng.standard_normal(p.shape) / 8 for k, p in rec.params.items()}
     feed.update(x=rng.standard_normal((9, 2, 3)), y=rng.integers(0, 4, (9, 2)))
-    program = uf.compile(outputs)
-    assert_agree(outputs, program(feed), uf.evaluate(outputs, feed, mode="reference"), feed)
-    (plan,) = program._batched_plans.values()
+    plan = _agreeing_plan(outputs, feed)
     space = plan.run_code.__globals__
     (name,) = [k for k, v in space.items() if v is transposed_copy]
     assert plan.run_code.source.count(f"{name}(") == 1
@@ -138,9 +144,7 @@ def test_add_n_in_a_step_loop_is_two_adds_a_call_not_the_ops_forward(order):
     rng = np.random.default_rng(3)
     feed = {k: rng.standard_normal(p.shape) / 2 for k, p in rec.params.items()}
     feed.update(x=rng.standard_normal((12, 5, 3)), y=rng.integers(0, 2, (12, 5)))
-    program = uf.compile(outputs)
-    assert_agree(outputs, program(feed), uf.evaluate(outputs, feed, mode="reference"), feed)
-    (plan,) = program._batched_plans.values()
+    plan = _agreeing_plan(outputs, feed)
     functions = {v for v in plan.run_code.__globals__.values() if callable(v)}
     assert kernels.add_n in functions and kernels.compute not in functions
 
@@ -176,5 +180,4 @@ def test_a_width_one_gate_of_a_wide_vector_agrees(steps):
     rng = np.random.default_rng(0)
     feed = {k: rng.standard_normal(p.shape) for k, p in rec.params.items()}
     feed["x"] = rng.standard_normal((steps, 3, 2))
-    program = uf.compile(outputs)
-    assert_agree(outputs, program(feed), uf.evaluate(outputs, feed, mode="reference"), feed)
+    _agreeing_plan(outputs, feed)
