@@ -87,6 +87,8 @@ class Book:
     name: str
     variables: dict[str, Variable] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
+    #: every unit's role in its cell (``viz.gates.roles``), named or not: the input, the gates
+    roles: dict[str, str] = field(default_factory=dict)
 
     def inputs_of(self, name: str) -> list[Edge]:
         return [e for e in self.edges if e.dst == name]
@@ -490,8 +492,9 @@ def contract(rec: Recurrence, hide: Iterable[str] = (), detail: bool = False) ->
     for name, r in found.items():
         if name in book.variables:
             book.variables[name] = replace(book.variables[name], role=r)
-    _in_book_order(book, found if detail else
-                   {name: of_node[n] for name, n in c.node_of.items() if n in of_node})
+    book.roles = found if detail else {name: of_node[n] for name, n in c.node_of.items()
+                                       if n in of_node}
+    _in_book_order(book, book.roles)
     return book
 
 

@@ -116,8 +116,9 @@ def roles(book: "Book") -> dict[str, str]:
     """The role of every σ of a detailed book that has one: the unnamed gates' (``gates``), the
     named σ's (``rec.name_node("f", …)``: what it gates, an input gate unless its partner is a
     named σ too — of two named σ multiplied together, which is the gate and which the input is
-    the user's word), and "input" for an unnamed unit that a gate multiplies (the cell's input;
-    an unnamed σ sliced into two gates: "update and reset gates")."""
+    the user's word), and "input" for a unit that a gate multiplies, named or not (the cell's
+    input: PyTorch's g as the book's unnamed one; an unnamed σ sliced into two gates: "update
+    and reset gates")."""
     vs = book.variables
     found = gates(book)
     sigmoid = {v.name for v in vs.values() if v.op == "σ"}
@@ -130,6 +131,8 @@ def roles(book: "Book") -> dict[str, str]:
         elif v.name in named:
             r = role(book, v.name)
             r = "" if r == "input gate" and partners(book, v.name) & named else r
+        elif v.kind == "named" and v.op:     # a named candidate: the user's g is the input too
+            r = "input" if partners(book, v.name) & sigmoid else ""
         else:
             continue
         if r:

@@ -290,16 +290,20 @@ class _Drawer:
                 # and the first goes up beside the column, not round the value above it (an
                 # LSTM's output gate q, read by h over s: the input gate stands under s, q's
                 # edge reaches h from the left)
-                nearer = [n for n in here if reach[n] == r + 1 and below is not None and
-                          any(e.src == below and not e.delay for e in self.book.inputs_of(n))]
+                # (a gate before the input it lets through: a named candidate, PyTorch's g,
+                # stands beside the column, as its edges do when it is left unnamed)
+                nearer = sorted((n for n in here if reach[n] == r + 1 and below is not None and
+                                 any(e.src == below and not e.delay
+                                     for e in self.book.inputs_of(n))),
+                                key=lambda n: self.book.roles.get(n) == "input")
                 below = nearer[0] if reach[here[0]] > r + 1 and nearer else here[0]
                 column.add(below)
                 if below != here[0]:
-                    # (invisible edges hold the row in that order: those that jump, the
-                    # column's, the others)
+                    # (invisible edges hold the row in that order: those that jump, then the
+                    # others as declared, the column's among them — a named candidate left of
+                    # the input gate, as in Fig. 10.16)
                     aside = [n for n in here if reach[n] > r + 1]
-                    beside.append(aside + [below] + [n for n in here
-                                                     if n not in aside and n != below])
+                    beside.append(aside + [n for n in here if n not in aside])
         else:     # from the top down, the first of each row that feeds the column above
             above = None
             for r in sorted({self.row[n] for n in order}, reverse=True):
@@ -681,6 +685,11 @@ class _Drawer:
                     side = sum(-1 if e.backward else 1 for e in
                                self.book.inputs_of(straight[0][2]) if e.delay)
                 free = free[1:] if side > 0 else free[:1]
+            if straight and len(free) == 2 and len(rest) == 2 and rest[1][0] < 0:
+                # (both left of the column: PyTorch's g and i into c, g left of i) the nearer
+                # takes the lower left, the farther comes in above it unported — at the lower
+                # right it hooked round the value on the line)
+                rest, free = rest[1:], free[:1]
             for port, (_, _, src) in zip(free, rest):
                 out.setdefault((src, c, dst, c), port)
         return out
@@ -727,14 +736,20 @@ class _Drawer:
 
     def spine(self, placement: Placement) -> dict[tuple[int, int], str]:
         """(column, row) → the variable that stands on the column's vertical line: the only one,
-        the middle one of a row shared by several (the gates of an open cell), or the first of
-        a row of read-outs, the others right of it, as folded (o over h, p and q beside it)."""
+        the middle one of a row shared by several (the gates of an open cell; counted without
+        a candidate the gates let in, which a name drew as a node of its own: PyTorch's g i f
+        o has f on the line, as i f o has, under the state whose past it gates, Fig. 10.16),
+        or the first of a row of read-outs, the others right of it, as folded (o over h, p
+        and q beside it)."""
         together: dict[tuple[int, int], list[str]] = {}
         for name, c in placement.cells:
             together.setdefault((c, self.row[name]), []).append(name)
         outs = readouts(self.book)
-        return {k: names[0 if names[0] in outs else (len(names) - 1) // 2]
-                for k, names in together.items()}
+
+        def on_line(names: list[str]) -> str:
+            gates = [n for n in names if self.book.roles.get(n) != "input"] or names
+            return names[0] if names[0] in outs else gates[(len(gates) - 1) // 2]
+        return {k: on_line(names) for k, names in together.items()}
 
     def stack_columns(self, placement: Placement, ids: dict) -> None:
         """Invisible heavy edges: the cells of one column stand on one vertical line; context
