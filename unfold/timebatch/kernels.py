@@ -132,7 +132,6 @@ def ufunc(op, node):
     return None
 
 
-
 def _view(cache: dict, a: np.ndarray, how: str, make) -> np.ndarray:
     """A view of ``a`` made once: the same object for every member that uses it (a step loop
     then passes it as a constant)."""

@@ -1045,23 +1045,21 @@ def merge_adjacent(calls: list[tuple]) -> list[tuple]:
         if fn in JOINABLE or isinstance(fn, np.ufunc):
             for j in range(len(out) - 1, -1, -1):
                 f, a = out[j]
-                if f is fn and j not in stacks and j not in spaced and len(a) == len(args) and all(
-                        _follows(x, y) if isinstance(x, np.ndarray) else
-                        (not isinstance(y, np.ndarray) and x is y) for x, y in zip(a, args)):
-                    if not any(_touches(between, args) for between in out[j + 1:]):
+                # a call of fn with nothing between that touches this call's arrays: join it
+                if f is fn and not any(_touches(between, args) for between in out[j + 1:]):
+                    if j not in stacks and j not in spaced and len(a) == len(args) and all(
+                            _follows(x, y) if isinstance(x, np.ndarray) else
+                            (not isinstance(y, np.ndarray) and x is y) for x, y in zip(a, args)):
                         out[j] = (fn, tuple(_joined(x, y) if isinstance(x, np.ndarray) else x
                                             for x, y in zip(a, args)))
                         break
-                if f is fn and isinstance(fn, np.ufunc) and j not in spaced and \
-                        not any(_touches(between, args) for between in out[j + 1:]):
-                    members = _stacked(fn, stacks.get(j, [a]), args)
+                    members = _stacked(fn, stacks.get(j, [a]), args) \
+                        if isinstance(fn, np.ufunc) and j not in spaced else None
                     if members is not None:
                         stacks[j] = members
                         out[j] = (fn, _stack_args(members))
                         break
-                if f is fn and j not in stacks and \
-                        not any(_touches(between, args) for between in out[j + 1:]):
-                    members = _spaced(fn, spaced.get(j, [a]), args)
+                    members = _spaced(fn, spaced.get(j, [a]), args) if j not in stacks else None
                     if members is not None:
                         spaced[j] = members
                         out[j] = (fn, _spaced_args(members))
