@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass
 
 import viz
+from viz.geometry import cross as _cross, ends as _ends, spline as _bezier_points
 
 
 def text(markup: str) -> str:
@@ -80,22 +81,6 @@ class Laid:
         return {(e.tail, e.head, e.label) for e in self.edges}
 
 
-def _ends(pos: str) -> tuple[tuple[float, float], tuple[float, float]]:
-    """The two ends of an edge from its ``pos``: arrow tips where there are arrows, else the
-    spline's first and last points (in the direction the edge is written)."""
-    start = end = None
-    points = []
-    for token in pos.replace(";", " ").split():
-        parts = token.split(",")
-        if parts[0] == "e":
-            end = (float(parts[1]), float(parts[2]))
-        elif parts[0] == "s":
-            start = (float(parts[1]), float(parts[2]))
-        else:
-            points.append((float(parts[0]), float(parts[1])))
-    return start or points[0], end or points[-1]
-
-
 def distance(a: tuple[float, float], b: tuple[float, float]) -> float:
     return ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5
 
@@ -107,32 +92,6 @@ def step_key(step: str) -> float:
     if step.isdigit():
         return float(step)
     return {"t-1": -1, "t": 0, "t+1": 1}.get(step, 0)
-
-
-def _bezier_points(pos: str, samples: int = 8) -> list[tuple[float, float]]:
-    """Points along an edge's spline (``pos``: cubic Bézier control points, dot's ``e,``/``s,``
-    arrow ends left out)."""
-    ctrl = []
-    for token in pos.replace(";", " ").split():
-        parts = token.split(",")
-        if parts[0] in ("e", "s"):
-            continue
-        ctrl.append((float(parts[0]), float(parts[1])))
-    out = [ctrl[0]]
-    for k in range(0, len(ctrl) - 3, 3):
-        p0, p1, p2, p3 = ctrl[k:k + 4]
-        for i in range(1, samples + 1):
-            t = i / samples
-            a, b, c, d = (1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t ** 3
-            out.append((a * p0[0] + b * p1[0] + c * p2[0] + d * p3[0],
-                        a * p0[1] + b * p1[1] + c * p2[1] + d * p3[1]))
-    return out
-
-
-def _cross(p, q, r, s) -> bool:
-    def orient(a, b, c):
-        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
-    return orient(p, q, r) * orient(p, q, s) < 0 and orient(r, s, p) * orient(r, s, q) < 0
 
 
 def crossings(laid: "Laid") -> list[tuple[str, str]]:
@@ -234,3 +193,18 @@ def label_collisions(laid: "Laid", gap: float = 2.0) -> list[tuple[str, str]]:
             if f is not e and any(_hits(inner, p, q) for p, q in zip(points, points[1:])):
                 found.append((name(e), f"line {f.tail}→{f.head}"))
     return found
+
+
+def in_one_of_three_layouts(check, tries: int = 3) -> None:
+    """``check()`` (which lays a drawing out and asserts on it) passing in one of ``tries``
+    layouts. dot 2.43 does not lay one DOT text out alike every run: on a loaded machine (seen
+    at -n 2, and with two busy cores beside a single process: 3 runs in 40) it now and then
+    routes a spline elsewhere — lstm_peephole's unfolding sent h's delay edge into f out of its
+    panel. A regression is there in every layout; only a check failing in all of them fails."""
+    for k in range(tries):
+        try:
+            check()
+            return
+        except AssertionError:
+            if k == tries - 1:
+                raise

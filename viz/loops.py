@@ -23,6 +23,8 @@ from typing import Any, Callable, Mapping
 
 import graphviz
 
+from . import geometry
+
 Ports = dict[tuple[str, str], tuple[str, str]]
 
 #: how close (points) an edge end may come to a loop's end on the same node
@@ -135,7 +137,7 @@ def _judge(laid: Mapping[str, Any]) -> tuple[tuple[list, list], tuple]:
     names = {o["_gvid"]: o["name"] for o in laid.get("objects", []) if "nodes" not in o}
     length = {(names[e["tail"]], names[e["head"]]): sum(
         math.dist(p, q) for p, q in zip(line, line[1:])) for e in laid.get("edges", [])
-        if e.get("style") != "invis" and "pos" in e for line in [_spline(e["pos"])]}
+        if e.get("style") != "invis" and "pos" in e for line in [geometry.spline(e["pos"])]}
     return _clashes(laid), (order, _crossings(laid), sum(length.values()), length)
 
 
@@ -150,12 +152,12 @@ def _kept(now: tuple, before: tuple, moved: tuple[str, str]) -> bool:
 def _crossings(laid: Mapping[str, Any]) -> int:
     """Pairs of visible edges whose splines cross, leaving out pairs that share a node."""
     lines = [((e["tail"], e["head"]), line, _box(line)) for e in laid.get("edges", [])
-             if e.get("style") != "invis" and "pos" in e for line in [_spline(e["pos"])]]
+             if e.get("style") != "invis" and "pos" in e for line in [geometry.spline(e["pos"])]]
     count = 0
     for k, (ends, a, box_a) in enumerate(lines):
         for other, b, box_b in lines[k + 1:]:
             if not set(ends) & set(other) and _meet(box_a, box_b) and any(
-                    _cross(p, q, r, s) for p, q in zip(a, a[1:]) for r, s in zip(b, b[1:])):
+                    geometry.cross(p, q, r, s) for p, q in zip(a, a[1:]) for r, s in zip(b, b[1:])):
                 count += 1
     return count
 
@@ -167,28 +169,6 @@ def _box(line: list[tuple[float, float]]) -> tuple[float, float, float, float]:
 
 def _meet(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
-
-
-def _cross(p, q, r, s) -> bool:
-    """Whether the segments p–q and r–s cross."""
-    def turn(a, b, c):
-        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
-    return turn(p, q, r) * turn(p, q, s) < 0 and turn(r, s, p) * turn(r, s, q) < 0
-
-
-def _spline(pos: str, samples: int = 8) -> list[tuple[float, float]]:
-    """Points along an edge's cubic Bézier spline (dot's ``pos``, arrow ends left out)."""
-    ctrl = [tuple(map(float, t.split(","))) for t in pos.replace(";", " ").split()
-            if t[:2] not in ("e,", "s,")]
-    out = [ctrl[0]]
-    for k in range(0, len(ctrl) - 3, 3):
-        p0, p1, p2, p3 = ctrl[k:k + 4]
-        for i in range(1, samples + 1):
-            t = i / samples
-            w = ((1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t ** 3)
-            out.append(tuple(sum(c * p[d] for c, p in zip(w, (p0, p1, p2, p3)))
-                             for d in (0, 1)))
-    return out
 
 
 def _clashes(laid: Mapping[str, Any]) -> tuple[list[tuple[End, End]], list[tuple[End, End]]]:
@@ -209,7 +189,7 @@ def _clashes(laid: Mapping[str, Any]) -> tuple[list[tuple[End, End]], list[tuple
         if e.get("style") == "invis" or "pos" not in e:
             continue
         tail, head = names[e["tail"]], names[e["head"]]
-        first, last = _ends(e["pos"])
+        first, last = geometry.ends(e["pos"])
         squares = {n for n in (tail, head) if is_square(n)}
         arrow = e.get("arrowhead") != "none"
         for side, node, p, other in (("tail", tail, first, head), ("head", head, last, tail)):
@@ -231,17 +211,3 @@ def _clashes(laid: Mapping[str, Any]) -> tuple[list[tuple[End, End]], list[tuple
                         here.index((b, squares_b, arrow_b)) > k:
                     meets.append((b, a) if arrow_a else (a, b))
     return loops, meets
-
-
-def _ends(pos: str) -> tuple[tuple[float, float], tuple[float, float]]:
-    """An edge's two ends from dot's ``pos``: its arrow tips, else its spline's end points."""
-    start = end = None
-    points = []
-    for token in pos.replace(";", " ").split():
-        kind, *xy = token.split(",")
-        if kind in ("e", "s"):
-            point = (float(xy[0]), float(xy[1]))
-            start, end = (point, end) if kind == "s" else (start, point)
-        else:
-            points.append((float(kind), float(xy[0])))
-    return start or points[0], end or points[-1]
