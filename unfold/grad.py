@@ -21,7 +21,7 @@ from .graph import (MANY, _NO_ATTRS, _PLAIN_META, Node, Tagged, Walked, _adjoint
 from .ops import add, constant, lift, sum_like
 from .ops.elementwise import ADD
 from .ops.base import ALIAS, CONSTANT, broadcast_like, fit
-from .timebatch.flat import Constants, generated, stamped_span
+from .timebatch.flat import Constants, Periods, generated, stamped_span
 
 
 def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
@@ -248,74 +248,39 @@ def _finish(g: Node | None, x: Node) -> Node:
 # in the same order: the graph is the one the vjps would have built. Anything else — a node
 # that is not alike, a vjp reaching beyond its node's inputs — takes the ordinary path.
 
-#: the longest period looked for (forward nodes of one step)
-MAX_PERIOD = 4096
-#: whether ``grad`` stamps repeated nodes (False: every node through its op's vjp, the reference)
+#: whether ``grad`` stamps repeated nodes (False: every node through its op's vjp, the reference;
+#: the longest period and the most periods looked for are flat's)
 STAMP = True
-#: periods found (and recorded) in one gradient at most: a graph that does not repeat stops there
-MAX_TEMPLATES = 64
 _UNTOUCHED = object()          # an input whose pending term the node leaves as it is
 _SKIP = "skip"                 # a position without a node, or whose node has no gradient
 
 
-class _Stamps:
-    """The period, the template and its function of the loop in ``_backward`` (see above)."""
+class _Stamps(Periods):
+    """The period, the template and its function of the loop in ``_backward`` (see above): a
+    node is watched by its Meta; its recording is a ``_Recording``."""
 
-    __slots__ = ("order", "top", "size", "far", "dense", "pending", "wanted", "found", "period",
-                 "start", "template", "seen", "left", "names", "run", "next_at", "span")
+    __slots__ = ("order", "top", "far", "dense", "pending")
 
     def __init__(self, order, top, far, pending, wanted, found) -> None:
-        self.order, self.top, self.size = order, top, len(order)
-        self.far, self.dense = far, len(order) - len(far)
-        self.pending, self.wanted, self.found = pending, wanted, found
-        self.period = self.start = self.span = 0
-        self.left = MAX_TEMPLATES if STAMP else 0
-        self.template: list = []
-        self.seen: dict = {}
-        self.run, self.next_at = None, -1
-        #: what the stamps read: the path, the pending terms, the targets
-        self.names = {"new": graph._object_new, "Filling": graph._Filling, "Node": Node,
-                      "key": graph._keys.__next__, "MANY": MANY, "ORDER": order, "TOP": top,
-                      "SIZE": len(order), "DENSE": self.dense, "FAR": far, "get": pending.get, "pop": pending.pop,
-                      "pending": pending, "WANTED": wanted, "FOUND": found}
+        super().__init__({"new": graph._object_new, "Filling": graph._Filling, "Node": Node,
+                          "key": graph._keys.__next__, "MANY": MANY, "ORDER": order,
+                          "TOP": top, "SIZE": len(order), "DENSE": len(order) - len(far),
+                          "FAR": far, "get": pending.get, "pop": pending.pop,
+                          "pending": pending, "WANTED": wanted, "FOUND": found}, STAMP)
+        self.order, self.top, self.far, self.dense = order, top, far, len(order) - len(far)
+        self.pending = pending
 
     def watch(self, node: Node, g: Node, k: int):
-        """Two copies of a folded node a step apart, twice at the same distance, give the
-        period: the template is then recorded from ``node`` on (its recording)."""
+        """The recording of ``node``'s processing when it starts a period (else None)."""
         if not self.left:
             return None
         m = node._meta
         if node._at.__class__ is not int or m.source is None:
             return None
-        t = node._at
-        seen = self.seen.get(m)
-        if seen is None or abs(seen[1] - t) != 1:
-            self.seen[m] = (k, t, 0)
-            return None
-        period = k - seen[0]
-        self.seen[m] = (k, t, period)
-        if period != seen[2] or not 0 < period <= MAX_PERIOD:
-            return None                         # (a period is two equal distances)
-        self.left -= 1
-        self.period, self.start, self.template = period, k, []
-        return _Recording(self, node, g)
+        return _Recording(self, node, g) if self.found(m, node._at, k) else None
 
-    def note(self, entry) -> bool:
-        """The next position's template entry while recording; False once the period is
-        recorded (``stamped`` then gives its function)."""
-        self.template.append(entry)
-        if len(self.template) < self.period:
-            return True
-        entries, p = self.template, self.period
-        begin, span = stamped_span(entries, p)
-        self.template = []
-        if span < 2:
-            self.run, self.next_at = None, -1
-        else:
-            self.span = span
-            self.run = _run([entries[(begin + j) % p] for j in range(span)], self.names)
-            self.next_at = self.start + p + begin
-        return False
+    def compile(self, entries: list):
+        return _run(entries, self.names)
 
     def stamped(self) -> tuple:
         """The period's function, where it runs first, its span and the period."""

@@ -249,7 +249,7 @@ class Flat:
             if node is None:
                 append(0)
                 if recording:
-                    recording = note(k, _NONE)
+                    recording = note(_NONE)
                     if not recording:
                         run, next_at = stamps.run, stamps.next_at
                 continue
@@ -265,14 +265,14 @@ class Flat:
                         members.append(k)
                         append((cid << 32) + MID + t)
                         if recording:
-                            recording = note(k, (_STEP, node._meta, kid.count, members,
+                            recording = note((_STEP, node._meta, kid.count, members,
                                                  (cid << 32) + MID))
                             if not recording:
                                 run, next_at = stamps.run, stamps.next_at
                         continue
                 append(self._leaf(node, k))
                 if recording:
-                    recording = note(k, False)
+                    recording = note(False)
                     if not recording:
                         run, next_at = stamps.run, stamps.next_at
                 continue
@@ -281,7 +281,7 @@ class Flat:
                 i = (ins[0]._key >> 1) - low
                 append(packed[i if i >= nfar else places[ins[0]]])
                 if recording:
-                    recording = note(k, _ALIAS_ENTRY if b is None else False)
+                    recording = note(_ALIAS_ENTRY if b is None else False)
                     if not recording:
                         run, next_at = stamps.run, stamps.next_at
                 continue
@@ -385,7 +385,7 @@ class Flat:
             else:
                 append(-d[1] - 1)
             if recording:
-                recording = note(k, _entry(node, ins, codes, desc, kid, d))
+                recording = note(_entry(node, ins, codes, desc, kid, d))
                 if not recording:
                     run, next_at = stamps.run, stamps.next_at
         #: how many positions were decided by stamps (the rest in full)
@@ -610,37 +610,28 @@ _NONE, _ALIAS_ENTRY, _STEP, _OP = "none", "alias", 2, 3
 _STEP_OF, _INDEX_OF = "step", "index"       # how an untagged node's input gives its index
 
 
-class _Stamps:
-    """The period, the template and its function of the pass (see above)."""
+class Periods:
+    """Finds the period of a pass over a graph that repeats itself, and records one period's
+    template: two copies of one computation a step apart (steps ``t`` and ``t ± 1``), twice at
+    the same distance in the pass, give the period; the next ``period`` entries are noted, and
+    the replayable span of them (``stamped_span``) becomes the stamp ``run(k)`` (``compile``).
+    Shared by this pass and grad's backward pass, which differ in what they watch and record."""
 
-    __slots__ = ("flat", "order", "period", "start", "template", "seen", "left", "names",
-                 "run", "next_at", "span")
+    __slots__ = ("period", "start", "template", "seen", "left", "names", "run", "next_at",
+                 "span")
 
-    def __init__(self, flat: Flat, packed: array, low: int, order: list) -> None:
-        self.flat, self.order = flat, order
+    def __init__(self, names: dict, stamp: bool) -> None:
         self.period = self.start = self.span = 0
-        self.left = MAX_TEMPLATES if STAMP else 0
+        self.left = MAX_TEMPLATES if stamp else 0
         self.template: list = []
         self.seen: dict = {}
         self.run, self.next_at = None, -1
-        self.names = {"Node": Node, "MANY": MANY, "ALIAS": ALIAS, "packed": packed,
-                      "append": packed.append, "pop": order.pop, "back": order.append,
-                      "LOW": low, "NFAR": len(flat._far), "PLACES": flat._far,
-                      "BATCHED": flat.batched, "META": META, "MID": MID,
-                      "member": flat._member}
+        #: what the stamps' generated code reads
+        self.names = names
 
-    def watch(self, node: Node, k: int) -> bool:
-        """Two copies of one computation a step apart, twice at the same distance, give the
-        period: the template is then recorded from ``node`` on (True)."""
-        if not self.left:
-            return False
-        a = node._at
-        if a.__class__ is int:
-            key, t = node._meta, a
-        elif a.__class__ is Node and a._at.__class__ is int:
-            key, t = (a._meta, node.op), a._at
-        else:
-            return False
+    def found(self, key, t: int, k: int) -> bool:
+        """Whether the copy of ``key`` at step ``t``, position ``k`` of the pass, gives the
+        period (the recording then starts at ``k``)."""
         seen = self.seen.get(key)
         if seen is None or abs(seen[1] - t) != 1:
             self.seen[key] = (k, t, 0)
@@ -648,14 +639,14 @@ class _Stamps:
         period = k - seen[0]
         self.seen[key] = (k, t, period)
         if period != seen[2] or not 0 < period <= MAX_PERIOD:
-            return False
+            return False                        # (a period is two equal distances)
         self.left -= 1
         self.period, self.start, self.template = period, k, []
         return True
 
-    def note(self, k: int, entry) -> bool:
-        """The entry of the node at ``k`` while recording; False once the period is recorded
-        (``run`` and ``next_at`` are then set)."""
+    def note(self, entry) -> bool:
+        """The next position's template entry while recording; False once the period is
+        recorded (``run``, ``next_at`` and ``span`` are then set)."""
         self.template.append(entry)
         if len(self.template) < self.period:
             return True
@@ -664,11 +655,15 @@ class _Stamps:
         self.template = []
         if span < 2:
             self.run, self.next_at = None, -1
-            return False
-        self.span = span
-        self.run = _run([entries[(begin + j) % p] for j in range(span)], self.names)
-        self.next_at = k + 1 + begin
+        else:
+            self.span = span
+            self.run = self.compile([entries[(begin + j) % p] for j in range(span)])
+            self.next_at = self.start + p + begin
         return False
+
+    def compile(self, entries: list):
+        """The stamp ``run(k) -> m`` replaying ``entries``."""
+        return _run(entries, self.names)
 
     def missed(self):
         """A period not alike the recorded one (a node taking the ordinary path): back to
@@ -676,6 +671,31 @@ class _Stamps:
         self.seen = {}
         self.run, self.next_at = None, -1
         return None, -1
+
+
+class _Stamps(Periods):
+    """The stamps of this pass (see above): a tagged node is watched by its Meta, an adjoint by
+    its primal's Meta and its op."""
+
+    __slots__ = ()
+
+    def __init__(self, flat: Flat, packed: array, low: int, order: list) -> None:
+        super().__init__({"Node": Node, "MANY": MANY, "ALIAS": ALIAS, "packed": packed,
+                          "append": packed.append, "pop": order.pop, "back": order.append,
+                          "LOW": low, "NFAR": len(flat._far), "PLACES": flat._far,
+                          "BATCHED": flat.batched, "META": META, "MID": MID,
+                          "member": flat._member}, STAMP)
+
+    def watch(self, node: Node, k: int) -> bool:
+        """Whether ``node``, at ``k``, starts the recording of a period."""
+        if not self.left:
+            return False
+        a = node._at
+        if a.__class__ is int:
+            return self.found(node._meta, a, k)
+        if a.__class__ is Node and a._at.__class__ is int:
+            return self.found((a._meta, node.op), a._at, k)
+        return False
 
 
 def _entry(node: Node, ins: tuple, codes, desc: tuple, kid: _Kid, d: tuple):
