@@ -9,6 +9,7 @@ import unfold as uf
 from unfold.testing import gradcheck
 from unfold.testing import gradcheck_recurrence as check_gradients
 from unfold.testing.strategies import recurrences
+from examples import encoder_decoder
 
 
 def fig_10_3(m: int, n: int, k: int, loss: str = "ce"):
@@ -433,19 +434,9 @@ def test_a_whole_sequence_feeds_outputs_that_need_only_its_first_steps():
 
 def test_an_encoder_decoder_is_two_recurrences_joined_by_bind():
     m, n, k, nx, ny = 2, 3, 4, 5, 3
-    enc = uf.Recurrence("encoder")
-    x = enc.sequence("x", (m,))
-    h = enc.state("h", (n,))
-    enc.update(h, uf.tanh(enc.param("W_e", (n, n)) @ h + enc.param("U_e", (n, m)) @ x))
+    enc, dec = encoder_decoder(m, n, k)
+    x, C = enc.sequences["x"], dec.contexts["C"]
     encoded = enc.unfold(nx)
-
-    dec = uf.Recurrence("decoder")
-    C = dec.context("C", (n,))
-    y = dec.target("y", ())
-    s = dec.state("s", (n,), init=uf.tanh(C))               # the context starts the decoder …
-    R, W = dec.param("R", (n, n)), dec.param("W_d", (n, n))
-    s_t = dec.update(s, uf.tanh(W @ s + R @ C))             # … and feeds every step
-    dec.loss("L", uf.cross_entropy(dec.param("V", (k, n)) @ s_t, y))
     joined = dec.unfold(ny, bind={"C": encoded.final("h")})
 
     rng = np.random.default_rng(4)

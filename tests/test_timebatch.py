@@ -20,6 +20,7 @@ from unfold.testing import gradcheck
 from unfold.timebatch import lower
 from unfold.testing.strategies import expressions, recurrences
 from timebatch_tolerance import assert_agree as agree
+from examples import encoder_decoder
 
 pytestmark = pytest.mark.usefixtures("strict")
 
@@ -165,17 +166,8 @@ def test_random_expressions_and_their_gradients_agree(expr):
        seed=st.integers(0, 2**16))
 def test_an_encoder_decoder_agrees(nx, ny, batch, seed):
     m, n, k = 2, 3, 4
-    enc = uf.Recurrence("encoder")
-    x = enc.sequence("x", (m,))
-    h = enc.state("h", (n,))
-    enc.update(h, uf.tanh(enc.param("W_e", (n, n)) @ h + enc.param("U_e", (n, m)) @ x))
+    enc, dec = encoder_decoder(m, n, k)
     encoded = enc.unfold(nx)
-    dec = uf.Recurrence("decoder")
-    C = dec.context("C", (n,))
-    y = dec.target("y", ())
-    s = dec.state("s", (n,), init=uf.tanh(C))
-    s_t = dec.update(s, uf.tanh(dec.param("W_d", (n, n)) @ s + dec.param("R", (n, n)) @ C))
-    dec.loss("L", uf.cross_entropy(dec.param("V", (k, n)) @ s_t, y))
     joined = dec.unfold(ny, bind={"C": encoded.final("h")})
     rng = np.random.default_rng(seed)
     lead = () if batch is None else (batch,)

@@ -115,13 +115,7 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
                     break
             node = order[k]
             k += 1
-            if node is None:
-                if recording:
-                    recording = note(_SKIP)
-                    if not recording:
-                        run, next_at, span, period = stamps.stamped()
-                continue
-            g = pop(node, None)
+            g = None if node is None else pop(node, None)
             if g is None:
                 if recording:
                     recording = note(_SKIP)
