@@ -1308,8 +1308,14 @@ def test_a_gru_s_delay_squares_do_not_depend_on_its_biases_or_names(build, ref):
     pytest.param(M.gru_pytorch, "cell", id="gru_pytorch-cell"),
     pytest.param(M.lstm_pytorch, "cell", id="lstm_pytorch-cell"),
     *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b in (M.lstm_pytorch, M.lstm_cifg)
-      for v in ("folded", "unfolded3")]])
-def test_two_arrows_into_one_unit_end_at_points_of_their_own(build, view):      # finding 48
+      for v in ("folded", "unfolded3")],
+    *[still_open(58, b, v, id=f"{b.__name__}-{v}") for b, v in (     # (round 5: 0.0-0.3 pt)
+        (M.gru_stack_loop, "folded"), (M.gru_reset_after, "folded"), (M.bigru, "folded"),
+        (M.skip_only_long, "window"), (M.sru, "unfolding"), (M.rnn_two_inputs, "cell"))],
+    *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b, v in (
+        (M.gru_book, "folded"), (M.gru_interpolated, "folded"), (M.sru, "folded"),
+        (M.skip_rnn, "window"), (M.lstm_two_heads, "window"))]])
+def test_two_arrows_into_one_unit_end_at_points_of_their_own(build, view):      # findings 48, 58
     """Two edges into the same node never share their arrowhead (within 6 pt): a reader
     cannot tell which arrow is which (the forget gate of lstm_pytorch's cell)."""
     laid = lay(VIEWS[view](build()))
@@ -1592,3 +1598,48 @@ def test_a_fused_row_major_lstm_op_view_at_1000_steps_collapses():
     assert len(caught) == 1 and "collapse=" in str(caught[0].message)
     assert re.search(r"steps \d+…\d+", " ".join(text(a.get("label", ""))
                                                  for a in lay(g).nodes.values()))
+
+
+def _loop_gaps(laid):
+    """For each delay square ``v[delay d]`` on a loop ``v → ■ → v``: the distance between
+    the point where the loop leaves ``v`` and the point where it comes back."""
+    out = {}
+    for sq in (n for n in laid.nodes if "[delay" in n):
+        st = sq[:sq.index("[delay")]
+        for a in (e for e in laid.edges if e.tail == st and e.head == sq):
+            for b in (e for e in laid.edges if e.tail == sq and e.head == st):
+                out[sq] = distance(a.tail_end, b.head_end)
+    return out
+
+
+@pytest.mark.parametrize("build, view", [
+    *[still_open(57, b, v, id=f"{b.__name__}-{v}") for b, v in (
+        (M.lstm_inline, "folded"), (M.lstm_named, "folded"), (M.lstm_stacked, "folded"),
+        (M.lstm_layers_loop, "folded"), (M.lstm_two_heads, "folded"), (M.lstm_named, "unfolding"),
+        (M.context_rnn, "cell"))],
+    *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b, v in (
+        (M.rnn_readme, "folded"), (M.gru_book, "folded"), (M.lstm_pytorch, "folded"),
+        (M.lstm_fused_row_major, "folded"), (M.lstm_peephole, "folded"), (M.sru, "unfolding"),
+        (M.skip_rnn, "cell"), (M.rnn_readme, "cell"))]])
+def test_a_loop_leaves_and_reenters_its_state_at_two_points(build, view):        # finding 57
+    """Item 3: the loop v → ■ → v leaves v and comes back into it at points ≥ 8 pt apart (the
+    gap loop_end_clashes keeps from other edges): at one point the arrowhead of the return
+    sits on the start of the way out, and the reader cannot see where the loop begins."""
+    gaps = _loop_gaps(lay(quiet(VIEWS[view], build())))
+    assert gaps and all(d >= 8 for d in gaps.values()), gaps
+
+
+@pytest.mark.parametrize("build, view", [
+    *[still_open(58, b, v, id=f"{b.__name__}-{v}") for b, v in (
+        (M.bidirectional, "window"), (M.gru_two_layers, "open"), (M.lstm_peephole, "open"))],
+    *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b, v in (
+        (M.rnn_readme, "window"), (M.lstm_named, "open"), (M.gru_book, "open"), (M.sru, "folded"),
+        (M.lstm_fused_row_major, "unfolding"))]])
+def test_no_arrowhead_lands_where_another_edge_starts(build, view):              # finding 58
+    """An edge's arrowhead on a node (a circle or a cell, not a square or a point) stands ≥ 3 pt
+    from where any other edge leaves that node (x(t) → g(t) ended on g(t) → g(t−1)'s start)."""
+    laid = lay(quiet(VIEWS[view], build()))
+    big = {n for n, a in laid.nodes.items() if float(a.get("width", 0)) >= 0.3}
+    met = [(e.head, f"{e.tail}→{e.head}", f"{f.tail}→{f.head}") for e in laid.edges if e.head in big
+           for f in laid.edges if f is not e and f.tail == e.head and distance(e.head_end, f.tail_end) < 3]
+    assert met == []
