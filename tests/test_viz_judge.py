@@ -212,7 +212,8 @@ def one_cell_per_step(build, cells):
 
 
 def windows_and_unfoldings_cross_steps_by_states_only(build):
-    """The book's window and viz.unfolding (3 steps): ellipses only for states, every
+    """The book's window and viz.unfolding (3 steps): ellipses at the window's ends only for
+    states (an elided middle column, Fig. 10.5's before τ, holds the step's x(…) too), every
     edge between two steps leaving a state, the steps' columns in the order of time."""
     from viz_json import step_key
     rec = build()
@@ -221,10 +222,13 @@ def windows_and_unfoldings_cross_steps_by_states_only(build):
         columns = {}
         for n, (x, _) in visible(laid).items():
             var, step = split(n)
-            if step is not None and step.startswith("..."):
-                assert var in rec.states, (view, n)
             if step is not None and "[folded]" not in n:
                 columns.setdefault(step, []).append(x)
+        ends = {min(columns, key=step_key), max(columns, key=step_key)}
+        for n in visible(laid):
+            var, step = split(n)
+            if step is not None and step.startswith("...") and step in ends:
+                assert var in rec.states, (view, n)
         for e in laid.edges:
             (a, ta), (_, tb) = split(e.tail), split(e.head)
             if ta is not None and tb is not None and ta != tb:
@@ -829,7 +833,8 @@ def test_plain_recurrences_unfold_without_crossings(build):
 
 
 @pytest.mark.parametrize("build", [still_open(28, M.bidirectional, id="bidirectional"),
-                                   still_open(28, M.bidirectional_helper, id="bidirectional_helper")])
+                                   still_open(28, M.bidirectional_helper, id="bidirectional_helper"),
+                                   still_open(28, M.birnn_concat_out, id="birnn_concat_out")])
 def test_a_bidirectional_net_s_chains_run_straight(build):                     # finding 28
     """Fig. 10.11: the h row pointing right and the g row pointing left, each a straight chain —
     every point of h(t) → h(t+1) and g(t+1) → g(t) within a circle's radius of its row. (Each
@@ -1303,8 +1308,14 @@ def test_a_gru_s_delay_squares_do_not_depend_on_its_biases_or_names(build, ref):
     pytest.param(M.gru_pytorch, "cell", id="gru_pytorch-cell"),
     pytest.param(M.lstm_pytorch, "cell", id="lstm_pytorch-cell"),
     *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b in (M.lstm_pytorch, M.lstm_cifg)
-      for v in ("folded", "unfolded3")]])
-def test_two_arrows_into_one_unit_end_at_points_of_their_own(build, view):      # finding 48
+      for v in ("folded", "unfolded3")],
+    *[still_open(58, b, v, id=f"{b.__name__}-{v}") for b, v in (     # (round 5: 0.0-0.3 pt)
+        (M.gru_stack_loop, "folded"), (M.gru_reset_after, "folded"), (M.bigru, "folded"),
+        (M.skip_only_long, "window"), (M.sru, "unfolding"), (M.rnn_two_inputs, "cell"))],
+    *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b, v in (
+        (M.gru_book, "folded"), (M.gru_interpolated, "folded"), (M.sru, "folded"),
+        (M.skip_rnn, "window"), (M.lstm_two_heads, "window"))]])
+def test_two_arrows_into_one_unit_end_at_points_of_their_own(build, view):      # findings 48, 58
     """Two edges into the same node never share their arrowhead (within 6 pt): a reader
     cannot tell which arrow is which (the forget gate of lstm_pytorch's cell)."""
     laid = lay(VIEWS[view](build()))
@@ -1422,3 +1433,213 @@ def test_gates_taken_as_rows_of_a_reshaped_preactivation_draw_as_slices(build, v
     """pre.reshape(4, n_h)[k] for the gates: lstm_inline's named structure, as the sliced
     pre-activation (lstm_stacked_preact) has."""
     assert differing(build, views, M.lstm_inline, "named") == []
+
+
+# ---------------------------------------------------------------- round 5 (session 8): more styles
+
+def _renamed(structure, names):
+    """A drawing's (rows, edges) with the variables of ``names`` renamed — ids ``v``, ``v(3)``,
+    ``v[delay 1]``, ``v[folded]`` —, to be compared with a reference drawn under its names."""
+    def one(n):
+        if n.startswith("<"):
+            return n
+        base = re.match(r"[^(\[]*", n).group(0)
+        return names.get(base, base) + n[len(base):]
+    rows, edges = structure
+    return ([tuple(one(n) for n in r) for r in rows],
+            sorted((one(e[0]), one(e[1]), *e[2:]) for e in edges))
+
+
+BOOK_VIEWS = tuple(v for v in sorted(VIEWS) if v != "cell")
+
+
+@pytest.mark.parametrize("build, ref, how, names, views", [
+    pytest.param(M.lstm_row_vectors, M.lstm_inline, "geometry", {}, tuple(sorted(VIEWS)),
+                 id="lstm_row_vectors"),
+    pytest.param(M.gru_interpolated, M.gru_one_minus_z, "named", {}, BOOK_VIEWS, id="gru_interpolated"),
+    pytest.param(M.lstm_fused_row_major, M.lstm_stacked, "named", {"memory": "s", "state": "h"},
+                 BOOK_VIEWS, id="lstm_fused_row_major"),
+    pytest.param(M.lstm_coupled_no_bias, M.lstm_coupled, "named", {}, BOOK_VIEWS,
+                 id="lstm_coupled_no_bias"),
+    pytest.param(M.gru_stack_loop, M.gru_two_layers, "named", {}, BOOK_VIEWS, id="gru_stack_loop"),
+    pytest.param(M.rnn_softmax_nll, M.rnn_readme, "named", {"state": "h", "p": "o"}, BOOK_VIEWS,
+                 id="rnn_softmax_nll"),
+    pytest.param(M.indrnn, M.rnn_readme, "named", {}, BOOK_VIEWS, id="indrnn"),
+    pytest.param(M.birnn_concat_out, M.bidirectional, "named", {}, BOOK_VIEWS, id="birnn_concat_out"),
+    pytest.param(M.lstm_word_names, M.lstm_named, "named",
+                 {"forget": "f", "input": "g", "output": "q"}, ("unfolded3", "window"),
+                 id="lstm_word_names"),       # (folded, open: the named candidate, finding 49)
+])
+def test_round_5_styles_draw_as_their_reference(build, ref, how, names, views):
+    """Row vectors x @ U + h @ W as lstm_inline, exactly; a GRU written h + u ⊙ (h~ − h) over
+    [h; x] as Cho et al.'s (1 − z) h + z h~; one fused [x, h] @ W sliced i, f, g, o with the
+    states "memory", "state" as the stacked LSTM; coupled gates without biases; a 2-layer GRU
+    from a loop over a stacked σ split in two as the one from a helper called twice; an
+    explicit softmax output with its log-likelihood by hand as the README's o → L; an IndRNN's
+    w ⊙ h as W h; o = V [h; g] as o = V h + Vg g; gates named in words as f, g, q (the same
+    named values in the same rows, joined alike, under the reference's names)."""
+    for view in views:
+        assert _renamed(drawn(build, view, how), names) == drawn(ref, view, how), view
+
+
+INTERNAL_NAME = re.compile(r"\w·\d")
+
+
+@pytest.mark.parametrize("build", [
+    *(still_open(52, b, id=b.__name__) for b in (M.gru_interpolated, M.gru_stack_loop,
+                                                 M.rnn_two_param_path, M.rnn_linear_paths,
+                                                 M.deep_all_maps)),
+    *(pytest.param(b, id=b.__name__) for b in (M.lstm_stacked, M.gru_one_minus_z, M.sru,
+                                               M.lstm_fused_row_major))])
+def test_the_cell_view_writes_no_internal_name(build):                         # finding 52
+    """viz.cell names its units by role or symbol (input gate σ, tanh, ×): an unnamed value is
+    never labelled with viz's internal id (h·4, o·1), and an edge into a labelled unit has an
+    arrowhead."""
+    laid, words = cell_words(viz.cell(build()))
+    assert [w for w in words.values() if INTERNAL_NAME.search(w)] == []
+    unit = {n for n, w in words.items() if w and float(laid.nodes[n].get("width", 0)) >= 0.3}
+    assert [(e.tail, e.head) for e in laid.edges
+            if e.head in unit and e.attrs.get("arrowhead") == "none"] == []
+
+
+@pytest.mark.parametrize("build", [
+    *(still_open(53, b, id=b.__name__) for b in (M.gru_interpolated, M.gru_stack_loop)),
+    *(pytest.param(b, id=b.__name__) for b in (M.gru_one_minus_z, M.gru_book, M.lstm_coupled_no_bias,
+                                               M.sru, M.highway_rnn, M.mgu))])
+def test_the_cell_view_multiplies_two_values_at_a_time(build):                 # finding 53
+    """Each × of the cell view is an element-wise product of two values: u ⊙ (h~ − h(t−1))
+    must not be drawn as one × of u, h~ and h(t−1) (that reads u ⊙ h~ ⊙ h(t−1))."""
+    laid, words = cell_words(viz.cell(build()))
+    for n, w in words.items():
+        if w == "×":
+            into = [words[e.tail] for e in laid.edges if e.head == n]
+            assert len(into) == 2, (n, into)
+
+
+@pytest.mark.parametrize("build, view", [
+    *(still_open(54, M.sru, v, id=f"sru-{v}") for v in ("unfolded3", "window")),
+    *(pytest.param(b, v, id=f"{b.__name__}-{v}") for b in (M.lstm_two_heads, M.lstm_fused_row_major)
+      for v in ("unfolded3", "window"))])
+def test_a_gated_step_unfolds_with_no_more_crossings_than_the_lstm(build, view):  # finding 54
+    """A user-defined gated step (the SRU: its gate r ⊙ tanh(c) + (1 − r) ⊙ P x on the way to
+    an output h that is no state) unfolds as tidily as the LSTM: no more crossings than
+    lstm_inline's in the same view (2 at 3 steps, 3 in the window)."""
+    from viz_json import crossings
+    most = len(crossings(lay(VIEWS[view](M.lstm_inline()))))
+    assert len(crossings(lay(VIEWS[view](build())))) <= most
+
+
+@pytest.mark.parametrize("build", [
+    *(still_open(55, b, id=b.__name__) for b in (M.lstm_word_names, M.lstm_fused_row_major,
+                                                 M.rnn_softmax_nll)),
+    *(pytest.param(b, id=b.__name__) for b in (M.gru_stack_loop, M.indrnn))])
+def test_a_long_name_does_not_inflate_every_circle(build):                     # finding 55
+    """viz.folded: the one-letter variables (x, y, L) keep the size of lstm_named's circles
+    (within 20 %) whatever the longest name in the drawing ("candidate", "memory", "state")."""
+    ref = float(lay(viz.folded(M.lstm_named())).nodes["x"]["width"])
+    laid = lay(viz.folded(build()))
+    for v in ("x", "y", "L"):
+        assert float(laid.nodes[v]["width"]) <= 1.2 * ref, (v, laid.nodes[v]["width"], ref)
+
+
+@pytest.mark.parametrize("build, gates", [
+    still_open(56, M.sru, ("f", "q"), id="sru"),
+    pytest.param(M.lstm_fused_row_major, ("f", "g", "q"), id="lstm_fused_row_major"),
+    pytest.param(M.gru_interpolated, ("u", "r"), id="gru_interpolated")])
+def test_the_op_view_names_the_gates_the_folded_view_names(build, gates):      # finding 56
+    """viz.folded names inline σ gates by role (the SRU's r ⊙ tanh(c) gate q, as the LSTM's
+    output gate): the op view's backward panel has their ∇q(t) too (finding 20's class)."""
+    folded = {split(n)[0] for n in lay(viz.folded(build())).nodes}
+    assert set(gates) <= folded
+    labels = backward_labels(build)
+    for v in gates:
+        assert f"∇{v}(3)" in labels, v
+
+
+@pytest.mark.parametrize("view", [still_open(49, "folded", id="folded"),
+                                  still_open(49, "open", id="open"), "unfolded3"])
+def test_naming_the_candidate_in_words_adds_no_crossing(view):                 # finding 49
+    """lstm_word_names (forget, input, output and a named "candidate"): no more crossings than
+    lstm_named (the candidate unnamed) — finding 49 again, with words for names."""
+    from viz_json import crossings
+    assert len(crossings(lay(VIEWS[view](M.lstm_word_names())))) <= \
+        len(crossings(lay(VIEWS[view](M.lstm_named()))))
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded3", "window"])
+def test_a_gated_net_s_two_outputs_stand_side_by_side_under_their_targets(view):
+    """lstm_two_heads: o → L ← y and p → M ← z side by side in one row, each target straight
+    above its loss (finding 46's check, for a gated step)."""
+    laid = lay(VIEWS[view](M.lstm_two_heads()))
+    steps = {"folded": [""], "unfolded3": ["(1)", "(2)", "(3)"], "window": ["(t-1)", "(t)", "(t+1)"]}[view]
+    for t in steps:
+        assert laid.xy(f"o{t}")[1] == laid.xy(f"p{t}")[1], t
+        for target, loss, dx, above in _loss_pairs(laid, [(f"y{t}", f"L{t}"), (f"z{t}", f"M{t}")]):
+            assert above and abs(dx) < 20, (target, loss, dx)
+
+
+@pytest.mark.parametrize("build", [M.gru_interpolated, M.sru, M.lstm_fused_row_major],
+                         ids=lambda b: b.__name__)
+def test_op_views_of_round_5_styles_name_every_gradient(build):
+    """∇s(t) for every state s and step t, ∇θ = Σ_t ∇θ(t) for every parameter θ, no op#id."""
+    rec = build()
+    labels = backward_labels(build)
+    flat = " | ".join(labels)
+    for s in rec.states:
+        for t in (1, 2, 3):
+            assert f"∇{s}({t})" in labels, (s, t)
+    for p in rec.params:
+        assert f"∇{p} = Σ_t ∇{p}(t)" in flat, p
+    assert not re.search(r"\w+#\d+", flat)
+
+
+def test_a_fused_row_major_lstm_op_view_at_1000_steps_collapses():
+    g, caught = op_view(M.lstm_fused_row_major, 1000)
+    assert len(caught) == 1 and "collapse=" in str(caught[0].message)
+    assert re.search(r"steps \d+…\d+", " ".join(text(a.get("label", ""))
+                                                 for a in lay(g).nodes.values()))
+
+
+def _loop_gaps(laid):
+    """For each delay square ``v[delay d]`` on a loop ``v → ■ → v``: the distance between
+    the point where the loop leaves ``v`` and the point where it comes back."""
+    out = {}
+    for sq in (n for n in laid.nodes if "[delay" in n):
+        st = sq[:sq.index("[delay")]
+        for a in (e for e in laid.edges if e.tail == st and e.head == sq):
+            for b in (e for e in laid.edges if e.tail == sq and e.head == st):
+                out[sq] = distance(a.tail_end, b.head_end)
+    return out
+
+
+@pytest.mark.parametrize("build, view", [
+    *[still_open(57, b, v, id=f"{b.__name__}-{v}") for b, v in (
+        (M.lstm_inline, "folded"), (M.lstm_named, "folded"), (M.lstm_stacked, "folded"),
+        (M.lstm_layers_loop, "folded"), (M.lstm_two_heads, "folded"), (M.lstm_named, "unfolding"),
+        (M.context_rnn, "cell"))],
+    *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b, v in (
+        (M.rnn_readme, "folded"), (M.gru_book, "folded"), (M.lstm_pytorch, "folded"),
+        (M.lstm_fused_row_major, "folded"), (M.lstm_peephole, "folded"), (M.sru, "unfolding"),
+        (M.skip_rnn, "cell"), (M.rnn_readme, "cell"))]])
+def test_a_loop_leaves_and_reenters_its_state_at_two_points(build, view):        # finding 57
+    """Item 3: the loop v → ■ → v leaves v and comes back into it at points ≥ 8 pt apart (the
+    gap loop_end_clashes keeps from other edges): at one point the arrowhead of the return
+    sits on the start of the way out, and the reader cannot see where the loop begins."""
+    gaps = _loop_gaps(lay(quiet(VIEWS[view], build())))
+    assert gaps and all(d >= 8 for d in gaps.values()), gaps
+
+
+@pytest.mark.parametrize("build, view", [
+    *[still_open(58, b, v, id=f"{b.__name__}-{v}") for b, v in (
+        (M.bidirectional, "window"), (M.gru_two_layers, "open"), (M.lstm_peephole, "open"))],
+    *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b, v in (
+        (M.rnn_readme, "window"), (M.lstm_named, "open"), (M.gru_book, "open"), (M.sru, "folded"),
+        (M.lstm_fused_row_major, "unfolding"))]])
+def test_no_arrowhead_lands_where_another_edge_starts(build, view):              # finding 58
+    """An edge's arrowhead on a node (a circle or a cell, not a square or a point) stands ≥ 3 pt
+    from where any other edge leaves that node (x(t) → g(t) ended on g(t) → g(t−1)'s start)."""
+    laid = lay(quiet(VIEWS[view], build()))
+    big = {n for n, a in laid.nodes.items() if float(a.get("width", 0)) >= 0.3}
+    met = [(e.head, f"{e.tail}→{e.head}", f"{f.tail}→{f.head}") for e in laid.edges if e.head in big
+           for f in laid.edges if f is not e and f.tail == e.head and distance(e.head_end, f.tail_end) < 3]
+    assert met == []

@@ -86,7 +86,10 @@ def distance(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def step_key(step: str) -> float:
-    """Steps in time order: 1 < 2 < …, ``...0`` < ``t-1`` < ``t`` < ``t+1`` < ``...4``."""
+    """Steps in time order: 1 < 2 < …, ``...0`` < ``t-1`` < ``t`` < ``t+1`` < ``...4``, and
+    τ (id ``%CF%84``) last: Fig. 10.5's ``...0``, ``t-1``, ``t``, ``...3``, ``τ``."""
+    if step in ("τ", "%CF%84"):
+        return 10.0 ** 9
     if step.startswith("..."):
         return (int(step[3:]) - 2) * 10.0 ** 6
     if step.isdigit():

@@ -1410,3 +1410,212 @@ for _b in (rnn_linear_paths, lstm_reshaped):
     ROUND4.append(_b)
     DISTINCT.append(_b)
 DISTINCT_GATED.append(lstm_reshaped)
+
+
+# ---------------------------------------------------------------- round 5 (session 8)
+
+def lstm_row_vectors():
+    """lstm_inline in the row-vector convention: x @ U_k + h @ W_k + b_k (matrices on the
+    right, shaped n_in × n_h and n_h × n_h), the read-out h @ V + c."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    P = {k: (_p(rec, "U" + k, NI, NH), _p(rec, "W" + k, NH, NH), _p(rec, "b" + k, NH))
+         for k in ("f", "g", "q", "")}
+    V, c = _p(rec, "V", NH, NO), _p(rec, "c", NO)
+    pre = {k: x @ U + h @ W + b for k, (U, W, b) in P.items()}
+    s_t = rec.update(s, uf.sigmoid(pre["f"]) * s + uf.sigmoid(pre["g"]) * uf.sigmoid(pre[""]))
+    h_t = rec.update(h, uf.tanh(s_t) * uf.sigmoid(pre["q"]))
+    rec.loss("L", uf.cross_entropy(rec.output("o", h_t @ V + c), y))
+    return rec
+
+
+def gru_interpolated():
+    """The GRU written as an interpolation, h = h(t-1) + u ⊙ (h~ − h(t-1)) (= (1 − u) h(t-1) +
+    u h~: Cho et al.'s sense of the gate), one matrix per gate over [h(t-1); x(t)], the target
+    an int64 sequence read only by the loss."""
+    rec = uf.Recurrence("gru")
+    x, y = rec.sequence("x", (NI,)), rec.sequence("y", (), dtype="int64")
+    h = rec.state("h", (NH,))
+    Wu, Wr, W = (_p(rec, k, NH, NH + NI) for k in ("Wu", "Wr", "W"))
+    bu, br, b = (_p(rec, k, NH) for k in ("bu", "br", "b"))
+    V = _p(rec, "V", NO, NH)
+    u = uf.sigmoid(Wu @ uf.concat([h, x]) + bu)
+    r = uf.sigmoid(Wr @ uf.concat([h, x]) + br)
+    cand = uf.tanh(W @ uf.concat([r * h, x]) + b)
+    h_t = rec.update(h, h + u * (cand - h))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def lstm_fused_row_major():
+    """One fused GEMM in the row-vector convention, [x, h] @ W (n_in + n_h × 4 n_h), no bias,
+    sliced by index ranges in PyTorch's order i, f, g, o; the states called "memory" and
+    "state" (state = o ⊙ tanh(memory)); the target an int64 sequence."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.sequence("y", (), dtype="int64")
+    mem, st = rec.state("memory", (NH,)), rec.state("state", (NH,))
+    W, V = _p(rec, "W", NI + NH, 4 * NH), _p(rec, "V", NH, NO)
+    z = uf.concat([x, st]) @ W
+    i, f, o = (uf.sigmoid(z[k * NH:(k + 1) * NH]) for k in (0, 1, 3))
+    g = uf.tanh(z[2 * NH:3 * NH])
+    m_t = rec.update(mem, f * mem + i * g)
+    s_t = rec.update(st, o * uf.tanh(m_t))
+    rec.loss("L", uf.cross_entropy(rec.output("o", s_t @ V), y))
+    return rec
+
+
+def lstm_coupled_no_bias():
+    """An LSTM with coupled gates written 1 − f, no biases anywhere, gates in a dict built by a
+    helper, the input unit tanh."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    V = _p(rec, "V", NO, NH)
+
+    def unit(k, squash=uf.sigmoid):
+        return squash(_p(rec, "U" + k, NH, NI) @ x + _p(rec, "W" + k, NH, NH) @ h)
+    G = {"f": unit("f"), "q": unit("q"), "": unit("", uf.tanh)}
+    s_t = rec.update(s, G["f"] * s + (1 - G["f"]) * G[""])
+    h_t = rec.update(h, uf.tanh(s_t) * G["q"])
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def lstm_word_names():
+    """The per-gate LSTM with its gates named in words ("forget", "input", "output") and the
+    candidate named "candidate", made in a dict comprehension."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    P = {k: _gate_params(rec, t) for k, t in
+         (("forget", "f"), ("input", "g"), ("output", "q"), ("candidate", ""))}
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    G = {k: rec.name_node(k, (uf.tanh if k == "candidate" else uf.sigmoid)(b + U @ x + W @ h))
+         for k, (U, W, b) in P.items()}
+    s_t = rec.update(s, G["forget"] * s + G["input"] * G["candidate"])
+    h_t = rec.update(h, uf.tanh(s_t) * G["output"])
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+def rnn_softmax_nll():
+    """An explicit softmax output p = softmax(V h + c) given to rec.output, the loss its
+    negative log-likelihood −log Σ p ⊙ one_hot(y) written by hand; the state called "state",
+    the target an int64 sequence."""
+    rec = uf.Recurrence("rnn")
+    x, y = rec.sequence("x", (NI,)), rec.sequence("y", (), dtype="int64")
+    h = rec.state("state", (NH,))
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x + b))
+    p = rec.output("p", uf.softmax(V @ h_t + c))
+    rec.loss("L", -uf.log(uf.sum(p * uf.one_hot(y, NO))))
+    return rec
+
+
+def indrnn():
+    """An IndRNN (Li et al. 2018): a diagonal recurrent weight, h = relu(w ⊙ h(t-1) + U x + b),
+    w a vector — each unit its own recurrence."""
+    rec = uf.Recurrence("indrnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    w, U, b, V = _p(rec, "w", NH), _p(rec, "U", NH, NI), _p(rec, "b", NH), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.relu(w * h + U @ x + b))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def sru():
+    """A simple recurrent unit (Lei et al. 2018), user-defined: gates with diagonal recurrent
+    weights, f = σ(Wf x + vf ⊙ c(t-1) + bf), r = σ(Wr x + vr ⊙ c(t-1) + br), c = f ⊙ c(t-1) +
+    (1 − f) ⊙ (W x), the output h = r ⊙ tanh(c) + (1 − r) ⊙ (P x) (a highway to the input; h
+    is not a state)."""
+    rec = uf.Recurrence("sru")
+    x, y, c = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("c", (NH,))
+    Wf, Wr, W, P = (_p(rec, k, NH, NI) for k in ("Wf", "Wr", "W", "P"))
+    vf, vr, bf, br = (_p(rec, k, NH) for k in ("vf", "vr", "bf", "br"))
+    V = _p(rec, "V", NO, NH)
+    f = uf.sigmoid(Wf @ x + vf * c + bf)
+    r = uf.sigmoid(Wr @ x + vr * c + br)
+    c_t = rec.update(c, f * c + (1 - f) * (W @ x))
+    h_t = rec.name_node("h", r * uf.tanh(c_t) + (1 - r) * (P @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def gru_stack_loop(layers=2):
+    """A two-layer GRU built in a for loop over a list of states, each layer's update and reset
+    gates one σ over a stacked matrix on [h; input] split in two, h = h + u ⊙ (h~ − h)."""
+    rec = uf.Recurrence("gru_deep")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    states = [rec.state(f"h{i}", (NH,)) for i in range(1, layers + 1)]
+    below = x
+    for i, h in enumerate(states, 1):
+        n = below.shape[0]
+        G = _p(rec, f"G{i}", 2 * NH, NH + n)
+        W = _p(rec, f"W{i}", NH, NH + n)
+        ur = uf.sigmoid(G @ uf.concat([h, below]))
+        u, r = ur[:NH], ur[NH:]
+        cand = uf.tanh(W @ uf.concat([r * h, below]))
+        below = rec.update(h, h + u * (cand - h))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ below), y))
+    return rec
+
+
+def lstm_two_heads():
+    """An LSTM (gates inline, a matrix per gate) with two outputs of its h: classes o → L ← y
+    and a regression p → M ← z."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    z = rec.sequence("z", (NH,))
+    P = {k: _gate_params(rec, k) for k in ("f", "g", "q", "")}
+    V, Q = _p(rec, "V", NO, NH), _p(rec, "Q", NH, NH)
+    G = {k: uf.sigmoid(b + U @ x + W @ h) for k, (U, W, b) in P.items()}
+    s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
+    h_t = rec.update(h, uf.tanh(s_t) * G["q"])
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    rec.loss("M", uf.mse(rec.output("p", Q @ h_t), z))
+    return rec
+
+
+def birnn_concat_out():
+    """Fig. 10.11 with the read-out one matrix over the concatenated directions, o = V [h; g]
+    (V n_out × 2 n_h), the backward state declared first."""
+    rec = uf.Recurrence("birnn")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    g = rec.state("g", (NH,), backward=True)
+    h = rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    Wg, Ug = _p(rec, "Wg", NH, NH), _p(rec, "Ug", NH, NI)
+    V = _p(rec, "V", NO, 2 * NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    g_t = rec.update(g, uf.tanh(Wg @ g + Ug @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ uf.concat([h_t, g_t])), y))
+    return rec
+
+
+def lstm_last_step():
+    """A sequence classifier: an LSTM whose gates come from one fused matmul unpacked by a
+    helper returning a tuple (i, f, o, g), the loss at the last step only, the target an int64
+    sequence."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.sequence("y", (), dtype="int64")
+    s, h = rec.state("s", (NH,)), rec.state("h", (NH,))
+    Wx, Wh, b = _p(rec, "Wx", 4 * NH, NI), _p(rec, "Wh", 4 * NH, NH), _p(rec, "b", 4 * NH)
+    V = _p(rec, "V", NO, NH)
+
+    def gates(a):
+        return tuple(uf.sigmoid(a[k * NH:(k + 1) * NH]) for k in range(3)) + \
+            (uf.tanh(a[3 * NH:]),)
+    i, f, o, g = gates(Wx @ x + Wh @ h + b)
+    s_t = rec.update(s, f * s + i * g)
+    h_t = rec.update(h, o * uf.tanh(s_t))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y), steps="last")
+    return rec
+
+
+ROUND5_GATED = [lstm_row_vectors, gru_interpolated, lstm_fused_row_major, lstm_coupled_no_bias,
+                lstm_word_names, sru, gru_stack_loop, lstm_two_heads, lstm_last_step]
+ROUND5_PLAIN = [rnn_softmax_nll, indrnn, birnn_concat_out]
+ROUND5 = [*ROUND5_GATED, *ROUND5_PLAIN]
+ROUND5_SAME_AS_INLINE = [lstm_row_vectors]          # must draw exactly as lstm_inline
+DRAWN_AS_A_REFERENCE |= set(ROUND5_SAME_AS_INLINE)
+DISTINCT += [b for b in ROUND5 if b not in DRAWN_AS_A_REFERENCE]
+DISTINCT_GATED += [b for b in ROUND5_GATED if b not in DRAWN_AS_A_REFERENCE]
