@@ -20,7 +20,7 @@ from unfold.recurrence import Recurrence
 from . import labels as L
 from .book import Book, Edge, Variable, _merged, check_recurrence, contract
 from .output import Drawing
-from .views import _check_flags, _Drawer, new_graph, width
+from .views import POINT_NODE, _check_flags, _Drawer, new_graph, width
 
 PRODUCT = {"shape": "circle", "width": "0.32", "height": "0.32", "fixedsize": "true",
            "fontsize": "16"}
@@ -189,8 +189,10 @@ class _CellDrawer(_Drawer):
         elif var.kind == "complement":           # the 1 − u a GRU's candidate is gated by
             look = {"label": L.plain("1 −"), **PRODUCT, "fontsize": "12", "width": "0.42", "height": "0.42",
                     "tooltip": L.tooltip(f"1 − the value below, inside {var.owner}")}
-        elif var.kind == "unit" or var.op:
-            unnamed = var.kind == "unit"
+        elif self.is_point(name):                # a value on the way, between parameters
+            look = {**POINT_NODE, "tooltip": L.tooltip(f"an unnamed value inside {var.owner}")}
+        elif var.kind in ("unit", "point") or var.op:
+            unnamed = var.kind in ("unit", "point")   # (a point's op: an unnamed layer)
             look = {"label": L.unit(var.op if unnamed and not word else name,
                                     None if unnamed and not word else var.op, word),
                     "width": self.size(word, "" if unnamed or word else name),
@@ -206,6 +208,11 @@ class _CellDrawer(_Drawer):
         self.ranks.setdefault(self.row[name], []).append(node)
         self.name_of[node] = name
         return node
+
+    def is_point(self, name: str) -> bool:
+        """(A point that applies an op — the tanh of ``V2 tanh(V1 h)`` — is a unit here, drawn
+        with its symbol.)"""
+        return super().is_point(name) and not self.book.variables[name].op
 
     def size(self, word: str, name: str = "", step: str | None = None) -> str:
         """A circle wide enough for the longest word, and for ``name`` with its superscript."""

@@ -184,6 +184,11 @@ class _Drawer:
         self.ranks.setdefault(self.row[name], []).append(node)
         return node
 
+    def is_point(self, name: str) -> bool:
+        """Whether ``name`` is drawn as a small point, which edges enter without an arrowhead
+        (a line through it: the value on the way between two parameters)."""
+        return self.book.variables[name].kind == "point"
+
     def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False,
                 port: str = "", weight: str | None = None, across: bool = False,
                 arcs: frozenset[int] = frozenset(), free_label: bool = False,
@@ -226,7 +231,7 @@ class _Drawer:
             attrs["weight"] = weight
         if up == 1 and self.row[e.dst] in arcs:
             attrs["minlen"] = "3"
-        if self.book.variables[e.dst].kind == "point":
+        if self.is_point(e.dst):
             attrs["arrowhead"] = "none"
         if up == 0 and leftward:
             self.edge(tail, head, constraint="false", **attrs)
