@@ -145,6 +145,26 @@ def test_the_gru_cell_shows_the_one_minus_u(variant):
         assert len({e.head for e in laid.edges if e.tail in gate} - set(minus)) == 1
 
 
+def test_an_interpolating_gru_cell_shows_the_difference_it_gates():
+    """h = h(t−1) + u ⊙ (h̃ − h(t−1)) — the GRU written as an interpolation: the update gate's ×
+    takes the gate and a "−" node of h̃ (the cell's input) and h(t−1), and h adds h(t−1) to that
+    (drawn as one × of three, it read u ⊙ h̃ ⊙ h(t−1)); the gates keep their words."""
+    gru = uf.Recurrence("gru")
+    x, h = gru.sequence("x", (2,)), gru.state("h", (3,))
+    gate = lambda k, a: uf.sigmoid(gru.param(f"W{k}", (3, 3)) @ a + gru.param(f"U{k}", (3, 2)) @ x)
+    u, r = gate("u", h), gate("r", h)
+    h_tilde = uf.tanh(gru.param("W", (3, 3)) @ (r * h) + gru.param("U", (3, 2)) @ x)
+    gru.update(h, h + u * (h_tilde - h))
+    laid = Laid(viz.cell(gru))
+    label = {n: text(o.get("label", "")) for n, o in laid.nodes.items()}
+    into = lambda n: sorted(label[e.tail] for e in laid.edges if e.head == n)
+    minus, = [n for n in label if label[n] == "−"]
+    assert into(minus) == ["h(t−1)", "input tanh"]
+    product, = {e.head for e in laid.edges if e.tail == minus}
+    assert into(product) == ["update gate σ", "−"]
+    assert {"update gate σ", "reset gate σ", "input tanh"} <= set(label.values())
+
+
 def _coupled() -> uf.Recurrence:
     rec = uf.Recurrence("coupled")
     x, h, s = rec.sequence("x", (2,)), rec.state("h", (3,)), rec.state("s", (3,))

@@ -41,12 +41,15 @@ ADDITIVE = frozenset({"add", "sub", "add_n"})
 UNITS = frozenset({"sigmoid", "tanh", "relu", "softmax", "softplus"})
 SYMBOLS = {"sigmoid": "σ", "tanh": "tanh", "relu": "relu", "softmax": "softmax",
            "softplus": "softplus", "mul": "×"}
+#: the symbols of the detailed books' arithmetic nodes (by kind, see below)
+ARITHMETIC = {"complement": "1 −", "difference": "−"}
 
 #: variable kinds, in the order of the book's rows from the bottom up; a ``point`` is an unnamed
 #: value between two parameters applied in sequence, a ``cell`` a step's internal values taken
-#: together (``viz.cells``), a ``complement`` the ``1 − u`` a gating × reads (detailed books)
-KINDS = ("input", "context", "named", "point", "product", "complement", "unit", "cell",
-         "state", "output", "loss", "target")
+#: together (``viz.cells``), a ``complement`` the ``1 − u`` a gating × reads, a ``difference``
+#: the ``h~ − h(t−1)`` it reads in an interpolation ``h(t−1) + u ⊙ (h~ − h(t−1))`` (detailed books)
+KINDS = ("input", "context", "named", "point", "product", "complement", "difference", "unit",
+         "cell", "state", "output", "loss", "target")
 
 
 @dataclass(frozen=True)
@@ -337,11 +340,13 @@ class _Contraction:
                         n.op.name == "getitem" and n.inputs[0] in multiplied and \
                         multiplied[n.inputs[0]] and self.sliced(n.inputs[0]):
                     kinds[n] = "unit"          # (each slice of σ(z) over several gates)
-            for n in region:        # 1 − u into a gating × (a GRU's, a coupled forget gate's)
-                if _complement(n) is not None and any(
-                        kinds.get(u) == "product" or u is top and _gating(top, below)
-                        for u in self.users.get(n, ())):
-                    kinds[n] = "complement"
+            for n in region:        # 1 − u or a − b into a gating × (a GRU's, a coupled
+                if any(kinds.get(u) == "product" or u is top and _gating(top, below)   # LSTM's)
+                       for u in self.users.get(n, ())):
+                    if _complement(n) is not None:
+                        kinds[n] = "complement"
+                    elif n.op.name == "sub":
+                        kinds[n] = "difference"
         kept = [n for n in region if n in kinds]
         names = {top: name}
         made = []
@@ -349,10 +354,9 @@ class _Contraction:
             names[m] = self.point_name(name)
             self.kept[names[m]] = m
             layer = m.inputs[0] if m.op.name == "getitem" else m
-            made.append(Variable(names[m], kinds[m], owner=name, op="1 −" if kinds[m] ==
-                                 "complement" else SYMBOLS.get("mul" if kinds[m] == "product"
-                                                               else self.unit(layer) or
-                                                               layer.op.name)))
+            made.append(Variable(names[m], kinds[m], owner=name, op=ARITHMETIC.get(kinds[m]) or
+                                 SYMBOLS.get("mul" if kinds[m] == "product" else
+                                             self.unit(layer) or layer.op.name)))
         edges = []
         heads = kept + [top]
         if detail and _gating(top, below):           # h = tanh(s) q: a × node, then h

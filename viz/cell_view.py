@@ -189,6 +189,9 @@ class _CellDrawer(_Drawer):
         elif var.kind == "complement":           # the 1 − u a GRU's candidate is gated by
             look = {"label": L.plain("1 −"), **PRODUCT, "fontsize": "12", "width": "0.42", "height": "0.42",
                     "tooltip": L.tooltip(f"1 − the value below, inside {var.owner}")}
+        elif var.kind == "difference":           # the h~ − h(t−1) an interpolation gates
+            look = {"label": L.plain("−"), **PRODUCT,
+                    "tooltip": L.tooltip(f"a difference of the values below, inside {var.owner}")}
         elif self.is_point(name):                # a value on the way, between parameters
             look = {**POINT_NODE, "tooltip": L.tooltip(f"an unnamed value inside {var.owner}")}
         elif var.kind in ("unit", "point") or var.op:

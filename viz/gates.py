@@ -58,7 +58,9 @@ def role(book: "Book", gate: str) -> str:
     for use in (e for m in mine for e in book.users_of(m)):
         if use.delay or book.variables[use.dst].kind != "product":
             continue
-        partners = [e for e in book.inputs_of(use.dst) if e.src not in mine]
+        partners = [f for e in book.inputs_of(use.dst) if e.src not in mine
+                    for f in (book.inputs_of(e.src) if book.variables[e.src].kind ==
+                              "difference" else [e])]       # (u ⊙ (h~ − h): both gated)
         target = into_state(use.dst)
         for e in partners:
             state = past(e)
@@ -80,12 +82,14 @@ def role(book: "Book", gate: str) -> str:
 def partners(book: "Book", unit: str) -> set[str]:
     """The values ``unit`` is multiplied with, in the products it takes part in."""
     vs = book.variables
-    mine = {unit} | {e.dst for e in book.users_of(unit) if vs[e.dst].kind == "complement"}
+    mine = {unit} | {e.dst for e in book.users_of(unit)     # (and its 1 − u, its u − h)
+                     if vs[e.dst].kind in ("complement", "difference")}
     found = {f.src for m in mine for p in book.users_of(m) if vs[p.dst].kind == "product"
              for f in book.inputs_of(p.dst) if f.src not in mine}
     out: set[str] = set()
-    for f in found:                    # (a 1 − u stands for the u it is taken of)
-        out |= {g.src for g in book.inputs_of(f)} if vs[f].kind == "complement" else {f}
+    for f in found:         # (a 1 − u stands for the u it is taken of, h~ − h for both)
+        out |= {g.src for g in book.inputs_of(f)} if vs[f].kind in ("complement", "difference") \
+            else {f}
     return out
 
 
