@@ -51,6 +51,10 @@ class ElidedStepsWarning(UserWarning):
     """A drawing shows fewer steps than the graph has (the middle is drawn as ellipses)."""
 
 
+#: the longest name whose width all circles share (h1, u′, W_h, ...; "memory" widens its own)
+SHORT = 3
+
+
 def width(name: str, step: str | None) -> float:
     """The diameter (inches) of a circle just wide enough for ``name`` and its superscript."""
     base, _, sub = name.partition("_")
@@ -80,9 +84,12 @@ class _Drawer:
                  params: bool, biases: bool, boxes: bool = False) -> None:
         shared = True if columns is None else set(C.internals(book)) if boxes else False
         self.dot, self.book, self.row = dot, book, rows(book, shared=shared)
-        steps = [None] + [c.step for c in columns or ()]
+        self.steps = [None] + [c.step for c in columns or ()]
         circles = [v.name for v in book.variables.values() if v.kind not in ("point", "cell")]
-        self.width = str(max((width(n, s) for n in circles for s in steps), default=0.55))
+        #: the circles' common diameter, wide enough for the short names (a letter, with a
+        #: digit, prime or subscript) at every step drawn; a longer name widens its own only
+        self.width = max((width(n, s) for n in circles if len(n) <= SHORT
+                          for s in self.steps), default=0.55)
         self.show_params, self.show_biases = params, biases
         self.ranks: dict[int, list[str]] = {}
         #: the node of each row that the rows are stacked through (else the row's first)
@@ -178,11 +185,15 @@ class _Drawer:
                     "tooltip": L.tooltip(tip)}
         else:
             what = f": the {var.role}, an unnamed σ named by what it gates" if var.role else ""
-            look = {"label": L.variable(name, step), "width": self.width,
+            look = {"label": L.variable(name, step), "width": self.circle(name),
                     "tooltip": L.tooltip(f"{name}{when}{what}")}
         self.dot.node(node, **{**look, **attrs})
         self.ranks.setdefault(self.row[name], []).append(node)
         return node
+
+    def circle(self, name: str) -> str:
+        """The diameter of ``name``'s circles: the common one, or its own if its name is long."""
+        return str(max([self.width] + [width(name, s) for s in self.steps]))
 
     def is_point(self, name: str) -> bool:
         """Whether ``name`` is drawn as a small point, which edges enter without an arrowhead
@@ -1041,7 +1052,8 @@ def _unfolding(rec: Recurrence, name: str, columns: list[Column], full: Book,
     # bottom row; where the rows are the same (an RNN, Fig. 10.2) they are level.
     right = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)
     left = _Drawer(dot, full, None, params=params, biases=biases)
-    left.width = right.width = str(max(float(left.width), float(right.width)))
+    left.width = right.width = max(left.width, right.width)      # (one size in both halves)
+    left.steps = right.steps
     left.ports = ports
     left.folded(suffix="[folded]")
     ids = right.unfolded(placement, boxes=boxes)
