@@ -10,8 +10,8 @@ with ``uf.sigmoid`` inline has ``f(t)``, ``∇f(t)`` there, as one whose gates w
 ``rec.name_node``.
 
 What the graph does not say is left at its default: every input is a sequence (not a
-context), a state runs forward in time, and a named value that no state update reads (an
-output, a loss) is an output.
+context), a state runs forward in time, and a named value that no state update and no other
+named value reads (the loss, or an output no loss reads) is an output.
 """
 from __future__ import annotations
 
@@ -130,10 +130,12 @@ def _rebuilt(part: list[Node]) -> Recurrence | None:
             rec.params[n.name] = n
         elif n.op is INPUT and n.name is not None:
             rec.sequences[n.name] = n
-    into_states = set(topological(list(updates.values())))
-    for n in part:
-        if n.name is None or not n.inputs or n.op is STATE or n.name in updates or \
-                n.name in rec.outputs or n.name in rec.named:
-            continue
-        (rec.named if n in into_states else rec.outputs)[n.name] = n
+    values = [n for n in part if n.name is not None and n.inputs and n.op is not STATE and
+              n.name not in updates]
+    # (a named value read by a state update or by another named value — the SRU's h, read by
+    # its output o — is a value of the step: its gates are gates)
+    inner = set(topological(list(updates.values()) + [i for n in values for i in n.inputs]))
+    for n in values:
+        if n.name not in rec.outputs and n.name not in rec.named:
+            (rec.named if n in inner else rec.outputs)[n.name] = n
     return rec
