@@ -22,7 +22,9 @@ CELL_MODES = ("auto", "compact", "open", "flat")
 
 
 def internals(book: Book) -> list[str]:
-    """The named values and points on the way to a state update within one step, in order."""
+    """The named values and points on the way to a state update within one step, and the
+    step's gates on the way to anything else (the SRU's output gate r in r ⊙ tanh(c) + (1 − r)
+    ⊙ P x, whose h is no state), in order."""
     states = {v.name for v in book.variables.values() if v.kind == "state"}
     feeds: dict[str, set[str]] = {}
     for e in book.edges:
@@ -36,7 +38,7 @@ def internals(book: Book) -> list[str]:
                               for d in feeds.get(name, ()))
         return reach[name]
     return [v.name for v in book.variables.values()
-            if v.kind in ("named", "point") and reaches_state(v.name)]
+            if v.kind in ("named", "point") and (reaches_state(v.name) or v.role)]
 
 
 def mode(book: Book, cells: str) -> str:
@@ -77,6 +79,10 @@ def groups(book: Book) -> list[tuple[list[str], list[str]]]:
             a, b = root(e.src), root(e.dst)
             if a != b:
                 parent[b] = a
+    for e in book.edges:          # (a gate reaching no state joins the cell of a state it reads)
+        if e.dst in inner and e.src in states and not any(
+                root(s) == root(e.dst) for s in states):
+            parent[root(e.dst)] = root(e.src)
     found: dict[str, tuple[list[str], list[str]]] = {}
     for n in book.variables:                      # (in the order they are computed)
         if n in parent:
