@@ -127,6 +127,24 @@ def test_a_single_final_loss_draws_o_L_y_at_the_last_step_only():
     assert [n for n in ids if n[0] == "h"] == [f"h({t})" for t in range(1, 5)]
 
 
+@pytest.mark.parametrize("view", [viz.unfolded, viz.unfolding])
+def test_losses_at_some_steps_are_drawn_at_those_steps_and_said(view):
+    """A symbolic window has no step 2: losses taken at steps [2, 3] (and a second loss at
+    step 5) are drawn on the concrete steps 1 … 5, each at its own steps, and the caption
+    says so."""
+    rec = Recurrence("two losses")
+    x, h = rec.sequence("x", (3,)), rec.state("h", (4,))
+    h_t = rec.update(h, uf.tanh(rec.param("W", (4, 4)) @ h + rec.param("U", (4, 3)) @ x))
+    o = rec.output("o", rec.param("V", (2, 4)) @ h_t)
+    rec.loss("L", uf.cross_entropy(o, rec.target("y", (), dtype="int64")), steps=[3, 2])
+    rec.loss("M", uf.sum(h_t * h_t), steps=[5])
+    src = view(rec).source
+    ids = [n.replace("[folded]", "") for n in nodes(src)]
+    assert sorted(n for n in ids if n[:2] in ("L(", "M(")) == ["L(2)", "L(3)", "M(5)"]
+    assert [n for n in ids if n.startswith("h(")] == [f"h({t})" for t in range(1, 6)]
+    assert 'label="L at steps 2 and 3; M at step 5 only: steps 1–5 drawn"' in src
+
+
 def test_delay_mark_only_in_folded_views():
     def squares(src):
         return [line for line in src.splitlines() if "shape=square" in line

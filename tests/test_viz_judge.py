@@ -1381,7 +1381,7 @@ def test_the_cell_names_the_candidate_input_whatever_the_user_called_it(build): 
     assert {"input gate σ", "forget gate σ", "output gate σ"} <= set(words), sorted(words)
 
 
-@pytest.mark.parametrize("build", [still_open(51, M.rnn_nll_by_hand, id="rnn_nll_by_hand")])
+@pytest.mark.parametrize("build", [M.rnn_nll_by_hand], ids=["rnn_nll_by_hand"])   # 51 fixed (cells)
 def test_a_window_of_losses_at_some_steps_says_which(build):                      # finding 51
     """Losses at steps 2 and 3 only: the book's window (t−1, t, t+1) draws L at every one of
     its steps; it must draw fewer, or say at which steps the loss is taken (as unfolded

@@ -842,23 +842,35 @@ def _columns(steps: int | None, window: Sequence[str] | None, max_steps: int | N
 LAST = ("...", "t-1", "t", "...", "τ")
 
 
-def _window(rec: Recurrence, steps: int | None, window: Sequence[str] | None
-            ) -> Sequence[str] | None:
-    """The window drawn when none is given: the book's ``h(…), t−1, t, t+1, h(…)``, or, when
-    every loss is taken at the last step only, Fig. 10.5's ``h(…), t−1, t, …, τ`` — the
-    generic window drew ``o, L, y`` at t+1 with the chain going on after it."""
+def _default_axis(rec: Recurrence, steps: int | None, window: Sequence[str] | None
+                  ) -> tuple[int | None, Sequence[str] | None, str]:
+    """The axis drawn when none is given, as (steps, window, what the caption says of it): the
+    book's ``h(…), t−1, t, t+1, h(…)``; when every loss is taken at the last step only, Fig.
+    10.5's ``h(…), t−1, t, …, τ`` (the generic window drew ``o, L, y`` at t+1 with the chain
+    going on after it); when the losses are taken at some steps ``k`` only (and the others at
+    every step), the concrete steps ``1 … max k``, which show them where they are, said in
+    the caption (a symbolic window has no step 2 to put them at: it drew them at every step)."""
     if steps is not None or window is not None:
-        return window
-    losses = [spec[1] for spec in rec.losses.values()]
-    return LAST if losses and all(isinstance(k, str) and k == "last" for k in losses) \
-        else None
+        return steps, window, ""
+    taken = {name: spec[1] for name, spec in rec.losses.items()}
+    if taken and all(k == "last" for k in taken.values()):
+        return None, LAST, ""
+    some = {name: sorted(k) for name, k in taken.items() if k is not None and
+            not isinstance(k, str)}
+    if not some or any(isinstance(k, str) for k in taken.values()):
+        return None, None, ""
+    tau = max(k[-1] for k in some.values())
+    said = "; ".join(f"{name} at step{'s' if len(k) > 1 else ''} "
+                     f"{', '.join(map(str, k[:-1])) + ' and ' if len(k) > 1 else ''}{k[-1]}"
+                     for name, k in some.items())
+    return tau, None, f"{said} only: steps 1–{tau} drawn"
 
 
 def caption(dot: graphviz.Digraph, columns: list[Column], extra: str = "") -> None:
     """Say at the top of the drawing which steps it shows (when some are elided, or asked)."""
-    text = shown_steps(columns)
-    if any(c.span for c in columns) or extra:
-        words = "; ".join(t for t in (extra, text) if t)
+    gap = any(c.span for c in columns)
+    if gap or extra:
+        words = "; ".join(t for t in (extra, shown_steps(columns) if gap else "") if t)
         dot.attr(label=L.plain(words), labelloc="t", fontsize="12", fontcolor="#444444")
 
 
@@ -912,18 +924,19 @@ def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | 
     """
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolded")
-    columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolded")
+    steps, window, note = _default_axis(rec, steps, window)
+    columns = _columns(steps, window, max_steps, "viz.unfolded")
     dot = new_graph(name)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
     keep_order(dot, boxes)
     d = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)
     if gradients is None:
         d.unfolded(placement, boxes=boxes)
-        caption(dot, columns)
+        caption(dot, columns, note)
     else:
         from .overlay import overlay
         overlay(d, placement, gradients, scale, boxes=boxes)
-        caption(dot, columns)
+        caption(dot, columns, note)
     d.close()
     _spread(dot, [d])
     return dot
@@ -1010,11 +1023,12 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     cells as ``unfolded`` does (``cells``)."""
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolding")
-    columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolding")
+    steps, window, note = _default_axis(rec, steps, window)
+    columns = _columns(steps, window, max_steps, "viz.unfolding")
     full = contract(rec, hide)
 
     def draw(ports: loops.Ports) -> Drawing:
-        return _unfolding(rec, name, columns, full, hide, cells, params, biases, ports)
+        return _unfolding(rec, name, columns, full, hide, cells, params, biases, ports, note)
     # (the folded half's loops in this drawing: its rows beside the other half's ranks may
     # lay out otherwise than viz.folded's, so the moves found for viz.folded are a start)
     return draw(loops.untangle(draw, start=_loop_ports(full, params, biases),
@@ -1023,7 +1037,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
 
 def _unfolding(rec: Recurrence, name: str, columns: list[Column], full: Book,
                hide: Sequence[str], cells: str, params: bool, biases: bool,
-               ports: loops.Ports) -> Drawing:
+               ports: loops.Ports, note: str = "") -> Drawing:
     dot = new_graph(name)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
     keep_order(dot, boxes)
@@ -1072,7 +1086,7 @@ def _unfolding(rec: Recurrence, name: str, columns: list[Column], full: Book,
     for a, b in zip(walls, walls[1:]):
         right.invisible(a, b, weight="0")
     right.close()
-    caption(dot, columns)
+    caption(dot, columns, note)
     _spread(dot, [right])
     return dot
 
