@@ -315,3 +315,16 @@ def test_both_ends_of_an_output_to_hidden_recurrence_say_w():                 # 
         out_of_start = [attrs for (a, b), attrs in found.items() if a == f"{carrier}(...0)"]
         assert len(into_end) == 1 and "<I>W</I>" in into_end[0], found
         assert out_of_start and all("<I>W</I>" in attrs for attrs in out_of_start)
+
+
+def test_a_loss_at_the_first_step_only_opens_the_window_at_step_1():
+    """steps="first": the window 1, 2, 3, h(…) with o, L, y at step 1 only (the book's window
+    drew them at t−1, after an h(…) that stood for the steps before the first)."""
+    rec = Recurrence("first")
+    x, h = rec.sequence("x", (3,)), rec.state("h", (4,))
+    h_t = rec.update(h, uf.tanh(rec.param("W", (4, 4)) @ h + rec.param("U", (4, 3)) @ x))
+    o = rec.output("o", rec.param("V", (2, 4)) @ h_t)
+    rec.loss("L", uf.cross_entropy(o, rec.target("y", (), dtype="int64")), steps="first")
+    ids = nodes(viz.unfolded(rec).source)
+    assert sorted(n for n in ids if n[0] in "oLy") == ["L(1)", "o(1)", "y(1)"]
+    assert [n for n in ids if n.startswith("h(")] == ["h(1)", "h(2)", "h(3)", "h(...3)"]

@@ -840,6 +840,8 @@ def _columns(steps: int | None, window: Sequence[str] | None, max_steps: int | N
 
 #: the default window of a recurrence whose losses are all taken at the last step (Fig. 10.5)
 LAST = ("...", "t-1", "t", "...", "τ")
+#: and at the first step (the generic window drew them at t−1, with h(…) before it)
+FIRST = ("1", "2", "3", "...")
 
 
 def _default_axis(rec: Recurrence, steps: int | None, window: Sequence[str] | None
@@ -847,14 +849,16 @@ def _default_axis(rec: Recurrence, steps: int | None, window: Sequence[str] | No
     """The axis drawn when none is given, as (steps, window, what the caption says of it): the
     book's ``h(…), t−1, t, t+1, h(…)``; when every loss is taken at the last step only, Fig.
     10.5's ``h(…), t−1, t, …, τ`` (the generic window drew ``o, L, y`` at t+1 with the chain
-    going on after it); when the losses are taken at some steps ``k`` only (and the others at
-    every step), the concrete steps ``1 … max k``, which show them where they are, said in
-    the caption (a symbolic window has no step 2 to put them at: it drew them at every step)."""
+    going on after it); at the first step only, ``1, 2, 3, h(…)`` (it drew them at t−1, after
+    h(…)); when the losses are taken at some steps ``k`` only (and the others at every step),
+    the concrete steps ``1 … max k``, which show them where they are, said in the caption (a
+    symbolic window has no step 2 to put them at: it drew them at every step)."""
     if steps is not None or window is not None:
         return steps, window, ""
     taken = {name: spec[1] for name, spec in rec.losses.items()}
-    if taken and all(k == "last" for k in taken.values()):
-        return None, LAST, ""
+    for word, ends in (("last", LAST), ("first", FIRST)):
+        if taken and all(k == word for k in taken.values()):
+            return None, ends, ""
     some = {name: sorted(k) for name, k in taken.items() if k is not None and
             not isinstance(k, str)}
     if not some or any(isinstance(k, str) for k in taken.values()):
