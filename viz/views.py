@@ -123,17 +123,22 @@ class _Drawer:
             if side:
                 self.joined.add(pair)
 
-    def edge_label(self, e: Edge, free: bool = False, at_head: bool | str = False
-                   ) -> dict[str, str]:
+    def edge_label(self, e: Edge, free: bool = False, at_head: bool | str = False,
+                   at_end: str = "") -> dict[str, str]:
         """The parameters on ``e``. On an edge inside a row or one that does not rank its ends
         (``free``) the label is an ``xlabel``: dot routes true labels of such edges badly (loops,
         and lost edges when other edges cross the row). ``at_head``: a ``headlabel`` beside the
         arrowhead (a state of step t−1 into the gates of an open cell of step t: those edges
         fan out together, and a label at the middle of one stood on the next, or on an edge
-        inside the box)."""
+        inside the box). ``at_end`` ("head" or "tail"): the label of an arc under a row beside
+        that end, 25 pt off, just above the arc (see ``end_labels``: 5–20° clear the label of
+        the state and of the arcs crossing the ends, in windows of delays 3 to 5)."""
         names = (e.labels if self.show_params else ()) + (e.biases if self.show_biases else ())
         if not names:
             return {}
+        if at_end:
+            return {f"{at_end}label": L.params(names), "labeldistance": "2.5",
+                    "labelangle": "-12" if at_end == "head" else "12"}
         if at_head:                  # (turned away from the other ports' labels: an edge
             # into a node's upper corner has its label above the line, into the lower one below)
             angle = {"n": "0", "s": "-25"}.get(at_head[:1], "-25") if isinstance(
@@ -187,7 +192,7 @@ class _Drawer:
     def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False,
                 port: str = "", weight: str | None = None, across: bool = False,
                 arcs: frozenset[int] = frozenset(), free_label: bool = False,
-                at_head: bool | str = False, tail_port: str = "") -> None:
+                at_head: bool | str = False, at_end: str = "", tail_port: str = "") -> None:
         """The visible edge of ``e`` from node ``tail`` (where the data comes from) to node
         ``head`` (where it goes); ``tip`` says so in words.
 
@@ -212,14 +217,15 @@ class _Drawer:
         ``x(t−1)``'s ``U``, its line through it); an edge up into such a row spans three ranks
         (``minlen``), so that its label stands lower, clear of the arcs and their labels.
         ``free_label`` makes the label an ``xlabel`` (placed where there is room), ``at_head``
-        a ``headlabel``."""
+        a ``headlabel``, ``at_end`` a label beside that end."""
         up = self.row[e.dst] - self.row[e.src]
         if port and up != 0:
             head = f"{head}:{port}"
         if tail_port and up != 0:
             tail = f"{tail}:{tail_port}"
         attrs = {**self.edge_label(e, free=free_label or up == 0 or (up < 0 and not across),
-                                   at_head=at_head), "tooltip": L.tooltip(tip)}
+                                   at_head=at_head, at_end=at_end),
+                 "tooltip": L.tooltip(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
         elif weight is not None and up != 0:
@@ -577,6 +583,7 @@ class _Drawer:
             if s is not None and c is not None and s != c:
                 entered[(dst, c, s > c)] = True
         heads = self.head_ports(placement, spine, boxes_in, jumps)
+        ends = self.end_labels(placement)
         for (src, s), (dst, c), e in placement.edges:
             side = jumps.get((src, s, dst, c), heads.get((src, s, dst, c), ""))
             across = s is not None and s != c
@@ -595,7 +602,8 @@ class _Drawer:
                     side, out = ("sw", "nw") if back else ("se", "ne")
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
-                         tail_port=out, at_head=(side or True) if into_box else False)
+                         tail_port=out, at_head=(side or True) if into_box else False,
+                         at_end=ends.get((src, s, dst, c), ""))
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         self.widen(placement)
@@ -616,6 +624,22 @@ class _Drawer:
                                              5 * len(n.partition("_")[2]) for n in names) +
                                  8 * (len(names) - 1))
         self.nodesep = max(float(GRAPH["nodesep"]), round((widest + 16) / 72, 2))
+
+    def end_labels(self, placement: Placement) -> dict[tuple, str]:
+        """Skip connections across a window's edge: the arcs one ellipsis ``h(…)`` sends (or
+        receives) across several columns, nested under the row, all but the longest with their
+        label at their other end (``head`` or ``tail``), beside the state it reads or feeds:
+        at its middle (an ``xlabel``), the next longer arc ran through it (a window of
+        ``h(t−3) → h(t)``: "W_d" of ``h(…) → h(t)`` on ``h(…) → h(t+1)``). (src, column,
+        dst, column) → the end."""
+        cols, arcs = placement.columns, {}
+        for (src, s), (dst, c), _ in placement.edges:
+            if s is None or c is None or abs(c - s) < 2 or self.row[src] != self.row[dst]:
+                continue
+            for end, (name, k) in (("head", (src, s)), ("tail", (dst, c))):
+                if cols[k].kind == "end":
+                    arcs.setdefault((name, k), []).append((abs(c - s), (src, s, dst, c), end))
+        return {key: end for found in arcs.values() for _, key, end in sorted(found)[:-1]}
 
     def head_ports(self, placement: Placement, spine: dict, boxes_in: set,
                    jumps: dict[tuple, str]) -> dict[tuple, str]:
