@@ -142,7 +142,7 @@ def test_losses_at_some_steps_are_drawn_at_those_steps_and_said(view):
     ids = [n.replace("[folded]", "") for n in nodes(src)]
     assert sorted(n for n in ids if n[:2] in ("L(", "M(")) == ["L(2)", "L(3)", "M(5)"]
     assert [n for n in ids if n.startswith("h(")] == [f"h({t})" for t in range(1, 6)]
-    assert 'label="L at steps 2 and 3; M at step 5 only: steps 1–5 drawn"' in src
+    assert 'label="L at steps 2 and 3; M at step 5 only"' in src
 
 
 def test_delay_mark_only_in_folded_views():
@@ -328,3 +328,13 @@ def test_a_loss_at_the_first_step_only_opens_the_window_at_step_1():
     ids = nodes(viz.unfolded(rec).source)
     assert sorted(n for n in ids if n[0] in "oLy") == ["L(1)", "o(1)", "y(1)"]
     assert [n for n in ids if n.startswith("h(")] == ["h(1)", "h(2)", "h(3)", "h(...3)"]
+
+
+def test_a_loss_at_a_late_step_elides_the_middle_and_says_both():
+    rec = Recurrence("late")
+    x, h = rec.sequence("x", (3,)), rec.state("h", (4,))
+    h_t = rec.update(h, uf.tanh(rec.param("W", (4, 4)) @ h + rec.param("U", (4, 3)) @ x))
+    rec.loss("L", uf.sum(h_t * h_t), steps=[40])
+    with pytest.warns(viz.ElidedStepsWarning):
+        src = viz.unfolded(rec).source
+    assert "L(40)" in src and 'label="L at step 40 only; τ = 40: steps 1–6 and 35–40 shown' in src

@@ -891,7 +891,7 @@ def _default_axis(rec: Recurrence, steps: int | None, window: Sequence[str] | No
     said = "; ".join(f"{name} at step{'s' if len(k) > 1 else ''} "
                      f"{', '.join(map(str, k[:-1])) + ' and ' if len(k) > 1 else ''}{k[-1]}"
                      for name, k in some.items())
-    return tau, None, f"{said} only: steps 1–{tau} drawn"
+    return tau, None, f"{said} only"
 
 
 def caption(dot: graphviz.Digraph, columns: list[Column], extra: str = "") -> None:
