@@ -127,6 +127,24 @@ def test_a_single_final_loss_draws_o_L_y_at_the_last_step_only():
     assert [n for n in ids if n[0] == "h"] == [f"h({t})" for t in range(1, 5)]
 
 
+@pytest.mark.parametrize("view", [viz.unfolded, viz.unfolding])
+def test_losses_at_some_steps_are_drawn_at_those_steps_and_said(view):
+    """A symbolic window has no step 2: losses taken at steps [2, 3] (and a second loss at
+    step 5) are drawn on the concrete steps 1 … 5, each at its own steps, and the caption
+    says so."""
+    rec = Recurrence("two losses")
+    x, h = rec.sequence("x", (3,)), rec.state("h", (4,))
+    h_t = rec.update(h, uf.tanh(rec.param("W", (4, 4)) @ h + rec.param("U", (4, 3)) @ x))
+    o = rec.output("o", rec.param("V", (2, 4)) @ h_t)
+    rec.loss("L", uf.cross_entropy(o, rec.target("y", (), dtype="int64")), steps=[3, 2])
+    rec.loss("M", uf.sum(h_t * h_t), steps=[5])
+    src = view(rec).source
+    ids = [n.replace("[folded]", "") for n in nodes(src)]
+    assert sorted(n for n in ids if n[:2] in ("L(", "M(")) == ["L(2)", "L(3)", "M(5)"]
+    assert [n for n in ids if n.startswith("h(")] == [f"h({t})" for t in range(1, 6)]
+    assert 'label="L at steps 2 and 3; M at step 5 only"' in src
+
+
 def test_delay_mark_only_in_folded_views():
     def squares(src):
         return [line for line in src.splitlines() if "shape=square" in line
@@ -297,3 +315,26 @@ def test_both_ends_of_an_output_to_hidden_recurrence_say_w():                 # 
         out_of_start = [attrs for (a, b), attrs in found.items() if a == f"{carrier}(...0)"]
         assert len(into_end) == 1 and "<I>W</I>" in into_end[0], found
         assert out_of_start and all("<I>W</I>" in attrs for attrs in out_of_start)
+
+
+def test_a_loss_at_the_first_step_only_opens_the_window_at_step_1():
+    """steps="first": the window 1, 2, 3, h(…) with o, L, y at step 1 only (the book's window
+    drew them at t−1, after an h(…) that stood for the steps before the first)."""
+    rec = Recurrence("first")
+    x, h = rec.sequence("x", (3,)), rec.state("h", (4,))
+    h_t = rec.update(h, uf.tanh(rec.param("W", (4, 4)) @ h + rec.param("U", (4, 3)) @ x))
+    o = rec.output("o", rec.param("V", (2, 4)) @ h_t)
+    rec.loss("L", uf.cross_entropy(o, rec.target("y", (), dtype="int64")), steps="first")
+    ids = nodes(viz.unfolded(rec).source)
+    assert sorted(n for n in ids if n[0] in "oLy") == ["L(1)", "o(1)", "y(1)"]
+    assert [n for n in ids if n.startswith("h(")] == ["h(1)", "h(2)", "h(3)", "h(...3)"]
+
+
+def test_a_loss_at_a_late_step_elides_the_middle_and_says_both():
+    rec = Recurrence("late")
+    x, h = rec.sequence("x", (3,)), rec.state("h", (4,))
+    h_t = rec.update(h, uf.tanh(rec.param("W", (4, 4)) @ h + rec.param("U", (4, 3)) @ x))
+    rec.loss("L", uf.sum(h_t * h_t), steps=[40])
+    with pytest.warns(viz.ElidedStepsWarning):
+        src = viz.unfolded(rec).source
+    assert "L(40)" in src and 'label="L at step 40 only; τ = 40: steps 1–6 and 35–40 shown' in src

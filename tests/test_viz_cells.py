@@ -292,3 +292,20 @@ def test_a_cell_per_layer_and_per_direction(make, layers):
     if len(layers) == 2 and layers[0][0] == "s_1":
         assert "h_1(2)" in {e.tail for e in laid.edges if e.head == "cell_2(2)"}
         assert laid.xy("cell_1(2)")[1] < laid.xy("cell_2(2)")[1]          # layer 1 below
+
+
+@pytest.mark.parametrize("states, word", [(("h", "s"), "cell"), (("hidden", "cell"), "block"),
+                                          (("cell_h", "cell_s"), "block")])
+def test_a_compact_cell_is_never_named_like_a_state(states, word):
+    """PyTorch's states "hidden" and "cell": the compact cells are "block(t)" (Greff et al.'s
+    word), not "cell′(t)" beside the state cell(t); "cell" otherwise."""
+    rec = Recurrence("lstm")
+    x = rec.sequence("x", (M,))
+    h, s = rec.state(states[0], (N,)), rec.state(states[1], (N,))
+    gate = lambda k, act=uf.sigmoid: act(rec.param(f"W{k}", (N, N)) @ h +
+                                         rec.param(f"U{k}", (N, M)) @ x)
+    s_t = rec.update(s, gate("f") * s + gate("g") * gate("z", uf.tanh))
+    rec.update(h, gate("q") * uf.tanh(s_t))
+    src = viz.unfolded(rec, steps=2).source
+    assert f'"{word}(1)" [' in src and f'"{word}(2)" [' in src
+    assert not re.search(r'"(cell|block)(\'|%27|′)', src)

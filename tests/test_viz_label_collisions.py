@@ -42,6 +42,20 @@ def test_skip_connections_labels_stand_clear(name, view):
         assert all("xlabel" in e.attrs or "label" in e.attrs for e in skips)
 
 
+@pytest.mark.parametrize("delay, length_one", [(3, True), (4, True), (3, False)])
+def test_long_skips_across_the_window_s_edges_keep_their_labels_clear(delay, length_one):
+    """h(t−3) → h(t) in the book's window (finding 32): h(…) sends two arcs under the row, to
+    h(t) and h(t+1), and h(t−1), h(t) send two into the right h(…); the shorter of each pair
+    carries its W_d beside the state it reads or feeds (at its middle, the longer arc ran
+    through it), each skip keeping its label."""
+    laid = Laid(viz.unfolded(models.skip_rnn(3, 4, 2, delay=delay, length_one=length_one)))
+    assert label_collisions(laid) == []
+    arcs = [e for e in laid.edges if e.tail.startswith("h(") and e.head.startswith("h(")
+            and "..." in e.tail + e.head and "t" in e.tail + e.head]
+    assert len(arcs) >= 4 and all("Wd" in e.label for e in arcs), [(e.tail, e.head, e.label)
+                                                                   for e in arcs]
+
+
 @pytest.mark.parametrize("fid", sorted(k for k, f in FIGURES.items() if f.kind == "drawing"))
 def test_gallery_labels_stand_clear(fid):
     with warnings.catch_warnings():

@@ -61,7 +61,7 @@ class Laid:
             a, b = name[e["tail"]], name[e["head"]]
             start, end = _ends(e["pos"])
             self.edges.append(Edge(a, b, text(e.get("label") or e.get("xlabel") or
-                                              e.get("headlabel") or ""),
+                                              e.get("headlabel") or e.get("taillabel") or ""),
                                    start, end, e))
 
     def xy(self, node: str) -> tuple[float, float]:

@@ -90,10 +90,20 @@ def groups(book: Book) -> list[tuple[list[str], list[str]]]:
     return [g for g in found.values() if g[0]]
 
 
+#: the words a compact cell is called by, the first that no variable of the step uses: ``cell``,
+#: else Greff et al.'s ``block`` (PyTorch's states "hidden" and "cell" drew "cell′(t)" beside
+#: the state cell(t)), else ``unit``
+CELL_WORDS = ("cell", "block", "unit")
+
+
 def cell_names(book: Book, count: int) -> list[str]:
-    """``cell`` for one cell, ``cell_1``, ``cell_2``… for several (primed if taken)."""
-    name = "cell"
-    while any(n == name or n.startswith(name + "_") for n in book.variables):
+    """``cell`` for one cell, ``cell_1``, ``cell_2``… for several; ``block`` (or ``unit``) when
+    a variable is called ``cell`` or ``cell_…`` (a user's state), primed only when all three
+    are taken."""
+    def taken(word: str) -> bool:
+        return any(n == word or n.startswith((word + "_", word + "'")) for n in book.variables)
+    name = next((w for w in CELL_WORDS if not taken(w)), CELL_WORDS[0])
+    while taken(name):
         name += "'"
     return [name] if count == 1 else [f"{name}_{k}" for k in range(1, count + 1)]
 

@@ -26,11 +26,31 @@ ORDER = ("input", "input gate", "forget gate", "update gate", "update and reset 
 
 
 def role(book: "Book", gate: str) -> str:
-    """What an unnamed σ unit does, read off the products it takes part in: it multiplies a
-    state's past into that state ("forget gate", or "update gate" when it also lets the new
-    candidate in, as a GRU's u), the cell's input into the state ("input gate"), the state's
-    new value ("output gate"), or the state's past on its way into another unit ("reset
-    gate"); "" when it does none of these."""
+    """What an unnamed σ unit does, read off the products it takes part in (``uses``): it
+    multiplies a state's past into that state ("forget gate"), the cell's input into the state
+    ("input gate"), the state's new value ("output gate"), or the state's past on its way into
+    another unit ("reset gate"); "" when it does none of these. A gate that lets both the past
+    and the input in, one of them through ``1 − gate``, is a GRU's "update gate" (eq. 10.45),
+    but in a cell that also has an output gate it is an LSTM's coupled gate (Greff et al.'s
+    CIFG), named by what it multiplies itself: the input gate of ``(1 − i) s + i g`` (its
+    forget gate is ``1 − i``), the forget gate of ``f s + (1 − f) g``."""
+    found = uses(book, gate)
+    roles = {r for r, _ in found}
+    if {"forget", "input", "reset"} <= roles:       # one σ sliced into a GRU's two gates
+        return "update and reset gates"
+    if {"forget", "input"} <= roles:
+        direct = {r for r, itself in found if itself} & {"forget", "input"}
+        if len(direct) == 1 and _has_output_gate(book):
+            return f"{direct.pop()} gate"
+        return "update gate"
+    return next((f"{r} gate" for r in ("forget", "input", "output", "reset") if r in roles), "")
+
+
+def uses(book: "Book", gate: str) -> set[tuple[str, bool]]:
+    """What ``gate`` gates, read off the products it takes part in: ("forget", …) when it
+    multiplies a state's past into that state, "input" the cell's input into a state,
+    "output" a state's new value, "reset" a state's past into another unit; each with whether
+    the gate itself takes part in the product (else its ``1 − gate``)."""
     states = {v.name for v in book.variables.values() if v.kind == "state"}
 
     def past(e: "Edge") -> str | None:        # the state whose earlier value ``e`` carries
@@ -52,31 +72,33 @@ def role(book: "Book", gate: str) -> str:
                 if book.variables[e.dst].kind in ("product", "point"):
                     stack.append(e.dst)
         return None
-    roles = set()
+    found = set()
     mine = {gate} | {e.dst for e in book.users_of(gate)         # the gate and its 1 − gate
                      if not e.delay and book.variables[e.dst].kind == "complement"}
-    for use in (e for m in mine for e in book.users_of(m)):
-        if use.delay or book.variables[use.dst].kind != "product":
-            continue
-        partners = [f for e in book.inputs_of(use.dst) if e.src not in mine
-                    for f in (book.inputs_of(e.src) if book.variables[e.src].kind ==
-                              "difference" else [e])]       # (u ⊙ (h~ − h): both gated)
-        target = into_state(use.dst)
-        for e in partners:
-            state = past(e)
-            kind = book.variables[e.src].kind
-            if state is not None:
-                roles.add("forget" if target == state else "reset")
-            elif e.src in states and not e.delay:
-                roles.add("output")
-            elif kind in ("unit", "named") and target is not None:
-                roles.add("input")
-    if {"forget", "input", "reset"} <= roles:       # one σ sliced into a GRU's two gates
-        return "update and reset gates"
-    if {"forget", "input"} <= roles:
-        return "update gate"
-    return next((f"{r} gate" for r in ("forget", "input", "output", "reset") if r in roles), "")
+    for m in mine:
+        for use in book.users_of(m):
+            if use.delay or book.variables[use.dst].kind != "product":
+                continue
+            partners = [f for e in book.inputs_of(use.dst) if e.src not in mine
+                        for f in (book.inputs_of(e.src) if book.variables[e.src].kind ==
+                                  "difference" else [e])]       # (u ⊙ (h~ − h): both gated)
+            target = into_state(use.dst)
+            for e in partners:
+                state = past(e)
+                kind = book.variables[e.src].kind
+                if state is not None:
+                    found.add(("forget" if target == state else "reset", m == gate))
+                elif e.src in states and not e.delay:
+                    found.add(("output", m == gate))
+                elif kind in ("unit", "named") and target is not None:
+                    found.add(("input", m == gate))
+    return found
 
+
+def _has_output_gate(book: "Book") -> bool:
+    """Whether some σ of the cell lets a state's new value out (an LSTM's q; a GRU has none)."""
+    return any(v.op == "σ" and any(r == "output" for r, _ in uses(book, v.name))
+               for v in book.variables.values())
 
 
 def partners(book: "Book", unit: str) -> set[str]:

@@ -130,17 +130,22 @@ class _Drawer:
             if side:
                 self.joined.add(pair)
 
-    def edge_label(self, e: Edge, free: bool = False, at_head: bool | str = False
-                   ) -> dict[str, str]:
+    def edge_label(self, e: Edge, free: bool = False, at_head: bool | str = False,
+                   at_end: str = "") -> dict[str, str]:
         """The parameters on ``e``. On an edge inside a row or one that does not rank its ends
         (``free``) the label is an ``xlabel``: dot routes true labels of such edges badly (loops,
         and lost edges when other edges cross the row). ``at_head``: a ``headlabel`` beside the
         arrowhead (a state of step t−1 into the gates of an open cell of step t: those edges
         fan out together, and a label at the middle of one stood on the next, or on an edge
-        inside the box)."""
+        inside the box). ``at_end`` ("head" or "tail"): the label of an arc under a row beside
+        that end, 25 pt off, just above the arc (see ``end_labels``: 5–20° clear the label of
+        the state and of the arcs crossing the ends, in windows of delays 3 to 5)."""
         names = (e.labels if self.show_params else ()) + (e.biases if self.show_biases else ())
         if not names:
             return {}
+        if at_end:
+            return {f"{at_end}label": L.params(names), "labeldistance": "2.5",
+                    "labelangle": "-12" if at_end == "head" else "12"}
         if at_head:                  # (turned away from the other ports' labels: an edge
             # into a node's upper corner has its label above the line, into the lower one below)
             angle = {"n": "0", "s": "-25"}.get(at_head[:1], "-25") if isinstance(
@@ -203,7 +208,7 @@ class _Drawer:
     def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False,
                 port: str = "", weight: str | None = None, across: bool = False,
                 arcs: frozenset[int] = frozenset(), free_label: bool = False,
-                at_head: bool | str = False, tail_port: str = "") -> None:
+                at_head: bool | str = False, at_end: str = "", tail_port: str = "") -> None:
         """The visible edge of ``e`` from node ``tail`` (where the data comes from) to node
         ``head`` (where it goes); ``tip`` says so in words.
 
@@ -228,14 +233,15 @@ class _Drawer:
         ``x(t−1)``'s ``U``, its line through it); an edge up into such a row spans three ranks
         (``minlen``), so that its label stands lower, clear of the arcs and their labels.
         ``free_label`` makes the label an ``xlabel`` (placed where there is room), ``at_head``
-        a ``headlabel``."""
+        a ``headlabel``, ``at_end`` a label beside that end."""
         up = self.row[e.dst] - self.row[e.src]
         if port and up != 0:
             head = f"{head}:{port}"
         if tail_port and up != 0:
             tail = f"{tail}:{tail_port}"
         attrs = {**self.edge_label(e, free=free_label or up == 0 or (up < 0 and not across),
-                                   at_head=at_head), "tooltip": L.tooltip(tip)}
+                                   at_head=at_head, at_end=at_end),
+                 "tooltip": L.tooltip(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
         elif weight is not None and up != 0:
@@ -593,6 +599,7 @@ class _Drawer:
             if s is not None and c is not None and s != c:
                 entered[(dst, c, s > c)] = True
         heads = self.head_ports(placement, spine, boxes_in, jumps)
+        ends = self.end_labels(placement)
         for (src, s), (dst, c), e in placement.edges:
             side = jumps.get((src, s, dst, c), heads.get((src, s, dst, c), ""))
             across = s is not None and s != c
@@ -611,7 +618,8 @@ class _Drawer:
                     side, out = ("sw", "nw") if back else ("se", "ne")
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
-                         tail_port=out, at_head=(side or True) if into_box else False)
+                         tail_port=out, at_head=(side or True) if into_box else False,
+                         at_end=ends.get((src, s, dst, c), ""))
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         self.widen(placement)
@@ -632,6 +640,22 @@ class _Drawer:
                                              5 * len(n.partition("_")[2]) for n in names) +
                                  8 * (len(names) - 1))
         self.nodesep = max(float(GRAPH["nodesep"]), round((widest + 16) / 72, 2))
+
+    def end_labels(self, placement: Placement) -> dict[tuple, str]:
+        """Skip connections across a window's edge: the arcs one ellipsis ``h(…)`` sends (or
+        receives) across several columns, nested under the row, all but the longest with their
+        label at their other end (``head`` or ``tail``), beside the state it reads or feeds:
+        at its middle (an ``xlabel``), the next longer arc ran through it (a window of
+        ``h(t−3) → h(t)``: "W_d" of ``h(…) → h(t)`` on ``h(…) → h(t+1)``). (src, column,
+        dst, column) → the end."""
+        cols, arcs = placement.columns, {}
+        for (src, s), (dst, c), _ in placement.edges:
+            if s is None or c is None or abs(c - s) < 2 or self.row[src] != self.row[dst]:
+                continue
+            for end, (name, k) in (("head", (src, s)), ("tail", (dst, c))):
+                if cols[k].kind == "end":
+                    arcs.setdefault((name, k), []).append((abs(c - s), (src, s, dst, c), end))
+        return {key: end for found in arcs.values() for _, key, end in sorted(found)[:-1]}
 
     def head_ports(self, placement: Placement, spine: dict, boxes_in: set,
                    jumps: dict[tuple, str]) -> dict[tuple, str]:
@@ -856,25 +880,41 @@ def _columns(steps: int | None, window: Sequence[str] | None, max_steps: int | N
 
 #: the default window of a recurrence whose losses are all taken at the last step (Fig. 10.5)
 LAST = ("...", "t-1", "t", "...", "τ")
+#: and at the first step (the generic window drew them at t−1, with h(…) before it)
+FIRST = ("1", "2", "3", "...")
 
 
-def _window(rec: Recurrence, steps: int | None, window: Sequence[str] | None
-            ) -> Sequence[str] | None:
-    """The window drawn when none is given: the book's ``h(…), t−1, t, t+1, h(…)``, or, when
-    every loss is taken at the last step only, Fig. 10.5's ``h(…), t−1, t, …, τ`` — the
-    generic window drew ``o, L, y`` at t+1 with the chain going on after it."""
+def _default_axis(rec: Recurrence, steps: int | None, window: Sequence[str] | None
+                  ) -> tuple[int | None, Sequence[str] | None, str]:
+    """The axis drawn when none is given, as (steps, window, what the caption says of it): the
+    book's ``h(…), t−1, t, t+1, h(…)``; when every loss is taken at the last step only, Fig.
+    10.5's ``h(…), t−1, t, …, τ`` (the generic window drew ``o, L, y`` at t+1 with the chain
+    going on after it); at the first step only, ``1, 2, 3, h(…)`` (it drew them at t−1, after
+    h(…)); when the losses are taken at some steps ``k`` only (and the others at every step),
+    the concrete steps ``1 … max k``, which show them where they are, said in the caption (a
+    symbolic window has no step 2 to put them at: it drew them at every step)."""
     if steps is not None or window is not None:
-        return window
-    losses = [spec[1] for spec in rec.losses.values()]
-    return LAST if losses and all(isinstance(k, str) and k == "last" for k in losses) \
-        else None
+        return steps, window, ""
+    taken = {name: spec[1] for name, spec in rec.losses.items()}
+    for word, ends in (("last", LAST), ("first", FIRST)):
+        if taken and all(k == word for k in taken.values()):
+            return None, ends, ""
+    some = {name: sorted(k) for name, k in taken.items() if k is not None and
+            not isinstance(k, str)}
+    if not some or any(isinstance(k, str) for k in taken.values()):
+        return None, None, ""
+    tau = max(k[-1] for k in some.values())
+    said = "; ".join(f"{name} at step{'s' if len(k) > 1 else ''} "
+                     f"{', '.join(map(str, k[:-1])) + ' and ' if len(k) > 1 else ''}{k[-1]}"
+                     for name, k in some.items())
+    return tau, None, f"{said} only"
 
 
 def caption(dot: graphviz.Digraph, columns: list[Column], extra: str = "") -> None:
     """Say at the top of the drawing which steps it shows (when some are elided, or asked)."""
-    text = shown_steps(columns)
-    if any(c.span for c in columns) or extra:
-        words = "; ".join(t for t in (extra, text) if t)
+    gap = any(c.span for c in columns)
+    if gap or extra:
+        words = "; ".join(t for t in (extra, shown_steps(columns) if gap else "") if t)
         dot.attr(label=L.plain(words), labelloc="t", fontsize="12", fontcolor="#444444")
 
 
@@ -928,18 +968,19 @@ def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | 
     """
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolded")
-    columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolded")
+    steps, window, note = _default_axis(rec, steps, window)
+    columns = _columns(steps, window, max_steps, "viz.unfolded")
     dot = new_graph(name)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
     keep_order(dot, boxes)
     d = _Drawer(dot, book, columns, params=params, biases=biases, boxes=boxes)
     if gradients is None:
         d.unfolded(placement, boxes=boxes)
-        caption(dot, columns)
+        caption(dot, columns, note)
     else:
         from .overlay import overlay
         overlay(d, placement, gradients, scale, boxes=boxes)
-        caption(dot, columns)
+        caption(dot, columns, note)
     d.close()
     _spread(dot, [d])
     return dot
@@ -1026,11 +1067,12 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
     cells as ``unfolded`` does (``cells``)."""
     _check_flags(params=params, biases=biases)
     name = _name(rec, "unfolding")
-    columns = _columns(steps, _window(rec, steps, window), max_steps, "viz.unfolding")
+    steps, window, note = _default_axis(rec, steps, window)
+    columns = _columns(steps, window, max_steps, "viz.unfolding")
     full = contract(rec, hide)
 
     def draw(ports: loops.Ports) -> Drawing:
-        return _unfolding(rec, name, columns, full, hide, cells, params, biases, ports)
+        return _unfolding(rec, name, columns, full, hide, cells, params, biases, ports, note)
     # (the folded half's loops in this drawing: its rows beside the other half's ranks may
     # lay out otherwise than viz.folded's, so the moves found for viz.folded are a start)
     return draw(loops.untangle(draw, start=_loop_ports(full, params, biases),
@@ -1039,7 +1081,7 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
 
 def _unfolding(rec: Recurrence, name: str, columns: list[Column], full: Book,
                hide: Sequence[str], cells: str, params: bool, biases: bool,
-               ports: loops.Ports) -> Drawing:
+               ports: loops.Ports, note: str = "") -> Drawing:
     dot = new_graph(name)
     book, placement, boxes = prepare(rec, columns, hide=hide, cells=cells)
     keep_order(dot, boxes)
@@ -1089,7 +1131,7 @@ def _unfolding(rec: Recurrence, name: str, columns: list[Column], full: Book,
     for a, b in zip(walls, walls[1:]):
         right.invisible(a, b, weight="0")
     right.close()
-    caption(dot, columns)
+    caption(dot, columns, note)
     _spread(dot, [right])
     return dot
 
