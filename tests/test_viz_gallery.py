@@ -3,6 +3,7 @@ the plots are computed by unfold, and ``python -m viz.gallery DIR`` writes SVG, 
 index page that shows each figure with its caption and names what is absent."""
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 import sys
@@ -89,3 +90,18 @@ def test_gallery_help_prints_help_and_writes_nothing(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "usage: python -m viz.gallery" in done.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_dot
+def test_the_index_says_how_each_figure_differs_from_the_book(tmp_path):
+    """A reader holding the book is told, on the index page and under the figure, what is
+    drawn otherwise than the book draws it, and which drawings the book does not have."""
+    from viz.gallery import main
+    plain = [k for k, f in FIGURES.items() if f.kind == "drawing"]
+    differs = next(k for k in plain if FIGURES[k].differs)
+    extra = next(k for k in plain if not FIGURES[k].in_book)
+    assert main([str(tmp_path), "--only", differs, extra]) == 0
+    index = (tmp_path / "index.html").read_text()
+    assert "<h2>Where the drawings differ from the book</h2>" in index
+    assert index.count(html.escape(FIGURES[differs].differs)) == 2       # the list, the caption
+    assert f'<a href="#fig-{extra}">{extra}</a>' in index.split("<h2>The figures</h2>")[0]
