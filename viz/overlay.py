@@ -141,8 +141,9 @@ def style(norm: float, low: float, high: float, title: str) -> dict[str, str]:
 
 def legend(low: float, high: float, stops: int = 5, special: Iterable[str] = (),
            title: str = "") -> str:
-    """The legend, an HTML-like table: a colour bar from ``low`` to ``high`` (log10 ‖∇‖), the
-    colours of the ``special`` values met (``0``, ``∞``, ``NaN``), and ``title``."""
+    """The legend, an HTML-like table: a colour bar from ``low`` to ``high`` (log10 ‖∇‖), what
+    the outline's width means, the colours of the ``special`` values met (``0``, ``∞``,
+    ``NaN``), and ``title``."""
     # (fixed-size cells in a table of their own: in one table with a title wider than the
     # bar, dot stretched the colour cells unevenly and the scale read as non-linear)
     cells = "".join(f'<TD BGCOLOR="{colour(k / (stops - 1))}" FIXEDSIZE="TRUE" WIDTH="28" '
@@ -158,13 +159,17 @@ def legend(low: float, high: float, stops: int = 5, special: Iterable[str] = (),
                   f'POINT-SIZE="10">'
                   f'{L.esc({"0": "‖∇‖ = 0", "∞": "‖∇‖ = ∞ (overflow)", "NaN": "NaN"}[name])}'
                   f"</FONT></TD></TR>")
+    # (the outline's width says it again, for readers who cannot tell the colours apart)
+    # (in the outer table: a row wider than the bar in its own table stretched its cells)
+    outline = ('<TR><TD><FONT POINT-SIZE="10">dark, thin: small; bright, thick: large'
+               "</FONT></TD></TR>")
     font = f'<FONT FACE="{L.FONT}" POINT-SIZE="12">'
     # the title on a row of its own (under the subscript of log₁₀ it touched the next line)
     note = f"<TR><TD>{font}{L.esc(title)}</FONT></TD></TR>" if title else ""
     return (f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="1">'
             f"<TR><TD>{font}log<SUB>10</SUB> ‖∇‖</FONT></TD></TR>{note}"
             f'<TR><TD><TABLE BORDER="0" CELLBORDER="0" CELLSPACING="1"><TR>{cells}</TR>'
-            f"<TR>{ticks}</TR>{extra}</TABLE></TD></TR></TABLE>>")
+            f"<TR>{ticks}</TR>{extra}</TABLE></TD></TR>{outline}</TABLE>>")
 
 
 def overlay(drawer, placement: Placement, gradients: Mapping[Any, Any],
