@@ -185,6 +185,25 @@ def test_the_backward_panel_of_a_3_step_lstm_fits_a_laptop_screen():
     assert x1 - x0 < 1100 and y1 - y0 < 900          # points: ≤ 1470 × 1200 px at 96 dpi
 
 
+def test_the_backward_panel_alone_is_the_panel_without_the_forward_graph():
+    """``forward=False``: the panel's own nodes and edges, framed and named, nothing else (a
+    3-step LSTM's panel on its own is a screenful; beside its forward graph, three)."""
+    rec = rnn()
+    u = rec.unfold(3)
+    params = list(rec.params.values())
+    backward = dict(zip(params, uf.grad(u.loss, params)))
+    both, alone = (viz.graph(u.loss, backward=backward, forward=f).source for f in (True, False))
+    panel = {n for n in drawn(both) if n.startswith("grad ")}
+    assert panel and set(drawn(alone)) == panel
+    assert {(a, b) for a, b, _ in edges(alone)} == {
+        (a, b) for a, b, _ in edges(both) if a in panel and b in panel}
+    assert "cluster_backward" in alone and "cluster_forward" not in alone
+    every = viz.graph(u.loss, backward=backward, backward_ops=True, forward=False).source
+    assert "cluster_forward" not in every and "[ref]" in every     # its grey stand-ins stay
+    with pytest.raises(ValueError, match="backward="):
+        viz.graph(u.loss, forward=False)
+
+
 def test_folded_graph_shows_state_reads_with_their_delay():
     src = viz.graph(rnn().roots()).source
     assert "(<I>t</I>−1)" in src

@@ -252,7 +252,8 @@ def _collapse(g: _OpGraph, nodes: list[Node], collapse: int | None, budget: int 
 
 def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[Node, Node] = (),
           backward_ops: bool = False, clusters: bool = True, collapse: int | None = None,
-          budget: int | None = BUDGET, depth: int | None = None) -> Drawing:
+          budget: int | None = BUDGET, depth: int | None = None, forward: bool = True
+          ) -> Drawing:
     """Every op node behind ``nodes`` (and behind ``backward``: gradients from ``unfold.grad``,
     as a list, or as a mapping ``{W: ∇W}`` to have them labelled ``∇W``), as a Digraph.
 
@@ -263,7 +264,8 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     below ``nodes``.
     Gradient nodes are drawn in red in a "backward" panel beside the forward graph: the
     meaningful ones only (``∇h(t)``, ``∇W(t)``, ``∇W``), or every op with
-    ``backward_ops=True``.
+    ``backward_ops=True``. ``forward=False`` draws the backward panel alone (a 3-step LSTM's
+    is about 1 000 × 800 px; beside its forward panel the drawing is three times as wide).
     """
     roots = [nodes] if isinstance(nodes, Node) else list(nodes) if isinstance(
         nodes, (list, tuple)) else None
@@ -284,6 +286,10 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             raise UnfoldTypeError(f"backward must hold unfold nodes, got {type(n).__name__}")
     backward_ops = arguments.flag("viz.graph: backward_ops", backward_ops)
     clusters = arguments.flag("viz.graph: clusters", clusters)
+    forward = arguments.flag("viz.graph: forward", forward)
+    if not forward and not backward:
+        raise UnfoldValueError("viz.graph(forward=False) draws the backward panel alone: give "
+                               "the gradients with backward=")
     for name, value in (("collapse", collapse), ("budget", budget), ("depth", depth)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or
                                   value < (1 if name != "depth" else 0)):
@@ -351,6 +357,11 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             panel[tail] = True
             column[tail] = column_of(refs[tail])
     parts = [False] + ([True] if g.grads else [])
+    if not forward:                      # the backward panel alone (its stand-ins included)
+        panel = {i: True for i, part in panel.items() if part}
+        column = {i: column[i] for i in panel}
+        edges = [e for e in edges if e[0] in panel and e[1] in panel]
+        parts = [True]
     placed = _Columns(panel, column, edges, clusters)
     placed.titles = titles
     if g.moved is not None:
@@ -362,9 +373,10 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             g.many[head] = g.many.get(head, 0) + 1
     for part in parts:
         mine = [i for i in panel if panel[i] is part]
+        framed = len(parts) > 1 or not forward
         with dot.subgraph(name=f"cluster_{'backward' if part else 'forward'}"
-                          if len(parts) > 1 else None) as frame:
-            if len(parts) > 1:
+                          if framed else None) as frame:
+            if framed:
                 frame.attr(label=L.plain("backward (gradients)" if part else "forward"),
                            style="dashed", color="#999999", fontcolor="#666666")
             loose = [members[i] for i in mine if i in members and i in placed.loose]
