@@ -105,3 +105,19 @@ def test_the_index_says_how_each_figure_differs_from_the_book(tmp_path):
     assert "<h2>Where the drawings differ from the book</h2>" in index
     assert index.count(html.escape(FIGURES[differs].differs)) == 2       # the list, the caption
     assert f'<a href="#fig-{extra}">{extra}</a>' in index.split("<h2>The figures</h2>")[0]
+
+
+def test_the_compared_overlay_is_drawn_on_one_scale_and_its_caption_holds():
+    """Fig. gradients-compared: one legend for both panels, each saying which steps it shows,
+    and the ratios its caption gives (10⁸ for the RNN, 4 × 10⁴ for the GRU) as computed."""
+    import unfold.models as models
+    from unfold.train import init_params
+    from viz.figures import K, M, N
+    src = viz.figure("gradients-compared").source
+    assert src.count("log<SUB>10</SUB>") == 1 and src.count("steps 1–3 and 48–50 shown") == 2
+    rng = np.random.default_rng(0)
+    feed = {"x": rng.standard_normal((50, M)), "y": rng.integers(0, K, 50)}
+    for rec, ratio in ((models.rnn_single_output(M, N, K), 1e8),
+                       (models.gru(M, N, K, outputs="last"), 4e4)):
+        norms = viz.gradient_norms(rec.unfold(50), {**init_params(rec, seed=0), **feed})
+        assert norms[("h", 50)] / norms[("h", 1)] == pytest.approx(ratio, rel=0.5)
