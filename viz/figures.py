@@ -298,7 +298,8 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
     Figure("10.18", "A memory network (unfold.models.memory_network): the recurrent task network "
            "at the bottom, a row of memory cells on top; writing (where: key k, sharpness β, "
            "weights w; what: erase e, add a) and reading (k, β, w and the vector read r) drawn "
-           "as thick arrows, r entering the next step through the delay square beside h",
+           "as thick arrows, r entering the next step through the delay square beside h (x(t) and "
+           "r(t−1) are read through one stacked matrix U, hence U on both edges into h)",
            lambda: memory(fig_10_18(), hide=_NO_A),
            differs="the network is drawn folded (one step, its loops through delay squares); the "
            "reading and writing heads are nodes naming what they compute; the dashed arrow is the "
