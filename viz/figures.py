@@ -290,6 +290,12 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            "viz.unfolded(…, cells=\"open\") draws them); the gates' matrices are not written on "
            "the edges into a cell",
            lambda: views.unfolded(models.lstm(M, N, K), steps=3), in_book=False),
+    Figure("10.16o", "Not in the book: the LSTM network of 10.16u with its cells open "
+           "(viz.unfolded(…, cells=\"open\")): in each step's dashed box the input gate g, the "
+           "forget gate f, the output gate q, the state s and the output h, the gates' "
+           "matrices on the edges (U from x(t), W from h(t−1)); the states s and h cross from "
+           "step to step",
+           lambda: views.unfolded(models.lstm(M, N, K), steps=3, cells="open"), in_book=False),
     Figure("10.17", "The gradient cliff of a recurrent network with two parameters: gradient "
            "descent thrown far by the cliff without clipping, moderate with the gradient's norm "
            "clipped (computed by unfold, drawn with matplotlib)", _plot("cliff"), kind="plot",
