@@ -83,8 +83,7 @@ def write(folder: str | Path, only: list[str] | None = None) -> list[Path]:
         "model can be unfolded, evaluated and differentiated. The plots are computed by unfold "
         "and drawn with matplotlib. Regenerate with <code>make figures</code>.</p>"
         + (f"<h2>Not in the gallery</h2><ul>{missing}</ul>" if missing else
-           "<p>Every figure of chapter 10, 10.1–10.18, is drawn here (10.16 twice: the cell, "
-           "and the network unfolded); none is missing.</p>")
+           "<p>Every figure of chapter 10, 10.1–10.18, is drawn here; none is missing.</p>")
         + (f"<h2>Where the drawings differ from the book</h2><ul>{''.join(notes)}</ul>"
            "<p>The others follow the book's figures as its captions and text describe them "
            "(the figure files themselves are not public).</p>" if notes else "")
