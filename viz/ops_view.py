@@ -102,8 +102,9 @@ def _label(node: Node, name: str | None = None) -> tuple[str, dict[str, str]]:
                                                   "fontsize": "8"}
     if node.op is CONSTANT:
         value = node.attrs["value"]
-        text = np.array2string(value, precision=3) if value.size <= 3 else \
-            f"const {tuple(value.shape)}"
+        # (numpy writes 1.0 as "1.": the 1 of a GRU's 1 − u read as a typo)
+        text = np.array2string(np.asarray(value), formatter={"float_kind": lambda v: f"{v:.3g}"}
+                               ) if value.size <= 3 else f"const {tuple(value.shape)}"
         return f"<{L.esc(text)}>", {"shape": "plaintext", "style": ""}
     if node.op is STATE:                         # a state read d steps back, h(t−1)
         return (f"<<B>{L.esc(node.name)}</B>(<I>t</I>−{node.attrs['delay']})>",
