@@ -102,9 +102,11 @@ def _label(node: Node, name: str | None = None) -> tuple[str, dict[str, str]]:
                                                   "fontsize": "8"}
     if node.op is CONSTANT:
         value = node.attrs["value"]
-        # (numpy writes 1.0 as "1.": the 1 of a GRU's 1 − u read as a typo)
+        # (numpy writes 1.0 as "1.": the 1 of a GRU's 1 − u read as a typo); a larger one by
+        # its shape, "zeros" if it is (a state's initial value)
         text = np.array2string(np.asarray(value), formatter={"float_kind": lambda v: f"{v:.3g}"}
-                               ) if value.size <= 3 else f"const {tuple(value.shape)}"
+                               ) if value.size <= 3 else \
+            f"{'zeros' if not np.any(value) else 'const'} {tuple(value.shape)}"
         return f"<{L.esc(text)}>", {"shape": "plaintext", "style": ""}
     if node.op is STATE:                         # a state read d steps back, h(t−1)
         return (f"<<B>{L.esc(node.name)}</B>(<I>t</I>−{node.attrs['delay']})>",
