@@ -462,6 +462,7 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
     came in nearly flat and hooked round under the node to reach a lower corner.) More than
     three inputs (a GRU's ∇h(t), a memory network's, read by every head's gradient) enter at a
     row of ports along the node's lower side (``_MANY``: its label is a table, ``_nodes``).)
+    Inputs from other columns take the ports on their side (ordered by column first).
     The ``boxes`` of collapsed steps have no such table: their edges keep dot's choice."""
     into: dict[str, list[int]] = {}
     for k, (tail, head, attrs) in enumerate(edges):
@@ -469,11 +470,21 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
                 column.get(head) is not None and head not in boxes:
             into.setdefault(head, []).append(k)
     out = [""] * len(edges)
-    for ks in into.values():
+    for head, ks in into.items():
+        # from the columns left to right, then in the order of the operands: an input from the
+        # next step (∇h(1) reads ∇a(2)) entered at the lower left corner and hooked round under
+        # the node to reach it
+        if len(ks) in _PORTS:
+            ks = sorted(ks, key=lambda k: _column_or(column, edges[k][0], column[head]))
         ports = _PORTS.get(len(ks)) or [f"{_MANY}{i}:s" for i in range(len(ks))] * (len(ks) > 1)
         for k, port in zip(ks, ports):
             out[k] = port
     return out
+
+
+def _column_or(column: dict[str, float | None], ident: str, default: float) -> float:
+    found = column.get(ident)
+    return default if found is None else found
 
 
 #: the parameters' legend: of a recurrence, of a recursive net (copies by tree position)
