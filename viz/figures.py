@@ -26,6 +26,7 @@ from .cell_view import cell
 from .graphical import graphical_model
 from .joined import encoder_decoder
 from .memory import memory
+from .ops_view import graph
 from .tree import tree
 from .overlay import gradient_norms
 
@@ -170,6 +171,16 @@ def compared_gradients(steps: int = 50, seed: int = 0) -> graphviz.Digraph:
         return views.side_by_side("vanishing gradients, RNN and GRU", panels)
 
 
+def bptt(steps: int = 3) -> graphviz.Digraph:
+    """Not a figure of the book: section 10.2.2's computational graph, every op of
+    ``unfold.models.rnn`` unfolded over ``steps`` with its dummy copies ``W(t)``, and beside it
+    the gradient graph of every parameter (``viz.graph(..., backward=...)``)."""
+    rec = models.rnn(M, N, K)
+    net = rec.unfold(steps)
+    params = list(rec.params.values())
+    return graph(net.loss, backward=dict(zip(params, uf.grad(net.loss, params))))
+
+
 @dataclass(frozen=True)
 class Figure:
     """A gallery entry: the book's figure id, its caption, how it is drawn (``kind``:
@@ -310,6 +321,12 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            differs="the network is drawn folded (one step, its loops through delay squares); the "
            "reading and writing heads are nodes naming what they compute; the dashed arrow is the "
            "write head reading M, to address it by content"),
+    Figure("bptt", "Not in the book: the computational graph of section 10.2.2 — the RNN of "
+           "Fig. 10.3 (unfold.models.rnn) unfolded over three steps, every op drawn "
+           "(viz.graph), each step's dummy copies W(t), U(t), V(t), b(t), c(t) dashed in its "
+           "column, the shared parameters once in a row; beside it, in red, back-propagation "
+           "through time: from the seed ∇L = 1, ∇o(t), ∇h(t), ∇a(t), each step's ∇W(t) and the "
+           "sums ∇W = Σ_t ∇W(t)", bptt, in_book=False),
     Figure("gradients", "Not in the book: vanishing gradients (section 10.7) seen along the time "
            "axis, each h(t) coloured by log10 ‖∂L(τ)/∂h(t)‖ as computed by back-propagation "
            "through time (random weights, W scaled by 0.5)",
