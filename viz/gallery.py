@@ -40,7 +40,7 @@ def write(folder: str | Path, only: list[str] | None = None) -> list[Path]:
         raise UnfoldKeyError(f"no figure {unknown} in the gallery; available: {sorted(FIGURES)}")
     folder.mkdir(parents=True, exist_ok=True)
     absent = {**ABSENT, **_missing_plots()}
-    written, rows, notes, extra = [], [], [], []
+    written, rows, notes, extra, contents = [], [], [], [], []
     for fig in FIGURES.values():
         if (only and fig.id not in only) or fig.id in absent:
             continue
@@ -64,6 +64,7 @@ def write(folder: str | Path, only: list[str] | None = None) -> list[Path]:
                     f'alt="Figure {html.escape(fig.id)}"><figcaption><b>Figure '
                     f"{html.escape(fig.id)}.</b> {html.escape(fig.caption)} ({links}){differs}"
                     f"</figcaption></figure>")
+        contents.append(f'<a href="#{html.escape(stem)}">{html.escape(fig.id)}</a>')
         if not fig.in_book:
             extra.append(f'<a href="#{html.escape(stem)}">{html.escape(fig.id)}</a>')
         if fig.differs:
@@ -89,7 +90,7 @@ def write(folder: str | Path, only: list[str] | None = None) -> list[Path]:
            "(the figure files themselves are not public).</p>" if notes else "")
         + (f"<p>Not in the book, drawn beside its figures: {', '.join(extra)}.</p>"
            if extra else "")
-        + "<h2>The figures</h2>"
+        + "<h2>The figures</h2><p>" + " · ".join(contents) + "</p>"
         + "".join(rows)
         + "</body></html>\n")
     index = folder / "index.html"
