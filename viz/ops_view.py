@@ -776,6 +776,11 @@ class _TailsBelow:
         return sorted(found, key=found.__getitem__)
 
 
+def _parameter(m: Meaning) -> Node:
+    """The parameter a gradient of a copy ∇W(t) or a sum ∇W = Σ_t ∇W(t) is of."""
+    return m.of.inputs[0] if _is_copy(m.of) else m.of
+
+
 def _at(g: _OpGraph, n: Node) -> str:
     """The step a node is drawn in, for its tooltip."""
     return "" if g.step[n] is None else f"; step {g.step[n]}"
@@ -793,6 +798,8 @@ def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bo
     shared: dict[Node, list[Node]] = {}
     for n, r in g.rep.items():
         shared.setdefault(r, []).append(n)
+    for together in shared.values():    # in the order the parameters were made, at each step
+        together.sort(key=lambda k: _parameter(g.meaning[k]).serial)  # as in their sums
     for n in members:
         if g.rep.get(n, n) is not n:
             continue
