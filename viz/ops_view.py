@@ -369,7 +369,8 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     placed.titles = titles
     if g.moved is not None:
         placed.tree = True
-    ports = _head_ports(edges, placed.row, column, set(box.values()))
+    ports = _head_ports(edges, placed.row, column, set(box.values()),
+                        {i for i, part in panel.items() if part})
     g.many = {}                          # nodes entered at a row of ports (_head_ports)
     for (_, head, _), port in zip(edges, ports):
         if port.startswith(_MANY):
@@ -452,7 +453,8 @@ _MANY = "in"
 
 
 def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
-                column: dict[str, float | None], boxes: set[str]) -> list[str]:
+                column: dict[str, float | None], boxes: set[str], backward: set[str]
+                ) -> list[str]:
     """A port for each edge's head: a node's inputs (from the rows below) enter it at points
     of their own along its lower side, in the order of its operands (``W(t) @ h(t)``: ``W(t)``
     left, ``h(t)`` right). Unported, they all aimed at the centre of a small op box from below
@@ -462,7 +464,9 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
     came in nearly flat and hooked round under the node to reach a lower corner.) More than
     three inputs (a GRU's ∇h(t), a memory network's, read by every head's gradient) enter at a
     row of ports along the node's lower side (``_MANY``: its label is a table, ``_nodes``).)
-    Inputs from other columns take the ports on their side (ordered by column first).
+    In the ``backward`` panel, inputs from other columns take the ports on their side
+    (ordered by column first; there the operands' order says nothing, while in the forward
+    panel ``W(t) @ h(t−1)`` keeps ``W(t)`` left).
     The ``boxes`` of collapsed steps have no such table: their edges keep dot's choice."""
     into: dict[str, list[int]] = {}
     for k, (tail, head, attrs) in enumerate(edges):
@@ -474,7 +478,7 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
         # from the columns left to right, then in the order of the operands: an input from the
         # next step (∇h(1) reads ∇a(2)) entered at the lower left corner and hooked round under
         # the node to reach it
-        if len(ks) in _PORTS:
+        if len(ks) in _PORTS and head in backward:
             ks = sorted(ks, key=lambda k: _column_or(column, edges[k][0], column[head]))
         ports = _PORTS.get(len(ks)) or [f"{_MANY}{i}:s" for i in range(len(ks))] * (len(ks) > 1)
         for k, port in zip(ks, ports):
