@@ -329,7 +329,8 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     if hidden:
         lo, hi = min(hidden), max(hidden)
         dot.attr(label=L.plain(f"steps {lo}–{hi} ({len(hidden)} steps) collapsed into one box "
-                               f"(collapse=k / budget= to change)"), labelloc="t")
+                               f"(collapse=k / budget= to change)"), labelloc="t",
+                 fontsize="18")         # (read on a drawing some 4 000 px wide)
     drawn = set(draw)
     box = {part: f"[{'backward' if part else 'forward'} steps {min(hidden)}-{max(hidden)}]"
            for part in (False, True)} if hidden else {}
@@ -382,7 +383,8 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
                           if framed else None) as frame:
             if framed:
                 frame.attr(label=L.plain("backward (gradients)" if part else "forward"),
-                           style="dashed", color="#999999", fontcolor="#666666")
+                           style="dashed", color="#999999", fontcolor="#666666",
+                           fontsize=GRAPH["fontsize"])
             loose = [members[i] for i in mine if i in members and i in placed.loose]
             _nodes(frame, [members[i] for i in mine if i in members and i not in placed.loose],
                    g, part)
