@@ -204,6 +204,26 @@ def test_the_backward_panel_alone_is_the_panel_without_the_forward_graph():
         viz.graph(u.loss, forward=False)
 
 
+def test_backward_inputs_from_the_next_step_enter_on_their_side_in_one_order():
+    """∇h(1) reads ∇o(1) (its own column) and ∇h(2) (the next, right): at sw and se — at sw
+    the edge from the right hooked round under the node. And the gradients sharing a node list
+    their parameters in the order they were made, the sum above them too."""
+    rec = rnn()
+    u = rec.unfold(3)
+    params = list(rec.params.values())
+    src = viz.graph(u.loss, backward=dict(zip(params, uf.grad(u.loss, params)))).source
+    into = {a: re.search(r"headport=(\w+)", attrs).group(1)
+            for a, head, attrs in edges(src) if head == "grad h(1)"}
+    assert into == {"grad o(1)": "sw", "grad h(2)": "se"}, into
+    made = [p.name for p in sorted(params, key=lambda p: p.serial)]
+    shared = [[n for n in re.findall(r"∇(\w+)", t) if n in made]
+              for t in re.findall(r"label=<(.*?)> ", src) if t.count("<BR/>") and "∇" in t]
+    assert len([names for names in shared if len(set(names)) > 1]) >= 4       # steps, sums
+    for names in shared:
+        firsts = list(dict.fromkeys(names))
+        assert firsts == sorted(firsts, key=made.index), names
+
+
 def test_folded_graph_shows_state_reads_with_their_delay():
     src = viz.graph(rnn().roots()).source
     assert "(<I>t</I>−1)" in src
