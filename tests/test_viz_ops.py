@@ -224,6 +224,14 @@ def test_backward_inputs_from_the_next_step_enter_on_their_side_in_one_order():
         assert firsts == sorted(firsts, key=made.index), names
 
 
+def test_constants_read_as_numbers_and_an_initial_state_as_zeros():
+    """The 1 of 1 − u is "1" (numpy's "1." read as a typo); h(0), all zeros, "zeros (4,)"."""
+    import unfold.models as models
+    u = models.gru(2, 4, 2).unfold(2)
+    words = re.findall(r"label=<([^<>]*)>", viz.graph(u.loss).source)
+    assert "1" in words and "1." not in words and "zeros (4,)" in words, sorted(set(words))
+
+
 def test_folded_graph_shows_state_reads_with_their_delay():
     src = viz.graph(rnn().roots()).source
     assert "(<I>t</I>−1)" in src
