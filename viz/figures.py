@@ -143,6 +143,14 @@ def fig_10_16() -> Recurrence:
     return rec
 
 
+def gru_cell() -> Recurrence:
+    """The GRU cell of ``unfold.models`` (eqs. 10.45–10.47), alone, as Fig. 10.16 draws the
+    LSTM's: update gate u, reset gate r, the candidate, the state h."""
+    rec = Recurrence("GRU cell")
+    models.gru_cell(rec, rec.sequence("x", (M,)), N)
+    return rec
+
+
 def vanishing_gradients(steps: int = 10, scale: float = 0.5, seed: int = 0) -> graphviz.Digraph:
     """Not a figure of the book: section 10.7 made visible. ``unfold.models.rnn_single_output``
     with random weights (``W`` scaled down by ``scale``), unfolded over ``steps``; each h(t)
@@ -213,6 +221,7 @@ def _plot(name: str) -> Callable[[], Any]:
 
 LSTM_WORDS = {"f": "forget gate", "g": "input gate", "q": "output gate",
               "s": "state", "h": "output"}
+GRU_WORDS = {"u": "update gate", "r": "reset gate", "h": "state"}
 
 
 _TRIPLET = ("...", "t-1", "t", "t+1", "...")
@@ -310,6 +319,12 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            "matrices on the edges (U from x(t), W from h(t−1)); the states s and h cross from "
            "step to step",
            lambda: views.unfolded(models.lstm(M, N, K), steps=3, cells="open"), in_book=False),
+    Figure("10.16g", "Not in the book: the GRU cell of section 10.10.2 (unfold.models.gru_cell, "
+           "eqs. 10.45–10.47) drawn as Fig. 10.16 draws the LSTM's: update gate u and reset "
+           "gate r as sigmoid units, the input (the candidate state, read through r × h(t−1)), "
+           "the state h = u h(t−1) + (1 − u) × input, its 1 − u marked on the product it "
+           "belongs to",
+           lambda: cell(gru_cell(), names=GRU_WORDS), in_book=False),
     Figure("10.17", "The gradient cliff of a recurrent network with two parameters: gradient "
            "descent thrown far by the cliff without clipping, moderate with the gradient's norm "
            "clipped (computed by unfold, drawn with matplotlib)", _plot("cliff"), kind="plot",
