@@ -7,8 +7,8 @@ by hand, every picture is a view of a model that can be unfolded, evaluated and 
 and the two plots (10.15, 10.17) are computed by unfold and drawn with matplotlib. ``ABSENT``
 lists the figures that cannot be drawn yet, and why; each ``Figure`` says how it differs from
 the book's (``differs``), and a few drawings the book does not have stand beside them
-(``in_book=False``: the LSTM unfolded, compact and open; the op view with back-propagation
-through time; gradient overlays, alone and compared on one scale).
+(``in_book=False``: the LSTM unfolded, compact and open; the GRU cell; the op view with
+back-propagation through time; gradient overlays, alone and compared on one scale).
 """
 from __future__ import annotations
 
