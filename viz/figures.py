@@ -336,9 +336,10 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            "as thick arrows, r entering the next step through the delay square beside h (x(t) and "
            "r(t−1) are read through one stacked matrix U, hence U on both edges into h)",
            lambda: memory(fig_10_18(), hide=_NO_A),
-           differs="the network is drawn folded (one step, its loops through delay squares); the "
-           "reading and writing heads are nodes naming what they compute; the dashed arrow is the "
-           "write head reading M, to address it by content"),
+           differs="the task network, a box in the book, is drawn with its units (x, h, o, L, "
+           "y) folded, its loops through delay squares; the reading and writing mechanisms are "
+           "nodes naming what they compute; the dashed arrow is the write head reading M, to "
+           "address it by content"),
     Figure("bptt", "Not in the book: the computational graph of section 10.2.2 — the RNN of "
            "Fig. 10.3 (unfold.models.rnn) unfolded over three steps, every op drawn "
            "(viz.graph), each step's dummy copies W(t), U(t), V(t), b(t), c(t) dashed in its "
