@@ -3,6 +3,7 @@ the plots are computed by unfold, and ``python -m viz.gallery DIR`` writes SVG, 
 index page that shows each figure with its caption and names what is absent."""
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 import sys
@@ -89,3 +90,34 @@ def test_gallery_help_prints_help_and_writes_nothing(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "usage: python -m viz.gallery" in done.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_dot
+def test_the_index_says_how_each_figure_differs_from_the_book(tmp_path):
+    """A reader holding the book is told, on the index page and under the figure, what is
+    drawn otherwise than the book draws it, and which drawings the book does not have."""
+    from viz.gallery import main
+    plain = [k for k, f in FIGURES.items() if f.kind == "drawing"]
+    differs = next(k for k in plain if FIGURES[k].differs)
+    extra = next(k for k in plain if not FIGURES[k].in_book)
+    assert main([str(tmp_path), "--only", differs, extra]) == 0
+    index = (tmp_path / "index.html").read_text()
+    assert "<h2>Where the drawings differ from the book</h2>" in index
+    assert index.count(html.escape(FIGURES[differs].differs)) == 2       # the list, the caption
+    assert f'<a href="#fig-{extra}">{extra}</a>' in index.split("<h2>The figures</h2>")[0]
+
+
+def test_the_compared_overlay_is_drawn_on_one_scale_and_its_caption_holds():
+    """Fig. gradients-compared: one legend for both panels, each saying which steps it shows,
+    and the ratios its caption gives (10⁸ for the RNN, 4 × 10⁴ for the GRU) as computed."""
+    import unfold.models as models
+    from unfold.train import init_params
+    from viz.figures import K, M, N
+    src = viz.figure("gradients-compared").source
+    assert src.count("log<SUB>10</SUB>") == 1 and src.count("steps 1–3 and 48–50 shown") == 2
+    rng = np.random.default_rng(0)
+    feed = {"x": rng.standard_normal((50, M)), "y": rng.integers(0, K, 50)}
+    for rec, ratio in ((models.rnn_single_output(M, N, K), 1e8),
+                       (models.gru(M, N, K, outputs="last"), 4e4)):
+        norms = viz.gradient_norms(rec.unfold(50), {**init_params(rec, seed=0), **feed})
+        assert norms[("h", 50)] / norms[("h", 1)] == pytest.approx(ratio, rel=0.5)

@@ -185,6 +185,53 @@ def test_the_backward_panel_of_a_3_step_lstm_fits_a_laptop_screen():
     assert x1 - x0 < 1100 and y1 - y0 < 900          # points: ≤ 1470 × 1200 px at 96 dpi
 
 
+def test_the_backward_panel_alone_is_the_panel_without_the_forward_graph():
+    """``forward=False``: the panel's own nodes and edges, framed and named, nothing else (a
+    3-step LSTM's panel on its own is a screenful; beside its forward graph, three)."""
+    rec = rnn()
+    u = rec.unfold(3)
+    params = list(rec.params.values())
+    backward = dict(zip(params, uf.grad(u.loss, params)))
+    both, alone = (viz.graph(u.loss, backward=backward, forward=f).source for f in (True, False))
+    panel = {n for n in drawn(both) if n.startswith("grad ")}
+    assert panel and set(drawn(alone)) == panel
+    assert {(a, b) for a, b, _ in edges(alone)} == {
+        (a, b) for a, b, _ in edges(both) if a in panel and b in panel}
+    assert "cluster_backward" in alone and "cluster_forward" not in alone
+    every = viz.graph(u.loss, backward=backward, backward_ops=True, forward=False).source
+    assert "cluster_forward" not in every and "[ref]" in every     # its grey stand-ins stay
+    with pytest.raises(ValueError, match="backward="):
+        viz.graph(u.loss, forward=False)
+
+
+def test_backward_inputs_from_the_next_step_enter_on_their_side_in_one_order():
+    """∇h(1) reads ∇o(1) (its own column) and ∇h(2) (the next, right): at sw and se — at sw
+    the edge from the right hooked round under the node. And the gradients sharing a node list
+    their parameters in the order they were made, the sum above them too."""
+    rec = rnn()
+    u = rec.unfold(3)
+    params = list(rec.params.values())
+    src = viz.graph(u.loss, backward=dict(zip(params, uf.grad(u.loss, params)))).source
+    into = {a: re.search(r"headport=(\w+)", attrs).group(1)
+            for a, head, attrs in edges(src) if head == "grad h(1)"}
+    assert into == {"grad o(1)": "sw", "grad h(2)": "se"}, into
+    made = [p.name for p in sorted(params, key=lambda p: p.serial)]
+    shared = [[n for n in re.findall(r"∇(\w+)", t) if n in made]
+              for t in re.findall(r"label=<(.*?)> ", src) if t.count("<BR/>") and "∇" in t]
+    assert len([names for names in shared if len(set(names)) > 1]) >= 4       # steps, sums
+    for names in shared:
+        firsts = list(dict.fromkeys(names))
+        assert firsts == sorted(firsts, key=made.index), names
+
+
+def test_constants_read_as_numbers_and_an_initial_state_as_zeros():
+    """The 1 of 1 − u is "1" (numpy's "1." read as a typo); h(0), all zeros, "zeros (4,)"."""
+    import unfold.models as models
+    u = models.gru(2, 4, 2).unfold(2)
+    words = re.findall(r"label=<([^<>]*)>", viz.graph(u.loss).source)
+    assert "1" in words and "1." not in words and "zeros (4,)" in words, sorted(set(words))
+
+
 def test_folded_graph_shows_state_reads_with_their_delay():
     src = viz.graph(rnn().roots()).source
     assert "(<I>t</I>−1)" in src

@@ -28,6 +28,7 @@ def test_colours_follow_log_norm_and_a_legend_is_drawn():
     assert widths == sorted(widths, reverse=True)
     assert "‖∇h(2)‖ = 0.01" in src
     assert "[legend]" in src and "log<SUB>10</SUB>" in src
+    assert "bright, thick: large" in src                           # the outline said too
     assert "fillcolor" not in attrs_of(src, "x(1)")                  # no gradient given
 
 

@@ -56,7 +56,6 @@ LEFT = {
     ('deep_rnn lstm', 'unfolding steps=3 open'): 1,
     ('gru reset_after', 'graph backward'): 1,
     ('gru reset_after', 'unfolded open'): 2,
-    ('language_model stop', 'graph backward'): 1,
     ('lstm book', 'folded'): 1,
     ('lstm book', 'unfolding'): 1,
     ('lstm book', 'unfolding steps=3 open'): 1,

@@ -46,6 +46,9 @@ def run(tau: int = 1000) -> list[tuple[str, float]]:
         ops = _timed("viz.graph(loss, backward={W: ∇W})", lambda: graph(
             u.loss, backward=dict(zip(params, grads))), rows)
         _timed("dot -Tsvg of that op view", lambda: svg(ops), rows)
+        alone = _timed("viz.graph(…, forward=False) (the backward panel)", lambda: graph(
+            u.loss, backward=dict(zip(params, grads)), forward=False), rows)
+        _timed("dot -Tsvg of that panel", lambda: svg(alone), rows)
         every = _timed("viz.graph(…, backward_ops=True)", lambda: graph(
             u.loss, backward=dict(zip(params, grads)), backward_ops=True), rows)
         _timed("dot -Tsvg of that op view", lambda: svg(every), rows)

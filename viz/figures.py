@@ -5,10 +5,14 @@ the figure is drawn from it; the others are built here. Sizes are small and arbi
 depends only on the structure. ``FIGURES`` maps a figure id to how it is drawn; nothing is drawn
 by hand, every picture is a view of a model that can be unfolded, evaluated and differentiated,
 and the two plots (10.15, 10.17) are computed by unfold and drawn with matplotlib. ``ABSENT``
-lists the figures that cannot be drawn yet, and why.
+lists the figures that cannot be drawn yet, and why; each ``Figure`` says how it differs from
+the book's (``differs``), and a few drawings the book does not have stand beside them
+(``in_book=False``: the LSTM unfolded, compact and open; the GRU cell; the op view with
+back-propagation through time; gradient overlays, alone and compared on one scale).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -25,6 +29,7 @@ from .cell_view import cell
 from .graphical import graphical_model
 from .joined import encoder_decoder
 from .memory import memory
+from .ops_view import graph
 from .tree import tree
 from .overlay import gradient_norms
 
@@ -138,6 +143,14 @@ def fig_10_16() -> Recurrence:
     return rec
 
 
+def gru_cell() -> Recurrence:
+    """The GRU cell of ``unfold.models`` (eqs. 10.45–10.47), alone, as Fig. 10.16 draws the
+    LSTM's: update gate u, reset gate r, the candidate, the state h."""
+    rec = Recurrence("GRU cell")
+    models.gru_cell(rec, rec.sequence("x", (M,)), N)
+    return rec
+
+
 def vanishing_gradients(steps: int = 10, scale: float = 0.5, seed: int = 0) -> graphviz.Digraph:
     """Not a figure of the book: section 10.7 made visible. ``unfold.models.rnn_single_output``
     with random weights (``W`` scaled down by ``scale``), unfolded over ``steps``; each h(t)
@@ -151,15 +164,47 @@ def vanishing_gradients(steps: int = 10, scale: float = 0.5, seed: int = 0) -> g
     return views.unfolded(rec, steps=steps, hide=_NO_A, gradients=norms)
 
 
+def compared_gradients(steps: int = 50, seed: int = 0) -> graphviz.Digraph:
+    """Not a figure of the book: a plain RNN (``rnn_single_output``) and a GRU (``outputs=
+    "last"``) over the same ``steps`` inputs, from ``train.init_params``, side by side on one
+    colour scale of ``log10 ‖∂L(τ)/∂h(t)‖`` (``views.side_by_side``), the middle steps elided."""
+    from unfold.train import init_params
+    rng = np.random.default_rng(seed)
+    feed = {"x": rng.standard_normal((steps, M)), "y": rng.integers(0, K, steps)}
+    panels = []
+    for title, rec, hide in (("RNN", models.rnn_single_output(M, N, K), _NO_A),
+                             ("GRU", models.gru(M, N, K, outputs="last"), ())):
+        norms = gradient_norms(rec.unfold(steps), {**init_params(rec, seed=seed), **feed})
+        panels.append((title, rec, {"steps": steps, "max_steps": 6, "gradients": norms,
+                                    "hide": hide}))
+    with warnings.catch_warnings():          # (each panel says which steps it shows)
+        warnings.simplefilter("ignore", views.ElidedStepsWarning)
+        return views.side_by_side("vanishing gradients, RNN and GRU", panels)
+
+
+def bptt(steps: int = 3) -> graphviz.Digraph:
+    """Not a figure of the book: section 10.2.2's computational graph, every op of
+    ``unfold.models.rnn`` unfolded over ``steps`` with its dummy copies ``W(t)``, and beside it
+    the gradient graph of every parameter (``viz.graph(..., backward=...)``)."""
+    rec = models.rnn(M, N, K)
+    net = rec.unfold(steps)
+    params = list(rec.params.values())
+    return graph(net.loss, backward=dict(zip(params, uf.grad(net.loss, params))))
+
+
 @dataclass(frozen=True)
 class Figure:
-    """A gallery entry: the book's figure id, its caption, and how it is drawn (``kind``:
-    ``"drawing"``, a graphviz Digraph, or ``"plot"``, a matplotlib figure)."""
+    """A gallery entry: the book's figure id, its caption, how it is drawn (``kind``:
+    ``"drawing"``, a graphviz Digraph, or ``"plot"``, a matplotlib figure), and ``differs``:
+    what a reader holding the book would find drawn otherwise, or not at all ("" if nothing);
+    ``in_book=False``: a drawing the book does not have."""
 
     id: str
     caption: str
     draw: Callable[[], Any]
     kind: str = "drawing"
+    differs: str = ""
+    in_book: bool = True
 
 
 def _fig_10_12() -> graphviz.Digraph:
@@ -176,6 +221,7 @@ def _plot(name: str) -> Callable[[], Any]:
 
 LSTM_WORDS = {"f": "forget gate", "g": "input gate", "q": "output gate",
               "s": "state", "h": "output"}
+GRU_WORDS = {"u": "update gate", "r": "reset gate", "h": "state"}
 
 
 _TRIPLET = ("...", "t-1", "t", "t+1", "...")
@@ -192,9 +238,10 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            "(unfold.models.rnn)",
            lambda: views.unfolding(models.rnn(M, N, K), hide=_NO_A)),
     Figure("10.4", "RNN whose only recurrence is from the output to the hidden layer "
-           "(unfold.models.output_to_hidden); the ellipses at both ends stand for o, the value "
-           "carried from step to step, entering the next step through W",
-           lambda: views.unfolding(models.output_to_hidden(M, N, K))),
+           "(unfold.models.output_to_hidden): o(t−1) enters h(t) through W",
+           lambda: views.unfolding(models.output_to_hidden(M, N, K)),
+           differs="the book ends the chain with h(…) ellipses; here the ellipses are o(…), the "
+           "value carried from step to step (only what crosses a step is drawn as an ellipsis)"),
     Figure("10.5", "RNN with a single output at the end of the sequence "
            "(unfold.models.rnn_single_output)",
            lambda: views.unfolded(models.rnn_single_output(M, N, K), hide=_NO_A,
@@ -209,7 +256,9 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
     Figure("10.7", "A recurrent network over y seen as a directed graphical model: with the "
            "hidden states contracted, every past y(i) may influence y(t) — fully connected "
            "(derived from the unfolded graph of an RNN whose y(t−1) feeds h(t))",
-           lambda: graphical_model(fig_10_7(), steps=4)),
+           lambda: graphical_model(fig_10_7(), steps=4),
+           differs="four steps and y(…) for the rest; the arcs that skip steps all run under the "
+           "row, where some cross each other"),
     Figure("10.8", "The same model with its (deterministic) hidden states: each h(t) depends on "
            "h(t−1) and y(t−1), each y(t) on h(t) — the same few parents at every step",
            lambda: graphical_model(fig_10_7(), steps=4, states=True)),
@@ -221,11 +270,16 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            lambda: views.unfolded(models.conditional_rnn(M, N, K), hide=_NO_A,
                                   window=_TRIPLET)),
     Figure("10.11", "A bidirectional RNN: h runs forward in time, g backward",
-           lambda: views.unfolded(fig_10_11(), window=("t-1", "t", "t+1"))),
+           lambda: views.unfolded(fig_10_11(), window=("t-1", "t", "t+1")),
+           differs="dot bends the h and g chains into arcs between the rows, where the book draws "
+           "two straight rows"),
     Figure("10.12", "An encoder–decoder (unfold.models.encoder_decoder): the encoder reads "
            "x(1)…x(n_x), its final state is the context C, which the decoder reads at every step "
            "while emitting y(1)…y(n_y) from the previous symbols y_prev (two recurrences joined "
-           "by Recurrence.unfold(bind=…))", _fig_10_12),
+           "by Recurrence.unfold(bind=…))", _fig_10_12,
+           differs="the decoder's previous outputs are drawn, as its input row y_prev; both "
+           "y_prev and C enter h(t) through the decoder's one stacked matrix U (hence U on the "
+           "edges from C); the middle steps of both halves are the ellipsis column (…)"),
     Figure("10.13a", "A deep RNN (unfold.models.deep_rnn): the hidden state as a hierarchy of "
            "recurrent layers h_1, h_2",
            lambda: views.folded(fig_10_13a(), hide=("a_1", "a_2"))),
@@ -238,30 +292,70 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
     Figure("10.14", "A recursive network (unfold.models.recursive_net) unfolded over a balanced "
            "tree of four leaves: the same U (left child) and W (right child) at every inner "
            "node, V to the output o, the loss L against y",
-           lambda: tree(fig_10_14(), 4)),
+           lambda: tree(fig_10_14(), 4),
+           differs="the inner nodes are named by their tree position, h(5), h(6), h(7) (the "
+           "leaves are 1–4); the leaves are the inputs themselves (recursive_net(embed=False))"),
     Figure("10.15", "Repeated composition of a tanh layer h(t) = tanh(W h(t−1)) (100 units): "
            "a linear projection of h(t) against the initial state's coordinate along a random "
            "direction, after 0…5 compositions (computed by unfold, drawn with matplotlib)",
-           _plot("composition"), kind="plot"),
+           _plot("composition"), kind="plot",
+           differs="the curves are unfold's for one random W (seed 0): their kind, not their "
+           "exact values, is the book's"),
     Figure("10.16", "The LSTM cell (unfold.models.lstm_cell): input, input gate, forget gate and "
            "output gate as sigmoid units, the state with its self-loop through the delay square "
            "and the forget gate's ×, the gating × nodes, the output; h(t−1) enters as an input",
-           lambda: cell(fig_10_16(), names=LSTM_WORDS)),
-    Figure("10.16u", "The LSTM network (unfold.models.lstm) unfolded over three steps: one cell "
-           "per step, only the states s and h crossing from step to step",
-           lambda: views.unfolded(models.lstm(M, N, K), steps=3)),
+           lambda: cell(fig_10_16(), names=LSTM_WORDS),
+           differs="h(t−1) is drawn as an input node beside x"),
+    Figure("10.16u", "Not in the book: the LSTM network (unfold.models.lstm) unfolded over "
+           "three steps: one cell per step, only the states s and h crossing from step to step. "
+           "Each rounded box is one step's cell, the values inside it named under its name: g "
+           "the input gate, f the forget gate, q the output gate (the book's letters; "
+           "viz.unfolded(…, cells=\"open\") draws them); the gates' matrices are not written on "
+           "the edges into a cell",
+           lambda: views.unfolded(models.lstm(M, N, K), steps=3), in_book=False),
+    Figure("10.16o", "Not in the book: the LSTM network of 10.16u with its cells open "
+           "(viz.unfolded(…, cells=\"open\")): in each step's dashed box the input gate g, the "
+           "forget gate f, the output gate q, the state s and the output h, the gates' "
+           "matrices on the edges (U from x(t), W from h(t−1)); the states s and h cross from "
+           "step to step",
+           lambda: views.unfolded(models.lstm(M, N, K), steps=3, cells="open"), in_book=False),
+    Figure("10.16g", "Not in the book: the GRU cell of section 10.10.2 (unfold.models.gru_cell, "
+           "eqs. 10.45–10.47) drawn as Fig. 10.16 draws the LSTM's: update gate u and reset "
+           "gate r as sigmoid units, the input (the candidate state, read through r × h(t−1)), "
+           "the state h = u h(t−1) + (1 − u) × input, its 1 − u marked on the product it "
+           "belongs to",
+           lambda: cell(gru_cell(), names=GRU_WORDS), in_book=False),
     Figure("10.17", "The gradient cliff of a recurrent network with two parameters: gradient "
            "descent thrown far by the cliff without clipping, moderate with the gradient's norm "
-           "clipped (computed by unfold, drawn with matplotlib)", _plot("cliff"), kind="plot"),
+           "clipped (computed by unfold, drawn with matplotlib)", _plot("cliff"), kind="plot",
+           differs="the book draws the loss as a 3-D surface over (w, b); here it is a 2-D map of "
+           "log10 of the loss with the two descents on it"),
     Figure("10.18", "A memory network (unfold.models.memory_network): the recurrent task network "
            "at the bottom, a row of memory cells on top; writing (where: key k, sharpness β, "
            "weights w; what: erase e, add a) and reading (k, β, w and the vector read r) drawn "
-           "as thick arrows, r entering the next step through the delay square beside h",
-           lambda: memory(fig_10_18(), hide=_NO_A)),
+           "as thick arrows, r entering the next step through the delay square beside h (x(t) and "
+           "r(t−1) are read through one stacked matrix U, hence U on both edges into h)",
+           lambda: memory(fig_10_18(), hide=_NO_A),
+           differs="the task network, a box in the book, is drawn with its units (x, h, o, L, "
+           "y) folded, its loops through delay squares; the reading and writing mechanisms are "
+           "nodes naming what they compute; the dashed arrow is the write head reading M, to "
+           "address it by content"),
+    Figure("bptt", "Not in the book: the computational graph of section 10.2.2 — the RNN of "
+           "Fig. 10.3 (unfold.models.rnn) unfolded over three steps, every op drawn "
+           "(viz.graph), each step's dummy copies W(t), U(t), V(t), b(t), c(t) dashed in its "
+           "column, the shared parameters once in a row; beside it, in red, back-propagation "
+           "through time: from the seed ∇L = 1, ∇o(t), ∇h(t), ∇a(t), each step's ∇W(t) and the "
+           "sums ∇W = Σ_t ∇W(t)", bptt, in_book=False),
     Figure("gradients", "Not in the book: vanishing gradients (section 10.7) seen along the time "
            "axis, each h(t) coloured by log10 ‖∂L(τ)/∂h(t)‖ as computed by back-propagation "
            "through time (random weights, W scaled by 0.5)",
-           vanishing_gradients),
+           vanishing_gradients, in_book=False),
+    Figure("gradients-compared", "Not in the book: the same vanishing in a plain RNN and in a "
+           "GRU over τ = 50 steps of the same inputs, on one colour scale (viz.side_by_side): "
+           "the RNN's h(1) gets a gradient about 10⁸ times smaller than its h(50), the GRU's "
+           "about 4 × 10⁴ times; each panel shows steps 1–3 and 48–50, the middle elided (…) "
+           "(weights from unfold.train.init_params, seed 0)",
+           compared_gradients, in_book=False),
 ]}
 
 #: figures that cannot be drawn yet, and why

@@ -102,8 +102,11 @@ def _label(node: Node, name: str | None = None) -> tuple[str, dict[str, str]]:
                                                   "fontsize": "8"}
     if node.op is CONSTANT:
         value = node.attrs["value"]
-        text = np.array2string(value, precision=3) if value.size <= 3 else \
-            f"const {tuple(value.shape)}"
+        # (numpy writes 1.0 as "1.": the 1 of a GRU's 1 − u read as a typo); a larger one by
+        # its shape, "zeros" if it is (a state's initial value)
+        text = np.array2string(np.asarray(value), formatter={"float_kind": lambda v: f"{v:.3g}"}
+                               ) if value.size <= 3 else \
+            f"{'zeros' if not np.any(value) else 'const'} {tuple(value.shape)}"
         return f"<{L.esc(text)}>", {"shape": "plaintext", "style": ""}
     if node.op is STATE:                         # a state read d steps back, h(t−1)
         return (f"<<B>{L.esc(node.name)}</B>(<I>t</I>−{node.attrs['delay']})>",
@@ -252,7 +255,8 @@ def _collapse(g: _OpGraph, nodes: list[Node], collapse: int | None, budget: int 
 
 def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[Node, Node] = (),
           backward_ops: bool = False, clusters: bool = True, collapse: int | None = None,
-          budget: int | None = BUDGET, depth: int | None = None) -> Drawing:
+          budget: int | None = BUDGET, depth: int | None = None, forward: bool = True
+          ) -> Drawing:
     """Every op node behind ``nodes`` (and behind ``backward``: gradients from ``unfold.grad``,
     as a list, or as a mapping ``{W: ∇W}`` to have them labelled ``∇W``), as a Digraph.
 
@@ -263,7 +267,8 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     below ``nodes``.
     Gradient nodes are drawn in red in a "backward" panel beside the forward graph: the
     meaningful ones only (``∇h(t)``, ``∇W(t)``, ``∇W``), or every op with
-    ``backward_ops=True``.
+    ``backward_ops=True``. ``forward=False`` draws the backward panel alone (a 3-step LSTM's
+    is about 1 000 × 800 px; beside its forward panel the drawing is three times as wide).
     """
     roots = [nodes] if isinstance(nodes, Node) else list(nodes) if isinstance(
         nodes, (list, tuple)) else None
@@ -284,6 +289,10 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             raise UnfoldTypeError(f"backward must hold unfold nodes, got {type(n).__name__}")
     backward_ops = arguments.flag("viz.graph: backward_ops", backward_ops)
     clusters = arguments.flag("viz.graph: clusters", clusters)
+    forward = arguments.flag("viz.graph: forward", forward)
+    if not forward and not backward:
+        raise UnfoldValueError("viz.graph(forward=False) draws the backward panel alone: give "
+                               "the gradients with backward=")
     for name, value in (("collapse", collapse), ("budget", budget), ("depth", depth)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or
                                   value < (1 if name != "depth" else 0)):
@@ -320,7 +329,8 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     if hidden:
         lo, hi = min(hidden), max(hidden)
         dot.attr(label=L.plain(f"steps {lo}–{hi} ({len(hidden)} steps) collapsed into one box "
-                               f"(collapse=k / budget= to change)"), labelloc="t")
+                               f"(collapse=k / budget= to change)"), labelloc="t",
+                 fontsize="18")         # (read on a drawing some 4 000 px wide)
     drawn = set(draw)
     box = {part: f"[{'backward' if part else 'forward'} steps {min(hidden)}-{max(hidden)}]"
            for part in (False, True)} if hidden else {}
@@ -351,22 +361,30 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
             panel[tail] = True
             column[tail] = column_of(refs[tail])
     parts = [False] + ([True] if g.grads else [])
+    if not forward:                      # the backward panel alone (its stand-ins included)
+        panel = {i: True for i, part in panel.items() if part}
+        column = {i: column[i] for i in panel}
+        edges = [e for e in edges if e[0] in panel and e[1] in panel]
+        parts = [True]
     placed = _Columns(panel, column, edges, clusters)
     placed.titles = titles
     if g.moved is not None:
         placed.tree = True
-    ports = _head_ports(edges, placed.row, column, set(box.values()))
+    ports = _head_ports(edges, placed.row, column, set(box.values()),
+                        {i for i, part in panel.items() if part})
     g.many = {}                          # nodes entered at a row of ports (_head_ports)
     for (_, head, _), port in zip(edges, ports):
         if port.startswith(_MANY):
             g.many[head] = g.many.get(head, 0) + 1
     for part in parts:
         mine = [i for i in panel if panel[i] is part]
+        framed = len(parts) > 1 or not forward
         with dot.subgraph(name=f"cluster_{'backward' if part else 'forward'}"
-                          if len(parts) > 1 else None) as frame:
-            if len(parts) > 1:
+                          if framed else None) as frame:
+            if framed:
                 frame.attr(label=L.plain("backward (gradients)" if part else "forward"),
-                           style="dashed", color="#999999", fontcolor="#666666")
+                           style="dashed", color="#999999", fontcolor="#666666",
+                           fontsize=GRAPH["fontsize"])
             loose = [members[i] for i in mine if i in members and i in placed.loose]
             _nodes(frame, [members[i] for i in mine if i in members and i not in placed.loose],
                    g, part)
@@ -437,7 +455,8 @@ _MANY = "in"
 
 
 def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
-                column: dict[str, float | None], boxes: set[str]) -> list[str]:
+                column: dict[str, float | None], boxes: set[str], backward: set[str]
+                ) -> list[str]:
     """A port for each edge's head: a node's inputs (from the rows below) enter it at points
     of their own along its lower side, in the order of its operands (``W(t) @ h(t)``: ``W(t)``
     left, ``h(t)`` right). Unported, they all aimed at the centre of a small op box from below
@@ -447,6 +466,9 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
     came in nearly flat and hooked round under the node to reach a lower corner.) More than
     three inputs (a GRU's ∇h(t), a memory network's, read by every head's gradient) enter at a
     row of ports along the node's lower side (``_MANY``: its label is a table, ``_nodes``).)
+    In the ``backward`` panel, inputs from other columns take the ports on their side
+    (ordered by column first; there the operands' order says nothing, while in the forward
+    panel ``W(t) @ h(t−1)`` keeps ``W(t)`` left).
     The ``boxes`` of collapsed steps have no such table: their edges keep dot's choice."""
     into: dict[str, list[int]] = {}
     for k, (tail, head, attrs) in enumerate(edges):
@@ -454,11 +476,21 @@ def _head_ports(edges: list[tuple[str, str, dict]], row: dict[str, int],
                 column.get(head) is not None and head not in boxes:
             into.setdefault(head, []).append(k)
     out = [""] * len(edges)
-    for ks in into.values():
+    for head, ks in into.items():
+        # from the columns left to right, then in the order of the operands: an input from the
+        # next step (∇h(1) reads ∇a(2)) entered at the lower left corner and hooked round under
+        # the node to reach it
+        if len(ks) in _PORTS and head in backward:
+            ks = sorted(ks, key=lambda k: _column_or(column, edges[k][0], column[head]))
         ports = _PORTS.get(len(ks)) or [f"{_MANY}{i}:s" for i in range(len(ks))] * (len(ks) > 1)
         for k, port in zip(ks, ports):
             out[k] = port
     return out
+
+
+def _column_or(column: dict[str, float | None], ident: str, default: float) -> float:
+    found = column.get(ident)
+    return default if found is None else found
 
 
 #: the parameters' legend: of a recurrence, of a recursive net (copies by tree position)
@@ -750,6 +782,11 @@ class _TailsBelow:
         return sorted(found, key=found.__getitem__)
 
 
+def _parameter(m: Meaning) -> Node:
+    """The parameter a gradient of a copy ∇W(t) or a sum ∇W = Σ_t ∇W(t) is of."""
+    return m.of.inputs[0] if _is_copy(m.of) else m.of
+
+
 def _at(g: _OpGraph, n: Node) -> str:
     """The step a node is drawn in, for its tooltip."""
     return "" if g.step[n] is None else f"; step {g.step[n]}"
@@ -767,6 +804,8 @@ def _nodes(dot: graphviz.Digraph, members: list[Node], g: _OpGraph, backward: bo
     shared: dict[Node, list[Node]] = {}
     for n, r in g.rep.items():
         shared.setdefault(r, []).append(n)
+    for together in shared.values():    # in the order the parameters were made, at each step
+        together.sort(key=lambda k: _parameter(g.meaning[k]).serial)  # as in their sums
     for n in members:
         if g.rep.get(n, n) is not n:
             continue

@@ -35,6 +35,9 @@ RAMP = ("#440154", "#443983", "#31688e", "#21918c", "#35b779", "#90d743", "#fde7
 PEN = (1.0, 4.0)          # outline width for the smallest and the largest gradient
 INFINITE = "#d62728"      # an infinite norm: the gradient overflowed
 NAN = "#9e9e9e"           # a NaN norm: no number at all
+#: the width (points) of a legend cell, one tick under each: "-12.3" in 10 pt needs 34 (at 28
+#: dot warned "cell size too small" on a scale reaching 10⁻¹⁰, as an RNN's does at τ = 50)
+_CELL = 34
 
 
 def _key(key: Any) -> tuple[str, int]:
@@ -141,30 +144,35 @@ def style(norm: float, low: float, high: float, title: str) -> dict[str, str]:
 
 def legend(low: float, high: float, stops: int = 5, special: Iterable[str] = (),
            title: str = "") -> str:
-    """The legend, an HTML-like table: a colour bar from ``low`` to ``high`` (log10 ‖∇‖), the
-    colours of the ``special`` values met (``0``, ``∞``, ``NaN``), and ``title``."""
+    """The legend, an HTML-like table: a colour bar from ``low`` to ``high`` (log10 ‖∇‖), what
+    the outline's width means, the colours of the ``special`` values met (``0``, ``∞``,
+    ``NaN``), and ``title``."""
     # (fixed-size cells in a table of their own: in one table with a title wider than the
     # bar, dot stretched the colour cells unevenly and the scale read as non-linear)
-    cells = "".join(f'<TD BGCOLOR="{colour(k / (stops - 1))}" FIXEDSIZE="TRUE" WIDTH="28" '
+    cells = "".join(f'<TD BGCOLOR="{colour(k / (stops - 1))}" FIXEDSIZE="TRUE" WIDTH="{_CELL}" '
                     f'HEIGHT="14"></TD>' for k in range(stops))
     values = [round(low + (high - low) * k / (stops - 1), 1) + 0.0 for k in range(stops)]
-    ticks = "".join(f'<TD FIXEDSIZE="TRUE" WIDTH="28" HEIGHT="16"><FONT POINT-SIZE="10">'
+    ticks = "".join(f'<TD FIXEDSIZE="TRUE" WIDTH="{_CELL}" HEIGHT="16"><FONT POINT-SIZE="10">'
                     f'{v:.1f}</FONT></TD>' for v in values)
     extra = ""
     swatches = {"0": colour(0.0), "∞": INFINITE, "NaN": NAN}
     for name in special:
-        extra += (f'<TR><TD BGCOLOR="{swatches[name]}" FIXEDSIZE="TRUE" WIDTH="28" '
+        extra += (f'<TR><TD BGCOLOR="{swatches[name]}" FIXEDSIZE="TRUE" WIDTH="{_CELL}" '
                   f'HEIGHT="14"></TD><TD COLSPAN="{stops - 1}" ALIGN="LEFT"><FONT '
                   f'POINT-SIZE="10">'
                   f'{L.esc({"0": "‖∇‖ = 0", "∞": "‖∇‖ = ∞ (overflow)", "NaN": "NaN"}[name])}'
                   f"</FONT></TD></TR>")
+    # (the outline's width says it again, for readers who cannot tell the colours apart)
+    # (in the outer table: a row wider than the bar in its own table stretched its cells)
+    outline = ('<TR><TD><FONT POINT-SIZE="10">dark, thin: small; bright, thick: large'
+               "</FONT></TD></TR>")
     font = f'<FONT FACE="{L.FONT}" POINT-SIZE="12">'
     # the title on a row of its own (under the subscript of log₁₀ it touched the next line)
     note = f"<TR><TD>{font}{L.esc(title)}</FONT></TD></TR>" if title else ""
     return (f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="1">'
             f"<TR><TD>{font}log<SUB>10</SUB> ‖∇‖</FONT></TD></TR>{note}"
             f'<TR><TD><TABLE BORDER="0" CELLBORDER="0" CELLSPACING="1"><TR>{cells}</TR>'
-            f"<TR>{ticks}</TR>{extra}</TABLE></TD></TR></TABLE>>")
+            f"<TR>{ticks}</TR>{extra}</TABLE></TD></TR>{outline}</TABLE>>")
 
 
 def overlay(drawer, placement: Placement, gradients: Mapping[Any, Any],
