@@ -259,7 +259,8 @@ def drawings(cfg: Config, out: Path, trained: dict, seed: int) -> list[str]:
     batch = recall_batch(cfg, 1, np.random.default_rng(seed))
     for name, (rec, params) in trained.items():
         feed = {**params, "x": batch["x"][:, 0], "y": batch["y"][:, 0]}
-        panels.append((name, rec, {"steps": steps, "max_steps": 8,
+        hide = tuple(n for n in rec.named if n == "a")     # (the RNN's pre-activation: its
+        panels.append((name, rec, {"steps": steps, "max_steps": 8, "hide": hide,   # h only)
                                    "gradients": viz.gradient_norms(rec.unfold(steps), feed)}))
     with warnings.catch_warnings():         # (the drawing says which steps it shows)
         warnings.simplefilter("ignore", viz.ElidedStepsWarning)
