@@ -1643,3 +1643,30 @@ def test_no_arrowhead_lands_where_another_edge_starts(build, view):             
     met = [(e.head, f"{e.tail}→{e.head}", f"{f.tail}→{f.head}") for e in laid.edges if e.head in big
            for f in laid.edges if f is not e and f.tail == e.head and distance(e.head_end, f.tail_end) < 3]
     assert met == []
+
+
+@pytest.mark.parametrize("build", [
+    still_open(59, M.bilstm_loop, id="bilstm_loop"),
+    still_open(59, lambda: _models_bidirectional("lstm"), id="models.bidirectional-lstm"),
+    pytest.param(M.bigru, id="bigru"), pytest.param(M.bidirectional, id="bidirectional")])
+def test_a_bidirectional_lstm_unfolds_without_a_tangle(build):                    # finding 59
+    """Fig. 10.11 with LSTM cells, by hand (a helper per direction, o = V [h_f; h_b]) or the
+    README's models.bidirectional(…, cell="lstm"): at 3 steps no more crossings than the plain
+    bidirectional RNN's 4 plus the LSTM's 2 per direction (8); the bidirectional GRU has 6."""
+    from viz_json import crossings
+    assert len(crossings(lay(viz.unfolded(build(), steps=3)))) <= 8
+
+
+@pytest.mark.parametrize("build", [still_open(60, M.gru_skip_gate, id="gru_skip_gate"),
+                                   pytest.param(M.skip_rnn, id="skip_rnn"),
+                                   pytest.param(M.gru_book, id="gru_book")])
+def test_a_second_delay_into_a_gate_keeps_the_folded_view_clear(build):          # finding 60
+    """A GRU whose update gate also reads h(t−2): the folded view's labels clear of lines and
+    every delay square within 140 pt of its state (folded_loops_have_ends_of_their_own)."""
+    folded_loops_have_ends_of_their_own(build)
+
+
+@pytest.mark.parametrize("view", BOOK_VIEWS)
+def test_a_residual_recurrence_draws_as_the_readme_rnn(view):
+    """h = h(t−1) + tanh(W h(t−1) + U x): the identity path adds no edge and no label."""
+    assert drawn(M.residual_rnn, view, "named") == drawn(M.rnn_readme, view, "named")

@@ -1619,3 +1619,96 @@ ROUND5_SAME_AS_INLINE = [lstm_row_vectors]          # must draw exactly as lstm_
 DRAWN_AS_A_REFERENCE |= set(ROUND5_SAME_AS_INLINE)
 DISTINCT += [b for b in ROUND5 if b not in DRAWN_AS_A_REFERENCE]
 DISTINCT_GATED += [b for b in ROUND5_GATED if b not in DRAWN_AS_A_REFERENCE]
+
+
+# ---------------------------------------------------------------- round 5, more (session 8)
+
+
+def bilstm_loop():
+    """A bidirectional LSTM by hand: one helper called per direction in a loop, gates inline,
+    the read-out one matrix over [h_fwd; h_bwd]."""
+    rec = uf.Recurrence("bilstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    outs = []
+    for tag, back in (("f", False), ("b", True)):
+        s, h = rec.state("s" + tag, (NH,), backward=back), rec.state("h" + tag, (NH,), backward=back)
+        P = {k: _gate_params(rec, k + tag) for k in ("f", "g", "q", "")}
+        G = {k: (uf.tanh if k == "" else uf.sigmoid)(b + U @ x + W @ h) for k, (U, W, b) in P.items()}
+        s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
+        outs.append(rec.update(h, uf.tanh(s_t) * G["q"]))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, 2 * NH) @ uf.concat(outs)), y))
+    return rec
+
+
+def residual_rnn():
+    """h = h(t-1) + tanh(W h(t-1) + U x): a residual recurrence, no gate."""
+    rec = uf.Recurrence("resrnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, h + uf.tanh(W @ h + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def lstm_packed_state():
+    """The LSTM with one packed state hc = [h; c] (as Keras' old state_is_tuple=False), sliced."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    hc = rec.state("hc", (2 * NH,))
+    h, c = hc[:NH], hc[NH:]
+    P = {k: _gate_params(rec, k) for k in ("f", "g", "q", "")}
+    G = {k: (uf.tanh if k == "" else uf.sigmoid)(b + U @ x + W @ h) for k, (U, W, b) in P.items()}
+    c_t = G["f"] * c + G["g"] * G[""]
+    h_t = uf.tanh(c_t) * G["q"]
+    rec.update(hc, uf.concat([h_t, c_t]))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def gru_deep_candidate():
+    """A GRU whose candidate goes through a two-layer MLP: h~ = tanh(W2 tanh(W1 (r h) + U x))."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Uu, Wu, bu = _gate_params(rec, "u")
+    Ur, Wr, br = _gate_params(rec, "r")
+    W1, W2, U = _p(rec, "W1", NH, NH), _p(rec, "W2", NH, NH), _p(rec, "U", NH, NI)
+    V = _p(rec, "V", NO, NH)
+    u = uf.sigmoid(bu + Uu @ x + Wu @ h)
+    r = uf.sigmoid(br + Ur @ x + Wr @ h)
+    cand = uf.tanh(W2 @ uf.tanh(W1 @ (r * h) + U @ x))
+    h_t = rec.update(h, u * h + (1 - u) * cand)
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def lstm_output_from_cell():
+    """An LSTM whose read-out takes the cell s as well as h: o = V h + Vs s."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    s, h = rec.state("s", (NH,)), rec.state("h", (NH,))
+    P = {k: _gate_params(rec, k) for k in ("f", "g", "q", "")}
+    G = {k: (uf.tanh if k == "" else uf.sigmoid)(b + U @ x + W @ h) for k, (U, W, b) in P.items()}
+    s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
+    h_t = rec.update(h, uf.tanh(s_t) * G["q"])
+    o = rec.output("o", _p(rec, "V", NO, NH) @ h_t + _p(rec, "Vs", NO, NH) @ s_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def gru_skip_gate():
+    """A GRU whose update gate also reads h(t-2) (rec.past(h, 2)) through Wd."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Uu, Wu, bu = _gate_params(rec, "u")
+    Ur, Wr, br = _gate_params(rec, "r")
+    U, W, b = _gate_params(rec, "")
+    Wd, V = _p(rec, "Wd", NH, NH), _p(rec, "V", NO, NH)
+    u = uf.sigmoid(bu + Uu @ x + Wu @ h + Wd @ rec.past(h, 2))
+    r = uf.sigmoid(br + Ur @ x + Wr @ h)
+    h_t = rec.update(h, u * h + (1 - u) * uf.tanh(b + U @ x + W @ (r * h)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+ROUND5_MORE = [bilstm_loop, residual_rnn, lstm_packed_state, gru_deep_candidate, lstm_output_from_cell,
+               gru_skip_gate]
