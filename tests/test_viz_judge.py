@@ -1670,3 +1670,26 @@ def test_a_second_delay_into_a_gate_keeps_the_folded_view_clear(build):         
 def test_a_residual_recurrence_draws_as_the_readme_rnn(view):
     """h = h(t−1) + tanh(W h(t−1) + U x): the identity path adds no edge and no label."""
     assert drawn(M.residual_rnn, view, "named") == drawn(M.rnn_readme, view, "named")
+
+
+def _square_look(laid, square):
+    """What a reader sees of a delay square: its drawn attributes and the labels at its edges."""
+    a = laid.nodes[square]
+    look = tuple(a.get(k, "") for k in ("label", "shape", "fillcolor", "style", "xlabel"))
+    return look + tuple(sorted(e.label for e in laid.edges if square in (e.tail, e.head)
+                               and not e.label.startswith(("W", "U"))))
+
+
+@pytest.mark.parametrize("build, back, ahead", [
+    still_open(61, M.bidirectional, "g[delay 1 back]", "h[delay 1]", id="bidirectional"),
+    still_open(61, M.bilstm_loop, "sb[delay 1 back]", "sf[delay 1]", id="bilstm_loop"),
+    pytest.param(M.rnn_delay_two, "h[delay 2]", None, id="rnn_delay_two")])
+def test_a_backward_state_s_delay_square_says_it_reads_the_future(build, back, ahead):  # 61
+    """viz.folded of Fig. 10.11's net: g's loop reads g(t+1), h's h(t−1); only the tooltip
+    ("1 step(s) later") tells them apart. The square of a backward state must look otherwise
+    than a forward one (as a delay of 2 carries its "2")."""
+    laid = lay(viz.folded(build()))
+    if ahead is None:                                   # the plain case: d > 1 is written
+        assert "2" in _square_look(laid, back)
+    else:
+        assert _square_look(laid, back) != _square_look(laid, ahead)
