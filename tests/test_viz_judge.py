@@ -1694,3 +1694,21 @@ def test_a_backward_state_s_delay_square_says_it_reads_the_future(build, back, a
         assert "2" in _square_look(laid, back)
     else:
         assert _square_look(laid, back) != _square_look(laid, ahead)
+
+
+@pytest.mark.parametrize("build", [still_open(63, M.mgu_named, id="mgu_named"),
+                                   pytest.param(M.mgu, id="mgu")])
+def test_naming_a_single_gate_keeps_its_cell_per_step(build):                  # finding 63
+    """The minimal gated unit draws one cell per step with cells="auto" (finding 21: one gate
+    is enough); given to rec.name_node("f", …) the same gate must keep it (item 1)."""
+    one_cell_per_step(build, "auto")
+
+
+@pytest.mark.parametrize("build", [still_open(64, M.gru_context, id="gru_context"),
+                                   still_open(64, M.lstm_teacher_forcing, id="lstm_teacher_forcing"),
+                                   pytest.param(M.context_rnn, id="context_rnn"),
+                                   pytest.param(M.teacher_forcing, id="teacher_forcing")])
+def test_a_fed_back_target_into_a_gated_step_keeps_the_loops_clear(build):      # finding 64
+    """Figs. 10.6 / 10.9 with gated steps: y(t−1)'s square edge into h (or s) ends clear of the
+    state's own loop and of the other square's edge (item 3), labels clear."""
+    folded_loops_have_ends_of_their_own(build)

@@ -1712,3 +1712,55 @@ def gru_skip_gate():
 
 ROUND5_MORE = [bilstm_loop, residual_rnn, lstm_packed_state, gru_deep_candidate, lstm_output_from_cell,
                gru_skip_gate]
+
+
+def gru_context():
+    """Fig. 10.9 with a GRU: a context vector c (rec.context) read by both gates and the
+    candidate through R_u, R_r, R; the previous target y(t-1) fed back as one_hot."""
+    rec = uf.Recurrence("ctxgru")
+    c = rec.context("c", (NI,))
+    y = rec.sequence("y", (), dtype="int64")
+    yp, h = rec.state("y_prev", (NO,)), rec.state("h", (NH,))
+    P = {k: (_p(rec, "R" + k, NH, NI), _p(rec, "W" + k, NH, NH), _p(rec, "U" + k, NH, NO))
+         for k in ("u", "r", "")}
+    V = _p(rec, "V", NO, NH)
+    u = uf.sigmoid(P["u"][0] @ c + P["u"][1] @ h + P["u"][2] @ yp)
+    r = uf.sigmoid(P["r"][0] @ c + P["r"][1] @ h + P["r"][2] @ yp)
+    cand = uf.tanh(P[""][0] @ c + P[""][1] @ (r * h) + P[""][2] @ yp)
+    h_t = rec.update(h, u * h + (1 - u) * cand)
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    rec.update(yp, uf.one_hot(y, NO))
+    return rec
+
+
+def lstm_teacher_forcing():
+    """Fig. 10.6 train time with an LSTM: y(t-1) (real-valued) into every gate through R_k."""
+    rec = uf.Recurrence("lstm_tf")
+    x, y = rec.sequence("x", (NI,)), rec.sequence("y", (NO,))
+    yp = rec.state("y_prev", (NO,))
+    s, h = rec.state("s", (NH,)), rec.state("h", (NH,))
+    G = {}
+    for k in ("f", "g", "q", ""):
+        pre = _p(rec, "U" + k, NH, NI) @ x + _p(rec, "W" + k, NH, NH) @ h + _p(rec, "R" + k, NH, NO) @ yp
+        G[k] = (uf.tanh if k == "" else uf.sigmoid)(pre)
+    s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
+    h_t = rec.update(h, uf.tanh(s_t) * G["q"])
+    rec.loss("L", uf.mse(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    rec.update(yp, y)
+    return rec
+
+
+def mgu_named():
+    """The minimal gated unit (mgu) with its one gate given to rec.name_node("f", …)."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Uf, Wf, bf = _gate_params(rec, "f")
+    U, W, b = _gate_params(rec, "")
+    V = _p(rec, "V", NO, NH)
+    f = rec.name_node("f", uf.sigmoid(bf + Uf @ x + Wf @ h))
+    h_t = rec.update(h, (1 - f) * h + f * uf.tanh(b + U @ x + W @ (f * h)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+ROUND5_MORE += [gru_context, lstm_teacher_forcing, mgu_named]
