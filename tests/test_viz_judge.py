@@ -152,7 +152,7 @@ def test_rnn_styles_draw_the_same(style, views):
 
 def test_a_sequence_only_a_loss_reads_is_a_target_above_its_loss():
     for build in (M.rnn_expression, M.rnn_reordered, M.gru_reset_after, M.rnn_book_equations,
-                  M.rnn_mse_by_hand):
+                  M.rnn_mse_by_hand, M.gru_interpolated, M.lstm_fused_row_major, M.rnn_softmax_nll):
         laid = lay(viz.unfolded(build(), steps=3))
         for t in "123":
             (yx, yy), (lx, ly) = laid.xy(f"y({t})"), laid.xy(f"L({t})")
