@@ -1489,7 +1489,7 @@ INTERNAL_NAME = re.compile(r"\w·\d")
 @pytest.mark.parametrize("build", [
     *(still_open(52, b, id=b.__name__) for b in (M.gru_interpolated, M.gru_stack_loop,
                                                  M.rnn_two_param_path, M.rnn_linear_paths,
-                                                 M.deep_all_maps)),
+                                                 M.deep_all_maps, M.lstm_packed_state)),
     *(pytest.param(b, id=b.__name__) for b in (M.lstm_stacked, M.gru_one_minus_z, M.sru,
                                                M.lstm_fused_row_major))])
 def test_the_cell_view_writes_no_internal_name(build):                         # finding 52
