@@ -723,8 +723,10 @@ def test_graphical_model_with_states_keeps_the_hidden_chain(build):           # 
 
 @pytest.mark.parametrize("build", [still_open(12, M.lstm_peephole, id="lstm_peephole"),
                                    still_open(12, M.bigru, id="bigru"),
+                                   *(still_open(12, b, id=b.__name__) for b in (   # (round 5)
+                                       M.gru_context, M.lstm_teacher_forcing, M.gru_skip_gate)),
                                    M.gru_book, M.lstm_named, M.mgu, M.lstm_layers_loop,
-                                   M.lstm_concat_preact],
+                                   M.lstm_concat_preact, M.sru, M.gru_stack_loop],
                          ids=lambda b: getattr(b, "__name__", b))
 def test_open_cells_keep_labels_clear(build):                                 # finding 12
     assert label_collisions(lay(viz.unfolded(build(), steps=3, cells="open"))) == []
