@@ -1616,7 +1616,8 @@ ROUND5_GATED = [lstm_row_vectors, gru_interpolated, lstm_fused_row_major, lstm_c
 ROUND5_PLAIN = [rnn_softmax_nll, indrnn, birnn_concat_out]
 ROUND5 = [*ROUND5_GATED, *ROUND5_PLAIN]
 ROUND5_SAME_AS_INLINE = [lstm_row_vectors]          # must draw exactly as lstm_inline
-DRAWN_AS_A_REFERENCE |= set(ROUND5_SAME_AS_INLINE)
+# (and, in the book views, coupled_no_bias exactly as lstm_coupled, softmax_nll as rnn_readme)
+DRAWN_AS_A_REFERENCE |= {*ROUND5_SAME_AS_INLINE, lstm_coupled_no_bias, rnn_softmax_nll}
 DISTINCT += [b for b in ROUND5 if b not in DRAWN_AS_A_REFERENCE]
 DISTINCT_GATED += [b for b in ROUND5_GATED if b not in DRAWN_AS_A_REFERENCE]
 
