@@ -1597,12 +1597,6 @@ def test_op_views_of_round_5_styles_name_every_gradient(build):
     assert not re.search(r"\w+#\d+", flat)
 
 
-def test_a_fused_row_major_lstm_op_view_at_1000_steps_collapses():
-    g, caught = op_view(M.lstm_fused_row_major, 1000)
-    assert len(caught) == 1 and "collapse=" in str(caught[0].message)
-    assert re.search(r"steps \d+…\d+", " ".join(text(a.get("label", ""))
-                                                 for a in lay(g).nodes.values()))
-
 
 def _loop_gaps(laid):
     """For each delay square ``v[delay d]`` on a loop ``v → ■ → v``: the distance between
