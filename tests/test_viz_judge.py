@@ -386,8 +386,7 @@ def test_op_view_gradient_nodes_carry_their_meaning(build):           # finding 
 
 
 @pytest.mark.parametrize("build", [M.lstm_named, M.lstm_inline, M.lstm_stacked_ofig, M.gru_two_layers,
-                                   M.lstm_peephole, M.sru,
-                                   still_open(62, M.bilstm_loop, id="bilstm_loop")],
+                                   M.lstm_peephole, still_open(62, M.bilstm_loop, id="bilstm_loop")],
                          ids=lambda b: getattr(b, "__name__", b))
 def test_the_3_step_lstm_backward_panel_fits_a_laptop_screen(build):             # (62: bilstm)
     g, _ = op_view(build, 3)
@@ -724,7 +723,7 @@ def test_graphical_model_with_states_keeps_the_hidden_chain(build):           # 
 @pytest.mark.parametrize("build", [still_open(12, M.lstm_peephole, id="lstm_peephole"),
                                    still_open(12, M.bigru, id="bigru"),
                                    *(still_open(12, b, id=b.__name__) for b in (   # (round 5)
-                                       M.gru_context, M.lstm_teacher_forcing, M.gru_skip_gate)),
+                                       M.gru_context, M.gru_skip_gate)),
                                    M.gru_book, M.lstm_named, M.mgu, M.lstm_layers_loop,
                                    M.lstm_concat_preact, M.sru, M.gru_stack_loop],
                          ids=lambda b: getattr(b, "__name__", b))
@@ -1702,7 +1701,6 @@ def test_naming_a_single_gate_keeps_its_cell_per_step(build):                  #
 
 
 @pytest.mark.parametrize("build", [still_open(64, M.gru_context, id="gru_context"),
-                                   still_open(64, M.lstm_teacher_forcing, id="lstm_teacher_forcing"),
                                    pytest.param(M.context_rnn, id="context_rnn"),
                                    pytest.param(M.teacher_forcing, id="teacher_forcing")])
 def test_a_fed_back_target_into_a_gated_step_keeps_the_loops_clear(build):      # finding 64
