@@ -1707,3 +1707,13 @@ def test_a_fed_back_target_into_a_gated_step_keeps_the_loops_clear(build):      
     """Figs. 10.6 / 10.9 with gated steps: y(t−1)'s square edge into h (or s) ends clear of the
     state's own loop and of the other square's edge (item 3), labels clear."""
     folded_loops_have_ends_of_their_own(build)
+
+
+@pytest.mark.parametrize("build, ref", [still_open(65, M.gru_context, M.gru_book, id="gru_context"),
+                                        pytest.param(M.gru_cho, M.gru_book, id="gru_cho")])
+def test_a_fed_back_target_enters_the_cell_from_below(build, ref):            # finding 65
+    """viz.cell of Fig. 10.9 with a GRU: y(t−1) feeds the gates and the candidate as h(t−1)
+    does; its edges must not run from a square beside y at the top down through the cell
+    (no more crossings than the GRU's own cell)."""
+    from viz_json import crossings
+    assert len(crossings(lay(viz.cell(build())))) <= len(crossings(lay(viz.cell(ref()))))
