@@ -1766,3 +1766,21 @@ def mgu_named():
 
 
 ROUND5_MORE += [gru_context, lstm_teacher_forcing, mgu_named]
+
+
+def lstm_einsum_gates():
+    """The four gates as one 3-d weight (4, n_h, n_in) applied with einsum("gij,j->gi"), then
+    rows indexed; h and s named "hidden" and "cell_state"."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    s, h = rec.state("cell_state", (NH,)), rec.state("hidden", (NH,))
+    Wx, Wh, b = _p(rec, "Wx", 4, NH, NI), _p(rec, "Wh", 4, NH, NH), _p(rec, "b", 4, NH)
+    z = uf.einsum("gij,j->gi", Wx, x) + uf.einsum("gij,j->gi", Wh, h) + b
+    f, i, o = uf.sigmoid(z[0]), uf.sigmoid(z[1]), uf.sigmoid(z[2])
+    s_t = rec.update(s, f * s + i * uf.tanh(z[3]))
+    h_t = rec.update(h, o * uf.tanh(s_t))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+ROUND5_MORE.append(lstm_einsum_gates)
