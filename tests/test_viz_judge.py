@@ -754,9 +754,12 @@ def test_lstm_gates_row_does_not_follow_the_writing_order(view):              # 
     assert geometry(draw(M.lstm_written(order="qgf"))) == geometry(draw(M.lstm_written()))
 
 
+@functools.lru_cache(maxsize=None)
 def backward_labels(build):
+    """The node labels of ``build``'s op view at 3 steps with backward= (cached: several tests
+    read them)."""
     g, _ = op_view(build, 3)
-    return [text(a.get("label", "")) for a in lay(g).nodes.values()]
+    return tuple(text(a.get("label", "")) for a in lay(g).nodes.values())
 
 
 @pytest.mark.parametrize("build", [M.lstm_inline, M.gru_book, M.mgu, M.lstm_named, M.gru_named],
