@@ -1630,6 +1630,8 @@ def _loop_gaps(laid):
         (M.lstm_inline, "folded"), (M.lstm_named, "folded"), (M.lstm_stacked, "folded"),
         (M.lstm_layers_loop, "folded"), (M.lstm_two_heads, "folded"), (M.lstm_named, "unfolding"),
         (M.context_rnn, "cell"))],
+    still_open(57, lambda: __import__("unfold.models").models.lstm(3, 4, 2), "folded",
+               id="models.lstm-folded"),                    # the README's own LSTM
     *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b, v in (
         (M.rnn_readme, "folded"), (M.gru_book, "folded"), (M.lstm_pytorch, "folded"),
         (M.lstm_fused_row_major, "folded"), (M.lstm_peephole, "folded"), (M.sru, "unfolding"),
