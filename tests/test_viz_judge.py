@@ -152,7 +152,7 @@ def test_rnn_styles_draw_the_same(style, views):
 
 def test_a_sequence_only_a_loss_reads_is_a_target_above_its_loss():
     for build in (M.rnn_expression, M.rnn_reordered, M.gru_reset_after, M.rnn_book_equations,
-                  M.rnn_mse_by_hand):
+                  M.rnn_mse_by_hand, M.gru_interpolated, M.lstm_fused_row_major, M.rnn_softmax_nll):
         laid = lay(viz.unfolded(build(), steps=3))
         for t in "123":
             (yx, yy), (lx, ly) = laid.xy(f"y({t})"), laid.xy(f"L({t})")
@@ -387,9 +387,9 @@ def test_op_view_gradient_nodes_carry_their_meaning(build):           # finding 
 
 
 @pytest.mark.parametrize("build", [M.lstm_named, M.lstm_inline, M.lstm_stacked_ofig, M.gru_two_layers,
-                                   M.lstm_peephole],
+                                   M.lstm_peephole, still_open(62, M.bilstm_loop, id="bilstm_loop")],
                          ids=lambda b: getattr(b, "__name__", b))
-def test_the_3_step_lstm_backward_panel_fits_a_laptop_screen(build):
+def test_the_3_step_lstm_backward_panel_fits_a_laptop_screen(build):             # (62: bilstm)
     g, _ = op_view(build, 3)
     laid = lay(g)
     bb = next([float(v) for v in o["bb"].split(",")] for o in laid.raw["objects"]
@@ -723,8 +723,11 @@ def test_graphical_model_with_states_keeps_the_hidden_chain(build):           # 
 
 @pytest.mark.parametrize("build", [still_open(12, M.lstm_peephole, id="lstm_peephole"),
                                    still_open(12, M.bigru, id="bigru"),
+                                   *(still_open(12, b, id=b.__name__) for b in (   # (round 5)
+                                       M.gru_context, M.gru_skip_gate,
+                                       M.sru)),   # (s8: since its gate q joined the cell, 54)
                                    M.gru_book, M.lstm_named, M.mgu, M.lstm_layers_loop,
-                                   M.lstm_concat_preact],
+                                   M.lstm_concat_preact, M.gru_stack_loop],
                          ids=lambda b: getattr(b, "__name__", b))
 def test_open_cells_keep_labels_clear(build):                                 # finding 12
     assert label_collisions(lay(viz.unfolded(build(), steps=3, cells="open"))) == []
@@ -753,9 +756,12 @@ def test_lstm_gates_row_does_not_follow_the_writing_order(view):              # 
     assert geometry(draw(M.lstm_written(order="qgf"))) == geometry(draw(M.lstm_written()))
 
 
+@functools.lru_cache(maxsize=None)
 def backward_labels(build):
+    """The node labels of ``build``'s op view at 3 steps with backward= (cached: several tests
+    read them)."""
     g, _ = op_view(build, 3)
-    return [text(a.get("label", "")) for a in lay(g).nodes.values()]
+    return tuple(text(a.get("label", "")) for a in lay(g).nodes.values())
 
 
 @pytest.mark.parametrize("build", [M.lstm_inline, M.gru_book, M.mgu, M.lstm_named, M.gru_named],
@@ -908,9 +914,22 @@ def test_every_model_passes_the_geometry_checks(build, checks):
     viz.folded, evenly spaced steps, labels clear."""
     for name in checks:
         try:
-            in_one_of_three_layouts(lambda name=name: MODEL_CHECKS[name][0](build))
+            in_one_of_three_layouts(_laid_out_afresh_on_retry(lambda name=name: MODEL_CHECKS[name][0](build)))
         except AssertionError as e:
             raise AssertionError(f"{name}: {e}") from None
+
+
+def _laid_out_afresh_on_retry(check):
+    """``check``, which lays out through ``lay``: a second or third try forgets the layouts
+    kept so far, so that dot lays the drawing out again (kept, every try saw the first one)."""
+    tries = []
+
+    def run():
+        if tries:
+            _LAID_OUT.clear()
+        tries.append(1)
+        check()
+    return run
 
 
 @pytest.mark.parametrize("build", [M.gru_loop, M.lstm_named, M.mgu, M.lstm_stacked,
@@ -1495,10 +1514,10 @@ BOOK_VIEWS = tuple(v for v in sorted(VIEWS) if v != "cell")
     pytest.param(M.gru_interpolated, M.gru_one_minus_z, "named", {}, BOOK_VIEWS, id="gru_interpolated"),
     pytest.param(M.lstm_fused_row_major, M.lstm_stacked, "named", {"memory": "s", "state": "h"},
                  BOOK_VIEWS, id="lstm_fused_row_major"),
-    pytest.param(M.lstm_coupled_no_bias, M.lstm_coupled, "named", {}, BOOK_VIEWS,
+    pytest.param(M.lstm_coupled_no_bias, M.lstm_coupled, "geometry", {}, BOOK_VIEWS,
                  id="lstm_coupled_no_bias"),
     pytest.param(M.gru_stack_loop, M.gru_two_layers, "named", {}, BOOK_VIEWS, id="gru_stack_loop"),
-    pytest.param(M.rnn_softmax_nll, M.rnn_readme, "named", {"state": "h", "p": "o"}, BOOK_VIEWS,
+    pytest.param(M.rnn_softmax_nll, M.rnn_readme, "geometry", {"state": "h", "p": "o"}, BOOK_VIEWS,
                  id="rnn_softmax_nll"),
     pytest.param(M.indrnn, M.rnn_readme, "named", {}, BOOK_VIEWS, id="indrnn"),
     pytest.param(M.birnn_concat_out, M.bidirectional, "named", {}, BOOK_VIEWS, id="birnn_concat_out"),
@@ -1507,7 +1526,8 @@ BOOK_VIEWS = tuple(v for v in sorted(VIEWS) if v != "cell")
                  id="lstm_word_names"),       # (folded, open: the named candidate, finding 49)
 ])
 def test_round_5_styles_draw_as_their_reference(build, ref, how, names, views):
-    """Row vectors x @ U + h @ W as lstm_inline, exactly; a GRU written h + u ⊙ (h~ − h) over
+    """Row vectors x @ U + h @ W as lstm_inline, exactly (coupled gates without biases as
+    lstm_coupled and an explicit softmax as the README's RNN too, in the book views); a GRU written h + u ⊙ (h~ − h) over
     [h; x] as Cho et al.'s (1 − z) h + z h~; one fused [x, h] @ W sliced i, f, g, o with the
     states "memory", "state" as the stacked LSTM; coupled gates without biases; a 2-layer GRU
     from a loop over a stacked σ split in two as the one from a helper called twice; an
@@ -1523,8 +1543,8 @@ INTERNAL_NAME = re.compile(r"\w·\d")
 
 @pytest.mark.parametrize("build", [
     M.gru_interpolated, M.gru_stack_loop, M.rnn_two_param_path, M.rnn_linear_paths,
-    M.deep_all_maps, M.lstm_stacked, M.gru_one_minus_z, M.sru, M.lstm_fused_row_major],
-    ids=lambda b: b.__name__)
+    M.deep_all_maps, M.lstm_packed_state, M.lstm_stacked, M.gru_one_minus_z, M.sru,
+    M.lstm_fused_row_major], ids=lambda b: b.__name__)
 def test_the_cell_view_writes_no_internal_name(build):                         # finding 52
     """viz.cell names its units by role or symbol (input gate σ, tanh, ×): an unnamed value is
     never labelled with viz's internal id (h·4, o·1), and an edge into a labelled unit has an
@@ -1626,12 +1646,6 @@ def test_op_views_of_round_5_styles_name_every_gradient(build):
     assert not re.search(r"\w+#\d+", flat)
 
 
-def test_a_fused_row_major_lstm_op_view_at_1000_steps_collapses():
-    g, caught = op_view(M.lstm_fused_row_major, 1000)
-    assert len(caught) == 1 and "collapse=" in str(caught[0].message)
-    assert re.search(r"steps \d+…\d+", " ".join(text(a.get("label", ""))
-                                                 for a in lay(g).nodes.values()))
-
 
 def _loop_gaps(laid):
     """For each delay square ``v[delay d]`` on a loop ``v → ■ → v``: the distance between
@@ -1650,6 +1664,8 @@ def _loop_gaps(laid):
         (M.lstm_inline, "folded"), (M.lstm_named, "folded"), (M.lstm_stacked, "folded"),
         (M.lstm_layers_loop, "folded"), (M.lstm_two_heads, "folded"), (M.lstm_named, "unfolding"),
         (M.context_rnn, "cell"))],
+    still_open(57, lambda: __import__("unfold.models").models.lstm(3, 4, 2), "folded",
+               id="models.lstm-folded"),                    # the README's own LSTM
     *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b, v in (
         (M.rnn_readme, "folded"), (M.gru_book, "folded"), (M.lstm_pytorch, "folded"),
         (M.lstm_fused_row_major, "folded"), (M.lstm_peephole, "folded"), (M.sru, "unfolding"),
@@ -1676,3 +1692,91 @@ def test_no_arrowhead_lands_where_another_edge_starts(build, view):             
     met = [(e.head, f"{e.tail}→{e.head}", f"{f.tail}→{f.head}") for e in laid.edges if e.head in big
            for f in laid.edges if f is not e and f.tail == e.head and distance(e.head_end, f.tail_end) < 3]
     assert met == []
+
+
+@pytest.mark.parametrize("build", [
+    still_open(59, M.bilstm_loop, id="bilstm_loop"),
+    still_open(59, lambda: _models_bidirectional("lstm"), id="models.bidirectional-lstm"),
+    pytest.param(M.bigru, id="bigru"), pytest.param(M.bidirectional, id="bidirectional")])
+def test_a_bidirectional_lstm_unfolds_without_a_tangle(build):                    # finding 59
+    """Fig. 10.11 with LSTM cells, by hand (a helper per direction, o = V [h_f; h_b]) or the
+    README's models.bidirectional(…, cell="lstm"): at 3 steps no more crossings than the plain
+    bidirectional RNN's 4 plus the LSTM's 2 per direction (8); the bidirectional GRU has 6."""
+    from viz_json import crossings
+    assert len(crossings(lay(viz.unfolded(build(), steps=3)))) <= 8
+
+
+@pytest.mark.parametrize("build", [still_open(60, M.gru_skip_gate, id="gru_skip_gate"),
+                                   pytest.param(M.skip_rnn, id="skip_rnn"),
+                                   pytest.param(M.gru_book, id="gru_book")])
+def test_a_second_delay_into_a_gate_keeps_the_folded_view_clear(build):          # finding 60
+    """A GRU whose update gate also reads h(t−2): the folded view's labels clear of lines and
+    every delay square within 140 pt of its state (folded_loops_have_ends_of_their_own)."""
+    folded_loops_have_ends_of_their_own(build)
+
+
+@pytest.mark.parametrize("view", BOOK_VIEWS)
+def test_a_residual_recurrence_draws_as_the_readme_rnn(view):
+    """h = h(t−1) + tanh(W h(t−1) + U x): the identity path adds no edge and no label."""
+    assert drawn(M.residual_rnn, view, "named") == drawn(M.rnn_readme, view, "named")
+
+
+def _square_look(laid, square):
+    """What a reader sees of a delay square: its drawn attributes and the labels at its edges."""
+    a = laid.nodes[square]
+    look = tuple(a.get(k, "") for k in ("label", "shape", "fillcolor", "style", "xlabel"))
+    return look + tuple(sorted(e.label for e in laid.edges if square in (e.tail, e.head)
+                               and not e.label.startswith(("W", "U"))))
+
+
+@pytest.mark.parametrize("build, back, ahead", [
+    still_open(61, M.bidirectional, "g[delay 1 back]", "h[delay 1]", id="bidirectional"),
+    still_open(61, M.bigru, "g[delay 1 back out]", "h[delay 1 out]", id="bigru"),
+    pytest.param(M.rnn_delay_two, "h[delay 2]", None, id="rnn_delay_two")])
+def test_a_backward_state_s_delay_square_says_it_reads_the_future(build, back, ahead):  # 61
+    """viz.folded of Fig. 10.11's net: g's loop reads g(t+1), h's h(t−1); only the tooltip
+    ("1 step(s) later") tells them apart. The square of a backward state must look otherwise
+    than a forward one (as a delay of 2 carries its "2")."""
+    laid = lay(viz.folded(build()))
+    if ahead is None:                                   # the plain case: d > 1 is written
+        assert "2" in _square_look(laid, back)
+    else:
+        assert _square_look(laid, back) != _square_look(laid, ahead)
+
+
+@pytest.mark.parametrize("build", [still_open(63, M.mgu_named, id="mgu_named"),
+                                   pytest.param(M.mgu, id="mgu")])
+def test_naming_a_single_gate_keeps_its_cell_per_step(build):                  # finding 63
+    """The minimal gated unit draws one cell per step with cells="auto" (finding 21: one gate
+    is enough); given to rec.name_node("f", …) the same gate must keep it (item 1)."""
+    one_cell_per_step(build, "auto")
+
+
+@pytest.mark.parametrize("build", [still_open(64, M.gru_context, id="gru_context"),
+                                   pytest.param(M.context_rnn, id="context_rnn"),
+                                   pytest.param(M.teacher_forcing, id="teacher_forcing")])
+def test_a_fed_back_target_into_a_gated_step_keeps_the_loops_clear(build):      # finding 64
+    """Figs. 10.6 / 10.9 with gated steps: y(t−1)'s square edge into h (or s) ends clear of the
+    state's own loop and of the other square's edge (item 3), labels clear."""
+    folded_loops_have_ends_of_their_own(build)
+
+
+@pytest.mark.parametrize("build, ref", [still_open(65, M.gru_context, M.gru_book, id="gru_context"),
+                                        pytest.param(M.gru_cho, M.gru_book, id="gru_cho")])
+def test_a_fed_back_target_enters_the_cell_from_below(build, ref):            # finding 65
+    """viz.cell of Fig. 10.9 with a GRU: y(t−1) feeds the gates and the candidate as h(t−1)
+    does; its edges must not run from a square beside y at the top down through the cell
+    (no more crossings than the GRU's own cell)."""
+    from viz_json import crossings
+    assert len(crossings(lay(viz.cell(build())))) <= len(crossings(lay(viz.cell(ref()))))
+
+
+@pytest.mark.parametrize("build", [still_open(66, M.lstm_einsum_gates, id="lstm_einsum_gates"),
+                                   pytest.param(M.lstm_fused_row_major, id="lstm_fused_row_major")])
+def test_an_einsum_lstm_s_unfolding_keeps_its_loops_in_the_panel(build):        # finding 66
+    """Gates from one 3-d weight by einsum, states "hidden" and "cell_state": the folded half's
+    h(t−1) edge into the pre-activation stays in its panel (item 3), and the compact cells keep
+    the name cell(t) — no state is called "cell"."""
+    unfolding_keeps_its_folded_loops_in_the_folded_panel(build)
+    laid = lay(viz.unfolded(build(), steps=3))
+    assert {split(n)[0] for n in laid.nodes if n.startswith("cell") and "(" in n} <= {"cell"}

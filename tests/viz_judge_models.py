@@ -1616,6 +1616,171 @@ ROUND5_GATED = [lstm_row_vectors, gru_interpolated, lstm_fused_row_major, lstm_c
 ROUND5_PLAIN = [rnn_softmax_nll, indrnn, birnn_concat_out]
 ROUND5 = [*ROUND5_GATED, *ROUND5_PLAIN]
 ROUND5_SAME_AS_INLINE = [lstm_row_vectors]          # must draw exactly as lstm_inline
-DRAWN_AS_A_REFERENCE |= set(ROUND5_SAME_AS_INLINE)
-DISTINCT += [b for b in ROUND5 if b not in DRAWN_AS_A_REFERENCE]
-DISTINCT_GATED += [b for b in ROUND5_GATED if b not in DRAWN_AS_A_REFERENCE]
+# (and, in the book views, coupled_no_bias exactly as lstm_coupled, softmax_nll as rnn_readme)
+DRAWN_AS_A_REFERENCE |= {*ROUND5_SAME_AS_INLINE, lstm_coupled_no_bias, rnn_softmax_nll}
+_CHECKED_ELSEWHERE = {gru_stack_loop}      # gru_two_layers' named structure; its own tests (52, 53, 58)
+DISTINCT += [b for b in ROUND5 if b not in DRAWN_AS_A_REFERENCE | _CHECKED_ELSEWHERE]
+DISTINCT_GATED += [b for b in ROUND5_GATED if b not in DRAWN_AS_A_REFERENCE | _CHECKED_ELSEWHERE]
+
+
+# ---------------------------------------------------------------- round 5, more (session 8)
+
+
+def bilstm_loop():
+    """A bidirectional LSTM by hand: one helper called per direction in a loop, gates inline,
+    the read-out one matrix over [h_fwd; h_bwd]."""
+    rec = uf.Recurrence("bilstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    outs = []
+    for tag, back in (("f", False), ("b", True)):
+        s, h = rec.state("s" + tag, (NH,), backward=back), rec.state("h" + tag, (NH,), backward=back)
+        P = {k: _gate_params(rec, k + tag) for k in ("f", "g", "q", "")}
+        G = {k: (uf.tanh if k == "" else uf.sigmoid)(b + U @ x + W @ h) for k, (U, W, b) in P.items()}
+        s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
+        outs.append(rec.update(h, uf.tanh(s_t) * G["q"]))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, 2 * NH) @ uf.concat(outs)), y))
+    return rec
+
+
+def residual_rnn():
+    """h = h(t-1) + tanh(W h(t-1) + U x): a residual recurrence, no gate."""
+    rec = uf.Recurrence("resrnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, h + uf.tanh(W @ h + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def lstm_packed_state():
+    """The LSTM with one packed state hc = [h; c] (as Keras' old state_is_tuple=False), sliced."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    hc = rec.state("hc", (2 * NH,))
+    h, c = hc[:NH], hc[NH:]
+    P = {k: _gate_params(rec, k) for k in ("f", "g", "q", "")}
+    G = {k: (uf.tanh if k == "" else uf.sigmoid)(b + U @ x + W @ h) for k, (U, W, b) in P.items()}
+    c_t = G["f"] * c + G["g"] * G[""]
+    h_t = uf.tanh(c_t) * G["q"]
+    rec.update(hc, uf.concat([h_t, c_t]))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def gru_deep_candidate():
+    """A GRU whose candidate goes through a two-layer MLP: h~ = tanh(W2 tanh(W1 (r h) + U x))."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Uu, Wu, bu = _gate_params(rec, "u")
+    Ur, Wr, br = _gate_params(rec, "r")
+    W1, W2, U = _p(rec, "W1", NH, NH), _p(rec, "W2", NH, NH), _p(rec, "U", NH, NI)
+    V = _p(rec, "V", NO, NH)
+    u = uf.sigmoid(bu + Uu @ x + Wu @ h)
+    r = uf.sigmoid(br + Ur @ x + Wr @ h)
+    cand = uf.tanh(W2 @ uf.tanh(W1 @ (r * h) + U @ x))
+    h_t = rec.update(h, u * h + (1 - u) * cand)
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def lstm_output_from_cell():
+    """An LSTM whose read-out takes the cell s as well as h: o = V h + Vs s."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    s, h = rec.state("s", (NH,)), rec.state("h", (NH,))
+    P = {k: _gate_params(rec, k) for k in ("f", "g", "q", "")}
+    G = {k: (uf.tanh if k == "" else uf.sigmoid)(b + U @ x + W @ h) for k, (U, W, b) in P.items()}
+    s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
+    h_t = rec.update(h, uf.tanh(s_t) * G["q"])
+    o = rec.output("o", _p(rec, "V", NO, NH) @ h_t + _p(rec, "Vs", NO, NH) @ s_t)
+    rec.loss("L", uf.cross_entropy(o, y))
+    return rec
+
+
+def gru_skip_gate():
+    """A GRU whose update gate also reads h(t-2) (rec.past(h, 2)) through Wd."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Uu, Wu, bu = _gate_params(rec, "u")
+    Ur, Wr, br = _gate_params(rec, "r")
+    U, W, b = _gate_params(rec, "")
+    Wd, V = _p(rec, "Wd", NH, NH), _p(rec, "V", NO, NH)
+    u = uf.sigmoid(bu + Uu @ x + Wu @ h + Wd @ rec.past(h, 2))
+    r = uf.sigmoid(br + Ur @ x + Wr @ h)
+    h_t = rec.update(h, u * h + (1 - u) * uf.tanh(b + U @ x + W @ (r * h)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+ROUND5_MORE = [bilstm_loop, residual_rnn, lstm_packed_state, gru_deep_candidate, lstm_output_from_cell,
+               gru_skip_gate]
+
+
+def gru_context():
+    """Fig. 10.9 with a GRU: a context vector c (rec.context) read by both gates and the
+    candidate through R_u, R_r, R; the previous target y(t-1) fed back as one_hot."""
+    rec = uf.Recurrence("ctxgru")
+    c = rec.context("c", (NI,))
+    y = rec.sequence("y", (), dtype="int64")
+    yp, h = rec.state("y_prev", (NO,)), rec.state("h", (NH,))
+    P = {k: (_p(rec, "R" + k, NH, NI), _p(rec, "W" + k, NH, NH), _p(rec, "U" + k, NH, NO))
+         for k in ("u", "r", "")}
+    V = _p(rec, "V", NO, NH)
+    u = uf.sigmoid(P["u"][0] @ c + P["u"][1] @ h + P["u"][2] @ yp)
+    r = uf.sigmoid(P["r"][0] @ c + P["r"][1] @ h + P["r"][2] @ yp)
+    cand = uf.tanh(P[""][0] @ c + P[""][1] @ (r * h) + P[""][2] @ yp)
+    h_t = rec.update(h, u * h + (1 - u) * cand)
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    rec.update(yp, uf.one_hot(y, NO))
+    return rec
+
+
+def lstm_teacher_forcing():
+    """Fig. 10.6 train time with an LSTM: y(t-1) (real-valued) into every gate through R_k."""
+    rec = uf.Recurrence("lstm_tf")
+    x, y = rec.sequence("x", (NI,)), rec.sequence("y", (NO,))
+    yp = rec.state("y_prev", (NO,))
+    s, h = rec.state("s", (NH,)), rec.state("h", (NH,))
+    G = {}
+    for k in ("f", "g", "q", ""):
+        pre = _p(rec, "U" + k, NH, NI) @ x + _p(rec, "W" + k, NH, NH) @ h + _p(rec, "R" + k, NH, NO) @ yp
+        G[k] = (uf.tanh if k == "" else uf.sigmoid)(pre)
+    s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
+    h_t = rec.update(h, uf.tanh(s_t) * G["q"])
+    rec.loss("L", uf.mse(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    rec.update(yp, y)
+    return rec
+
+
+def mgu_named():
+    """The minimal gated unit (mgu) with its one gate given to rec.name_node("f", …)."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Uf, Wf, bf = _gate_params(rec, "f")
+    U, W, b = _gate_params(rec, "")
+    V = _p(rec, "V", NO, NH)
+    f = rec.name_node("f", uf.sigmoid(bf + Uf @ x + Wf @ h))
+    h_t = rec.update(h, (1 - f) * h + f * uf.tanh(b + U @ x + W @ (f * h)))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+ROUND5_MORE += [gru_context, lstm_teacher_forcing, mgu_named]
+
+
+def lstm_einsum_gates():
+    """The four gates as one 3-d weight (4, n_h, n_in) applied with einsum("gij,j->gi"), then
+    rows indexed; h and s named "hidden" and "cell_state"."""
+    rec = uf.Recurrence("lstm")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    s, h = rec.state("cell_state", (NH,)), rec.state("hidden", (NH,))
+    Wx, Wh, b = _p(rec, "Wx", 4, NH, NI), _p(rec, "Wh", 4, NH, NH), _p(rec, "b", 4, NH)
+    z = uf.einsum("gij,j->gi", Wx, x) + uf.einsum("gij,j->gi", Wh, h) + b
+    f, i, o = uf.sigmoid(z[0]), uf.sigmoid(z[1]), uf.sigmoid(z[2])
+    s_t = rec.update(s, f * s + i * uf.tanh(z[3]))
+    h_t = rec.update(h, o * uf.tanh(s_t))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+ROUND5_MORE.append(lstm_einsum_gates)
