@@ -31,6 +31,10 @@ NODE = {"shape": "circle", "fixedsize": "true", "fontname": L.FONT, "fontsize": 
 #: place, the font size: 'Warning: Arrow type "14" unknown')
 EDGE = {"arrowhead": "normal", "arrowsize": "0.7", "fontname": L.FONT, "fontsize": "14",
         "penwidth": "1.1"}
+#: the compass point to write on a flat edge (one inside a row) for each point it should end
+#: at: dot 2.43 mirrors the ports of flat edges top to bottom in a ``rankdir=BT`` drawing
+#: (``h[delay 1] -> h:s`` ends at h's north point)
+FLAT = {"n": "s", "ne": "se", "e": "e", "se": "ne", "s": "n", "sw": "nw", "w": "w", "nw": "sw"}
 DELAY = {"shape": "square", "style": "filled", "fillcolor": "black", "label": "",
          "width": "0.11", "height": "0.11", "fixedsize": "true"}
 POINT_NODE = {"shape": "circle", "label": "", "width": "0.13", "height": "0.13",
@@ -359,6 +363,10 @@ class _Drawer:
         #: states whose loop holds the right of their row, its lower arc their lower right
         self.looped = {edges[0].src for edges in groups
                        if id(edges) in looping and edges[0].src not in readers}
+        #: of those, the states another state's past enters too: both arcs ported, the
+        #: lower right corner the loop's (``delay``)
+        self.tight = {edges[0].src for edges in groups if edges[0].src in self.looped and
+                      all(e.dst == e.src for e in edges) and self.entered(edges[0].src)}
         taken: dict[str, list[str | int]] = {}
         places = []
         for edges in groups:
@@ -401,6 +409,15 @@ class _Drawer:
                              e.src in column and self.row[e.src] == self.row[dst] - 1), None)
             if dst in self.looped and len(srcs) > 1:
                 straight = None
+            if dst in self.tight:     # the loop re-enters at the lower right corner: the
+                # values below, the column's edges up into the state among them, take the
+                # points left of it, in their order (the LSTM's x at w, g at sw, f at s)
+                srcs = sorted(set(srcs) | {e.src for e in self.book.inputs_of(dst) if
+                                           not e.delay and e.src in column and
+                                           self.row[e.src] < self.row[dst]}, key=order.index)
+                port_of.update({(dst, src): ("w", "sw", "s")[max(k + 3 - len(srcs), 0)]
+                                for k, src in enumerate(srcs)})
+                continue
             if straight is None:
                 port_of.update({(dst, src): "s" if len(srcs) == 1 else
                                 ("sw", "s", "se")[min(k, 2)] for k, src in enumerate(srcs)})
@@ -459,15 +476,16 @@ class _Drawer:
             # the flat edge out of the state orders the square; the loop of a state that
             # another state's past enters too (from above right, at ``ne``: the LSTM's
             # W h(t−1) into s, Fig. 10.9's U y(t−1) into h) leaves from the state's east
-            # point (its upper arc left 5–7 pt from that edge's arrowhead); the others are
-            # unported (two round arcs, Fig. 10.3's)
-            entered = loop and any(f.dst == e.src and f.src != e.src and f.delay
-                                   for f in self.book.edges)
+            # point (the others are unported: two round arcs, Fig. 10.3's;
+            # unported, it left at +20°, 5–7 pt from that edge's arrowhead), and its lower
+            # arc re-enters at the south-east point (unported, dot brought it back to the
+            # east point, onto the upper arc's end)
+            entered = loop and self.entered(e.src)
             self.edge(f"{src}:e" if entered else src, square, arrowhead="none", tooltip=tip,
                       **(self.edge_label(e, free=True) if loop else {}))
             for f in edges:
                 if loop:              # the lower arc, back into the state
-                    reads(f, constraint="false")
+                    reads(f, FLAT["se"] if entered else "", constraint="false")
                 else:                 # down (or up) the rows: ranked by the rows already
                     up = self.row[f.dst] - self.row[e.src]
                     # a reader with its own loop on the right (an LSTM's s) is entered from
@@ -496,6 +514,10 @@ class _Drawer:
         for f in edges:
             reads(f, **self.edge_label(f, free=shift >= 0),
                   **({} if shift < 0 and loop else {"constraint": "false"}))
+
+    def entered(self, state: str) -> bool:
+        """Whether another variable's past enters ``state`` (through a square of its own)."""
+        return any(f.dst == state and f.src != state and f.delay for f in self.book.edges)
 
     def place_square(self, square: str, row: int, beside: bool = False, left: bool = False
                      ) -> None:
