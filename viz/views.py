@@ -31,10 +31,6 @@ NODE = {"shape": "circle", "fixedsize": "true", "fontname": L.FONT, "fontsize": 
 #: place, the font size: 'Warning: Arrow type "14" unknown')
 EDGE = {"arrowhead": "normal", "arrowsize": "0.7", "fontname": L.FONT, "fontsize": "14",
         "penwidth": "1.1"}
-#: the compass point to write on a flat edge (one inside a row) for each point it should end
-#: at: dot 2.43 mirrors the ports of flat edges top to bottom in a ``rankdir=BT`` drawing
-#: (``h[delay 1] -> h:s`` ends at h's north point)
-FLAT = {"n": "s", "ne": "se", "e": "e", "se": "ne", "s": "n", "sw": "nw", "w": "w", "nw": "sw"}
 DELAY = {"shape": "square", "style": "filled", "fillcolor": "black", "label": "",
          "width": "0.11", "height": "0.11", "fixedsize": "true"}
 POINT_NODE = {"shape": "circle", "label": "", "width": "0.13", "height": "0.13",
@@ -485,7 +481,7 @@ class _Drawer:
                       **(self.edge_label(e, free=True) if loop else {}))
             for f in edges:
                 if loop:              # the lower arc, back into the state
-                    reads(f, FLAT["se"] if entered else "", constraint="false")
+                    reads(f, loops.FLAT["se"] if entered else "", constraint="false")
                 else:                 # down (or up) the rows: ranked by the rows already
                     up = self.row[f.dst] - self.row[e.src]
                     # a reader with its own loop on the right (an LSTM's s) is entered from
