@@ -65,7 +65,8 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
     module's doc) and then the fewest other ends meeting at an arrowhead, found greedily: clash
     by clash, the other edge's end moved first, else the loop's own; a move is taken when it
     leaves fewer clashes on the loops (or as many and fewer meetings) and no more of both
-    together, and keeps the drawing (``_kept``). ``start``: the moves to begin with;
+    together, and keeps the drawing (``_kept``). ``start``: the moves to begin with (unless
+    the drawing without them has fewer clashes, or as many and fewer crossings);
     ``movable``: the nodes whose ends may move."""
     from .output import have_dot, layout
     ports: Ports = dict(start or {})
@@ -75,6 +76,10 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
     if first.source in _FOUND:
         return dict(_FOUND[first.source])
     (loops, meets), kept = _judge(layout(first))
+    if ports:               # (the moves to begin with are a hint: without them, better?)
+        (bare, near), plain = _judge(layout(draw({})))
+        if (len(bare) + len(near), plain[1]) < (len(loops) + len(meets), kept[1]):
+            ports, loops, meets, kept = {}, bare, near, plain
     tries, stuck = 0, set()
     while loops + meets and tries < TRIES:
         todo = [end for pair in loops + meets for end in pair if end[:3] not in stuck and
