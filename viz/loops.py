@@ -80,26 +80,20 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
         (bare, near), plain = _judge(layout(draw({})))
         if (len(bare) + len(near), plain[1]) < (len(loops) + len(meets), kept[1]):
             ports, loops, meets, kept = {}, bare, near, plain
-    tries, stuck, strict = 0, set(), True
+    tries, stuck = 0, set()
     while loops + meets and tries < TRIES:
         todo = [end for pair in loops + meets for end in pair if end[:3] not in stuck and
                 movable(end[0] if end[2] == "tail" else end[1])]
         if not todo:
-            if not strict:
-                break
-            # (no move that leaves fewer clashes in all: now those that trade a clash on
-            # a loop for a meeting elsewhere)
-            strict, stuck = False, set()
-            continue
+            break
         end = todo[0]
         stuck.add(end[:3])
         for port in _candidates(end, loops + meets):
             tries += 1
             trial = _with(ports, end, port)
             (now, near), drawn = _judge(layout(draw(trial)))
-            total = len(now) + len(near) - len(loops) - len(meets)
             fewer = (len(now), len(near)) < (len(loops), len(meets)) and \
-                (total < 0 or (total == 0 and not strict))
+                len(now) + len(near) <= len(loops) + len(meets)
             if fewer and _kept(drawn, kept, end[:2]):
                 ports, loops, meets = trial, now, near
                 break

@@ -300,10 +300,9 @@ class _Drawer:
                                      for e in self.book.inputs_of(n))),
                                 key=lambda n: self.book.roles.get(n) == "input")
                 if nearer and all(self.under_tight(n) for n in nearer):
-                    below = ([n for n in nearer if self.book.roles.get(n) != "input"] or
-                             nearer)[-1]
-                else:
-                    below = nearer[0] if reach[here[0]] > r + 1 and nearer else here[0]
+                    nearer = [n for n in nearer if self.book.roles.get(n) != "input"][-1:] \
+                        or nearer
+                below = nearer[0] if reach[here[0]] > r + 1 and nearer else here[0]
                 column.add(below)
                 if below != here[0]:
                     # (invisible edges hold the row in that order: those that jump, then the
@@ -346,7 +345,17 @@ class _Drawer:
         # there, and its arcs met h's line out to the readers' square: a GRU whose loss reads
         # h, a second GRU layer's gates; in a row of values it does not feed, a bidirectional
         # GRU's backward gates, it stood 190 pt away across their inputs); loops first
-        groups = [sorted(edges, key=lambda e: e.dst != e.src) for edges in delayed.values()]
+        groups = []
+        for edges in delayed.values():
+            loops = [e for e in edges if e.dst == e.src]
+            others = [e for e in edges if e.dst != e.src]
+            src = edges[0].src
+            fed = {e.dst for e in self.book.users_of(src)
+                   if not e.delay and self.row[e.dst] == self.row[src] + 1}
+            if loops and others and len(fed) != 1:
+                groups.append(loops + others)
+            else:
+                groups += [g for g in (loops, others) if g]
         looping = {id(edges) for edges in groups if edges[0].dst == edges[0].src}
         # where each square stands: right of its state in its row, unless another square of
         # the state (another delay) holds it: a second loop above left, others in the rows
@@ -356,8 +365,10 @@ class _Drawer:
         #: states whose loop holds the right of their row, its lower arc their lower right
         self.looped = {edges[0].src for edges in groups
                        if id(edges) in looping and edges[0].src not in readers}
-        #: of those, the states whose loop holds their lower right corner (its lower arc)
-        self.tight = {edges[0].src for edges in groups if edges[0].src in self.looped}
+        #: of those, the states another state's past enters too: both arcs ported, the
+        #: lower right corner the loop's (``delay``)
+        self.tight = {edges[0].src for edges in groups if edges[0].src in self.looped and
+                      all(e.dst == e.src for e in edges) and self.entered(edges[0].src)}
         taken: dict[str, list[str | int]] = {}
         places = []
         for edges in groups:
@@ -485,9 +496,7 @@ class _Drawer:
                     # a reader with its own loop on the right (an LSTM's s) is entered from
                     # above or below that loop
                     port = ("ne" if up < 0 else "se") if f.dst in self.looped and up else ""
-                    # (the state's own loop, back into it, its label by the arrowhead: as
-                    # an xlabel it stood on the readers' lines out of the square)
-                    reads(f, port, **self.edge_label(f, free=up == 0, at_head=f.dst == f.src),
+                    reads(f, port, **self.edge_label(f, free=up == 0),
                           **({"weight": "0"} if abs(up) > 1 else {}),
                           **({"constraint": "false"} if up == 0 else {}))
             return
@@ -514,7 +523,7 @@ class _Drawer:
     def under_tight(self, name: str) -> bool:
         """Whether ``name`` feeds, in the row above, a state whose own loop another state's
         past enters too (its loop will hold the state's right with both arcs)."""
-        return any(not e.delay and self.row[e.dst] == self.row[name] + 1
+        return any(not e.delay and self.row[e.dst] == self.row[name] + 1 and self.entered(e.dst)
                    and any(f.delay and f.src == f.dst == e.dst for f in self.book.edges)
                    for e in self.book.users_of(name))
 
