@@ -43,6 +43,12 @@ CLEAR = 40.0
 FACING = 60.0
 
 
+#: the compass point to write on a flat edge (one inside a row) for each point it should end
+#: at: dot 2.43 lays such edges out in a graph of its own, rotated, and in a ``rankdir=BT``
+#: drawing often mirrors their ports top to bottom (``h[delay 1] -> h:s`` ended at h's north
+#: point) — not always: which, depends on the rest of the layout, so both are tried
+FLAT = {"n": "s", "ne": "se", "e": "e", "se": "ne", "s": "n", "sw": "nw", "w": "w", "nw": "sw"}
+
 #: the ports found for each drawing (by its DOT text before any move): dot 2.43 does not always
 #: lay out one text alike, so without this one model could come out two ways in one session
 _FOUND: dict[str, Ports] = {}
@@ -59,7 +65,8 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
     module's doc) and then the fewest other ends meeting at an arrowhead, found greedily: clash
     by clash, the other edge's end moved first, else the loop's own; a move is taken when it
     leaves fewer clashes on the loops (or as many and fewer meetings) and no more of both
-    together, and keeps the drawing (``_kept``). ``start``: the moves to begin with;
+    together, and keeps the drawing (``_kept``). ``start``: the moves to begin with (unless
+    the drawing without them has fewer clashes, or as many and fewer crossings);
     ``movable``: the nodes whose ends may move."""
     from .output import have_dot, layout
     ports: Ports = dict(start or {})
@@ -69,6 +76,10 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
     if first.source in _FOUND:
         return dict(_FOUND[first.source])
     (loops, meets), kept = _judge(layout(first))
+    if ports:               # (the moves to begin with are a hint: without them, better?)
+        (bare, near), plain = _judge(layout(draw({})))
+        if (len(bare) + len(near), plain[1]) < (len(loops) + len(meets), kept[1]):
+            ports, loops, meets, kept = {}, bare, near, plain
     tries, stuck = 0, set()
     while loops + meets and tries < TRIES:
         todo = [end for pair in loops + meets for end in pair if end[:3] not in stuck and
@@ -117,15 +128,19 @@ def _apart(a: float, b: float) -> float:
 def _candidates(end: End, found: list[tuple[End, End]]) -> list[str]:
     """Compass points of ``end``'s node, nearest to where it ends now first, clear of the
     loop ends it clashes with, on the side that faces the edge's other end (an edge round the
-    back of its node reads worst), within ``FACING`` degrees of its direction."""
+    back of its node reads worst), within ``FACING`` degrees of its direction; on a flat edge
+    each also as dot may mirror it (``FLAT``)."""
     tail, head, side, centre, point, far = end
     node = tail if side == "tail" else head
     mine, ahead = _angle(centre, point), _angle(centre, far)
     loops = [_angle(e[3], e[4]) for pair in found for e in pair
              if (e[0] if e[2] == "tail" else e[1]) == node and e[:3] != end[:3]]
     ranked = sorted(COMPASS, key=lambda c: _apart(COMPASS.index(c) * 45.0, mine))
-    return [c for c in ranked if _apart(COMPASS.index(c) * 45.0, ahead) <= FACING and
-            all(_apart(COMPASS.index(c) * 45.0, a) >= CLEAR for a in loops)]
+    wanted = [c for c in ranked if _apart(COMPASS.index(c) * 45.0, ahead) <= FACING and
+              all(_apart(COMPASS.index(c) * 45.0, a) >= CLEAR for a in loops)]
+    if abs(centre[1] - far[1]) > 1:
+        return wanted
+    return list(dict.fromkeys(p for c in wanted for p in (c, FLAT[c])))    # (flat: see FLAT)
 
 
 def _judge(laid: Mapping[str, Any]) -> tuple[tuple[list, list], tuple]:

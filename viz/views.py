@@ -314,10 +314,16 @@ class _Drawer:
                 # edge reaches h from the left)
                 # (a gate before the input it lets through: a named candidate, PyTorch's g,
                 # stands beside the column, as its edges do when it is left unnamed)
+                # (under a state whose loop holds its right with both arcs, ``tight``, the
+                # last of them: the others stand left of it, and enter the state from the
+                # left — the LSTM's forget gate under s, as in Fig. 10.16)
                 nearer = sorted((n for n in here if reach[n] == r + 1 and below is not None and
                                  any(e.src == below and not e.delay
                                      for e in self.book.inputs_of(n))),
                                 key=lambda n: self.book.roles.get(n) == "input")
+                if nearer and all(self.under_tight(n) for n in nearer):
+                    nearer = [n for n in nearer if self.book.roles.get(n) != "input"][-1:] \
+                        or nearer
                 below = nearer[0] if reach[here[0]] > r + 1 and nearer else here[0]
                 column.add(below)
                 if below != here[0]:
@@ -381,6 +387,10 @@ class _Drawer:
         #: states whose loop holds the right of their row, its lower arc their lower right
         self.looped = {edges[0].src for edges in groups
                        if id(edges) in looping and edges[0].src not in readers}
+        #: of those, the states another state's past enters too: both arcs ported, the
+        #: lower right corner the loop's (``delay``)
+        self.tight = {edges[0].src for edges in groups if edges[0].src in self.looped and
+                      all(e.dst == e.src for e in edges) and self.entered(edges[0].src)}
         taken: dict[str, list[str | int]] = {}
         places = []
         for edges in groups:
@@ -423,6 +433,18 @@ class _Drawer:
                              e.src in column and self.row[e.src] == self.row[dst] - 1), None)
             if dst in self.looped and len(srcs) > 1:
                 straight = None
+            if dst in self.tight:     # the loop re-enters at the lower right corner: the
+                # values below take the points left of it as they stand, those beside the
+                # column, then the column's edges up into the state — the one that jumps up
+                # past the others on their left (the LSTM's g at w, x at sw, f at s)
+                srcs = sorted(set(srcs) | {e.src for e in self.book.inputs_of(dst) if
+                                           not e.delay and e.src in column and
+                                           self.row[e.src] < self.row[dst]},
+                              key=lambda n: (n in column, self.row[n] if n in column else
+                                             order.index(n)))
+                port_of.update({(dst, src): ("w", "sw", "s")[max(k + 3 - len(srcs), 0)]
+                                for k, src in enumerate(srcs)})
+                continue
             if straight is None:
                 port_of.update({(dst, src): "s" if len(srcs) == 1 else
                                 ("sw", "s", "se")[min(k, 2)] for k, src in enumerate(srcs)})
@@ -481,15 +503,16 @@ class _Drawer:
             # the flat edge out of the state orders the square; the loop of a state that
             # another state's past enters too (from above right, at ``ne``: the LSTM's
             # W h(t−1) into s, Fig. 10.9's U y(t−1) into h) leaves from the state's east
-            # point (its upper arc left 5–7 pt from that edge's arrowhead); the others are
-            # unported (two round arcs, Fig. 10.3's)
-            entered = loop and any(f.dst == e.src and f.src != e.src and f.delay
-                                   for f in self.book.edges)
+            # point (the others are unported: two round arcs, Fig. 10.3's;
+            # unported, it left at +20°, 5–7 pt from that edge's arrowhead), and its lower
+            # arc re-enters at the south-east point (unported, dot brought it back to the
+            # east point, onto the upper arc's end)
+            entered = loop and self.entered(e.src)
             self.edge(f"{src}:e" if entered else src, square, arrowhead="none", tooltip=tip,
                       **(self.edge_label(e, free=True) if loop else {}))
             for f in edges:
                 if loop:              # the lower arc, back into the state
-                    reads(f, constraint="false")
+                    reads(f, loops.FLAT["se"] if entered else "", constraint="false")
                 else:                 # down (or up) the rows: ranked by the rows already
                     up = self.row[f.dst] - self.row[e.src]
                     # a reader with its own loop on the right (an LSTM's s) is entered from
@@ -518,6 +541,17 @@ class _Drawer:
         for f in edges:
             reads(f, **self.edge_label(f, free=shift >= 0),
                   **({} if shift < 0 and loop else {"constraint": "false"}))
+
+    def under_tight(self, name: str) -> bool:
+        """Whether ``name`` feeds, in the row above, a state whose own loop another state's
+        past enters too (its loop will hold the state's right with both arcs)."""
+        return any(not e.delay and self.row[e.dst] == self.row[name] + 1 and self.entered(e.dst)
+                   and any(f.delay and f.src == f.dst == e.dst for f in self.book.edges)
+                   for e in self.book.users_of(name))
+
+    def entered(self, state: str) -> bool:
+        """Whether another variable's past enters ``state`` (through a square of its own)."""
+        return any(f.dst == state and f.src != state and f.delay for f in self.book.edges)
 
     def place_square(self, square: str, row: int, beside: bool = False, left: bool = False
                      ) -> None:
@@ -711,7 +745,7 @@ class _Drawer:
             # pulled the column out of line); the others take the lower corners, by side
             straight = [f for f in found if f[0] == 0 and self.row[f[2]] == self.row[dst] - 1]
             rest = sorted(f for f in found if f not in straight[:1])
-            free = [p for p in ("sw", "se") if p[-1] != jumped.get((dst, c), "  ")[-1]]
+            free = [p for p in ("sw", "se") if p != jumped.get((dst, c))]
             if not straight:
                 free = ["sw", "s", "se"] if len(rest) == 3 else free
             if len(rest) > len(free):
