@@ -468,7 +468,8 @@ class _Drawer:
     def delay(self, ids: dict[str, str], edges: list[Edge], place: str | int = "right"
               ) -> None:
         """The book's black square on the delay edges ``edges`` that leave one state with one
-        delay (labelled with the delay when it is more than one step): either the state's loop
+        delay (labelled with the delay when it is more than one step; a backward state's, which
+        reads ``g(t+d)``, open and labelled ``+d``): either the state's loop
         onto itself, or the edges to the other variables that read the delayed state.
 
         The square stands on the loop, right of the state in its row (``place="right"``): the
@@ -488,9 +489,11 @@ class _Drawer:
         src = ids[e.src]
         loop = all(f.dst == f.src for f in edges)
         square = src + f"[delay {e.delay}{' back' if e.backward else ''}{'' if loop else ' out'}]"
-        extra = {"xlabel": str(e.delay)} if e.delay > 1 else {}
+        # (a backward state's square reads the future: open, and marked +d)
+        extra = {"fillcolor": "white", "xlabel": f"+{e.delay}"} if e.backward else \
+            {"xlabel": str(e.delay)} if e.delay > 1 else {}
         when = "later" if e.backward else "earlier"
-        self.dot.node(square, **DELAY, **extra,
+        self.dot.node(square, **{**DELAY, **extra},
                       tooltip=L.tooltip(f"delay: {e.src} as it was {e.delay} step(s) {when}"))
         tip = L.tooltip(f"{e.src} → {e.src}, {e.delay} step(s) {when}" if loop else
                       f"{e.src}, {e.delay} step(s) {when}")
