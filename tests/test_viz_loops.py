@@ -64,7 +64,7 @@ def _untangled(fixed: dict, at: dict = AT) -> loops.Ports:
     with mock.patch.object(loops, "_FOUND", {}), \
             mock.patch.object(output, "have_dot", lambda: True), \
             mock.patch.object(output, "layout",
-                              lambda g: fixed if "s:s" in g.source else clash):
+                              lambda g, quiet=False: fixed if "s:s" in g.source else clash):
         return loops.untangle(draw)
 
 

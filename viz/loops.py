@@ -33,6 +33,9 @@ GAP = 8.0
 COMPASS = ("e", "ne", "n", "nw", "w", "sw", "s", "se")
 #: the most layouts tried per drawing (each a run of dot on a small graph, ~30 ms)
 TRIES = 32
+#: the most layouts tried for fewer crossings (``untangle``'s ``crossings``; a few of a
+#: viz.unfolding, ~50-150 ms each)
+UNCROSS = 12
 #: how much more line (all edges together) a move may draw
 INK = 1.1
 #: how much longer the edge whose end is moved may grow
@@ -60,14 +63,18 @@ def is_square(node: str) -> bool:
 
 
 def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = None,
-             movable: Callable[[str], bool] = lambda node: True) -> Ports:
+             movable: Callable[[str], bool] = lambda node: True,
+             crossings: int | None = None) -> Ports:
     """The ports for which ``draw(ports)`` has the fewest edge ends on its loops (see the
     module's doc) and then the fewest other ends meeting at an arrowhead, found greedily: clash
     by clash, the other edge's end moved first, else the loop's own; a move is taken when it
     leaves fewer clashes on the loops (or as many and fewer meetings) and no more of both
     together, and keeps the drawing (``_kept``). ``start``: the moves to begin with (unless
     the drawing without them has fewer clashes, or as many and fewer crossings);
-    ``movable``: the nodes whose ends may move."""
+    ``movable``: the nodes whose ends may move; ``crossings``: as many pairs of crossing
+    edges between those nodes as the drawing may keep — beyond, an end of a crossing edge is
+    moved as a clash's is, when that leaves fewer such crossings, no more in all and no more
+    clashes (viz.unfolding's folded panel, held to viz.folded's count)."""
     from .output import have_dot, layout
     ports: Ports = dict(start or {})
     if not have_dot():
@@ -75,29 +82,56 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
     first = draw(ports)
     if first.source in _FOUND:
         return dict(_FOUND[first.source])
-    (loops, meets), kept = _judge(layout(first))
+    (loops, meets), kept = _judge(layout(first, quiet=True))
     if ports:               # (the moves to begin with are a hint: without them, better?)
-        (bare, near), plain = _judge(layout(draw({})))
+        (bare, near), plain = _judge(layout(draw({}), quiet=True))
         if (len(bare) + len(near), plain[1]) < (len(loops) + len(meets), kept[1]):
             ports, loops, meets, kept = {}, bare, near, plain
-    tries, stuck = 0, set()
+    tries, stuck, strict = 0, set(), True
     while loops + meets and tries < TRIES:
         todo = [end for pair in loops + meets for end in pair if end[:3] not in stuck and
                 movable(end[0] if end[2] == "tail" else end[1])]
         if not todo:
-            break
+            if not strict:
+                break
+            # (no move that leaves fewer clashes in all: now those that trade a clash on
+            # a loop for a meeting elsewhere)
+            strict, stuck = False, set()
+            continue
         end = todo[0]
         stuck.add(end[:3])
         for port in _candidates(end, loops + meets):
             tries += 1
             trial = _with(ports, end, port)
-            (now, near), drawn = _judge(layout(draw(trial)))
+            (now, near), drawn = _judge(layout(draw(trial), quiet=True))
+            total = len(now) + len(near) - len(loops) - len(meets)
             fewer = (len(now), len(near)) < (len(loops), len(meets)) and \
-                len(now) + len(near) <= len(loops) + len(meets)
+                (total < 0 or (total == 0 and not strict))
             if fewer and _kept(drawn, kept, end[:2]):
                 ports, loops, meets = trial, now, near
                 break
             if tries >= TRIES:
+                break
+    def inside(pairs: list) -> list:          # (the crossings among movable nodes' edges)
+        return [p for p in pairs if all(movable(n) for edge in p for n in edge)]
+    tries = 0
+    while crossings is not None and len(inside(kept[4])) > crossings and tries < UNCROSS:
+        todo = [end for pair in inside(kept[4]) for edge in pair
+                for end in _edge_ends(kept[5], edge) if end[:3] not in stuck]
+        if not todo:
+            break
+        end = todo[0]
+        stuck.add(end[:3])
+        for port in _candidates(end, []):
+            tries += 1
+            trial = _with(ports, end, port)
+            (now, near), drawn = _judge(layout(draw(trial), quiet=True))
+            if len(inside(drawn[4])) < len(inside(kept[4])) and drawn[1] <= kept[1] and \
+                    len(now) + len(near) <= len(loops) + len(meets) and \
+                    _kept(drawn, kept, end[:2]):
+                ports, loops, meets, kept = trial, now, near, drawn
+                break
+            if tries >= UNCROSS:
                 break
     if len(_FOUND) >= 512:
         _FOUND.clear()
@@ -153,7 +187,16 @@ def _judge(laid: Mapping[str, Any]) -> tuple[tuple[list, list], tuple]:
     length = {(names[e["tail"]], names[e["head"]]): sum(
         math.dist(p, q) for p, q in zip(line, line[1:])) for e in laid.get("edges", [])
         if e.get("style") != "invis" and "pos" in e for line in [geometry.spline(e["pos"])]}
-    return _clashes(laid), (order, _crossings(laid), sum(length.values()), length)
+    pairs = _crossing_pairs(laid)
+    return _clashes(laid), (order, len(pairs), sum(length.values()), length, pairs,
+                            _all_ends(laid))
+
+
+def _edge_ends(ends: dict[str, list[tuple[End, set[str], bool]]], edge: tuple[str, str]
+               ) -> list[End]:
+    """The ends of ``edge`` (tail, head) on nodes that are not points or squares."""
+    return [e for here in ends.values() for e, _, _ in here if e[:2] == edge and
+            not is_square(e[0] if e[2] == "tail" else e[1])]
 
 
 def _kept(now: tuple, before: tuple, moved: tuple[str, str]) -> bool:
@@ -164,17 +207,25 @@ def _kept(now: tuple, before: tuple, moved: tuple[str, str]) -> bool:
         now[3].get(moved, 0) <= LONGER * before[3].get(moved, 0)
 
 
-def _crossings(laid: Mapping[str, Any]) -> int:
-    """Pairs of visible edges whose splines cross, leaving out pairs that share a node."""
+def crossings(laid: Mapping[str, Any]) -> int:
+    """How many pairs of visible edges cross in a layout (``laid``: dot's JSON)."""
+    return len(_crossing_pairs(laid))
+
+
+def _crossing_pairs(laid: Mapping[str, Any]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """Pairs of visible edges (tail, head names) whose splines cross, leaving out pairs that
+    share a node."""
+    names = {o["_gvid"]: o["name"] for o in laid.get("objects", []) if "nodes" not in o}
     lines = [((e["tail"], e["head"]), line, _box(line)) for e in laid.get("edges", [])
              if e.get("style") != "invis" and "pos" in e for line in [geometry.spline(e["pos"])]]
-    count = 0
+    found = []
     for k, (ends, a, box_a) in enumerate(lines):
         for other, b, box_b in lines[k + 1:]:
             if not set(ends) & set(other) and _meet(box_a, box_b) and any(
                     geometry.cross(p, q, r, s) for p, q in zip(a, a[1:]) for r, s in zip(b, b[1:])):
-                count += 1
-    return count
+                found.append(((names[ends[0]], names[ends[1]]),
+                              (names[other[0]], names[other[1]])))
+    return found
 
 
 def _box(line: list[tuple[float, float]]) -> tuple[float, float, float, float]:
@@ -186,10 +237,9 @@ def _meet(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
-def _clashes(laid: Mapping[str, Any]) -> tuple[list[tuple[End, End]], list[tuple[End, End]]]:
-    """Pairs of edge ends within ``GAP`` points on one node that is not a point (``laid``:
-    dot's JSON): (another edge's end, a loop's end) — the other edge may be another square's —
-    and, apart, any other two ends where one is an arrowhead (the other end first)."""
+def _all_ends(laid: Mapping[str, Any]) -> dict[str, list[tuple[End, set[str], bool]]]:
+    """The ends of the visible edges on each node that is not a point (``laid``: dot's
+    JSON), each with the delay squares its edge joins and whether it is an arrowhead."""
     names, centre, big = {}, {}, set()
     for o in laid.get("objects", []):
         if "nodes" in o or "pos" not in o:
@@ -212,6 +262,14 @@ def _clashes(laid: Mapping[str, Any]) -> tuple[list[tuple[End, End]], list[tuple
                 ends.setdefault(node, []).append(
                     ((tail, head, side, centre[node], p, centre[other]), squares,
                      arrow and side == "head"))
+    return ends
+
+
+def _clashes(laid: Mapping[str, Any]) -> tuple[list[tuple[End, End]], list[tuple[End, End]]]:
+    """Pairs of edge ends within ``GAP`` points on one node that is not a point (``laid``:
+    dot's JSON): (another edge's end, a loop's end) — the other edge may be another square's —
+    and, apart, any other two ends where one is an arrowhead (the other end first)."""
+    ends = _all_ends(laid)
     loops, meets = [], []
     for here in ends.values():
         for k, (a, squares_a, arrow_a) in enumerate(here):

@@ -114,14 +114,15 @@ def source(g: graphviz.Digraph) -> str:
     return g.source
 
 
-def pipe(g: graphviz.Digraph, format: str) -> bytes:  # noqa: A002 - graphviz's own name
+def pipe(g: graphviz.Digraph, format: str, quiet: bool = False  # noqa: A002 - graphviz's
+           ) -> bytes:
     """``g`` laid out and rendered by ``dot`` in ``format`` (``svg``, ``png``, ``pdf``,
-    ``json``…)."""
+    ``json``…); ``quiet``: what dot says on stderr is not shown (a trial layout's)."""
     _check_drawing(g)
     if not isinstance(format, str) or format not in graphviz.FORMATS:
         raise UnfoldValueError(f"unknown output format {format!r}; e.g. 'svg', 'png', 'pdf', "
                                f"'json'")
-    return _rendering(g, lambda: graphviz.Digraph.pipe(g, format=format))
+    return _rendering(g, lambda: graphviz.Digraph.pipe(g, format=format, quiet=quiet))
 
 
 def svg(g: graphviz.Digraph) -> str:
@@ -139,9 +140,10 @@ def pdf(g: graphviz.Digraph) -> bytes:
     return pipe(g, "pdf")
 
 
-def layout(g: graphviz.Digraph) -> dict[str, Any]:
-    """``g`` laid out by ``dot``, as graphviz's JSON (node positions in ``objects``, edges)."""
-    return json.loads(pipe(g, "json"))
+def layout(g: graphviz.Digraph, quiet: bool = False) -> dict[str, Any]:
+    """``g`` laid out by ``dot``, as graphviz's JSON (node positions in ``objects``, edges);
+    ``quiet`` as for ``pipe``."""
+    return json.loads(pipe(g, "json", quiet))
 
 
 def positions(g: graphviz.Digraph) -> dict[str, tuple[float, float]]:

@@ -322,9 +322,10 @@ class _Drawer:
                                      for e in self.book.inputs_of(n))),
                                 key=lambda n: self.book.roles.get(n) == "input")
                 if nearer and all(self.under_tight(n) for n in nearer):
-                    nearer = [n for n in nearer if self.book.roles.get(n) != "input"][-1:] \
-                        or nearer
-                below = nearer[0] if reach[here[0]] > r + 1 and nearer else here[0]
+                    below = ([n for n in nearer if self.book.roles.get(n) != "input"] or
+                             nearer)[-1]
+                else:
+                    below = nearer[0] if reach[here[0]] > r + 1 and nearer else here[0]
                 column.add(below)
                 if below != here[0]:
                     # (invisible edges hold the row in that order: those that jump, then the
@@ -360,24 +361,10 @@ class _Drawer:
         for e in self.book.edges:
             if e.delay:
                 delayed.setdefault((e.src, e.delay, e.backward), []).append(e)
-        # a state's loop onto itself gets a square of its own, in the row above when others
-        # read the state's past too (their square holds the right of its row) — unless the
-        # state feeds several values in that row, or none: then one square serves the loop and
-        # the other readers, h → ■ → h, ■ → u, ■ → r (the loop's square, above right, met h → L
-        # there, and its arcs met h's line out to the readers' square: a GRU whose loss reads
-        # h, a second GRU layer's gates; in a row of values it does not feed, a bidirectional
-        # GRU's backward gates, it stood 190 pt away across their inputs); loops first
-        groups = []
-        for edges in delayed.values():
-            loops = [e for e in edges if e.dst == e.src]
-            others = [e for e in edges if e.dst != e.src]
-            src = edges[0].src
-            fed = {e.dst for e in self.book.users_of(src)
-                   if not e.delay and self.row[e.dst] == self.row[src] + 1}
-            if loops and others and len(fed) != 1:
-                groups.append(loops + others)
-            else:
-                groups += [g for g in (loops, others) if g]
+        # one square per state and delay: its loop and every other reader of its past take
+        # it, h → ■ → h, ■ → u, ■ → r (finding 47: a square of its own for the loop, in the
+        # row above, came and went with a bias inside a GRU's reset product); loops first
+        groups = [sorted(edges, key=lambda e: e.dst != e.src) for edges in delayed.values()]
         looping = {id(edges) for edges in groups if edges[0].dst == edges[0].src}
         # where each square stands: right of its state in its row, unless another square of
         # the state (another delay) holds it: a second loop above left, others in the rows
@@ -387,10 +374,8 @@ class _Drawer:
         #: states whose loop holds the right of their row, its lower arc their lower right
         self.looped = {edges[0].src for edges in groups
                        if id(edges) in looping and edges[0].src not in readers}
-        #: of those, the states another state's past enters too: both arcs ported, the
-        #: lower right corner the loop's (``delay``)
-        self.tight = {edges[0].src for edges in groups if edges[0].src in self.looped and
-                      all(e.dst == e.src for e in edges) and self.entered(edges[0].src)}
+        #: of those, the states whose loop holds their lower right corner (its lower arc)
+        self.tight = {edges[0].src for edges in groups if edges[0].src in self.looped}
         taken: dict[str, list[str | int]] = {}
         places = []
         for edges in groups:
@@ -521,7 +506,9 @@ class _Drawer:
                     # a reader with its own loop on the right (an LSTM's s) is entered from
                     # above or below that loop
                     port = ("ne" if up < 0 else "se") if f.dst in self.looped and up else ""
-                    reads(f, port, **self.edge_label(f, free=up == 0),
+                    # (the state's own loop, back into it, its label by the arrowhead: as
+                    # an xlabel it stood on the readers' lines out of the square)
+                    reads(f, port, **self.edge_label(f, free=up == 0, at_head=f.dst == f.src),
                           **({"weight": "0"} if abs(up) > 1 else {}),
                           **({"constraint": "false"} if up == 0 else {}))
             return
@@ -548,7 +535,7 @@ class _Drawer:
     def under_tight(self, name: str) -> bool:
         """Whether ``name`` feeds, in the row above, a state whose own loop another state's
         past enters too (its loop will hold the state's right with both arcs)."""
-        return any(not e.delay and self.row[e.dst] == self.row[name] + 1 and self.entered(e.dst)
+        return any(not e.delay and self.row[e.dst] == self.row[name] + 1
                    and any(f.delay and f.src == f.dst == e.dst for f in self.book.edges)
                    for e in self.book.users_of(name))
 
@@ -985,6 +972,14 @@ def _loop_ports(book: Book, params: bool, biases: bool) -> loops.Ports:
     return loops.untangle(lambda ports: _draw_folded(book, "folded", params, biases, ports))
 
 
+def _crossing_count(book: Book, params: bool, biases: bool, ports: loops.Ports) -> int | None:
+    """How many pairs of edges cross in the folded drawing (None without ``dot``)."""
+    from .output import have_dot, layout
+    if not have_dot():
+        return None
+    return loops.crossings(layout(_draw_folded(book, "folded", params, biases, ports), quiet=True))
+
+
 def unfolded(rec: Recurrence, steps: int | None = None, window: Sequence[str] | None = None,
              *, params: bool = True, biases: bool = False, hide: Sequence[str] = (),
              cells: str = "auto", max_steps: int | None = MAX_STEPS,
@@ -1112,8 +1107,9 @@ def unfolding(rec: Recurrence, steps: int | None = None, window: Sequence[str] |
         return _unfolding(rec, name, columns, full, hide, cells, params, biases, ports, note)
     # (the folded half's loops in this drawing: its rows beside the other half's ranks may
     # lay out otherwise than viz.folded's, so the moves found for viz.folded are a start)
-    return draw(loops.untangle(draw, start=_loop_ports(full, params, biases),
-                               movable=lambda node: "[folded]" in node))
+    ports = _loop_ports(full, params, biases)
+    return draw(loops.untangle(draw, start=ports, movable=lambda node: "[folded]" in node,
+                               crossings=_crossing_count(full, params, biases, ports)))
 
 
 def _unfolding(rec: Recurrence, name: str, columns: list[Column], full: Book,
