@@ -1744,7 +1744,7 @@ def test_a_backward_state_s_delay_square_says_it_reads_the_future(build, back, a
         assert _square_look(laid, back) != _square_look(laid, ahead)
 
 
-@pytest.mark.parametrize("build", [still_open(63, M.mgu_named, id="mgu_named"),
+@pytest.mark.parametrize("build", [pytest.param(M.mgu_named, id="mgu_named"),
                                    pytest.param(M.mgu, id="mgu")])
 def test_naming_a_single_gate_keeps_its_cell_per_step(build):                  # finding 63
     """The minimal gated unit draws one cell per step with cells="auto" (finding 21: one gate

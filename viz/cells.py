@@ -13,6 +13,7 @@ one step to the next: ``x(t) → cell(t) → s(t), h(t)`` and ``s(t−1), h(t−
 from __future__ import annotations
 
 from .book import Book, Edge, Variable, _merged
+from .gates import LETTERS
 
 #: how many internal values make ``cells="auto"`` draw cells (one internal value, such as the
 #: pre-activation ``a`` or Fig. 10.4's ``h``, reads well on its own row)
@@ -38,7 +39,14 @@ def internals(book: Book) -> list[str]:
                               for d in feeds.get(name, ()))
         return reach[name]
     return [v.name for v in book.variables.values()
-            if v.kind in ("named", "point") and (reaches_state(v.name) or v.role)]
+            if v.kind in ("named", "point") and (reaches_state(v.name) or is_gate(book, v.name))]
+
+
+def is_gate(book: Book, name: str) -> bool:
+    """Whether ``name`` is a gate of the step (``viz.gates.roles``: forget, input, output,
+    update, reset), whether the user named it (``rec.name_node("f", σ(…))``) or left it inline:
+    one model, one drawing."""
+    return book.roles.get(name, book.variables[name].role) in LETTERS
 
 
 def mode(book: Book, cells: str) -> str:
@@ -50,7 +58,7 @@ def mode(book: Book, cells: str) -> str:
     if not inner:
         return "flat"
     if cells == "auto":        # (one gate is a gated cell too: the minimal gated unit's f)
-        gated = any(book.variables[n].role for n in inner)
+        gated = any(is_gate(book, n) for n in inner)
         return "compact" if len(inner) >= AUTO or gated else "flat"
     return cells
 
