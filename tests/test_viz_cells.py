@@ -295,10 +295,11 @@ def test_a_cell_per_layer_and_per_direction(make, layers):
 
 
 @pytest.mark.parametrize("states, word", [(("h", "s"), "cell"), (("hidden", "cell"), "block"),
-                                          (("cell_h", "cell_s"), "block")])
+                                          (("cell_h", "cell_s"), "cell")])
 def test_a_compact_cell_is_never_named_like_a_state(states, word):
     """PyTorch's states "hidden" and "cell": the compact cells are "block(t)" (Greff et al.'s
-    word), not "cell′(t)" beside the state cell(t); "cell" otherwise."""
+    word), not "cell′(t)" beside the state cell(t); "cell" otherwise (cell_h is drawn cell with
+    subscript h: no clash)."""
     rec = Recurrence("lstm")
     x = rec.sequence("x", (M,))
     h, s = rec.state(states[0], (N,)), rec.state(states[1], (N,))
