@@ -257,6 +257,34 @@ def test_a_single_gate_makes_a_gated_cell():
     assert "cell(2)" in viz.unfolded(rec, steps=3).source
 
 
+def _mgu(gate: str | None, candidate: str | None) -> Recurrence:
+    """The minimal gated unit with its gate and its candidate named (or left inline)."""
+    rec = uf.Recurrence("mgu")
+    x, h = rec.sequence("x", (2,)), rec.state("h", (3,))
+    f = uf.sigmoid(rec.param("Wf", (3, 3)) @ h + rec.param("Uf", (3, 2)) @ x)
+    f = rec.name_node(gate, f) if gate else f
+    c = uf.tanh(rec.param("U", (3, 2)) @ x + rec.param("W", (3, 3)) @ (f * h))
+    c = rec.name_node(candidate, c) if candidate else c
+    h_t = rec.update(h, (1.0 - f) * h + f * c)
+    rec.loss("L", uf.cross_entropy(rec.output("o", rec.param("V", (2, 3)) @ h_t),
+                                   rec.target("y")))
+    return rec
+
+
+@pytest.mark.parametrize("candidate", [None, "c"])
+def test_naming_the_gate_or_the_candidate_changes_no_drawing(candidate):
+    """Finding 63's class: one model, one drawing. The minimal gated unit's one gate inline
+    or given to rec.name_node("f", …) unfolds alike (one cell per step: a named σ that gates
+    is a gate); with the candidate named too, the σ that both the candidate and h read is one
+    unit of the cell view (it was one for each reader, and the gate lost its reset role)."""
+    untooled = lambda g: re.sub(r'tooltip=("[^"]*"|\S+)', "", g.source)
+    inline, named = _mgu(None, candidate), _mgu("f", candidate)
+    assert untooled(viz.unfolded(inline, steps=3)) == untooled(viz.unfolded(named, steps=3))
+    assert "cell(2)" in viz.unfolded(named, steps=3).source
+    sigmoids = [v for v in contract(inline, detail=True).variables.values() if v.op == "σ"]
+    assert len(sigmoids) == 1 and contract(inline).roles == contract(named).roles
+
+
 @pytest.mark.parametrize("make", [lambda: models.lstm(M, N, 4), lambda: models.gru(M, N, 4),
                                   lambda: models.deep_rnn(M, [N, N], 4, cell="lstm")],
                          ids=["lstm", "gru", "deep lstm"])
@@ -295,10 +323,11 @@ def test_a_cell_per_layer_and_per_direction(make, layers):
 
 
 @pytest.mark.parametrize("states, word", [(("h", "s"), "cell"), (("hidden", "cell"), "block"),
-                                          (("cell_h", "cell_s"), "block")])
+                                          (("cell_h", "cell_s"), "cell")])
 def test_a_compact_cell_is_never_named_like_a_state(states, word):
     """PyTorch's states "hidden" and "cell": the compact cells are "block(t)" (Greff et al.'s
-    word), not "cell′(t)" beside the state cell(t); "cell" otherwise."""
+    word), not "cell′(t)" beside the state cell(t); "cell" otherwise (cell_h is drawn cell with
+    subscript h: no clash)."""
     rec = Recurrence("lstm")
     x = rec.sequence("x", (M,))
     h, s = rec.state(states[0], (N,)), rec.state(states[1], (N,))

@@ -1735,6 +1735,24 @@ def gru_context():
     return rec
 
 
+def gru_context_input():
+    """gru_context with an ordinary input sequence x in y(t-1)'s place: the cell a fed-back
+    target must draw as (finding 65)."""
+    rec = uf.Recurrence("ctxgru")
+    c = rec.context("c", (NI,))
+    y = rec.sequence("y", (), dtype="int64")
+    x, h = rec.sequence("x", (NO,)), rec.state("h", (NH,))
+    P = {k: (_p(rec, "R" + k, NH, NI), _p(rec, "W" + k, NH, NH), _p(rec, "U" + k, NH, NO))
+         for k in ("u", "r", "")}
+    V = _p(rec, "V", NO, NH)
+    u = uf.sigmoid(P["u"][0] @ c + P["u"][1] @ h + P["u"][2] @ x)
+    r = uf.sigmoid(P["r"][0] @ c + P["r"][1] @ h + P["r"][2] @ x)
+    cand = uf.tanh(P[""][0] @ c + P[""][1] @ (r * h) + P[""][2] @ x)
+    h_t = rec.update(h, u * h + (1 - u) * cand)
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
 def lstm_teacher_forcing():
     """Fig. 10.6 train time with an LSTM: y(t-1) (real-valued) into every gate through R_k."""
     rec = uf.Recurrence("lstm_tf")

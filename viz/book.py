@@ -350,7 +350,13 @@ class _Contraction:
         kept = [n for n in region if n in kinds]
         names = {top: name}
         made = []
+        # (a unit that two variables read — the minimal gated unit's σ, read by a candidate
+        # the user named and by h — is one unit: kept by the first, a source for the second)
+        known = {n: k for k, n in self.kept.items()} if detail else {}
         for m in kept:
+            if m in known:
+                names[m] = known[m]
+                continue
             names[m] = self.point_name(name)
             self.kept[names[m]] = m
             layer = m.inputs[0] if m.op.name == "getitem" else m
@@ -358,7 +364,7 @@ class _Contraction:
                                  SYMBOLS.get("mul" if kinds[m] == "product" else
                                              self.unit(layer) or layer.op.name)))
         edges = []
-        heads = kept + [top]
+        heads = [m for m in kept if m not in known] + [top]
         if detail and _gating(top, below):           # h = tanh(s) q: a × node, then h
             names[top] = self.point_name(name)
             made.append(Variable(names[top], "product", owner=name, op=SYMBOLS["mul"]))

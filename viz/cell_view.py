@@ -8,7 +8,8 @@ the words given in ``names`` ("forget gate") — beside it; an unnamed unit that
 is the cell's ``input``. A state read only by its own update keeps its self-loop through the
 delay square (the LSTM's state ``s``, through the forget gate's ×); a state that other units read
 (the LSTM's output ``h``) is drawn as an input of the cell at the bottom, ``h(t−1)``, beside
-``x(t)``. Everything comes from the graph: any gated cell a user writes is drawn the same way.
+``x(t)``, as is a fed-back target ``y(t−1)``. Everything comes from the graph: any gated cell a
+user writes is drawn the same way.
 """
 from __future__ import annotations
 
@@ -54,13 +55,14 @@ def _private(book: Book, start: str, state: str) -> bool:
 def _states_read_as_inputs(book: Book) -> Book:
     """A state whose past value other units read (an LSTM's h(t−1) into its gates) becomes an
     input of the cell, ``h(t−1)``, drawn at the bottom; a state read only within its own loop
-    keeps its delay edges."""
+    keeps its delay edges. So does a target, input or output fed back to the next step (a
+    state holding one_hot(y), drawn as y: Fig. 10.9's ``y(t−1)``), which has no loop of its
+    own: from a square beside y at the top, its edges ran down the whole cell."""
     out = Book(book.name, dict(book.variables), list(book.edges))
     for var in list(book.variables.values()):
-        if var.kind != "state":
-            continue
         delayed = [e for e in book.edges if e.src == var.name and e.delay]
-        if not delayed or all(_private(book, e.dst, var.name) for e in delayed):
+        if not delayed or var.kind == "state" and all(
+                _private(book, e.dst, var.name) for e in delayed):
             continue
         edges = []
         for e in out.edges:

@@ -13,6 +13,7 @@ one step to the next: ``x(t) → cell(t) → s(t), h(t)`` and ``s(t−1), h(t−
 from __future__ import annotations
 
 from .book import Book, Edge, Variable, _merged
+from .gates import LETTERS
 
 #: how many internal values make ``cells="auto"`` draw cells (one internal value, such as the
 #: pre-activation ``a`` or Fig. 10.4's ``h``, reads well on its own row)
@@ -38,7 +39,14 @@ def internals(book: Book) -> list[str]:
                               for d in feeds.get(name, ()))
         return reach[name]
     return [v.name for v in book.variables.values()
-            if v.kind in ("named", "point") and (reaches_state(v.name) or v.role)]
+            if v.kind in ("named", "point") and (reaches_state(v.name) or is_gate(book, v.name))]
+
+
+def is_gate(book: Book, name: str) -> bool:
+    """Whether ``name`` is a gate of the step (``viz.gates.roles``: forget, input, output,
+    update, reset), whether the user named it (``rec.name_node("f", σ(…))``) or left it inline:
+    one model, one drawing."""
+    return book.roles.get(name, book.variables[name].role) in LETTERS
 
 
 def mode(book: Book, cells: str) -> str:
@@ -50,7 +58,7 @@ def mode(book: Book, cells: str) -> str:
     if not inner:
         return "flat"
     if cells == "auto":        # (one gate is a gated cell too: the minimal gated unit's f)
-        gated = any(book.variables[n].role for n in inner)
+        gated = any(is_gate(book, n) for n in inner)
         return "compact" if len(inner) >= AUTO or gated else "flat"
     return cells
 
@@ -90,22 +98,25 @@ def groups(book: Book) -> list[tuple[list[str], list[str]]]:
     return [g for g in found.values() if g[0]]
 
 
-#: the words a compact cell is called by, the first that no variable of the step uses: ``cell``,
-#: else Greff et al.'s ``block`` (PyTorch's states "hidden" and "cell" drew "cell′(t)" beside
-#: the state cell(t)), else ``unit``
+#: the words a compact cell is called by, the first whose names no variable of the step has:
+#: ``cell``, else Greff et al.'s ``block`` (PyTorch's states "hidden" and "cell" drew "cell′(t)"
+#: beside the state cell(t)), else ``unit``
 CELL_WORDS = ("cell", "block", "unit")
 
 
 def cell_names(book: Book, count: int) -> list[str]:
-    """``cell`` for one cell, ``cell_1``, ``cell_2``… for several; ``block`` (or ``unit``) when
-    a variable is called ``cell`` or ``cell_…`` (a user's state), primed only when all three
-    are taken."""
-    def taken(word: str) -> bool:
-        return any(n == word or n.startswith((word + "_", word + "'")) for n in book.variables)
-    name = next((w for w in CELL_WORDS if not taken(w)), CELL_WORDS[0])
-    while taken(name):
-        name += "'"
-    return [name] if count == 1 else [f"{name}_{k}" for k in range(1, count + 1)]
+    """``cell`` for one cell, ``cell_1``, ``cell_2``… for several; ``block`` (or ``unit``) only
+    when a variable has one of those very names (a state called ``cell``; ``cell_state`` is
+    drawn cell with subscript state, no clash), primed when all three words are taken."""
+    def called(word: str) -> list[str]:
+        return [word] if count == 1 else [f"{word}_{k}" for k in range(1, count + 1)]
+
+    def clash(word: str) -> bool:
+        return any(n in book.variables for n in called(word))
+    word = next((w for w in CELL_WORDS if not clash(w)), CELL_WORDS[0])
+    while clash(word):
+        word += "'"
+    return called(word)
 
 
 def compact(book: Book) -> Book:
