@@ -1716,13 +1716,16 @@ ROUND5_MORE = [bilstm_loop, residual_rnn, lstm_packed_state, gru_deep_candidate,
                gru_skip_gate]
 
 
-def gru_context():
+def gru_context(fed_back: bool = True):
     """Fig. 10.9 with a GRU: a context vector c (rec.context) read by both gates and the
-    candidate through R_u, R_r, R; the previous target y(t-1) fed back as one_hot."""
+    candidate through R_u, R_r, R; the previous target y(t-1) fed back as one_hot — or, with
+    ``fed_back=False``, an ordinary input sequence x in its place (the cell a fed-back target
+    must draw as: finding 65)."""
     rec = uf.Recurrence("ctxgru")
     c = rec.context("c", (NI,))
     y = rec.sequence("y", (), dtype="int64")
-    yp, h = rec.state("y_prev", (NO,)), rec.state("h", (NH,))
+    yp = rec.state("y_prev", (NO,)) if fed_back else rec.sequence("x", (NO,))
+    h = rec.state("h", (NH,))
     P = {k: (_p(rec, "R" + k, NH, NI), _p(rec, "W" + k, NH, NH), _p(rec, "U" + k, NH, NO))
          for k in ("u", "r", "")}
     V = _p(rec, "V", NO, NH)
@@ -1731,26 +1734,14 @@ def gru_context():
     cand = uf.tanh(P[""][0] @ c + P[""][1] @ (r * h) + P[""][2] @ yp)
     h_t = rec.update(h, u * h + (1 - u) * cand)
     rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
-    rec.update(yp, uf.one_hot(y, NO))
+    if fed_back:
+        rec.update(yp, uf.one_hot(y, NO))
     return rec
 
 
 def gru_context_input():
-    """gru_context with an ordinary input sequence x in y(t-1)'s place: the cell a fed-back
-    target must draw as (finding 65)."""
-    rec = uf.Recurrence("ctxgru")
-    c = rec.context("c", (NI,))
-    y = rec.sequence("y", (), dtype="int64")
-    x, h = rec.sequence("x", (NO,)), rec.state("h", (NH,))
-    P = {k: (_p(rec, "R" + k, NH, NI), _p(rec, "W" + k, NH, NH), _p(rec, "U" + k, NH, NO))
-         for k in ("u", "r", "")}
-    V = _p(rec, "V", NO, NH)
-    u = uf.sigmoid(P["u"][0] @ c + P["u"][1] @ h + P["u"][2] @ x)
-    r = uf.sigmoid(P["r"][0] @ c + P["r"][1] @ h + P["r"][2] @ x)
-    cand = uf.tanh(P[""][0] @ c + P[""][1] @ (r * h) + P[""][2] @ x)
-    h_t = rec.update(h, u * h + (1 - u) * cand)
-    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
-    return rec
+    """gru_context with an input sequence x in y(t-1)'s place."""
+    return gru_context(fed_back=False)
 
 
 def lstm_teacher_forcing():
