@@ -1695,8 +1695,8 @@ def test_no_arrowhead_lands_where_another_edge_starts(build, view):             
 
 
 @pytest.mark.parametrize("build", [
-    still_open(59, M.bilstm_loop, id="bilstm_loop"),
-    still_open(59, lambda: _models_bidirectional("lstm"), id="models.bidirectional-lstm"),
+    pytest.param(M.bilstm_loop, id="bilstm_loop"),
+    pytest.param(lambda: _models_bidirectional("lstm"), id="models.bidirectional-lstm"),
     pytest.param(M.bigru, id="bigru"), pytest.param(M.bidirectional, id="bidirectional")])
 def test_a_bidirectional_lstm_unfolds_without_a_tangle(build):                    # finding 59
     """Fig. 10.11 with LSTM cells, by hand (a helper per direction, o = V [h_f; h_b]) or the

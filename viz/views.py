@@ -598,7 +598,8 @@ class _Drawer:
         for (_, s), (dst, c), _ in placement.edges:
             if s is not None and c is not None and s != c:
                 entered[(dst, c, s > c)] = True
-        heads = self.head_ports(placement, spine, boxes_in, jumps)
+        lifted = self.lifted(placement)
+        heads = self.head_ports(placement, spine, boxes_in, jumps, lifted)
         ends = self.end_labels(placement)
         for (src, s), (dst, c), e in placement.edges:
             side = jumps.get((src, s, dst, c), heads.get((src, s, dst, c), ""))
@@ -609,12 +610,15 @@ class _Drawer:
             out = "" if not across or not (self.book.variables[dst].kind == "cell" or
                                            into_box) else "e" if s < c else "w"
             # a compact cell's edge up past a state into another (cell(t) → h(t) past s(t)):
-            # always on the side the states leave for the next step (dot chose a side per
-            # step: round the left of every column but the last, whose gap it narrowed)
+            # always on the side the states of the step before enter by (see lifted), else on
+            # the side they leave for the next step (dot chose a side per step: round the left
+            # of every column but the last, whose gap it narrowed)
             if not across and s is not None and self.book.variables[src].kind == "cell" and \
                     self.row[dst] - self.row[src] > 1 and not side:
                 back = self.book.variables[dst].backward
-                if not entered.get((src, c, not back)):   # (that side's upper corner free)
+                if (src, c) in lifted:
+                    side, out = ("se", "ne") if back else ("sw", "nw")
+                elif not entered.get((src, c, not back)):   # (that side's upper corner free)
                     side, out = ("sw", "nw") if back else ("se", "ne")
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
@@ -657,8 +661,28 @@ class _Drawer:
                     arcs.setdefault((name, k), []).append((abs(c - s), (src, s, dst, c), end))
         return {key: end for found in arcs.values() for _, key, end in sorted(found)[:-1]}
 
+    def lifted(self, placement: Placement) -> set[tuple[str, int]]:
+        """The compact cells (cell, column) whose edge up past a state into another (an
+        LSTM's cell(t) → h(t) past s(t)) runs on the side the states of the step before enter
+        by — the left for a forward cell, the right for a backward one — leaving its upper
+        corner there, the entering states coming in below it (at the side's middle and lower
+        corner). On the other side it enclosed s(t), whose edge out to the next step crossed
+        it at every step. Not when more than two states enter by that side, or one in a flat
+        row (the corner is theirs)."""
+        kinds = self.book.variables
+        ups = {(src, s): kinds[dst].backward for (src, s), (dst, c), _ in placement.edges
+               if s == c and s is not None and kinds[src].kind == "cell" and
+               kinds[dst].kind == "state" and self.row[dst] - self.row[src] > 1}
+        entering: dict[tuple[str, int], int] = {}     # by the side of the step before
+        for (src, s), (dst, c), _ in placement.edges:
+            if (dst, c) in ups and s is not None and (s > c) == ups[(dst, c)] and s != c:
+                flat = self.row[src] == self.row[dst]
+                entering[(dst, c)] = entering.get((dst, c), 0) + (3 if flat else 1)
+        return {cell for cell in ups if entering.get(cell, 0) <= 2}
+
     def head_ports(self, placement: Placement, spine: dict, boxes_in: set,
-                   jumps: dict[tuple, str]) -> dict[tuple, str]:
+                   jumps: dict[tuple, str], lifted: set[tuple[str, int]] = frozenset()
+                   ) -> dict[tuple, str]:
         """Where edges enter their heads, when several would meet at one point (their
         arrowheads touched): (src, column, dst, column) → port.
 
@@ -687,6 +711,7 @@ class _Drawer:
                 continue
             # (the middle of the side is the flat edge's, when one comes in there)
             corners = ("n", "s") if (dst, c, side) in flat else \
+                ("", "s") if (dst, c) in lifted else \
                 ("n", "", "s") if len(found) > 1 else ("",)
             for k, (_, src, s) in enumerate(sorted(found)):
                 out[(src, s, dst, c)] = corners[min(k, len(corners) - 1)] + side
