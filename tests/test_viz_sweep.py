@@ -47,7 +47,7 @@ LEFT = {
     # label rank moves this unfolded half: V's label on a line of g's cell once more)
     # (3 and 1 before s7 round 2, which set the LSTM's output gate beside the column: the
     # forward s's loop arcs, and x → s, meet in these two, 15 defects fewer elsewhere)
-    ('bidirectional lstm', 'unfolding'): 5,
+    ('bidirectional lstm', 'unfolding'): 2,          # (5 before s8-bidi's backward band)
     ('bidirectional lstm', 'unfolding steps=3 open'): 7,
     ('conditional_rnn', 'unfolding steps=3 open'): 2,
     ('context_rnn', 'unfolding steps=3 open'): 2,
