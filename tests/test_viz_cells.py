@@ -289,9 +289,9 @@ def test_naming_the_gate_or_the_candidate_changes_no_drawing(candidate):
                                   lambda: models.deep_rnn(M, [N, N], 4, cell="lstm")],
                          ids=["lstm", "gru", "deep lstm"])
 def test_unfolded_cells_stand_evenly_spaced(make):
-    """Each cell's edge up past a state into another (cell(t) → h(t) past s(t)) goes round the
-    side the states leave from: dot took the left of every column but the last, whose gap was
-    then 156 pt against the others' 230."""
+    """Each cell's edge up past a state into another (cell(t) → h(t) past s(t)) goes round one
+    side at every step (that by which the states of the step before enter; unported, dot took
+    the left of every column but the last, whose gap was then 156 pt against the others' 230)."""
     from viz_json import Laid
     xs = sorted(p[0] for p in Laid(viz.unfolded(make(), steps=3)).cells()["x"].values())
     gaps = [b - a for a, b in zip(xs, xs[1:])]
@@ -320,6 +320,35 @@ def test_a_cell_per_layer_and_per_direction(make, layers):
     if len(layers) == 2 and layers[0][0] == "s_1":
         assert "h_1(2)" in {e.tail for e in laid.edges if e.head == "cell_2(2)"}
         assert laid.xy("cell_1(2)")[1] < laid.xy("cell_2(2)")[1]          # layer 1 below
+
+
+@pytest.mark.parametrize("make, forward, backward", [
+    (lambda: models.lstm(M, N, 4), ("s", "h"), ()),
+    (lambda: models.bidirectional(M, N, 4, cell="lstm"), ("s", "h"), ("g.s", "g.h")),
+    (lambda: models.bidirectional(M, N, 4, cell="gru"), ("h",), ("g.h",))],
+    ids=["lstm", "bidirectional lstm", "bidirectional gru"])
+def test_each_direction_keeps_its_band_and_its_states_clear_of_its_cells(make, forward, backward):
+    """Finding 59: the backward cell stands above every forward state (each direction its band
+    of rows, as folded), and no edge from a cell up to its states crosses a state's edge to
+    the cell of the next (or, backward, the previous) step: the edge up past s(t) into h(t)
+    goes round the side the states of the step before come in by."""
+    from viz_json import crossings
+    laid = Laid(viz.unfolded(make(), steps=3))
+    cells = ["cell"] if not backward else ["cell_1", "cell_2"]
+    for t in (1, 2, 3):
+        if backward:
+            assert laid.xy(f"cell_2({t})")[1] > max(laid.xy(f"{v}({t})")[1] for v in forward)
+    ups = {f"{c}({t})" for c in cells for t in (1, 2, 3)}
+    states = {f"{v}({t})" for v in forward + backward for t in (1, 2, 3)}
+    def up(edge: str) -> bool:                      # cell(t) → one of its states
+        tail, head = edge.split("→")
+        return tail in ups and head in states
+
+    def across(edge: str) -> bool:                  # a state into a cell of another step
+        tail, head = edge.split("→")
+        return tail in states and head in ups and tail[-3:] != head[-3:]
+    clash = [(p, q) for p, q in crossings(laid) if up(p) and across(q) or up(q) and across(p)]
+    assert clash == [], clash
 
 
 @pytest.mark.parametrize("states, word", [(("h", "s"), "cell"), (("hidden", "cell"), "block"),

@@ -44,20 +44,24 @@ LEFT = {
     # label rank moves this unfolded half: V's label on a line of g's cell once more)
     # (3 and 1 before s7 round 2, which set the LSTM's output gate beside the column: the
     # forward s's loop arcs, and x → s, meet in these two, 15 defects fewer elsewhere)
-    ('bidirectional lstm', 'unfolding'): 1,
-    # (7 before s8: the LSTM's forget gate under s moved this drawing's unfolded half — 10;
-    # every other LSTM lost its loop defects; s8-bidi works on this net)
+    ('bidirectional lstm', 'unfolding'): 1,          # (5 before s8's loops and backward band)
+    # (7 before s8: the LSTM's forget gate under s moved this drawing's unfolded half)
     ('bidirectional lstm', 'unfolding steps=3 open'): 10,
     ('conditional_rnn', 'unfolding steps=3 open'): 2,
     ('context_rnn', 'unfolding steps=3 open'): 2,
     ('gru reset_after', 'graph backward'): 1,
     ('memory_network', 'cell'): 6,
+    # (memory_network's folded views: read.k → read.w and read.beta → read.w end at one point
+    # since the long names read.k, write.beta widen only their own circles — finding 55, s8;
+    # the gallery's Fig. 10.18 is viz.memory's drawing, clean)
+    ('memory_network', 'folded'): 1,
+    ('memory_network', 'unfolding steps=3 open'): 1,    # (write.e(3) → M(3) beside M(2) → M(3))
     ('memory_network lstm', 'cell'): 6,
     ('memory_network lstm', 'unfolded open'): 13,
-    ('memory_network lstm', 'folded'): 2,        # (as on main; 0 with two squares for M)
+    ('memory_network lstm', 'folded'): 3,        # (2 before finding 55's circles, s8)
     # dot 2.43 lays this graph out differently from run to run (the same DOT source: x positions
-    # move; 0 or 1 defect — 3 or 4 before s8's LSTM loops)
-    ('memory_network lstm', 'unfolding'): 1,
+    # move; 3 or 4 before s8's LSTM loops, 1–2 after with finding 55's circles)
+    ('memory_network lstm', 'unfolding'): 2,
     # (dot reroutes this tangle from run to run of one source; s8: 15 → 16–18 with finding
     # 55's circles and one square per state and delay moving the folded panel)
     ('memory_network lstm', 'unfolding steps=3 open'): 18,

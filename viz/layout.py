@@ -130,7 +130,7 @@ def _backward_only(book: Book) -> set[str]:
     kinds = {v.name: v for v in states}
     out = set()
     for v in book.variables.values():
-        if v.kind not in ("named", "point", "unit", "product", "complement", "difference"):
+        if v.kind not in ("named", "point", "cell", "unit", "product", "complement", "difference"):
             continue              # (the last three: viz.cell's, a backward cell's input unit)
         reached, stack = set(), [v.name]
         while stack:

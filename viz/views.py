@@ -622,7 +622,8 @@ class _Drawer:
         for (_, s), (dst, c), _ in placement.edges:
             if s is not None and c is not None and s != c:
                 entered[(dst, c, s > c)] = True
-        heads = self.head_ports(placement, spine, boxes_in, jumps)
+        lifted = self.lifted(placement)
+        heads = self.head_ports(placement, spine, boxes_in, jumps, lifted)
         ends = self.end_labels(placement)
         for (src, s), (dst, c), e in placement.edges:
             side = jumps.get((src, s, dst, c), heads.get((src, s, dst, c), ""))
@@ -633,21 +634,43 @@ class _Drawer:
             out = "" if not across or not (self.book.variables[dst].kind == "cell" or
                                            into_box) else "e" if s < c else "w"
             # a compact cell's edge up past a state into another (cell(t) → h(t) past s(t)):
-            # always on the side the states leave for the next step (dot chose a side per
-            # step: round the left of every column but the last, whose gap it narrowed)
+            # always on the side the states of the step before enter by (see lifted), else on
+            # the side they leave for the next step (dot chose a side per step: round the left
+            # of every column but the last, whose gap it narrowed)
             if not across and s is not None and self.book.variables[src].kind == "cell" and \
                     self.row[dst] - self.row[src] > 1 and not side:
                 back = self.book.variables[dst].backward
-                if not entered.get((src, c, not back)):   # (that side's upper corner free)
+                if (src, c) in lifted:
+                    side, out = ("se", "ne") if back else ("sw", "nw")
+                elif not entered.get((src, c, not back)):   # (that side's upper corner free)
                     side, out = ("sw", "nw") if back else ("se", "ne")
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
-                         tail_port=out, at_head=(side or True) if into_box else False,
+                         tail_port=out, at_head=(side or True) if into_box else
+                         not (boxes or across) and s is not None and self.past_band(e),
                          at_end=ends.get((src, s, dst, c), ""))
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         self.widen(placement)
         return ids
+
+    def past_band(self, e: Edge) -> bool:
+        """Whether ``e`` runs up from a forward state past the backward chain's band of rows
+        when that band holds a cell under its states (a bidirectional LSTM's or GRU's): the
+        backward states' edges into the cell of the step before run down across the band,
+        where the label's middle stood (``h(t) → o(t)``'s V on ``g(t+1) → cell_2(t)``), so
+        the label stands beside its head, above the band. (Fig. 10.11's RNN, whose g(t+1) →
+        g(t) runs flat in g's row, keeps V at the middle.)"""
+        kinds = self.book.variables
+
+        def backward(n: str) -> bool:
+            users = [u.dst for u in self.book.users_of(n)]
+            return kinds[n].backward if kinds[n].kind == "state" else \
+                kinds[n].kind == "cell" and bool(users) and all(kinds[u].backward for u in users)
+        band = [self.row[n] for n in kinds if n in self.row and backward(n)]
+        return len(set(band)) > 1 and kinds[e.src].kind == "state" and \
+            not kinds[e.src].backward and self.row[e.src] < min(band) and \
+            self.row[e.dst] > max(band)
 
     def widen(self, placement: Placement) -> None:
         """Columns far enough apart for the labels of the edges inside a row between them (an
@@ -681,8 +704,31 @@ class _Drawer:
                     arcs.setdefault((name, k), []).append((abs(c - s), (src, s, dst, c), end))
         return {key: end for found in arcs.values() for _, key, end in sorted(found)[:-1]}
 
+    def lifted(self, placement: Placement) -> set[tuple[str, int]]:
+        """The compact cells (cell, column) whose edge up past a state into another (an
+        LSTM's cell(t) → h(t) past s(t)) runs on the side the states of the step before enter
+        by — the left for a forward cell, the right for a backward one — leaving its upper
+        corner there, the entering states coming in below it (at the side's middle and lower
+        corner). On the other side it enclosed s(t), whose edge out to the next step crossed
+        it at every step. Not when more than two states enter by that side, or one in a flat
+        row, or a context (drawn once, its edges come in from the side too: the corner is
+        theirs)."""
+        kinds = self.book.variables
+        ups = {(src, s): kinds[dst].backward for (src, s), (dst, c), _ in placement.edges
+               if s == c and s is not None and kinds[src].kind == "cell" and
+               kinds[dst].kind == "state" and self.row[dst] - self.row[src] > 1}
+        entering: dict[tuple[str, int], int] = {}     # by the side of the step before
+        for (src, s), (dst, c), _ in placement.edges:
+            if (dst, c) not in ups:
+                continue
+            if s is None or (s != c and (s > c) == ups[(dst, c)]):
+                crowd = 3 if s is None or self.row[src] == self.row[dst] else 1
+                entering[(dst, c)] = entering.get((dst, c), 0) + crowd
+        return {cell for cell in ups if entering.get(cell, 0) <= 2}
+
     def head_ports(self, placement: Placement, spine: dict, boxes_in: set,
-                   jumps: dict[tuple, str]) -> dict[tuple, str]:
+                   jumps: dict[tuple, str], lifted: set[tuple[str, int]] = frozenset()
+                   ) -> dict[tuple, str]:
         """Where edges enter their heads, when several would meet at one point (their
         arrowheads touched): (src, column, dst, column) → port.
 
@@ -711,6 +757,7 @@ class _Drawer:
                 continue
             # (the middle of the side is the flat edge's, when one comes in there)
             corners = ("n", "s") if (dst, c, side) in flat else \
+                ("", "s") if (dst, c) in lifted else \
                 ("n", "", "s") if len(found) > 1 else ("",)
             for k, (_, src, s) in enumerate(sorted(found)):
                 out[(src, s, dst, c)] = corners[min(k, len(corners) - 1)] + side
