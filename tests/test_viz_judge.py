@@ -1707,7 +1707,7 @@ def test_a_bidirectional_lstm_unfolds_without_a_tangle(build):                  
     assert len(crossings(lay(viz.unfolded(build(), steps=3)))) <= 8
 
 
-@pytest.mark.parametrize("build", [still_open(60, M.gru_skip_gate, id="gru_skip_gate"),
+@pytest.mark.parametrize("build", [pytest.param(M.gru_skip_gate, id="gru_skip_gate"),
                                    pytest.param(M.skip_rnn, id="skip_rnn"),
                                    pytest.param(M.gru_book, id="gru_book")])
 def test_a_second_delay_into_a_gate_keeps_the_folded_view_clear(build):          # finding 60
