@@ -25,8 +25,8 @@ import graphviz
 
 from . import geometry
 
-#: (tail, head) → (tail port, head port), and ``HEAD`` after them when the edge's label is moved
-#: (``label_moved``)
+#: (tail, head) → (tail port, head port), and ``HEAD`` after them for each move of the edge's
+#: label (``label_moved``)
 Ports = dict[tuple[str, str], tuple[str, ...]]
 #: the mark of a moved label (``Ports``)
 HEAD = "label moved"
@@ -147,10 +147,12 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
         end = todo[0]
         stuck.add(end[:3])
         # (the label beside its arrowhead first, then the end's compass points)
-        flip = [edge for edge, _ in inside(kept[6])
-                if ports.get(edge, ())[2:] != (HEAD,) and edge not in stuck][:1]
+        # (either edge's: a label in the middle of a line ranks it, moved it lets the line run
+        # elsewhere)
+        flip = [edge for pair in inside(kept[6]) for edge in pair
+                if not ports.get(edge, ())[2:] and edge not in stuck][:1]
         stuck.update(flip)
-        for trial in [_at_head(ports, edge) for edge in flip] + \
+        for trial in [_at_head(ports, edge, k) for edge in flip for k in (1, 2)] + \
                 [_with(ports, end, port) for port in _candidates(end, [])]:
             tries += 1
             (now, near), drawn = _judge(layout(draw(trial), quiet=True))
@@ -193,10 +195,10 @@ def label_moved(attrs: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _at_head(ports: Ports, edge: tuple[str, str]) -> Ports:
-    """``ports`` with ``edge``'s label moved beside its arrowhead."""
+def _at_head(ports: Ports, edge: tuple[str, str], times: int = 1) -> Ports:
+    """``ports`` with ``edge``'s label moved ``times`` more (``label_moved``)."""
     old = ports.get(edge, ("", ""))
-    return {**ports, edge: (*old[:2], HEAD)}
+    return {**ports, edge: (*old, *("",) * (2 - len(old)), *(HEAD,) * times)}
 
 
 def _angle(centre: tuple[float, float], p: tuple[float, float]) -> float:
