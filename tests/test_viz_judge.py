@@ -1754,7 +1754,7 @@ def test_naming_a_single_gate_keeps_its_cell_per_step(build):                  #
     one_cell_per_step(build, "auto")
 
 
-@pytest.mark.parametrize("build", [still_open(64, M.gru_context, id="gru_context"),
+@pytest.mark.parametrize("build", [pytest.param(M.gru_context, id="gru_context"),
                                    pytest.param(M.context_rnn, id="context_rnn"),
                                    pytest.param(M.teacher_forcing, id="teacher_forcing")])
 def test_a_fed_back_target_into_a_gated_step_keeps_the_loops_clear(build):      # finding 64

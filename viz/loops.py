@@ -152,7 +152,7 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
         flip = [edge for pair in inside(kept[6]) for edge in pair
                 if not ports.get(edge, ())[2:] and edge not in stuck][:1]
         stuck.update(flip)
-        for trial in [_at_head(ports, edge, k) for edge in flip for k in (1, 2)] + \
+        for trial in [_at_head(ports, edge, k) for edge in flip for k in (1, 2, 3)] + \
                 [_with(ports, end, port) for port in _candidates(end, [])]:
             tries += 1
             (now, near), drawn = _judge(layout(draw(trial), quiet=True))
@@ -183,15 +183,21 @@ def _with(ports: Ports, end: End, port: str) -> Ports:
 
 
 def label_moved(attrs: Mapping[str, str]) -> dict[str, str]:
-    """An edge's attributes with its label moved off the lines it stood on: from its middle
-    (``label``, ``xlabel``) beside its arrowhead, or from one side of the arrowhead to the
-    other (``headlabel``: ``labelangle`` turned over)."""
+    """An edge's attributes with its label moved one place on, off the lines it stood on: from
+    its middle (``label``, ``xlabel``) beside its arrowhead, below the line; from there above
+    it; from there beside the tail (a square's loop back into its state: between the arcs,
+    where the readers' lines do not run), above, then below."""
     out = dict(attrs)
     middle = next((k for k in ("label", "xlabel") if k in out), None)
+    angle = float(out.get("labelangle", "-25"))
     if middle:
         out.update(headlabel=out.pop(middle), labeldistance="2.5", labelangle="-25")
+    elif "headlabel" in out and angle < 0:
+        out["labelangle"] = str(-angle)
     elif "headlabel" in out:
-        out["labelangle"] = str(-float(out.get("labelangle", "-25")))
+        out.update(taillabel=out.pop("headlabel"), labeldistance="2.5", labelangle="25")
+    elif "taillabel" in out and angle > 0:
+        out["labelangle"] = str(-angle)
     return out
 
 
