@@ -48,6 +48,9 @@ LONGER = 1.5
 CLEAR = 40.0
 #: the compass points tried face the edge's other end: this close (degrees) to its direction
 FACING = 60.0
+#: ... or, on a node wider than ``WIDE`` points round (a word's circle) where no such point is
+#: clear of the loop, this close: its corners lie near each other's directions
+WIDER, WIDE = 90.0, 40.0
 
 
 #: the compass point to write on a flat edge (one inside a row) for each point it should end
@@ -219,16 +222,19 @@ def _apart(a: float, b: float) -> float:
 def _candidates(end: End, found: list[tuple[End, End]]) -> list[str]:
     """Compass points of ``end``'s node, nearest to where it ends now first, clear of the
     loop ends it clashes with, on the side that faces the edge's other end (an edge round the
-    back of its node reads worst), within ``FACING`` degrees of its direction; on a flat edge
-    each also as dot may mirror it (``FLAT``)."""
+    back of its node reads worst), within ``FACING`` degrees of its direction (else
+    ``WIDER`` on a wide node); on a flat edge each also as dot may mirror it (``FLAT``)."""
     tail, head, side, centre, point, far = end
     node = tail if side == "tail" else head
     mine, ahead = _angle(centre, point), _angle(centre, far)
     loops = [_angle(e[3], e[4]) for pair in found for e in pair
              if (e[0] if e[2] == "tail" else e[1]) == node and e[:3] != end[:3]]
     ranked = sorted(COMPASS, key=lambda c: _apart(COMPASS.index(c) * 45.0, mine))
-    wanted = [c for c in ranked if _apart(COMPASS.index(c) * 45.0, ahead) <= FACING and
-              all(_apart(COMPASS.index(c) * 45.0, a) >= CLEAR for a in loops)]
+
+    def facing(most: float) -> list[str]:
+        return [c for c in ranked if _apart(COMPASS.index(c) * 45.0, ahead) <= most and
+                all(_apart(COMPASS.index(c) * 45.0, a) >= CLEAR for a in loops)]
+    wanted = facing(FACING) or (facing(WIDER) if math.dist(centre, point) > WIDE else [])
     if abs(centre[1] - far[1]) > 1:
         return wanted
     return list(dict.fromkeys(p for c in wanted for p in (c, FLAT[c])))    # (flat: see FLAT)
