@@ -81,7 +81,10 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
     ``movable``: the nodes whose ends may move; ``crossings``: as many pairs of crossing
     edges between those nodes as the drawing may keep — beyond, an end of a crossing edge is
     moved as a clash's is, when that leaves fewer such crossings, no more in all and no more
-    clashes (viz.unfolding's folded panel, held to viz.folded's count)."""
+    clashes (viz.unfolding's folded panel, held to viz.folded's count). Last, labels a line
+    runs through or another label meets (``_label_hits``): the label moved on
+    (``label_moved``), then an end of either edge, when that leaves fewer such hits and no
+    more clashes or crossings."""
     from .output import have_dot, layout
     ports: Ports = dict(start or {})
     if not have_dot():
