@@ -10,7 +10,8 @@ import subprocess
 from dataclasses import dataclass
 
 import viz
-from viz.geometry import cross as _cross, ends as _ends, spline as _bezier_points
+from viz.geometry import (cross as _cross, ends as _ends, hits as _hits,
+                          spline as _bezier_points, text_box as _text_box)
 
 
 def text(markup: str) -> str:
@@ -115,24 +116,6 @@ def crossings(laid: "Laid") -> list[tuple[str, str]]:
 Box = tuple[float, float, float, float]          # x0, y0, x1, y1 in points
 
 
-def _text_box(ops: list[dict]) -> Box | None:
-    """The box around the text that one of dot's drawing lists (``_ldraw_``, ``_xldraw_``)
-    writes: each ``T`` op's width from its alignment point, its height from the ``F`` (font)
-    op before it (the baseline a fifth of the size above the bottom)."""
-    size, box = 14.0, None
-    for op in ops:
-        if op.get("op") == "F":
-            size = float(op["size"])
-        elif op.get("op") == "T":
-            x, y = map(float, op["pt"])
-            w = float(op["width"])
-            x0 = {"l": x, "r": x - w}.get(op.get("align"), x - w / 2)
-            b = (x0, y - 0.2 * size, x0 + w, y + 0.8 * size)
-            box = b if box is None else (min(box[0], b[0]), min(box[1], b[1]),
-                                         max(box[2], b[2]), max(box[3], b[3]))
-    return box
-
-
 def label_boxes(laid: "Laid") -> list[tuple[Edge, Box]]:
     """Each visible edge's label (``label``, ``xlabel`` or ``headlabel``) and the box dot drew
     its text in."""
@@ -156,22 +139,6 @@ def overlap(a: Box, b: Box, margin: float = 0.0) -> bool:
     """Whether two boxes overlap by more than ``margin`` points each way."""
     return min(a[2], b[2]) - max(a[0], b[0]) > margin and \
         min(a[3], b[3]) - max(a[1], b[1]) > margin
-
-
-def _hits(box: Box, p: tuple[float, float], q: tuple[float, float]) -> bool:
-    """Whether the segment p–q passes through ``box`` (Liang–Barsky clipping)."""
-    t0, t1 = 0.0, 1.0
-    dx, dy = q[0] - p[0], q[1] - p[1]
-    for d, lo, hi, v in ((dx, box[0], box[2], p[0]), (dy, box[1], box[3], p[1])):
-        if d == 0:
-            if not lo < v < hi:
-                return False
-            continue
-        a, b = (lo - v) / d, (hi - v) / d
-        t0, t1 = max(t0, min(a, b)), min(t1, max(a, b))
-        if t0 > t1:
-            return False
-    return True
 
 
 def label_collisions(laid: "Laid", gap: float = 2.0) -> list[tuple[str, str]]:

@@ -43,3 +43,40 @@ def cross(p: Point, q: Point, r: Point, s: Point) -> bool:
     def turn(a, b, c):
         return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
     return turn(p, q, r) * turn(p, q, s) < 0 and turn(r, s, p) * turn(r, s, q) < 0
+
+
+Box = tuple[float, float, float, float]          # x0, y0, x1, y1 in points
+
+
+def text_box(ops: list[dict]) -> Box | None:
+    """The box around the text that one of dot's drawing lists (``_ldraw_``, ``_xldraw_``)
+    writes: each ``T`` op's width from its alignment point, its height from the ``F`` (font)
+    op before it (the baseline a fifth of the size above the bottom)."""
+    size, box = 14.0, None
+    for op in ops:
+        if op.get("op") == "F":
+            size = float(op["size"])
+        elif op.get("op") == "T":
+            x, y = map(float, op["pt"])
+            w = float(op["width"])
+            x0 = {"l": x, "r": x - w}.get(op.get("align"), x - w / 2)
+            b = (x0, y - 0.2 * size, x0 + w, y + 0.8 * size)
+            box = b if box is None else (min(box[0], b[0]), min(box[1], b[1]),
+                                         max(box[2], b[2]), max(box[3], b[3]))
+    return box
+
+
+def hits(box: Box, p: Point, q: Point) -> bool:
+    """Whether the segment p–q passes through ``box`` (Liang–Barsky clipping)."""
+    t0, t1 = 0.0, 1.0
+    dx, dy = q[0] - p[0], q[1] - p[1]
+    for d, lo, hi, v in ((dx, box[0], box[2], p[0]), (dy, box[1], box[3], p[1])):
+        if d == 0:
+            if not lo < v < hi:
+                return False
+            continue
+        a, b = (lo - v) / d, (hi - v) / d
+        t0, t1 = max(t0, min(a, b)), min(t1, max(a, b))
+        if t0 > t1:
+            return False
+    return True

@@ -25,7 +25,11 @@ import graphviz
 
 from . import geometry
 
-Ports = dict[tuple[str, str], tuple[str, str]]
+#: (tail, head) → (tail port, head port), and ``HEAD`` after them for each move of the edge's
+#: label (``label_moved``)
+Ports = dict[tuple[str, str], tuple[str, ...]]
+#: the mark of a moved label (``Ports``)
+HEAD = "label moved"
 
 #: how close (points) an edge end may come to a loop's end on the same node
 GAP = 8.0
@@ -44,6 +48,9 @@ LONGER = 1.5
 CLEAR = 40.0
 #: the compass points tried face the edge's other end: this close (degrees) to its direction
 FACING = 60.0
+#: ... or, on a node wider than ``WIDE`` points round (a word's circle) where no such point is
+#: clear of the loop, this close: its corners lie near each other's directions
+WIDER, WIDE = 90.0, 40.0
 
 
 #: the compass point to write on a flat edge (one inside a row) for each point it should end
@@ -74,7 +81,10 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
     ``movable``: the nodes whose ends may move; ``crossings``: as many pairs of crossing
     edges between those nodes as the drawing may keep — beyond, an end of a crossing edge is
     moved as a clash's is, when that leaves fewer such crossings, no more in all and no more
-    clashes (viz.unfolding's folded panel, held to viz.folded's count)."""
+    clashes (viz.unfolding's folded panel, held to viz.folded's count). Last, labels a line
+    runs through or another label meets (``_label_hits``): the label moved on
+    (``label_moved``), then an end of either edge, when that leaves fewer such hits and no
+    more clashes or crossings."""
     from .output import have_dot, layout
     ports: Ports = dict(start or {})
     if not have_dot():
@@ -87,7 +97,7 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
         (bare, near), plain = _judge(layout(draw({}), quiet=True))
         if (len(bare) + len(near), plain[1]) < (len(loops) + len(meets), kept[1]):
             ports, loops, meets, kept = {}, bare, near, plain
-    tries, stuck, strict = 0, set(), True
+    tries, stuck, strict, last = 0, set(), True, kept
     while loops + meets and tries < TRIES:
         todo = [end for pair in loops + meets for end in pair if end[:3] not in stuck and
                 movable(end[0] if end[2] == "tail" else end[1])]
@@ -108,10 +118,11 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
             fewer = (len(now), len(near)) < (len(loops), len(meets)) and \
                 (total < 0 or (total == 0 and not strict))
             if fewer and _kept(drawn, kept, end[:2]):
-                ports, loops, meets = trial, now, near
+                ports, loops, meets, last = trial, now, near, drawn
                 break
             if tries >= TRIES:
                 break
+    kept = last                 # (the layout now drawn: what the moves below must keep)
     def inside(pairs: list) -> list:          # (the crossings among movable nodes' edges)
         return [p for p in pairs if all(movable(n) for edge in p for n in edge)]
     tries = 0
@@ -133,6 +144,32 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
                 break
             if tries >= UNCROSS:
                 break
+    tries, stuck = 0, set()
+    while inside(kept[6]) and tries < UNCROSS:     # (then labels a line runs through)
+        todo = [end for pair in inside(kept[6]) for edge in pair
+                for end in _edge_ends(kept[5], edge) if end[:3] not in stuck]
+        if not todo:
+            break
+        end = todo[0]
+        stuck.add(end[:3])
+        # (the label beside its arrowhead first, then the end's compass points)
+        # (either edge's: a label in the middle of a line ranks it, moved it lets the line run
+        # elsewhere)
+        flip = [edge for pair in inside(kept[6]) for edge in pair
+                if not ports.get(edge, ())[2:] and edge not in stuck][:1]
+        stuck.update(flip)
+        for trial in [_at_head(ports, edge, k) for edge in flip for k in (1, 2, 3)] + \
+                [_with(ports, end, port) for port in _candidates(end, [])]:
+            tries += 1
+            (now, near), drawn = _judge(layout(draw(trial), quiet=True))
+            if len(inside(drawn[6])) < len(inside(kept[6])) and \
+                    len(inside(drawn[4])) <= len(inside(kept[4])) and drawn[1] <= kept[1] and \
+                    len(now) + len(near) <= len(loops) + len(meets) and \
+                    _kept(drawn, kept, end[:2]):
+                ports, loops, meets, kept = trial, now, near, drawn
+                break
+            if tries >= UNCROSS:
+                break
     if len(_FOUND) >= 512:
         _FOUND.clear()
     _FOUND[first.source] = dict(ports)
@@ -147,7 +184,33 @@ End = tuple[str, str, str, tuple[float, float], tuple[float, float], tuple[float
 def _with(ports: Ports, end: End, port: str) -> Ports:
     tail, head, side = end[:3]
     old = ports.get((tail, head), ("", ""))
-    return {**ports, (tail, head): (port, old[1]) if side == "tail" else (old[0], port)}
+    return {**ports, (tail, head): (port, *old[1:]) if side == "tail" else
+            (old[0], port, *old[2:])}
+
+
+def label_moved(attrs: Mapping[str, str]) -> dict[str, str]:
+    """An edge's attributes with its label moved one place on, off the lines it stood on: from
+    its middle (``label``, ``xlabel``) beside its arrowhead, below the line; from there above
+    it; from there beside the tail (a square's loop back into its state: between the arcs,
+    where the readers' lines do not run), above, then below."""
+    out = dict(attrs)
+    middle = next((k for k in ("label", "xlabel") if k in out), None)
+    angle = float(out.get("labelangle", "-25"))
+    if middle:
+        out.update(headlabel=out.pop(middle), labeldistance="2.5", labelangle="-25")
+    elif "headlabel" in out and angle < 0:
+        out["labelangle"] = str(-angle)
+    elif "headlabel" in out:
+        out.update(taillabel=out.pop("headlabel"), labeldistance="2.5", labelangle="25")
+    elif "taillabel" in out and angle > 0:
+        out["labelangle"] = str(-angle)
+    return out
+
+
+def _at_head(ports: Ports, edge: tuple[str, str], times: int = 1) -> Ports:
+    """``ports`` with ``edge``'s label moved ``times`` more (``label_moved``)."""
+    old = ports.get(edge, ("", ""))
+    return {**ports, edge: (*old, *("",) * (2 - len(old)), *(HEAD,) * times)}
 
 
 def _angle(centre: tuple[float, float], p: tuple[float, float]) -> float:
@@ -162,16 +225,19 @@ def _apart(a: float, b: float) -> float:
 def _candidates(end: End, found: list[tuple[End, End]]) -> list[str]:
     """Compass points of ``end``'s node, nearest to where it ends now first, clear of the
     loop ends it clashes with, on the side that faces the edge's other end (an edge round the
-    back of its node reads worst), within ``FACING`` degrees of its direction; on a flat edge
-    each also as dot may mirror it (``FLAT``)."""
+    back of its node reads worst), within ``FACING`` degrees of its direction (else
+    ``WIDER`` on a wide node); on a flat edge each also as dot may mirror it (``FLAT``)."""
     tail, head, side, centre, point, far = end
     node = tail if side == "tail" else head
     mine, ahead = _angle(centre, point), _angle(centre, far)
     loops = [_angle(e[3], e[4]) for pair in found for e in pair
              if (e[0] if e[2] == "tail" else e[1]) == node and e[:3] != end[:3]]
     ranked = sorted(COMPASS, key=lambda c: _apart(COMPASS.index(c) * 45.0, mine))
-    wanted = [c for c in ranked if _apart(COMPASS.index(c) * 45.0, ahead) <= FACING and
-              all(_apart(COMPASS.index(c) * 45.0, a) >= CLEAR for a in loops)]
+
+    def facing(most: float) -> list[str]:
+        return [c for c in ranked if _apart(COMPASS.index(c) * 45.0, ahead) <= most and
+                all(_apart(COMPASS.index(c) * 45.0, a) >= CLEAR for a in loops)]
+    wanted = facing(FACING) or (facing(WIDER) if math.dist(centre, point) > WIDE else [])
     if abs(centre[1] - far[1]) > 1:
         return wanted
     return list(dict.fromkeys(p for c in wanted for p in (c, FLAT[c])))    # (flat: see FLAT)
@@ -189,7 +255,7 @@ def _judge(laid: Mapping[str, Any]) -> tuple[tuple[list, list], tuple]:
         if e.get("style") != "invis" and "pos" in e for line in [geometry.spline(e["pos"])]}
     pairs = _crossing_pairs(laid)
     return _clashes(laid), (order, len(pairs), sum(length.values()), length, pairs,
-                            _all_ends(laid))
+                            _all_ends(laid), _label_hits(laid))
 
 
 def _edge_ends(ends: dict[str, list[tuple[End, set[str], bool]]], edge: tuple[str, str]
@@ -225,6 +291,26 @@ def _crossing_pairs(laid: Mapping[str, Any]) -> list[tuple[tuple[str, str], tupl
                     geometry.cross(p, q, r, s) for p, q in zip(a, a[1:]) for r, s in zip(b, b[1:])):
                 found.append(((names[ends[0]], names[ends[1]]),
                               (names[other[0]], names[other[1]])))
+    return found
+
+
+def _label_hits(laid: Mapping[str, Any]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """Pairs (a labelled edge, another edge) where the other edge's line runs through the
+    label's text, or its label overlaps it (both tail, head names; ``laid``: dot's JSON)."""
+    names = {o["_gvid"]: o["name"] for o in laid.get("objects", []) if "nodes" not in o}
+    drawn = [((names[e["tail"]], names[e["head"]]), e) for e in laid.get("edges", [])
+             if e.get("style") != "invis" and "pos" in e]
+    boxes = [(edge, box) for edge, e in drawn for key in ("_ldraw_", "_xldraw_", "_hldraw_",
+                                                          "_tldraw_")
+             for box in [geometry.text_box(e.get(key, []))] if box is not None]
+    lines = [(edge, geometry.spline(e["pos"], 16)) for edge, e in drawn]
+    found = []
+    for k, (edge, box) in enumerate(boxes):
+        inner = (box[0] + 1, box[1] + 1, box[2] - 1, box[3] - 1)
+        found += [(edge, other) for other, line in lines if other != edge and any(
+            geometry.hits(inner, p, q) for p, q in zip(line, line[1:]))]
+        found += [(edge, other) for other, b in boxes[k + 1:] if _meet(
+            (box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), b)]
     return found
 
 

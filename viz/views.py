@@ -112,6 +112,8 @@ class _Drawer:
             (self.plain_id(node(a)), self.plain_id(node(b)))))
         if moved:
             a, b = (f"{node(end)}:{port}" if port else end for end, port in zip((a, b), moved))
+            for _ in moved[2:]:                   # (its label moved: ``loops.HEAD``)
+                attrs = loops.label_moved(attrs)
         if attrs.get("constraint") != "false":
             self.joined.add(frozenset((a.split(":")[0], b.split(":")[0])))
         self.dot.edge(a, b, **attrs)
