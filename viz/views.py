@@ -827,7 +827,24 @@ class _Drawer:
                 rest, free = rest[1:], free[:1]
             for port, (_, _, src) in zip(free, rest):
                 out.setdefault((src, c, dst, c), port)
+        for key, port in self.past_row_ports(placement, boxes_in).items():
+            out.setdefault(key, port)
         return out
+
+    def past_row_ports(self, placement: Placement, boxes_in: set) -> dict[tuple, str]:
+        """Compact cells: an edge from below that jumps over a row into a state whose edges
+        from and to the neighbouring steps run in its row (Fig. 10.11's x(t) → g(t) past h(t))
+        enters the state at the middle of the side away from its edge from the step before
+        (the left, for a backward state; as ``jump_ports`` does in open cells). Unported, dot
+        ended it at the lower corner where the edge to the next step (g(t) → g(t−1)) leaves."""
+        kinds = self.book.variables
+        flat = {dst for (src, s), (dst, c), _ in placement.edges
+                if s is not None and c is not None and s != c and self.row[src] == self.row[dst]}
+        return {(src, s, dst, c): "w" if kinds[dst].backward else "e"
+                for (src, s), (dst, c), _ in placement.edges
+                if s == c and s is not None and dst in flat and kinds[dst].kind == "state" and
+                kinds[src].kind != "cell" and (dst, c) not in boxes_in and
+                self.row[dst] - self.row[src] > 1}
 
     def jump_ports(self, placement: Placement, spine: dict) -> dict[tuple, str]:
         """Open cells: an edge from below that jumps over the row of a step's internal values
