@@ -632,6 +632,11 @@ class _Drawer:
         heads = self.head_ports(placement, spine, boxes_in, jumps, lifted)
         ends = self.end_labels(placement)
         bottoms = self.ellipsis_bottoms(placement)
+        # an open cell's value entered at an upper corner (the highest state of the step before,
+        # or a jump from below: a GRU's x(t) → h1(t)) sends its edges up the step from its top:
+        # there, h1(t) → r′(t) and f(t) → s(t) left where the arrowhead came in
+        cornered = {(dst, c) for (_, _, dst, c), port in {**heads, **jumps}.items()
+                    if port in ("nw", "ne")} if boxes else set()
         for (src, s), (dst, c), e in placement.edges:
             side = jumps.get((src, s, dst, c), heads.get((src, s, dst, c), ""))
             across = s is not None and s != c
@@ -651,6 +656,8 @@ class _Drawer:
                     side, out = ("se", "ne") if back else ("sw", "nw")
                 elif not entered.get((src, c, not back)):   # (that side's upper corner free)
                     side, out = ("sw", "nw") if back else ("se", "ne")
+            if not across and (src, s) in cornered and self.row[dst] > self.row[src] and not out:
+                out = "n"
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
                          tail_port=out, at_head=(side or True) if into_box else
