@@ -1366,9 +1366,8 @@ def test_a_gru_s_delay_squares_do_not_depend_on_its_biases_or_names(build, ref):
     pytest.param(M.lstm_pytorch, "cell", id="lstm_pytorch-cell"),
     *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b in (M.lstm_pytorch, M.lstm_cifg)
       for v in ("folded", "unfolded3")],
-    *[still_open(58, b, v, id=f"{b.__name__}-{v}") for b, v in (     # (round 5: 0.0-0.3 pt)
-        (M.skip_only_long, "window"),)],
-    *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b, v in (     # (58's fixed by s8-loops:)
+    *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b, v in (     # (58's fixed by s8-loops,
+        (M.skip_only_long, "window"),                               # the window by s8-arrows:)
         (M.gru_stack_loop, "folded"), (M.gru_reset_after, "folded"), (M.bigru, "folded"),
         (M.rnn_two_inputs, "cell"),
         (M.gru_book, "folded"), (M.gru_interpolated, "folded"), (M.sru, "folded"),
@@ -1683,10 +1682,10 @@ def test_a_loop_leaves_and_reenters_its_state_at_two_points(build, view):       
 
 
 @pytest.mark.parametrize("build, view", [
-    *[still_open(58, b, v, id=f"{b.__name__}-{v}") for b, v in (
-        (M.bidirectional, "window"), (M.gru_two_layers, "open"), (M.lstm_peephole, "open"))],
-    *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b, v in (
-        (M.rnn_readme, "window"), (M.lstm_named, "open"), (M.gru_book, "open"), (M.sru, "folded"),
+    *[pytest.param(b, v, id=f"{b.__name__}-{v}") for b, v in (     # (fixed by s8-arrows)
+        (M.gru_two_layers, "open"), (M.gru_stack_loop, "open"), (M.lstm_peephole, "open"),
+        (M.bidirectional, "window"), (M.bidirectional_helper, "window"),
+        (M.birnn_concat_out, "window"), (M.rnn_readme, "window"), (M.lstm_named, "open"), (M.gru_book, "open"), (M.sru, "folded"),
         (M.lstm_fused_row_major, "unfolding"))]])
 def test_no_arrowhead_lands_where_another_edge_starts(build, view):              # finding 58
     """An edge's arrowhead on a node (a circle or a cell, not a square or a point) stands ≥ 3 pt

@@ -210,7 +210,8 @@ class _Drawer:
     def connect(self, tail: str, head: str, e: Edge, tip: str, *, leftward: bool = False,
                 port: str = "", weight: str | None = None, across: bool = False,
                 arcs: frozenset[int] = frozenset(), free_label: bool = False,
-                at_head: bool | str = False, at_end: str = "", tail_port: str = "") -> None:
+                at_head: bool | str = False, at_end: str = "", tail_port: str = "",
+                bottom: str = "") -> None:
         """The visible edge of ``e`` from node ``tail`` (where the data comes from) to node
         ``head`` (where it goes); ``tip`` says so in words.
 
@@ -235,7 +236,8 @@ class _Drawer:
         ``x(t−1)``'s ``U``, its line through it); an edge up into such a row spans three ranks
         (``minlen``), so that its label stands lower, clear of the arcs and their labels.
         ``free_label`` makes the label an ``xlabel`` (placed where there is room), ``at_head``
-        a ``headlabel``, ``at_end`` a label beside that end."""
+        a ``headlabel``, ``at_end`` a label beside that end. ``bottom`` ("head" or "tail"): the
+        end of an arc in a row that meets its node at the bottom (``ellipsis_bottoms``)."""
         up = self.row[e.dst] - self.row[e.src]
         if port and up != 0:
             head = f"{head}:{port}"
@@ -252,15 +254,17 @@ class _Drawer:
             attrs["minlen"] = "3"
         if self.is_point(e.dst):
             attrs["arrowhead"] = "none"
+        shown = tuple(f"{end}:s" if bottom == which else end
+                      for end, which in ((tail, "tail"), (head, "head")))
         if up == 0 and leftward:
-            self.edge(tail, head, constraint="false", **attrs)
+            self.edge(*shown, constraint="false", **attrs)
             self.invisible(head, tail, weight=attrs.get("weight", "1"))
         elif up < 0 and not across:
             self.edge(tail, head, constraint="false", **attrs)
             self.invisible(head.split(":")[0], tail, side="c", weight="8",
                            **({"minlen": str(-up)} if up < -1 else {}))
         else:
-            self.edge(tail, head, **attrs)
+            self.edge(*shown, **attrs)
 
     def bottom_up(self, names: Iterable[str]) -> list[str]:
         """``names`` in the order their nodes are declared: bottom row first (stable within a
@@ -627,6 +631,12 @@ class _Drawer:
         lifted = self.lifted(placement)
         heads = self.head_ports(placement, spine, boxes_in, jumps, lifted)
         ends = self.end_labels(placement)
+        bottoms = self.ellipsis_bottoms(placement)
+        # an open cell's value entered at an upper corner (the highest state of the step before,
+        # or a jump from below: a GRU's x(t) → h1(t)) sends its edges up the step from its top:
+        # there, h1(t) → r′(t) and f(t) → s(t) left where the arrowhead came in
+        cornered = {(dst, c) for (_, _, dst, c), port in {**heads, **jumps}.items()
+                    if port in ("nw", "ne")} if boxes else set()
         for (src, s), (dst, c), e in placement.edges:
             side = jumps.get((src, s, dst, c), heads.get((src, s, dst, c), ""))
             across = s is not None and s != c
@@ -646,11 +656,14 @@ class _Drawer:
                     side, out = ("se", "ne") if back else ("sw", "nw")
                 elif not entered.get((src, c, not back)):   # (that side's upper corner free)
                     side, out = ("sw", "nw") if back else ("se", "ne")
+            if not across and (src, s) in cornered and self.row[dst] > self.row[src] and not out:
+                out = "n"
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
                          tail_port=out, at_head=(side or True) if into_box else
                          not (boxes or across) and s is not None and self.past_band(e),
-                         at_end=ends.get((src, s, dst, c), ""))
+                         at_end=ends.get((src, s, dst, c), ""),
+                         bottom=bottoms.get((src, s, dst, c), ""))
         self.order_rows(placement, ids)
         self.stack_columns(placement, ids)
         self.widen(placement)
@@ -690,13 +703,11 @@ class _Drawer:
                                  8 * (len(names) - 1))
         self.nodesep = max(float(GRAPH["nodesep"]), round((widest + 16) / 72, 2))
 
-    def end_labels(self, placement: Placement) -> dict[tuple, str]:
-        """Skip connections across a window's edge: the arcs one ellipsis ``h(…)`` sends (or
-        receives) across several columns, nested under the row, all but the longest with their
-        label at their other end (``head`` or ``tail``), beside the state it reads or feeds:
-        at its middle (an ``xlabel``), the next longer arc ran through it (a window of
-        ``h(t−3) → h(t)``: "W_d" of ``h(…) → h(t)`` on ``h(…) → h(t+1)``). (src, column,
-        dst, column) → the end."""
+    def ellipsis_arcs(self, placement: Placement) -> list[list[tuple[int, tuple, str]]]:
+        """Skip connections across a window's edge: the arcs under the row that one ellipsis
+        ``h(…)`` sends (or receives) across several columns, per ellipsis, shortest first, as
+        (columns spanned, (src, column, dst, column), the arc's other end: ``head`` or
+        ``tail``)."""
         cols, arcs = placement.columns, {}
         for (src, s), (dst, c), _ in placement.edges:
             if s is None or c is None or abs(c - s) < 2 or self.row[src] != self.row[dst]:
@@ -704,7 +715,25 @@ class _Drawer:
             for end, (name, k) in (("head", (src, s)), ("tail", (dst, c))):
                 if cols[k].kind == "end":
                     arcs.setdefault((name, k), []).append((abs(c - s), (src, s, dst, c), end))
-        return {key: end for found in arcs.values() for _, key, end in sorted(found)[:-1]}
+        return [sorted(found) for found in arcs.values()]
+
+    def end_labels(self, placement: Placement) -> dict[tuple, str]:
+        """The arcs of ``ellipsis_arcs`` nested under the row, all but the longest with their
+        label at their other end (``head`` or ``tail``), beside the state it reads or feeds:
+        at its middle (an ``xlabel``), the next longer arc ran through it (a window of
+        ``h(t−3) → h(t)``: "W_d" of ``h(…) → h(t)`` on ``h(…) → h(t+1)``). (src, column,
+        dst, column) → the end."""
+        return {key: end for found in self.ellipsis_arcs(placement)
+                for _, key, end in found[:-1]}
+
+    def ellipsis_bottoms(self, placement: Placement) -> dict[tuple, str]:
+        """The longest of several arcs at one ellipsis meets it at its bottom (``s``), the
+        outermost of the nested arcs: unported, dot ended them all at one point of ``h(…)``
+        (two arrowheads on one another, h(t−1) → h(…) and h(t) → h(…) of a window of
+        ``h(t−3) → h(t)``). (src, column, dst, column) → the ellipsis's end of it."""
+        return {key: "tail" if end == "head" else "head"
+                for found in self.ellipsis_arcs(placement) if len(found) > 1
+                for _, key, end in found[-1:]}
 
     def lifted(self, placement: Placement) -> set[tuple[str, int]]:
         """The compact cells (cell, column) whose edge up past a state into another (an
@@ -805,7 +834,24 @@ class _Drawer:
                 rest, free = rest[1:], free[:1]
             for port, (_, _, src) in zip(free, rest):
                 out.setdefault((src, c, dst, c), port)
+        for key, port in self.past_row_ports(placement, boxes_in).items():
+            out.setdefault(key, port)
         return out
+
+    def past_row_ports(self, placement: Placement, boxes_in: set) -> dict[tuple, str]:
+        """Compact cells: an edge from below that jumps over a row into a state whose edges
+        from and to the neighbouring steps run in its row (Fig. 10.11's x(t) → g(t) past h(t))
+        enters the state at the middle of the side away from its edge from the step before
+        (the left, for a backward state; as ``jump_ports`` does in open cells). Unported, dot
+        ended it at the lower corner where the edge to the next step (g(t) → g(t−1)) leaves."""
+        kinds = self.book.variables
+        flat = {dst for (src, s), (dst, c), _ in placement.edges
+                if s is not None and c is not None and s != c and self.row[src] == self.row[dst]}
+        return {(src, s, dst, c): "w" if kinds[dst].backward else "e"
+                for (src, s), (dst, c), _ in placement.edges
+                if s == c and s is not None and dst in flat and kinds[dst].kind == "state" and
+                kinds[src].kind != "cell" and (dst, c) not in boxes_in and
+                self.row[dst] - self.row[src] > 1}
 
     def jump_ports(self, placement: Placement, spine: dict) -> dict[tuple, str]:
         """Open cells: an edge from below that jumps over the row of a step's internal values
