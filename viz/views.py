@@ -841,13 +841,14 @@ class _Drawer:
     def past_row_ports(self, placement: Placement, boxes_in: set) -> dict[tuple, str]:
         """Compact cells: an edge from below that jumps over a row into a state whose edges
         from and to the neighbouring steps run in its row (Fig. 10.11's x(t) → g(t) past h(t))
-        enters the state at the middle of the side away from its edge from the step before
-        (the left, for a backward state; as ``jump_ports`` does in open cells). Unported, dot
-        ended it at the lower corner where the edge to the next step (g(t) → g(t−1)) leaves."""
+        enters the state at the middle of the side its edge from the step before comes in
+        (the right, for a backward state), above that edge's arrowhead and clear of the edge to
+        the next step, which leaves at the other lower corner. Unported, dot ended it at that
+        corner (g(t) → g(t−1)'s start); at the far side's middle it hooked round under g(t)."""
         kinds = self.book.variables
         flat = {dst for (src, s), (dst, c), _ in placement.edges
                 if s is not None and c is not None and s != c and self.row[src] == self.row[dst]}
-        return {(src, s, dst, c): "w" if kinds[dst].backward else "e"
+        return {(src, s, dst, c): "e" if kinds[dst].backward else "w"
                 for (src, s), (dst, c), _ in placement.edges
                 if s == c and s is not None and dst in flat and kinds[dst].kind == "state" and
                 kinds[src].kind != "cell" and (dst, c) not in boxes_in and
