@@ -125,51 +125,46 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
     kept = last                 # (the layout now drawn: what the moves below must keep)
     def inside(pairs: list) -> list:          # (the crossings among movable nodes' edges)
         return [p for p in pairs if all(movable(n) for edge in p for n in edge)]
-    tries = 0
-    while crossings is not None and len(inside(kept[4])) > crossings and tries < UNCROSS:
-        todo = [end for pair in inside(kept[4]) for edge in pair
-                for end in _edge_ends(kept[5], edge) if end[:3] not in stuck]
-        if not todo:
-            break
-        end = todo[0]
-        stuck.add(end[:3])
-        for port in _candidates(end, []):
-            tries += 1
-            trial = _with(ports, end, port)
-            (now, near), drawn = _judge(layout(draw(trial), quiet=True))
-            if len(inside(drawn[4])) < len(inside(kept[4])) and drawn[1] <= kept[1] and \
-                    len(now) + len(near) <= len(loops) + len(meets) and \
-                    _kept(drawn, kept, end[:2]):
-                ports, loops, meets, kept = trial, now, near, drawn
+
+    def lessen(at: int, enough: int, guard: tuple[int, ...], stuck: set, trials) -> None:
+        """Moves that leave fewer of the layout's pairs ``kept[at]`` (crossings 4, label hits
+        6) among movable nodes, while more than ``enough`` are left: an end of a pair's edge
+        at a time, ``trials(end)`` in turn; taken when no more clashes, no more of the pairs
+        ``guard``, no more line and the drawing kept (``_kept``)."""
+        nonlocal ports, loops, meets, kept
+        tries = 0
+        while len(inside(kept[at])) > enough and tries < UNCROSS:
+            todo = [end for pair in inside(kept[at]) for edge in pair
+                    for end in _edge_ends(kept[5], edge) if end[:3] not in stuck]
+            if not todo:
                 break
-            if tries >= UNCROSS:
-                break
-    tries, stuck = 0, set()
-    while inside(kept[6]) and tries < UNCROSS:     # (then labels a line runs through)
-        todo = [end for pair in inside(kept[6]) for edge in pair
-                for end in _edge_ends(kept[5], edge) if end[:3] not in stuck]
-        if not todo:
-            break
-        end = todo[0]
-        stuck.add(end[:3])
-        # (the label beside its arrowhead first, then the end's compass points)
-        # (either edge's: a label in the middle of a line ranks it, moved it lets the line run
-        # elsewhere)
+            end = todo[0]
+            stuck.add(end[:3])
+            for trial in trials(end):
+                tries += 1
+                (now, near), drawn = _judge(layout(draw(trial), quiet=True))
+                if len(inside(drawn[at])) < len(inside(kept[at])) and \
+                        all(len(inside(drawn[g])) <= len(inside(kept[g])) for g in guard) and \
+                        drawn[1] <= kept[1] and len(now) + len(near) <= len(loops) + len(meets) \
+                        and _kept(drawn, kept, end[:2]):
+                    ports, loops, meets, kept = trial, now, near, drawn
+                    break
+                if tries >= UNCROSS:
+                    break
+    if crossings is not None:
+        lessen(4, crossings, (), stuck, lambda end: [_with(ports, end, port)
+                                                       for port in _candidates(end, [])])
+    labelled: set = set()
+
+    def label_trials(end: End) -> list[Ports]:
+        # (the label beside its arrowhead first, then the end's compass points — either edge's:
+        # a label in the middle of a line ranks it, moved it lets the line run elsewhere)
         flip = [edge for pair in inside(kept[6]) for edge in pair
-                if not ports.get(edge, ())[2:] and edge not in stuck][:1]
-        stuck.update(flip)
-        for trial in [_at_head(ports, edge, k) for edge in flip for k in (1, 2, 3)] + \
-                [_with(ports, end, port) for port in _candidates(end, [])]:
-            tries += 1
-            (now, near), drawn = _judge(layout(draw(trial), quiet=True))
-            if len(inside(drawn[6])) < len(inside(kept[6])) and \
-                    len(inside(drawn[4])) <= len(inside(kept[4])) and drawn[1] <= kept[1] and \
-                    len(now) + len(near) <= len(loops) + len(meets) and \
-                    _kept(drawn, kept, end[:2]):
-                ports, loops, meets, kept = trial, now, near, drawn
-                break
-            if tries >= UNCROSS:
-                break
+                if not ports.get(edge, ())[2:] and edge not in labelled][:1]
+        labelled.update(flip)
+        return [_at_head(ports, edge, k) for edge in flip for k in (1, 2, 3)] + \
+            [_with(ports, end, port) for port in _candidates(end, [])]
+    lessen(6, 0, (4,), labelled, label_trials)
     if len(_FOUND) >= 512:
         _FOUND.clear()
     _FOUND[first.source] = dict(ports)
