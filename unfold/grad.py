@@ -21,7 +21,7 @@ from .graph import (MANY, _NO_ATTRS, _PLAIN_META, Node, Tagged, Walked, _adjoint
 from .ops import add, constant, lift, sum_like
 from .ops.elementwise import ADD
 from .ops.base import ALIAS, CONSTANT, broadcast_like, fit
-from .timebatch.flat import Constants, Periods, generated, stamped_span
+from .timebatch.flat import Constants, Periods, generated
 
 
 def grad(y: Node, wrt: Node | Sequence[Node], seed: Any = None) -> Any:
@@ -109,8 +109,7 @@ def _backward(y: Node, seed: Node, targets: list[Node]) -> list[Node]:
                     if m == span:
                         next_at += period
                         continue
-                run, next_at = None, -1
-                stamps.seen = {}
+                run, next_at = stamps.missed()
                 if k >= size:
                     break
             node = order[k]
@@ -256,13 +255,13 @@ class _Stamps(Periods):
     __slots__ = ("order", "top", "far", "dense", "pending")
 
     def __init__(self, order, top, far, pending, wanted, found) -> None:
-        super().__init__({"new": graph._object_new, "Filling": graph._Filling, "Node": Node,
-                          "key": graph._keys.__next__, "MANY": MANY, "ORDER": order,
-                          "TOP": top, "SIZE": len(order), "DENSE": len(order) - len(far),
-                          "FAR": far, "get": pending.get, "pop": pending.pop,
-                          "pending": pending, "WANTED": wanted, "FOUND": found}, STAMP)
         self.order, self.top, self.far, self.dense = order, top, far, len(order) - len(far)
         self.pending = pending
+        super().__init__({"new": graph._object_new, "Filling": graph._Filling, "Node": Node,
+                          "key": graph._keys.__next__, "MANY": MANY, "ORDER": order,
+                          "TOP": top, "SIZE": len(order), "DENSE": self.dense, "FAR": far,
+                          "get": pending.get, "pop": pending.pop, "pending": pending,
+                          "WANTED": wanted, "FOUND": found}, STAMP)
 
     def watch(self, node: Node, g: Node, k: int):
         """The recording of ``node``'s processing when it starts a period (else None)."""

@@ -19,7 +19,7 @@ one session to the next; within a session one drawing keeps the ports first foun
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import graphviz
 
@@ -95,7 +95,8 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
     (loops, meets), kept = _judge(layout(first, quiet=True))
     if ports:               # (the moves to begin with are a hint: without them, better?)
         (bare, near), plain = _judge(layout(draw({}), quiet=True))
-        if (len(bare) + len(near), plain[1]) < (len(loops) + len(meets), kept[1]):
+        if (len(bare) + len(near), len(plain.crossed)) < (len(loops) + len(meets),
+                                                           len(kept.crossed)):
             ports, loops, meets, kept = {}, bare, near, plain
     tries, stuck, strict, last = 0, set(), True, kept
     while loops + meets and tries < TRIES:
@@ -126,16 +127,19 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
     def inside(pairs: list) -> list:          # (the crossings among movable nodes' edges)
         return [p for p in pairs if all(movable(n) for edge in p for n in edge)]
 
-    def lessen(at: int, enough: int, guard: tuple[int, ...], stuck: set, trials) -> None:
-        """Moves that leave fewer of the layout's pairs ``kept[at]`` (crossings 4, label hits
-        6) among movable nodes, while more than ``enough`` are left: an end of a pair's edge
-        at a time, ``trials(end)`` in turn; taken when no more clashes, no more of the pairs
-        ``guard``, no more line and the drawing kept (``_kept``)."""
+    def lessen(at: str, enough: int, guard: tuple[str, ...], stuck: set, trials) -> None:
+        """Moves that leave fewer of the layout's pairs ``at`` (a field of ``Drawn``:
+        ``crossed``, ``labelled``) among movable nodes, while more than ``enough`` are left:
+        an end of a pair's edge at a time, ``trials(end)`` in turn; taken when no more
+        clashes, no more of the pairs ``guard`` and the drawing kept (``_kept``)."""
         nonlocal ports, loops, meets, kept
+
+        def count(d: Drawn, field: str) -> int:
+            return len(inside(getattr(d, field)))
         tries = 0
-        while len(inside(kept[at])) > enough and tries < UNCROSS:
-            todo = [end for pair in inside(kept[at]) for edge in pair
-                    for end in _edge_ends(kept[5], edge) if end[:3] not in stuck]
+        while count(kept, at) > enough and tries < UNCROSS:
+            todo = [end for pair in inside(getattr(kept, at)) for edge in pair
+                    for end in _edge_ends(kept.ends, edge) if end[:3] not in stuck]
             if not todo:
                 break
             end = todo[0]
@@ -143,28 +147,28 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
             for trial in trials(end):
                 tries += 1
                 (now, near), drawn = _judge(layout(draw(trial), quiet=True))
-                if len(inside(drawn[at])) < len(inside(kept[at])) and \
-                        all(len(inside(drawn[g])) <= len(inside(kept[g])) for g in guard) and \
-                        drawn[1] <= kept[1] and len(now) + len(near) <= len(loops) + len(meets) \
-                        and _kept(drawn, kept, end[:2]):
+                if count(drawn, at) < count(kept, at) and \
+                        all(count(drawn, g) <= count(kept, g) for g in guard) and \
+                        len(now) + len(near) <= len(loops) + len(meets) and \
+                        _kept(drawn, kept, end[:2]):
                     ports, loops, meets, kept = trial, now, near, drawn
                     break
                 if tries >= UNCROSS:
                     break
     if crossings is not None:
-        lessen(4, crossings, (), stuck, lambda end: [_with(ports, end, port)
+        lessen("crossed", crossings, (), stuck, lambda end: [_with(ports, end, port)
                                                        for port in _candidates(end, [])])
     labelled: set = set()
 
     def label_trials(end: End) -> list[Ports]:
         # (the label beside its arrowhead first, then the end's compass points — either edge's:
         # a label in the middle of a line ranks it, moved it lets the line run elsewhere)
-        flip = [edge for pair in inside(kept[6]) for edge in pair
+        flip = [edge for pair in inside(kept.labelled) for edge in pair
                 if not ports.get(edge, ())[2:] and edge not in labelled][:1]
         labelled.update(flip)
         return [_at_head(ports, edge, k) for edge in flip for k in (1, 2, 3)] + \
             [_with(ports, end, port) for port in _candidates(end, [])]
-    lessen(6, 0, (4,), labelled, label_trials)
+    lessen("labelled", 0, ("crossed",), labelled, label_trials)
     if len(_FOUND) >= 512:
         _FOUND.clear()
     _FOUND[first.source] = dict(ports)
@@ -238,19 +242,37 @@ def _candidates(end: End, found: list[tuple[End, End]]) -> list[str]:
     return list(dict.fromkeys(p for c in wanted for p in (c, FLAT[c])))    # (flat: see FLAT)
 
 
-def _judge(laid: Mapping[str, Any]) -> tuple[tuple[list, list], tuple]:
-    """The loop clashes of a layout, and what a move must keep: the nodes' order in each row,
-    and how many pairs of edges cross, and how much line is drawn."""
+class Drawn(NamedTuple):
+    """What ``untangle`` reads of a layout besides its clashes: what a move must keep (the
+    nodes' order, no more crossings, about as much line: ``_kept``) and what its later passes
+    lessen."""
+
+    order: tuple                    # the nodes, row by row, left to right
+    crossed: list                   # pairs of edges whose lines cross (``_crossing_pairs``)
+    ink: float                      # how much line is drawn, in all
+    lengths: dict                   # (tail, head) → how long its line is
+    ends: dict                      # the edges' ends on each node (``_all_ends``)
+    labelled: list                  # (a labelled edge, an edge on its label) (``_label_hits``)
+
+
+def _judge(laid: Mapping[str, Any]) -> tuple[tuple[list, list], Drawn]:
+    """The loop clashes of a layout (``_clashes``), and the rest ``untangle`` reads of it."""
     at = {o["name"]: tuple(map(float, o["pos"].split(","))) for o in laid.get("objects", [])
           if "nodes" not in o and "pos" in o}
     order = tuple(sorted(at, key=lambda n: (round(at[n][1]), at[n][0])))
+    drawn = _visible(laid)
+    length = {edge: sum(math.dist(p, q) for p, q in zip(line, line[1:]))
+              for edge, e in drawn for line in [geometry.spline(e["pos"])]}
+    return _clashes(laid), Drawn(order, _crossing_pairs(drawn), sum(length.values()), length,
+                                 _all_ends(laid), _label_hits(drawn))
+
+
+def _visible(laid: Mapping[str, Any]) -> list[tuple[tuple[str, str], dict]]:
+    """The visible edges of a layout (``laid``: dot's JSON), each as ((tail, head) names,
+    its JSON object)."""
     names = {o["_gvid"]: o["name"] for o in laid.get("objects", []) if "nodes" not in o}
-    length = {(names[e["tail"]], names[e["head"]]): sum(
-        math.dist(p, q) for p, q in zip(line, line[1:])) for e in laid.get("edges", [])
-        if e.get("style") != "invis" and "pos" in e for line in [geometry.spline(e["pos"])]}
-    pairs = _crossing_pairs(laid)
-    return _clashes(laid), (order, len(pairs), sum(length.values()), length, pairs,
-                            _all_ends(laid), _label_hits(laid))
+    return [((names[e["tail"]], names[e["head"]]), e) for e in laid.get("edges", [])
+            if e.get("style") != "invis" and "pos" in e]
 
 
 def _edge_ends(ends: dict[str, list[tuple[End, set[str], bool]]], edge: tuple[str, str]
@@ -260,41 +282,39 @@ def _edge_ends(ends: dict[str, list[tuple[End, set[str], bool]]], edge: tuple[st
             not is_square(e[0] if e[2] == "tail" else e[1])]
 
 
-def _kept(now: tuple, before: tuple, moved: tuple[str, str]) -> bool:
+def _kept(now: Drawn, before: Drawn, moved: tuple[str, str]) -> bool:
     """Whether a move of an end of the edge ``moved`` kept the drawing: every node where it
     stood in its row, no more edges crossing, at most ``INK`` times the line, and that edge
     at most ``LONGER`` times as long (not round its node)."""
-    return now[0] == before[0] and now[1] <= before[1] and now[2] <= INK * before[2] and \
-        now[3].get(moved, 0) <= LONGER * before[3].get(moved, 0)
+    return now.order == before.order and len(now.crossed) <= len(before.crossed) and \
+        now.ink <= INK * before.ink and \
+        now.lengths.get(moved, 0) <= LONGER * before.lengths.get(moved, 0)
 
 
 def crossings(laid: Mapping[str, Any]) -> int:
     """How many pairs of visible edges cross in a layout (``laid``: dot's JSON)."""
-    return len(_crossing_pairs(laid))
+    return len(_crossing_pairs(_visible(laid)))
 
 
-def _crossing_pairs(laid: Mapping[str, Any]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
-    """Pairs of visible edges (tail, head names) whose splines cross, leaving out pairs that
-    share a node."""
-    names = {o["_gvid"]: o["name"] for o in laid.get("objects", []) if "nodes" not in o}
-    lines = [((e["tail"], e["head"]), line, _box(line)) for e in laid.get("edges", [])
-             if e.get("style") != "invis" and "pos" in e for line in [geometry.spline(e["pos"])]]
+def _crossing_pairs(drawn: list[tuple[tuple[str, str], dict]]
+                    ) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """Pairs of the visible edges ``drawn`` (``_visible``) whose splines cross, leaving out
+    pairs that share a node."""
+    lines = [(edge, line, _box(line)) for edge, e in drawn
+             for line in [geometry.spline(e["pos"])]]
     found = []
-    for k, (ends, a, box_a) in enumerate(lines):
+    for k, (edge, a, box_a) in enumerate(lines):
         for other, b, box_b in lines[k + 1:]:
-            if not set(ends) & set(other) and _meet(box_a, box_b) and any(
+            if not set(edge) & set(other) and _meet(box_a, box_b) and any(
                     geometry.cross(p, q, r, s) for p, q in zip(a, a[1:]) for r, s in zip(b, b[1:])):
-                found.append(((names[ends[0]], names[ends[1]]),
-                              (names[other[0]], names[other[1]])))
+                found.append((edge, other))
     return found
 
 
-def _label_hits(laid: Mapping[str, Any]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
-    """Pairs (a labelled edge, another edge) where the other edge's line runs through the
-    label's text, or its label overlaps it (both tail, head names; ``laid``: dot's JSON)."""
-    names = {o["_gvid"]: o["name"] for o in laid.get("objects", []) if "nodes" not in o}
-    drawn = [((names[e["tail"]], names[e["head"]]), e) for e in laid.get("edges", [])
-             if e.get("style") != "invis" and "pos" in e]
+def _label_hits(drawn: list[tuple[tuple[str, str], dict]]
+                ) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """Pairs (a labelled edge, another edge) of the visible edges ``drawn`` (``_visible``)
+    where the other edge's line runs through the label's text, or its label overlaps it."""
     boxes = [(edge, box) for edge, e in drawn for key in ("_ldraw_", "_xldraw_", "_hldraw_",
                                                           "_tldraw_")
              for box in [geometry.text_box(e.get(key, []))] if box is not None]

@@ -320,14 +320,14 @@ class _Drawer:
                 # edge reaches h from the left)
                 # (a gate before the input it lets through: a named candidate, PyTorch's g,
                 # stands beside the column, as its edges do when it is left unnamed)
-                # (under a state whose loop holds its right with both arcs, ``tight``, the
-                # last of them: the others stand left of it, and enter the state from the
-                # left — the LSTM's forget gate under s, as in Fig. 10.16)
+                # (under a state whose own loop holds its right, the last of them: the
+                # others stand left of it, and enter the state from the left — the LSTM's
+                # forget gate under s, as in Fig. 10.16)
                 nearer = sorted((n for n in here if reach[n] == r + 1 and below is not None and
                                  any(e.src == below and not e.delay
                                      for e in self.book.inputs_of(n))),
                                 key=lambda n: self.book.roles.get(n) == "input")
-                if nearer and all(self.under_tight(n) for n in nearer):
+                if nearer and all(self.under_loop(n) for n in nearer):
                     below = ([n for n in nearer if self.book.roles.get(n) != "input"] or
                              nearer)[-1]
                 else:
@@ -380,8 +380,6 @@ class _Drawer:
         #: states whose loop holds the right of their row, its lower arc their lower right
         self.looped = {edges[0].src for edges in groups
                        if id(edges) in looping and edges[0].src not in readers}
-        #: of those, the states whose loop holds their lower right corner (its lower arc)
-        self.tight = {edges[0].src for edges in groups if edges[0].src in self.looped}
         taken: dict[str, list[str | int]] = {}
         places = []
         for edges in groups:
@@ -417,14 +415,7 @@ class _Drawer:
                 below[e.dst] = [e.src]
         port_of = {}
         for dst, srcs in below.items():
-            # (beside a state's own loop the lower right corner is the loop's: only a state
-            # whose right holds its readers' square, or whose column's edge up takes its
-            # lowest point, takes it)
-            straight = next((e.src for e in self.book.inputs_of(dst) if not e.delay and
-                             e.src in column and self.row[e.src] == self.row[dst] - 1), None)
-            if dst in self.looped and len(srcs) > 1:
-                straight = None
-            if dst in self.tight:     # the loop re-enters at the lower right corner: the
+            if dst in self.looped:    # the loop re-enters at the lower right corner: the
                 # values below take the points left of it as they stand, those beside the
                 # column, then the column's edges up into the state — the one that jumps up
                 # past the others on their left (the LSTM's g at w, x at sw, f at s)
@@ -436,6 +427,8 @@ class _Drawer:
                 port_of.update({(dst, src): ("w", "sw", "s")[max(k + 3 - len(srcs), 0)]
                                 for k, src in enumerate(srcs)})
                 continue
+            straight = next((e.src for e in self.book.inputs_of(dst) if not e.delay and
+                             e.src in column and self.row[e.src] == self.row[dst] - 1), None)
             if straight is None:
                 port_of.update({(dst, src): "s" if len(srcs) == 1 else
                                 ("sw", "s", "se")[min(k, 2)] for k, src in enumerate(srcs)})
@@ -538,9 +531,9 @@ class _Drawer:
             reads(f, **self.edge_label(f, free=shift >= 0),
                   **({} if shift < 0 and loop else {"constraint": "false"}))
 
-    def under_tight(self, name: str) -> bool:
-        """Whether ``name`` feeds, in the row above, a state whose own loop another state's
-        past enters too (its loop will hold the state's right with both arcs)."""
+    def under_loop(self, name: str) -> bool:
+        """Whether ``name`` feeds, in the row above, a state with a loop onto itself (which
+        will hold the state's right with both arcs)."""
         return any(not e.delay and self.row[e.dst] == self.row[name] + 1
                    and any(f.delay and f.src == f.dst == e.dst for f in self.book.edges)
                    for e in self.book.users_of(name))

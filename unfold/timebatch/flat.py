@@ -839,7 +839,7 @@ _COMPILED: dict[str, Any] = {}
 def stamped_span(entries: list, period: int) -> tuple[int, int]:
     """``(begin, span)``: the run of a recorded period's ``entries`` (read cyclically) that a
     stamp replays — no False in it, a position the ordinary path must take — starting after
-    the first False. (Shared with grad's stamps.)"""
+    the first False (``Periods.note``)."""
     first = next((j for j, e in enumerate(entries) if e is False), None)
     begin = 0 if first is None else (first + 1) % period
     span = 0
