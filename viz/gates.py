@@ -25,6 +25,11 @@ ORDER = ("input", "input gate", "forget gate", "update gate", "update and reset 
          "reset gate", "output gate")
 
 
+#: the kinds of a detailed book's arithmetic nodes, which stand for the values they are taken
+#: of: ``1 − u`` for u, ``h~ − h`` for both
+TAKEN_OF = ("complement", "difference")
+
+
 def role(book: "Book", gate: str) -> str:
     """What an unnamed σ unit does, read off the products it takes part in (``uses``): it
     multiplies a state's past into that state ("forget gate"), the cell's input into the state
@@ -105,13 +110,12 @@ def partners(book: "Book", unit: str) -> set[str]:
     """The values ``unit`` is multiplied with, in the products it takes part in."""
     vs = book.variables
     mine = {unit} | {e.dst for e in book.users_of(unit)     # (and its 1 − u, its u − h)
-                     if vs[e.dst].kind in ("complement", "difference")}
+                     if vs[e.dst].kind in TAKEN_OF}
     found = {f.src for m in mine for p in book.users_of(m) if vs[p.dst].kind == "product"
              for f in book.inputs_of(p.dst) if f.src not in mine}
     out: set[str] = set()
-    for f in found:         # (a 1 − u stands for the u it is taken of, h~ − h for both)
-        out |= {g.src for g in book.inputs_of(f)} if vs[f].kind in ("complement", "difference") \
-            else {f}
+    for f in found:
+        out |= {g.src for g in book.inputs_of(f)} if vs[f].kind in TAKEN_OF else {f}
     return out
 
 

@@ -131,7 +131,7 @@ def _backward_only(book: Book) -> set[str]:
     out = set()
     for v in book.variables.values():
         if v.kind not in ("named", "point", "cell", "unit", "product", "complement", "difference"):
-            continue              # (the last three: viz.cell's, a backward cell's input unit)
+            continue    # (a compact cell; the last four: viz.cell's, a backward cell's input unit)
         reached, stack = set(), [v.name]
         while stack:
             for d in feeds.get(stack.pop(), ()):
