@@ -176,6 +176,11 @@ class _Drawer:
                   f"{', '.join(var.members)} computed together (one stacked matrix) and read " \
                   f"in slices"
             look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
+        elif var.kind == "point" and var.joined:
+            tip = f"{when[1:-1] + ': ' if when else ''}[{'; '.join(var.joined)}], the inputs " \
+                  f"{', '.join(var.members)} all read (each through its own parameters), " \
+                  f"joined"
+            look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
         elif var.kind == "point":
             tip = f"{var.owner}{when}: an unnamed value on the way, between parameters " \
                   f"applied one after the other"
@@ -961,6 +966,8 @@ def prepare(rec: Recurrence, columns: list[Column], *, hide: Sequence[str] = (),
     used = C.mode(book, cells)
     if used == "compact":
         book = C.compact(book)
+    elif used == "open":
+        book = C.join_inputs(book)
     return book, place(book, columns), used == "open"
 
 
