@@ -721,7 +721,8 @@ def test_graphical_model_with_states_keeps_the_hidden_chain(build):           # 
     assert {("h(1)", "h(2)"), ("h(2)", "y(2)")} <= e, sorted(e)
 
 
-@pytest.mark.parametrize("build", [still_open(12, M.lstm_peephole, id="lstm_peephole"),
+@pytest.mark.parametrize("build", [M.lstm_peephole,   # (s10-cells3: joined, its q's label
+                                   #                     beside the head)
                                    still_open(12, M.bigru, id="bigru"),
                                    *(still_open(12, b, id=b.__name__) for b in (   # (round 5)
                                        M.gru_skip_gate,

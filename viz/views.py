@@ -133,7 +133,7 @@ class _Drawer:
                 self.joined.add(pair)
 
     def edge_label(self, e: Edge, free: bool = False, at_head: bool | str = False,
-                   at_end: str = "") -> dict[str, str]:
+                   at_end: str = "", far_head: bool = False) -> dict[str, str]:
         """The parameters on ``e``. On an edge inside a row or one that does not rank its ends
         (``free``) the label is an ``xlabel``: dot routes true labels of such edges badly (loops,
         and lost edges when other edges cross the row). ``at_head``: a ``headlabel`` beside the
@@ -141,10 +141,13 @@ class _Drawer:
         fan out together, and a label at the middle of one stood on the next, or on an edge
         inside the box). ``at_end`` ("head" or "tail"): the label of an arc under a row beside
         that end, 25 pt off, just above the arc (see ``end_labels``: 5–20° clear the label of
-        the state and of the arcs crossing the ends, in windows of delays 3 to 5)."""
+        the state and of the arcs crossing the ends, in windows of delays 3 to 5). ``far_head``:
+        a ``headlabel`` 45 pt back along the line, turned to its left (``past_rows``)."""
         names = (e.labels if self.show_params else ()) + (e.biases if self.show_biases else ())
         if not names:
             return {}
+        if far_head:
+            return {"headlabel": L.params(names), "labeldistance": "4.5", "labelangle": "25"}
         if at_end:
             return {f"{at_end}label": L.params(names), "labeldistance": "2.5",
                     "labelangle": "-12" if at_end == "head" else "12"}
@@ -216,7 +219,7 @@ class _Drawer:
                 port: str = "", weight: str | None = None, across: bool = False,
                 arcs: frozenset[int] = frozenset(), free_label: bool = False,
                 at_head: bool | str = False, at_end: str = "", tail_port: str = "",
-                bottom: str = "") -> None:
+                bottom: str = "", far_head: bool = False) -> None:
         """The visible edge of ``e`` from node ``tail`` (where the data comes from) to node
         ``head`` (where it goes); ``tip`` says so in words.
 
@@ -241,15 +244,16 @@ class _Drawer:
         ``x(t−1)``'s ``U``, its line through it); an edge up into such a row spans three ranks
         (``minlen``), so that its label stands lower, clear of the arcs and their labels.
         ``free_label`` makes the label an ``xlabel`` (placed where there is room), ``at_head``
-        a ``headlabel``, ``at_end`` a label beside that end. ``bottom`` ("head" or "tail"): the
-        end of an arc in a row that meets its node at the bottom (``ellipsis_bottoms``)."""
+        a ``headlabel`` (``far_head``: farther back), ``at_end`` a label beside that end.
+        ``bottom`` ("head" or "tail"): the end of an arc in a row that meets its node at the
+        bottom (``ellipsis_bottoms``)."""
         up = self.row[e.dst] - self.row[e.src]
         if port and up != 0:
             head = f"{head}:{port}"
         if tail_port and up != 0:
             tail = f"{tail}:{tail_port}"
         attrs = {**self.edge_label(e, free=free_label or up == 0 or (up < 0 and not across),
-                                   at_head=at_head, at_end=at_end),
+                                   at_head=at_head, at_end=at_end, far_head=far_head),
                  "tooltip": L.tooltip(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
@@ -658,7 +662,8 @@ class _Drawer:
                 out = "n"
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
-                         tail_port=out, at_head=(side or True) if into_box else
+                         tail_port=out, far_head=self.past_rows(e),
+                         at_head=(side or True) if into_box else
                          not (boxes or across) and s is not None and self.past_band(e),
                          at_end=ends.get((src, s, dst, c), ""),
                          bottom=bottoms.get((src, s, dst, c), ""))
@@ -666,6 +671,14 @@ class _Drawer:
         self.stack_columns(placement, ids)
         self.widen(placement)
         return ids
+
+    def past_rows(self, e: Edge) -> bool:
+        """Whether ``e`` leaves a join point (``viz.cells.join_inputs``) for a value past the
+        row above it (an LSTM's output gate that reads the new state through a peephole,
+        above it): its label stands beside its head, clear of the edges crossing the rows it
+        passes (at its middle, it stood on s(t) → f(t+1) and on h(t) → [x; h](t+1); nearer
+        the head, on q(t))."""
+        return bool(self.book.variables[e.src].joined) and self.row[e.dst] - self.row[e.src] > 2
 
     def past_band(self, e: Edge) -> bool:
         """Whether ``e`` runs up from a forward state past the backward chain's band of rows
