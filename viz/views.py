@@ -180,9 +180,9 @@ class _Drawer:
                   f"in slices"
             look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
         elif var.kind == "point" and var.joined:
-            tip = f"{when[1:-1] + ': ' if when else ''}[{'; '.join(var.joined)}], the inputs " \
-                  f"{', '.join(var.members)} all read (each through its own parameters), " \
-                  f"joined"
+            tip = f"{'t = ' + when[1:-1] + ': ' if when else ''}[{'; '.join(var.joined)}]: " \
+                  f"the inputs that {', '.join(var.members)} all read, each through its own " \
+                  f"parameters, joined (the book's concatenation)"
             look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
         elif var.kind == "point":
             tip = f"{var.owner}{when}: an unnamed value on the way, between parameters " \
@@ -617,6 +617,9 @@ class _Drawer:
                     self.dot = home
 
         def title(name: str, c: int | None) -> str:
+            joined = self.book.variables[name].joined      # (a join point: what it joins)
+            if joined and c is not None:
+                return f"[{'; '.join(joined)}] at t = {L.step_text(cols[c].step)}"
             return name if c is None else f"{name}({L.step_text(cols[c].step)})"
 
         arcs = frozenset(self.row[dst] for (src, s), (dst, c), e in placement.edges
