@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .book import Book, Edge, Variable, _merged
+from .book import Book, Edge, Source, Variable, _merged
 from .gates import LETTERS
 
 #: how many internal values make ``cells="auto"`` draw cells (one internal value, such as the
@@ -161,9 +161,6 @@ def compact(book: Book) -> Book:
     return out
 
 
-Source = tuple[str, int, bool]          # (variable, delay, backward), as an edge reads it
-
-
 def join_inputs(book: Book) -> Book:
     """``book`` with the inputs that feed the same ``JOIN`` or more values of a cell through
     parameters (an LSTM written gate by gate: ``x(t)`` and ``h(t−1)`` into ``f``, ``g``, ``q``
@@ -206,9 +203,9 @@ def _join(book: Book, sources: list[Source], values: list[str]) -> None:
     while f"join·{k}" in book.variables:
         k += 1
     point = f"join·{k}"
-    into = {(e.src, e.delay, e.backward, e.dst): e for e in book.edges}
-    joined = [into[(*s, v)] for v in values for s in sources]
-    book.edges = [e for e in book.edges if not any(e is j for j in joined)]
+    key = lambda e: (e.src, e.delay, e.backward, e.dst)
+    into = {key(e): e for e in book.edges}
+    book.edges = [e for e in book.edges if key(e)[:3] not in sources or e.dst not in values]
     book.edges += [Edge(src, point, delay, backward) for src, delay, backward in sources]
     for v in values:
         parts = [into[(*s, v)] for s in sources]

@@ -676,11 +676,11 @@ class _Drawer:
         return ids
 
     def past_rows(self, e: Edge) -> bool:
-        """Whether ``e`` leaves a join point (``viz.cells.join_inputs``) for a value past the
-        row above it (an LSTM's output gate that reads the new state through a peephole,
-        above it): its label stands beside its head, clear of the edges crossing the rows it
-        passes (at its middle, it stood on s(t) → f(t+1) and on h(t) → [x; h](t+1); nearer
-        the head, on q(t))."""
+        """Whether ``e`` leaves a join point (``viz.cells.join_inputs``) for a value more than
+        two rows up, past a state's row as well as the gates' (the peephole LSTM's output
+        gate, which reads the new state ``s(t)``, above it): its label stands beside its head,
+        clear of the edges crossing the rows it passes (at its middle, it stood on s(t) →
+        f(t+1) and on h(t) → [x; h](t+1); nearer the head, on q(t))."""
         return bool(self.book.variables[e.src].joined) and self.row[e.dst] - self.row[e.src] > 2
 
     def past_band(self, e: Edge) -> bool:
