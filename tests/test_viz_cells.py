@@ -367,3 +367,33 @@ def test_a_compact_cell_is_never_named_like_a_state(states, word):
     src = viz.unfolded(rec, steps=2).source
     assert f'"{word}(1)" [' in src and f'"{word}(2)" [' in src
     assert not re.search(r'"(cell|block)(\'|%27|′)', src)
+
+
+def _open_inputs(rec: Recurrence) -> list[tuple[str, ...]]:
+    """What each point of ``rec``'s open cells reads (variable and delay, sorted): a join point's
+    inputs, or a stacked pre-activation's."""
+    from viz.layout import axis
+    from viz.views import prepare
+    book = prepare(rec, axis(3), cells="open")[0]
+    points = [v.name for v in book.variables.values() if v.kind == "point"]
+    return sorted(tuple(sorted(f"{e.src}({e.delay})" for e in book.inputs_of(p))) for p in points)
+
+
+@pytest.mark.parametrize("make", [lstm_named, models.lstm], ids=["lstm named", "models.lstm"])
+def test_an_lstm_written_gate_by_gate_opens_as_the_stacked_one(make):
+    """Open, an LSTM with a matrix per gate has x(t) and h(t−1) meet at one join point, the
+    book's [x(t); h(t−1)], from which one edge goes to each gate and to the state, labelled
+    with the matrices joined (U_f, W_f): it draws as the net written with one stacked matrix,
+    sliced (one GEMM, whose x(t) and h(t−1) enter the stacked pre-activation) — the same
+    inputs joined, the same crossings (17 before: an edge per (input, gate))."""
+    from viz_json import crossings
+    rec = make() if make is lstm_named else make(M, N, 4)
+    assert _open_inputs(rec) == _open_inputs(lstm_stacked()) == [("h(1)", "x(0)")]
+    laid = Laid(viz.unfolded(rec, steps=3, cells="open"))
+    fused = Laid(viz.unfolded(lstm_stacked(), steps=3, cells="open"))
+    assert len(crossings(laid)) == len(crossings(fused)), (crossings(laid), crossings(fused))
+    joined = [e.label.split(", ") for e in laid.edges if e.tail.startswith("join")]
+    assert len(joined) == 3 * 4 and all(len(names) == 2 for names in joined), joined
+    if make is lstm_named:        # (x's matrix first, as in [x(t); h(t−1)])
+        assert {e.label for e in laid.edges if e.tail == "join%C2%B71(2)"} == \
+            {"Ui, Wi", "Uf, Wf", "Uog, Wog", "Ug, Wg"}

@@ -68,6 +68,8 @@ class Variable:
     role: str = ""                 # for a gate the user left unnamed (in a detailed book: any
     #                                unit): what it gates, "input" for the cell's input (viz.gates)
     stacked: bool = False          # a point read in slices (gates' stacked pre-activations)
+    joined: tuple[str, ...] = ()   # for a join point (open cells, ``viz.cells.join_inputs``):
+    #                                the inputs it concatenates, ``x(t)``, ``h(t−1)``
 
 
 @dataclass(frozen=True)

@@ -315,9 +315,10 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
            lambda: views.unfolded(models.lstm(M, N, K), steps=3), in_book=False),
     Figure("10.16o", "Not in the book: the LSTM network of 10.16u with its cells open "
            "(viz.unfolded(…, cells=\"open\")): in each step's dashed box the input gate g, the "
-           "forget gate f, the output gate q, the state s and the output h, the gates' "
-           "matrices on the edges (U from x(t), W from h(t−1)); the states s and h cross from "
-           "step to step",
+           "forget gate f, the output gate q, the state s and the output h; x(t) and h(t−1) "
+           "meet at a small point, the book's concatenation [x(t); h(t−1)], whose edges to "
+           "the gates and the state carry both of their matrices (U_f, W_f); the states s and "
+           "h cross from step to step",
            lambda: views.unfolded(models.lstm(M, N, K), steps=3, cells="open"), in_book=False),
     Figure("10.16g", "Not in the book: the GRU cell of section 10.10.2 (unfold.models.gru_cell, "
            "eqs. 10.45–10.47) drawn as Fig. 10.16 draws the LSTM's: update gate u and reset "

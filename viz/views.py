@@ -133,7 +133,7 @@ class _Drawer:
                 self.joined.add(pair)
 
     def edge_label(self, e: Edge, free: bool = False, at_head: bool | str = False,
-                   at_end: str = "") -> dict[str, str]:
+                   at_end: str = "", far_head: bool = False) -> dict[str, str]:
         """The parameters on ``e``. On an edge inside a row or one that does not rank its ends
         (``free``) the label is an ``xlabel``: dot routes true labels of such edges badly (loops,
         and lost edges when other edges cross the row). ``at_head``: a ``headlabel`` beside the
@@ -141,10 +141,13 @@ class _Drawer:
         fan out together, and a label at the middle of one stood on the next, or on an edge
         inside the box). ``at_end`` ("head" or "tail"): the label of an arc under a row beside
         that end, 25 pt off, just above the arc (see ``end_labels``: 5–20° clear the label of
-        the state and of the arcs crossing the ends, in windows of delays 3 to 5)."""
+        the state and of the arcs crossing the ends, in windows of delays 3 to 5). ``far_head``:
+        a ``headlabel`` 45 pt back along the line, turned to its left (``past_rows``)."""
         names = (e.labels if self.show_params else ()) + (e.biases if self.show_biases else ())
         if not names:
             return {}
+        if far_head:
+            return {"headlabel": L.params(names), "labeldistance": "4.5", "labelangle": "25"}
         if at_end:
             return {f"{at_end}label": L.params(names), "labeldistance": "2.5",
                     "labelangle": "-12" if at_end == "head" else "12"}
@@ -175,6 +178,11 @@ class _Drawer:
             tip = f"{when[1:-1] + ': ' if when else ''}the pre-activations of " \
                   f"{', '.join(var.members)} computed together (one stacked matrix) and read " \
                   f"in slices"
+            look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
+        elif var.kind == "point" and var.joined:
+            tip = f"{'t = ' + when[1:-1] + ': ' if when else ''}[{'; '.join(var.joined)}]: " \
+                  f"the inputs that {', '.join(var.members)} all read, each through its own " \
+                  f"parameters, joined (the book's concatenation)"
             look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
         elif var.kind == "point":
             tip = f"{var.owner}{when}: an unnamed value on the way, between parameters " \
@@ -211,7 +219,7 @@ class _Drawer:
                 port: str = "", weight: str | None = None, across: bool = False,
                 arcs: frozenset[int] = frozenset(), free_label: bool = False,
                 at_head: bool | str = False, at_end: str = "", tail_port: str = "",
-                bottom: str = "") -> None:
+                bottom: str = "", far_head: bool = False) -> None:
         """The visible edge of ``e`` from node ``tail`` (where the data comes from) to node
         ``head`` (where it goes); ``tip`` says so in words.
 
@@ -236,15 +244,16 @@ class _Drawer:
         ``x(t−1)``'s ``U``, its line through it); an edge up into such a row spans three ranks
         (``minlen``), so that its label stands lower, clear of the arcs and their labels.
         ``free_label`` makes the label an ``xlabel`` (placed where there is room), ``at_head``
-        a ``headlabel``, ``at_end`` a label beside that end. ``bottom`` ("head" or "tail"): the
-        end of an arc in a row that meets its node at the bottom (``ellipsis_bottoms``)."""
+        a ``headlabel`` (``far_head``: farther back), ``at_end`` a label beside that end.
+        ``bottom`` ("head" or "tail"): the end of an arc in a row that meets its node at the
+        bottom (``ellipsis_bottoms``)."""
         up = self.row[e.dst] - self.row[e.src]
         if port and up != 0:
             head = f"{head}:{port}"
         if tail_port and up != 0:
             tail = f"{tail}:{tail_port}"
         attrs = {**self.edge_label(e, free=free_label or up == 0 or (up < 0 and not across),
-                                   at_head=at_head, at_end=at_end),
+                                   at_head=at_head, at_end=at_end, far_head=far_head),
                  "tooltip": L.tooltip(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
@@ -608,6 +617,9 @@ class _Drawer:
                     self.dot = home
 
         def title(name: str, c: int | None) -> str:
+            joined = self.book.variables[name].joined      # (a join point: what it joins)
+            if joined and c is not None:
+                return f"[{'; '.join(joined)}] at t = {L.step_text(cols[c].step)}"
             return name if c is None else f"{name}({L.step_text(cols[c].step)})"
 
         arcs = frozenset(self.row[dst] for (src, s), (dst, c), e in placement.edges
@@ -653,7 +665,8 @@ class _Drawer:
                 out = "n"
             self.connect(ids[(src, s)], ids[(dst, c)], e, f"{title(src, s)} → {title(dst, c)}",
                          leftward=s is not None and s > c, port=side, across=across, arcs=arcs,
-                         tail_port=out, at_head=(side or True) if into_box else
+                         tail_port=out, far_head=self.past_rows(e),
+                         at_head=(side or True) if into_box else
                          not (boxes or across) and s is not None and self.past_band(e),
                          at_end=ends.get((src, s, dst, c), ""),
                          bottom=bottoms.get((src, s, dst, c), ""))
@@ -661,6 +674,14 @@ class _Drawer:
         self.stack_columns(placement, ids)
         self.widen(placement)
         return ids
+
+    def past_rows(self, e: Edge) -> bool:
+        """Whether ``e`` leaves a join point (``viz.cells.join_inputs``) for a value more than
+        two rows up, past a state's row as well as the gates' (the peephole LSTM's output
+        gate, which reads the new state ``s(t)``, above it): its label stands beside its head,
+        clear of the edges crossing the rows it passes (at its middle, it stood on s(t) →
+        f(t+1) and on h(t) → [x; h](t+1); nearer the head, on q(t))."""
+        return bool(self.book.variables[e.src].joined) and self.row[e.dst] - self.row[e.src] > 2
 
     def past_band(self, e: Edge) -> bool:
         """Whether ``e`` runs up from a forward state past the backward chain's band of rows
@@ -961,6 +982,8 @@ def prepare(rec: Recurrence, columns: list[Column], *, hide: Sequence[str] = (),
     used = C.mode(book, cells)
     if used == "compact":
         book = C.compact(book)
+    elif used == "open":
+        book = C.join_inputs(book)
     return book, place(book, columns), used == "open"
 
 
