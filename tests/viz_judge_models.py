@@ -1836,16 +1836,16 @@ def rnn_coupled_sizes():
     return rec
 
 
-def qrnn():
+def qrnn(named: bool = True):
     """A QRNN's f-o-pooling (Bradbury et al. 2017) with window 1: the gates and the candidate
     read only x(t), never the state; c = f ⊙ c(t−1) + (1 − f) ⊙ z, h = o ⊙ c (h named, not a
-    state)."""
+    state; with ``named=False`` the product read out unnamed)."""
     rec = uf.Recurrence("qrnn")
     x, y, c = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("c", (NH,))
     Wz, Wf, Wo = (_p(rec, k, NH, NI) for k in ("Wz", "Wf", "Wo"))
     z, f, o = uf.tanh(Wz @ x), uf.sigmoid(Wf @ x), uf.sigmoid(Wo @ x)
     c_t = rec.update(c, f * c + (1 - f) * z)
-    h = rec.name_node("h", o * c_t)
+    h = rec.name_node("h", o * c_t) if named else o * c_t
     rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h), y))
     return rec
 
@@ -2036,3 +2036,37 @@ ROUND6_PLAIN = [rnn_coupled_sizes, mrnn, antisymmetric_rnn, rnn_layer_norm, rnn_
                 rnn_learned_init, rnn_masked_state, rnn_target_context, rnn_target_float,
                 rnn_target_one_hot]
 ROUND6 = [*ROUND6_GATED, *ROUND6_PLAIN, rnn_update_by_name]
+
+
+def lstm_coupled_named():
+    """Coupled gates both named: the input gate i = σ(…) and the forget gate f = 1 − i given
+    to rec.name_node as a value of its own (a named value that is no σ)."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    Ui, Wi, bi = _gate_params(rec, "i")
+    Uq, Wq, bq = _gate_params(rec, "q")
+    U, W, b = _gate_params(rec, "")
+    i = rec.name_node("i", uf.sigmoid(Ui @ x + Wi @ h + bi))
+    f = rec.name_node("f", 1 - i)
+    s_t = rec.update(s, f * s + i * uf.tanh(U @ x + W @ h + b))
+    h_t = rec.update(h, uf.tanh(s_t) * uf.sigmoid(Uq @ x + Wq @ h + bq))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+ROUND6_GATED.append(lstm_coupled_named)
+ROUND6.append(lstm_coupled_named)
+
+
+def qrnn_h_unnamed():
+    """qrnn with its output gate's product o ⊙ c read out unnamed (the control of finding 70)."""
+    return qrnn(named=False)
+
+
+# the round's bookkeeping (tests/test_viz_judge.py, round 6)
+ROUND6_SAME_AS_README = [rnn_update_by_name, rnn_learned_init, rnn_target_float,
+                         rnn_target_one_hot]                 # draw exactly as rnn_readme
+DRAWN_AS_A_REFERENCE |= {*ROUND6_SAME_AS_README, antisymmetric_rnn}   # (antisymmetric: book views)
+_CRASHING = {qrnn}                       # finding 70: viz.unfolded raises; its own test
+DISTINCT += [b for b in ROUND6 if b not in DRAWN_AS_A_REFERENCE | _CRASHING]
+DISTINCT_GATED += [b for b in ROUND6_GATED if b not in _CRASHING]
