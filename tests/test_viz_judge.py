@@ -1825,6 +1825,7 @@ def _drawn_without_raising(build, view):
 
 @pytest.mark.parametrize("build, view", [
     *[still_open(70, M.qrnn, v, id=f"qrnn-{v}") for v in ("unfolded3", "window", "unfolding")],
+    still_open(70, M.sru_input_gate, "unfolded3", id="sru_input_gate-unfolded3"),
     *[pytest.param(M.qrnn, v, id=f"qrnn-{v}") for v in ("folded", "open", "cell")],
     *[pytest.param(M.qrnn_h_unnamed, v, id=f"qrnn_h_unnamed-{v}")
       for v in ("unfolded3", "window", "unfolding")]])

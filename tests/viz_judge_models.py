@@ -2063,11 +2063,24 @@ def qrnn_h_unnamed():
     return qrnn(named=False)
 
 
+def sru_input_gate():
+    """The SRU (round 5's sru) with its highway gate from x alone, r = σ(Wr x) (no vr ⊙ c):
+    h = r ⊙ tanh(c) + (1 − r) ⊙ P x named, h no state (finding 70's class)."""
+    rec = uf.Recurrence("sru")
+    x, y, c = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("c", (NH,))
+    Wf, Wr, W, P = (_p(rec, k, NH, NI) for k in ("Wf", "Wr", "W", "P"))
+    f = uf.sigmoid(Wf @ x + _p(rec, "vf", NH) * c)
+    r = uf.sigmoid(Wr @ x)
+    c_t = rec.update(c, f * c + (1 - f) * (W @ x))
+    h_t = rec.name_node("h", r * uf.tanh(c_t) + (1 - r) * (P @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
 # the round's bookkeeping (tests/test_viz_judge.py, round 6)
 ROUND6_SAME_AS_README = [rnn_update_by_name, rnn_learned_init, rnn_target_float,
                          rnn_target_one_hot]                 # draw exactly as rnn_readme
 DRAWN_AS_A_REFERENCE |= {*ROUND6_SAME_AS_README, antisymmetric_rnn}   # (antisymmetric: book views)
-_CRASHING = {qrnn}                       # finding 70: viz.unfolded raises; its own test
+_CRASHING = {qrnn, sru_input_gate}      # finding 70: viz.unfolded raises; its own test
 DISTINCT += [b for b in ROUND6 if b not in DRAWN_AS_A_REFERENCE | _CRASHING | {lstm_coupled_named}]
 # (lstm_coupled_named passes every check — round 6 log — and stays out for the file's time)
 DISTINCT_GATED += [b for b in ROUND6_GATED if b not in _CRASHING | {lstm_coupled_named}]
