@@ -305,7 +305,7 @@ def loop_end_clashes(laid, gap=8.0):
 # viz dbffde6)
 # (none: lstm_peephole's, finding 3, and lstm_word_names', 49, fixed in s8-loops2 — viz.loops
 # moves a label off the lines, and an end round a wide node's corner; six more in s7-viz)
-LOOPS_OPEN: dict[str, int] = {"lstm_peephole_named": 74}    # (round 6)
+LOOPS_OPEN: dict[str, int] = {"lstm_peephole_named": 74, "elman_context_units": 81}  # (round 6)
 
 
 def folded_loops_have_ends_of_their_own(build):
@@ -825,7 +825,7 @@ def test_einsum_function_calls_add_n_and_transposes_draw_as_operators(build):
 
 SPACING_OPEN: dict[str, int] = {   # (33 fixed in viz s7; bigru passes: viz2's cells; 27 fixed in viz 8134743)
     "sru": 54,   # (s8: its gate in the cell, 6 → 2 crossings; x(t) –P→ h(t) now loops round step 3)
-    "lstm_projection": 73, "rnn_coupled_sizes": 72}                    # (round 6)
+    "lstm_projection": 73, "rnn_coupled_sizes": 72, "elman_context_units": 81}   # (round 6)
 LABELS_OPEN: dict[str, int] = {"rnn_coupled_sizes": 72}                 # (round 6)
 
 

@@ -2076,7 +2076,33 @@ def sru_input_gate():
     rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
     return rec
 
+def elman_context_units():
+    """Elman's (1990) own formulation: context units c that copy the hidden layer, c(t) = h(t),
+    and h(t) = tanh(U x(t) + W c(t−1)) — the recurrence through a state that is a copy (h is
+    a named value, not a state)."""
+    rec = uf.Recurrence("elman")
+    x, y, c = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("c", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h = rec.name_node("h", uf.tanh(U @ x + W @ c))
+    rec.update(c, h)
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h), y))
+    return rec
+
+
+def rnn_output_from_past():
+    """The output read from the state *before* the update, o(t) = V h(t−1) + Q x(t) (predict,
+    then update), h(t) = tanh(W h(t−1) + U x(t))."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    V, Q = _p(rec, "V", NO, NH), _p(rec, "Q", NO, NI)
+    rec.update(h, uf.tanh(W @ h + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h + Q @ x), y))
+    return rec
+
 # the round's bookkeeping (tests/test_viz_judge.py, round 6)
+ROUND6_PLAIN += [elman_context_units, rnn_output_from_past]
+ROUND6 += [elman_context_units, rnn_output_from_past]
 ROUND6_SAME_AS_README = [rnn_update_by_name, rnn_learned_init, rnn_target_float,
                          rnn_target_one_hot]                 # draw exactly as rnn_readme
 DRAWN_AS_A_REFERENCE |= {*ROUND6_SAME_AS_README, antisymmetric_rnn}   # (antisymmetric: book views)
