@@ -1948,3 +1948,15 @@ def test_the_op_view_s_steps_stand_side_by_side(build):                         
     laid = lay(viz.graph([net.loss]))
     ys = [laid.xy(n)[1] for n in ("h(1)", "h(2)", "h(3)")]
     assert max(ys) - min(ys) <= 36, ys
+
+
+@pytest.mark.parametrize("norms", [pytest.param((1.0, 1.5, 2.0), id="0.3 of a decade"),
+                                   pytest.param((1e-8, 1e-4, 1.0), id="8 decades")])
+def test_an_overlay_legend_s_ticks_are_all_different(norms):                   # finding 82
+    """viz.unfolded(…, gradients=…): the legend's five ticks read five different numbers (a
+    scale spanning 0.3 of a decade was labelled 0.0, 0.1, 0.2, 0.2, 0.3 — two bins alike)."""
+    g = viz.unfolded(M.rnn_readme(), steps=3,
+                     gradients={("h", t): v for t, v in enumerate(norms, 1)})
+    label = next(line for line in g.body if "[legend]" in line and "label=" in line)
+    ticks = re.findall(r'POINT-SIZE="10">(-?[\d.]+)<', label)
+    assert len(ticks) == 5 and len(set(ticks)) == 5, ticks
