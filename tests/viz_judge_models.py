@@ -1793,3 +1793,320 @@ def lstm_einsum_gates():
 
 
 ROUND5_MORE.append(lstm_einsum_gates)
+
+
+# ---------------------------------------------------------------- round 6 (session 10)
+# Styles rounds 1-5 did not try: states of different sizes (one reading the other's past, an
+# LSTM with a projection), gates that read only the input or only the state, a product of two
+# parameter paths, a parameter expression (W − Wᵀ) on the recurrent path, a hand-written layer
+# norm, an output through two named values, a learned initial state, a mask sequence on h(t−1),
+# targets declared as a context / a float rec.target / a one-hot sequence, a GRU with the reset
+# after the matmul and its values named.
+
+NC = 5          # a second, larger state size
+
+
+def lstm_projection():
+    """An LSTM with a recurrent projection (LSTMP, Sak et al. 2014): the cell c has NC = 5
+    units, the state the gates read is r = P (q ⊙ tanh(c)) with 2 — two states of different
+    sizes; the gates named i, f, o in PyTorch's letters."""
+    rec = uf.Recurrence("lstmp")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    c, r = rec.state("c", (NC,)), rec.state("r", (NH,))
+    G = {k: rec.name_node(k, uf.sigmoid(_p(rec, "W" + k, NC, NI) @ x + _p(rec, "R" + k, NC, NH) @ r
+                                        + _p(rec, "b" + k, NC))) for k in "ifo"}
+    cand = uf.tanh(_p(rec, "Wg", NC, NI) @ x + _p(rec, "Rg", NC, NH) @ r)
+    c_t = rec.update(c, G["f"] * c + G["i"] * cand)
+    r_t = rec.update(r, _p(rec, "P", NH, NC) @ (G["o"] * uf.tanh(c_t)))
+    rec.loss("L", uf.cross_entropy(rec.output("logits", _p(rec, "V", NO, NH) @ r_t), y))
+    return rec
+
+
+def rnn_coupled_sizes():
+    """Two coupled states of different sizes, neither stacked on the other: a fast h (2 units)
+    reading x and the slow m(t−1) (5 units), and m reading h(t−1) (each the other's past)."""
+    rec = uf.Recurrence("coupled")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    h, m = rec.state("h", (NH,)), rec.state("m", (NC,))
+    W, U, C = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "C", NH, NC)
+    A, B = _p(rec, "A", NC, NC), _p(rec, "B", NC, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x + C @ m))
+    rec.update(m, uf.tanh(A @ m + B @ h))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def qrnn(named: bool = True):
+    """A QRNN's f-o-pooling (Bradbury et al. 2017) with window 1: the gates and the candidate
+    read only x(t), never the state; c = f ⊙ c(t−1) + (1 − f) ⊙ z, h = o ⊙ c (h named, not a
+    state; with ``named=False`` the product read out unnamed)."""
+    rec = uf.Recurrence("qrnn")
+    x, y, c = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("c", (NH,))
+    Wz, Wf, Wo = (_p(rec, k, NH, NI) for k in ("Wz", "Wf", "Wo"))
+    z, f, o = uf.tanh(Wz @ x), uf.sigmoid(Wf @ x), uf.sigmoid(Wo @ x)
+    c_t = rec.update(c, f * c + (1 - f) * z)
+    h = rec.name_node("h", o * c_t) if named else o * c_t
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h), y))
+    return rec
+
+
+def mgu2():
+    """MGU2 (Heck & Salem 2017): the one forget gate reads only the state, f = σ(Wf h(t−1)),
+    no bias; h = (1 − f) ⊙ h(t−1) + f ⊙ tanh(W (f ⊙ h(t−1)) + U x)."""
+    rec = uf.Recurrence("mgu2")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Wf, W, U = _p(rec, "Wf", NH, NH), _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    f = uf.sigmoid(Wf @ h)
+    h_t = rec.update(h, (1 - f) * h + f * uf.tanh(W @ (f * h) + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def mrnn():
+    """A multiplicative RNN (Sutskever et al. 2011): m = (Wmx x) ⊙ (Wmh h(t−1)), h = tanh(Whm m
+    + Whx x) — the recurrent path through a product of two parameter paths, no gate."""
+    rec = uf.Recurrence("mrnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    Wmx, Wmh = _p(rec, "Wmx", NC, NI), _p(rec, "Wmh", NC, NH)
+    Whm, Whx = _p(rec, "Whm", NH, NC), _p(rec, "Whx", NH, NI)
+    m = (Wmx @ x) * (Wmh @ h)
+    h_t = rec.update(h, uf.tanh(Whm @ m + Whx @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def antisymmetric_rnn():
+    """An AntisymmetricRNN (Chang et al. 2019): h = h(t−1) + ε tanh((W − Wᵀ − γ I) h(t−1) + U x
+    + b) — the recurrent matrix an expression of the parameter W, ε and γ numbers."""
+    rec = uf.Recurrence("asym")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "b", NH)
+    A = W - uf.transpose(W) - 0.1 * np.eye(NH)
+    h_t = rec.update(h, h + 0.5 * uf.tanh(A @ h + U @ x + b))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def rnn_layer_norm():
+    """A layer-normalised RNN by hand: a = W h + U x, h = tanh(γ ⊙ (a − mean a) / √(var a + ε)
+    + β) — uf.mean, uf.var, uf.sqrt and a division on the path into h."""
+    rec = uf.Recurrence("lnrnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    gamma, beta = _p(rec, "gamma", NH), _p(rec, "beta", NH)
+    a = W @ h + U @ x
+    normed = (a - uf.mean(a)) / uf.sqrt(uf.var(a) + 1e-5)
+    h_t = rec.update(h, uf.tanh(gamma * normed + beta))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def rnn_named_readout():
+    """The output through two named values: a = V1 h + c1, z = relu(a), o = V2 z."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    V1, c1, V2 = _p(rec, "V1", NC, NH), _p(rec, "c1", NC), _p(rec, "V2", NO, NC)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    a = rec.name_node("a", V1 @ h_t + c1)
+    z = rec.name_node("z", uf.relu(a))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V2 @ z), y))
+    return rec
+
+
+def rnn_learned_init():
+    """The README's RNN with a learned initial state: rec.state("h", init=h0), h0 a param."""
+    rec = uf.Recurrence("rnn")
+    h0 = _p(rec, "h0", NH)
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,), init=h0)
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    h_t = rec.update(h, uf.tanh(b + W @ h + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+def rnn_masked_state():
+    """A mask sequence m on the recurrent path (a fixed dropout mask, or zoneout's keep mask
+    as data): h = tanh(W (m ⊙ h(t−1)) + U x)."""
+    rec = uf.Recurrence("rnn")
+    x, m = rec.sequence("x", (NI,)), rec.sequence("m", (NH,))
+    y, h = rec.target("y", ()), rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ (m * h) + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def rnn_target_context():
+    """A sequence classifier whose one label is a context (rec.context("y", (), int64)), read
+    by a loss at the last step only (Fig. 10.5 with the target given once)."""
+    rec = uf.Recurrence("single")
+    x, h = rec.sequence("x", (NI,)), rec.state("h", (NH,))
+    y = rec.context("y", (), dtype=np.int64)
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h_t), y), steps="last")
+    return rec
+
+
+def rnn_target_float():
+    """A regression target declared with rec.target and a float dtype (rec.target's default is
+    int64), the squared error uf.mse."""
+    rec = uf.Recurrence("rnn")
+    x, h = rec.sequence("x", (NI,)), rec.state("h", (NH,))
+    y = rec.target("y", (NO,), dtype=np.float64)
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    rec.loss("L", uf.mse(rec.output("o", V @ h_t), y))
+    return rec
+
+
+def rnn_target_one_hot():
+    """Targets given as one-hot rows (a float sequence (NO,)), the cross-entropy by hand,
+    −Σ y ⊙ log_softmax(o)."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.sequence("y", (NO,)), rec.state("h", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h_t = rec.update(h, uf.tanh(W @ h + U @ x))
+    rec.loss("L", -uf.sum(y * uf.log_softmax(rec.output("o", V @ h_t))))
+    return rec
+
+
+def gru_reset_after_named():
+    """PyTorch's GRU (reset after the recurrent matmul, (W h) ⊙ r operands reversed) with its
+    values named as the paper's: z, r and the candidate n; h = z ⊙ h(t−1) + (1 − z) ⊙ n."""
+    rec = uf.Recurrence("gru")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    P = {k: (_p(rec, "W" + k, NH, NI), _p(rec, "U" + k, NH, NH), _p(rec, "b" + k, NH)) for k in "zrn"}
+    z = rec.name_node("z", uf.sigmoid(P["z"][0] @ x + P["z"][1] @ h + P["z"][2]))
+    r = rec.name_node("r", uf.sigmoid(P["r"][0] @ x + P["r"][1] @ h + P["r"][2]))
+    n = rec.name_node("n", uf.tanh(P["n"][0] @ x + (P["n"][1] @ h) * r + P["n"][2]))
+    h_t = rec.update(h, z * h + (1 - z) * n)
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def janet():
+    """JANET (van der Westhuizen & Lasenby 2018), the forget-gate-only LSTM: one pre-activation
+    s_f, c = σ(s_f) ⊙ c(t−1) + (1 − σ(s_f − β)) ⊙ tanh(W c(t−1) + U x), h = c (β = 1): the
+    "1 −" of a *shifted* copy of the gate."""
+    rec = uf.Recurrence("janet")
+    x, y, c = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("c", (NH,))
+    Uf, Wf, bf = _gate_params(rec, "f")
+    U, W, b = _gate_params(rec, "")
+    sf = Uf @ x + Wf @ c + bf
+    c_t = rec.update(c, uf.sigmoid(sf) * c + (1 - uf.sigmoid(sf - 1.0)) * uf.tanh(U @ x + W @ c + b))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ c_t), y))
+    return rec
+
+
+def lstm_peephole_named():
+    """Peepholes written s ⊙ p (operands reversed), every gate reading s(t−1) (the output gate
+    too, as some codes do), the gates named in words, the input unit tanh."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    G = {}
+    for k, word in (("f", "forget"), ("g", "input"), ("q", "output")):
+        U, W, b = _gate_params(rec, k)
+        G[k] = rec.name_node(word, uf.sigmoid(U @ x + W @ h + s * _p(rec, "P" + k, NH) + b))
+    U, W, b = _gate_params(rec, "")
+    s_t = rec.update(s, G["f"] * s + G["g"] * uf.tanh(U @ x + W @ h + b))
+    h_t = rec.update(h, G["q"] * uf.tanh(s_t))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+def rnn_update_by_name():
+    """The README's RNN with the state given to rec.update by its name and read as
+    rec.past("h", 1) (the same node rec.state returned)."""
+    rec = uf.Recurrence("rnn")
+    x, y = rec.sequence("x", (NI,)), rec.target("y", ())
+    rec.state("h", (NH,))
+    h = rec.past("h", 1)
+    W, U, b = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "b", NH)
+    V, c = _p(rec, "V", NO, NH), _p(rec, "c", NO)
+    h_t = rec.update("h", uf.tanh(b + W @ h + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", c + V @ h_t), y))
+    return rec
+
+
+ROUND6_GATED = [lstm_projection, qrnn, mgu2, gru_reset_after_named, janet, lstm_peephole_named]
+ROUND6_PLAIN = [rnn_coupled_sizes, mrnn, antisymmetric_rnn, rnn_layer_norm, rnn_named_readout,
+                rnn_learned_init, rnn_masked_state, rnn_target_context, rnn_target_float,
+                rnn_target_one_hot]
+ROUND6 = [*ROUND6_GATED, *ROUND6_PLAIN, rnn_update_by_name]
+
+
+def lstm_coupled_named():
+    """Coupled gates both named: the input gate i = σ(…) and the forget gate f = 1 − i given
+    to rec.name_node as a value of its own (a named value that is no σ)."""
+    rec = uf.Recurrence("lstm")
+    x, y, s, h = _lstm_decl(rec)
+    Ui, Wi, bi = _gate_params(rec, "i")
+    Uq, Wq, bq = _gate_params(rec, "q")
+    U, W, b = _gate_params(rec, "")
+    i = rec.name_node("i", uf.sigmoid(Ui @ x + Wi @ h + bi))
+    f = rec.name_node("f", 1 - i)
+    s_t = rec.update(s, f * s + i * uf.tanh(U @ x + W @ h + b))
+    h_t = rec.update(h, uf.tanh(s_t) * uf.sigmoid(Uq @ x + Wq @ h + bq))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+
+ROUND6_GATED.append(lstm_coupled_named)
+ROUND6.append(lstm_coupled_named)
+
+
+def qrnn_h_unnamed():
+    """qrnn with its output gate's product o ⊙ c read out unnamed (the control of finding 70)."""
+    return qrnn(named=False)
+
+
+def sru_input_gate():
+    """The SRU (round 5's sru) with its highway gate from x alone, r = σ(Wr x) (no vr ⊙ c):
+    h = r ⊙ tanh(c) + (1 − r) ⊙ P x named, h no state (finding 70's class)."""
+    rec = uf.Recurrence("sru")
+    x, y, c = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("c", (NH,))
+    Wf, Wr, W, P = (_p(rec, k, NH, NI) for k in ("Wf", "Wr", "W", "P"))
+    f = uf.sigmoid(Wf @ x + _p(rec, "vf", NH) * c)
+    r = uf.sigmoid(Wr @ x)
+    c_t = rec.update(c, f * c + (1 - f) * (W @ x))
+    h_t = rec.name_node("h", r * uf.tanh(c_t) + (1 - r) * (P @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
+    return rec
+
+def elman_context_units():
+    """Elman's (1990) own formulation: context units c that copy the hidden layer, c(t) = h(t),
+    and h(t) = tanh(U x(t) + W c(t−1)) — the recurrence through a state that is a copy (h is
+    a named value, not a state)."""
+    rec = uf.Recurrence("elman")
+    x, y, c = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("c", (NH,))
+    W, U, V = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI), _p(rec, "V", NO, NH)
+    h = rec.name_node("h", uf.tanh(U @ x + W @ c))
+    rec.update(c, h)
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h), y))
+    return rec
+
+
+def rnn_output_from_past():
+    """The output read from the state *before* the update, o(t) = V h(t−1) + Q x(t) (predict,
+    then update), h(t) = tanh(W h(t−1) + U x(t))."""
+    rec = uf.Recurrence("rnn")
+    x, y, h = rec.sequence("x", (NI,)), rec.target("y", ()), rec.state("h", (NH,))
+    W, U = _p(rec, "W", NH, NH), _p(rec, "U", NH, NI)
+    V, Q = _p(rec, "V", NO, NH), _p(rec, "Q", NO, NI)
+    rec.update(h, uf.tanh(W @ h + U @ x))
+    rec.loss("L", uf.cross_entropy(rec.output("o", V @ h + Q @ x), y))
+    return rec
+
+# the round's bookkeeping (tests/test_viz_judge.py, round 6)
+ROUND6_PLAIN += [elman_context_units, rnn_output_from_past]
+ROUND6 += [elman_context_units, rnn_output_from_past]
+ROUND6_SAME_AS_README = [rnn_update_by_name, rnn_learned_init, rnn_target_float,
+                         rnn_target_one_hot]                 # draw exactly as rnn_readme
+DRAWN_AS_A_REFERENCE |= {*ROUND6_SAME_AS_README, antisymmetric_rnn}   # (antisymmetric: book views)
+_CRASHING = {qrnn, sru_input_gate}      # finding 70: viz.unfolded raises; its own test
+DISTINCT += [b for b in ROUND6 if b not in DRAWN_AS_A_REFERENCE | _CRASHING | {lstm_coupled_named}]
+# (lstm_coupled_named passes every check — round 6 log — and stays out for the file's time)
+DISTINCT_GATED += [b for b in ROUND6_GATED if b not in _CRASHING | {lstm_coupled_named}]

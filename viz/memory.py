@@ -97,10 +97,26 @@ def _head(dot: Drawing, title: str, members: list[str]) -> str:
     return node
 
 
+def _read_square(dot: Drawing, d: _Drawer, head: str, e: Edge, reader: str) -> str:
+    """The one delay square through which the controller reads ``e.src`` of ``e.delay`` steps
+    before — however many of its units read it (an LSTM's three gates and input, as
+    ``viz.folded`` draws one square per state and delay) —, beside ``reader``, the first of
+    them, on the left (the read head's side), as the controller's own loop has its square
+    beside it on the right: never far from the loop it marks."""
+    square = f"{reader}[delay {e.delay} read]"
+    dot.node(square, **DELAY, **({"xlabel": str(e.delay)} if e.delay > 1 else {}),
+             tooltip=L.tooltip(f"delay: {e.src} as it was {e.delay} step(s) earlier"))
+    d.invisible(square, reader)
+    d.ranks.setdefault(d.row[e.dst], []).append(square)
+    dot.edge(head, square, arrowhead="none", weight="0",
+             tooltip=L.tooltip(f"{e.src}, {e.delay} step(s) earlier"))
+    return square
+
+
 def memory(rec: Recurrence, *, params: bool = True, hide: Sequence[str] = ()) -> Drawing:
     """Fig. 10.18: the task network of ``rec`` at the bottom, its memory cells on top, the write
     and read heads between, joined by thick arrows (see the module doc). Every edge runs the
-    way its data flows: the controller into the write head, the write head into the cells, the
+    way its data flows: the controller into both heads, the write head into the cells, the
     cells into the read head (and, dashed, into the write head: content addressing reads the
     cells as they were), the read head back into the controller — through the delay square
     where the controller reads the vector of the step before. ``hide`` as in ``viz.folded``
@@ -126,8 +142,8 @@ def memory(rec: Recurrence, *, params: bool = True, hide: Sequence[str] = ()) ->
         new = (a, b) not in done
         done.add((a, b))
         return new
-    for e in book.edges:            # the controller into the write head
-        if e.dst in write and e.src in controller and once(ids[e.src], head_of[e.dst]):
+    for e in book.edges:            # the controller into its heads (their keys read h(t))
+        if e.dst in head_of and e.src in controller and once(ids[e.src], head_of[e.dst]):
             dot.edge(ids[e.src], head_of[e.dst], **THICK, tooltip=tip(e))
     for m in memories:
         for e in book.edges:
@@ -140,6 +156,7 @@ def memory(rec: Recurrence, *, params: bool = True, hide: Sequence[str] = ()) ->
                 else:                    # content addressing reads M(t−1)
                     dot.edge(cells[m], head_of[e.dst], style="dashed", constraint="false",
                              tooltip=tip(e, " (the cells as they were)"))
+    squares: dict[tuple[str, int], str] = {}
     for e in book.edges:            # the read head back into the controller
         if e.src not in read or e.dst not in controller:
             continue
@@ -148,18 +165,9 @@ def memory(rec: Recurrence, *, params: bool = True, hide: Sequence[str] = ()) ->
         if not e.delay:
             dot.edge(heads["reading"], ids[e.dst], constraint="false", **label, tooltip=tip(e))
             continue
-        # the vector read at step t−1 enters step t through a square beside its reader, on
-        # the left (the read head's side), as the controller's own loop has its square beside
-        # it on the right: never far from the loop it marks
-        square = f"{ids[e.dst]}[delay {e.delay} read]"
-        dot.node(square, **DELAY, **({"xlabel": str(e.delay)} if e.delay > 1 else {}),
-                 tooltip=L.tooltip(f"delay: {e.src} as it was {e.delay} step(s) earlier"))
-        row = d.row[e.dst]
-        d.invisible(square, ids[e.dst])
-        d.ranks.setdefault(row, []).append(square)
-        dot.edge(heads["reading"], square, arrowhead="none", weight="0",
-                 tooltip=L.tooltip(f"{e.src}, {e.delay} step(s) earlier"))
-        dot.edge(square, ids[e.dst], **label, constraint="false",
+        if (e.src, e.delay) not in squares:
+            squares[e.src, e.delay] = _read_square(dot, d, heads["reading"], e, ids[e.dst])
+        dot.edge(squares[e.src, e.delay], ids[e.dst], **label, constraint="false",
                  tooltip=tip(e, f", {e.delay} step(s) earlier"))
     d.close()
     with dot.subgraph() as row:                       # the memory on top, the heads under it

@@ -142,6 +142,18 @@ def style(norm: float, low: float, high: float, title: str) -> dict[str, str]:
             "tooltip": L.tooltip(f"‖∇{title}‖ = {shown} (log10 = {log}){beyond}")}
 
 
+def _ticks(low: float, high: float, stops: int) -> list[str]:
+    """The legend's ``stops`` values from ``low`` to ``high``, written with one decimal, or
+    with as few more (up to three) as tell them apart: a scale spanning 0.4 of a decade read
+    0.0, 0.0, 0.1, 0.1, 0.1 with one."""
+    values = [low + (high - low) * k / (stops - 1) for k in range(stops)]
+    for digits in (1, 2, 3):
+        shown = [f"{round(v, digits) + 0.0:.{digits}f}" for v in values]
+        if len(set(shown)) == stops:
+            return shown
+    return [f"{round(v, 1) + 0.0:.1f}" for v in values]      # (one value: low == high)
+
+
 def legend(low: float, high: float, stops: int = 5, special: Iterable[str] = (),
            title: str = "") -> str:
     """The legend, an HTML-like table: a colour bar from ``low`` to ``high`` (log10 ‖∇‖), what
@@ -151,9 +163,8 @@ def legend(low: float, high: float, stops: int = 5, special: Iterable[str] = (),
     # bar, dot stretched the colour cells unevenly and the scale read as non-linear)
     cells = "".join(f'<TD BGCOLOR="{colour(k / (stops - 1))}" FIXEDSIZE="TRUE" WIDTH="{_CELL}" '
                     f'HEIGHT="14"></TD>' for k in range(stops))
-    values = [round(low + (high - low) * k / (stops - 1), 1) + 0.0 for k in range(stops)]
     ticks = "".join(f'<TD FIXEDSIZE="TRUE" WIDTH="{_CELL}" HEIGHT="16"><FONT POINT-SIZE="10">'
-                    f'{v:.1f}</FONT></TD>' for v in values)
+                    f'{v}</FONT></TD>' for v in _ticks(low, high, stops))
     extra = ""
     swatches = {"0": colour(0.0), "∞": INFINITE, "NaN": NAN}
     for name in special:

@@ -45,6 +45,25 @@ def params_between(top: Node, source: Node) -> tuple[list[str], list[str]]:
     return labels, biases
 
 
+def _centre_over_leaves(dot: Drawing, net: Any, p: int, ids: dict[int, str]) -> None:
+    """``h(p)`` midway over its two children when both are leaves (Fig. 10.14 draws each parent
+    centred): an invisible point between them in their row pulls it there. (Two equal edges into
+    ``h(p)`` leave dot free to set it anywhere between its children, and its own edge up to its
+    parent drew it straight over the inner one. Over inner children the same point is no help:
+    dot sets it beside one of them.)"""
+    a, b = net.children(p)
+    if max(a, b) > net.n_leaves:
+        return
+    mid = f"[between {a} {b}]"
+    dot.node(mid, shape="point", width="0.01", style="invis", label="")
+    with dot.subgraph() as row:
+        row.attr(rank="same")
+        row.node(ids[a])
+        row.node(mid)
+    dot.edge(ids[a], mid, style="invis")
+    dot.edge(mid, ids[b], style="invis")
+    dot.edge(mid, ids[p], style="invis", weight="3")
+
 def tree(rn: Any, structure: Any = 4, *, params: bool = True) -> Drawing:
     """Fig. 10.14: ``rn`` (an ``unfold.models.Recursive``) unfolded over ``structure`` (a
     ``Tree``, or a number of leaves for the balanced tree), drawn from the unfolded graph."""
@@ -99,6 +118,8 @@ def tree(rn: Any, structure: Any = 4, *, params: bool = True) -> Drawing:
                 row.node(x)
     for a, b in zip(leaves, leaves[1:]):
         dot.edge(a, b, style="invis")
+    for p in range(net.n_leaves + 1, net.n_positions + 1):
+        _centre_over_leaves(dot, net, p, ids)
     root = ids[net.n_positions]
     for name, value in rn.outputs.items():
         o = node(name, None, L.node_id(name), name)
