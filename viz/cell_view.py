@@ -25,6 +25,9 @@ from .views import POINT_NODE, _check_flags, _Drawer, new_graph, width
 
 PRODUCT = {"shape": "circle", "width": "0.32", "height": "0.32", "fixedsize": "true",
            "fontsize": "16"}
+#: how much wider (inches) an arithmetic node grows for each input beyond two: four arrowheads
+#: into memory_network's 0.32-inch × met in pairs
+WIDER_PER_INPUT = 0.12
 
 
 def _private(book: Book, start: str, state: str) -> bool:
@@ -186,13 +189,13 @@ class _CellDrawer(_Drawer):
         word = self.words.get(name, "")
         node = L.node_id(*(var.shows or (name,))) + suffix + self.suffix
         if var.kind == "product":
-            look = {"label": L.plain("×"), **PRODUCT,
+            look = {"label": L.plain("×"), **self.arithmetic(name),
                     "tooltip": L.tooltip(f"×: an element-wise product inside {var.owner}")}
         elif var.kind == "complement":           # the 1 − u a GRU's candidate is gated by
-            look = {"label": L.plain("1 −"), **PRODUCT, "fontsize": "12", "width": "0.42", "height": "0.42",
+            look = {"label": L.plain("1 −"), **self.arithmetic(name, 0.42), "fontsize": "12",
                     "tooltip": L.tooltip(f"1 − the value below, inside {var.owner}")}
         elif var.kind == "difference":           # the h~ − h(t−1) an interpolation gates
-            look = {"label": L.plain("−"), **PRODUCT,
+            look = {"label": L.plain("−"), **self.arithmetic(name),
                     "tooltip": L.tooltip(f"a difference of the values below, inside {var.owner}")}
         elif self.is_point(name):                # a value on the way, between parameters
             look = {**POINT_NODE, "tooltip": L.tooltip(f"an unnamed value inside {var.owner}")}
@@ -213,6 +216,14 @@ class _CellDrawer(_Drawer):
         self.ranks.setdefault(self.row[name], []).append(node)
         self.name_of[node] = name
         return node
+
+    def arithmetic(self, name: str, least: float = float(PRODUCT["width"])) -> dict[str, str]:
+        """The look of an arithmetic node (× , 1 −, −): a small circle at least ``least``
+        inches wide, ``WIDER_PER_INPUT`` wider for each input beyond two, so that every
+        arrowhead has room of its own round it."""
+        extra = max(len(self.book.inputs_of(name)) - 2, 0)
+        size = str(round(least + WIDER_PER_INPUT * extra, 2))
+        return {**PRODUCT, "width": size, "height": size}
 
     def is_point(self, name: str) -> bool:
         """(A point that applies an op — the tanh of ``V2 tanh(V1 h)`` — is a unit here, drawn
