@@ -19,12 +19,16 @@ from unfold.errors import UnfoldTypeError, UnfoldValueError
 from unfold.recurrence import Recurrence
 
 from . import labels as L
+from . import loops
 from .book import Book, Edge, Variable, _merged, check_recurrence, contract
 from .output import Drawing
 from .views import POINT_NODE, _check_flags, _Drawer, new_graph, width
 
 PRODUCT = {"shape": "circle", "width": "0.32", "height": "0.32", "fixedsize": "true",
            "fontsize": "16"}
+#: the most layouts ``viz.loops.untangle`` tries for a cell (each ~30 ms: a drawing with no
+#: clash costs the one layout that finds none)
+TRIES = 1
 #: how much wider (inches) an arithmetic node grows for each input beyond two: four arrowheads
 #: into memory_network's 0.32-inch × met in pairs
 WIDER_PER_INPUT = 0.12
@@ -256,9 +260,19 @@ def cell(rec: Recurrence, *, names: Mapping[str, str] | None = None, params: boo
     if unknown:
         raise UnfoldValueError(f"names given for {unknown}, which the cell does not draw; it "
                                f"draws {[v for v in book.variables if '·' not in v]}")
-    dot = new_graph(f"{rec.name} (cell)", nodesep="0.45", ranksep="0.45")
     words = _words(book, names)
+
+    def draw(ports: loops.Ports) -> Drawing:
+        return _draw_cell(book, f"{rec.name} (cell)", words, params, ports)
+    return draw(loops.untangle(draw, tries=TRIES))
+
+
+def _draw_cell(book: Book, title: str, words: Mapping[str, str], params: bool,
+               ports: loops.Ports) -> Drawing:
+    """The cell drawing of ``book`` with the edge ends ``ports`` moved (``viz.loops``)."""
+    dot = new_graph(title, nodesep="0.45", ranksep="0.45")
     d = _CellDrawer(dot, book, words, params)
+    d.ports = ports
     ids = d.folded()
     rows: dict[int, list[str]] = {}             # the units of a row in the book's order
     for name in book.variables:                 # (contract's: input, input gate, forget …)
