@@ -20,7 +20,7 @@ from unfold.recurrence import Recurrence
 
 from . import labels as L
 from . import loops
-from .book import Book, Edge, Variable, _merged, check_recurrence, contract
+from .book import Book, Edge, Variable, _merged, check_recurrence, contract, is_unnamed
 from .output import Drawing
 from .views import POINT_NODE, _check_flags, _Drawer, new_graph, width
 
@@ -228,6 +228,11 @@ class _CellDrawer(_Drawer):
         extra = max(len(self.book.inputs_of(name)) - 2, 0)
         size = str(round(least + WIDER_PER_INPUT * extra, 2))
         return {**PRODUCT, "width": size, "height": size}
+
+    def said(self, name: str, step: str | None = None) -> str:
+        """(An unnamed unit by its words: ``forget gate``.)"""
+        word = self.words.get(name)
+        return word if word and is_unnamed(name) else super().said(name, step)
 
     def is_point(self, name: str) -> bool:
         """(A point that applies an op — the tanh of ``V2 tanh(V1 h)`` — is a unit here, drawn

@@ -18,7 +18,7 @@ from unfold.recurrence import Recurrence
 from . import cells as C
 from . import labels as L
 from . import loops
-from .book import Book, Edge, Variable, check_recurrence, contract
+from .book import Book, Edge, Variable, check_recurrence, contract, is_unnamed
 from .layout import Column, Placement, axis, place, readouts, rows, shown_steps
 from .output import Drawing
 
@@ -53,6 +53,13 @@ class ElidedStepsWarning(UserWarning):
 
 #: the longest name whose width all circles share (h1, u′, W_h, ...; "memory" widens its own)
 SHORT = 3
+
+
+def _listed(names: Sequence[str]) -> str:
+    """``names`` for a reader: the named ones, then how many values have no name (``z·1``)."""
+    unnamed = sum(map(is_unnamed, names))
+    return ", ".join([n for n in names if not is_unnamed(n)] + (
+        [f"{unnamed} unnamed value{'s' if unnamed > 1 else ''}"] if unnamed else []))
 
 
 def width(name: str, step: str | None) -> float:
@@ -149,8 +156,11 @@ class _Drawer:
             return {f"{at_end}label": L.params(names), "labeldistance": "2.5",
                     "labelangle": "-12" if at_end == "head" else "12"}
         if at_head:                  # (turned away from the other ports' labels: an edge
-            # into a node's upper corner has its label above the line, into the lower one below)
-            angle = {"n": "0", "s": "-25"}.get(at_head[:1], "-25") if isinstance(
+            # into a node's upper corner — the highest state of the step before, a fed-back
+            # y(t−1) or o(t−1) coming down — has its label above its line, clear of the edges
+            # into the side below it (at the line's end it stood on h(t−1)'s); into the lower
+            # one below)
+            angle = {"nw": "70", "ne": "-70", "n": "0"}.get(at_head, "-25") if isinstance(
                 at_head, str) else "-25"
             return {"headlabel": L.params(names), "labeldistance": "2.5", "labelangle": angle}
         return {"xlabel" if free else "label": L.params(names)}
@@ -181,7 +191,7 @@ class _Drawer:
                   f"applied one after the other"
             look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
         elif var.kind == "cell":
-            tip = f"{name}{when}: the step's internal values {', '.join(var.members)}" + \
+            tip = f"{name}{when}: the step's internal values {_listed(var.members)}" + \
                   (f"; parameters {', '.join(var.params)}" if var.params else "") + \
                   " (cells='open' draws them)"
             # its named values (not the points), or else its parameters: a PNG has no tooltip
@@ -197,6 +207,22 @@ class _Drawer:
         self.dot.node(node, **{**look, **attrs})
         self.ranks.setdefault(self.row[name], []).append(node)
         return node
+
+    def said(self, name: str, step: str | None = None) -> str:
+        """How a tooltip names variable ``name`` (at ``step``): by its name, ``h(t−1)``, or —
+        a value the user did not name, whose id (``s·1``, ``contract``'s) means nothing to a
+        reader — by what it is, ``× inside s``, ``the stacked pre-activations of f, g, q``."""
+        var = self.book.variables[name]
+        when = "" if step is None else f"({L.step_text(step)})"
+        if var.shows is not None:                   # (viz.cell's h(t−1))
+            return f"{var.shows[0]}({L.step_text(var.shows[1])})"
+        if not is_unnamed(name):
+            return name + when
+        if var.stacked:
+            return f"the stacked pre-activations of {', '.join(var.members)}{when}"
+        what = {"product": "×", "complement": "1 − …", "difference": "… − …"}.get(var.kind) or \
+            self.book.roles.get(name) or (f"a {var.op} unit" if var.op else "a value")
+        return f"{what} inside {var.owner}{when}"
 
     def circle(self, name: str) -> str:
         """The diameter of ``name``'s circles: the common one, or its own if its name is long."""
@@ -443,7 +469,7 @@ class _Drawer:
                 # up from a state whose square stands above right: the line to the square
                 # runs where the edge's label would stand; an xlabel finds room (left)
                 aside = e.src in self.raised and self.row[e.dst] > self.row[e.src]
-                self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}",
+                self.connect(ids[e.src], ids[e.dst], e, f"{self.said(e.src)} → {self.said(e.dst)}",
                              weight="4" if spine_edge(e) else None,
                              port=port_of.get((e.dst, e.src), ""), free_label=aside)
         self.dot = home
@@ -484,7 +510,8 @@ class _Drawer:
 
         def reads(f: Edge, port: str = "", **attrs: str) -> None:
             self.edge(square, f"{ids[f.dst]}:{port}" if port else ids[f.dst], **attrs,
-                      tooltip=L.tooltip(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
+                      tooltip=L.tooltip(f"{self.said(f.src)} → {self.said(f.dst)}, {f.delay} "
+                                        f"step(s) {when}"))
         if place == "right":
             self.place_square(square, self.row[e.src], beside=True)
             # the flat edge out of the state orders the square; the loop of a state that
@@ -608,7 +635,7 @@ class _Drawer:
                     self.dot = home
 
         def title(name: str, c: int | None) -> str:
-            return name if c is None else f"{name}({L.step_text(cols[c].step)})"
+            return self.said(name, None if c is None else cols[c].step)
 
         arcs = frozenset(self.row[dst] for (src, s), (dst, c), e in placement.edges
                          if s is not None and c is not None and abs(c - s) > 1 and
