@@ -156,14 +156,19 @@ class _Drawer:
             return {f"{at_end}label": L.params(names), "labeldistance": "2.5",
                     "labelangle": "-12" if at_end == "head" else "12"}
         if at_head:                  # (turned away from the other ports' labels: an edge
-            # into a node's upper corner — the highest state of the step before, a fed-back
-            # y(t−1) or o(t−1) coming down — has its label above its line, clear of the edges
-            # into the side below it (at the line's end it stood on h(t−1)'s); into the lower
-            # one below)
-            angle = {"nw": "70", "ne": "-70", "n": "0"}.get(at_head, "-25") if isinstance(
-                at_head, str) else "-25"
+            # into a node's upper corner has its label on the line's end, one into the lower
+            # corner below the line — but a fed-back target's, y(t−1) coming down into the
+            # corner, above its line: on the line's end it stood on h(t−1)'s, entering below)
+            corner = at_head if isinstance(at_head, str) else ""
+            angle = {"nw": "70", "ne": "-70"}.get(corner, "0") if self.fed_back(e) and \
+                corner[:1] == "n" else "0" if corner[:1] == "n" else "-25"
             return {"headlabel": L.params(names), "labeldistance": "2.5", "labelangle": angle}
         return {"xlabel" if free else "label": L.params(names)}
+
+    def fed_back(self, e: Edge) -> bool:
+        """Whether ``e`` carries a value that is no state to a later step (a target: Fig.
+        10.6's y(t−1) → h(t), Fig. 10.10's)."""
+        return bool(e.delay) and self.book.variables[e.src].kind != "state"
 
     def plain_id(self, node: str) -> str:
         """``node``'s id without the suffixes that keep panels apart (``h[folded]`` → ``h``)."""
@@ -532,6 +537,13 @@ class _Drawer:
                     # a reader with its own loop on the right (an LSTM's s) is entered from
                     # above or below that loop
                     port = ("ne" if up < 0 else "se") if f.dst in self.looped and up else ""
+                    highest = self.highest_past(f.dst) if up < 0 else None
+                    if highest is not None:
+                        # (two states' pasts come down into it: the highest at the upper
+                        # right corner, the others at the lower one — on a looped reader, whose
+                        # loop holds its right, at the upper left: at one corner, they met)
+                        port = "ne" if highest == e.src else \
+                            "nw" if f.dst in self.looped else "se"
                     # (the state's own loop, back into it, its label by the arrowhead: as
                     # an xlabel it stood on the readers' lines out of the square)
                     reads(f, port, **self.edge_label(f, free=up == 0, at_head=f.dst == f.src),
@@ -557,6 +569,13 @@ class _Drawer:
         for f in edges:
             reads(f, **self.edge_label(f, free=shift >= 0),
                   **({} if shift < 0 and loop else {"constraint": "false"}))
+
+    def highest_past(self, reader: str) -> str | None:
+        """Of two or more states whose pasts come down into ``reader`` through squares of their
+        own (an LSTM's h(t−1) and a fed-back y(t−1) into its gates), the highest."""
+        above = {e.src for e in self.book.inputs_of(reader) if e.delay and e.src != reader and
+                 self.row[e.src] > self.row[reader]}
+        return max(above, key=self.row.__getitem__) if len(above) > 1 else None
 
     def under_loop(self, name: str) -> bool:
         """Whether ``name`` feeds, in the row above, a state with a loop onto itself (which
