@@ -41,7 +41,7 @@ TRIES = 32
 #: viz.unfolding, ~50-150 ms each)
 UNCROSS = 12
 #: the compass points tried for each end when both ends of a clash move at once (``_both_ends``)
-BOTH = 2
+BOTH = 3
 #: how much more line (all edges together) a move may draw
 INK = 1.1
 #: how much longer the edge whose end is moved may grow
@@ -185,31 +185,42 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
 def _both_ends(layout_of: Callable[[Ports], tuple[tuple[list, list], "Drawn"]], ports: Ports,
                clashes: tuple[list, list], kept: "Drawn", movable: Callable[[str], bool],
                tries: int) -> Ports:
-    """``ports`` with both ends of a clash on a loop still left moved at once — each to one of
-    its ``BOTH`` best compass points (``_candidates``) — where no single move helped (two
-    squares' edges into one gate: moved alone, either end met the other's), when that leaves
-    fewer clashes on the loops, no more ends meeting elsewhere, no more labels hit, and keeps
-    the drawing for both edges (``_kept``); ``clashes``: ``_judge``'s (on the loops, elsewhere)
-    for ``ports``, ``layout_of(ports)`` for others."""
+    """``ports`` with both ends of a clash on a loop still left moved at once, where no single
+    move helped (two squares' edges into one gate: moved alone, either end found the other's
+    point) — first as two pasts from one side take a reader's corners (``_corners``), then each
+    end to one of its ``BOTH`` best compass points (``_candidates``) — when that leaves fewer
+    clashes on the loops, no more ends meeting elsewhere, no more labels hit, and keeps the
+    drawing for both edges (``_kept``); ``clashes``: ``_judge``'s (on the loops, elsewhere) for
+    ``ports``, ``layout_of(ports)`` for others."""
     loops, meets = clashes
-    for pair in loops:
-        if tries <= 0:
-            break
+    for pair in sorted(loops, key=lambda pair: not _corners(*pair)):   # (corners first)
         a, b = pair
         if a[:2] == b[:2] or not all(movable(e[0] if e[2] == "tail" else e[1]) for e in pair):
             continue
-        for pa in _candidates(a, loops)[:BOTH]:
-            for pb in _candidates(b, loops)[:BOTH]:
-                if tries <= 0:
-                    break
-                tries -= 1
-                trial = _with(_with(ports, a, pa), b, pb)
-                now, drawn = layout_of(trial)
-                if len(now[0]) < len(loops) and len(now[1]) <= len(meets) and \
-                        len(drawn.labelled) <= len(kept.labelled) and \
-                        _kept(drawn, kept, a[:2]) and _kept(drawn, kept, b[:2]):
-                    return _both_ends(layout_of, trial, now, drawn, movable, tries)
+        moves = _corners(a, b) + [(pa, pb) for pa in _candidates(a, [])[:BOTH]
+                                  for pb in _candidates(b, [])[:BOTH]]
+        for pa, pb in list(dict.fromkeys(moves))[:max(tries, 0)]:
+            tries -= 1
+            trial = _with(_with(ports, a, pa), b, pb)
+            now, drawn = layout_of(trial)
+            if len(now[0]) < len(loops) and len(now[1]) <= len(meets) and \
+                    len(drawn.labelled) <= len(kept.labelled) and \
+                    _kept(drawn, kept, a[:2]) and _kept(drawn, kept, b[:2]):
+                return _both_ends(layout_of, trial, now, drawn, movable, tries)
     return ports
+
+
+def _corners(a: "End", b: "End") -> list[tuple[str, str]]:
+    """Ports for two arrowheads from one side, above, into one node (two states' pasts down
+    into a gate: an LSTM's h(t−1) and a fed-back y(t−1)): the one from higher up at the upper
+    corner on that side, the other at the lower corner, or the upper one on the far side
+    (where a loop holds the near side's lower corner)."""
+    if not (a[2] == b[2] == "head" and a[5][1] > a[3][1] and b[5][1] > b[3][1]):
+        return []
+    side = "e" if a[5][0] + b[5][0] > 2 * a[3][0] else "w"
+    far = "w" if side == "e" else "e"
+    high, low = ("n" + side, "s" + side), ("n" + side, "n" + far)
+    return [high, low] if a[5][1] > b[5][1] else [(high[1], high[0]), (low[1], low[0])]
 
 
 # an edge end: (tail, head, "tail" | "head", its node's centre, the end point, the centre of

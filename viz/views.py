@@ -571,11 +571,16 @@ class _Drawer:
                   **({} if shift < 0 and loop else {"constraint": "false"}))
 
     def highest_past(self, reader: str) -> str | None:
-        """Of two or more states whose pasts come down into ``reader`` through squares of their
-        own (an LSTM's h(t−1) and a fed-back y(t−1) into its gates), the highest."""
-        above = {e.src for e in self.book.inputs_of(reader) if e.delay and e.src != reader and
-                 self.row[e.src] > self.row[reader]}
-        return max(above, key=self.row.__getitem__) if len(above) > 1 else None
+        """Of two or more states whose pasts come down through squares of their own into
+        ``reader`` and into at least one more reader (an LSTM's h(t−1) and a fed-back y(t−1)
+        fanning out into its gates), the highest; None else (one reader: a memory network's
+        h(t−1) and r(t−1) into a — there dot's own ends cross less)."""
+        def above(name: str) -> set[str]:
+            return {e.src for e in self.book.inputs_of(name) if e.delay and e.src != name and
+                    self.row[e.src] > self.row[name]}
+        mine = above(reader)
+        fanned = [n for n in self.book.variables if n != reader and len(above(n) & mine) > 1]
+        return max(mine, key=self.row.__getitem__) if len(mine) > 1 and fanned else None
 
     def under_loop(self, name: str) -> bool:
         """Whether ``name`` feeds, in the row above, a state with a loop onto itself (which
