@@ -264,7 +264,7 @@ def cell(rec: Recurrence, *, names: Mapping[str, str] | None = None, params: boo
     unknown = sorted(set(names) - set(book.variables))
     if unknown:
         raise UnfoldValueError(f"names given for {unknown}, which the cell does not draw; it "
-                               f"draws {[v for v in book.variables if '·' not in v]}")
+                               f"draws {[v for v in book.variables if not is_unnamed(v)]}")
     words = _words(book, names)
 
     def draw(ports: loops.Ports) -> Drawing:

@@ -155,15 +155,19 @@ class _Drawer:
         if at_end:
             return {f"{at_end}label": L.params(names), "labeldistance": "2.5",
                     "labelangle": "-12" if at_end == "head" else "12"}
-        if at_head:                  # (turned away from the other ports' labels: an edge
-            # into a node's upper corner has its label on the line's end, one into the lower
-            # corner below the line — but a fed-back target's, y(t−1) coming down into the
-            # corner, above its line: on the line's end it stood on h(t−1)'s, entering below)
-            corner = at_head if isinstance(at_head, str) else ""
-            angle = {"nw": "70", "ne": "-70"}.get(corner, "0") if self.fed_back(e) and \
-                corner[:1] == "n" else "0" if corner[:1] == "n" else "-25"
-            return {"headlabel": L.params(names), "labeldistance": "2.5", "labelangle": angle}
+        if at_head:
+            return {"headlabel": L.params(names), "labeldistance": "2.5",
+                    "labelangle": self.head_angle(e, at_head if isinstance(at_head, str) else "")}
         return {"xlabel" if free else "label": L.params(names)}
+
+    def head_angle(self, e: Edge, port: str) -> str:
+        """The ``labelangle`` of ``e``'s label beside its arrowhead at ``port``, turned away
+        from the other ports' labels: on the line's end into an upper corner, below the line
+        into any other point — but a fed-back target's, y(t−1) coming down into an upper
+        corner, 70° above its line (on the line's end it stood on h(t−1)'s, entering below)."""
+        if port[:1] != "n":
+            return "-25"
+        return {"nw": "70", "ne": "-70"}.get(port, "0") if self.fed_back(e) else "0"
 
     def fed_back(self, e: Edge) -> bool:
         """Whether ``e`` carries a value that is no state to a later step (a target: Fig.
@@ -474,7 +478,8 @@ class _Drawer:
                 # up from a state whose square stands above right: the line to the square
                 # runs where the edge's label would stand; an xlabel finds room (left)
                 aside = e.src in self.raised and self.row[e.dst] > self.row[e.src]
-                self.connect(ids[e.src], ids[e.dst], e, f"{self.said(e.src)} → {self.said(e.dst)}",
+                self.connect(ids[e.src], ids[e.dst], e,
+                             f"{self.said(e.src)} → {self.said(e.dst)}",
                              weight="4" if spine_edge(e) else None,
                              port=port_of.get((e.dst, e.src), ""), free_label=aside)
         self.dot = home
