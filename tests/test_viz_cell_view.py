@@ -204,3 +204,36 @@ def test_inputs_from_below_enter_a_unit_at_points_of_their_own(name):
     met = [(h, a, b) for i, (h, p, a) in enumerate(heads) for g, q, b in heads[i + 1:]
            if h == g and distance(p, q) < 6]
     assert met == []
+
+
+def test_a_product_of_many_inputs_is_wider():
+    """memory_network's addressing × nodes take four inputs (k, β, M and the × below): at the
+    0.32-inch circle of a two-input ×, their arrowheads met in pairs (the sweep: 6 meetings);
+    an arithmetic node grows ``WIDER_PER_INPUT`` per input beyond two."""
+    from viz.cell_view import PRODUCT, WIDER_PER_INPUT
+    laid = Laid(viz.cell(models.memory_network(3, 2, 4, cells=3, width=2)))
+    inputs: dict[str, int] = {}
+    for e in laid.edges:
+        inputs[e.head] = inputs.get(e.head, 0) + 1
+    times = kinds(laid)["×"]
+    assert max(inputs[n] for n in times) == 4
+    for n in times:
+        wanted = float(PRODUCT["width"]) + WIDER_PER_INPUT * max(inputs[n] - 2, 0)
+        assert float(laid.nodes[n]["width"]) == pytest.approx(wanted, abs=0.01), n
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "memory_network", "stacked"])
+def test_tooltips_name_no_value_by_its_internal_id(name):
+    """A tooltip says ``f → × inside s``, ``h(t−1) → input``: never the id ``contract`` gave a
+    value the user did not name (``s·1``, ``z·1``) — in the cell, folded and unfolded views."""
+    import re
+
+    from viz.book import UNNAMED
+    import test_viz_outsider as outsider
+    rec = {"lstm": lambda: models.lstm(3, 4, 2), "gru": lambda: models.gru(3, 4, 2),
+           "memory_network": lambda: models.memory_network(3, 2, 4, cells=3, width=2),
+           "stacked": lambda: outsider.lstm(True, False)}[name]()
+    for g in (viz.cell(rec), viz.folded(rec), viz.unfolded(rec, steps=2),
+              viz.unfolded(rec, steps=2, cells="open")):
+        tips = re.findall(r'tooltip="([^"]*)"', g.source)
+        assert tips and [t for t in tips if UNNAMED in t] == [], g.name

@@ -1379,9 +1379,9 @@ def test_a_gru_s_delay_squares_do_not_depend_on_its_biases_or_names(build, ref):
         (M.sru, "unfolding"),
         (M.skip_rnn, "window"), (M.lstm_two_heads, "window"))],
     still_open(72, M.rnn_coupled_sizes, "unfolded3", id="rnn_coupled_sizes-unfolded3"),  # (round 6)
-    still_open(74, M.lstm_peephole_named, "folded", id="lstm_peephole_named-folded"),
+    pytest.param(M.lstm_peephole_named, "folded", id="lstm_peephole_named-folded"),  # (74: s10-memnet)
     pytest.param(M.stacked_two_layer, "unfolded3", id="stacked_two_layer-unfolded3"),
-    still_open(74, M.lstm_peephole, "folded", id="lstm_peephole-folded")])
+    pytest.param(M.lstm_peephole, "folded", id="lstm_peephole-folded")])
 def test_two_arrows_into_one_unit_end_at_points_of_their_own(build, view):      # findings 48, 58
     """Two edges into the same node never share their arrowhead (within 6 pt): a reader
     cannot tell which arrow is which (the forget gate of lstm_pytorch's cell)."""
@@ -1768,11 +1768,31 @@ def test_naming_a_single_gate_keeps_its_cell_per_step(build):                  #
 
 @pytest.mark.parametrize("build", [pytest.param(M.gru_context, id="gru_context"),
                                    pytest.param(M.context_rnn, id="context_rnn"),
-                                   pytest.param(M.teacher_forcing, id="teacher_forcing")])
+                                   pytest.param(M.teacher_forcing, id="teacher_forcing"),
+                                   pytest.param(M.lstm_teacher_forcing,
+                                                id="lstm_teacher_forcing")])
 def test_a_fed_back_target_into_a_gated_step_keeps_the_loops_clear(build):      # finding 64
     """Figs. 10.6 / 10.9 with gated steps: y(t−1)'s square edge into h (or s) ends clear of the
-    state's own loop and of the other square's edge (item 3), labels clear."""
+    state's own loop and of the other square's edge (item 3), labels clear. (The LSTM's: two
+    states' pasts into every gate, the highest at the upper corner — s10-memnet.)"""
     folded_loops_have_ends_of_their_own(build)
+
+
+@pytest.mark.parametrize("build", [still_open(67, M.lstm_teacher_forcing,
+                                              id="lstm_teacher_forcing"),
+                                   still_open(67, M.gru_context, id="gru_context"),
+                                   pytest.param(M.context_rnn, id="context_rnn"),
+                                   pytest.param(M.conditional_rnn, id="conditional_rnn"),
+                                   pytest.param(M.teacher_forcing, id="teacher_forcing")])
+def test_a_fed_back_target_s_lines_cross_no_loop(build):                        # finding 67
+    """Fig. 10.6 / 10.9 folded with a gated step: y(t−1)'s edges down from its square beside y
+    at the top cross neither another state's delay lines (h → ■, ■ → h) nor y's own edge into
+    L — a reader follows the loops by those lines (item 3)."""
+    from viz_json import crossings
+    laid = lay(viz.folded(build()))
+    mine = lambda edge: edge.startswith("y[delay")
+    looped = lambda edge: "[delay" in edge and not mine(edge) or edge.startswith("y→")
+    assert [p for p in crossings(laid) if any(map(mine, p)) and any(map(looped, p))] == []
 
 
 @pytest.mark.parametrize("build, ref", [pytest.param(M.gru_context, M.gru_context_input,

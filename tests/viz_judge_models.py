@@ -1744,11 +1744,12 @@ def gru_context_input():
     return gru_context(fed_back=False)
 
 
-def lstm_teacher_forcing():
-    """Fig. 10.6 train time with an LSTM: y(t-1) (real-valued) into every gate through R_k."""
+def lstm_teacher_forcing(fed_back=True):
+    """Fig. 10.6 train time with an LSTM: y(t-1) (real-valued) into every gate through R_k
+    (``fed_back=False``: an input sequence z in its place)."""
     rec = uf.Recurrence("lstm_tf")
     x, y = rec.sequence("x", (NI,)), rec.sequence("y", (NO,))
-    yp = rec.state("y_prev", (NO,))
+    yp = rec.state("y_prev", (NO,)) if fed_back else rec.sequence("z", (NO,))
     s, h = rec.state("s", (NH,)), rec.state("h", (NH,))
     G = {}
     for k in ("f", "g", "q", ""):
@@ -1757,8 +1758,14 @@ def lstm_teacher_forcing():
     s_t = rec.update(s, G["f"] * s + G["g"] * G[""])
     h_t = rec.update(h, uf.tanh(s_t) * G["q"])
     rec.loss("L", uf.mse(rec.output("o", _p(rec, "V", NO, NH) @ h_t), y))
-    rec.update(yp, y)
+    if fed_back:
+        rec.update(yp, y)
     return rec
+
+
+def lstm_teacher_forcing_input():
+    """lstm_teacher_forcing with an input sequence z in y(t-1)'s place."""
+    return lstm_teacher_forcing(fed_back=False)
 
 
 def mgu_named():

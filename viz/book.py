@@ -52,6 +52,16 @@ KINDS = ("input", "context", "named", "point", "product", "complement", "differe
          "cell", "state", "output", "loss", "target")
 
 
+#: what joins an owner's name and a number in the names ``contract`` gives the values the user
+#: did not name (``o·1``, ``o·2``)
+UNNAMED = "·"
+
+
+def is_unnamed(name: str) -> bool:
+    """Whether ``name`` is one ``contract`` gave a value the user did not name (``o·1``)."""
+    return UNNAMED in name
+
+
 @dataclass(frozen=True)
 class Variable:
     """A circle of the book's drawings: a named value of the step (or a point, see above)."""
@@ -395,10 +405,10 @@ class _Contraction:
     def point_name(self, owner: str) -> str:
         """A fresh name for the next point of ``owner``: ``o·1``, ``o·2``…"""
         k = 1
-        while f"{owner}·{k}" in self.taken:
+        while f"{owner}{UNNAMED}{k}" in self.taken:
             k += 1
-        self.taken.add(f"{owner}·{k}")
-        return f"{owner}·{k}"
+        self.taken.add(f"{owner}{UNNAMED}{k}")
+        return f"{owner}{UNNAMED}{k}"
 
     def walk(self, k: Node, kept: set[Node], below: dict, multiplies: dict, adds: dict
              ) -> dict[object, tuple[list[str], list[str]]]:

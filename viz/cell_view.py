@@ -19,12 +19,19 @@ from unfold.errors import UnfoldTypeError, UnfoldValueError
 from unfold.recurrence import Recurrence
 
 from . import labels as L
-from .book import Book, Edge, Variable, _merged, check_recurrence, contract
+from . import loops
+from .book import Book, Edge, Variable, _merged, check_recurrence, contract, is_unnamed
 from .output import Drawing
 from .views import POINT_NODE, _check_flags, _Drawer, new_graph, width
 
 PRODUCT = {"shape": "circle", "width": "0.32", "height": "0.32", "fixedsize": "true",
            "fontsize": "16"}
+#: the most layouts ``viz.loops.untangle`` tries for a cell (each ~30 ms: a drawing with no
+#: clash costs the one layout that finds none)
+TRIES = 1
+#: how much wider (inches) an arithmetic node grows for each input beyond two: four arrowheads
+#: into memory_network's 0.32-inch × met in pairs
+WIDER_PER_INPUT = 0.12
 
 
 def _private(book: Book, start: str, state: str) -> bool:
@@ -186,13 +193,13 @@ class _CellDrawer(_Drawer):
         word = self.words.get(name, "")
         node = L.node_id(*(var.shows or (name,))) + suffix + self.suffix
         if var.kind == "product":
-            look = {"label": L.plain("×"), **PRODUCT,
+            look = {"label": L.plain("×"), **self.arithmetic(name),
                     "tooltip": L.tooltip(f"×: an element-wise product inside {var.owner}")}
         elif var.kind == "complement":           # the 1 − u a GRU's candidate is gated by
-            look = {"label": L.plain("1 −"), **PRODUCT, "fontsize": "12", "width": "0.42", "height": "0.42",
+            look = {"label": L.plain("1 −"), **self.arithmetic(name, 0.42), "fontsize": "12",
                     "tooltip": L.tooltip(f"1 − the value below, inside {var.owner}")}
         elif var.kind == "difference":           # the h~ − h(t−1) an interpolation gates
-            look = {"label": L.plain("−"), **PRODUCT,
+            look = {"label": L.plain("−"), **self.arithmetic(name),
                     "tooltip": L.tooltip(f"a difference of the values below, inside {var.owner}")}
         elif self.is_point(name):                # a value on the way, between parameters
             look = {**POINT_NODE, "tooltip": L.tooltip(f"an unnamed value inside {var.owner}")}
@@ -213,6 +220,19 @@ class _CellDrawer(_Drawer):
         self.ranks.setdefault(self.row[name], []).append(node)
         self.name_of[node] = name
         return node
+
+    def arithmetic(self, name: str, least: float = float(PRODUCT["width"])) -> dict[str, str]:
+        """The look of an arithmetic node (× , 1 −, −): a small circle at least ``least``
+        inches wide, ``WIDER_PER_INPUT`` wider for each input beyond two, so that every
+        arrowhead has room of its own round it."""
+        extra = max(len(self.book.inputs_of(name)) - 2, 0)
+        size = str(round(least + WIDER_PER_INPUT * extra, 2))
+        return {**PRODUCT, "width": size, "height": size}
+
+    def said(self, name: str, step: str | None = None) -> str:
+        """(An unnamed unit by its words: ``forget gate``.)"""
+        word = self.words.get(name)
+        return word if word and is_unnamed(name) else super().said(name, step)
 
     def is_point(self, name: str) -> bool:
         """(A point that applies an op — the tanh of ``V2 tanh(V1 h)`` — is a unit here, drawn
@@ -244,10 +264,20 @@ def cell(rec: Recurrence, *, names: Mapping[str, str] | None = None, params: boo
     unknown = sorted(set(names) - set(book.variables))
     if unknown:
         raise UnfoldValueError(f"names given for {unknown}, which the cell does not draw; it "
-                               f"draws {[v for v in book.variables if '·' not in v]}")
-    dot = new_graph(f"{rec.name} (cell)", nodesep="0.45", ranksep="0.45")
+                               f"draws {[v for v in book.variables if not is_unnamed(v)]}")
     words = _words(book, names)
+
+    def draw(ports: loops.Ports) -> Drawing:
+        return _draw_cell(book, f"{rec.name} (cell)", words, params, ports)
+    return draw(loops.untangle(draw, tries=TRIES))
+
+
+def _draw_cell(book: Book, title: str, words: Mapping[str, str], params: bool,
+               ports: loops.Ports) -> Drawing:
+    """The cell drawing of ``book`` with the edge ends ``ports`` moved (``viz.loops``)."""
+    dot = new_graph(title, nodesep="0.45", ranksep="0.45")
     d = _CellDrawer(dot, book, words, params)
+    d.ports = ports
     ids = d.folded()
     rows: dict[int, list[str]] = {}             # the units of a row in the book's order
     for name in book.variables:                 # (contract's: input, input gate, forget …)

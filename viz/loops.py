@@ -40,6 +40,8 @@ TRIES = 32
 #: the most layouts tried for fewer crossings (``untangle``'s ``crossings``; a few of a
 #: viz.unfolding, ~50-150 ms each)
 UNCROSS = 12
+#: the compass points tried for each end when both ends of a clash move at once (``_both_ends``)
+BOTH = 3
 #: how much more line (all edges together) a move may draw
 INK = 1.1
 #: how much longer the edge whose end is moved may grow
@@ -71,7 +73,7 @@ def is_square(node: str) -> bool:
 
 def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = None,
              movable: Callable[[str], bool] = lambda node: True,
-             crossings: int | None = None) -> Ports:
+             crossings: int | None = None, tries: int = TRIES) -> Ports:
     """The ports for which ``draw(ports)`` has the fewest edge ends on its loops (see the
     module's doc) and then the fewest other ends meeting at an arrowhead, found greedily: clash
     by clash, the other edge's end moved first, else the loop's own; a move is taken when it
@@ -84,7 +86,9 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
     clashes (viz.unfolding's folded panel, held to viz.folded's count). Last, labels a line
     runs through or another label meets (``_label_hits``): the label moved on
     (``label_moved``), then an end of either edge, when that leaves fewer such hits and no
-    more clashes or crossings."""
+    more clashes or crossings; and for a clash on a loop still left, both its ends moved at
+    once (``_both_ends``). ``tries``: the most layouts each pass tries (``TRIES``, the
+    crossings' and labels' passes at most ``UNCROSS``)."""
     from .output import have_dot, layout
     ports: Ports = dict(start or {})
     if not have_dot():
@@ -98,8 +102,9 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
         if (len(bare) + len(near), len(plain.crossed)) < (len(loops) + len(meets),
                                                            len(kept.crossed)):
             ports, loops, meets, kept = {}, bare, near, plain
+    budget, uncross = tries, min(UNCROSS, tries)
     tries, stuck, strict, last = 0, set(), True, kept
-    while loops + meets and tries < TRIES:
+    while loops + meets and tries < budget:
         todo = [end for pair in loops + meets for end in pair if end[:3] not in stuck and
                 movable(end[0] if end[2] == "tail" else end[1])]
         if not todo:
@@ -121,7 +126,7 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
             if fewer and _kept(drawn, kept, end[:2]):
                 ports, loops, meets, last = trial, now, near, drawn
                 break
-            if tries >= TRIES:
+            if tries >= budget:
                 break
     kept = last                 # (the layout now drawn: what the moves below must keep)
     def inside(pairs: list) -> list:          # (the crossings among movable nodes' edges)
@@ -137,7 +142,7 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
         def count(d: Drawn, field: str) -> int:
             return len(inside(getattr(d, field)))
         tries = 0
-        while count(kept, at) > enough and tries < UNCROSS:
+        while count(kept, at) > enough and tries < uncross:
             todo = [end for pair in inside(getattr(kept, at)) for edge in pair
                     for end in _edge_ends(kept.ends, edge) if end[:3] not in stuck]
             if not todo:
@@ -153,7 +158,7 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
                         _kept(drawn, kept, end[:2]):
                     ports, loops, meets, kept = trial, now, near, drawn
                     break
-                if tries >= UNCROSS:
+                if tries >= uncross:
                     break
     if crossings is not None:
         lessen("crossed", crossings, (), stuck, lambda end: [_with(ports, end, port)
@@ -169,10 +174,53 @@ def untangle(draw: Callable[[Ports], graphviz.Digraph], start: Ports | None = No
         return [_at_head(ports, edge, k) for edge in flip for k in (1, 2, 3)] + \
             [_with(ports, end, port) for port in _candidates(end, [])]
     lessen("labelled", 0, ("crossed",), labelled, label_trials)
+    ports = _both_ends(lambda trial: _judge(layout(draw(trial), quiet=True)), ports,
+                       (loops, meets), kept, movable, uncross)
     if len(_FOUND) >= 512:
         _FOUND.clear()
     _FOUND[first.source] = dict(ports)
     return ports
+
+
+def _both_ends(layout_of: Callable[[Ports], tuple[tuple[list, list], "Drawn"]], ports: Ports,
+               clashes: tuple[list, list], kept: "Drawn", movable: Callable[[str], bool],
+               tries: int) -> Ports:
+    """``ports`` with both ends of a clash on a loop still left moved at once, where no single
+    move helped (two squares' edges into one gate: moved alone, either end found the other's
+    point) — first as two pasts from one side take a reader's corners (``_corners``), then each
+    end to one of its ``BOTH`` best compass points (``_candidates``) — when that leaves fewer
+    clashes on the loops, no more ends meeting elsewhere, no more labels hit, and keeps the
+    drawing for both edges (``_kept``); ``clashes``: ``_judge``'s (on the loops, elsewhere) for
+    ``ports``, ``layout_of(ports)`` for others."""
+    loops, meets = clashes
+    for pair in sorted(loops, key=lambda pair: not _corners(*pair)):   # (corners first)
+        a, b = pair
+        if a[:2] == b[:2] or not all(movable(e[0] if e[2] == "tail" else e[1]) for e in pair):
+            continue
+        moves = _corners(a, b) + [(pa, pb) for pa in _candidates(a, [])[:BOTH]
+                                  for pb in _candidates(b, [])[:BOTH]]
+        for pa, pb in list(dict.fromkeys(moves))[:max(tries, 0)]:
+            tries -= 1
+            trial = _with(_with(ports, a, pa), b, pb)
+            now, drawn = layout_of(trial)
+            if len(now[0]) < len(loops) and len(now[1]) <= len(meets) and \
+                    len(drawn.labelled) <= len(kept.labelled) and \
+                    _kept(drawn, kept, a[:2]) and _kept(drawn, kept, b[:2]):
+                return _both_ends(layout_of, trial, now, drawn, movable, tries)
+    return ports
+
+
+def _corners(a: "End", b: "End") -> list[tuple[str, str]]:
+    """Ports for two arrowheads from one side, above, into one node (two states' pasts down
+    into a gate: an LSTM's h(t−1) and a fed-back y(t−1)): the one from higher up at the upper
+    corner on that side, the other at the lower corner, or the upper one on the far side
+    (where a loop holds the near side's lower corner)."""
+    if not (a[2] == b[2] == "head" and a[5][1] > a[3][1] and b[5][1] > b[3][1]):
+        return []
+    side = "e" if a[5][0] + b[5][0] > 2 * a[3][0] else "w"
+    far = "w" if side == "e" else "e"
+    high, low = ("n" + side, "s" + side), ("n" + side, "n" + far)
+    return [high, low] if a[5][1] > b[5][1] else [(high[1], high[0]), (low[1], low[0])]
 
 
 # an edge end: (tail, head, "tail" | "head", its node's centre, the end point, the centre of

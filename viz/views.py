@@ -18,7 +18,7 @@ from unfold.recurrence import Recurrence
 from . import cells as C
 from . import labels as L
 from . import loops
-from .book import Book, Edge, Variable, check_recurrence, contract
+from .book import Book, Edge, Variable, check_recurrence, contract, is_unnamed
 from .layout import Column, Placement, axis, place, readouts, rows, shown_steps
 from .output import Drawing
 
@@ -53,6 +53,13 @@ class ElidedStepsWarning(UserWarning):
 
 #: the longest name whose width all circles share (h1, u′, W_h, ...; "memory" widens its own)
 SHORT = 3
+
+
+def _listed(names: Sequence[str]) -> str:
+    """``names`` for a reader: the named ones, then how many values have no name (``z·1``)."""
+    unnamed = sum(map(is_unnamed, names))
+    return ", ".join([n for n in names if not is_unnamed(n)] + (
+        [f"{unnamed} unnamed value{'s' if unnamed > 1 else ''}"] if unnamed else []))
 
 
 def width(name: str, step: str | None) -> float:
@@ -151,12 +158,24 @@ class _Drawer:
         if at_end:
             return {f"{at_end}label": L.params(names), "labeldistance": "2.5",
                     "labelangle": "-12" if at_end == "head" else "12"}
-        if at_head:                  # (turned away from the other ports' labels: an edge
-            # into a node's upper corner has its label above the line, into the lower one below)
-            angle = {"n": "0", "s": "-25"}.get(at_head[:1], "-25") if isinstance(
-                at_head, str) else "-25"
-            return {"headlabel": L.params(names), "labeldistance": "2.5", "labelangle": angle}
+        if at_head:
+            return {"headlabel": L.params(names), "labeldistance": "2.5",
+                    "labelangle": self.head_angle(e, at_head if isinstance(at_head, str) else "")}
         return {"xlabel" if free else "label": L.params(names)}
+
+    def head_angle(self, e: Edge, port: str) -> str:
+        """The ``labelangle`` of ``e``'s label beside its arrowhead at ``port``, turned away
+        from the other ports' labels: on the line's end into an upper corner, below the line
+        into any other point — but a fed-back target's, y(t−1) coming down into an upper
+        corner, 70° above its line (on the line's end it stood on h(t−1)'s, entering below)."""
+        if port[:1] != "n":
+            return "-25"
+        return {"nw": "70", "ne": "-70"}.get(port, "0") if self.fed_back(e) else "0"
+
+    def fed_back(self, e: Edge) -> bool:
+        """Whether ``e`` carries a value that is no state to a later step (a target: Fig.
+        10.6's y(t−1) → h(t), Fig. 10.10's)."""
+        return bool(e.delay) and self.book.variables[e.src].kind != "state"
 
     def plain_id(self, node: str) -> str:
         """``node``'s id without the suffixes that keep panels apart (``h[folded]`` → ``h``)."""
@@ -189,7 +208,7 @@ class _Drawer:
                   f"applied one after the other"
             look = {**POINT_NODE, "tooltip": L.tooltip(tip)}
         elif var.kind == "cell":
-            tip = f"{name}{when}: the step's internal values {', '.join(var.members)}" + \
+            tip = f"{name}{when}: the step's internal values {_listed(var.members)}" + \
                   (f"; parameters {', '.join(var.params)}" if var.params else "") + \
                   " (cells='open' draws them)"
             # its named values (not the points), or else its parameters: a PNG has no tooltip
@@ -205,6 +224,25 @@ class _Drawer:
         self.dot.node(node, **{**look, **attrs})
         self.ranks.setdefault(self.row[name], []).append(node)
         return node
+
+    def said(self, name: str, step: str | None = None) -> str:
+        """How a tooltip names variable ``name`` (at ``step``): by its name, ``h(t−1)``, or —
+        a value the user did not name, whose id (``s·1``, ``contract``'s) means nothing to a
+        reader — by what it is, ``× inside s``, ``the stacked pre-activations of f, g, q``."""
+        var = self.book.variables[name]
+        when = "" if step is None else f"({L.step_text(step)})"
+        if var.shows is not None:                   # (viz.cell's h(t−1))
+            return f"{var.shows[0]}({L.step_text(var.shows[1])})"
+        if var.joined:                              # (a join point: what it joins)
+            return f"[{'; '.join(var.joined)}]" + ("" if step is None else
+                                                    f" at t = {L.step_text(step)}")
+        if not is_unnamed(name):
+            return name + when
+        if var.stacked:
+            return f"the stacked pre-activations of {', '.join(var.members)}{when}"
+        what = {"product": "×", "complement": "1 − …", "difference": "… − …"}.get(var.kind) or \
+            self.book.roles.get(name) or (f"a {var.op} unit" if var.op else "a value")
+        return f"{what} inside {var.owner}{when}"
 
     def circle(self, name: str) -> str:
         """The diameter of ``name``'s circles: the common one, or its own if its name is long."""
@@ -452,7 +490,8 @@ class _Drawer:
                 # up from a state whose square stands above right: the line to the square
                 # runs where the edge's label would stand; an xlabel finds room (left)
                 aside = e.src in self.raised and self.row[e.dst] > self.row[e.src]
-                self.connect(ids[e.src], ids[e.dst], e, f"{e.src} → {e.dst}",
+                self.connect(ids[e.src], ids[e.dst], e,
+                             f"{self.said(e.src)} → {self.said(e.dst)}",
                              weight="4" if spine_edge(e) else None,
                              port=port_of.get((e.dst, e.src), ""), free_label=aside)
         self.dot = home
@@ -493,7 +532,8 @@ class _Drawer:
 
         def reads(f: Edge, port: str = "", **attrs: str) -> None:
             self.edge(square, f"{ids[f.dst]}:{port}" if port else ids[f.dst], **attrs,
-                      tooltip=L.tooltip(f"{f.src} → {f.dst}, {f.delay} step(s) {when}"))
+                      tooltip=L.tooltip(f"{self.said(f.src)} → {self.said(f.dst)}, {f.delay} "
+                                        f"step(s) {when}"))
         if place == "right":
             self.place_square(square, self.row[e.src], beside=True)
             # the flat edge out of the state orders the square; the loop of a state that
@@ -514,6 +554,13 @@ class _Drawer:
                     # a reader with its own loop on the right (an LSTM's s) is entered from
                     # above or below that loop
                     port = ("ne" if up < 0 else "se") if f.dst in self.looped and up else ""
+                    highest = self.highest_past(f.dst) if up < 0 else None
+                    if highest is not None:
+                        # (two states' pasts come down into it: the highest at the upper
+                        # right corner, the others at the lower one — on a looped reader, whose
+                        # loop holds its right, at the upper left: at one corner, they met)
+                        port = "ne" if highest == e.src else \
+                            "nw" if f.dst in self.looped else "se"
                     # (the state's own loop, back into it, its label by the arrowhead: as
                     # an xlabel it stood on the readers' lines out of the square)
                     reads(f, port, **self.edge_label(f, free=up == 0, at_head=f.dst == f.src),
@@ -539,6 +586,18 @@ class _Drawer:
         for f in edges:
             reads(f, **self.edge_label(f, free=shift >= 0),
                   **({} if shift < 0 and loop else {"constraint": "false"}))
+
+    def highest_past(self, reader: str) -> str | None:
+        """Of two or more states whose pasts come down through squares of their own into
+        ``reader`` and into at least one more reader (an LSTM's h(t−1) and a fed-back y(t−1)
+        fanning out into its gates), the highest; None else (one reader: a memory network's
+        h(t−1) and r(t−1) into a — there dot's own ends cross less)."""
+        def above(name: str) -> set[str]:
+            return {e.src for e in self.book.inputs_of(name) if e.delay and e.src != name and
+                    self.row[e.src] > self.row[name]}
+        mine = above(reader)
+        fanned = [n for n in self.book.variables if n != reader and len(above(n) & mine) > 1]
+        return max(mine, key=self.row.__getitem__) if len(mine) > 1 and fanned else None
 
     def under_loop(self, name: str) -> bool:
         """Whether ``name`` feeds, in the row above, a state with a loop onto itself (which
@@ -617,10 +676,7 @@ class _Drawer:
                     self.dot = home
 
         def title(name: str, c: int | None) -> str:
-            joined = self.book.variables[name].joined      # (a join point: what it joins)
-            if joined and c is not None:
-                return f"[{'; '.join(joined)}] at t = {L.step_text(cols[c].step)}"
-            return name if c is None else f"{name}({L.step_text(cols[c].step)})"
+            return self.said(name, None if c is None else cols[c].step)
 
         arcs = frozenset(self.row[dst] for (src, s), (dst, c), e in placement.edges
                          if s is not None and c is not None and abs(c - s) > 1 and
