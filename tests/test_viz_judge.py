@@ -823,8 +823,8 @@ def test_einsum_function_calls_add_n_and_transposes_draw_as_operators(build):
     assert differing(build, ("folded", "unfolded3", "cell"), M.rnn_readme) == []
 
 
-SPACING_OPEN: dict[str, int] = {   # (33 fixed in viz s7; bigru passes: viz2's cells; 27 fixed in viz 8134743)
-    "sru": 54}   # (s8: its gate in the cell, 6 → 2 crossings; x(t) –P→ h(t) now loops round step 3)
+SPACING_OPEN: dict[str, int] = {}  # (33 fixed in viz s7; bigru passes: viz2's cells; 27 fixed in viz
+# 8134743; 54's sru in s10: its cell's edge up lifted, x(t) –P→ h(t) on the right of every step)
 
 
 def unfolded_steps_are_evenly_spaced(build):                              # finding 27
@@ -1573,7 +1573,7 @@ def test_the_cell_view_multiplies_two_values_at_a_time(build):                 #
 
 
 @pytest.mark.parametrize("build, view", [
-    still_open(54, M.sru, "unfolded3", id="sru-unfolded3"),    # (s8: 6 → 4; the window 11 → 3)
+    pytest.param(M.sru, "unfolded3", id="sru-unfolded3"),   # (s8: 6 → 4, the window 11 → 3; s10: 2)
     pytest.param(M.sru, "window", id="sru-window"),
     *(pytest.param(b, v, id=f"{b.__name__}-{v}") for b in (M.lstm_two_heads,
                                                            M.lstm_fused_row_major)
@@ -1586,6 +1586,28 @@ def test_a_gated_step_unfolds_with_no_more_crossings_than_the_lstm(build, view):
     from viz_json import crossings
     most = max(len(crossings(lay(VIEWS[view](M.lstm_inline())))), {"unfolded3": 2, "window": 3}[view])
     assert len(crossings(lay(VIEWS[view](build())))) <= most
+
+
+@pytest.mark.parametrize("view", ["unfolded3", "window", "unfolding"])
+def test_a_gated_output_s_edges_take_one_side_of_every_step(view):             # finding 54
+    """The SRU's h(t), fed from below by c(t), by its gate in cell(t) and by x(t) –P→ past
+    both: at every step cell(t) → h(t) runs up the left of the column (where c(t−1) comes in)
+    and x(t) → h(t) up the right, each within the step's half of the gaps to its neighbours —
+    not round c(t), nor out past the window's ellipsis c(…) (s8: P hooked round step 3 and
+    round c(…), the gate's edge went either way)."""
+    from viz_json import _bezier_points
+    laid = lay(quiet(VIEWS.get(view, viz.unfolding), M.sru()))
+    steps = sorted((laid.xy(n)[0], split(n)[1]) for n in laid.nodes
+                   if split(n)[0] == "h" and "[" not in n)
+    xs = [x for x, _ in steps]
+    for k, (x, t) in enumerate(steps):
+        low = (xs[k - 1] + x) / 2 if k else x - 120
+        high = (xs[k + 1] + x) / 2 if k + 1 < len(xs) else x + 120
+        for src, side in (("cell", -1), ("x", 1)):
+            e = next(e for e in laid.edges if (e.tail, e.head) == (f"{src}({t})", f"h({t})"))
+            line = [p[0] for p in _bezier_points(e.attrs["pos"])]
+            assert all(low <= px <= high for px in line), (src, t, low, high)
+            assert side * (sum(line) / len(line) - x) > 0, (src, t)
 
 
 @pytest.mark.parametrize("build", [M.lstm_word_names, M.lstm_fused_row_major, M.rnn_softmax_nll,

@@ -739,9 +739,9 @@ class _Drawer:
         return ("se", "ne") if self.book.variables[dst].backward else ("sw", "nw")
 
     def lifted(self, placement: Placement) -> set[tuple[str, int]]:
-        """The compact cells (cell, column) whose edge up past a state into another value of
-        the step (an LSTM's cell(t) → h(t) past s(t); the SRU's, its output gate's, into h(t)
-        past c(t)) runs on the side the states of the step before enter by — the left for a
+        """The compact cells (cell, column) whose edge up past a state into another state or a
+        named value of the step (an LSTM's cell(t) → h(t) past s(t); the SRU's, its output
+        gate's, into h(t) past c(t); not into a point) runs on the side the states of the step before enter by — the left for a
         forward cell, the right for a backward one — leaving its upper corner there, the
         entering states coming in below it (at the side's middle and lower corner). On the
         other side it enclosed s(t), whose edge out to the next step crossed it at every step.
@@ -749,7 +749,7 @@ class _Drawer:
         (drawn once, its edges come in from the side too: the corner is theirs)."""
         kinds = self.book.variables
         ups = {(src, s): kinds[dst].backward for (src, s), (dst, c), _ in placement.edges
-               if self.up_past(src, s, dst, c)}
+               if self.up_past(src, s, dst, c) and kinds[dst].kind in ("state", "named")}
         entering: dict[tuple[str, int], int] = {}     # by the side of the step before
         for (src, s), (dst, c), _ in placement.edges:
             if (dst, c) not in ups:
@@ -952,13 +952,13 @@ class _Drawer:
 
     def hold_ends(self, placement: Placement, by_col: dict[int, dict[int, str]]) -> None:
         """Invisible points in ``by_col``: an ellipsis column at either end (``c(…)``) that
-        draws nothing in the rows above its ellipsis up to where an edge of the step beside it,
-        jumping past the ellipsis's row, ends (the SRU's x(t+1) –P→ h(t+1) and cell(t+1) →
-        h(t+1), past c(t+1) → c(…)) gets a point in each of them, on its own vertical line.
-        Without them nothing held those edges in: dot, which keeps a row's nodes joined by flat
-        edges together, put their bends beyond the ellipsis and left them there (nothing
-        crossed out there), round it."""
-        cols = placement.columns
+        draws nothing in the rows above its ellipsis up to where the ``lifted`` cell of the
+        step beside it sends its edge past the ellipsis's row (the SRU's cell(t+1) → h(t+1)
+        past c(t+1) → c(…), x(t+1) –P→ h(t+1) beside it) gets a point in each of them, on its
+        own vertical line. Without them nothing held those edges in: dot, which keeps a row's
+        nodes joined by flat edges together, put their bends beyond the ellipsis and left them
+        there (nothing crossed out there), round it."""
+        cols, lifted = placement.columns, self.lifted(placement)
         for end, col in enumerate(cols):
             beside = end - 1 if end == len(cols) - 1 else end + 1
             if col.kind != "end" or not 0 <= beside < len(cols) or end not in by_col:
@@ -966,8 +966,8 @@ class _Drawer:
             stack, near = by_col[end], by_col.get(beside, {})
             for r in [r for r in sorted(stack) if r + 1 not in stack]:
                 top = max((self.row[dst] for (src, s), (dst, c), _ in placement.edges
-                           if s == c == beside and self.row[src] < r < self.row[dst]),
-                          default=r)
+                           if s == c == beside and (src, s) in lifted and
+                           self.row[src] < r < self.row[dst]), default=r)
                 for up in range(r + 1, top + 1):
                     if up not in stack and up in near:
                         stack[up] = self.hold_point(end, up, near[up], left=end < beside)
