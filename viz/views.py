@@ -741,12 +741,13 @@ class _Drawer:
     def lifted(self, placement: Placement) -> set[tuple[str, int]]:
         """The compact cells (cell, column) whose edge up past a state into another state or a
         named value of the step (an LSTM's cell(t) → h(t) past s(t); the SRU's, its output
-        gate's, into h(t) past c(t); not into a point) runs on the side the states of the step before enter by — the left for a
-        forward cell, the right for a backward one — leaving its upper corner there, the
-        entering states coming in below it (at the side's middle and lower corner). On the
-        other side it enclosed s(t), whose edge out to the next step crossed it at every step.
-        Not when more than two states enter by that side, or one in a flat row, or a context
-        (drawn once, its edges come in from the side too: the corner is theirs)."""
+        gate's, into h(t) past c(t); not into a point) runs on the side the states of the step
+        before enter by — the left for a forward cell, the right for a backward one — leaving
+        its upper corner there, the entering states coming in below it (at the side's middle
+        and lower corner). On the other side it enclosed s(t), whose edge out to the next step
+        crossed it at every step. Not when more than two states enter by that side, or one in
+        a flat row, or a context (drawn once, its edges come in from the side too: the corner
+        is theirs)."""
         kinds = self.book.variables
         ups = {(src, s): kinds[dst].backward for (src, s), (dst, c), _ in placement.edges
                if self.up_past(src, s, dst, c) and kinds[dst].kind in ("state", "named")}
@@ -802,18 +803,19 @@ class _Drawer:
             row = shared.get((c, self.row[name]), [name])
             middle = spine.get((c, self.row[name]), row[0])
             return row.index(name) - row.index(middle) if middle in row else 0
-        # (a lifted cell's edge up holds its lower corner: ``lifted_ends``)
-        held = {(dst, c): [self.lifted_ends(dst)[0]] for (src, s), (dst, c), _ in placement.edges
-                if (src, s) in lifted and self.up_past(src, s, dst, c)}
+        # (a lifted cell's edge up holds its lower corner, ``lifted_ends``; a jump its port)
+        ups = {(src, s, dst, c) for (src, s), (dst, c), _ in placement.edges
+               if (src, s) in lifted and self.up_past(src, s, dst, c)}
+        held: dict[tuple[str, int], list[str]] = {}
+        for (_, _, dst, c), port in [*((up, self.lifted_ends(up[2])[0]) for up in ups),
+                                     *jumps.items()]:
+            held.setdefault((dst, c), []).append(port)
         below: dict[tuple[str, int], list[tuple[float, int, str]]] = {}
         for k, ((src, s), (dst, c), e) in enumerate(placement.edges):
             if s == c and s is not None and self.row[src] < self.row[dst] and \
-                    (src, s, dst, c) not in jumps:
+                    (src, s, dst, c) not in jumps and (src, s, dst, c) not in ups:
                 below.setdefault((dst, c), []).append((across(src, c), k, src))
-        for (_, _, dst, c), port in jumps.items():
-            held.setdefault((dst, c), []).append(port)
         for (dst, c), found in below.items():
-            found = [f for f in found if not ((f[2], c) in lifted and self.up_past(f[2], c, dst, c))]
             if len(found) < 2:
                 continue
             # the value right under it, on the column's line, keeps the middle (a port there
