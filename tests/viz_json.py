@@ -98,10 +98,12 @@ def step_key(step: str) -> float:
     return {"t-1": -1, "t": 0, "t+1": 1}.get(step, 0)
 
 
-def crossings(laid: "Laid") -> list[tuple[str, str]]:
+def crossings(laid: "Laid", arrowheads: bool = False) -> list[tuple[str, str]]:
     """Pairs of visible edges (``tail→head``) whose drawn splines cross, leaving out pairs that
-    share an end node (they meet there by design)."""
-    lines = [(e, _bezier_points(e.attrs["pos"])) for e in laid.edges if "pos" in e.attrs]
+    share an end node (they meet there by design). ``arrowheads``: each line runs on to its
+    arrow's tip, so that a line through another edge's arrowhead counts too (a folded LSTM's
+    h(t−1) → output under h, over s → h's arrowhead: a crossing the eye sees)."""
+    lines = [(e, _line(e, arrowheads)) for e in laid.edges if "pos" in e.attrs]
     found = []
     for i, (e, a) in enumerate(lines):
         for f, b in lines[i + 1:]:
@@ -111,6 +113,15 @@ def crossings(laid: "Laid") -> list[tuple[str, str]]:
                    for m in range(len(b) - 1)):
                 found.append((f"{e.tail}→{e.head}", f"{f.tail}→{f.head}"))
     return found
+
+
+def _line(e: Edge, arrowheads: bool) -> list[tuple[float, float]]:
+    """Points along ``e``'s spline, and with ``arrowheads`` on to its arrows' tips."""
+    line = _bezier_points(e.attrs["pos"])
+    if not arrowheads:
+        return line
+    start, end = _ends(e.attrs["pos"])
+    return ([start] if start != line[0] else []) + line + ([end] if end != line[-1] else [])
 
 
 Box = tuple[float, float, float, float]          # x0, y0, x1, y1 in points

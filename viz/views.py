@@ -710,11 +710,10 @@ class _Drawer:
             # always on the side the states of the step before enter by (see lifted), else on
             # the side they leave for the next step (dot chose a side per step: round the left
             # of every column but the last, whose gap it narrowed)
-            if not across and s is not None and self.book.variables[src].kind == "cell" and \
-                    self.row[dst] - self.row[src] > 1 and not side:
+            if self.up_past(src, s, dst, c) and not side:
                 back = self.book.variables[dst].backward
                 if (src, c) in lifted:
-                    side, out = ("se", "ne") if back else ("sw", "nw")
+                    side, out = self.lifted_ends(dst)
                 elif not entered.get((src, c, not back)):   # (that side's upper corner free)
                     side, out = ("sw", "nw") if back else ("se", "ne")
             if not across and (src, s) in cornered and self.row[dst] > self.row[src] and not out:
@@ -805,19 +804,30 @@ class _Drawer:
                 for found in self.ellipsis_arcs(placement) if len(found) > 1
                 for _, key, end in found[-1:]}
 
+    def up_past(self, src: str, s: int | None, dst: str, c: int | None) -> bool:
+        """Whether ``src`` at column ``s`` → ``dst`` at column ``c`` is a compact cell's edge up
+        past a row into a value of its own step (an LSTM's cell(t) → h(t) past s(t))."""
+        return s == c and s is not None and self.book.variables[src].kind == "cell" and \
+            self.row[dst] - self.row[src] > 1
+
+    def lifted_ends(self, dst: str) -> tuple[str, str]:
+        """The (head, tail) ports of a ``lifted`` cell's edge up into ``dst``: the lower and
+        the upper corner on the side the states of the step before enter by."""
+        return ("se", "ne") if self.book.variables[dst].backward else ("sw", "nw")
+
     def lifted(self, placement: Placement) -> set[tuple[str, int]]:
-        """The compact cells (cell, column) whose edge up past a state into another (an
-        LSTM's cell(t) → h(t) past s(t)) runs on the side the states of the step before enter
-        by — the left for a forward cell, the right for a backward one — leaving its upper
-        corner there, the entering states coming in below it (at the side's middle and lower
-        corner). On the other side it enclosed s(t), whose edge out to the next step crossed
-        it at every step. Not when more than two states enter by that side, or one in a flat
-        row, or a context (drawn once, its edges come in from the side too: the corner is
-        theirs)."""
+        """The compact cells (cell, column) whose edge up past a state into another state or a
+        named value of the step (an LSTM's cell(t) → h(t) past s(t); the SRU's, its output
+        gate's, into h(t) past c(t); not into a point) runs on the side the states of the step
+        before enter by — the left for a forward cell, the right for a backward one — leaving
+        its upper corner there, the entering states coming in below it (at the side's middle
+        and lower corner). On the other side it enclosed s(t), whose edge out to the next step
+        crossed it at every step. Not when more than two states enter by that side, or one in
+        a flat row, or a context (drawn once, its edges come in from the side too: the corner
+        is theirs)."""
         kinds = self.book.variables
         ups = {(src, s): kinds[dst].backward for (src, s), (dst, c), _ in placement.edges
-               if s == c and s is not None and kinds[src].kind == "cell" and
-               kinds[dst].kind == "state" and self.row[dst] - self.row[src] > 1}
+               if self.up_past(src, s, dst, c) and kinds[dst].kind in ("state", "named")}
         entering: dict[tuple[str, int], int] = {}     # by the side of the step before
         for (src, s), (dst, c), _ in placement.edges:
             if (dst, c) not in ups:
@@ -870,12 +880,18 @@ class _Drawer:
             row = shared.get((c, self.row[name]), [name])
             middle = spine.get((c, self.row[name]), row[0])
             return row.index(name) - row.index(middle) if middle in row else 0
+        # (a lifted cell's edge up holds its lower corner, ``lifted_ends``; a jump its port)
+        ups = {(src, s, dst, c) for (src, s), (dst, c), _ in placement.edges
+               if (src, s) in lifted and self.up_past(src, s, dst, c)}
+        held: dict[tuple[str, int], list[str]] = {}
+        for (_, _, dst, c), port in [*((up, self.lifted_ends(up[2])[0]) for up in ups),
+                                     *jumps.items()]:
+            held.setdefault((dst, c), []).append(port)
         below: dict[tuple[str, int], list[tuple[float, int, str]]] = {}
         for k, ((src, s), (dst, c), e) in enumerate(placement.edges):
             if s == c and s is not None and self.row[src] < self.row[dst] and \
-                    (src, s, dst, c) not in jumps:
+                    (src, s, dst, c) not in jumps and (src, s, dst, c) not in ups:
                 below.setdefault((dst, c), []).append((across(src, c), k, src))
-        jumped = {(dst, c): port for (_, _, dst, c), port in jumps.items()}
         for (dst, c), found in below.items():
             if len(found) < 2:
                 continue
@@ -883,7 +899,7 @@ class _Drawer:
             # pulled the column out of line); the others take the lower corners, by side
             straight = [f for f in found if f[0] == 0 and self.row[f[2]] == self.row[dst] - 1]
             rest = sorted(f for f in found if f not in straight[:1])
-            free = [p for p in ("sw", "se") if p != jumped.get((dst, c))]
+            free = [p for p in ("sw", "se") if p not in held.get((dst, c), ())]
             if not straight:
                 free = ["sw", "s", "se"] if len(rest) == 3 else free
             if len(rest) > len(free):
@@ -1010,11 +1026,43 @@ class _Drawer:
             stack = by_col.get(c + 1)
             if len(nodes) < 2 or not stack or r in stack:
                 continue
-            point = f"hold{c + 1}-{r}{self.suffix}"
-            self.dot.node(point, **POINT)
+            stack[r] = self.hold_point(c + 1, r, nodes[-1])
+        self.hold_ends(placement, by_col)
+
+    def hold_ends(self, placement: Placement, by_col: dict[int, dict[int, str]]) -> None:
+        """Invisible points in ``by_col``: an ellipsis column at either end (``c(…)``) that
+        draws nothing in the rows above its ellipsis up to where the ``lifted`` cell of the
+        step beside it sends its edge past the ellipsis's row (the SRU's cell(t+1) → h(t+1)
+        past c(t+1) → c(…), x(t+1) –P→ h(t+1) beside it) gets a point in each of them, on its
+        own vertical line. Without them nothing held those edges in: dot, which keeps a row's
+        nodes joined by flat edges together, put their bends beyond the ellipsis and left them
+        there (nothing crossed out there), round it."""
+        cols, lifted = placement.columns, self.lifted(placement)
+        for end, col in enumerate(cols):
+            beside = end - 1 if end == len(cols) - 1 else end + 1
+            if col.kind != "end" or not 0 <= beside < len(cols) or end not in by_col:
+                continue
+            stack, near = by_col[end], by_col.get(beside, {})
+            for r in [r for r in sorted(stack) if r + 1 not in stack]:
+                top = max((self.row[dst] for (src, s), (dst, c), _ in placement.edges
+                           if s == c == beside and (src, s) in lifted and
+                           self.row[src] < r < self.row[dst]), default=r)
+                for up in range(r + 1, top + 1):
+                    if up not in stack and up in near:
+                        stack[up] = self.hold_point(end, up, near[up], left=end < beside)
+
+    def hold_point(self, c: int, r: int, beside: str, left: bool = False) -> str:
+        """An invisible point of column ``c`` in row ``r``, right of node ``beside`` (or left of
+        it, first in the row, ``left``) — for ``hold_rows`` and ``hold_ends``."""
+        point = f"hold{c}-{r}{self.suffix}"
+        self.dot.node(point, **POINT)
+        if left:
+            self.ranks.setdefault(r, []).insert(0, point)
+            self.invisible(point, beside)
+        else:
             self.ranks.setdefault(r, []).append(point)
-            self.invisible(nodes[-1], point)
-            stack[r] = point
+            self.invisible(beside, point)
+        return point
 
 
 def _name(rec: Recurrence, view: str) -> str:
