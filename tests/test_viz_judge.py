@@ -843,10 +843,9 @@ def test_plain_recurrences_unfold_without_crossings(build):
     assert crossings(lay(viz.unfolded(build(), steps=3))) == []
 
 
-@pytest.mark.parametrize("build", [still_open(28, M.bidirectional, id="bidirectional"),
-                                   still_open(28, M.bidirectional_helper, id="bidirectional_helper"),
-                                   still_open(28, M.birnn_concat_out, id="birnn_concat_out")])
-def test_a_bidirectional_net_s_chains_run_straight(build):                     # finding 28
+@pytest.mark.parametrize("build", [M.bidirectional, M.bidirectional_helper, M.birnn_concat_out],
+                         ids=lambda b: b.__name__)
+def test_a_bidirectional_net_s_chains_run_straight(build):             # finding 28 (fixed s10)
     """Fig. 10.11: the h row pointing right and the g row pointing left, each a straight chain —
     every point of h(t) → h(t+1) and g(t+1) → g(t) within a circle's radius of its row. (Each
     x(t) → g(t) must cross the h chain somewhere, as in the book, so crossings are no test.)"""
