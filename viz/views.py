@@ -269,9 +269,10 @@ class _Drawer:
                       for end, which in ((tail, "tail"), (head, "head")))
         if up == 0 and leftward:
             self.edge(*shown, constraint="false", **attrs)
-            # (its twin ported: unported, dot drew the pair as two nested arcs, the visible
-            # one bowed 17 pt over the row)
-            self.invisible(head, tail, side="n", weight=attrs.get("weight", "1"))
+            # (in a chain's row, its twin ported: unported, dot drew the pair as two nested
+            # arcs, the visible one bowed 17 pt over the row)
+            self.invisible(head, tail, side="n" if self.row[e.dst] in self.chains else "",
+                           weight=attrs.get("weight", "1"))
         elif up < 0 and not across:
             self.edge(tail, head, constraint="false", **attrs)
             self.invisible(head.split(":")[0], tail, side="c", weight="8",
@@ -635,9 +636,13 @@ class _Drawer:
                          if s is not None and c is not None and abs(c - s) > 1 and
                          self.row[src] == self.row[dst])
         self.arcs = arcs
-        self.chains = frozenset(self.row[dst] for (src, s), (dst, c), e in placement.edges
-                                if s is not None and c is not None and s != c and
-                                self.row[src] == self.row[dst])
+        # (between two steps, not an ellipsis: a compact cell's states reach the next step
+        # through its cell; not in open cells: there x(t) → the backward gates jump the
+        # forward band, and their labels, all at x(t), stood on one another)
+        self.chains = frozenset() if boxes else frozenset(
+            self.row[dst] for (src, s), (dst, c), e in placement.edges
+            if s is not None and c is not None and s != c and self.row[src] == self.row[dst]
+            and cols[s].kind == cols[c].kind == "step")
         boxes_in = {(dst, c) for (_, s), (dst, c), _ in placement.edges
                     if boxes and s is not None and s != c and dst in boxed}
         jumps = self.jump_ports(placement, spine) if boxes else {}
