@@ -387,9 +387,9 @@ def test_op_view_gradient_nodes_carry_their_meaning(build):           # finding 
 
 
 @pytest.mark.parametrize("build", [M.lstm_named, M.lstm_inline, M.lstm_stacked_ofig, M.gru_two_layers,
-                                   M.lstm_peephole, still_open(62, M.bilstm_loop, id="bilstm_loop")],
+                                   M.lstm_peephole, M.bilstm_loop, M.bigru, M.lstm_layers_loop],
                          ids=lambda b: getattr(b, "__name__", b))
-def test_the_3_step_lstm_backward_panel_fits_a_laptop_screen(build):             # (62: bilstm)
+def test_the_3_step_lstm_backward_panel_fits_a_laptop_screen(build):   # (62: bilstm, fixed s10)
     g, _ = op_view(build, 3)
     laid = lay(g)
     bb = next([float(v) for v in o["bb"].split(",")] for o in laid.raw["objects"]
