@@ -571,7 +571,9 @@ class _Columns:
     (``remincross=false``: with it, the walls' vertical edges let it swap nodes across them).
     Each step is named under its lowest row. Unstepped nodes (the seed ∇L = 1, the sums ∇W,
     the running loss) have rows but no column; parameters that nothing drawn reads (their
-    copies W(t) are) stand in a row of their own under the forward panel.
+    copies W(t) are) stand in a row of their own under the forward panel. ``compact``
+    (``_fitted``): in the backward panel, the two flows of a step stacked
+    (``_stacked_flows``), the sums over the steps in rows above them (``_sums_on_top``).
 
     (Measured on a 3-step LSTM: the staircase has 45 crossings, the forward panel 1 888 × 1 891
     px at 96 dpi; every step on the same rows instead — edges between steps not ranking their
