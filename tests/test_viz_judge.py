@@ -845,12 +845,14 @@ def test_plain_recurrences_unfold_without_crossings(build):
 
 @pytest.mark.parametrize("build", [M.bidirectional, M.bidirectional_helper, M.birnn_concat_out],
                          ids=lambda b: b.__name__)
-def test_a_bidirectional_net_s_chains_run_straight(build):             # finding 28 (fixed s10)
+@pytest.mark.parametrize("view", ["unfolded3", "window"])
+def test_a_bidirectional_net_s_chains_run_straight(build, view):       # finding 28 (fixed s10)
     """Fig. 10.11: the h row pointing right and the g row pointing left, each a straight chain —
     every point of h(t) → h(t+1) and g(t+1) → g(t) within a circle's radius of its row. (Each
-    x(t) → g(t) must cross the h chain somewhere, as in the book, so crossings are no test.)"""
+    x(t) → g(t) must cross the h chain somewhere, as in the book, so crossings are no test.)
+    In the book's window too (its ellipses h(…), g(…) at the ends of the chains)."""
     from viz_json import _bezier_points
-    laid = lay(viz.unfolded(build(), steps=3))
+    laid = lay(VIEWS[view](build()))
     for e in laid.edges:
         (a, ta), (b, tb) = split(e.tail), split(e.head)
         if a == b and a in ("h", "g") and ta != tb:
