@@ -49,7 +49,6 @@ LEFT = {
     ('bidirectional lstm', 'unfolding steps=3 open'): 10,
     ('conditional_rnn', 'unfolding steps=3 open'): 2,
     ('context_rnn', 'unfolding steps=3 open'): 2,
-    ('gru reset_after', 'graph backward'): 1,
     ('memory_network', 'cell'): 6,
     # (memory_network's folded views: read.k → read.w and read.beta → read.w end at one point
     # since the long names read.k, write.beta widen only their own circles — finding 55, s8;
