@@ -699,11 +699,11 @@ def _rows(ids: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
 
 
 def _flows(ids: list[str], edges: list[tuple[str, str]], column: dict[str, float | None]
-           ) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
+           ) -> dict[str, set[str]]:
     """For each id in a column, the sides ("left", "right") of the other columns whose values
     reach it through nodes of its own column (in a bidirectional net's backward panel, the
     gradient of the forward states comes from the step after, right; that of the backward
-    states from the step before, left), and the edges inside one column (tail → heads)."""
+    states from the step before, left)."""
     side: dict[str, set[str]] = {i: set() for i in ids}
     inside: dict[str, list[str]] = {i: [] for i in ids}
     for t, h in edges:
@@ -721,7 +721,7 @@ def _flows(ids: list[str], edges: list[tuple[str, str]], column: dict[str, float
             if not side[t] <= side[h]:
                 side[h] |= side[t]
                 work.append(h)
-    return side, inside
+    return side
 
 
 def _stacked_flows(ids: list[str], edges: list[tuple[str, str]], row: dict[str, int],
@@ -733,7 +733,7 @@ def _stacked_flows(ids: list[str], edges: list[tuple[str, str]], row: dict[str, 
     bidirectional LSTM's panel 1 748 px). The flow that starts lower keeps its rows; the
     other stands above its values (beside its leaves). Not where the upper flow leads back
     into the lower one."""
-    side, _ = _flows([i for i in ids if i in part], edges, column)
+    side = _flows([i for i in ids if i in part], edges, column)
     after: dict[str, list[str]] = {}
     for t, h in edges:
         after.setdefault(t, []).append(h)
