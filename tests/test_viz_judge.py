@@ -387,9 +387,9 @@ def test_op_view_gradient_nodes_carry_their_meaning(build):           # finding 
 
 
 @pytest.mark.parametrize("build", [M.lstm_named, M.lstm_inline, M.lstm_stacked_ofig, M.gru_two_layers,
-                                   M.lstm_peephole, still_open(62, M.bilstm_loop, id="bilstm_loop")],
+                                   M.lstm_peephole, M.bilstm_loop, M.bigru, M.lstm_layers_loop],
                          ids=lambda b: getattr(b, "__name__", b))
-def test_the_3_step_lstm_backward_panel_fits_a_laptop_screen(build):             # (62: bilstm)
+def test_the_3_step_lstm_backward_panel_fits_a_laptop_screen(build):   # (62: bilstm, fixed s10)
     g, _ = op_view(build, 3)
     laid = lay(g)
     bb = next([float(v) for v in o["bb"].split(",")] for o in laid.raw["objects"]
@@ -832,7 +832,7 @@ def test_einsum_function_calls_add_n_and_transposes_draw_as_operators(build):
 SPACING_OPEN: dict[str, int] = {   # (33 fixed in viz s7; bigru passes: viz2's cells; 27 fixed in viz
     # 8134743; 54's sru in s10: its cell's edge up lifted, x(t) –P→ h(t) on the right of every step)
     "lstm_projection": 73, "rnn_coupled_sizes": 72, "elman_context_units": 81}   # (round 6)
-LABELS_OPEN: dict[str, int] = {"rnn_coupled_sizes": 72}                 # (round 6)
+LABELS_OPEN: dict[str, int] = {}   # (72's labels clear since s10-bidi's tail labels, merged in s11)
 
 
 def unfolded_steps_are_evenly_spaced(build):                              # finding 27
@@ -851,15 +851,16 @@ def test_plain_recurrences_unfold_without_crossings(build):
     assert crossings(lay(viz.unfolded(build(), steps=3))) == []
 
 
-@pytest.mark.parametrize("build", [still_open(28, M.bidirectional, id="bidirectional"),
-                                   still_open(28, M.bidirectional_helper, id="bidirectional_helper"),
-                                   still_open(28, M.birnn_concat_out, id="birnn_concat_out")])
-def test_a_bidirectional_net_s_chains_run_straight(build):                     # finding 28
+@pytest.mark.parametrize("build", [M.bidirectional, M.bidirectional_helper, M.birnn_concat_out],
+                         ids=lambda b: b.__name__)
+@pytest.mark.parametrize("view", ["unfolded3", "window"])
+def test_a_bidirectional_net_s_chains_run_straight(build, view):       # finding 28 (fixed s10)
     """Fig. 10.11: the h row pointing right and the g row pointing left, each a straight chain —
     every point of h(t) → h(t+1) and g(t+1) → g(t) within a circle's radius of its row. (Each
-    x(t) → g(t) must cross the h chain somewhere, as in the book, so crossings are no test.)"""
+    x(t) → g(t) must cross the h chain somewhere, as in the book, so crossings are no test.)
+    In the book's window too (its ellipses h(…), g(…) at the ends of the chains)."""
     from viz_json import _bezier_points
-    laid = lay(viz.unfolded(build(), steps=3))
+    laid = lay(VIEWS[view](build()))
     for e in laid.edges:
         (a, ta), (b, tb) = split(e.tail), split(e.head)
         if a == b and a in ("h", "g") and ta != tb:

@@ -131,8 +131,15 @@ def test_parameters_stand_once_in_a_row_that_says_what_a_copy_is():
     assert len(ys) == 1 and min(y for _, y in map(laid.xy, laid.nodes)) >= min(ys) - 1
 
 
-def test_the_backward_panel_of_a_3_step_lstm_fits_a_laptop_screen():
-    g = op_view(models.lstm(3, 4, 2), 3)
+@pytest.mark.parametrize("build", [lambda: models.lstm(3, 4, 2),
+                                   lambda: models.bidirectional(3, 4, 2, cell="lstm"),
+                                   lambda: models.bidirectional(3, 4, 2, cell="gru"),
+                                   lambda: models.deep_rnn(3, [4, 4], 2, cell="lstm")],
+                         ids=["lstm", "bidirectional lstm", "bidirectional gru", "two-layer lstm"])
+def test_the_backward_panel_of_a_3_step_lstm_fits_a_laptop_screen(build):
+    """Finding 62: the bidirectional and two-layer LSTMs' panels too (1 668 and 1 405 px wide
+    before their rows were made compact, ``viz.ops_view._fitted``)."""
+    g = op_view(build(), 3)
     boxes = {o["name"]: o["bb"] for o in viz.layout(g)["objects"] if "bb" in o}
     x0, y0, x1, y1 = map(float, boxes["cluster_backward"].split(","))
     assert (x1 - x0) * 96 / 72 < 1366 and (y1 - y0) * 96 / 72 < 900   # px at 96 dpi

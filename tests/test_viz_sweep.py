@@ -44,7 +44,6 @@ LEFT = {
     # and 5, bidirectional lstm open 4 and 10 → 0, memory_network lstm open 13 → 0)
     ('conditional_rnn', 'unfolding steps=3 open'): 2,
     ('context_rnn', 'unfolding steps=3 open'): 2,
-    ('gru reset_after', 'graph backward'): 1,
     # (6 before s10-memnet's wider ×: k's and β's arrowheads still meet on the addressing ×)
     ('memory_network', 'cell'): 3,
     # (memory_network's folded views: read.k → read.w and read.beta → read.w end at one point

@@ -271,8 +271,8 @@ FIGURES: dict[str, Figure] = {f.id: f for f in [
                                   window=_TRIPLET)),
     Figure("10.11", "A bidirectional RNN: h runs forward in time, g backward",
            lambda: views.unfolded(fig_10_11(), window=("t-1", "t", "t+1")),
-           differs="dot bends the h and g chains into arcs between the rows, where the book draws "
-           "two straight rows"),
+           differs="the edges x(t) → g(t) and h(t) → o(t) bend round the states of the row "
+           "they cross, their labels beside their tails"),
     Figure("10.12", "An encoder–decoder (unfold.models.encoder_decoder): the encoder reads "
            "x(1)…x(n_x), its final state is the context C, which the decoder reads at every step "
            "while emitting y(1)…y(n_y) from the previous symbols y_prev (two recurrences joined "

@@ -140,8 +140,7 @@ def meanings(forward: Iterable[Node], backward: Iterable[Node],
                 all(i in bset for i in n.inputs)]
         if adds:
             acc = adds[-1]
-            term = next((i for i in acc.inputs if i in mine or i.adjoint in users.get(x, ())),
-                        None)
+            term = next((i for i in acc.inputs if i in mine or sends(i.adjoint, x)), None)
             sums.setdefault(param, []).append(acc)
             firsts.setdefault(param, []).extend(i for i in acc.inputs if i is not term)
         elif nodes:                          # the first contribution, brought to W's shape
@@ -156,7 +155,7 @@ def meanings(forward: Iterable[Node], backward: Iterable[Node],
         for start in firsts.get(param, ()):
             if start not in inner and start not in copy_of:
                 sender = next((c for c in sorted(users.get(param, ()), key=lambda c: c.serial)
-                               if start.adjoint in users.get(c, ())), None)
+                               if sends(start.adjoint, c)), None)
                 if sender is not None:
                     copy_of[start] = sender
         for p in parts[:-1]:

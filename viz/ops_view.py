@@ -28,7 +28,7 @@ from __future__ import annotations
 import warnings
 from collections import deque
 from dataclasses import replace
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import graphviz
 import numpy as np
@@ -269,7 +269,19 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     meaningful ones only (``∇h(t)``, ``∇W(t)``, ``∇W``), or every op with
     ``backward_ops=True``. ``forward=False`` draws the backward panel alone (a 3-step LSTM's
     is about 1 000 × 800 px; beside its forward panel the drawing is three times as wide).
+    A large backward panel that a laptop's screen would not show whole is drawn more compactly
+    when that makes it smaller (``_fitted``).
     """
+    return _fitted(lambda compact: _graph(
+        nodes, backward=backward, backward_ops=backward_ops, clusters=clusters,
+        collapse=collapse, budget=budget, depth=depth, forward=forward, compact=compact))
+
+
+def _graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[Node, Node],
+           backward_ops: bool, clusters: bool, collapse: int | None, budget: int | None,
+           depth: int | None, forward: bool, compact: bool) -> tuple[Drawing, bool]:
+    """``graph``'s drawing, the backward panel's rows ``compact`` (``_Columns``), and whether
+    that panel is large (``COMPACT`` gradient nodes or more)."""
     roots = [nodes] if isinstance(nodes, Node) else list(nodes) if isinstance(
         nodes, (list, tuple)) else None
     if not roots or not all(isinstance(n, Node) for n in roots):
@@ -366,7 +378,7 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
         column = {i: column[i] for i in panel}
         edges = [e for e in edges if e[0] in panel and e[1] in panel]
         parts = [True]
-    placed = _Columns(panel, column, edges, clusters)
+    placed = _Columns(panel, dict(column), edges, clusters, compact)
     placed.titles = titles
     if g.moved is not None:
         placed.tree = True
@@ -418,7 +430,51 @@ def graph(nodes: Node | Sequence[Node], *, backward: Sequence[Node] | Mapping[No
     for (tail, head, attrs), port in zip(edges, ports):
         dot.edge(tail, head, **attrs, **({"headport": port} if port else {}))
     placed.rank(dot)
-    return dot
+    return dot, clusters and sum(1 for i in members if panel.get(i)) >= COMPACT
+
+
+#: a laptop's screen (px at 96 dpi): a backward panel larger than this is tried compact
+SCREEN = (1366, 900)
+#: the gradient nodes from which a backward panel may not fit the screen (a 3-step LSTM's has
+#: 39 and is 927 px wide; a two-layer or bidirectional LSTM's 70, 1 405–1 748 px)
+COMPACT = 60
+#: DOT source → the size of its backward panel (px), for the layouts already measured
+_MEASURED: dict[str, tuple[float, float] | None] = {}
+
+
+def _fitted(draw: Callable[[bool], tuple[Drawing, bool]]) -> Drawing:
+    """``draw(False)``; when its backward panel is large and larger than ``SCREEN``, laid out,
+    ``draw(True)`` (the two flows of a bidirectional net stacked, the sums over the steps in
+    rows above them, ``_Columns``) if that panel overflows the screen less. Dot spreads such
+    panels unevenly: either arrangement may be the wider one, by a few hundred px."""
+    first, large = draw(False)
+    size = _panel_size(first) if large else None
+    if size is None or _overflow(size) <= 1:
+        return first
+    second, _ = draw(True)
+    other = _panel_size(second)
+    return second if other is not None and _overflow(other) < _overflow(size) else first
+
+
+def _overflow(size: tuple[float, float]) -> float:
+    """How many times the screen ``size`` needs, in its worse direction."""
+    return max(size[0] / SCREEN[0], size[1] / SCREEN[1])
+
+
+def _panel_size(g: Drawing) -> tuple[float, float] | None:
+    """The size (px at 96 dpi) of ``g``'s backward panel laid out by dot (None without dot, or
+    for a drawing too large to lay out)."""
+    from .output import MAX_STATEMENTS, have_dot, layout
+    if g.source not in _MEASURED:
+        if not have_dot() or len(g.body) > MAX_STATEMENTS:
+            return None
+        if len(_MEASURED) > 256:
+            _MEASURED.clear()
+        bb = next((o["bb"] for o in layout(g, quiet=True).get("objects", [])
+                   if o.get("name") == "cluster_backward"), None)
+        x0, y0, x1, y1 = (float(v) for v in bb.split(",")) if bb else (0, 0, 0, 0)
+        _MEASURED[g.source] = ((x1 - x0) * 96 / 72, (y1 - y0) * 96 / 72) if bb else None
+    return _MEASURED[g.source]
 
 
 def _joined(g: _OpGraph) -> tuple[dict[Node, int], dict[int, str]]:
@@ -515,7 +571,9 @@ class _Columns:
     (``remincross=false``: with it, the walls' vertical edges let it swap nodes across them).
     Each step is named under its lowest row. Unstepped nodes (the seed ∇L = 1, the sums ∇W,
     the running loss) have rows but no column; parameters that nothing drawn reads (their
-    copies W(t) are) stand in a row of their own under the forward panel.
+    copies W(t) are) stand in a row of their own under the forward panel. ``compact``
+    (``_fitted``): in the backward panel, the two flows of a step stacked
+    (``_stacked_flows``), the sums over the steps in rows above them (``_sums_on_top``).
 
     (Measured on a 3-step LSTM: the staircase has 45 crossings, the forward panel 1 888 × 1 891
     px at 96 dpi; every step on the same rows instead — edges between steps not ranking their
@@ -523,15 +581,21 @@ class _Columns:
     317 crossings. The old clusters with ties: 219 crossings, 2 560 × 2 723 px.)"""
 
     def __init__(self, panel: dict[str, bool], column: dict[str, float | None],
-                 edges: list[tuple[str, str, dict]], on: bool) -> None:
+                 edges: list[tuple[str, str, dict]], on: bool, compact: bool = False) -> None:
         self.panel, self.column, self.on = panel, column, on
         self.titles: dict[float, str] = {}      # a column's name, if not "step t"
         self.tree = False                       # columns are tree positions: "node p"
         linked = {i for t, h, _ in edges for i in (t, h)}
         self.loose = {i for i in panel if i not in linked and column[i] is None}
-        self.row = _rows([i for i in panel if i not in self.loose],
-                         [(t, h) for t, h, a in edges if a.get("constraint") != "false"]
-                         ) if on else {}
+        ids = [i for i in panel if i not in self.loose]
+        ranking = [(t, h) for t, h, a in edges if a.get("constraint") != "false"]
+        self.row = _rows(ids, ranking) if on else {}
+        if on and compact:              # (the backward panel's rows, ``COMPACT``)
+            part = {i for i in ids if panel[i]}
+            stacked = _stacked_flows(ids, ranking, self.row, column, part)
+            if stacked:
+                self.row = _rows(ids, ranking + stacked)
+            self.row.update(_sums_on_top(ranking, self.row, column, part))
 
     def scaffold(self, frame: graphviz.Digraph, part: bool) -> None:
         """Inside ``frame``, the panel ``part``'s step names and the walls between its steps."""
@@ -632,6 +696,99 @@ def _rows(ids: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
         if out[i] and all(not into[t] for t in into[i]):
             row[i] = min(row[h] for h in out[i]) - 1
     return row
+
+
+def _flows(ids: list[str], edges: list[tuple[str, str]], column: dict[str, float | None]
+           ) -> dict[str, set[str]]:
+    """For each id in a column, the sides ("left", "right") of the other columns whose values
+    reach it through nodes of its own column (in a bidirectional net's backward panel, the
+    gradient of the forward states comes from the step after, right; that of the backward
+    states from the step before, left)."""
+    side: dict[str, set[str]] = {i: set() for i in ids}
+    inside: dict[str, list[str]] = {i: [] for i in ids}
+    for t, h in edges:
+        a, b = column.get(t), column.get(h)
+        if t not in side or h not in side or a is None or b is None:
+            continue
+        if a == b:
+            inside[t].append(h)
+        else:
+            side[h].add("left" if a < b else "right")
+    work = [i for i in ids if side[i]]
+    while work:                                  # (down the edges inside each column)
+        t = work.pop()
+        for h in inside[t]:
+            if not side[t] <= side[h]:
+                side[h] |= side[t]
+                work.append(h)
+    return side
+
+
+def _stacked_flows(ids: list[str], edges: list[tuple[str, str]], row: dict[str, int],
+                   column: dict[str, float | None], part: set[str]) -> list[tuple[str, str]]:
+    """Edges that rank (never drawn) the two flows of a column of ``part`` one above the other:
+    where the gradients that come from the left and those from the right meet in one step
+    (the middle step of a bidirectional net's backward panel, where its two staircases cross),
+    they shared rows, side by side, and that column was twice as wide as the others (a 3-step
+    bidirectional LSTM's panel 1 748 px). The flow that starts lower keeps its rows; the
+    other stands above its values (beside its leaves). Not where the upper flow leads back
+    into the lower one."""
+    side = _flows([i for i in ids if i in part], edges, column)
+    after: dict[str, list[str]] = {}
+    for t, h in edges:
+        after.setdefault(t, []).append(h)
+    by_column: dict[float, dict[str, list[str]]] = {}
+    for i, found in side.items():
+        if len(found) == 1:
+            by_column.setdefault(column[i], {}).setdefault(next(iter(found)), []).append(i)
+    out: list[tuple[str, str]] = []
+    for flows in by_column.values():
+        if len(flows) < 2:
+            continue
+        low, high = sorted(flows.values(), key=lambda f: (min(row[i] for i in f), f[0]))
+        if _reaches(high, set(low), after):
+            continue
+        # (the lower flow's leaves, its ∇W(t) that only the sums read, may stand beside the
+        # upper flow's first values)
+        inner = [a for a in low if any(column.get(h) == column[a] for h in after.get(a, ()))]
+        out += [(a, b) for a in inner for b in high]
+    return out
+
+
+#: the sums over the steps that share one row above the steps (``_sums_on_top``)
+SUMS_PER_ROW = 4
+
+
+def _sums_on_top(edges: list[tuple[str, str]], row: dict[str, int],
+                 column: dict[str, float | None], part: set[str]) -> dict[str, int]:
+    """New rows for the sums over the steps of ``part`` (unstepped values that nothing drawn
+    reads: ∇W = Σ_t ∇W(t)) that stand in the upper half of its rows: above every step, at
+    most ``SUMS_PER_ROW`` a row. On the rows of the steps' values, dot stood them at either end
+    of those rows, past the first and the last step (a bidirectional LSTM's sums of ∇U_gb(t),
+    ∇W_gb(t), ∇b_gb(t) 110 pt left of step 1)."""
+    read = {t for t, h in edges}
+    stepped = [row[i] for i in part if column.get(i) is not None and i in row]
+    if not stepped:
+        return {}
+    low, top = min(stepped), max(stepped)
+    sums = sorted((h for h in {h for _, h in edges} if h in part and h in row and
+                   column.get(h) is None and h not in read and 2 * row[h] > low + top),
+                  key=lambda h: (row[h], h))
+    return {h: top + 1 + k // SUMS_PER_ROW for k, h in enumerate(sums)}
+
+
+def _reaches(starts: list[str], targets: set[str], after: dict[str, list[str]]) -> bool:
+    """Whether a path along ``after`` (tail → heads) leads from one of ``starts`` to one of
+    ``targets``."""
+    seen, work = set(starts), list(starts)
+    while work:
+        for h in after.get(work.pop(), ()):
+            if h in targets:
+                return True
+            if h not in seen:
+                seen.add(h)
+                work.append(h)
+    return False
 
 
 #: ops that only bring a gradient to another shape (summed over the batch, reshaped)

@@ -107,6 +107,8 @@ class _Drawer:
         #: row → the rank it stands in, when two halves are levelled (``unfolding``)
         self.levels: dict[int, int] | None = None
         self.arcs: frozenset[int] = frozenset()  # rows whose edges up into them span 3 ranks
+        #: rows whose edges run between columns (Fig. 10.11's h and g chains: ``jumps_a_chain``)
+        self.chains: frozenset[int] = frozenset()
         #: ends moved off the loops (``viz.loops``): (tail, head) → their ports
         self.ports: loops.Ports = {}
         self.folded_suffix = ""                  # that of ``folded``'s node ids
@@ -140,7 +142,8 @@ class _Drawer:
                 self.joined.add(pair)
 
     def edge_label(self, e: Edge, free: bool = False, at_head: bool | str = False,
-                   at_end: str = "", far_head: bool = False) -> dict[str, str]:
+                   at_end: str = "", far_head: bool = False,
+                   at_tail: bool = False) -> dict[str, str]:
         """The parameters on ``e``. On an edge inside a row or one that does not rank its ends
         (``free``) the label is an ``xlabel``: dot routes true labels of such edges badly (loops,
         and lost edges when other edges cross the row). ``at_head``: a ``headlabel`` beside the
@@ -149,12 +152,16 @@ class _Drawer:
         inside the box). ``at_end`` ("head" or "tail"): the label of an arc under a row beside
         that end, 25 pt off, just above the arc (see ``end_labels``: 5–20° clear the label of
         the state and of the arcs crossing the ends, in windows of delays 3 to 5). ``far_head``:
-        a ``headlabel`` 45 pt back along the line, turned to its left (``past_rows``)."""
+        a ``headlabel`` 45 pt back along the line, turned to its left (``past_rows``).
+        ``at_tail``: a ``taillabel`` right of the line just past its tail (an edge that jumps
+        over a row of chain edges, ``jumps_a_chain``)."""
         names = (e.labels if self.show_params else ()) + (e.biases if self.show_biases else ())
         if not names:
             return {}
         if far_head:
             return {"headlabel": L.params(names), "labeldistance": "4.5", "labelangle": "25"}
+        if at_tail:
+            return {"taillabel": L.params(names), "labeldistance": "2.5", "labelangle": "25"}
         if at_end:
             return {f"{at_end}label": L.params(names), "labeldistance": "2.5",
                     "labelangle": "-12" if at_end == "head" else "12"}
@@ -286,12 +293,18 @@ class _Drawer:
         ``bottom`` ("head" or "tail"): the end of an arc in a row that meets its node at the
         bottom (``ellipsis_bottoms``)."""
         up = self.row[e.dst] - self.row[e.src]
+        jumps = up > 1 and self.jumps_a_chain(e)
+        if jumps and port[-1:] in ("e", "w") and not tail_port:
+            # (leaving on the side it enters: dot swung the edges of the outer steps of a
+            # window round the other side of the chain's state, across its neighbours' edges)
+            tail_port = "n" + port[-1]
         if port and up != 0:
             head = f"{head}:{port}"
         if tail_port and up != 0:
             tail = f"{tail}:{tail_port}"
         attrs = {**self.edge_label(e, free=free_label or up == 0 or (up < 0 and not across),
-                                   at_head=at_head, at_end=at_end, far_head=far_head),
+                                   at_head=at_head, at_end=at_end, far_head=far_head,
+                                   at_tail=jumps),
                  "tooltip": L.tooltip(tip)}
         if abs(up) > 1:
             attrs["weight"] = "0"
@@ -305,13 +318,24 @@ class _Drawer:
                       for end, which in ((tail, "tail"), (head, "head")))
         if up == 0 and leftward:
             self.edge(*shown, constraint="false", **attrs)
-            self.invisible(head, tail, weight=attrs.get("weight", "1"))
+            # (in a chain's row, its twin ported: unported, dot drew the pair as two nested
+            # arcs, the visible one bowed 17 pt over the row)
+            self.invisible(head, tail, side="n" if self.row[e.dst] in self.chains else "",
+                           weight=attrs.get("weight", "1"))
         elif up < 0 and not across:
             self.edge(tail, head, constraint="false", **attrs)
             self.invisible(head.split(":")[0], tail, side="c", weight="8",
                            **({"minlen": str(-up)} if up < -1 else {}))
         else:
             self.edge(*shown, **attrs)
+
+    def jumps_a_chain(self, e: Edge) -> bool:
+        """Whether ``e`` runs up past a row of ``chains`` (Fig. 10.11's x(t) → g(t) past h's
+        row, h(t) → o(t) past g's). Its true label would stand on a node of dot's in that row,
+        between two states of the chain, whose edge then no longer joins neighbours: dot bent
+        it into an arc round the label (h(1) → h(2) sagged 53 pt below its row)."""
+        low, high = sorted((self.row[e.src], self.row[e.dst]))
+        return any(low < r < high for r in self.chains)
 
     def bottom_up(self, names: Iterable[str]) -> list[str]:
         """``names`` in the order their nodes are declared: bottom row first (stable within a
@@ -682,6 +706,13 @@ class _Drawer:
                          if s is not None and c is not None and abs(c - s) > 1 and
                          self.row[src] == self.row[dst])
         self.arcs = arcs
+        # (between two steps, not an ellipsis: a compact cell's states reach the next step
+        # through its cell; not in open cells: there x(t) → the backward gates jump the
+        # forward band, and their labels, all at x(t), stood on one another)
+        self.chains = frozenset() if boxes else frozenset(
+            self.row[dst] for (src, s), (dst, c), e in placement.edges
+            if s is not None and c is not None and s != c and self.row[src] == self.row[dst]
+            and cols[s].kind == cols[c].kind == "step")
         boxes_in = {(dst, c) for (_, s), (dst, c), _ in placement.edges
                     if boxes and s is not None and s != c and dst in boxed}
         jumps = self.jump_ports(placement, spine) if boxes else {}
@@ -927,14 +958,15 @@ class _Drawer:
     def past_row_ports(self, placement: Placement, boxes_in: set) -> dict[tuple, str]:
         """Compact cells: an edge from below that jumps over a row into a state whose edges
         from and to the neighbouring steps run in its row (Fig. 10.11's x(t) → g(t) past h(t))
-        enters the state at the middle of the side its edge from the step before comes in
-        (the right, for a backward state), above that edge's arrowhead and clear of the edge to
-        the next step, which leaves at the other lower corner. Unported, dot ended it at that
+        enters the state at the lower corner of the side its edge from the step before comes in
+        (the right, for a backward state), under that edge's arrowhead at the middle of the
+        side (the chain runs straight: ``jumps_a_chain``) and clear of the edge to the next
+        step, which leaves from the other side's middle. Unported, dot ended it at that
         corner (g(t) → g(t−1)'s start); at the far side's middle it hooked round under g(t)."""
         kinds = self.book.variables
         flat = {dst for (src, s), (dst, c), _ in placement.edges
                 if s is not None and c is not None and s != c and self.row[src] == self.row[dst]}
-        return {(src, s, dst, c): "e" if kinds[dst].backward else "w"
+        return {(src, s, dst, c): "se" if kinds[dst].backward else "sw"
                 for (src, s), (dst, c), _ in placement.edges
                 if s == c and s is not None and dst in flat and kinds[dst].kind == "state" and
                 kinds[src].kind != "cell" and (dst, c) not in boxes_in and
